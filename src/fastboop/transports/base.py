@@ -1,0 +1,117 @@
+"""The one interface every transport implements, and the registry that names them.
+
+A transport moves whole *packets* between the host and a device: one fastboot command or
+response, one chunk of download data, one smoo request. USB bulk transfers, TCP frames and
+UDP messages all map onto that, so the protocol cores above never know which wire they are
+on. Transports report what they exchanged to an optional :class:`WireTap`, which is how raw
+exchanges reach the journal for offline replay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal, Protocol, runtime_checkable
+
+import msgspec
+
+Direction = Literal["out", "in"]
+
+
+class DeviceAddress(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a device was found and what it said about itself.
+
+    ``transport`` is the registry name (``usb``, ``tcp``, ``udp``, ``sim``, ``replay``);
+    ``location`` is transport-specific (``1-2.3`` for USB, ``127.0.0.1:5554`` for TCP).
+    """
+
+    transport: str
+    location: str
+    vid: int | None = None
+    pid: int | None = None
+    serial: str | None = None
+
+
+class WireTap(Protocol):
+    """Receives each raw exchange so the journal can record it."""
+
+    def __call__(self, direction: Direction, data: bytes, /) -> None: ...
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """An open connection to one device that carries packets both ways."""
+
+    @property
+    def address(self) -> DeviceAddress: ...
+
+    async def send(self, packet: bytes, *, timeout: float) -> None:
+        """Send one packet; raise :class:`TransportError` or ``TimeoutError``."""
+        ...
+
+    async def receive(self, max_size: int, *, timeout: float) -> bytes:
+        """Receive one packet of at most ``max_size`` bytes."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the device. Safe to call twice."""
+        ...
+
+
+TransportFactory = Callable[..., Transport]
+
+_REGISTRY: dict[str, TransportFactory] = {}
+
+
+def register_transport(name: str, factory: TransportFactory) -> None:
+    """Make a transport available under ``name``; third parties call this too."""
+    if name in _REGISTRY and _REGISTRY[name] is not factory:
+        raise ValueError(f"transport {name!r} is already registered")
+    _REGISTRY[name] = factory
+
+
+def transport_factory(name: str) -> TransportFactory:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY)) or "none"
+        raise LookupError(f"unknown transport {name!r} (known: {known})") from None
+
+
+def registered_transports() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+class TransportError(Exception):
+    """The link to the device failed: I/O error, disconnect, short write, busy.
+
+    Carries the device address so messages say *which* device misbehaved.
+    """
+
+    def __init__(self, message: str, *, address: DeviceAddress | None = None):
+        self.address = address
+        where = f"{address.transport}:{address.location}: " if address else ""
+        super().__init__(f"{where}{message}")
+
+
+class TappedTransport:
+    """Wraps a transport and reports every packet to a :class:`WireTap`."""
+
+    def __init__(self, inner: Transport, tap: WireTap):
+        self._inner = inner
+        self._tap = tap
+
+    @property
+    def address(self) -> DeviceAddress:
+        return self._inner.address
+
+    async def send(self, packet: bytes, *, timeout: float) -> None:
+        await self._inner.send(packet, timeout=timeout)
+        self._tap("out", packet)
+
+    async def receive(self, max_size: int, *, timeout: float) -> bytes:
+        packet = await self._inner.receive(max_size, timeout=timeout)
+        self._tap("in", packet)
+        return packet
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()

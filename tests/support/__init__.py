@@ -1,0 +1,1 @@
+"""Shared test helpers: real artifacts fetched and cached, never faked."""

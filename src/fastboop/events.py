@@ -1,0 +1,238 @@
+"""Events: everything that reaches a session from outside, as typed, versioned values.
+
+The session machine is a pure fold over these. Each event type is a frozen
+``msgspec.Struct`` in one tagged union (tag field ``type``), and carries a schema
+``VERSION``: when a type's fields change incompatibly, bump it and register an upcaster in
+:mod:`fastboop.journal.schema` so old journals still replay.
+
+Two kinds of event exist, and the distinction is explicit rather than inferred:
+
+* **control** events can change the machine's state (``DeviceArrived``, ``UploadFailed``…);
+* **observations** only update counters and never change state or emit effects
+  (``TransferProgress``, ``ServeStats``, ``GetvarAnswered``, ``BootloaderMessage``). They
+  dominate long sessions, so the machine folds them without a trip through ``transitions``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import msgspec
+
+from fastboop.transports.base import DeviceAddress
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    """Base of every event. ``VERSION`` is the schema version of the concrete type."""
+
+    VERSION: ClassVar[int] = 1
+    OBSERVATION: ClassVar[bool] = False
+
+
+class SessionConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything the machine's decisions depend on besides events.
+
+    It travels inside :class:`SessionStarted`, so a replay re-drives the machine with the
+    very configuration the recorded session had.
+    """
+
+    rootfs: str
+    device_profile: str | None = None
+    transports: tuple[str, ...] = ("usb",)
+    wait_for_device_s: float = 0.0  # 0 = wait forever
+    probe_timeout_s: float = 30.0
+    build_timeout_s: float = 600.0
+    upload_timeout_s: float = 600.0
+    boot_timeout_s: float = 60.0
+    gadget_timeout_s: float = 60.0
+    serve_duration_s: float = 0.0  # 0 = serve until stopped
+    max_attempts: int = 3
+    gadget_reconnect_timeout_s: float = 30.0
+
+
+class ProfileMismatch(msgspec.Struct, frozen=True, kw_only=True):
+    """Why one profile did not match: its first failing probe step."""
+
+    profile: str
+    step: str
+    expected: str
+    actual: str
+
+
+# --- session ------------------------------------------------------------------------------
+
+
+class SessionStarted(Event, frozen=True, tag="session_started"):
+    config: SessionConfig
+
+
+class CancelRequested(Event, frozen=True, tag="cancel_requested"):
+    reason: str = "cancelled by user"
+
+
+class TimerFired(Event, frozen=True, tag="timer_fired"):
+    name: str
+    timer_id: int
+
+
+# --- detection and probing ----------------------------------------------------------------
+
+
+class DeviceArrived(Event, frozen=True, tag="device_arrived"):
+    device: DeviceAddress
+
+
+class DeviceLeft(Event, frozen=True, tag="device_left"):
+    device: DeviceAddress
+
+
+class GetvarAnswered(Event, frozen=True, tag="getvar_answered"):
+    OBSERVATION: ClassVar[bool] = True
+    name: str
+    value: str | None = None
+    failure: str | None = None
+
+
+class ProbeFinished(Event, frozen=True, tag="probe_finished"):
+    """The probe ran to the end; ``matched`` lists every profile that matched."""
+
+    matched: tuple[str, ...]
+    mismatches: tuple[ProfileMismatch, ...] = ()
+
+
+class ProbeFailed(Event, frozen=True, tag="probe_failed"):
+    """The probe could not run (I/O error, timeout): not a mismatch."""
+
+    kind: str
+    message: str
+
+
+# --- build --------------------------------------------------------------------------------
+
+
+class BuildFinished(Event, frozen=True, tag="build_finished"):
+    image_sha256: str
+    image_size: int
+    summary: str = ""
+
+
+class BuildFailed(Event, frozen=True, tag="build_failed"):
+    message: str
+
+
+# --- upload and boot ----------------------------------------------------------------------
+
+
+class TransferProgress(Event, frozen=True, tag="transfer_progress"):
+    OBSERVATION: ClassVar[bool] = True
+    sent: int
+    total: int
+
+
+class BootloaderMessage(Event, frozen=True, tag="bootloader_message"):
+    """An INFO or TEXT line the bootloader printed."""
+
+    OBSERVATION: ClassVar[bool] = True
+    text: str
+
+
+class UploadAccepted(Event, frozen=True, tag="upload_accepted"):
+    size: int
+
+
+class UploadFailed(Event, frozen=True, tag="upload_failed"):
+    kind: str  # fastboot error kind: bad_argument, transport, timeout, protocol, device_fail
+    message: str
+
+
+class BootAccepted(Event, frozen=True, tag="boot_accepted"):
+    pass
+
+
+class BootFailed(Event, frozen=True, tag="boot_failed"):
+    kind: str
+    message: str
+
+
+# --- gadget and serving -------------------------------------------------------------------
+
+
+class GadgetFound(Event, frozen=True, tag="gadget_found"):
+    device: DeviceAddress
+    session_id: int = 0
+
+
+class GadgetLost(Event, frozen=True, tag="gadget_lost"):
+    reason: str
+
+
+class ServeStats(Event, frozen=True, tag="serve_stats"):
+    OBSERVATION: ClassVar[bool] = True
+    ios: int
+    bytes_read: int
+    bytes_written: int
+    in_flight: int = 0
+    in_flight_peak: int = 0
+
+
+class ServeEnded(Event, frozen=True, tag="serve_ended"):
+    reason: str
+
+
+class ServeFailed(Event, frozen=True, tag="serve_failed"):
+    message: str
+
+
+EVENT_TYPES: tuple[type[Event], ...] = (
+    SessionStarted,
+    CancelRequested,
+    TimerFired,
+    DeviceArrived,
+    DeviceLeft,
+    GetvarAnswered,
+    ProbeFinished,
+    ProbeFailed,
+    BuildFinished,
+    BuildFailed,
+    TransferProgress,
+    BootloaderMessage,
+    UploadAccepted,
+    UploadFailed,
+    BootAccepted,
+    BootFailed,
+    GadgetFound,
+    GadgetLost,
+    ServeStats,
+    ServeEnded,
+    ServeFailed,
+)
+
+AnyEvent = (
+    SessionStarted
+    | CancelRequested
+    | TimerFired
+    | DeviceArrived
+    | DeviceLeft
+    | GetvarAnswered
+    | ProbeFinished
+    | ProbeFailed
+    | BuildFinished
+    | BuildFailed
+    | TransferProgress
+    | BootloaderMessage
+    | UploadAccepted
+    | UploadFailed
+    | BootAccepted
+    | BootFailed
+    | GadgetFound
+    | GadgetLost
+    | ServeStats
+    | ServeEnded
+    | ServeFailed
+)
+
+
+def event_tag(event_type: type[Event]) -> str:
+    tag = event_type.__struct_config__.tag
+    assert isinstance(tag, str)
+    return tag

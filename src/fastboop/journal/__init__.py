@@ -1,0 +1,22 @@
+"""The session journal: every event and effect, in order, crash-tolerant and compact."""
+
+from fastboop.journal.reader import Journal, JournalFormatError, read_journal
+from fastboop.journal.records import Fault, JournalHeader, Outcome, Record, Wire
+from fastboop.journal.schema import SchemaMismatch, register_upcaster
+from fastboop.journal.writer import JournalWriteError, JournalWriter, make_header
+
+__all__ = [
+    "Fault",
+    "Journal",
+    "JournalFormatError",
+    "JournalHeader",
+    "JournalWriteError",
+    "JournalWriter",
+    "Outcome",
+    "Record",
+    "SchemaMismatch",
+    "Wire",
+    "make_header",
+    "read_journal",
+    "register_upcaster",
+]

@@ -1,0 +1,227 @@
+"""Re-drive a fresh machine with a journal's events and judge the result.
+
+Determinism means the same effects in the same order, and the same final state
+(Temporal's definition, plus the outcome check Temporal lacks). The first difference is
+reported with its sequence number, what the journal expected, what the machine did now,
+and the records that led up to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from enum import StrEnum
+from typing import Any
+
+import msgspec
+
+from fastboop.effects import Effect
+from fastboop.events import Event
+from fastboop.journal.reader import Journal
+from fastboop.journal.records import Fault, Outcome, Record
+from fastboop.machines.session import InvalidEvent, SessionMachine, SessionSnapshot
+
+CONTEXT_RECORDS = 5
+
+
+class Verdict(StrEnum):
+    OK = "ok"
+    INVALID_HISTORY = "invalid_history"  # the journal itself is unreadable or inconsistent
+    NONDETERMINISM = "nondeterminism"  # the machine now does something else
+    TASK_FAILURE = "task_failure"  # the machine raised while consuming a recorded event
+
+
+class ReplayReport(msgspec.Struct, kw_only=True):
+    verdict: Verdict
+    journal: str
+    events: int
+    effects: int
+    final_state: str
+    seq: int | None = None  # first divergent record
+    expected: str | None = None
+    actual: str | None = None
+    context: list[str] = []
+    note: str | None = None  # truncation or recorded fault, when there is one
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict is Verdict.OK
+
+    def summary(self) -> str:
+        if self.ok:
+            text = (
+                f"replay ok: {self.events} events, {self.effects} effects, "
+                f"final state {self.final_state}"
+            )
+            return f"{text}; {self.note}" if self.note else text
+        where = f" at seq {self.seq}" if self.seq is not None else ""
+        return f"replay {self.verdict.value}{where}"
+
+
+def describe(record: Record | None) -> str:
+    if record is None:
+        return "(nothing)"
+    body = record.body
+    tag = type(body).__struct_config__.tag
+    fields = msgspec.structs.asdict(body)
+    if isinstance(body, Outcome):
+        fields = {"state": body.snapshot.state, "outcome": body.snapshot.outcome}
+    shown = ", ".join(f"{k}={v!r}" for k, v in fields.items())
+    return f"#{record.seq} {tag}({shown})"
+
+
+def _snapshot_diff(expected: SessionSnapshot, actual: SessionSnapshot) -> tuple[str, str]:
+    want = msgspec.structs.asdict(expected)
+    have = msgspec.structs.asdict(actual)
+    keys = [k for k in want if want[k] != have.get(k)]
+    return (
+        ", ".join(f"{k}={want[k]!r}" for k in keys),
+        ", ".join(f"{k}={have[k]!r}" for k in keys),
+    )
+
+
+class _Redriver:
+    def __init__(self, journal: Journal):
+        self.journal = journal
+        self.machine = SessionMachine()
+        self.events = 0
+        self.effects = 0
+        self.history: list[Record] = []
+
+    def report(self, verdict: Verdict, **fields: Any) -> ReplayReport:
+        return ReplayReport(
+            verdict=verdict,
+            journal=self.journal.path,
+            events=self.events,
+            effects=self.effects,
+            final_state=self.machine.state,
+            context=[describe(r) for r in self.history[-CONTEXT_RECORDS:]],
+            **fields,
+        )
+
+    def run(self, until: int | None = None) -> ReplayReport:
+        records = self.journal.records
+        pending: list[Any] = []  # effects the machine produced that the journal must show next
+        pending_from: Record | None = None
+        i = 0
+        while i < len(records):
+            record = records[i]
+            if until is not None and record.seq > until:
+                break
+            body = record.body
+            if isinstance(body, Effect):
+                if not pending:
+                    return self.report(
+                        Verdict.NONDETERMINISM,
+                        seq=record.seq,
+                        expected=describe(record),
+                        actual="(no effect: the machine emitted nothing more here)",
+                    )
+                produced = pending.pop(0)
+                if produced != body:
+                    return self.report(
+                        Verdict.NONDETERMINISM,
+                        seq=record.seq,
+                        expected=describe(record),
+                        actual=describe(Record(record.seq, record.t_ns, produced)),
+                    )
+                self.effects += 1
+            elif isinstance(body, Event):
+                if pending:
+                    return self._extra_effect(record, pending[0])
+                self.events += 1
+                try:
+                    pending = list(self.machine.step(body))
+                except InvalidEvent as error:
+                    nxt = records[i + 1] if i + 1 < len(records) else None
+                    if nxt is not None and isinstance(nxt.body, Fault):
+                        self.history.append(record)
+                        return self.report(Verdict.OK, note=f"session ended on a fault: {error}")
+                    return self._task_failure(record, error)
+                except Exception as error:  # a callback bug: Temporal's WorkflowTaskFailure
+                    return self._task_failure(record, error)
+                pending_from = record
+            elif isinstance(body, Outcome):
+                if pending:
+                    return self._extra_effect(record, pending[0])
+                snapshot = self.machine.snapshot()
+                if snapshot != body.snapshot:
+                    expected, actual = _snapshot_diff(body.snapshot, snapshot)
+                    return self.report(
+                        Verdict.NONDETERMINISM,
+                        seq=record.seq,
+                        expected=f"final state: {expected}",
+                        actual=f"final state: {actual}",
+                    )
+            self.history.append(record)
+            i += 1
+        if pending and until is None and self.journal.complete:
+            assert pending_from is not None
+            return self._extra_effect(None, pending[0])
+        return self.report(Verdict.OK, note=self._note())
+
+    def _task_failure(self, record: Record, error: Exception) -> ReplayReport:
+        return self.report(
+            Verdict.TASK_FAILURE,
+            seq=record.seq,
+            expected=f"the machine to accept {describe(record)}",
+            actual=f"{type(error).__name__}: {error}",
+        )
+
+    def _extra_effect(self, record: Record | None, produced: Any) -> ReplayReport:
+        seq = record.seq if record is not None else (self.history[-1].seq + 1)
+        return self.report(
+            Verdict.NONDETERMINISM,
+            seq=seq,
+            expected=f"(no more effects; next record: {describe(record)})",
+            actual=describe(Record(seq, 0, produced)),
+        )
+
+    def _note(self) -> str | None:
+        journal = self.journal
+        notes = []
+        if not journal.complete:
+            notes.append(f"journal {journal.describe_end()}")
+        faults = [r.body for r in journal.records if isinstance(r.body, Fault)]
+        if faults:
+            notes.append(f"the session ended on a fault: {faults[0].message}")
+        return "; ".join(notes) or None
+
+
+def replay_journal(journal: Journal, *, until: int | None = None) -> ReplayReport:
+    """Re-drive a fresh machine; ``until`` stops after that sequence number."""
+    if journal.damage is not None:
+        report = _Redriver(journal).run(until)
+        if not report.ok:
+            return report
+        return ReplayReport(
+            verdict=Verdict.INVALID_HISTORY,
+            journal=journal.path,
+            events=report.events,
+            effects=report.effects,
+            final_state=report.final_state,
+            seq=journal.records[-1].seq + 1 if journal.records else 0,
+            expected="a readable record",
+            actual=journal.damage,
+            context=report.context,
+        )
+    return _Redriver(journal).run(until)
+
+
+def state_at(journal: Journal, seq: int) -> tuple[ReplayReport, SessionSnapshot]:
+    """The machine's state right after record ``seq`` (for ``replay --until``)."""
+    driver = _Redriver(journal)
+    report = driver.run(until=seq)
+    return report, driver.machine.snapshot()
+
+
+def iter_timeline(journal: Journal) -> Iterator[tuple[Record, str, str]]:
+    """(record, kind, description) for ``replay show``."""
+    for record in journal.records:
+        body = record.body
+        if isinstance(body, Event):
+            kind = "event"
+        elif isinstance(body, Effect):
+            kind = "effect"
+        else:
+            kind = type(body).__struct_config__.tag  # type: ignore[assignment]
+        yield record, str(kind), describe(record)

@@ -1,0 +1,287 @@
+"""The runtime: drives a :class:`SessionMachine` with real I/O, under anyio.
+
+One loop owns the machine. Effects run as tasks in a task group and report back through a
+single ordered channel, so the machine sees one total order of events — the order the
+journal records and a replay re-applies. Each task carries a generation number; when the
+machine cancels a task (``CancelTask``, ``CancelTimer``) its generation is retired and
+anything it still sends is dropped *before* it is journaled or applied. Cancellation is
+therefore an explicit, replayable decision, never a race.
+
+Embedding::
+
+    async with fastboop.Session(config, backend) as session:
+        async for event in session:
+            print(event)
+    print(session.result.state)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import anyio
+import structlog
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from fastboop import effects as fx
+from fastboop import events as ev
+from fastboop.errors import FastboopError
+from fastboop.journal.records import Body, Fault, Outcome, Wire
+from fastboop.journal.writer import JournalWriter, make_header
+from fastboop.machines.session import InvalidEvent, SessionMachine, SessionSnapshot
+from fastboop.runtime.backend import Backend, EffectContext
+from fastboop.transports.base import Direction
+
+log = structlog.get_logger("fastboop.runtime")
+
+_Envelope = tuple[int, ev.AnyEvent]  # (task generation, event)
+
+
+class SessionFault(FastboopError):
+    """The session stopped on a fault: an effect handler crashed or an event was invalid.
+
+    This is a bug in fastboop or in an embedding backend, not a user error; the journal
+    holds a ``fault`` record and everything up to it.
+    """
+
+
+class _Task:
+    def __init__(self, name: str, generation: int, scope: anyio.CancelScope):
+        self.name = name
+        self.generation = generation
+        self.scope = scope
+
+
+class Session:
+    """One fastboop session: a machine, a backend that executes its effects, a journal."""
+
+    def __init__(
+        self,
+        config: ev.SessionConfig,
+        backend: Backend,
+        *,
+        journal: Path | None = None,
+        inputs: dict[str, str] | None = None,
+    ):
+        self.config = config
+        self.backend = backend
+        self.machine = SessionMachine()
+        self.journal_path = journal
+        self._inputs = dict(inputs or {})
+        self._writer: JournalWriter | None = None
+        self._t0 = 0
+        self._next_generation = 1
+        self._cancelled: set[int] = set()
+        self._by_name: dict[str, _Task] = {}
+        self._send: MemoryObjectSendStream[_Envelope]
+        self._receive: MemoryObjectReceiveStream[_Envelope]
+        self._observers: list[MemoryObjectSendStream[ev.AnyEvent]] = []
+        self._tg: TaskGroup | None = None
+        self._tg_cm: Any = None
+        self._done = anyio.Event()
+        self._fault: BaseException | None = None
+        self._started = False
+
+    # --- embedding API ----------------------------------------------------------------------
+
+    @property
+    def result(self) -> SessionSnapshot:
+        """The machine's state now; after the session ends, its final state."""
+        return self.machine.snapshot()
+
+    async def __aenter__(self) -> Session:
+        if self.journal_path is not None:
+            self._writer = JournalWriter(self.journal_path, make_header(self._inputs))
+        self._send, self._receive = anyio.create_memory_object_stream[_Envelope](math.inf)
+        self._t0 = time.monotonic_ns()
+        self._tg_cm = anyio.create_task_group()
+        self._tg = await self._tg_cm.__aenter__()
+        self._started = True
+        self._tg.start_soon(self._drive)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        try:
+            if exc is None:
+                await self._done.wait()
+            else:
+                self.cancel(f"interrupted: {exc_type.__name__ if exc_type else 'error'}")
+                assert self._tg is not None
+                self._tg.cancel_scope.cancel()
+            suppressed = bool(await self._tg_cm.__aexit__(exc_type, exc, tb))
+        finally:
+            await self._finish()
+        if self._fault is not None and exc is None:
+            raise SessionFault(str(self._fault)) from self._fault
+        return suppressed
+
+    def __aiter__(self) -> AsyncIterator[ev.AnyEvent]:
+        return self.events()
+
+    async def events(self) -> AsyncIterator[ev.AnyEvent]:
+        """Every event the machine applies, in order, until the session ends."""
+        send, receive = anyio.create_memory_object_stream[ev.AnyEvent](math.inf)
+        if self._done.is_set():
+            send.close()
+        else:
+            self._observers.append(send)
+        async with receive:
+            async for event in receive:
+                yield event
+
+    def cancel(self, reason: str = "cancelled by user") -> None:
+        """Ask the session to stop. It shuts down cleanly and flushes the journal."""
+        if self._started and not self._done.is_set():
+            self._send.send_nowait((0, ev.CancelRequested(reason=reason)))
+
+    async def run(self) -> SessionSnapshot:
+        """Drive the session to its end without watching events."""
+        async with self:
+            pass
+        return self.result
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def _now(self) -> int:
+        return time.monotonic_ns() - self._t0
+
+    def _record(self, body: Body) -> None:
+        if self._writer is not None:
+            self._writer.append(body, self._now())
+
+    def _record_wire(self, channel: str, direction: Direction, data: bytes) -> None:
+        if self._writer is not None:
+            self._record(Wire.capture(channel, direction, data))
+
+    async def _drive(self) -> None:
+        try:
+            self._apply(ev.SessionStarted(config=self.config))
+            while not self.machine.finished:
+                generation, event = await self._receive.receive()
+                if generation in self._cancelled:
+                    continue  # from a task the machine already cancelled
+                self._apply(event)
+        except InvalidEvent as error:
+            self._crash("invalid_event", error)
+        except Exception as error:  # a bug in a machine callback
+            self._crash("machine_error", error)
+        finally:
+            self._done.set()
+            for observer in self._observers:
+                observer.close()
+            assert self._tg is not None
+            self._tg.cancel_scope.cancel()
+
+    def _apply(self, event: ev.AnyEvent) -> None:
+        self._record(event)
+        for observer in self._observers:
+            observer.send_nowait(event)
+        effects = self.machine.step(event)
+        for effect in effects:
+            self._record(effect)
+            self._dispatch(effect)
+
+    # --- executing effects ------------------------------------------------------------------
+
+    def _dispatch(self, effect: fx.AnyEffect) -> None:
+        backend = self.backend
+        if isinstance(effect, fx.StartTimer):
+            self._spawn(f"timer:{effect.name}", self._timer(effect))
+        elif isinstance(effect, fx.CancelTimer):
+            self._stop(f"timer:{effect.name}")
+        elif isinstance(effect, fx.CancelTask):
+            self._stop(effect.task_name)
+        elif isinstance(effect, fx.ReleaseDevice):
+            self._spawn(None, lambda ctx: backend.release_device(effect))
+        elif isinstance(effect, fx.WatchForDevices):
+            self._spawn(effect.task, lambda ctx: backend.watch_for_devices(effect, ctx))
+        elif isinstance(effect, fx.ProbeDevice):
+            self._spawn(effect.task, lambda ctx: backend.probe_device(effect, ctx))
+        elif isinstance(effect, fx.BuildPayload):
+            self._spawn(effect.task, lambda ctx: backend.build_payload(effect, ctx))
+        elif isinstance(effect, fx.UploadImage):
+            self._spawn(effect.task, lambda ctx: backend.upload_image(effect, ctx))
+        elif isinstance(effect, fx.BootImage):
+            self._spawn(effect.task, lambda ctx: backend.boot_image(effect, ctx))
+        elif isinstance(effect, fx.WatchForGadget):
+            self._spawn(effect.task, lambda ctx: backend.watch_for_gadget(effect, ctx))
+        elif isinstance(effect, fx.Serve):
+            self._spawn(effect.task, lambda ctx: backend.serve(effect, ctx))
+        else:  # pragma: no cover - the union is exhaustive
+            raise AssertionError(f"unhandled effect {effect!r}")
+
+    def _timer(self, effect: fx.StartTimer) -> Callable[[EffectContext], Awaitable[None]]:
+        async def fire(ctx: EffectContext) -> None:
+            await anyio.sleep(effect.seconds)
+            ctx.emit(ev.TimerFired(name=effect.name, timer_id=effect.timer_id))
+
+        return fire
+
+    def _stop(self, name: str) -> None:
+        task = self._by_name.pop(name, None)
+        if task is not None:
+            self._cancelled.add(task.generation)
+            task.scope.cancel()
+
+    def _crash(self, kind: str, error: BaseException) -> None:
+        """A handler raised unexpectedly or the machine rejected an event: end the session."""
+        log.error("session fault", kind=kind, error=str(error))
+        if self._fault is None:
+            self._fault = error
+            self._record(Fault(kind=kind, message=f"{type(error).__name__}: {error}"))
+        self._done.set()
+        assert self._tg is not None
+        self._tg.cancel_scope.cancel()
+
+    def _spawn(
+        self, name: str | None, run: Callable[[EffectContext], Awaitable[None]]
+    ) -> None:
+        if name is not None:
+            self._stop(name)  # one task per name: a new probe replaces the old one
+        generation = self._next_generation
+        self._next_generation += 1
+        scope = anyio.CancelScope()
+        task = _Task(name or "", generation, scope)
+        if name is not None:
+            self._by_name[name] = task
+
+        def emit(event: ev.AnyEvent) -> None:
+            if generation not in self._cancelled:
+                self._send.send_nowait((generation, event))
+
+        ctx = EffectContext(emit, self._record_wire)
+
+        async def runner() -> None:
+            try:
+                with scope:
+                    await run(ctx)
+            except Exception as error:
+                self._crash("task_failure", error)
+            finally:
+                # A finished task frees its name; events it already queued stay valid.
+                if self._by_name.get(task.name) is task:
+                    del self._by_name[task.name]
+
+        assert self._tg is not None
+        self._tg.start_soon(runner)
+
+    async def _finish(self) -> None:
+        try:
+            with anyio.CancelScope(shield=True):
+                await self.backend.aclose()
+        finally:
+            if self._writer is not None:
+                self._record(Outcome(snapshot=self.machine.snapshot()))
+                self._writer.close()
+                self._writer = None

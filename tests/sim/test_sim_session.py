@@ -192,3 +192,18 @@ def test_fuzz_bootloader_never_crashes(packets: list[bytes]) -> None:
     for packet in packets:
         outputs = bootloader.receive(packet)
         assert all(isinstance(o, Send | Silence | Unplug) for o in outputs)
+
+
+async def test_mutable_images_are_copied_immutable_ones_are_not() -> None:
+    transport = open_sim("google-sargo")
+    client = FastbootClient(transport)
+    mutable = bytearray(b"original")
+    await client.download(mutable)
+    mutable[:] = b"changed!"
+    await client.boot()
+    assert transport.bootloader.booted_images == [b"original"]
+
+    frozen = b"frozen image"
+    transport = open_sim("google-sargo")
+    await FastbootClient(transport).download(frozen)
+    assert transport.bootloader.downloaded == frozen

@@ -63,12 +63,16 @@ class SimulatedBootloader:
         self.bytes_received = 0
         self._on_boot = on_boot
         self._expected = 0
-        self._chunks: list[bytes] = []
+        self._chunks: list[bytes | memoryview] = []
         self._received = 0
         self._image: bytes | None = None
 
-    def receive(self, packet: bytes) -> list[Output]:
-        """Feed one host packet (a command or a piece of download data)."""
+    def receive(self, packet: bytes | memoryview) -> list[Output]:
+        """Feed one host packet (a command or a piece of download data).
+
+        Data may arrive as a read-only view; it is kept by reference and joined into the
+        image when it is booted.
+        """
         if self.state == "unplugged":
             return [Unplug()]
         if self.state == "data":
@@ -77,7 +81,7 @@ class SimulatedBootloader:
             # The phone left fastboot mode: nothing listens any more.
             self.state = "unplugged"
             return [Unplug()]
-        return self._command(packet)
+        return self._command(bytes(packet))
 
     @property
     def downloaded(self) -> bytes | None:
@@ -149,7 +153,7 @@ class SimulatedBootloader:
         digits = f"{size:x}".encode()
         return digits.rjust(8, self.model.data_size_padding.encode())
 
-    def _data(self, packet: bytes) -> list[Output]:
+    def _data(self, packet: bytes | memoryview) -> list[Output]:
         if not packet:
             return []  # zero-length packets are ignored in the data phase (§2.3)
         limit = self.model.unplug_after_bytes

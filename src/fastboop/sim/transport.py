@@ -35,6 +35,10 @@ class SimTransport:
         return self._address
 
     async def send(self, packet: bytes, *, timeout: float) -> None:
+        await self.send_view(memoryview(packet), timeout=timeout)
+
+    async def send_view(self, packet: memoryview, *, timeout: float) -> None:
+        """Like :meth:`send` but keeps a reference instead of a copy (download data)."""
         self._check()
         if not packet:
             raise TransportError("refusing a zero-length write", address=self._address)

@@ -1,0 +1,226 @@
+"""The fastboot wire protocol as pure functions: bytes in, values out.
+
+Nothing here touches a socket, a USB handle, a file or a clock, so every rule of the spec
+(fastboot.md §3, §4, §6, §9) is testable with plain bytes and the same code serves the
+client, the simulated bootloader and offline replay.
+
+fastboop never changes the device. That rule is enforced twice: the encoders can only
+produce ``getvar:<name>``, ``download:%08x`` and ``boot``, and :func:`check_command` — which
+the client runs on every command before it reaches a transport — refuses anything else,
+naming the mutating commands it recognises.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final, Literal, get_args
+
+import msgspec
+
+from fastboop.fastboot.errors import (
+    FastbootBadArgument,
+    FastbootDeviceFailure,
+    FastbootProtocolError,
+)
+
+Status = Literal["OKAY", "FAIL", "DATA", "INFO", "TEXT"]
+
+COMMAND_LIMIT: Final = 64
+"""AOSP ``FB_COMMAND_SZ``; longer commands are refused before they are sent (§3.1)."""
+
+RESPONSE_BUFFER_SIZE: Final = 4096
+"""Every response is read with this buffer: responses may be up to 256 bytes (§3.2)."""
+
+MAX_DOWNLOAD_SIZE: Final = 0xFFFFFFFF
+"""``download:%08x`` cannot express more than this."""
+
+_STATUSES: Final[frozenset[str]] = frozenset(get_args(Status))
+
+# Commands the spec defines (§1.2) and that fastboop must never send. Matched on the part
+# before the first ':' so that `flash:boot`, `oem unlock` and `reboot-bootloader` are named.
+MUTATING_COMMANDS: Final[frozenset[str]] = frozenset(
+    {
+        "flash",
+        "erase",
+        "format",
+        "upload",
+        "verify",
+        "continue",
+        "reboot",
+        "reboot-bootloader",
+        "reboot-recovery",
+        "reboot-fastboot",
+        "powerdown",
+        "shutdown",
+        "set_active",
+        "oem",
+        "flashing",
+        "update-super",
+        "create-logical-partition",
+        "delete-logical-partition",
+        "resize-logical-partition",
+        "snapshot-update",
+        "fetch",
+        "gsi",
+        "stage",
+    }
+)
+
+_GETVAR_NAME = re.compile(rb"[\x21-\x7e][\x20-\x7e]*")
+_DOWNLOAD = re.compile(rb"download:[0-9a-f]{8}")
+_HEX = re.compile(r"[0-9a-fA-F]+")
+_DECIMAL = re.compile(r"[0-9]+")
+_PREFIXED_HEX = re.compile(r"0[xX][0-9a-fA-F]+")
+_WHITESPACE_AND_NUL = " \t\r\n\v\f\x00"
+
+
+class Response(msgspec.Struct, frozen=True):
+    """One device response packet: a 4-byte status and the payload exactly as received.
+
+    ``raw`` keeps the bytes for the journal; ``text`` is what callers compare and show.
+    """
+
+    status: Status
+    raw: bytes
+
+    @property
+    def text(self) -> str:
+        """The payload without trailing NULs, decoded as UTF-8 with replacement (§3.2)."""
+        return self.raw.rstrip(b"\x00").decode("utf-8", errors="replace")
+
+    @property
+    def is_intermediate(self) -> bool:
+        """INFO and TEXT never end a phase; the reader shows them and reads again (§3.3)."""
+        return self.status in ("INFO", "TEXT")
+
+
+def _command_name(command: bytes) -> str:
+    head = re.split(rb"[: ]", command, maxsplit=1)[0]
+    return head.decode("ascii", errors="replace").lower()
+
+
+def check_command(command: bytes) -> None:
+    """Refuse anything but the three commands fastboop may send, and anything over 64 bytes.
+
+    This is the last gate before a transport: even a bug elsewhere cannot flash or erase.
+    """
+    if len(command) > COMMAND_LIMIT:
+        raise FastbootBadArgument(
+            f"fastboot command is {len(command)} bytes, the limit is {COMMAND_LIMIT}",
+            where=command[:32].decode("ascii", errors="replace") + "...",
+        )
+    if command == b"boot" or _DOWNLOAD.fullmatch(command):
+        return
+    if command.startswith(b"getvar:") and _GETVAR_NAME.fullmatch(command[7:]):
+        return
+    name = _command_name(command)
+    shown = command.decode("ascii", errors="replace")
+    if name in MUTATING_COMMANDS or name.startswith(("reboot", "flash", "oem")):
+        raise FastbootBadArgument(
+            f"refusing to send fastboot command {shown!r}: it changes the device",
+            hint="fastboop only sends getvar, download and boot; it never flashes",
+        )
+    raise FastbootBadArgument(
+        f"refusing to send fastboot command {shown!r}",
+        hint="fastboop only sends getvar, download and boot",
+    )
+
+
+def encode_getvar(name: str) -> bytes:
+    """``getvar:<name>``; the name is opaque but must be printable ASCII (§1.3)."""
+    try:
+        encoded = name.encode("ascii")
+    except UnicodeEncodeError:
+        raise FastbootBadArgument(f"getvar name {name!r} is not ASCII") from None
+    if not _GETVAR_NAME.fullmatch(encoded):
+        raise FastbootBadArgument(f"getvar name {name!r} is empty or has control characters")
+    command = b"getvar:" + encoded
+    check_command(command)
+    return command
+
+
+def encode_download(size: int) -> bytes:
+    """``download:%08x``. Zero bytes and more than 4 GiB - 1 are refused (§4.2)."""
+    if size <= 0:
+        raise FastbootBadArgument("refusing to download an empty image (0 bytes)")
+    if size > MAX_DOWNLOAD_SIZE:
+        raise FastbootBadArgument(f"download too large: {size} bytes")
+    return b"download:%08x" % size
+
+
+def encode_boot() -> bytes:
+    return b"boot"
+
+
+def parse_response(packet: bytes) -> Response:
+    """Split one response packet; short packets and unknown statuses are protocol errors."""
+    if len(packet) < 4:
+        raise FastbootProtocolError(
+            f"invalid fastboot response: {len(packet)} bytes, at least 4 expected "
+            f"(got {bytes(packet)!r})"
+        )
+    status = bytes(packet[:4]).decode("ascii", errors="replace")
+    if status not in _STATUSES:
+        raise FastbootProtocolError(f"unexpected status: {status!r} (not a fastboot status)")
+    return Response(status=status, raw=bytes(packet[4:]))  # type: ignore[arg-type]
+
+
+def expect_okay(response: Response, command: str) -> str:
+    """The final status of a phase that must end in OKAY; returns the payload text."""
+    if response.status == "OKAY":
+        return response.text
+    raise _unexpected(response, command)
+
+
+def expect_data(response: Response, command: str) -> Response:
+    """The final status of ``download``, which must be DATA."""
+    if response.status == "DATA":
+        return response
+    raise _unexpected(response, command)
+
+
+def _unexpected(response: Response, command: str) -> Exception:
+    if response.status == "FAIL":
+        return FastbootDeviceFailure(response.text, command=command)
+    return FastbootProtocolError(f"unexpected status: {response.status}", where=command)
+
+
+def parse_data_size(payload: bytes) -> int | None:
+    """The byte count in a DATA payload, parsed leniently (§9 quirk 1).
+
+    NULs and trailing whitespace are stripped and inner spaces read as ``0``, which is how
+    HMD/Nokia bootloaders pad (``DATA    1234``). Returns ``None`` when it still does not
+    parse — the caller warns and goes on — and raises when it parses above 4 GiB - 1.
+    """
+    text = payload.decode("ascii", errors="replace").strip("\x00").rstrip().replace(" ", "0")
+    if not text or not _HEX.fullmatch(text):
+        return None
+    value = int(text, 16)
+    if value > MAX_DOWNLOAD_SIZE:
+        raise FastbootProtocolError(f"DATA size 0x{text} does not fit in 32 bits")
+    return value
+
+
+def parse_max_download_size(value: str) -> int | None:
+    """Parse ``max-download-size``: ``0x`` hex or plain decimal, after trimming (§6).
+
+    Returns ``None`` for anything else; the format is not standardised, so the caller warns
+    and lets the device decide.
+    """
+    text = value.strip(_WHITESPACE_AND_NUL)
+    if _PREFIXED_HEX.fullmatch(text):
+        return int(text[2:], 16)
+    if _DECIMAL.fullmatch(text):
+        return int(text, 10)
+    return None
+
+
+def is_missing(value: str) -> bool:
+    """True for values that mean "not set": empty after trimming, or ``unknown`` (§4.1)."""
+    text = value.strip(_WHITESPACE_AND_NUL)
+    return not text or text.lower() == "unknown"
+
+
+def encode_response(status: Status, payload: bytes = b"") -> bytes:
+    """Build a response packet; used by the simulated bootloader, never by the client."""
+    return status.encode("ascii") + payload

@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 
 from fastboop.devpro.loader import parse_profile
+from fastboop.devpro.probe import GetvarResult
 from fastboop.devpro.schema import DeviceProfile
 
 #: devpro.md §7, the fictional example profile.
@@ -51,3 +52,21 @@ def make_profile(
 
 def load(text: str, file: str = "t.yaml") -> DeviceProfile:
     return parse_profile(text, file=file).profile
+
+
+class FakeDevice:
+    """A fastboot device's getvar answers: a value (OKAY) or ``("FAIL", message)``.
+
+    Records every name it was asked for, so tests can count commands on the wire.
+    """
+
+    def __init__(self, answers: dict[str, str | tuple[str, str]]) -> None:
+        self.answers = answers
+        self.asked: list[str] = []
+
+    async def getvar(self, name: str) -> GetvarResult:
+        self.asked.append(name)
+        answer = self.answers.get(name, ("FAIL", "GetVar Variable Not found"))
+        if isinstance(answer, tuple):
+            return GetvarResult.fail(answer[1])
+        return GetvarResult.okay(answer)

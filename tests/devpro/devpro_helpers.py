@@ -1,0 +1,72 @@
+"""Helpers shared by the device-profile tests (imported as a plain module)."""
+
+from __future__ import annotations
+
+import textwrap
+
+from fastboop.devpro.loader import parse_profile
+from fastboop.devpro.probe import GetvarResult
+from fastboop.devpro.schema import DeviceProfile
+
+#: devpro.md §7, the fictional example profile.
+EXAMPLE = textwrap.dedent(
+    """\
+    id: example-phone
+    display_name: Example Phone X
+    devicetree_name: qcom/sdm845-example-x
+    match:
+      - fastboot: { vid: 0x18d1, pid: 0xd00d }
+    probe:
+      - fastboot.getvar: product
+        equals: "sdm845"
+      - fastboot.getvar: "partition-type:aging"
+        not_exists:
+    boot:
+      fastboot_boot:
+        android_bootimg:
+          header_version: 2
+          page_size: 4096
+          kernel_offset: 0x8000
+          kernel: { encoding: image.gz }
+          cmdline_append: "console=ttyMSM0,115200n8"
+    """
+)
+
+
+def make_profile(
+    profile_id: str = "p",
+    *,
+    probe: str = "  - fastboot.getvar: product\n    equals: 'sdm845'\n",
+    match: str = "  - fastboot: { vid: 0x18d1, pid: 0xd00d }\n",
+    display_name: str | None = None,
+) -> str:
+    """YAML text of a small valid profile, with the interesting parts replaceable."""
+    name = f"display_name: '{display_name}'\n" if display_name else ""
+    return (
+        f"id: '{profile_id}'\n{name}devicetree_name: qcom/x\n"
+        f"match:\n{match}probe:\n{probe}"
+        "boot:\n  fastboot_boot:\n    android_bootimg:\n"
+        "      header_version: 2\n      page_size: 4096\n      kernel: { encoding: image }\n"
+    )
+
+
+def load(text: str, file: str = "t.yaml") -> DeviceProfile:
+    return parse_profile(text, file=file).profile
+
+
+class FakeDevice:
+    """A fastboot device's getvar answers: a value (OKAY) or ``("FAIL", message)``.
+
+    Records every name it was asked for, so tests can count commands on the wire.
+    """
+
+    def __init__(self, answers: dict[str, str | tuple[str, str]]) -> None:
+        self.answers = answers
+        self.asked: list[str] = []
+
+    async def getvar(self, name: str) -> GetvarResult:
+        self.asked.append(name)
+        answer = self.answers.get(name, ("FAIL", "GetVar Variable Not found"))
+        if isinstance(answer, tuple):
+            return GetvarResult.fail(answer[1])
+        return GetvarResult.okay(answer)

@@ -1,0 +1,405 @@
+"""A simulated smoo gadget: the phone side of smoo.md, in memory, with fault injection.
+
+It speaks the real wire format (every message goes through :mod:`fastboop.smoo.protocol`)
+and keeps the gadget's rules (smoo.md §7.2, §8.2, §11): I/O is parked while no host is
+Online and replayed with the *same* ``(export_id, request_id)`` after a reconnect; IDENT and
+CONFIG_EXPORTS are session boundaries; STATUS is the liveness ping; bulk transfers must be
+exactly one payload long. Anything a real gadget would choke on is recorded in
+:attr:`SimGadget.violations` so tests can assert there was none.
+
+Test code plays the phone's kernel through :meth:`SimGadget.read` / :meth:`write` /
+:meth:`flush` / :meth:`discard`, and plays the user with the fault methods (``unplug``,
+``stall_status``, ``restart_session``, ``inject_bogus_request``, ...). The host side gets a
+:class:`SimLink` per connection from :meth:`SimGadget.connect`.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+
+import anyio
+import msgspec
+
+from fastboop.smoo import protocol as p
+from fastboop.smoo.link import LinkStall
+from fastboop.transports.base import DeviceAddress, TransportError
+
+SIM_ADDRESS = DeviceAddress(transport="smoo-sim", location="sim", vid=0xDEAD, pid=0xBEEF)
+
+
+class IoResult(msgspec.Struct, frozen=True):
+    """How one simulated kernel I/O completed: errno-style status, and READ data."""
+
+    status: int
+    data: bytes = b""
+
+
+class _Io:
+    def __init__(self, request: p.Request, payload: bytes | None):
+        self.request = request
+        self.payload = payload
+        self.submitted = False
+        self.done = anyio.Event()
+        self.result = IoResult(status=-1)
+
+
+class SimLink:
+    """One USB connection to the simulated gadget, as the host's :class:`GadgetLink`."""
+
+    def __init__(self, gadget: SimGadget, generation: int, interface_number: int):
+        self._gadget = gadget
+        self.generation = generation
+        self._interface = interface_number
+        self.alive = True
+        self.int_in_send, self._int_in_recv = anyio.create_memory_object_stream[bytes](math.inf)
+        self.bulk_in_send, self._bulk_in_recv = anyio.create_memory_object_stream[bytes](
+            math.inf
+        )
+        self.bulk_out_expected: deque[tuple[_Io, int]] = deque()
+
+    @property
+    def interface_number(self) -> int:
+        return self._interface
+
+    def _check(self) -> None:
+        if not self.alive:
+            raise TransportError("simulated gadget unplugged", address=SIM_ADDRESS)
+
+    def kill(self) -> None:
+        self.alive = False
+        self.int_in_send.close()
+        self.bulk_in_send.close()
+
+    def forget_wire_state(self) -> None:
+        """Drop queued messages, as a gadget forgets in-flight wire state at a boundary."""
+        for recv in (self._int_in_recv, self._bulk_in_recv):
+            while True:
+                try:
+                    recv.receive_nowait()
+                except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+                    break
+        self.bulk_out_expected.clear()
+
+    async def control_in(
+        self, request_type: int, request: int, value: int, index: int, length: int, *,
+        timeout: float,
+    ) -> bytes:
+        self._check()
+        return await self._gadget._control_in(self, request_type, request, index, length,
+                                              timeout)
+
+    async def control_out(
+        self, request_type: int, request: int, value: int, index: int, data: bytes, *,
+        timeout: float,
+    ) -> int:
+        self._check()
+        return self._gadget._control_out(self, request_type, request, index, data)
+
+    async def interrupt_in(self, length: int) -> bytes:
+        self._check()
+        try:
+            data = await self._int_in_recv.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            raise TransportError("simulated gadget unplugged", address=SIM_ADDRESS) from None
+        return data[:length]
+
+    async def interrupt_out(self, data: bytes) -> None:
+        self._check()
+        self._gadget._fault_point(self, "interrupt_out")
+        self._gadget._on_response(self, data)
+
+    async def bulk_in(self, length: int) -> bytes:
+        self._check()
+        try:
+            data = await self._bulk_in_recv.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            raise TransportError("simulated gadget unplugged", address=SIM_ADDRESS) from None
+        if len(data) != length:
+            self._gadget.violations.append(
+                f"bulk IN read of {length} bytes for a {len(data)}-byte payload"
+            )
+        self._gadget._fault_point(self, "bulk_in")
+        return data
+
+    async def bulk_out(self, data: bytes) -> None:
+        self._check()
+        self._gadget._fault_point(self, "bulk_out")
+        self._gadget._on_bulk_out(self, data)
+
+    async def aclose(self) -> None:
+        self._gadget._link_closed(self)
+
+
+class SimGadget:
+    """The simulated phone: exports, in-flight slots, link state and injected faults."""
+
+    def __init__(
+        self,
+        *,
+        capacity: int = 16,
+        session_id: int = 0x5EED5EED5EED5EED,
+        interface_number: int = 0,
+        seed: int = 0,
+        shuffle_replays: bool = True,
+    ):
+        self.capacity = capacity
+        self.session_id = session_id
+        self.interface_number = interface_number
+        self.exports: dict[int, p.ExportSpec] = {}
+        self.violations: list[str] = []
+        self.dropped_responses = 0
+        self.unmatched_responses: list[p.Response] = []
+        self.ident_stalls = False
+        self.replays = 0
+        self.connections = 0
+        self.config_errors: list[str] = []
+        self._rng = random.Random(seed)
+        self._shuffle = shuffle_replays
+        self._link: SimLink | None = None
+        self._online = False
+        self._inflight: dict[tuple[int, int], _Io] = {}
+        self._free_ids = list(range(capacity))
+        self._slots = anyio.Semaphore(capacity)
+        self._stall_status = 0
+        self._fault_at: dict[str, int] = {}
+        self.plugged = True
+
+    # --- the host's side -----------------------------------------------------------------
+
+    async def connect(self) -> SimLink:
+        """Enumerate afresh; the previous connection (if any) is gone."""
+        if not self.plugged:
+            raise TransportError("no simulated gadget on the bus", address=SIM_ADDRESS)
+        if self._link is not None:
+            self._go_offline(self._link)
+        self.connections += 1
+        self._link = SimLink(self, self.connections, self.interface_number)
+        return self._link
+
+    async def _control_in(
+        self, link: SimLink, request_type: int, request: int, index: int, length: int,
+        timeout: float,
+    ) -> bytes:
+        if index != self.interface_number:
+            raise LinkStall("wrong interface", address=SIM_ADDRESS)
+        if (request_type, request) == (p.REQUEST_TYPE_IDENT, p.B_REQUEST_IDENT):
+            if length < p.IDENT_LENGTH or self.ident_stalls:
+                raise LinkStall("IDENT wLength < 8", address=SIM_ADDRESS)
+            self._session_boundary(link)
+            return p.Ident(*p.PROTOCOL_VERSION).encode()[:length]
+        if (request_type, request) == (p.REQUEST_TYPE_STATUS, p.B_REQUEST_STATUS):
+            if length < p.STATUS_LENGTH:
+                raise LinkStall("STATUS wLength < 16", address=SIM_ADDRESS)
+            if self._stall_status > 0:
+                self._stall_status -= 1
+                await anyio.sleep(timeout)
+                raise TimeoutError("simulated STATUS stall")
+            status = p.Status.for_exports(len(self.exports), self.session_id)
+            self._go_online(link)
+            return status.encode()[:length]
+        raise LinkStall(f"unknown request {request_type:#04x}/{request:#04x}",
+                        address=SIM_ADDRESS)
+
+    def _control_out(
+        self, link: SimLink, request_type: int, request: int, index: int, data: bytes
+    ) -> int:
+        if (request_type, request, index) != (
+            p.REQUEST_TYPE_CONFIG_EXPORTS, p.B_REQUEST_CONFIG_EXPORTS, self.interface_number
+        ):
+            raise LinkStall("unknown OUT request", address=SIM_ADDRESS)
+        self._session_boundary(link)
+        try:
+            specs = p.decode_config_exports(data)
+        except p.SmooProtocolError as error:
+            # The data stage is already consumed, so the host sees success (§3.2).
+            self.config_errors.append(str(error))
+            return len(data)
+        new = {spec.export_id: spec for spec in specs}
+        for key, io in list(self._inflight.items()):
+            if new.get(key[0]) != self.exports.get(key[0]):
+                self._complete(io, IoResult(p.ENODEV))
+        self.exports = new
+        return len(data)
+
+    def _on_response(self, link: SimLink, data: bytes) -> None:
+        if len(data) < p.MESSAGE_LENGTH:
+            return  # short packets (e.g. fastboot probes) are discarded silently (§4.2)
+        try:
+            response = p.decode_response(data[: p.MESSAGE_LENGTH])
+        except p.SmooProtocolError as error:
+            self.violations.append(f"undecodable Response: {error}")
+            return
+        io = self._inflight.get(response.key)
+        if io is None or not io.submitted:
+            self.dropped_responses += 1  # logged and dropped, as the gadget does (§4.3)
+            self.unmatched_responses.append(response)
+            return
+        request = io.request
+        if response.op != request.op:
+            self.violations.append(f"Response op {response.op} for Request op {request.op}")
+            self._go_offline(link)
+            raise TransportError("op mismatch faulted the gadget pump", address=SIM_ADDRESS)
+        if response.status != 0:
+            self._complete(io, IoResult(response.status))
+            return
+        if request.op is p.Op.READ:
+            blocks = min(response.num_blocks, request.num_blocks)
+            length = blocks * self.exports[request.export_id].block_size
+            if length:
+                link.bulk_out_expected.append((io, length))
+                return
+        self._complete(io, IoResult(0))
+
+    def _on_bulk_out(self, link: SimLink, data: bytes) -> None:
+        if not link.bulk_out_expected:
+            self.violations.append(f"unexpected {len(data)}-byte bulk OUT payload")
+            return
+        io, length = link.bulk_out_expected.popleft()
+        if len(data) != length:
+            self.violations.append(f"bulk OUT of {len(data)} bytes, expected {length}")
+            self._go_offline(link)
+            raise TransportError("bulk OUT out of step", address=SIM_ADDRESS)
+        self._complete(io, IoResult(0, data))
+
+    def _link_closed(self, link: SimLink) -> None:
+        if link is self._link:
+            self._go_offline(link)
+
+    # --- link controller -----------------------------------------------------------------
+
+    def _session_boundary(self, link: SimLink) -> None:
+        link.forget_wire_state()
+        self._online = False
+        for io in self._inflight.values():
+            io.submitted = False
+
+    def _go_online(self, link: SimLink) -> None:
+        if link is not self._link or not link.alive or self._online:
+            return
+        self._online = True
+        parked = [io for io in self._inflight.values() if not io.submitted]
+        if self._shuffle:
+            self._rng.shuffle(parked)  # replays may come in any order
+        else:
+            parked.sort(key=lambda io: io.request.request_id)
+        self.replays += len(parked)
+        for io in parked:
+            self._submit(io)
+
+    def _go_offline(self, link: SimLink) -> None:
+        link.kill()
+        if link is self._link:
+            self._online = False
+            for io in self._inflight.values():
+                io.submitted = False
+
+    def _submit(self, io: _Io) -> None:
+        link = self._link
+        if not self._online or link is None or not link.alive:
+            return
+        if io.request.export_id not in self.exports:
+            return
+        io.submitted = True
+        link.int_in_send.send_nowait(io.request.encode())
+        if io.payload:
+            link.bulk_in_send.send_nowait(io.payload)
+
+    def _complete(self, io: _Io, result: IoResult) -> None:
+        key = io.request.key
+        if self._inflight.get(key) is io:
+            del self._inflight[key]
+            io.result = result
+            io.done.set()
+
+    def _fault_point(self, link: SimLink, kind: str) -> None:
+        remaining = self._fault_at.get(kind)
+        if remaining is None:
+            return
+        if remaining > 1:
+            self._fault_at[kind] = remaining - 1
+            return
+        del self._fault_at[kind]
+        self._go_offline(link)
+        raise TransportError(f"simulated unplug during {kind}", address=SIM_ADDRESS)
+
+    # --- the phone's kernel: block I/O -----------------------------------------------------
+
+    async def _io(self, op: p.Op, export_id: int, lba: int, num_blocks: int,
+                  payload: bytes | None = None) -> IoResult:
+        async with self._slots:
+            request_id = self._free_ids.pop(0)
+            try:
+                io = _Io(p.Request(op, request_id, export_id, lba, num_blocks), payload)
+                self._inflight[io.request.key] = io
+                self._submit(io)
+                await io.done.wait()
+                return io.result
+            finally:
+                self._inflight.pop((export_id, request_id), None)
+                self._free_ids.append(request_id)
+
+    async def read(self, export_id: int, lba: int, num_blocks: int) -> IoResult:
+        return await self._io(p.Op.READ, export_id, lba, num_blocks)
+
+    async def write(self, export_id: int, lba: int, data: bytes) -> IoResult:
+        block_size = self.exports[export_id].block_size
+        return await self._io(p.Op.WRITE, export_id, lba, len(data) // block_size, data)
+
+    async def flush(self, export_id: int) -> IoResult:
+        return await self._io(p.Op.FLUSH, export_id, 0, 0)
+
+    async def discard(self, export_id: int, lba: int, num_blocks: int) -> IoResult:
+        return await self._io(p.Op.DISCARD, export_id, lba, num_blocks)
+
+    async def wait_for_export(self, export_id: int) -> p.ExportSpec:
+        while export_id not in self.exports or not self._online:
+            await anyio.sleep(0.001)
+        return self.exports[export_id]
+
+    # --- faults ----------------------------------------------------------------------------
+
+    @property
+    def online(self) -> bool:
+        return self._online
+
+    @property
+    def inflight(self) -> int:
+        return len(self._inflight)
+
+    def unplug(self) -> None:
+        """The cable is pulled: every pending and future transfer on the link fails."""
+        if self._link is not None:
+            self._go_offline(self._link)
+
+    def unplug_during(self, kind: str, nth: int = 1) -> None:
+        """Fail the ``nth`` next ``interrupt_out``/``bulk_in``/``bulk_out`` transfer."""
+        self._fault_at[kind] = nth
+
+    def stall_status(self, count: int) -> None:
+        """The next ``count`` STATUS requests hang until the host's control timeout."""
+        self._stall_status = count
+
+    def restart_session(self, session_id: int | None = None) -> None:
+        """The gadget process restarted: a new session id, which forces a re-handshake."""
+        self.session_id = session_id if session_id is not None else self.session_id ^ 0xFFFF
+
+    def inject_bogus_request(self, op: int = 7) -> None:
+        """Put an undecodable Request on interrupt IN; the host must drop the link."""
+        if self._link is not None:
+            self._link.int_in_send.send_nowait(bytes([op]) + bytes(27))
+
+    def inject_request(self, request: p.Request) -> None:
+        """Send a Request no kernel I/O stands behind; its Response lands in
+        :attr:`unmatched_responses`."""
+        if self._link is not None:
+            self._link.int_in_send.send_nowait(request.encode())
+
+    def inject_short_packet(self, data: bytes = b"\x00" * 10) -> None:
+        """A short interrupt-IN read, which the host must drop and read past."""
+        if self._link is not None:
+            self._link.int_in_send.send_nowait(data)
+
+
+__all__ = ["SIM_ADDRESS", "IoResult", "SimGadget", "SimLink"]

@@ -1,0 +1,86 @@
+"""Block sources, export construction and the stats arithmetic."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from fastboop.errors import FastboopError
+from fastboop.smoo import protocol as p
+from fastboop.smoo.export import Export
+from fastboop.smoo.source import BlockSourceError, CopyOnWriteSource, FileBlockSource
+from fastboop.smoo.stats import IopsEwma, PumpStats
+
+from .helpers import make_image
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_file_source_reads_and_rejects_out_of_range(tmp_path: Path) -> None:
+    path, image = make_image(tmp_path, 8192)
+    source = FileBlockSource(path)
+    assert source.size == 8192
+    assert source.identity == f"file:{path.resolve()}"
+    assert await source.read(100, 50) == image[100:150]
+    with pytest.raises(BlockSourceError) as info:
+        await source.read(8000, 512)
+    assert info.value.kind is p.SourceErrorKind.OUT_OF_RANGE
+    source.close()
+
+
+def test_missing_file_is_a_typed_error(tmp_path: Path) -> None:
+    with pytest.raises(BlockSourceError, match="cannot open image"):
+        FileBlockSource(tmp_path / "nope.img")
+
+
+async def test_copy_on_write_merges_runs(tmp_path: Path) -> None:
+    path, image = make_image(tmp_path, 8 * 512)
+    cow = CopyOnWriteSource(FileBlockSource(path), tmp_path / "ov", 512)
+    await cow.write(512, b"A" * 512)
+    await cow.write(3 * 512, b"B" * 1024)
+    got = await cow.read(256, 6 * 512)
+    want = bytearray(image)
+    want[512:1024] = b"A" * 512
+    want[1536:2560] = b"B" * 1024
+    assert got == bytes(want[256:256 + 3072])
+    with pytest.raises(BlockSourceError) as info:
+        await cow.write(100, b"x" * 512)
+    assert info.value.kind is p.SourceErrorKind.INVALID_INPUT
+    assert path.read_bytes() == image
+
+
+def test_export_of_validates_geometry(tmp_path: Path) -> None:
+    path, _ = make_image(tmp_path, 4096 * 3 + 512)
+    source = FileBlockSource(path)
+    with pytest.raises(FastboopError, match="not a non-zero multiple of 4096"):
+        Export.of(source)
+    assert Export.of(source, block_size=512).spec.block_count == 25
+    assert Export.of(source, block_size=512, export_id=7).spec.export_id == 7
+    with pytest.raises(FastboopError, match="power of two"):
+        Export.of(source, block_size=1000)
+    with pytest.raises(FastboopError, match="cannot be written"):
+        Export.of(source, block_size=512, writable=True)
+
+
+def test_ewma_follows_the_rate() -> None:
+    ewma = IopsEwma()
+    assert ewma.update(0, 10.0) == 0.0
+    first = ewma.update(100, 11.0)  # 100 I/Os in 1 s
+    assert first == pytest.approx(100 * (1 - math.exp(-1 / 5)))
+    for second in range(12, 60):
+        value = ewma.update(100 * (second - 10), float(second))
+    assert value == pytest.approx(100, rel=1e-3)
+    assert ewma.update(5000, 59.0) > value  # dt clamps at 1 ms instead of dividing by 0
+
+
+def test_inflight_peak() -> None:
+    stats = PumpStats()
+    for _ in range(3):
+        stats.request_arrived()
+    stats.response_sent()
+    stats.request_arrived()
+    assert (stats.inflight_requests, stats.max_inflight_requests) == (3, 3)
+    stats.session_reset()
+    assert stats.inflight_requests == 0 and stats.max_inflight_requests == 3

@@ -110,6 +110,8 @@ def build_boot_image(
                 f"header v{version} has no DTB section",
                 hint="v3+ devices take the DTB from vendor_boot; use a +dtb kernel encoding",
             )
+        if name:
+            raise InvalidLayoutError(f"header v{version} has no board name field")
         if boot_signature and version < 4:
             raise InvalidLayoutError("only header v4 has a boot signature section")
         image = _build_v3(layout, kernel, ramdisk, cmdline_bytes, os_version, boot_signature)

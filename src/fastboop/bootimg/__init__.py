@@ -1,0 +1,73 @@
+"""Android boot images: build, parse and feed them a kernel the device can start.
+
+The cores here are sans-I/O (bytes in, values out). The public entry points are:
+
+* :func:`assemble_boot_image` — what a boot session calls: encode the kernel as the
+  device profile asks and lay out the image.
+* :func:`build_boot_image` — the plain layout step, byte-compatible with AOSP mkbootimg.
+* :func:`parse_boot_image` — read any v0-v4 ``ANDROID!`` image, with typed errors.
+* :func:`prepare_kernel`, :func:`detect_kernel`, :func:`unwrap_kernel` — kernel formats.
+* :func:`parse_fdt`, :func:`describe_fdt` — a small DTB reader;
+  :func:`fastboop.bootimg.overlay.apply_overlays` applies ``.dtbo`` files (runs a tool).
+"""
+
+from fastboop.bootimg.builder import assemble_boot_image, build_boot_image
+from fastboop.bootimg.errors import (
+    AddressOverflowError,
+    BootImageError,
+    BootImageWarning,
+    CmdlineTooLongError,
+    DeviceTreeError,
+    InvalidLayoutError,
+    KernelArchError,
+    KernelFormatError,
+    MalformedBootImageError,
+    SizeLimitError,
+    UnsupportedEncodingError,
+    UnsupportedHeaderVersionError,
+)
+from fastboop.bootimg.fdt import DeviceTreeInfo, FdtNode, describe_fdt, parse_fdt
+from fastboop.bootimg.header import compute_id
+from fastboop.bootimg.kernel import KernelInfo, detect_kernel, prepare_kernel, unwrap_kernel
+from fastboop.bootimg.layout import (
+    ENCODINGS,
+    BootImageLayout,
+    BootImageLimits,
+    KernelEncoding,
+    OsVersion,
+)
+from fastboop.bootimg.parser import BootImage, Section, parse_boot_image
+
+__all__ = [
+    "ENCODINGS",
+    "AddressOverflowError",
+    "BootImage",
+    "BootImageError",
+    "BootImageLayout",
+    "BootImageLimits",
+    "BootImageWarning",
+    "CmdlineTooLongError",
+    "DeviceTreeError",
+    "DeviceTreeInfo",
+    "FdtNode",
+    "InvalidLayoutError",
+    "KernelArchError",
+    "KernelEncoding",
+    "KernelFormatError",
+    "KernelInfo",
+    "MalformedBootImageError",
+    "OsVersion",
+    "Section",
+    "SizeLimitError",
+    "UnsupportedEncodingError",
+    "UnsupportedHeaderVersionError",
+    "assemble_boot_image",
+    "build_boot_image",
+    "compute_id",
+    "describe_fdt",
+    "detect_kernel",
+    "parse_boot_image",
+    "parse_fdt",
+    "prepare_kernel",
+    "unwrap_kernel",
+]

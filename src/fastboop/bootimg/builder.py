@@ -1,0 +1,255 @@
+"""Build an Android boot image in memory (sans-I/O): bytes in, bytes out.
+
+:func:`build_boot_image` writes exactly the sections it is given, laid out as AOSP
+mkbootimg lays them out, so its output is byte-comparable with mkbootimg's for the same
+inputs (the test suite checks this against Debian's mkbootimg). Choosing what to put in
+the kernel section (compression, an appended DTB) is :mod:`fastboop.bootimg.kernel`'s job;
+:func:`assemble_boot_image` ties both together the way a device profile asks.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from fastboop.bootimg.errors import (
+    AddressOverflowError,
+    BootImageWarning,
+    CmdlineTooLongError,
+    InvalidLayoutError,
+    SizeLimitError,
+    UnsupportedHeaderVersionError,
+)
+from fastboop.bootimg.header import (
+    BOOT_ARGS_SIZE,
+    BOOT_NAME_SIZE,
+    HEADER_SIZES,
+    V3_CMDLINE_SIZE,
+    BootHeader,
+    compute_id,
+    pack_header,
+)
+from fastboop.bootimg.kernel import prepare_kernel
+from fastboop.bootimg.layout import (
+    BUILDABLE_HEADER_VERSIONS,
+    MKBOOTIMG_PAGE_SIZES,
+    BootImageLayout,
+    OsVersion,
+    check_page_size,
+)
+
+U32_MAX = 0xFFFFFFFF
+U64_MAX = 0xFFFFFFFFFFFFFFFF
+#: Longest command line any header can carry: 512 + 1024 on v0-v2, 1536 on v3/v4.
+MAX_CMDLINE_BYTES = 1536
+
+
+def pad_to(length: int, page_size: int) -> int:
+    """``length`` rounded up to a whole number of pages."""
+    return -(-length // page_size) * page_size
+
+
+def _check_limit(what: str, size: int, limit: int) -> None:
+    if limit and size > limit:
+        raise SizeLimitError(what, size, limit, hint="the device profile caps this size")
+    if size > U32_MAX:
+        raise SizeLimitError(what, size, U32_MAX, hint="boot image size fields are 32-bit")
+
+
+def _address(layout: BootImageLayout, field: str, offset: int, bits: int = 32) -> int:
+    address = layout.base + offset
+    if layout.base < 0 or offset < 0 or address > (U32_MAX if bits == 32 else U64_MAX):
+        raise AddressOverflowError(field, address)
+    return address
+
+
+def build_boot_image(
+    layout: BootImageLayout,
+    kernel: bytes,
+    *,
+    ramdisk: bytes = b"",
+    dtb: bytes | None = None,
+    cmdline: str | bytes = "",
+    os_version: OsVersion | None = None,
+    board: str | bytes = b"",
+    boot_signature: bytes = b"",
+) -> bytes:
+    """Lay out a boot image from already-encoded parts.
+
+    ``kernel`` goes in verbatim (encode it with :func:`~fastboop.bootimg.kernel.prepare_kernel`
+    first). ``dtb`` becomes the separate DTB section, which only header v2 has; for any other
+    version pass ``None`` and append the DTB to the kernel instead. ``boot_signature`` is
+    v4's signature section. Checks run in the spec's order (bootimg.md §14) and raise typed
+    :class:`~fastboop.bootimg.errors.BootImageError`\\ s.
+    """
+    version = layout.header_version
+    check_page_size(layout.page_size)
+    if layout.page_size not in MKBOOTIMG_PAGE_SIZES:
+        warnings.warn(
+            f"page size {layout.page_size} is outside mkbootimg's {MKBOOTIMG_PAGE_SIZES}",
+            BootImageWarning,
+            stacklevel=2,
+        )
+    if not kernel:
+        raise InvalidLayoutError("kernel is empty", hint="a boot image needs a kernel")
+    _check_limit("kernel", len(kernel), layout.limits.max_kernel_bytes)
+    _check_limit("initrd", len(ramdisk), layout.limits.max_initrd_bytes)
+
+    cmdline_bytes = cmdline.encode() if isinstance(cmdline, str) else bytes(cmdline)
+    if len(cmdline_bytes) > MAX_CMDLINE_BYTES:
+        raise CmdlineTooLongError(len(cmdline_bytes), MAX_CMDLINE_BYTES)
+
+    name = board.encode() if isinstance(board, str) else bytes(board)
+    if len(name) > BOOT_NAME_SIZE:
+        raise InvalidLayoutError(f"board name is {len(name)} bytes, the header holds 16")
+
+    if version not in BUILDABLE_HEADER_VERSIONS:
+        raise UnsupportedHeaderVersionError(version)
+    if version >= 3:
+        if dtb is not None:
+            raise InvalidLayoutError(
+                f"header v{version} has no DTB section",
+                hint="v3+ devices take the DTB from vendor_boot; use a +dtb kernel encoding",
+            )
+        if name:
+            raise InvalidLayoutError(f"header v{version} has no board name field")
+        if boot_signature and version < 4:
+            raise InvalidLayoutError("only header v4 has a boot signature section")
+        image = _build_v3(layout, kernel, ramdisk, cmdline_bytes, os_version, boot_signature)
+    else:
+        if dtb is not None and version < 2:
+            raise InvalidLayoutError(
+                f"header v{version} has no DTB section",
+                hint="append the DTB to the kernel (a +dtb encoding) or use header v2",
+            )
+        if boot_signature:
+            raise InvalidLayoutError("only header v4 has a boot signature section")
+        if len(cmdline_bytes) > BOOT_ARGS_SIZE - 1:
+            warnings.warn(
+                f"cmdline is {len(cmdline_bytes)} bytes; bytes past 511 go to extra_cmdline, "
+                "which not every bootloader reads",
+                BootImageWarning,
+                stacklevel=2,
+            )
+        image = _build_v0_v2(layout, kernel, ramdisk, dtb, cmdline_bytes, os_version, name)
+
+    total = len(image)
+    if layout.limits.max_total_bytes and total > layout.limits.max_total_bytes:
+        raise SizeLimitError("total bootimg", total, layout.limits.max_total_bytes)
+    if total > U32_MAX:
+        raise SizeLimitError("total bootimg", total, U32_MAX, hint="fastboot downloads are 32-bit")
+    return image
+
+
+def _build_v0_v2(
+    layout: BootImageLayout,
+    kernel: bytes,
+    ramdisk: bytes,
+    dtb: bytes | None,
+    cmdline: bytes,
+    os_version: OsVersion | None,
+    name: bytes,
+) -> bytes:
+    version = layout.header_version
+    page = layout.page_size
+    kernel_addr = _address(layout, "kernel", layout.kernel_offset)
+    ramdisk_addr = _address(layout, "ramdisk", layout.ramdisk_offset)
+    second_addr = _address(layout, "second", layout.second_offset)
+    tags_addr = _address(layout, "tags", layout.tags_offset)
+    dtb_blob = dtb or b""
+    if dtb is not None and not dtb:
+        raise InvalidLayoutError("DTB is empty")
+    _check_limit("dtb", len(dtb_blob), 0)
+    dtb_addr = _address(layout, "dtb", layout.dtb_offset, bits=64) if dtb_blob else 0
+
+    header = BootHeader(
+        header_version=version,
+        kernel_size=len(kernel),
+        kernel_addr=kernel_addr,
+        ramdisk_size=len(ramdisk),
+        ramdisk_addr=ramdisk_addr,
+        second_addr=second_addr,
+        tags_addr=tags_addr,
+        page_size=page,
+        os_version=os_version.pack() if os_version else 0,
+        name=name,
+        cmdline=cmdline[:BOOT_ARGS_SIZE],
+        id=compute_id(version, kernel=kernel, ramdisk=ramdisk, dtb=dtb_blob),
+        extra_cmdline=cmdline[BOOT_ARGS_SIZE:],
+        header_size=HEADER_SIZES[version] if version >= 1 else 0,
+        dtb_size=len(dtb_blob),
+        dtb_addr=dtb_addr,
+    )
+    return _concat(page, pack_header(header), kernel, ramdisk, dtb_blob)
+
+
+def _build_v3(
+    layout: BootImageLayout,
+    kernel: bytes,
+    ramdisk: bytes,
+    cmdline: bytes,
+    os_version: OsVersion | None,
+    signature: bytes,
+) -> bytes:
+    version = layout.header_version
+    header = BootHeader(
+        header_version=version,
+        kernel_size=len(kernel),
+        ramdisk_size=len(ramdisk),
+        os_version=os_version.pack() if os_version else 0,
+        header_size=HEADER_SIZES[version],
+        cmdline=cmdline[:V3_CMDLINE_SIZE],
+        signature_size=len(signature),
+    )
+    _check_limit("boot signature", len(signature), 0)
+    return _concat(layout.effective_page_size, pack_header(header), kernel, ramdisk, signature)
+
+
+def _concat(page_size: int, *sections: bytes) -> bytes:
+    """Join sections, each zero-padded to whole pages; empty sections take no pages."""
+    out = bytearray()
+    for blob in sections:
+        out += blob
+        out += bytes(pad_to(len(blob), page_size) - len(blob))
+    return bytes(out)
+
+
+def assemble_boot_image(
+    layout: BootImageLayout,
+    kernel: bytes,
+    *,
+    ramdisk: bytes = b"",
+    dtb: bytes | None = None,
+    cmdline: str | bytes = "",
+    os_version: OsVersion | None = None,
+) -> bytes:
+    """Encode ``kernel`` as ``layout`` asks and put the DTB where the profile says (§9.2).
+
+    With a ``+dtb`` encoding the DTB is appended to the kernel; otherwise v2 gets a DTB
+    section, v0/v1 boot without any DTB (with a warning, as the spec decides), and v3/v4
+    are refused because their DTB lives in a vendor_boot image fastboop does not build.
+    """
+    encoding = layout.encoding
+    encoded = prepare_kernel(
+        kernel, layout.kernel_encoding, dtb if encoding.append_dtb else None, layout.arch
+    )
+    section_dtb: bytes | None = None
+    if dtb is not None and not encoding.append_dtb:
+        if layout.header_version == 2:
+            section_dtb = dtb
+        elif layout.header_version < 2:
+            warnings.warn(
+                f"header v{layout.header_version} with encoding {layout.kernel_encoding} "
+                "carries no DTB; the image boots without one",
+                BootImageWarning,
+                stacklevel=2,
+            )
+        else:
+            raise InvalidLayoutError(
+                f"header v{layout.header_version} cannot carry a DTB without a +dtb encoding",
+                hint="v3+ devices read the DTB from vendor_boot, which fastboop does not build",
+            )
+    elif dtb is None and layout.header_version < 2 and not encoding.append_dtb:
+        warnings.warn("no DTB given; the image boots without one", BootImageWarning, stacklevel=2)
+    return build_boot_image(
+        layout, encoded, ramdisk=ramdisk, dtb=section_dtb, cmdline=cmdline, os_version=os_version
+    )

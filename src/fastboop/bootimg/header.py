@@ -1,0 +1,205 @@
+"""Byte layout of the ``ANDROID!`` boot image header, versions 0 to 4 (bootimg.md §2-§3).
+
+This module only knows field positions: it turns a :class:`BootHeader` into bytes and
+back. Deciding *what* goes into the fields (addresses, sizes, the split command line) is the
+builder's job, and checking that the sections really exist is the parser's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+
+import msgspec
+
+BOOT_MAGIC = b"ANDROID!"
+VENDOR_BOOT_MAGIC = b"VNDRBOOT"
+
+BOOT_NAME_SIZE = 16
+BOOT_ARGS_SIZE = 512
+BOOT_EXTRA_ARGS_SIZE = 1024
+BOOT_ID_SIZE = 32
+V3_CMDLINE_SIZE = 1536
+
+#: Size of each header version's struct, which is also what ``header_size`` holds.
+HEADER_SIZES = {0: 1632, 1: 1648, 2: 1660, 3: 1580, 4: 1584}
+
+# v0: magic, 10 u32 (kernel_size .. os_version), name, cmdline, id, extra_cmdline.
+_V0 = struct.Struct(
+    f"<8s10I{BOOT_NAME_SIZE}s{BOOT_ARGS_SIZE}s{BOOT_ID_SIZE}s{BOOT_EXTRA_ARGS_SIZE}s"
+)
+_V1_TAIL = struct.Struct("<IQI")  # recovery_dtbo_size, recovery_dtbo_offset, header_size
+_V2_TAIL = struct.Struct("<IQ")  # dtb_size, dtb_addr
+# v3: magic, kernel_size, ramdisk_size, os_version, header_size, 4 reserved, version, cmdline
+_V3 = struct.Struct(f"<8s4I4II{V3_CMDLINE_SIZE}s")
+_V4_TAIL = struct.Struct("<I")  # signature_size
+_VERSION_AT = struct.Struct("<I")
+VERSION_OFFSET = 40
+
+assert _V0.size == HEADER_SIZES[0]
+assert _V0.size + _V1_TAIL.size == HEADER_SIZES[1]
+assert HEADER_SIZES[1] + _V2_TAIL.size == HEADER_SIZES[2]
+assert _V3.size == HEADER_SIZES[3]
+assert _V3.size + _V4_TAIL.size == HEADER_SIZES[4]
+
+
+class BootHeader(msgspec.Struct, kw_only=True):
+    """Every field of a boot header, as stored; fields a version lacks stay 0.
+
+    ``name``, ``cmdline`` and ``extra_cmdline`` are the fixed-size fields cut at their
+    first NUL, as C reads them; for v3/v4 the whole command line is in ``cmdline``.
+    ``header_version`` is the raw u32 at offset 40, which legacy Qualcomm images use as a
+    QCDT size (§13).
+    """
+
+    header_version: int
+    kernel_size: int = 0
+    kernel_addr: int = 0
+    ramdisk_size: int = 0
+    ramdisk_addr: int = 0
+    second_size: int = 0
+    second_addr: int = 0
+    tags_addr: int = 0
+    page_size: int = 0
+    os_version: int = 0
+    name: bytes = b""
+    cmdline: bytes = b""
+    id: bytes = b""
+    extra_cmdline: bytes = b""
+    recovery_dtbo_size: int = 0
+    recovery_dtbo_offset: int = 0
+    header_size: int = 0
+    dtb_size: int = 0
+    dtb_addr: int = 0
+    signature_size: int = 0
+
+
+def layout_version(raw_version: int) -> int:
+    """Header layout to use for the u32 at offset 40: above 4 it is a QCDT size (v0)."""
+    return raw_version if raw_version <= 4 else 0
+
+
+def pack_header(h: BootHeader) -> bytes:
+    """Serialise ``h`` (not padded). ``struct`` raises on out-of-range values, so callers
+    validate first; fixed-size byte fields are truncated or NUL-padded like mkbootimg's."""
+    version = layout_version(h.header_version)
+    if version >= 3:
+        out = _V3.pack(
+            BOOT_MAGIC,
+            h.kernel_size,
+            h.ramdisk_size,
+            h.os_version,
+            h.header_size,
+            0,
+            0,
+            0,
+            0,
+            h.header_version,
+            h.cmdline,
+        )
+        if version == 4:
+            out += _V4_TAIL.pack(h.signature_size)
+        return out
+    out = _V0.pack(
+        BOOT_MAGIC,
+        h.kernel_size,
+        h.kernel_addr,
+        h.ramdisk_size,
+        h.ramdisk_addr,
+        h.second_size,
+        h.second_addr,
+        h.tags_addr,
+        h.page_size,
+        h.header_version,
+        h.os_version,
+        h.name,
+        h.cmdline,
+        h.id,
+        h.extra_cmdline,
+    )
+    if version >= 1:
+        out += _V1_TAIL.pack(h.recovery_dtbo_size, h.recovery_dtbo_offset, h.header_size)
+    if version >= 2:
+        out += _V2_TAIL.pack(h.dtb_size, h.dtb_addr)
+    return out
+
+
+def read_version(data: bytes) -> int | None:
+    """The raw u32 at offset 40, or None when ``data`` is too short to hold it."""
+    if len(data) < VERSION_OFFSET + 4:
+        return None
+    (value,) = _VERSION_AT.unpack_from(data, VERSION_OFFSET)
+    return int(value)
+
+
+def unpack_header(data: bytes) -> BootHeader:
+    """Read the header fields; ``data`` must start with the magic and hold the whole
+    struct for its version (the parser checks both and raises typed errors)."""
+    raw_version = read_version(data)
+    assert raw_version is not None
+    version = layout_version(raw_version)
+    if version >= 3:
+        _, ksize, rsize, osv, hsize, _r0, _r1, _r2, _r3, _v, cmdline = _V3.unpack_from(data)
+        h = BootHeader(
+            header_version=raw_version,
+            kernel_size=ksize,
+            ramdisk_size=rsize,
+            os_version=osv,
+            header_size=hsize,
+            cmdline=cmdline.partition(b"\0")[0],
+        )
+        if version == 4:
+            (h.signature_size,) = _V4_TAIL.unpack_from(data, _V3.size)
+        return h
+    fields = _V0.unpack_from(data)
+    h = BootHeader(
+        header_version=raw_version,
+        kernel_size=fields[1],
+        kernel_addr=fields[2],
+        ramdisk_size=fields[3],
+        ramdisk_addr=fields[4],
+        second_size=fields[5],
+        second_addr=fields[6],
+        tags_addr=fields[7],
+        page_size=fields[8],
+        os_version=fields[10],
+        name=fields[11].partition(b"\0")[0],
+        cmdline=fields[12].partition(b"\0")[0],
+        id=fields[13],
+        extra_cmdline=fields[14].partition(b"\0")[0],
+        header_size=HEADER_SIZES[0],
+    )
+    if version >= 1:
+        h.recovery_dtbo_size, h.recovery_dtbo_offset, h.header_size = _V1_TAIL.unpack_from(
+            data, _V0.size
+        )
+    if version >= 2:
+        h.dtb_size, h.dtb_addr = _V2_TAIL.unpack_from(data, HEADER_SIZES[1])
+    return h
+
+
+def compute_id(
+    version: int,
+    *,
+    kernel: bytes = b"",
+    ramdisk: bytes = b"",
+    second: bytes = b"",
+    recovery_dtbo: bytes = b"",
+    dtb: bytes = b"",
+) -> bytes:
+    """The 32-byte ``id`` exactly as AOSP mkbootimg computes it for v0-v2 (§7).
+
+    Each present section contributes its bytes then its length (u32 LE); an absent one a
+    u32 0. recovery_dtbo counts from v1, dtb from v2. The SHA-1 is padded with 12 zeros.
+    """
+    sha = hashlib.sha1()
+    sections = [kernel, ramdisk, second]
+    if version >= 1:
+        sections.append(recovery_dtbo)
+    if version >= 2:
+        sections.append(dtb)
+    for blob in sections:
+        if blob:
+            sha.update(blob)
+        sha.update(struct.pack("<I", len(blob)))
+    return sha.digest().ljust(BOOT_ID_SIZE, b"\0")

@@ -1,0 +1,257 @@
+"""Recognise a kernel file and re-encode it the way a device wants (bootimg.md §9-§10).
+
+Distros ship kernels in many wrappers (raw arm64 Image, EFI-stub Image, gzip, zstd, xz,
+lz4, EFI zboot, x86 bzImage); Android bootloaders want one specific encoding
+(``image``, ``image.gz``, ``image.lz4``, ``image.zst``, optionally with the DTB appended).
+:func:`unwrap_kernel` peels wrappers down to the raw Image and :func:`prepare_kernel`
+encodes that for the device. Everything here is in memory, with typed errors.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import warnings
+
+import msgspec
+
+from fastboop.bootimg import compression as comp
+from fastboop.bootimg.errors import (
+    BootImageWarning,
+    DeviceTreeError,
+    KernelArchError,
+    KernelFormatError,
+    UnsupportedEncodingError,
+)
+from fastboop.bootimg.fdt import fdt_total_size, find_appended_dtb
+from fastboop.bootimg.layout import KernelEncoding
+from fastboop.bootimg.pe import is_zboot, parse_pe, parse_zboot
+
+ARM64_MAGIC = b"ARM\x64"
+RISCV_MAGIC = b"RSC\x05"
+ARM_ZIMAGE_MAGIC = struct.pack("<I", 0x016F2818)
+#: How many wrappers (zboot around gzip around ...) :func:`unwrap_kernel` will peel.
+MAX_LAYERS = 4
+
+_VERSION = re.compile(rb"Linux version [^\0\n]{1,400}")
+
+
+class KernelInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """What a kernel file is, from the outside in.
+
+    ``layers`` lists the wrappers peeled, outermost first, ending with the payload's own
+    format (``image`` for an arm64 Image, ``bzimage``, or ``unknown``), e.g.
+    ``("zboot:gzip", "image")``. ``arch`` is None when nothing in the file says.
+    ``appended_dtb_size`` counts DTB bytes found after the kernel (an ``Image.gz-dtb``);
+    ``trailing_size`` counts every byte after the outermost compressed stream.
+    """
+
+    layers: tuple[str, ...]
+    arch: str | None
+    efi_stub: bool
+    version: str | None
+    image_size: int | None
+    raw_size: int
+    appended_dtb_size: int
+    trailing_size: int
+
+    @property
+    def format(self) -> str:
+        return self.layers[0]
+
+
+def _classify_raw(data: bytes) -> tuple[str, str | None]:
+    """(format, arch) of an uncompressed kernel."""
+    if len(data) >= 64 and data[0x38:0x3C] == ARM64_MAGIC:
+        return "image", "arm64"
+    if len(data) >= 64 and data[0x38:0x3C] == RISCV_MAGIC:
+        return "image", "riscv64"
+    if len(data) >= 0x240 and data[0x202:0x206] == b"HdrS":
+        xloadflags = struct.unpack_from("<H", data, 0x236)[0]
+        return "bzimage", "x86_64" if xloadflags & 1 else "x86"
+    if len(data) >= 0x30 and data[0x24:0x28] == ARM_ZIMAGE_MAGIC:
+        return "zimage", "arm"
+    return "unknown", None
+
+
+def _bzimage_version(data: bytes) -> str | None:
+    (pointer,) = struct.unpack_from("<H", data, 0x20E)
+    start = pointer + 0x200
+    if not pointer or start >= len(data):
+        return None
+    return data[start : data.find(b"\0", start, start + 400)].decode("ascii", "replace") or None
+
+
+def _peel(data: bytes) -> tuple[str, bytes, bytes] | None:
+    """One wrapper off ``data``: (layer name, inner bytes, trailing bytes) or None if raw."""
+    if len(data) >= 64 and data[0x38:0x3C] in (ARM64_MAGIC, RISCV_MAGIC):
+        return None  # raw or EFI-stub Image: the PE header is part of the Image
+    if data[:3] == comp.GZIP_MAGIC:
+        inner, used = comp.gzip_decompress(data)
+        return "gzip", inner, data[used:]
+    if data[:4] == comp.ZSTD_MAGIC:
+        inner, used = comp.zstd_decompress(data)
+        return "zstd", inner, data[used:]
+    if data[:6] == comp.XZ_MAGIC:
+        inner, used = comp.xz_decompress(data)
+        return "xz", inner, data[used:]
+    if data[:4] == comp.LZ4_LEGACY_MAGIC:
+        inner, used = comp.lz4_legacy_decompress(data)
+        return "lz4", inner, data[used:]
+    if data[:4] == comp.LZ4_FRAME_MAGIC:
+        inner, used = comp.lz4_frame_decompress(data)
+        return "lz4-frame", inner, data[used:]
+    if is_zboot(data):
+        header = parse_zboot(data)
+        payload = data[header.payload_offset : header.payload_offset + header.payload_size]
+        method = header.compression
+        decoders = {
+            "gzip": comp.gzip_decompress,
+            "zstd": comp.zstd_decompress,
+            "zstd22": comp.zstd_decompress,
+            "xzkern": comp.xz_decompress,
+        }
+        decode = decoders.get(method)
+        if decode is None:
+            raise KernelFormatError(f"unsupported zboot compression {method}")
+        inner, _ = decode(payload)  # bytes after the stream (a size trailer) are ignored
+        return f"zboot:{method}", inner, b""
+    if data[:2] == b"MZ" and _classify_raw(data)[0] == "unknown":
+        return "pe", _pe_payload(data), b""
+    return None
+
+
+def _pe_payload(data: bytes) -> bytes:
+    """The reference heuristic (§10.4, simplified): the first compressed stream inside a
+    PE section (``.text`` first) that decodes to an arm64 Image or another PE file."""
+    pe = parse_pe(data)
+    regions = sorted(pe.sections, key=lambda s: s.name != ".text")
+    for section in regions:
+        blob = data[section.offset : section.offset + section.size]
+        for magic, decode in (
+            (comp.ZSTD_MAGIC, comp.zstd_decompress),
+            (comp.GZIP_MAGIC, comp.gzip_decompress),
+        ):
+            pos = blob.find(magic)
+            while pos >= 0:
+                try:
+                    inner, _ = decode(blob[pos:])
+                except KernelFormatError:
+                    inner = b""
+                if inner[:2] == b"MZ" or inner[0x38:0x3C] == ARM64_MAGIC:
+                    return inner
+                pos = blob.find(magic, pos + 1)
+    raise KernelFormatError("no compressed kernel payload found in PE")
+
+
+def unwrap_kernel(data: bytes) -> tuple[KernelInfo, bytes]:
+    """Peel every wrapper off ``data``; return what it is and the bare kernel bytes.
+
+    A DTB appended after the kernel (after the compressed stream, or after a raw Image)
+    is reported in :attr:`KernelInfo.appended_dtb_size` and left out of the result.
+    """
+    if not data:
+        raise KernelFormatError("kernel file is empty")
+    layers: list[str] = []
+    trailing = b""
+    current = bytes(data)
+    for _ in range(MAX_LAYERS + 1):
+        peeled = _peel(current)
+        if peeled is None:
+            break
+        name, current, rest = peeled
+        if not layers:
+            trailing = rest
+        layers.append(name)
+    else:
+        raise KernelFormatError("kernel wrapped in too many layers (recursion limit reached)")
+
+    appended = 0
+    if trailing[:4] == b"\xd0\x0d\xfe\xed":
+        try:
+            appended = fdt_total_size(trailing)
+        except DeviceTreeError:
+            appended = 0
+    fmt, arch = _classify_raw(current)
+    if not layers and fmt == "image":
+        start = find_appended_dtb(current)
+        if start is not None and start >= 64:
+            appended = len(current) - start
+            current = current[:start]
+    layers.append(fmt)
+
+    if fmt == "bzimage":
+        version = _bzimage_version(current)
+    else:
+        match = _VERSION.search(current)
+        version = match.group().decode("ascii", "replace").strip() if match else None
+    image_size = None
+    if fmt == "image" and arch == "arm64":
+        image_size = struct.unpack_from("<Q", current, 16)[0]
+    return (
+        KernelInfo(
+            layers=tuple(layers),
+            arch=arch,
+            efi_stub=fmt == "image" and current[:2] == b"MZ",
+            version=version,
+            image_size=image_size,
+            raw_size=len(current),
+            appended_dtb_size=appended,
+            trailing_size=len(trailing),
+        ),
+        current,
+    )
+
+
+def detect_kernel(data: bytes) -> KernelInfo:
+    """Describe a kernel file (decompressing it if needed to find arch and version)."""
+    return unwrap_kernel(data)[0]
+
+
+def _compress(raw: bytes, compression: str) -> bytes:
+    if compression == "gzip":
+        return comp.gzip_compress(raw)
+    if compression == "lz4":
+        return comp.lz4_legacy_compress(raw)
+    if compression == "zstd":
+        return comp.zstd_compress(raw)
+    return raw
+
+
+def prepare_kernel(kernel: bytes, encoding: str, dtb: bytes | None, arch: str) -> bytes:
+    """Turn any supported kernel file into ``encoding`` for a device of ``arch``.
+
+    The kernel is unwrapped to its raw Image, checked against ``arch``, compressed as the
+    encoding says and, for ``+dtb`` encodings, followed directly by ``dtb`` (no padding).
+    If the input already has the wanted compression and nothing trailing, it is kept
+    byte for byte. x86_64 kernels (bzImage) are passed through unchanged with ``image``.
+    """
+    wanted = KernelEncoding.parse(encoding)
+    info, raw = unwrap_kernel(kernel)
+    if info.arch is not None and info.arch != arch:
+        raise KernelArchError(
+            f"kernel is for {info.arch}, but the device is {arch}",
+            hint=f"use a {arch} kernel"
+            + (" (this looks like a PC kernel)" if info.arch == "x86_64" else ""),
+        )
+    if arch == "x86_64":
+        if wanted.compression != "none" or wanted.append_dtb:
+            raise UnsupportedEncodingError(
+                f"encoding {encoding} does not apply to x86_64 kernels", hint="use image"
+            )
+        return raw
+    if info.arch is None:
+        warnings.warn(
+            f"kernel has no {arch} Image magic; passing it on as a raw Image",
+            BootImageWarning,
+            stacklevel=2,
+        )
+    if wanted.append_dtb:
+        if dtb is None:
+            raise UnsupportedEncodingError(
+                f"encoding {encoding} appends a DTB, but none was given", hint="pass a DTB"
+            )
+        fdt_total_size(dtb)
+    already = info.layers == (wanted.compression, "image") and not info.trailing_size
+    encoded = bytes(kernel) if already else _compress(raw, wanted.compression)
+    return encoded + dtb if wanted.append_dtb and dtb is not None else encoded

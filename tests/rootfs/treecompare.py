@@ -9,16 +9,20 @@ from pathlib import Path
 from fastboop.rootfs.fs import Filesystem, FileType
 
 
-def assert_same_tree(fs: Filesystem, root: Path, *, content_filter: str = "") -> int:
+def assert_same_tree(
+    fs: Filesystem, root: Path, *, content_filter: str = "", extra: frozenset[str] = frozenset()
+) -> int:
     """Every entry's type, permissions, size, link target and bytes match. Returns count.
 
+    Paths in ``extra`` (e.g. ext4's ``/lost+found``) may exist only in ``fs``.
     Only files whose path contains ``content_filter`` have their bytes compared (all by
     default); metadata is always compared.
     """
     count = 0
     for dirpath, dirnames, filenames in os.walk(root):
         rel_dir = "/" + os.path.relpath(dirpath, root).lstrip(".")
-        assert fs.listdir(rel_dir) == sorted(dirnames + filenames, key=os.fsencode), rel_dir
+        listed = [n for n in fs.listdir(rel_dir) if f"{rel_dir.rstrip('/')}/{n}" not in extra]
+        assert listed == sorted(dirnames + filenames, key=os.fsencode), rel_dir
         for name in dirnames + filenames:
             host = Path(dirpath) / name
             rel = f"{rel_dir.rstrip('/')}/{name}"

@@ -33,12 +33,26 @@ def test_spec_vector_is_byte_exact() -> None:
         "59a7af3bac5a4f69eab541a50f967886a43eee2a943114266e740549f05936cd"
     )
     assert data[:116] == (
-        b"070701" + b"00000000" + b"000041ed" + b"00000000" * 2 + b"00000001"
-        + b"00000000" * 6 + b"00000004" + b"00000000" + b"etc\0" + b"\0\0"
+        b"070701"
+        + b"00000000"
+        + b"000041ed"
+        + b"00000000" * 2
+        + b"00000001"
+        + b"00000000" * 6
+        + b"00000004"
+        + b"00000000"
+        + b"etc\0"
+        + b"\0\0"
     )
     assert data[-124:] == (
-        b"070701" + b"00000000" * 4 + b"00000001" + b"00000000" * 6
-        + b"0000000b" + b"00000000" + b"TRAILER!!!\0" + b"\0" * 3
+        b"070701"
+        + b"00000000" * 4
+        + b"00000001"
+        + b"00000000" * 6
+        + b"0000000b"
+        + b"00000000"
+        + b"TRAILER!!!\0"
+        + b"\0" * 3
     )
 
 
@@ -82,7 +96,10 @@ def test_gnu_cpio_extracts_what_we_wrote(tmp_path: Path) -> None:
     out.mkdir()
     listing = subprocess.run(
         ["cpio", "-i", "-d", "--no-absolute-filenames", "--quiet", "-v"],
-        input=archive, cwd=out, capture_output=True, check=True,
+        input=archive,
+        cwd=out,
+        capture_output=True,
+        check=True,
     )
     assert listing.returncode == 0
     assert (out / "init").read_bytes() == b"\x7fELF" + bytes(range(256)) * 3
@@ -101,8 +118,11 @@ def test_parse_reads_gnu_cpio_output(tmp_path: Path) -> None:
     (tmp_path / "d").mkdir()
     (tmp_path / "d/f").write_bytes(b"hello")
     made = subprocess.run(
-        ["cpio", "-o", "-H", "newc", "--quiet"], input=b"d\nd/f\n", cwd=tmp_path,
-        capture_output=True, check=True,
+        ["cpio", "-o", "-H", "newc", "--quiet"],
+        input=b"d\nd/f\n",
+        cwd=tmp_path,
+        capture_output=True,
+        check=True,
     ).stdout
     entries = {e.name: e for e in parse_archive(made)}
     assert entries["d/f"].data == b"hello"
@@ -156,8 +176,14 @@ def test_fuzz_parse_only_typed_errors(data: bytes) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.from_regex(r"[a-z]{1,3}(/[a-z]{1,3}){0,2}", fullmatch=True),
-                          st.binary(max_size=20)), max_size=8))
+@given(
+    st.lists(
+        st.tuples(
+            st.from_regex(r"[a-z]{1,3}(/[a-z]{1,3}){0,2}", fullmatch=True), st.binary(max_size=20)
+        ),
+        max_size=8,
+    )
+)
 def test_write_parse_round_trip(items: list[tuple[str, bytes]]) -> None:
     w = CpioWriter()
     for name, data in items:

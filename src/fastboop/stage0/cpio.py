@@ -66,9 +66,7 @@ def encode_entry(entry: CpioEntry) -> bytes:
     """Render one entry: header, NUL-terminated name, padding, data, padding."""
     name = entry.name.encode("utf-8", "surrogateescape") + b"\0"
     if len(entry.data) > MAX_FILESIZE:
-        raise CpioError(
-            f"file too large for cpio newc ({len(entry.data)} bytes)", where=entry.name
-        )
+        raise CpioError(f"file too large for cpio newc ({len(entry.data)} bytes)", where=entry.name)
     for value in (entry.mode, entry.uid, entry.gid, entry.rdevmajor, entry.rdevminor):
         if not 0 <= value <= 0xFFFFFFFF:
             raise CpioError(f"cpio field out of range: {value}", where=entry.name)
@@ -183,8 +181,11 @@ def parse_archive(data: bytes) -> list[CpioEntry]:
         if statmod.S_ISREG(mode) and nlink > 1:
             raise CpioError("hard links are not supported", where=name)
         if name not in ("", "."):
-            out.append(CpioEntry(_normalise(name), mode, bytes(data[data_start:data_end]),
-                                 uid, gid, rmaj, rmin))
+            out.append(
+                CpioEntry(
+                    _normalise(name), mode, bytes(data[data_start:data_end]), uid, gid, rmaj, rmin
+                )
+            )
         pos = data_end + (-size % 4)
 
 

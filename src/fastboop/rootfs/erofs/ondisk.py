@@ -80,8 +80,23 @@ def parse_superblock(raw: bytes) -> Superblock:
     """Parse the 128 bytes at offset 1024."""
     if len(raw) < SUPERBLOCK_SIZE:
         raise CorruptImageError("erofs: truncated superblock")
-    (magic, _csum, compat, blkszbits, _extslots, root_nid, inos, _bt, _btns, blocks,
-     meta, xattr, _uuid, volname, incompat) = _SB.unpack_from(raw)
+    (
+        magic,
+        _csum,
+        compat,
+        blkszbits,
+        _extslots,
+        root_nid,
+        inos,
+        _bt,
+        _btns,
+        blocks,
+        meta,
+        xattr,
+        _uuid,
+        volname,
+        incompat,
+    ) = _SB.unpack_from(raw)
     if magic != EROFS_MAGIC:
         raise CorruptImageError(f"erofs: bad magic {magic:#010x}")
     if not 9 <= blkszbits <= 16:

@@ -32,9 +32,7 @@ ADVISE_BIG_PCLUSTER_2 = 0x0004
 ADVISE_INLINE_PCLUSTER = 0x0008
 ADVISE_INTERLACED_PCLUSTER = 0x0010
 ADVISE_FRAGMENT_PCLUSTER = 0x0020
-_UNSUPPORTED_ADVISE = (
-    ADVISE_INLINE_PCLUSTER | ADVISE_INTERLACED_PCLUSTER | ADVISE_FRAGMENT_PCLUSTER
-)
+_UNSUPPORTED_ADVISE = ADVISE_INLINE_PCLUSTER | ADVISE_INTERLACED_PCLUSTER | ADVISE_FRAGMENT_PCLUSTER
 
 ALGORITHMS = {0: "lz4", 1: "lzma", 2: "deflate", 3: "zstd"}
 MAP_HEADER_SIZE = 8
@@ -166,8 +164,9 @@ class ClusterIndex:
             if delta0 & D0_CBLKCNT:
                 if not self.big_pcluster:
                     raise CorruptImageError(f"erofs: stray CBLKCNT at nid {self.inode.nid}")
-                return _Lcluster(TYPE_NONHEAD, 1 << self.lclusterbits, 1,
-                                 compressedlcs=delta0 & ~D0_CBLKCNT)
+                return _Lcluster(
+                    TYPE_NONHEAD, 1 << self.lclusterbits, 1, compressedlcs=delta0 & ~D0_CBLKCNT
+                )
             return _Lcluster(TYPE_NONHEAD, 1 << self.lclusterbits, delta0)
         if ctype in (TYPE_PLAIN, TYPE_HEAD):
             clusterofs = self._u16(pos + 2)

@@ -66,8 +66,9 @@ class _Dumper(yaml.SafeDumper):
 
 
 def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
-    safe_plain = plain_scalar_kind(data) == "string" and data == data.strip()
-    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=None if safe_plain else "'")
+    # Double quotes escape everything (PyYAML mangles NEL inside single quotes).
+    safe_plain = plain_scalar_kind(data) == "string" and data.isprintable()
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=None if safe_plain else '"')
 
 
 def _represent_hex(dumper: yaml.SafeDumper, data: _Hex) -> yaml.ScalarNode:

@@ -4,9 +4,22 @@ from __future__ import annotations
 
 import textwrap
 
+from hypothesis import strategies as st
+
 from fastboop.devpro.loader import parse_profile
 from fastboop.devpro.probe import GetvarResult
-from fastboop.devpro.schema import DeviceProfile
+from fastboop.devpro.schema import (
+    AndroidBootImage,
+    BootLimits,
+    Compression,
+    DeviceProfile,
+    InitrdSettings,
+    KernelEncoding,
+    KernelSettings,
+    MatchEntry,
+    ProbeOperator,
+    ProbeStep,
+)
 
 #: devpro.md §7, the fictional example profile.
 EXAMPLE = textwrap.dedent(
@@ -70,3 +83,59 @@ class FakeDevice:
         if isinstance(answer, tuple):
             return GetvarResult.fail(answer[1])
         return GetvarResult.okay(answer)
+
+
+# -- hypothesis strategies for valid profiles ------------------------------------------------
+
+_U64 = st.integers(0, 2**64 - 1)
+_text = st.text(st.characters(exclude_categories=("Cs",)), max_size=20)
+_getvar_names = st.text(
+    st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=57
+)
+
+
+def _steps() -> st.SearchStrategy[ProbeStep]:
+    return st.builds(
+        lambda name, op, value: ProbeStep(
+            getvar=name, operator=op, value=value if op.takes_value else None
+        ),
+        _getvar_names,
+        st.sampled_from(ProbeOperator),
+        _text,
+    )
+
+
+def profiles() -> st.SearchStrategy[DeviceProfile]:
+    """Every valid :class:`DeviceProfile` shape, including all optional fields."""
+    image = st.builds(
+        AndroidBootImage,
+        header_version=st.integers(0, 2),
+        page_size=st.integers(0, 31).map(lambda shift: 1 << shift),
+        kernel=st.builds(KernelSettings, encoding=st.sampled_from(KernelEncoding)),
+        base=st.none() | _U64,
+        kernel_offset=st.none() | _U64,
+        dtb_offset=st.none() | _U64,
+        limits=st.none()
+        | st.builds(
+            BootLimits,
+            max_kernel_bytes=st.none() | _U64,
+            max_initrd_bytes=st.none() | _U64,
+            max_total_bytes=st.none() | _U64,
+        ),
+        initrd=st.none()
+        | st.builds(InitrdSettings, compress=st.none() | st.sampled_from(Compression)),
+        cmdline_append=st.none() | _text,
+    )
+    return st.builds(
+        DeviceProfile,
+        id=_text.filter(bool),
+        display_name=st.none() | _text,
+        devicetree_name=_text.filter(lambda name: bool(name.lstrip("/"))),
+        match=st.lists(
+            st.builds(MatchEntry, vid=st.integers(0, 0xFFFF), pid=st.integers(0, 0xFFFF)),
+            min_size=1,
+            max_size=3,
+        ).map(tuple),
+        probe=st.lists(_steps(), max_size=4).map(tuple),
+        android_bootimg=image,
+    )

@@ -485,5 +485,20 @@ def test_oversized_input_is_refused_before_parsing() -> None:
 
 
 def test_deep_nesting_is_a_profile_error() -> None:
-    error = error_of("id: " + "[" * 5000 + "]" * 5000)
+    error = error_of("id: " + "[" * 1500 + "]" * 1500)
     assert isinstance(error, ProfileError)
+
+
+def test_json_surrogate_pairs_are_joined_and_lone_halves_rejected() -> None:
+    doc = yaml.safe_load(EXAMPLE)
+    doc["display_name"] = "\U0001f600"
+    assert load(json.dumps(doc)).display_name == "\U0001f600"
+    text = json.dumps(doc).replace("\\ude00", "")
+    error = error_of(text)
+    assert error.path == "display_name"
+    assert error.detail == "contains an unpaired UTF-16 surrogate escape"
+
+
+@pytest.mark.parametrize("char", ["\x00", "\x1f", "\ufffe"])
+def test_control_characters_are_a_profile_error(char: str) -> None:
+    assert error_of(EXAMPLE + char).detail.startswith("invalid YAML: unacceptable character")

@@ -116,9 +116,17 @@ class _Composer(yaml.SafeLoader):
 
 
 def _compose(text: str, file: str) -> tuple[yaml.Node, set[int]]:
-    loader = _Composer(text)
+    loader: _Composer | None = None
     try:
+        loader = _Composer(text)  # the reader rejects control characters right here
         root = loader.get_single_node()
+    except yaml.reader.ReaderError as error:
+        raise ProfileError(
+            file,
+            None,
+            f"invalid YAML: unacceptable character #x{error.character:04x} "
+            f"at offset {error.position}",
+        ) from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -134,7 +142,8 @@ def _compose(text: str, file: str) -> tuple[yaml.Node, set[int]]:
     except RecursionError:
         raise ProfileError(file, None, "invalid YAML: nested too deeply") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if root is None:
         raise ProfileError(file, "(root)", "expected mapping, got an empty document")
     return root, loader.explicit_scalars
@@ -231,7 +240,7 @@ class _Walker:
             ):
                 kind = "boolean"
             else:
-                return str(node.value)
+                return self.text(node, path)
         is_scalar = isinstance(node, yaml.ScalarNode)
         example = f"'{node.value}'" if is_scalar and node.value else "'1'"
         if operator is not None and is_scalar:
@@ -246,6 +255,21 @@ class _Walker:
             key = path.rsplit(".", 1)[-1]
             hint = f"quote it, e.g. {key}: {example}"
         raise self.fail(path, f"expected string, got {kind}", node, expected="string", hint=hint)
+
+    def text(self, node: yaml.ScalarNode, path: str) -> str:
+        """The scalar's text; JSON surrogate-pair escapes are joined, lone halves refused."""
+        value = str(node.value)
+        if any("\ud800" <= c <= "\udfff" for c in value):
+            try:
+                value = value.encode("utf-16", "surrogatepass").decode("utf-16")
+            except UnicodeDecodeError:
+                raise self.fail(
+                    path,
+                    "contains an unpaired UTF-16 surrogate escape",
+                    node,
+                    expected="valid Unicode text",
+                ) from None
+        return value
 
     def integer(self, node: yaml.Node, path: str, maximum: int) -> int:
         kind = self.kind(node)

@@ -14,8 +14,6 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
-import structlog
-
 from fastboop.devpro.errors import DuplicateProfileIdError, ProfileError
 from fastboop.devpro.loader import parse_profile
 from fastboop.devpro.pool import LoadedProfile, ProfilePool, ProfileSource
@@ -31,8 +29,6 @@ __all__ = [
     "local_profile_dirs",
     "packaged_profile_dir",
 ]
-
-log = structlog.get_logger(__name__)
 
 #: Case-sensitive; files with other names are ignored in directory scans.
 PROFILE_EXTENSIONS = (".yml", ".yaml", ".json")
@@ -162,7 +158,6 @@ def load_local_profiles(dirs: Sequence[Path]) -> tuple[list[LoadedProfile], list
                 item, file_warnings = load_profile_file(path)
             except ProfileError as error:
                 warnings.append(f"Skipping invalid device profile {error}")
-                log.warning("skipping invalid device profile", error=str(error))
                 continue
             profile_id = item.profile.id
             if profile_id in seen:

@@ -1,0 +1,154 @@
+"""``fastboop devpro``: list, show and validate device profiles.
+
+Device profiles tell fastboop what a phone is (USB ids plus read-only getvar checks) and
+how to boot it (boot-image layout). This command shows which profiles are in force and
+where each came from, and checks profile files before they are installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from fastboop.devpro.document import profile_to_document, profile_to_yaml
+from fastboop.devpro.errors import ProfileError
+from fastboop.devpro.pool import PoolEntry, ProfilePool
+from fastboop.devpro.sources import load_pool, load_profile_file
+
+_DESCRIPTION = (
+    "Device profiles tell fastboop what a phone is (USB ids plus read-only getvar checks) "
+    "and how to boot it (boot-image layout). This command shows which profiles are in "
+    "force and where each came from, and checks profile files before they are installed."
+)
+_SOURCES_HELP = (
+    "Profiles come from the built-ins, then FASTBOOP_SCHEMA_PATH directories, then "
+    "$XDG_CONFIG_HOME/fastboop/devpro (default ~/.config/fastboop/devpro), then "
+    "/usr/share/fastboop/devpro. A local profile replaces a built-in with the same id; "
+    "the same id in two local files is an error."
+)
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "devpro",
+        help="list, show and validate device profiles",
+        description=f"{_DESCRIPTION}\n\n{_SOURCES_HELP}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = parser.add_subparsers(dest="devpro_action", metavar="ACTION", required=True)
+
+    listing = actions.add_parser(
+        "list",
+        help="list the profiles in force, sorted by id, tagged with their sources",
+        description="List every device profile in force as `ID  NAME  [sources]`.",
+    )
+    listing.add_argument("--json", action="store_true", help="print a JSON array instead")
+    listing.set_defaults(handler=list_profiles)
+
+    show = actions.add_parser(
+        "show",
+        help="print one profile as YAML (or JSON)",
+        description=(
+            "Print the profile in force for ID in the profile file format, preceded by a "
+            "comment naming its source file and SHA-256. The output is itself a valid "
+            "profile file."
+        ),
+    )
+    show.add_argument("id", metavar="ID", help="profile id, e.g. oneplus-fajita")
+    show.add_argument("--json", action="store_true", help="print JSON with the source info")
+    show.set_defaults(handler=show_profile)
+
+    validate = actions.add_parser(
+        "validate",
+        help="check profile files strictly; exit 1 if any is invalid",
+        description=(
+            "Check each FILE against the device-profile schema: unknown keys, types, "
+            "operators, ranges. Prints one line per file; an invalid file's line names "
+            "the key path and what was expected."
+        ),
+    )
+    validate.add_argument("files", metavar="FILE", nargs="+", type=Path)
+    validate.add_argument("--json", action="store_true", help="print a JSON array of results")
+    validate.set_defaults(handler=validate_files)
+
+
+def _pool() -> ProfilePool:
+    pool = load_pool()
+    for warning in pool.warnings:
+        print(f"fastboop: warning: {warning}", file=sys.stderr)
+    return pool
+
+
+def _entry_json(entry: PoolEntry) -> dict[str, Any]:
+    return {
+        "id": entry.profile.id,
+        "display_name": entry.profile.display_name,
+        "sources": [source.value for source in entry.defined_in],
+        "origin": entry.loaded.origin,
+        "sha256": entry.loaded.sha256,
+    }
+
+
+def list_profiles(args: argparse.Namespace) -> int:
+    pool = _pool()
+    if args.json:
+        print(json.dumps([_entry_json(entry) for entry in pool.entries()], indent=2))
+        return 0
+    for entry in pool.entries():
+        name = entry.profile.display_name
+        line = f"{entry.profile.id:<40} " + (f"{name:<24} " if name else "")
+        print(f"{line}[{entry.tags}]")
+    return 0
+
+
+def show_profile(args: argparse.Namespace) -> int:
+    entry = _pool().entry(args.id)
+    if args.json:
+        document = _entry_json(entry) | {"profile": profile_to_document(entry.profile)}
+        print(json.dumps(document, indent=2))
+        return 0
+    print(f"# source: {entry.loaded.origin} [{entry.tags}] sha256={entry.loaded.sha256}")
+    print(profile_to_yaml(entry.profile), end="")
+    return 0
+
+
+def validate_files(args: argparse.Namespace) -> int:
+    results: list[dict[str, Any]] = []
+    failed = False
+    for path in args.files:
+        try:
+            loaded, warnings = load_profile_file(path)
+        except ProfileError as error:
+            failed = True
+            results.append(
+                {
+                    "file": str(path),
+                    "ok": False,
+                    "error": str(error),
+                    "path": error.path,
+                    "expected": error.expected,
+                    "line": error.line,
+                }
+            )
+            if not args.json:
+                print(f"fastboop: error: {error}", file=sys.stderr)
+            continue
+        results.append(
+            {
+                "file": str(path),
+                "ok": True,
+                "id": loaded.profile.id,
+                "sha256": loaded.sha256,
+                "warnings": list(warnings),
+            }
+        )
+        if not args.json:
+            for warning in warnings:
+                print(f"fastboop: warning: {warning}", file=sys.stderr)
+            print(f"{path}: ok ({loaded.profile.id})")
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 1 if failed else 0

@@ -1,0 +1,83 @@
+"""Pick the right reader for a rootfs image by its magic numbers.
+
+Guessing by file name is wrong as often as not (``rootfs.img`` can be anything), so the
+bytes decide. Unsupported but recognisable formats get an error that names them and
+says what *is* supported, instead of a generic "bad magic".
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from fastboop.rootfs.blocksource import BlockSource, FileSource
+from fastboop.rootfs.errors import UnsupportedError
+from fastboop.rootfs.fs import Filesystem
+
+SUPPORTED = "erofs, ext2/3/4, or a plain directory"
+
+# (offset, magic, name, hint)
+_KNOWN_OTHERS: list[tuple[int, bytes, str, str]] = [
+    (0, b"hsqs", "squashfs", "repack it as erofs: mkfs.erofs -zlz4hc out.erofs DIR"),
+    (0, b"\xfd7zXZ\x00", "an xz-compressed file", "decompress it first (xz -d)"),
+    (0, b"\x28\xb5\x2f\xfd", "a zstd-compressed file", "decompress it first (zstd -d)"),
+    (0, b"\x1f\x8b", "a gzip-compressed file", "decompress it first (gunzip)"),
+    (0, b"\x3a\xff\x26\xed", "an Android sparse image", "convert it first (simg2img)"),
+    (512, b"EFI PART", "a GPT-partitioned disk image", "select a partition"),
+    (0x10040, b"_BHRfS_M", "btrfs", "repack it as erofs or ext4"),
+    (0, b"XFSB", "xfs", "repack it as erofs or ext4"),
+    (0x8001, b"CD001", "an ISO 9660 image", "extract the rootfs from it"),
+]
+
+
+def detect_kind(source: BlockSource) -> str | None:
+    """``"erofs"``, ``"ext4"`` or ``None``; never raises for short inputs."""
+
+    def at(offset: int, length: int) -> bytes:
+        if offset + length > source.size:
+            return b""
+        return source.read(offset, length)
+
+    if at(1024, 4) == b"\xe2\xe1\xf5\xe0":
+        return "erofs"
+    if at(1024 + 56, 2) == b"\x53\xef":
+        return "ext4"
+    return None
+
+
+def describe_unsupported(source: BlockSource) -> tuple[str, str]:
+    for offset, magic, name, hint in _KNOWN_OTHERS:
+        if offset + len(magic) <= source.size and source.read(offset, len(magic)) == magic:
+            return name, hint
+    if source.size >= 512 and source.read(510, 2) == b"\x55\xaa":
+        return "an MBR-partitioned disk image (or FAT)", "select a partition"
+    return "an unknown format", f"supported are {SUPPORTED}"
+
+
+def open_filesystem(source: BlockSource, *, label: str = "rootfs") -> Filesystem:
+    """Open ``source`` with the reader its magic calls for."""
+    kind = detect_kind(source)
+    if kind == "erofs":
+        from fastboop.rootfs.erofs import ErofsFilesystem
+
+        return ErofsFilesystem(source, label=label)
+    if kind == "ext4":
+        from fastboop.rootfs.ext4 import Ext4Filesystem
+
+        return Ext4Filesystem(source, label=label)
+    name, hint = describe_unsupported(source)
+    raise UnsupportedError(
+        f"not a supported rootfs: looks like {name}; supported are {SUPPORTED}",
+        where=label,
+        hint=hint,
+    )
+
+
+def open_path(path: str | os.PathLike[str]) -> Filesystem:
+    """Open a local image file or directory."""
+    p = Path(path)
+    if p.is_dir():
+        from fastboop.rootfs.dirfs import DirectoryFilesystem
+
+        return DirectoryFilesystem(p)
+    return open_filesystem(FileSource(p), label=str(p))

@@ -1,0 +1,239 @@
+"""EROFS filesystem over a block source.
+
+Reads only the byte ranges it needs: the superblock, the inodes on a lookup path,
+directory blocks, and the data blocks of files actually read. Parsed inodes and
+directories are cached (bounded) because discovery looks up the same directories often.
+"""
+
+from __future__ import annotations
+
+import stat as statmod
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import TypeVar
+
+from fastboop.rootfs import lz4block
+from fastboop.rootfs.blocksource import BlockSource
+from fastboop.rootfs.erofs import zmap
+from fastboop.rootfs.erofs.ondisk import (
+    INODE_SLOT,
+    NULL_ADDR,
+    SUPERBLOCK_OFFSET,
+    SUPERBLOCK_SIZE,
+    DataLayout,
+    Inode,
+    Superblock,
+    parse_dirents,
+    parse_inode,
+    parse_superblock,
+)
+from fastboop.rootfs.errors import CorruptImageError, TooLargeError, UnsupportedError
+from fastboop.rootfs.fs import Filesystem, FileType, Node, Stat
+
+DEFAULT_MAX_FILE_SIZE = 1 << 30
+CHUNK_FORMAT_BLKBITS_MASK = 0x1F
+CHUNK_FORMAT_INDEXES = 0x20
+_CACHE_SIZE = 4096
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _cached(cache: OrderedDict[K, V], key: K, make: Callable[[], V]) -> V:
+    try:
+        cache.move_to_end(key)
+        return cache[key]
+    except KeyError:
+        value = make()
+        cache[key] = value
+        if len(cache) > _CACHE_SIZE:
+            cache.popitem(last=False)
+        return value
+
+
+class ErofsFilesystem(Filesystem):
+    """Read-only EROFS image. ``max_file_size`` bounds memory for any single read."""
+
+    kind = "erofs"
+
+    def __init__(
+        self,
+        source: BlockSource,
+        *,
+        label: str = "rootfs",
+        max_file_size: int = DEFAULT_MAX_FILE_SIZE,
+    ) -> None:
+        self.source = source
+        self.label = label
+        self.max_file_size = max_file_size
+        self.sb: Superblock = parse_superblock(self._read(SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE))
+        self._inodes: OrderedDict[int, Inode] = OrderedDict()
+        self._dirs: OrderedDict[int, dict[str, int]] = OrderedDict()
+
+    # -- low level --------------------------------------------------------------------
+
+    def _read(self, offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0 or offset + length > self.source.size:
+            raise CorruptImageError(
+                f"erofs: reference to bytes [{offset}, {offset + length}) beyond the image "
+                f"({self.source.size} bytes)"
+            )
+        return self.source.read(offset, length)
+
+    @property
+    def block_size(self) -> int:
+        return self.sb.block_size
+
+    def inode(self, nid: int) -> Inode:
+        def load() -> Inode:
+            location = self.sb.meta_blkaddr * self.block_size + nid * INODE_SLOT
+            avail = min(64, self.source.size - location)
+            return parse_inode(self._read(location, max(avail, 0)), nid=nid, location=location)
+
+        return _cached(self._inodes, nid, load)
+
+    def _check_size(self, inode: Inode) -> None:
+        if inode.size > self.max_file_size:
+            raise TooLargeError(
+                f"file of {inode.size} bytes exceeds the {self.max_file_size}-byte read limit"
+            )
+
+    def read_inode_data(self, inode: Inode) -> bytes:
+        """All data of ``inode`` (file content, directory blocks or symlink target)."""
+        self._check_size(inode)
+        layout = inode.layout
+        if layout is DataLayout.FLAT_PLAIN:
+            return self._read(inode.raw_u * self.block_size, inode.size) if inode.size else b""
+        if layout is DataLayout.FLAT_INLINE:
+            return self._read_inline(inode)
+        if layout is DataLayout.CHUNK_BASED:
+            return self._read_chunked(inode)
+        return self._read_compressed(inode)
+
+    def _read_inline(self, inode: Inode) -> bytes:
+        bs = self.block_size
+        tail = inode.size % bs
+        full = inode.size - tail
+        head = self._read(inode.raw_u * bs, full) if full else b""
+        if not tail:
+            return head
+        if inode.header_end % bs + tail > bs:
+            raise CorruptImageError(f"erofs: inline data crosses a block at nid {inode.nid}")
+        return head + self._read(inode.header_end, tail)
+
+    def _read_chunked(self, inode: Inode) -> bytes:
+        bs = self.block_size
+        fmt = inode.raw_u & 0xFFFF
+        chunkbits = self.sb.blkszbits + (fmt & CHUNK_FORMAT_BLKBITS_MASK)
+        if chunkbits > 40:
+            raise CorruptImageError(f"erofs: absurd chunk size at nid {inode.nid}")
+        chunk = 1 << chunkbits
+        count = -(-inode.size // chunk)
+        indexes = bool(fmt & CHUNK_FORMAT_INDEXES)
+        unit = 8 if indexes else 4
+        start = -(-inode.header_end // unit) * unit
+        table = self._read(start, count * unit)
+        parts = []
+        for i in range(count):
+            length = min(chunk, inode.size - i * chunk)
+            if indexes:
+                device = int.from_bytes(table[i * 8 + 2 : i * 8 + 4], "little")
+                blkaddr = int.from_bytes(table[i * 8 + 4 : i * 8 + 8], "little")
+                if device and blkaddr != NULL_ADDR:
+                    raise UnsupportedError("erofs: multi-device chunk references")
+            else:
+                blkaddr = int.from_bytes(table[i * 4 : i * 4 + 4], "little")
+            if blkaddr == NULL_ADDR:
+                parts.append(bytes(length))
+            else:
+                parts.append(self._read(blkaddr * bs, length))
+        return b"".join(parts)
+
+    def _read_compressed(self, inode: Inode) -> bytes:
+        if not inode.size:
+            return b""
+        bs = self.block_size
+        hoff = zmap.map_header_offset(inode)
+        header = zmap.parse_map_header(
+            self._read(hoff, min(zmap.MAP_HEADER_SIZE, self.source.size - hoff)), inode, self.sb
+        )
+        istart, ilen = zmap.index_region(inode, header)
+        index = self._read(istart, min(ilen, max(self.source.size - istart, 0)))
+        cindex = zmap.ClusterIndex(inode, header, self.sb, index)
+        out = []
+        for extent in zmap.file_extents(cindex):
+            raw = self._read(extent.pblk * bs, extent.pblocks * bs)
+            if extent.compressed:
+                out.append(self._decompress(raw, extent, inode))
+            else:
+                if extent.length > len(raw):
+                    raise CorruptImageError(f"erofs: plain extent too long at nid {inode.nid}")
+                out.append(raw[: extent.length])
+        return b"".join(out)
+
+    def _decompress(self, raw: bytes, extent: zmap.Extent, inode: Inode) -> bytes:
+        if self.sb.zero_padding:
+            raw = raw.lstrip(b"\0")
+            if not raw:
+                raise CorruptImageError(f"erofs: empty compressed cluster at nid {inode.nid}")
+            data = lz4block.decompress_exact(raw, extent.length)
+            if data is not None:
+                return data
+        try:
+            return lz4block.decompress_partial(raw, extent.length)
+        except lz4block.LZ4FormatError as error:
+            raise CorruptImageError(
+                f"erofs: LZ4 data does not decode ({error}) at logical offset "
+                f"{extent.logical}, nid {inode.nid}"
+            ) from None
+
+    def directory(self, nid: int) -> dict[str, int]:
+        def load() -> dict[str, int]:
+            inode = self.inode(nid)
+            if not statmod.S_ISDIR(inode.mode):
+                raise CorruptImageError(f"erofs: nid {nid} is not a directory")
+            if inode.layout.compressed:
+                raise UnsupportedError(f"erofs: compressed directory at nid {nid}")
+            data = self.read_inode_data(inode)
+            entries: dict[str, int] = {}
+            bs = self.block_size
+            for off in range(0, len(data), bs):
+                for name, child, _ftype in parse_dirents(data[off : off + bs], nid=nid):
+                    if name not in (".", ".."):
+                        entries[name] = child
+            return entries
+
+        return _cached(self._dirs, nid, load)
+
+    # -- Filesystem primitives --------------------------------------------------------
+
+    def root_node(self) -> Node:
+        return self.sb.root_nid
+
+    def node_stat(self, node: Node) -> Stat:
+        assert isinstance(node, int)
+        inode = self.inode(node)
+        ftype = FileType.from_mode(inode.mode)
+        rdev = inode.raw_u if ftype in (FileType.CHARDEV, FileType.BLOCKDEV) else 0
+        return Stat(
+            type=ftype,
+            mode=inode.mode,
+            size=inode.size,
+            uid=inode.uid,
+            gid=inode.gid,
+            nlink=inode.nlink,
+            ino=inode.nid,
+            rdev=rdev,
+        )
+
+    def node_children(self, node: Node) -> dict[str, Node]:
+        assert isinstance(node, int)
+        return dict(self.directory(node))
+
+    def node_lookup(self, node: Node, name: str) -> Node | None:
+        assert isinstance(node, int)
+        return self.directory(node).get(name)
+
+    def node_read(self, node: Node) -> bytes:
+        assert isinstance(node, int)
+        return self.read_inode_data(self.inode(node))

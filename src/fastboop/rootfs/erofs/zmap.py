@@ -1,0 +1,274 @@
+"""EROFS compressed-file cluster maps: logical clusters → compressed extents.
+
+A compressed file is cut into *logical clusters* (lclusters, one block each in
+erofs-utils 1.5). Each lcluster has an index entry: HEAD (an extent starts inside it,
+at ``clusterofs``, compressed), PLAIN (same, stored uncompressed) or NONHEAD (continues
+the previous extent). The legacy layout stores 8-byte entries with explicit block
+addresses; the compact layout packs 2 entries into 8 bytes (or 16 into 32) and derives
+block addresses from a per-pack base. With *big pclusters* (``mkfs.erofs -C``) one
+extent's compressed data spans several blocks, whose count ("CBLKCNT") is stored in the
+first NONHEAD entry after the head.
+
+This module ports the kernel's decoding (``fs/erofs/zmap.c``) to a whole-file walk:
+:func:`file_extents` returns every extent of a file in order. It is sans-I/O: it works
+on the index bytes the caller read.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from fastboop.rootfs.erofs.ondisk import DataLayout, Inode, Superblock
+from fastboop.rootfs.errors import CorruptImageError, UnsupportedError
+
+TYPE_PLAIN = 0
+TYPE_HEAD = 1
+TYPE_NONHEAD = 2
+D0_CBLKCNT = 1 << 11
+
+ADVISE_COMPACTED_2B = 0x0001
+ADVISE_BIG_PCLUSTER_1 = 0x0002
+ADVISE_BIG_PCLUSTER_2 = 0x0004
+ADVISE_INLINE_PCLUSTER = 0x0008
+ADVISE_INTERLACED_PCLUSTER = 0x0010
+ADVISE_FRAGMENT_PCLUSTER = 0x0020
+_UNSUPPORTED_ADVISE = ADVISE_INLINE_PCLUSTER | ADVISE_INTERLACED_PCLUSTER | ADVISE_FRAGMENT_PCLUSTER
+
+ALGORITHMS = {0: "lz4", 1: "lzma", 2: "deflate", 3: "zstd"}
+MAP_HEADER_SIZE = 8
+LEGACY_INDEX_SIZE = 8
+
+
+class MapHeader(msgspec.Struct, frozen=True):
+    advise: int
+    algorithm: int
+    lclusterbits: int
+
+
+class Extent(msgspec.Struct, frozen=True):
+    """``length`` bytes of the file at ``logical`` come from ``pblocks`` blocks at ``pblk``."""
+
+    logical: int
+    length: int
+    pblk: int
+    pblocks: int
+    compressed: bool
+
+
+class _Lcluster(msgspec.Struct):
+    type: int
+    clusterofs: int = 0
+    delta0: int = 0
+    pblk: int = 0
+    compressedlcs: int = 0
+
+
+def align8(value: int) -> int:
+    return (value + 7) & ~7
+
+
+def map_header_offset(inode: Inode) -> int:
+    return align8(inode.header_end)
+
+
+def parse_map_header(raw: bytes, inode: Inode, sb: Superblock) -> MapHeader:
+    """Decode ``z_erofs_map_header``; legacy inodes on non-big-pcluster images have none."""
+    if inode.layout is DataLayout.COMPRESSED_FULL and not sb.big_pcluster:
+        return MapHeader(advise=0, algorithm=0, lclusterbits=sb.blkszbits)
+    if len(raw) < MAP_HEADER_SIZE:
+        raise CorruptImageError(f"erofs: truncated compression header at nid {inode.nid}")
+    advise = int.from_bytes(raw[4:6], "little")
+    algorithm = raw[6] & 15
+    lclusterbits = sb.blkszbits + (raw[7] & 7)
+    if advise & _UNSUPPORTED_ADVISE:
+        raise UnsupportedError(
+            f"erofs: unsupported compressed-file feature (advise {advise:#x})",
+            hint="rebuild the image without -Eztailpacking/-Efragments",
+        )
+    if algorithm != 0:
+        name = ALGORITHMS.get(algorithm, f"#{algorithm}")
+        raise UnsupportedError(
+            f"unsupported compression {name}: only lz4/lz4hc EROFS images are supported",
+            hint="rebuild the image with mkfs.erofs -zlz4hc",
+        )
+    big = advise & (ADVISE_BIG_PCLUSTER_1 | ADVISE_BIG_PCLUSTER_2)
+    if big and not sb.big_pcluster:
+        raise CorruptImageError(f"erofs: big pcluster without superblock feature, nid {inode.nid}")
+    return MapHeader(advise=advise, algorithm=algorithm, lclusterbits=lclusterbits)
+
+
+def index_region(inode: Inode, header: MapHeader) -> tuple[int, int]:
+    """(offset, length) of the cluster index bytes to read for ``inode``."""
+    lcs = 1 << header.lclusterbits
+    totalidx = -(-inode.size // lcs)
+    base = map_header_offset(inode)
+    if inode.layout is DataLayout.COMPRESSED_FULL:
+        start = base + MAP_HEADER_SIZE + 8  # Z_EROFS_VLE_LEGACY_INDEX_ALIGN
+        return start, totalidx * LEGACY_INDEX_SIZE
+    start = base + MAP_HEADER_SIZE
+    return start, totalidx * 4 + 32  # upper bound: 4-byte entries plus pack slack
+
+
+class ClusterIndex:
+    """Random access to lcluster entries of one inode, from its index bytes."""
+
+    def __init__(self, inode: Inode, header: MapHeader, sb: Superblock, index: bytes) -> None:
+        self.inode = inode
+        self.header = header
+        self.index = index
+        self.lclusterbits = header.lclusterbits
+        self.totalidx = -(-inode.size // (1 << header.lclusterbits))
+        self.start, _ = index_region(inode, header)
+        self.big_pcluster = bool(header.advise & ADVISE_BIG_PCLUSTER_1)
+        if inode.layout is DataLayout.COMPRESSED_COMPACT:
+            if self.big_pcluster != bool(header.advise & ADVISE_BIG_PCLUSTER_2):
+                raise CorruptImageError(
+                    f"erofs: inconsistent big pcluster flags at nid {inode.nid}"
+                )
+            if self.lclusterbits > 14:
+                raise UnsupportedError(f"erofs: lcluster too large at nid {inode.nid}")
+            initial = (32 - self.start % 32) // 4
+            self.compacted_4b_initial = 0 if initial == 8 else min(initial, self.totalidx)
+            self.compacted_2b = 0
+            if header.advise & ADVISE_COMPACTED_2B:
+                if self.lclusterbits != 12:
+                    raise UnsupportedError(f"erofs: 2B indexes need 4K lclusters, nid {inode.nid}")
+                remaining = self.totalidx - self.compacted_4b_initial
+                self.compacted_2b = remaining - remaining % 16
+
+    def _u16(self, pos: int) -> int:
+        return int.from_bytes(self._bytes(pos, 2), "little")
+
+    def _u32(self, pos: int) -> int:
+        return int.from_bytes(self._bytes(pos, 4), "little")
+
+    def _bytes(self, pos: int, n: int) -> bytes:
+        rel = pos - self.start
+        if rel < 0 or rel + n > len(self.index):
+            raise CorruptImageError(f"erofs: cluster index out of range at nid {self.inode.nid}")
+        return self.index[rel : rel + n]
+
+    def load(self, lcn: int) -> _Lcluster:
+        if not 0 <= lcn < self.totalidx:
+            raise CorruptImageError(f"erofs: lcluster {lcn} out of range, nid {self.inode.nid}")
+        if self.inode.layout is DataLayout.COMPRESSED_FULL:
+            return self._load_legacy(lcn)
+        return self._load_compact(lcn)
+
+    def _load_legacy(self, lcn: int) -> _Lcluster:
+        pos = self.start + lcn * LEGACY_INDEX_SIZE
+        advise = self._u16(pos)
+        ctype = advise & 3
+        if ctype == TYPE_NONHEAD:
+            delta0 = self._u16(pos + 4)
+            if delta0 & D0_CBLKCNT:
+                if not self.big_pcluster:
+                    raise CorruptImageError(f"erofs: stray CBLKCNT at nid {self.inode.nid}")
+                return _Lcluster(
+                    TYPE_NONHEAD, 1 << self.lclusterbits, 1, compressedlcs=delta0 & ~D0_CBLKCNT
+                )
+            return _Lcluster(TYPE_NONHEAD, 1 << self.lclusterbits, delta0)
+        if ctype in (TYPE_PLAIN, TYPE_HEAD):
+            clusterofs = self._u16(pos + 2)
+            if clusterofs >= 1 << self.lclusterbits:
+                raise CorruptImageError(f"erofs: bad clusterofs at nid {self.inode.nid}")
+            return _Lcluster(ctype, clusterofs, 0, pblk=self._u32(pos + 4))
+        raise UnsupportedError(f"erofs: lcluster type {ctype} (HEAD2) at nid {self.inode.nid}")
+
+    def _load_compact(self, lcn: int) -> _Lcluster:
+        pos = self.start
+        if lcn < self.compacted_4b_initial:
+            shift = 2
+        else:
+            pos += self.compacted_4b_initial * 4
+            lcn -= self.compacted_4b_initial
+            if lcn < self.compacted_2b:
+                shift = 1
+            else:
+                pos += self.compacted_2b * 2
+                lcn -= self.compacted_2b
+                shift = 2
+        return self._unpack(shift, pos + (lcn << shift))
+
+    def _decode(self, base: int, bitpos: int) -> tuple[int, int]:
+        v = int.from_bytes(self._bytes(base + bitpos // 8, 4), "little") >> (bitpos & 7)
+        return v & ((1 << self.lclusterbits) - 1), (v >> self.lclusterbits) & 3
+
+    def _unpack(self, shift: int, pos: int) -> _Lcluster:
+        vcnt = 2 if shift == 2 else 16
+        packsize = vcnt << shift
+        encodebits = (packsize - 4) * 8 // vcnt
+        base = pos - pos % packsize
+        i = (pos - base) >> shift
+        lo, ctype = self._decode(base, encodebits * i)
+        lcs = 1 << self.lclusterbits
+        if ctype == TYPE_NONHEAD:
+            if lo & D0_CBLKCNT and self.big_pcluster:
+                return _Lcluster(TYPE_NONHEAD, lcs, 1, compressedlcs=lo & ~D0_CBLKCNT)
+            if i + 1 != vcnt:
+                return _Lcluster(TYPE_NONHEAD, lcs, lo)
+            # The last entry of a pack stores delta[1]; derive delta[0] from the previous.
+            plo, ptype = self._decode(base, encodebits * (i - 1))
+            if ptype != TYPE_NONHEAD:
+                plo = 0
+            elif plo & D0_CBLKCNT and self.big_pcluster:
+                plo = 1
+            return _Lcluster(TYPE_NONHEAD, lcs, plo + 1)
+        if ctype == 3:
+            raise UnsupportedError(f"erofs: lcluster type 3 (HEAD2) at nid {self.inode.nid}")
+        nblk = 0 if self.big_pcluster else 1
+        while i > 0:
+            i -= 1
+            plo, ptype = self._decode(base, encodebits * i)
+            if self.big_pcluster:
+                if ptype == TYPE_NONHEAD:
+                    if plo & D0_CBLKCNT:
+                        i -= 1
+                        nblk += plo & ~D0_CBLKCNT
+                        continue
+                    if plo <= 1:
+                        raise CorruptImageError(
+                            f"erofs: bad big pcluster delta, nid {self.inode.nid}"
+                        )
+                    i -= plo - 2
+                    continue
+                nblk += 1
+            else:
+                if ptype == TYPE_NONHEAD:
+                    i -= plo
+                if i >= 0:
+                    nblk += 1
+        return _Lcluster(ctype, lo, 0, pblk=self._u32(base + packsize - 4) + nblk)
+
+
+def file_extents(cindex: ClusterIndex) -> list[Extent]:
+    """Every extent of the file, in logical order, covering ``[0, size)`` exactly."""
+    inode = cindex.inode
+    lcs = 1 << cindex.lclusterbits
+    heads: list[tuple[int, _Lcluster, int]] = []
+    for lcn in range(cindex.totalidx):
+        m = cindex.load(lcn)
+        if m.type == TYPE_NONHEAD:
+            continue
+        logical = lcn * lcs + m.clusterofs
+        if logical >= inode.size:
+            break
+        pblocks = 1
+        if m.type == TYPE_HEAD and cindex.big_pcluster and lcn + 1 < cindex.totalidx:
+            nxt = cindex.load(lcn + 1)
+            if nxt.type == TYPE_NONHEAD:
+                if not nxt.compressedlcs:
+                    raise CorruptImageError(f"erofs: missing CBLKCNT at nid {inode.nid}")
+                pblocks = nxt.compressedlcs
+        heads.append((logical, m, pblocks))
+    if not heads or heads[0][0] != 0:
+        raise CorruptImageError(
+            f"erofs: compressed file does not start with an extent, nid {inode.nid}"
+        )
+    extents = []
+    for idx, (logical, m, pblocks) in enumerate(heads):
+        end = heads[idx + 1][0] if idx + 1 < len(heads) else inode.size
+        if end <= logical:
+            raise CorruptImageError(f"erofs: overlapping extents at nid {inode.nid}")
+        extents.append(Extent(logical, end - logical, m.pblk, pblocks, m.type == TYPE_HEAD))
+    return extents

@@ -1,0 +1,322 @@
+"""Read-only ext2/3/4 reader, just enough to read a rootfs.
+
+Why our own and not ``dissect.extfs``: the dissect packages are AGPL-3.0 (fastboop is
+MIT), and the subset a rootfs reader needs — superblock, group descriptors, inodes,
+extent trees, classic block maps and linear directory blocks (htree directories are
+readable linearly) — is small. Files with inline data or encryption are reported as
+unsupported rather than misread.
+"""
+
+from __future__ import annotations
+
+import os
+import stat as statmod
+import struct
+from collections import OrderedDict
+
+import msgspec
+
+from fastboop.rootfs.blocksource import BlockSource
+from fastboop.rootfs.errors import CorruptImageError, TooLargeError, UnsupportedError
+from fastboop.rootfs.fs import Filesystem, FileType, Node, Stat
+
+EXT4_MAGIC = 0xEF53
+ROOT_INO = 2
+INCOMPAT_FILETYPE = 0x2
+INCOMPAT_RECOVER = 0x4
+INCOMPAT_JOURNAL_DEV = 0x8
+INCOMPAT_META_BG = 0x10
+INCOMPAT_EXTENTS = 0x40
+INCOMPAT_64BIT = 0x80
+INCOMPAT_MMP = 0x100
+INCOMPAT_FLEX_BG = 0x200
+INCOMPAT_EA_INODE = 0x400
+INCOMPAT_DIRDATA = 0x1000
+INCOMPAT_CSUM_SEED = 0x2000
+INCOMPAT_LARGEDIR = 0x4000
+INCOMPAT_INLINE_DATA = 0x8000
+INCOMPAT_ENCRYPT = 0x10000
+INCOMPAT_CASEFOLD = 0x20000
+SUPPORTED_INCOMPAT = (
+    INCOMPAT_FILETYPE
+    | INCOMPAT_RECOVER
+    | INCOMPAT_EXTENTS
+    | INCOMPAT_64BIT
+    | INCOMPAT_MMP
+    | INCOMPAT_FLEX_BG
+    | INCOMPAT_EA_INODE
+    | INCOMPAT_CSUM_SEED
+    | INCOMPAT_LARGEDIR
+    | INCOMPAT_INLINE_DATA
+    | INCOMPAT_ENCRYPT
+    | INCOMPAT_CASEFOLD
+)
+FL_EXTENTS = 0x80000
+FL_INLINE_DATA = 0x10000000
+FL_ENCRYPT = 0x800
+EXTENT_MAGIC = 0xF30A
+MAX_EXTENT_DEPTH = 5
+
+
+class Ext4Superblock(msgspec.Struct, frozen=True):
+    block_size: int
+    inodes_count: int
+    inodes_per_group: int
+    first_data_block: int
+    inode_size: int
+    desc_size: int
+    incompat: int
+    groups: int
+    volume_name: str
+
+
+def parse_superblock(raw: bytes, device_size: int) -> Ext4Superblock:
+    if len(raw) < 1024:
+        raise CorruptImageError("ext4: truncated superblock")
+    (inodes, blocks_lo, _r, _f, _fi, first_data, log_bs, _lcs, bpg, _cpg, ipg) = struct.unpack_from(
+        "<IIIIIIIIIII", raw
+    )
+    magic, _st, _err, _minor = struct.unpack_from("<HHHH", raw, 56)
+    if magic != EXT4_MAGIC:
+        raise CorruptImageError(f"ext4: bad magic {magic:#06x}")
+    rev = struct.unpack_from("<I", raw, 76)[0]
+    inode_size = struct.unpack_from("<H", raw, 88)[0] if rev >= 1 else 128
+    incompat = struct.unpack_from("<I", raw, 96)[0]
+    desc_size = struct.unpack_from("<H", raw, 254)[0] if incompat & INCOMPAT_64BIT else 32
+    blocks_hi = struct.unpack_from("<I", raw, 0x150)[0] if incompat & INCOMPAT_64BIT else 0
+    volume = raw[120:136].rstrip(b"\0").decode("utf-8", "replace")
+    unknown = incompat & ~SUPPORTED_INCOMPAT
+    for bit, name in (
+        (INCOMPAT_META_BG, "meta_bg"),
+        (INCOMPAT_JOURNAL_DEV, "journal device"),
+        (INCOMPAT_DIRDATA, "dirdata"),
+        (0x1, "compression"),
+    ):
+        if incompat & bit:
+            raise UnsupportedError(f"ext4: unsupported feature {name}")
+    if unknown:
+        raise UnsupportedError(f"ext4: unsupported incompatible features {unknown:#x}")
+    if log_bs > 6 or bpg == 0 or ipg == 0 or inode_size < 128 or desc_size < 32:
+        raise CorruptImageError("ext4: implausible superblock geometry")
+    block_size = 1024 << log_bs
+    blocks = blocks_lo | (blocks_hi << 32)
+    groups = -(-(blocks - first_data) // bpg)
+    if groups <= 0 or groups * desc_size > device_size:
+        raise CorruptImageError("ext4: implausible block group count")
+    return Ext4Superblock(
+        block_size, inodes, ipg, first_data, inode_size, desc_size, incompat, groups, volume
+    )
+
+
+class Ext4Inode(msgspec.Struct, frozen=True):
+    ino: int
+    mode: int
+    uid: int
+    gid: int
+    size: int
+    nlink: int
+    flags: int
+    block: bytes  # the 60-byte i_block area
+
+
+class Ext4Filesystem(Filesystem):
+    kind = "ext4"
+
+    def __init__(
+        self, source: BlockSource, *, label: str = "rootfs", max_file_size: int = 1 << 30
+    ) -> None:
+        self.source = source
+        self.label = label
+        self.max_file_size = max_file_size
+        self.sb = parse_superblock(self._read(1024, 1024), source.size)
+        self._inodes: OrderedDict[int, Ext4Inode] = OrderedDict()
+        self._dirs: OrderedDict[int, dict[str, int]] = OrderedDict()
+
+    def _read(self, offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0 or offset + length > self.source.size:
+            raise CorruptImageError(
+                f"ext4: reference to bytes [{offset}, {offset + length}) beyond the image"
+            )
+        return self.source.read(offset, length)
+
+    def _block(self, blk: int, count: int = 1) -> bytes:
+        return self._read(blk * self.sb.block_size, count * self.sb.block_size)
+
+    def inode(self, ino: int) -> Ext4Inode:
+        if ino in self._inodes:
+            return self._inodes[ino]
+        sb = self.sb
+        if not 1 <= ino <= sb.inodes_count:
+            raise CorruptImageError(f"ext4: inode number {ino} out of range")
+        group, index = divmod(ino - 1, sb.inodes_per_group)
+        if group >= sb.groups:
+            raise CorruptImageError(f"ext4: inode {ino} in nonexistent group {group}")
+        gdt = (sb.first_data_block + 1) * sb.block_size + group * sb.desc_size
+        desc = self._read(gdt, sb.desc_size)
+        table = struct.unpack_from("<I", desc, 8)[0]
+        if sb.incompat & INCOMPAT_64BIT and sb.desc_size >= 64:
+            table |= struct.unpack_from("<I", desc, 0x28)[0] << 32
+        raw = self._read(table * sb.block_size + index * sb.inode_size, 128)
+        mode, uid_lo, size_lo, _at, _ct, _mt, _dt, gid_lo, nlink = struct.unpack_from(
+            "<HHIIIIIHH", raw
+        )
+        flags = struct.unpack_from("<I", raw, 32)[0]
+        size_hi = struct.unpack_from("<I", raw, 108)[0]
+        uid_hi, gid_hi = struct.unpack_from("<HH", raw, 120)
+        inode = Ext4Inode(
+            ino,
+            mode,
+            uid_lo | uid_hi << 16,
+            gid_lo | gid_hi << 16,
+            size_lo | size_hi << 32,
+            nlink,
+            flags,
+            raw[40:100],
+        )
+        self._inodes[ino] = inode
+        if len(self._inodes) > 4096:
+            self._inodes.popitem(last=False)
+        return inode
+
+    # -- data -------------------------------------------------------------------------
+
+    def _extent_runs(
+        self, node: bytes, depth_left: int, budget: list[int]
+    ) -> list[tuple[int, int, int, bool]]:
+        """(logical block, physical block, count, initialized) runs of an extent tree.
+
+        ``budget`` caps the index nodes visited so a corrupt tree whose nodes point at
+        each other cannot make us read forever.
+        """
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise CorruptImageError("ext4: extent tree larger than the file")
+        magic, entries, _max, depth = struct.unpack_from("<HHHH", node)
+        if magic != EXTENT_MAGIC or depth > MAX_EXTENT_DEPTH or depth_left < 0:
+            raise CorruptImageError("ext4: bad extent tree")
+        if 12 + entries * 12 > len(node):
+            raise CorruptImageError("ext4: extent node overflows")
+        runs = []
+        for i in range(entries):
+            off = 12 + 12 * i
+            if depth == 0:
+                lblk, length, start_hi, start_lo = struct.unpack_from("<IHHI", node, off)
+                init = length <= 32768
+                runs.append(
+                    (lblk, start_lo | start_hi << 32, length if init else length - 32768, init)
+                )
+            else:
+                _lblk, leaf_lo, leaf_hi = struct.unpack_from("<IIH", node, off)
+                child = self._block(leaf_lo | leaf_hi << 32)
+                runs += self._extent_runs(child, depth_left - 1, budget)
+        return runs
+
+    def _blockmap_runs(self, inode: Ext4Inode, nblocks: int) -> list[tuple[int, int, int, bool]]:
+        ptrs = list(struct.unpack_from("<15I", inode.block))
+        per = self.sb.block_size // 4
+        out: list[int] = []
+
+        def walk(blk: int, level: int) -> None:
+            if len(out) >= nblocks:
+                return
+            if blk == 0:
+                out.extend([0] * min(per**level, nblocks - len(out)))
+                return
+            for child in struct.unpack(f"<{per}I", self._block(blk)):
+                if len(out) >= nblocks:
+                    return
+                if level == 1:
+                    out.append(child)
+                else:
+                    walk(child, level - 1)
+
+        out.extend(ptrs[:12])
+        for level, blk in ((1, ptrs[12]), (2, ptrs[13]), (3, ptrs[14])):
+            walk(blk, level)
+        return [(i, b, 1, b != 0) for i, b in enumerate(out[:nblocks])]
+
+    def read_inode_data(self, inode: Ext4Inode) -> bytes:
+        if inode.size > self.max_file_size:
+            raise TooLargeError(f"file of {inode.size} bytes exceeds the read limit")
+        if inode.flags & FL_INLINE_DATA:
+            raise UnsupportedError("ext4: inline-data files are not supported")
+        if inode.flags & FL_ENCRYPT:
+            raise UnsupportedError("ext4: encrypted files are not supported")
+        bs = self.sb.block_size
+        nblocks = -(-inode.size // bs)
+        if inode.flags & FL_EXTENTS:
+            runs = self._extent_runs(inode.block, MAX_EXTENT_DEPTH, [nblocks + 8])
+        else:
+            runs = self._blockmap_runs(inode, nblocks)
+        out = bytearray(inode.size)
+        for lblk, pblk, count, init in runs:
+            if lblk >= nblocks or not init or pblk == 0:
+                continue
+            count = min(count, nblocks - lblk)
+            data = self._block(pblk, count)
+            start = lblk * bs
+            end = min(start + len(data), inode.size)
+            out[start:end] = data[: end - start]
+        return bytes(out)
+
+    def directory(self, ino: int) -> dict[str, int]:
+        if ino in self._dirs:
+            return self._dirs[ino]
+        inode = self.inode(ino)
+        if not statmod.S_ISDIR(inode.mode):
+            raise CorruptImageError(f"ext4: inode {ino} is not a directory")
+        data = self.read_inode_data(inode)
+        entries: dict[str, int] = {}
+        pos = 0
+        while pos + 8 <= len(data):
+            child, rec_len, name_len = struct.unpack_from("<IHB", data, pos)
+            if rec_len < 8 or pos + rec_len > len(data) or 8 + name_len > rec_len:
+                raise CorruptImageError(f"ext4: bad directory entry in inode {ino}")
+            if child:
+                name = data[pos + 8 : pos + 8 + name_len].decode("utf-8", "surrogateescape")
+                if name not in (".", "..") and name and "/" not in name:
+                    entries[name] = child
+            pos += rec_len
+        self._dirs[ino] = entries
+        if len(self._dirs) > 1024:
+            self._dirs.pop(next(iter(self._dirs)))
+        return entries
+
+    # -- Filesystem primitives --------------------------------------------------------
+
+    def root_node(self) -> Node:
+        return ROOT_INO
+
+    def node_stat(self, node: Node) -> Stat:
+        assert isinstance(node, int)
+        inode = self.inode(node)
+        ftype = FileType.from_mode(inode.mode)
+        rdev = 0
+        if ftype in (FileType.CHARDEV, FileType.BLOCKDEV):
+            old, new = struct.unpack_from("<II", inode.block)
+            if old:
+                rdev = os.makedev((old >> 8) & 0xFF, old & 0xFF)
+            else:
+                rdev = os.makedev((new & 0xFFF00) >> 8, (new & 0xFF) | ((new >> 12) & 0xFFF00))
+        return Stat(
+            ftype, inode.mode, inode.size, inode.uid, inode.gid, inode.nlink, inode.ino, rdev
+        )
+
+    def node_children(self, node: Node) -> dict[str, Node]:
+        assert isinstance(node, int)
+        return dict(self.directory(node))
+
+    def node_lookup(self, node: Node, name: str) -> Node | None:
+        assert isinstance(node, int)
+        return self.directory(node).get(name)
+
+    def node_read(self, node: Node) -> bytes:
+        assert isinstance(node, int)
+        inode = self.inode(node)
+        if (
+            statmod.S_ISLNK(inode.mode)
+            and inode.size < 60
+            and not inode.flags & (FL_EXTENTS | FL_INLINE_DATA)
+        ):
+            return inode.block[: inode.size]  # fast symlink: target lives in i_block
+        return self.read_inode_data(inode)

@@ -1,0 +1,102 @@
+"""Fixture trees built from real Debian kernel packages (shared by rootfs and stage0 tests).
+
+Nothing here is committed output: trees and images are built into pytest's tmp dirs from
+the cached Debian ``linux-image`` packages, with the real ``depmod`` writing the indexes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from tests.support.debian import debian_kernel
+
+#: A modest subset of the module tree (about 15 MB): enough for the stage0 closure
+#: (gadget, nbd, overlay, erofs, ext4 + crypto deps) without imaging 290 MB.
+MODULE_SUBSET = [
+    "kernel/fs/erofs",
+    "kernel/fs/overlayfs",
+    "kernel/fs/ext4",
+    "kernel/fs/jbd2",
+    "kernel/fs/mbcache.ko",
+    "kernel/fs/fat",
+    "kernel/drivers/usb/gadget",
+    "kernel/drivers/block/nbd.ko",
+    "kernel/lib",
+    "kernel/crypto",
+]
+
+
+def copy_module_subset(arch: str, dest_root: Path, *, usr_merged: bool = True) -> str:
+    """Copy a module subset of Debian's ``arch`` kernel under ``dest_root`` and depmod it.
+
+    Returns the kernel version. With ``usr_merged`` the modules live in
+    ``usr/lib/modules`` and ``lib`` is a symlink to ``usr/lib`` (Debian 12+ layout).
+    """
+    src_root, version = debian_kernel(arch)
+    src = src_root / "lib/modules" / version
+    libdir = dest_root / ("usr/lib" if usr_merged else "lib")
+    dst = libdir / "modules" / version
+    dst.mkdir(parents=True, exist_ok=True)
+    for rel in MODULE_SUBSET:
+        s = src / rel
+        if s.is_dir():
+            shutil.copytree(s, dst / rel, dirs_exist_ok=True)
+        elif s.exists():
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(s, dst / rel)
+    for name in ("modules.builtin", "modules.order", "modules.builtin.modinfo"):
+        shutil.copy2(src / name, dst / name)
+    if usr_merged and not (dest_root / "lib").exists():
+        os.symlink("usr/lib", dest_root / "lib")
+    subprocess.run(["depmod", "-b", str(dest_root), version], check=True, capture_output=True)
+    return version
+
+
+def full_depmod_tree(arch: str, dest_root: Path) -> str:
+    """Hard-link the *whole* module tree of ``arch`` under ``dest_root`` and depmod it."""
+    src_root, version = debian_kernel(arch)
+    (dest_root / "lib/modules").mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["cp", "-al", str(src_root / "lib/modules" / version), str(dest_root / "lib/modules")],
+        check=True,
+    )
+    subprocess.run(["depmod", "-b", str(dest_root), version], check=True, capture_output=True)
+    return version
+
+
+def add_odd_files(root: Path) -> None:
+    """Files that exercise every reader path: modes, sizes at block edges, links, devices."""
+    odd = root / "odd"
+    odd.mkdir()
+    (odd / "empty").write_bytes(b"")
+    (odd / "block").write_bytes(bytes(range(256)) * 16)  # exactly 4096
+    (odd / "block+1").write_bytes(b"\x01" * 4097)
+    (odd / "random").write_bytes(os.urandom(200_000))  # incompressible → plain clusters
+    (odd / "text").write_bytes(b"stage0 " * 90_000)  # very compressible
+    (odd / ("n" * 120)).write_bytes(b"long name")
+    (odd / "utf8-ünïcode").write_bytes(b"u")
+    secret = odd / "secret"
+    secret.write_bytes(b"s")
+    secret.chmod(0o600)
+    suid = odd / "suid"
+    suid.write_bytes(b"x")
+    suid.chmod(0o4755)
+    many = odd / "many"
+    many.mkdir()
+    for i in range(400):  # several directory blocks
+        (many / f"entry-{i:04d}-with-a-longish-name").write_bytes(str(i).encode())
+    os.symlink("/usr/lib/modules", odd / "abs-link")
+    os.symlink("../odd/text", odd / "rel-link")
+    os.symlink("does-not-exist", odd / "dangling")
+    os.symlink("loop-b", odd / "loop-a")
+    os.symlink("loop-a", odd / "loop-b")
+    os.mkfifo(odd / "fifo")
+    os.mknod(odd / "null", 0o20666, os.makedev(1, 3))
+    (root / "usr/bin").mkdir(parents=True, exist_ok=True)
+    (root / "usr/bin/tool").write_bytes(b"#!/bin/sh\n")
+    (root / "usr/bin/tool").chmod(0o755)
+    if not (root / "bin").exists():
+        os.symlink("usr/bin", root / "bin")

@@ -187,13 +187,21 @@ def test_gadget_loss_waits_for_reconnect() -> None:
     assert machine.state == "serving"
 
 
-@pytest.mark.parametrize("stop_after", range(1, 12))
+@pytest.mark.parametrize("stop_after", range(1, 11))
 def test_cancel_from_any_active_state(stop_after: int) -> None:
     machine, _ = drive(happy_path()[:stop_after])
     machine.step(ev.CancelRequested(reason="user pressed Ctrl-C"))
     assert machine.state == "cancelled"
     assert machine.outcome == "user pressed Ctrl-C"
     assert machine.armed_timers == {}
+
+
+def test_stop_while_serving_is_success() -> None:
+    machine, _ = drive(happy_path()[:11])
+    assert machine.state == "serving"
+    effects = machine.step(ev.CancelRequested(reason="stopped by user"))
+    assert machine.state == "done" and machine.outcome == "stopped by user"
+    assert fx.CancelTask(task_name="serve") in effects
 
 
 def test_terminal_states_ignore_late_events() -> None:

@@ -45,16 +45,17 @@ async def test_journal_of_a_session_replays_without_divergence(tmp_path: Path) -
     assert report.final_state == "done"
 
 
-async def test_cancel_shuts_down_cleanly_and_journal_replays(tmp_path: Path) -> None:
+async def test_stop_while_serving_ends_cleanly_and_journal_replays(tmp_path: Path) -> None:
     path = tmp_path / "s.fbj"
     backend = ScriptedBackend()
     async with fastboop.Session(config(serve_duration_s=0), backend, journal=path) as session:
         await backend.serving.wait()
         session.cancel("user pressed Ctrl-C")
-    assert session.result.state == "cancelled"
+    assert session.result.state == "done"
+    assert session.result.outcome == "user pressed Ctrl-C"
     assert backend.closed
     report = replay_journal(read_journal(path))
-    assert report.ok and report.final_state == "cancelled"
+    assert report.ok and report.final_state == "done"
 
 
 async def test_failure_is_a_state_not_an_exception(tmp_path: Path) -> None:

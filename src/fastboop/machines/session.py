@@ -388,6 +388,11 @@ class SessionMachine:
         if self.device is not None and name in {"probe", "upload", "boot"}:
             self._emit(fx.CancelTask(task_name=name), fx.ReleaseDevice(device=self.device))
 
+    def on_stopped_while_serving(self) -> None:
+        self.outcome = self._event.reason
+        self._disarm_all()
+        self._emit(fx.CancelTask(task_name="serve"))
+
     def on_cancelled(self) -> None:
         self._fail(self._event.reason)
         if self.device is not None:

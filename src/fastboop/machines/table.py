@@ -124,6 +124,8 @@ TRANSITIONS: list[dict[str, Any]] = [
     ),
     _t("timer_fired", ACTIVE_STATES, FAILED, after="on_timed_out"),
     # --- cancel ----------------------------------------------------------------------------
+    # Serving runs until the user stops it, so a stop while serving is success.
+    _t("cancel_requested", SERVING, DONE, after="on_stopped_while_serving"),
     _t("cancel_requested", [IDLE, *ACTIVE_STATES], CANCELLED, after="on_cancelled"),
 ]
 

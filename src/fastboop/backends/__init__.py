@@ -1,0 +1,1 @@
+"""Backends execute a session's effects: the standard one, and the seams it plugs into."""

@@ -1,0 +1,89 @@
+"""Assemble the demo's rootfs: a small Debian-layout arm64 image built from real parts.
+
+It holds Debian's real arm64 kernel (``/boot/vmlinuz-<ver>``), its real Qualcomm DTBs in
+Debian's layout (``/usr/lib/linux-image-<ver>/qcom/``) and its real modules under
+``/usr/lib/modules/<ver>`` with ``modules.dep`` from ``depmod``, packed by Debian's
+``mkfs.erofs`` — an unmodified distro layout, just without the userland, so the demo's
+build step does exactly what it does for a real phone. Subsystems a phone never needs in
+stage0 (GPU, media, networking, sound…) are left out to keep the image small.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from fastboop.demo.debian import FetchError, cache_home, debian_kernel
+
+LEFT_OUT = (
+    "kernel/net",
+    "kernel/sound",
+    "kernel/drivers/net",
+    "kernel/drivers/media",
+    "kernel/drivers/gpu",
+    "kernel/drivers/scsi",
+    "kernel/drivers/infiniband",
+    "kernel/drivers/iio",
+    "kernel/drivers/staging",
+    "kernel/drivers/target",
+    "kernel/drivers/bluetooth",
+    "kernel/drivers/input",
+    "kernel/drivers/hid",
+    "kernel/drivers/md",
+)
+
+OS_RELEASE = """\
+PRETTY_NAME="fastboop demo rootfs (Debian kernel {version})"
+NAME="fastboop-demo"
+ID=fastboop-demo
+"""
+
+
+def _run(argv: list[str]) -> None:
+    try:
+        subprocess.run(argv, check=True, capture_output=True, text=True)
+    except FileNotFoundError as error:
+        raise FetchError(f"{argv[0]} is not installed", hint="run ./scripts/setup") from error
+    except subprocess.CalledProcessError as error:
+        raise FetchError(f"{argv[0]} failed: {error.stderr.strip()[-300:]}") from error
+
+
+def _assemble_tree(package_root: Path, version: str, tree: Path) -> None:
+    (tree / "boot").mkdir(parents=True)
+    shutil.copy2(package_root / "boot" / f"vmlinuz-{version}", tree / "boot")
+    dtbs = package_root / "usr" / "lib" / f"linux-image-{version}"
+    shutil.copytree(dtbs / "qcom", tree / "usr" / "lib" / f"linux-image-{version}" / "qcom")
+    source = package_root / "lib" / "modules" / version
+    target = tree / "usr" / "lib" / "modules" / version
+    skip = {source / part for part in LEFT_OUT}
+    shutil.copytree(
+        source, target, ignore=lambda d, names: [n for n in names if Path(d, n) in skip]
+    )
+    # Merged /usr, as on current Debian: /lib -> usr/lib.
+    (tree / "lib").symlink_to("usr/lib")
+    (tree / "etc").mkdir()
+    (tree / "etc" / "os-release").write_text(OS_RELEASE.format(version=version))
+    (tree / "sbin").symlink_to("usr/sbin")
+    (tree / "usr" / "sbin").mkdir()
+    (tree / "usr" / "sbin" / "init").write_text("#!/bin/sh\necho 'hello from the demo rootfs'\n")
+    (tree / "usr" / "sbin" / "init").chmod(0o755)
+    _run(["depmod", "-b", str(tree), version])
+
+
+def demo_rootfs(cache_dir: Path | None = None) -> Path:
+    """Build (once) and return the demo's EROFS rootfs image."""
+    cache = cache_dir or cache_home()
+    package_root, version = debian_kernel("arm64", cache / "debian")
+    image = cache / "demo" / f"rootfs-{version}.erofs"
+    if image.exists():
+        return image
+    work = cache / "demo" / f"tree-{version}.tmp"
+    shutil.rmtree(work, ignore_errors=True)
+    _assemble_tree(package_root, version, work)
+    partial = image.with_suffix(".partial")
+    _run(["mkfs.erofs", "-zlz4hc", "-T0", "--all-root", str(partial), str(work)])
+    # smoo serves whole 4 KiB blocks; mkfs.erofs already writes whole blocks.
+    partial.rename(image)
+    shutil.rmtree(work, ignore_errors=True)
+    return image

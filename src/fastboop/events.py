@@ -111,9 +111,14 @@ class ProbeFailed(Event, frozen=True, tag="probe_failed"):
 
 
 class BuildFinished(Event, frozen=True, tag="build_finished"):
+    """The boot image is built. ``inputs`` records what went into it that the journal
+    cannot derive: kernel version, DTB, module list, and the host clock reading that
+    ``systemd.clock_usec`` carries (replay.md §5.2)."""
+
     image_sha256: str
     image_size: int
     summary: str = ""
+    inputs: dict[str, str] = {}
 
 
 class BuildFailed(Event, frozen=True, tag="build_failed"):

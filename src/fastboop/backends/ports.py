@@ -45,6 +45,7 @@ class BuiltPayload(msgspec.Struct, frozen=True, kw_only=True):
 
     image: bytes
     summary: str
+    inputs: dict[str, str] = {}  # recorded in the journal: kernel, DTB, modules, clock…
 
 
 class PayloadBuilder(Protocol):

@@ -152,7 +152,10 @@ class StandardBackend:
         self._images[digest] = built.image
         ctx.emit(
             ev.BuildFinished(
-                image_sha256=digest, image_size=len(built.image), summary=built.summary
+                image_sha256=digest,
+                image_size=len(built.image),
+                summary=built.summary,
+                inputs=built.inputs,
             )
         )
 

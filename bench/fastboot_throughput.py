@@ -50,7 +50,7 @@ async def _run(size_mib: int, net_size_mib: int, udp_size_mib: int) -> None:
     await _measure("memory", memory, image)
 
     try:
-        from fastboop.sim.server import serve_tcp, serve_udp
+        from fastboop.sim.server import SimService
         from fastboop.transports.tcp import open_tcp
         from fastboop.transports.udp import open_udp
     except ImportError:
@@ -58,8 +58,9 @@ async def _run(size_mib: int, net_size_mib: int, udp_size_mib: int) -> None:
     net_image = image[: net_size_mib << 20]
     udp_image = image[: udp_size_mib << 20]
     async with anyio.create_task_group() as group:
-        tcp_port = await group.start(serve_tcp, _model(len(image)), "127.0.0.1", 0)
-        udp_port = await group.start(serve_udp, _model(len(image)), "127.0.0.1", 0)
+        service = SimService(_model(len(image)))
+        tcp_port = await group.start(service.serve_tcp, "127.0.0.1", 0)
+        udp_port = await group.start(service.serve_udp, "127.0.0.1", 0)
         await _measure("tcp", lambda: open_tcp("127.0.0.1", tcp_port), net_image)
         await _measure("udp", lambda: open_udp("127.0.0.1", udp_port), udp_image)
         group.cancel_scope.cancel()

@@ -43,6 +43,7 @@ class SimService:
         self.model = model
         self.sessions: list[SimulatedBootloader] = []
         self.booted_images: list[bytes] = []
+        self.endpoints: list[str] = []  # "tcp:HOST:PORT" / "udp:HOST:PORT" once listening
         self._on_boot = on_boot
 
     def new_bootloader(self, peer: str) -> SimulatedBootloader:
@@ -77,6 +78,7 @@ class SimService:
         async with listener:
             bound = int(listener.extra(anyio.abc.SocketAttribute.local_port))
             _log.info("listening", transport="tcp", host=host, port=bound, model=self.model.name)
+            self.endpoints.append(f"tcp:{host}:{bound}")
             task_status.started(bound)
             await listener.serve(self._tcp_connection)
 
@@ -102,6 +104,7 @@ class SimService:
         async with await anyio.create_udp_socket(local_host=host, local_port=port) as sock:
             bound = int(sock.extra(anyio.abc.SocketAttribute.local_port))
             _log.info("listening", transport="udp", host=host, port=bound, model=self.model.name)
+            self.endpoints.append(f"udp:{host}:{bound}")
             task_status.started(bound)
             async for datagram, (peer_host, peer_port, *_) in sock:
                 key = (peer_host, peer_port)

@@ -33,8 +33,13 @@ _IO_ERRORS = (
 )
 
 
-def parse_location(location: str, default_port: int) -> tuple[str, int]:
-    """``HOST``, ``HOST:PORT`` or ``[V6]:PORT`` -> ``(host, port)``."""
+def parse_location(
+    location: str, default_port: int, *, listening: bool = False
+) -> tuple[str, int]:
+    """``HOST``, ``HOST:PORT`` or ``[V6]:PORT`` -> ``(host, port)``.
+
+    Port 0 ("any free port") only makes sense for a server, hence ``listening``.
+    """
     host, sep, port = location.rpartition(":")
     if not sep or (host.count(":") and not host.endswith("]")):
         return location.strip("[]"), default_port
@@ -42,7 +47,7 @@ def parse_location(location: str, default_port: int) -> tuple[str, int]:
         number = int(port)
     except ValueError:
         raise ValueError(f"bad port in {location!r}") from None
-    if not 0 < number < 65536:
+    if not (0 if listening else 1) <= number < 65536:
         raise ValueError(f"port {number} out of range in {location!r}")
     return host.strip("[]"), number
 

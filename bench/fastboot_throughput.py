@@ -3,7 +3,8 @@
 Run: ``.venv/bin/python bench/fastboot_throughput.py [--size-mib N] [--backend asyncio|trio]``
 
 Measures ``FastbootClient.download`` (max-download-size check, ``download:``, data, OKAY)
-against the simulated bootloader over the in-memory transport, over TCP on 127.0.0.1
+against the simulated bootloader over the in-memory transport, through pyusb with the
+emulated USB backend (worker threads, pyusb's array conversions), over TCP on 127.0.0.1
 (our own simulator server) and over UDP on 127.0.0.1. Timing lives here, never in tests.
 Results are recorded in docs/benchmarks-fastboot.md.
 """
@@ -41,13 +42,22 @@ async def _measure(label: str, opener: Callable[[], Awaitable[Transport]], image
     print(f"{label:10s} {mib:8.0f} MiB  {elapsed:8.3f} s  {mib / elapsed:10.1f} MiB/s")
 
 
-async def _run(size_mib: int, net_size_mib: int, udp_size_mib: int) -> None:
+async def _run(size_mib: int, net_size_mib: int, udp_size_mib: int, usb_size_mib: int) -> None:
     image = bytes(range(256)) * (size_mib << 12)
 
     async def memory() -> Transport:
         return open_sim(_model(len(image)))
 
     await _measure("memory", memory, image)
+
+    from fastboop.transports.usb import find_fastboot_devices, open_usb
+    from fastboop.transports.usb_sim import EmulatedDevice, SimUsbBackend
+
+    async def emulated_usb() -> Transport:
+        backend = SimUsbBackend([EmulatedDevice(_model(len(image)), kernel_driver=False)])
+        return await open_usb(find_fastboot_devices(backend=backend)[0])
+
+    await _measure("usb-emu", emulated_usb, image[: usb_size_mib << 20])
 
     try:
         from fastboop.sim.server import SimService
@@ -71,9 +81,13 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=512, help="in-memory image size")
     parser.add_argument("--net-size-mib", type=int, default=128, help="TCP image size")
     parser.add_argument("--udp-size-mib", type=int, default=4, help="UDP image size")
+    parser.add_argument("--usb-size-mib", type=int, default=128, help="emulated USB image size")
     parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
     args = parser.parse_args()
-    anyio.run(_run, args.size_mib, args.net_size_mib, args.udp_size_mib, backend=args.backend)
+    anyio.run(
+        _run, args.size_mib, args.net_size_mib, args.udp_size_mib, args.usb_size_mib,
+        backend=args.backend,
+    )
 
 
 if __name__ == "__main__":

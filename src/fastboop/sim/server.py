@@ -143,7 +143,7 @@ class _TcpSession:
             if self._bootloader.state == "data":
                 # Download data: feed it in pieces, the device only counts bytes.
                 while length:
-                    piece = await self._reader.receive_exactly(min(length, DATA_PIECE))
+                    piece = await self._reader.receive(min(length, DATA_PIECE))
                     length -= len(piece)
                     if not await self._emit(self._bootloader.receive(piece)):
                         return

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fastboop.fastboot import tcp_wire, udp_wire
@@ -57,6 +57,7 @@ def test_parse_location_rejects_bad_ports(location: str) -> None:
         parse_location(location, 5554)
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=12))
 def test_fuzz_tcp_parsers_raise_only_typed_errors(data: bytes) -> None:
     for parse in (tcp_wire.parse_handshake, tcp_wire.parse_frame_header):
@@ -185,6 +186,7 @@ def test_udp_bad_init_data(data: bytes) -> None:
         udp_wire.decode_init(data)
 
 
+@settings(deadline=None)
 @given(st.lists(st.binary(max_size=24), max_size=20))
 def test_fuzz_udp_device_never_crashes(datagrams: list[bytes]) -> None:
     device = _device()
@@ -193,6 +195,7 @@ def test_fuzz_udp_device_never_crashes(datagrams: list[bytes]) -> None:
         assert reply is None or len(reply.datagram) >= udp_wire.HEADER_SIZE
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=24), st.binary(max_size=24))
 def test_fuzz_udp_host_accept_raises_only_typed_errors(sent_tail: bytes, datagram: bytes) -> None:
     host = udp_wire.UdpHostSession()

@@ -167,3 +167,52 @@ async def test_tcp_bad_handshake_is_a_transport_error() -> None:
             with pytest.raises(TransportError, match="handshake"):
                 await open_tcp("127.0.0.1", port)
             group.cancel_scope.cancel()
+
+
+async def test_udp_survives_packet_loss_both_ways() -> None:
+    """A relay drops every third datagram each way; retransmission must hide that."""
+    model = load_model("google-sargo")
+    image = bytes(range(256)) * 200  # 51 200 bytes: dozens of packets
+    dropped = {"up": 0, "down": 0}
+    with anyio.fail_after(LIMIT):
+        async with serving(model, "udp") as (service, server_port):
+            relay = await anyio.create_udp_socket(local_host="127.0.0.1")
+            upstream = await anyio.create_connected_udp_socket("127.0.0.1", server_port)
+            relay_port = relay.extra(anyio.abc.SocketAttribute.local_port)
+            client_address: list[tuple[str, int]] = []
+
+            async def up() -> None:
+                count = 0
+                async for datagram, (host, port, *_) in relay:
+                    client_address[:] = [(host, port)]
+                    count += 1
+                    if count % 3 == 0:
+                        dropped["up"] += 1
+                        continue
+                    await upstream.send(datagram)
+
+            async def down() -> None:
+                count = 0
+                async for datagram in upstream:
+                    count += 1
+                    if count % 3 == 0:
+                        dropped["down"] += 1
+                        continue
+                    await relay.sendto(datagram, *client_address[0])
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(up)
+                group.start_soon(down)
+                transport = await open_udp("127.0.0.1", relay_port, retry_interval=0.02)
+                client = FastbootClient(transport)
+                assert await client.getvar("product") == "sargo"
+                await client.download(image)
+                await client.boot()
+                await transport.aclose()
+                group.cancel_scope.cancel()
+            await relay.aclose()
+            await upstream.aclose()
+    assert service.booted_images == [image]
+    assert service.commands == ["getvar:product", "getvar:max-download-size",
+                                f"download:{len(image):08x}", "boot"]  # none ran twice
+    assert dropped["up"] > 10 and dropped["down"] > 10

@@ -158,11 +158,16 @@ async def test_silent_bootloader_times_out() -> None:
     await transport.aclose()
 
 
-def test_registry_factory_opens_by_location() -> None:
-    device = EmulatedDevice(SARGO, port_numbers=(4, 1))
+@pytest.mark.anyio
+async def test_registry_factory_finds_by_location_and_claims_on_first_use() -> None:
+    device = EmulatedDevice(SARGO, port_numbers=(4, 1), busy_claims=2)
     transport = open_usb_location("1-4.1", backend=SimUsbBackend([device]))
-    assert transport.address.serial == SARGO.serial
+    assert device.claimed == set()  # nothing opened yet
+    assert device.opened == 0
+    assert await FastbootClient(transport).getvar("product") == "sargo"
     assert device.claimed == {0}
+    assert transport.address.serial == SARGO.serial
+    await transport.aclose()
     with pytest.raises(TransportError, match="no fastboot interface"):
         open_usb_location("9-9", backend=SimUsbBackend([device]))
 

@@ -222,6 +222,7 @@ class UsbTransport:
         self._match = candidate.match
         self._address = candidate.address
         self._claimed = False
+        self._opened = False  # claim() completed (the interface may be released since)
         self._failed: str | None = None
 
     @property
@@ -253,6 +254,7 @@ class UsbTransport:
                     ) from None
                 time.sleep(retry_delay)
         self._address = msgspec.structs.replace(self._address, serial=self._read_serial())
+        self._opened = True
 
     def _claim_once(self) -> None:
         device, match = self._device, self._match
@@ -286,6 +288,7 @@ class UsbTransport:
     async def send(self, packet: bytes, *, timeout: float) -> None:
         if not packet:
             raise TransportError("refusing a zero-length write", address=self._address)
+        await self._ensure_open()
         await anyio.to_thread.run_sync(self._write_all, packet, timeout)
 
     async def send_view(self, view: memoryview, *, timeout: float) -> None:
@@ -303,7 +306,14 @@ class UsbTransport:
             remaining = remaining[written:]
 
     async def receive(self, max_size: int, *, timeout: float) -> bytes:
+        await self._ensure_open()
         return await anyio.to_thread.run_sync(self._read, max_size, timeout)
+
+    async def _ensure_open(self) -> None:
+        # Transports from the registry factory are claimed lazily, on first use.
+        if not self._opened:
+            self._check()
+            await anyio.to_thread.run_sync(self.claim)
 
     def _read(self, max_size: int, timeout: float) -> bytes:
         self._check()
@@ -365,12 +375,14 @@ async def open_usb(
 
 
 def open_usb_location(location: str, *, backend: Any = None) -> UsbTransport:
-    """Registry factory: find the fastboot device at ``location`` and claim it (blocking)."""
+    """Registry factory: the fastboot device at ``location`` (``BUS-PORT.PORT``).
+
+    Only descriptors are read here (no device is opened), so it is quick even from async
+    code; the interface is claimed, with the busy retries, on first send or receive.
+    """
     for candidate in find_fastboot_devices(backend=backend):
         if candidate.address.location == location:
-            transport = UsbTransport(candidate)
-            transport.claim()
-            return transport
+            return UsbTransport(candidate)
     raise TransportError(
         f"no fastboot interface with bulk endpoints found at {location}",
         address=DeviceAddress(transport="usb", location=location),

@@ -216,3 +216,33 @@ async def test_udp_survives_packet_loss_both_ways() -> None:
     assert service.commands == ["getvar:product", "getvar:max-download-size",
                                 f"download:{len(image):08x}", "boot"]  # none ran twice
     assert dropped["up"] > 10 and dropped["down"] > 10
+
+
+async def test_simulator_refuses_what_aosp_fastboot_would_change(boot_img: Path) -> None:
+    """The simulator is a safe target: flash/erase/oem/set_active from the real tool all FAIL."""
+    attempts = [
+        ["flash", "boot", str(boot_img)],
+        ["erase", "userdata"],
+        ["oem", "unlock"],
+        ["set_active", "b"],
+    ]
+    with anyio.fail_after(LIMIT):
+        async with serving(load_model("google-sargo"), "tcp") as (service, port):
+            for args in attempts:
+                result = await aosp_fastboot(f"tcp:127.0.0.1:{port}", *args)
+                assert result.returncode != 0
+                assert b"command not allowed by the fastboop simulator" in result.stderr
+    refused = [command for session in service.sessions for command in session.refused]
+    assert refused == ["flash:boot_a", "erase:userdata", "oem unlock", "set_active:b"]
+    assert service.booted_images == []
+
+
+async def test_aosp_getvar_all_lists_the_model() -> None:
+    model = load_model("samsung-gt510")
+    with anyio.fail_after(LIMIT):
+        async with serving(model, "udp") as (_, port):
+            result = await aosp_fastboot(f"udp:127.0.0.1:{port}", "getvar", "all")
+    assert result.returncode == 0, result.stderr
+    listing = result.stderr.decode()
+    assert "(bootloader) lk2nd:compatible:samsung,gt510wifi" in listing
+    assert "(bootloader) max-download-size:0x1e000000" in listing

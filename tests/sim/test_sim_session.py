@@ -230,3 +230,19 @@ async def test_tapped_sim_transport_reports_every_packet_in_order() -> None:
         ("out", b"boot"),
         ("in", b"OKAY"),
     ]
+
+
+async def test_download_data_reaches_the_simulator_without_copies() -> None:
+    """Guards the >= 1 GB/s path: chunks are views of the caller's bytes, not copies."""
+    seen: list[memoryview] = []
+
+    class Spy(SimTransport):
+        async def send_view(self, packet: memoryview, *, timeout: float) -> None:
+            seen.append(packet)
+            await super().send_view(packet, timeout=timeout)
+
+    image = bytes(3 * (1 << 20) + 5)
+    transport = Spy(SimulatedBootloader(load_model("oneplus-fajita")))
+    await FastbootClient(transport).download(image)
+    data_views = [view for view in seen if view.obj is image]
+    assert [len(view) for view in data_views] == [1 << 20, 1 << 20, 1 << 20, 5]

@@ -202,3 +202,11 @@ def test_fuzz_udp_host_accept_raises_only_typed_errors(sent_tail: bytes, datagra
     sent = host.fastboot(sent_tail)
     with contextlib.suppress(FastbootProtocolError):
         host.accept(sent, datagram)
+
+
+def test_udp_retransmission_defaults_follow_the_spec() -> None:
+    from fastboop.transports.udp import RETRY_BUDGET, RETRY_INTERVAL
+
+    assert RETRY_INTERVAL == 0.5
+    assert RETRY_BUDGET >= 60.0
+    assert udp_wire.DEFAULT_PORT == tcp_wire.DEFAULT_PORT == 5554

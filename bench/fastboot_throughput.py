@@ -3,7 +3,8 @@
 Run: ``.venv/bin/python bench/fastboot_throughput.py [--size-mib N] [--backend asyncio|trio]``
 
 Measures ``FastbootClient.download`` (max-download-size check, ``download:``, data, OKAY)
-against the simulated bootloader over the in-memory transport, over TCP on 127.0.0.1
+against the simulated bootloader over the in-memory transport, through pyusb with the
+emulated USB backend (worker threads, pyusb's array conversions), over TCP on 127.0.0.1
 (our own simulator server) and over UDP on 127.0.0.1. Timing lives here, never in tests.
 Results are recorded in docs/benchmarks-fastboot.md.
 """
@@ -41,7 +42,7 @@ async def _measure(label: str, opener: Callable[[], Awaitable[Transport]], image
     print(f"{label:10s} {mib:8.0f} MiB  {elapsed:8.3f} s  {mib / elapsed:10.1f} MiB/s")
 
 
-async def _run(size_mib: int, net_size_mib: int, udp_size_mib: int) -> None:
+async def _run(size_mib: int, net_size_mib: int, udp_size_mib: int, usb_size_mib: int) -> None:
     image = bytes(range(256)) * (size_mib << 12)
 
     async def memory() -> Transport:
@@ -49,8 +50,17 @@ async def _run(size_mib: int, net_size_mib: int, udp_size_mib: int) -> None:
 
     await _measure("memory", memory, image)
 
+    from fastboop.transports.usb import find_fastboot_devices, open_usb
+    from fastboop.transports.usb_sim import EmulatedDevice, SimUsbBackend
+
+    async def emulated_usb() -> Transport:
+        backend = SimUsbBackend([EmulatedDevice(_model(len(image)), kernel_driver=False)])
+        return await open_usb(find_fastboot_devices(backend=backend)[0])
+
+    await _measure("usb-emu", emulated_usb, image[: usb_size_mib << 20])
+
     try:
-        from fastboop.sim.server import serve_tcp, serve_udp
+        from fastboop.sim.server import SimService
         from fastboop.transports.tcp import open_tcp
         from fastboop.transports.udp import open_udp
     except ImportError:
@@ -58,8 +68,9 @@ async def _run(size_mib: int, net_size_mib: int, udp_size_mib: int) -> None:
     net_image = image[: net_size_mib << 20]
     udp_image = image[: udp_size_mib << 20]
     async with anyio.create_task_group() as group:
-        tcp_port = await group.start(serve_tcp, _model(len(image)), "127.0.0.1", 0)
-        udp_port = await group.start(serve_udp, _model(len(image)), "127.0.0.1", 0)
+        service = SimService(_model(len(image)))
+        tcp_port = await group.start(service.serve_tcp, "127.0.0.1", 0)
+        udp_port = await group.start(service.serve_udp, "127.0.0.1", 0)
         await _measure("tcp", lambda: open_tcp("127.0.0.1", tcp_port), net_image)
         await _measure("udp", lambda: open_udp("127.0.0.1", udp_port), udp_image)
         group.cancel_scope.cancel()
@@ -70,9 +81,13 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=512, help="in-memory image size")
     parser.add_argument("--net-size-mib", type=int, default=128, help="TCP image size")
     parser.add_argument("--udp-size-mib", type=int, default=4, help="UDP image size")
+    parser.add_argument("--usb-size-mib", type=int, default=128, help="emulated USB image size")
     parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
     args = parser.parse_args()
-    anyio.run(_run, args.size_mib, args.net_size_mib, args.udp_size_mib, backend=args.backend)
+    anyio.run(
+        _run, args.size_mib, args.net_size_mib, args.udp_size_mib, args.usb_size_mib,
+        backend=args.backend,
+    )
 
 
 if __name__ == "__main__":

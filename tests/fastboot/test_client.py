@@ -195,3 +195,28 @@ def test_fuzz_client_against_malformed_streams(replies: list[bytes], operation: 
             pass
 
     anyio.run(scenario)
+
+
+@pytest.mark.anyio
+async def test_every_read_after_info_gets_the_full_timeout_again() -> None:
+    class Recording(ScriptedTransport):
+        def __init__(self) -> None:
+            super().__init__(
+                [ExpectWrite(b"boot"), Reply(b"INFOa"), Reply(b"TEXTb"), Reply(b"OKAY")]
+            )
+            self.timeouts: list[float] = []
+
+        async def receive(self, max_size: int, *, timeout: float) -> bytes:
+            self.timeouts.append(timeout)
+            assert max_size == 4096
+            return await super().receive(max_size, timeout=timeout)
+
+    transport = Recording()
+    await FastbootClient(transport, timeout=7.5).boot()
+    assert transport.timeouts == [7.5, 7.5, 7.5]
+
+
+def test_default_timeout_is_thirty_seconds() -> None:
+    from fastboop.fastboot.client import CHUNK_SIZE, DEFAULT_TIMEOUT
+
+    assert (DEFAULT_TIMEOUT, CHUNK_SIZE) == (30.0, 1 << 20)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fastboop.errors import FastboopError
@@ -195,6 +195,7 @@ def test_errors_are_fastboop_errors_with_kinds() -> None:
 # --- fuzzing: untrusted device bytes never crash the parsers --------------------------------
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=300))
 def test_fuzz_parse_response_only_raises_typed_errors(packet: bytes) -> None:
     try:
@@ -206,6 +207,7 @@ def test_fuzz_parse_response_only_raises_typed_errors(packet: bytes) -> None:
     assert isinstance(response.text, str)
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=40))
 def test_fuzz_parse_data_size(payload: bytes) -> None:
     try:
@@ -215,12 +217,14 @@ def test_fuzz_parse_data_size(payload: bytes) -> None:
     assert size is None or 0 <= size <= protocol.MAX_DOWNLOAD_SIZE
 
 
+@settings(deadline=None)
 @given(st.text(max_size=40))
 def test_fuzz_parse_max_download_size(value: str) -> None:
     size = protocol.parse_max_download_size(value)
     assert size is None or size >= 0
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=80))
 def test_fuzz_command_gate_only_passes_the_three_commands(command: bytes) -> None:
     try:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fastboop.fastboot.protocol import is_missing, parse_max_download_size
 from fastboop.sim import ModelError, available_models, load_model, parse_model
@@ -84,3 +88,10 @@ def test_model_from_a_path(tmp_path: pytest.TempPathFactory) -> None:
     path.write_text("name: mine\nvid: 0x1234\npid: 0x5678\nserial: abc\nmax_download_size: 4096\n")
     model = load_model(str(path))
     assert (model.name, model.vid, model.variable("serialno")) == ("mine", 0x1234, "abc")
+
+
+@settings(deadline=None)
+@given(st.text(max_size=200))
+def test_fuzz_model_documents_only_raise_model_errors(document: str) -> None:
+    with contextlib.suppress(ModelError):
+        parse_model(document)

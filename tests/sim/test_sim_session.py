@@ -30,6 +30,9 @@ pytestmark = pytest.mark.anyio
 IMAGE = b"ANDROID!" + bytes(range(256)) * 4096 + b"tail"  # ~1 MiB + change: two chunks
 
 
+FAJITA = load_model("oneplus-fajita")
+
+
 def tweaked(name: str, **changes: object) -> BootloaderModel:
     return msgspec.structs.replace(load_model(name), **changes)
 
@@ -188,7 +191,7 @@ def test_sim_transport_is_a_transport() -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.binary(max_size=40), max_size=12))
 def test_fuzz_bootloader_never_crashes(packets: list[bytes]) -> None:
-    bootloader = SimulatedBootloader(load_model("oneplus-fajita"))
+    bootloader = SimulatedBootloader(FAJITA)
     for packet in packets:
         outputs = bootloader.receive(packet)
         assert all(isinstance(o, Send | Silence | Unplug) for o in outputs)
@@ -207,3 +210,39 @@ async def test_mutable_images_are_copied_immutable_ones_are_not() -> None:
     transport = open_sim("google-sargo")
     await FastbootClient(transport).download(frozen)
     assert transport.bootloader.downloaded == frozen
+
+
+async def test_tapped_sim_transport_reports_every_packet_in_order() -> None:
+    from fastboop.transports.base import TappedTransport
+
+    seen: list[tuple[str, bytes]] = []
+    transport = TappedTransport(open_sim("google-sargo"), lambda d, data: seen.append((d, data)))
+    client = FastbootClient(transport)
+    await client.download(b"abc")
+    await client.boot()
+    assert seen == [
+        ("out", b"getvar:max-download-size"),
+        ("in", b"OKAY0x10000000"),
+        ("out", b"download:00000003"),
+        ("in", b"DATA00000003"),
+        ("out", b"abc"),
+        ("in", b"OKAY"),
+        ("out", b"boot"),
+        ("in", b"OKAY"),
+    ]
+
+
+async def test_download_data_reaches_the_simulator_without_copies() -> None:
+    """Guards the >= 1 GB/s path: chunks are views of the caller's bytes, not copies."""
+    seen: list[memoryview] = []
+
+    class Spy(SimTransport):
+        async def send_view(self, packet: memoryview, *, timeout: float) -> None:
+            seen.append(packet)
+            await super().send_view(packet, timeout=timeout)
+
+    image = bytes(3 * (1 << 20) + 5)
+    transport = Spy(SimulatedBootloader(load_model("oneplus-fajita")))
+    await FastbootClient(transport).download(image)
+    data_views = [view for view in seen if view.obj is image]
+    assert [len(view) for view in data_views] == [1 << 20, 1 << 20, 1 << 20, 5]

@@ -45,6 +45,7 @@ Output = Send | Silence | Unplug
 _DOWNLOAD = re.compile(r"download:([0-9a-fA-F]{8})")
 
 BootCallback = Callable[[bytes], None]
+CommandCallback = Callable[[str], None]
 
 
 class SimulatedBootloader:
@@ -54,8 +55,15 @@ class SimulatedBootloader:
     command received (including refused ones) and ``refused`` the ones not allowed.
     """
 
-    def __init__(self, model: BootloaderModel, *, on_boot: BootCallback | None = None):
+    def __init__(
+        self,
+        model: BootloaderModel,
+        *,
+        on_boot: BootCallback | None = None,
+        on_command: CommandCallback | None = None,
+    ):
         self.model = model
+        self._on_command = on_command
         self.state: State = "command"
         self.commands: list[str] = []
         self.refused: list[str] = []
@@ -94,6 +102,8 @@ class SimulatedBootloader:
     def _command(self, packet: bytes) -> list[Output]:
         command = packet.decode("utf-8", errors="replace")
         self.commands.append(command)
+        if self._on_command is not None:
+            self._on_command(command)
         if len(packet) > 4096 or not packet:
             return [Send(encode_response("FAIL", b"invalid command"))]
         if command.startswith("getvar:"):

@@ -1,0 +1,161 @@
+"""fastboot-over-UDP packets and the host's side of the exchange (fastboot.md §8), sans I/O.
+
+Every packet has a 4-byte header (id, flags, u16 sequence). The host sends one packet at a
+time and the device answers with the same sequence number; a message too big for one
+packet is split with the *continuation* flag, and the host reads device messages by
+sending empty packets. :class:`UdpHostSession` keeps the sequence number and the
+negotiated sizes and checks each reply; the transport adapter only moves datagrams and
+decides when to retransmit.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from typing import Final
+
+import msgspec
+
+from fastboop.fastboot.errors import FastbootProtocolError
+
+DEFAULT_PORT: Final = 5554
+VERSION: Final = 1
+HEADER_SIZE: Final = 4
+MIN_PACKET_SIZE: Final = 512
+"""Devices must support this; query and init never exceed it."""
+
+ID_ERROR: Final = 0x00
+ID_QUERY: Final = 0x01
+ID_INIT: Final = 0x02
+ID_FASTBOOT: Final = 0x03
+FLAG_CONTINUATION: Final = 0x01
+
+_HEADER = struct.Struct(">BBH")
+_U16 = struct.Struct(">H")
+_TWO_U16 = struct.Struct(">HH")
+
+
+class Packet(msgspec.Struct, frozen=True):
+    """One UDP fastboot packet."""
+
+    id: int
+    flags: int
+    seq: int
+    data: bytes = b""
+
+    @property
+    def continued(self) -> bool:
+        return bool(self.flags & FLAG_CONTINUATION)
+
+
+class DeviceError(FastbootProtocolError):
+    """The device sent an error packet (id 0x00); ``device_message`` is its text."""
+
+    def __init__(self, device_message: str):
+        self.device_message = device_message
+        super().__init__(f"device reported a UDP error: {device_message}")
+
+
+def encode_packet(packet_id: int, seq: int, data: bytes = b"", *, continued: bool = False) -> bytes:
+    flags = FLAG_CONTINUATION if continued else 0
+    return _HEADER.pack(packet_id, flags, seq & 0xFFFF) + data
+
+
+def decode_packet(datagram: bytes) -> Packet:
+    """Parse one datagram; short ones and unknown ids are protocol errors."""
+    if len(datagram) < HEADER_SIZE:
+        raise FastbootProtocolError(f"UDP packet of {len(datagram)} bytes has no full header")
+    packet_id, flags, seq = _HEADER.unpack_from(datagram)
+    if packet_id > ID_FASTBOOT:
+        raise FastbootProtocolError(f"UDP packet has unknown id 0x{packet_id:02x}")
+    return Packet(id=packet_id, flags=flags, seq=seq, data=bytes(datagram[HEADER_SIZE:]))
+
+
+def encode_u16(value: int) -> bytes:
+    return _U16.pack(value)
+
+
+def encode_init(version: int, max_packet_size: int) -> bytes:
+    return _TWO_U16.pack(version, max_packet_size)
+
+
+def decode_init(data: bytes) -> tuple[int, int]:
+    """``(version, max packet size)`` from an init packet's data."""
+    if len(data) < 4:
+        raise FastbootProtocolError(f"UDP init data is {len(data)} bytes, 4 expected")
+    version, size = _TWO_U16.unpack_from(data)
+    if version < 1 or size < MIN_PACKET_SIZE:
+        raise FastbootProtocolError(f"UDP init announces version {version}, max size {size}")
+    return version, size
+
+
+def split_message(message: bytes, max_data: int) -> Iterator[tuple[bytes, bool]]:
+    """Cut a message into ``(data, continued)`` pieces of at most ``max_data`` bytes.
+
+    An empty message is one empty piece, which on the host side is a poll.
+    """
+    if not message:
+        yield b"", False
+        return
+    view = memoryview(message)
+    for start in range(0, len(message), max_data):
+        end = start + max_data
+        yield bytes(view[start:end]), end < len(message)
+
+
+class UdpHostSession:
+    """Host-side state: the next sequence number and the negotiated packet size.
+
+    The adapter calls :meth:`packet` to build what to send (resending the same bytes on a
+    retransmit) and :meth:`accept` on every datagram; ``accept`` returns ``None`` for
+    stale or unrelated datagrams, which the adapter ignores while it keeps waiting.
+    """
+
+    def __init__(self, *, max_packet_size: int = 8192):
+        if max_packet_size < MIN_PACKET_SIZE:
+            raise ValueError(f"max packet size must be at least {MIN_PACKET_SIZE}")
+        self.seq = 0
+        self.version = VERSION
+        self.max_packet_size = max_packet_size
+        self.ready = False
+
+    @property
+    def max_data(self) -> int:
+        return self.max_packet_size - HEADER_SIZE
+
+    def query(self) -> bytes:
+        return encode_packet(ID_QUERY, self.seq)
+
+    def init(self) -> bytes:
+        return encode_packet(ID_INIT, self.seq, encode_init(VERSION, self.max_packet_size))
+
+    def fastboot(self, data: bytes, *, continued: bool = False) -> bytes:
+        return encode_packet(ID_FASTBOOT, self.seq, data, continued=continued)
+
+    def accept(self, sent: bytes, datagram: bytes) -> Packet | None:
+        """Match a datagram against the packet just ``sent``; advance on a real reply."""
+        try:
+            reply = decode_packet(datagram)
+        except FastbootProtocolError:
+            return None  # stray noise on the port; keep waiting
+        sent_id, _, sent_seq = _HEADER.unpack_from(sent)
+        if sent_id == ID_QUERY and reply.id == ID_QUERY:
+            if len(reply.data) < 2:
+                raise FastbootProtocolError("UDP query reply carries no sequence number")
+            (self.seq,) = _U16.unpack_from(reply.data)
+            return reply
+        if reply.seq != sent_seq:
+            return None  # an answer to an earlier retransmission
+        if reply.id == ID_ERROR:
+            raise DeviceError(reply.data.decode("utf-8", errors="replace"))
+        if reply.id != sent_id:
+            raise FastbootProtocolError(
+                f"UDP reply id 0x{reply.id:02x} does not match request id 0x{sent_id:02x}"
+            )
+        self.seq = (self.seq + 1) & 0xFFFF
+        if reply.id == ID_INIT:
+            version, size = decode_init(reply.data)
+            self.version = min(VERSION, version)
+            self.max_packet_size = min(self.max_packet_size, size)
+            self.ready = True
+        return reply

@@ -1,0 +1,168 @@
+"""The simulated phone served over fastboot TCP and UDP, so real clients can talk to it.
+
+:class:`SimService` owns one model and every session opened against it. Each TCP
+connection and each UDP ``init`` starts a fresh :class:`SimulatedBootloader` (a phone
+re-entering fastboot mode); every command is logged with structlog and every booted image
+is collected (and passed to ``on_boot``, which ``fastboop sim --save-boot`` uses).
+The protocol work is done by the sans-I/O cores; this module only owns sockets and sleeps.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import anyio
+import structlog
+from anyio.abc import SocketStream, TaskStatus
+from anyio.streams.buffered import BufferedByteReceiveStream
+
+from fastboop.fastboot import tcp_wire
+from fastboop.fastboot.errors import FastbootProtocolError
+from fastboop.sim.bootloader import BootCallback, Output, Send, Silence, SimulatedBootloader
+from fastboop.sim.model import BootloaderModel
+from fastboop.sim.udp_device import DEFAULT_MAX_PACKET_SIZE, UdpDeviceSession
+
+MAX_COMMAND_FRAME: Final = 4096
+DATA_PIECE: Final = 1 << 20
+
+_log = structlog.get_logger("fastboop.sim")
+
+_STREAM_ERRORS = (
+    OSError,
+    anyio.EndOfStream,
+    anyio.IncompleteRead,
+    anyio.BrokenResourceError,
+    anyio.ClosedResourceError,
+)
+
+
+class SimService:
+    """One simulated phone reachable over TCP and/or UDP; see the module docstring."""
+
+    def __init__(self, model: BootloaderModel, *, on_boot: BootCallback | None = None):
+        self.model = model
+        self.sessions: list[SimulatedBootloader] = []
+        self.booted_images: list[bytes] = []
+        self.endpoints: list[str] = []  # "tcp:HOST:PORT" / "udp:HOST:PORT" once listening
+        self._on_boot = on_boot
+
+    def new_bootloader(self, peer: str) -> SimulatedBootloader:
+        log = _log.bind(model=self.model.name, peer=peer)
+
+        def booted(image: bytes) -> None:
+            log.info("boot", image_bytes=len(image))
+            self.booted_images.append(image)
+            if self._on_boot is not None:
+                self._on_boot(image)
+
+        bootloader = SimulatedBootloader(
+            self.model, on_boot=booted, on_command=lambda c: log.info("command", command=c)
+        )
+        self.sessions.append(bootloader)
+        return bootloader
+
+    @property
+    def commands(self) -> list[str]:
+        """Every command received by every session, in order."""
+        return [command for session in self.sessions for command in session.commands]
+
+    async def serve_tcp(
+        self,
+        host: str = "127.0.0.1",
+        port: int = tcp_wire.DEFAULT_PORT,
+        *,
+        task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Accept fastboot TCP connections until cancelled; reports the bound port."""
+        listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
+        async with listener:
+            bound = int(listener.extra(anyio.abc.SocketAttribute.local_port))
+            _log.info("listening", transport="tcp", host=host, port=bound, model=self.model.name)
+            self.endpoints.append(f"tcp:{host}:{bound}")
+            task_status.started(bound)
+            await listener.serve(self._tcp_connection)
+
+    async def _tcp_connection(self, stream: SocketStream) -> None:
+        remote = stream.extra(anyio.abc.SocketAttribute.remote_address)
+        peer = f"tcp:{remote[0]}:{remote[1]}"
+        async with stream:
+            try:
+                await _TcpSession(stream, self.new_bootloader(peer)).run()
+            except (*_STREAM_ERRORS, FastbootProtocolError) as error:
+                _log.info("connection closed", peer=peer, reason=str(error) or type(error).__name__)
+
+    async def serve_udp(
+        self,
+        host: str = "127.0.0.1",
+        port: int = tcp_wire.DEFAULT_PORT,
+        *,
+        max_packet_size: int = DEFAULT_MAX_PACKET_SIZE,
+        task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Answer fastboot UDP packets until cancelled; one session per host address."""
+        sessions: dict[tuple[str, int], UdpDeviceSession] = {}
+        async with await anyio.create_udp_socket(local_host=host, local_port=port) as sock:
+            bound = int(sock.extra(anyio.abc.SocketAttribute.local_port))
+            _log.info("listening", transport="udp", host=host, port=bound, model=self.model.name)
+            self.endpoints.append(f"udp:{host}:{bound}")
+            task_status.started(bound)
+            async for datagram, (peer_host, peer_port, *_) in sock:
+                key = (peer_host, peer_port)
+                session = sessions.get(key)
+                if session is None:
+                    name = f"udp:{peer_host}:{peer_port}"
+                    session = UdpDeviceSession(
+                        lambda name=name: self.new_bootloader(name),  # type: ignore[misc]
+                        max_packet_size=max_packet_size,
+                    )
+                    sessions[key] = session
+                reply = session.handle(datagram)
+                if reply is not None:
+                    if reply.delay:
+                        await anyio.sleep(reply.delay)
+                    await sock.sendto(reply.datagram, peer_host, peer_port)
+
+
+class _TcpSession:
+    """One TCP connection: handshake, then framed messages in and out."""
+
+    def __init__(self, stream: SocketStream, bootloader: SimulatedBootloader):
+        self._stream = stream
+        self._reader = BufferedByteReceiveStream(stream)
+        self._bootloader = bootloader
+
+    async def run(self) -> None:
+        peer = tcp_wire.parse_handshake(await self._reader.receive_exactly(4))
+        await self._stream.send(b"FB%02d" % min(peer, tcp_wire.VERSION))
+        while True:
+            try:
+                header = await self._reader.receive_exactly(tcp_wire.HEADER_SIZE)
+            except (anyio.EndOfStream, anyio.IncompleteRead):
+                return
+            length = tcp_wire.parse_frame_header(header)
+            if self._bootloader.state == "data":
+                # Download data: feed it in pieces, the device only counts bytes.
+                while length:
+                    piece = await self._reader.receive(min(length, DATA_PIECE))
+                    length -= len(piece)
+                    if not await self._emit(self._bootloader.receive(piece)):
+                        return
+                continue
+            if length > MAX_COMMAND_FRAME:
+                raise FastbootProtocolError(f"{length}-byte command frame")
+            message = await self._reader.receive_exactly(length) if length else b""
+            if not await self._emit(self._bootloader.receive(message)):
+                return
+
+    async def _emit(self, outputs: list[Output]) -> bool:
+        """Send the bootloader's replies; False when the phone "unplugged"."""
+        for output in outputs:
+            if isinstance(output, Silence):
+                return True
+            if isinstance(output, Send):
+                if output.delay:
+                    await anyio.sleep(output.delay)
+                await self._stream.send(tcp_wire.frame(output.packet))
+            else:
+                return False
+        return True

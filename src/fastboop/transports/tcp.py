@@ -1,0 +1,182 @@
+"""fastboot over TCP (``tcp:HOST[:PORT]``, default port 5554): the thin I/O adapter.
+
+The framing rules are in :mod:`fastboop.fastboot.tcp_wire`; this module connects, does the
+``FB01`` handshake, and turns each :meth:`send` into one framed message and each
+:meth:`receive` into one framed message read. Connection failures become
+:class:`~fastboop.transports.base.TransportError`, deadlines ``TimeoutError``.
+
+The transport connects lazily on first use, so the registry factory
+(``transport_factory("tcp")(host, port)``) needs no event loop; :func:`open_tcp` connects
+eagerly and is what code with a loop at hand should call.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import anyio
+from anyio.abc import SocketStream
+from anyio.streams.buffered import BufferedByteReceiveStream
+
+from fastboop.fastboot import tcp_wire
+from fastboop.fastboot.errors import FastbootProtocolError
+from fastboop.transports.base import DeviceAddress, TransportError, register_transport
+
+CONNECT_TIMEOUT: Final = 10.0
+
+_IO_ERRORS = (
+    OSError,
+    anyio.EndOfStream,
+    anyio.BrokenResourceError,
+    anyio.ClosedResourceError,
+    anyio.IncompleteRead,
+)
+
+
+def parse_location(
+    location: str, default_port: int, *, listening: bool = False
+) -> tuple[str, int]:
+    """``HOST``, ``HOST:PORT`` or ``[V6]:PORT`` -> ``(host, port)``.
+
+    Port 0 ("any free port") only makes sense for a server, hence ``listening``.
+    """
+    host, sep, port = location.rpartition(":")
+    if not sep or (host.count(":") and not host.endswith("]")):
+        return location.strip("[]"), default_port
+    try:
+        number = int(port)
+    except ValueError:
+        raise ValueError(f"bad port in {location!r}") from None
+    if not (0 if listening else 1) <= number < 65536:
+        raise ValueError(f"port {number} out of range in {location!r}")
+    return host.strip("[]"), number
+
+
+class TcpTransport:
+    """One fastboot-over-TCP connection; see the module docstring."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int = tcp_wire.DEFAULT_PORT,
+        *,
+        connect_timeout: float = CONNECT_TIMEOUT,
+    ):
+        self._host = host
+        self._port = port
+        self._connect_timeout = connect_timeout
+        self._address = DeviceAddress(transport="tcp", location=f"{host}:{port}")
+        self._stream: SocketStream | None = None
+        self._reader: BufferedByteReceiveStream | None = None
+        self._leftover = 0  # bytes of the current message not yet handed out
+        self._closed = False
+        self._failed: str | None = None
+        self.version = tcp_wire.VERSION
+
+    @property
+    def address(self) -> DeviceAddress:
+        return self._address
+
+    async def connect(self) -> None:
+        """Connect and handshake; idempotent."""
+        if self._stream is not None:
+            return
+        if self._closed:
+            raise TransportError("transport is closed", address=self._address)
+        try:
+            with anyio.fail_after(self._connect_timeout):
+                stream = await anyio.connect_tcp(self._host, self._port)
+                try:
+                    await stream.send(tcp_wire.HANDSHAKE)
+                    reader = BufferedByteReceiveStream(stream)
+                    peer = tcp_wire.parse_handshake(
+                        await reader.receive_exactly(tcp_wire.HANDSHAKE_SIZE)
+                    )
+                except BaseException:
+                    await anyio.aclose_forcefully(stream)
+                    raise
+        except TimeoutError:
+            raise TransportError(
+                f"no fastboot answer within {self._connect_timeout:g} s", address=self._address
+            ) from None
+        except _IO_ERRORS as error:
+            raise TransportError(f"cannot connect: {error or type(error).__name__}",
+                                 address=self._address) from error
+        except FastbootProtocolError as error:
+            raise TransportError(str(error), address=self._address) from error
+        self.version = min(tcp_wire.VERSION, peer)
+        self._stream, self._reader = stream, reader
+
+    async def send(self, packet: bytes, *, timeout: float) -> None:
+        await self._send_parts(tcp_wire.frame(packet), None, timeout)
+
+    async def send_view(self, view: memoryview, *, timeout: float) -> None:
+        """Send download data without copying it into a frame first."""
+        await self._send_parts(tcp_wire.frame_header(len(view)), view, timeout)
+
+    async def _send_parts(self, head: bytes, body: memoryview | None, timeout: float) -> None:
+        stream = await self._connected()
+        try:
+            with anyio.fail_after(timeout):
+                await stream.send(head)
+                if body is not None and len(body):
+                    await stream.send(body)  # type: ignore[arg-type]  # sockets take buffers
+        except TimeoutError:
+            raise  # a subclass of OSError, but the caller's deadline, not a broken link
+        except _IO_ERRORS as error:
+            raise self._broken(error) from error
+
+    async def receive(self, max_size: int, *, timeout: float) -> bytes:
+        """Read one framed message, or the next ``max_size`` bytes of a longer one."""
+        await self._connected()
+        reader = self._reader
+        assert reader is not None
+        try:
+            with anyio.fail_after(timeout):
+                if self._leftover == 0:
+                    self._leftover = tcp_wire.parse_frame_header(
+                        await reader.receive_exactly(tcp_wire.HEADER_SIZE)
+                    )
+                    if self._leftover == 0:
+                        return b""
+                size = min(self._leftover, max_size)
+                data = await reader.receive_exactly(size)
+        except TimeoutError:
+            raise  # a subclass of OSError, but the caller's deadline, not a broken link
+        except _IO_ERRORS as error:
+            raise self._broken(error) from error
+        self._leftover -= size
+        return data
+
+    async def aclose(self) -> None:
+        self._closed = True
+        self._failed = self._failed or "transport is closed"
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            await anyio.aclose_forcefully(stream)
+
+    async def _connected(self) -> SocketStream:
+        if self._failed is not None:
+            raise TransportError(self._failed, address=self._address)
+        if self._stream is None:
+            await self.connect()
+        assert self._stream is not None
+        return self._stream
+
+    def _broken(self, error: BaseException) -> TransportError:
+        # The link is unusable from here on; the socket itself is closed by aclose().
+        reason = str(error) or type(error).__name__
+        self._failed = f"connection lost: {reason}"
+        return TransportError(self._failed, address=self._address)
+
+
+async def open_tcp(
+    host: str, port: int = tcp_wire.DEFAULT_PORT, *, connect_timeout: float = CONNECT_TIMEOUT
+) -> TcpTransport:
+    """Connect to a fastboot TCP device (``fastboot -s tcp:HOST:PORT``) and handshake."""
+    transport = TcpTransport(host, port, connect_timeout=connect_timeout)
+    await transport.connect()
+    return transport
+
+
+register_transport("tcp", TcpTransport)

@@ -1,0 +1,169 @@
+"""fastboot over UDP (``udp:HOST[:PORT]``, default port 5554): the thin I/O adapter.
+
+The packet rules and sequence bookkeeping live in :mod:`fastboop.fastboot.udp_wire`. This
+module owns the socket and the clock: it retransmits the outstanding packet every
+500 ms and gives up only after the retry budget (at least one minute by default, §8.3)
+or the caller's timeout, whichever is longer. Messages longer than one packet go out as
+continuation packets, and device messages are fetched by polling with empty packets.
+
+Like :mod:`fastboop.transports.tcp`, the transport sets the session up lazily on first
+use (query + init), so the registry factory needs no event loop; :func:`open_udp` does it
+eagerly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Final
+
+import anyio
+from anyio.abc import ConnectedUDPSocket
+
+from fastboop.fastboot import udp_wire
+from fastboop.fastboot.errors import FastbootProtocolError
+from fastboop.transports.base import DeviceAddress, TransportError, register_transport
+
+RETRY_INTERVAL: Final = 0.5
+RETRY_BUDGET: Final = 60.0
+
+_IO_ERRORS = (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError)
+
+
+class UdpTransport:
+    """One fastboot-over-UDP session; see the module docstring."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int = udp_wire.DEFAULT_PORT,
+        *,
+        max_packet_size: int = 8192,
+        retry_interval: float = RETRY_INTERVAL,
+        retry_budget: float = RETRY_BUDGET,
+    ):
+        self._host = host
+        self._port = port
+        self._address = DeviceAddress(transport="udp", location=f"{host}:{port}")
+        self._session = udp_wire.UdpHostSession(max_packet_size=max_packet_size)
+        self._retry_interval = retry_interval
+        self._retry_budget = retry_budget
+        self._socket: ConnectedUDPSocket | None = None
+        self._inbox: deque[bytes] = deque()  # whole device messages not yet handed out
+        self._failed: str | None = None
+
+    @property
+    def address(self) -> DeviceAddress:
+        return self._address
+
+    @property
+    def max_packet_size(self) -> int:
+        """The negotiated packet size (header included)."""
+        return self._session.max_packet_size
+
+    async def connect(self) -> None:
+        """Open the socket, then query and init the session; idempotent."""
+        if self._socket is not None:
+            return
+        if self._failed is not None:
+            raise TransportError(self._failed, address=self._address)
+        try:
+            self._socket = await anyio.create_connected_udp_socket(self._host, self._port)
+        except _IO_ERRORS as error:
+            message = f"cannot open UDP socket: {error}"
+            raise TransportError(message, address=self._address) from error
+        await self._exchange(self._session.query(), self._retry_budget)
+        await self._exchange(self._session.init(), self._retry_budget)
+
+    async def send(self, packet: bytes, *, timeout: float) -> None:
+        """Send one fastboot message, split into continuation packets as needed."""
+        await self._connected()
+        for data, continued in udp_wire.split_message(packet, self._session.max_data):
+            if not data:
+                raise TransportError("refusing a zero-length write", address=self._address)
+            reply = await self._exchange(self._session.fastboot(data, continued=continued), timeout)
+            if reply.data:
+                # Some devices answer a command in its acknowledgement (spec §8.2 example).
+                self._inbox.append(await self._rest_of_message(reply, timeout))
+
+    async def send_view(self, view: memoryview, *, timeout: float) -> None:
+        await self.send(view.tobytes(), timeout=timeout)
+
+    async def receive(self, max_size: int, *, timeout: float) -> bytes:
+        """Poll with empty packets until the device hands over one whole message."""
+        await self._connected()
+        with anyio.fail_after(max(timeout, self._retry_budget)):
+            while not self._inbox:
+                reply = await self._exchange(self._session.fastboot(b""), timeout)
+                if reply.data or reply.continued:
+                    self._inbox.append(await self._rest_of_message(reply, timeout))
+                else:
+                    await anyio.sleep(self._retry_interval / 10)  # nothing ready yet
+        message = self._inbox.popleft()
+        if len(message) > max_size:
+            raise TransportError(
+                f"device sent a {len(message)}-byte message, buffer holds {max_size}",
+                address=self._address,
+            )
+        return message
+
+    async def aclose(self) -> None:
+        self._failed = self._failed or "transport is closed"
+        sock, self._socket = self._socket, None
+        if sock is not None:
+            await sock.aclose()
+
+    async def _rest_of_message(self, first: udp_wire.Packet, timeout: float) -> bytes:
+        parts = [first.data]
+        reply = first
+        while reply.continued:
+            reply = await self._exchange(self._session.fastboot(b""), timeout)
+            parts.append(reply.data)
+        return b"".join(parts)
+
+    async def _connected(self) -> None:
+        if self._failed is not None:
+            raise TransportError(self._failed, address=self._address)
+        if self._socket is None:
+            await self.connect()
+
+    async def _exchange(self, packet: bytes, timeout: float) -> udp_wire.Packet:
+        """Send ``packet`` until its reply arrives, retransmitting every interval (§8.3)."""
+        sock = self._socket
+        assert sock is not None
+        attempts = max(1, math.ceil(max(timeout, self._retry_budget) / self._retry_interval))
+        try:
+            for _ in range(attempts):
+                await sock.send(packet)
+                with anyio.move_on_after(self._retry_interval):
+                    while True:
+                        reply = self._session.accept(packet, await sock.receive())
+                        if reply is not None:
+                            return reply
+        except udp_wire.DeviceError as error:
+            raise TransportError(str(error), address=self._address) from error
+        except FastbootProtocolError as error:
+            self._failed = str(error)
+            raise TransportError(str(error), address=self._address) from error
+        except _IO_ERRORS as error:
+            self._failed = f"UDP I/O failed: {error or type(error).__name__}"
+            raise TransportError(self._failed, address=self._address) from error
+        raise TimeoutError(f"no UDP reply after {attempts} attempts")
+
+
+async def open_udp(
+    host: str,
+    port: int = udp_wire.DEFAULT_PORT,
+    *,
+    retry_interval: float = RETRY_INTERVAL,
+    retry_budget: float = RETRY_BUDGET,
+) -> UdpTransport:
+    """Open a fastboot UDP session (``fastboot -s udp:HOST:PORT``): query, then init."""
+    transport = UdpTransport(
+        host, port, retry_interval=retry_interval, retry_budget=retry_budget
+    )
+    await transport.connect()
+    return transport
+
+
+register_transport("udp", UdpTransport)

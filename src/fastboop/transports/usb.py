@@ -1,0 +1,392 @@
+"""fastboot over USB with pyusb: finding, opening and talking to a phone's bootloader.
+
+Three jobs, kept apart:
+
+* :func:`match_fastboot_interface` decides from descriptors alone whether a device has a
+  fastboot interface (class FF/42/03, first bulk IN + first bulk OUT) — and rejects the
+  same triple when it also has interrupt endpoints, because that is a smoo gadget in
+  mimic mode, not a bootloader (fastboot.md §2.1).
+* :func:`open_usb` claims it the way the reference does: configuration 1 if the device is
+  unconfigured, detach any kernel driver (errors ignored), retry "busy" 20 x 150 ms, read
+  the serial string. A permission error becomes :class:`UsbAccessDenied`, which names the
+  udev rules to install.
+* :class:`UsbTransport` moves packets. pyusb is blocking, so every call runs in a worker
+  thread (``anyio.to_thread.run_sync``) with its own USB timeout.
+
+pyusb has no hotplug API, so :func:`watch_usb` polls the bus every 100 ms; that is cheap
+(descriptors only, no device is opened) and fast enough for a human plugging a cable.
+Pass ``backend=`` anywhere to use a specific pyusb backend (tests use an emulated one).
+"""
+
+from __future__ import annotations
+
+import errno
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, Final
+
+import anyio
+import anyio.to_thread
+import msgspec
+import usb.core
+import usb.util
+
+from fastboop.errors import FastboopError
+from fastboop.transports.base import DeviceAddress, TransportError, register_transport
+
+FASTBOOT_TRIPLE: Final = (0xFF, 0x42, 0x03)
+OPEN_ATTEMPTS: Final = 20
+OPEN_RETRY_DELAY: Final = 0.150
+POLL_INTERVAL: Final = 0.100
+
+_BULK = usb.util.ENDPOINT_TYPE_BULK
+_INTERRUPT = usb.util.ENDPOINT_TYPE_INTR
+_LIBUSB_BUSY, _LIBUSB_ACCESS, _LIBUSB_NO_DEVICE = -6, -3, -4
+
+
+class InterfaceMatch(msgspec.Struct, frozen=True):
+    """Where fastboot lives on a device: configuration, interface, alt setting, endpoints."""
+
+    configuration: int
+    interface: int
+    alternate: int
+    endpoint_in: int
+    endpoint_out: int
+
+
+class UsbCandidate(msgspec.Struct, frozen=True):
+    """A device on the bus with a fastboot interface, not opened yet."""
+
+    address: DeviceAddress
+    match: InterfaceMatch
+    device: Any  # usb.core.Device; Any because pyusb ships no type information
+
+
+class Arrived(msgspec.Struct, frozen=True):
+    candidate: UsbCandidate
+
+
+class Departed(msgspec.Struct, frozen=True):
+    address: DeviceAddress
+
+
+UsbEvent = Arrived | Departed
+
+
+class UsbAccessDenied(FastboopError):
+    """The OS refused to open the device: the user lacks permission (udev rules)."""
+
+
+def match_fastboot_interface(device: Any) -> InterfaceMatch | None:
+    """The first alt setting with the fastboot triple and bulk IN + OUT, or ``None``.
+
+    Pure descriptor inspection: nothing is opened. Non-bulk endpoints other than
+    interrupt ones are ignored; any interrupt endpoint disqualifies the interface.
+    """
+    for configuration in device:
+        for setting in configuration:
+            triple = (
+                setting.bInterfaceClass,
+                setting.bInterfaceSubClass,
+                setting.bInterfaceProtocol,
+            )
+            if triple != FASTBOOT_TRIPLE:
+                continue
+            found = _bulk_pair(setting)
+            if found is not None:
+                return InterfaceMatch(
+                    configuration=configuration.bConfigurationValue,
+                    interface=setting.bInterfaceNumber,
+                    alternate=setting.bAlternateSetting,
+                    endpoint_in=found[0],
+                    endpoint_out=found[1],
+                )
+    return None
+
+
+def _bulk_pair(setting: Any) -> tuple[int, int] | None:
+    endpoint_in = endpoint_out = None
+    for endpoint in setting:
+        kind = usb.util.endpoint_type(endpoint.bmAttributes)
+        if kind == _INTERRUPT:
+            return None  # a smoo gadget mimicking fastboot (smoo.md §2)
+        if kind != _BULK:
+            continue
+        address = endpoint.bEndpointAddress
+        if usb.util.endpoint_direction(address) == usb.util.ENDPOINT_IN:
+            endpoint_in = address if endpoint_in is None else endpoint_in
+        else:
+            endpoint_out = address if endpoint_out is None else endpoint_out
+    if endpoint_in is None or endpoint_out is None:
+        return None
+    return endpoint_in, endpoint_out
+
+
+def usb_location(device: Any) -> str:
+    """sysfs-style ``BUS-PORT.PORT`` when port numbers are known, else ``BUS:ADDRESS``."""
+    ports = getattr(device, "port_numbers", None)
+    if ports:
+        return f"{device.bus}-{'.'.join(str(p) for p in ports)}"
+    return f"{device.bus}:{device.address}"
+
+
+def find_fastboot_devices(
+    filters: Sequence[tuple[int, int]] = (), *, backend: Any = None
+) -> list[UsbCandidate]:
+    """Every device with a fastboot interface whose ``(vid, pid)`` is in ``filters``.
+
+    An empty filter list matches every device (§5). Blocking; see :func:`scan_usb`.
+    """
+    wanted = set(filters)
+    try:
+        devices = usb.core.find(find_all=True, backend=backend)
+    except usb.core.NoBackendError:
+        raise FastboopError(
+            "no USB backend found", hint="install libusb-1.0 (Debian: libusb-1.0-0)"
+        ) from None
+    candidates = []
+    for device in devices:
+        if wanted and (device.idVendor, device.idProduct) not in wanted:
+            continue
+        try:
+            match = match_fastboot_interface(device)
+        except usb.core.USBError:
+            continue  # descriptors unreadable: it vanished mid-scan
+        if match is None:
+            continue
+        address = DeviceAddress(
+            transport="usb", location=usb_location(device), vid=device.idVendor,
+            pid=device.idProduct,
+        )
+        candidates.append(UsbCandidate(address=address, match=match, device=device))
+    return candidates
+
+
+async def scan_usb(
+    filters: Sequence[tuple[int, int]] = (), *, backend: Any = None
+) -> list[UsbCandidate]:
+    """:func:`find_fastboot_devices` in a worker thread."""
+    return await anyio.to_thread.run_sync(lambda: find_fastboot_devices(filters, backend=backend))
+
+
+async def watch_usb(
+    filters: Sequence[tuple[int, int]] = (),
+    *,
+    backend: Any = None,
+    interval: float = POLL_INTERVAL,
+    exclude: Callable[[DeviceAddress], bool] = lambda address: False,
+) -> AsyncIterator[UsbEvent]:
+    """Devices already present arrive first; then arrivals and departures as they happen.
+
+    ``exclude`` lets the caller hide devices it owns, e.g. one in an active smoo session
+    (§2.1 decision 3). Polls every ``interval`` seconds, because pyusb has no hotplug.
+    """
+    present: dict[str, UsbCandidate] = {}
+    while True:
+        found = {
+            c.address.location: c
+            for c in await scan_usb(filters, backend=backend)
+            if not exclude(c.address)
+        }
+        for location, candidate in found.items():
+            if location not in present:
+                yield Arrived(candidate)
+        for location, candidate in present.items():
+            if location not in found:
+                yield Departed(candidate.address)
+        present = found
+        await anyio.sleep(interval)
+
+
+def _is_busy(error: usb.core.USBError) -> bool:
+    return _matches(error, (errno.EBUSY,), _LIBUSB_BUSY)
+
+
+def _is_denied(error: usb.core.USBError) -> bool:
+    return _matches(error, (errno.EACCES, errno.EPERM), _LIBUSB_ACCESS)
+
+
+def _is_gone(error: usb.core.USBError) -> bool:
+    return _matches(error, (errno.ENODEV, errno.ENOENT), _LIBUSB_NO_DEVICE)
+
+
+def _matches(error: usb.core.USBError, errnos: tuple[int, ...], libusb_code: int) -> bool:
+    return error.errno in errnos or getattr(error, "backend_error_code", None) == libusb_code
+
+
+class UsbTransport:
+    """An opened, claimed fastboot interface; build one with :func:`open_usb`."""
+
+    def __init__(self, candidate: UsbCandidate):
+        self._device = candidate.device
+        self._match = candidate.match
+        self._address = candidate.address
+        self._claimed = False
+        self._opened = False  # claim() completed (the interface may be released since)
+        self._failed: str | None = None
+
+    @property
+    def address(self) -> DeviceAddress:
+        return self._address
+
+    def claim(
+        self, *, attempts: int = OPEN_ATTEMPTS, retry_delay: float = OPEN_RETRY_DELAY
+    ) -> None:
+        """Blocking: configure, detach, claim (retrying while busy), read the serial."""
+        for attempt in range(1, attempts + 1):
+            try:
+                self._claim_once()
+                break
+            except usb.core.USBError as error:
+                if _is_denied(error):
+                    raise UsbAccessDenied(
+                        "permission denied opening the USB device",
+                        where=f"usb:{self._address.location}",
+                        hint="install udev/70-fastboop.rules and replug; see docs/permissions.md",
+                    ) from None
+                if not _is_busy(error):
+                    raise self._error(error, "cannot open") from None
+                if attempt == attempts:
+                    raise TransportError(
+                        f"device busy after {attempts} attempts (another program, e.g. "
+                        "fwupd or fastboot, has it open)",
+                        address=self._address,
+                    ) from None
+                time.sleep(retry_delay)
+        self._address = msgspec.structs.replace(self._address, serial=self._read_serial())
+        self._opened = True
+
+    def _claim_once(self) -> None:
+        device, match = self._device, self._match
+        try:
+            device.get_active_configuration()
+        except usb.core.USBError as error:
+            if _is_denied(error) or _is_busy(error) or _is_gone(error):
+                raise
+            device.set_configuration(1)  # unconfigured: select configuration 1 (§2.1)
+        try:
+            if device.is_kernel_driver_active(match.interface):
+                device.detach_kernel_driver(match.interface)
+        except (usb.core.USBError, NotImplementedError):
+            pass  # best effort, as the reference does
+        usb.util.claim_interface(device, match.interface)
+        self._claimed = True
+        if match.alternate:
+            device.set_interface_altsetting(match.interface, match.alternate)
+
+    def _read_serial(self) -> str | None:
+        index = self._device.iSerialNumber
+        if not index:
+            return None
+        try:
+            text = usb.util.get_string(self._device, index)
+        except (usb.core.USBError, ValueError):
+            return None
+        serial = (text or "").strip()
+        return serial or None
+
+    async def send(self, packet: bytes, *, timeout: float) -> None:
+        if not packet:
+            raise TransportError("refusing a zero-length write", address=self._address)
+        await self._ensure_open()
+        await anyio.to_thread.run_sync(self._write_all, packet, timeout)
+
+    async def send_view(self, view: memoryview, *, timeout: float) -> None:
+        await self.send(view.tobytes(), timeout=timeout)
+
+    def _write_all(self, packet: bytes, timeout: float) -> None:
+        self._check()
+        remaining = packet
+        while remaining:
+            written = self._call(
+                self._device.write, self._match.endpoint_out, remaining, _millis(timeout)
+            )
+            if written <= 0:
+                raise TransportError("short write while sending data", address=self._address)
+            remaining = remaining[written:]
+
+    async def receive(self, max_size: int, *, timeout: float) -> bytes:
+        await self._ensure_open()
+        return await anyio.to_thread.run_sync(self._read, max_size, timeout)
+
+    async def _ensure_open(self) -> None:
+        # Transports from the registry factory are claimed lazily, on first use.
+        if not self._opened:
+            self._check()
+            await anyio.to_thread.run_sync(self.claim)
+
+    def _read(self, max_size: int, timeout: float) -> bytes:
+        self._check()
+        data = self._call(self._device.read, self._match.endpoint_in, max_size, _millis(timeout))
+        return bytes(data)
+
+    def _call(self, function: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return function(*args)
+        except usb.core.USBTimeoutError:
+            raise TimeoutError("USB transfer timed out") from None
+        except usb.core.USBError as error:
+            raise self._error(error, "USB transfer failed") from None
+
+    def _error(self, error: usb.core.USBError, what: str) -> TransportError:
+        if _is_gone(error):
+            self._failed = "device disconnected"
+        else:
+            self._failed = f"{what}: {error.strerror or error}"
+        return TransportError(self._failed, address=self._address)
+
+    def _check(self) -> None:
+        if self._failed is not None:
+            raise TransportError(self._failed, address=self._address)
+
+    async def aclose(self) -> None:
+        if self._failed == "transport is closed":
+            return
+        self._failed = "transport is closed"
+        await anyio.to_thread.run_sync(self._release)
+
+    def _release(self) -> None:
+        try:
+            if self._claimed:
+                usb.util.release_interface(self._device, self._match.interface)
+        except usb.core.USBError:
+            pass  # already unplugged
+        finally:
+            self._claimed = False
+            usb.util.dispose_resources(self._device)
+
+
+def _millis(timeout: float) -> int:
+    return max(1, int(timeout * 1000))
+
+
+async def open_usb(
+    candidate: UsbCandidate,
+    *,
+    attempts: int = OPEN_ATTEMPTS,
+    retry_delay: float = OPEN_RETRY_DELAY,
+) -> UsbTransport:
+    """Claim ``candidate``'s fastboot interface (retrying while busy) and return it."""
+    transport = UsbTransport(candidate)
+    await anyio.to_thread.run_sync(
+        lambda: transport.claim(attempts=attempts, retry_delay=retry_delay)
+    )
+    return transport
+
+
+def open_usb_location(location: str, *, backend: Any = None) -> UsbTransport:
+    """Registry factory: the fastboot device at ``location`` (``BUS-PORT.PORT``).
+
+    Only descriptors are read here (no device is opened), so it is quick even from async
+    code; the interface is claimed, with the busy retries, on first send or receive.
+    """
+    for candidate in find_fastboot_devices(backend=backend):
+        if candidate.address.location == location:
+            return UsbTransport(candidate)
+    raise TransportError(
+        f"no fastboot interface with bulk endpoints found at {location}",
+        address=DeviceAddress(transport="usb", location=location),
+    )
+
+
+register_transport("usb", open_usb_location)

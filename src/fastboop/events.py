@@ -48,6 +48,9 @@ class SessionConfig(msgspec.Struct, frozen=True, kw_only=True):
     serve_duration_s: float = 0.0  # 0 = serve until stopped
     max_attempts: int = 3
     gadget_reconnect_timeout_s: float = 30.0
+    # Serve-only sessions (``fastboop serve``) skip fastboot: the phone was booted already
+    # and ``serve_gadget`` describes the gadget to wait for (VID/PID/serial).
+    serve_gadget: DeviceAddress | None = None
 
 
 class ProfileMismatch(msgspec.Struct, frozen=True, kw_only=True):

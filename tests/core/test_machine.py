@@ -204,6 +204,15 @@ def test_stop_while_serving_is_success() -> None:
     assert fx.CancelTask(task_name="serve") in effects
 
 
+def test_serve_only_session_waits_for_the_gadget_directly() -> None:
+    machine = SessionMachine()
+    effects = machine.step(ev.SessionStarted(config=config(serve_gadget=PHONE)))
+    assert machine.state == "waiting_for_gadget"
+    assert effects[0] == fx.WatchForGadget(device=PHONE)
+    machine.step(ev.GadgetFound(device=PHONE))
+    assert machine.state == "serving"
+
+
 def test_terminal_states_ignore_late_events() -> None:
     machine, _ = drive(happy_path())
     assert machine.step(ev.UploadFailed(kind="transport", message="late")) == []

@@ -43,13 +43,13 @@ class Wire(msgspec.Struct, frozen=True, kw_only=True, tag="wire"):
     sha256: str | None = None  # otherwise, by digest
 
     @classmethod
-    def capture(cls, channel: str, direction: str, packet: bytes) -> Wire:
+    def capture(cls, channel: str, direction: str, packet: bytes | memoryview) -> Wire:
         if len(packet) <= INLINE_WIRE_LIMIT:
-            return cls(channel=channel, direction=direction, size=len(packet), data=packet)
+            return cls(channel=channel, direction=direction, size=len(packet), data=bytes(packet))
         digest = hashlib.sha256(packet).hexdigest()
         return cls(channel=channel, direction=direction, size=len(packet), sha256=digest)
 
-    def matches(self, packet: bytes) -> bool:
+    def matches(self, packet: bytes | memoryview) -> bool:
         if len(packet) != self.size:
             return False
         if self.data is not None:

@@ -232,6 +232,16 @@ class SessionMachine:
 
     # --- callbacks: each records what happened and emits effects ----------------------------
 
+    def serve_only(self) -> bool:
+        return self._event.config.serve_gadget is not None
+
+    def on_serve_only_started(self) -> None:
+        event: ev.SessionStarted = self._event
+        self.config = event.config
+        assert event.config.serve_gadget is not None
+        self._emit(fx.WatchForGadget(device=event.config.serve_gadget))
+        self._arm("gadget", event.config.gadget_timeout_s)
+
     def on_session_started(self) -> None:
         event: ev.SessionStarted = self._event
         self.config = event.config

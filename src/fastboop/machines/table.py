@@ -58,6 +58,13 @@ def _t(
 
 TRANSITIONS: list[dict[str, Any]] = [
     # --- start and detection -------------------------------------------------------------
+    _t(
+        "session_started",
+        IDLE,
+        WAITING_FOR_GADGET,
+        conditions="serve_only",
+        after="on_serve_only_started",
+    ),
     _t("session_started", IDLE, WAITING_FOR_DEVICE, after="on_session_started"),
     _t("device_arrived", WAITING_FOR_DEVICE, PROBING, after="on_device_chosen"),
     _t("device_arrived", ACTIVE_STATES, None),  # another device: not ours, ignored

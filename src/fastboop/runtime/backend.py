@@ -19,7 +19,7 @@ from fastboop.events import AnyEvent
 from fastboop.transports.base import Direction
 
 Emit = Callable[[AnyEvent], None]
-RecordWire = Callable[[str, Direction, bytes], None]
+RecordWire = Callable[[str, Direction, bytes | memoryview], None]
 
 
 class EffectContext:
@@ -29,11 +29,11 @@ class EffectContext:
         self.emit = emit
         self.record_wire = record_wire
 
-    def wire_tap(self, channel: str) -> Callable[[Direction, bytes], None]:
+    def wire_tap(self, channel: str) -> Callable[[Direction, bytes | memoryview], None]:
         """A :class:`~fastboop.transports.base.WireTap` that journals one channel."""
         record = self.record_wire
 
-        def tap(direction: Direction, data: bytes, /) -> None:
+        def tap(direction: Direction, data: bytes | memoryview, /) -> None:
             record(channel, direction, data)
 
         return tap

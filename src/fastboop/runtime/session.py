@@ -160,7 +160,7 @@ class Session:
         if self._writer is not None:
             self._writer.append(body, self._now())
 
-    def _record_wire(self, channel: str, direction: Direction, data: bytes) -> None:
+    def _record_wire(self, channel: str, direction: Direction, data: bytes | memoryview) -> None:
         if self._writer is not None:
             self._record(Wire.capture(channel, direction, data))
 

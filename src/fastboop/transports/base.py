@@ -34,7 +34,7 @@ class DeviceAddress(msgspec.Struct, frozen=True, kw_only=True):
 class WireTap(Protocol):
     """Receives each raw exchange so the journal can record it."""
 
-    def __call__(self, direction: Direction, data: bytes, /) -> None: ...
+    def __call__(self, direction: Direction, data: bytes | memoryview, /) -> None: ...
 
 
 @runtime_checkable
@@ -107,6 +107,15 @@ class TappedTransport:
     async def send(self, packet: bytes, *, timeout: float) -> None:
         await self._inner.send(packet, timeout=timeout)
         self._tap("out", packet)
+
+    async def send_view(self, view: memoryview, *, timeout: float) -> None:
+        """Zero-copy send for transports that offer it (download data is large)."""
+        send_view = getattr(self._inner, "send_view", None)
+        if send_view is not None:
+            await send_view(view, timeout=timeout)
+        else:
+            await self._inner.send(bytes(view), timeout=timeout)
+        self._tap("out", view)
 
     async def receive(self, max_size: int, *, timeout: float) -> bytes:
         packet = await self._inner.receive(max_size, timeout=timeout)

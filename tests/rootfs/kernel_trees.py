@@ -6,12 +6,16 @@ the cached Debian ``linux-image`` packages, with the real ``depmod`` writing the
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
 from pathlib import Path
 
-from tests.support.debian import debian_kernel
+from tests.support import debian
+
+#: ``debian_kernel`` asks apt-cache every call (seconds); the answer is fixed per run.
+debian_kernel = functools.cache(debian.debian_kernel)
 
 #: A modest subset of the module tree (about 15 MB): enough for the stage0 closure
 #: (gadget, nbd, overlay, erofs, ext4 + crypto deps) without imaging 290 MB.

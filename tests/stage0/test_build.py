@@ -107,7 +107,7 @@ def test_initramfs_is_self_contained_for_modprobe(built: Stage0Result, tmp_path:
     alone; the real modprobe then finds every module and dependency there."""
     out = extract(built.initramfs, tmp_path / "x")
     subprocess.run(["depmod", "-b", str(out), built.kver], check=True, capture_output=True)
-    builtin, paths = modprobe_show_depends(out, built.kver, *built.modules)
+    _builtin, paths = modprobe_show_depends(out, built.kver, *built.modules)
     assert set(paths) == {p.removeprefix(f"lib/modules/{built.kver}/") for p in built.module_files}
 
 

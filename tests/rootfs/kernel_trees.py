@@ -6,17 +6,22 @@ the cached Debian ``linux-image`` packages, with the real ``depmod`` writing the
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
 from pathlib import Path
 
-from tests.support.debian import debian_kernel
+from tests.support import debian
+
+#: ``debian_kernel`` asks apt-cache every call (seconds); the answer is fixed per run.
+debian_kernel = functools.cache(debian.debian_kernel)
 
 #: A modest subset of the module tree (about 15 MB): enough for the stage0 closure
 #: (gadget, nbd, overlay, erofs, ext4 + crypto deps) without imaging 290 MB.
 MODULE_SUBSET = [
     "kernel/fs/erofs",
+    "kernel/fs/configfs",
     "kernel/fs/overlayfs",
     "kernel/fs/ext4",
     "kernel/fs/jbd2",
@@ -29,7 +34,20 @@ MODULE_SUBSET = [
 ]
 
 
-def copy_module_subset(arch: str, dest_root: Path, *, usr_merged: bool = True) -> str:
+#: Extra arm64 directories holding the USB controller, PHY and regulator drivers.
+ARM64_USB_SUBSET = [
+    "kernel/drivers/usb",
+    "kernel/drivers/phy",
+    "kernel/drivers/regulator",
+    "kernel/drivers/soc/qcom",
+    "kernel/drivers/interconnect",
+    "kernel/drivers/clk/qcom",
+]
+
+
+def copy_module_subset(
+    arch: str, dest_root: Path, *, usr_merged: bool = True, extra: list[str] | None = None
+) -> str:
     """Copy a module subset of Debian's ``arch`` kernel under ``dest_root`` and depmod it.
 
     Returns the kernel version. With ``usr_merged`` the modules live in
@@ -40,7 +58,7 @@ def copy_module_subset(arch: str, dest_root: Path, *, usr_merged: bool = True) -
     libdir = dest_root / ("usr/lib" if usr_merged else "lib")
     dst = libdir / "modules" / version
     dst.mkdir(parents=True, exist_ok=True)
-    for rel in MODULE_SUBSET:
+    for rel in MODULE_SUBSET + (extra or []):
         s = src / rel
         if s.is_dir():
             shutil.copytree(s, dst / rel, dirs_exist_ok=True)

@@ -14,7 +14,7 @@ from fastboop.rootfs.detect import open_path
 from fastboop.rootfs.erofs import ErofsFilesystem
 from fastboop.stage0.discover import find_dtb, find_kernel, module_dirs, natural_key
 from fastboop.stage0.errors import MissingFileError
-from tests.support.debian import debian_kernel
+from tests.rootfs.kernel_trees import debian_kernel
 
 DT = "qcom/sdm845-oneplus-fajita"
 

@@ -1,0 +1,196 @@
+"""Build the stage0 initramfs from a rootfs (stage0.md §3): the one entry point.
+
+:func:`build_stage0` reads the kernel, DTB and modules out of the rootfs the phone will
+boot, picks the module closure (base + rootfs fs + DT-discovered + profile + user),
+writes the settings and returns everything the boot-image builder needs. It does no
+I/O of its own beyond the :class:`~fastboop.rootfs.fs.Filesystem` it is given.
+"""
+
+from __future__ import annotations
+
+import stat as statmod
+from collections.abc import Sequence
+
+import msgspec
+
+from fastboop.errors import UsageError
+from fastboop.rootfs.errors import NotFoundError
+from fastboop.rootfs.fs import Filesystem
+from fastboop.stage0.cpio import CpioEntry, CpioWriter, parse_archive
+from fastboop.stage0.discover import KernelChoice, find_dtb, find_kernel
+from fastboop.stage0.dtmodules import discover_dt_modules
+from fastboop.stage0.errors import MissingFileError, Stage0Error
+from fastboop.stage0.fdt import parse_fdt
+from fastboop.stage0.modules import (
+    Closure,
+    ModuleIndex,
+    required_modules,
+    resolve_closure,
+)
+from fastboop.stage0.settings import CmdlineOptions, Composed, HostFacts, compose, settings_files
+
+ALWAYS_DIRS = ("dev", "proc", "sys", "etc", "etc/modules-load.d", "lib", "lib/modules")
+INDEX_FILES = ("modules.dep", "modules.builtin", "modules.order", "modules.alias",
+               "modules.softdep")  # fmt: skip
+LOAD_LIST = "etc/modules-load.d/fastboop-stage0.conf"
+
+
+class Stage0Result(msgspec.Struct, frozen=True):
+    """Everything a boot needs from stage0 synthesis."""
+
+    initramfs: bytes  # uncompressed cpio newc
+    kernel: bytes
+    kernel_path: str
+    kver: str
+    dtb: bytes | None
+    dtb_path: str | None  # "<explicit>" when passed in
+    modules: tuple[str, ...]  # load list, in order
+    module_files: tuple[str, ...]  # lib/modules/<kver>/... paths in the initramfs
+    reasons: dict[str, str]  # module → why it is there (--explain-modules)
+    settings: dict[str, str]
+    cmdline: str  # device cmdline_append + stage0 part
+    stage0_cmdline: str
+    warnings: tuple[str, ...]
+
+
+def _rootfs_kind(fs: Filesystem, rootfs_kind: str | None) -> str:
+    kind = rootfs_kind or {"erofs": "erofs", "ext4": "ext4"}.get(fs.kind)
+    if kind is None:
+        raise UsageError(
+            f"cannot tell the rootfs type of a {fs.kind} source",
+            hint="pass --rootfs-type erofs|ext4",
+        )
+    return kind
+
+
+def load_module_index(fs: Filesystem, choice: KernelChoice) -> tuple[ModuleIndex, dict[str, bytes]]:
+    """Parse the depmod index of the chosen kernel; returns raw index files to copy too."""
+    if choice.modules is None:
+        raise MissingFileError("missing file: modules.dep (no /lib/modules/<kver>)",
+                               where=fs.label)  # fmt: skip
+    base = choice.modules.path
+    raw: dict[str, bytes] = {}
+    for name in INDEX_FILES:
+        try:
+            raw[name] = fs.read_file(f"{base}/{name}")
+        except NotFoundError:
+            continue
+    if "modules.dep" not in raw:
+        raise MissingFileError("missing file: modules.dep", where=f"{fs.label}:{base}",
+                               hint="run depmod for this kernel in the image")  # fmt: skip
+
+    def text(name: str) -> str:
+        return raw.get(name, b"").decode("utf-8", "replace")
+
+    index = ModuleIndex.parse(
+        choice.modules.kver,
+        modules_dep=text("modules.dep"),
+        modules_builtin=text("modules.builtin"),
+        modules_softdep=text("modules.softdep"),
+        modules_alias=text("modules.alias"),
+    )
+    return index, raw
+
+
+def build_stage0(
+    fs: Filesystem,
+    *,
+    pid1: bytes | None,
+    rootfs_kind: str | None = None,
+    devicetree_name: str | None = None,
+    dtb: bytes | None = None,
+    kernel_version: str | None = None,
+    dt_modules: bool = True,
+    profile_modules: Sequence[str] = (),
+    user_modules: Sequence[str] = (),
+    augment: bytes | None = None,
+    options: CmdlineOptions = CmdlineOptions(),  # noqa: B008 - frozen, immutable
+    host: HostFacts = HostFacts(),  # noqa: B008
+) -> Stage0Result:
+    """Synthesize the stage0 initramfs and collect the kernel and DTB for the boot image.
+
+    ``pid1`` is the device-side ``/init`` binary (may be ``None`` only when ``augment``
+    supplies ``init``). ``devicetree_name`` (from the device profile) locates the DTB in
+    the rootfs unless ``dtb`` bytes are given explicitly (``--dtb``).
+    """
+    kind = _rootfs_kind(fs, rootfs_kind)
+    warnings: list[str] = []
+    choice = find_kernel(fs, kernel_version=kernel_version)
+    warnings += choice.warnings
+    kernel = fs.read_file(choice.kernel_path)
+    index, raw_index = load_module_index(fs, choice)
+
+    dtb_path: str | None = None
+    if dtb is not None:
+        dtb_path = "<explicit>"
+    elif devicetree_name:
+        dtb_path = find_dtb(fs, devicetree_name, index.kver)
+        dtb = fs.read_file(dtb_path)
+    dt_found: list[tuple[str, str]] = []
+    if dtb is not None:
+        tree = parse_fdt(dtb)
+        if dt_modules:
+            dt_found = [(m.module, m.why) for m in discover_dt_modules(tree, index)]
+
+    closure = resolve_closure(
+        index,
+        required_modules(
+            kind,
+            dt_modules=dt_found,
+            profile_modules=profile_modules,
+            user_modules=user_modules,
+            serial=options.serial,
+        ),
+    )
+    warnings += closure.warnings
+    composed = compose(kind, options, host)
+    initramfs, module_files = _archive(fs, choice, closure, raw_index, composed, pid1, augment)
+    return Stage0Result(
+        initramfs=initramfs,
+        kernel=kernel,
+        kernel_path=choice.kernel_path,
+        kver=index.kver,
+        dtb=dtb,
+        dtb_path=dtb_path,
+        modules=closure.load,
+        module_files=module_files,
+        reasons={name: str(reason) for name, reason in closure.reasons.items()},
+        settings=composed.settings,
+        cmdline=composed.cmdline,
+        stage0_cmdline=composed.stage0_cmdline,
+        warnings=tuple(warnings),
+    )
+
+
+def _archive(
+    fs: Filesystem,
+    choice: KernelChoice,
+    closure: Closure,
+    raw_index: dict[str, bytes],
+    composed: Composed,
+    pid1: bytes | None,
+    augment: bytes | None,
+) -> tuple[bytes, tuple[str, ...]]:
+    writer = CpioWriter()
+    augmented = parse_archive(augment) if augment is not None else []
+    for entry in augmented:  # first writer wins: augmented entries take precedence
+        writer.add(entry)
+    has_init = any(e.name == "init" for e in augmented)
+    if pid1:
+        writer.add(CpioEntry("init", statmod.S_IFREG | 0o755, pid1))
+    elif not has_init:
+        raise Stage0Error("missing stage0 binary", hint="pass --stage0 PATH (the device PID1)")
+    for directory in ALWAYS_DIRS:
+        writer.add_dir(directory)
+    assert choice.modules is not None
+    kdir = f"lib/modules/{closure.kver}"
+    for name, data in raw_index.items():
+        writer.add_file(f"{kdir}/{name}", data)
+    files = []
+    for rel in closure.files:
+        writer.add_file(f"{kdir}/{rel}", fs.read_file(f"{choice.modules.path}/{rel}"))
+        files.append(f"{kdir}/{rel}")
+    writer.add_file(LOAD_LIST, "".join(f"{m}\n" for m in closure.load).encode())
+    for path, data in settings_files(composed.settings).items():
+        writer.add_file(path, data)
+    return writer.to_bytes(), tuple(files)

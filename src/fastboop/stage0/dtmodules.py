@@ -1,0 +1,165 @@
+"""Device-tree-driven module discovery (stage0.md §4.10).
+
+Generic distro arm64 kernels build the USB device controller, its PHYs, clocks and
+regulators as modules; without them the phone never shows up on USB. Instead of making
+every device profile list them by hand, we start from the enabled USB device-controller
+nodes of the DTB, follow the providers they reference by phandle (transitively), and map
+every ``compatible`` string through ``modules.alias`` exactly like udev/kmod would.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterable
+
+import msgspec
+
+from fastboop.stage0.fdt import DeviceTree, Node
+from fastboop.stage0.modules import ModuleIndex
+
+#: Compatible strings of USB device(-capable) controllers and their SoC glue.
+UDC_COMPATIBLE = re.compile(
+    r"(^snps,dwc[23]$|dwc3|dwc2|musb|^chipidea,usb2$|ci-hdrc|ci13xxx|mtu3|^cdns,usb3$"
+    r"|usbhs|-udc$|,udc$)"
+)
+#: Properties that point at providers: (name, #cells property or None). ``usb-phy`` is
+#: the legacy binding chipidea/musb boards still use.
+PHANDLE_PROPS: tuple[tuple[str, str | None], ...] = (
+    ("phys", "#phy-cells"),
+    ("usb-phy", None),
+    ("clocks", "#clock-cells"),
+    ("power-domains", "#power-domain-cells"),
+    ("interconnects", "#interconnect-cells"),
+    ("extcon", None),
+)
+SUPPLY_SUFFIX = "-supply"
+BUS_COMPATIBLES = {"simple-bus", "simple-mfd", "syscon"}
+
+
+class DtMatch(msgspec.Struct, frozen=True):
+    """A module found from the DT, and the node + compatible string that asked for it."""
+
+    module: str
+    node: str
+    compatible: str
+
+    @property
+    def why(self) -> str:
+        return f"{self.node} compatible {self.compatible!r}"
+
+
+def _referenced(tree: DeviceTree, node: Node) -> list[Node]:
+    """Provider nodes ``node`` points at through phandle properties."""
+    out: list[Node] = []
+    for prop, cells_name in PHANDLE_PROPS:
+        if prop not in node.props or len(node.props[prop]) % 4:
+            continue
+        values = node.cells(prop)
+        i = 0
+        while i < len(values):
+            target = tree.by_phandle(values[i])
+            if target is None:
+                break  # unknown phandle: cannot know the cell count, stop this list
+            out.append(target)
+            ncells = (target.u32(cells_name) or 0) if cells_name else 0
+            i += 1 + ncells
+    for prop, raw in node.props.items():
+        if prop.endswith(SUPPLY_SUFFIX) and len(raw) == 4:
+            target = tree.by_phandle(int.from_bytes(raw, "big"))
+            if target is not None:
+                out.append(target)
+    return out
+
+
+def _with_compatible(node: Node) -> Node | None:
+    """The node itself if it has a ``compatible``, else its nearest ancestor that does
+    (a regulator like ``ldo1`` is served by its parent ``qcom,pm8998-rpmh-regulators``)."""
+    current: Node | None = node
+    while current is not None and current.parent is not None:
+        if current.compatible:
+            return current
+        current = current.parent
+    return None
+
+
+def usb_controller_nodes(tree: DeviceTree) -> list[Node]:
+    """Enabled, gadget-capable USB controllers (``dr_mode`` not ``host``)."""
+    out = []
+    for node in tree.root.walk():
+        if not any(UDC_COMPATIBLE.search(c) for c in node.compatible):
+            continue
+        chain = [node]
+        parent = node.parent
+        while parent is not None:
+            chain.append(parent)
+            parent = parent.parent
+        if not all(n.enabled for n in chain):
+            continue
+        if node.string("dr_mode") == "host":
+            continue
+        # Skip glue nodes whose controller child says host-only: the child decides.
+        kids = [c for c in node.children if any(UDC_COMPATIBLE.search(x) for x in c.compatible)]
+        if kids and all(k.string("dr_mode") == "host" or not k.enabled for k in kids):
+            continue
+        out.append(node)
+    return out
+
+
+def collect_compatibles(tree: DeviceTree) -> list[tuple[Node, str]]:
+    """(node, compatible) pairs: controllers, their glue parents and all providers."""
+    start: list[Node] = []
+    for node in usb_controller_nodes(tree):
+        start.append(node)
+        if (
+            node.parent is not None
+            and node.parent.compatible
+            and not (set(node.parent.compatible) & BUS_COMPATIBLES)
+        ):
+            start.append(node.parent)
+    seen: set[int] = set()
+    todo = list(start)
+    pairs: list[tuple[Node, str]] = []
+    while todo:
+        node = todo.pop(0)
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        owner = _with_compatible(node)
+        if not node.enabled or (owner is not None and not owner.enabled):
+            continue  # a disabled provider never probes: its driver would be dead weight
+        if owner is not None:
+            pairs += [(owner, c) for c in owner.compatible if (owner, c) not in pairs]
+        todo += _referenced(tree, node)
+        if owner is not None and owner is not node:
+            todo += _referenced(tree, owner)
+    return pairs
+
+
+def of_alias_patterns(index: ModuleIndex) -> list[tuple[str, str]]:
+    return [(pattern, module) for _, pattern, module in index.aliases if pattern.startswith("of:")]
+
+
+def modules_for(
+    pairs: Iterable[tuple[Node, str]], patterns: list[tuple[str, str]]
+) -> list[DtMatch]:
+    """Map compatibles to modules with kmod's glob semantics on ``of:N*T*C<compat>``."""
+    out: list[DtMatch] = []
+    found: set[str] = set()
+    for node, compat in pairs:
+        modalias = f"of:N{node.basename}T(null)C{compat}"
+        for pattern, module in patterns:
+            if compat not in pattern and "[" not in pattern and "?" not in pattern:
+                continue  # fast path: the literal compatible must appear
+            if (
+                fnmatch.fnmatchcase(modalias, pattern)
+                or fnmatch.fnmatchcase(modalias + "C", pattern)
+            ) and module not in found:
+                found.add(module)
+                out.append(DtMatch(module, node.path, compat))
+    return out
+
+
+def discover_dt_modules(tree: DeviceTree, index: ModuleIndex) -> list[DtMatch]:
+    """Modules needed for USB gadget mode on this device tree, in discovery order."""
+    return modules_for(collect_compatibles(tree), of_alias_patterns(index))

@@ -1,0 +1,192 @@
+"""Minimal flattened-device-tree (DTB) reader, sans-I/O.
+
+Only what module discovery needs: the node tree, raw property values, string lists,
+cell arrays and phandle lookup. DTBs come from the rootfs image, so every offset and
+length is checked and malformations raise :class:`FdtError`.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from typing import Optional
+
+from fastboop.stage0.errors import FdtError
+
+FDT_MAGIC = 0xD00DFEED
+FDT_BEGIN_NODE = 1
+FDT_END_NODE = 2
+FDT_PROP = 3
+FDT_NOP = 4
+FDT_END = 9
+MAX_DEPTH = 64
+
+
+class Node:
+    """One device-tree node. ``props`` maps property names to raw bytes."""
+
+    __slots__ = ("children", "name", "parent", "props")
+
+    def __init__(self, name: str, parent: Optional[Node]) -> None:  # noqa: UP045
+        self.name = name
+        self.parent = parent
+        self.props: dict[str, bytes] = {}
+        self.children: list[Node] = []
+
+    @property
+    def path(self) -> str:
+        if self.parent is None:
+            return "/"
+        parent = self.parent.path
+        return f"{parent.rstrip('/')}/{self.name}"
+
+    @property
+    def basename(self) -> str:
+        """Node name without the unit address: ``usb@a600000`` → ``usb``."""
+        return self.name.split("@", 1)[0]
+
+    def strings(self, prop: str) -> list[str]:
+        raw = self.props.get(prop)
+        if not raw:
+            return []
+        return [s.decode("utf-8", "replace") for s in raw.rstrip(b"\0").split(b"\0")]
+
+    def string(self, prop: str) -> str | None:
+        values = self.strings(prop)
+        return values[0] if values else None
+
+    def cells(self, prop: str) -> list[int]:
+        raw = self.props.get(prop, b"")
+        if len(raw) % 4:
+            raise FdtError(f"property {prop} is not a cell array", where=self.path)
+        return list(struct.unpack(f">{len(raw) // 4}I", raw))
+
+    def u32(self, prop: str) -> int | None:
+        raw = self.props.get(prop)
+        if raw is None or len(raw) != 4:
+            return None
+        return int.from_bytes(raw, "big")
+
+    @property
+    def compatible(self) -> list[str]:
+        return self.strings("compatible")
+
+    @property
+    def enabled(self) -> bool:
+        """``status`` absent, ``okay`` or ``ok``."""
+        status = self.string("status")
+        return status is None or status in ("okay", "ok")
+
+    def walk(self) -> Iterator[Node]:
+        """Pre-order traversal (iterative: depth is bounded at parse time anyway)."""
+        stack = [self]
+        while stack:
+            node = stack.pop()
+            yield node
+            stack.extend(reversed(node.children))
+
+
+class DeviceTree:
+    def __init__(self, root: Node) -> None:
+        self.root = root
+        self.phandles: dict[int, Node] = {}
+        for node in root.walk():
+            for prop in ("phandle", "linux,phandle"):
+                value = node.u32(prop)
+                if value is not None and value not in (0, 0xFFFFFFFF):
+                    self.phandles.setdefault(value, node)
+
+    def by_phandle(self, phandle: int) -> Node | None:
+        return self.phandles.get(phandle)
+
+    def find(self, path: str) -> Node | None:
+        node = self.root
+        for part in (p for p in path.split("/") if p):
+            match = [c for c in node.children if c.name == part or c.basename == part]
+            if not match:
+                return None
+            node = match[0]
+        return node
+
+
+def parse_fdt(data: bytes) -> DeviceTree:
+    """Parse a DTB blob into a :class:`DeviceTree`."""
+    if len(data) < 40:
+        raise FdtError("dtb too short for an FDT header")
+    (
+        magic,
+        total,
+        off_struct,
+        off_strings,
+        _rsv,
+        version,
+        _last,
+        _cpu,
+        size_strings,
+        size_struct,
+    ) = struct.unpack_from(">10I", data)
+    if magic != FDT_MAGIC:
+        raise FdtError(f"not a flattened device tree (magic {magic:#010x})")
+    if total > len(data) or version < 16:
+        raise FdtError(f"bad FDT header (totalsize {total}, version {version})")
+    if version < 17:
+        size_struct = total - off_struct
+    if off_struct + size_struct > total or off_strings + size_strings > total:
+        raise FdtError("FDT blocks exceed the blob")
+    structs = data[off_struct : off_struct + size_struct]
+    strings = data[off_strings : off_strings + size_strings]
+
+    def u32(pos: int) -> int:
+        if pos + 4 > len(structs):
+            raise FdtError("truncated FDT structure block")
+        return int.from_bytes(structs[pos : pos + 4], "big")
+
+    def cstr(buf: bytes, pos: int) -> tuple[str, int]:
+        end = buf.find(b"\0", pos)
+        if end < 0 or pos > len(buf):
+            raise FdtError("unterminated string in FDT")
+        return buf[pos:end].decode("utf-8", "replace"), end + 1
+
+    pos = 0
+    root: Node | None = None
+    current: Node | None = None
+    depth = 0
+    while True:
+        token = u32(pos)
+        pos += 4
+        if token == FDT_BEGIN_NODE:
+            name, end = cstr(structs, pos)
+            pos = (end + 3) & ~3
+            if current is None:
+                if root is not None:
+                    raise FdtError("more than one root node in FDT")
+                root = current = Node("", None)
+            else:
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise FdtError("FDT nesting too deep")
+                child = Node(name, current)
+                current.children.append(child)
+                current = child
+        elif token == FDT_END_NODE:
+            if current is None:
+                raise FdtError("unbalanced FDT_END_NODE")
+            current = current.parent
+            depth -= 1
+        elif token == FDT_PROP:
+            length, nameoff = u32(pos), u32(pos + 4)
+            pos += 8
+            if current is None or pos + length > len(structs):
+                raise FdtError("FDT property outside a node or past the block")
+            name, _ = cstr(strings, nameoff)
+            current.props[name] = structs[pos : pos + length]
+            pos = (pos + length + 3) & ~3
+        elif token == FDT_NOP:
+            continue
+        elif token == FDT_END:
+            break
+        else:
+            raise FdtError(f"bad FDT token {token:#x} at offset {pos - 4}")
+    if root is None or current is not None:
+        raise FdtError("FDT structure block is not a single balanced tree")
+    return DeviceTree(root)

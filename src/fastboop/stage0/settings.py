@@ -1,0 +1,169 @@
+"""``/etc/stage0/<key>`` settings and kernel cmdline composition (stage0.md §5, §6).
+
+The host builds one "extra cmdline" string from its inputs, then sorts each token: keys
+the stage0 PID1 understands become settings files in the initramfs (and leave the
+kernel cmdline), everything else passes through to the kernel. Pure functions: the
+clock and host locale are inputs, so tests and replays are deterministic.
+"""
+
+from __future__ import annotations
+
+import re
+
+import msgspec
+
+from fastboop.errors import UsageError
+
+SETTING_KEYS = frozenset(
+    {
+        "stage0.rootfs", "stage0.serial", "stage0.fb", "stage0.yeetfstab", "ostree",
+        "smoo.acm", "smoo.break", "smoo.queue_count", "smoo.queue_depth", "smoo.queue_size",
+        "smoo.max_io_bytes", "smoo.max_io", "smoo.vendor", "smoo.vendor_id", "smoo.product",
+        "smoo.product_id", "smoo.mimic_fastboot", "smoo.log", "firstboot.locale",
+        "firstboot.locale-messages", "firstboot.keymap", "firstboot.timezone",
+    }
+)  # fmt: skip
+BARE_FLAGS = frozenset({"stage0.fb", "stage0.yeetfstab", "smoo.acm", "smoo.mimic_fastboot"})
+FIRSTBOOT_KEYS = (
+    "firstboot.locale",
+    "firstboot.locale-messages",
+    "firstboot.keymap",
+    "firstboot.timezone",
+)
+DEFAULT_MAX_IO = 1048576
+ROOTFS_KINDS = ("erofs", "ext4")
+
+
+class Firstboot(msgspec.Struct, frozen=True):
+    """Host locale facts handed to systemd-firstboot on the device."""
+
+    locale: str = "en_US.UTF-8"
+    locale_messages: str = "en_US.UTF-8"
+    keymap: str = "us"
+    timezone: str = "UTC"
+
+    def as_settings(self) -> dict[str, str]:
+        return dict(zip(FIRSTBOOT_KEYS, (self.locale, self.locale_messages, self.keymap,
+                                         self.timezone), strict=True))  # fmt: skip
+
+
+class HostFacts(msgspec.Struct, frozen=True):
+    """What fastboop learned about the device and host (fastboot IDs, clock, locale)."""
+
+    usb_vid: int | None = None
+    usb_pid: int | None = None
+    usb_serial: str | None = None
+    clock_usec: int | None = None
+    firstboot: Firstboot = Firstboot()
+
+
+class CmdlineOptions(msgspec.Struct, frozen=True):
+    """User and profile choices that shape settings and the cmdline (CLI flags)."""
+
+    serial: bool = False
+    mimic_fastboot: bool = True
+    system_time: bool = True
+    systemd_firstboot: bool = True
+    smoo_queue_count: int | None = None
+    smoo_queue_depth: int | None = None
+    smoo_max_io: int = DEFAULT_MAX_IO
+    ostree_deployment: str | None = None
+    profile_extra_cmdline: str = ""
+    device_extra_cmdline: str = ""
+    cmdline_append: str = ""
+    device_cmdline_append: str = ""  # the device profile's cmdline_append (§6.4)
+
+
+class Composed(msgspec.Struct, frozen=True):
+    extra: str  # the §6.1 string
+    settings: dict[str, str]  # sorted by key
+    stage0_cmdline: str  # §6.4 stage0 part
+    cmdline: str  # device profile cmdline_append + stage0 part
+
+
+def parse_size(text: str) -> int:
+    """``--smoo-max-io`` values: bytes, or k/kb/kib, m/mb/mib, g/gb/gib (powers of 1024)."""
+    match = re.fullmatch(r"\s*(\d+)\s*([kmg](?:i?b)?)?\s*", text.lower())
+    if not match:
+        raise UsageError(f"bad size {text!r}", hint="use e.g. 1048576, 512k or 1m")
+    value = int(match.group(1))
+    unit = (match.group(2) or " ")[0]
+    return value * {" ": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[unit]
+
+
+def extra_cmdline(options: CmdlineOptions, host: HostFacts) -> str:
+    """The §6.1 "extra cmdline" string, in its fixed order."""
+    parts: list[str] = []
+    if options.ostree_deployment:
+        parts.append(f"ostree=/{options.ostree_deployment.lstrip('/')}")
+    profile = " ".join(
+        p.strip() for p in (options.profile_extra_cmdline, options.device_extra_cmdline)
+        if p.strip()
+    )  # fmt: skip
+    parts += [p for p in (profile, options.cmdline_append.strip()) if p]
+    if options.system_time and host.clock_usec is not None:
+        parts.append(f"systemd.clock_usec={host.clock_usec}")
+    if options.smoo_queue_count is not None:
+        parts.append(f"smoo.queue_count={options.smoo_queue_count}")
+    if options.smoo_queue_depth is not None:
+        parts.append(f"smoo.queue_depth={options.smoo_queue_depth}")
+    parts.append(f"smoo.max_io_bytes={options.smoo_max_io}")
+    return " ".join(parts)
+
+
+def classify(extra: str) -> tuple[list[tuple[str, str | None]], list[str]]:
+    """Split tokens into setting writes (``None`` = drop) and pass-through tokens (§6.2)."""
+    writes: list[tuple[str, str | None]] = []
+    passthrough: list[str] = []
+    for token in extra.split():
+        key, eq, value = token.partition("=")
+        if eq and key in SETTING_KEYS:
+            writes.append((key, value or None))
+        elif not eq and token in BARE_FLAGS:
+            writes.append((token, "1"))
+        elif key == "systemd.set_credential" and eq:
+            cred, colon, cvalue = value.partition(":")
+            if colon and cred in FIRSTBOOT_KEYS:
+                writes.append((cred, cvalue or None))
+            else:
+                passthrough.append(token)
+        else:
+            passthrough.append(token)
+    return writes, passthrough
+
+
+def compose(rootfs_kind: str, options: CmdlineOptions, host: HostFacts) -> Composed:
+    """Settings map and kernel cmdline with the §6.3 precedence."""
+    if rootfs_kind not in ROOTFS_KINDS:
+        raise UsageError(f"stage0.rootfs must be erofs or ext4, not {rootfs_kind!r}")
+    extra = extra_cmdline(options, host)
+    writes, passthrough = classify(extra)
+    settings: dict[str, str] = {}
+    if options.serial:
+        settings["smoo.acm"] = "1"
+    if options.mimic_fastboot:
+        settings["smoo.mimic_fastboot"] = "1"
+    if host.usb_vid is not None:
+        settings["smoo.vendor"] = f"0x{host.usb_vid:04x}"
+    if host.usb_pid is not None:
+        settings["smoo.product"] = f"0x{host.usb_pid:04x}"
+    if host.usb_serial and host.usb_serial.strip():
+        settings["stage0.serial"] = host.usb_serial.strip()
+    if options.systemd_firstboot:
+        settings.update(host.firstboot.as_settings())
+    for key, value in writes:
+        if value is None:
+            settings.pop(key, None)
+        else:
+            settings[key] = value
+    settings["stage0.rootfs"] = rootfs_kind
+    stage0_part = " ".join(
+        (["plymouth.ignore-serial-consoles"] if options.serial else []) + passthrough
+    )
+    cmdline = " ".join(p for p in (options.device_cmdline_append.strip(), stage0_part) if p)
+    return Composed(extra, dict(sorted(settings.items())), stage0_part, cmdline)
+
+
+def settings_files(settings: dict[str, str]) -> dict[str, bytes]:
+    """``etc/stage0/<key>`` → ``value\\n`` for every setting."""
+    return {f"etc/stage0/{k}": f"{v}\n".encode() for k, v in sorted(settings.items())}

@@ -1,0 +1,144 @@
+"""build_stage0 end to end: a Debian arm64 rootfs as EROFS, checked with cpio and modprobe."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from fastboop.rootfs.blocksource import FileSource
+from fastboop.rootfs.dirfs import DirectoryFilesystem
+from fastboop.rootfs.erofs import ErofsFilesystem
+from fastboop.stage0.build import LOAD_LIST, Stage0Result, build_stage0
+from fastboop.stage0.cpio import CpioWriter
+from fastboop.stage0.errors import MissingFileError, ModuleError, Stage0Error
+from fastboop.stage0.modules import normalize
+from fastboop.stage0.settings import CmdlineOptions, HostFacts
+from tests.rootfs.kernel_trees import ARM64_USB_SUBSET, copy_module_subset, debian_kernel
+from tests.stage0.kindex import modprobe_show_depends
+
+DT = "qcom/sdm845-oneplus-fajita"
+PID1 = Path("/usr/bin/true").read_bytes()  # any real static-ish ELF stands in for PID1
+
+
+@pytest.fixture(scope="module")
+def debian_rootfs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+    """(tree, erofs image, kver): a merged-/usr Debian-like arm64 rootfs."""
+    src, kver = debian_kernel("arm64")
+    tree = tmp_path_factory.mktemp("debroot") / "root"
+    tree.mkdir()
+    copy_module_subset("arm64", tree, extra=ARM64_USB_SUBSET)
+    (tree / "boot").mkdir()
+    os.link(src / f"boot/vmlinuz-{kver}", tree / f"boot/vmlinuz-{kver}")
+    dtb_dir = tree / f"usr/lib/linux-image-{kver}/qcom"
+    dtb_dir.mkdir(parents=True)
+    os.link(src / f"usr/lib/linux-image-{kver}/{DT}.dtb", dtb_dir / "sdm845-oneplus-fajita.dtb")
+    image = tree.parent / "root.erofs"
+    subprocess.run(["mkfs.erofs", "--quiet", "-zlz4hc", str(image), str(tree)], check=True)
+    return tree, image, kver
+
+
+@pytest.fixture(scope="module")
+def built(debian_rootfs: tuple[Path, Path, str]) -> Stage0Result:
+    _, image, _ = debian_rootfs
+    fs = ErofsFilesystem(FileSource(image))
+    return build_stage0(
+        fs,
+        pid1=PID1,
+        devicetree_name="/" + DT,
+        user_modules=["usb_f_acm"],
+        options=CmdlineOptions(device_cmdline_append="console=ttyMSM0,115200n8"),
+        host=HostFacts(usb_vid=0x18D1, usb_pid=0xD00D, usb_serial="abc", clock_usec=1),
+    )
+
+
+def extract(archive: bytes, dest: Path) -> Path:
+    dest.mkdir()
+    subprocess.run(["cpio", "-i", "-d", "--quiet", "--no-absolute-filenames"],
+                   input=archive, cwd=dest, check=True)  # fmt: skip
+    return dest
+
+
+def test_kernel_dtb_and_settings(
+    built: Stage0Result, debian_rootfs: tuple[Path, Path, str]
+) -> None:
+    tree, _, kver = debian_rootfs
+    assert built.kver == kver and built.kernel_path == f"/boot/vmlinuz-{kver}"
+    assert built.kernel == (tree / f"boot/vmlinuz-{kver}").read_bytes()
+    assert built.dtb_path == f"/usr/lib/linux-image-{kver}/{DT}.dtb"
+    assert built.dtb == (tree / built.dtb_path.lstrip("/")).read_bytes()
+    assert built.settings["stage0.rootfs"] == "erofs"
+    assert built.settings["smoo.vendor"] == "0x18d1"
+    assert built.cmdline == "console=ttyMSM0,115200n8 systemd.clock_usec=1"
+
+
+def test_initramfs_contents(
+    built: Stage0Result, debian_rootfs: tuple[Path, Path, str], tmp_path: Path
+) -> None:
+    tree, _, kver = debian_rootfs
+    out = extract(built.initramfs, tmp_path / "x")
+    assert (out / "init").read_bytes() == PID1
+    assert stat.S_IMODE((out / "init").stat().st_mode) == 0o755
+    for d in ("dev", "proc", "sys", "etc/modules-load.d", "lib/modules"):
+        assert (out / d).is_dir()
+    moddir = tree / "usr/lib/modules" / kver
+    for name in ("modules.dep", "modules.builtin", "modules.order", "modules.alias",
+                 "modules.softdep"):  # fmt: skip
+        assert (out / f"lib/modules/{kver}/{name}").read_bytes() == (moddir / name).read_bytes()
+    for path in built.module_files:
+        rel = path.removeprefix(f"lib/modules/{kver}/")
+        assert (out / path).read_bytes() == (moddir / rel).read_bytes()
+    assert (out / LOAD_LIST).read_text().splitlines() == list(built.modules)
+    assert (out / "etc/stage0/stage0.rootfs").read_text() == "erofs\n"
+    assert not list(out.rglob("firmware"))
+    load = {normalize(m) for m in built.modules}
+    for name in ("dwc3", "dwc3_qcom", "phy_qcom_qusb2", "usb_f_fs", "usb_f_acm", "nbd",
+                 "overlay", "erofs", "libcomposite"):  # fmt: skip
+        assert name in load
+    assert built.reasons["dwc3-qcom"].startswith("dt: /soc@0/usb@a6f8800")
+    assert built.reasons["usb_f_acm"] == "user"
+
+
+def test_initramfs_is_self_contained_for_modprobe(built: Stage0Result, tmp_path: Path) -> None:
+    """depmod re-derives the dependencies from the module files inside the initramfs
+    alone; the real modprobe then finds every module and dependency there."""
+    out = extract(built.initramfs, tmp_path / "x")
+    subprocess.run(["depmod", "-b", str(out), built.kver], check=True, capture_output=True)
+    _builtin, paths = modprobe_show_depends(out, built.kver, *built.modules)
+    assert set(paths) == {p.removeprefix(f"lib/modules/{built.kver}/") for p in built.module_files}
+
+
+def test_deterministic(debian_rootfs: tuple[Path, Path, str], built: Stage0Result) -> None:
+    tree, _, _ = debian_rootfs
+    again = build_stage0(
+        DirectoryFilesystem(tree),
+        rootfs_kind="erofs",
+        pid1=PID1,
+        devicetree_name=DT,
+        user_modules=["usb_f_acm"],
+        options=CmdlineOptions(device_cmdline_append="console=ttyMSM0,115200n8"),
+        host=HostFacts(usb_vid=0x18D1, usb_pid=0xD00D, usb_serial="abc", clock_usec=1),
+    )
+    assert again.initramfs == built.initramfs
+
+
+def test_augment_and_errors(debian_rootfs: tuple[Path, Path, str]) -> None:
+    tree, _, _ = debian_rootfs
+    fs = DirectoryFilesystem(tree)
+    extra = CpioWriter()
+    extra.add_file("init", b"#!/bin/sh\n", 0o755)
+    extra.add_file("etc/stage0/smoo.log", b"trace\n")
+    extra.add_file("lib/firmware/x.bin", b"fw")
+    result = build_stage0(fs, rootfs_kind="ext4", pid1=None, augment=extra.to_bytes(),
+                          dt_modules=False)  # fmt: skip
+    assert b"#!/bin/sh\n" in result.initramfs and PID1 not in result.initramfs
+    assert "ext4" in result.modules and result.dtb is None
+    with pytest.raises(Stage0Error, match="missing stage0 binary"):
+        build_stage0(fs, rootfs_kind="erofs", pid1=b"")
+    with pytest.raises(ModuleError, match="nearest"):
+        build_stage0(fs, rootfs_kind="erofs", pid1=PID1, user_modules=["dwc3_qcomm"])
+    with pytest.raises(MissingFileError, match="dtb for qcom/nope"):
+        build_stage0(fs, rootfs_kind="erofs", pid1=PID1, devicetree_name="qcom/nope")

@@ -1,0 +1,158 @@
+"""FDT parsing and DT-driven module discovery on real Debian DTBs and modules.alias."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from pathlib import Path
+
+import hypothesis.strategies as st
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from fastboop.stage0.dtmodules import discover_dt_modules, usb_controller_nodes
+from fastboop.stage0.errors import FdtError
+from fastboop.stage0.fdt import parse_fdt
+from fastboop.stage0.modules import Reason, normalize, required_modules, resolve_closure
+from tests.rootfs.kernel_trees import debian_kernel
+from tests.stage0.kindex import index_from_tree, modprobe_show_depends
+
+
+def dtb(name: str) -> bytes:
+    root, kver = debian_kernel("arm64")
+    return (root / f"usr/lib/linux-image-{kver}/qcom/{name}.dtb").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def fajita() -> bytes:
+    return dtb("sdm845-oneplus-fajita")
+
+
+def test_parse_matches_dtc(fajita: bytes, tmp_path: Path) -> None:
+    tree = parse_fdt(fajita)
+    (tmp_path / "f.dtb").write_bytes(fajita)
+    dts = subprocess.run(
+        ["dtc", "-q", "-I", "dtb", "-O", "dts", str(tmp_path / "f.dtb")],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert tree.root.string("model") == "OnePlus 6T"
+    assert 'model = "OnePlus 6T";' in dts
+    usb = tree.find("/soc@0/usb@a6f8800/usb@a600000")
+    assert usb is not None and usb.compatible == ["snps,dwc3"]
+    assert usb.string("dr_mode") == "peripheral"
+    hsphy = tree.by_phandle(usb.cells("phys")[0])
+    assert hsphy is not None and hsphy.path == "/soc@0/phy@88e2000"
+    node_count = sum(1 for _ in tree.root.walk())
+    assert node_count == dts.count("{\n") - dts.count("__overlay__")
+
+
+def test_usb_controllers_of_fajita(fajita: bytes) -> None:
+    paths = [n.path for n in usb_controller_nodes(parse_fdt(fajita))]
+    # usb@a8f8800 (second controller) is disabled on the phone.
+    assert paths == ["/soc@0/usb@a6f8800", "/soc@0/usb@a6f8800/usb@a600000"]
+
+
+def test_fajita_acceptance_closure(fajita: bytes, arm64_tree: tuple[Path, str]) -> None:
+    root, kver = arm64_tree
+    index = index_from_tree(root, kver)
+    found = discover_dt_modules(parse_fdt(fajita), index)
+    by_module = {m.module: m for m in found}
+    assert by_module["dwc3_qcom"].compatible == "qcom,dwc3"
+    assert by_module["dwc3"].compatible == "snps,dwc3"
+    assert by_module["phy_qcom_qusb2"].compatible == "qcom,sdm845-qusb2-phy"
+    assert by_module["qcom_rpmh_regulator"].node == "/soc@0/rsc@179c0000/regulators-0"
+    # The 6T is USB2-only: its DT drops the SS PHY from the controller and disables the
+    # QMP node, and disabled providers (e.g. the PCIe PHY behind gcc's clocks) are skipped.
+    assert "phy_qcom_qmp_usb" not in by_module and "phy_qcom_qmp_pcie" not in by_module
+
+    required = required_modules("erofs", dt_modules=[(m.module, m.why) for m in found])
+    closure = resolve_closure(index, required)
+    load = {normalize(n) for n in closure.load}
+    for name in (
+        "dwc3",
+        "dwc3_qcom",
+        "phy_qcom_qusb2",
+        "usb_f_fs",
+        "libcomposite",
+        "nbd",
+        "overlay",
+        "erofs",
+        "qcom_rpmh_regulator",
+        "udc_core",
+        "roles",
+        "ulpi",
+    ):
+        assert name in load, name
+    assert closure.reasons["dwc3-qcom"] == Reason("dt", by_module["dwc3_qcom"].why)
+    # Same set as the real modprobe resolves for these names.
+    _, paths = modprobe_show_depends(root, kver, *[n for n, _ in required])
+    assert set(closure.files) == set(paths)
+
+
+def test_board_with_superspeed_finds_qmp_usb(arm64_tree: tuple[Path, str]) -> None:
+    index = index_from_tree(*arm64_tree)
+    mods = {m.module for m in discover_dt_modules(parse_fdt(dtb("sdm845-mtp")), index)}
+    assert {"phy_qcom_qmp_usb", "phy_qcom_qusb2", "dwc3", "dwc3_qcom"} <= mods
+
+
+def test_bad_blobs() -> None:
+    with pytest.raises(FdtError, match="not a flattened device tree"):
+        parse_fdt(b"\0" * 64)
+    with pytest.raises(FdtError):
+        parse_fdt(b"\xd0\x0d\xfe\xed")
+
+
+SMALL_DTS = """
+/dts-v1/;
+/ {
+    model = "fuzz";
+    #address-cells = <1>; #size-cells = <1>;
+    clk: clock { compatible = "fixed-clock"; #clock-cells = <0>; phandle = <1>; };
+    reg: regulators { compatible = "vendor,regs"; ldo: ldo1 { phandle = <2>; }; };
+    phy: phy@100 { compatible = "vendor,usb-phy"; #phy-cells = <0>; clocks = <1>;
+                   vdd-supply = <2>; phandle = <3>; };
+    glue@200 { compatible = "vendor,dwc3"; status = "okay";
+        usb@300 { compatible = "snps,dwc3"; phys = <3>; clocks = <1>; dr_mode = "otg"; };
+    };
+};
+"""
+
+
+@pytest.fixture(scope="module")
+def small_dtb(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    out = subprocess.run(
+        ["dtc", "-q", "-I", "dts", "-O", "dtb", "-o", "-"],
+        input=SMALL_DTS.encode(),
+        check=True,
+        capture_output=True,
+    ).stdout
+    return out
+
+
+def test_small_tree_providers(small_dtb: bytes) -> None:
+    from fastboop.stage0.dtmodules import collect_compatibles
+
+    pairs = {(n.path, c) for n, c in collect_compatibles(parse_fdt(small_dtb))}
+    assert pairs == {
+        ("/glue@200", "vendor,dwc3"),
+        ("/glue@200/usb@300", "snps,dwc3"),
+        ("/phy@100", "vendor,usb-phy"),
+        ("/clock", "fixed-clock"),
+        ("/regulators", "vendor,regs"),  # ldo1 has no compatible: its parent serves it
+    }
+
+
+@settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.data())
+def test_fuzz_only_typed_errors(small_dtb: bytes, data: st.DataObject) -> None:
+    from fastboop.stage0.dtmodules import collect_compatibles
+
+    blob = bytearray(small_dtb)
+    for _ in range(data.draw(st.integers(1, 6))):
+        blob[data.draw(st.integers(0, len(blob) - 1))] = data.draw(st.integers(0, 255))
+    with contextlib.suppress(FdtError):
+        collect_compatibles(parse_fdt(bytes(blob)))

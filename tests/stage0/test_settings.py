@@ -1,0 +1,104 @@
+"""Settings and cmdline composition: the spec's example and the token rules."""
+
+from __future__ import annotations
+
+import pytest
+
+from fastboop.errors import UsageError
+from fastboop.stage0.settings import (
+    CmdlineOptions,
+    HostFacts,
+    classify,
+    compose,
+    parse_size,
+    settings_files,
+)
+
+
+def test_spec_example_6_5() -> None:
+    options = CmdlineOptions(
+        device_cmdline_append="console=ttyMSM0,115200n8",
+        profile_extra_cmdline="quiet smoo.log=debug",
+        cmdline_append="loglevel=7",
+    )
+    host = HostFacts(usb_vid=0x18D1, usb_pid=0xD00D, usb_serial="abc123",
+                     clock_usec=1700000000000000)  # fmt: skip
+    out = compose("erofs", options, host)
+    assert out.extra == (
+        "quiet smoo.log=debug loglevel=7 systemd.clock_usec=1700000000000000 "
+        "smoo.max_io_bytes=1048576"
+    )
+    assert out.settings == {
+        "firstboot.keymap": "us",
+        "firstboot.locale": "en_US.UTF-8",
+        "firstboot.locale-messages": "en_US.UTF-8",
+        "firstboot.timezone": "UTC",
+        "smoo.log": "debug",
+        "smoo.max_io_bytes": "1048576",
+        "smoo.mimic_fastboot": "1",
+        "smoo.product": "0xd00d",
+        "smoo.vendor": "0x18d1",
+        "stage0.rootfs": "erofs",
+        "stage0.serial": "abc123",
+    }
+    assert list(out.settings) == sorted(out.settings)
+    assert out.cmdline == (
+        "console=ttyMSM0,115200n8 quiet loglevel=7 systemd.clock_usec=1700000000000000"
+    )
+    files = settings_files(out.settings)
+    assert files["etc/stage0/stage0.rootfs"] == b"erofs\n"
+
+
+def test_token_rules() -> None:
+    writes, rest = classify(
+        "stage0.fb smoo.acm=  systemd.set_credential=firstboot.keymap:de "
+        "systemd.set_credential=other:x stage0.rootfs=ext4 root=/dev/x smoo.unknown=1"
+    )
+    assert writes == [
+        ("stage0.fb", "1"),
+        ("smoo.acm", None),
+        ("firstboot.keymap", "de"),
+        ("stage0.rootfs", "ext4"),
+    ]
+    assert rest == ["systemd.set_credential=other:x", "root=/dev/x", "smoo.unknown=1"]
+
+
+def test_precedence_serial_ostree_and_rootfs_last() -> None:
+    options = CmdlineOptions(
+        serial=True,
+        mimic_fastboot=False,
+        system_time=False,
+        systemd_firstboot=False,
+        smoo_queue_count=2,
+        smoo_queue_depth=32,
+        ostree_deployment="ostree/boot.1/fedora/abc/0",
+        cmdline_append="stage0.serial=user smoo.acm= stage0.rootfs=ext4",
+    )
+    out = compose("erofs", options, HostFacts(usb_serial=" dev ", clock_usec=5))
+    assert out.extra.startswith("ostree=/ostree/boot.1/fedora/abc/0 ")
+    assert "systemd.clock_usec" not in out.extra
+    assert out.settings == {
+        "ostree": "/ostree/boot.1/fedora/abc/0",
+        "smoo.max_io_bytes": "1048576",
+        "smoo.queue_count": "2",
+        "smoo.queue_depth": "32",
+        "stage0.rootfs": "erofs",  # always last: user cannot override
+        "stage0.serial": "user",  # cmdline beats the detected serial
+    }  # smoo.acm=1 from --serial was dropped by the empty "smoo.acm="
+    assert out.cmdline == "plymouth.ignore-serial-consoles"
+
+
+@pytest.mark.parametrize(
+    "text,value",
+    [("1048576", 1 << 20), ("512k", 512 << 10), ("1m", 1 << 20), ("2MiB", 2 << 20),
+     ("1gb", 1 << 30), ("64KB", 64 << 10)],
+)  # fmt: skip
+def test_sizes(text: str, value: int) -> None:
+    assert parse_size(text) == value
+
+
+def test_bad_inputs() -> None:
+    with pytest.raises(UsageError):
+        parse_size("1tb")
+    with pytest.raises(UsageError, match="erofs or ext4"):
+        compose("squashfs", CmdlineOptions(), HostFacts())

@@ -31,6 +31,14 @@ class ExportsConfirmed(msgspec.Struct, frozen=True, tag=True, kw_only=True):
     export_count: int
 
 
+class HeartbeatStatus(msgspec.Struct, frozen=True, tag=True, kw_only=True):
+    """One successful heartbeat: what STATUS said (smoo.md §10.4 HEALTHY)."""
+
+    active: bool
+    export_count: int
+    session_id: int
+
+
 class HeartbeatMiss(msgspec.Struct, frozen=True, tag=True, kw_only=True):
     error: str
     missed: int
@@ -64,6 +72,7 @@ class SetupFailed(msgspec.Struct, frozen=True, tag=True, kw_only=True):
 SmooEvent = (
     Connected
     | ExportsConfirmed
+    | HeartbeatStatus
     | HeartbeatMiss
     | HeartbeatRecovered
     | HeartbeatBudgetExhausted

@@ -166,6 +166,8 @@ class SmooHost:
                 self._emit(ev.HeartbeatRecovered(missed=missed))
                 missed = 0
             self._last_status = status
+            self._emit(ev.HeartbeatStatus(active=status.active, export_count=status.export_count,
+                                          session_id=status.session_id))
             if not confirmed and status.export_count == len(self._specs):
                 confirmed = True
                 self._emit(ev.ExportsConfirmed(export_count=status.export_count))

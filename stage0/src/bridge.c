@@ -183,6 +183,7 @@ enum bridge_response_result bridge_on_response(struct bridge *b, const struct sm
         return BRIDGE_RESP_DROPPED;
     struct bridge_part *part = b->slots[r->request_id];
     if (!part || part->state != PART_SUBMITTED) return BRIDGE_RESP_DROPPED;
+    if (r->lba != part->lba) return BRIDGE_RESP_DROPPED; /* not an echo of this Request */
     if (r->op != part->smoo_op) return BRIDGE_RESP_FAULT;
     if (r->status != 0) {
         complete_part(b, part, r->status);

@@ -232,6 +232,17 @@ void bridge_fail_all(struct bridge *b, uint32_t err) {
     b->waiting_tail = NULL;
 }
 
+void bridge_fail_parked(struct bridge *b, uint32_t err) {
+    for (unsigned i = 0; i < b->capacity; i++)
+        if (b->slots[i] && b->slots[i]->state == PART_PARKED) complete_part(b, b->slots[i], err);
+    while (b->waiting_head) {
+        struct bridge_part *part = b->waiting_head;
+        b->waiting_head = part->next;
+        finish_part(b, part, err);
+    }
+    b->waiting_tail = NULL;
+}
+
 bool bridge_pop_reply(struct bridge *b, struct bridge_reply *out) {
     struct bridge_op *op = b->done_head;
     if (!op) return false;

@@ -72,6 +72,8 @@ void bridge_bulk_done(struct bridge *b, unsigned slot);
 void bridge_link_lost(struct bridge *b);
 /* Complete everything not yet replied to with err (ENODEV on export removal, ESHUTDOWN). */
 void bridge_fail_all(struct bridge *b, uint32_t err);
+/* Graceful shutdown, first step: fail what has not reached the wire; in-flight may drain. */
+void bridge_fail_parked(struct bridge *b, uint32_t err);
 bool bridge_pop_reply(struct bridge *b, struct bridge_reply *out);
 void bridge_free_reply(struct bridge_reply *reply);
 unsigned bridge_inflight(const struct bridge *b);

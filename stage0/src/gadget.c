@@ -17,6 +17,7 @@
 #include <linux/usb/ch9.h>
 #include <linux/usb/functionfs.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -325,6 +326,36 @@ static void *liveness(void *arg) {
     return NULL;
 }
 
+/* SIGINT/SIGTERM (§11.9): fail queued and parked I/O with ESHUTDOWN, give in-flight I/O
+ * up to 5 s to drain, then disconnect and exit. A second signal skips the drain. */
+static void *shutdown_watcher(void *arg) {
+    sigset_t *signals = arg;
+    int sig;
+    sigwait(signals, &sig);
+    log_info("signal %d: shutting down", sig);
+    pthread_mutex_lock(&G.lock);
+    if (G.have_export) bridge_fail_parked(&G.bridge, SMOO_ESHUTDOWN);
+    pthread_mutex_unlock(&G.lock);
+    flush_replies();
+    struct timespec tick = {0, 100 * 1000 * 1000};
+    for (int i = 0; i < 50; i++) {
+        pthread_mutex_lock(&G.lock);
+        unsigned left = G.have_export ? bridge_inflight(&G.bridge) : 0;
+        pthread_mutex_unlock(&G.lock);
+        if (left == 0 || sigtimedwait(signals, NULL, &tick) > 0) break;
+    }
+    pthread_mutex_lock(&G.lock);
+    if (G.have_export) {
+        bridge_fail_all(&G.bridge, SMOO_ESHUTDOWN);
+        pthread_mutex_unlock(&G.lock);
+        flush_replies();
+        ioctl(G.nbd_fd, NBD_DISCONNECT);
+    } else {
+        pthread_mutex_unlock(&G.lock);
+    }
+    exit(0);
+}
+
 static void stall(const struct usb_ctrlrequest *setup) {
     /* FunctionFS halts ep0 when the data stage is accessed in the wrong direction. */
     if (setup->bRequestType & USB_DIR_IN) (void)!read(G.ep0, NULL, 0);
@@ -370,6 +401,11 @@ static int open_ep(const char *dir, int n) {
 
 int gadget_child_main(const struct stage0_config *cfg, const char *ffs_dir) {
     G.cfg = cfg;
+    static sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL); /* inherited by every thread below */
     while (getrandom(&G.session_id, sizeof G.session_id, 0) != sizeof G.session_id ||
            G.session_id == 0) {
     }
@@ -394,6 +430,7 @@ int gadget_child_main(const struct stage0_config *cfg, const char *ffs_dir) {
     pthread_create(&t, NULL, submitter, NULL);
     pthread_create(&t, NULL, responder, NULL);
     pthread_create(&t, NULL, liveness, NULL);
+    pthread_create(&t, NULL, shutdown_watcher, &signals);
     for (;;) {
         struct usb_functionfs_event ev;
         ssize_t n = read(G.ep0, &ev, sizeof ev);

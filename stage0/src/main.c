@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "gadget.h"
+#include "kmsg_forward.h"
 #include "log.h"
 #include "modules.h"
 #include "rootfs.h"
@@ -48,17 +49,17 @@ static void wait_until(const char *what, int seconds, ready_fn ready, pid_t chil
 static bool ffs_ready(void) { return access(FFS_DIR "/ep1", F_OK) == 0; }
 static bool root_ready(void) { return nbd_ready("/sys/block/nbd0"); }
 
-static pid_t start_gadget_child(void) {
+/* Re-exec this binary in another role (§8.1); returns the child's pid, or -1. */
+static pid_t start_role(const char *role) {
     pid_t pid = fork();
-    if (pid < 0) die("fork: %s", strerror(errno));
-    if (pid > 0) return pid;
+    if (pid != 0) return pid;
     int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (null >= 0) dup2(null, STDIN_FILENO);
-    setenv(ROLE_ENV, "gadget-child", 1);
+    setenv(ROLE_ENV, role, 1);
     setenv(FFS_ENV, FFS_DIR, 1);
-    char *argv[] = {"stage0-gadget", NULL};
+    char *argv[] = {(char *)role, NULL};
     execv("/proc/self/exe", argv);
-    die("exec gadget child: %s", strerror(errno));
+    die("exec %s: %s", role, strerror(errno));
 }
 
 static void load_config(struct stage0_config *cfg) {
@@ -93,11 +94,12 @@ static int pid1(void) {
     wait_until("USB device controller (/sys/class/udc)", 15, udc_available, 0);
     int rc = gadget_create(&cfg);
     if (rc) die("gadget setup failed: %s", strerror(-rc));
-    pid_t child = start_gadget_child();
+    pid_t child = start_role("gadget-child");
+    if (child < 0) die("fork gadget child: %s", strerror(errno));
     wait_until("FunctionFS endpoints (" FFS_DIR "/ep1)", 15, ffs_ready, child);
     rc = gadget_bind();
     if (rc) die("gadget bind failed: %s", strerror(-rc));
-    if (cfg.acm) log_warn("smoo.acm: kmsg forwarder not implemented; ttyGS0 stays silent");
+    if (cfg.acm && start_role("kmsg-child") < 0) log_warn("kmsg forwarder not started");
     wait_until("served block device (/dev/nbd0, host handshake)", 30, root_ready, child);
     rootfs_assemble(&cfg);
     rootfs_switch_and_exec(&cfg); /* the gadget child keeps serving under the new init */
@@ -114,6 +116,10 @@ int main(int argc, char **argv) {
         signal(SIGPIPE, SIG_IGN);
         const char *ffs = getenv(FFS_ENV);
         gadget_child_main(&cfg, ffs ? ffs : FFS_DIR);
+    }
+    if (role && !strcmp(role, "kmsg-child")) {
+        log_open("stage0-kmsg");
+        kmsg_forward_main("/dev/ttyGS0");
     }
     return pid1();
 }

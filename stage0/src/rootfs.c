@@ -1,5 +1,5 @@
-/* Rootfs assembly and switch_root; see rootfs.h. OSTree deployments and the smoo.break
- * shell are not implemented yet: both are refused with a clear fatal line. */
+/* Rootfs assembly and switch_root; see rootfs.h. OSTree deployments are not implemented
+ * yet and are refused with a clear fatal line. */
 #include "rootfs.h"
 
 #include <errno.h>
@@ -58,6 +58,21 @@ static void bind_into(const char *src, const char *name, int recursive) {
     need(mount(src, target, NULL, MS_BIND | (recursive ? MS_REC : 0), NULL) == 0, target);
 }
 
+/* Symlink the first existing unit into a .wants directory of /run/systemd/system. */
+static void want_unit(const char *wants, const char *unit, const char *const *dirs, int ndirs) {
+    char source[256], dir[256], link[512];
+    for (int i = 0; i < ndirs; i++) {
+        snprintf(source, sizeof source, "%s/%s", dirs[i], unit);
+        if (access(source, F_OK)) continue;
+        snprintf(dir, sizeof dir, "/run/systemd/system/%s", wants);
+        mkdir(dir, 0755);
+        snprintf(link, sizeof link, "%s/%s", dir, unit);
+        if (symlink(source, link) && errno != EEXIST)
+            log_warn("cannot link %s: %s", link, strerror(errno));
+        return;
+    }
+}
+
 static void write_credentials(const struct stage0_config *cfg) {
     mkdir("/run/credstore", 0700);
     for (unsigned i = 0; i < cfg->firstboot_count; i++) {
@@ -73,7 +88,14 @@ static void write_credentials(const struct stage0_config *cfg) {
 
 void rootfs_switch_and_exec(const struct stage0_config *cfg) {
     need(mount(NULL, "/", NULL, MS_PRIVATE | MS_REC, NULL) == 0, "make mounts private");
-    if (cfg->brk) die("smoo.break is not supported by this stage0 yet");
+    if (cfg->brk) { /* debug shell, only present if it came in through --augment (§5) */
+        const char *tty = access("/dev/ttyMSM0", F_OK) == 0 ? "/dev/ttyMSM0" : "/dev/console";
+        int fd = open(tty, O_RDWR | O_CLOEXEC);
+        if (fd >= 0) { dup2(fd, 0); dup2(fd, 1); dup2(fd, 2); }
+        char *argv[] = {"/bin/sh", "-i", NULL};
+        execv("/bin/sh", argv);
+        die("smoo.break: exec /bin/sh: %s", strerror(errno));
+    }
     if (cfg->ostree[0]) die("ostree deployments are not supported by this stage0 yet");
     if (cfg->yeetfstab && unlink("/newroot/etc/fstab") && errno != ENOENT)
         log_warn("cannot delete /etc/fstab: %s", strerror(errno));
@@ -89,6 +111,12 @@ void rootfs_switch_and_exec(const struct stage0_config *cfg) {
         log_warn("/proc/self/mountinfo unreadable after switch_root");
     mkdir("/run/systemd", 0755);
     mkdir("/run/systemd/system", 0755);
+    static const char *const lib_dirs[] = {"/lib/systemd/system", "/usr/lib/systemd/system"};
+    static const char *const unit_dirs[] = {"/etc/systemd/system", "/usr/lib/systemd/system",
+                                            "/lib/systemd/system"};
+    if (cfg->acm) want_unit("getty.target.wants", "serial-getty@ttyGS0.service", lib_dirs, 2);
+    want_unit("sysinit.target.wants", "plymouth-start.service", unit_dirs, 3);
+    want_unit("sysinit.target.wants", "plymouth-read-write.service", unit_dirs, 3);
     write_machine_id(cfg->serial_set ? cfg->serial : NULL);
     write_credentials(cfg);
     static const char *inits[] = {"/lib/systemd/systemd", "/usr/lib/systemd/systemd",

@@ -168,6 +168,31 @@ static void test_fail_all(void) {
     CHECK(bridge_inflight(b) == 0 && !bridge_pop_reply(b, &reply));
 }
 
+static void test_fail_parked_keeps_inflight(void) {
+    struct bridge *b = make(4096, 2);
+    bridge_set_online(b, true);
+    CHECK(bridge_accept(b, NBDW_READ, 1, 0, 4096, NULL) == 0);
+    struct bridge_submission s;
+    CHECK(bridge_next_submission(b, &s)); /* on the wire */
+    CHECK(bridge_accept(b, NBDW_READ, 2, 4096, 4096, NULL) == 0);   /* parked in slot 1 */
+    CHECK(bridge_accept(b, NBDW_READ, 3, 8192, 4096, NULL) == 0);   /* waiting for a slot */
+    bridge_fail_parked(b, SMOO_ESHUTDOWN);
+    struct bridge_reply reply;
+    CHECK(bridge_pop_reply(b, &reply) && reply.handle == 2 && reply.error == SMOO_ESHUTDOWN);
+    bridge_free_reply(&reply);
+    CHECK(bridge_pop_reply(b, &reply) && reply.handle == 3 && reply.error == SMOO_ESHUTDOWN);
+    bridge_free_reply(&reply);
+    CHECK(bridge_inflight(b) == 1); /* the submitted one may still drain */
+    uint8_t *dst;
+    uint32_t len;
+    unsigned slot;
+    struct smoo_response r = answer(&s.request, 0, 1);
+    CHECK(bridge_on_response(b, &r, &dst, &len, &slot) == BRIDGE_RESP_NEED_BULK);
+    bridge_bulk_done(b, slot);
+    CHECK(bridge_pop_reply(b, &reply) && reply.handle == 1 && reply.error == 0);
+    bridge_free_reply(&reply);
+}
+
 int main(void) {
     test_read_mapping_and_reply();
     test_write_flush_trim_mapping();
@@ -176,6 +201,7 @@ int main(void) {
     test_short_ok_is_eio();
     test_capacity_parking_and_replay_keep_ids();
     test_fail_all();
+    test_fail_parked_keeps_inflight();
     bridge_destroy(&b);
     return check_report("test_bridge");
 }

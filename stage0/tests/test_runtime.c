@@ -3,6 +3,7 @@
 #include "../src/config.h"
 #include "../src/creds.h"
 #include "../src/ffs_desc.h"
+#include "../src/kmsg_forward.h"
 #include "../src/modules.h"
 #include "../src/rootfs.h"
 #include "check.h"
@@ -115,6 +116,18 @@ static void test_nbd_ready(void) {
     CHECK(system(cmd) == 0);
 }
 
+static void test_kmsg_format(void) {
+    char out[128];
+    const char rec[] = "6,1234,1234567,-;usb 1-1: new device\n SUBSYSTEM=usb\n";
+    int n = kmsg_format(rec, sizeof rec - 1, out, sizeof out);
+    CHECK(n > 0 && !strcmp(out, "[    1.234567] usb 1-1: new device\r\n"));
+    const char big[] = "4,1,98765432100,-;x";
+    n = kmsg_format(big, sizeof big - 1, out, sizeof out);
+    CHECK(n > 0 && !strcmp(out, "[98765.432100] x\r\n"));
+    CHECK(kmsg_format("garbage", 7, out, sizeof out) == -1);
+    CHECK(kmsg_format(rec, sizeof rec - 1, out, 10) == -1);
+}
+
 int main(void) {
     test_parsers();
     test_config_dir();
@@ -122,5 +135,6 @@ int main(void) {
     test_ffs_blobs();
     test_module_names();
     test_nbd_ready();
+    test_kmsg_format();
     return check_report("test_runtime");
 }

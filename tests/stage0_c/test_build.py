@@ -35,3 +35,28 @@ def test_pid1_binary_is_static(stage0_build: Path, arch: str, machine: str) -> N
     described = subprocess.run(["file", str(binary)], capture_output=True, text=True,
                                check=True).stdout
     assert "statically linked" in described
+
+
+def test_pid1_refuses_to_run_as_an_ordinary_process(stage0_build: Path) -> None:
+    binary = stage0_build / "x86_64" / "stage0-init"
+    assert make(stage0_build, str(binary)).returncode == 0
+    result = subprocess.run([str(binary), "junk", "from", "bootloader"], capture_output=True,
+                            text=True, timeout=30, check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "stage0: stage0 must run as PID 1"
+
+
+def test_gadget_role_fails_with_one_clear_line(stage0_build: Path, tmp_path: Path) -> None:
+    binary = stage0_build / "x86_64" / "stage0-init"
+    assert make(stage0_build, str(binary)).returncode == 0
+    env = {
+        "FASTBOOP_STAGE0_ROLE": "gadget-child",
+        "FASTBOOP_STAGE0_FFS_DIR": str(tmp_path),
+        "FASTBOOP_STAGE0_LOG": "stderr",
+    }
+    result = subprocess.run([str(binary)], capture_output=True, text=True, timeout=30,
+                            check=False, env=env)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"stage0-gadget: open {tmp_path}/ep0: No such file or directory"
+    )

@@ -160,12 +160,15 @@ async def test_not_smoo_device_is_reported_and_retried(tmp_path: Path) -> None:
     export = file_export(path)
     gadget = SimGadget()
     gadget.ident_stalls = True
-    host = SmooHost([export], config=FAST)
+    events: list[ev.SmooEvent] = []
+    host = SmooHost([export], config=FAST, on_event=events.append)
     with anyio.fail_after(HANG_GUARD):
         link = await gadget.connect()
         ended = await host.serve_link(link)
     assert ended.outcome is ev.Outcome.FAILED
     assert "not a smoo gadget" in (ended.error or "")
+    assert [type(e) for e in events] == [ev.SetupFailed]
+    assert events[0].not_smoo  # type: ignore[union-attr]
 
 
 def test_duplicate_export_ids_are_refused(tmp_path: Path) -> None:

@@ -64,9 +64,14 @@ class SessionEnded(msgspec.Struct, frozen=True, tag=True, kw_only=True):
 
 
 class SetupFailed(msgspec.Struct, frozen=True, tag=True, kw_only=True):
-    """IDENT, CONFIG_EXPORTS or STATUS failed; the host retries after a pause."""
+    """IDENT, CONFIG_EXPORTS or STATUS failed; the host retries after a pause.
+
+    ``not_smoo`` means IDENT was stalled or wrong: probably a real fastboot bootloader,
+    which discovery should skip rather than retry.
+    """
 
     error: str
+    not_smoo: bool = False
 
 
 SmooEvent = (

@@ -144,6 +144,7 @@ async def test_stats_reach_the_callback(tmp_path: Path) -> None:
             while len(rec.stats) < seen + 2:
                 await anyio.sleep(0.005)
             snap = rec.stats[-1]
+            beat = rec.of(ev.HeartbeatStatus)[-1]
     # Each READ: interrupt IN down (28), interrupt OUT (28) and bulk OUT (4096) up.
     assert snap.ios_down == 8 and snap.bytes_down == 8 * 28
     assert snap.ios_up == 16 and snap.bytes_up == 8 * (28 + BS)
@@ -151,6 +152,7 @@ async def test_stats_reach_the_callback(tmp_path: Path) -> None:
     assert snap.connected and snap.active and snap.export_count == 1
     assert snap.session_id == gadget.session_id
     assert host.snapshot().ios_up == 16
+    assert beat == ev.HeartbeatStatus(active=True, export_count=1, session_id=gadget.session_id)
 
 
 async def test_not_smoo_device_is_reported_and_retried(tmp_path: Path) -> None:
@@ -158,12 +160,15 @@ async def test_not_smoo_device_is_reported_and_retried(tmp_path: Path) -> None:
     export = file_export(path)
     gadget = SimGadget()
     gadget.ident_stalls = True
-    host = SmooHost([export], config=FAST)
+    events: list[ev.SmooEvent] = []
+    host = SmooHost([export], config=FAST, on_event=events.append)
     with anyio.fail_after(HANG_GUARD):
         link = await gadget.connect()
         ended = await host.serve_link(link)
     assert ended.outcome is ev.Outcome.FAILED
     assert "not a smoo gadget" in (ended.error or "")
+    assert [type(e) for e in events] == [ev.SetupFailed]
+    assert events[0].not_smoo  # type: ignore[union-attr]
 
 
 def test_duplicate_export_ids_are_refused(tmp_path: Path) -> None:

@@ -31,6 +31,14 @@ class ExportsConfirmed(msgspec.Struct, frozen=True, tag=True, kw_only=True):
     export_count: int
 
 
+class HeartbeatStatus(msgspec.Struct, frozen=True, tag=True, kw_only=True):
+    """One successful heartbeat: what STATUS said (smoo.md §10.4 HEALTHY)."""
+
+    active: bool
+    export_count: int
+    session_id: int
+
+
 class HeartbeatMiss(msgspec.Struct, frozen=True, tag=True, kw_only=True):
     error: str
     missed: int
@@ -56,14 +64,20 @@ class SessionEnded(msgspec.Struct, frozen=True, tag=True, kw_only=True):
 
 
 class SetupFailed(msgspec.Struct, frozen=True, tag=True, kw_only=True):
-    """IDENT, CONFIG_EXPORTS or STATUS failed; the host retries after a pause."""
+    """IDENT, CONFIG_EXPORTS or STATUS failed; the host retries after a pause.
+
+    ``not_smoo`` means IDENT was stalled or wrong: probably a real fastboot bootloader,
+    which discovery should skip rather than retry.
+    """
 
     error: str
+    not_smoo: bool = False
 
 
 SmooEvent = (
     Connected
     | ExportsConfirmed
+    | HeartbeatStatus
     | HeartbeatMiss
     | HeartbeatRecovered
     | HeartbeatBudgetExhausted

@@ -24,7 +24,13 @@ from fastboop.smoo import events as ev
 from fastboop.smoo import protocol as p
 from fastboop.smoo.events import Outcome, SmooEvent
 from fastboop.smoo.export import Export
-from fastboop.smoo.handshake import SessionInfo, SmooSetupError, handshake, read_status
+from fastboop.smoo.handshake import (
+    NotSmooError,
+    SessionInfo,
+    SmooSetupError,
+    handshake,
+    read_status,
+)
 from fastboop.smoo.link import GadgetLink
 from fastboop.smoo.pump import Pump
 from fastboop.smoo.stats import IopsEwma, PumpStats, StatsSnapshot
@@ -106,7 +112,8 @@ class SmooHost:
             info = await handshake(link, self._specs, control_timeout=cfg.control_timeout,
                                    status_attempts=cfg.status_attempts)
         except (SmooSetupError, p.SmooProtocolError, TransportError, TimeoutError) as error:
-            self._emit(ev.SetupFailed(error=str(error)))
+            self._emit(ev.SetupFailed(error=str(error),
+                                      not_smoo=isinstance(error, NotSmooError)))
             return ev.SessionEnded(outcome=Outcome.FAILED, error=str(error))
         self._last_status = info.status
         self._connected = True
@@ -166,6 +173,8 @@ class SmooHost:
                 self._emit(ev.HeartbeatRecovered(missed=missed))
                 missed = 0
             self._last_status = status
+            self._emit(ev.HeartbeatStatus(active=status.active, export_count=status.export_count,
+                                          session_id=status.session_id))
             if not confirmed and status.export_count == len(self._specs):
                 confirmed = True
                 self._emit(ev.ExportsConfirmed(export_count=status.export_count))

@@ -1,0 +1,37 @@
+/* /etc/stage0/<key> settings (stage0.md §5): one file per key, trimmed value. */
+#ifndef STAGE0_CONFIG_H
+#define STAGE0_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define CONFIG_MAX_FIRSTBOOT 8
+
+struct stage0_config {
+    char rootfs[16];   /* "erofs" or "ext4"; empty when missing or invalid */
+    char serial[128];  /* default "0001" */
+    char ostree[256];
+    char log_filter[64];
+    bool serial_set;
+    bool fb, yeetfstab, acm, brk, mimic_fastboot;
+    uint16_t queue_count, queue_depth;
+    uint32_t max_io_bytes;
+    uint16_t vendor, product;
+    unsigned firstboot_count;
+    char firstboot_key[CONFIG_MAX_FIRSTBOOT][48];
+    char firstboot_value[CONFIG_MAX_FIRSTBOOT][64];
+};
+
+void config_defaults(struct stage0_config *cfg);
+/* Applies one key/value pair; unknown keys are ignored, invalid values warn and keep the
+ * default. `canonical_seen` tracks aliases so the canonical key wins (project decision). */
+void config_apply(struct stage0_config *cfg, const char *key, const char *value,
+                  unsigned *canonical_seen);
+/* Reads every regular file in dir, in sorted order. Returns 0, or -errno if dir is missing. */
+int config_load(const char *dir, struct stage0_config *cfg);
+
+/* Value parsers; return 0 on success, -1 on an invalid value. */
+int parse_bool(const char *value, bool *out);
+int parse_u64(const char *value, bool allow_hex, uint64_t *out);
+
+#endif

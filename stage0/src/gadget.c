@@ -1,0 +1,457 @@
+/* The gadget child: FunctionFS endpoints, the gadget side of smoo, and the NBD bridge I/O.
+ *
+ * Threads, each with one job (the translation logic itself lives in bridge.c, sans I/O):
+ *   ep0       control requests and FunctionFS events; drives the link controller
+ *   submit    Requests on interrupt IN (ep1), then WRITE payloads on bulk IN (ep3), in order
+ *   respond   Responses from interrupt OUT (ep2), READ payloads from bulk OUT (ep4)
+ *   nbd-read  NBD requests from the socketpair into the bridge
+ *   nbd-doit  blocks in NBD_DO_IT for as long as /dev/nbd0 is connected
+ *   liveness  every 500 ms: no host activity for 3 s sends the link Offline
+ * One mutex guards the bridge and the link state; I/O happens outside it. */
+#include "gadget.h"
+
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/nbd.h>
+#include <linux/usb/ch9.h>
+#include <linux/usb/functionfs.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bridge.h"
+#include "ffs_desc.h"
+#include "log.h"
+#include "smoo_proto.h"
+
+enum link_state { LINK_OFFLINE, LINK_READY, LINK_ONLINE };
+static const char *const link_names[] = {"Offline", "Ready", "Online"};
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    pthread_mutex_t sock_write;
+    const struct stage0_config *cfg;
+    int ep0, ep_req, ep_resp, ep_bulk_in, ep_bulk_out;
+    uint64_t session_id;
+    enum link_state link;
+    int64_t last_activity_ms, reopen_not_before_ms, backoff_ms;
+    bool have_export;
+    struct bridge bridge;
+    int sock, kernel_sock, nbd_fd;
+    pthread_t reader, doit;
+} G = {
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .wake = PTHREAD_COND_INITIALIZER,
+    .sock_write = PTHREAD_MUTEX_INITIALIZER,
+    .sock = -1,
+    .kernel_sock = -1,
+    .nbd_fd = -1,
+    .backoff_ms = 1000,
+};
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int io_exact(int fd, void *buf, size_t len, bool reading) {
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = reading ? read(fd, (char *)buf + done, len - done)
+                            : write(fd, (const char *)buf + done, len - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return n == 0 ? -EPIPE : -errno;
+        done += (size_t)n;
+    }
+    return 0;
+}
+
+/* --- link controller (smoo.md §7.2); callers hold G.lock ------------------------------ */
+
+static void set_link(enum link_state next, const char *reason) {
+    if (G.link == next) return;
+    log_info("link %s -> %s (%s)", link_names[G.link], link_names[next], reason);
+    G.link = next;
+    bridge_set_online(&G.bridge, next == LINK_ONLINE);
+    if (next == LINK_ONLINE) pthread_cond_broadcast(&G.wake);
+}
+
+static void link_fault(const char *reason, bool io_error) {
+    if (G.link == LINK_OFFLINE && !io_error) return;
+    bridge_link_lost(&G.bridge); /* keep the block device; replay with the same ids */
+    if (io_error) {
+        G.reopen_not_before_ms = now_ms() + G.backoff_ms;
+        G.backoff_ms = G.backoff_ms * 2 > 30000 ? 30000 : G.backoff_ms * 2;
+    }
+    set_link(LINK_OFFLINE, reason);
+}
+
+static void link_activity(const char *reason) {
+    int64_t now = now_ms();
+    G.last_activity_ms = now;
+    if (G.link != LINK_ONLINE && now >= G.reopen_not_before_ms) set_link(LINK_ONLINE, reason);
+}
+
+/* IDENT and CONFIG_EXPORTS: a new host session; forget wire state, replay once Online. */
+static void session_boundary(void) {
+    bridge_link_lost(&G.bridge);
+    if (G.link == LINK_ONLINE) set_link(LINK_READY, "session boundary");
+}
+
+/* --- NBD side ------------------------------------------------------------------------ */
+
+static void flush_replies(void) {
+    for (;;) {
+        struct bridge_reply reply;
+        pthread_mutex_lock(&G.lock);
+        bool have = G.have_export && bridge_pop_reply(&G.bridge, &reply);
+        pthread_mutex_unlock(&G.lock);
+        if (!have) return;
+        uint8_t header[NBD_WIRE_REPLY_LEN];
+        nbd_encode_reply(header, reply.error, reply.handle);
+        pthread_mutex_lock(&G.sock_write);
+        if (io_exact(G.sock, header, sizeof header, false) ||
+            (reply.data_len && io_exact(G.sock, reply.data, reply.data_len, false)))
+            log_err("NBD reply for handle %llu not written", (unsigned long long)reply.handle);
+        pthread_mutex_unlock(&G.sock_write);
+        bridge_free_reply(&reply);
+    }
+}
+
+static void *nbd_reader(void *arg) {
+    (void)arg;
+    bool tuned = false;
+    for (;;) {
+        uint8_t header[NBD_WIRE_REQUEST_LEN];
+        struct nbd_wire_request rq;
+        if (io_exact(G.sock, header, sizeof header, true)) break;
+        if (nbd_decode_request(header, sizeof header, &rq)) {
+            log_err("NBD request with a bad magic; stopping the bridge");
+            break;
+        }
+        if (!tuned) { /* the device is started once requests flow (§11.5 step 9) */
+            char text[32];
+            snprintf(text, sizeof text, "%u", G.cfg->max_io_bytes / 1024);
+            int fd = open("/sys/block/nbd0/queue/max_sectors_kb", O_WRONLY | O_CLOEXEC);
+            if (fd >= 0 && write(fd, text, strlen(text)) < 0) log_warn("max_sectors_kb not set");
+            if (fd >= 0) close(fd);
+            tuned = true;
+        }
+        uint8_t *payload = NULL;
+        if ((rq.type & 0xffff) == NBDW_WRITE && rq.len) {
+            payload = malloc(rq.len);
+            if (!payload || io_exact(G.sock, payload, rq.len, true)) { free(payload); break; }
+        }
+        pthread_mutex_lock(&G.lock);
+        int rc = bridge_accept(&G.bridge, rq.type, rq.handle, rq.from, rq.len, payload);
+        if (rc == -EPROTO) bridge_fail_all(&G.bridge, SMOO_ESHUTDOWN); /* NBD_CMD_DISC */
+        pthread_cond_broadcast(&G.wake);
+        pthread_mutex_unlock(&G.lock);
+        free(payload);
+        flush_replies();
+        if (rc == -EPROTO) break;
+    }
+    log_info("NBD reader stopped");
+    return NULL;
+}
+
+static void *nbd_doit(void *arg) {
+    (void)arg;
+    if (ioctl(G.nbd_fd, NBD_DO_IT) < 0) log_warn("NBD_DO_IT: %s", strerror(errno));
+    ioctl(G.nbd_fd, NBD_CLEAR_SOCK);
+    log_info("/dev/nbd0 disconnected");
+    return NULL;
+}
+
+/* stage0.md §11.5: socketpair, /dev/nbd0, geometry, read-only flags, socket, DO_IT. */
+static int start_export(const struct smoo_export *e) {
+    long page = sysconf(_SC_PAGESIZE);
+    if (e->block_size > (uint64_t)page || e->size_bytes == 0) {
+        log_err("export %08x: block size %u / size %llu not usable by NBD", e->export_id,
+                e->block_size, (unsigned long long)e->size_bytes);
+        return -EINVAL;
+    }
+    unsigned capacity = (unsigned)G.cfg->queue_count * G.cfg->queue_depth;
+    if (bridge_init(&G.bridge, e, G.cfg->max_io_bytes, capacity)) return -EINVAL;
+    int pair[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair)) return -errno;
+    G.sock = pair[0];
+    G.kernel_sock = pair[1];
+    G.nbd_fd = open("/dev/nbd0", O_RDWR | O_CLOEXEC);
+    if (G.nbd_fd < 0 || ioctl(G.nbd_fd, NBD_SET_BLKSIZE, (unsigned long)e->block_size) < 0 ||
+        ioctl(G.nbd_fd, NBD_SET_SIZE_BLOCKS, (unsigned long)(e->size_bytes / e->block_size)) < 0 ||
+        ioctl(G.nbd_fd, NBD_SET_FLAGS, (unsigned long)(NBD_FLAG_HAS_FLAGS | NBD_FLAG_READ_ONLY)) < 0 ||
+        ioctl(G.nbd_fd, NBD_SET_SOCK, (unsigned long)G.kernel_sock) < 0) {
+        int err = errno;
+        log_err("/dev/nbd0 setup: %s", strerror(err));
+        return -err;
+    }
+    /* NBD_SET_TIMEOUT is never called: the gadget never times out an I/O (§11.8). */
+    G.have_export = true;
+    pthread_create(&G.doit, NULL, nbd_doit, NULL);
+    pthread_create(&G.reader, NULL, nbd_reader, NULL);
+    log_info("export %08x served as /dev/nbd0 (%u-byte blocks, %llu bytes)", e->export_id,
+             e->block_size, (unsigned long long)e->size_bytes);
+    return 0;
+}
+
+/* Export removed or changed: ENODEV for everything, then disconnect (§11.9). */
+static void stop_export_locked(void) {
+    bridge_fail_all(&G.bridge, SMOO_ENODEV);
+    pthread_mutex_unlock(&G.lock);
+    flush_replies();
+    ioctl(G.nbd_fd, NBD_DISCONNECT);
+    shutdown(G.sock, SHUT_RDWR);
+    pthread_join(G.reader, NULL);
+    pthread_join(G.doit, NULL);
+    close(G.sock);
+    close(G.kernel_sock);
+    close(G.nbd_fd);
+    G.sock = G.kernel_sock = G.nbd_fd = -1;
+    pthread_mutex_lock(&G.lock);
+    G.have_export = false;
+    bridge_destroy(&G.bridge);
+}
+
+static void apply_config(const uint8_t *data, size_t len) {
+    struct smoo_export exports[SMOO_MAX_EXPORTS];
+    unsigned count = 0;
+    int rc = smoo_decode_config(data, len, exports, &count);
+    if (rc) { /* the data stage is consumed: the host sees success regardless (§3.2) */
+        log_err("CONFIG_EXPORTS rejected: %s", strerror(-rc));
+        return;
+    }
+    pthread_mutex_lock(&G.lock);
+    session_boundary();
+    const struct smoo_export *cur = &G.bridge.export;
+    if (G.have_export && count > 0 && exports[0].export_id == cur->export_id &&
+        exports[0].block_size == cur->block_size && exports[0].size_bytes == cur->size_bytes) {
+        log_info("export %08x unchanged; parked I/O will replay", cur->export_id);
+    } else {
+        if (G.have_export) stop_export_locked();
+        if (count > 1) log_warn("%u exports offered; only the first is served", count);
+        if (count > 0) start_export(&exports[0]);
+    }
+    pthread_mutex_unlock(&G.lock);
+}
+
+/* --- USB side ------------------------------------------------------------------------ */
+
+static void *submitter(void *arg) {
+    (void)arg;
+    for (;;) {
+        struct bridge_submission sub;
+        pthread_mutex_lock(&G.lock);
+        while (!(G.have_export && bridge_next_submission(&G.bridge, &sub)))
+            pthread_cond_wait(&G.wake, &G.lock);
+        uint8_t *payload = NULL;
+        if (sub.payload_len) { /* copy: the op may be failed while we write */
+            payload = malloc(sub.payload_len);
+            if (payload) memcpy(payload, sub.payload, sub.payload_len);
+        }
+        pthread_mutex_unlock(&G.lock);
+        uint8_t msg[SMOO_MSG_LEN];
+        smoo_encode_request(msg, &sub.request);
+        int rc = io_exact(G.ep_req, msg, sizeof msg, false);
+        if (!rc && sub.payload_len)
+            rc = payload ? io_exact(G.ep_bulk_in, payload, sub.payload_len, false) : -ENOMEM;
+        free(payload);
+        if (rc) {
+            pthread_mutex_lock(&G.lock);
+            link_fault("endpoint write failed", true);
+            pthread_mutex_unlock(&G.lock);
+        }
+    }
+    return NULL;
+}
+
+static void *responder(void *arg) {
+    (void)arg;
+    uint8_t buf[1024];
+    for (;;) {
+        ssize_t n = read(G.ep_resp, buf, sizeof buf);
+        if (n < 0) {
+            pthread_mutex_lock(&G.lock);
+            link_fault("interrupt OUT read failed", true);
+            pthread_mutex_unlock(&G.lock);
+            usleep(100 * 1000);
+            continue;
+        }
+        struct smoo_response r;
+        if (n != SMOO_MSG_LEN || smoo_decode_response(buf, (size_t)n, &r))
+            continue; /* e.g. fastboot probes from host daemons in mimic mode (§9) */
+        uint8_t *dst = NULL;
+        uint32_t len = 0;
+        unsigned slot = 0;
+        pthread_mutex_lock(&G.lock);
+        enum bridge_response_result res =
+            G.have_export ? bridge_on_response(&G.bridge, &r, &dst, &len, &slot)
+                          : BRIDGE_RESP_DROPPED;
+        if (res == BRIDGE_RESP_FAULT) link_fault("Response op mismatch", true);
+        else if (res == BRIDGE_RESP_DROPPED)
+            log_debug("Response for unknown request %08x/%u dropped", r.export_id, r.request_id);
+        else link_activity("request completed");
+        pthread_mutex_unlock(&G.lock);
+        if (res == BRIDGE_RESP_NEED_BULK) {
+            int rc = io_exact(G.ep_bulk_out, dst, len, true);
+            pthread_mutex_lock(&G.lock);
+            if (rc) link_fault("bulk OUT read failed", true);
+            else bridge_bulk_done(&G.bridge, slot);
+            pthread_mutex_unlock(&G.lock);
+        }
+        flush_replies();
+    }
+    return NULL;
+}
+
+static void *liveness(void *arg) {
+    (void)arg;
+    for (;;) {
+        usleep(500 * 1000);
+        pthread_mutex_lock(&G.lock);
+        if (G.link == LINK_ONLINE && now_ms() - G.last_activity_ms > 3000)
+            link_fault("liveness timeout", false);
+        pthread_mutex_unlock(&G.lock);
+    }
+    return NULL;
+}
+
+/* SIGINT/SIGTERM (§11.9): fail queued and parked I/O with ESHUTDOWN, give in-flight I/O
+ * up to 5 s to drain, then disconnect and exit. A second signal skips the drain. */
+static void *shutdown_watcher(void *arg) {
+    sigset_t *signals = arg;
+    int sig;
+    sigwait(signals, &sig);
+    log_info("signal %d: shutting down", sig);
+    pthread_mutex_lock(&G.lock);
+    if (G.have_export) bridge_fail_parked(&G.bridge, SMOO_ESHUTDOWN);
+    pthread_mutex_unlock(&G.lock);
+    flush_replies();
+    struct timespec tick = {0, 100 * 1000 * 1000};
+    for (int i = 0; i < 50; i++) {
+        pthread_mutex_lock(&G.lock);
+        unsigned left = G.have_export ? bridge_inflight(&G.bridge) : 0;
+        pthread_mutex_unlock(&G.lock);
+        if (left == 0 || sigtimedwait(signals, NULL, &tick) > 0) break;
+    }
+    pthread_mutex_lock(&G.lock);
+    if (G.have_export) {
+        bridge_fail_all(&G.bridge, SMOO_ESHUTDOWN);
+        pthread_mutex_unlock(&G.lock);
+        flush_replies();
+        ioctl(G.nbd_fd, NBD_DISCONNECT);
+    } else {
+        pthread_mutex_unlock(&G.lock);
+    }
+    exit(0);
+}
+
+static void stall(const struct usb_ctrlrequest *setup) {
+    /* FunctionFS halts ep0 when the data stage is accessed in the wrong direction. */
+    if (setup->bRequestType & USB_DIR_IN) (void)!read(G.ep0, NULL, 0);
+    else (void)!write(G.ep0, NULL, 0);
+}
+
+static void handle_setup(const struct usb_ctrlrequest *setup) {
+    uint16_t length = le16toh(setup->wLength);
+    uint8_t buf[SMOO_CONFIG_HEADER_LEN + SMOO_CONFIG_ENTRY_LEN * SMOO_MAX_EXPORTS];
+    switch (smoo_classify_setup(setup->bRequestType, setup->bRequest, length)) {
+    case SMOO_SETUP_IDENT:
+        pthread_mutex_lock(&G.lock);
+        session_boundary();
+        pthread_mutex_unlock(&G.lock);
+        smoo_encode_ident(buf, SMOO_VERSION_MAJOR, SMOO_VERSION_MINOR);
+        (void)!write(G.ep0, buf, SMOO_IDENT_LEN);
+        break;
+    case SMOO_SETUP_STATUS: {
+        pthread_mutex_lock(&G.lock);
+        uint32_t count = G.have_export ? 1 : 0;
+        struct smoo_status st = {count ? SMOO_STATUS_EXPORT_ACTIVE : 0, count, G.session_id};
+        link_activity("STATUS");
+        pthread_mutex_unlock(&G.lock);
+        smoo_encode_status(buf, &st);
+        (void)!write(G.ep0, buf, SMOO_STATUS_LEN);
+        break;
+    }
+    case SMOO_SETUP_CONFIG:
+        if (length > sizeof buf) { stall(setup); break; }
+        ssize_t n = read(G.ep0, buf, length);
+        if (n >= 0) apply_config(buf, (size_t)n);
+        break;
+    default:
+        stall(setup);
+    }
+}
+
+static int open_ep(const char *dir, int n) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/ep%d", dir, n);
+    return open(path, O_RDWR | O_CLOEXEC);
+}
+
+int gadget_child_main(const struct stage0_config *cfg, const char *ffs_dir) {
+    G.cfg = cfg;
+    static sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL); /* inherited by every thread below */
+    while (getrandom(&G.session_id, sizeof G.session_id, 0) != sizeof G.session_id ||
+           G.session_id == 0) {
+    }
+    G.ep0 = open_ep(ffs_dir, 0);
+    if (G.ep0 < 0) die("open %s/ep0: %s", ffs_dir, strerror(errno));
+    uint8_t blob[512];
+    int len = ffs_build_descriptors(blob, sizeof blob, cfg->mimic_fastboot);
+    if (len < 0 || write(G.ep0, blob, (size_t)len) != len)
+        die("FunctionFS descriptors rejected: %s", strerror(errno));
+    len = ffs_build_strings(blob, sizeof blob);
+    if (len < 0 || write(G.ep0, blob, (size_t)len) != len)
+        die("FunctionFS strings rejected: %s", strerror(errno));
+    G.ep_req = open_ep(ffs_dir, 1);
+    G.ep_resp = open_ep(ffs_dir, 2);
+    G.ep_bulk_in = open_ep(ffs_dir, 3);
+    G.ep_bulk_out = open_ep(ffs_dir, 4);
+    if (G.ep_req < 0 || G.ep_resp < 0 || G.ep_bulk_in < 0 || G.ep_bulk_out < 0)
+        die("cannot open FunctionFS endpoints: %s", strerror(errno));
+    log_info("smoo gadget ready (session %016llx, %s mode)", (unsigned long long)G.session_id,
+             cfg->mimic_fastboot ? "mimic-fastboot" : "smoo");
+    pthread_t t;
+    pthread_create(&t, NULL, submitter, NULL);
+    pthread_create(&t, NULL, responder, NULL);
+    pthread_create(&t, NULL, liveness, NULL);
+    pthread_create(&t, NULL, shutdown_watcher, &signals);
+    for (;;) {
+        struct usb_functionfs_event ev;
+        ssize_t n = read(G.ep0, &ev, sizeof ev);
+        if (n < 0 && errno == EINTR) continue;
+        if (n != (ssize_t)sizeof ev) die("ep0 read failed: %s", strerror(errno));
+        pthread_mutex_lock(&G.lock);
+        switch (ev.type) {
+        case FUNCTIONFS_BIND:
+        case FUNCTIONFS_ENABLE:
+        case FUNCTIONFS_RESUME:
+            G.backoff_ms = 1000;
+            if (G.link == LINK_OFFLINE) set_link(LINK_READY, "ep0 enable");
+            break;
+        case FUNCTIONFS_DISABLE: link_fault("ep0 disable", false); break;
+        case FUNCTIONFS_UNBIND: link_fault("ep0 unbind", false); break;
+        case FUNCTIONFS_SUSPEND:
+            if (G.link == LINK_ONLINE) set_link(LINK_READY, "ep0 suspend");
+            break;
+        default: break;
+        }
+        pthread_mutex_unlock(&G.lock);
+        if (ev.type == FUNCTIONFS_SETUP) handle_setup(&ev.u.setup);
+    }
+}

@@ -1,0 +1,144 @@
+/* Rootfs assembly and switch_root; see rootfs.h. OSTree deployments are not implemented
+ * yet and are refused with a clear fatal line. */
+#include "rootfs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "creds.h"
+#include "log.h"
+
+static void need(int ok, const char *what) {
+    if (!ok) die("%s: %s", what, strerror(errno));
+}
+
+static int filesystem_supported(const char *name) {
+    FILE *f = fopen("/proc/filesystems", "re");
+    if (!f) return 0;
+    char line[128];
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f)) {
+        char *tab = strrchr(line, '\t');
+        char *fs = tab ? tab + 1 : line;
+        fs[strcspn(fs, "\n")] = 0;
+        found = !strcmp(fs, name);
+    }
+    fclose(f);
+    return found;
+}
+
+void rootfs_assemble(const struct stage0_config *cfg) {
+    mkdir("/lower", 0755);
+    mkdir("/upper", 0755);
+    mkdir("/newroot", 0755);
+    const char *data = !strcmp(cfg->rootfs, "ext4") ? "noload" : NULL; /* no journal replay */
+    need(mount(ROOT_DEVICE, "/lower", cfg->rootfs, MS_RDONLY, data) == 0,
+         "mount " ROOT_DEVICE " on /lower");
+    need(mount("tmpfs", "/upper", "tmpfs", 0, NULL) == 0, "mount tmpfs on /upper");
+    need(mkdir("/upper/upper", 0755) == 0 || errno == EEXIST, "mkdir /upper/upper");
+    need(mkdir("/upper/work", 0755) == 0 || errno == EEXIST, "mkdir /upper/work");
+    if (!filesystem_supported("overlay")) die("overlay is not in /proc/filesystems");
+    need(mount("overlay", "/newroot", "overlay", 0,
+               "lowerdir=/lower,upperdir=/upper/upper,workdir=/upper/work") == 0,
+         "mount overlay on /newroot");
+    log_info("rootfs assembled: %s (%s, read-only) under a tmpfs overlay", ROOT_DEVICE,
+             cfg->rootfs);
+}
+
+static void bind_into(const char *src, const char *name, int recursive) {
+    char target[128];
+    snprintf(target, sizeof target, "/newroot/%s", name);
+    mkdir(target, 0755);
+    need(mount(src, target, NULL, MS_BIND | (recursive ? MS_REC : 0), NULL) == 0, target);
+}
+
+/* Symlink the first existing unit into a .wants directory of /run/systemd/system. */
+static void want_unit(const char *wants, const char *unit, const char *const *dirs, int ndirs) {
+    char source[256], dir[256], link[512];
+    for (int i = 0; i < ndirs; i++) {
+        snprintf(source, sizeof source, "%s/%s", dirs[i], unit);
+        if (access(source, F_OK)) continue;
+        snprintf(dir, sizeof dir, "/run/systemd/system/%s", wants);
+        mkdir(dir, 0755);
+        snprintf(link, sizeof link, "%s/%s", dir, unit);
+        if (symlink(source, link) && errno != EEXIST)
+            log_warn("cannot link %s: %s", link, strerror(errno));
+        return;
+    }
+}
+
+static void write_credentials(const struct stage0_config *cfg) {
+    mkdir("/run/credstore", 0700);
+    for (unsigned i = 0; i < cfg->firstboot_count; i++) {
+        char path[128];
+        snprintf(path, sizeof path, "/run/credstore/%s", cfg->firstboot_key[i]);
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0400);
+        ssize_t len = (ssize_t)strlen(cfg->firstboot_value[i]);
+        if (fd < 0 || write(fd, cfg->firstboot_value[i], (size_t)len) != len)
+            die("credential %s: %s", path, strerror(errno)); /* fatal (§10 step 12) */
+        close(fd);
+    }
+}
+
+void rootfs_switch_and_exec(const struct stage0_config *cfg) {
+    need(mount(NULL, "/", NULL, MS_PRIVATE | MS_REC, NULL) == 0, "make mounts private");
+    if (cfg->brk) { /* debug shell, only present if it came in through --augment (§5) */
+        const char *tty = access("/dev/ttyMSM0", F_OK) == 0 ? "/dev/ttyMSM0" : "/dev/console";
+        int fd = open(tty, O_RDWR | O_CLOEXEC);
+        if (fd >= 0) { dup2(fd, 0); dup2(fd, 1); dup2(fd, 2); }
+        char *argv[] = {"/bin/sh", "-i", NULL};
+        execv("/bin/sh", argv);
+        die("smoo.break: exec /bin/sh: %s", strerror(errno));
+    }
+    if (cfg->ostree[0]) die("ostree deployments are not supported by this stage0 yet");
+    if (cfg->yeetfstab && unlink("/newroot/etc/fstab") && errno != ENOENT)
+        log_warn("cannot delete /etc/fstab: %s", strerror(errno));
+    bind_into("/proc", "proc", 1);
+    bind_into("/sys", "sys", 1);
+    bind_into("/dev", "dev", 1);
+    bind_into("/run", "run", 0);
+    need(chdir("/newroot") == 0, "chdir /newroot");
+    need(mount("/newroot", "/", NULL, MS_MOVE, NULL) == 0, "move /newroot onto /");
+    need(chroot(".") == 0, "chroot");
+    need(chdir("/") == 0, "chdir /");
+    if (access("/proc/self/mountinfo", R_OK))
+        log_warn("/proc/self/mountinfo unreadable after switch_root");
+    mkdir("/run/systemd", 0755);
+    mkdir("/run/systemd/system", 0755);
+    static const char *const lib_dirs[] = {"/lib/systemd/system", "/usr/lib/systemd/system"};
+    static const char *const unit_dirs[] = {"/etc/systemd/system", "/usr/lib/systemd/system",
+                                            "/lib/systemd/system"};
+    if (cfg->acm) want_unit("getty.target.wants", "serial-getty@ttyGS0.service", lib_dirs, 2);
+    want_unit("sysinit.target.wants", "plymouth-start.service", unit_dirs, 3);
+    want_unit("sysinit.target.wants", "plymouth-read-write.service", unit_dirs, 3);
+    write_machine_id(cfg->serial_set ? cfg->serial : NULL);
+    write_credentials(cfg);
+    static const char *inits[] = {"/lib/systemd/systemd", "/usr/lib/systemd/systemd",
+                                  "/sbin/init"};
+    for (int i = 0; i < 3; i++) {
+        if (access(inits[i], X_OK)) continue;
+        log_info("exec %s", inits[i]);
+        char *argv[] = {(char *)inits[i], NULL};
+        execv(inits[i], argv);
+        log_err("exec %s: %s", inits[i], strerror(errno));
+    }
+    die("no init found in the served rootfs");
+}
+
+int nbd_ready(const char *dir) {
+    char path[256], size[64] = {0};
+    snprintf(path, sizeof path, "%s/pid", dir);
+    if (access(path, F_OK)) return 0;
+    snprintf(path, sizeof path, "%s/size", dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t got = read(fd, size, sizeof size - 1);
+    close(fd);
+    return got > 0 && strtoull(size, NULL, 10) > 0;
+}

@@ -1,0 +1,16 @@
+/* Mounting the served rootfs, switching root and exec'ing init (stage0.md §10). */
+#ifndef STAGE0_ROOTFS_H
+#define STAGE0_ROOTFS_H
+
+#include "config.h"
+
+#define ROOT_DEVICE "/dev/nbd0"
+
+/* Steps 1-4: read-only lower, tmpfs upper, overlay on /newroot. Dies on failure. */
+void rootfs_assemble(const struct stage0_config *cfg);
+/* Steps 5-13 (without OSTree): switch root and exec the first init found. Never returns. */
+void rootfs_switch_and_exec(const struct stage0_config *cfg) __attribute__((noreturn));
+/* /sys/block/nbd0/pid exists and its size is non-zero (stage0.md §11.10). */
+int nbd_ready(const char *sys_block_dir);
+
+#endif

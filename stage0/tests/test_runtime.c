@@ -1,0 +1,140 @@
+/* Host-testable parts of the PID1 runtime: settings, machine-id, FunctionFS blobs,
+ * module names, the NBD readiness check. */
+#include "../src/config.h"
+#include "../src/creds.h"
+#include "../src/ffs_desc.h"
+#include "../src/kmsg_forward.h"
+#include "../src/modules.h"
+#include "../src/rootfs.h"
+#include "check.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void put(const char *dir, const char *name, const char *text) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_parsers(void) {
+    bool b = false;
+    CHECK(parse_bool("yes", &b) == 0 && b);
+    CHECK(parse_bool("off", &b) == 0 && !b);
+    CHECK(parse_bool("True", &b) == -1); /* case-sensitive */
+    uint64_t n = 0;
+    CHECK(parse_u64("0x18d1", true, &n) == 0 && n == 0x18d1);
+    CHECK(parse_u64("0x18d1", false, &n) == -1);
+    CHECK(parse_u64("1048576", false, &n) == 0 && n == 1048576);
+    CHECK(parse_u64("12k", false, &n) == -1);
+    CHECK(parse_u64("", false, &n) == -1);
+}
+
+static void test_config_dir(void) {
+    char dir[] = "/tmp/stage0-cfg-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    put(dir, "stage0.rootfs", "ext4\n");
+    put(dir, "stage0.serial", "  S6MQ123456 \n");
+    put(dir, "smoo.vendor", "0x18d1\n");
+    put(dir, "smoo.product_id", "0x4ee0\n");
+    put(dir, "smoo.max_io", "65536\n");          /* alias loses ... */
+    put(dir, "smoo.max_io_bytes", "131072\n");   /* ... to the canonical key */
+    put(dir, "smoo.acm", "\n");                  /* empty value means 1 */
+    put(dir, "stage0.yeetfstab", "maybe\n");     /* invalid: keeps default true */
+    put(dir, "firstboot.locale", "en_US.UTF-8\n");
+    struct stage0_config c;
+    config_defaults(&c);
+    CHECK(c.mimic_fastboot && c.queue_count == 1 && c.queue_depth == 16);
+    CHECK(config_load(dir, &c) == 0);
+    CHECK(!strcmp(c.rootfs, "ext4"));
+    CHECK(!strcmp(c.serial, "S6MQ123456") && c.serial_set);
+    CHECK(c.vendor == 0x18d1 && c.product == 0x4ee0);
+    CHECK(c.max_io_bytes == 131072);
+    CHECK(c.acm && c.yeetfstab);
+    CHECK(c.firstboot_count == 1 && !strcmp(c.firstboot_value[0], "en_US.UTF-8"));
+    put(dir, "stage0.rootfs", "btrfs\n");
+    config_defaults(&c);
+    CHECK(config_load(dir, &c) == 0 && c.rootfs[0] == 0);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+    config_defaults(&c);
+    CHECK(config_load("/nonexistent/stage0", &c) < 0);
+}
+
+static void test_machine_id(void) {
+    char id[33];
+    machine_id_from_serial("0123456789abcdef", id);
+    CHECK(!strcmp(id, "1978342fbe39c8201978352fbe39c9d3"));
+    machine_id_from_serial("S6MQ123456", id);
+    CHECK(!strcmp(id, "f8246533eb27abf0f8246633eb27ada3"));
+}
+
+static void test_ffs_blobs(void) {
+    unsigned char buf[512];
+    int len = ffs_build_descriptors(buf, sizeof buf, true);
+    /* header 24 + fs/hs (9 + 4*7) each + ss (9 + 4*(7+6)) */
+    CHECK(len == 24 + 37 + 37 + 61);
+    CHECK(buf[4] == (unsigned char)len && buf[5] == 0);
+    CHECK(buf[24 + 5] == 0xFF && buf[24 + 6] == 0x42 && buf[24 + 7] == 0x03);
+    /* first endpoint: interrupt IN, declared first */
+    CHECK(buf[24 + 9 + 2] == 0x81 && buf[24 + 9 + 3] == 3);
+    /* high-speed interrupt endpoint: 1024 bytes, bInterval 1 */
+    CHECK(buf[24 + 37 + 9 + 4] == 0x00 && buf[24 + 37 + 9 + 5] == 0x04 && buf[24 + 37 + 9 + 6] == 1);
+    len = ffs_build_descriptors(buf, sizeof buf, false);
+    CHECK(buf[24 + 6] == 0x53 && buf[24 + 7] == 0x4D);
+    CHECK(ffs_build_descriptors(buf, 100, false) == -1);
+    len = ffs_build_strings(buf, sizeof buf);
+    CHECK(len == 23 && !memcmp(buf + 18, "smoo", 5) && buf[16] == 0x09 && buf[17] == 0x04);
+}
+
+static void test_module_names(void) {
+    char name[64];
+    module_name_of("kernel/drivers/usb/dwc3/dwc3-qcom.ko.zst", name, sizeof name);
+    CHECK(!strcmp(name, "dwc3_qcom"));
+    module_name_of("kernel/fs/ext4/ext4.ko", name, sizeof name);
+    CHECK(!strcmp(name, "ext4"));
+    module_name_of("nbd.ko.xz", name, sizeof name);
+    CHECK(!strcmp(name, "nbd"));
+}
+
+static void test_nbd_ready(void) {
+    char dir[] = "/tmp/stage0-nbd-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    put(dir, "size", "0\n");
+    CHECK(!nbd_ready(dir));
+    put(dir, "pid", "123\n");
+    CHECK(!nbd_ready(dir)); /* connected but no size yet */
+    put(dir, "size", "2048\n");
+    CHECK(nbd_ready(dir));
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+}
+
+static void test_kmsg_format(void) {
+    char out[128];
+    const char rec[] = "6,1234,1234567,-;usb 1-1: new device\n SUBSYSTEM=usb\n";
+    int n = kmsg_format(rec, sizeof rec - 1, out, sizeof out);
+    CHECK(n > 0 && !strcmp(out, "[    1.234567] usb 1-1: new device\r\n"));
+    const char big[] = "4,1,98765432100,-;x";
+    n = kmsg_format(big, sizeof big - 1, out, sizeof out);
+    CHECK(n > 0 && !strcmp(out, "[98765.432100] x\r\n"));
+    CHECK(kmsg_format("garbage", 7, out, sizeof out) == -1);
+    CHECK(kmsg_format(rec, sizeof rec - 1, out, 10) == -1);
+}
+
+int main(void) {
+    test_parsers();
+    test_config_dir();
+    test_machine_id();
+    test_ffs_blobs();
+    test_module_names();
+    test_nbd_ready();
+    test_kmsg_format();
+    return check_report("test_runtime");
+}

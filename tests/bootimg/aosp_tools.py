@@ -17,6 +17,8 @@ Quirks of mkbootimg 29.0.6:
    Debian's script with just that check removed, and its ``dtb_addr`` (``base +
    dtb_offset`` even without a DTB) is replaced by 0, the spec's value.
 5. v4 is not supported at all (the v4 tests use a hand-worked vector instead).
+6. ``--recovery_dtbo`` crashes under Python 3 (``struct.error``): the page count uses
+   ``/``, a float division. The copy we run for those cases uses ``//`` instead.
 
 ``unpack_bootimg`` 29.0.6 decodes the command line as UTF-8 and so cannot read a command
 line split inside a multi-byte character; the parity tests use ASCII command lines and the
@@ -33,14 +35,21 @@ from pathlib import Path
 MKBOOTIMG = Path("/usr/bin/mkbootimg")
 UNPACK_BOOTIMG = Path("/usr/bin/unpack_bootimg")
 _DTB_CHECK = 'raise ValueError("DTB image must not be empty.")'
+_PAGE_DIVISION = "return (image_size + page_size - 1) / page_size"
 
 
-def patched_mkbootimg(tmp_path: Path) -> Path:
-    """Debian's mkbootimg with only the "DTB must not be empty" check removed (quirk 4)."""
+def patched_mkbootimg(tmp_path: Path, *, allow_no_dtb: bool, integer_pages: bool) -> Path:
+    """Debian's mkbootimg with the "DTB must not be empty" check removed (quirk 4) and/or
+    its page count computed with integer division (quirk 6); nothing else changes."""
     source = MKBOOTIMG.read_text()
-    assert source.count(_DTB_CHECK) == 2, "Debian's mkbootimg changed; revisit quirk 4"
-    patched = tmp_path / "mkbootimg-allow-no-dtb"
-    patched.write_text(source.replace(_DTB_CHECK, "pass"))
+    if allow_no_dtb:
+        assert source.count(_DTB_CHECK) == 2, "Debian's mkbootimg changed; revisit quirk 4"
+        source = source.replace(_DTB_CHECK, "pass")
+    if integer_pages:
+        assert source.count(_PAGE_DIVISION) == 1, "Debian's mkbootimg changed; revisit quirk 6"
+        source = source.replace(_PAGE_DIVISION, _PAGE_DIVISION.replace(" / ", " // "))
+    patched = tmp_path / "mkbootimg-patched"
+    patched.write_text(source)
     return patched
 
 
@@ -61,10 +70,12 @@ def mkbootimg(
     dtb_offset: int = 0x01F00000,
     extra: tuple[str, ...] = (),
 ) -> bytes:
-    """Build an image with Debian's mkbootimg (patched copy for v2 without a DTB)."""
+    """Build an image with Debian's mkbootimg (a patched copy for quirks 4 and 6)."""
     script = MKBOOTIMG
-    if header_version == 2 and dtb is None:
-        script = patched_mkbootimg(tmp_path)
+    allow_no_dtb = header_version == 2 and dtb is None
+    integer_pages = "--recovery_dtbo" in extra
+    if allow_no_dtb or integer_pages:
+        script = patched_mkbootimg(tmp_path, allow_no_dtb=allow_no_dtb, integer_pages=integer_pages)
     (tmp_path / "kernel").write_bytes(kernel)
     args = [
         sys.executable,

@@ -155,3 +155,34 @@ def test_os_version_and_board_match_mkbootimg(tmp_path: Path, version: int) -> N
     if version < 3:
         assert parsed.name == b"sdm845"
         assert fields["product name"] == "sdm845"
+
+
+@pytest.mark.parametrize("version", [0, 1, 2])
+def test_parser_reads_second_and_recovery_dtbo_from_mkbootimg(
+    tmp_path: Path, sdm845_dtb: bytes, version: int
+) -> None:
+    """fastboop never writes these sections, but must find every section after them."""
+    second = b"SECOND" * 500
+    recovery_dtbo = b"\xd7\xb7\xab\x1e" + b"DTBO" * 700
+    (tmp_path / "second").write_bytes(second)
+    (tmp_path / "recovery_dtbo").write_bytes(recovery_dtbo)
+    extra = ("--second", str(tmp_path / "second"))
+    if version >= 1:
+        extra += ("--recovery_dtbo", str(tmp_path / "recovery_dtbo"))
+    dtb = sdm845_dtb if version == 2 else None
+    theirs = mkbootimg(
+        tmp_path, header_version=version, page_size=2048, kernel=KERNEL, ramdisk=RAMDISK,
+        dtb=dtb, base=0x10000000, extra=extra,
+    )  # fmt: skip
+    parsed = parse_boot_image(theirs)
+    assert (parsed.kernel, parsed.ramdisk, parsed.second) == (KERNEL, RAMDISK, second)
+    assert parsed.second_addr == 0x10000000 + 0x00F00000
+    assert parsed.recovery_dtbo == (recovery_dtbo if version >= 1 else b"")
+    assert parsed.dtb == (dtb or b"")
+    assert parsed.id_matches is True
+    names = [s.name for s in parsed.sections]
+    assert names == ["header", "kernel", "ramdisk", "second", "recovery_dtbo", "dtb"][: 4 + version]
+    if version >= 1:
+        # mkbootimg records where it put the recovery DTBO; our positional layout agrees.
+        offsets = {s.name: s.offset for s in parsed.sections}
+        assert parsed.recovery_dtbo_offset == offsets["recovery_dtbo"]

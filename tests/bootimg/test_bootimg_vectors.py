@@ -21,6 +21,7 @@ from fastboop.bootimg import (
     UnsupportedHeaderVersionError,
     assemble_boot_image,
     build_boot_image,
+    compose_cmdline,
     compute_id,
     parse_boot_image,
 )
@@ -261,3 +262,16 @@ def test_legacy_qcdt_size_at_offset_40() -> None:
     parsed = parse_boot_image(bytes(image))
     assert parsed.header_version == 0 and parsed.qcdt_size == 100
     assert parsed.qcdt == qcdt and parsed.ramdisk == b"R"
+
+
+@pytest.mark.parametrize(
+    ("profile", "stage0", "joined"),
+    [
+        (" console=ttyMSM0,115200n8 ", "rd.smoo=1", "console=ttyMSM0,115200n8 rd.smoo=1"),
+        (None, "  rd.smoo=1", "rd.smoo=1"),
+        ("  ", None, ""),
+        ("quiet", "", "quiet"),
+    ],
+)
+def test_compose_cmdline(profile: str | None, stage0: str | None, joined: str) -> None:
+    assert compose_cmdline(profile, stage0) == joined

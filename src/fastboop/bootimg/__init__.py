@@ -12,6 +12,7 @@ The cores here are sans-I/O (bytes in, values out). The public entry points are:
 """
 
 from fastboop.bootimg.builder import assemble_boot_image, build_boot_image
+from fastboop.bootimg.cmdline import compose_cmdline
 from fastboop.bootimg.errors import (
     AddressOverflowError,
     BootImageError,
@@ -63,6 +64,7 @@ __all__ = [
     "UnsupportedHeaderVersionError",
     "assemble_boot_image",
     "build_boot_image",
+    "compose_cmdline",
     "compute_id",
     "describe_fdt",
     "detect_kernel",

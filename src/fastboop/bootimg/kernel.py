@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import struct
 import warnings
+from collections.abc import Callable
 
 import msgspec
 
@@ -122,26 +123,58 @@ def _peel(data: bytes) -> tuple[str, bytes, bytes] | None:
 
 
 def _pe_payload(data: bytes) -> bytes:
-    """The reference heuristic (§10.4, simplified): the first compressed stream inside a
-    PE section (``.text`` first) that decodes to an arm64 Image or another PE file."""
+    """The reference heuristic for PE wrappers without a zboot header (§10.4).
+
+    Search ``.text`` sections, then every section, then the whole file. In each region a
+    zstd stream that decodes to a PE or arm64 Image wins at once; otherwise the largest
+    zstd decode of at least 1 MiB; otherwise the first gzip stream that decodes to one.
+    (The reference inflates only 64 bytes to probe gzip; fastboop decodes the whole
+    stream, so a damaged stream is rejected here rather than later.)
+    """
     pe = parse_pe(data)
-    regions = sorted(pe.sections, key=lambda s: s.name != ".text")
-    for section in regions:
-        blob = data[section.offset : section.offset + section.size]
-        for magic, decode in (
-            (comp.ZSTD_MAGIC, comp.zstd_decompress),
-            (comp.GZIP_MAGIC, comp.gzip_decompress),
-        ):
-            pos = blob.find(magic)
-            while pos >= 0:
-                try:
-                    inner, _ = decode(blob[pos:])
-                except KernelFormatError:
-                    inner = b""
-                if inner[:2] == b"MZ" or inner[0x38:0x3C] == ARM64_MAGIC:
-                    return inner
-                pos = blob.find(magic, pos + 1)
+    text = [s for s in pe.sections if s.name == ".text"]
+    regions = [(s.offset, s.offset + s.size) for s in (*text, *pe.sections)]
+    regions.append((0, len(data)))
+    for start, end in regions:
+        blob = data[start:end]
+        largest = b""
+        for pos in _offsets(blob, comp.ZSTD_MAGIC):
+            inner = _try(comp.zstd_decompress, blob[pos:])
+            if _is_kernel(inner):
+                return inner
+            if len(inner) >= MIN_KERNEL_BYTES and len(inner) > len(largest):
+                largest = inner
+        if largest:
+            return largest
+        for pos in _offsets(blob, comp.GZIP_MAGIC):
+            inner = _try(comp.gzip_decompress, blob[pos:])
+            if _is_kernel(inner):
+                return inner
     raise KernelFormatError("no compressed kernel payload found in PE")
+
+
+#: Smallest zstd payload the PE heuristic accepts as a kernel without a recognisable magic.
+MIN_KERNEL_BYTES = 1 << 20
+
+
+def _offsets(blob: bytes, magic: bytes) -> list[int]:
+    found = []
+    pos = blob.find(magic)
+    while pos >= 0:
+        found.append(pos)
+        pos = blob.find(magic, pos + 1)
+    return found
+
+
+def _try(decode: Callable[[bytes], tuple[bytes, int]], blob: bytes) -> bytes:
+    try:
+        return decode(blob)[0]
+    except KernelFormatError:
+        return b""
+
+
+def _is_kernel(data: bytes) -> bool:
+    return data[:2] == b"MZ" or data[0x38:0x3C] == ARM64_MAGIC
 
 
 def unwrap_kernel(data: bytes) -> tuple[KernelInfo, bytes]:

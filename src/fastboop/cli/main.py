@@ -20,9 +20,9 @@ from fastboop.errors import FastboopError
 def _command_modules() -> list[ModuleType]:
     # Imported lazily so `fastboop --help` stays fast and one broken optional
     # dependency cannot take every command down.
-    from fastboop.cli import devpro, replay, sim
+    from fastboop.cli import bootimg, devpro, replay, sim
 
-    return [devpro, replay, sim]
+    return [bootimg, devpro, replay, sim]
 
 
 def build_parser() -> argparse.ArgumentParser:

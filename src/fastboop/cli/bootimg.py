@@ -1,0 +1,309 @@
+"""``fastboop bootimg``: build and inspect Android boot images offline.
+
+``build`` does on the PC exactly what a boot session does before ``fastboot boot`` (encode
+the kernel for the device, place the DTB, lay out the image), so a user can check or
+share the result. ``inspect`` explains any boot image, including ones made by mkbootimg.
+
+Layout flags default to ``None`` so that :func:`layout_from_args` can tell "given" from
+"not given": once device profiles are wired in, a profile supplies the base layout and
+explicit flags override single fields of it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+from fastboop.bootimg import (
+    ENCODINGS,
+    BootImage,
+    BootImageError,
+    BootImageLayout,
+    BootImageLimits,
+    MalformedBootImageError,
+    OsVersion,
+    assemble_boot_image,
+    describe_fdt,
+    parse_boot_image,
+    unwrap_kernel,
+)
+from fastboop.bootimg.overlay import apply_overlays
+from fastboop.errors import FastboopError, UsageError
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "bootimg",
+        help="build or inspect Android boot images",
+        description="Build an Android boot image from a kernel, DTB and initramfs the way "
+        "fastboop does before booting a phone, or explain an existing boot image.",
+    )
+    commands = parser.add_subparsers(dest="bootimg_command", metavar="ACTION", required=True)
+    _register_build(commands)
+    _register_inspect(commands)
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an integer: {text!r} (use e.g. 4096 or 0x8000)"
+        ) from None
+
+
+def _register_build(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    build = commands.add_parser(
+        "build",
+        help="build a boot image",
+        description="Build a boot image. The kernel may be a raw or EFI-stub arm64 Image, "
+        "gzip/lz4/zstd/xz compressed, or an EFI zboot image; it is re-encoded as "
+        "--kernel-encoding says. Addresses are --base plus the offsets.",
+        epilog="example: fastboop bootimg build --kernel vmlinuz --dtb sdm845-oneplus-"
+        "enchilada.dtb --initrd stage0.cpio --header-version 2 --page-size 4096 "
+        "--kernel-encoding image.gz -o boot.img",
+    )
+    build.add_argument("--kernel", required=True, type=Path, help="kernel file (any format)")
+    build.add_argument("--dtb", type=Path, help="device tree blob for the board")
+    build.add_argument(
+        "--dtbo", type=Path, action="append", default=[],
+        help="overlay applied to --dtb with fdtoverlay (repeatable, applied in order)",
+    )  # fmt: skip
+    build.add_argument("--initrd", type=Path, help="initramfs (the ramdisk section)")
+    build.add_argument("--cmdline", default="", help="kernel command line (max 1536 bytes)")
+    build.add_argument("-o", "--output", required=True, type=Path, help="where to write")
+    layout = build.add_argument_group("layout (normally from the device profile)")
+    layout.add_argument("--header-version", type=_int, help="boot header version, 0 to 4")
+    layout.add_argument("--page-size", type=_int, help="flash page size, e.g. 2048 or 4096")
+    layout.add_argument("--base", type=_int, help="load base address (default 0)")
+    for name, what in (
+        ("kernel", "0x8000"), ("ramdisk", "0x1000000"), ("second", "0xf00000"),
+        ("tags", "0x100"), ("dtb", "0x1f00000"),
+    ):  # fmt: skip
+        layout.add_argument(f"--{name}-offset", type=_int, help=f"default {what}")
+    layout.add_argument(
+        "--kernel-encoding", choices=ENCODINGS, help="how the device wants the kernel"
+    )
+    layout.add_argument("--arch", choices=("arm64", "x86_64"), help="device CPU (default arm64)")
+    for name in ("kernel", "initrd", "total"):
+        layout.add_argument(f"--max-{name}-bytes", type=_int, help=f"{name} size limit")
+    build.add_argument("--os-version", default="", help="Android OS version, e.g. 11.0.0")
+    build.add_argument("--os-patch-level", default="", help="security patch level, e.g. 2021-03")
+    build.add_argument("--json", action="store_true", help="print a JSON summary")
+    build.set_defaults(handler=run_build)
+
+
+def _register_inspect(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    inspect = commands.add_parser(
+        "inspect",
+        help="explain a boot image",
+        description="Show a boot image's header, sections, command line, what kind of "
+        "kernel it carries (format, architecture, version) and which board its DTB is for.",
+    )
+    inspect.add_argument("image", type=Path, help="boot image file")
+    inspect.add_argument("--json", action="store_true", help="print JSON instead of text")
+    inspect.set_defaults(handler=run_inspect)
+
+
+def layout_from_args(
+    args: argparse.Namespace, base: BootImageLayout | None = None
+) -> BootImageLayout:
+    """The layout from ``base`` (a device profile's, when given) overridden by flags."""
+    fields: dict[str, Any] = {}
+    for name in (
+        "header_version", "page_size", "base", "kernel_offset", "ramdisk_offset",
+        "second_offset", "tags_offset", "dtb_offset", "kernel_encoding", "arch",
+    ):  # fmt: skip
+        value = getattr(args, name, None)
+        if value is not None:
+            fields[name] = value
+    limits = {
+        f"max_{n}_bytes": getattr(args, f"max_{n}_bytes")
+        for n in ("kernel", "initrd", "total")
+        if getattr(args, f"max_{n}_bytes", None) is not None
+    }
+    if base is not None:
+        if limits:
+            fields["limits"] = BootImageLimits(
+                **{**{f: getattr(base.limits, f) for f in base.limits.__struct_fields__}, **limits}
+            )
+        return BootImageLayout(
+            **{**{f: getattr(base, f) for f in base.__struct_fields__}, **fields}
+        )
+    missing = [flag for flag in ("header_version", "page_size") if flag not in fields]
+    if missing:
+        flags = " and ".join("--" + m.replace("_", "-") for m in missing)
+        raise UsageError(f"{flags} required", hint="give the device's boot image layout")
+    return BootImageLayout(**fields, limits=BootImageLimits(**limits))
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise FastboopError(f"cannot read {what}: {error.strerror}", where=str(path)) from None
+
+
+def _report_warnings(caught: list[warnings.WarningMessage]) -> None:
+    for warning in caught:
+        print(f"fastboop: warning: {warning.message}", file=sys.stderr)
+
+
+def run_build(args: argparse.Namespace) -> int:
+    layout = layout_from_args(args)
+    kernel = _read(args.kernel, "kernel")
+    dtb = _read(args.dtb, "DTB") if args.dtb else None
+    if args.dtbo:
+        if dtb is None:
+            raise UsageError("--dtbo needs --dtb", hint="overlays apply to a base DTB")
+        dtb = apply_overlays(dtb, [_read(p, "overlay") for p in args.dtbo])
+    ramdisk = _read(args.initrd, "initrd") if args.initrd else b""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        image = assemble_boot_image(
+            layout,
+            kernel,
+            ramdisk=ramdisk,
+            dtb=dtb,
+            cmdline=args.cmdline,
+            os_version=OsVersion.parse(args.os_version, args.os_patch_level),
+        )
+    _report_warnings(caught)
+    try:
+        args.output.write_bytes(image)
+    except OSError as error:
+        raise FastboopError(f"cannot write: {error.strerror}", where=str(args.output)) from None
+    summary = describe_image(parse_boot_image(image))
+    if args.json:
+        print(json.dumps({"output": str(args.output), **summary}, indent=2))
+    else:
+        kernel_info = summary["kernel"]
+        print(
+            f"wrote {args.output}: {len(image)} bytes, header v{layout.header_version}, "
+            f"kernel {layout.kernel_encoding} ({kernel_info.get('size')} bytes)"
+        )
+    return 0
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    data = _read(args.image, "boot image")
+    try:
+        image = parse_boot_image(data)
+    except MalformedBootImageError as error:
+        raise MalformedBootImageError(
+            error.message, where=str(args.image), hint=error.hint
+        ) from None
+    summary = describe_image(image)
+    summary = {"file": str(args.image), "file_size": len(data), **summary}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(render_text(summary))
+    return 0
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def describe_image(image: BootImage) -> dict[str, Any]:
+    """Everything ``inspect`` shows, as JSON-ready data."""
+    out: dict[str, Any] = {
+        "header_version": image.header_version,
+        "header_size": image.header_size,
+        "page_size": image.page_size,
+        "os_version": image.os_version.version,
+        "os_patch_level": image.os_version.patch_level,
+        "name": _text(image.name),
+        "cmdline": _text(image.full_cmdline),
+        "id": image.id.hex() if image.id is not None else None,
+        "id_matches": image.id_matches,
+        "qcdt_size": image.qcdt_size,
+        "addresses": {
+            name: value
+            for name in ("kernel", "ramdisk", "second", "tags", "dtb")
+            if (value := getattr(image, f"{name}_addr")) is not None
+        },
+        "sections": [{"name": s.name, "offset": s.offset, "size": s.size} for s in image.sections],
+    }
+    kernel: dict[str, Any] = {"size": len(image.kernel)}
+    appended = b""
+    try:
+        info, _ = unwrap_kernel(image.kernel)
+    except BootImageError as error:
+        kernel["error"] = error.message
+    else:
+        kernel.update(
+            format=info.format, layers=list(info.layers), arch=info.arch,
+            efi_stub=info.efi_stub, version=info.version, raw_size=info.raw_size,
+        )  # fmt: skip
+        if info.appended_dtb_size:
+            appended = image.kernel[-info.appended_dtb_size :]
+    out["kernel"] = kernel
+    dtbs = [("section", image.dtb)] if image.dtb else []
+    if appended:
+        dtbs.append(("appended", appended))
+    out["dtbs"] = [_describe_dtb(where, blob) for where, blob in dtbs]
+    return out
+
+
+def _describe_dtb(where: str, blob: bytes) -> dict[str, Any]:
+    entry: dict[str, Any] = {"where": where, "size": len(blob)}
+    try:
+        info = describe_fdt(blob)
+    except BootImageError as error:
+        entry["error"] = error.message
+    else:
+        entry.update(model=info.model, compatible=list(info.compatible))
+    return entry
+
+
+def render_text(s: dict[str, Any]) -> str:
+    lines = [
+        f"file:           {s['file']} ({s['file_size']} bytes)",
+        f"header:         v{s['header_version']}, {s['header_size']} bytes, "
+        f"page size {s['page_size']}",
+    ]
+    if s["qcdt_size"] is not None:
+        lines.append(f"legacy QCDT:    offset 40 holds a QCDT size ({s['qcdt_size']} bytes)")
+    if s["os_version"] != "0.0.0" or s["os_patch_level"]:
+        lines.append(f"os version:     {s['os_version']} patch level {s['os_patch_level'] or '-'}")
+    if s["name"]:
+        lines.append(f"board name:     {s['name']}")
+    if s["id"] is not None:
+        state = "matches the sections" if s["id_matches"] else "does not match (not mkbootimg's)"
+        lines.append(f"id:             {s['id'][:40]} ({state})")
+    if s["addresses"]:
+        lines.append(
+            "addresses:      " + ", ".join(f"{k} {v:#010x}" for k, v in s["addresses"].items())
+        )
+    lines.append(f"cmdline:        {s['cmdline'] or '(empty)'}")
+    lines.append("sections:")
+    for sec in s["sections"]:
+        lines.append(f"  {sec['name']:<14} offset {sec['offset']:#010x}  {sec['size']:>10} bytes")
+    k = s["kernel"]
+    if "error" in k:
+        lines.append(f"kernel:         not recognised: {k['error']}")
+    else:
+        stub = ", EFI stub" if k["efi_stub"] else ""
+        lines.append(
+            f"kernel:         {' > '.join(k['layers'])} ({k['arch'] or 'unknown arch'}{stub}, "
+            f"{k['raw_size']} bytes unpacked)"
+        )
+        if k["version"]:
+            lines.append(f"kernel version: {k['version']}")
+    for d in s["dtbs"]:
+        if "error" in d:
+            lines.append(f"dtb ({d['where']}): {d['size']} bytes, not a valid DTB: {d['error']}")
+        else:
+            lines.append(
+                f"dtb ({d['where']}): {d['size']} bytes, model {d['model']!r}, "
+                f"compatible {' '.join(d['compatible'])}"
+            )
+    if not s["dtbs"]:
+        lines.append("dtb:            none")
+    return "\n".join(lines)

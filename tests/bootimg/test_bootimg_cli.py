@@ -1,0 +1,192 @@
+"""``fastboop bootimg build`` / ``inspect`` through the real entry point (``main``), with
+Debian's real kernel and DTB, and ``inspect`` on an image made by AOSP mkbootimg."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+from aosp_tools import mkbootimg
+
+from fastboop.bootimg import (
+    BootImageLayout,
+    BootImageLimits,
+    parse_boot_image,
+    prepare_kernel,
+    unwrap_kernel,
+)
+from fastboop.cli import bootimg as bootimg_cli
+from fastboop.cli import main as cli_main
+
+CMDLINE = "console=ttyMSM0,115200n8 earlycon"
+
+
+@pytest.fixture(autouse=True)
+def only_bootimg_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Other sub-commands live on other branches; main's error handling is what we test.
+    monkeypatch.setattr(cli_main, "_command_modules", lambda: [bootimg_cli])
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = cli_main.main(["bootimg", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def kernel_path(tmp_path: Path, arm64_image: bytes) -> Path:
+    path = tmp_path / "vmlinuz"
+    path.write_bytes(arm64_image)
+    return path
+
+
+def test_build_v2_with_real_kernel_and_dtb(
+    tmp_path: Path,
+    kernel_path: Path,
+    sdm845_dtb_path: Path,
+    arm64_image: bytes,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (tmp_path / "initrd").write_bytes(b"070701" + bytes(200))
+    out_path = tmp_path / "boot.img"
+    code, out, err = run(
+        [
+            "build", "--kernel", str(kernel_path), "--dtb", str(sdm845_dtb_path),
+            "--initrd", str(tmp_path / "initrd"), "--cmdline", CMDLINE,
+            "--header-version", "2", "--page-size", "4096", "--kernel-encoding", "image.gz",
+            "-o", str(out_path), "--json",
+        ],
+        capsys,
+    )  # fmt: skip
+    assert (code, err) == (0, "")
+    summary = json.loads(out)
+    assert summary["output"] == str(out_path)
+    assert summary["kernel"]["layers"] == ["gzip", "image"]
+    assert summary["dtbs"][0]["model"] == "OnePlus 6"
+    image = parse_boot_image(out_path.read_bytes())
+    assert image.header_version == 2 and image.page_size == 4096
+    assert image.dtb == sdm845_dtb_path.read_bytes() and image.dtb_addr == 0x01F00000
+    assert image.full_cmdline == CMDLINE.encode()
+    assert unwrap_kernel(image.kernel)[1] == arm64_image
+
+
+OVERLAY_DTS = """/dts-v1/;
+/plugin/;
+/ { fragment@0 { target-path = "/"; __overlay__ { model = "Overlaid 6"; }; }; };
+"""
+
+
+def test_build_applies_overlays_and_warns_on_v0_without_dtb(
+    tmp_path: Path,
+    kernel_path: Path,
+    sdm845_dtb_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import subprocess
+
+    (tmp_path / "o.dts").write_text(OVERLAY_DTS)
+    dtbo = tmp_path / "o.dtbo"
+    subprocess.run(["dtc", "-q", "-O", "dtb", "-o", str(dtbo), str(tmp_path / "o.dts")], check=True)
+    common = ["--kernel", str(kernel_path), "--page-size", "2048", "-o", str(tmp_path / "b.img")]
+    code, out, err = run(
+        ["build", *common, "--header-version", "0", "--kernel-encoding", "image+dtb",
+         "--dtb", str(sdm845_dtb_path), "--dtbo", str(dtbo), "--base", "0x80000000"],
+        capsys,
+    )  # fmt: skip
+    assert (code, err) == (0, "")
+    assert "wrote" in out
+    code, out, _ = run(["inspect", str(tmp_path / "b.img")], capsys)
+    assert "dtb (appended)" in out and "model 'Overlaid 6'" in out
+    assert "kernel 0x80008000" in out
+
+    code, out, err = run(["build", *common, "--header-version", "0"], capsys)
+    assert code == 0
+    assert err == "fastboop: warning: no DTB given; the image boots without one\n"
+
+
+def test_inspect_an_aosp_mkbootimg_image(
+    tmp_path: Path, arm64_image: bytes, sdm845_dtb: bytes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kernel = prepare_kernel(arm64_image, "image.gz+dtb", sdm845_dtb, "arm64")
+    made = mkbootimg(
+        tmp_path, header_version=0, page_size=2048, kernel=kernel, ramdisk=b"cpio",
+        cmdline=CMDLINE, base=0x80000000,
+        extra=("--os_version", "11.0.0", "--os_patch_level", "2021-03", "--board", "msm8916"),
+    )  # fmt: skip
+    path = tmp_path / "aosp.img"
+    path.write_bytes(made)
+    code, out, err = run(["inspect", str(path)], capsys)
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[1] == "header:         v0, 1632 bytes, page size 2048"
+    assert "os version:     11.0.0 patch level 2021-03" in lines
+    assert "board name:     msm8916" in lines
+    assert any(line.startswith("id:") and "matches the sections" in line for line in lines)
+    assert f"cmdline:        {CMDLINE}" in lines
+    assert "kernel:         gzip > image (arm64, EFI stub, " in out
+    assert "kernel version: Linux version 6.1.0-56-arm64" in out
+    assert "model 'OnePlus 6', compatible oneplus,enchilada qcom,sdm845" in out
+    # second 0: Debian's mkbootimg writes no second address without a second stage.
+    assert "addresses:      kernel 0x80008000, ramdisk 0x81000000, second 0x00000000" in out
+
+    code, out, _ = run(["inspect", str(path), "--json"], capsys)
+    data = json.loads(out)
+    assert data["kernel"]["arch"] == "arm64"
+    assert data["kernel"]["layers"] == ["gzip", "image"]
+    assert data["dtbs"] == [
+        {"where": "appended", "size": len(sdm845_dtb), "model": "OnePlus 6",
+         "compatible": ["oneplus,enchilada", "qcom,sdm845"]}
+    ]  # fmt: skip
+    assert [s["name"] for s in data["sections"]] == ["header", "kernel", "ramdisk"]
+
+
+def test_errors_are_one_line(
+    tmp_path: Path, kernel_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    junk = tmp_path / "junk.img"
+    junk.write_bytes(b"not a boot image at all")
+    code, out, err = run(["inspect", str(junk)], capsys)
+    assert code == 1 and out == ""
+    assert err == f"fastboop: error: {junk}: not an Android boot image (no ANDROID! magic)\n"
+
+    code, _, err = run(["inspect", str(tmp_path / "missing.img")], capsys)
+    assert code == 1 and err.startswith("fastboop: error: ") and "cannot read boot image" in err
+
+    out_path = str(tmp_path / "x.img")
+    code, _, err = run(["build", "--kernel", str(kernel_path), "-o", out_path], capsys)
+    assert code == 2
+    assert "--header-version and --page-size required" in err
+
+    code, _, err = run(
+        ["build", "--kernel", str(kernel_path), "-o", out_path, "--header-version", "3",
+         "--page-size", "4096", "--cmdline", "a" * 1537],
+        capsys,
+    )  # fmt: skip
+    assert code == 1 and err.count("\n") == 1 and "cmdline too long: 1537 bytes" in err
+    assert "Traceback" not in err
+
+
+def test_help_texts(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (
+        ["bootimg", "--help"],
+        ["bootimg", "build", "--help"],
+        ["bootimg", "inspect", "-h"],
+    ):
+        with pytest.raises(SystemExit) as info:
+            cli_main.main(argv)
+        assert info.value.code == 0
+    assert "--kernel-encoding" in capsys.readouterr().out
+
+
+def test_layout_flags_override_a_profile_layout() -> None:
+    profile = BootImageLayout(
+        header_version=2, page_size=4096, kernel_encoding="image.gz",
+        limits=BootImageLimits(max_kernel_bytes=100, max_total_bytes=1000),
+    )  # fmt: skip
+    args = argparse.Namespace(page_size=2048, max_total_bytes=5000, base=None)
+    layout = bootimg_cli.layout_from_args(args, profile)
+    assert layout.page_size == 2048 and layout.header_version == 2
+    assert layout.kernel_encoding == "image.gz"
+    assert layout.limits == BootImageLimits(max_kernel_bytes=100, max_total_bytes=5000)

@@ -8,6 +8,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from devpro_helpers import load
 
 from fastboop.devpro.bootparams import boot_image_params
 from fastboop.devpro.pool import ProfilePool, ProfileSource
@@ -112,8 +113,6 @@ def test_derived_boot_addresses(pool: ProfilePool, profile_id: str) -> None:
 
 
 def test_boot_params_resolve_explicit_values_and_limits(pool: ProfilePool) -> None:
-    from devpro_helpers import load
-
     text = (
         "id: t\ndevicetree_name: /qcom/x\nmatch: [{fastboot: {vid: 1, pid: 2}}]\nprobe: []\n"
         "boot: {fastboot_boot: {bootimg: {header_version: 1, page_size: 2048, base: 0x10000000,"

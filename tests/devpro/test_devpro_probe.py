@@ -10,6 +10,7 @@ from fastboop.devpro.pool import ProfilePool
 from fastboop.devpro.probe import (
     GetvarCache,
     GetvarResult,
+    adapt_getvar,
     evaluate_step,
     is_missing,
     probe_device,
@@ -267,3 +268,26 @@ def test_usb_filter_dedupes_across_and_within_profiles() -> None:
         ]
     )
     assert usb_filter(pool) == [(1, 2), (3, 4)]
+
+
+class DeviceFailure(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(f"fastboot failure: {message}")
+        self.message = message
+
+
+async def test_adapt_getvar_maps_values_and_device_failures() -> None:
+    async def client_getvar(name: str) -> str:
+        if name == "product":
+            return "sdm845"
+        if name == "gone":
+            raise ConnectionResetError("usb gone")
+        raise DeviceFailure("unknown variable")
+
+    getvar = adapt_getvar(client_getvar, DeviceFailure, lambda error: error.message)
+    assert await getvar("product") == OKAY("sdm845")
+    assert await getvar("x") == FAIL("unknown variable")
+    plain = adapt_getvar(client_getvar, DeviceFailure)
+    assert await plain("x") == FAIL("fastboot failure: unknown variable")
+    with pytest.raises(ConnectionResetError):
+        await getvar("gone")

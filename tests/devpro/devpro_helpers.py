@@ -88,7 +88,7 @@ class FakeDevice:
 # -- hypothesis strategies for valid profiles ------------------------------------------------
 
 _U64 = st.integers(0, 2**64 - 1)
-_text = st.text(st.characters(exclude_categories=("Cs",)), max_size=20)
+_text = st.text(st.characters(exclude_categories=["Cs"]), max_size=20)
 _getvar_names = st.text(
     st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=57
 )

@@ -39,12 +39,13 @@ def test_builtins_round_trip() -> None:
         assert decode_fboodevp(encode_fboodevp(profile)) == profile
 
 
-@settings(max_examples=150)
+@settings(max_examples=60)
 @given(profiles())
 def test_round_trip(profile: DeviceProfile) -> None:
     assert decode_fboodevp(encode_fboodevp(profile)) == profile
 
 
+@settings(max_examples=40)
 @given(profiles(), st.binary(max_size=16))
 def test_prefix_decoder_reports_bytes_consumed(profile: DeviceProfile, tail: bytes) -> None:
     record = encode_fboodevp(profile)
@@ -126,6 +127,7 @@ def test_arbitrary_bytes_only_raise_typed_errors(data: bytes) -> None:
     _decode_or_error(data)
 
 
+@settings(max_examples=60)
 @given(profiles(), st.data())
 def test_corrupted_records_only_raise_typed_errors(
     profile: DeviceProfile, data: st.DataObject

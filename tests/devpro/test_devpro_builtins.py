@@ -7,11 +7,13 @@ import sys
 import zipfile
 from pathlib import Path
 
+import msgspec
 import pytest
+from devpro_helpers import load
 
 from fastboop.devpro.bootparams import boot_image_params
 from fastboop.devpro.pool import ProfilePool, ProfileSource
-from fastboop.devpro.schema import ProbeOperator
+from fastboop.devpro.schema import DeviceProfile, ProbeOperator
 from fastboop.devpro.sources import (
     builtin_profile_dir,
     load_builtin_profiles,
@@ -112,8 +114,6 @@ def test_derived_boot_addresses(pool: ProfilePool, profile_id: str) -> None:
 
 
 def test_boot_params_resolve_explicit_values_and_limits(pool: ProfilePool) -> None:
-    from devpro_helpers import load
-
     text = (
         "id: t\ndevicetree_name: /qcom/x\nmatch: [{fastboot: {vid: 1, pid: 2}}]\nprobe: []\n"
         "boot: {fastboot_boot: {bootimg: {header_version: 1, page_size: 2048, base: 0x10000000,"
@@ -188,3 +188,10 @@ def test_builtin_origins_name_the_file() -> None:
     loaded = load_builtin_profiles(REPO / "devpros")
     assert [item.source for item in loaded] == [ProfileSource.BUILTIN] * 8
     assert loaded[0].origin == "builtin:arrow-db410c.yaml"
+
+
+def test_profiles_survive_a_msgspec_json_round_trip(pool: ProfilePool) -> None:
+    """The journal can record profiles as msgspec JSON."""
+    for profile in pool:
+        encoded = msgspec.json.encode(profile)
+        assert msgspec.json.decode(encoded, type=DeviceProfile) == profile

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 from devpro_helpers import FakeDevice, load, make_profile
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fastboop.devpro.errors import AmbiguousProfileError, ProfileNotFoundError
 from fastboop.devpro.pool import ProfilePool
 from fastboop.devpro.probe import (
     GetvarCache,
     GetvarResult,
+    ProbeOutcome,
+    adapt_getvar,
     evaluate_step,
     is_missing,
     probe_device,
@@ -267,3 +272,61 @@ def test_usb_filter_dedupes_across_and_within_profiles() -> None:
         ]
     )
     assert usb_filter(pool) == [(1, 2), (3, 4)]
+
+
+class DeviceFailure(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(f"fastboot failure: {message}")
+        self.message = message
+
+
+async def test_adapt_getvar_maps_values_and_device_failures() -> None:
+    async def client_getvar(name: str) -> str:
+        if name == "product":
+            return "sdm845"
+        if name == "gone":
+            raise ConnectionResetError("usb gone")
+        raise DeviceFailure("unknown variable")
+
+    getvar = adapt_getvar(client_getvar, DeviceFailure, lambda error: error.message)
+    assert await getvar("product") == OKAY("sdm845")
+    assert await getvar("x") == FAIL("unknown variable")
+    plain = adapt_getvar(client_getvar, DeviceFailure)
+    assert await plain("x") == FAIL("fastboot failure: unknown variable")
+    with pytest.raises(ConnectionResetError):
+        await getvar("gone")
+
+
+# -- properties ----------------------------------------------------------------------------
+
+_results = st.builds(GetvarResult.okay, st.text(max_size=12)) | st.builds(
+    GetvarResult.fail, st.text(max_size=12)
+)
+
+
+@given(_results, st.text(max_size=8))
+def test_exists_and_not_exists_are_exact_opposites(result: GetvarResult, name: str) -> None:
+    exists = evaluate_step(step(ProbeOperator.EXISTS, name=name or "x"), result)
+    not_exists = evaluate_step(step(ProbeOperator.NOT_EXISTS, name=name or "x"), result)
+    assert (exists is None) != (not_exists is None)
+
+
+@given(_results, st.text(max_size=8))
+def test_equals_and_not_equals_split_okay_answers_and_both_fail_on_fail(
+    result: GetvarResult, operand: str
+) -> None:
+    equals = evaluate_step(step(ProbeOperator.EQUALS, operand), result)
+    not_equals = evaluate_step(step(ProbeOperator.NOT_EQUALS, operand), result)
+    if result.ok:
+        assert (equals is None) != (not_equals is None)
+    else:
+        assert equals is not None and not_equals is not None
+        assert equals.message == not_equals.message == f"getvar x failed: {result.failure}"
+
+
+async def test_outcome_survives_a_msgspec_json_round_trip(builtins: ProfilePool) -> None:
+    device = FakeDevice({"product": "sdm845", "partition-type:op2": "raw", "serialno": "FAJ1"})
+    outcome = await probe_device(builtins, 0x18D1, 0xD00D, device.getvar, serial="FAJ1")
+    encoded = msgspec.json.encode(outcome)
+    assert msgspec.json.decode(encoded, type=ProbeOutcome) == outcome
+    assert b'"operator":"starts_with"' in encoded

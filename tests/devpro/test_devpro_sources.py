@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 from devpro_helpers import load, make_profile
 
+from fastboop.devpro.binary import encode_fboodevp
 from fastboop.devpro.errors import DuplicateProfileIdError, ProfileError, ProfileNotFoundError
 from fastboop.devpro.pool import LoadedProfile, ProfilePool, ProfileSource
 from fastboop.devpro.sources import (
+    load_channel_profile,
     load_local_profiles,
     load_pool,
     load_profile_file,
@@ -183,3 +185,13 @@ def test_pool_warnings_carry_skipped_files(tmp_path: Path) -> None:
     pool = load_pool({"FASTBOOP_SCHEMA_PATH": str(tmp_path)}, system_dirs=())
     assert len(pool.warnings) == 1
     assert pool.warnings[0].startswith(f"Skipping invalid device profile {tmp_path}/bad.json: ")
+
+
+def test_channel_record_becomes_a_channel_profile_that_beats_builtin() -> None:
+    record = encode_fboodevp(load(make_profile("google-sargo", display_name="Channel Sargo")))
+    item = load_channel_profile(record, origin="channel.ero#0")
+    assert (item.source, item.origin) == (ProfileSource.CHANNEL, "channel.ero#0")
+    assert item.sha256 == hashlib.sha256(record).hexdigest()
+    pool = load_pool({}, channel=[item], include_local=False)
+    assert pool.get("google-sargo").display_name == "Channel Sargo"
+    assert pool.entry("google-sargo").tags == "builtin,channel"

@@ -17,7 +17,7 @@ import yaml
 
 from fastboop.devpro.checks import profile_issues, profile_warnings
 from fastboop.devpro.errors import ProfileError
-from fastboop.devpro.scalars import BOOLEAN_WORDS, parse_integer, plain_scalar_kind
+from fastboop.devpro.scalars import parse_integer, plain_scalar_kind
 from fastboop.devpro.schema import (
     AndroidBootImage,
     BootLimits,
@@ -35,6 +35,9 @@ __all__ = ["MAX_PROFILE_BYTES", "ParsedProfile", "parse_profile"]
 
 #: Real profiles are well under 1 KiB; anything this big is not a profile.
 MAX_PROFILE_BYTES = 1 << 20
+
+#: Longer than any u64 spelling with a few separators; such values are out of range.
+_MAX_INTEGER_CHARS = 64
 
 U16 = 0xFFFF
 U32 = 0xFFFF_FFFF
@@ -149,10 +152,6 @@ def _compose(text: str, file: str) -> tuple[yaml.Node, set[int]]:
     return root, loader.explicit_scalars
 
 
-def _child(path: str, key: str) -> str:
-    return key if path == "(root)" else f"{path}.{key}"
-
-
 class _Walker:
     """Turns one document's node graph into a profile, checking as it goes."""
 
@@ -233,14 +232,7 @@ class _Walker:
     def string(self, node: yaml.Node, path: str, *, operator: str | None = None) -> str:
         kind = self.kind(node)
         if kind == "string" and isinstance(node, yaml.ScalarNode):
-            if (
-                node.style is None
-                and id(node) not in self.explicit
-                and node.value.lower() in BOOLEAN_WORDS
-            ):
-                kind = "boolean"
-            else:
-                return self.text(node, path)
+            return self.text(node, path)
         is_scalar = isinstance(node, yaml.ScalarNode)
         example = f"'{node.value}'" if is_scalar and node.value else "'1'"
         if operator is not None and is_scalar:
@@ -278,6 +270,14 @@ class _Walker:
                 path, f"expected integer, got {kind}", node, expected="integer (decimal or 0x hex)"
             )
         text = node.value
+        shown_max = f"{maximum:#x}" if "x" in text else str(maximum)
+        if len(text) > _MAX_INTEGER_CHARS:  # also keeps int() clear of its digit limit
+            raise self.fail(
+                path,
+                f"value {text[:24]}... out of range (max {shown_max})",
+                node,
+                expected=f"at most {shown_max}",
+            )
         value = parse_integer(text)
         if value is None:
             raise self.fail(
@@ -291,9 +291,11 @@ class _Walker:
                 path, f"value {text} out of range (min 0)", node, expected="a non-negative integer"
             )
         if value > maximum:
-            shown = f"{maximum:#x}" if "x" in text else str(maximum)
             raise self.fail(
-                path, f"value {text} out of range (max {shown})", node, expected=f"at most {shown}"
+                path,
+                f"value {text} out of range (max {shown_max})",
+                node,
+                expected=f"at most {shown_max}",
             )
         return value
 

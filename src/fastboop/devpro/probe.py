@@ -11,13 +11,15 @@ few lines::
         except FastbootDeviceFailure as failure:
             return GetvarResult.fail(failure.message)
 
-Transport and protocol errors are *not* caught: they propagate out of
-:func:`probe_device`, since a device that cannot answer cannot be identified.
+:func:`adapt_getvar` does exactly that. Transport and protocol errors are *not*
+caught: they propagate out of :func:`probe_device`, since a device that cannot answer
+cannot be identified.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import msgspec
 
@@ -32,6 +34,7 @@ __all__ = [
     "ProbeAttempt",
     "ProbeOutcome",
     "StepFailure",
+    "adapt_getvar",
     "candidate_profiles",
     "evaluate_step",
     "is_missing",
@@ -67,6 +70,27 @@ class GetvarResult(msgspec.Struct, frozen=True, kw_only=True):
 
 
 GetvarFn = Callable[[str], Awaitable[GetvarResult]]
+_E = TypeVar("_E", bound=Exception)
+
+
+def adapt_getvar(
+    getvar: Callable[[str], Awaitable[str]],
+    failure: type[_E],
+    message: Callable[[_E], str] = str,
+) -> GetvarFn:
+    """Wrap a client ``getvar`` that returns the OKAY value and raises ``failure`` on FAIL.
+
+    ``message`` extracts the device's FAIL text from the exception (default ``str``).
+    Any other exception propagates unchanged.
+    """
+
+    async def adapted(name: str) -> GetvarResult:
+        try:
+            return GetvarResult.okay(await getvar(name))
+        except failure as error:
+            return GetvarResult.fail(message(error))
+
+    return adapted
 
 
 def is_missing(value: str) -> bool:

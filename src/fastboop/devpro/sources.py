@@ -14,6 +14,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
+from fastboop.devpro.binary import decode_fboodevp
 from fastboop.devpro.errors import DuplicateProfileIdError, ProfileError
 from fastboop.devpro.loader import parse_profile
 from fastboop.devpro.pool import LoadedProfile, ProfilePool, ProfileSource
@@ -23,6 +24,7 @@ __all__ = [
     "SYSTEM_PROFILE_DIRS",
     "builtin_profile_dir",
     "load_builtin_profiles",
+    "load_channel_profile",
     "load_local_profiles",
     "load_pool",
     "load_profile_file",
@@ -88,6 +90,19 @@ def load_builtin_profiles(directory: Traversable | None = None) -> list[LoadedPr
             )
         )
     return loaded
+
+
+def load_channel_profile(record: bytes, *, origin: str) -> LoadedProfile:
+    """Decode one FBOODEVP record from a channel; ``origin`` names where it was found.
+
+    Raises :class:`~fastboop.devpro.errors.FbooDevpError` for a bad record.
+    """
+    return LoadedProfile(
+        profile=decode_fboodevp(record),
+        source=ProfileSource.CHANNEL,
+        origin=origin,
+        sha256=_digest(record),
+    )
 
 
 def local_profile_dirs(

@@ -43,6 +43,7 @@ class BuildPayload(Effect, frozen=True, tag="build_payload"):
     task: ClassVar[str] = "build"
     profile: str
     rootfs: str
+    device: DeviceAddress | None = None  # its USB ids and serial go into stage0 settings
 
 
 class UploadImage(Effect, frozen=True, tag="upload_image"):

@@ -10,6 +10,7 @@ from fastboop.bootimg.layout import BootImageLayout
 from fastboop.devpro.pool import ProfilePool
 from fastboop.devpro.schema import DeviceProfile
 from fastboop.devpro.sources import load_pool
+from fastboop.transports.base import DeviceAddress
 from tests.support.debian import debian_kernel
 
 
@@ -24,7 +25,9 @@ class KernelOnlyBuilder:
         self.kernel = kernel
         self.calls = 0
 
-    def build(self, profile: DeviceProfile, rootfs: str) -> BuiltPayload:
+    def build(
+        self, profile: DeviceProfile, rootfs: str, device: DeviceAddress | None = None
+    ) -> BuiltPayload:
         self.calls += 1
         layout = BootImageLayout(header_version=2, page_size=4096, kernel_encoding="image")
         image = build_boot_image(layout, self.kernel, ramdisk=b"070701" + bytes(106))

@@ -132,8 +132,8 @@ async def test_unbootable_image_times_out_waiting_for_stage0(
     tmp_path: Path, rootfs: Path, pool: ProfilePool, builder: KernelOnlyBuilder
 ) -> None:
     class Garbage(KernelOnlyBuilder):
-        def build(self, profile, rootfs):  # type: ignore[no-untyped-def]
-            built = super().build(profile, rootfs)
+        def build(self, profile, rootfs, device=None):  # type: ignore[no-untyped-def]
+            built = super().build(profile, rootfs, device)
             return msgspec.structs.replace(built, image=b"NOT-A-BOOT-IMAGE" + built.image[16:])
 
     async with SimulatedPhone("oneplus-fajita") as phone:

@@ -107,3 +107,33 @@ async def test_outer_cancellation_still_closes_the_journal(tmp_path: Path) -> No
     journal = read_journal(path)
     assert journal.complete
     assert replay_journal(journal).ok
+
+
+def test_session_can_be_created_outside_an_event_loop() -> None:
+    session = fastboop.Session(config(), ScriptedBackend())
+    assert session.result.state == "idle"
+
+
+async def test_code_after_the_event_loop_still_runs(tmp_path: Path) -> None:
+    """Ending the session cancels its own tasks, never the embedder's body."""
+    reached = False
+    async with fastboop.Session(config(serve_duration_s=0.01), ScriptedBackend()) as session:
+        async for _ in session:
+            pass
+        await anyio.sleep(0)
+        reached = True
+    assert reached and session.result.state == "done"
+
+
+async def test_cancel_before_serving_is_cancelled_not_done(tmp_path: Path) -> None:
+    class NoPhone(ScriptedBackend):
+        async def watch_for_devices(self, effect, ctx):  # type: ignore[no-untyped-def]
+            await anyio.sleep_forever()
+
+    path = tmp_path / "s.fbj"
+    async with fastboop.Session(config(), NoPhone(), journal=path) as session:
+        await anyio.sleep(0.01)
+        session.cancel("changed my mind")
+    assert session.result.state == "cancelled"
+    assert session.result.outcome == "changed my mind"
+    assert replay_journal(read_journal(path)).ok

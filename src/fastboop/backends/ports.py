@@ -51,4 +51,6 @@ class BuiltPayload(msgspec.Struct, frozen=True, kw_only=True):
 class PayloadBuilder(Protocol):
     """Turns a device profile and a rootfs into a boot image (CPU-bound; runs in a thread)."""
 
-    def build(self, profile: DeviceProfile, rootfs: str) -> BuiltPayload: ...
+    def build(
+        self, profile: DeviceProfile, rootfs: str, device: DeviceAddress | None = None
+    ) -> BuiltPayload: ...

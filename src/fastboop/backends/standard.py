@@ -144,7 +144,9 @@ class StandardBackend:
     async def build_payload(self, effect: fx.BuildPayload, ctx: EffectContext) -> None:
         profile = self.profiles.get(effect.profile)
         try:
-            built = await anyio.to_thread.run_sync(self.builder.build, profile, effect.rootfs)
+            built = await anyio.to_thread.run_sync(
+                self.builder.build, profile, effect.rootfs, effect.device
+            )
         except FastboopError as error:
             ctx.emit(ev.BuildFailed(message=str(error)))
             return

@@ -15,14 +15,15 @@ from types import ModuleType
 
 from fastboop._version import __version__
 from fastboop.errors import FastboopError
+from fastboop.logs import configure_logging
 
 
 def _command_modules() -> list[ModuleType]:
     # Imported lazily so `fastboop --help` stays fast and one broken optional
     # dependency cannot take every command down.
-    from fastboop.cli import bootimg, devpro, replay, sim
+    from fastboop.cli import bootimg, demo, devpro, replay, sim
 
-    return [bootimg, devpro, replay, sim]
+    return [bootimg, demo, devpro, replay, sim]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +39,16 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"fastboop {__version__}")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="show more log detail on stderr (-v info, -vv debug)",
+    )
+    parser.add_argument(
+        "--log-json", action="store_true", help="write logs as JSON lines (for log collectors)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in _command_modules():
         module.register(sub)
@@ -47,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure_logging(args.verbose, json=args.log_json)
     try:
         code: int = args.handler(args)
     except FastboopError as error:

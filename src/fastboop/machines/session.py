@@ -262,7 +262,9 @@ class SessionMachine:
     def on_profile_chosen(self) -> None:
         self._choose_profile()
         assert self.profile is not None
-        self._emit(fx.BuildPayload(profile=self.profile, rootfs=self._cfg.rootfs))
+        self._emit(
+            fx.BuildPayload(profile=self.profile, rootfs=self._cfg.rootfs, device=self.device)
+        )
         self._arm("build", self._cfg.build_timeout_s)
 
     def on_profile_chosen_reuse_image(self) -> None:

@@ -84,7 +84,10 @@ class Session:
         self._observers: list[MemoryObjectSendStream[ev.AnyEvent]] = []
         self._tg: TaskGroup | None = None
         self._tg_cm: Any = None
-        self._done = anyio.Event()
+        # Created on entry: anyio primitives belong to the event loop that runs them.
+        self._done: anyio.Event
+        self._drive_scope: anyio.CancelScope
+        self._effects: TaskGroup | None = None
         self._fault: BaseException | None = None
         self._started = False
 
@@ -99,11 +102,13 @@ class Session:
         if self.journal_path is not None:
             self._writer = JournalWriter(self.journal_path, make_header(self._inputs))
         self._send, self._receive = anyio.create_memory_object_stream[_Envelope](math.inf)
+        self._done = anyio.Event()
+        self._drive_scope = anyio.CancelScope()
         self._t0 = time.monotonic_ns()
         self._tg_cm = anyio.create_task_group()
         self._tg = await self._tg_cm.__aenter__()
         self._started = True
-        self._tg.start_soon(self._drive)
+        self._tg.start_soon(self._run)
         return self
 
     async def __aexit__(
@@ -114,11 +119,15 @@ class Session:
     ) -> bool | None:
         try:
             if exc is None:
-                await self._done.wait()
+                try:
+                    await self._done.wait()
+                except BaseException as error:  # cancelled from outside while waiting
+                    self._stop_now()
+                    with anyio.CancelScope(shield=True):
+                        await self._tg_cm.__aexit__(type(error), error, error.__traceback__)
+                    raise
             else:
-                self.cancel(f"interrupted: {exc_type.__name__ if exc_type else 'error'}")
-                assert self._tg is not None
-                self._tg.cancel_scope.cancel()
+                self._stop_now()
             suppressed = bool(await self._tg_cm.__aexit__(exc_type, exc, tb))
         finally:
             await self._finish()
@@ -132,7 +141,7 @@ class Session:
     async def events(self) -> AsyncIterator[ev.AnyEvent]:
         """Every event the machine applies, in order, until the session ends."""
         send, receive = anyio.create_memory_object_stream[ev.AnyEvent](math.inf)
-        if self._done.is_set():
+        if not self._started or self._done.is_set():
             send.close()
         else:
             self._observers.append(send)
@@ -164,6 +173,21 @@ class Session:
         if self._writer is not None:
             self._record(Wire.capture(channel, direction, data))
 
+    async def _run(self) -> None:
+        """Own the effect tasks: cancelling them never touches the embedder's task."""
+        async with anyio.create_task_group() as effects:
+            self._effects = effects
+            with self._drive_scope:
+                await self._drive()
+            effects.cancel_scope.cancel()
+
+    def _stop_now(self) -> None:
+        """End the session without waiting for the machine (outer cancel, crash)."""
+        self._done.set()
+        self._drive_scope.cancel()
+        if self._effects is not None:
+            self._effects.cancel_scope.cancel()
+
     async def _drive(self) -> None:
         try:
             self._apply(ev.SessionStarted(config=self.config))
@@ -180,8 +204,6 @@ class Session:
             self._done.set()
             for observer in self._observers:
                 observer.close()
-            assert self._tg is not None
-            self._tg.cancel_scope.cancel()
 
     def _apply(self, event: ev.AnyEvent) -> None:
         self._record(event)
@@ -240,9 +262,7 @@ class Session:
         if self._fault is None:
             self._fault = error
             self._record(Fault(kind=kind, message=f"{type(error).__name__}: {error}"))
-        self._done.set()
-        assert self._tg is not None
-        self._tg.cancel_scope.cancel()
+        self._stop_now()
 
     def _spawn(
         self, name: str | None, run: Callable[[EffectContext], Awaitable[None]]
@@ -273,8 +293,8 @@ class Session:
                 if self._by_name.get(task.name) is task:
                     del self._by_name[task.name]
 
-        assert self._tg is not None
-        self._tg.start_soon(runner)
+        assert self._effects is not None
+        self._effects.start_soon(runner)
 
     async def _finish(self) -> None:
         try:

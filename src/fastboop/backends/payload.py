@@ -1,0 +1,154 @@
+"""The real payload builder: rootfs image in, Android boot image out.
+
+It ties the sans-I/O builders together: open the rootfs (any supported format), let
+:func:`~fastboop.stage0.build.build_stage0` pick the kernel, DTB and module closure and
+write the initramfs around the device-side PID1, encode the kernel the way the device
+profile says, and lay out the boot image. What the journal cannot derive — kernel version,
+DTB path, module list, the host clock that ``systemd.clock_usec`` carries — is returned as
+``inputs`` so it is recorded with the build.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+
+import msgspec
+
+from fastboop.backends.ports import BuiltPayload
+from fastboop.bootimg.builder import build_boot_image
+from fastboop.bootimg.kernel import detect_kernel, prepare_kernel
+from fastboop.bootimg.layout import BootImageLayout, BootImageLimits
+from fastboop.devpro.bootparams import BootImageParams, boot_image_params
+from fastboop.devpro.schema import DeviceProfile
+from fastboop.errors import FastboopError
+from fastboop.rootfs.detect import open_path
+from fastboop.stage0.build import build_stage0
+from fastboop.stage0.discover import find_kernel
+from fastboop.stage0.settings import CmdlineOptions, HostFacts
+from fastboop.transports.base import DeviceAddress
+
+REPO_STAGE0 = Path(__file__).resolve().parents[3] / "stage0" / "build"
+PID1_NAME = "stage0-init"
+PID1_ARCH = {"arm64": "aarch64", "x86_64": "x86_64"}
+
+
+class Pid1NotFound(FastboopError):
+    """The device-side PID1 binary for the kernel's architecture is not available."""
+
+
+def find_pid1(arch: str) -> bytes:
+    """The static stage0 PID1 for ``arch`` (``arm64`` or ``x86_64``).
+
+    Wheels ship it under ``fastboop/_data/stage0/<arch>/``; a source checkout builds it
+    into ``stage0/build/<arch>/`` (``scripts/setup`` runs ``make -C stage0``).
+    """
+    machine = PID1_ARCH.get(arch)
+    if machine is None:
+        raise Pid1NotFound(f"stage0 is not built for {arch} kernels")
+    packaged = resources.files("fastboop").joinpath("_data", "stage0", machine, PID1_NAME)
+    if packaged.is_file():
+        return packaged.read_bytes()
+    local = REPO_STAGE0 / machine / PID1_NAME
+    if local.is_file():
+        return local.read_bytes()
+    raise Pid1NotFound(
+        f"no stage0 PID1 binary for {machine}",
+        where=str(local),
+        hint="build it with `make -C stage0` (scripts/setup does this)",
+    )
+
+
+def layout_for(params: BootImageParams, arch: str) -> BootImageLayout:
+    encoding = "image" if params.kernel_compression == "none" else {
+        "gzip": "image.gz",
+        "lz4": "image.lz4",
+        "zstd": "image.zst",
+    }[params.kernel_compression]
+    return BootImageLayout(
+        header_version=params.header_version,
+        page_size=params.page_size,
+        base=params.base,
+        kernel_offset=params.kernel_offset,
+        dtb_offset=params.dtb_offset,
+        limits=BootImageLimits(
+            max_kernel_bytes=params.max_kernel_bytes or 0,
+            max_initrd_bytes=params.max_initrd_bytes or 0,
+            max_total_bytes=params.max_total_bytes or 0,
+        ),
+        kernel_encoding=encoding + ("+dtb" if params.append_dtb else ""),
+        arch=arch,  # type: ignore[arg-type]
+    )
+
+
+class Stage0PayloadBuilder:
+    """Builds ``fastboot boot`` payloads from unmodified rootfs images."""
+
+    def __init__(
+        self,
+        *,
+        options: CmdlineOptions | None = None,
+        extra_modules: tuple[str, ...] = (),
+        kernel_version: str | None = None,
+        clock: Callable[[], float] = time.time,
+        pid1: Callable[[str], bytes] = find_pid1,
+    ):
+        self.options = options or CmdlineOptions()
+        self.extra_modules = extra_modules
+        self.kernel_version = kernel_version
+        self.clock = clock
+        self.pid1 = pid1
+
+    def build(
+        self, profile: DeviceProfile, rootfs: str, device: DeviceAddress | None = None
+    ) -> BuiltPayload:
+        params = boot_image_params(profile)
+        fs = open_path(rootfs)
+        clock_usec = int(self.clock() * 1_000_000)
+        host = HostFacts(
+            usb_vid=device.vid if device else None,
+            usb_pid=device.pid if device else None,
+            usb_serial=device.serial if device else None,
+            clock_usec=clock_usec,
+        )
+        options = msgspec.structs.replace(
+            self.options, device_cmdline_append=params.cmdline_append or ""
+        )
+        # The PID1 must match the kernel's architecture, which only the rootfs knows.
+        choice = find_kernel(fs, kernel_version=self.kernel_version)
+        arch = detect_kernel(fs.read_file(choice.kernel_path)).arch or "arm64"
+        stage0 = build_stage0(
+            fs,
+            pid1=self.pid1(arch),
+            devicetree_name=params.devicetree_name,
+            kernel_version=self.kernel_version,
+            user_modules=self.extra_modules,
+            options=options,
+            host=host,
+        )
+        layout = layout_for(params, arch)
+        kernel = prepare_kernel(
+            stage0.kernel, layout.kernel_encoding, stage0.dtb if params.append_dtb else None, arch
+        )
+        image = build_boot_image(
+            layout,
+            kernel,
+            ramdisk=stage0.initramfs,
+            dtb=stage0.dtb if params.dtb_section else None,
+            cmdline=stage0.cmdline,
+        )
+        summary = (
+            f"kernel {stage0.kver}, {len(stage0.modules)} modules, "
+            f"DTB {stage0.dtb_path or 'none'}"
+        )
+        inputs = {
+            "kernel": stage0.kernel_path,
+            "kernel_version": stage0.kver,
+            "dtb": stage0.dtb_path or "",
+            "modules": " ".join(stage0.modules),
+            "cmdline": stage0.cmdline,
+            "clock_usec": str(clock_usec),
+        }
+        return BuiltPayload(image=image, summary=summary, inputs=inputs)

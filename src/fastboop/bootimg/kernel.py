@@ -157,10 +157,15 @@ def _pe_payload(data: bytes) -> bytes:
 MIN_KERNEL_BYTES = 1 << 20
 
 
+#: Candidate streams tried per magic and region, so a file full of stray magic bytes
+#: cannot make the heuristic decode (and copy) megabytes thousands of times.
+MAX_CANDIDATES = 64
+
+
 def _offsets(blob: bytes, magic: bytes) -> list[int]:
-    found = []
+    found: list[int] = []
     pos = blob.find(magic)
-    while pos >= 0:
+    while pos >= 0 and len(found) < MAX_CANDIDATES:
         found.append(pos)
         pos = blob.find(magic, pos + 1)
     return found

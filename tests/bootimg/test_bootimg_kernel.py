@@ -7,6 +7,7 @@ round trip proves both that we read what they write and that they read what we w
 
 from __future__ import annotations
 
+import gzip
 import struct
 import subprocess
 import warnings
@@ -119,8 +120,6 @@ def test_zboot_that_fails_to_decode_falls_back_to_the_pe_heuristic(
 
 
 def test_zboot_payload_must_be_an_arm64_image() -> None:
-    import gzip
-
     with pytest.raises(KernelFormatError, match="zboot payload is not an arm64 Image"):
         unwrap_kernel(make_zboot(gzip.compress(b"\x01" * 5000), "gzip"))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -84,8 +85,6 @@ def test_build_applies_overlays_and_warns_on_v0_without_dtb(
     sdm845_dtb_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    import subprocess
-
     (tmp_path / "o.dts").write_text(OVERLAY_DTS)
     dtbo = tmp_path / "o.dtbo"
     subprocess.run(["dtc", "-q", "-O", "dtb", "-o", str(dtbo), str(tmp_path / "o.dts")], check=True)

@@ -7,6 +7,7 @@ round trip proves both that we read what they write and that they read what we w
 
 from __future__ import annotations
 
+import gzip
 import struct
 import subprocess
 import warnings
@@ -108,6 +109,19 @@ def test_unwraps_efi_zboot(
 def test_zboot_with_unsupported_compression_is_typed() -> None:
     with pytest.raises(KernelFormatError, match="unsupported zboot compression lzo"):
         unwrap_kernel(make_zboot(b"\x89LZO" + bytes(100), "lzo"))
+
+
+def test_zboot_that_fails_to_decode_falls_back_to_the_pe_heuristic(
+    arm64_image: bytes, compressed_inputs: dict[str, bytes]
+) -> None:
+    mislabelled = make_zboot(compressed_inputs["gzip"], "lzo")  # header lies; data is gzip
+    info, raw = unwrap_kernel(mislabelled)
+    assert raw == arm64_image and info.layers == ("pe", "image")
+
+
+def test_zboot_payload_must_be_an_arm64_image() -> None:
+    with pytest.raises(KernelFormatError, match="zboot payload is not an arm64 Image"):
+        unwrap_kernel(make_zboot(gzip.compress(b"\x01" * 5000), "gzip"))
 
 
 def test_pe_without_zimg_falls_back_to_scanning_sections(

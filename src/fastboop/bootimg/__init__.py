@@ -38,6 +38,7 @@ from fastboop.bootimg.layout import (
     OsVersion,
 )
 from fastboop.bootimg.parser import BootImage, Section, parse_boot_image
+from fastboop.bootimg.vendor_boot import VendorBootImage, VendorRamdisk, parse_vendor_boot_image
 
 __all__ = [
     "ENCODINGS",
@@ -62,6 +63,8 @@ __all__ = [
     "SizeLimitError",
     "UnsupportedEncodingError",
     "UnsupportedHeaderVersionError",
+    "VendorBootImage",
+    "VendorRamdisk",
     "assemble_boot_image",
     "build_boot_image",
     "compose_cmdline",
@@ -70,6 +73,7 @@ __all__ = [
     "detect_kernel",
     "parse_boot_image",
     "parse_fdt",
+    "parse_vendor_boot_image",
     "prepare_kernel",
     "unwrap_kernel",
 ]

@@ -103,23 +103,38 @@ def _peel(data: bytes) -> tuple[str, bytes, bytes] | None:
         inner, used = comp.lz4_frame_decompress(data)
         return "lz4-frame", inner, data[used:]
     if is_zboot(data):
-        header = parse_zboot(data)
-        payload = data[header.payload_offset : header.payload_offset + header.payload_size]
-        method = header.compression
-        decoders = {
-            "gzip": comp.gzip_decompress,
-            "zstd": comp.zstd_decompress,
-            "zstd22": comp.zstd_decompress,
-            "xzkern": comp.xz_decompress,
-        }
-        decode = decoders.get(method)
-        if decode is None:
-            raise KernelFormatError(f"unsupported zboot compression {method}")
-        inner, _ = decode(payload)  # bytes after the stream (a size trailer) are ignored
-        return f"zboot:{method}", inner, b""
+        return _peel_zboot(data)
     if data[:2] == b"MZ" and _classify_raw(data)[0] == "unknown":
         return "pe", _pe_payload(data), b""
     return None
+
+
+_ZBOOT_DECODERS: dict[str, Callable[[bytes], tuple[bytes, int]]] = {
+    "gzip": comp.gzip_decompress,
+    "zstd": comp.zstd_decompress,
+    "zstd22": comp.zstd_decompress,
+    "xzkern": comp.xz_decompress,
+}
+
+
+def _peel_zboot(data: bytes) -> tuple[str, bytes, bytes]:
+    """Decode an EFI zboot payload (§10.3); if that fails, or does not yield an arm64
+    Image, fall back to the PE heuristic before giving up with the zboot error."""
+    try:
+        header = parse_zboot(data)
+        decode = _ZBOOT_DECODERS.get(header.compression)
+        if decode is None:
+            raise KernelFormatError(f"unsupported zboot compression {header.compression}")
+        payload = data[header.payload_offset : header.payload_offset + header.payload_size]
+        inner, _ = decode(payload)  # bytes after the stream (a size trailer) are ignored
+        if inner[0x38:0x3C] != ARM64_MAGIC:
+            raise KernelFormatError("zboot payload is not an arm64 Image")
+        return f"zboot:{header.compression}", inner, b""
+    except KernelFormatError as error:
+        try:
+            return "pe", _pe_payload(data), b""
+        except KernelFormatError:
+            raise error from None
 
 
 def _pe_payload(data: bytes) -> bytes:
@@ -157,10 +172,15 @@ def _pe_payload(data: bytes) -> bytes:
 MIN_KERNEL_BYTES = 1 << 20
 
 
+#: Candidate streams tried per magic and region, so a file full of stray magic bytes
+#: cannot make the heuristic decode (and copy) megabytes thousands of times.
+MAX_CANDIDATES = 64
+
+
 def _offsets(blob: bytes, magic: bytes) -> list[int]:
-    found = []
+    found: list[int] = []
     pos = blob.find(magic)
-    while pos >= 0:
+    while pos >= 0 and len(found) < MAX_CANDIDATES:
         found.append(pos)
         pos = blob.find(magic, pos + 1)
     return found

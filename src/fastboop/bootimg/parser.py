@@ -98,7 +98,8 @@ def parse_boot_image(data: bytes) -> BootImage:
     data = bytes(data)
     if data[:8] == VENDOR_BOOT_MAGIC:
         raise MalformedBootImageError(
-            "this is a vendor_boot image", hint="fastboop reads only ANDROID! boot images"
+            "this is a vendor_boot image, not a boot image",
+            hint="read it with fastboop.bootimg.vendor_boot.parse_vendor_boot_image",
         )
     if data[:8] != BOOT_MAGIC:
         raise MalformedBootImageError("not an Android boot image (no ANDROID! magic)")

@@ -26,11 +26,14 @@ from fastboop.bootimg import (
     BootImageLimits,
     MalformedBootImageError,
     OsVersion,
+    VendorBootImage,
     assemble_boot_image,
     describe_fdt,
     parse_boot_image,
+    parse_vendor_boot_image,
     unwrap_kernel,
 )
+from fastboop.bootimg.header import VENDOR_BOOT_MAGIC
 from fastboop.bootimg.overlay import apply_overlays
 from fastboop.errors import FastboopError, UsageError
 
@@ -191,19 +194,67 @@ def run_build(args: argparse.Namespace) -> int:
 
 def run_inspect(args: argparse.Namespace) -> int:
     data = _read(args.image, "boot image")
+    vendor = data[:8] == VENDOR_BOOT_MAGIC
     try:
-        image = parse_boot_image(data)
+        if vendor:
+            summary = describe_vendor_boot(parse_vendor_boot_image(data))
+        else:
+            summary = describe_image(parse_boot_image(data))
     except MalformedBootImageError as error:
         raise MalformedBootImageError(
             error.message, where=str(args.image), hint=error.hint
         ) from None
-    summary = describe_image(image)
     summary = {"file": str(args.image), "file_size": len(data), **summary}
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        print(render_text(summary))
+        print(render_vendor_text(summary) if vendor else render_text(summary))
     return 0
+
+
+def describe_vendor_boot(image: VendorBootImage) -> dict[str, Any]:
+    """What ``inspect`` shows for a vendor_boot image, as JSON-ready data."""
+    return {
+        "kind": "vendor_boot",
+        "header_version": image.header_version,
+        "header_size": image.header_size,
+        "page_size": image.page_size,
+        "name": _text(image.name),
+        "cmdline": _text(image.cmdline),
+        "addresses": {
+            "kernel": image.kernel_addr,
+            "ramdisk": image.ramdisk_addr,
+            "tags": image.tags_addr,
+            "dtb": image.dtb_addr,
+        },
+        "sections": [{"name": s.name, "offset": s.offset, "size": s.size} for s in image.sections],
+        "ramdisks": [
+            {"name": r.name, "type": r.type, "offset": r.offset, "size": r.size}
+            for r in image.ramdisks
+        ],
+        "dtbs": [_describe_dtb("vendor_boot", image.dtb)] if image.dtb else [],
+    }
+
+
+def render_vendor_text(s: dict[str, Any]) -> str:
+    lines = [
+        f"file:           {s['file']} ({s['file_size']} bytes)",
+        f"vendor_boot:    v{s['header_version']}, {s['header_size']} bytes, "
+        f"page size {s['page_size']}",
+    ]
+    if s["name"]:
+        lines.append(f"board name:     {s['name']}")
+    lines.append(
+        "addresses:      " + ", ".join(f"{k} {v:#010x}" for k, v in s["addresses"].items())
+    )
+    lines.append(f"vendor cmdline: {s['cmdline'] or '(empty)'}")
+    lines.append("sections:")
+    for sec in s["sections"]:
+        lines.append(f"  {sec['name']:<20} offset {sec['offset']:#010x}  {sec['size']:>10} bytes")
+    for r in s["ramdisks"]:
+        lines.append(f"ramdisk {r['name']!r}: {r['type']}, {r['size']} bytes at {r['offset']}")
+    lines.extend(_dtb_lines(s["dtbs"]))
+    return "\n".join(lines)
 
 
 def _text(raw: bytes) -> str:
@@ -296,7 +347,13 @@ def render_text(s: dict[str, Any]) -> str:
         )
         if k["version"]:
             lines.append(f"kernel version: {k['version']}")
-    for d in s["dtbs"]:
+    lines.extend(_dtb_lines(s["dtbs"]))
+    return "\n".join(lines)
+
+
+def _dtb_lines(dtbs: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for d in dtbs:
         if "error" in d:
             lines.append(f"dtb ({d['where']}): {d['size']} bytes, not a valid DTB: {d['error']}")
         else:
@@ -304,6 +361,4 @@ def render_text(s: dict[str, Any]) -> str:
                 f"dtb ({d['where']}): {d['size']} bytes, model {d['model']!r}, "
                 f"compatible {' '.join(d['compatible'])}"
             )
-    if not s["dtbs"]:
-        lines.append("dtb:            none")
-    return "\n".join(lines)
+    return lines or ["dtb:            none"]

@@ -195,3 +195,18 @@ def test_channel_record_becomes_a_channel_profile_that_beats_builtin() -> None:
     pool = load_pool({}, channel=[item], include_local=False)
     assert pool.get("google-sargo").display_name == "Channel Sargo"
     assert pool.entry("google-sargo").tags == "builtin,channel"
+
+
+def test_provenance_lists_every_file_read_and_which_is_in_force(tmp_path: Path) -> None:
+    path = write(tmp_path, "sargo.yaml", make_profile("google-sargo"))
+    pool = load_pool({"FASTBOOP_SCHEMA_PATH": str(tmp_path)}, system_dirs=())
+    records = pool.provenance()
+    assert len(records) == 9
+    sargo = [r for r in records if r.id == "google-sargo"]
+    assert [(r.source, r.in_force) for r in sargo] == [
+        (ProfileSource.BUILTIN, False),
+        (ProfileSource.LOCAL, True),
+    ]
+    assert sargo[1].origin == str(path)
+    assert sargo[1].sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert sum(r.in_force for r in records) == 8

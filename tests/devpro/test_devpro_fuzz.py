@@ -75,3 +75,10 @@ def test_yaml_dump_round_trips(profile: DeviceProfile) -> None:
 def test_json_document_round_trips(profile: DeviceProfile) -> None:
     text = json.dumps(profile_to_document(profile))
     assert parse_profile(text, file="rt.json").profile == profile
+
+
+@given(st.text(max_size=200))
+def test_every_error_says_what_was_expected(text: str) -> None:
+    result = parse_or_error(text)
+    if isinstance(result, ProfileError):
+        assert result.expected

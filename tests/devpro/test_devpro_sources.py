@@ -13,6 +13,7 @@ from fastboop.devpro.binary import encode_fboodevp
 from fastboop.devpro.errors import DuplicateProfileIdError, ProfileError, ProfileNotFoundError
 from fastboop.devpro.pool import LoadedProfile, ProfilePool, ProfileSource
 from fastboop.devpro.sources import (
+    load_builtin_profiles,
     load_channel_profile,
     load_local_profiles,
     load_pool,
@@ -195,3 +196,28 @@ def test_channel_record_becomes_a_channel_profile_that_beats_builtin() -> None:
     pool = load_pool({}, channel=[item], include_local=False)
     assert pool.get("google-sargo").display_name == "Channel Sargo"
     assert pool.entry("google-sargo").tags == "builtin,channel"
+
+
+def test_provenance_lists_every_file_read_and_which_is_in_force(tmp_path: Path) -> None:
+    path = write(tmp_path, "sargo.yaml", make_profile("google-sargo"))
+    pool = load_pool({"FASTBOOP_SCHEMA_PATH": str(tmp_path)}, system_dirs=())
+    records = pool.provenance()
+    assert len(records) == 9
+    sargo = [r for r in records if r.id == "google-sargo"]
+    assert [(r.source, r.in_force) for r in sargo] == [
+        (ProfileSource.BUILTIN, False),
+        (ProfileSource.LOCAL, True),
+    ]
+    assert sargo[1].origin == str(path)
+    assert sargo[1].sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert sum(r.in_force for r in records) == 8
+
+
+def test_broken_builtins_fail_loudly_instead_of_being_skipped(tmp_path: Path) -> None:
+    write(tmp_path / "dup", "a.yaml", make_profile("same"))
+    write(tmp_path / "dup", "b.yaml", make_profile("same"))
+    with pytest.raises(DuplicateProfileIdError, match=r"builtin:a\.yaml, builtin:b\.yaml$"):
+        load_builtin_profiles(tmp_path / "dup")
+    write(tmp_path / "bad", "a.yaml", "id: [")
+    with pytest.raises(ProfileError, match=r"^builtin:a\.yaml: invalid YAML"):
+        load_pool({}, builtin_dir=tmp_path / "bad", include_local=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "devpro",
         help="list, show and validate device profiles",
-        description=f"{_DESCRIPTION}\n\n{_SOURCES_HELP}",
+        description=f"{textwrap.fill(_DESCRIPTION, 78)}\n\n{textwrap.fill(_SOURCES_HELP, 78)}",
+        epilog=(
+            "examples:\n"
+            "  fastboop devpro list\n"
+            "  fastboop devpro show oneplus-fajita\n"
+            "  fastboop devpro validate ~/.config/fastboop/devpro/*.yaml"
+        ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     actions = parser.add_subparsers(dest="devpro_action", metavar="ACTION", required=True)
@@ -70,7 +77,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "the key path and what was expected."
         ),
     )
-    validate.add_argument("files", metavar="FILE", nargs="+", type=Path)
+    validate.add_argument(
+        "files", metavar="FILE", nargs="+", type=Path, help="profile file (YAML or JSON)"
+    )
     validate.add_argument("--json", action="store_true", help="print a JSON array of results")
     validate.set_defaults(handler=validate_files)
 

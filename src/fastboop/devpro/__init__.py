@@ -21,7 +21,13 @@ from fastboop.devpro.errors import (
     ProfileNotFoundError,
 )
 from fastboop.devpro.loader import ParsedProfile, parse_profile
-from fastboop.devpro.pool import LoadedProfile, PoolEntry, ProfilePool, ProfileSource
+from fastboop.devpro.pool import (
+    LoadedProfile,
+    PoolEntry,
+    ProfilePool,
+    ProfileProvenance,
+    ProfileSource,
+)
 from fastboop.devpro.probe import (
     GetvarCache,
     GetvarFn,
@@ -88,6 +94,7 @@ __all__ = [
     "ProfileError",
     "ProfileNotFoundError",
     "ProfilePool",
+    "ProfileProvenance",
     "ProfileSource",
     "StepFailure",
     "adapt_getvar",

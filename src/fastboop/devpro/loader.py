@@ -82,7 +82,10 @@ def parse_profile(data: bytes | str, *, file: str) -> ParsedProfile:
     """
     if len(data) > MAX_PROFILE_BYTES:
         raise ProfileError(
-            file, None, f"file is too large ({len(data)} bytes; max {MAX_PROFILE_BYTES})"
+            file,
+            None,
+            f"file is too large ({len(data)} bytes; max {MAX_PROFILE_BYTES})",
+            expected="one small device profile",
         )
     if isinstance(data, bytes):
         try:
@@ -129,6 +132,7 @@ def _compose(text: str, file: str) -> tuple[yaml.Node, set[int]]:
             None,
             f"invalid YAML: unacceptable character #x{error.character:04x} "
             f"at offset {error.position}",
+            expected="printable text",
         ) from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
@@ -137,18 +141,28 @@ def _compose(text: str, file: str) -> tuple[yaml.Node, set[int]]:
         problem = error.problem or error.context or "syntax error"
         if "expected a single document" in str(error.context):
             raise ProfileError(
-                file, None, f"found a second document{where}; one profile per file", line=line
+                file,
+                None,
+                f"found a second document{where}; one profile per file",
+                expected="a single YAML document",
+                line=line,
             ) from None
-        raise ProfileError(file, None, f"invalid YAML{where}: {problem}", line=line) from None
+        raise ProfileError(
+            file, None, f"invalid YAML{where}: {problem}", expected="valid YAML", line=line
+        ) from None
     except yaml.YAMLError as error:
-        raise ProfileError(file, None, f"invalid YAML: {error}") from None
+        raise ProfileError(file, None, f"invalid YAML: {error}", expected="valid YAML") from None
     except RecursionError:
-        raise ProfileError(file, None, "invalid YAML: nested too deeply") from None
+        raise ProfileError(
+            file, None, "invalid YAML: nested too deeply", expected="a shallow mapping"
+        ) from None
     finally:
         if loader is not None:
             loader.dispose()
     if root is None:
-        raise ProfileError(file, "(root)", "expected mapping, got an empty document")
+        raise ProfileError(
+            file, "(root)", "expected mapping, got an empty document", expected="mapping"
+        )
     return root, loader.explicit_scalars
 
 

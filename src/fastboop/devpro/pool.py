@@ -17,7 +17,7 @@ import msgspec
 from fastboop.devpro.errors import ProfileNotFoundError
 from fastboop.devpro.schema import DeviceProfile
 
-__all__ = ["LoadedProfile", "ProfilePool", "ProfileSource"]
+__all__ = ["LoadedProfile", "PoolEntry", "ProfilePool", "ProfileProvenance", "ProfileSource"]
 
 
 class ProfileSource(enum.Enum):
@@ -38,6 +38,17 @@ class LoadedProfile(msgspec.Struct, frozen=True, kw_only=True):
     source: ProfileSource
     origin: str
     sha256: str
+
+
+class ProfileProvenance(msgspec.Struct, frozen=True, kw_only=True):
+    """What the session journal records per profile read: enough to prove which bytes."""
+
+    id: str
+    source: ProfileSource
+    origin: str
+    sha256: str
+    in_force: bool
+    """False when a higher-precedence source defines the same id."""
 
 
 class PoolEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -119,6 +130,22 @@ class ProfilePool:
                 for p in profiles
             ]
         )
+
+    def provenance(self) -> list[ProfileProvenance]:
+        """Every profile read, in load order, marking the ones the pool actually uses."""
+        return [
+            ProfileProvenance(
+                id=item.profile.id,
+                source=item.source,
+                origin=item.origin,
+                sha256=item.sha256,
+                in_force=(
+                    item.profile.id in self._entries
+                    and self._entries[item.profile.id].loaded is item
+                ),
+            )
+            for item in self.loaded
+        ]
 
     def __len__(self) -> int:
         return len(self._entries)

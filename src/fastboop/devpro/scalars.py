@@ -17,6 +17,8 @@ __all__ = ["BOOLEAN_WORDS", "parse_integer", "plain_scalar_kind"]
 #: Spelled in any letter case, these are booleans to some loaders and strings to others.
 BOOLEAN_WORDS = frozenset({"yes", "no", "on", "off", "true", "false"})
 
+# YAML 1.1 gives these plain scalars special types that safe loaders cannot construct.
+_YAML11_KEY_INDICATORS = {"<<": "merge key", "=": "value key"}
 _NULL = re.compile(r"~|null|Null|NULL|")
 # Union of YAML 1.1 (PyYAML's resolver) and YAML 1.2 core-schema number spellings.
 _INT = re.compile(
@@ -54,8 +56,11 @@ def plain_scalar_kind(text: str) -> str:
     """Name the type some YAML loader gives the plain scalar ``text``.
 
     Returns ``"string"`` only if every common loader reads it as a string; otherwise one
-    of ``"null"``, ``"boolean"``, ``"integer"``, ``"float"``, ``"timestamp"``.
+    of ``"null"``, ``"boolean"``, ``"integer"``, ``"float"``, ``"timestamp"``,
+    ``"merge key"``, ``"value key"``.
     """
+    if text in _YAML11_KEY_INDICATORS:
+        return _YAML11_KEY_INDICATORS[text]
     if _NULL.fullmatch(text):
         return "null"
     if text.lower() in BOOLEAN_WORDS:

@@ -140,7 +140,12 @@ def load_profile_file(
     try:
         data = path.read_bytes()
     except OSError as error:
-        raise ProfileError(str(path), None, f"cannot read file: {error.strerror}") from None
+        raise ProfileError(
+            str(path),
+            None,
+            f"cannot read file: {error.strerror}",
+            expected="a readable profile file",
+        ) from None
     parsed = parse_profile(data, file=str(path))
     loaded = LoadedProfile(
         profile=parsed.profile, source=source, origin=str(path), sha256=_digest(data)

@@ -18,8 +18,8 @@ from pathlib import Path
 import msgspec
 
 from fastboop.backends.ports import BuiltPayload
-from fastboop.bootimg.builder import build_boot_image
-from fastboop.bootimg.kernel import detect_kernel, prepare_kernel
+from fastboop.bootimg.builder import assemble_boot_image
+from fastboop.bootimg.kernel import detect_kernel
 from fastboop.bootimg.layout import BootImageLayout, BootImageLimits
 from fastboop.devpro.bootparams import BootImageParams, boot_image_params
 from fastboop.devpro.schema import DeviceProfile
@@ -128,15 +128,11 @@ class Stage0PayloadBuilder:
             options=options,
             host=host,
         )
-        layout = layout_for(params, arch)
-        kernel = prepare_kernel(
-            stage0.kernel, layout.kernel_encoding, stage0.dtb if params.append_dtb else None, arch
-        )
-        image = build_boot_image(
-            layout,
-            kernel,
+        image = assemble_boot_image(
+            layout_for(params, arch),
+            stage0.kernel,
             ramdisk=stage0.initramfs,
-            dtb=stage0.dtb if params.dtb_section else None,
+            dtb=stage0.dtb,
             cmdline=stage0.cmdline,
         )
         summary = (

@@ -64,10 +64,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FastboopError as error:
         print(f"fastboop: error: {error}", file=sys.stderr)
         return error.exit_code
+    except BaseExceptionGroup as group:
+        # Errors raised inside task groups arrive wrapped; a user error is still one line.
+        error = _user_error(group)
+        if error is None:
+            raise
+        print(f"fastboop: error: {error}", file=sys.stderr)
+        return error.exit_code
     except KeyboardInterrupt:
         print("fastboop: interrupted", file=sys.stderr)
         return 130
     return code
+
+
+def _user_error(group: BaseExceptionGroup) -> FastboopError | None:
+    leaves: list[BaseException] = []
+
+    def collect(error: BaseException) -> None:
+        if isinstance(error, BaseExceptionGroup):
+            for inner in error.exceptions:
+                collect(inner)
+        else:
+            leaves.append(error)
+
+    collect(group)
+    errors = [leaf for leaf in leaves if isinstance(leaf, FastboopError)]
+    if errors and len(errors) == len(leaves):
+        return errors[0]
+    return None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -39,11 +39,32 @@ def harness_binary(stage0_build: Path) -> Path:
     return stage0_build / "host" / "gadget_harness"
 
 
+class JitterSource:
+    """Answers after random delays, so the host completes Requests out of order and the
+    gadget must match Responses by (export_id, request_id)."""
+
+    def __init__(self, inner: FileBlockSource):
+        self._inner = inner
+        self._rng = random.Random(11)
+
+    @property
+    def size(self) -> int:
+        return self._inner.size
+
+    @property
+    def identity(self) -> str:
+        return self._inner.identity
+
+    async def read(self, offset: int, length: int) -> bytes:
+        await anyio.sleep(self._rng.random() * 0.003)
+        return await self._inner.read(offset, length)
+
+
 def make_image(tmp_path: Path) -> tuple[Export, bytes]:
     image = random.Random(7).randbytes(BLOCKS * BS)
     path = tmp_path / "rootfs.img"
     path.write_bytes(image)
-    return Export.of(FileBlockSource(path), block_size=BS), image
+    return Export.of(JitterSource(FileBlockSource(path)), block_size=BS), image
 
 
 @asynccontextmanager

@@ -155,3 +155,27 @@ async def test_io_parks_while_no_host_and_replays_after_reconnect(
     assert len(sessions) == 1  # same gadget process: same session id, export kept
     assert log.count("served as /dev/nbd0") == 1, log
     assert "ep0 disable" in log
+
+
+async def test_block_size_above_page_size_is_refused(tmp_path: Path, harness_binary: Path) -> None:
+    """NBD needs block_size <= page size: the export is not started and STATUS says so."""
+    path = tmp_path / "big-blocks.img"
+    path.write_bytes(bytes(8 * 8192))
+    export = Export.of(FileBlockSource(path), block_size=8192)
+    events: list[ev.SmooEvent] = []
+    host = SmooHost([export], config=CONFIG, on_event=events.append)
+    harness = Harness(harness_binary, MAX_IO, depth=4)
+    try:
+        with anyio.fail_after(HANG_GUARD):
+            async with host_session(host, harness):
+                while not [e for e in events if isinstance(e, ev.HeartbeatStatus)]:
+                    await anyio.sleep(0.05)
+    finally:
+        code, log = harness.stop()
+        print(log)
+    beats = [e for e in events if isinstance(e, ev.HeartbeatStatus)]
+    assert beats[0] == ev.HeartbeatStatus(active=False, export_count=0,
+                                          session_id=beats[0].session_id)
+    assert not [e for e in events if isinstance(e, ev.ExportsConfirmed)]
+    assert "not usable by NBD" in log
+    assert code == 0

@@ -30,6 +30,7 @@ async def test_handshake_configures_the_export_and_reports_it(tmp_path: Path) ->
         async with serving([export], gadget) as (_, rec):
             assert gadget.exports == {export.spec.export_id: export.spec}
             assert gadget.online
+    assert rec.of(ev.SessionEnded) == [ev.SessionEnded(outcome=ev.Outcome.SHUTDOWN)]
     connected = rec.of(ev.Connected)
     assert connected == [ev.Connected(session_id=0xABCDEF, export_count=1, version=(0, 1))]
     assert rec.of(ev.ExportsConfirmed) == [ev.ExportsConfirmed(export_count=1)]

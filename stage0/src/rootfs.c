@@ -51,10 +51,40 @@ void rootfs_assemble(const struct stage0_config *cfg) {
              cfg->rootfs);
 }
 
+/* mountinfo escapes space, tab, newline and backslash as \ooo octal. */
+static void unescape(char *s) {
+    char *out = s;
+    for (char *in = s; *in; in++) {
+        if (in[0] == '\\' && in[1] >= '0' && in[1] <= '3' && in[2] && in[3]) {
+            *out++ = (char)((in[1] - '0') * 64 + (in[2] - '0') * 8 + (in[3] - '0'));
+            in += 3;
+        } else {
+            *out++ = *in;
+        }
+    }
+    *out = 0;
+}
+
+int is_mountpoint(const char *path) {
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    if (!f) return 0;
+    char line[4096], point[4096];
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f)) {
+        /* id parent major:minor root mount-point ... */
+        if (sscanf(line, "%*s %*s %*s %*s %4095s", point) != 1) continue;
+        unescape(point);
+        found = !strcmp(point, path);
+    }
+    fclose(f);
+    return found;
+}
+
 static void bind_into(const char *final_root, const char *src, const char *name, int recursive) {
     char target[1024];
     snprintf(target, sizeof target, "%s/%s", final_root, name);
     mkdir(target, 0755);
+    if (is_mountpoint(target)) return; /* already there, e.g. inside an OSTree deployment */
     need(mount(src, target, NULL, MS_BIND | (recursive ? MS_REC : 0), NULL) == 0, target);
 }
 

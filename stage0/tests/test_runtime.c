@@ -178,5 +178,7 @@ int main(void) {
     test_nbd_ready();
     test_kmsg_format();
     test_ostree();
+    CHECK(is_mountpoint("/proc"));
+    CHECK(!is_mountpoint("/proc/self"));
     return check_report("test_runtime");
 }

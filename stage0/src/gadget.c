@@ -268,10 +268,14 @@ static void *responder(void *arg) {
         pthread_cond_broadcast(&G.wake); /* a freed slot may let a waiting part go out */
         pthread_mutex_unlock(&G.lock);
         if (res == BRIDGE_RESP_NEED_BULK) {
-            int rc = io_exact(G.ep_bulk_out, dst, len, true);
+            /* Read into our own buffer: the op may be failed or replayed while we wait. */
+            uint8_t *data = malloc(len);
+            int rc = data ? io_exact(G.ep_bulk_out, data, len, true) : -ENOMEM;
             pthread_mutex_lock(&G.lock);
             if (rc) link_fault("bulk OUT read failed", true);
-            else bridge_bulk_done(&G.bridge, slot);
+            else if (!G.have_export || !bridge_bulk_deliver(&G.bridge, slot, data, len))
+                log_debug("bulk OUT payload for a request no longer waiting; dropped");
+            free(data);
             pthread_cond_broadcast(&G.wake);
             pthread_mutex_unlock(&G.lock);
         }

@@ -224,3 +224,19 @@ async def test_source_failures_become_status_bytes(
             assert await gadget.read(eid, 4, 1) == IoResult(p.EIO, b"")
             assert (await gadget.read(eid, 5, 1)).data == image[5 * BS:6 * BS]
     assert gadget.connections == 1
+
+
+async def test_exports_confirmed_once_status_catches_up(tmp_path: Path) -> None:
+    """STATUS.export_count lags CONFIG_EXPORTS; the host serves meanwhile and confirms later."""
+    path, image = make_image(tmp_path, 16 * BS)
+    export = file_export(path)
+    gadget = SimGadget(export_count_lag=3)
+    with anyio.fail_after(HANG_GUARD):
+        async with serving([export], gadget) as (_, rec):
+            assert (await gadget.read(export.spec.export_id, 0, 1)).data == image[:BS]
+            while not rec.of(ev.ExportsConfirmed):
+                await anyio.sleep(0.005)
+    assert rec.of(ev.Connected)[0].export_count == 0  # type: ignore[union-attr]
+    beats = rec.of(ev.HeartbeatStatus)
+    assert [b.export_count for b in beats][:3] == [0, 0, 1]  # type: ignore[union-attr]
+    assert rec.of(ev.ExportsConfirmed) == [ev.ExportsConfirmed(export_count=1)]

@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Mapping
 
 import anyio
 import anyio.abc
+import structlog
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from fastboop.smoo import protocol as p
@@ -36,6 +37,8 @@ from fastboop.smoo.stats import PumpStats
 from fastboop.transports.base import TransportError
 
 _U32 = 0xFFFFFFFF
+
+log = structlog.get_logger("fastboop.smoo")
 
 
 class _PumpEnd(Exception):
@@ -206,7 +209,10 @@ class Pump:
             data = await export.source.read(request.lba * export.spec.block_size, length)
         except BlockSourceError as error:
             return p.status_for(error.kind), None
-        except OSError:
+        except Exception:
+            # Any other failure of a source is "other" -> EIO (smoo.md §5.1): one bad read
+            # must not take the rootfs down with the whole session.
+            log.exception("smoo block source read failed", identity=export.source.identity)
             return p.EIO, None
         if len(data) != length:
             return p.EIO, None
@@ -222,7 +228,8 @@ class Pump:
             await source.write(request.lba * export.spec.block_size, data)
         except BlockSourceError as error:
             return p.status_for(error.kind)
-        except OSError:
+        except Exception:
+            log.exception("smoo block source write failed", identity=source.identity)
             return p.EIO
         return 0
 
@@ -234,6 +241,7 @@ class Pump:
             await source.flush()
         except BlockSourceError as error:
             return p.status_for(error.kind)
-        except OSError:
+        except Exception:
+            log.exception("smoo block source flush failed", identity=source.identity)
             return p.EIO
         return 0

@@ -143,6 +143,7 @@ class SimGadget:
         interface_number: int = 0,
         seed: int = 0,
         shuffle_replays: bool = True,
+        export_count_lag: int = 0,
     ):
         self.capacity = capacity
         self.session_id = session_id
@@ -165,6 +166,10 @@ class SimGadget:
         self._stall_status = 0
         self._fault_at: dict[str, int] = {}
         self.plugged = True
+        # Real gadgets bring block devices up asynchronously, so STATUS.export_count lags
+        # CONFIG_EXPORTS (smoo.md §3.2): report 0 for this many STATUS replies after it.
+        self._export_count_lag = export_count_lag
+        self._lag_left = 0
 
     # --- the host's side -----------------------------------------------------------------
 
@@ -196,7 +201,11 @@ class SimGadget:
                 self._stall_status -= 1
                 await anyio.sleep(timeout)
                 raise TimeoutError("simulated STATUS stall")
-            status = p.Status.for_exports(len(self.exports), self.session_id)
+            count = len(self.exports)
+            if self._lag_left > 0:
+                self._lag_left -= 1
+                count = 0
+            status = p.Status.for_exports(count, self.session_id)
             self._go_online(link)
             return status.encode()[:length]
         raise LinkStall(f"unknown request {request_type:#04x}/{request:#04x}",
@@ -220,6 +229,8 @@ class SimGadget:
         for key, io in list(self._inflight.items()):
             if new.get(key[0]) != self.exports.get(key[0]):
                 self._complete(io, IoResult(p.ENODEV))
+        if new != self.exports:
+            self._lag_left = self._export_count_lag
         self.exports = new
         return len(data)
 

@@ -66,11 +66,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return error.exit_code
     except BaseExceptionGroup as group:
         # Errors raised inside task groups arrive wrapped; a user error is still one line.
-        error = _user_error(group)
-        if error is None:
+        user_error = _user_error(group)
+        if user_error is None:
             raise
-        print(f"fastboop: error: {error}", file=sys.stderr)
-        return error.exit_code
+        print(f"fastboop: error: {user_error}", file=sys.stderr)
+        return user_error.exit_code
     except KeyboardInterrupt:
         print("fastboop: interrupted", file=sys.stderr)
         return 130

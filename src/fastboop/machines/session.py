@@ -144,15 +144,19 @@ class SessionMachine:
     # --- observations -----------------------------------------------------------------------
 
     def _observe(self, event: ev.AnyEvent) -> None:
-        if isinstance(event, ev.TransferProgress):
-            self.bytes_sent, self.bytes_total = event.sent, event.total
-        elif isinstance(event, ev.ServeStats):
+        # Dispatch by exact type: observations dominate long journals.
+        kind = type(event)
+        if kind is ev.TransferProgress:
+            self.bytes_sent, self.bytes_total = event.sent, event.total  # type: ignore[union-attr]
+        elif kind is ev.ServeStats:
+            assert isinstance(event, ev.ServeStats)
             self.serve_ios = event.ios
             self.serve_bytes_read = event.bytes_read
             self.serve_bytes_written = event.bytes_written
-        elif isinstance(event, ev.GetvarAnswered):
+        elif kind is ev.GetvarAnswered:
+            assert isinstance(event, ev.GetvarAnswered)
             self.getvars[event.name] = event.value
-        elif isinstance(event, ev.BootloaderMessage):
+        elif kind is ev.BootloaderMessage:
             self.bootloader_messages += 1
 
     # --- helpers ----------------------------------------------------------------------------

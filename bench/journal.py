@@ -85,7 +85,7 @@ def main() -> None:
     assert report.ok, report
     total = read_s + redrive_s
     print(f"records:           {records} ({len(events)} events), {size / records:.1f} bytes each")
-    print(f"append:            {append_s / records * 1e6:.2f} us CPU per record (flushed to the OS)")
+    print(f"append:            {append_s / records * 1e6:.2f} us CPU per record, flushed to OS")
     print(f"read + decode:     {records / read_s:,.0f} records/s")
     print(f"re-drive machine:  {len(events) / redrive_s:,.0f} events/s")
     print(f"replay end to end: {len(events) / total:,.0f} events/s")

@@ -42,7 +42,7 @@ def disk_with(tmp: Path, image: Path, label: str) -> Path:
     subprocess.run(["truncate", "-s", f"{size_mb + 3}M", str(disk)], check=True)
     script = ("label: gpt\n" if label == "gpt" else "label: dos\n") + (
         'start=2048, size=2048, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name="esp"\n'
-        f'start=4096, size={size_mb * 2048}, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name="root"\n'
+        f'start=4096, size={size_mb * 2048}, type=linux, name="root"\n'
         if label == "gpt"
         else f"start=2048, size=2048, type=ef\nstart=4096, size={size_mb * 2048}, type=83\n"
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import stat
 import subprocess
 from pathlib import Path
@@ -17,28 +16,10 @@ from fastboop.stage0.cpio import CpioWriter
 from fastboop.stage0.errors import MissingFileError, ModuleError, Stage0Error
 from fastboop.stage0.modules import normalize
 from fastboop.stage0.settings import CmdlineOptions, HostFacts
-from tests.rootfs.kernel_trees import ARM64_USB_SUBSET, copy_module_subset, debian_kernel
 from tests.stage0.kindex import modprobe_show_depends
 
 DT = "qcom/sdm845-oneplus-fajita"
 PID1 = Path("/usr/bin/true").read_bytes()  # any real static-ish ELF stands in for PID1
-
-
-@pytest.fixture(scope="module")
-def debian_rootfs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
-    """(tree, erofs image, kver): a merged-/usr Debian-like arm64 rootfs."""
-    src, kver = debian_kernel("arm64")
-    tree = tmp_path_factory.mktemp("debroot") / "root"
-    tree.mkdir()
-    copy_module_subset("arm64", tree, extra=ARM64_USB_SUBSET)
-    (tree / "boot").mkdir()
-    os.link(src / f"boot/vmlinuz-{kver}", tree / f"boot/vmlinuz-{kver}")
-    dtb_dir = tree / f"usr/lib/linux-image-{kver}/qcom"
-    dtb_dir.mkdir(parents=True)
-    os.link(src / f"usr/lib/linux-image-{kver}/{DT}.dtb", dtb_dir / "sdm845-oneplus-fajita.dtb")
-    image = tree.parent / "root.erofs"
-    subprocess.run(["mkfs.erofs", "--quiet", "-zlz4hc", str(image), str(tree)], check=True)
-    return tree, image, kver
 
 
 @pytest.fixture(scope="module")

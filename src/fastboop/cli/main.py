@@ -20,9 +20,9 @@ from fastboop.errors import FastboopError
 def _command_modules() -> list[ModuleType]:
     # Imported lazily so `fastboop --help` stays fast and one broken optional
     # dependency cannot take every command down.
-    from fastboop.cli import demo, replay
+    from fastboop.cli import demo, replay, rootfs, stage0
 
-    return [demo, replay]
+    return [demo, replay, rootfs, stage0]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -82,13 +82,23 @@ def open_rootfs(
     cache_dir: Path | None = None,
 ) -> Filesystem:
     """Open a directory, image file or URL as a :class:`Filesystem`."""
+    return open_rootfs_layers(spec, partition=partition, cache_dir=cache_dir)[0]
+
+
+def open_rootfs_layers(
+    spec: str | os.PathLike[str],
+    *,
+    partition: str | None = None,
+    cache_dir: Path | None = None,
+) -> tuple[Filesystem, list[str]]:
+    """Like :func:`open_rootfs`, also naming the container layers peeled on the way."""
     text = os.fspath(spec)
     if not text.startswith(("http://", "https://")) and Path(text).is_dir():
         from fastboop.rootfs.dirfs import DirectoryFilesystem
 
-        return DirectoryFilesystem(text)
-    source, _layers = unwrap(
+        return DirectoryFilesystem(text), []
+    source, layers = unwrap(
         open_source(text, cache_dir=cache_dir), label=text, partition=partition,
         cache_dir=cache_dir,
     )  # fmt: skip
-    return open_filesystem(source, label=text)
+    return open_filesystem(source, label=text), layers

@@ -19,16 +19,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fastboop.rootfs.blocksource import FileSource  # noqa: E402
-from fastboop.rootfs.detect import open_filesystem  # noqa: E402
-from fastboop.rootfs.http import HttpSource  # noqa: E402
-from fastboop.stage0.build import build_stage0  # noqa: E402
-from tests.rootfs.kernel_trees import (  # noqa: E402
+from tests.rootfs.kernel_trees import (
     ARM64_USB_SUBSET,
     copy_module_subset,
     debian_kernel,
 )
-from tests.rootfs.test_containers import RangeHandler  # noqa: E402
+from tests.rootfs.test_containers import RangeHandler
+
+from fastboop.rootfs.blocksource import FileSource
+from fastboop.rootfs.detect import open_filesystem
+from fastboop.rootfs.http import HttpSource
+from fastboop.stage0.build import build_stage0
 
 DT = "qcom/sdm845-oneplus-fajita"
 PID1 = Path("/usr/bin/true").read_bytes()

@@ -227,6 +227,15 @@ def test_http_ranges_and_cache(server: tuple[str, Path], small_erofs: Path) -> N
     assert again.requests == 1  # only the size probe: blocks came from the disk cache
 
 
+def test_http_long_read_without_disk_cache(server: tuple[str, Path]) -> None:
+    base, root = server
+    blob = os.urandom(300_000)
+    (root / "blob").write_bytes(blob)
+    src = HttpSource(f"{base}/blob", block_size=1024)  # 293 blocks > the in-memory LRU
+    assert src.read(1, 299_000) == blob[1:299_001]
+    assert src.requests == 2  # probe + one coalesced range
+
+
 def test_http_errors(server: tuple[str, Path]) -> None:
     base, _ = server
     with pytest.raises(RootfsError, match="HTTP 404"):

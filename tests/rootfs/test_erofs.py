@@ -66,6 +66,18 @@ def test_layouts_really_vary(erofs_image: Callable[[str], Path]) -> None:
     assert ErofsFilesystem(FileSource(erofs_image("-zlz4 -C65536"))).sb.big_pcluster
 
 
+def test_xattrs_are_skipped_not_misread(erofs_image: Callable[[str], Path]) -> None:
+    """Inline xattrs change where inline data and compression indexes start."""
+    for options in ("", "-zlz4hc", "-zlz4hc -Elegacy-compress"):
+        fs = ErofsFilesystem(FileSource(erofs_image(options)))
+        for path in ("/odd/text", "/odd/block+1", "/odd/secret", "/odd/random", "/odd/many"):
+            nid = fs.resolve(path)
+            assert isinstance(nid, int)
+            inode = fs.inode(nid)
+            assert inode.header_end > inode.location + inode.inode_size, (options, path)
+    assert fs.read_file("/odd/text") == b"stage0 " * 90_000
+
+
 def test_symlinks_resolve_inside_the_image(
     erofs_image: Callable[[str], Path], module_tree: tuple[Path, str]
 ) -> None:

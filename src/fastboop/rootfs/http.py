@@ -16,12 +16,14 @@ import re
 import tempfile
 import urllib.error
 import urllib.request
+from collections import OrderedDict
 from pathlib import Path
 
 from fastboop.rootfs.blocksource import check_range
 from fastboop.rootfs.errors import RootfsError
 
 DEFAULT_BLOCK = 1 << 20
+MEMORY_BLOCKS = 64  # recently used blocks kept in RAM; the disk cache holds the rest
 USER_AGENT = "fastboop"
 
 
@@ -41,7 +43,7 @@ class HttpSource:
         self._size, validator = self._probe()
         key = hashlib.sha256(f"{url}\0{self._size}\0{validator}".encode()).hexdigest()[:32]
         self.cache: Path | None = (cache_dir / key) if cache_dir else None
-        self._memory: dict[int, bytes] = {}
+        self._memory: OrderedDict[int, bytes] = OrderedDict()
         if self.cache is not None:
             self.cache.mkdir(parents=True, exist_ok=True)
             meta = self.cache / "meta.json"
@@ -83,24 +85,30 @@ class HttpSource:
 
     def _cached(self, index: int) -> bytes | None:
         if index in self._memory:
+            self._memory.move_to_end(index)
             return self._memory[index]
         if self.cache is not None:
             path = self.cache / f"{index}.blk"
             if path.exists():
                 data = path.read_bytes()
-                self._memory[index] = data
+                self._remember(index, data)
                 return data
         return None
 
-    def _store(self, index: int, data: bytes) -> None:
+    def _remember(self, index: int, data: bytes) -> None:
         self._memory[index] = data
+        if len(self._memory) > MEMORY_BLOCKS:
+            self._memory.popitem(last=False)
+
+    def _store(self, index: int, data: bytes) -> None:
+        self._remember(index, data)
         if self.cache is not None:
             fd, tmp = tempfile.mkstemp(dir=self.cache, prefix=".blk-")
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
             os.replace(tmp, self.cache / f"{index}.blk")
 
-    def _fetch(self, first: int, last: int) -> None:
+    def _fetch(self, first: int, last: int) -> dict[int, bytes]:
         start = first * self.block_size
         end = min((last + 1) * self.block_size, self._size) - 1
         status, _headers, body = self._request("GET", {"Range": f"bytes={start}-{end}"})
@@ -109,9 +117,12 @@ class HttpSource:
                 f"bad range response ({status}, {len(body)} bytes for {end - start + 1})",
                 where=self.url,
             )
+        blocks = {}
         for index in range(first, last + 1):
             offset = (index - first) * self.block_size
-            self._store(index, body[offset : offset + self.block_size])
+            blocks[index] = body[offset : offset + self.block_size]
+            self._store(index, blocks[index])
+        return blocks
 
     def read(self, offset: int, length: int) -> bytes:
         check_range(self, offset, length, what=self.url)
@@ -119,13 +130,21 @@ class HttpSource:
             return b""
         first = offset // self.block_size
         last = (offset + length - 1) // self.block_size
-        missing = [i for i in range(first, last + 1) if self._cached(i) is None]
+        # Collected locally: a long read may outgrow the in-memory LRU it passes through.
+        blocks: dict[int, bytes] = {}
+        missing = []
+        for index in range(first, last + 1):
+            data = self._cached(index)
+            if data is None:
+                missing.append(index)
+            else:
+                blocks[index] = data
         while missing:  # coalesce runs of missing blocks into single requests
             run_end = 0
             while run_end + 1 < len(missing) and missing[run_end + 1] == missing[run_end] + 1:
                 run_end += 1
-            self._fetch(missing[0], missing[run_end])
+            blocks.update(self._fetch(missing[0], missing[run_end]))
             missing = missing[run_end + 1 :]
-        data = b"".join(self._cached(i) or b"" for i in range(first, last + 1))
+        data = b"".join(blocks[i] for i in range(first, last + 1))
         skip = offset - first * self.block_size
         return data[skip : skip + length]

@@ -79,8 +79,8 @@ def test_initramfs_contents(
     for name in ("dwc3", "dwc3_qcom", "phy_qcom_qusb2", "usb_f_fs", "usb_f_acm", "nbd",
                  "overlay", "erofs", "libcomposite"):  # fmt: skip
         assert name in load
-    assert built.reasons["dwc3-qcom"].startswith("dt: /soc@0/usb@a6f8800")
-    assert built.reasons["usb_f_acm"] == "user"
+    assert built.reasons["dwc3-qcom"].startswith("device tree: /soc@0/usb@a6f8800")
+    assert built.reasons["usb_f_acm"] == "requested (--require-module)"
 
 
 def test_initramfs_is_self_contained_for_modprobe(built: Stage0Result, tmp_path: Path) -> None:
@@ -117,6 +117,11 @@ def test_augment_and_errors(debian_rootfs: tuple[Path, Path, str]) -> None:
                           dt_modules=False)  # fmt: skip
     assert b"#!/bin/sh\n" in result.initramfs and PID1 not in result.initramfs
     assert "ext4" in result.modules and result.dtb is None
+    override = build_stage0(fs, rootfs_kind="erofs", pid1=PID1, kernel=b"MZ-kernel",
+                            dt_modules=False)  # fmt: skip
+    assert override.kernel == b"MZ-kernel" and override.kernel_path == "<override>"
+    assert override.kver == result.kver  # the only modules directory (§4.9 rule 2)
+    assert "erofs" in override.modules and "ext4" not in override.modules
     with pytest.raises(Stage0Error, match="missing stage0 binary"):
         build_stage0(fs, rootfs_kind="erofs", pid1=b"")
     with pytest.raises(ModuleError, match="nearest"):

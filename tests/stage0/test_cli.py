@@ -80,7 +80,7 @@ def test_stage0_command(
     assert run(argv) == 0
     text = capsys.readouterr().out
     assert f"kernel:    /boot/vmlinuz-{kver} ({kver})" in text
-    assert "dt: /soc@0/usb@a6f8800 compatible 'qcom,dwc3'" in text
+    assert "device tree: /soc@0/usb@a6f8800 compatible 'qcom,dwc3'" in text
     listing = subprocess.run(["cpio", "-t", "--quiet"], input=out.read_bytes(),
                              capture_output=True, check=True).stdout.decode().split()  # fmt: skip
     assert "init" in listing and "etc/stage0/stage0.rootfs" in listing
@@ -89,7 +89,9 @@ def test_stage0_command(
     assert run([*argv, "--json", "--compress", "gzip"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["settings"]["stage0.rootfs"] == "erofs"
-    assert any(m["name"] == "dwc3" and m["reason"].startswith("dt:") for m in summary["modules"])
+    assert any(
+        m["name"] == "dwc3" and m["reason"].startswith("device tree:") for m in summary["modules"]
+    )
     assert out.read_bytes()[:2] == b"\x1f\x8b"
 
 

@@ -17,7 +17,12 @@ from fastboop.errors import UsageError
 from fastboop.rootfs.errors import NotFoundError
 from fastboop.rootfs.fs import Filesystem
 from fastboop.stage0.cpio import CpioEntry, CpioWriter, parse_archive
-from fastboop.stage0.discover import KernelChoice, find_dtb, find_kernel
+from fastboop.stage0.discover import (
+    KernelChoice,
+    find_dtb,
+    find_kernel,
+    modules_for_external_kernel,
+)
 from fastboop.stage0.dtmodules import discover_dt_modules
 from fastboop.stage0.errors import MissingFileError, Stage0Error
 from fastboop.stage0.fdt import parse_fdt
@@ -99,6 +104,7 @@ def build_stage0(
     rootfs_kind: str | None = None,
     devicetree_name: str | None = None,
     dtb: bytes | None = None,
+    kernel: bytes | None = None,
     kernel_version: str | None = None,
     dt_modules: bool = True,
     profile_modules: Sequence[str] = (),
@@ -111,13 +117,18 @@ def build_stage0(
 
     ``pid1`` is the device-side ``/init`` binary (may be ``None`` only when ``augment``
     supplies ``init``). ``devicetree_name`` (from the device profile) locates the DTB in
-    the rootfs unless ``dtb`` bytes are given explicitly (``--dtb``).
+    the rootfs unless ``dtb`` bytes are given explicitly (``--dtb``). ``kernel`` bytes
+    (a boot profile's kernel override) skip the kernel search; the modules directory is
+    then chosen by §4.9 rules 2-3 or ``kernel_version``.
     """
     kind = _rootfs_kind(fs, rootfs_kind)
     warnings: list[str] = []
-    choice = find_kernel(fs, kernel_version=kernel_version)
+    if kernel is None:
+        choice = find_kernel(fs, kernel_version=kernel_version)
+        kernel = fs.read_file(choice.kernel_path)
+    else:
+        choice = modules_for_external_kernel(fs, label="<override>", kernel_version=kernel_version)
     warnings += choice.warnings
-    kernel = fs.read_file(choice.kernel_path)
     index, raw_index = load_module_index(fs, choice)
 
     dtb_path: str | None = None

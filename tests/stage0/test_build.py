@@ -13,7 +13,9 @@ from fastboop.rootfs.dirfs import DirectoryFilesystem
 from fastboop.rootfs.erofs import ErofsFilesystem
 from fastboop.stage0.build import LOAD_LIST, Stage0Result, build_stage0
 from fastboop.stage0.cpio import CpioWriter
+from fastboop.stage0.dtbedit import derive_mac
 from fastboop.stage0.errors import MissingFileError, ModuleError, Stage0Error
+from fastboop.stage0.fdt import parse_fdt
 from fastboop.stage0.modules import normalize
 from fastboop.stage0.settings import CmdlineOptions, HostFacts
 from tests.stage0.kindex import modprobe_show_depends
@@ -31,6 +33,7 @@ def built(debian_rootfs: tuple[Path, Path, str]) -> Stage0Result:
         pid1=PID1,
         devicetree_name="/" + DT,
         user_modules=["usb_f_acm"],
+        inject_mac=[("wifi", "qcom,wcn3990-wifi")],
         options=CmdlineOptions(device_cmdline_append="console=ttyMSM0,115200n8"),
         host=HostFacts(usb_vid=0x18D1, usb_pid=0xD00D, usb_serial="abc", clock_usec=1),
     )
@@ -50,7 +53,10 @@ def test_kernel_dtb_and_settings(
     assert built.kver == kver and built.kernel_path == f"/boot/vmlinuz-{kver}"
     assert built.kernel == (tree / f"boot/vmlinuz-{kver}").read_bytes()
     assert built.dtb_path == f"/usr/lib/linux-image-{kver}/{DT}.dtb"
-    assert built.dtb == (tree / built.dtb_path.lstrip("/")).read_bytes()
+    original = (tree / built.dtb_path.lstrip("/")).read_bytes()
+    assert built.dtb is not None and built.dtb != original  # MAC injected
+    wifi = next(n for n in parse_fdt(built.dtb).root.walk() if "qcom,wcn3990-wifi" in n.compatible)
+    assert wifi.props["local-mac-address"] == derive_mac("abc", "wifi", "qcom,wcn3990-wifi")
     assert built.settings["stage0.rootfs"] == "erofs"
     assert built.settings["smoo.vendor"] == "0x18d1"
     assert built.cmdline == "console=ttyMSM0,115200n8 systemd.clock_usec=1"

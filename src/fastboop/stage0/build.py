@@ -23,6 +23,7 @@ from fastboop.stage0.discover import (
     find_kernel,
     modules_for_external_kernel,
 )
+from fastboop.stage0.dtbedit import edit_dtb
 from fastboop.stage0.dtmodules import discover_dt_modules
 from fastboop.stage0.errors import MissingFileError, Stage0Error
 from fastboop.stage0.fdt import parse_fdt
@@ -107,6 +108,8 @@ def build_stage0(
     kernel: bytes | None = None,
     kernel_version: str | None = None,
     dt_modules: bool = True,
+    dtb_overlays: Sequence[bytes] = (),
+    inject_mac: Sequence[tuple[str, str]] = (),
     profile_modules: Sequence[str] = (),
     user_modules: Sequence[str] = (),
     augment: bytes | None = None,
@@ -119,7 +122,9 @@ def build_stage0(
     supplies ``init``). ``devicetree_name`` (from the device profile) locates the DTB in
     the rootfs unless ``dtb`` bytes are given explicitly (``--dtb``). ``kernel`` bytes
     (a boot profile's kernel override) skip the kernel search; the modules directory is
-    then chosen by §4.9 rules 2-3 or ``kernel_version``.
+    then chosen by §4.9 rules 2-3 or ``kernel_version``. ``dtb_overlays`` (compiled
+    ``.dtbo``) and ``inject_mac`` (``(kind, compatible)`` pairs, §7.5) edit the DTB before
+    module discovery; the MAC seed is the ``stage0.serial`` setting, else ``0``.
     """
     kind = _rootfs_kind(fs, rootfs_kind)
     warnings: list[str] = []
@@ -137,8 +142,15 @@ def build_stage0(
     elif devicetree_name:
         dtb_path = find_dtb(fs, devicetree_name, index.kver)
         dtb = fs.read_file(dtb_path)
+    composed = compose(kind, options, host)
     dt_found: list[tuple[str, str]] = []
     if dtb is not None:
+        dtb = edit_dtb(
+            dtb,
+            overlays=dtb_overlays,
+            mac_targets=inject_mac,
+            seed=composed.settings.get("stage0.serial", "0"),
+        )
         tree = parse_fdt(dtb)
         if dt_modules:
             dt_found = [(m.module, m.why) for m in discover_dt_modules(tree, index)]
@@ -154,7 +166,6 @@ def build_stage0(
         ),
     )
     warnings += closure.warnings
-    composed = compose(kind, options, host)
     initramfs, module_files = _archive(fs, choice, closure, raw_index, composed, pid1, augment)
     return Stage0Result(
         initramfs=initramfs,

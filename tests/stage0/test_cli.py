@@ -76,7 +76,7 @@ def test_stage0_command(
     argv = ["stage0", str(image), "--dtb-name", "qcom/sdm845-oneplus-fajita",
             "--stage0", "/usr/bin/true", "-o", str(out), "--kernel-out", str(tmp_path / "k"),
             "--dtb-out", str(tmp_path / "d.dtb"), "--explain-modules",
-            "--no-system-time"]  # fmt: skip
+            "--no-system-time", "--inject-mac", "bluetooth:qcom,wcn3990-bt"]  # fmt: skip
     assert run(argv) == 0
     text = capsys.readouterr().out
     assert f"kernel:    /boot/vmlinuz-{kver} ({kver})" in text
@@ -85,7 +85,8 @@ def test_stage0_command(
                              capture_output=True, check=True).stdout.decode().split()  # fmt: skip
     assert "init" in listing and "etc/stage0/stage0.rootfs" in listing
     assert (tmp_path / "k").read_bytes() == (tree / f"boot/vmlinuz-{kver}").read_bytes()
-    assert (tmp_path / "d.dtb").read_bytes()[:4] == b"\xd0\x0d\xfe\xed"
+    dtb = (tmp_path / "d.dtb").read_bytes()
+    assert dtb[:4] == b"\xd0\x0d\xfe\xed" and b"local-bd-address" in dtb
     assert run([*argv, "--json", "--compress", "gzip"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["settings"]["stage0.rootfs"] == "erofs"
@@ -110,6 +111,8 @@ def test_user_errors_are_typed(debian_rootfs: tuple[Path, Path, str], tmp_path: 
                 "/usr/bin/true",
             ]
         )
+    with pytest.raises(UsageError, match="bad --inject-mac"):
+        run(["stage0", str(image), "--stage0", "/usr/bin/true", "--inject-mac", "wlan:x"])
     with pytest.raises(FastboopError, match="missing stage0 binary"):
         run(["stage0", str(image)])
     with pytest.raises(FastboopError, match="cannot open"):

@@ -40,6 +40,11 @@ def register(subparsers: Any) -> None:
         help="devicetree name to find in the rootfs, e.g. qcom/sdm845-oneplus-fajita",
     )
     dt.add_argument("--dtb", type=Path, metavar="FILE", help="use this DTB file instead")
+    dt.add_argument("--dtbo", type=Path, action="append", default=[], metavar="FILE",
+                    help="apply this compiled DT overlay (repeatable, in order)")  # fmt: skip
+    dt.add_argument("--inject-mac", action="append", default=[], metavar="KIND:COMPATIBLE",
+                    help="derive a stable MAC for the node with this compatible; KIND is "
+                         "wifi or bluetooth (repeatable)")  # fmt: skip
     dt.add_argument("--no-dt-modules", action="store_true",
                     help="do not derive USB controller/PHY modules from the DTB")  # fmt: skip
     m = p.add_argument_group("kernel and modules")
@@ -84,6 +89,14 @@ def _profile_dtb_name(profile_id: str) -> str:
     )
 
 
+def _mac_target(text: str) -> tuple[str, str]:
+    kind, sep, compatible = text.partition(":")
+    if not sep or kind not in ("wifi", "bluetooth") or not compatible:
+        raise UsageError(f"bad --inject-mac {text!r}", hint="use wifi:COMPATIBLE or "
+                         "bluetooth:COMPATIBLE, e.g. wifi:qcom,wcn3990-wifi")  # fmt: skip
+    return kind, compatible
+
+
 def run(args: argparse.Namespace) -> int:
     import time
 
@@ -110,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
         dtb=args.dtb.read_bytes() if args.dtb else None,
         kernel_version=args.kernel_version,
         dt_modules=not args.no_dt_modules,
+        dtb_overlays=[path.read_bytes() for path in args.dtbo],
+        inject_mac=[_mac_target(text) for text in args.inject_mac],
         user_modules=args.require_module,
         augment=augment,
         options=options,

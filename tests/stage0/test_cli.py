@@ -12,6 +12,8 @@ import pytest
 from fastboop.cli import rootfs as rootfs_cli
 from fastboop.cli import stage0 as stage0_cli
 from fastboop.errors import FastboopError, UsageError
+from fastboop.stage0.dtbedit import derive_mac
+from fastboop.stage0.fdt import parse_fdt
 
 
 def run(argv: list[str]) -> int:
@@ -86,7 +88,8 @@ def test_stage0_command(
     assert "init" in listing and "etc/stage0/stage0.rootfs" in listing
     assert (tmp_path / "k").read_bytes() == (tree / f"boot/vmlinuz-{kver}").read_bytes()
     dtb = (tmp_path / "d.dtb").read_bytes()
-    assert dtb[:4] == b"\xd0\x0d\xfe\xed" and b"local-bd-address" in dtb
+    bt = next(n for n in parse_fdt(dtb).root.walk() if "qcom,wcn3990-bt" in n.compatible)
+    assert bt.props["local-bd-address"] == derive_mac("0", "bluetooth", "qcom,wcn3990-bt")[::-1]
     assert run([*argv, "--json", "--compress", "gzip"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["settings"]["stage0.rootfs"] == "erofs"

@@ -53,6 +53,9 @@ def register(subparsers: Any) -> None:
                    help="also include this module and its dependencies (repeatable)")  # fmt: skip
     m.add_argument("--rootfs-type", choices=["erofs", "ext4"],
                    help="filesystem the device mounts (default: detected)")  # fmt: skip
+    m.add_argument("--ostree", metavar="auto|PATH",
+                   help="boot an OSTree deployment: 'auto' (newest boot entry) or its "
+                        "ostree= path")  # fmt: skip
     m.add_argument("--explain-modules", action="store_true",
                    help="print why each module is included")  # fmt: skip
     i = p.add_argument_group("initramfs")
@@ -127,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
         inject_mac=[_mac_target(text) for text in args.inject_mac],
         user_modules=args.require_module,
         augment=augment,
+        ostree=args.ostree,
         options=options,
         host=HostFacts(clock_usec=time.time_ns() // 1000),
     )

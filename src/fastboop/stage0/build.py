@@ -33,6 +33,7 @@ from fastboop.stage0.modules import (
     required_modules,
     resolve_closure,
 )
+from fastboop.stage0.ostree import open_deployment
 from fastboop.stage0.settings import CmdlineOptions, Composed, HostFacts, compose, settings_files
 
 ALWAYS_DIRS = ("dev", "proc", "sys", "etc", "etc/modules-load.d", "lib", "lib/modules")
@@ -113,6 +114,7 @@ def build_stage0(
     profile_modules: Sequence[str] = (),
     user_modules: Sequence[str] = (),
     augment: bytes | None = None,
+    ostree: str | None = None,
     options: CmdlineOptions = CmdlineOptions(),  # noqa: B008 - frozen, immutable
     host: HostFacts = HostFacts(),  # noqa: B008
 ) -> Stage0Result:
@@ -125,7 +127,12 @@ def build_stage0(
     then chosen by §4.9 rules 2-3 or ``kernel_version``. ``dtb_overlays`` (compiled
     ``.dtbo``) and ``inject_mac`` (``(kind, compatible)`` pairs, §7.5) edit the DTB before
     module discovery; the MAC seed is the ``stage0.serial`` setting, else ``0``.
+    ``ostree`` (an ``ostree=`` path, or ``"auto"`` for the newest boot entry) reads
+    everything inside that deployment and passes the path to the device.
     """
+    if ostree is not None:
+        fs, ostree_path = open_deployment(fs, None if ostree == "auto" else ostree)
+        options = msgspec.structs.replace(options, ostree_deployment=ostree_path)
     kind = _rootfs_kind(fs, rootfs_kind)
     warnings: list[str] = []
     if kernel is None:

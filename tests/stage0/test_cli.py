@@ -99,6 +99,23 @@ def test_stage0_command(
     assert out.read_bytes()[:2] == b"\x1f\x8b"
 
 
+def test_inspect_partitioned_image(
+    debian_rootfs: tuple[Path, Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, image, kver = debian_rootfs
+    disk = tmp_path / "disk.img"
+    sectors = image.stat().st_size // 512 + 1
+    subprocess.run(["truncate", "-s", f"{(sectors + 8192) * 512}", str(disk)], check=True)
+    script = f"label: gpt\nstart=2048, size={sectors}, type=linux, name=rootfs\n"
+    subprocess.run(["sfdisk", "-q", str(disk)], input=script.encode(), check=True)
+    subprocess.run(["dd", f"if={image}", f"of={disk}", "bs=512", "seek=2048", "conv=notrunc",
+                    "status=none"], check=True)  # fmt: skip
+    assert run(["rootfs", "inspect", str(disk), "--partition", "rootfs", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["layers"] == ["partition 1 rootfs"] and info["kernel"]["kver"] == kver
+    assert info["ostree_deployments"] == []
+
+
 def test_user_errors_are_typed(debian_rootfs: tuple[Path, Path, str], tmp_path: Path) -> None:
     _, image, _ = debian_rootfs
     with pytest.raises(FastboopError, match="no such file"):

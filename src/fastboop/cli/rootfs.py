@@ -99,10 +99,12 @@ def run_cat(args: argparse.Namespace) -> int:
 def inspect_rootfs(spec: str, partition: str | None) -> dict[str, Any]:
     """The facts ``inspect`` prints; also used by ``fastboop stage0 --json``."""
     from fastboop.stage0.discover import find_kernel, module_dirs
+    from fastboop.stage0.ostree import list_deployments
 
     fs, layers = open_rootfs_layers(spec, partition=partition)
     info: dict[str, Any] = {"rootfs": spec, "format": fs.kind, "layers": layers}
     info["module_dirs"] = [d.path for d in module_dirs(fs)]
+    info["ostree_deployments"] = [d.path for d in list_deployments(fs)]
     try:
         choice = find_kernel(fs)
         info["kernel"] = {"path": choice.kernel_path, "kver": choice.kver, "rule": choice.rule,
@@ -127,4 +129,6 @@ def run_inspect(args: argparse.Namespace) -> int:
         for warning in kernel["warnings"]:
             print(f"warning: {warning}")
     print("modules: " + (", ".join(info["module_dirs"]) or "none"))
+    for path in info["ostree_deployments"]:
+        print(f"ostree:  {path}")
     return 0

@@ -39,6 +39,16 @@ def built(debian_rootfs: tuple[Path, Path, str]) -> Stage0Result:
     )
 
 
+HOST_ONLY_OVERLAY = subprocess.run(
+    ["dtc", "-q", "-@", "-I", "dts", "-O", "dtb", "-o", "-"],
+    input=b"""/dts-v1/; /plugin/; / { fragment@0 {
+        target-path = "/soc@0/usb@a6f8800/usb@a600000";
+        __overlay__ { dr_mode = "host"; }; }; };""",
+    capture_output=True,
+    check=True,
+).stdout
+
+
 def extract(archive: bytes, dest: Path) -> Path:
     dest.mkdir()
     subprocess.run(["cpio", "-i", "-d", "--quiet", "--no-absolute-filenames"],
@@ -128,6 +138,11 @@ def test_augment_and_errors(debian_rootfs: tuple[Path, Path, str]) -> None:
     assert override.kernel == b"MZ-kernel" and override.kernel_path == "<override>"
     assert override.kver == result.kver  # the only modules directory (§4.9 rule 2)
     assert "erofs" in override.modules and "ext4" not in override.modules
+    host_only = build_stage0(fs, rootfs_kind="erofs", pid1=PID1,
+                             dtb=(tree / f"usr/lib/linux-image-{result.kver}/qcom/"
+                                  "sdm845-oneplus-fajita.dtb").read_bytes(),
+                             dtb_overlays=[HOST_ONLY_OVERLAY])  # fmt: skip
+    assert any("no enabled gadget-capable USB controller" in w for w in host_only.warnings)
     with pytest.raises(Stage0Error, match="missing stage0 binary"):
         build_stage0(fs, rootfs_kind="erofs", pid1=b"")
     with pytest.raises(ModuleError, match="nearest"):

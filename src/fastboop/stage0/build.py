@@ -24,7 +24,7 @@ from fastboop.stage0.discover import (
     modules_for_external_kernel,
 )
 from fastboop.stage0.dtbedit import edit_dtb
-from fastboop.stage0.dtmodules import discover_dt_modules
+from fastboop.stage0.dtmodules import discover_dt_modules, usb_controller_nodes
 from fastboop.stage0.errors import MissingFileError, Stage0Error
 from fastboop.stage0.fdt import parse_fdt
 from fastboop.stage0.modules import (
@@ -161,6 +161,11 @@ def build_stage0(
         tree = parse_fdt(dtb)
         if dt_modules:
             dt_found = [(m.module, m.why) for m in discover_dt_modules(tree, index)]
+            if not usb_controller_nodes(tree):
+                warnings.append(
+                    "no enabled gadget-capable USB controller in the DTB: the device may "
+                    "never appear on USB (check dr_mode/status, or add --require-module)"
+                )
 
     closure = resolve_closure(
         index,

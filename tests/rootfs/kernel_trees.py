@@ -113,6 +113,13 @@ def add_odd_files(root: Path) -> None:
     os.symlink("loop-a", odd / "loop-b")
     os.mkfifo(odd / "fifo")
     os.mknod(odd / "null", 0o20666, os.makedev(1, 3))
+    # Inline and shared xattrs shift where inline data and cluster indexes start.
+    xattr_files = [odd / "text", odd / "block+1", odd / "secret", odd / "many", odd / "random"]
+    for i, path in enumerate(xattr_files):
+        os.setxattr(path, "user.fastboop.shared", b"same-on-every-file")
+        os.setxattr(path, f"user.fastboop.own{i}", os.urandom(20 + 37 * i))
+        os.setxattr(path, "trusted.overlay.opaque", b"y")
+    os.setxattr(odd / "rel-link", "trusted.link", b"x", follow_symlinks=False)
     (root / "usr/bin").mkdir(parents=True, exist_ok=True)
     (root / "usr/bin/tool").write_bytes(b"#!/bin/sh\n")
     (root / "usr/bin/tool").chmod(0o755)

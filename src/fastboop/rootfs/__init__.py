@@ -29,4 +29,6 @@ __all__ = [
     "SliceSource",
     "Stat",
     "UnsupportedError",
+    "open_rootfs",
+    "open_rootfs_layers",
 ]

@@ -149,6 +149,21 @@ def find_kernel(fs: Filesystem, *, kernel_version: str | None = None) -> KernelC
     raise MissingFileError("missing file: kernel image", where=fs.label)
 
 
+def modules_for_external_kernel(
+    fs: Filesystem, *, label: str, kernel_version: str | None = None
+) -> KernelChoice:
+    """The modules directory to pair with a kernel that does not come from the rootfs
+    (a boot profile's ``kernel`` override): §4.9 rules 2-3, or the pinned version."""
+    dirs = module_dirs(fs)
+    if kernel_version is not None:
+        dirs = [d for d in dirs if d.kver == kernel_version]
+        if not dirs:
+            raise MissingFileError(
+                f"no modules directory for kernel version {kernel_version}", where=fs.label
+            )
+    return _with_modules(label, None, "kernel override", dirs)
+
+
 def _with_modules(
     path: str, implied: ModulesDir | None, rule: str, dirs: list[ModulesDir]
 ) -> KernelChoice:

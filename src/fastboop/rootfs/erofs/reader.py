@@ -162,7 +162,12 @@ class ErofsFilesystem(Filesystem):
         cindex = zmap.ClusterIndex(inode, header, self.sb, index)
         out = []
         for extent in zmap.file_extents(cindex):
-            raw = self._read(extent.pblk * bs, extent.pblocks * bs)
+            if extent.inline_at >= 0:
+                if extent.inline_at % bs + extent.inline_size > bs:
+                    raise CorruptImageError(f"erofs: inline tail crosses a block, nid {inode.nid}")
+                raw = self._read(extent.inline_at, extent.inline_size)
+            else:
+                raw = self._read(extent.pblk * bs, extent.pblocks * bs)
             if extent.compressed:
                 out.append(self._decompress(raw, extent, inode))
             else:

@@ -121,8 +121,8 @@ class StandardBackend:
 
             outcome = await probe_device(
                 self.profiles,
-                device.vid or 0,
-                device.pid or 0,
+                device.vid,
+                device.pid,
                 getvar,
                 serial=device.serial,
                 device_profile=effect.device_profile,

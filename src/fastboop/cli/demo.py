@@ -17,7 +17,7 @@ from typing import Any
 
 import anyio
 
-from fastboop.cli.output import add_json_flag, print_json
+from fastboop.cli.output import add_json_flag, help_text, print_json
 from fastboop.cli.running import ProgressView, add_journal_flags, journal_path_from
 from fastboop.demo.rootfs import demo_rootfs
 from fastboop.demo.run import DEMO_MODEL, SCENARIOS, run_demo
@@ -27,7 +27,7 @@ def register(sub: Any) -> None:
     parser = sub.add_parser(
         "demo",
         help="run a whole session against a simulated phone (no hardware needed)",
-        description=__doc__,
+        description=help_text(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(

@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from fastboop.cli.output import add_json_flag, print_json
+from fastboop.cli.output import add_json_flag, help_text, print_json
 from fastboop.errors import UsageError
 from fastboop.journal import read_journal
 from fastboop.replay import iter_timeline, replay_journal, state_at
@@ -31,7 +31,7 @@ def register(sub: Any) -> None:
     parser = sub.add_parser(
         "replay",
         help="re-drive a recorded session offline and report the first divergence",
-        description=__doc__,
+        description=help_text(__doc__),
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

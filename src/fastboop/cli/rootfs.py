@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from fastboop.cli.output import help_text
 from fastboop.errors import FastboopError
 from fastboop.rootfs.fs import Filesystem, Stat
 from fastboop.rootfs.open import open_rootfs, open_rootfs_layers
@@ -30,7 +31,7 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "rootfs",
         help="list, print or inspect files inside a rootfs image",
-        description=__doc__,
+        description=help_text(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="rootfs_command", metavar="ACTION", required=True)

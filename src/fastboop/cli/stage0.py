@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from fastboop.cli.output import help_text
 from fastboop.errors import UsageError
 from fastboop.rootfs.open import open_rootfs
 from fastboop.stage0.build import Stage0Result, build_stage0
@@ -23,7 +24,7 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "stage0",
         help="build the stage0 initramfs from a rootfs image",
-        description=__doc__,
+        description=help_text(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Example: fastboop stage0 debian.erofs --dtb-name qcom/sdm845-oneplus-fajita "
         "--stage0 ./stage0-aarch64 -o initrd.cpio --explain-modules",

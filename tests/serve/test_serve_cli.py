@@ -4,6 +4,7 @@ emulated bus with the command's own view and JSON summary."""
 from __future__ import annotations
 
 import io
+import urllib.request
 from pathlib import Path
 
 import anyio
@@ -12,11 +13,12 @@ import pytest
 
 from fastboop import events as ev
 from fastboop.cli.main import build_parser, main
-from fastboop.cli.serve import ServeView, serve, summarize
+from fastboop.cli.serve import ServeMetrics, ServeView, serve, summarize
 from fastboop.journal import read_journal
 from fastboop.replay import replay_journal
 from fastboop.runtime import Session
 from fastboop.smoo.protocol import derive_export_id
+from fastboop.transports.base import DeviceAddress
 from fastboop.transports.smoo_sim import SimGadget
 from fastboop.transports.usb_sim_gadget import SimGadgetUsbBackend
 from tests.smoo_usb.helpers import BS, HANG_GUARD, PID, SERIAL, VID, gadget_device, make_image
@@ -96,3 +98,30 @@ def test_view_prints_gadget_comings_and_goings() -> None:
         "serving: 3 I/Os, 12288 bytes read, 0 bytes written, 0 in flight",
         "serving: 5 I/Os, 20480 bytes read, 4096 bytes written, 2 in flight",
     ]
+
+
+def test_metrics_follow_the_session_events_over_http() -> None:
+    metrics = ServeMetrics()
+    port, stop = metrics.start(0)
+    try:
+        metrics.observe(ev.GadgetFound(device=DeviceAddress(transport="usb", location="1-2")))
+        metrics.observe(ev.ServeStats(ios=7, bytes_read=8192, bytes_written=512, in_flight=2,
+                                      in_flight_peak=5))
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as response:
+            text = response.read().decode()
+        metrics.observe(ev.GadgetLost(reason="device disconnected"))
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as response:
+            after = response.read().decode()
+    finally:
+        stop()
+    values = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+              if line and not line.startswith("#")}
+    assert values == {
+        "fastboop_smoo_host_connected": 1.0,
+        "fastboop_smoo_host_ios_total": 7.0,
+        "fastboop_smoo_host_bytes_read_total": 8192.0,
+        "fastboop_smoo_host_bytes_written_total": 512.0,
+        "fastboop_smoo_host_inflight_requests": 2.0,
+        "fastboop_smoo_host_max_inflight_requests": 5.0,
+    }
+    assert "fastboop_smoo_host_connected 0.0" in after

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
@@ -67,6 +67,11 @@ def register(sub: Any) -> None:
                         help="give up if no gadget appears in time (default: wait forever)")
     parser.add_argument("--reconnect-wait", type=float, default=0.0, metavar="SECONDS",
                         help="give up if a lost gadget is not back in time (default: forever)")
+    parser.add_argument("--metrics-port", type=int, metavar="PORT",
+                        help="export serve stats for Prometheus at http://ADDR:PORT/metrics "
+                        "(needs the 'metrics' extra: pip install 'fastboop[metrics]')")
+    parser.add_argument("--metrics-addr", default="127.0.0.1", metavar="ADDR",
+                        help="address for --metrics-port (default: 127.0.0.1)")
     add_journal_flags(parser)
     add_json_flag(parser)
     parser.set_defaults(handler=run)
@@ -147,6 +152,68 @@ class ServeView:
         if self._status_shown:
             self.stream.write("\n")
             self._status_shown = False
+
+
+class ServeMetrics:
+    """Serve stats for Prometheus (smoo.md §12), fed from the session's events.
+
+    The session's events are the single source of truth (the same numbers the journal
+    records), so this only folds them; prometheus-client's HTTP thread reads the folded
+    values on each scrape. Counters restart at 0 when the gadget reconnects, which
+    Prometheus treats as an ordinary counter reset.
+    """
+
+    def __init__(self) -> None:
+        self.connected = False
+        self.stats = ev.ServeStats(ios=0, bytes_read=0, bytes_written=0)
+
+    def observe(self, event: ev.AnyEvent) -> None:
+        if isinstance(event, ev.GadgetFound):
+            self.connected = True
+        elif isinstance(event, ev.GadgetLost | ev.ServeEnded | ev.ServeFailed):
+            self.connected = False
+        elif isinstance(event, ev.ServeStats):
+            self.stats = event
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        stats = self.stats
+        prefix = "fastboop_smoo_host_"
+        yield GaugeMetricFamily(prefix + "connected", "1 while a smoo gadget is being served",
+                                value=int(self.connected))
+        yield CounterMetricFamily(prefix + "ios", "USB data transfers (smoo.md §12)",
+                                  value=stats.ios)
+        yield CounterMetricFamily(prefix + "bytes_read", "bytes of the image read by the phone",
+                                  value=stats.bytes_read)
+        yield CounterMetricFamily(prefix + "bytes_written", "bytes the phone wrote",
+                                  value=stats.bytes_written)
+        yield GaugeMetricFamily(prefix + "inflight_requests", "requests being served",
+                                value=stats.in_flight)
+        yield GaugeMetricFamily(prefix + "max_inflight_requests", "peak requests in flight",
+                                value=stats.in_flight_peak)
+
+    def start(self, port: int, addr: str = "127.0.0.1") -> tuple[int, Callable[[], None]]:
+        """Serve ``/metrics`` from a daemon thread; returns the bound port and a stopper."""
+        try:
+            from prometheus_client import CollectorRegistry, start_http_server
+        except ImportError:
+            raise FastboopError("--metrics-port needs prometheus-client",
+                                hint="pip install 'fastboop[metrics]'") from None
+        registry = CollectorRegistry(auto_describe=True)
+        registry.register(self)
+        try:
+            server, thread = start_http_server(port, addr=addr, registry=registry)
+        except OSError as error:
+            raise FastboopError(f"cannot serve metrics: {error.strerror}",
+                                where=f"{addr}:{port}") from None
+
+        def stop() -> None:
+            server.shutdown()
+            server.server_close()
+            thread.join()
+
+        return int(server.server_port), stop
 
 
 def _describe_address(address: DeviceAddress | None) -> str:
@@ -240,14 +307,24 @@ def run(args: argparse.Namespace) -> int:
     _check_libusb()
     view = ServeView(args.rootfs, args.writable is not None)
     encoder = msgspec.json.Encoder()
+    metrics = ServeMetrics()
+    stop_metrics = None
+    if args.metrics_port is not None:
+        port, stop_metrics = metrics.start(args.metrics_port, args.metrics_addr)
+        print(f"metrics: http://{args.metrics_addr}:{port}/metrics", file=sys.stderr)
 
     def on_event(event: ev.AnyEvent) -> None:
+        metrics.observe(event)
         view.show(event)
         if args.json:
             sys.stdout.write(encoder.encode(event).decode() + "\n")
             sys.stdout.flush()
 
-    session = anyio.run(partial(serve, args, on_event=on_event), backend="trio")
+    try:
+        session = anyio.run(partial(serve, args, on_event=on_event), backend="trio")
+    finally:
+        if stop_metrics is not None:
+            stop_metrics()
     view.close()
     summary = summarize(session, args)
     if args.json:

@@ -95,6 +95,13 @@ def add_odd_files(root: Path) -> None:
     (odd / "random").write_bytes(os.urandom(200_000))  # incompressible → plain clusters
     (odd / "text").write_bytes(b"stage0 " * 90_000)  # very compressible
     (odd / ("n" * 120)).write_bytes(b"long name")
+    # Sparse: 40 data islands in 2.5 MB. mke2fs -d keeps the holes, so ext4 needs an
+    # extent tree deeper than the 4 in-inode extents, and ext2/3 indirect maps with gaps.
+    with open(odd / "sparse", "wb") as f:
+        for i in range(40):
+            f.seek(i * 65536)
+            f.write(os.urandom(1000) + bytes([i]) * 3000)
+        f.truncate(40 * 65536 + 12345)
     (odd / "utf8-ünïcode").write_bytes(b"u")
     secret = odd / "secret"
     secret.write_bytes(b"s")

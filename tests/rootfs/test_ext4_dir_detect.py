@@ -48,8 +48,19 @@ def test_ext_images_read_back_equal(
     image = make_ext(tmp_path, root, *args)
     fs = open_path(image)
     assert isinstance(fs, Ext4Filesystem)
-    assert assert_same_tree(fs, root, extra=LOST) > 500
+    # e2fsprogs 1.47.0's mke2fs -d mangles sparse files when inline_data is on (the image
+    # holds 2560000 bytes of them); there the real debugfs is the reference instead.
+    mangled = frozenset({"/odd/sparse"}) if "inline_data" in args else frozenset()
+    assert assert_same_tree(fs, root, extra=LOST, skip_content=mangled) > 500
+    if mangled:
+        dump = tmp_path / "sparse.dump"
+        subprocess.run(["debugfs", "-R", f"dump /odd/sparse {dump}", str(image)],
+                       check=True, capture_output=True)  # fmt: skip
+        assert fs.read_file("/odd/sparse") == dump.read_bytes()
     assert fs.read_file("/bin/tool") == b"#!/bin/sh\n"
+    sparse = fs.inode(fs.stat("/odd/sparse").ino)
+    if sparse.flags & 0x80000:  # extents: the sparse file needs an index level
+        assert int.from_bytes(sparse.block[6:8], "little") >= 1  # eh_depth
     if "inline_data" in args:  # the variant really stores small files/dirs inline
         inline = [p for p, st in fs.walk("/") if fs.inode(st.ino).flags & FL_INLINE_DATA]
         assert "/usr/bin/tool" in inline and any(fs.stat(p).is_dir for p in inline)

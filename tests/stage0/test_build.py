@@ -133,6 +133,14 @@ def test_augment_and_errors(debian_rootfs: tuple[Path, Path, str]) -> None:
                           dt_modules=False)  # fmt: skip
     assert b"#!/bin/sh\n" in result.initramfs and PID1 not in result.initramfs
     assert "ext4" in result.modules and result.dtb is None
+    seen: list[int] = []
+
+    def pick_pid1(kernel: bytes) -> bytes:
+        seen.append(len(kernel))
+        return PID1
+
+    by_arch = build_stage0(fs, rootfs_kind="erofs", pid1=pick_pid1, dt_modules=False)
+    assert seen == [len(by_arch.kernel)] and PID1 in by_arch.initramfs
     override = build_stage0(fs, rootfs_kind="erofs", pid1=PID1, kernel=b"MZ-kernel",
                             dt_modules=False)  # fmt: skip
     assert override.kernel == b"MZ-kernel" and override.kernel_path == "<override>"

@@ -9,7 +9,7 @@ I/O of its own beyond the :class:`~fastboop.rootfs.fs.Filesystem` it is given.
 from __future__ import annotations
 
 import stat as statmod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import msgspec
 
@@ -102,7 +102,7 @@ def load_module_index(fs: Filesystem, choice: KernelChoice) -> tuple[ModuleIndex
 def build_stage0(
     fs: Filesystem,
     *,
-    pid1: bytes | None,
+    pid1: bytes | Callable[[bytes], bytes] | None,
     rootfs_kind: str | None = None,
     devicetree_name: str | None = None,
     dtb: bytes | None = None,
@@ -121,8 +121,10 @@ def build_stage0(
     """Synthesize the stage0 initramfs and collect the kernel and DTB for the boot image.
 
     ``pid1`` is the device-side ``/init`` binary (may be ``None`` only when ``augment``
-    supplies ``init``). ``devicetree_name`` (from the device profile) locates the DTB in
-    the rootfs unless ``dtb`` bytes are given explicitly (``--dtb``). ``kernel`` bytes
+    supplies ``init``), or a function from the kernel image to it, for callers that pick
+    the PID1 by the kernel's architecture without reading the kernel twice.
+    ``devicetree_name`` (from the device profile) locates the DTB in the rootfs unless
+    ``dtb`` bytes are given explicitly (``--dtb``). ``kernel`` bytes
     (a boot profile's kernel override) skip the kernel search; the modules directory is
     then chosen by §4.9 rules 2-3 or ``kernel_version``. ``dtb_overlays`` (compiled
     ``.dtbo``) and ``inject_mac`` (``(kind, compatible)`` pairs, §7.5) edit the DTB before
@@ -141,6 +143,8 @@ def build_stage0(
     else:
         choice = modules_for_external_kernel(fs, label="<override>", kernel_version=kernel_version)
     warnings += choice.warnings
+    if callable(pid1):
+        pid1 = pid1(kernel)
     index, raw_index = load_module_index(fs, choice)
 
     dtb_path: str | None = None

@@ -42,18 +42,19 @@ class Pid1NotFound(FastboopError):
 def find_pid1(arch: str) -> bytes:
     """The static stage0 PID1 for ``arch`` (``arm64`` or ``x86_64``).
 
-    Wheels ship it under ``fastboop/_data/stage0/<arch>/``; a source checkout builds it
-    into ``stage0/build/<arch>/`` (``scripts/setup`` runs ``make -C stage0``).
+    A source checkout builds it into ``stage0/build/<arch>/`` (``scripts/setup`` runs
+    ``make -C stage0``) and that build wins, so a rebuilt PID1 is used at once; wheels
+    ship it under ``fastboop/_data/stage0/<arch>/``.
     """
     machine = PID1_ARCH.get(arch)
     if machine is None:
         raise Pid1NotFound(f"stage0 is not built for {arch} kernels")
-    packaged = resources.files("fastboop").joinpath("_data", "stage0", machine, PID1_NAME)
-    if packaged.is_file():
-        return packaged.read_bytes()
     local = REPO_STAGE0 / machine / PID1_NAME
     if local.is_file():
         return local.read_bytes()
+    packaged = resources.files("fastboop").joinpath("_data", "stage0", machine, PID1_NAME)
+    if packaged.is_file():
+        return packaged.read_bytes()
     raise Pid1NotFound(
         f"no stage0 PID1 binary for {machine}",
         where=str(local),

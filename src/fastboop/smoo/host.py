@@ -99,6 +99,7 @@ class SmooHost:
             ios_down=s.ios_down,
             bytes_up=s.bytes_up,
             bytes_down=s.bytes_down,
+            requests_completed=s.requests_completed,
             inflight_requests=s.inflight_requests,
             max_inflight_requests=s.max_inflight_requests,
             iops=self._ewma.update(s.total_ios, self._clock()),

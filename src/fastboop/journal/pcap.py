@@ -147,7 +147,7 @@ def transfer_records(
             event="S", setup_flag=0 if control else ord("-"), data_flag=ord("<"),
             ts_sec=s_sec, ts_usec=s_usec, status=-EINPROGRESS,
             urb_len=transfer.buffer if transfer.buffer is not None else transfer.length,
-            data=b"", setup=setup, **common,  # type: ignore[arg-type]
+            data=b"", setup=setup, **common,
         )
         complete = UsbmonRecord(
             event="C", setup_flag=ord("-"), data_flag=0 if transfer.data is not None else ord("<"),
@@ -159,7 +159,7 @@ def transfer_records(
             event="S", setup_flag=0 if control else ord("-"),
             data_flag=0 if transfer.data is not None else ord(">"),
             ts_sec=s_sec, ts_usec=s_usec, status=-EINPROGRESS, urb_len=transfer.length,
-            data=payload, setup=setup, **common,  # type: ignore[arg-type]
+            data=payload, setup=setup, **common,
         )
         complete = UsbmonRecord(
             event="C", setup_flag=ord("-"), data_flag=ord(">"), ts_sec=c_sec, ts_usec=c_usec,

@@ -12,8 +12,8 @@ maps a journal onto transfers:
   0x81 (fastboot.md §2.1), on a synthetic bus 1, device 5;
 * timestamps come from the journal's own clock: the header's wall-clock start plus each
   record's ``t_ns``. A ``Wire`` is journaled when its transfer completes, so that is the
-  completion time; the submit time is the completion of the channel's previous packet
-  (the host issues the next transfer as soon as the last one is done);
+  completion time; the submit time is that of the record just before it (the host
+  issues a transfer as soon as the previous step — a packet, a probe decision — is done);
 * packets journaled by digest only (download data) keep their true ``urb_len`` but carry
   no data, unless the caller can supply the bytes (``payload``), e.g. from the boot image.
 
@@ -261,6 +261,7 @@ def _fastboot_transfers(
     previous: int | None = None
     for record in journal.records:
         wire = record.body
+        before, previous = previous, base_ns + record.t_ns
         if not isinstance(wire, Wire):
             continue
         if wire.channel != "fastboot":
@@ -269,8 +270,7 @@ def _fastboot_transfers(
             )
             continue
         complete = base_ns + record.t_ns
-        submit = complete if previous is None else min(previous, complete)
-        previous = complete
+        submit = complete if before is None else min(before, complete)
         data = wire.data
         if data is None and payload is not None:
             data = payload(wire)

@@ -20,8 +20,9 @@ from fastboop.detection.probe import probe_transport
 from fastboop.devpro.pool import ProfilePool
 from fastboop.journal.reader import Journal
 from fastboop.journal.records import Body, Record, Wire
+from fastboop.replay.compare import earliest, event_difference, transcript_difference
 from fastboop.replay.redrive import CONTEXT_RECORDS, ReplayReport, Verdict, describe
-from fastboop.transports.replay import ReplayTransport, WireTranscript, describe_wire
+from fastboop.transports.replay import ReplayTransport, WireTranscript
 
 __all__ = ["is_detect_journal", "replay_detect_journal"]
 
@@ -109,32 +110,13 @@ async def replay_detect_journal(journal: Journal, pool: ProfilePool) -> ReplayRe
         await probe_transport(
             transport, pool, device_profile=device_profile, recorder=collector
         )
-        divergence = transcript.divergence
-        if divergence is not None:
-            return diverged(
-                divergence.seq, divergence.expected, f"{divergence.actual} ({divergence})"
-            )
-        for index, produced in enumerate(collector.events):
-            if index >= len(recorded):
-                after = segment[-1].seq + 1
-                return diverged(
-                    after,
-                    "(no more probe events for this device)",
-                    describe(Record(after, 0, produced)),
-                )
-            want = recorded[index]
-            if want.body != produced:
-                return diverged(
-                    want.seq, describe(want), describe(Record(want.seq, want.t_ns, produced))
-                )
-            checked += 1
-        if len(collector.events) < len(recorded):
-            missing = recorded[len(collector.events)]
-            return diverged(missing.seq, describe(missing), "(the probe produced nothing more)")
-        leftover = transcript.peek()
-        if leftover is not None:
-            seq, wire = leftover
-            return diverged(seq, describe_wire(wire), "(the probe never sent or read it)")
+        difference = earliest(
+            transcript_difference(transcript, before=None),
+            event_difference(recorded, collector.events, after=segment[-1].seq + 1),
+        )
+        if difference is not None:
+            return diverged(difference.seq, difference.expected, difference.actual)
+        checked += len(recorded)
         finished = recorded[-1].body if recorded else None
         if isinstance(finished, ev.ProbeFinished):
             matched += [m for m in finished.matched if m not in matched]

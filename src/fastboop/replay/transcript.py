@@ -30,11 +30,12 @@ from fastboop.devpro.schema import DeviceProfile
 from fastboop.errors import FastboopError
 from fastboop.journal.reader import Journal
 from fastboop.journal.records import Record
+from fastboop.replay.compare import earliest, event_difference, transcript_difference
 from fastboop.replay.redrive import CONTEXT_RECORDS, ReplayReport, Verdict, describe
 from fastboop.runtime.backend import EffectContext
 from fastboop.smoo.link import GadgetLink
 from fastboop.transports.base import DeviceAddress, Direction, Transport, TransportError
-from fastboop.transports.replay import ReplayTransport, WireTranscript, describe_wire
+from fastboop.transports.replay import ReplayTransport, WireTranscript
 
 __all__ = ["ImageMismatch", "reexecute_transcript"]
 
@@ -185,10 +186,9 @@ class _Reexecutor:
                     return problem
         finally:
             await self.backend.aclose()
-        leftover = self.transcript.peek()
+        leftover = transcript_difference(self.transcript, before=None)
         if leftover is not None:
-            seq, wire = leftover
-            return self.diverged(seq, describe_wire(wire), "(the re-run never sent or read it)")
+            return self.diverged(leftover.seq, leftover.expected, leftover.actual)
         notes = [
             f"transcript: re-ran {self.effects} fastboot effects against "
             f"{self.transcript.total} recorded packets; byte-identical"
@@ -239,27 +239,13 @@ class _Reexecutor:
         await self._dispatch(effect, ctx)
         produced = self.produced[start:]
         self.effects += 1
-        divergence = self.transcript.divergence
-        if divergence is not None:
-            return self.diverged(
-                divergence.seq, divergence.expected, f"{divergence.actual} ({divergence})"
-            )
-        for position, event in enumerate(produced):
-            if position >= len(recorded):
-                return self.diverged(
-                    last.seq, "(nothing more from this task)", _describe_event(event, last)
-                )
-            want = recorded[position]
-            if _comparable(want.body) != _comparable(event):
-                return self.diverged(want.seq, describe(want), _describe_event(event, want))
-            self.events += 1
-        if len(produced) < len(recorded):
-            missing = recorded[len(produced)]
-            return self.diverged(missing.seq, describe(missing), "(the re-run emitted nothing)")
-        leftover = self.transcript.peek()
-        if leftover is not None and leftover[0] < last.seq:
-            seq, wire = leftover
-            return self.diverged(seq, describe_wire(wire), "(the re-run never sent or read it)")
+        difference = earliest(
+            transcript_difference(self.transcript, before=last.seq),
+            event_difference(recorded, produced, after=last.seq, key=_comparable),
+        )
+        if difference is not None:
+            return self.diverged(difference.seq, difference.expected, difference.actual)
+        self.events += len(recorded)
         return None
 
     async def _dispatch(self, effect: fx.Effect, ctx: EffectContext) -> None:
@@ -279,10 +265,6 @@ def _comparable(body: object) -> object:
     if isinstance(body, ev.BuildFinished):
         return (body.image_sha256, body.image_size)
     return body
-
-
-def _describe_event(event: ev.AnyEvent, near: Record) -> str:
-    return describe(Record(near.seq, near.t_ns, event))
 
 
 async def reexecute_transcript(

@@ -14,6 +14,7 @@ from fastboop.devpro.pool import ProfilePool
 from fastboop.devpro.sources import load_pool
 from fastboop.journal import Journal, JournalWriter, read_journal
 from fastboop.runtime import Session
+from fastboop.sim.model import BootloaderModel
 from fastboop.sim.phone import SimulatedPhone
 from tests.backends.conftest import KernelOnlyBuilder
 from tests.support.debian import debian_kernel
@@ -21,7 +22,7 @@ from tests.support.debian import debian_kernel
 
 class Recorded(msgspec.Struct, kw_only=True):
     path: Path
-    image: bytes
+    image: bytes | None
     state: str
 
 
@@ -37,7 +38,12 @@ def arm64_kernel() -> bytes:
 
 
 async def record_session(
-    tmp_path: Path, pool: ProfilePool, kernel: bytes, *, model: str = "oneplus-fajita"
+    tmp_path: Path,
+    pool: ProfilePool,
+    kernel: bytes,
+    *,
+    model: str | BootloaderModel = "oneplus-fajita",
+    wait_for_device_s: float = 5.0,
 ) -> Recorded:
     """Run a whole session (probe, build, upload, boot, serve) and keep its journal."""
     rootfs = tmp_path / "rootfs.img"
@@ -45,7 +51,7 @@ async def record_session(
     journal = tmp_path / "session.fbj"
     config = ev.SessionConfig(
         rootfs=str(rootfs), device_profile="oneplus-fajita", transports=("sim",),
-        wait_for_device_s=5.0, gadget_timeout_s=5.0,
+        wait_for_device_s=wait_for_device_s, gadget_timeout_s=5.0,
     )
     async with SimulatedPhone(model) as phone:
         backend = StandardBackend(
@@ -64,7 +70,6 @@ async def record_session(
                     async for _ in session:
                         pass
                     tg.cancel_scope.cancel()
-    assert phone.report.booted_image is not None
     return Recorded(path=journal, image=phone.report.booted_image, state=session.result.state)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from fastboop.devpro.pool import ProfilePool
 from fastboop.journal import Journal, Record, Wire, read_journal
 from fastboop.replay import Verdict, replay_journal
 from fastboop.replay.transcript import ImageMismatch, reexecute_transcript
+from fastboop.sim.model import load_model
+from tests.backends.conftest import KernelOnlyBuilder
 
 from .conftest import Recorded, record_session, rewrite
 
@@ -26,6 +29,7 @@ pytestmark = pytest.mark.anyio
 async def recorded(tmp_path: Path, pool: ProfilePool, arm64_kernel: bytes) -> Recorded:
     result = await record_session(tmp_path, pool, arm64_kernel)
     assert result.state == "done"
+    assert result.image is not None
     return result
 
 
@@ -68,7 +72,7 @@ async def test_without_the_image_the_upload_is_skipped_and_said_so(
 async def test_a_different_image_is_refused(recorded: Recorded, pool: ProfilePool) -> None:
     with pytest.raises(ImageMismatch):
         await reexecute_transcript(
-            read_journal(recorded.path), pool, image=recorded.image + b"\0"
+            read_journal(recorded.path), pool, image=(recorded.image or b"") + b"\0"
         )
 
 
@@ -85,19 +89,30 @@ async def test_tampered_command_byte_is_reported_at_its_record(
     assert report.actual.startswith("OUT b'getvar:partition-type:op2'")
 
 
-async def test_tampered_answer_byte_diverges_at_the_event_it_changes(
+async def test_tampered_answer_byte_diverges_where_its_consequence_shows(
     recorded: Recorded, pool: ProfilePool
 ) -> None:
     journal = read_journal(recorded.path)
-    replace_wire(journal, b"OKAYsdm845", b"OKAYsdm846")
+    tampered = replace_wire(journal, b"OKAYsdm845", b"OKAYsdm846")
     answered = next(
         r.seq for r in journal.records
         if isinstance(r.body, ev.GetvarAnswered) and r.body.name == "product"
     )
+    next_command = next(
+        r.seq for r in journal.records
+        if isinstance(r.body, Wire) and r.body.data == b"getvar:partition-type:op2"
+    )
     report = await reexecute_transcript(journal, pool, image=recorded.image)
     assert report.verdict is Verdict.NONDETERMINISM
-    assert report.seq == answered
-    assert report.actual is not None and "sdm846" in report.actual
+    # With 'sdm846' the profile fails its first step, so the re-run neither reports
+    # 'sdm845' nor asks for partition-type:op2; whichever the journal recorded first (the
+    # event and the next command race in a live session) is the divergence.
+    assert report.seq == min(answered, next_command)
+    assert report.seq > tampered
+    if report.seq == answered:
+        assert report.actual is not None and "sdm846" in report.actual
+    else:
+        assert report.expected == "OUT b'getvar:partition-type:op2'"
 
 
 async def test_tampered_download_data_is_caught_by_its_digest(
@@ -123,7 +138,7 @@ async def test_cli_transcript_ok_and_divergence(
     recorded: Recorded, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     image = tmp_path / "boot.img"
-    image.write_bytes(recorded.image)
+    image.write_bytes(recorded.image or b"")
     code = await anyio.to_thread.run_sync(
         main, ["replay", str(recorded.path), "--transcript", "--image", str(image)]
     )
@@ -140,3 +155,21 @@ async def test_cli_transcript_ok_and_divergence(
     document = json.loads(capsys.readouterr().out)
     assert code == 1
     assert (document["verdict"], document["seq"]) == ("nondeterminism", seq)
+
+
+async def test_a_recorded_unplug_mid_download_replays_as_recorded(
+    tmp_path: Path, pool: ProfilePool, arm64_kernel: bytes
+) -> None:
+    model = msgspec.structs.replace(load_model("oneplus-fajita"), unplug_after_bytes=3 << 20)
+    recorded = await record_session(
+        tmp_path, pool, arm64_kernel, model=model, wait_for_device_s=0.3
+    )
+    journal = read_journal(recorded.path)
+    failed = [r.body for r in journal.records if isinstance(r.body, ev.UploadFailed)]
+    assert [f.kind for f in failed] == ["transport"]
+    assert replay_journal(journal).ok
+    built = next(r.body for r in journal.records if isinstance(r.body, ev.BuildFinished))
+    image = KernelOnlyBuilder(arm64_kernel).build(pool.get("oneplus-fajita"), "").image
+    assert hashlib.sha256(image).hexdigest() == built.image_sha256
+    report = await reexecute_transcript(journal, pool, image=image)
+    assert report.ok, report

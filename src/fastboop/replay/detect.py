@@ -105,7 +105,15 @@ async def replay_detect_journal(journal: Journal, pool: ProfilePool) -> ReplayRe
         timed_out = bool(recorded) and isinstance(recorded[-1].body, ev.ProbeFailed) and (
             recorded[-1].body.kind == "timeout"
         )
-        transport = ReplayTransport(transcript, address=arrived.device, timeouts=timed_out)
+        failed = recorded[-1].body if recorded else None
+        failure = (
+            failed.message
+            if isinstance(failed, ev.ProbeFailed) and failed.kind == "transport"
+            else None
+        )
+        transport = ReplayTransport(
+            transcript, address=arrived.device, timeouts=timed_out, failure=failure
+        )
         collector = _Collector()
         await probe_transport(
             transport, pool, device_profile=device_profile, recorder=collector

@@ -65,18 +65,26 @@ class _ReplayDevices:
     def __init__(self, transcript: WireTranscript):
         self.transcript = transcript
         self.opened: list[ReplayTransport] = []
+        self.timeouts = False
+        self.failure: str | None = None
 
     async def watch(self, on_change: object) -> None:  # pragma: no cover - never watched
         raise NotImplementedError
 
     async def open(self, device: DeviceAddress) -> Transport:
-        transport = ReplayTransport(self.transcript, address=device)
+        if self.failure is not None and self.transcript.peek() is None:
+            raise TransportError(self.failure)  # the recorded open failed: nothing was sent
+        transport = ReplayTransport(
+            self.transcript, address=device, timeouts=self.timeouts, failure=self.failure
+        )
         self.opened.append(transport)
         return transport
 
-    def expect_timeouts(self, flag: bool) -> None:
+    def expect_ending(self, *, timeouts: bool, failure: str | None) -> None:
+        """How the current task's packets end: as recorded, in a timeout or an I/O error."""
+        self.timeouts, self.failure = timeouts, failure
         for transport in self.opened:
-            transport.timeouts = flag
+            transport.timeouts, transport.failure = timeouts, failure
 
 
 class _NoGadgets:
@@ -224,9 +232,12 @@ class _Reexecutor:
                     "skipped; pass --image)"
                 )
             return None
-        self.devices.expect_timeouts(
-            isinstance(last.body, _FAILED) and getattr(last.body, "kind", "") == "timeout"
+        kind = last.body.kind if isinstance(last.body, _FAILED) else None
+        message = last.body.message if isinstance(last.body, _FAILED) else None
+        self.devices.expect_ending(
+            timeouts=kind == "timeout", failure=message if kind == "transport" else None
         )
+        self.transcript.limit = last.seq
         # One event list for the whole run: the backend keeps its fastboot client (and the
         # client's INFO callback, bound to the probe's context) across effects, as it does
         # in a live session, so later effects may report through an earlier context.
@@ -236,7 +247,11 @@ class _Reexecutor:
             pass  # the replay transport already checks every packet
 
         ctx = EffectContext(self.produced.append, ignore_wire)
-        await self._dispatch(effect, ctx)
+        try:
+            await self._dispatch(effect, ctx)
+        finally:
+            self.transcript.limit = None
+            self.devices.expect_ending(timeouts=False, failure=None)
         produced = self.produced[start:]
         self.effects += 1
         difference = earliest(

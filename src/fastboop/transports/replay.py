@@ -95,6 +95,9 @@ class WireTranscript:
         self._next = 0
         self.divergence: ReplayDivergence | None = None
         self.address: DeviceAddress | None = None
+        self.limit: int | None = None
+        """When set, packets recorded at or after this seq are out of reach: the end of one
+        task's share of the transcript (the next task's packets are not its to use)."""
 
     # --- position -----------------------------------------------------------------------------
 
@@ -111,8 +114,13 @@ class WireTranscript:
         return self._next >= len(self._wires)
 
     def peek(self) -> tuple[int, Wire] | None:
-        """The next recorded packet and its seq, or ``None`` at the end."""
-        return self._wires[self._next] if self._next < len(self._wires) else None
+        """The next recorded packet and its seq, or ``None`` at the end (or the limit)."""
+        if self._next >= len(self._wires):
+            return None
+        entry = self._wires[self._next]
+        if self.limit is not None and entry[0] >= self.limit:
+            return None
+        return entry
 
     def skip_to(self, seq: int) -> int:
         """Drop every packet recorded before ``seq`` (parts that cannot be re-run)."""
@@ -197,8 +205,11 @@ class ReplayTransport:
     """A :class:`~fastboop.transports.base.Transport` backed by a :class:`WireTranscript`.
 
     Several transports may share one transcript in turn (a session that re-opened the
-    device continues where the previous handle stopped). ``timeouts`` makes a read past
-    the recorded IN packets time out instead of diverging: how a recorded timeout replays.
+    device continues where the previous handle stopped). Recorded failures leave no
+    packet behind, so how the transcript *ends* is configurable: ``timeouts`` makes a read
+    with no recorded reply time out, and ``failure`` makes the first operation past the
+    last recorded packet raise a :class:`TransportError` with that exact text (a cable
+    pulled mid-download). Otherwise running off the end is a divergence.
     """
 
     def __init__(
@@ -207,9 +218,11 @@ class ReplayTransport:
         *,
         address: DeviceAddress | None = None,
         timeouts: bool = False,
+        failure: str | None = None,
     ):
         self.transcript = transcript
         self.timeouts = timeouts
+        self.failure = failure
         self._address = address or DeviceAddress(transport="replay", location="journal")
         transcript.address = transcript.address or self._address
         self._closed = False
@@ -220,6 +233,8 @@ class ReplayTransport:
 
     async def send(self, packet: bytes, *, timeout: float) -> None:
         self._check_open()
+        if self.failure is not None and self.transcript.peek() is None:
+            raise TransportError(self.failure)
         self.transcript.write(packet)
         await anyio.lowlevel.checkpoint()
 
@@ -229,9 +244,11 @@ class ReplayTransport:
 
     async def receive(self, max_size: int, *, timeout: float) -> bytes:
         self._check_open()
-        if self.timeouts:
-            entry = self.transcript.peek()
-            if entry is None or entry[1].direction != "in":
+        entry = self.transcript.peek()
+        if entry is None or entry[1].direction != "in":
+            if self.failure is not None:
+                raise TransportError(self.failure)
+            if self.timeouts:
                 await anyio.lowlevel.checkpoint()
                 raise TimeoutError("no reply was recorded here (the session timed out)")
         packet = self.transcript.read(max_size)

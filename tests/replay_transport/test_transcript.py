@@ -166,7 +166,8 @@ async def test_a_recorded_unplug_mid_download_replays_as_recorded(
     )
     journal = read_journal(recorded.path)
     failed = [r.body for r in journal.records if isinstance(r.body, ev.UploadFailed)]
-    assert [f.kind for f in failed] == ["transport"]
+    # The machine may retry once the phone is back (timing decides); each try failed.
+    assert failed and {f.kind for f in failed} == {"transport"}
     assert replay_journal(journal).ok
     built = next(r.body for r in journal.records if isinstance(r.body, ev.BuildFinished))
     image = KernelOnlyBuilder(arm64_kernel).build(pool.get("oneplus-fajita"), "").image

@@ -23,13 +23,17 @@ import anyio
 import msgspec
 
 from fastboop.cli.output import print_json
+from fastboop.detection.journal import DETECT_SESSION
 from fastboop.devpro import load_pool
 from fastboop.errors import FastboopError, UsageError
 from fastboop.journal import read_journal
 from fastboop.journal.pcap import image_payloads, journal_to_pcap
+from fastboop.journal.reader import read_header
 from fastboop.replay import ReplayReport, replay_journal
 from fastboop.replay.detect import is_detect_journal, replay_detect_journal
 from fastboop.replay.transcript import reexecute_transcript
+
+HEADER_PEEK = (1 << 20) + 64  # the reader's header size limit, plus magic and length
 
 EXAMPLES = """\
   fastboop replay session.fbj --transcript --image boot.img   # re-run the fastboot bytes
@@ -65,22 +69,42 @@ def run_extensions(args: argparse.Namespace) -> int | None:
         return export_pcap(Path(target[1]), args)
     if len(target) != 1 or target[0] == "show":
         return None
+    path = Path(target[0])
+    detect = _header_says_detect(path)
+    if not detect and not args.transcript:
+        return None  # a plain machine replay: fastboop.cli.replay's own job
     if args.until is not None:
-        return None
-    journal = read_journal(Path(target[0]))
+        if detect:
+            raise UsageError("--until applies to session journals, not detect journals")
+        raise UsageError("--until and --transcript cannot be combined")
+    journal = read_journal(path)
     if is_detect_journal(journal):
         report = anyio.run(replay_detect_journal, journal, load_pool())
         return _finish(report, as_json=args.json)
-    if not args.transcript:
-        return None
     report = replay_journal(journal)
     if report.ok:
         image = _read_image(args.image)
-        machine_note = report.summary()
+        machine = (
+            f"machine: {report.events} events, {report.effects} effects, "
+            f"final state {report.final_state}"
+        )
+        if report.note:
+            machine += f" ({report.note})"
         report = anyio.run(_reexecute, journal, image)
         if report.ok:
-            report.note = f"{machine_note}; {report.note}" if report.note else machine_note
+            report.note = f"{machine}; {report.note}" if report.note else machine
     return _finish(report, as_json=args.json)
+
+
+def _header_says_detect(path: Path) -> bool:
+    """Read just the header (journals can be large) to choose the replay mode."""
+    try:
+        with path.open("rb") as stream:
+            head = stream.read(HEADER_PEEK)
+        header, _ = read_header(head, str(path))
+    except (OSError, FastboopError):
+        return False  # the full read reports the problem properly
+    return header.inputs.get("session") == DETECT_SESSION
 
 
 async def _reexecute(journal: Any, image: bytes | None) -> ReplayReport:
@@ -100,8 +124,7 @@ def _finish(report: ReplayReport, *, as_json: bool) -> int:
     if as_json:
         print_json(report)
     elif report.ok:
-        text = f"replay ok: {report.events} events re-checked"
-        print(f"{text}; {report.note}" if report.note else text)
+        print(f"replay ok: {report.note}" if report.note else report.summary())
     else:
         print(report.summary())
         print(f"  expected: {report.expected}")

@@ -130,7 +130,7 @@ async def replay_detect_journal(journal: Journal, pool: ProfilePool) -> ReplayRe
             matched += [m for m in finished.matched if m not in matched]
     notes = [
         f"detect journal: re-ran the getvar probes of {devices - skipped} device(s) "
-        "against the recorded bytes; same commands, answers and matches"
+        f"against the recorded bytes; same commands, answers and matches ({checked} events)"
     ]
     if skipped:
         notes.append(f"{skipped} device(s) could not be opened when recorded (not re-run)")

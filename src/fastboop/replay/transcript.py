@@ -29,7 +29,7 @@ from fastboop.devpro.pool import ProfilePool
 from fastboop.devpro.schema import DeviceProfile
 from fastboop.errors import FastboopError
 from fastboop.journal.reader import Journal
-from fastboop.journal.records import Record
+from fastboop.journal.records import Record, Wire
 from fastboop.replay.compare import earliest, event_difference, transcript_difference
 from fastboop.replay.redrive import CONTEXT_RECORDS, ReplayReport, Verdict, describe
 from fastboop.runtime.backend import EffectContext
@@ -160,6 +160,7 @@ class _Reexecutor:
         self.events = 0
         self.skipped: list[str] = []
         self.produced: list[ev.AnyEvent] = []
+        self.pending_release: list[fx.ReleaseDevice] = []
 
     def report(self, verdict: Verdict, **fields: object) -> ReplayReport:
         seq = fields.get("seq")
@@ -182,7 +183,7 @@ class _Reexecutor:
             for index, record in enumerate(self.records):
                 body = record.body
                 if isinstance(body, fx.ReleaseDevice):
-                    await self.backend.release_device(body)
+                    self.pending_release.append(body)  # applied before the next device task
                     continue
                 if not isinstance(body, fx.Effect):
                     continue
@@ -192,14 +193,15 @@ class _Reexecutor:
                 problem = await self._run_effect(index, body, kinds)
                 if problem is not None:
                     return problem
+            await self._release_pending()
         finally:
             await self.backend.aclose()
         leftover = transcript_difference(self.transcript, before=None)
         if leftover is not None:
             return self.diverged(leftover.seq, leftover.expected, leftover.actual)
         notes = [
-            f"transcript: re-ran {self.effects} fastboot effects against "
-            f"{self.transcript.total} recorded packets; byte-identical"
+            f"transcript: re-ran {self.effects} fastboot effects ({self.events} events) "
+            f"against {self.transcript.total} recorded packets; byte-identical"
         ]
         notes += self.skipped
         return self.report(Verdict.OK, note="; ".join(notes))
@@ -232,6 +234,20 @@ class _Reexecutor:
                     "skipped; pass --image)"
                 )
             return None
+        # The runtime runs ReleaseDevice as a task of its own, so the next device task can
+        # win the race and reuse the old handle (its getvar cache included). The journal
+        # shows which happened: answers with no packet at all came from the old client.
+        reused = self.pending_release and not any(
+            isinstance(r.body, Wire) and r.body.channel == "fastboot"
+            for r in self.records[index + 1 : last.seq]
+        ) and any(isinstance(r.body, ev.GetvarAnswered) for r in recorded)
+        if reused:
+            self.skipped.append(
+                f"{type(effect).__name__} at #{self.records[index].seq} reused the previous "
+                "device handle (its ReleaseDevice ran late when recorded)"
+            )
+        else:
+            await self._release_pending()
         kind = last.body.kind if isinstance(last.body, _FAILED) else None
         message = last.body.message if isinstance(last.body, _FAILED) else None
         self.devices.expect_ending(
@@ -253,6 +269,8 @@ class _Reexecutor:
             self.transcript.limit = None
             self.devices.expect_ending(timeouts=False, failure=None)
         produced = self.produced[start:]
+        if reused:
+            await self._release_pending()
         self.effects += 1
         difference = earliest(
             transcript_difference(self.transcript, before=last.seq),
@@ -262,6 +280,10 @@ class _Reexecutor:
             return self.diverged(difference.seq, difference.expected, difference.actual)
         self.events += len(recorded)
         return None
+
+    async def _release_pending(self) -> None:
+        while self.pending_release:
+            await self.backend.release_device(self.pending_release.pop(0))
 
     async def _dispatch(self, effect: fx.Effect, ctx: EffectContext) -> None:
         backend = self.backend

@@ -17,7 +17,7 @@ from fastboop.devpro.pool import ProfilePool
 from fastboop.journal import JournalWriter, Record, Wire, read_journal
 from fastboop.replay import Verdict
 from fastboop.replay.detect import is_detect_journal, replay_detect_journal
-from fastboop.sim.model import load_model
+from fastboop.sim.model import CommandBehaviour, load_model
 from fastboop.transports.usb_sim import EmulatedDevice, SimUsbBackend
 
 from .conftest import served
@@ -122,3 +122,25 @@ async def test_cli_detect_then_replay(tmp_path: Path, capsys: pytest.CaptureFixt
     assert code == 1
     assert (document["verdict"], document["seq"]) == ("nondeterminism", first_out.seq)
     assert document["expected"] == "OUT b'getvar:produce'"
+
+
+async def test_a_silent_bootloader_times_out_and_replays(
+    tmp_path: Path, pool: ProfilePool
+) -> None:
+    fajita = load_model("oneplus-fajita")
+    silent = msgspec.structs.replace(
+        fajita, behaviour={"getvar:partition-type:op2": CommandBehaviour(silent=True)}
+    )
+    path = tmp_path / "d.fbj"
+    recorder = DetectRecorder(path, detect_inputs(pool, "oneplus-fajita", timeout=0.2))
+    async with served(silent) as (_, port):
+        result = await detect_devices(
+            NetworkDeviceSource("tcp", f"127.0.0.1:{port}"), pool,
+            device_profile="oneplus-fajita", recorder=recorder, timeout=0.2,
+        )
+    recorder.close()
+    (report,) = result.devices
+    assert report.error_kind == "timeout"
+    assert report.error is not None and "no response from the device within 0.2 s" in report.error
+    replayed = await replay_detect_journal(read_journal(path), pool)
+    assert replayed.ok, replayed

@@ -9,7 +9,7 @@ library::
 """
 
 from fastboop.detection.journal import DETECT_SESSION, DetectRecorder, detect_inputs
-from fastboop.detection.probe import probe_found, probe_transport
+from fastboop.detection.probe import identify, probe_found, probe_transport
 from fastboop.detection.report import DetectResult, DeviceReport, ProfileMatch, ProfileMiss
 from fastboop.detection.run import detect_devices
 from fastboop.detection.sources import Found, PollSource, as_poll_source
@@ -26,6 +26,7 @@ __all__ = [
     "as_poll_source",
     "detect_devices",
     "detect_inputs",
+    "identify",
     "probe_found",
     "probe_transport",
 ]

@@ -23,14 +23,24 @@ from fastboop.journal.records import Body, Wire
 from fastboop.journal.writer import JournalWriter, make_header
 from fastboop.transports.base import Direction
 
-__all__ = ["DETECT_SESSION", "DetectRecorder", "detect_inputs"]
+__all__ = ["DETECT_SESSION", "PROBE_TIMEOUT", "DetectRecorder", "detect_inputs"]
 
 DETECT_SESSION = "detect"
+PROBE_TIMEOUT = 30.0  # per transfer, as for every fastboot exchange (fastboot.md §5)
 
 
-def detect_inputs(pool: ProfilePool, device_profile: str | None) -> dict[str, str]:
-    """Header inputs of a detect journal: its kind, its option, the profiles in force."""
-    inputs = {"session": DETECT_SESSION, "device_profile": device_profile or ""}
+def detect_inputs(
+    pool: ProfilePool, device_profile: str | None, *, timeout: float = PROBE_TIMEOUT
+) -> dict[str, str]:
+    """Header inputs of a detect journal: its kind, its options, the profiles in force.
+
+    The transfer timeout is recorded because a timed-out probe's message names it.
+    """
+    inputs = {
+        "session": DETECT_SESSION,
+        "device_profile": device_profile or "",
+        "transfer_timeout": repr(timeout),
+    }
     for entry in pool.provenance():
         if entry.in_force:
             inputs[f"profile:{entry.id}"] = entry.sha256

@@ -11,7 +11,7 @@ because one bad device must not hide the others.
 from __future__ import annotations
 
 from fastboop import events as ev
-from fastboop.detection.journal import DetectRecorder
+from fastboop.detection.journal import PROBE_TIMEOUT, DetectRecorder
 from fastboop.detection.report import DeviceReport, ProfileMatch, ProfileMiss
 from fastboop.detection.sources import Found
 from fastboop.devpro.pool import ProfilePool
@@ -28,9 +28,14 @@ from fastboop.fastboot import FastbootClient, FastbootDeviceFailure, FastbootErr
 from fastboop.transports.base import DeviceAddress, TappedTransport, Transport, TransportError
 from fastboop.transports.usb import UsbAccessDenied
 
-__all__ = ["PROBE_TIMEOUT", "probe_found", "probe_transport", "report_from_outcome"]
+__all__ = [
+    "PROBE_TIMEOUT",
+    "identify",
+    "probe_found",
+    "probe_transport",
+    "report_from_outcome",
+]
 
-PROBE_TIMEOUT = 30.0  # per transfer, as for every fastboot exchange (fastboot.md §5)
 
 
 async def probe_found(
@@ -88,7 +93,7 @@ async def probe_transport(
         return GetvarResult.okay(value)
 
     try:
-        outcome = await _probe(pool, device, getvar, device_profile)
+        outcome = await identify(pool, device, getvar, device_profile)
     except FastbootError as error:
         return _failed(device, error.kind, str(error), None, recorder)
     except TimeoutError as error:
@@ -115,12 +120,16 @@ async def probe_transport(
     return report
 
 
-async def _probe(
+async def identify(
     pool: ProfilePool, device: DeviceAddress, getvar: GetvarFn, device_profile: str | None
 ) -> ProbeOutcome:
-    """USB devices: the profiles naming their VID:PID. Network devices have no USB ids, so
+    """Probe the candidates for ``device`` on one getvar cache.
+
+    USB devices: the profiles naming their VID:PID. Network devices have no USB ids, so
     the prefilter cannot narrow them down: every profile is a candidate and the getvar
-    probes alone decide (they are authoritative anyway, devpro.md §5)."""
+    probes alone decide (they are authoritative anyway, devpro.md §5). The session's
+    backend needs the same rule for ``--tcp``/``--udp`` devices.
+    """
     if device.vid is not None and device.pid is not None:
         return await probe_device(
             pool, device.vid, device.pid, getvar,

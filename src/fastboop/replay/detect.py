@@ -15,7 +15,7 @@ A device that could not be opened has no exchange to re-run; it is counted, not 
 from __future__ import annotations
 
 from fastboop import events as ev
-from fastboop.detection.journal import DETECT_SESSION, DetectRecorder
+from fastboop.detection.journal import DETECT_SESSION, PROBE_TIMEOUT, DetectRecorder
 from fastboop.detection.probe import probe_transport
 from fastboop.devpro.pool import ProfilePool
 from fastboop.journal.reader import Journal
@@ -69,7 +69,9 @@ def _changed_profiles(journal: Journal, pool: ProfilePool) -> list[str]:
 
 async def replay_detect_journal(journal: Journal, pool: ProfilePool) -> ReplayReport:
     """Re-run every recorded probe; see the module docstring."""
-    device_profile = journal.header.inputs.get("device_profile") or None
+    inputs = journal.header.inputs
+    device_profile = inputs.get("device_profile") or None
+    timeout = float(inputs.get("transfer_timeout", PROBE_TIMEOUT))
     changed = _changed_profiles(journal, pool)
     checked = devices = skipped = 0
     matched: list[str] = []
@@ -116,7 +118,7 @@ async def replay_detect_journal(journal: Journal, pool: ProfilePool) -> ReplayRe
         )
         collector = _Collector()
         await probe_transport(
-            transport, pool, device_profile=device_profile, recorder=collector
+            transport, pool, device_profile=device_profile, recorder=collector, timeout=timeout
         )
         difference = earliest(
             transcript_difference(transcript, before=None),

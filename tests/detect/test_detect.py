@@ -61,14 +61,18 @@ async def test_over_udp(pool: ProfilePool) -> None:
 
 async def test_over_emulated_usb_uses_the_vid_pid_prefilter(pool: ProfilePool) -> None:
     backend = SimUsbBackend(
-        [EmulatedDevice(FAJITA), EmulatedDevice(load_model("google-sargo"), address=6,
-                                                port_numbers=(3,))]
+        [
+            EmulatedDevice(FAJITA),
+            EmulatedDevice(load_model("google-sargo"), address=6, port_numbers=(3,)),
+        ]
     )
     source = UsbDeviceSource(usb_filter(pool), backend=backend)
     result = await detect_devices(source, pool)
     fajita, sargo = result.devices
     assert (fajita.device.vid, fajita.device.pid, fajita.device.serial) == (
-        0x18D1, 0xD00D, "7c1e2d9f"
+        0x18D1,
+        0xD00D,
+        "7c1e2d9f",
     )
     assert tuple(m.profile for m in fajita.matches) == SDM845_TWINS
     # Only the profiles naming 18d1:d00d were candidates for it.
@@ -96,7 +100,10 @@ async def test_mismatching_model_reports_the_first_failing_step(pool: ProfilePoo
     assert not report.matched
     (miss,) = report.misses
     assert (miss.profile, miss.step, miss.getvar, miss.operator) == (
-        "oneplus-fajita", 1, "partition-type:op2", "equals"
+        "oneplus-fajita",
+        1,
+        "partition-type:op2",
+        "equals",
     )
     assert (miss.expected, miss.actual) == ("raw", "ext4")
     assert format_report(report)[1] == (

@@ -32,8 +32,13 @@ async def test_detect_tcp_prints_the_profile(
     journal = tmp_path / "d.fbj"
     async with served("oneplus-fajita") as (_, port):
         code = await cli(
-            "detect", "--tcp", f"127.0.0.1:{port}", "--device-profile", "oneplus-fajita",
-            "--journal", str(journal),
+            "detect",
+            "--tcp",
+            f"127.0.0.1:{port}",
+            "--device-profile",
+            "oneplus-fajita",
+            "--journal",
+            str(journal),
         )
     out, err = capsys.readouterr()
     assert code == 0
@@ -52,17 +57,26 @@ async def test_detect_without_device_profile_reports_the_ambiguity(
         code = await cli("detect", "--tcp", f"127.0.0.1:{port}", "--no-journal")
     out = capsys.readouterr().out
     assert code == 0  # ambiguity is not an error for detect (devpro.md §5)
-    assert "ambiguous: 2 profiles match (oneplus-enchilada (OnePlus 6), oneplus-fajita " \
+    assert (
+        "ambiguous: 2 profiles match (oneplus-enchilada (OnePlus 6), oneplus-fajita "
         "(OnePlus 6T)); boot needs --device-profile to choose" in out
-    assert "  not google-sargo: probe[0] getvar product mismatch: expected 'sargo', " \
+    )
+    assert (
+        "  not google-sargo: probe[0] getvar product mismatch: expected 'sargo', "
         "got 'sdm845'" in out
+    )
 
 
 async def test_detect_udp_json(capsys: pytest.CaptureFixture[str]) -> None:
     async with served("oneplus-fajita", "udp") as (_, port):
         code = await cli(
-            "detect", "--udp", f"127.0.0.1:{port}", "--device-profile", "oneplus-enchilada",
-            "--no-journal", "--json",
+            "detect",
+            "--udp",
+            f"127.0.0.1:{port}",
+            "--device-profile",
+            "oneplus-enchilada",
+            "--no-journal",
+            "--json",
         )
     document = json.loads(capsys.readouterr().out)
     assert code == 0
@@ -81,13 +95,19 @@ async def test_no_match_fails_with_the_spec_message(
     changed = msgspec.structs.replace(model, getvar={**model.getvar, "product": "msm8998"})
     async with served(changed) as (_, port):
         code = await cli(
-            "detect", "--tcp", f"127.0.0.1:{port}", "--device-profile", "oneplus-fajita",
+            "detect",
+            "--tcp",
+            f"127.0.0.1:{port}",
+            "--device-profile",
+            "oneplus-fajita",
             "--no-journal",
         )
     out, err = capsys.readouterr()
     assert code == 1
-    assert "  not oneplus-fajita: probe[0] getvar product mismatch: expected 'sdm845', " \
+    assert (
+        "  not oneplus-fajita: probe[0] getvar product mismatch: expected 'sdm845', "
         "got 'msm8998'" in out
+    )
     assert err.strip().splitlines()[-1] == (
         "fastboop: error: No matching fastboot devices detected."
     )

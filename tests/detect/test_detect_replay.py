@@ -67,7 +67,8 @@ async def test_tampered_answer_is_reported_at_its_event(tmp_path: Path, pool: Pr
     report = await replay_detect_journal(journal, pool)
     assert report.verdict is Verdict.NONDETERMINISM
     answered = next(
-        r for r in records
+        r
+        for r in records
         if isinstance(r.body, ev.GetvarAnswered) and r.body.name == "partition-type:op2"
     )
     assert report.seq == answered.seq
@@ -87,9 +88,7 @@ async def test_changed_profiles_diverge_and_say_so(tmp_path: Path, pool: Profile
     assert report.note is not None and "oneplus-fajita" in report.note
 
 
-async def test_access_denied_device_is_counted_not_rerun(
-    tmp_path: Path, pool: ProfilePool
-) -> None:
+async def test_access_denied_device_is_counted_not_rerun(tmp_path: Path, pool: ProfilePool) -> None:
     path = tmp_path / "d.fbj"
     recorder = DetectRecorder(path, detect_inputs(pool, None))
     backend = SimUsbBackend([EmulatedDevice(load_model("oneplus-fajita"), access_denied=True)])
@@ -124,9 +123,7 @@ async def test_cli_detect_then_replay(tmp_path: Path, capsys: pytest.CaptureFixt
     assert document["expected"] == "OUT b'getvar:produce'"
 
 
-async def test_a_silent_bootloader_times_out_and_replays(
-    tmp_path: Path, pool: ProfilePool
-) -> None:
+async def test_a_silent_bootloader_times_out_and_replays(tmp_path: Path, pool: ProfilePool) -> None:
     fajita = load_model("oneplus-fajita")
     silent = msgspec.structs.replace(
         fajita, behaviour={"getvar:partition-type:op2": CommandBehaviour(silent=True)}
@@ -135,8 +132,11 @@ async def test_a_silent_bootloader_times_out_and_replays(
     recorder = DetectRecorder(path, detect_inputs(pool, "oneplus-fajita", timeout=0.2))
     async with served(silent) as (_, port):
         result = await detect_devices(
-            NetworkDeviceSource("tcp", f"127.0.0.1:{port}"), pool,
-            device_profile="oneplus-fajita", recorder=recorder, timeout=0.2,
+            NetworkDeviceSource("tcp", f"127.0.0.1:{port}"),
+            pool,
+            device_profile="oneplus-fajita",
+            recorder=recorder,
+            timeout=0.2,
         )
     recorder.close()
     (report,) = result.devices

@@ -123,9 +123,24 @@ async def test_cli_export_read_back_by_tshark(
     assert "Number of packets:   14" in info
     assert "USB packets with Linux header and padding" in info  # link type 220
     fields = subprocess.run(
-        ["tshark", "-r", str(out), "-T", "fields", "-e", "usb.urb_type",
-         "-e", "usb.endpoint_address", "-e", "usb.urb_len", "-e", "usb.capdata"],
-        capture_output=True, text=True, check=True,
+        [
+            "tshark",
+            "-r",
+            str(out),
+            "-T",
+            "fields",
+            "-e",
+            "usb.urb_type",
+            "-e",
+            "usb.endpoint_address",
+            "-e",
+            "usb.urb_len",
+            "-e",
+            "usb.capdata",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.splitlines()
     assert fields[0].split("\t") == ["'S'", "0x01", "14", b"getvar:product".hex()]
     assert fields[3].split("\t") == ["'C'", "0x81", "10", b"OKAYsdm845".hex()]

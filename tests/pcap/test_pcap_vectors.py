@@ -29,13 +29,16 @@ def test_file_header_matches_the_spec() -> None:
     )
 
 
-GETVAR_SUBMIT = hexbytes("""
+GETVAR_SUBMIT = (
+    hexbytes("""
     00 f1 53 65 00 00 00 00 4e 00 00 00 4e 00 00 00
     01 00 00 00 00 00 00 00  53 03 01 05 01 00 2d 00
     00 f1 53 65 00 00 00 00  00 00 00 00 8d ff ff ff
     0e 00 00 00 0e 00 00 00  00 00 00 00 00 00 00 00
     00 00 00 00 00 00 00 00  00 00 00 00 00 00 00 00
-""") + b"getvar:product"
+""")
+    + b"getvar:product"
+)
 
 GETVAR_COMPLETE = hexbytes("""
     00 f1 53 65 78 00 00 00 40 00 00 00 40 00 00 00
@@ -55,8 +58,12 @@ IDENT_SUBMIT_USBMON = hexbytes("""
 
 def test_bulk_out_getvar_product() -> None:
     transfer = UsbTransfer(
-        kind="bulk", endpoint=0x01, length=14, data=b"getvar:product",
-        submit_ns=T0, complete_ns=T0 + 120_000,
+        kind="bulk",
+        endpoint=0x01,
+        length=14,
+        data=b"getvar:product",
+        submit_ns=T0,
+        complete_ns=T0 + 120_000,
     )
     submit, complete = transfer_records(transfer, 1, bus=1, device=5)
     assert encode_record(submit) == GETVAR_SUBMIT
@@ -65,9 +72,14 @@ def test_bulk_out_getvar_product() -> None:
 
 def test_control_in_ident_submit() -> None:
     transfer = UsbTransfer(
-        kind="control", endpoint=0x80, length=8, data=bytes(8), buffer=8,
+        kind="control",
+        endpoint=0x80,
+        length=8,
+        data=bytes(8),
+        buffer=8,
         setup=hexbytes("c1 01 00 00 00 00 08 00"),
-        submit_ns=T0 + 10**9, complete_ns=T0 + 10**9 + 50_000,
+        submit_ns=T0 + 10**9,
+        complete_ns=T0 + 10**9 + 50_000,
     )
     submit, complete = transfer_records(transfer, 2)
     encoded = encode_record(submit)
@@ -79,15 +91,23 @@ def test_control_in_ident_submit() -> None:
 
 def test_bulk_in_response_pair() -> None:
     transfer = UsbTransfer(
-        kind="bulk", endpoint=0x81, length=10, data=b"OKAYsdm845", buffer=4096,
-        submit_ns=T0, complete_ns=T0 + 5_000,
+        kind="bulk",
+        endpoint=0x81,
+        length=10,
+        data=b"OKAYsdm845",
+        buffer=4096,
+        submit_ns=T0,
+        complete_ns=T0 + 5_000,
     )
     submit, complete = transfer_records(transfer, 3)
     assert (submit.event, submit.urb_len, submit.data) == ("S", 4096, b"")
     assert chr(submit.data_flag) == "<"
     assert submit.status == -115
     assert (complete.event, complete.urb_len, complete.data, complete.data_flag) == (
-        "C", 10, b"OKAYsdm845", 0
+        "C",
+        10,
+        b"OKAYsdm845",
+        0,
     )
 
 
@@ -107,8 +127,12 @@ def test_snaplen_cuts_data_but_keeps_the_true_length() -> None:
 
 def test_round_trip_through_the_reader() -> None:
     transfer = UsbTransfer(
-        kind="bulk", endpoint=0x01, length=14, data=b"getvar:product",
-        submit_ns=T0, complete_ns=T0 + 120_000,
+        kind="bulk",
+        endpoint=0x01,
+        length=14,
+        data=b"getvar:product",
+        submit_ns=T0,
+        complete_ns=T0 + 120_000,
     )
     records = transfer_records(transfer, 1)
     data = file_header() + b"".join(encode_record(r) for r in records)

@@ -50,8 +50,11 @@ async def record_session(
     rootfs.write_bytes(bytes(range(256)) * (4096 * 16 // 256))
     journal = tmp_path / "session.fbj"
     config = ev.SessionConfig(
-        rootfs=str(rootfs), device_profile="oneplus-fajita", transports=("sim",),
-        wait_for_device_s=wait_for_device_s, gadget_timeout_s=5.0,
+        rootfs=str(rootfs),
+        device_profile="oneplus-fajita",
+        transports=("sim",),
+        wait_for_device_s=wait_for_device_s,
+        gadget_timeout_s=5.0,
     )
     async with SimulatedPhone(model) as phone:
         backend = StandardBackend(

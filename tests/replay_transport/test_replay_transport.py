@@ -39,9 +39,14 @@ async def test_t2_fail_is_served_as_recorded() -> None:
 async def test_t4_download_with_info_and_data_by_digest() -> None:
     payload = bytes(range(256)) * 4  # 1 KiB: journaled by digest, not inline
     script = transcript(
-        ("out", b"getvar:max-download-size"), ("in", b"OKAY0x00100000"),
-        ("out", b"download:00000400"), ("in", b"INFOpreparing"), ("in", b"DATA00000400"),
-        ("out", payload), ("in", b"INFOreceived"), ("in", b"OKAY"),
+        ("out", b"getvar:max-download-size"),
+        ("in", b"OKAY0x00100000"),
+        ("out", b"download:00000400"),
+        ("in", b"INFOpreparing"),
+        ("in", b"DATA00000400"),
+        ("out", payload),
+        ("in", b"INFOreceived"),
+        ("in", b"OKAY"),
     )
     assert script.peek() is not None
     client = FastbootClient(ReplayTransport(script))

@@ -52,8 +52,11 @@ async def test_reexecution_with_the_image_is_byte_identical(
     report = await reexecute_transcript(journal, pool, image=recorded.image)
     assert report.ok, report
     effects = [r.body for r in journal.records if isinstance(r.body, fx.Effect)]
-    wanted = [e for e in effects if isinstance(e, fx.ProbeDevice | fx.BuildPayload |
-                                               fx.UploadImage | fx.BootImage)]
+    wanted = [
+        e
+        for e in effects
+        if isinstance(e, fx.ProbeDevice | fx.BuildPayload | fx.UploadImage | fx.BootImage)
+    ]
     assert report.effects == len(wanted)
     wires = [r for r in journal.records if isinstance(r.body, Wire)]
     assert f"against {len(wires)} recorded packets" in (report.note or "")
@@ -95,11 +98,13 @@ async def test_tampered_answer_byte_diverges_where_its_consequence_shows(
     journal = read_journal(recorded.path)
     tampered = replace_wire(journal, b"OKAYsdm845", b"OKAYsdm846")
     answered = next(
-        r.seq for r in journal.records
+        r.seq
+        for r in journal.records
         if isinstance(r.body, ev.GetvarAnswered) and r.body.name == "product"
     )
     next_command = next(
-        r.seq for r in journal.records
+        r.seq
+        for r in journal.records
         if isinstance(r.body, Wire) and r.body.data == b"getvar:partition-type:op2"
     )
     report = await reexecute_transcript(journal, pool, image=recorded.image)
@@ -149,9 +154,7 @@ async def test_cli_transcript_ok_and_divergence(
     journal = read_journal(recorded.path)
     seq = replace_wire(journal, b"getvar:product", b"getvar:produce")
     tampered = rewrite(journal, tmp_path / "tampered.fbj")
-    code = await anyio.to_thread.run_sync(
-        main, ["replay", str(tampered), "--transcript", "--json"]
-    )
+    code = await anyio.to_thread.run_sync(main, ["replay", str(tampered), "--transcript", "--json"])
     document = json.loads(capsys.readouterr().out)
     assert code == 1
     assert (document["verdict"], document["seq"]) == ("nondeterminism", seq)

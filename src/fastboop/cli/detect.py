@@ -59,15 +59,22 @@ def register(sub: Any) -> None:
         "--device-profile", metavar="ID", help="probe only this profile (see `devpro list`)"
     )
     parser.add_argument(
-        "--tcp", metavar="HOST[:PORT]", action="append", default=[],
+        "--tcp",
+        metavar="HOST[:PORT]",
+        action="append",
+        default=[],
         help="a fastboot-over-TCP device (port 5554 by default); repeatable",
     )
     parser.add_argument(
-        "--udp", metavar="HOST[:PORT]", action="append", default=[],
+        "--udp",
+        metavar="HOST[:PORT]",
+        action="append",
+        default=[],
         help="a fastboot-over-UDP device (port 5554 by default); repeatable",
     )
     parser.add_argument(
-        "--usb", action="store_true",
+        "--usb",
+        action="store_true",
         help="also scan USB when --tcp/--udp is given (USB is the default otherwise)",
     )
     add_journal_flags(parser)

@@ -37,7 +37,6 @@ __all__ = [
 ]
 
 
-
 async def probe_found(
     found: Found,
     pool: ProfilePool,
@@ -132,8 +131,12 @@ async def identify(
     """
     if device.vid is not None and device.pid is not None:
         return await probe_device(
-            pool, device.vid, device.pid, getvar,
-            serial=device.serial, device_profile=device_profile,
+            pool,
+            device.vid,
+            device.pid,
+            getvar,
+            serial=device.serial,
+            device_profile=device_profile,
         )
     profiles = [pool.get(device_profile)] if device_profile is not None else list(pool)
     cache = GetvarCache(getvar)

@@ -137,33 +137,61 @@ def transfer_records(
     setup = transfer.setup if control and transfer.setup is not None else bytes(8)
     payload = transfer.data or b""
     common = {
-        "urb_id": urb_id, "transfer_type": kind, "endpoint": transfer.endpoint,
-        "device": device, "bus": bus, "interval": interval,
+        "urb_id": urb_id,
+        "transfer_type": kind,
+        "endpoint": transfer.endpoint,
+        "device": device,
+        "bus": bus,
+        "interval": interval,
     }
     s_sec, s_usec = _split_ns(transfer.submit_ns)
     c_sec, c_usec = _split_ns(transfer.complete_ns)
     if is_in:
         submit = UsbmonRecord(
-            event="S", setup_flag=0 if control else ord("-"), data_flag=ord("<"),
-            ts_sec=s_sec, ts_usec=s_usec, status=-EINPROGRESS,
+            event="S",
+            setup_flag=0 if control else ord("-"),
+            data_flag=ord("<"),
+            ts_sec=s_sec,
+            ts_usec=s_usec,
+            status=-EINPROGRESS,
             urb_len=transfer.buffer if transfer.buffer is not None else transfer.length,
-            data=b"", setup=setup, **common,
+            data=b"",
+            setup=setup,
+            **common,
         )
         complete = UsbmonRecord(
-            event="C", setup_flag=ord("-"), data_flag=0 if transfer.data is not None else ord("<"),
-            ts_sec=c_sec, ts_usec=c_usec, status=transfer.status, urb_len=transfer.length,
-            data=payload, **common,  # type: ignore[arg-type]
+            event="C",
+            setup_flag=ord("-"),
+            data_flag=0 if transfer.data is not None else ord("<"),
+            ts_sec=c_sec,
+            ts_usec=c_usec,
+            status=transfer.status,
+            urb_len=transfer.length,
+            data=payload,
+            **common,  # type: ignore[arg-type]
         )
     else:
         submit = UsbmonRecord(
-            event="S", setup_flag=0 if control else ord("-"),
+            event="S",
+            setup_flag=0 if control else ord("-"),
             data_flag=0 if transfer.data is not None else ord(">"),
-            ts_sec=s_sec, ts_usec=s_usec, status=-EINPROGRESS, urb_len=transfer.length,
-            data=payload, setup=setup, **common,
+            ts_sec=s_sec,
+            ts_usec=s_usec,
+            status=-EINPROGRESS,
+            urb_len=transfer.length,
+            data=payload,
+            setup=setup,
+            **common,
         )
         complete = UsbmonRecord(
-            event="C", setup_flag=ord("-"), data_flag=ord(">"), ts_sec=c_sec, ts_usec=c_usec,
-            status=transfer.status, urb_len=transfer.length, data=b"",
+            event="C",
+            setup_flag=ord("-"),
+            data_flag=ord(">"),
+            ts_sec=c_sec,
+            ts_usec=c_usec,
+            status=transfer.status,
+            urb_len=transfer.length,
+            data=b"",
             **common,  # type: ignore[arg-type]
         )
     return submit, complete
@@ -173,10 +201,24 @@ def encode_record(record: UsbmonRecord, snaplen: int = SNAPLEN) -> bytes:
     """Record header + 64-byte usbmon header + data (cut to ``snaplen``)."""
     data = record.data[: max(0, snaplen - USBMON_HEADER_SIZE)]
     head = _USBMON.pack(
-        record.urb_id, ord(record.event), record.transfer_type, record.endpoint,
-        record.device, record.bus, record.setup_flag, record.data_flag,
-        record.ts_sec, record.ts_usec, record.status, record.urb_len, len(data),
-        record.setup, record.interval, record.start_frame, record.xfer_flags, record.ndesc,
+        record.urb_id,
+        ord(record.event),
+        record.transfer_type,
+        record.endpoint,
+        record.device,
+        record.bus,
+        record.setup_flag,
+        record.data_flag,
+        record.ts_sec,
+        record.ts_usec,
+        record.status,
+        record.urb_len,
+        len(data),
+        record.setup,
+        record.interval,
+        record.start_frame,
+        record.xfer_flags,
+        record.ndesc,
     )
     incl = USBMON_HEADER_SIZE + len(data)
     orig = USBMON_HEADER_SIZE + record.urb_len if record.data else incl
@@ -210,11 +252,25 @@ def read_pcap(data: bytes) -> tuple[int, list[UsbmonRecord]]:
         event = chr(fields[1])
         records.append(
             UsbmonRecord(
-                urb_id=fields[0], event=event, transfer_type=fields[2], endpoint=fields[3],
-                device=fields[4], bus=fields[5], setup_flag=fields[6], data_flag=fields[7],
-                ts_sec=fields[8], ts_usec=fields[9], status=fields[10], urb_len=fields[11],
-                data=body, setup=fields[13], interval=fields[14], start_frame=fields[15],
-                xfer_flags=fields[16], ndesc=fields[17], orig_len=orig,
+                urb_id=fields[0],
+                event=event,
+                transfer_type=fields[2],
+                endpoint=fields[3],
+                device=fields[4],
+                bus=fields[5],
+                setup_flag=fields[6],
+                data_flag=fields[7],
+                ts_sec=fields[8],
+                ts_usec=fields[9],
+                status=fields[10],
+                urb_len=fields[11],
+                data=body,
+                setup=fields[13],
+                interval=fields[14],
+                start_frame=fields[15],
+                xfer_flags=fields[16],
+                ndesc=fields[17],
+                orig_len=orig,
             )
         )
     return snaplen, records

@@ -104,17 +104,16 @@ async def replay_detect_journal(journal: Journal, pool: ProfilePool) -> ReplayRe
             skipped += 1  # it could not be opened: nothing was exchanged
             continue
         transcript = WireTranscript(segment)
-        timed_out = bool(recorded) and isinstance(recorded[-1].body, ev.ProbeFailed) and (
-            recorded[-1].body.kind == "timeout"
-        )
-        failed = recorded[-1].body if recorded else None
-        failure = (
-            failed.message
-            if isinstance(failed, ev.ProbeFailed) and failed.kind == "transport"
-            else None
-        )
+        # A recorded failure left no packet behind: end the transcript the same way.
+        ending = recorded[-1].body if recorded else None
+        kind = ending.kind if isinstance(ending, ev.ProbeFailed) else None
         transport = ReplayTransport(
-            transcript, address=arrived.device, timeouts=timed_out, failure=failure
+            transcript,
+            address=arrived.device,
+            timeouts=kind == "timeout",
+            failure=ending.message
+            if isinstance(ending, ev.ProbeFailed) and kind == "transport"
+            else None,
         )
         collector = _Collector()
         await probe_transport(
@@ -156,5 +155,3 @@ async def replay_detect_journal(journal: Journal, pool: ProfilePool) -> ReplayRe
 
 def _final_state(matched: list[str]) -> str:
     return "matched " + ", ".join(matched) if matched else "no match"
-
-

@@ -43,14 +43,18 @@ __all__ = ["ImageMismatch", "reexecute_transcript"]
 _TASK_EVENTS: dict[type[fx.Effect], tuple[type[ev.Event], ...]] = {
     fx.ProbeDevice: (ev.GetvarAnswered, ev.BootloaderMessage, ev.ProbeFinished, ev.ProbeFailed),
     fx.BuildPayload: (ev.BuildFinished, ev.BuildFailed),
-    fx.UploadImage: (
-        ev.BootloaderMessage, ev.TransferProgress, ev.UploadAccepted, ev.UploadFailed
-    ),
+    fx.UploadImage: (ev.BootloaderMessage, ev.TransferProgress, ev.UploadAccepted, ev.UploadFailed),
     fx.BootImage: (ev.BootloaderMessage, ev.BootAccepted, ev.BootFailed),
 }
 _TERMINAL = (
-    ev.ProbeFinished, ev.ProbeFailed, ev.BuildFinished, ev.BuildFailed,
-    ev.UploadAccepted, ev.UploadFailed, ev.BootAccepted, ev.BootFailed,
+    ev.ProbeFinished,
+    ev.ProbeFailed,
+    ev.BuildFinished,
+    ev.BuildFailed,
+    ev.UploadAccepted,
+    ev.UploadFailed,
+    ev.BootAccepted,
+    ev.BootFailed,
 )
 _FAILED = (ev.ProbeFailed, ev.UploadFailed, ev.BootFailed)
 
@@ -214,7 +218,8 @@ class _Reexecutor:
         if last is None:
             # Cancelled before it finished: its packets cannot be judged; skip them.
             following = [
-                r.seq for r in self.records[index + 1 :]
+                r.seq
+                for r in self.records[index + 1 :]
                 if isinstance(r.body, fx.ProbeDevice | fx.UploadImage | fx.BootImage)
             ]
             skipped = self.transcript.skip_to(following[0] if following else 1 << 62)
@@ -237,10 +242,14 @@ class _Reexecutor:
         # The runtime runs ReleaseDevice as a task of its own, so the next device task can
         # win the race and reuse the old handle (its getvar cache included). The journal
         # shows which happened: answers with no packet at all came from the old client.
-        reused = self.pending_release and not any(
-            isinstance(r.body, Wire) and r.body.channel == "fastboot"
-            for r in self.records[index + 1 : last.seq]
-        ) and any(isinstance(r.body, ev.GetvarAnswered) for r in recorded)
+        reused = (
+            self.pending_release
+            and not any(
+                isinstance(r.body, Wire) and r.body.channel == "fastboot"
+                for r in self.records[index + 1 : last.seq]
+            )
+            and any(isinstance(r.body, ev.GetvarAnswered) for r in recorded)
+        )
         if reused:
             self.skipped.append(
                 f"{type(effect).__name__} at #{self.records[index].seq} reused the previous "

@@ -155,7 +155,8 @@ class WireTranscript:
                 "the host wrote different bytes",
                 seq,
                 describe_wire(wire),
-                f"OUT {_preview(packet)}" if wire.data is not None or len(packet) <= _PREVIEW
+                f"OUT {_preview(packet)}"
+                if wire.data is not None or len(packet) <= _PREVIEW
                 else f"OUT {len(packet)} bytes with a different sha256",
             )
         self._next += 1

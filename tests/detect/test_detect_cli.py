@@ -138,3 +138,19 @@ async def test_unknown_profile_and_bad_wait_are_usage_errors(
     assert "nope" in err
     assert "--wait" in err
     assert "Traceback" not in err
+
+
+async def test_wait_gives_up_with_the_spec_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with served("oneplus-fajita") as (_, port):
+        pass  # the port is free again: nothing will answer during the wait
+    journal = tmp_path / "d.fbj"
+    code = await cli(
+        "detect", "--tcp", f"127.0.0.1:{port}", "--wait", "0.3", "--journal", str(journal)
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "fastboop: error: No matching fastboot devices detected." in err
+    recorded = read_journal(journal)
+    assert recorded.complete and recorded.records == []

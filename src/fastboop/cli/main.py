@@ -21,9 +21,20 @@ from fastboop.logs import configure_logging
 def _command_modules() -> list[ModuleType]:
     # Imported lazily so `fastboop --help` stays fast and one broken optional
     # dependency cannot take every command down.
-    from fastboop.cli import boot, bootimg, demo, devpro, replay, rootfs, serve, sim, stage0
+    from fastboop.cli import (
+        boot,
+        bootimg,
+        demo,
+        detect,
+        devpro,
+        replay,
+        rootfs,
+        serve,
+        sim,
+        stage0,
+    )
 
-    return [boot, bootimg, demo, devpro, replay, rootfs, serve, sim, stage0]
+    return [boot, bootimg, demo, detect, devpro, replay, rootfs, serve, sim, stage0]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,6 +13,8 @@ from typing import Any
 
 import msgspec
 
+from fastboop.cli.export import EXAMPLES as EXPORT_EXAMPLES
+from fastboop.cli.export import add_replay_options, run_extensions
 from fastboop.cli.output import add_json_flag, help_text, print_json
 from fastboop.errors import UsageError
 from fastboop.journal import read_journal
@@ -24,7 +26,7 @@ examples:
   fastboop replay session.fbj --until 12      # the machine's state right after record 12
   fastboop replay show session.fbj            # a readable timeline
   fastboop replay session.fbj --json          # the verdict for scripts
-"""
+""" + EXPORT_EXAMPLES
 
 
 def register(sub: Any) -> None:
@@ -37,19 +39,23 @@ def register(sub: Any) -> None:
     )
     parser.add_argument(
         "target",
-        metavar="FILE | show FILE",
+        metavar="FILE | show FILE | export-pcap FILE",
         nargs="+",
-        help="the journal to replay, or `show FILE` for its timeline",
+        help="the journal to replay, `show FILE` for its timeline, or `export-pcap FILE`",
     )
     parser.add_argument(
         "--until", type=int, metavar="SEQ", help="stop after record SEQ and print the state"
     )
+    add_replay_options(parser)
     add_json_flag(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     target: list[str] = args.target
+    handled = run_extensions(args)  # export-pcap, detect journals, --transcript
+    if handled is not None:
+        return handled
     if target[0] == "show" and len(target) == 2:
         return _show(Path(target[1]), as_json=args.json)
     if len(target) != 1:

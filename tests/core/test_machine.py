@@ -240,3 +240,11 @@ def test_machine_definition_hash_is_stable_and_sensitive() -> None:
         assert table.definition_hash() != first
     finally:
         table.TRANSITIONS.pop()
+
+
+def test_probe_failure_retries_only_when_transient() -> None:
+    machine, _ = drive([*happy_path()[:2], ev.ProbeFailed(kind="timeout", message="slow")])
+    assert machine.state == "probing" and machine.attempt == 2
+    machine.step(ev.ProbeFailed(kind="bad_argument", message="no profile 'x'"))
+    assert machine.state == "failed"
+    assert machine.outcome == "bad_argument: no profile 'x'"

@@ -17,10 +17,10 @@ import structlog
 from fastboop import effects as fx
 from fastboop import events as ev
 from fastboop.backends.ports import DeviceSource, GadgetSource, PayloadBuilder
+from fastboop.detection.probe import identify_with, probe_finished
 from fastboop.devpro.pool import ProfilePool
-from fastboop.devpro.probe import GetvarResult, probe_device
 from fastboop.errors import FastboopError
-from fastboop.fastboot import FastbootClient, FastbootDeviceFailure, FastbootError
+from fastboop.fastboot import FastbootClient, FastbootError
 from fastboop.runtime.backend import EffectContext
 from fastboop.smoo.events import Outcome
 from fastboop.smoo.export import Export
@@ -111,48 +111,18 @@ class StandardBackend:
         return handle.client
 
     async def probe_device(self, effect: fx.ProbeDevice, ctx: EffectContext) -> None:
-        device = effect.device
         try:
-            client = await self._client(device, ctx)
-
-            async def getvar(name: str) -> GetvarResult:
-                try:
-                    value = await client.getvar(name)
-                except FastbootDeviceFailure as failure:
-                    ctx.emit(ev.GetvarAnswered(name=name, failure=failure.device_message))
-                    return GetvarResult.fail(failure.device_message)
-                ctx.emit(ev.GetvarAnswered(name=name, value=value))
-                return GetvarResult.okay(value)
-
-            outcome = await probe_device(
-                self.profiles,
-                device.vid,
-                device.pid,
-                getvar,
-                serial=device.serial,
-                device_profile=effect.device_profile,
+            client = await self._client(effect.device, ctx)
+            outcome = await identify_with(
+                client, self.profiles, effect.device, effect.device_profile, ctx.emit
             )
         except (FastbootError, TransportError, TimeoutError) as error:
             ctx.emit(ev.ProbeFailed(kind=_failure_kind(error), message=str(error)))
             return
         except FastboopError as error:  # e.g. --device-profile names no known profile
-            ctx.emit(ev.ProbeFinished(matched=()))
-            ctx.emit(ev.BootloaderMessage(text=str(error)))
+            ctx.emit(ev.ProbeFailed(kind="bad_argument", message=str(error)))
             return
-        mismatches = tuple(
-            ev.ProfileMismatch(
-                profile=attempt.profile_id,
-                step=f"probe[{failure.step_index}]: getvar {failure.getvar} "
-                f"{failure.operator.value}",
-                expected=failure.expected,
-                actual=failure.actual
-                if failure.actual is not None
-                else f"FAIL {failure.device_failure or ''}".strip(),
-            )
-            for attempt in outcome.attempts
-            if (failure := attempt.failure) is not None
-        )
-        ctx.emit(ev.ProbeFinished(matched=tuple(outcome.matched_ids), mismatches=mismatches))
+        ctx.emit(probe_finished(outcome))
 
     async def build_payload(self, effect: fx.BuildPayload, ctx: EffectContext) -> None:
         profile = self.profiles.get(effect.profile)

@@ -10,19 +10,14 @@ because one bad device must not hide the others.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastboop import events as ev
 from fastboop.detection.journal import PROBE_TIMEOUT, DetectRecorder
 from fastboop.detection.report import DeviceReport, ProfileMatch, ProfileMiss
 from fastboop.detection.sources import Found
 from fastboop.devpro.pool import ProfilePool
-from fastboop.devpro.probe import (
-    GetvarCache,
-    GetvarFn,
-    GetvarResult,
-    ProbeOutcome,
-    probe_device,
-    probe_profile,
-)
+from fastboop.devpro.probe import GetvarFn, GetvarResult, ProbeOutcome, probe_device
 from fastboop.errors import FastboopError
 from fastboop.fastboot import FastbootClient, FastbootDeviceFailure, FastbootError
 from fastboop.transports.base import DeviceAddress, TappedTransport, Transport, TransportError
@@ -81,67 +76,75 @@ async def probe_transport(
     device = transport.address
     recorder.event(ev.DeviceArrived(device=device))
     client = FastbootClient(TappedTransport(transport, recorder.wire), timeout=timeout)
-
-    async def getvar(name: str) -> GetvarResult:
-        try:
-            value = await client.getvar(name)
-        except FastbootDeviceFailure as failure:
-            recorder.event(ev.GetvarAnswered(name=name, failure=failure.device_message))
-            return GetvarResult.fail(failure.device_message)
-        recorder.event(ev.GetvarAnswered(name=name, value=value))
-        return GetvarResult.okay(value)
-
     try:
-        outcome = await identify(pool, device, getvar, device_profile)
+        outcome = await identify_with(client, pool, device, device_profile, recorder.event)
     except FastbootError as error:
         return _failed(device, error.kind, str(error), None, recorder)
     except TimeoutError as error:
         return _failed(device, "timeout", str(error) or "timed out", None, recorder)
     except TransportError as error:
         return _failed(device, "transport", str(error), None, recorder)
-    report = report_from_outcome(device, outcome)
-    recorder.event(
-        ev.ProbeFinished(
-            matched=tuple(match.profile for match in report.matches),
-            mismatches=tuple(
-                ev.ProfileMismatch(
-                    profile=miss.profile,
-                    step=f"probe[{miss.step}]: getvar {miss.getvar} {miss.operator}",
-                    expected=miss.expected,
-                    actual=miss.actual
-                    if miss.actual is not None
-                    else f"FAIL {miss.device_failure or ''}".strip(),
-                )
-                for miss in report.misses
-            ),
-        )
-    )
-    return report
+    recorder.event(probe_finished(outcome))
+    return report_from_outcome(device, outcome)
+
+
+async def identify_with(
+    client: FastbootClient,
+    pool: ProfilePool,
+    device: DeviceAddress,
+    device_profile: str | None,
+    emit: Callable[[ev.AnyEvent], None],
+) -> ProbeOutcome:
+    """Run the candidate profiles' probes over ``client``, emitting each getvar answer.
+
+    Shared by ``detect`` and the session's probe effect, so both identify a device the
+    same way. Transport and protocol errors propagate; a ``FAIL`` answer does not (it is
+    "missing" for the probe operators, devpro.md §3).
+    """
+
+    async def getvar(name: str) -> GetvarResult:
+        try:
+            value = await client.getvar(name)
+        except FastbootDeviceFailure as failure:
+            emit(ev.GetvarAnswered(name=name, failure=failure.device_message))
+            return GetvarResult.fail(failure.device_message)
+        emit(ev.GetvarAnswered(name=name, value=value))
+        return GetvarResult.okay(value)
+
+    return await identify(pool, device, getvar, device_profile)
 
 
 async def identify(
     pool: ProfilePool, device: DeviceAddress, getvar: GetvarFn, device_profile: str | None
 ) -> ProbeOutcome:
-    """Probe the candidates for ``device`` on one getvar cache.
+    """Probe the candidates for ``device`` on one getvar cache (devpro.md §5).
 
-    USB devices: the profiles naming their VID:PID. Network devices have no USB ids, so
-    the prefilter cannot narrow them down: every profile is a candidate and the getvar
-    probes alone decide (they are authoritative anyway, devpro.md §5). The session's
-    backend needs the same rule for ``--tcp``/``--udp`` devices.
+    Network devices have no USB ids; :func:`~fastboop.devpro.probe.probe_device` then
+    makes every profile a candidate and the getvar probes alone decide.
     """
-    if device.vid is not None and device.pid is not None:
-        return await probe_device(
-            pool,
-            device.vid,
-            device.pid,
-            getvar,
-            serial=device.serial,
-            device_profile=device_profile,
-        )
-    profiles = [pool.get(device_profile)] if device_profile is not None else list(pool)
-    cache = GetvarCache(getvar)
-    attempts = [await probe_profile(profile, cache) for profile in profiles]
-    return ProbeOutcome(vid=0, pid=0, serial=device.serial, attempts=tuple(attempts))
+    return await probe_device(
+        pool, device.vid, device.pid, getvar, serial=device.serial, device_profile=device_profile
+    )
+
+
+def probe_finished(outcome: ProbeOutcome) -> ev.ProbeFinished:
+    """The session event for a finished probe: every match, and each miss's first step."""
+    return ev.ProbeFinished(
+        matched=tuple(outcome.matched_ids),
+        mismatches=tuple(
+            ev.ProfileMismatch(
+                profile=attempt.profile_id,
+                step=f"probe[{failure.step_index}]: getvar {failure.getvar} "
+                f"{failure.operator.value}",
+                expected=failure.expected,
+                actual=failure.actual
+                if failure.actual is not None
+                else f"FAIL {failure.device_failure or ''}".strip(),
+            )
+            for attempt in outcome.attempts
+            if (failure := attempt.failure) is not None
+        ),
+    )
 
 
 def report_from_outcome(device: DeviceAddress, outcome: ProbeOutcome) -> DeviceReport:

@@ -78,7 +78,13 @@ TRANSITIONS: list[dict[str, Any]] = [
     ),
     _t("probe_finished", PROBING, BUILDING, conditions="single_match", after="on_profile_chosen"),
     _t("probe_finished", PROBING, FAILED, after="on_probe_unmatched"),
-    _t("probe_failed", PROBING, PROBING, conditions="attempts_left", after="on_retry_probe"),
+    _t(
+        "probe_failed",
+        PROBING,
+        PROBING,
+        conditions=["transient_failure", "attempts_left"],
+        after="on_retry_probe",
+    ),
     _t("probe_failed", PROBING, FAILED, after="on_task_failure"),
     # --- build -----------------------------------------------------------------------------
     _t("build_finished", BUILDING, UPLOADING, conditions="has_device", after="on_image_built"),

@@ -12,6 +12,7 @@ import pytest
 from fastboop.cli import rootfs as rootfs_cli
 from fastboop.cli import stage0 as stage0_cli
 from fastboop.errors import FastboopError, UsageError
+from fastboop.stage0.cpio import parse_archive
 from fastboop.stage0.dtbedit import derive_mac
 from fastboop.stage0.fdt import parse_fdt
 
@@ -120,20 +121,25 @@ def test_user_errors_are_typed(debian_rootfs: tuple[Path, Path, str], tmp_path: 
     _, image, _ = debian_rootfs
     with pytest.raises(FastboopError, match="no such file"):
         run(["rootfs", "cat", str(image), "/nope"])
-    with pytest.raises(UsageError, match="--dtb-name"):
-        run(
-            [
-                "stage0",
-                str(image),
-                "--device-profile",
-                "oneplus-fajita",
-                "--stage0",
-                "/usr/bin/true",
-            ]
-        )
+    with pytest.raises(FastboopError, match="no-such-phone"):
+        run(["stage0", str(image), "--device-profile", "no-such-phone"])
     with pytest.raises(UsageError, match="bad --inject-mac"):
         run(["stage0", str(image), "--stage0", "/usr/bin/true", "--inject-mac", "wlan:x"])
     with pytest.raises(FastboopError, match="missing stage0 binary"):
-        run(["stage0", str(image)])
+        run(["stage0", str(image), "--stage0", "/dev/null"])  # an empty binary is missing
     with pytest.raises(FastboopError, match="cannot open"):
         run(["rootfs", "ls", str(tmp_path / "missing.img")])
+
+
+def test_device_profile_supplies_dtb_and_the_shipped_pid1(
+    debian_rootfs: tuple[Path, Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--device-profile`` names the DTB; without ``--stage0`` the built PID1 is used."""
+    _, image, _ = debian_rootfs
+    out = tmp_path / "initrd.cpio"
+    assert run(["stage0", str(image), "--device-profile", "oneplus-fajita", "-o", str(out),
+                "--json"]) == 0  # fmt: skip
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["dtb"].endswith("qcom/sdm845-oneplus-fajita.dtb")
+    init = next(e for e in parse_archive(out.read_bytes()) if e.name == "init")
+    assert init.data[:4] == b"\x7fELF" and init.data[18] == 0xB7  # EM_AARCH64

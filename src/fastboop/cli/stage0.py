@@ -7,12 +7,16 @@ Runs the same synthesis a boot does, without a phone: handy to check module sele
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from fastboop.backends.payload import find_pid1, kernel_arch
 from fastboop.cli.output import help_text
+from fastboop.devpro.bootparams import boot_image_params
+from fastboop.devpro.sources import load_pool
 from fastboop.errors import UsageError
 from fastboop.rootfs.open import open_rootfs
 from fastboop.stage0.build import Stage0Result, build_stage0
@@ -85,14 +89,6 @@ def register(subparsers: Any) -> None:
     p.set_defaults(handler=run)
 
 
-def _profile_dtb_name(profile_id: str) -> str:
-    """Device profiles live in :mod:`fastboop.devpro`; not wired into this command yet."""
-    raise UsageError(
-        f"--device-profile {profile_id}: device profiles are not wired into stage0 yet",
-        hint="pass --dtb-name (the profile's devicetree_name) instead",
-    )
-
-
 def _mac_target(text: str) -> tuple[str, str]:
     kind, sep, compatible = text.partition(":")
     if not sep or kind not in ("wifi", "bluetooth") or not compatible:
@@ -105,9 +101,17 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     dtb_name = args.dtb_name
-    if args.device_profile and not dtb_name:
-        dtb_name = _profile_dtb_name(args.device_profile)
-    pid1 = args.stage0.read_bytes() if args.stage0 else None
+    device_append = ""
+    if args.device_profile:
+        params = boot_image_params(load_pool().get(args.device_profile))
+        dtb_name = dtb_name or params.devicetree_name
+        device_append = params.cmdline_append or ""
+    # Without --stage0, the PID1 fastboop ships for the kernel's architecture.
+    pid1: bytes | Callable[[bytes], bytes] = (
+        args.stage0.read_bytes()
+        if args.stage0
+        else (lambda kernel: find_pid1(kernel_arch(kernel)))
+    )
     augment = args.augment.read_bytes() if args.augment else None
     options = CmdlineOptions(
         serial=args.serial,
@@ -117,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
         smoo_queue_depth=args.smoo_queue_depth,
         smoo_max_io=parse_size(args.smoo_max_io),
         cmdline_append=args.cmdline_append,
+        device_cmdline_append=device_append,
     )
     fs = open_rootfs(args.rootfs, partition=args.partition)
     result = build_stage0(

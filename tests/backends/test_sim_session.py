@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import anyio
 import msgspec
 import pytest
 
@@ -21,6 +20,7 @@ from fastboop.replay import replay_journal
 from fastboop.runtime import Session
 from fastboop.sim.model import CommandBehaviour, load_model
 from fastboop.sim.phone import SimulatedPhone
+from tests.support.sessions import run_until_phone_is_up
 
 from .conftest import KernelOnlyBuilder
 
@@ -55,18 +55,7 @@ async def run(
 ) -> Session:
     backend = StandardBackend(devices=phone, gadgets=phone, profiles=pool, builder=builder)
     session = Session(cfg, backend, journal=journal)
-    with anyio.fail_after(60):  # hang guard, not a speed assertion
-        async with session:
-
-            async def stop_when_read() -> None:
-                await phone.report.rootfs_read.wait()
-                session.cancel("phone is up")
-
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(stop_when_read)
-                async for _ in session:
-                    pass
-                tg.cancel_scope.cancel()
+    await run_until_phone_is_up(phone, session)
     return session
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import anyio
 import msgspec
 import pytest
 
@@ -18,6 +17,7 @@ from fastboop.sim.model import BootloaderModel
 from fastboop.sim.phone import SimulatedPhone
 from tests.backends.conftest import KernelOnlyBuilder
 from tests.support.debian import debian_kernel
+from tests.support.sessions import run_until_phone_is_up
 
 
 class Recorded(msgspec.Struct, kw_only=True):
@@ -61,18 +61,7 @@ async def record_session(
             devices=phone, gadgets=phone, profiles=pool, builder=KernelOnlyBuilder(kernel)
         )
         session = Session(config, backend, journal=journal)
-        with anyio.fail_after(60):  # hang guard, not a speed assertion
-            async with session:
-
-                async def stop_when_read() -> None:
-                    await phone.report.rootfs_read.wait()
-                    session.cancel("phone is up")
-
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(stop_when_read)
-                    async for _ in session:
-                        pass
-                    tg.cancel_scope.cancel()
+        await run_until_phone_is_up(phone, session)
     return Recorded(path=journal, image=phone.report.booted_image, state=session.result.state)
 
 

@@ -32,6 +32,7 @@ examples:
 def register(sub: Any) -> None:
     parser = sub.add_parser(
         "replay",
+        usage="fastboop replay [options] [show | export-pcap] FILE",
         help="re-drive a recorded session offline and report the first divergence",
         description=help_text(__doc__),
         epilog=EXAMPLES,
@@ -39,7 +40,7 @@ def register(sub: Any) -> None:
     )
     parser.add_argument(
         "target",
-        metavar="FILE | show FILE | export-pcap FILE",
+        metavar="[show | export-pcap] FILE",
         nargs="+",
         help="the journal to replay, `show FILE` for its timeline, or `export-pcap FILE`",
     )

@@ -55,7 +55,7 @@ def describe_unsupported(source: BlockSource) -> tuple[str, str]:
             return name, hint
     if source.size >= 512 and source.read(510, 2) == b"\x55\xaa":
         return "an MBR-partitioned disk image (or FAT)", "select a partition"
-    return "an unknown format", f"supported are {SUPPORTED}"
+    return "an unknown format", "convert it to one of those, or pick the right file"
 
 
 def open_filesystem(source: BlockSource, *, label: str = "rootfs") -> Filesystem:

@@ -7,6 +7,8 @@ host speaks it to the simulated gadget; the journal of each session must replay.
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
 from pathlib import Path
 
 import msgspec
@@ -20,6 +22,7 @@ from fastboop.replay import replay_journal
 from fastboop.runtime import Session
 from fastboop.sim.model import CommandBehaviour, load_model
 from fastboop.sim.phone import SimulatedPhone
+from tests.support.http_range import range_server
 from tests.support.sessions import run_until_phone_is_up
 
 from .conftest import KernelOnlyBuilder
@@ -34,7 +37,7 @@ def rootfs(tmp_path: Path) -> Path:
     return path
 
 
-def config(rootfs: Path, **overrides: object) -> ev.SessionConfig:
+def config(rootfs: Path | str, **overrides: object) -> ev.SessionConfig:
     values: dict[str, object] = {
         "rootfs": str(rootfs),
         "device_profile": "oneplus-fajita",
@@ -133,3 +136,24 @@ async def test_unbootable_image_times_out_waiting_for_stage0(
     assert session.result.state == "failed"
     assert session.result.outcome == "timed out: stage0 never came back on USB as a smoo gadget"
     assert phone.report.boot_error is not None
+
+
+async def test_rootfs_is_served_from_an_http_url_with_range_requests(
+    tmp_path: Path, pool: ProfilePool, builder: KernelOnlyBuilder
+) -> None:
+    """`fastboop boot https://…/rootfs.erofs`: the phone reads the image over smoo while the
+    host fetches only what is asked for, through the rootfs HTTP reader and its cache."""
+    tree = tmp_path / "tree"
+    (tree / "etc").mkdir(parents=True)
+    (tree / "etc" / "os-release").write_text('PRETTY_NAME="served over HTTP"\n')
+    (tree / "blob").write_bytes(os.urandom(300_000))
+    site = tmp_path / "site"
+    site.mkdir()
+    image = site / "rootfs.erofs"
+    subprocess.run(["mkfs.erofs", "--quiet", str(image), str(tree)], check=True)
+    with range_server(site) as base:
+        url = f"{base}/rootfs.erofs"
+        async with SimulatedPhone("oneplus-fajita") as phone:
+            session = await run(phone, config(url), pool, builder, tmp_path / "j.fbj")
+    assert session.result.state == "done", session.result.outcome
+    assert phone.report.rootfs_sha256 == hashlib.sha256(image.read_bytes()).hexdigest()

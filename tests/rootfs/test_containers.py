@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
 import os
-import re
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +18,7 @@ from fastboop.rootfs.http import HttpSource
 from fastboop.rootfs.open import open_rootfs, unwrap
 from fastboop.rootfs.partitions import read_partitions
 from fastboop.rootfs.sparse import SparseSource
+from tests.support.http_range import range_server
 
 
 @pytest.fixture(scope="module")
@@ -159,54 +156,10 @@ def test_corrupt_xz(tmp_path: Path) -> None:
         open_rootfs(bad, cache_dir=tmp_path / "c")
 
 
-class RangeHandler(http.server.SimpleHTTPRequestHandler):
-    """http.server with single-range ``Range: bytes=a-b`` support (it has none)."""
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def send_head(self):  # type: ignore[no-untyped-def]
-        path = Path(self.translate_path(self.path))
-        if not path.is_file():
-            self.send_error(404)
-            return None
-        data = path.read_bytes()
-        match = re.fullmatch(r"bytes=(\d+)-(\d+)", self.headers.get("Range", ""))
-        if not match:
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            return _Body(data)
-        start, end = int(match.group(1)), min(int(match.group(2)), len(data) - 1)
-        self.send_response(206)
-        self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
-        self.send_header("Content-Length", str(end - start + 1))
-        self.send_header("ETag", f'"{len(data)}"')
-        self.end_headers()
-        return _Body(data[start : end + 1])
-
-
-class _Body:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def read(self, n: int = -1) -> bytes:
-        out, self.data = (self.data, b"") if n < 0 else (self.data[:n], self.data[n:])
-        return out
-
-    def close(self) -> None:
-        pass
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    handler = functools.partial(RangeHandler, directory=str(tmp_path))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", tmp_path
-    httpd.shutdown()
-    httpd.server_close()
+    with range_server(tmp_path) as url:
+        yield url, tmp_path
 
 
 def test_http_ranges_and_cache(server: tuple[str, Path], small_erofs: Path) -> None:

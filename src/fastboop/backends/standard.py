@@ -16,6 +16,7 @@ import structlog
 
 from fastboop import effects as fx
 from fastboop import events as ev
+from fastboop.backends.exports import ServedImage, open_export
 from fastboop.backends.ports import DeviceSource, GadgetSource, PayloadBuilder
 from fastboop.detection.probe import identify_with, probe_finished
 from fastboop.devpro.pool import ProfilePool
@@ -83,7 +84,7 @@ class StandardBackend:
         self._images: dict[str, bytes] = {}
         self._gadget_links: list[GadgetLink] = []
         self._host: SmooHost | None = None
-        self._source: FileBlockSource | None = None
+        self._source: FileBlockSource | ServedImage | None = None
         self._on_stats: Callable[[StatsSnapshot], None] = lambda snapshot: None
 
     # --- fastboot ---------------------------------------------------------------------------
@@ -190,8 +191,7 @@ class StandardBackend:
             if self.export_opener is not None:
                 export = self.export_opener(rootfs)
             else:
-                self._source = FileBlockSource(rootfs)
-                export = Export.of(self._source)
+                export, self._source = open_export(rootfs)
             self._host = SmooHost(
                 [export], config=self.smoo_config, on_stats=lambda s: self._on_stats(s)
             )

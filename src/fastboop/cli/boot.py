@@ -23,11 +23,11 @@ from fastboop.backends.ports import DeviceSource
 from fastboop.backends.standard import StandardBackend
 from fastboop.cli.output import add_json_flag, help_text, print_json
 from fastboop.cli.running import ProgressView, add_journal_flags, journal_path_from
-from fastboop.demo.run import session_inputs
 from fastboop.devpro.probe import usb_filter
 from fastboop.devpro.sources import load_pool
 from fastboop.errors import UsageError
 from fastboop.events import SessionConfig
+from fastboop.journal.inputs import session_inputs
 from fastboop.runtime import Session
 from fastboop.runtime.interactive import run_session
 from fastboop.stage0.settings import CmdlineOptions
@@ -49,7 +49,11 @@ def register(sub: Any) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("rootfs", type=Path, help="the rootfs image to boot (erofs, ext4, …)")
+    parser.add_argument(
+        "rootfs",
+        help="the rootfs image to boot: erofs or ext4, possibly xz/zstd-compressed, sparse or "
+        "a partition of a disk image; or an http(s) URL (read with Range requests, cached)",
+    )
     parser.add_argument(
         "--device-profile", metavar="ID", help="use this profile (see `fastboop devpro list`)"
     )
@@ -107,16 +111,18 @@ def device_source(args: argparse.Namespace, filters: list[tuple[int, int]]) -> D
 
 
 def run(args: argparse.Namespace) -> int:
-    rootfs: Path = args.rootfs
-    if not rootfs.is_file():
-        raise UsageError(f"no such rootfs image: {rootfs}", hint="pass the path of an image file")
+    spec: str = args.rootfs
+    is_url = spec.startswith(("http://", "https://"))
+    if not is_url and not Path(spec).is_file():
+        raise UsageError(f"no such rootfs image: {spec}", hint="pass the path of an image file")
+    rootfs = spec if is_url else str(Path(spec).resolve())
     pool = load_pool()
     filters = usb_filter(pool, args.device_profile)  # also checks the profile id exists
     transports = tuple(name for name, on in (("tcp", args.tcp), ("udp", args.udp)) if on) or (
         "usb",
     )
     config = SessionConfig(
-        rootfs=str(rootfs.resolve()),
+        rootfs=rootfs,
         device_profile=args.device_profile,
         transports=transports,
         wait_for_device_s=args.wait,

@@ -25,7 +25,7 @@ from fastboop.devpro.sources import load_pool
 from fastboop.errors import FastboopError, UsageError
 from fastboop.events import AnyEvent, SessionConfig
 from fastboop.journal import read_journal
-from fastboop.journal.inputs import file_digest
+from fastboop.journal.inputs import session_inputs
 from fastboop.replay import ReplayReport, replay_journal
 from fastboop.runtime import Session
 from fastboop.runtime.interactive import run_session
@@ -88,12 +88,6 @@ class DemoResult(msgspec.Struct, kw_only=True):
         replay_ok = self.replay is None or self.replay.ok
         served_ok = self.state != "done" or self.rootfs_verified
         return self.state == self.expected_state and served_ok and replay_ok
-
-
-def session_inputs(rootfs: Path, profile_digests: dict[str, str]) -> dict[str, str]:
-    inputs = {"rootfs": file_digest(rootfs)}
-    inputs.update({f"profile:{k}": f"sha256:{v}" for k, v in profile_digests.items()})
-    return inputs
 
 
 async def run_demo(

@@ -93,10 +93,14 @@ async def test_profile_mismatch_fails_with_first_failing_step(
     model = load_model("oneplus-fajita")
     changed = msgspec.structs.replace(model, getvar={**model.getvar, "product": "msm8998"})
     async with SimulatedPhone(changed) as phone:
-        session = await run(phone, config(rootfs), pool, builder, tmp_path / "s.fbj")
+        session = await run(
+            phone, config(rootfs, wait_for_device_s=0.5), pool, builder, tmp_path / "s.fbj"
+        )
     result = session.result
     assert result.state == "failed"
-    assert result.outcome == "no device profile matches this device"
+    assert result.outcome is not None
+    assert result.outcome.startswith("timed out: no fastboot device matching a device profile")
+    assert result.skipped == (phone.address,)
     (mismatch,) = result.mismatches
     assert mismatch.profile == "oneplus-fajita"
     assert (mismatch.expected, mismatch.actual) == ("sdm845", "msm8998")

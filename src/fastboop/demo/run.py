@@ -40,6 +40,7 @@ class Scenario(msgspec.Struct, frozen=True, kw_only=True):
 
     description: str
     expected_state: str
+    wait_for_device_s: float = 10.0
     getvar_overrides: dict[str, str] = {}
     behaviour: dict[str, CommandBehaviour] = {}
 
@@ -57,8 +58,10 @@ SCENARIOS: dict[str, Scenario] = {
         expected_state="done",
     ),
     "probe-mismatch": Scenario(
-        description="the phone answers getvar:product with another SoC; no profile matches",
+        description="the phone answers getvar:product with another SoC; no profile matches, "
+        "so it is skipped and the wait for a matching phone runs out",
         expected_state="failed",
+        wait_for_device_s=2.0,
         getvar_overrides={"product": "msm8998"},
     ),
     "upload-fail": Scenario(
@@ -110,7 +113,7 @@ async def run_demo(
         rootfs=str(rootfs),
         device_profile=model,
         transports=("sim",),
-        wait_for_device_s=10.0,
+        wait_for_device_s=plan.wait_for_device_s,
         gadget_timeout_s=30.0,
         serve_duration_s=0.0,  # until the phone has read its rootfs
         max_attempts=1,

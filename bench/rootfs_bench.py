@@ -24,7 +24,7 @@ from tests.rootfs.kernel_trees import (
     copy_module_subset,
     debian_kernel,
 )
-from tests.rootfs.test_containers import RangeHandler
+from tests.support.http_range import RangeHandler
 
 from fastboop.rootfs.blocksource import FileSource
 from fastboop.rootfs.detect import open_filesystem

@@ -178,6 +178,10 @@ def test_http_ranges_and_cache(server: tuple[str, Path], small_erofs: Path) -> N
     again = HttpSource(f"{base}/root.erofs", cache_dir=cache, block_size=65536)
     assert again.read(70_000, 200_000) == raw[70_000:270_000]
     assert again.requests == 1  # only the size probe: blocks came from the disk cache
+    # Another block size never reuses those blocks (block files are named by index).
+    other = HttpSource(f"{base}/root.erofs", cache_dir=cache, block_size=4096)
+    assert other.read(70_000, 200_000) == raw[70_000:270_000]
+    assert other.requests == 2 and other.bytes_fetched == 1 + 200_704
 
 
 def test_http_long_read_without_disk_cache(server: tuple[str, Path]) -> None:

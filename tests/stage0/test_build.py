@@ -122,6 +122,24 @@ def test_deterministic(debian_rootfs: tuple[Path, Path, str], built: Stage0Resul
     assert again.initramfs == built.initramfs
 
 
+def test_reads_every_file_once(debian_rootfs: tuple[Path, Path, str]) -> None:
+    """Booting from a URL pays for every byte: no file is read from the image twice
+    (the DTB once was, for its magic check and again for its contents)."""
+    _, image, _ = debian_rootfs
+    fs = ErofsFilesystem(FileSource(image))
+    reads: list[str] = []
+    read_file = fs.read_file
+
+    def counted(path: str) -> bytes:
+        reads.append(path)
+        return read_file(path)
+
+    fs.read_file = counted  # type: ignore[method-assign]
+    result = build_stage0(fs, pid1=PID1, devicetree_name=DT)
+    assert result.dtb_path in reads and result.kernel_path in reads
+    assert sorted(reads) == sorted(set(reads))
+
+
 def test_augment_and_errors(debian_rootfs: tuple[Path, Path, str]) -> None:
     tree, _, _ = debian_rootfs
     fs = DirectoryFilesystem(tree)

@@ -16,7 +16,10 @@ from pathlib import Path
 
 
 class RangeHandler(http.server.SimpleHTTPRequestHandler):
-    """http.server with single-range ``Range: bytes=a-b`` support (it has none)."""
+    """http.server with single-range ``Range: bytes=a-b`` support (it has none).
+
+    It reads only the requested range, so the benchmarks can serve multi-GiB images.
+    """
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -26,32 +29,41 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
         if not path.is_file():
             self.send_error(404)
             return None
-        data = path.read_bytes()
+        size = path.stat().st_size
         match = re.fullmatch(r"bytes=(\d+)-(\d+)", self.headers.get("Range", ""))
         if not match:
             self.send_response(200)
-            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Content-Length", str(size))
             self.end_headers()
-            return _Body(data)
-        start, end = int(match.group(1)), min(int(match.group(2)), len(data) - 1)
+            return _Body(path.read_bytes())
+        start, end = int(match.group(1)), min(int(match.group(2)), size - 1)
+        with path.open("rb") as file:
+            file.seek(start)
+            data = file.read(end - start + 1)
         self.send_response(206)
-        self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
-        self.send_header("Content-Length", str(end - start + 1))
-        self.send_header("ETag", f'"{len(data)}"')
+        self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("ETag", f'"{size}"')
         self.end_headers()
-        return _Body(data[start : end + 1])
+        return _Body(data)
 
 
 class _Body:
+    """A response body that hands out chunks without copying the rest each time."""
+
     def __init__(self, data: bytes) -> None:
-        self.data = data
+        self.data = memoryview(data)
+        self.pos = 0
 
     def read(self, n: int = -1) -> bytes:
-        out, self.data = (self.data, b"") if n < 0 else (self.data[:n], self.data[n:])
+        end = len(self.data) if n < 0 else min(len(self.data), self.pos + n)
+        out = bytes(self.data[self.pos : end])
+        self.pos = end
         return out
 
     def close(self) -> None:
         pass
+
 
 
 @contextlib.contextmanager

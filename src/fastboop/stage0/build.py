@@ -19,8 +19,8 @@ from fastboop.rootfs.fs import Filesystem
 from fastboop.stage0.cpio import CpioEntry, CpioWriter, parse_archive
 from fastboop.stage0.discover import (
     KernelChoice,
-    find_dtb,
     find_kernel,
+    load_dtb,
     modules_for_external_kernel,
 )
 from fastboop.stage0.dtbedit import edit_dtb
@@ -151,8 +151,7 @@ def build_stage0(
     if dtb is not None:
         dtb_path = "<explicit>"
     elif devicetree_name:
-        dtb_path = find_dtb(fs, devicetree_name, index.kver)
-        dtb = fs.read_file(dtb_path)
+        dtb_path, dtb = load_dtb(fs, devicetree_name, index.kver)
     composed = compose(kind, options, host)
     dt_found: list[tuple[str, str]] = []
     if dtb is not None:

@@ -14,6 +14,7 @@ from fastboop.smoo.source import (
     BlockSource,
     BlockSourceError,
     CopyOnWriteSource,
+    DirectReadSource,
     FileBlockSource,
     WritableBlockSource,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "BlockSource",
     "BlockSourceError",
     "CopyOnWriteSource",
+    "DirectReadSource",
     "Export",
     "FileBlockSource",
     "GadgetLink",

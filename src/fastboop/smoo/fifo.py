@@ -45,13 +45,23 @@ class Fifo(Generic[T]):
 
     async def get(self) -> T:
         """The oldest item; suspends only while the FIFO is empty."""
+        if not self._items:
+            await self.wait()
+        return self._items.popleft()
+
+    async def wait(self) -> None:
+        """Suspend until there is an item. Hot loops call this only when ``len`` is 0 and
+        then :meth:`popleft`, which saves a coroutine per item."""
         items = self._items
         while not items:
             if self._closed:
                 raise anyio.ClosedResourceError
             waiter = self._waiter = anyio.Event()
             await waiter.wait()
-        return items.popleft()
+
+    def popleft(self) -> T:
+        """The oldest item, without waiting; IndexError when empty."""
+        return self._items.popleft()
 
     def clear(self) -> None:
         self._items.clear()

@@ -189,7 +189,9 @@ class Pump:
         replies = self._replies
         bulk_out = self._bulk_out
         while True:
-            wire, payload = await replies.get()
+            if not replies:
+                await replies.wait()
+            wire, payload = replies.popleft()
             await link.interrupt_out(wire)
             stats.sent(len(wire))
             stats.response_sent()
@@ -199,10 +201,13 @@ class Pump:
     async def _bulk_out_worker(self) -> None:
         link = self._link
         payloads = self._bulk_out
+        stats = self._stats
         while True:
-            payload = await payloads.get()
+            if not payloads:
+                await payloads.wait()
+            payload = payloads.popleft()
             await link.bulk_out(payload)
-            self._stats.sent(len(payload))
+            stats.sent(len(payload))
 
     # --- per-request handling (§10.3) ----------------------------------------------------
 

@@ -109,7 +109,9 @@ class SimLink:
     async def interrupt_in(self, length: int) -> bytes:
         self._check()
         try:
-            data = await self.int_in.get()
+            if not self.int_in:
+                await self.int_in.wait()
+            data = self.int_in.popleft()
         except anyio.ClosedResourceError:
             raise TransportError("simulated gadget unplugged", address=SIM_ADDRESS) from None
         return data[:length]
@@ -347,10 +349,8 @@ class SimGadget:
 
     # --- the phone's kernel: block I/O -----------------------------------------------------
 
-    async def _take_slot(self) -> int:
-        """A free request id, waiting in line while all ``capacity`` slots are in flight."""
-        if self._free_ids:  # never with waiters queued: a release hands its id over
-            return self._free_ids.popleft()
+    async def _wait_for_slot(self) -> int:
+        """A request id once a slot frees up; waiters are served in arrival order."""
         waiter = _SlotWaiter()
         self._slot_waiters.append(waiter)
         try:
@@ -373,7 +373,10 @@ class SimGadget:
 
     async def _io(self, op: p.Op, export_id: int, lba: int, num_blocks: int,
                   payload: bytes | None = None) -> IoResult:
-        request_id = await self._take_slot()
+        if self._free_ids:  # never with waiters queued: a release hands its id over
+            request_id = self._free_ids.popleft()
+        else:
+            request_id = await self._wait_for_slot()
         try:
             io = _Io(p.Request(op, request_id, export_id, lba, num_blocks), payload)
             self._inflight[io.request.key] = io

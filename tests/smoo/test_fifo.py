@@ -1,4 +1,4 @@
-"""The pump's hand-off FIFO and the simulated gadget's slot queue (no host involved)."""
+"""The pump's hand-off FIFO, the simulator's completion signal and slot queue (no host)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import pytest
 
 from fastboop.smoo import protocol as p
 from fastboop.smoo.fifo import Fifo
+from fastboop.transports.oneshot import OneShot
 from fastboop.transports.smoo_sim import SimGadget
 
 pytestmark = pytest.mark.anyio
@@ -67,3 +68,32 @@ async def test_sim_slot_waiters_queue_and_survive_cancellation() -> None:
     assert gadget.inflight == 0
     assert sorted(gadget._free_ids) == [0, 1]
     assert not gadget._slot_waiters
+
+
+async def test_oneshot_wakes_its_waiter_and_survives_cancellation() -> None:
+    early = OneShot()
+    early.set()
+    early.set()  # idempotent
+    with anyio.fail_after(5):
+        await early.wait()  # already set: returns (after a checkpoint)
+
+        late = OneShot()
+        woke: list[bool] = []
+
+        async def waiter() -> None:
+            await late.wait()
+            woke.append(late.is_set())
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(waiter)
+            await anyio.sleep(0.01)
+            assert not woke
+            late.set()
+        assert woke == [True]
+
+        abandoned = OneShot()
+        with anyio.move_on_after(0.01) as scope:
+            await abandoned.wait()
+        assert scope.cancelled_caught
+        abandoned.set()  # nobody waits any more: must not wake a stale task
+        await abandoned.wait()

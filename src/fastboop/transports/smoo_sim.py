@@ -25,6 +25,7 @@ from fastboop.smoo import protocol as p
 from fastboop.smoo.fifo import Fifo
 from fastboop.smoo.link import LinkStall
 from fastboop.transports.base import DeviceAddress, TransportError
+from fastboop.transports.oneshot import OneShot
 
 SIM_ADDRESS = DeviceAddress(transport="smoo-sim", location="sim", vid=0xDEAD, pid=0xBEEF)
 
@@ -43,7 +44,7 @@ class _Io:
         self.request = request
         self.payload = payload
         self.submitted = False
-        self.done = anyio.Event()
+        self.done = OneShot()
         self.result = IoResult(status=-1)
 
 

@@ -202,6 +202,17 @@ class FlakySource:
         return await self._inner.read(offset, length)
 
 
+class DirectFlakySource(FlakySource):
+    """The same failures through the pump's inline path (``read_direct``)."""
+
+    def read_direct(self, offset: int, length: int) -> bytes:
+        if offset == 3 * BS:
+            raise self._error
+        data = self._inner.read_direct(offset, length)
+        return data[:-1] if offset == 4 * BS else data
+
+
+@pytest.mark.parametrize("direct", [False, True], ids=["task", "inline"])
 @pytest.mark.parametrize(
     ("error", "status"),
     [
@@ -212,10 +223,11 @@ class FlakySource:
     ],
 )
 async def test_source_failures_become_status_bytes(
-    tmp_path: Path, error: Exception, status: int
+    tmp_path: Path, error: Exception, status: int, direct: bool
 ) -> None:
     path, image = make_image(tmp_path, 16 * BS)
-    export = Export.of(FlakySource(FileBlockSource(path), error), block_size=BS)
+    kind = DirectFlakySource if direct else FlakySource
+    export = Export.of(kind(FileBlockSource(path), error), block_size=BS)
     eid = export.spec.export_id
     gadget = SimGadget()
     with anyio.fail_after(HANG_GUARD):

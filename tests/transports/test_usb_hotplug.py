@@ -1,0 +1,116 @@
+"""libusb hotplug in ``watch_usb``: capability detection, fallback, and real hotplug events.
+
+The last test is the real one: Debian's umockdev emulates sysfs and udev uevents, which is
+all libusb's Linux backend uses to enumerate devices (``descriptors`` sysfs attribute) and
+to learn of arrivals and departures (udev monitor). So an unmodified libusb, loaded by
+pyusb in an unmodified fastboop, sees a phone appear and vanish — no USB bus needed.
+See ``umockdev/testbed.py`` for why the testbed runs in the system python.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+import usb.backend.libusb1
+
+from fastboop.transports.usb import Arrived, watch_usb
+from fastboop.transports.usb_hotplug import hotplug_capable, open_hotplug
+from fastboop.transports.usb_sim import EmulatedDevice, SimUsbBackend
+from tests.transports.test_usb import FAJITA
+
+HERE = Path(__file__).parent / "umockdev"
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def real_libusb_backend() -> object:
+    backend = usb.backend.libusb1.get_backend()
+    if backend is None:
+        pytest.fail("libusb-1.0 not found: run ./scripts/setup")
+    return backend
+
+
+def test_capability_is_what_real_libusb_says() -> None:
+    backend = real_libusb_backend()
+    name = ctypes.util.find_library("usb-1.0")
+    assert name is not None
+    independent = ctypes.CDLL(name).libusb_has_capability(0x0001)  # LIBUSB_CAP_HAS_HOTPLUG
+    assert hotplug_capable(backend) is bool(independent)
+    if sys.platform == "linux":
+        assert hotplug_capable(backend)  # Debian's libusb is built with udev hotplug
+
+
+def test_other_backends_fall_back_to_polling() -> None:
+    assert not hotplug_capable(None)
+    assert not hotplug_capable(SimUsbBackend([]))
+    assert open_hotplug(SimUsbBackend([])) is None
+
+
+def test_default_backend_is_libusb_with_hotplug() -> None:
+    real_libusb_backend()
+    watcher = open_hotplug(None)
+    assert watcher is not None and watcher.path == "hotplug"
+
+
+@pytest.mark.anyio
+async def test_emulated_backend_is_polled(caplog: pytest.LogCaptureFixture) -> None:
+    backend = SimUsbBackend([EmulatedDevice(FAJITA, port_numbers=(1,))])
+    caplog.set_level(logging.DEBUG, logger="fastboop.transports.usb")
+    with anyio.fail_after(10):
+        events = watch_usb(backend=backend, interval=0.001)
+        event = await events.__anext__()
+        await events.aclose()  # type: ignore[attr-defined]
+    assert isinstance(event, Arrived)
+    assert "usb watch: polling every" in caplog.text
+    assert "libusb hotplug" not in caplog.text
+
+
+def umockdev_missing() -> str | None:
+    if shutil.which("umockdev-wrapper") is None:
+        return "umockdev-wrapper not installed"
+    probe = subprocess.run(
+        [SYSTEM_PYTHON, "-c", "import gi; gi.require_version('UMockdev', '1.0')"],
+        capture_output=True, check=False,
+    )
+    return "gir1.2-umockdev-1.0 / python3-gi not installed" if probe.returncode else None
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="umockdev emulates Linux sysfs/udev")
+@pytest.mark.parametrize("runner", ["asyncio", "trio"])
+def test_hotplug_arrivals_and_departures_under_umockdev(runner: str) -> None:
+    missing = umockdev_missing()
+    if missing is not None:
+        pytest.fail(f"{missing}: run ./scripts/setup")
+    root = Path(__file__).parents[2]
+    env = dict(os.environ, PYTHONPATH=str(root / "src"))
+    env.pop("UMOCKDEV_DIR", None)
+    result = subprocess.run(
+        ["umockdev-wrapper", SYSTEM_PYTHON, str(HERE / "testbed.py"),
+         sys.executable, str(HERE / "probe.py"), runner],
+        capture_output=True, text=True, timeout=120, env=env, check=False,
+    )
+    transcript = result.stdout
+    assert result.returncode == 0, transcript + result.stderr
+    probe = [line.removeprefix("probe: ") for line in transcript.splitlines()
+             if line.startswith("probe: ")]
+    events = [line for line in probe if line.startswith(("arrived", "departed"))]
+    # 1-1 was there before the watch (ENUMERATE), 1-2 was plugged in afterwards; 1-3 (a
+    # HID) and 1-4 (fastboot, but not in the VID/PID filter) are never reported.
+    assert events == [
+        "arrived 1-1 18d1:4ee0",
+        "arrived 1-2 18d1:d00d",
+        "departed 1-1",
+        "departed 1-2",
+    ], transcript
+    assert "path usb watch: libusb hotplug" in probe, transcript
+    assert not any("polling" in line for line in probe), transcript
+    # cancelled mid-tick: the callback was deregistered before the generator ended
+    assert probe[-2:] == ["path usb watch: libusb hotplug callback 1 deregistered", "done"]

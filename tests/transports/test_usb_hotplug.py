@@ -16,13 +16,16 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import anyio
 import pytest
 import usb.backend.libusb1
 
-from fastboop.transports.usb import Arrived, watch_usb
+from fastboop.transports import usb_hotplug
+from fastboop.transports.base import DeviceAddress
+from fastboop.transports.usb import Arrived, UsbEvent, find_fastboot_devices, watch_usb
 from fastboop.transports.usb_hotplug import hotplug_capable, open_hotplug
 from fastboop.transports.usb_sim import EmulatedDevice, SimUsbBackend
 from tests.transports.test_usb import FAJITA
@@ -71,6 +74,54 @@ async def test_emulated_backend_is_polled(caplog: pytest.LogCaptureFixture) -> N
     assert isinstance(event, Arrived)
     assert "usb watch: polling every" in caplog.text
     assert "libusb hotplug" not in caplog.text
+
+
+class ScriptedWatcher:
+    """Stands in for HotplugWatcher to test watch_usb's side: one list of events per tick."""
+
+    path = "hotplug"
+
+    def __init__(self, ticks: list[list[UsbEvent]]):
+        self.ticks = ticks
+        self.calls: list[str] = []
+        self.ticked = 0
+
+    def register(self) -> None:
+        self.calls.append("register")
+
+    def tick(self) -> list[UsbEvent]:
+        time.sleep(0.01)
+        self.ticked += 1
+        return self.ticks.pop(0) if self.ticks else []
+
+    def deregister(self) -> None:
+        self.calls.append("deregister")
+
+
+@pytest.mark.anyio
+async def test_hotplug_path_asks_exclude_every_tick(monkeypatch: pytest.MonkeyPatch) -> None:
+    [candidate] = find_fastboot_devices(
+        backend=SimUsbBackend([EmulatedDevice(FAJITA, port_numbers=(1,))])
+    )
+    watcher = ScriptedWatcher([[Arrived(candidate)]])
+    monkeypatch.setattr(usb_hotplug, "open_hotplug", lambda backend, filters: watcher)
+    hidden = True
+    seen: list[tuple[str, int]] = []
+
+    def exclude(address: DeviceAddress) -> bool:
+        nonlocal hidden
+        if hidden and watcher.ticked == 3:
+            hidden = False  # no libusb event, yet the next check reports it
+        return hidden
+
+    with anyio.fail_after(10):
+        events = watch_usb(exclude=exclude)
+        seen.append((type(await events.__anext__()).__name__, watcher.ticked))
+        hidden = True
+        seen.append((type(await events.__anext__()).__name__, watcher.ticked))
+        await events.aclose()  # type: ignore[attr-defined]
+    assert seen == [("Arrived", 3), ("Departed", 4)]
+    assert watcher.calls == ["register", "deregister"]
 
 
 def umockdev_missing() -> str | None:

@@ -204,11 +204,11 @@ async def watch_usb(
     try:
         await anyio.to_thread.run_sync(watcher.register)
         while True:
-            for kind, value in await anyio.to_thread.run_sync(watcher.tick):
-                if kind == "arrived":
-                    attached[value.address.location] = value
+            for change in await anyio.to_thread.run_sync(watcher.tick):
+                if isinstance(change, Arrived):
+                    attached[change.candidate.address.location] = change.candidate
                 else:
-                    attached.pop(value.location, None)
+                    attached.pop(change.address.location, None)
             wanted = {loc: c for loc, c in attached.items() if not exclude(c.address)}
             for location, candidate in wanted.items():
                 if location not in shown:

@@ -30,6 +30,7 @@ from typing import Any, Final
 import usb.backend.libusb1
 
 from fastboop.transports.base import DeviceAddress
+from fastboop.transports.usb import Arrived, Departed, UsbCandidate, UsbEvent, find_fastboot_devices
 
 logger = logging.getLogger(__name__)
 
@@ -104,14 +105,12 @@ def resolve_backend(backend: Any) -> Any:
     return usb.backend.libusb1.get_backend()
 
 
-Change = tuple[str, Any]  # ("arrived", UsbCandidate) | ("departed", DeviceAddress)
-
-
 class HotplugWatcher:
     """One registered libusb hotplug callback and the devices it has reported.
 
     Blocking methods (:meth:`register`, :meth:`tick`) are meant for a worker thread; the
-    async side in ``watch_usb`` only sees the list of changes each tick returns.
+    async side in ``watch_usb`` only sees the events each tick returns. It applies the
+    caller's ``exclude`` itself, because that may change between ticks without any event.
     """
 
     path: Final = "hotplug"
@@ -160,7 +159,7 @@ class HotplugWatcher:
             logger.debug("usb watch: libusb hotplug callback %d deregistered", self._handle)
             self._handle = None
 
-    def tick(self, timeout: float = HOTPLUG_TICK) -> list[Change]:
+    def tick(self, timeout: float = HOTPLUG_TICK) -> list[UsbEvent]:
         """Service libusb events for up to ``timeout`` s, then turn records into changes."""
         with self._lock:
             queued = bool(self._pending)
@@ -172,29 +171,27 @@ class HotplugWatcher:
             records, self._pending = self._pending, []
         return self._changes(records)
 
-    def _changes(self, records: list[tuple[int, int, int]]) -> list[Change]:
-        from fastboop.transports.usb import find_fastboot_devices
-
+    def _changes(self, records: list[tuple[int, int, int]]) -> list[UsbEvent]:
         arrived = {(bus, address) for event, bus, address in records
                    if event == LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED}
-        candidates = {}
+        candidates: dict[tuple[int, int], UsbCandidate] = {}
         if arrived:  # one enumeration per tick, kept to the devices that just arrived
             for candidate in find_fastboot_devices(self._filters, backend=self._backend):
                 key = (candidate.device.bus, candidate.device.address)
                 if key in arrived:
                     candidates[key] = candidate
-        changes: list[Change] = []
+        changes: list[UsbEvent] = []
         for event, bus, address in records:
             key = (bus, address)
             if event == LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED:
                 found = candidates.pop(key, None)
                 if found is not None and key not in self._present:
                     self._present[key] = found.address
-                    changes.append(("arrived", found))
+                    changes.append(Arrived(found))
             elif event == LIBUSB_HOTPLUG_EVENT_DEVICE_LEFT:
                 gone = self._present.pop(key, None)
                 if gone is not None:
-                    changes.append(("departed", gone))
+                    changes.append(Departed(gone))
         return changes
 
 

@@ -59,8 +59,21 @@ def test_other_backends_fall_back_to_polling() -> None:
 
 def test_default_backend_is_libusb_with_hotplug() -> None:
     real_libusb_backend()
-    watcher = open_hotplug(None)
+    watcher = open_hotplug(None, environ={"FASTBOOP_USB_WATCH": "hotplug"})
     assert watcher is not None and watcher.path == "hotplug"
+    assert open_hotplug(None, environ={"FASTBOOP_USB_WATCH": "poll"}) is None
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the udevd check is Linux-only")
+def test_auto_takes_hotplug_only_while_udevd_runs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    real_libusb_backend()
+    control = tmp_path / "control"
+    monkeypatch.setattr(usb_hotplug, "UDEV_CONTROL", control)
+    assert open_hotplug(None, environ={}) is None  # udev-built libusb would hear nothing
+    control.touch()
+    assert open_hotplug(None, environ={}) is not None
 
 
 @pytest.mark.anyio
@@ -141,7 +154,8 @@ def test_hotplug_arrivals_and_departures_under_umockdev(runner: str) -> None:
     if missing is not None:
         pytest.fail(f"{missing}: run ./scripts/setup")
     root = Path(__file__).parents[2]
-    env = dict(os.environ, PYTHONPATH=str(root / "src"))
+    # umockdev emulates udev's events, not udevd's control socket: skip that check
+    env = dict(os.environ, PYTHONPATH=str(root / "src"), FASTBOOP_USB_WATCH="hotplug")
     env.pop("UMOCKDEV_DIR", None)
     result = subprocess.run(
         ["umockdev-wrapper", SYSTEM_PYTHON, str(HERE / "testbed.py"),

@@ -17,14 +17,25 @@ VID/PID filter as the polling path) restricted to the devices that just arrived.
 Any other backend (the emulated :class:`~fastboop.transports.usb_sim.SimUsbBackend`,
 libusb0, OpenUSB) or a libusb without hotplug (Windows) returns ``None`` from
 :func:`open_hotplug`, and ``watch_usb`` polls as before.
+
+Why udevd matters on Linux: Debian's libusb (like most distributions') is built with
+udev, and then its hotplug events are the ones udevd re-broadcasts after processing —
+not the kernel's. Without a running udevd (typical in containers given ``/dev/bus/usb``)
+libusb still reports the capability, enumerates the devices present, and then never
+sees another arrival. So on Linux we only take hotplug when ``/run/udev/control`` (udevd's
+control socket) exists. ``FASTBOOP_USB_WATCH=poll`` forces polling and ``=hotplug``
+skips the udevd check (the umockdev tests need that: they emulate udev's events).
 """
 
 from __future__ import annotations
 
 import ctypes
 import logging
+import os
+import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Final
 
 import usb.backend.libusb1
@@ -35,6 +46,8 @@ from fastboop.transports.usb import Arrived, Departed, UsbCandidate, UsbEvent, f
 logger = logging.getLogger(__name__)
 
 HOTPLUG_TICK: Final = 0.250  # fastboot.md §5: event servicing has a 250 ms tick
+WATCH_ENV: Final = "FASTBOOP_USB_WATCH"  # auto (default) | hotplug | poll
+UDEV_CONTROL = Path("/run/udev/control")  # exists while udevd runs
 
 LIBUSB_CAP_HAS_HOTPLUG: Final = 0x0001
 LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED: Final = 0x01
@@ -195,11 +208,30 @@ class HotplugWatcher:
         return changes
 
 
+def udev_running() -> bool:
+    """Whether udevd's control socket exists, i.e. udev-built libusb can get events."""
+    return UDEV_CONTROL.exists()
+
+
 def open_hotplug(
-    backend: Any, filters: Sequence[tuple[int, int]] = ()
+    backend: Any,
+    filters: Sequence[tuple[int, int]] = (),
+    *,
+    environ: Mapping[str, str] | None = None,
 ) -> HotplugWatcher | None:
-    """A :class:`HotplugWatcher` when ``backend`` can do libusb hotplug, else ``None``."""
+    """A :class:`HotplugWatcher` when hotplug can work here, else ``None`` (poll instead).
+
+    ``environ`` (default ``os.environ``) is read for ``FASTBOOP_USB_WATCH``; see the module
+    docstring for auto/hotplug/poll.
+    """
+    mode = (os.environ if environ is None else environ).get(WATCH_ENV, "auto")
+    if mode == "poll":
+        return None
     resolved = resolve_backend(backend)
     if not hotplug_capable(resolved):
+        return None
+    if mode != "hotplug" and sys.platform == "linux" and not udev_running():
+        logger.debug("usb watch: udevd is not running (no %s): libusb would get no "
+                     "hotplug events", UDEV_CONTROL)
         return None
     return HotplugWatcher(resolved, filters)

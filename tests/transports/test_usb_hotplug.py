@@ -64,6 +64,16 @@ def test_default_backend_is_libusb_with_hotplug() -> None:
     assert open_hotplug(None, environ={"FASTBOOP_USB_WATCH": "poll"}) is None
 
 
+def test_a_failing_event_loop_still_waits_a_tick() -> None:
+    real_libusb_backend()
+    watcher = open_hotplug(None, environ={"FASTBOOP_USB_WATCH": "hotplug"})
+    assert watcher is not None
+    watcher._lib.handle_events = lambda *args: -1  # LIBUSB_ERROR_IO, returned at once
+    started = time.monotonic()
+    assert watcher.tick(0.05) == []
+    assert time.monotonic() - started >= 0.05
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="the udevd check is Linux-only")
 def test_auto_takes_hotplug_only_while_udevd_runs(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path

@@ -34,6 +34,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -54,6 +55,7 @@ LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED: Final = 0x01
 LIBUSB_HOTPLUG_EVENT_DEVICE_LEFT: Final = 0x02
 LIBUSB_HOTPLUG_ENUMERATE: Final = 0x01
 LIBUSB_HOTPLUG_MATCH_ANY: Final = -1
+LIBUSB_ERROR_INTERRUPTED: Final = -10
 
 _c_void_p = ctypes.c_void_p
 _c_int = ctypes.c_int
@@ -179,7 +181,11 @@ class HotplugWatcher:
         if not queued:  # events already recorded (e.g. by ENUMERATE) need no waiting
             seconds = int(timeout)
             timeval = _Timeval(seconds, int((timeout - seconds) * 1_000_000))
-            self._lib.handle_events(self._ctx, ctypes.byref(timeval), None)
+            status = self._lib.handle_events(self._ctx, ctypes.byref(timeval), None)
+            if status < 0 and status != LIBUSB_ERROR_INTERRUPTED:
+                # a failing event loop returns at once: keep to the tick, don't spin
+                logger.debug("usb watch: libusb_handle_events failed (%d)", status)
+                time.sleep(timeout)
         with self._lock:
             records, self._pending = self._pending, []
         return self._changes(records)

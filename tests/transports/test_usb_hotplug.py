@@ -74,7 +74,6 @@ def test_a_failing_event_loop_still_waits_a_tick() -> None:
     assert time.monotonic() - started >= 0.05
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="the udevd check is Linux-only")
 def test_auto_takes_hotplug_only_while_udevd_runs(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -157,7 +156,6 @@ def umockdev_missing() -> str | None:
     return "gir1.2-umockdev-1.0 / python3-gi not installed" if probe.returncode else None
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="umockdev emulates Linux sysfs/udev")
 @pytest.mark.parametrize("runner", ["asyncio", "trio"])
 def test_hotplug_arrivals_and_departures_under_umockdev(runner: str) -> None:
     missing = umockdev_missing()

@@ -1,0 +1,149 @@
+"""The real :class:`~fastboop.backends.ports.GadgetSource`: stage0's smoo gadget on USB.
+
+After ``fastboot boot`` the phone drops off the bus and, seconds later, stage0
+re-enumerates as a smoo gadget with the phone's own VID/PID/serial. :class:`UsbGadgetSource`
+polls the bus until that gadget is there and has *proven* itself with IDENT
+(:mod:`fastboop.transports.smoo_usb_find`), then hands the open link to the smoo host.
+It never gives up by itself: the session machine owns the deadline (its ``gadget`` timer)
+and cancels the search.
+
+Devices that are not ready (busy, not answering yet) or not smoo at all are skipped and
+retried on the next poll; each distinct reason is logged once per device, so a long wait
+does not flood the log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import structlog
+
+from fastboop.backends.ports import BuiltPayload, DeviceChanged, GadgetSource
+from fastboop.backends.standard import StandardBackend
+from fastboop.devpro.pool import ProfilePool
+from fastboop.devpro.schema import DeviceProfile
+from fastboop.errors import FastboopError
+from fastboop.smoo.handshake import NotSmooError
+from fastboop.smoo.host import HostConfig
+from fastboop.smoo.link import GadgetLink
+from fastboop.transports.base import DeviceAddress, Transport, TransportError
+from fastboop.transports.smoo_usb import OPEN_ATTEMPTS, OPEN_RETRY_DELAY, UsbLinkTimeouts
+from fastboop.transports.smoo_usb_find import GadgetFilter, prove_gadget, scan_gadgets
+
+log = structlog.get_logger("fastboop.smoo")
+
+POLL_INTERVAL = 0.5  # smoo.md §2.3: the reference rediscovers every 500 ms
+
+
+class UsbGadgetSource:
+    """Finds the booted phone's smoo gadget on USB through pyusb.
+
+    ``backend`` is a pyusb backend (``None``: libusb); tests pass an emulated bus.
+    ``on_skip`` hears about each device that was considered and skipped, with the reason.
+    """
+
+    def __init__(
+        self,
+        *,
+        backend: Any = None,
+        interval: float = POLL_INTERVAL,
+        control_timeout: float = 1.0,
+        timeouts: UsbLinkTimeouts | None = None,
+        open_attempts: int = OPEN_ATTEMPTS,
+        open_retry_delay: float = OPEN_RETRY_DELAY,
+        on_skip: Callable[[DeviceAddress, str], None] | None = None,
+    ):
+        self.backend = backend
+        self.interval = interval
+        self.control_timeout = control_timeout
+        self.timeouts = timeouts
+        self.open_attempts = open_attempts
+        self.open_retry_delay = open_retry_delay
+        self._on_skip = on_skip
+
+    async def find(self, booted: DeviceAddress) -> tuple[DeviceAddress, GadgetLink]:
+        """Poll until the gadget belonging to ``booted`` is present and answers IDENT."""
+        want = GadgetFilter.for_device(booted)
+        log.info("waiting for smoo gadget", vid=booted.vid, pid=booted.pid,
+                 serial=booted.serial)
+        reported: dict[str, str] = {}
+        while True:
+            for candidate in await scan_gadgets(want, backend=self.backend):
+                address = candidate.address
+                try:
+                    link = await prove_gadget(
+                        candidate,
+                        control_timeout=self.control_timeout,
+                        timeouts=self.timeouts,
+                        attempts=self.open_attempts,
+                        retry_delay=self.open_retry_delay,
+                    )
+                except NotSmooError as error:
+                    self._skip(reported, address, f"not a smoo gadget: {error}")
+                    continue
+                except (TransportError, TimeoutError, FastboopError) as error:
+                    # Busy, permission denied, or ep0 not answering yet: try again later.
+                    self._skip(reported, address,
+                               f"smoo gadget not ready: {error or type(error).__name__}")
+                    continue
+                log.info("smoo gadget found", location=address.location,
+                         serial=address.serial, interface=candidate.interface.interface,
+                         mimic=candidate.interface.mimic)
+                return address, link
+            await anyio.sleep(self.interval)
+
+    def _skip(self, reported: dict[str, str], address: DeviceAddress, reason: str) -> None:
+        if reported.get(address.location) != reason:
+            reported[address.location] = reason
+            log.warning(reason, location=address.location)
+        if self._on_skip is not None:
+            self._on_skip(address, reason)
+
+
+
+
+class NoFastbootDevices:
+    """A :class:`~fastboop.backends.ports.DeviceSource` that never reports a device.
+
+    Serve-only sessions (``fastboop serve``) start after the phone was booted, so nothing
+    may ever be probed as fastboot; asking to open a device is a bug.
+    """
+
+    async def watch(self, on_change: DeviceChanged) -> None:
+        await anyio.sleep_forever()
+
+    async def open(self, device: DeviceAddress) -> Transport:
+        raise TransportError("serve-only sessions open no fastboot device", address=device)
+
+
+class NoPayloadBuilder:
+    """A :class:`~fastboop.backends.ports.PayloadBuilder` for sessions that build nothing."""
+
+    def build(
+        self, profile: DeviceProfile, rootfs: str, device: DeviceAddress | None = None
+    ) -> BuiltPayload:
+        raise FastboopError("serve-only sessions build no boot image")
+
+
+def serve_only_backend(
+    gadgets: GadgetSource, *, smoo_config: HostConfig | None = None
+) -> StandardBackend:
+    """A :class:`StandardBackend` for ``SessionConfig(serve_gadget=...)`` sessions."""
+    return StandardBackend(
+        devices=NoFastbootDevices(),
+        gadgets=gadgets,
+        profiles=ProfilePool([]),
+        builder=NoPayloadBuilder(),
+        smoo_config=smoo_config,
+    )
+
+
+__all__ = [
+    "POLL_INTERVAL",
+    "NoFastbootDevices",
+    "NoPayloadBuilder",
+    "UsbGadgetSource",
+    "serve_only_backend",
+]

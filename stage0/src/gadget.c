@@ -48,6 +48,14 @@ static struct {
     struct bridge bridge;
     int sock, kernel_sock, nbd_fd;
     pthread_t reader, doit;
+    /* Pump abort (smoo.md §7.2 "fault the I/O pump"): every fault or session boundary
+     * bumps fault_gen and kicks the pump threads with SIGUSR1, so a transfer blocked on a
+     * host that is gone (e.g. a half-received READ payload) is dequeued, not waited on. */
+    pthread_t submit_tid, respond_tid;
+    bool pump_started;
+    unsigned fault_gen;
+    bool resp_in_bulk;
+    unsigned resp_bulk_gen;
 } G = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .wake = PTHREAD_COND_INITIALIZER,
@@ -64,9 +72,13 @@ static int64_t now_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int io_exact(int fd, void *buf, size_t len, bool reading) {
+static unsigned fault_gen(void) { return __atomic_load_n(&G.fault_gen, __ATOMIC_SEQ_CST); }
+
+/* Exact-length endpoint I/O. Returns -ECANCELED once the pump was faulted after ``gen``. */
+static int io_exact_gen(int fd, void *buf, size_t len, bool reading, unsigned gen) {
     size_t done = 0;
     while (done < len) {
+        if (fault_gen() != gen) return -ECANCELED;
         ssize_t n = reading ? read(fd, (char *)buf + done, len - done)
                             : write(fd, (const char *)buf + done, len - done);
         if (n < 0 && errno == EINTR) continue;
@@ -74,6 +86,20 @@ static int io_exact(int fd, void *buf, size_t len, bool reading) {
         done += (size_t)n;
     }
     return 0;
+}
+
+static int io_exact(int fd, void *buf, size_t len, bool reading) {
+    return io_exact_gen(fd, (void *)buf, len, reading, fault_gen());
+}
+
+static void noop_handler(int sig) { (void)sig; }
+
+/* Callers hold G.lock. */
+static void kick_pump(void) {
+    __atomic_add_fetch(&G.fault_gen, 1, __ATOMIC_SEQ_CST);
+    if (!G.pump_started) return;
+    pthread_kill(G.submit_tid, SIGUSR1);
+    pthread_kill(G.respond_tid, SIGUSR1);
 }
 
 /* --- link controller (smoo.md §7.2); callers hold G.lock ------------------------------ */
@@ -89,6 +115,7 @@ static void set_link(enum link_state next, const char *reason) {
 static void link_fault(const char *reason, bool io_error) {
     if (G.link == LINK_OFFLINE && !io_error) return;
     bridge_link_lost(&G.bridge); /* keep the block device; replay with the same ids */
+    kick_pump();
     if (io_error) {
         G.reopen_not_before_ms = now_ms() + G.backoff_ms;
         G.backoff_ms = G.backoff_ms * 2 > 30000 ? 30000 : G.backoff_ms * 2;
@@ -105,6 +132,7 @@ static void link_activity(const char *reason) {
 /* IDENT and CONFIG_EXPORTS: a new host session; forget wire state, replay once Online. */
 static void session_boundary(void) {
     bridge_link_lost(&G.bridge);
+    kick_pump();
     if (G.link == LINK_ONLINE) set_link(LINK_READY, "session boundary");
 }
 
@@ -254,6 +282,7 @@ static void *submitter(void *arg) {
         pthread_mutex_lock(&G.lock);
         while (!(G.have_export && bridge_next_submission(&G.bridge, &sub)))
             pthread_cond_wait(&G.wake, &G.lock);
+        unsigned gen = fault_gen();
         uint8_t *payload = NULL;
         if (sub.payload_len) { /* copy: the op may be failed while we write */
             payload = malloc(sub.payload_len);
@@ -262,11 +291,12 @@ static void *submitter(void *arg) {
         pthread_mutex_unlock(&G.lock);
         uint8_t msg[SMOO_MSG_LEN];
         smoo_encode_request(msg, &sub.request);
-        int rc = io_exact(G.ep_req, msg, sizeof msg, false);
+        int rc = io_exact_gen(G.ep_req, msg, sizeof msg, false, gen);
         if (!rc && sub.payload_len)
-            rc = payload ? io_exact(G.ep_bulk_in, payload, sub.payload_len, false) : -ENOMEM;
+            rc = payload ? io_exact_gen(G.ep_bulk_in, payload, sub.payload_len, false, gen)
+                         : -ENOMEM;
         free(payload);
-        if (rc) {
+        if (rc && rc != -ECANCELED) { /* cancelled: the fault already parked it */
             pthread_mutex_lock(&G.lock);
             link_fault("endpoint write failed", true);
             pthread_mutex_unlock(&G.lock);
@@ -280,6 +310,7 @@ static void *responder(void *arg) {
     uint8_t buf[1024];
     for (;;) {
         ssize_t n = read(G.ep_resp, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue; /* kicked by a fault while idle */
         if (n < 0) {
             pthread_mutex_lock(&G.lock);
             link_fault("interrupt OUT read failed", true);
@@ -301,11 +332,16 @@ static void *responder(void *arg) {
         else if (res == BRIDGE_RESP_DROPPED)
             log_debug("Response for unknown request %08x/%u dropped", r.export_id, r.request_id);
         else link_activity("request completed");
+        unsigned gen = fault_gen();
+        G.resp_in_bulk = res == BRIDGE_RESP_NEED_BULK;
+        G.resp_bulk_gen = gen;
         pthread_mutex_unlock(&G.lock);
         if (res == BRIDGE_RESP_NEED_BULK) {
-            int rc = io_exact(G.ep_bulk_out, dst, len, true);
+            int rc = io_exact_gen(G.ep_bulk_out, dst, len, true, gen);
             pthread_mutex_lock(&G.lock);
-            if (rc) link_fault("bulk OUT read failed", true);
+            G.resp_in_bulk = false;
+            if (rc == -ECANCELED) log_info("READ payload abandoned (pump faulted); it will replay");
+            else if (rc) link_fault("bulk OUT read failed", true);
             else bridge_bulk_done(&G.bridge, slot);
             pthread_mutex_unlock(&G.lock);
         }
@@ -321,6 +357,9 @@ static void *liveness(void *arg) {
         pthread_mutex_lock(&G.lock);
         if (G.link == LINK_ONLINE && now_ms() - G.last_activity_ms > 3000)
             link_fault("liveness timeout", false);
+        /* A kick that landed just before the responder blocked is lost: repeat it. */
+        if (G.pump_started && G.resp_in_bulk && G.resp_bulk_gen != fault_gen())
+            pthread_kill(G.respond_tid, SIGUSR1);
         pthread_mutex_unlock(&G.lock);
     }
     return NULL;
@@ -426,9 +465,15 @@ int gadget_child_main(const struct stage0_config *cfg, const char *ffs_dir) {
         die("cannot open FunctionFS endpoints: %s", strerror(errno));
     log_info("smoo gadget ready (session %016llx, %s mode)", (unsigned long long)G.session_id,
              cfg->mimic_fastboot ? "mimic-fastboot" : "smoo");
+    struct sigaction kick = {.sa_handler = noop_handler}; /* no SA_RESTART: reads see EINTR */
+    sigemptyset(&kick.sa_mask);
+    sigaction(SIGUSR1, &kick, NULL);
     pthread_t t;
-    pthread_create(&t, NULL, submitter, NULL);
-    pthread_create(&t, NULL, responder, NULL);
+    pthread_mutex_lock(&G.lock);
+    pthread_create(&G.submit_tid, NULL, submitter, NULL);
+    pthread_create(&G.respond_tid, NULL, responder, NULL);
+    G.pump_started = true;
+    pthread_mutex_unlock(&G.lock);
     pthread_create(&t, NULL, liveness, NULL);
     pthread_create(&t, NULL, shutdown_watcher, &signals);
     for (;;) {

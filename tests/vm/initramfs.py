@@ -29,7 +29,9 @@ from fastboop.stage0.modules import Reason, resolve_closure
 from fastboop.stage0.settings import CmdlineOptions, HostFacts
 from tests.vm.guestbins import compile_static, stage0_pid1
 
-VM_CMDLINE = "console=ttyS0 panic=-1"
+# mitigations=off: under TCG every page-table switch (KPTI) is costly; this VM runs only
+# our own code, and the host-side Python start-up is syscall-heavy over 9p.
+VM_CMDLINE = "console=ttyS0 panic=-1 mitigations=off"
 VM_MODULES = ("dummy_hcd", "virtio_pci", "9pnet_virtio", "9p")
 WRAPPER_MODULES = ("virtio_pci", "9pnet_virtio", "9p")  # what the wrapper needs for 9p
 # The identity stage0's gadget presents (as if read from the phone's fastboot interface).
@@ -40,9 +42,10 @@ GADGET_VID, GADGET_PID, GADGET_SERIAL = 0x18D1, 0x4EE0, "vmtest0001"
 class HostCommand:
     """What the wrapper runs, chrooted into the host filesystem."""
 
-    argv: Sequence[str]
+    argv: Sequence[str]  # "{journal}" becomes <outdir>/serve-<run>.fbj
     cwd: Path
     outdir: Path  # mounted writable at the same path inside the VM
+    restart_after: int = 0  # SIGKILL + restart once nbd0 read more bytes than this
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,7 @@ def _wrapper_cpio(image: Path, command: HostCommand) -> bytes:
     writer.add_file("vmtest/argv", b"".join(a.encode() + b"\0" for a in command.argv))
     writer.add_file("vmtest/cwd", f"{command.cwd}\n".encode())
     writer.add_file("vmtest/outdir", f"{command.outdir}\n".encode())
+    writer.add_file("vmtest/restart_after", f"{command.restart_after}\n".encode())
     return writer.to_bytes()
 
 
@@ -89,3 +93,11 @@ def build_vm_boot(image: Path, command: HostCommand, workdir: Path) -> VmBoot:
     kernel.write_bytes(result.kernel)
     initrd.write_bytes(result.initramfs)
     return VmBoot(kernel, initrd, result.cmdline, result)
+
+
+def host_command(outdir: Path, image: Path, *, restart_after: int = 0, repo: Path) -> HostCommand:
+    """The host side: this repo's Python serving ``image`` to stage0's gadget."""
+    python = str(repo / ".venv" / "bin" / "python")
+    serve = [python, "-u", str(repo / "tests" / "vm" / "guest" / "serve_session.py"),
+             str(image), "{journal}", hex(GADGET_VID), hex(GADGET_PID), GADGET_SERIAL]  # fmt: skip
+    return HostCommand(argv=serve, cwd=repo, outdir=outdir, restart_after=restart_after)

@@ -23,7 +23,7 @@ BLOB_BYTES = 16 << 20  # large enough that reading it spans a host restart
 
 
 @dataclass(frozen=True)
-class TestRootfs:
+class VmRootfs:
     image: Path
     kver: str
     marker: str
@@ -42,7 +42,7 @@ def blob_checksum(blob: bytes) -> str:
     return f"{total:016x}"
 
 
-def build_rootfs() -> TestRootfs:
+def build_rootfs() -> VmRootfs:
     """Build (or reuse) the EROFS test rootfs image."""
     kroot, kver = debian_kernel("amd64")
     init = compile_static("rootfs_init")
@@ -71,7 +71,7 @@ def build_rootfs() -> TestRootfs:
         shutil.rmtree(staging)
         meta.write_text(blob_checksum(blob))
         partial.rename(image)
-    return TestRootfs(image, kver, marker, BLOB_BYTES, meta.read_text().strip())
+    return VmRootfs(image, kver, marker, BLOB_BYTES, meta.read_text().strip())
 
 
 def _link_or_copy(src: str, dst: str) -> object:

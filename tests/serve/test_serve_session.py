@@ -13,7 +13,7 @@ import anyio
 import pytest
 
 from fastboop import events as ev
-from fastboop.backends.gadgets import serve_only_backend
+from fastboop.backends.gadgets import OverlayExports, serve_only_backend
 from fastboop.journal import read_journal
 from fastboop.replay import replay_journal
 from fastboop.runtime import Session
@@ -82,11 +82,10 @@ async def test_serve_only_session_serves_reconnects_and_replays(tmp_path: Path) 
         session.cancel("the phone has its rootfs")
 
     with anyio.fail_after(HANG_GUARD):
-        async with session:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(phone, session)
-                async for event in session:
-                    seen.append(event)
+        async with session, anyio.create_task_group() as tg:
+            tg.start_soon(phone, session)
+            async for event in session:
+                seen.append(event)
     assert b"".join(data) == image
     assert session.result.state == "done", session.result.outcome
     found = [e for e in seen if isinstance(e, ev.GadgetFound)]
@@ -113,3 +112,34 @@ async def test_serve_only_session_times_out_without_a_gadget(tmp_path: Path) -> 
     assert result.state == "failed"
     assert "smoo gadget" in (result.outcome or "") or "stage0" in (result.outcome or "")
     assert replay_journal(read_journal(journal)).ok
+
+
+async def test_writable_overlay_keeps_writes_across_reconnects(tmp_path: Path) -> None:
+    path, image = make_image(tmp_path, 16)
+    export_id = derive_export_id(f"file:{path.resolve()}", BS, 16)
+    gadget = SimGadget()
+    first = gadget_device(gadget, address=9)
+    bus = SimGadgetUsbBackend(gadgets=[first])
+    overlay = OverlayExports(tmp_path / "overlay.img")
+    config = ev.SessionConfig(rootfs=str(path), serve_gadget=WANTED, gadget_timeout_s=20.0)
+    session = Session(config, serve_only_backend(source(bus), smoo_config=FAST,
+                                                 export_opener=overlay))
+    written = bytes([0xC3]) * (2 * BS)
+    after: list[bytes] = []
+
+    async def phone(session: Session) -> None:
+        await gadget.wait_for_export(export_id)
+        assert (await gadget.write(export_id, 3, written)).status == 0
+        bus.unplug_gadget(first)
+        bus.plug_gadget(gadget_device(gadget, address=10))
+        after.append((await gadget.read(export_id, 0, 16)).data)
+        session.cancel("done")
+
+    with anyio.fail_after(HANG_GUARD):
+        async with session, anyio.create_task_group() as tg:
+            tg.start_soon(phone, session)
+    overlay.close()
+    assert after == [image[: 3 * BS] + written + image[5 * BS:]]
+    assert path.read_bytes() == image
+    assert session.result.state == "done"
+    assert gadget.connections >= 2 and gadget.violations == []

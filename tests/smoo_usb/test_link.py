@@ -187,3 +187,32 @@ async def test_reconnect_after_unplug_resumes_parked_io(tmp_path: Path) -> None:
     assert len([e for e in events if isinstance(e, ev.Connected)]) == 2
     assert gadget.connections >= 2
     assert gadget.violations == []
+
+
+@pytest.mark.parametrize("fault", ["bulk_out", "interrupt_out"])
+async def test_a_transfer_failure_reconnects_to_the_same_device(tmp_path: Path,
+                                                                fault: str) -> None:
+    """The link fails mid-pump but the device stays on the bus: release, find, resume."""
+    path, image = make_image(tmp_path, 64)
+    export = file_export(path)
+    eid = export.spec.export_id
+    gadget = SimGadget()
+    device = gadget_device(gadget)
+    bus = SimGadgetUsbBackend(gadgets=[device])
+    host = SmooHost([export], config=FAST)
+    finder = source(bus)
+
+    async def connect() -> GadgetLink:
+        return (await finder.find(BOOTED))[1]
+
+    with anyio.fail_after(HANG_GUARD):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(host.serve_forever, connect)
+            await gadget.wait_for_export(eid)
+            gadget.unplug_during(fault, nth=3)
+            results = [await gadget.read(eid, lba, 4) for lba in range(0, 64, 4)]
+            tg.cancel_scope.cancel()
+    assert b"".join(r.data for r in results) == image
+    assert gadget.connections >= 2  # a new connection after the failure
+    assert device.handles_opened >= 2 and device.claims == {}
+    assert gadget.violations == []

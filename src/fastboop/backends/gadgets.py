@@ -14,20 +14,24 @@ does not flood the log.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
 import structlog
 
 from fastboop.backends.ports import BuiltPayload, DeviceChanged, GadgetSource
-from fastboop.backends.standard import StandardBackend
+from fastboop.backends.standard import ExportOpener, StandardBackend
 from fastboop.devpro.pool import ProfilePool
 from fastboop.devpro.schema import DeviceProfile
 from fastboop.errors import FastboopError
+from fastboop.smoo.export import DEFAULT_BLOCK_SIZE, Export
 from fastboop.smoo.handshake import NotSmooError
 from fastboop.smoo.host import HostConfig
 from fastboop.smoo.link import GadgetLink
+from fastboop.smoo.source import CopyOnWriteSource, FileBlockSource
 from fastboop.transports.base import DeviceAddress, Transport, TransportError
 from fastboop.transports.smoo_usb import OPEN_ATTEMPTS, OPEN_RETRY_DELAY, UsbLinkTimeouts
 from fastboop.transports.smoo_usb_find import GadgetFilter, prove_gadget, scan_gadgets
@@ -127,8 +131,49 @@ class NoPayloadBuilder:
         raise FastboopError("serve-only sessions build no boot image")
 
 
+class OverlayExports:
+    """An :data:`~fastboop.backends.standard.ExportOpener` serving the rootfs *writably*.
+
+    Writes land in a copy-on-write ``overlay`` file and the image stays pristine. One
+    export serves the whole session: the overlay only knows which blocks were written for
+    the life of its source, so reopening it per reconnect would lose the phone's writes
+    (and the export id stays the same, as the gadget requires, smoo.md §8.3).
+    """
+
+    def __init__(self, overlay: str | os.PathLike[str], *,
+                 block_size: int = DEFAULT_BLOCK_SIZE):
+        self.overlay = Path(overlay)
+        self.block_size = block_size
+        self._opened: tuple[str, Export, FileBlockSource, CopyOnWriteSource] | None = None
+
+    def __call__(self, rootfs: str) -> Export:
+        if self._opened is not None:
+            if self._opened[0] != rootfs:
+                raise FastboopError("the overlay belongs to another image", where=rootfs)
+            return self._opened[1]
+        base = FileBlockSource(rootfs)
+        try:
+            cow = CopyOnWriteSource(base, self.overlay, self.block_size)
+            export = Export.of(cow, block_size=self.block_size, writable=True)
+        except BaseException:
+            base.close()
+            raise
+        self._opened = (rootfs, export, base, cow)
+        return export
+
+    def close(self) -> None:
+        if self._opened is not None:
+            _, _, base, cow = self._opened
+            cow.close()
+            base.close()
+            self._opened = None
+
+
 def serve_only_backend(
-    gadgets: GadgetSource, *, smoo_config: HostConfig | None = None
+    gadgets: GadgetSource,
+    *,
+    smoo_config: HostConfig | None = None,
+    export_opener: ExportOpener | None = None,
 ) -> StandardBackend:
     """A :class:`StandardBackend` for ``SessionConfig(serve_gadget=...)`` sessions."""
     return StandardBackend(
@@ -137,6 +182,7 @@ def serve_only_backend(
         profiles=ProfilePool([]),
         builder=NoPayloadBuilder(),
         smoo_config=smoo_config,
+        export_opener=export_opener,
     )
 
 
@@ -144,6 +190,7 @@ __all__ = [
     "POLL_INTERVAL",
     "NoFastbootDevices",
     "NoPayloadBuilder",
+    "OverlayExports",
     "UsbGadgetSource",
     "serve_only_backend",
 ]

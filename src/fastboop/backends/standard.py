@@ -9,6 +9,7 @@ journal through a wire tap.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 import anyio
 import structlog
@@ -44,6 +45,11 @@ def _failure_kind(error: BaseException) -> str:
     return "transport"
 
 
+ExportOpener = Callable[[str], Export]
+"""Builds the export for ``Serve.rootfs``. The opener owns its source and may reuse it
+across reconnects (e.g. a copy-on-write overlay that must keep the phone's writes)."""
+
+
 class _OpenDevice:
     def __init__(self, transport: Transport, client: FastbootClient):
         self.transport = transport
@@ -62,6 +68,7 @@ class StandardBackend:
         builder: PayloadBuilder,
         transfer_timeout: float = 30.0,
         smoo_config: HostConfig | None = None,
+        export_opener: ExportOpener | None = None,
     ):
         self.devices = devices
         self.gadgets = gadgets
@@ -69,6 +76,7 @@ class StandardBackend:
         self.builder = builder
         self.transfer_timeout = transfer_timeout
         self.smoo_config = smoo_config
+        self.export_opener = export_opener
         self._open: dict[DeviceAddress, _OpenDevice] = {}
         self._images: dict[str, bytes] = {}
         self._gadget_links: list[GadgetLink] = []
@@ -206,10 +214,16 @@ class StandardBackend:
             ctx.emit(ev.ServeFailed(message="no gadget link is open"))
             return
         link = self._gadget_links.pop()
+        source: FileBlockSource | None = None
         try:
-            source = FileBlockSource(effect.rootfs)
-            export = Export.of(source)
+            if self.export_opener is not None:
+                export = self.export_opener(effect.rootfs)
+            else:
+                source = FileBlockSource(effect.rootfs)
+                export = Export.of(source)
         except (FastboopError, OSError) as error:
+            with anyio.CancelScope(shield=True):
+                await link.aclose()  # the gadget is claimed; do not leak it
             ctx.emit(ev.ServeFailed(message=str(error)))
             return
 
@@ -230,7 +244,8 @@ class StandardBackend:
         finally:
             with anyio.CancelScope(shield=True):
                 await link.aclose()
-                source.close()
+                if source is not None:
+                    source.close()
         stats(host.snapshot())
         if ended.outcome is Outcome.SHUTDOWN:
             ctx.emit(ev.ServeEnded(reason="the phone shut the gadget down"))

@@ -21,9 +21,9 @@ from fastboop.logs import configure_logging
 def _command_modules() -> list[ModuleType]:
     # Imported lazily so `fastboop --help` stays fast and one broken optional
     # dependency cannot take every command down.
-    from fastboop.cli import bootimg, demo, devpro, replay, sim
+    from fastboop.cli import bootimg, demo, devpro, replay, serve, sim
 
-    return [bootimg, demo, devpro, replay, sim]
+    return [bootimg, demo, devpro, replay, serve, sim]
 
 
 def build_parser() -> argparse.ArgumentParser:

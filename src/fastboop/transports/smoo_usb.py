@@ -10,14 +10,15 @@ Timeouts, and why they differ per transfer (smoo.md §4.4, §7.1):
 * **control** transfers take the caller's timeout (1 s) and raise ``TimeoutError``; a
   stall raises :class:`~fastboop.smoo.link.LinkStall` (IDENT stalled = "not smoo").
 * **interrupt IN** waits for the next Request in slices of ``poll`` seconds and re-posts
-  after an empty slice. A Request is one 28-byte packet, so a slice that timed out moved
-  nothing and re-posting is safe. The slices also bound how long a cancellation waits
-  for the worker thread.
+  after an empty slice. A Request is one 28-byte packet, and pyusb's libusb1 backend
+  returns the bytes that moved even when the transfer timed out, so an empty slice really
+  moved nothing and re-posting is safe. The slices also bound how long a cancellation
+  waits for the worker thread.
 * **interrupt OUT and bulk** transfers get one attempt with a generous ``data`` timeout.
-  A bulk transfer that times out may have moved part of a payload, and pyusb does not say
-  how much; since payloads have no delimiter on the bus, it must never be re-issued. A
-  timeout there therefore loses the link (``TransportError``) and the host reconnects;
-  the gadget replays whatever was in flight (§8.2).
+  Payloads have no delimiter on the bus, so a transfer that moved only part of its
+  payload (a short or timed-out transfer) must never be re-issued: it loses the link
+  (``TransportError``), the host reconnects, and the gadget replays whatever was in
+  flight (§8.2).
 
 Every other USB failure becomes :class:`~fastboop.transports.base.TransportError`; an
 unplugged device says "device disconnected".
@@ -223,7 +224,11 @@ class UsbGadgetLink:
         limit = _millis(self._timeouts.data)
 
         def run() -> bytes:
-            return bytes(self._device.read(self._ep.bulk_in, length, limit))
+            data = bytes(self._device.read(self._ep.bulk_in, length, limit))
+            if len(data) != length:
+                raise self._fail(f"bulk IN moved {len(data)} of {length} bytes; "
+                                 "the link must be re-established")
+            return data
 
         return await self._run(run, what="bulk IN")
 
@@ -236,8 +241,8 @@ class UsbGadgetLink:
         def run() -> None:
             sent = self._device.write(endpoint, data, limit)
             if sent != len(data):
-                raise TransportError(f"{what} short write: {sent} of {len(data)} bytes",
-                                     address=self._address)
+                raise self._fail(f"{what} moved {sent} of {len(data)} bytes; "
+                                 "the link must be re-established")
 
         await self._run(run, what=what)
 

@@ -1,0 +1,336 @@
+"""``fastboop serve``: serve a rootfs image to a smoo gadget that is already up.
+
+No fastboot is involved: the phone (or a VM running stage0) was booted some other way and
+its gadget is on USB, or about to be. fastboop finds it by VID/PID/serial and by its smoo
+interface (the fastboot triple *with* interrupt endpoints, or FF/53/4D), proves it with
+IDENT, and serves the image until Ctrl-C. Unplugging and replugging is fine: the gadget
+parks its I/O and fastboop reconnects.
+
+The image is served read-only unless --writable names an overlay file for the phone's
+writes (the image itself is never modified). The session is journaled like any other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any, TextIO
+
+import anyio
+import msgspec
+
+from fastboop import events as ev
+from fastboop.backends.gadgets import OverlayExports, UsbGadgetSource, serve_only_backend
+from fastboop.cli.output import add_json_flag
+from fastboop.cli.running import add_journal_flags, describe_event, journal_path_from
+from fastboop.errors import FastboopError, UsageError
+from fastboop.journal.inputs import file_digest
+from fastboop.machines.session import SessionSnapshot
+from fastboop.runtime import Session
+from fastboop.runtime.interactive import run_session
+from fastboop.smoo.export import DEFAULT_BLOCK_SIZE, Export
+from fastboop.smoo.source import FileBlockSource
+from fastboop.transports.base import DeviceAddress
+
+PLAIN_STATS_EVERY = 5.0  # seconds between stats lines when stderr is not a terminal
+
+
+def _usb_id(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number (e.g. 0x18d1)") from None
+    if not 0 <= value <= 0xFFFF:
+        raise argparse.ArgumentTypeError(f"{text} is not a 16-bit USB id")
+    return value
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "serve",
+        help="serve a rootfs image to a smoo gadget that is already up (no fastboot)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("rootfs", type=Path, metavar="ROOTFS",
+                        help="the image to serve (a whole number of 4096-byte blocks)")
+    parser.add_argument("--vid", type=_usb_id, help="the gadget's USB vendor id, e.g. 0x18d1")
+    parser.add_argument("--pid", type=_usb_id, help="the gadget's USB product id, e.g. 0xd00d")
+    parser.add_argument("--serial", help="the gadget's USB serial number")
+    parser.add_argument("--writable", type=Path, metavar="OVERLAY",
+                        help="let the phone write; writes go to this overlay file")
+    parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                        help="give up if no gadget appears in time (default: wait forever)")
+    parser.add_argument("--reconnect-wait", type=float, default=0.0, metavar="SECONDS",
+                        help="give up if a lost gadget is not back in time (default: forever)")
+    parser.add_argument("--metrics-port", type=int, metavar="PORT",
+                        help="export serve stats for Prometheus at http://ADDR:PORT/metrics "
+                        "(needs the 'metrics' extra: pip install 'fastboop[metrics]')")
+    parser.add_argument("--metrics-addr", default="127.0.0.1", metavar="ADDR",
+                        help="address for --metrics-port (default: 127.0.0.1)")
+    add_journal_flags(parser)
+    add_json_flag(parser)
+    parser.set_defaults(handler=run)
+
+
+class ServeSummary(msgspec.Struct, kw_only=True, tag="result", tag_field="type"):
+    """The final ``--json`` line."""
+
+    state: str
+    outcome: str | None
+    rootfs: str
+    writable: bool
+    gadget: DeviceAddress | None
+    ios: int
+    bytes_read: int
+    bytes_written: int
+    journal: str | None
+
+
+class ServeView:
+    """Human lines on stderr: waiting, gadget connected/disconnected, a live stats line.
+
+    On a terminal the stats redraw one line; otherwise (logs, the VM test harness) a
+    stats line is printed every few seconds so the output stays readable.
+    """
+
+    def __init__(
+        self,
+        rootfs: Path,
+        writable: bool,
+        stream: TextIO = sys.stderr,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.rootfs = rootfs
+        self._clock = clock
+        self.mode = "read-write (overlay)" if writable else "read-only"
+        self.stream = stream
+        self.tty = stream.isatty()
+        self._status_shown = False
+        self._last_plain = -PLAIN_STATS_EVERY
+
+    def show(self, event: ev.AnyEvent) -> None:
+        if isinstance(event, ev.ServeStats):
+            line = _stats_line(event)
+            if self.tty:
+                self.stream.write("\r\x1b[2K" + line)
+                self.stream.flush()
+                self._status_shown = True
+            elif self._clock() - self._last_plain >= PLAIN_STATS_EVERY:
+                self._last_plain = self._clock()
+                self._print(line)
+            return
+        text = self._describe(event)
+        if text is None and not isinstance(event, ev.TransferProgress):
+            text = describe_event(event)
+        if text is not None:
+            self._print(text)
+
+    def _print(self, line: str) -> None:
+        if self._status_shown:
+            self.stream.write("\n")
+            self._status_shown = False
+        self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def _describe(self, event: ev.AnyEvent) -> str | None:
+        if isinstance(event, ev.SessionStarted):
+            wanted = event.config.serve_gadget
+            return f"waiting for smoo gadget {_describe_address(wanted)}"
+        if isinstance(event, ev.GadgetFound):
+            return (f"smoo gadget connected: usb {event.device.location} "
+                    f"{_describe_address(event.device)}; serving {self.rootfs} ({self.mode})")
+        if isinstance(event, ev.GadgetLost):
+            return f"smoo gadget disconnected ({event.reason}); waiting to reconnect..."
+        return None
+
+    def close(self) -> None:
+        if self._status_shown:
+            self.stream.write("\n")
+            self._status_shown = False
+
+
+class ServeMetrics:
+    """Serve stats for Prometheus (smoo.md §12), fed from the session's events.
+
+    The session's events are the single source of truth (the same numbers the journal
+    records), so this only folds them; prometheus-client's HTTP thread reads the folded
+    values on each scrape. Counters restart at 0 when the gadget reconnects, which
+    Prometheus treats as an ordinary counter reset.
+    """
+
+    def __init__(self) -> None:
+        self.connected = False
+        self.stats = ev.ServeStats(ios=0, bytes_read=0, bytes_written=0)
+
+    def observe(self, event: ev.AnyEvent) -> None:
+        if isinstance(event, ev.GadgetFound):
+            self.connected = True
+        elif isinstance(event, ev.GadgetLost | ev.ServeEnded | ev.ServeFailed):
+            self.connected = False
+        elif isinstance(event, ev.ServeStats):
+            self.stats = event
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        stats = self.stats
+        prefix = "fastboop_smoo_host_"
+        yield GaugeMetricFamily(prefix + "connected", "1 while a smoo gadget is being served",
+                                value=int(self.connected))
+        yield CounterMetricFamily(prefix + "ios", "USB data transfers (smoo.md §12)",
+                                  value=stats.ios)
+        yield CounterMetricFamily(prefix + "bytes_read", "bytes of the image read by the phone",
+                                  value=stats.bytes_read)
+        yield CounterMetricFamily(prefix + "bytes_written", "bytes the phone wrote",
+                                  value=stats.bytes_written)
+        yield GaugeMetricFamily(prefix + "inflight_requests", "requests being served",
+                                value=stats.in_flight)
+        yield GaugeMetricFamily(prefix + "max_inflight_requests", "peak requests in flight",
+                                value=stats.in_flight_peak)
+
+    def start(self, port: int, addr: str = "127.0.0.1") -> tuple[int, Callable[[], None]]:
+        """Serve ``/metrics`` from a daemon thread; returns the bound port and a stopper."""
+        try:
+            from prometheus_client import CollectorRegistry, start_http_server
+        except ImportError:
+            raise FastboopError("--metrics-port needs prometheus-client",
+                                hint="pip install 'fastboop[metrics]'") from None
+        registry = CollectorRegistry(auto_describe=True)
+        registry.register(self)
+        try:
+            server, thread = start_http_server(port, addr=addr, registry=registry)
+        except OSError as error:
+            raise FastboopError(f"cannot serve metrics: {error.strerror}",
+                                where=f"{addr}:{port}") from None
+
+        def stop() -> None:
+            server.shutdown()
+            server.server_close()
+            thread.join()
+
+        return int(server.server_port), stop
+
+
+def _describe_address(address: DeviceAddress | None) -> str:
+    if address is None:
+        return "(any)"
+    vid = f"{address.vid:04x}" if address.vid is not None else "*"
+    pid = f"{address.pid:04x}" if address.pid is not None else "*"
+    return f"[{vid}:{pid}] serial {address.serial or '*'}"
+
+
+def _stats_line(event: ev.ServeStats) -> str:
+    return (f"serving: {event.ios} I/Os, {event.bytes_read} bytes read, "
+            f"{event.bytes_written} bytes written, {event.in_flight} in flight")
+
+
+def _check_image(rootfs: Path) -> None:
+    """Fail before waiting for a gadget, not after it connected."""
+    if not rootfs.is_file():
+        raise UsageError(f"no such image file: {rootfs}")
+    source = FileBlockSource(rootfs)
+    try:
+        Export.of(source, block_size=DEFAULT_BLOCK_SIZE)
+    finally:
+        source.close()
+
+
+def _check_libusb() -> None:
+    import usb.backend.libusb1
+
+    if usb.backend.libusb1.get_backend() is None:
+        raise FastboopError("libusb-1.0 is not available",
+                            hint="install it (Debian: libusb-1.0-0)")
+
+
+async def serve(
+    args: argparse.Namespace,
+    *,
+    on_event: Callable[[ev.AnyEvent], None],
+    backend: Any = None,
+    handle_signals: bool = True,
+    alongside: Callable[[Session], Coroutine[Any, Any, None]] | None = None,
+) -> Session:
+    """Run the serve-only session until it ends; returns it for :func:`summarize`.
+
+    ``backend`` is a pyusb backend (``None``: libusb); tests pass an emulated bus, and an
+    ``alongside`` task that plays the phone and stops the session.
+    """
+    rootfs = args.rootfs.resolve()
+    overlay = OverlayExports(args.writable) if args.writable else None
+    config = ev.SessionConfig(
+        rootfs=str(rootfs),
+        serve_gadget=DeviceAddress(transport="usb", location="", vid=args.vid, pid=args.pid,
+                                   serial=args.serial),
+        gadget_timeout_s=args.wait,
+        gadget_reconnect_timeout_s=args.reconnect_wait,
+    )
+    session = Session(
+        config,
+        serve_only_backend(UsbGadgetSource(backend=backend), export_opener=overlay),
+        journal=journal_path_from(args, "serve"),
+        inputs={"rootfs": file_digest(rootfs)},
+    )
+    try:
+        await run_session(session, on_event=on_event, handle_signals=handle_signals,
+                          alongside=alongside)
+    finally:
+        if overlay is not None:
+            overlay.close()
+    return session
+
+
+def summarize(session: Session, args: argparse.Namespace) -> ServeSummary:
+    result: SessionSnapshot = session.result
+    return ServeSummary(
+        state=result.state,
+        outcome=result.outcome,
+        rootfs=str(args.rootfs.resolve()),
+        writable=args.writable is not None,
+        gadget=result.gadget,
+        ios=result.serve_ios,
+        bytes_read=result.serve_bytes_read,
+        bytes_written=result.serve_bytes_written,
+        journal=str(session.journal_path) if session.journal_path else None,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    _check_image(args.rootfs)
+    if args.writable is not None and args.writable.resolve() == args.rootfs.resolve():
+        raise UsageError("the overlay must not be the image itself")
+    _check_libusb()
+    view = ServeView(args.rootfs, args.writable is not None)
+    encoder = msgspec.json.Encoder()
+    metrics = ServeMetrics()
+    stop_metrics = None
+    if args.metrics_port is not None:
+        port, stop_metrics = metrics.start(args.metrics_port, args.metrics_addr)
+        print(f"metrics: http://{args.metrics_addr}:{port}/metrics", file=sys.stderr)
+
+    def on_event(event: ev.AnyEvent) -> None:
+        metrics.observe(event)
+        view.show(event)
+        if args.json:
+            sys.stdout.write(encoder.encode(event).decode() + "\n")
+            sys.stdout.flush()
+
+    try:
+        session = anyio.run(partial(serve, args, on_event=on_event), backend="trio")
+    finally:
+        if stop_metrics is not None:
+            stop_metrics()
+    view.close()
+    summary = summarize(session, args)
+    if args.json:
+        sys.stdout.write(encoder.encode(summary).decode() + "\n")
+    else:
+        print(f"session {summary.state}: {summary.outcome}", file=sys.stderr)
+        if summary.journal:
+            print(f"journal: {summary.journal}", file=sys.stderr)
+    return 0 if summary.state == "done" else 1

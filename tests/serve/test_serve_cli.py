@@ -1,0 +1,127 @@
+"""``fastboop serve``: argument parsing, checks before waiting, and a whole run over the
+emulated bus with the command's own view and JSON summary."""
+
+from __future__ import annotations
+
+import io
+import urllib.request
+from pathlib import Path
+
+import anyio
+import msgspec
+import pytest
+
+from fastboop import events as ev
+from fastboop.cli.main import build_parser, main
+from fastboop.cli.serve import ServeMetrics, ServeView, serve, summarize
+from fastboop.journal import read_journal
+from fastboop.replay import replay_journal
+from fastboop.runtime import Session
+from fastboop.smoo.protocol import derive_export_id
+from fastboop.transports.base import DeviceAddress
+from fastboop.transports.smoo_sim import SimGadget
+from fastboop.transports.usb_sim_gadget import SimGadgetUsbBackend
+from tests.smoo_usb.helpers import BS, HANG_GUARD, PID, SERIAL, VID, gadget_device, make_image
+
+
+def test_parses_usb_ids_and_defaults_to_waiting_forever(tmp_path: Path) -> None:
+    args = build_parser().parse_args(
+        ["serve", "root.img", "--vid", "0x18d1", "--pid", "53261", "--serial", "abc"]
+    )
+    assert (args.vid, args.pid, args.serial) == (0x18D1, 0xD00D, "abc")
+    assert (args.wait, args.reconnect_wait, args.writable, args.json) == (0.0, 0.0, None, False)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "root.img", "--vid", "0x10000"])
+
+
+def test_rejects_a_bad_image_before_waiting(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    odd = tmp_path / "odd.img"
+    odd.write_bytes(bytes(1000))
+    assert main(["serve", str(odd), "--no-journal"]) == 1
+    assert "not a non-zero multiple of 4096" in capsys.readouterr().err
+    assert main(["serve", str(tmp_path / "missing.img"), "--no-journal"]) == 2
+    image, _ = make_image(tmp_path, 2)
+    assert main(["serve", str(image), "--writable", str(image), "--no-journal"]) == 2
+
+
+@pytest.mark.anyio
+async def test_serves_until_stopped_and_reports(tmp_path: Path) -> None:
+    path, image = make_image(tmp_path, 32)
+    journal = tmp_path / "serve.fbj"
+    args = build_parser().parse_args([
+        "serve", str(path), "--vid", hex(VID), "--pid", hex(PID), "--serial", SERIAL,
+        "--journal", str(journal),
+    ])
+    gadget = SimGadget()
+    bus = SimGadgetUsbBackend(gadgets=[gadget_device(gadget)])
+    export_id = derive_export_id(f"file:{path.resolve()}", BS, 32)
+    stream = io.StringIO()
+    view = ServeView(path, writable=False, stream=stream)
+    read: list[bytes] = []
+
+    async def phone(session: Session) -> None:
+        await gadget.wait_for_export(export_id)
+        read.append((await gadget.read(export_id, 0, 32)).data)
+        session.cancel("interrupted (Ctrl-C)")
+
+    with anyio.fail_after(HANG_GUARD):
+        session = await serve(args, on_event=view.show, backend=bus, handle_signals=False,
+                              alongside=phone)
+    view.close()
+    assert read == [image]
+    summary = summarize(session, args)
+    assert (summary.state, summary.outcome) == ("done", "interrupted (Ctrl-C)")
+    assert summary.gadget is not None and summary.gadget.serial == SERIAL
+    assert summary.journal == str(journal)
+    assert msgspec.json.decode(msgspec.json.encode(summary))["type"] == "result"
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == f"waiting for smoo gadget [{VID:04x}:{PID:04x}] serial {SERIAL}"
+    assert lines[1].startswith("smoo gadget connected: usb 1-2")
+    assert lines[1].endswith(f"serving {path} (read-only)")
+    assert replay_journal(read_journal(journal)).ok
+
+
+def test_view_prints_gadget_comings_and_goings() -> None:
+    stream = io.StringIO()
+    now = [100.0]
+    view = ServeView(Path("/img"), writable=True, stream=stream, clock=lambda: now[0])
+    view.show(ev.GadgetLost(reason="device disconnected"))
+    view.show(ev.ServeStats(ios=3, bytes_read=12288, bytes_written=0))
+    now[0] += 1.0
+    view.show(ev.ServeStats(ios=4, bytes_read=16384, bytes_written=0))  # throttled off a tty
+    now[0] += 5.0
+    view.show(ev.ServeStats(ios=5, bytes_read=20480, bytes_written=4096, in_flight=2))
+    view.close()
+    assert stream.getvalue().splitlines() == [
+        "smoo gadget disconnected (device disconnected); waiting to reconnect...",
+        "serving: 3 I/Os, 12288 bytes read, 0 bytes written, 0 in flight",
+        "serving: 5 I/Os, 20480 bytes read, 4096 bytes written, 2 in flight",
+    ]
+
+
+def test_metrics_follow_the_session_events_over_http() -> None:
+    metrics = ServeMetrics()
+    port, stop = metrics.start(0)
+    try:
+        metrics.observe(ev.GadgetFound(device=DeviceAddress(transport="usb", location="1-2")))
+        metrics.observe(ev.ServeStats(ios=7, bytes_read=8192, bytes_written=512, in_flight=2,
+                                      in_flight_peak=5))
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as response:
+            text = response.read().decode()
+        metrics.observe(ev.GadgetLost(reason="device disconnected"))
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as response:
+            after = response.read().decode()
+    finally:
+        stop()
+    values = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+              if line and not line.startswith("#")}
+    assert values == {
+        "fastboop_smoo_host_connected": 1.0,
+        "fastboop_smoo_host_ios_total": 7.0,
+        "fastboop_smoo_host_bytes_read_total": 8192.0,
+        "fastboop_smoo_host_bytes_written_total": 512.0,
+        "fastboop_smoo_host_inflight_requests": 2.0,
+        "fastboop_smoo_host_max_inflight_requests": 5.0,
+    }
+    assert "fastboop_smoo_host_connected 0.0" in after

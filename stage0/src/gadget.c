@@ -54,8 +54,8 @@ static struct {
     pthread_t submit_tid, respond_tid;
     bool pump_started;
     unsigned fault_gen;
-    bool resp_in_bulk;
-    unsigned resp_bulk_gen;
+    bool resp_in_bulk, sub_in_write;
+    unsigned resp_bulk_gen, sub_write_gen;
 } G = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .wake = PTHREAD_COND_INITIALIZER,
@@ -283,6 +283,8 @@ static void *submitter(void *arg) {
         while (!(G.have_export && bridge_next_submission(&G.bridge, &sub)))
             pthread_cond_wait(&G.wake, &G.lock);
         unsigned gen = fault_gen();
+        G.sub_in_write = true;
+        G.sub_write_gen = gen;
         uint8_t *payload = NULL;
         if (sub.payload_len) { /* copy: the op may be failed while we write */
             payload = malloc(sub.payload_len);
@@ -296,11 +298,11 @@ static void *submitter(void *arg) {
             rc = payload ? io_exact_gen(G.ep_bulk_in, payload, sub.payload_len, false, gen)
                          : -ENOMEM;
         free(payload);
-        if (rc && rc != -ECANCELED) { /* cancelled: the fault already parked it */
-            pthread_mutex_lock(&G.lock);
-            link_fault("endpoint write failed", true);
-            pthread_mutex_unlock(&G.lock);
-        }
+        pthread_mutex_lock(&G.lock);
+        G.sub_in_write = false;
+        if (rc == -ECANCELED) log_info("Request write abandoned (pump faulted); it will replay");
+        else if (rc) link_fault("endpoint write failed", true);
+        pthread_mutex_unlock(&G.lock);
     }
     return NULL;
 }
@@ -357,9 +359,13 @@ static void *liveness(void *arg) {
         pthread_mutex_lock(&G.lock);
         if (G.link == LINK_ONLINE && now_ms() - G.last_activity_ms > 3000)
             link_fault("liveness timeout", false);
-        /* A kick that landed just before the responder blocked is lost: repeat it. */
+        /* A kick that landed just before a pump thread blocked is lost: repeat it. A
+         * stale Request left blocked on interrupt IN would reach the next host as a
+         * duplicate, and the bulk-OUT data answering it would desync the stream. */
         if (G.pump_started && G.resp_in_bulk && G.resp_bulk_gen != fault_gen())
             pthread_kill(G.respond_tid, SIGUSR1);
+        if (G.pump_started && G.sub_in_write && G.sub_write_gen != fault_gen())
+            pthread_kill(G.submit_tid, SIGUSR1);
         pthread_mutex_unlock(&G.lock);
     }
     return NULL;

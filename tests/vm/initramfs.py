@@ -85,7 +85,8 @@ def build_vm_boot(image: Path, command: HostCommand, workdir: Path) -> VmBoot:
         options=CmdlineOptions(
             system_time=False,
             device_cmdline_append=VM_CMDLINE,
-            cmdline_append="rdinit=/vmtest/init printk.devkmsg=on",
+            # smoo.log=debug: the gadget logs every Response it drops (a desync risk).
+            cmdline_append="rdinit=/vmtest/init printk.devkmsg=on smoo.log=debug",
         ),
         host=HostFacts(usb_vid=GADGET_VID, usb_pid=GADGET_PID, usb_serial=GADGET_SERIAL),
     )
@@ -96,8 +97,8 @@ def build_vm_boot(image: Path, command: HostCommand, workdir: Path) -> VmBoot:
 
 
 def host_command(outdir: Path, image: Path, *, restart_after: int = 0, repo: Path) -> HostCommand:
-    """The host side: this repo's Python serving ``image`` to stage0's gadget."""
-    python = str(repo / ".venv" / "bin" / "python")
-    serve = [python, "-u", str(repo / "tests" / "vm" / "guest" / "serve_session.py"),
-             str(image), "{journal}", hex(GADGET_VID), hex(GADGET_PID), GADGET_SERIAL]  # fmt: skip
+    """The host side: this checkout's ``fastboop serve`` for stage0's gadget."""
+    serve = [str(repo / ".venv" / "bin" / "fastboop"), "serve", str(image),
+             "--vid", hex(GADGET_VID), "--pid", hex(GADGET_PID), "--serial", GADGET_SERIAL,
+             "--journal", "{journal}"]  # fmt: skip
     return HostCommand(argv=serve, cwd=repo, outdir=outdir, restart_after=restart_after)

@@ -2,8 +2,8 @@
 
 Each test boots Debian's amd64 kernel under qemu/TCG with an initramfs made by the real
 stage0 builder. stage0 (PID 1) creates its FunctionFS gadget on dummy_hcd; the host side,
-this repo's Python started inside the VM from a read-only 9p share of the host
-filesystem, finds the gadget over libusb and serves the EROFS image over smoo; stage0
+this checkout's ``fastboop serve`` started inside the VM from a read-only 9p share of the
+host filesystem, finds the gadget over libusb and serves the EROFS image over smoo; stage0
 mounts it through NBD and execs its /sbin/init, which prints the image's marker and a
 checksum of a 16 MiB file and powers off. Nothing about the rootfs is in the initramfs,
 so the marker proves the data came over smoo.

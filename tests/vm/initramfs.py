@@ -86,7 +86,7 @@ def build_vm_boot(image: Path, command: HostCommand, workdir: Path) -> VmBoot:
             system_time=False,
             device_cmdline_append=VM_CMDLINE,
             # smoo.log=debug: the gadget logs every Response it drops (a desync risk).
-            cmdline_append="rdinit=/vmtest/init printk.devkmsg=on smoo.log=debug",
+            cmdline_append=("rdinit=/vmtest/init printk.devkmsg=on ignore_loglevel smoo.log=debug"),
         ),
         host=HostFacts(usb_vid=GADGET_VID, usb_pid=GADGET_PID, usb_serial=GADGET_SERIAL),
     )

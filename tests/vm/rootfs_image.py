@@ -42,11 +42,21 @@ def blob_checksum(blob: bytes) -> str:
     return f"{total:016x}"
 
 
+def chunk_sums(blob: bytes, chunk: int = 64 << 10) -> bytes:
+    """Per-chunk checksums (as in :func:`blob_checksum`, global word index), u64 LE each."""
+    words = memoryview(blob).cast("Q")
+    per = chunk // 8
+    sums = [0] * (len(words) // per)
+    for i, word in enumerate(words):
+        sums[i // per] += word * (i + 1)
+    return b"".join((s & (2**64 - 1)).to_bytes(8, "little") for s in sums)
+
+
 def build_rootfs() -> VmRootfs:
     """Build (or reuse) the EROFS test rootfs image."""
     kroot, kver = debian_kernel("amd64")
     init = compile_static("rootfs_init")
-    key = hashlib.sha256(f"{kver}|{init.name}|{BLOB_BYTES}|v2".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{kver}|{init.name}|{BLOB_BYTES}|v3".encode()).hexdigest()[:16]
     marker = f"fastboop-vm-marker-{key}"
     image = IMAGE_CACHE / f"rootfs-{key}.erofs"
     blob = _blob(marker, BLOB_BYTES)
@@ -64,6 +74,7 @@ def build_rootfs() -> VmRootfs:
         (staging / "etc" / "vmtest-marker").write_text(marker + "\n")
         (staging / "data").mkdir(exist_ok=True)
         (staging / "data" / "blob").write_bytes(blob)
+        (staging / "data" / "blob.sums").write_bytes(chunk_sums(blob))
         partial = image.with_suffix(".part")
         subprocess.run(
             ["mkfs.erofs", "--quiet", "-T0", "--all-root", str(partial), str(staging)], check=True

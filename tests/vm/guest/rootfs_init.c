@@ -5,6 +5,8 @@
  *     VMTEST-ROOTFS-INIT pid=1 marker=<marker> blob=<bytes>:<checksum>
  * where the checksum is the sum of word[i] * (i + 1) mod 2^64 over the blob's
  * little-endian u64 words (position-sensitive, cheap in Python and under TCG).
+ * /data/blob.sums holds the same checksum per 64 KiB chunk; every chunk that does not
+ * match is reported with its first words, so a corruption can be traced to its source.
  * then does what a distro shutdown does: SIGTERM to every process, wait for them (so the
  * host-side process can close its journal), sync, power off.
  */
@@ -48,6 +50,10 @@ int main(void) {
     snprintf(line, sizeof line, "VMTEST-ROOTFS-INIT reading payload (marker file read)\n");
     out(line);
 
+    enum { CHUNK_WORDS = 8192, MAX_CHUNKS = 4096 };
+    static uint64_t want[MAX_CHUNKS], got[MAX_CHUNKS], head[MAX_CHUNKS][2];
+    int sfd = open("/data/blob.sums", O_RDONLY);
+    ssize_t slen = sfd >= 0 ? read(sfd, want, sizeof want) : -1;
     uint64_t hash = 0, total = 0;
     int bfd = open("/data/blob", O_RDONLY);
     if (bfd < 0) {
@@ -67,12 +73,28 @@ int main(void) {
             out("VMTEST-ROOTFS-INIT error: short read not a multiple of 8\n");
             poweroff();
         }
-        for (ssize_t i = 0; i < n / 8; i++) hash += buf[i] * (total / 8 + (uint64_t)i + 1);
+        for (ssize_t i = 0; i < n / 8; i++) {
+            uint64_t index = total / 8 + (uint64_t)i, chunk = index / CHUNK_WORDS;
+            uint64_t term = buf[i] * (index + 1);
+            hash += term;
+            if (chunk < MAX_CHUNKS) {
+                got[chunk] += term;
+                if (index % CHUNK_WORDS < 2) head[chunk][index % CHUNK_WORDS] = buf[i];
+            }
+        }
         total += (uint64_t)n;
     }
     snprintf(line, sizeof line, "VMTEST-ROOTFS-INIT pid=%d marker=%s blob=%" PRIu64 ":%016" PRIx64 "\n",
              (int)getpid(), marker, total, hash);
     out(line);
+    for (uint64_t c = 0, bad = 0; slen > 0 && c < (uint64_t)slen / 8 && bad < 16; c++) {
+        if (got[c] == want[c]) continue;
+        bad++;
+        snprintf(line, sizeof line,
+                 "VMTEST-ROOTFS-INIT bad chunk %" PRIu64 " (offset %" PRIu64 "): %016" PRIx64
+                 " %016" PRIx64 "\n", c, c * CHUNK_WORDS * 8, head[c][0], head[c][1]);
+        out(line);
+    }
 
     /* Shutdown: TERM everyone, reap for up to 60 s, then power off. */
     kill(-1, SIGTERM);

@@ -330,14 +330,41 @@ static void *responder(void *arg) {
         enum bridge_response_result res =
             G.have_export ? bridge_on_response(&G.bridge, &r, &dst, &len, &slot)
                           : BRIDGE_RESP_DROPPED;
+        /* A dropped OK READ Response is still followed by its payload on bulk OUT
+         * (smoo.md §4.3): drain exactly that many bytes, or every later READ would take
+         * the previous one's data. Duplicates are normal after a recovery (§7.2). */
+        uint64_t drain = 0;
         if (res == BRIDGE_RESP_FAULT) link_fault("Response op mismatch", true);
-        else if (res == BRIDGE_RESP_DROPPED)
-            log_debug("Response for unknown request %08x/%u dropped", r.export_id, r.request_id);
-        else link_activity("request completed");
+        else if (res == BRIDGE_RESP_DROPPED) {
+            if (G.have_export && r.op == SMOO_READ && r.status == 0 &&
+                r.export_id == G.bridge.export.export_id)
+                drain = (uint64_t)r.num_blocks * G.bridge.export.block_size;
+            log_info("Response for unknown request %08x/%u (lba %llu) dropped; draining %llu "
+                     "payload bytes", r.export_id, r.request_id, (unsigned long long)r.lba,
+                     (unsigned long long)drain);
+        } else link_activity("request completed");
         unsigned gen = fault_gen();
         G.resp_in_bulk = res == BRIDGE_RESP_NEED_BULK;
         G.resp_bulk_gen = gen;
         pthread_mutex_unlock(&G.lock);
+        if (drain > G.cfg->max_io_bytes) { /* no host sends that much: a broken peer */
+            pthread_mutex_lock(&G.lock);
+            link_fault("dropped Response announces an oversized payload", true);
+            pthread_mutex_unlock(&G.lock);
+        } else if (drain) {
+            static uint8_t scratch[64 * 1024];
+            int rc = 0;
+            for (uint64_t left = drain; left && !rc;) {
+                size_t piece = left < sizeof scratch ? (size_t)left : sizeof scratch;
+                rc = io_exact_gen(G.ep_bulk_out, scratch, piece, true, gen);
+                left -= piece;
+            }
+            if (rc && rc != -ECANCELED) {
+                pthread_mutex_lock(&G.lock);
+                link_fault("bulk OUT drain failed", true);
+                pthread_mutex_unlock(&G.lock);
+            }
+        }
         if (res == BRIDGE_RESP_NEED_BULK) {
             int rc = io_exact_gen(G.ep_bulk_out, dst, len, true, gen);
             pthread_mutex_lock(&G.lock);

@@ -26,6 +26,7 @@ struct bridge_part {
     uint32_t num_blocks;
     uint32_t offset; /* into op->data */
     bool short_io;   /* an OK Response carried fewer blocks than asked: EIO once drained */
+    uint32_t bulk_len; /* bytes announced for bulk OUT while AWAIT_BULK */
     enum part_state state;
     unsigned slot;
     struct bridge_part *next;
@@ -195,7 +196,7 @@ enum bridge_response_result bridge_on_response(struct bridge *b, const struct sm
     if (part->smoo_op == SMOO_READ && blocks > 0) {
         part->state = PART_AWAIT_BULK;
         *bulk_dst = part->op->data + part->offset;
-        *bulk_len = blocks * b->export.block_size;
+        *bulk_len = part->bulk_len = blocks * b->export.block_size;
         *slot = r->request_id;
         return BRIDGE_RESP_NEED_BULK;
     }
@@ -209,6 +210,15 @@ void bridge_bulk_done(struct bridge *b, unsigned slot) {
     if (!part || part->state != PART_AWAIT_BULK) return;
     complete_part(b, part, part->short_io ? SMOO_EIO : 0);
     assign_slots(b);
+}
+
+bool bridge_bulk_deliver(struct bridge *b, unsigned slot, const uint8_t *data, uint32_t len) {
+    struct bridge_part *part = slot < b->capacity ? b->slots[slot] : NULL;
+    if (!part || part->state != PART_AWAIT_BULK) return false; /* replayed or failed meanwhile */
+    if (len != part->bulk_len) return false;
+    memcpy(part->op->data + part->offset, data, len);
+    bridge_bulk_done(b, slot);
+    return true;
 }
 
 void bridge_link_lost(struct bridge *b) {

@@ -68,6 +68,9 @@ enum bridge_response_result bridge_on_response(struct bridge *b, const struct sm
                                                uint8_t **bulk_dst, uint32_t *bulk_len,
                                                unsigned *slot);
 void bridge_bulk_done(struct bridge *b, unsigned slot);
+/* Thread-safe variant for callers that read bulk OUT without holding their lock: copy the
+ * bytes in only if the part still awaits them (not replayed or failed meanwhile). */
+bool bridge_bulk_deliver(struct bridge *b, unsigned slot, const uint8_t *data, uint32_t len);
 /* Link lost: every submitted part goes back to PARKED, keeping its slot and request_id. */
 void bridge_link_lost(struct bridge *b);
 /* Complete everything not yet replied to with err (ENODEV on export removal, ESHUTDOWN). */

@@ -13,7 +13,6 @@
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/nbd.h>
 #include <linux/usb/ch9.h>
 #include <linux/usb/functionfs.h>
 #include <pthread.h>
@@ -21,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -30,6 +28,7 @@
 #include "bridge.h"
 #include "ffs_desc.h"
 #include "log.h"
+#include "nbd_dev.h"
 #include "smoo_proto.h"
 
 enum link_state { LINK_OFFLINE, LINK_READY, LINK_ONLINE };
@@ -46,8 +45,9 @@ static struct {
     int64_t last_activity_ms, reopen_not_before_ms, backoff_ms;
     bool have_export;
     struct bridge bridge;
-    int sock, kernel_sock, nbd_fd;
-    pthread_t reader, doit;
+    const struct block_backend *backend;
+    int sock;
+    pthread_t reader;
     /* Pump abort (smoo.md §7.2 "fault the I/O pump"): every fault or session boundary
      * bumps fault_gen and kicks the pump threads with SIGUSR1, so a transfer blocked on a
      * host that is gone (e.g. a half-received READ payload) is dequeued, not waited on. */
@@ -61,8 +61,6 @@ static struct {
     .wake = PTHREAD_COND_INITIALIZER,
     .sock_write = PTHREAD_MUTEX_INITIALIZER,
     .sock = -1,
-    .kernel_sock = -1,
-    .nbd_fd = -1,
     .backoff_ms = 1000,
 };
 
@@ -88,8 +86,18 @@ static int io_exact_gen(int fd, void *buf, size_t len, bool reading, unsigned ge
     return 0;
 }
 
+/* Exact-length I/O that a pump fault does not cancel (the NBD socket): a kick that lands
+ * in flush_replies on the responder thread only restarts the write. */
 static int io_exact(int fd, void *buf, size_t len, bool reading) {
-    return io_exact_gen(fd, (void *)buf, len, reading, fault_gen());
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = reading ? read(fd, (char *)buf + done, len - done)
+                            : write(fd, (const char *)buf + done, len - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return n == 0 ? -EPIPE : -errno;
+        done += (size_t)n;
+    }
+    return 0;
 }
 
 static void noop_handler(int sig) { (void)sig; }
@@ -158,7 +166,6 @@ static void flush_replies(void) {
 
 static void *nbd_reader(void *arg) {
     (void)arg;
-    bool tuned = false;
     for (;;) {
         uint8_t header[NBD_WIRE_REQUEST_LEN];
         struct nbd_wire_request rq;
@@ -166,14 +173,6 @@ static void *nbd_reader(void *arg) {
         if (nbd_decode_request(header, sizeof header, &rq)) {
             log_err("NBD request with a bad magic; stopping the bridge");
             break;
-        }
-        if (!tuned) { /* the device is started once requests flow (§11.5 step 9) */
-            char text[32];
-            snprintf(text, sizeof text, "%u", G.cfg->max_io_bytes / 1024);
-            int fd = open("/sys/block/nbd0/queue/max_sectors_kb", O_WRONLY | O_CLOEXEC);
-            if (fd >= 0 && write(fd, text, strlen(text)) < 0) log_warn("max_sectors_kb not set");
-            if (fd >= 0) close(fd);
-            tuned = true;
         }
         uint8_t *payload = NULL;
         if ((rq.type & 0xffff) == NBDW_WRITE && rq.len) {
@@ -193,15 +192,6 @@ static void *nbd_reader(void *arg) {
     return NULL;
 }
 
-static void *nbd_doit(void *arg) {
-    (void)arg;
-    if (ioctl(G.nbd_fd, NBD_DO_IT) < 0) log_warn("NBD_DO_IT: %s", strerror(errno));
-    ioctl(G.nbd_fd, NBD_CLEAR_SOCK);
-    log_info("/dev/nbd0 disconnected");
-    return NULL;
-}
-
-/* stage0.md §11.5: socketpair, /dev/nbd0, geometry, read-only flags, socket, DO_IT. */
 static int start_export(const struct smoo_export *e) {
     long page = sysconf(_SC_PAGESIZE);
     if (e->block_size > (uint64_t)page || e->size_bytes == 0) {
@@ -211,22 +201,9 @@ static int start_export(const struct smoo_export *e) {
     }
     unsigned capacity = (unsigned)G.cfg->queue_count * G.cfg->queue_depth;
     if (bridge_init(&G.bridge, e, G.cfg->max_io_bytes, capacity)) return -EINVAL;
-    int pair[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair)) return -errno;
-    G.sock = pair[0];
-    G.kernel_sock = pair[1];
-    G.nbd_fd = open("/dev/nbd0", O_RDWR | O_CLOEXEC);
-    if (G.nbd_fd < 0 || ioctl(G.nbd_fd, NBD_SET_BLKSIZE, (unsigned long)e->block_size) < 0 ||
-        ioctl(G.nbd_fd, NBD_SET_SIZE_BLOCKS, (unsigned long)(e->size_bytes / e->block_size)) < 0 ||
-        ioctl(G.nbd_fd, NBD_SET_FLAGS, (unsigned long)(NBD_FLAG_HAS_FLAGS | NBD_FLAG_READ_ONLY)) < 0 ||
-        ioctl(G.nbd_fd, NBD_SET_SOCK, (unsigned long)G.kernel_sock) < 0) {
-        int err = errno;
-        log_err("/dev/nbd0 setup: %s", strerror(err));
-        return -err;
-    }
-    /* NBD_SET_TIMEOUT is never called: the gadget never times out an I/O (§11.8). */
+    int rc = G.backend->attach(e, G.cfg->max_io_bytes, &G.sock);
+    if (rc) return rc;
     G.have_export = true;
-    pthread_create(&G.doit, NULL, nbd_doit, NULL);
     pthread_create(&G.reader, NULL, nbd_reader, NULL);
     log_info("export %08x served as /dev/nbd0 (%u-byte blocks, %llu bytes)", e->export_id,
              e->block_size, (unsigned long long)e->size_bytes);
@@ -238,14 +215,11 @@ static void stop_export_locked(void) {
     bridge_fail_all(&G.bridge, SMOO_ENODEV);
     pthread_mutex_unlock(&G.lock);
     flush_replies();
-    ioctl(G.nbd_fd, NBD_DISCONNECT);
+    G.backend->detach();
     shutdown(G.sock, SHUT_RDWR);
     pthread_join(G.reader, NULL);
-    pthread_join(G.doit, NULL);
     close(G.sock);
-    close(G.kernel_sock);
-    close(G.nbd_fd);
-    G.sock = G.kernel_sock = G.nbd_fd = -1;
+    G.sock = -1;
     pthread_mutex_lock(&G.lock);
     G.have_export = false;
     bridge_destroy(&G.bridge);
@@ -343,35 +317,40 @@ static void *responder(void *arg) {
                      "payload bytes", r.export_id, r.request_id, (unsigned long long)r.lba,
                      (unsigned long long)drain);
         } else link_activity("request completed");
-        unsigned gen = fault_gen();
-        G.resp_in_bulk = res == BRIDGE_RESP_NEED_BULK;
-        G.resp_bulk_gen = gen;
-        pthread_mutex_unlock(&G.lock);
         if (drain > G.cfg->max_io_bytes) { /* no host sends that much: a broken peer */
-            pthread_mutex_lock(&G.lock);
             link_fault("dropped Response announces an oversized payload", true);
+            drain = 0;
+        }
+        unsigned gen = fault_gen();
+        G.resp_in_bulk = res == BRIDGE_RESP_NEED_BULK || drain;
+        G.resp_bulk_gen = gen;
+        pthread_cond_broadcast(&G.wake); /* a freed slot may let a waiting part go out */
+        pthread_mutex_unlock(&G.lock);
+        if (drain) {
+            /* One read of the whole payload: a transfer's boundaries are kept (the socket
+             * harness sends one message per transfer). At most max_io_bytes, checked above. */
+            uint8_t *scratch = malloc((size_t)drain);
+            int rc = scratch ? io_exact_gen(G.ep_bulk_out, scratch, (size_t)drain, true, gen)
+                             : -ENOMEM;
+            free(scratch);
+            pthread_mutex_lock(&G.lock);
+            G.resp_in_bulk = false;
+            if (rc == -ECANCELED) log_info("payload drain abandoned (pump faulted)");
+            else if (rc) link_fault("bulk OUT drain failed", true);
             pthread_mutex_unlock(&G.lock);
-        } else if (drain) {
-            static uint8_t scratch[64 * 1024];
-            int rc = 0;
-            for (uint64_t left = drain; left && !rc;) {
-                size_t piece = left < sizeof scratch ? (size_t)left : sizeof scratch;
-                rc = io_exact_gen(G.ep_bulk_out, scratch, piece, true, gen);
-                left -= piece;
-            }
-            if (rc && rc != -ECANCELED) {
-                pthread_mutex_lock(&G.lock);
-                link_fault("bulk OUT drain failed", true);
-                pthread_mutex_unlock(&G.lock);
-            }
         }
         if (res == BRIDGE_RESP_NEED_BULK) {
-            int rc = io_exact_gen(G.ep_bulk_out, dst, len, true, gen);
+            /* Read into our own buffer: the op may be failed or replayed while we wait. */
+            uint8_t *data = malloc(len);
+            int rc = data ? io_exact_gen(G.ep_bulk_out, data, len, true, gen) : -ENOMEM;
             pthread_mutex_lock(&G.lock);
             G.resp_in_bulk = false;
             if (rc == -ECANCELED) log_info("READ payload abandoned (pump faulted); it will replay");
             else if (rc) link_fault("bulk OUT read failed", true);
-            else bridge_bulk_done(&G.bridge, slot);
+            else if (!G.have_export || !bridge_bulk_deliver(&G.bridge, slot, data, len))
+                log_debug("bulk OUT payload for a request no longer waiting; dropped");
+            free(data);
+            pthread_cond_broadcast(&G.wake);
             pthread_mutex_unlock(&G.lock);
         }
         flush_replies();
@@ -421,7 +400,7 @@ static void *shutdown_watcher(void *arg) {
         bridge_fail_all(&G.bridge, SMOO_ESHUTDOWN);
         pthread_mutex_unlock(&G.lock);
         flush_replies();
-        ioctl(G.nbd_fd, NBD_DISCONNECT);
+        G.backend->detach();
     } else {
         pthread_mutex_unlock(&G.lock);
     }
@@ -471,8 +450,15 @@ static int open_ep(const char *dir, int n) {
     return open(path, O_RDWR | O_CLOEXEC);
 }
 
-int gadget_child_main(const struct stage0_config *cfg, const char *ffs_dir) {
+void gadget_serve(const struct stage0_config *cfg, const struct gadget_endpoints *eps,
+                  const struct block_backend *backend) {
     G.cfg = cfg;
+    G.backend = backend;
+    G.ep0 = eps->ep0;
+    G.ep_req = eps->ep_req;
+    G.ep_resp = eps->ep_resp;
+    G.ep_bulk_in = eps->ep_bulk_in;
+    G.ep_bulk_out = eps->ep_bulk_out;
     static sigset_t signals;
     sigemptyset(&signals);
     sigaddset(&signals, SIGINT);
@@ -481,21 +467,6 @@ int gadget_child_main(const struct stage0_config *cfg, const char *ffs_dir) {
     while (getrandom(&G.session_id, sizeof G.session_id, 0) != sizeof G.session_id ||
            G.session_id == 0) {
     }
-    G.ep0 = open_ep(ffs_dir, 0);
-    if (G.ep0 < 0) die("open %s/ep0: %s", ffs_dir, strerror(errno));
-    uint8_t blob[512];
-    int len = ffs_build_descriptors(blob, sizeof blob, cfg->mimic_fastboot);
-    if (len < 0 || write(G.ep0, blob, (size_t)len) != len)
-        die("FunctionFS descriptors rejected: %s", strerror(errno));
-    len = ffs_build_strings(blob, sizeof blob);
-    if (len < 0 || write(G.ep0, blob, (size_t)len) != len)
-        die("FunctionFS strings rejected: %s", strerror(errno));
-    G.ep_req = open_ep(ffs_dir, 1);
-    G.ep_resp = open_ep(ffs_dir, 2);
-    G.ep_bulk_in = open_ep(ffs_dir, 3);
-    G.ep_bulk_out = open_ep(ffs_dir, 4);
-    if (G.ep_req < 0 || G.ep_resp < 0 || G.ep_bulk_in < 0 || G.ep_bulk_out < 0)
-        die("cannot open FunctionFS endpoints: %s", strerror(errno));
     log_info("smoo gadget ready (session %016llx, %s mode)", (unsigned long long)G.session_id,
              cfg->mimic_fastboot ? "mimic-fastboot" : "smoo");
     struct sigaction kick = {.sa_handler = noop_handler}; /* no SA_RESTART: reads see EINTR */
@@ -513,7 +484,7 @@ int gadget_child_main(const struct stage0_config *cfg, const char *ffs_dir) {
         struct usb_functionfs_event ev;
         ssize_t n = read(G.ep0, &ev, sizeof ev);
         if (n < 0 && errno == EINTR) continue;
-        if (n != (ssize_t)sizeof ev) die("ep0 read failed: %s", strerror(errno));
+        if (n != (ssize_t)sizeof ev) die("ep0 read failed: %s", n < 0 ? strerror(errno) : "EOF");
         pthread_mutex_lock(&G.lock);
         switch (ev.type) {
         case FUNCTIONFS_BIND:
@@ -532,4 +503,24 @@ int gadget_child_main(const struct stage0_config *cfg, const char *ffs_dir) {
         pthread_mutex_unlock(&G.lock);
         if (ev.type == FUNCTIONFS_SETUP) handle_setup(&ev.u.setup);
     }
+}
+
+int gadget_child_main(const struct stage0_config *cfg, const char *ffs_dir) {
+    struct gadget_endpoints eps;
+    eps.ep0 = open_ep(ffs_dir, 0);
+    if (eps.ep0 < 0) die("open %s/ep0: %s", ffs_dir, strerror(errno));
+    uint8_t blob[512];
+    int len = ffs_build_descriptors(blob, sizeof blob, cfg->mimic_fastboot);
+    if (len < 0 || write(eps.ep0, blob, (size_t)len) != len)
+        die("FunctionFS descriptors rejected: %s", strerror(errno));
+    len = ffs_build_strings(blob, sizeof blob);
+    if (len < 0 || write(eps.ep0, blob, (size_t)len) != len)
+        die("FunctionFS strings rejected: %s", strerror(errno));
+    eps.ep_req = open_ep(ffs_dir, 1);
+    eps.ep_resp = open_ep(ffs_dir, 2);
+    eps.ep_bulk_in = open_ep(ffs_dir, 3);
+    eps.ep_bulk_out = open_ep(ffs_dir, 4);
+    if (eps.ep_req < 0 || eps.ep_resp < 0 || eps.ep_bulk_in < 0 || eps.ep_bulk_out < 0)
+        die("cannot open FunctionFS endpoints: %s", strerror(errno));
+    gadget_serve(cfg, &eps, &nbd_backend);
 }

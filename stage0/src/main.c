@@ -57,7 +57,11 @@ static pid_t start_role(const char *role) {
     if (null >= 0) dup2(null, STDIN_FILENO);
     setenv(ROLE_ENV, role, 1);
     setenv(FFS_ENV, FFS_DIR, 1);
-    char *argv[] = {(char *)role, NULL};
+    /* A leading '@' tells systemd this process backs the root filesystem, so its final
+     * killing spree at shutdown spares it (systemd's "root storage daemons" rule). */
+    char name[64];
+    snprintf(name, sizeof name, "@stage0-%s", role);
+    char *argv[] = {name, NULL};
     execv("/proc/self/exe", argv);
     die("exec %s: %s", role, strerror(errno));
 }

@@ -1,5 +1,6 @@
-/* Kernel module loader; see modules.h. Compressed modules rely on in-kernel decompression
- * (MODULE_INIT_COMPRESSED_FILE); userspace decompression is not implemented yet. */
+/* Kernel module loader; see modules.h. Compressed modules go to the kernel first
+ * (MODULE_INIT_COMPRESSED_FILE); when it cannot decompress them, .ko.gz is inflated here
+ * and loaded with init_module. Userspace xz and zstd are not implemented. */
 #include "modules.h"
 
 #include <dirent.h>
@@ -12,6 +13,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "gunzip.h"
 #include "log.h"
 
 #ifndef MODULE_INIT_COMPRESSED_FILE
@@ -118,6 +120,38 @@ static struct module *find(struct index *idx, const char *wanted) {
     return NULL;
 }
 
+/* The kernel could not take the compressed file (no CONFIG_MODULE_DECOMPRESS, or too old
+ * for the flag): inflate .ko.gz ourselves (stage0.md §4.8, project decision). */
+static int insert_decompressed(const char *path, const char *name, int kernel_err) {
+    size_t len = strlen(path);
+    if (len < 3 || strcmp(path + len - 3, ".gz")) {
+        log_warn("module %s: kernel cannot decompress it (%s) and only .gz is decompressed "
+                 "in userspace", name, strerror(kernel_err));
+        return -kernel_err;
+    }
+    FILE *f = fopen(path, "re");
+    if (!f) return -errno;
+    size_t cap = 1 << 20, got = 0, n;
+    uint8_t *packed = malloc(cap);
+    while (packed && (n = fread(packed + got, 1, cap - got, f)) > 0) {
+        got += n;
+        if (got == cap) packed = realloc(packed, cap *= 2);
+    }
+    fclose(f);
+    if (!packed) return -ENOMEM;
+    uint8_t *image;
+    size_t image_len;
+    int rc = gunzip(packed, got, &image, &image_len);
+    free(packed);
+    if (rc) {
+        log_warn("module %s: corrupt gzip data", name);
+        return -EINVAL;
+    }
+    rc = syscall(SYS_init_module, image, (unsigned long)image_len, "") ? -errno : 0;
+    free(image);
+    return rc == -EEXIST ? 0 : rc;
+}
+
 static int insert(const char *dir, const struct module *m) {
     char path[512];
     snprintf(path, sizeof path, "%s/%s", dir, m->path);
@@ -129,9 +163,7 @@ static int insert(const char *dir, const struct module *m) {
     int err = rc ? errno : 0;
     close(fd);
     if (err == EEXIST) return 0;
-    if (err && compressed)
-        log_warn("module %s: in-kernel decompression failed (%s); userspace decompression "
-                 "is not available", m->name, strerror(err));
+    if (err && compressed) return insert_decompressed(path, m->name, err);
     return -err;
 }
 

@@ -1,5 +1,4 @@
-/* Rootfs assembly and switch_root; see rootfs.h. OSTree deployments are not implemented
- * yet and are refused with a clear fatal line. */
+/* Rootfs assembly and switch_root; see rootfs.h. */
 #include "rootfs.h"
 
 #include <errno.h>
@@ -13,6 +12,7 @@
 
 #include "creds.h"
 #include "log.h"
+#include "ostree.h"
 
 static void need(int ok, const char *what) {
     if (!ok) die("%s: %s", what, strerror(errno));
@@ -51,10 +51,40 @@ void rootfs_assemble(const struct stage0_config *cfg) {
              cfg->rootfs);
 }
 
-static void bind_into(const char *src, const char *name, int recursive) {
-    char target[128];
-    snprintf(target, sizeof target, "/newroot/%s", name);
+/* mountinfo escapes space, tab, newline and backslash as \ooo octal. */
+static void unescape(char *s) {
+    char *out = s;
+    for (char *in = s; *in; in++) {
+        if (in[0] == '\\' && in[1] >= '0' && in[1] <= '3' && in[2] && in[3]) {
+            *out++ = (char)((in[1] - '0') * 64 + (in[2] - '0') * 8 + (in[3] - '0'));
+            in += 3;
+        } else {
+            *out++ = *in;
+        }
+    }
+    *out = 0;
+}
+
+int is_mountpoint(const char *path) {
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    if (!f) return 0;
+    char line[4096], point[4096];
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f)) {
+        /* id parent major:minor root mount-point ... */
+        if (sscanf(line, "%*s %*s %*s %*s %4095s", point) != 1) continue;
+        unescape(point);
+        found = !strcmp(point, path);
+    }
+    fclose(f);
+    return found;
+}
+
+static void bind_into(const char *final_root, const char *src, const char *name, int recursive) {
+    char target[1024];
+    snprintf(target, sizeof target, "%s/%s", final_root, name);
     mkdir(target, 0755);
+    if (is_mountpoint(target)) return; /* already there, e.g. inside an OSTree deployment */
     need(mount(src, target, NULL, MS_BIND | (recursive ? MS_REC : 0), NULL) == 0, target);
 }
 
@@ -96,17 +126,28 @@ void rootfs_switch_and_exec(const struct stage0_config *cfg) {
         execv("/bin/sh", argv);
         die("smoo.break: exec /bin/sh: %s", strerror(errno));
     }
-    if (cfg->ostree[0]) die("ostree deployments are not supported by this stage0 yet");
-    if (cfg->yeetfstab && unlink("/newroot/etc/fstab") && errno != ENOENT)
+    struct ostree_plan plan;
+    char final_root[1024] = "/newroot";
+    if (cfg->ostree[0]) {
+        if (ostree_plan("/newroot", cfg->ostree, &plan)) die("ostree deployment unusable");
+        snprintf(final_root, sizeof final_root, "/newroot%s", plan.deploy);
+        log_info("ostree deployment %s", plan.deploy);
+    }
+    struct stat st;
+    if (stat(final_root, &st) || !S_ISDIR(st.st_mode)) die("%s is not a directory", final_root);
+    char fstab[1100];
+    snprintf(fstab, sizeof fstab, "%s/etc/fstab", final_root);
+    if (cfg->yeetfstab && unlink(fstab) && errno != ENOENT)
         log_warn("cannot delete /etc/fstab: %s", strerror(errno));
-    bind_into("/proc", "proc", 1);
-    bind_into("/sys", "sys", 1);
-    bind_into("/dev", "dev", 1);
-    bind_into("/run", "run", 0);
+    bind_into(final_root, "/proc", "proc", 1);
+    bind_into(final_root, "/sys", "sys", 1);
+    bind_into(final_root, "/dev", "dev", 1);
+    bind_into(final_root, "/run", "run", 0);
     need(chdir("/newroot") == 0, "chdir /newroot");
     need(mount("/newroot", "/", NULL, MS_MOVE, NULL) == 0, "move /newroot onto /");
     need(chroot(".") == 0, "chroot");
     need(chdir("/") == 0, "chdir /");
+    if (cfg->ostree[0]) ostree_enter(&plan);
     if (access("/proc/self/mountinfo", R_OK))
         log_warn("/proc/self/mountinfo unreadable after switch_root");
     mkdir("/run/systemd", 0755);

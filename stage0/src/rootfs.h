@@ -10,6 +10,8 @@
 void rootfs_assemble(const struct stage0_config *cfg);
 /* Steps 5-13 (without OSTree): switch root and exec the first init found. Never returns. */
 void rootfs_switch_and_exec(const struct stage0_config *cfg) __attribute__((noreturn));
+/* Whether path is a mount point according to /proc/self/mountinfo. */
+int is_mountpoint(const char *path);
 /* /sys/block/nbd0/pid exists and its size is non-zero (stage0.md §11.10). */
 int nbd_ready(const char *sys_block_dir);
 

@@ -193,6 +193,32 @@ static void test_fail_parked_keeps_inflight(void) {
     bridge_free_reply(&reply);
 }
 
+static void test_bulk_deliver_after_link_loss_is_ignored(void) {
+    struct bridge *b = make(1 << 20, 4);
+    bridge_set_online(b, true);
+    CHECK(bridge_accept(b, NBDW_READ, 1, 0, 2 * 4096, NULL) == 0);
+    struct bridge_submission s;
+    CHECK(bridge_next_submission(b, &s));
+    uint8_t *dst;
+    uint32_t len;
+    unsigned slot;
+    struct smoo_response r = answer(&s.request, 0, 2);
+    CHECK(bridge_on_response(b, &r, &dst, &len, &slot) == BRIDGE_RESP_NEED_BULK);
+    static uint8_t data[2 * 4096];
+    memset(data, 0x5A, sizeof data);
+    CHECK(!bridge_bulk_deliver(b, slot, data, 4096)); /* wrong length: refused */
+    bridge_link_lost(b); /* the link drops while the payload is being read */
+    CHECK(!bridge_bulk_deliver(b, slot, data, len));
+    struct bridge_reply reply;
+    CHECK(!bridge_pop_reply(b, &reply));
+    bridge_set_online(b, true);
+    CHECK(bridge_next_submission(b, &s) && s.request.request_id == slot); /* replayed */
+    CHECK(bridge_on_response(b, &r, &dst, &len, &slot) == BRIDGE_RESP_NEED_BULK);
+    CHECK(bridge_bulk_deliver(b, slot, data, len));
+    CHECK(bridge_pop_reply(b, &reply) && reply.error == 0 && reply.data[100] == 0x5A);
+    bridge_free_reply(&reply);
+}
+
 int main(void) {
     test_read_mapping_and_reply();
     test_write_flush_trim_mapping();
@@ -202,6 +228,7 @@ int main(void) {
     test_capacity_parking_and_replay_keep_ids();
     test_fail_all();
     test_fail_parked_keeps_inflight();
+    test_bulk_deliver_after_link_loss_is_ignored();
     bridge_destroy(&b);
     return check_report("test_bridge");
 }

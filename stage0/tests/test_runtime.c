@@ -5,9 +5,11 @@
 #include "../src/ffs_desc.h"
 #include "../src/kmsg_forward.h"
 #include "../src/modules.h"
+#include "../src/ostree.h"
 #include "../src/rootfs.h"
 #include "check.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -128,6 +130,45 @@ static void test_kmsg_format(void) {
     CHECK(kmsg_format(rec, sizeof rec - 1, out, 10) == -1);
 }
 
+static void test_ostree(void) {
+    char out[512];
+    CHECK(ostree_normalise(" /ostree//boot.1/./fedora/abc/0/ \n", out, sizeof out) == 0);
+    CHECK(!strcmp(out, "/ostree/boot.1/fedora/abc/0"));
+    CHECK(ostree_normalise("/ostree/../etc", out, sizeof out) == -EINVAL);
+    CHECK(ostree_normalise(" / ./ ", out, sizeof out) == -EINVAL);
+
+    char root[] = "/tmp/stage0-ostree-XXXXXX";
+    CHECK(mkdtemp(root) != NULL);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "cd %s && mkdir -p ostree/deploy/fedora/deploy/abc.0/boot ostree/deploy/fedora/var "
+             "ostree/boot.1.1/fedora/abc boot etc && ln -s boot.1.1 ostree/boot.1 && "
+             "ln -s ../../../deploy/fedora/deploy/abc.0 ostree/boot.1.1/fedora/abc/0 && "
+             "ln -s /ostree/deploy/fedora/deploy/abc.0 absolute && "
+             "ln -s ../../../../../../etc ostree/boot.1.1/fedora/abc/escape && "
+             "ln -s loop loop && ln -s loader.1 boot/loader && mkdir boot/loader.1",
+             root);
+    CHECK(system(cmd) == 0);
+    CHECK(resolve_in_root(root, "/ostree/boot.1/fedora/abc/0", out, sizeof out) == 0);
+    CHECK(!strcmp(out, "/ostree/deploy/fedora/deploy/abc.0"));
+    CHECK(resolve_in_root(root, "/absolute", out, sizeof out) == 0);
+    CHECK(!strcmp(out, "/ostree/deploy/fedora/deploy/abc.0")); /* absolute restarts at root */
+    CHECK(resolve_in_root(root, "/ostree/boot.1/fedora/abc/escape", out, sizeof out) == 0);
+    CHECK(!strcmp(out, "/etc")); /* ".." never leaves the root */
+    CHECK(resolve_in_root(root, "/loop", out, sizeof out) == -ELOOP);
+    CHECK(resolve_in_root(root, "/missing/x", out, sizeof out) == -ENOENT);
+
+    struct ostree_plan plan;
+    CHECK(ostree_plan(root, "/ostree/boot.1/fedora/abc/0", &plan) == 0);
+    CHECK(!strcmp(plan.deploy, "/ostree/deploy/fedora/deploy/abc.0"));
+    CHECK(!strcmp(plan.stateroot_var, "/ostree/deploy/fedora/var"));
+    CHECK(plan.bind_boot);
+    CHECK(ostree_plan(root, "/ostree/boot.1/fedora/abc/escape", &plan) == -EINVAL);
+    CHECK(ostree_plan(root, "/ostree/deploy/fedora/deploy/abc.0", &plan) == -EINVAL); /* no link */
+    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
+    CHECK(system(cmd) == 0);
+}
+
 int main(void) {
     test_parsers();
     test_config_dir();
@@ -136,5 +177,8 @@ int main(void) {
     test_module_names();
     test_nbd_ready();
     test_kmsg_format();
+    test_ostree();
+    CHECK(is_mountpoint("/proc"));
+    CHECK(!is_mountpoint("/proc/self"));
     return check_report("test_runtime");
 }

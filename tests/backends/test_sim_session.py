@@ -7,9 +7,10 @@ host speaks it to the simulated gadget; the journal of each session must replay.
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
 from pathlib import Path
 
-import anyio
 import msgspec
 import pytest
 
@@ -21,6 +22,8 @@ from fastboop.replay import replay_journal
 from fastboop.runtime import Session
 from fastboop.sim.model import CommandBehaviour, load_model
 from fastboop.sim.phone import SimulatedPhone
+from tests.support.http_range import range_server
+from tests.support.sessions import run_until_phone_is_up
 
 from .conftest import KernelOnlyBuilder
 
@@ -34,7 +37,7 @@ def rootfs(tmp_path: Path) -> Path:
     return path
 
 
-def config(rootfs: Path, **overrides: object) -> ev.SessionConfig:
+def config(rootfs: Path | str, **overrides: object) -> ev.SessionConfig:
     values: dict[str, object] = {
         "rootfs": str(rootfs),
         "device_profile": "oneplus-fajita",
@@ -55,18 +58,7 @@ async def run(
 ) -> Session:
     backend = StandardBackend(devices=phone, gadgets=phone, profiles=pool, builder=builder)
     session = Session(cfg, backend, journal=journal)
-    with anyio.fail_after(60):  # hang guard, not a speed assertion
-        async with session:
-
-            async def stop_when_read() -> None:
-                await phone.report.rootfs_read.wait()
-                session.cancel("phone is up")
-
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(stop_when_read)
-                async for _ in session:
-                    pass
-                tg.cancel_scope.cancel()
+    await run_until_phone_is_up(phone, session)
     return session
 
 
@@ -101,10 +93,14 @@ async def test_profile_mismatch_fails_with_first_failing_step(
     model = load_model("oneplus-fajita")
     changed = msgspec.structs.replace(model, getvar={**model.getvar, "product": "msm8998"})
     async with SimulatedPhone(changed) as phone:
-        session = await run(phone, config(rootfs), pool, builder, tmp_path / "s.fbj")
+        session = await run(
+            phone, config(rootfs, wait_for_device_s=0.5), pool, builder, tmp_path / "s.fbj"
+        )
     result = session.result
     assert result.state == "failed"
-    assert result.outcome == "no device profile matches this device"
+    assert result.outcome is not None
+    assert result.outcome.startswith("timed out: no fastboot device matching a device profile")
+    assert result.skipped == (phone.address,)
     (mismatch,) = result.mismatches
     assert mismatch.profile == "oneplus-fajita"
     assert (mismatch.expected, mismatch.actual) == ("sdm845", "msm8998")
@@ -144,3 +140,24 @@ async def test_unbootable_image_times_out_waiting_for_stage0(
     assert session.result.state == "failed"
     assert session.result.outcome == "timed out: stage0 never came back on USB as a smoo gadget"
     assert phone.report.boot_error is not None
+
+
+async def test_rootfs_is_served_from_an_http_url_with_range_requests(
+    tmp_path: Path, pool: ProfilePool, builder: KernelOnlyBuilder
+) -> None:
+    """`fastboop boot https://…/rootfs.erofs`: the phone reads the image over smoo while the
+    host fetches only what is asked for, through the rootfs HTTP reader and its cache."""
+    tree = tmp_path / "tree"
+    (tree / "etc").mkdir(parents=True)
+    (tree / "etc" / "os-release").write_text('PRETTY_NAME="served over HTTP"\n')
+    (tree / "blob").write_bytes(os.urandom(300_000))
+    site = tmp_path / "site"
+    site.mkdir()
+    image = site / "rootfs.erofs"
+    subprocess.run(["mkfs.erofs", "--quiet", str(image), str(tree)], check=True)
+    with range_server(site) as base:
+        url = f"{base}/rootfs.erofs"
+        async with SimulatedPhone("oneplus-fajita") as phone:
+            session = await run(phone, config(url), pool, builder, tmp_path / "j.fbj")
+    assert session.result.state == "done", session.result.outcome
+    assert phone.report.rootfs_sha256 == hashlib.sha256(image.read_bytes()).hexdigest()

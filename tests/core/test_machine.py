@@ -75,15 +75,34 @@ def test_observations_update_counters_without_effects() -> None:
     assert machine.state == "uploading"
 
 
-def test_no_matching_profile_fails_with_the_mismatches() -> None:
+def test_unmatched_device_is_skipped_and_the_wait_goes_on() -> None:
     mismatch = ev.ProfileMismatch(profile="p", step="getvar:product", expected="a", actual="b")
     machine, outputs = drive(
-        [*happy_path()[:2], ev.ProbeFinished(matched=(), mismatches=(mismatch,))]
+        [
+            *happy_path(config(wait_for_device_s=30))[:2],
+            ev.ProbeFinished(matched=(), mismatches=(mismatch,)),
+        ]
     )
-    assert machine.state == "failed"
-    assert machine.outcome == "no device profile matches this device"
-    assert machine.mismatches == (mismatch,)
+    assert machine.state == "waiting_for_device"
+    assert machine.skipped == (PHONE,) and machine.mismatches == (mismatch,)
     assert fx.ReleaseDevice(device=PHONE) in outputs[-1]
+    timer = next(e for e in outputs[-1] if isinstance(e, fx.StartTimer))
+    # Another phone that matches is taken...
+    effects = machine.step(ev.DeviceArrived(device=OTHER))
+    assert machine.state == "probing" and fx.ProbeDevice(device=OTHER) in effects
+    # ...and had none come, the timeout says why the first one was skipped.
+    waiting, _ = drive(
+        [
+            *happy_path(config(wait_for_device_s=30))[:2],
+            ev.ProbeFinished(matched=(), mismatches=(mismatch,)),
+        ]
+    )
+    waiting.step(ev.TimerFired(name="device", timer_id=timer.timer_id))
+    assert waiting.state == "failed"
+    assert waiting.outcome == (
+        "timed out: no fastboot device matching a device profile appeared "
+        "(1 skipped; p: getvar:product: expected 'a', got 'b')"
+    )
 
 
 def test_ambiguous_match_names_the_candidates() -> None:
@@ -240,3 +259,11 @@ def test_machine_definition_hash_is_stable_and_sensitive() -> None:
         assert table.definition_hash() != first
     finally:
         table.TRANSITIONS.pop()
+
+
+def test_probe_failure_retries_only_when_transient() -> None:
+    machine, _ = drive([*happy_path()[:2], ev.ProbeFailed(kind="timeout", message="slow")])
+    assert machine.state == "probing" and machine.attempt == 2
+    machine.step(ev.ProbeFailed(kind="bad_argument", message="no profile 'x'"))
+    assert machine.state == "failed"
+    assert machine.outcome == "bad_argument: no profile 'x'"

@@ -161,6 +161,9 @@ def test_builtins_from_a_built_wheel(tmp_path: Path) -> None:
         archive.extractall(tmp_path / "site")
     packaged = {n.rsplit("/", 1)[1] for n in names if n.startswith("fastboop/_data/devpros/")}
     assert {f"{profile_id}.yaml" for profile_id in TABLE} <= packaged
+    # The wheel also ships the device-side PID1 for both architectures.
+    for arch in ("x86_64", "aarch64"):
+        assert f"fastboop/_data/stage0/{arch}/stage0-init" in names
     # Run from the unpacked wheel alone: no checkout above it, no editable install.
     site_packages = [p for p in sys.path if p.endswith("site-packages")]
     code = (

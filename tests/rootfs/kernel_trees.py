@@ -95,6 +95,13 @@ def add_odd_files(root: Path) -> None:
     (odd / "random").write_bytes(os.urandom(200_000))  # incompressible → plain clusters
     (odd / "text").write_bytes(b"stage0 " * 90_000)  # very compressible
     (odd / ("n" * 120)).write_bytes(b"long name")
+    # Sparse: 40 data islands in 2.5 MB. mke2fs -d keeps the holes, so ext4 needs an
+    # extent tree deeper than the 4 in-inode extents, and ext2/3 indirect maps with gaps.
+    with open(odd / "sparse", "wb") as f:
+        for i in range(40):
+            f.seek(i * 65536)
+            f.write(os.urandom(1000) + bytes([i]) * 3000)
+        f.truncate(40 * 65536 + 12345)
     (odd / "utf8-ünïcode").write_bytes(b"u")
     secret = odd / "secret"
     secret.write_bytes(b"s")
@@ -113,6 +120,13 @@ def add_odd_files(root: Path) -> None:
     os.symlink("loop-a", odd / "loop-b")
     os.mkfifo(odd / "fifo")
     os.mknod(odd / "null", 0o20666, os.makedev(1, 3))
+    # Inline and shared xattrs shift where inline data and cluster indexes start.
+    xattr_files = [odd / "text", odd / "block+1", odd / "secret", odd / "many", odd / "random"]
+    for i, path in enumerate(xattr_files):
+        os.setxattr(path, "user.fastboop.shared", b"same-on-every-file")
+        os.setxattr(path, f"user.fastboop.own{i}", os.urandom(20 + 37 * i))
+        os.setxattr(path, "trusted.overlay.opaque", b"y")
+    os.setxattr(odd / "rel-link", "trusted.link", b"x", follow_symlinks=False)
     (root / "usr/bin").mkdir(parents=True, exist_ok=True)
     (root / "usr/bin/tool").write_bytes(b"#!/bin/sh\n")
     (root / "usr/bin/tool").chmod(0o755)

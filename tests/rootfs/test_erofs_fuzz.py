@@ -26,12 +26,20 @@ def _tiny_image(tmp: Path, options: list[str]) -> bytes:
         (tree / "lib").symlink_to("d")
         for i in range(30):
             (tree / f"d/f{i}").write_bytes(bytes([i]) * (i * 300))
-    image = tmp / f"tiny{len(options)}.erofs"
+    image = tmp / f"tiny{abs(hash(tuple(options)))}.erofs"
     subprocess.run(["mkfs.erofs", "--quiet", *options, str(image), str(tree)], check=True)
     return image.read_bytes()
 
 
-@pytest.fixture(scope="module", params=[[], ["-zlz4hc"], ["-zlz4", "-Elegacy-compress", "-C8192"]])
+@pytest.fixture(
+    scope="module",
+    params=[
+        [],
+        ["-zlz4hc"],
+        ["-zlz4", "-Elegacy-compress", "-C8192"],
+        ["-zlz4hc", "-Eztailpacking"],
+    ],
+)
 def tiny(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return _tiny_image(tmp_path_factory.mktemp("tiny"), list(request.param))
 

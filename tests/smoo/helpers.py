@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -26,10 +26,8 @@ HANG_GUARD = 20  # seconds; a hang guard, not a speed assertion
 
 
 def make_image(tmp_path: Path, size: int, seed: int = 1) -> tuple[Path, bytes]:
-    data = (
-        os.urandom(size) if seed < 0 else bytes((i * 131 + seed * 7 + i // 4096) & 0xFF
-                                               for i in range(size))
-    )
+    """A deterministic image whose every block differs, so a misplaced block shows."""
+    data = random.Random(seed).randbytes(size)
     path = tmp_path / "rootfs.img"
     path.write_bytes(data)
     return path, data

@@ -12,7 +12,7 @@ from fastboop.smoo import events as ev
 from fastboop.smoo import protocol as p
 from fastboop.smoo.export import Export
 from fastboop.smoo.host import SmooHost
-from fastboop.smoo.source import CopyOnWriteSource, FileBlockSource
+from fastboop.smoo.source import BlockSourceError, CopyOnWriteSource, FileBlockSource
 from fastboop.transports.smoo_sim import IoResult, SimGadget
 
 from .helpers import FAST, HANG_GUARD, file_export, make_image, serving
@@ -30,6 +30,7 @@ async def test_handshake_configures_the_export_and_reports_it(tmp_path: Path) ->
         async with serving([export], gadget) as (_, rec):
             assert gadget.exports == {export.spec.export_id: export.spec}
             assert gadget.online
+    assert rec.of(ev.SessionEnded) == [ev.SessionEnded(outcome=ev.Outcome.SHUTDOWN)]
     connected = rec.of(ev.Connected)
     assert connected == [ev.Connected(session_id=0xABCDEF, export_count=1, version=(0, 1))]
     assert rec.of(ev.ExportsConfirmed) == [ev.ExportsConfirmed(export_count=1)]
@@ -176,3 +177,78 @@ def test_duplicate_export_ids_are_refused(tmp_path: Path) -> None:
     export = file_export(path)
     with pytest.raises(Exception, match="share an export id"):
         SmooHost([export, export])
+
+
+class FlakySource:
+    """Fails reads of block 3 in several ways a real source might."""
+
+    def __init__(self, inner: FileBlockSource, error: Exception):
+        self._inner = inner
+        self._error = error
+
+    @property
+    def size(self) -> int:
+        return self._inner.size
+
+    @property
+    def identity(self) -> str:
+        return self._inner.identity
+
+    async def read(self, offset: int, length: int) -> bytes:
+        if offset == 3 * BS:
+            raise self._error
+        if offset == 4 * BS:
+            return (await self._inner.read(offset, length))[:-1]  # short read
+        return await self._inner.read(offset, length)
+
+
+class DirectFlakySource(FlakySource):
+    """The same failures through the pump's inline path (``read_direct``)."""
+
+    def read_direct(self, offset: int, length: int) -> bytes:
+        if offset == 3 * BS:
+            raise self._error
+        data = self._inner.read_direct(offset, length)
+        return data[:-1] if offset == 4 * BS else data
+
+
+@pytest.mark.parametrize("direct", [False, True], ids=["task", "inline"])
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (RuntimeError("library bug"), p.EIO),
+        (OSError(5, "Input/output error"), p.EIO),
+        (BlockSourceError("gone", kind=p.SourceErrorKind.UNSUPPORTED), p.EOPNOTSUPP),
+        (BlockSourceError("bad", kind=p.SourceErrorKind.INVALID_INPUT), p.EINVAL),
+    ],
+)
+async def test_source_failures_become_status_bytes(
+    tmp_path: Path, error: Exception, status: int, direct: bool
+) -> None:
+    path, image = make_image(tmp_path, 16 * BS)
+    kind = DirectFlakySource if direct else FlakySource
+    export = Export.of(kind(FileBlockSource(path), error), block_size=BS)
+    eid = export.spec.export_id
+    gadget = SimGadget()
+    with anyio.fail_after(HANG_GUARD):
+        async with serving([export], gadget):
+            assert await gadget.read(eid, 3, 1) == IoResult(status, b"")
+            assert await gadget.read(eid, 4, 1) == IoResult(p.EIO, b"")
+            assert (await gadget.read(eid, 5, 1)).data == image[5 * BS:6 * BS]
+    assert gadget.connections == 1
+
+
+async def test_exports_confirmed_once_status_catches_up(tmp_path: Path) -> None:
+    """STATUS.export_count lags CONFIG_EXPORTS; the host serves meanwhile and confirms later."""
+    path, image = make_image(tmp_path, 16 * BS)
+    export = file_export(path)
+    gadget = SimGadget(export_count_lag=3)
+    with anyio.fail_after(HANG_GUARD):
+        async with serving([export], gadget) as (_, rec):
+            assert (await gadget.read(export.spec.export_id, 0, 1)).data == image[:BS]
+            while not rec.of(ev.ExportsConfirmed):
+                await anyio.sleep(0.005)
+    assert rec.of(ev.Connected)[0].export_count == 0  # type: ignore[union-attr]
+    beats = rec.of(ev.HeartbeatStatus)
+    assert [b.export_count for b in beats][:3] == [0, 0, 1]  # type: ignore[union-attr]
+    assert rec.of(ev.ExportsConfirmed) == [ev.ExportsConfirmed(export_count=1)]

@@ -12,7 +12,12 @@ from hypothesis import strategies as st
 
 from fastboop.smoo import protocol as p
 from fastboop.smoo.export import Export
-from fastboop.smoo.source import BlockSource, CopyOnWriteSource, FileBlockSource
+from fastboop.smoo.source import (
+    BlockSource,
+    CopyOnWriteSource,
+    DirectCopyOnWriteSource,
+    FileBlockSource,
+)
 from fastboop.transports.smoo_sim import SimGadget
 
 from .helpers import HANG_GUARD, make_image, serving
@@ -100,14 +105,17 @@ OPS = st.lists(
 )
 
 
+@pytest.mark.parametrize("overlay", [CopyOnWriteSource, DirectCopyOnWriteSource],
+                         ids=["task", "inline"])
 @settings(max_examples=20, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=OPS, faults=st.lists(st.integers(1, 6), max_size=3))
 async def test_writable_overlay_matches_a_model(
-    tmp_path: Path, ops: list[tuple[str, int, int, int]], faults: list[int]
+    tmp_path: Path, ops: list[tuple[str, int, int, int]], faults: list[int],
+    overlay: type[CopyOnWriteSource],
 ) -> None:
     path, image = make_image(tmp_path, BLOCKS * BS)
-    source = CopyOnWriteSource(FileBlockSource(path), tmp_path / "overlay", BS)
+    source = overlay(FileBlockSource(path), tmp_path / "overlay", BS)
     export = Export.of(source, block_size=BS, writable=True)
     eid = export.spec.export_id
     model = bytearray(image)

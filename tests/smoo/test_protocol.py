@@ -142,6 +142,8 @@ def test_read_request_and_responses_worked_example() -> None:
     eio = h("00 05 00 00 05 00 00 00 78 56 34 12 00 08 00 00 00 00 00 00 08 00 00 00 00 00 00 00")
     assert request.respond(p.EIO).encode() == eio
     assert p.decode_response(eio) == request.respond(p.EIO)
+    assert p.response_wire(request) == READ_REQUEST  # the pump's shortcut, same bytes
+    assert p.response_wire(request, p.EIO) == eio
 
 
 def test_write_request_and_read_only_response_worked_example() -> None:
@@ -150,6 +152,8 @@ def test_write_request_and_read_only_response_worked_example() -> None:
     assert request.key == (0xFEABB4B1, 0x00010003)
     ro = h("01 5f 00 00 03 00 01 00 b1 b4 ab fe 10 00 00 00 00 00 00 00 08 00 00 00 00 00 00 00")
     assert request.respond(p.EOPNOTSUPP).encode() == ro
+    flagged = p.Request(p.Op.WRITE, 0x00010003, 0xFEABB4B1, 16, 8, flags=7)
+    assert p.response_wire(flagged, p.EOPNOTSUPP) == ro  # Response flags are always 0
 
 
 def test_reserved_bytes_are_ignored() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import stat
 import subprocess
 from pathlib import Path
@@ -14,31 +13,15 @@ from fastboop.rootfs.dirfs import DirectoryFilesystem
 from fastboop.rootfs.erofs import ErofsFilesystem
 from fastboop.stage0.build import LOAD_LIST, Stage0Result, build_stage0
 from fastboop.stage0.cpio import CpioWriter
+from fastboop.stage0.dtbedit import derive_mac
 from fastboop.stage0.errors import MissingFileError, ModuleError, Stage0Error
+from fastboop.stage0.fdt import parse_fdt
 from fastboop.stage0.modules import normalize
 from fastboop.stage0.settings import CmdlineOptions, HostFacts
-from tests.rootfs.kernel_trees import ARM64_USB_SUBSET, copy_module_subset, debian_kernel
 from tests.stage0.kindex import modprobe_show_depends
 
 DT = "qcom/sdm845-oneplus-fajita"
 PID1 = Path("/usr/bin/true").read_bytes()  # any real static-ish ELF stands in for PID1
-
-
-@pytest.fixture(scope="module")
-def debian_rootfs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
-    """(tree, erofs image, kver): a merged-/usr Debian-like arm64 rootfs."""
-    src, kver = debian_kernel("arm64")
-    tree = tmp_path_factory.mktemp("debroot") / "root"
-    tree.mkdir()
-    copy_module_subset("arm64", tree, extra=ARM64_USB_SUBSET)
-    (tree / "boot").mkdir()
-    os.link(src / f"boot/vmlinuz-{kver}", tree / f"boot/vmlinuz-{kver}")
-    dtb_dir = tree / f"usr/lib/linux-image-{kver}/qcom"
-    dtb_dir.mkdir(parents=True)
-    os.link(src / f"usr/lib/linux-image-{kver}/{DT}.dtb", dtb_dir / "sdm845-oneplus-fajita.dtb")
-    image = tree.parent / "root.erofs"
-    subprocess.run(["mkfs.erofs", "--quiet", "-zlz4hc", str(image), str(tree)], check=True)
-    return tree, image, kver
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +33,20 @@ def built(debian_rootfs: tuple[Path, Path, str]) -> Stage0Result:
         pid1=PID1,
         devicetree_name="/" + DT,
         user_modules=["usb_f_acm"],
+        inject_mac=[("wifi", "qcom,wcn3990-wifi")],
         options=CmdlineOptions(device_cmdline_append="console=ttyMSM0,115200n8"),
         host=HostFacts(usb_vid=0x18D1, usb_pid=0xD00D, usb_serial="abc", clock_usec=1),
     )
+
+
+HOST_ONLY_OVERLAY = subprocess.run(
+    ["dtc", "-q", "-@", "-I", "dts", "-O", "dtb", "-o", "-"],
+    input=b"""/dts-v1/; /plugin/; / { fragment@0 {
+        target-path = "/soc@0/usb@a6f8800/usb@a600000";
+        __overlay__ { dr_mode = "host"; }; }; };""",
+    capture_output=True,
+    check=True,
+).stdout
 
 
 def extract(archive: bytes, dest: Path) -> Path:
@@ -69,7 +63,10 @@ def test_kernel_dtb_and_settings(
     assert built.kver == kver and built.kernel_path == f"/boot/vmlinuz-{kver}"
     assert built.kernel == (tree / f"boot/vmlinuz-{kver}").read_bytes()
     assert built.dtb_path == f"/usr/lib/linux-image-{kver}/{DT}.dtb"
-    assert built.dtb == (tree / built.dtb_path.lstrip("/")).read_bytes()
+    original = (tree / built.dtb_path.lstrip("/")).read_bytes()
+    assert built.dtb is not None and built.dtb != original  # MAC injected
+    wifi = next(n for n in parse_fdt(built.dtb).root.walk() if "qcom,wcn3990-wifi" in n.compatible)
+    assert wifi.props["local-mac-address"] == derive_mac("abc", "wifi", "qcom,wcn3990-wifi")
     assert built.settings["stage0.rootfs"] == "erofs"
     assert built.settings["smoo.vendor"] == "0x18d1"
     assert built.cmdline == "console=ttyMSM0,115200n8 systemd.clock_usec=1"
@@ -98,8 +95,8 @@ def test_initramfs_contents(
     for name in ("dwc3", "dwc3_qcom", "phy_qcom_qusb2", "usb_f_fs", "usb_f_acm", "nbd",
                  "overlay", "erofs", "libcomposite"):  # fmt: skip
         assert name in load
-    assert built.reasons["dwc3-qcom"].startswith("dt: /soc@0/usb@a6f8800")
-    assert built.reasons["usb_f_acm"] == "user"
+    assert built.reasons["dwc3-qcom"].startswith("device tree: /soc@0/usb@a6f8800")
+    assert built.reasons["usb_f_acm"] == "requested (--require-module)"
 
 
 def test_initramfs_is_self_contained_for_modprobe(built: Stage0Result, tmp_path: Path) -> None:
@@ -125,6 +122,24 @@ def test_deterministic(debian_rootfs: tuple[Path, Path, str], built: Stage0Resul
     assert again.initramfs == built.initramfs
 
 
+def test_reads_every_file_once(debian_rootfs: tuple[Path, Path, str]) -> None:
+    """Booting from a URL pays for every byte: no file is read from the image twice
+    (the DTB once was, for its magic check and again for its contents)."""
+    _, image, _ = debian_rootfs
+    fs = ErofsFilesystem(FileSource(image))
+    reads: list[str] = []
+    read_file = fs.read_file
+
+    def counted(path: str) -> bytes:
+        reads.append(path)
+        return read_file(path)
+
+    fs.read_file = counted  # type: ignore[method-assign]
+    result = build_stage0(fs, pid1=PID1, devicetree_name=DT)
+    assert result.dtb_path in reads and result.kernel_path in reads
+    assert sorted(reads) == sorted(set(reads))
+
+
 def test_augment_and_errors(debian_rootfs: tuple[Path, Path, str]) -> None:
     tree, _, _ = debian_rootfs
     fs = DirectoryFilesystem(tree)
@@ -136,6 +151,24 @@ def test_augment_and_errors(debian_rootfs: tuple[Path, Path, str]) -> None:
                           dt_modules=False)  # fmt: skip
     assert b"#!/bin/sh\n" in result.initramfs and PID1 not in result.initramfs
     assert "ext4" in result.modules and result.dtb is None
+    seen: list[int] = []
+
+    def pick_pid1(kernel: bytes) -> bytes:
+        seen.append(len(kernel))
+        return PID1
+
+    by_arch = build_stage0(fs, rootfs_kind="erofs", pid1=pick_pid1, dt_modules=False)
+    assert seen == [len(by_arch.kernel)] and PID1 in by_arch.initramfs
+    override = build_stage0(fs, rootfs_kind="erofs", pid1=PID1, kernel=b"MZ-kernel",
+                            dt_modules=False)  # fmt: skip
+    assert override.kernel == b"MZ-kernel" and override.kernel_path == "<override>"
+    assert override.kver == result.kver  # the only modules directory (§4.9 rule 2)
+    assert "erofs" in override.modules and "ext4" not in override.modules
+    host_only = build_stage0(fs, rootfs_kind="erofs", pid1=PID1,
+                             dtb=(tree / f"usr/lib/linux-image-{result.kver}/qcom/"
+                                  "sdm845-oneplus-fajita.dtb").read_bytes(),
+                             dtb_overlays=[HOST_ONLY_OVERLAY])  # fmt: skip
+    assert any("no enabled gadget-capable USB controller" in w for w in host_only.warnings)
     with pytest.raises(Stage0Error, match="missing stage0 binary"):
         build_stage0(fs, rootfs_kind="erofs", pid1=b"")
     with pytest.raises(ModuleError, match="nearest"):

@@ -20,7 +20,8 @@ from tests.stage0.kindex import index_from_tree, modprobe_show_depends
 
 def dtb(name: str) -> bytes:
     root, kver = debian_kernel("arm64")
-    return (root / f"usr/lib/linux-image-{kver}/qcom/{name}.dtb").read_bytes()
+    vendor, _, base = name.rpartition("/")
+    return (root / f"usr/lib/linux-image-{kver}/{vendor or 'qcom'}/{base}.dtb").read_bytes()
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +96,26 @@ def test_board_with_superspeed_finds_qmp_usb(arm64_tree: tuple[Path, str]) -> No
     index = index_from_tree(*arm64_tree)
     mods = {m.module for m in discover_dt_modules(parse_fdt(dtb("sdm845-mtp")), index)}
     assert {"phy_qcom_qmp_usb", "phy_qcom_qusb2", "dwc3", "dwc3_qcom"} <= mods
+
+
+@pytest.mark.parametrize(
+    "name,expected",
+    [
+        ("freescale/imx8mm-evk", {"ci_hdrc_imx", "phy_generic"}),  # ChipIdea, i.MX8M Mini
+        ("broadcom/bcm2711-rpi-4-b", {"dwc2"}),  # Raspberry Pi 4 OTG port
+        ("broadcom/bcm2837-rpi-3-b", set()),  # dr_mode = "host": no gadget possible
+        # PinePhone: the sunxi MUSB glue (musb_hdrc follows via modules.dep) and its PHY.
+        ("allwinner/sun50i-a64-pinephone-1.2", {"sunxi", "phy_sun4i_usb"}),
+        (
+            "rockchip/rk3399-nanopc-t4",
+            {"dwc3", "dwc3_of_simple", "phy_rockchip_inno_usb2", "phy_rockchip_typec"},
+        ),
+    ],
+)
+def test_other_socs(name: str, expected: set[str], arm64_tree: tuple[Path, str]) -> None:
+    index = index_from_tree(*arm64_tree)
+    found = {m.module for m in discover_dt_modules(parse_fdt(dtb(name)), index)}
+    assert expected <= found if expected else found == set()
 
 
 def test_bad_blobs() -> None:

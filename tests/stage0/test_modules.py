@@ -55,6 +55,8 @@ def test_spec_worked_example() -> None:
     assert closure.reasons["jbd2"] == Reason("dependency", "ext4")
     assert closure.reasons["crc32c_generic"] == Reason("softdep", "ext4")
     assert closure.reasons["ext4"] == Reason("rootfs", "ext4")
+    assert str(closure.reasons["jbd2"]) == "dependency of ext4"
+    assert str(closure.reasons["configfs"]) == "base list (USB gadget, NBD, overlay)"
 
 
 def test_names_dash_underscore_and_suffixes() -> None:

@@ -1,8 +1,9 @@
 """Device sources for real hardware: USB (pyusb), fastboot TCP and fastboot UDP.
 
-Each implements :class:`~fastboop.backends.ports.DeviceSource`. USB polls the bus (pyusb
-has no hotplug); a network device cannot announce itself, so it "arrives" when it first
-answers and never "leaves" until a transfer fails.
+Each implements :class:`~fastboop.backends.ports.DeviceSource`. USB takes libusb hotplug
+events where libusb has them and polls the bus otherwise (``watch_usb``); a network
+device cannot announce itself, so it "arrives" when it first answers and never "leaves"
+until a transfer fails.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from fastboop.smoo.export import DEFAULT_BLOCK_SIZE, Export
 from fastboop.smoo.handshake import NotSmooError
 from fastboop.smoo.host import HostConfig
 from fastboop.smoo.link import GadgetLink
-from fastboop.smoo.source import CopyOnWriteSource, FileBlockSource
+from fastboop.smoo.source import CopyOnWriteSource, DirectCopyOnWriteSource, FileBlockSource
 from fastboop.transports.base import DeviceAddress, Transport, TransportError
 from fastboop.transports.smoo_usb import OPEN_ATTEMPTS, OPEN_RETRY_DELAY, UsbLinkTimeouts
 from fastboop.transports.smoo_usb_find import GadgetFilter, prove_gadget, scan_gadgets
@@ -153,7 +153,7 @@ class OverlayExports:
             return self._opened[1]
         base = FileBlockSource(rootfs)
         try:
-            cow = CopyOnWriteSource(base, self.overlay, self.block_size)
+            cow = DirectCopyOnWriteSource(base, self.overlay, self.block_size)
             export = Export.of(cow, block_size=self.block_size, writable=True)
         except BaseException:
             base.close()

@@ -24,9 +24,8 @@ from fastboop.bootimg.layout import BootImageLayout, BootImageLimits
 from fastboop.devpro.bootparams import BootImageParams, boot_image_params
 from fastboop.devpro.schema import DeviceProfile
 from fastboop.errors import FastboopError
-from fastboop.rootfs.detect import open_path
+from fastboop.rootfs.open import open_rootfs
 from fastboop.stage0.build import build_stage0
-from fastboop.stage0.discover import find_kernel
 from fastboop.stage0.settings import CmdlineOptions, HostFacts
 from fastboop.transports.base import DeviceAddress
 
@@ -42,23 +41,29 @@ class Pid1NotFound(FastboopError):
 def find_pid1(arch: str) -> bytes:
     """The static stage0 PID1 for ``arch`` (``arm64`` or ``x86_64``).
 
-    Wheels ship it under ``fastboop/_data/stage0/<arch>/``; a source checkout builds it
-    into ``stage0/build/<arch>/`` (``scripts/setup`` runs ``make -C stage0``).
+    A source checkout builds it into ``stage0/build/<arch>/`` (``scripts/setup`` runs
+    ``make -C stage0``) and that build wins, so a rebuilt PID1 is used at once; wheels
+    ship it under ``fastboop/_data/stage0/<arch>/``.
     """
     machine = PID1_ARCH.get(arch)
     if machine is None:
         raise Pid1NotFound(f"stage0 is not built for {arch} kernels")
-    packaged = resources.files("fastboop").joinpath("_data", "stage0", machine, PID1_NAME)
-    if packaged.is_file():
-        return packaged.read_bytes()
     local = REPO_STAGE0 / machine / PID1_NAME
     if local.is_file():
         return local.read_bytes()
+    packaged = resources.files("fastboop").joinpath("_data", "stage0", machine, PID1_NAME)
+    if packaged.is_file():
+        return packaged.read_bytes()
     raise Pid1NotFound(
         f"no stage0 PID1 binary for {machine}",
         where=str(local),
         hint="build it with `make -C stage0` (scripts/setup does this)",
     )
+
+
+def kernel_arch(kernel: bytes) -> str:
+    """The CPU a kernel is built for; the PID1 and the image layout must match it."""
+    return detect_kernel(kernel).arch or "arm64"
 
 
 def layout_for(params: BootImageParams, arch: str) -> BootImageLayout:
@@ -105,7 +110,7 @@ class Stage0PayloadBuilder:
         self, profile: DeviceProfile, rootfs: str, device: DeviceAddress | None = None
     ) -> BuiltPayload:
         params = boot_image_params(profile)
-        fs = open_path(rootfs)
+        fs = open_rootfs(rootfs)
         clock_usec = int(self.clock() * 1_000_000)
         host = HostFacts(
             usb_vid=device.vid if device else None,
@@ -116,12 +121,9 @@ class Stage0PayloadBuilder:
         options = msgspec.structs.replace(
             self.options, device_cmdline_append=params.cmdline_append or ""
         )
-        # The PID1 must match the kernel's architecture, which only the rootfs knows.
-        choice = find_kernel(fs, kernel_version=self.kernel_version)
-        arch = detect_kernel(fs.read_file(choice.kernel_path)).arch or "arm64"
         stage0 = build_stage0(
             fs,
-            pid1=self.pid1(arch),
+            pid1=lambda kernel: self.pid1(kernel_arch(kernel)),
             devicetree_name=params.devicetree_name,
             kernel_version=self.kernel_version,
             user_modules=self.extra_modules,
@@ -129,7 +131,7 @@ class Stage0PayloadBuilder:
             host=host,
         )
         image = assemble_boot_image(
-            layout_for(params, arch),
+            layout_for(params, kernel_arch(stage0.kernel)),
             stage0.kernel,
             ramdisk=stage0.initramfs,
             dtb=stage0.dtb,

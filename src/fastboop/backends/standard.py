@@ -16,11 +16,12 @@ import structlog
 
 from fastboop import effects as fx
 from fastboop import events as ev
+from fastboop.backends.exports import ServedImage, open_export
 from fastboop.backends.ports import DeviceSource, GadgetSource, PayloadBuilder
+from fastboop.detection.probe import identify_with, probe_finished
 from fastboop.devpro.pool import ProfilePool
-from fastboop.devpro.probe import GetvarResult, probe_device
 from fastboop.errors import FastboopError
-from fastboop.fastboot import FastbootClient, FastbootDeviceFailure, FastbootError
+from fastboop.fastboot import FastbootClient, FastbootError
 from fastboop.runtime.backend import EffectContext
 from fastboop.smoo.events import Outcome
 from fastboop.smoo.export import Export
@@ -35,6 +36,8 @@ log = structlog.get_logger("fastboop.backend")
 # Progress events are throttled: one per this many bytes keeps journals small while the
 # CLI still gets a smooth bar (the final 100% is always reported).
 PROGRESS_STEP = 1 << 20
+HANDSHAKE_ATTEMPTS = 5
+HANDSHAKE_RETRY_DELAY = 0.5
 
 
 def _failure_kind(error: BaseException) -> str:
@@ -80,6 +83,9 @@ class StandardBackend:
         self._open: dict[DeviceAddress, _OpenDevice] = {}
         self._images: dict[str, bytes] = {}
         self._gadget_links: list[GadgetLink] = []
+        self._host: SmooHost | None = None
+        self._source: FileBlockSource | ServedImage | None = None
+        self._on_stats: Callable[[StatsSnapshot], None] = lambda snapshot: None
 
     # --- fastboot ---------------------------------------------------------------------------
 
@@ -106,48 +112,18 @@ class StandardBackend:
         return handle.client
 
     async def probe_device(self, effect: fx.ProbeDevice, ctx: EffectContext) -> None:
-        device = effect.device
         try:
-            client = await self._client(device, ctx)
-
-            async def getvar(name: str) -> GetvarResult:
-                try:
-                    value = await client.getvar(name)
-                except FastbootDeviceFailure as failure:
-                    ctx.emit(ev.GetvarAnswered(name=name, failure=failure.device_message))
-                    return GetvarResult.fail(failure.device_message)
-                ctx.emit(ev.GetvarAnswered(name=name, value=value))
-                return GetvarResult.okay(value)
-
-            outcome = await probe_device(
-                self.profiles,
-                device.vid or 0,
-                device.pid or 0,
-                getvar,
-                serial=device.serial,
-                device_profile=effect.device_profile,
+            client = await self._client(effect.device, ctx)
+            outcome = await identify_with(
+                client, self.profiles, effect.device, effect.device_profile, ctx.emit
             )
         except (FastbootError, TransportError, TimeoutError) as error:
             ctx.emit(ev.ProbeFailed(kind=_failure_kind(error), message=str(error)))
             return
         except FastboopError as error:  # e.g. --device-profile names no known profile
-            ctx.emit(ev.ProbeFinished(matched=()))
-            ctx.emit(ev.BootloaderMessage(text=str(error)))
+            ctx.emit(ev.ProbeFailed(kind="bad_argument", message=str(error)))
             return
-        mismatches = tuple(
-            ev.ProfileMismatch(
-                profile=attempt.profile_id,
-                step=f"probe[{failure.step_index}]: getvar {failure.getvar} "
-                f"{failure.operator.value}",
-                expected=failure.expected,
-                actual=failure.actual
-                if failure.actual is not None
-                else f"FAIL {failure.device_failure or ''}".strip(),
-            )
-            for attempt in outcome.attempts
-            if (failure := attempt.failure) is not None
-        )
-        ctx.emit(ev.ProbeFinished(matched=tuple(outcome.matched_ids), mismatches=mismatches))
+        ctx.emit(probe_finished(outcome))
 
     async def build_payload(self, effect: fx.BuildPayload, ctx: EffectContext) -> None:
         profile = self.profiles.get(effect.profile)
@@ -209,18 +185,25 @@ class StandardBackend:
         self._gadget_links.append(link)
         ctx.emit(ev.GadgetFound(device=address))
 
+    def _smoo_host(self, rootfs: str) -> SmooHost:
+        """One host per session, so statistics stay cumulative across reconnects."""
+        if self._host is None:
+            if self.export_opener is not None:
+                export = self.export_opener(rootfs)
+            else:
+                export, self._source = open_export(rootfs)
+            self._host = SmooHost(
+                [export], config=self.smoo_config, on_stats=lambda s: self._on_stats(s)
+            )
+        return self._host
+
     async def serve(self, effect: fx.Serve, ctx: EffectContext) -> None:
         if not self._gadget_links:
             ctx.emit(ev.ServeFailed(message="no gadget link is open"))
             return
         link = self._gadget_links.pop()
-        source: FileBlockSource | None = None
         try:
-            if self.export_opener is not None:
-                export = self.export_opener(effect.rootfs)
-            else:
-                source = FileBlockSource(effect.rootfs)
-                export = Export.of(source)
+            host = self._smoo_host(effect.rootfs)
         except (FastboopError, OSError) as error:
             with anyio.CancelScope(shield=True):
                 await link.aclose()  # the gadget is claimed; do not leak it
@@ -230,22 +213,30 @@ class StandardBackend:
         def stats(snapshot: StatsSnapshot) -> None:
             ctx.emit(
                 ev.ServeStats(
-                    ios=snapshot.ios_up + snapshot.ios_down,
-                    bytes_read=snapshot.bytes_down,
-                    bytes_written=snapshot.bytes_up,
+                    ios=snapshot.requests_completed,
+                    bytes_read=snapshot.bytes_up,  # host -> gadget: what the phone read
+                    bytes_written=snapshot.bytes_down,
                     in_flight=snapshot.inflight_requests,
                     in_flight_peak=snapshot.max_inflight_requests,
                 )
             )
 
-        host = SmooHost([export], config=self.smoo_config, on_stats=stats)
-        try:
-            ended = await host.serve_link(link)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await link.aclose()
-                if source is not None:
-                    source.close()
+        self._on_stats = stats
+        for attempt in range(1, HANDSHAKE_ATTEMPTS + 1):
+            try:
+                ended = await host.serve_link(link)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await link.aclose()
+            if ended.outcome is not Outcome.FAILED or host.stats.requests_completed:
+                break
+            # The handshake failed before serving anything: smoo.md §8.1 says close, wait
+            # and rediscover, as the gadget may still be setting up its endpoints.
+            log.warning("smoo setup failed; rediscovering", attempt=attempt, error=ended.error)
+            if attempt == HANDSHAKE_ATTEMPTS:
+                break
+            await anyio.sleep(HANDSHAKE_RETRY_DELAY)
+            _, link = await self.gadgets.find(effect.gadget)
         stats(host.snapshot())
         if ended.outcome is Outcome.SHUTDOWN:
             ctx.emit(ev.ServeEnded(reason="the phone shut the gadget down"))
@@ -260,3 +251,6 @@ class StandardBackend:
         for link in self._gadget_links:
             await link.aclose()
         self._gadget_links.clear()
+        if self._source is not None:
+            self._source.close()
+            self._source = None

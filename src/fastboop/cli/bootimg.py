@@ -5,8 +5,9 @@ the kernel for the device, place the DTB, lay out the image), so a user can chec
 share the result. ``inspect`` explains any boot image, including ones made by mkbootimg.
 
 Layout flags default to ``None`` so that :func:`layout_from_args` can tell "given" from
-"not given": once device profiles are wired in, a profile supplies the base layout and
-explicit flags override single fields of it.
+"not given": with ``--device-profile`` the profile supplies the base layout (mapped by the
+same :func:`~fastboop.backends.payload.layout_for` a boot session uses, so the offline
+image is the one the phone would get) and explicit flags override single fields of it.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ from fastboop.bootimg import (
     parse_vendor_boot_image,
     unwrap_kernel,
 )
+from fastboop.bootimg.cmdline import compose_cmdline
 from fastboop.bootimg.header import VENDOR_BOOT_MAGIC
+from fastboop.bootimg.kernel import detect_kernel
 from fastboop.bootimg.overlay import apply_overlays
 from fastboop.errors import FastboopError, UsageError
 
@@ -66,9 +69,11 @@ def _register_build(commands: argparse._SubParsersAction[argparse.ArgumentParser
         description="Build a boot image. The kernel may be a raw or EFI-stub arm64 Image, "
         "gzip/lz4/zstd/xz compressed, or an EFI zboot image; it is re-encoded as "
         "--kernel-encoding says. Addresses are --base plus the offsets.",
-        epilog="example: fastboop bootimg build --kernel vmlinuz --dtb sdm845-oneplus-"
+        epilog="examples: fastboop bootimg build --kernel vmlinuz --dtb sdm845-oneplus-"
         "enchilada.dtb --initrd stage0.cpio --header-version 2 --page-size 4096 "
-        "--kernel-encoding image.gz -o boot.img",
+        "--kernel-encoding image.gz -o boot.img; or the same layout from the profile: "
+        "fastboop bootimg build --device-profile oneplus-enchilada --kernel vmlinuz "
+        "--dtb sdm845-oneplus-enchilada.dtb --initrd stage0.cpio -o boot.img",
     )
     build.add_argument("--kernel", required=True, type=Path, help="kernel file (any format)")
     build.add_argument("--dtb", type=Path, help="device tree blob for the board")
@@ -77,7 +82,15 @@ def _register_build(commands: argparse._SubParsersAction[argparse.ArgumentParser
         help="overlay applied to --dtb with fdtoverlay (repeatable, applied in order)",
     )  # fmt: skip
     build.add_argument("--initrd", type=Path, help="initramfs (the ramdisk section)")
-    build.add_argument("--cmdline", default="", help="kernel command line (max 1536 bytes)")
+    build.add_argument(
+        "--cmdline", default="",
+        help="kernel command line (max 1536 bytes), after the profile's cmdline_append",
+    )  # fmt: skip
+    build.add_argument(
+        "--device-profile", metavar="ID",
+        help="take the layout and cmdline_append from this device profile; the layout "
+        "flags below override single fields of it",
+    )  # fmt: skip
     build.add_argument("-o", "--output", required=True, type=Path, help="where to write")
     layout = build.add_argument_group("layout (normally from the device profile)")
     layout.add_argument("--header-version", type=_int, help="boot header version, 0 to 4")
@@ -156,9 +169,32 @@ def _report_warnings(caught: list[warnings.WarningMessage]) -> None:
         print(f"fastboop: warning: {warning.message}", file=sys.stderr)
 
 
+def profile_layout(profile_id: str, kernel: bytes, arch: str | None) -> tuple[BootImageLayout, str]:
+    """(layout, cmdline_append) of a device profile, for ``kernel``.
+
+    The layout's architecture comes from ``--arch`` or else the kernel itself, as in a
+    boot session, so a profile never makes the image claim a CPU the kernel is not for.
+    """
+    from fastboop.backends.payload import layout_for
+    from fastboop.devpro.bootparams import boot_image_params
+    from fastboop.devpro.sources import load_pool
+
+    params = boot_image_params(load_pool().get(profile_id))
+    if arch is None:
+        try:
+            arch = detect_kernel(kernel).arch
+        except BootImageError:
+            arch = None  # assembling reports the bad kernel with its own message
+    return layout_for(params, arch or "arm64"), params.cmdline_append or ""
+
+
 def run_build(args: argparse.Namespace) -> int:
-    layout = layout_from_args(args)
     kernel = _read(args.kernel, "kernel")
+    base, cmdline = None, args.cmdline
+    if args.device_profile:
+        base, append = profile_layout(args.device_profile, kernel, args.arch)
+        cmdline = compose_cmdline(append, args.cmdline)
+    layout = layout_from_args(args, base)
     dtb = _read(args.dtb, "DTB") if args.dtb else None
     if args.dtbo:
         if dtb is None:
@@ -172,7 +208,7 @@ def run_build(args: argparse.Namespace) -> int:
             kernel,
             ramdisk=ramdisk,
             dtb=dtb,
-            cmdline=args.cmdline,
+            cmdline=cmdline,
             os_version=OsVersion.parse(args.os_version, args.os_patch_level),
         )
     _report_warnings(caught)

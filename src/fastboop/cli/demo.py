@@ -17,23 +17,30 @@ from typing import Any
 
 import anyio
 
-from fastboop.cli.output import add_json_flag, print_json
+from fastboop.cli.output import add_json_flag, help_text, print_json
 from fastboop.cli.running import ProgressView, add_journal_flags, journal_path_from
 from fastboop.demo.rootfs import demo_rootfs
-from fastboop.demo.run import DEMO_MODEL, run_demo
+from fastboop.demo.run import DEMO_MODEL, SCENARIOS, run_demo
 
 
 def register(sub: Any) -> None:
     parser = sub.add_parser(
         "demo",
         help="run a whole session against a simulated phone (no hardware needed)",
-        description=__doc__,
+        description=help_text(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--model",
         default=DEMO_MODEL,
         help=f"simulated phone model, named after its device profile (default: {DEMO_MODEL})",
+    )
+    parser.add_argument(
+        "--scenario",
+        choices=sorted(SCENARIOS),
+        default="success",
+        help="what the simulated phone does: "
+        + "; ".join(f"{name}: {s.description}" for name, s in SCENARIOS.items()),
     )
     parser.add_argument(
         "--rootfs",
@@ -57,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
             rootfs,
             journal=journal,
             model=args.model,
+            scenario=args.scenario,
             on_event=view.show,
             handle_signals=True,
         ),
@@ -67,6 +75,9 @@ def run(args: argparse.Namespace) -> int:
         print_json(result)
         return 0 if result.ok else 1
     print(f"session {result.state}: {result.outcome}")
+    if result.state != "done":
+        expected = "as the scenario expects" if result.ok else "UNEXPECTED"
+        print(f"(scenario {result.scenario}: ends {result.expected_state}, {expected})")
     if result.state == "done":
         print(
             f"the phone read {result.rootfs_bytes_read_by_phone} bytes of rootfs over smoo; "

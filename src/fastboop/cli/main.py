@@ -9,6 +9,7 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -21,9 +22,20 @@ from fastboop.logs import configure_logging
 def _command_modules() -> list[ModuleType]:
     # Imported lazily so `fastboop --help` stays fast and one broken optional
     # dependency cannot take every command down.
-    from fastboop.cli import bootimg, demo, devpro, replay, serve, sim
+    from fastboop.cli import (
+        boot,
+        bootimg,
+        demo,
+        detect,
+        devpro,
+        replay,
+        rootfs,
+        serve,
+        sim,
+        stage0,
+    )
 
-    return [bootimg, demo, devpro, replay, serve, sim]
+    return [boot, bootimg, demo, detect, devpro, replay, rootfs, serve, sim, stage0]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,10 +76,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FastboopError as error:
         print(f"fastboop: error: {error}", file=sys.stderr)
         return error.exit_code
+    except BaseExceptionGroup as group:
+        # Errors raised inside task groups arrive wrapped; a user error is still one line.
+        user_error = _user_error(group)
+        if user_error is None:
+            raise
+        print(f"fastboop: error: {user_error}", file=sys.stderr)
+        return user_error.exit_code
     except KeyboardInterrupt:
         print("fastboop: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`fastboop replay show … | head`): not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     return code
+
+
+def _user_error(group: BaseExceptionGroup) -> FastboopError | None:
+    leaves: list[BaseException] = []
+
+    def collect(error: BaseException) -> None:
+        if isinstance(error, BaseExceptionGroup):
+            for inner in error.exceptions:
+                collect(inner)
+        else:
+            leaves.append(error)
+
+    collect(group)
+    errors = [leaf for leaf in leaves if isinstance(leaf, FastboopError)]
+    if errors and len(errors) == len(leaves):
+        return errors[0]
+    return None
 
 
 if __name__ == "__main__":  # pragma: no cover

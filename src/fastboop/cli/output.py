@@ -17,3 +17,8 @@ def add_json_flag(parser: Any) -> None:
     parser.add_argument(
         "--json", action="store_true", help="print machine-readable JSON instead of text"
     )
+
+
+def help_text(doc: str | None) -> str:
+    """A module docstring as ``--help`` text: reST double backticks become plain ones."""
+    return (doc or "").replace("``", "`").strip()

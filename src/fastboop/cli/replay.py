@@ -13,7 +13,9 @@ from typing import Any
 
 import msgspec
 
-from fastboop.cli.output import add_json_flag, print_json
+from fastboop.cli.export import EXAMPLES as EXPORT_EXAMPLES
+from fastboop.cli.export import add_replay_options, run_extensions
+from fastboop.cli.output import add_json_flag, help_text, print_json
 from fastboop.errors import UsageError
 from fastboop.journal import read_journal
 from fastboop.replay import iter_timeline, replay_journal, state_at
@@ -24,32 +26,37 @@ examples:
   fastboop replay session.fbj --until 12      # the machine's state right after record 12
   fastboop replay show session.fbj            # a readable timeline
   fastboop replay session.fbj --json          # the verdict for scripts
-"""
+""" + EXPORT_EXAMPLES
 
 
 def register(sub: Any) -> None:
     parser = sub.add_parser(
         "replay",
+        usage="fastboop replay [options] [show | export-pcap] FILE",
         help="re-drive a recorded session offline and report the first divergence",
-        description=__doc__,
+        description=help_text(__doc__),
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "target",
-        metavar="FILE | show FILE",
+        metavar="[show | export-pcap] FILE",
         nargs="+",
-        help="the journal to replay, or `show FILE` for its timeline",
+        help="the journal to replay, `show FILE` for its timeline, or `export-pcap FILE`",
     )
     parser.add_argument(
         "--until", type=int, metavar="SEQ", help="stop after record SEQ and print the state"
     )
+    add_replay_options(parser)
     add_json_flag(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     target: list[str] = args.target
+    handled = run_extensions(args)  # export-pcap, detect journals, --transcript
+    if handled is not None:
+        return handled
     if target[0] == "show" and len(target) == 2:
         return _show(Path(target[1]), as_json=args.json)
     if len(target) != 1:

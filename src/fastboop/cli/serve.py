@@ -25,7 +25,7 @@ import msgspec
 
 from fastboop import events as ev
 from fastboop.backends.gadgets import OverlayExports, UsbGadgetSource, serve_only_backend
-from fastboop.cli.output import add_json_flag
+from fastboop.cli.output import add_json_flag, help_text
 from fastboop.cli.running import add_journal_flags, describe_event, journal_path_from
 from fastboop.errors import FastboopError, UsageError
 from fastboop.journal.inputs import file_digest
@@ -53,7 +53,7 @@ def register(sub: Any) -> None:
     parser = sub.add_parser(
         "serve",
         help="serve a rootfs image to a smoo gadget that is already up (no fastboot)",
-        description=__doc__,
+        description=help_text(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("rootfs", type=Path, metavar="ROOTFS",

@@ -18,6 +18,7 @@ import structlog
 from anyio.abc import TaskStatus
 
 from fastboop.errors import FastboopError, UsageError
+from fastboop.logs import configure_logging
 from fastboop.sim.model import BootloaderModel, available_models, load_model
 from fastboop.sim.server import SimService
 from fastboop.transports.tcp import parse_location
@@ -77,6 +78,8 @@ def handle(args: argparse.Namespace) -> int:
     udp = [_endpoint(value) for value in args.udp]
     if not tcp and not udp:
         tcp = [("127.0.0.1", DEFAULT_PORT)]
+    # The simulator's job is to show what it receives: log commands unless told otherwise.
+    configure_logging(max(1, getattr(args, "verbose", 0)), json=getattr(args, "log_json", False))
     try:
         anyio.run(run_sim, model, tcp, udp, args.save_boot)
     except KeyboardInterrupt:

@@ -4,6 +4,10 @@ Everything but the hardware is real: Debian's arm64 kernel, DTBs and modules in 
 image made by ``mkfs.erofs``; the stage0 initramfs and boot image built by fastboop's
 builders; fastboot and smoo spoken byte for byte to a simulated phone; the journal written
 and then replayed offline.
+
+Scenarios show what users meet in the field: a phone whose answers match no profile, and
+a bootloader that refuses the download. Each ends in the state it should, and its journal
+replays like any other (``replays/`` holds one recording of each).
 """
 
 from __future__ import annotations
@@ -18,19 +22,59 @@ import msgspec
 from fastboop.backends.payload import Stage0PayloadBuilder
 from fastboop.backends.standard import StandardBackend
 from fastboop.devpro.sources import load_pool
-from fastboop.errors import FastboopError
+from fastboop.errors import FastboopError, UsageError
 from fastboop.events import AnyEvent, SessionConfig
 from fastboop.journal import read_journal
-from fastboop.journal.inputs import file_digest
+from fastboop.journal.inputs import session_inputs
 from fastboop.replay import ReplayReport, replay_journal
 from fastboop.runtime import Session
 from fastboop.runtime.interactive import run_session
+from fastboop.sim.model import BootloaderModel, CommandBehaviour, load_model
 from fastboop.sim.phone import SimulatedPhone
 
 DEMO_MODEL = "oneplus-fajita"
 
 
+class Scenario(msgspec.Struct, frozen=True, kw_only=True):
+    """How the simulated phone misbehaves, and where the session must end up."""
+
+    description: str
+    expected_state: str
+    wait_for_device_s: float = 10.0
+    getvar_overrides: dict[str, str] = {}
+    behaviour: dict[str, CommandBehaviour] = {}
+
+    def apply(self, model: BootloaderModel) -> BootloaderModel:
+        return msgspec.structs.replace(
+            model,
+            getvar={**model.getvar, **self.getvar_overrides},
+            behaviour={**model.behaviour, **self.behaviour},
+        )
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "success": Scenario(
+        description="the phone boots and reads its whole rootfs over smoo",
+        expected_state="done",
+    ),
+    "probe-mismatch": Scenario(
+        description="the phone answers getvar:product with another SoC; no profile matches, "
+        "so it is skipped and the wait for a matching phone runs out",
+        expected_state="failed",
+        wait_for_device_s=2.0,
+        getvar_overrides={"product": "msm8998"},
+    ),
+    "upload-fail": Scenario(
+        description="the bootloader answers FAIL to download",
+        expected_state="failed",
+        behaviour={"download": CommandBehaviour(fail="not enough memory for download")},
+    ),
+}
+
+
 class DemoResult(msgspec.Struct, kw_only=True):
+    scenario: str
+    expected_state: str
     state: str
     outcome: str | None
     profile: str | None
@@ -45,13 +89,8 @@ class DemoResult(msgspec.Struct, kw_only=True):
     @property
     def ok(self) -> bool:
         replay_ok = self.replay is None or self.replay.ok
-        return self.state == "done" and self.rootfs_verified and replay_ok
-
-
-def session_inputs(rootfs: Path, profile_digests: dict[str, str]) -> dict[str, str]:
-    inputs = {"rootfs": file_digest(rootfs)}
-    inputs.update({f"profile:{k}": f"sha256:{v}" for k, v in profile_digests.items()})
-    return inputs
+        served_ok = self.state != "done" or self.rootfs_verified
+        return self.state == self.expected_state and served_ok and replay_ok
 
 
 async def run_demo(
@@ -59,10 +98,14 @@ async def run_demo(
     *,
     journal: Path | None,
     model: str = DEMO_MODEL,
+    scenario: str = "success",
     on_event: Callable[[AnyEvent], None] | None = None,
     timeout: float = 300.0,
     handle_signals: bool = False,
 ) -> DemoResult:
+    plan = SCENARIOS.get(scenario)
+    if plan is None:
+        raise UsageError(f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)}")
     pool = load_pool(include_local=False)
     if model not in pool:
         raise FastboopError(f"no built-in device profile {model!r} for the demo phone")
@@ -70,12 +113,13 @@ async def run_demo(
         rootfs=str(rootfs),
         device_profile=model,
         transports=("sim",),
-        wait_for_device_s=10.0,
+        wait_for_device_s=plan.wait_for_device_s,
         gadget_timeout_s=30.0,
         serve_duration_s=0.0,  # until the phone has read its rootfs
+        max_attempts=1,
     )
     digests = {entry.profile.id: entry.loaded.sha256 for entry in pool.entries()}
-    async with SimulatedPhone(model) as phone:
+    async with SimulatedPhone(plan.apply(load_model(model))) as phone:
         backend = StandardBackend(
             devices=phone, gadgets=phone, profiles=pool, builder=Stage0PayloadBuilder()
         )
@@ -92,10 +136,12 @@ async def run_demo(
                 alongside=stop_when_phone_is_up,
                 handle_signals=handle_signals,
             )
-    expected = hashlib.sha256(rootfs.read_bytes()).hexdigest()
     result = session.result
+    expected = hashlib.sha256(rootfs.read_bytes()).hexdigest()
     report = replay_journal(read_journal(journal)) if journal is not None else None
     return DemoResult(
+        scenario=scenario,
+        expected_state=plan.expected_state,
         state=result.state,
         outcome=result.outcome,
         profile=result.profile,

@@ -260,13 +260,18 @@ def usb_filter(pool: ProfilePool, device_profile: str | None = None) -> list[tup
 
 
 def candidate_profiles(
-    pool: ProfilePool, vid: int, pid: int, device_profile: str | None = None
+    pool: ProfilePool, vid: int | None, pid: int | None, device_profile: str | None = None
 ) -> list[DeviceProfile]:
     """Profiles with a match entry equal to ``(vid, pid)``, in pool order.
 
     With ``device_profile``, only that profile is a candidate (and only if it matches).
+    A network device (fastboot TCP/UDP) has no USB ids, so the prefilter cannot narrow it
+    down: every profile is a candidate and the getvar probes alone decide, which they are
+    authoritative for anyway (§5).
     """
     profiles = [pool.get(device_profile)] if device_profile is not None else list(pool)
+    if vid is None or pid is None:
+        return profiles
     return [
         profile
         for profile in profiles
@@ -287,8 +292,8 @@ async def probe_profile(profile: DeviceProfile, getvar: GetvarFn) -> ProbeAttemp
 
 async def probe_device(
     pool: ProfilePool,
-    vid: int,
-    pid: int,
+    vid: int | None,
+    pid: int | None,
     getvar: GetvarFn,
     *,
     serial: str | None = None,
@@ -304,4 +309,4 @@ async def probe_device(
         await probe_profile(profile, cache)
         for profile in candidate_profiles(pool, vid, pid, device_profile)
     ]
-    return ProbeOutcome(vid=vid, pid=pid, serial=serial, attempts=tuple(attempts))
+    return ProbeOutcome(vid=vid or 0, pid=pid or 0, serial=serial, attempts=tuple(attempts))

@@ -9,7 +9,8 @@ only moves packets and maps transport failures onto the typed error kinds.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Final, Protocol, runtime_checkable
 
 import structlog
@@ -159,23 +160,22 @@ class FastbootClient:
     async def _send_view(self, chunk: memoryview) -> None:
         transport = self._transport
         assert isinstance(transport, ViewSender)
-        try:
+        with self._sending():
             await transport.send_view(chunk, timeout=self._timeout)
-        except TransportError as error:
-            raise FastbootTransportError(str(error)) from error
-        except TimeoutError:
-            raise FastbootTimeout(
-                f"sending to the device took longer than {self._timeout:g} s",
-                where=self._where(),
-            ) from None
 
     async def _send_command(self, command: bytes) -> None:
         protocol.check_command(command)
         await self._send(command)
 
     async def _send(self, packet: bytes) -> None:
-        try:
+        with self._sending():
             await self._transport.send(packet, timeout=self._timeout)
+
+    @contextlib.contextmanager
+    def _sending(self) -> Iterator[None]:
+        """Map a send's link failures onto the fastboot error kinds (§4.4)."""
+        try:
+            yield
         except TransportError as error:
             raise FastbootTransportError(str(error)) from error
         except TimeoutError:

@@ -28,3 +28,13 @@ def file_digest(path: Path) -> str:
         stream.seek(size - SAMPLE)
         digest.update(stream.read(SAMPLE))
     return f"sampled-sha256:{digest.hexdigest()}"
+
+
+def session_inputs(rootfs: Path | str, profile_digests: dict[str, str]) -> dict[str, str]:
+    """Header inputs: the rootfs (a digest for files; the URL itself for remote images,
+    which are never downloaded whole) and every device profile in force."""
+    spec = str(rootfs)
+    remote = spec.startswith(("http://", "https://"))
+    inputs = {"rootfs": f"url:{spec}" if remote else file_digest(Path(spec))}
+    inputs.update({f"profile:{k}": f"sha256:{v}" for k, v in profile_digests.items()})
+    return inputs

@@ -25,6 +25,7 @@ from fastboop.journal.schema import current_schemas
 from fastboop.machines.table import MACHINE_VERSION, definition_hash
 
 _FRAME_HEAD = struct.Struct("<II")
+_pack_head = _FRAME_HEAD.pack
 
 
 class JournalWriteError(FastboopError):
@@ -60,6 +61,9 @@ class JournalWriter:
             ) from error
         self._encoder = msgspec.msgpack.Encoder()
         self._compressor = zstandard.ZstdCompressor(level=level).compressobj()
+        self._encode = self._encoder.encode
+        self._compress = self._compressor.compress
+        self._flush = self._compressor.flush
         self._flush_mode = zstandard.COMPRESSOBJ_FLUSH_BLOCK
         self._next_seq = 0
         self._closed = False
@@ -72,12 +76,11 @@ class JournalWriter:
 
     def append(self, body: Body, t_ns: int) -> int:
         """Append one record and push it to the OS before returning; return its seq."""
+        # Hot path (every event, effect and packet): bound methods, one compress call.
         seq = self._next_seq
-        payload = self._encoder.encode(Record(seq, t_ns, body))
-        compressor = self._compressor
-        compressor.compress(_FRAME_HEAD.pack(len(payload), zlib.crc32(payload)))
-        compressor.compress(payload)
-        self._write(compressor.flush(self._flush_mode))
+        payload = self._encode(Record(seq, t_ns, body))
+        self._compress(_pack_head(len(payload), zlib.crc32(payload)) + payload)
+        self._write(self._flush(self._flush_mode))
         self._next_seq = seq + 1
         return seq
 

@@ -50,6 +50,8 @@ class SessionSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     serve_bytes_read: int
     serve_bytes_written: int
     bootloader_messages: int
+    # Added after the first journals were written; the default keeps those readable.
+    skipped: tuple[DeviceAddress, ...] = ()
 
 
 class SessionMachine:
@@ -70,6 +72,7 @@ class SessionMachine:
         self.gadget: DeviceAddress | None = None
         self.outcome: str | None = None
         self.mismatches: tuple[ev.ProfileMismatch, ...] = ()
+        self.skipped: tuple[DeviceAddress, ...] = ()  # probed, matched no profile
         self.getvars: dict[str, str | None] = {}
         self.bytes_sent = 0
         self.bytes_total = 0
@@ -132,6 +135,7 @@ class SessionMachine:
             gadget=self.gadget,
             outcome=self.outcome,
             mismatches=self.mismatches,
+            skipped=self.skipped,
             getvars=dict(self.getvars),
             bytes_sent=self.bytes_sent,
             bytes_total=self.bytes_total,
@@ -144,15 +148,19 @@ class SessionMachine:
     # --- observations -----------------------------------------------------------------------
 
     def _observe(self, event: ev.AnyEvent) -> None:
-        if isinstance(event, ev.TransferProgress):
-            self.bytes_sent, self.bytes_total = event.sent, event.total
-        elif isinstance(event, ev.ServeStats):
+        # Dispatch by exact type: observations dominate long journals.
+        kind = type(event)
+        if kind is ev.TransferProgress:
+            self.bytes_sent, self.bytes_total = event.sent, event.total  # type: ignore[union-attr]
+        elif kind is ev.ServeStats:
+            assert isinstance(event, ev.ServeStats)
             self.serve_ios = event.ios
             self.serve_bytes_read = event.bytes_read
             self.serve_bytes_written = event.bytes_written
-        elif isinstance(event, ev.GetvarAnswered):
+        elif kind is ev.GetvarAnswered:
+            assert isinstance(event, ev.GetvarAnswered)
             self.getvars[event.name] = event.value
-        elif isinstance(event, ev.BootloaderMessage):
+        elif kind is ev.BootloaderMessage:
             self.bootloader_messages += 1
 
     # --- helpers ----------------------------------------------------------------------------
@@ -205,6 +213,12 @@ class SessionMachine:
 
     # --- conditions (pure reads of model and event) -----------------------------------------
 
+    def any_match(self) -> bool:
+        return bool(self._event.matched)
+
+    def serve_only(self) -> bool:
+        return self._event.config.serve_gadget is not None
+
     def single_match(self) -> bool:
         return len(self._event.matched) == 1
 
@@ -231,9 +245,6 @@ class SessionMachine:
         return bool(self._event.name == "serve")
 
     # --- callbacks: each records what happened and emits effects ----------------------------
-
-    def serve_only(self) -> bool:
-        return self._event.config.serve_gadget is not None
 
     def on_serve_only_started(self) -> None:
         event: ev.SessionStarted = self._event
@@ -271,14 +282,22 @@ class SessionMachine:
         self._choose_profile()
         self._upload()
 
-    def on_probe_unmatched(self) -> None:
+    def on_device_skipped(self) -> None:
+        event: ev.ProbeFinished = self._event
+        skipped = self.device
+        assert skipped is not None
+        self._disarm("probe")
+        self.mismatches = self.mismatches + event.mismatches
+        self.skipped = (*self.skipped, skipped)
+        self.device = None
+        self._emit(fx.ReleaseDevice(device=skipped))
+        self._arm("device", self._cfg.wait_for_device_s)
+
+    def on_probe_ambiguous(self) -> None:
         event: ev.ProbeFinished = self._event
         self.mismatches = event.mismatches
-        if event.matched:
-            names = ", ".join(event.matched)
-            self._fail(f"several device profiles match ({names}); choose one with --device-profile")
-        else:
-            self._fail("no device profile matches this device")
+        names = ", ".join(event.matched)
+        self._fail(f"several device profiles match ({names}); choose one with --device-profile")
         assert self.device is not None
         self._emit(fx.ReleaseDevice(device=self.device))
 
@@ -396,6 +415,18 @@ class SessionMachine:
             "gadget": "stage0 never came back on USB as a smoo gadget",
         }
         what = waits.get(name, f"the {name} step did not finish")
+        if name == "device" and self.skipped:
+            first = self.mismatches[0] if self.mismatches else None
+            why = (
+                f"; {first.profile}: {first.step}: expected {first.expected!r}, "
+                f"got {first.actual!r}"
+                if first
+                else ""
+            )
+            what = (
+                f"no fastboot device matching a device profile appeared "
+                f"({len(self.skipped)} skipped{why})"
+            )
         self._fail(f"timed out: {what}")
         if self.device is not None and name in {"probe", "upload", "boot"}:
             self._emit(fx.CancelTask(task_name=name), fx.ReleaseDevice(device=self.device))

@@ -77,8 +77,23 @@ TRANSITIONS: list[dict[str, Any]] = [
         after="on_profile_chosen_reuse_image",
     ),
     _t("probe_finished", PROBING, BUILDING, conditions="single_match", after="on_profile_chosen"),
-    _t("probe_finished", PROBING, FAILED, after="on_probe_unmatched"),
-    _t("probe_failed", PROBING, PROBING, conditions="attempts_left", after="on_retry_probe"),
+    # No profile matches: skip this device and keep waiting for one that does (devpro.md
+    # §5); several match: a hard error, the user must choose.
+    _t(
+        "probe_finished",
+        PROBING,
+        WAITING_FOR_DEVICE,
+        unless="any_match",
+        after="on_device_skipped",
+    ),
+    _t("probe_finished", PROBING, FAILED, after="on_probe_ambiguous"),
+    _t(
+        "probe_failed",
+        PROBING,
+        PROBING,
+        conditions=["transient_failure", "attempts_left"],
+        after="on_retry_probe",
+    ),
     _t("probe_failed", PROBING, FAILED, after="on_task_failure"),
     # --- build -----------------------------------------------------------------------------
     _t("build_finished", BUILDING, UPLOADING, conditions="has_device", after="on_image_built"),

@@ -16,6 +16,7 @@ from fastboop.rootfs.errors import (
     UnsupportedError,
 )
 from fastboop.rootfs.fs import Filesystem, FileType, Stat
+from fastboop.rootfs.open import open_rootfs, open_rootfs_layers
 
 __all__ = [
     "BlockSource",
@@ -29,4 +30,6 @@ __all__ = [
     "SliceSource",
     "Stat",
     "UnsupportedError",
+    "open_rootfs",
+    "open_rootfs_layers",
 ]

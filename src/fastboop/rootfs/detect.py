@@ -14,7 +14,7 @@ from fastboop.rootfs.blocksource import BlockSource, FileSource
 from fastboop.rootfs.errors import UnsupportedError
 from fastboop.rootfs.fs import Filesystem
 
-SUPPORTED = "erofs, ext2/3/4, or a plain directory"
+SUPPORTED = "erofs, ext2/3/4, or a plain directory (FAT for boot artifacts only)"
 
 # (offset, magic, name, hint)
 _KNOWN_OTHERS: list[tuple[int, bytes, str, str]] = [
@@ -31,7 +31,7 @@ _KNOWN_OTHERS: list[tuple[int, bytes, str, str]] = [
 
 
 def detect_kind(source: BlockSource) -> str | None:
-    """``"erofs"``, ``"ext4"`` or ``None``; never raises for short inputs."""
+    """``"erofs"``, ``"ext4"``, ``"vfat"`` or ``None``; never raises for short inputs."""
 
     def at(offset: int, length: int) -> bytes:
         if offset + length > source.size:
@@ -42,6 +42,10 @@ def detect_kind(source: BlockSource) -> str | None:
         return "erofs"
     if at(1024 + 56, 2) == b"\x53\xef":
         return "ext4"
+    from fastboop.rootfs.fat import looks_like_fat
+
+    if looks_like_fat(at(0, 512)):
+        return "vfat"
     return None
 
 
@@ -51,7 +55,7 @@ def describe_unsupported(source: BlockSource) -> tuple[str, str]:
             return name, hint
     if source.size >= 512 and source.read(510, 2) == b"\x55\xaa":
         return "an MBR-partitioned disk image (or FAT)", "select a partition"
-    return "an unknown format", f"supported are {SUPPORTED}"
+    return "an unknown format", "convert it to one of those, or pick the right file"
 
 
 def open_filesystem(source: BlockSource, *, label: str = "rootfs") -> Filesystem:
@@ -65,6 +69,10 @@ def open_filesystem(source: BlockSource, *, label: str = "rootfs") -> Filesystem
         from fastboop.rootfs.ext4 import Ext4Filesystem
 
         return Ext4Filesystem(source, label=label)
+    if kind == "vfat":
+        from fastboop.rootfs.fat import FatFilesystem
+
+        return FatFilesystem(source, label=label)
     name, hint = describe_unsupported(source)
     raise UnsupportedError(
         f"not a supported rootfs: looks like {name}; supported are {SUPPORTED}",

@@ -3,8 +3,8 @@
 Why our own and not ``dissect.extfs``: the dissect packages are AGPL-3.0 (fastboop is
 MIT), and the subset a rootfs reader needs — superblock, group descriptors, inodes,
 extent trees, classic block maps and linear directory blocks (htree directories are
-readable linearly) — is small. Files with inline data or encryption are reported as
-unsupported rather than misread.
+readable linearly), inline data — is small. Encrypted files are reported as unsupported
+rather than misread.
 """
 
 from __future__ import annotations
@@ -99,6 +99,8 @@ def parse_superblock(raw: bytes, device_size: int) -> Ext4Superblock:
     if log_bs > 6 or bpg == 0 or ipg == 0 or inode_size < 128 or desc_size < 32:
         raise CorruptImageError("ext4: implausible superblock geometry")
     block_size = 1024 << log_bs
+    if inode_size > block_size:
+        raise CorruptImageError("ext4: inode size larger than a block")
     blocks = blocks_lo | (blocks_hi << 32)
     groups = -(-(blocks - first_data) // bpg)
     if groups <= 0 or groups * desc_size > device_size:
@@ -117,6 +119,39 @@ class Ext4Inode(msgspec.Struct, frozen=True):
     nlink: int
     flags: int
     block: bytes  # the 60-byte i_block area
+    extra: bytes = b""  # bytes after the 128-byte base inode (in-inode xattrs live here)
+
+
+XATTR_MAGIC = 0xEA020000
+
+
+def _ibody_xattr(inode: Ext4Inode, index: int, name: bytes) -> bytes | None:
+    """Value of an in-inode extended attribute (``index`` 7 = ``system.``), if present."""
+    extra = inode.extra
+    if len(extra) < 4:
+        return None
+    extra_isize = int.from_bytes(extra[:2], "little")
+    start = extra_isize
+    if extra_isize % 4 or start + 4 > len(extra):
+        return None
+    if int.from_bytes(extra[start : start + 4], "little") != XATTR_MAGIC:
+        return None
+    first = start + 4
+    pos = first
+    while pos + 16 <= len(extra):
+        name_len, name_index, value_offs, _inum, value_size = struct.unpack_from(
+            "<BBHII", extra, pos
+        )
+        if name_len == 0 and name_index == 0 and value_offs == 0:
+            break
+        entry_name = extra[pos + 16 : pos + 16 + name_len]
+        if name_index == index and entry_name == name:
+            begin = first + value_offs
+            if begin + value_size > len(extra):
+                raise CorruptImageError(f"ext4: xattr value outside inode {inode.ino}")
+            return extra[begin : begin + value_size]
+        pos += (16 + name_len + 3) & ~3
+    return None
 
 
 class Ext4Filesystem(Filesystem):
@@ -156,7 +191,7 @@ class Ext4Filesystem(Filesystem):
         table = struct.unpack_from("<I", desc, 8)[0]
         if sb.incompat & INCOMPAT_64BIT and sb.desc_size >= 64:
             table |= struct.unpack_from("<I", desc, 0x28)[0] << 32
-        raw = self._read(table * sb.block_size + index * sb.inode_size, 128)
+        raw = self._read(table * sb.block_size + index * sb.inode_size, sb.inode_size)
         mode, uid_lo, size_lo, _at, _ct, _mt, _dt, gid_lo, nlink = struct.unpack_from(
             "<HHIIIIIHH", raw
         )
@@ -172,6 +207,7 @@ class Ext4Filesystem(Filesystem):
             nlink,
             flags,
             raw[40:100],
+            raw[128:],
         )
         self._inodes[ino] = inode
         if len(self._inodes) > 4096:
@@ -239,7 +275,7 @@ class Ext4Filesystem(Filesystem):
         if inode.size > self.max_file_size:
             raise TooLargeError(f"file of {inode.size} bytes exceeds the read limit")
         if inode.flags & FL_INLINE_DATA:
-            raise UnsupportedError("ext4: inline-data files are not supported")
+            return self._inline_data(inode)
         if inode.flags & FL_ENCRYPT:
             raise UnsupportedError("ext4: encrypted files are not supported")
         bs = self.sb.block_size
@@ -259,13 +295,26 @@ class Ext4Filesystem(Filesystem):
             out[start:end] = data[: end - start]
         return bytes(out)
 
+    def _inline_data(self, inode: Ext4Inode) -> bytes:
+        """Inline data: the first 60 bytes in ``i_block``, the rest in the in-inode
+        ``system.data`` xattr."""
+        data = inode.block + (_ibody_xattr(inode, 7, b"data") or b"")
+        if inode.size > len(data):
+            raise CorruptImageError(f"ext4: inline data shorter than inode {inode.ino}")
+        return data[: inode.size]
+
     def directory(self, ino: int) -> dict[str, int]:
         if ino in self._dirs:
             return self._dirs[ino]
         inode = self.inode(ino)
         if not statmod.S_ISDIR(inode.mode):
             raise CorruptImageError(f"ext4: inode {ino} is not a directory")
-        data = self.read_inode_data(inode)
+        if inode.flags & FL_INLINE_DATA:
+            # Inline directories: 4-byte parent inode, then entries (no "." / ".."),
+            # continued in system.data.
+            data = inode.block[4:] + (_ibody_xattr(inode, 7, b"data") or b"")
+        else:
+            data = self.read_inode_data(inode)
         entries: dict[str, int] = {}
         pos = 0
         while pos + 8 <= len(data):

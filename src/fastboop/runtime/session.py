@@ -190,12 +190,12 @@ class Session:
 
     async def _drive(self) -> None:
         try:
-            self._apply(ev.SessionStarted(config=self.config))
+            await self._apply(ev.SessionStarted(config=self.config))
             while not self.machine.finished:
                 generation, event = await self._receive.receive()
                 if generation in self._cancelled:
                     continue  # from a task the machine already cancelled
-                self._apply(event)
+                await self._apply(event)
         except InvalidEvent as error:
             self._crash("invalid_event", error)
         except Exception as error:  # a bug in a machine callback
@@ -205,14 +205,23 @@ class Session:
             for observer in self._observers:
                 observer.close()
 
-    def _apply(self, event: ev.AnyEvent) -> None:
+    async def _apply(self, event: ev.AnyEvent) -> None:
         self._record(event)
         for observer in self._observers:
             observer.send_nowait(event)
         effects = self.machine.step(event)
         for effect in effects:
             self._record(effect)
-            self._dispatch(effect)
+            if isinstance(effect, fx.ReleaseDevice):
+                # Released before the next effect starts: a retry's ProbeDevice must open
+                # the device afresh, never race the close of the old handle.
+                try:
+                    with anyio.CancelScope(shield=True):
+                        await self.backend.release_device(effect)
+                except Exception as error:
+                    self._crash("task_failure", error)
+            else:
+                self._dispatch(effect)
 
     # --- executing effects ------------------------------------------------------------------
 
@@ -224,8 +233,6 @@ class Session:
             self._stop(f"timer:{effect.name}")
         elif isinstance(effect, fx.CancelTask):
             self._stop(effect.task_name)
-        elif isinstance(effect, fx.ReleaseDevice):
-            self._spawn(None, lambda ctx: backend.release_device(effect))
         elif isinstance(effect, fx.WatchForDevices):
             self._spawn(effect.task, lambda ctx: backend.watch_for_devices(effect, ctx))
         elif isinstance(effect, fx.ProbeDevice):

@@ -14,6 +14,8 @@ from fastboop.smoo.source import (
     BlockSource,
     BlockSourceError,
     CopyOnWriteSource,
+    DirectCopyOnWriteSource,
+    DirectReadSource,
     FileBlockSource,
     WritableBlockSource,
 )
@@ -23,6 +25,8 @@ __all__ = [
     "BlockSource",
     "BlockSourceError",
     "CopyOnWriteSource",
+    "DirectCopyOnWriteSource",
+    "DirectReadSource",
     "Export",
     "FileBlockSource",
     "GadgetLink",

@@ -50,6 +50,11 @@ class HostConfig(msgspec.Struct, frozen=True, kw_only=True):
     rediscover_interval: float = 0.5
 
 
+def _describe(error: BaseException) -> str:
+    """Some errors (a bare TimeoutError) stringify to nothing; name them instead."""
+    return str(error) or type(error).__name__
+
+
 def _ignore_event(event: SmooEvent) -> None:
     pass
 
@@ -94,6 +99,7 @@ class SmooHost:
             ios_down=s.ios_down,
             bytes_up=s.bytes_up,
             bytes_down=s.bytes_down,
+            requests_completed=s.requests_completed,
             inflight_requests=s.inflight_requests,
             max_inflight_requests=s.max_inflight_requests,
             iops=self._ewma.update(s.total_ios, self._clock()),
@@ -112,9 +118,9 @@ class SmooHost:
             info = await handshake(link, self._specs, control_timeout=cfg.control_timeout,
                                    status_attempts=cfg.status_attempts)
         except (SmooSetupError, p.SmooProtocolError, TransportError, TimeoutError) as error:
-            self._emit(ev.SetupFailed(error=str(error),
+            self._emit(ev.SetupFailed(error=_describe(error),
                                       not_smoo=isinstance(error, NotSmooError)))
-            return ev.SessionEnded(outcome=Outcome.FAILED, error=str(error))
+            return ev.SessionEnded(outcome=Outcome.FAILED, error=_describe(error))
         self._last_status = info.status
         self._connected = True
         log.info("smoo gadget connected; serving export(s)...", session_id=info.session_id)
@@ -134,6 +140,9 @@ class SmooHost:
 
                 tg.start_soon(run_pump)
                 tg.start_soon(run_heartbeat)
+        except anyio.get_cancelled_exc_class():
+            self._emit(ev.SessionEnded(outcome=Outcome.SHUTDOWN))
+            raise
         finally:
             self._connected = False
         outcome, reason = ended[0]
@@ -156,7 +165,7 @@ class SmooHost:
             except (TimeoutError, TransportError, p.SmooProtocolError) as error:
                 missed += 1
                 log.warning(f"smoo heartbeat failed: {error} (miss {missed}/{budget})")
-                self._emit(ev.HeartbeatMiss(error=str(error) or type(error).__name__,
+                self._emit(ev.HeartbeatMiss(error=_describe(error),
                                             missed=missed, budget=budget))
                 self._on_stats(self.snapshot())
                 if missed >= budget:

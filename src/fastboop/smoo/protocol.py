@@ -309,11 +309,23 @@ class Response(msgspec.Struct, frozen=True):
         )
 
 
+def response_wire(request: Request, status: int = 0) -> bytes:
+    """``request.respond(status).encode()`` without building the Response value.
+
+    The pump answers every Request with exactly this; skipping the intermediate struct
+    matters at tens of thousands of Requests per second.
+    """
+    return _RESPONSE.pack(request.op, status, request.request_id, request.export_id,
+                          request.lba, request.num_blocks, 0)
+
+
+_OPS = tuple(Op)  # by wire value: indexing is several times cheaper than Op(value)
+
+
 def _decode_op(value: int, where: str) -> Op:
-    try:
-        return Op(value)
-    except ValueError:
-        raise SmooProtocolError(f"unknown op {value}", where=where) from None
+    if value < len(_OPS):  # struct "B" is never negative
+        return _OPS[value]
+    raise SmooProtocolError(f"unknown op {value}", where=where)
 
 
 def decode_request(data: bytes) -> Request:

@@ -1,14 +1,22 @@
 """The pipelined data-plane pump of one session (smoo.md §10.2-§10.3).
 
-Tasks, each with one job, connected by in-order FIFOs:
+Tasks, each with one job, connected by in-order FIFOs (:class:`~fastboop.smoo.fifo.Fifo`):
 
-* **reader** - exact 28-byte interrupt-IN reads, decoded in arrival order;
-* **dispatcher** - looks each Request up and, for a WRITE, *reserves* its exact-size bulk-IN
-  read before anything else can, so bulk-IN order equals Request order;
-* **handlers** - one task per Request, concurrent, doing the source I/O;
+* **reader/dispatcher** - exact 28-byte interrupt-IN reads, decoded and dispatched in
+  arrival order. For a WRITE it first *reserves* the exact-size bulk-IN read, so bulk-IN
+  order equals Request order. A READ from a :class:`DirectReadSource` (a local image) is
+  served right here, inline; anything else gets a handler task;
+* **handlers** - one task per Request that may wait (WRITE, FLUSH, reads from sources that
+  are not direct), concurrent, doing the source I/O;
 * **writer** - Responses on interrupt OUT one at a time, queueing each READ payload for
   bulk OUT right after its Response, so bulk-OUT order equals Response order;
 * **bulk-IN / bulk-OUT workers** - drain their FIFOs strictly in order.
+
+Why reads are inline: at 4 KiB, a task, a memory stream and their checkpoints per Request
+cost several times the ``pread`` itself, and the benchmark target (docs/benchmarks.md) is
+about that overhead. The reader merges what §10.2 calls the reader and the dispatcher;
+both work strictly in arrival order, so nothing observable changes. Consumers drain their
+FIFOs without yielding while items wait, so a burst of Requests is served as a batch.
 
 Every bulk transfer is exactly one payload long: payloads are multiples of 512 bytes, so
 nothing on the bus marks where one ends (§4.4).
@@ -20,22 +28,26 @@ was in flight after the reconnect (§7.2, §8.2).
 
 from __future__ import annotations
 
-import math
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 import anyio
 import anyio.abc
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+import structlog
 
 from fastboop.smoo import protocol as p
 from fastboop.smoo.events import Outcome
 from fastboop.smoo.export import Export
+from fastboop.smoo.fifo import Fifo
 from fastboop.smoo.link import GadgetLink
-from fastboop.smoo.source import BlockSourceError, WritableBlockSource
+from fastboop.smoo.source import BlockSourceError, DirectReadSource, WritableBlockSource
 from fastboop.smoo.stats import PumpStats
 from fastboop.transports.base import TransportError
 
 _U32 = 0xFFFFFFFF
+_READ = p.Op.READ
+_WRITE = p.Op.WRITE
+
+log = structlog.get_logger("fastboop.smoo")
 
 
 class _PumpEnd(Exception):
@@ -50,13 +62,29 @@ class _PumpEnd(Exception):
 class _BulkInSlot:
     """One reserved bulk-IN read; the WRITE handler waits on it."""
 
+    __slots__ = ("data", "done", "length")
+
     def __init__(self, length: int):
         self.length = length
         self.done = anyio.Event()
         self.data = b""
 
 
-Reply = tuple[p.Response, bytes | None]
+class _Route:
+    """What the dispatcher needs per export, looked up once per session, not per Request."""
+
+    __slots__ = ("block_size", "export", "read_direct")
+
+    def __init__(self, export: Export):
+        self.export = export
+        self.block_size = export.spec.block_size
+        source = export.source
+        self.read_direct: Callable[[int, int], bytes] | None = (
+            source.read_direct if isinstance(source, DirectReadSource) else None
+        )
+
+
+Reply = tuple[bytes, bytes | None]  # (Response on the wire, READ payload)
 
 
 class Pump:
@@ -64,27 +92,24 @@ class Pump:
 
     def __init__(self, link: GadgetLink, exports: Mapping[int, Export], stats: PumpStats):
         self._link = link
-        self._exports = exports
+        self._routes = {eid: _Route(export) for eid, export in exports.items()}
         self._stats = stats
         self._end: _PumpEnd | None = None
+        self._bulk_in: Fifo[_BulkInSlot] = Fifo()
+        self._replies: Fifo[Reply] = Fifo()
+        self._bulk_out: Fifo[bytes] = Fifo()
 
     async def run(self) -> tuple[Outcome, str]:
         """Return how the session ended; cancel the caller's scope to shut down."""
-        req_send, req_recv = anyio.create_memory_object_stream[p.Request](math.inf)
-        bin_send, bin_recv = anyio.create_memory_object_stream[_BulkInSlot](math.inf)
-        out_send, out_recv = anyio.create_memory_object_stream[Reply](math.inf)
-        bout_send, bout_recv = anyio.create_memory_object_stream[bytes](math.inf)
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self._guard, tg, self._read_requests(req_send))
-                tg.start_soon(self._guard, tg, self._dispatch(tg, req_recv, bin_send, out_send))
-                tg.start_soon(self._guard, tg, self._bulk_in_worker(bin_recv))
-                tg.start_soon(self._guard, tg, self._write_responses(out_recv, bout_send))
-                tg.start_soon(self._guard, tg, self._bulk_out_worker(bout_recv))
+                tg.start_soon(self._guard, tg, self._read_requests(tg))
+                tg.start_soon(self._guard, tg, self._bulk_in_worker())
+                tg.start_soon(self._guard, tg, self._write_responses())
+                tg.start_soon(self._guard, tg, self._bulk_out_worker())
         finally:
-            for stream in (req_send, req_recv, bin_send, bin_recv, out_send, out_recv,
-                           bout_send, bout_recv):
-                stream.close()
+            for fifo in (self._bulk_in, self._replies, self._bulk_out):
+                fifo.close()
             self._stats.session_reset()
         assert self._end is not None  # the group only exits through _guard's cancel
         return self._end.outcome, self._end.error
@@ -108,44 +133,48 @@ class Pump:
 
     # --- tasks ---------------------------------------------------------------------------
 
-    async def _read_requests(self, requests: MemoryObjectSendStream[p.Request]) -> None:
+    async def _read_requests(self, tg: anyio.abc.TaskGroup) -> None:
+        link = self._link
+        stats = self._stats
         while True:
-            data = await self._link.interrupt_in(p.MESSAGE_LENGTH)
+            data = await link.interrupt_in(p.MESSAGE_LENGTH)
             if not data:
                 continue
-            self._stats.received(len(data))
+            stats.received(len(data))
             if len(data) != p.MESSAGE_LENGTH:
                 continue  # a short read is dropped and reading continues (§4.2)
-            self._stats.request_arrived()
-            await requests.send(p.decode_request(data))
+            stats.request_arrived()
+            self._dispatch(tg, p.decode_request(data))
 
-    async def _dispatch(
-        self,
-        tg: anyio.abc.TaskGroup,
-        requests: MemoryObjectReceiveStream[p.Request],
-        bulk_in: MemoryObjectSendStream[_BulkInSlot],
-        replies: MemoryObjectSendStream[Reply],
-    ) -> None:
-        async for request in requests:
-            export = self._exports.get(request.export_id)
-            slot: _BulkInSlot | None = None
-            if request.op is p.Op.WRITE and request.num_blocks > 0:
-                if export is None:
-                    raise _PumpEnd(
-                        Outcome.FAILED,
-                        f"WRITE for unknown export {request.export_id:#010x}: "
-                        "cannot know how many bytes to drain",
-                    )
-                length = request.num_blocks * export.spec.block_size
-                if length > _U32:
-                    raise _PumpEnd(Outcome.FAILED, f"WRITE of {length} bytes overflows 32 bits")
-                slot = _BulkInSlot(length)
-                await bulk_in.send(slot)
-            tg.start_soon(self._handle, request, export, slot, replies)
+    def _dispatch(self, tg: anyio.abc.TaskGroup, request: p.Request) -> None:
+        """Reserve a WRITE's bulk-IN read, then serve the Request inline or in a task."""
+        route = self._routes.get(request.export_id)
+        op = request.op
+        if op is _READ and route is not None and route.read_direct is not None:
+            status, payload = self._read_now(request, route, route.read_direct)
+            self._replies.put((p.response_wire(request, status), payload))
+            return
+        slot: _BulkInSlot | None = None
+        if op is _WRITE and request.num_blocks > 0:
+            if route is None:
+                raise _PumpEnd(
+                    Outcome.FAILED,
+                    f"WRITE for unknown export {request.export_id:#010x}: "
+                    "cannot know how many bytes to drain",
+                )
+            length = request.num_blocks * route.block_size
+            if length > _U32:
+                raise _PumpEnd(Outcome.FAILED, f"WRITE of {length} bytes overflows 32 bits")
+            slot = _BulkInSlot(length)
+            self._bulk_in.put(slot)
+        tg.start_soon(self._handle, request, route.export if route else None, slot)
 
-    async def _bulk_in_worker(self, slots: MemoryObjectReceiveStream[_BulkInSlot]) -> None:
-        async for slot in slots:
-            data = await self._link.bulk_in(slot.length)
+    async def _bulk_in_worker(self) -> None:
+        link = self._link
+        slots = self._bulk_in
+        while True:
+            slot = await slots.get()
+            data = await link.bulk_in(slot.length)
             self._stats.received(len(data))
             if len(data) != slot.length:
                 raise TransportError(
@@ -154,47 +183,73 @@ class Pump:
             slot.data = data
             slot.done.set()
 
-    async def _write_responses(
-        self,
-        replies: MemoryObjectReceiveStream[Reply],
-        bulk_out: MemoryObjectSendStream[bytes],
-    ) -> None:
-        async for response, payload in replies:
-            wire = response.encode()
-            await self._link.interrupt_out(wire)
-            self._stats.sent(len(wire))
-            self._stats.response_sent()
+    async def _write_responses(self) -> None:
+        link = self._link
+        stats = self._stats
+        replies = self._replies
+        bulk_out = self._bulk_out
+        while True:
+            if not replies:
+                await replies.wait()
+            wire, payload = replies.popleft()
+            await link.interrupt_out(wire)
+            stats.sent(len(wire))
+            stats.response_sent()
             if payload:
-                await bulk_out.send(payload)
+                bulk_out.put(payload)
 
-    async def _bulk_out_worker(self, payloads: MemoryObjectReceiveStream[bytes]) -> None:
-        async for payload in payloads:
-            await self._link.bulk_out(payload)
-            self._stats.sent(len(payload))
+    async def _bulk_out_worker(self) -> None:
+        link = self._link
+        payloads = self._bulk_out
+        stats = self._stats
+        while True:
+            if not payloads:
+                await payloads.wait()
+            payload = payloads.popleft()
+            await link.bulk_out(payload)
+            stats.sent(len(payload))
 
     # --- per-request handling (§10.3) ----------------------------------------------------
 
     async def _handle(
-        self,
-        request: p.Request,
-        export: Export | None,
-        slot: _BulkInSlot | None,
-        replies: MemoryObjectSendStream[Reply],
+        self, request: p.Request, export: Export | None, slot: _BulkInSlot | None
     ) -> None:
         payload: bytes | None = None
         if slot is not None:
             await slot.done.wait()  # always drain the payload, even if the write will fail
         if export is None:
             status = p.EINVAL
-        elif request.op is p.Op.READ:
+        elif request.op is _READ:
             status, payload = await self._read(request, export)
-        elif request.op is p.Op.WRITE:
+        elif request.op is _WRITE:
             status = await self._write(request, export, slot.data if slot else b"")
         elif request.op is p.Op.FLUSH:
             status = await self._flush(export)
         else:
             status = p.EOPNOTSUPP  # DISCARD: optional, and never done on a read-only source
-        await replies.send((request.respond(status), payload))
+        self._replies.put((p.response_wire(request, status), payload))
+
+    def _read_now(
+        self, request: p.Request, route: _Route, read: Callable[[int, int], bytes]
+    ) -> tuple[int, bytes | None]:
+        """A READ from a direct source, with the same status mapping as :meth:`_read`."""
+        bs = route.block_size
+        length = request.num_blocks * bs
+        if length > _U32:
+            return p.EINVAL, None
+        if length == 0:
+            return 0, None
+        try:
+            data = read(request.lba * bs, length)
+        except BlockSourceError as error:
+            return p.status_for(error.kind), None
+        except Exception:
+            log.exception("smoo block source read failed",
+                          identity=route.export.source.identity)
+            return p.EIO, None
+        if len(data) != length:
+            return p.EIO, None
+        return 0, data
 
     async def _read(self, request: p.Request, export: Export) -> tuple[int, bytes | None]:
         length = request.num_blocks * export.spec.block_size
@@ -206,7 +261,10 @@ class Pump:
             data = await export.source.read(request.lba * export.spec.block_size, length)
         except BlockSourceError as error:
             return p.status_for(error.kind), None
-        except OSError:
+        except Exception:
+            # Any other failure of a source is "other" -> EIO (smoo.md §5.1): one bad read
+            # must not take the rootfs down with the whole session.
+            log.exception("smoo block source read failed", identity=export.source.identity)
             return p.EIO, None
         if len(data) != length:
             return p.EIO, None
@@ -222,7 +280,8 @@ class Pump:
             await source.write(request.lba * export.spec.block_size, data)
         except BlockSourceError as error:
             return p.status_for(error.kind)
-        except OSError:
+        except Exception:
+            log.exception("smoo block source write failed", identity=source.identity)
             return p.EIO
         return 0
 
@@ -234,6 +293,7 @@ class Pump:
             await source.flush()
         except BlockSourceError as error:
             return p.status_for(error.kind)
-        except OSError:
+        except Exception:
+            log.exception("smoo block source flush failed", identity=export.source.identity)
             return p.EIO
         return 0

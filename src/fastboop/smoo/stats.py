@@ -19,10 +19,11 @@ MIN_DT_SECONDS = 0.001
 class StatsSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     """Counters at one instant, cumulative across reconnects."""
 
-    ios_up: int
-    ios_down: int
+    ios_up: int  # transfers host -> gadget (Responses, READ payloads)
+    ios_down: int  # transfers gadget -> host (Requests, WRITE payloads)
     bytes_up: int
     bytes_down: int
+    requests_completed: int  # block I/Os answered: what a user calls "I/Os"
     inflight_requests: int
     max_inflight_requests: int
     iops: float
@@ -40,6 +41,7 @@ class PumpStats:
         self.ios_down = 0
         self.bytes_up = 0
         self.bytes_down = 0
+        self.requests_completed = 0
         self.inflight_requests = 0
         self.max_inflight_requests = 0
 
@@ -56,6 +58,7 @@ class PumpStats:
         self.max_inflight_requests = max(self.max_inflight_requests, self.inflight_requests)
 
     def response_sent(self) -> None:
+        self.requests_completed += 1
         self.inflight_requests = max(0, self.inflight_requests - 1)
 
     def session_reset(self) -> None:

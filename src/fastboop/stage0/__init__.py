@@ -7,3 +7,8 @@ initramfs: a deterministic cpio archive (:mod:`.cpio`), the kernel-module closur
 kernel/DTB discovery (:mod:`.discover`), settings and cmdline (:mod:`.settings`) and the
 builder that ties them together (:mod:`.build`).
 """
+
+from fastboop.stage0.build import Stage0Result, build_stage0
+from fastboop.stage0.settings import CmdlineOptions, Firstboot, HostFacts
+
+__all__ = ["CmdlineOptions", "Firstboot", "HostFacts", "Stage0Result", "build_stage0"]

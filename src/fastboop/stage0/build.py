@@ -9,7 +9,7 @@ I/O of its own beyond the :class:`~fastboop.rootfs.fs.Filesystem` it is given.
 from __future__ import annotations
 
 import stat as statmod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import msgspec
 
@@ -17,8 +17,14 @@ from fastboop.errors import UsageError
 from fastboop.rootfs.errors import NotFoundError
 from fastboop.rootfs.fs import Filesystem
 from fastboop.stage0.cpio import CpioEntry, CpioWriter, parse_archive
-from fastboop.stage0.discover import KernelChoice, find_dtb, find_kernel
-from fastboop.stage0.dtmodules import discover_dt_modules
+from fastboop.stage0.discover import (
+    KernelChoice,
+    find_kernel,
+    load_dtb,
+    modules_for_external_kernel,
+)
+from fastboop.stage0.dtbedit import edit_dtb
+from fastboop.stage0.dtmodules import discover_dt_modules, usb_controller_nodes
 from fastboop.stage0.errors import MissingFileError, Stage0Error
 from fastboop.stage0.fdt import parse_fdt
 from fastboop.stage0.modules import (
@@ -27,6 +33,7 @@ from fastboop.stage0.modules import (
     required_modules,
     resolve_closure,
 )
+from fastboop.stage0.ostree import open_deployment
 from fastboop.stage0.settings import CmdlineOptions, Composed, HostFacts, compose, settings_files
 
 ALWAYS_DIRS = ("dev", "proc", "sys", "etc", "etc/modules-load.d", "lib", "lib/modules")
@@ -95,42 +102,73 @@ def load_module_index(fs: Filesystem, choice: KernelChoice) -> tuple[ModuleIndex
 def build_stage0(
     fs: Filesystem,
     *,
-    pid1: bytes | None,
+    pid1: bytes | Callable[[bytes], bytes] | None,
     rootfs_kind: str | None = None,
     devicetree_name: str | None = None,
     dtb: bytes | None = None,
+    kernel: bytes | None = None,
     kernel_version: str | None = None,
     dt_modules: bool = True,
+    dtb_overlays: Sequence[bytes] = (),
+    inject_mac: Sequence[tuple[str, str]] = (),
     profile_modules: Sequence[str] = (),
     user_modules: Sequence[str] = (),
     augment: bytes | None = None,
+    ostree: str | None = None,
     options: CmdlineOptions = CmdlineOptions(),  # noqa: B008 - frozen, immutable
     host: HostFacts = HostFacts(),  # noqa: B008
 ) -> Stage0Result:
     """Synthesize the stage0 initramfs and collect the kernel and DTB for the boot image.
 
     ``pid1`` is the device-side ``/init`` binary (may be ``None`` only when ``augment``
-    supplies ``init``). ``devicetree_name`` (from the device profile) locates the DTB in
-    the rootfs unless ``dtb`` bytes are given explicitly (``--dtb``).
+    supplies ``init``), or a function from the kernel image to it, for callers that pick
+    the PID1 by the kernel's architecture without reading the kernel twice.
+    ``devicetree_name`` (from the device profile) locates the DTB in the rootfs unless
+    ``dtb`` bytes are given explicitly (``--dtb``). ``kernel`` bytes
+    (a boot profile's kernel override) skip the kernel search; the modules directory is
+    then chosen by §4.9 rules 2-3 or ``kernel_version``. ``dtb_overlays`` (compiled
+    ``.dtbo``) and ``inject_mac`` (``(kind, compatible)`` pairs, §7.5) edit the DTB before
+    module discovery; the MAC seed is the ``stage0.serial`` setting, else ``0``.
+    ``ostree`` (an ``ostree=`` path, or ``"auto"`` for the newest boot entry) reads
+    everything inside that deployment and passes the path to the device.
     """
+    if ostree is not None:
+        fs, ostree_path = open_deployment(fs, None if ostree == "auto" else ostree)
+        options = msgspec.structs.replace(options, ostree_deployment=ostree_path)
     kind = _rootfs_kind(fs, rootfs_kind)
     warnings: list[str] = []
-    choice = find_kernel(fs, kernel_version=kernel_version)
+    if kernel is None:
+        choice = find_kernel(fs, kernel_version=kernel_version)
+        kernel = fs.read_file(choice.kernel_path)
+    else:
+        choice = modules_for_external_kernel(fs, label="<override>", kernel_version=kernel_version)
     warnings += choice.warnings
-    kernel = fs.read_file(choice.kernel_path)
+    if callable(pid1):
+        pid1 = pid1(kernel)
     index, raw_index = load_module_index(fs, choice)
 
     dtb_path: str | None = None
     if dtb is not None:
         dtb_path = "<explicit>"
     elif devicetree_name:
-        dtb_path = find_dtb(fs, devicetree_name, index.kver)
-        dtb = fs.read_file(dtb_path)
+        dtb_path, dtb = load_dtb(fs, devicetree_name, index.kver)
+    composed = compose(kind, options, host)
     dt_found: list[tuple[str, str]] = []
     if dtb is not None:
+        dtb = edit_dtb(
+            dtb,
+            overlays=dtb_overlays,
+            mac_targets=inject_mac,
+            seed=composed.settings.get("stage0.serial", "0"),
+        )
         tree = parse_fdt(dtb)
         if dt_modules:
             dt_found = [(m.module, m.why) for m in discover_dt_modules(tree, index)]
+            if not usb_controller_nodes(tree):
+                warnings.append(
+                    "no enabled gadget-capable USB controller in the DTB: the device may "
+                    "never appear on USB (check dr_mode/status, or add --require-module)"
+                )
 
     closure = resolve_closure(
         index,
@@ -143,7 +181,6 @@ def build_stage0(
         ),
     )
     warnings += closure.warnings
-    composed = compose(kind, options, host)
     initramfs, module_files = _archive(fs, choice, closure, raw_index, composed, pid1, augment)
     return Stage0Result(
         initramfs=initramfs,

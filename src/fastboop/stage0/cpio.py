@@ -132,6 +132,9 @@ class CpioWriter:
                 parent = "/".join(parts[:i])
                 if parent not in entries:
                     entries[parent] = CpioEntry(parent, statmod.S_IFDIR | 0o755)
+                elif not entries[parent].is_dir:
+                    raise CpioError(f"{parent} is not a directory but holds {name}",
+                                    where=parent)  # fmt: skip
         key = lambda e: e.name.encode("utf-8", "surrogateescape")  # noqa: E731
         dirs = sorted((e for e in entries.values() if e.is_dir), key=key)
         others = sorted((e for e in entries.values() if not e.is_dir), key=key)

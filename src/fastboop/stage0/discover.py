@@ -149,6 +149,21 @@ def find_kernel(fs: Filesystem, *, kernel_version: str | None = None) -> KernelC
     raise MissingFileError("missing file: kernel image", where=fs.label)
 
 
+def modules_for_external_kernel(
+    fs: Filesystem, *, label: str, kernel_version: str | None = None
+) -> KernelChoice:
+    """The modules directory to pair with a kernel that does not come from the rootfs
+    (a boot profile's ``kernel`` override): §4.9 rules 2-3, or the pinned version."""
+    dirs = module_dirs(fs)
+    if kernel_version is not None:
+        dirs = [d for d in dirs if d.kver == kernel_version]
+        if not dirs:
+            raise MissingFileError(
+                f"no modules directory for kernel version {kernel_version}", where=fs.label
+            )
+    return _with_modules(label, None, "kernel override", dirs)
+
+
 def _with_modules(
     path: str, implied: ModulesDir | None, rule: str, dirs: list[ModulesDir]
 ) -> KernelChoice:
@@ -218,14 +233,23 @@ def dtb_candidates(fs: Filesystem, devicetree_name: str, kver: str | None) -> li
 
 def find_dtb(fs: Filesystem, devicetree_name: str, kver: str | None) -> str:
     """Path of the first existing DTB candidate; it must look like an FDT."""
+    return load_dtb(fs, devicetree_name, kver)[0]
+
+
+def load_dtb(fs: Filesystem, devicetree_name: str, kver: str | None) -> tuple[str, bytes]:
+    """(path, contents) of the first existing DTB candidate; it must look like an FDT.
+
+    Returns the contents it had to read for the magic check anyway, so that building
+    stage0 reads the DTB from the image once, not twice.
+    """
     for path in dtb_candidates(fs, devicetree_name, kver):
         if _is_file(fs, path):
-            head = fs.read_file(path)[:4]
-            if head != FDT_MAGIC:
+            data = fs.read_file(path)
+            if data[:4] != FDT_MAGIC:
                 raise MissingFileError(
                     "not a flattened device tree (bad magic)", where=f"{fs.label}:{path}"
                 )
-            return path
+            return path, data
     raise MissingFileError(
         f"missing file: dtb for {devicetree_name.lstrip('/')}",
         where=fs.label,
@@ -240,6 +264,7 @@ __all__ = [
     "dtb_candidates",
     "find_dtb",
     "find_kernel",
+    "load_dtb",
     "module_dirs",
     "natural_key",
 ]

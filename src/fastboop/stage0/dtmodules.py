@@ -21,7 +21,9 @@ from fastboop.stage0.modules import ModuleIndex
 #: Compatible strings of USB device(-capable) controllers and their SoC glue.
 UDC_COMPATIBLE = re.compile(
     r"(^snps,dwc[23]$|dwc3|dwc2|musb|^chipidea,usb2$|ci-hdrc|ci13xxx|mtu3|^cdns,usb3$"
-    r"|usbhs|-udc$|,udc$)"
+    r"|usbhs|-udc$|,udc$"
+    r"|^fsl,imx\w*-usb$"  # i.MX ChipIdea (ci_hdrc_imx)
+    r"|^brcm,bcm2835-usb$)"  # Raspberry Pi's DWC2
 )
 #: Properties that point at providers: (name, #cells property or None). ``usb-phy`` is
 #: the legacy binding chipidea/musb boards still use.

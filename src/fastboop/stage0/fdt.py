@@ -87,8 +87,12 @@ class Node:
 
 
 class DeviceTree:
-    def __init__(self, root: Node) -> None:
+    def __init__(
+        self, root: Node, *, memreserve: tuple[tuple[int, int], ...] = (), boot_cpuid: int = 0
+    ) -> None:
         self.root = root
+        self.memreserve = memreserve
+        self.boot_cpuid = boot_cpuid
         self.phandles: dict[int, Node] = {}
         for node in root.walk():
             for prop in ("phandle", "linux,phandle"):
@@ -133,6 +137,16 @@ def parse_fdt(data: bytes) -> DeviceTree:
         size_struct = total - off_struct
     if off_struct + size_struct > total or off_strings + size_strings > total:
         raise FdtError("FDT blocks exceed the blob")
+    memreserve = []
+    pos = _rsv
+    while True:
+        if pos + 16 > total:
+            raise FdtError("unterminated FDT memory reservation map")
+        address, size = struct.unpack_from(">QQ", data, pos)
+        if address == 0 and size == 0:
+            break
+        memreserve.append((address, size))
+        pos += 16
     structs = data[off_struct : off_struct + size_struct]
     strings = data[off_strings : off_strings + size_strings]
 
@@ -189,4 +203,44 @@ def parse_fdt(data: bytes) -> DeviceTree:
             raise FdtError(f"bad FDT token {token:#x} at offset {pos - 4}")
     if root is None or current is not None:
         raise FdtError("FDT structure block is not a single balanced tree")
-    return DeviceTree(root)
+    return DeviceTree(root, memreserve=tuple(memreserve), boot_cpuid=_cpu)
+
+
+def serialize_fdt(tree: DeviceTree) -> bytes:
+    """Write ``tree`` as a version-17 DTB (header, reservation map, structure, strings)."""
+    strings = bytearray()
+    offsets: dict[str, int] = {}
+    structure = bytearray()
+
+    def string_offset(name: str) -> int:
+        if name not in offsets:
+            offsets[name] = len(strings)
+            strings.extend(name.encode() + b"\0")
+        return offsets[name]
+
+    def pad() -> None:
+        structure.extend(b"\0" * (-len(structure) % 4))
+
+    def emit(node: Node) -> None:
+        structure.extend(struct.pack(">I", FDT_BEGIN_NODE) + node.name.encode() + b"\0")
+        pad()
+        for name, value in node.props.items():
+            structure.extend(struct.pack(">III", FDT_PROP, len(value), string_offset(name)))
+            structure.extend(value)
+            pad()
+        for child in node.children:
+            emit(child)
+        structure.extend(struct.pack(">I", FDT_END_NODE))
+
+    emit(tree.root)
+    structure.extend(struct.pack(">I", FDT_END))
+    rsv = b"".join(struct.pack(">QQ", a, n) for a, n in tree.memreserve) + bytes(16)
+    off_rsv = 40
+    off_struct = off_rsv + len(rsv)
+    off_strings = off_struct + len(structure)
+    total = off_strings + len(strings)
+    header = struct.pack(
+        ">10I", FDT_MAGIC, total, off_struct, off_strings, off_rsv, 17, 16, tree.boot_cpuid,
+        len(strings), len(structure),
+    )  # fmt: skip
+    return header + rsv + bytes(structure) + bytes(strings)

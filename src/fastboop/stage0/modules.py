@@ -142,14 +142,30 @@ def parse_aliases(text: str) -> tuple[tuple[str, str, str], ...]:
 
 
 class Reason(msgspec.Struct, frozen=True):
-    """Why a module is in the set: ``base``, ``rootfs``, ``dt``, ``profile``, ``user``,
-    ``serial``, ``softdep`` or ``dependency``; ``detail`` says of what / which DT node."""
+    """Why a module is in the set (``--explain-modules``).
+
+    ``kind`` is ``base``, ``rootfs``, ``dt``, ``profile``, ``user``, ``serial``,
+    ``softdep`` or ``dependency``; ``detail`` says which filesystem, DT node or module.
+    """
 
     kind: str
     detail: str = ""
 
     def __str__(self) -> str:
-        return f"{self.kind}: {self.detail}" if self.detail else self.kind
+        phrase = _REASON_PHRASES.get(self.kind, self.kind)
+        return phrase.format(self.detail) if "{}" in phrase else phrase
+
+
+_REASON_PHRASES = {
+    "base": "base list (USB gadget, NBD, overlay)",
+    "rootfs": "rootfs filesystem ({})",
+    "dt": "device tree: {}",
+    "profile": "boot profile",
+    "user": "requested (--require-module)",
+    "serial": "serial console (--serial)",
+    "softdep": "pre: softdep of {}",
+    "dependency": "dependency of {}",
+}
 
 
 class Closure(msgspec.Struct, frozen=True):

@@ -15,7 +15,6 @@ Test code plays the phone's kernel through :meth:`SimGadget.read` / :meth:`write
 
 from __future__ import annotations
 
-import math
 import random
 from collections import deque
 
@@ -23,8 +22,10 @@ import anyio
 import msgspec
 
 from fastboop.smoo import protocol as p
+from fastboop.smoo.fifo import Fifo
 from fastboop.smoo.link import LinkStall
 from fastboop.transports.base import DeviceAddress, TransportError
+from fastboop.transports.oneshot import OneShot
 
 SIM_ADDRESS = DeviceAddress(transport="smoo-sim", location="sim", vid=0xDEAD, pid=0xBEEF)
 
@@ -37,12 +38,24 @@ class IoResult(msgspec.Struct, frozen=True):
 
 
 class _Io:
+    __slots__ = ("done", "payload", "request", "result", "submitted")
+
     def __init__(self, request: p.Request, payload: bytes | None):
         self.request = request
         self.payload = payload
         self.submitted = False
-        self.done = anyio.Event()
+        self.done = OneShot()
         self.result = IoResult(status=-1)
+
+
+class _SlotWaiter:
+    """A kernel I/O queued for an in-flight slot; the releasing I/O hands over its id."""
+
+    __slots__ = ("ready", "request_id")
+
+    def __init__(self) -> None:
+        self.ready = anyio.Event()
+        self.request_id: int | None = None
 
 
 class SimLink:
@@ -53,10 +66,11 @@ class SimLink:
         self.generation = generation
         self._interface = interface_number
         self.alive = True
-        self.int_in_send, self._int_in_recv = anyio.create_memory_object_stream[bytes](math.inf)
-        self.bulk_in_send, self._bulk_in_recv = anyio.create_memory_object_stream[bytes](
-            math.inf
-        )
+        # What the gadget has queued on its IN endpoints. Fifo rather than memory streams:
+        # the benchmark runs this simulator in the host's process, so its cost per I/O
+        # must stay small next to the host's (docs/benchmarks-smoo.md).
+        self.int_in: Fifo[bytes] = Fifo()
+        self.bulk_in_queue: Fifo[bytes] = Fifo()
         self.bulk_out_expected: deque[tuple[_Io, int]] = deque()
 
     @property
@@ -69,17 +83,13 @@ class SimLink:
 
     def kill(self) -> None:
         self.alive = False
-        self.int_in_send.close()
-        self.bulk_in_send.close()
+        self.int_in.close()
+        self.bulk_in_queue.close()
 
     def forget_wire_state(self) -> None:
         """Drop queued messages, as a gadget forgets in-flight wire state at a boundary."""
-        for recv in (self._int_in_recv, self._bulk_in_recv):
-            while True:
-                try:
-                    recv.receive_nowait()
-                except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
-                    break
+        self.int_in.clear()
+        self.bulk_in_queue.clear()
         self.bulk_out_expected.clear()
 
     async def control_in(
@@ -100,8 +110,10 @@ class SimLink:
     async def interrupt_in(self, length: int) -> bytes:
         self._check()
         try:
-            data = await self._int_in_recv.receive()
-        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            if not self.int_in:
+                await self.int_in.wait()
+            data = self.int_in.popleft()
+        except anyio.ClosedResourceError:
             raise TransportError("simulated gadget unplugged", address=SIM_ADDRESS) from None
         return data[:length]
 
@@ -113,8 +125,8 @@ class SimLink:
     async def bulk_in(self, length: int) -> bytes:
         self._check()
         try:
-            data = await self._bulk_in_recv.receive()
-        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            data = await self.bulk_in_queue.get()
+        except anyio.ClosedResourceError:
             raise TransportError("simulated gadget unplugged", address=SIM_ADDRESS) from None
         if len(data) != length:
             self._gadget.violations.append(
@@ -143,6 +155,7 @@ class SimGadget:
         interface_number: int = 0,
         seed: int = 0,
         shuffle_replays: bool = True,
+        export_count_lag: int = 0,
     ):
         self.capacity = capacity
         self.session_id = session_id
@@ -160,11 +173,16 @@ class SimGadget:
         self._link: SimLink | None = None
         self._online = False
         self._inflight: dict[tuple[int, int], _Io] = {}
-        self._free_ids = list(range(capacity))
-        self._slots = anyio.Semaphore(capacity)
+        # In-flight slots: free request ids, and kernel I/Os queued for one (FIFO).
+        self._free_ids: deque[int] = deque(range(capacity))
+        self._slot_waiters: deque[_SlotWaiter] = deque()
         self._stall_status = 0
         self._fault_at: dict[str, int] = {}
         self.plugged = True
+        # Real gadgets bring block devices up asynchronously, so STATUS.export_count lags
+        # CONFIG_EXPORTS (smoo.md §3.2): report 0 for this many STATUS replies after it.
+        self._export_count_lag = export_count_lag
+        self._lag_left = 0
 
     # --- the host's side -----------------------------------------------------------------
 
@@ -196,7 +214,11 @@ class SimGadget:
                 self._stall_status -= 1
                 await anyio.sleep(timeout)
                 raise TimeoutError("simulated STATUS stall")
-            status = p.Status.for_exports(len(self.exports), self.session_id)
+            count = len(self.exports)
+            if self._lag_left > 0:
+                self._lag_left -= 1
+                count = 0
+            status = p.Status.for_exports(count, self.session_id)
             self._go_online(link)
             return status.encode()[:length]
         raise LinkStall(f"unknown request {request_type:#04x}/{request:#04x}",
@@ -220,6 +242,8 @@ class SimGadget:
         for key, io in list(self._inflight.items()):
             if new.get(key[0]) != self.exports.get(key[0]):
                 self._complete(io, IoResult(p.ENODEV))
+        if new != self.exports:
+            self._lag_left = self._export_count_lag
         self.exports = new
         return len(data)
 
@@ -302,9 +326,9 @@ class SimGadget:
         if io.request.export_id not in self.exports:
             return
         io.submitted = True
-        link.int_in_send.send_nowait(io.request.encode())
+        link.int_in.put(io.request.encode())
         if io.payload:
-            link.bulk_in_send.send_nowait(io.payload)
+            link.bulk_in_queue.put(io.payload)
 
     def _complete(self, io: _Io, result: IoResult) -> None:
         key = io.request.key
@@ -326,19 +350,43 @@ class SimGadget:
 
     # --- the phone's kernel: block I/O -----------------------------------------------------
 
+    async def _wait_for_slot(self) -> int:
+        """A request id once a slot frees up; waiters are served in arrival order."""
+        waiter = _SlotWaiter()
+        self._slot_waiters.append(waiter)
+        try:
+            await waiter.ready.wait()
+        except BaseException:
+            if waiter.request_id is None:
+                self._slot_waiters.remove(waiter)
+            else:
+                self._release_slot(waiter.request_id)
+            raise
+        assert waiter.request_id is not None
+        return waiter.request_id
+
+    def _release_slot(self, request_id: int) -> None:
+        self._free_ids.append(request_id)
+        if self._slot_waiters:
+            waiter = self._slot_waiters.popleft()
+            waiter.request_id = self._free_ids.popleft()
+            waiter.ready.set()
+
     async def _io(self, op: p.Op, export_id: int, lba: int, num_blocks: int,
                   payload: bytes | None = None) -> IoResult:
-        async with self._slots:
-            request_id = self._free_ids.pop(0)
-            try:
-                io = _Io(p.Request(op, request_id, export_id, lba, num_blocks), payload)
-                self._inflight[io.request.key] = io
-                self._submit(io)
-                await io.done.wait()
-                return io.result
-            finally:
-                self._inflight.pop((export_id, request_id), None)
-                self._free_ids.append(request_id)
+        if self._free_ids:  # never with waiters queued: a release hands its id over
+            request_id = self._free_ids.popleft()
+        else:
+            request_id = await self._wait_for_slot()
+        try:
+            io = _Io(p.Request(op, request_id, export_id, lba, num_blocks), payload)
+            self._inflight[io.request.key] = io
+            self._submit(io)
+            await io.done.wait()
+            return io.result
+        finally:
+            self._inflight.pop((export_id, request_id), None)
+            self._release_slot(request_id)
 
     async def read(self, export_id: int, lba: int, num_blocks: int) -> IoResult:
         return await self._io(p.Op.READ, export_id, lba, num_blocks)
@@ -388,18 +436,18 @@ class SimGadget:
     def inject_bogus_request(self, op: int = 7) -> None:
         """Put an undecodable Request on interrupt IN; the host must drop the link."""
         if self._link is not None:
-            self._link.int_in_send.send_nowait(bytes([op]) + bytes(27))
+            self._link.int_in.put(bytes([op]) + bytes(27))
 
     def inject_request(self, request: p.Request) -> None:
         """Send a Request no kernel I/O stands behind; its Response lands in
         :attr:`unmatched_responses`."""
         if self._link is not None:
-            self._link.int_in_send.send_nowait(request.encode())
+            self._link.int_in.put(request.encode())
 
     def inject_short_packet(self, data: bytes = b"\x00" * 10) -> None:
         """A short interrupt-IN read, which the host must drop and read past."""
         if self._link is not None:
-            self._link.int_in_send.send_nowait(data)
+            self._link.int_in.put(data)
 
 
 __all__ = ["SIM_ADDRESS", "IoResult", "SimGadget", "SimLink"]

@@ -13,14 +13,17 @@ Three jobs, kept apart:
 * :class:`UsbTransport` moves packets. pyusb is blocking, so every call runs in a worker
   thread (``anyio.to_thread.run_sync``) with its own USB timeout.
 
-pyusb has no hotplug API, so :func:`watch_usb` polls the bus every 100 ms; that is cheap
-(descriptors only, no device is opened) and fast enough for a human plugging a cable.
+:func:`watch_usb` takes libusb hotplug events when pyusb's backend is libusb1 and libusb
+has hotplug (:mod:`fastboop.transports.usb_hotplug`; pyusb itself has no hotplug API);
+otherwise it polls the bus every 100 ms, which is cheap (descriptors only, no device is
+opened) and fast enough for a human plugging a cable.
 Pass ``backend=`` anywhere to use a specific pyusb backend (tests use an emulated one).
 """
 
 from __future__ import annotations
 
 import errno
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Final
@@ -42,6 +45,8 @@ POLL_INTERVAL: Final = 0.100
 _BULK = usb.util.ENDPOINT_TYPE_BULK
 _INTERRUPT = usb.util.ENDPOINT_TYPE_INTR
 _LIBUSB_BUSY, _LIBUSB_ACCESS, _LIBUSB_NO_DEVICE = -6, -3, -4
+
+logger = logging.getLogger(__name__)
 
 
 class InterfaceMatch(msgspec.Struct, frozen=True):
@@ -179,8 +184,51 @@ async def watch_usb(
     """Devices already present arrive first; then arrivals and departures as they happen.
 
     ``exclude`` lets the caller hide devices it owns, e.g. one in an active smoo session
-    (§2.1 decision 3). Polls every ``interval`` seconds, because pyusb has no hotplug.
+    (§2.1 decision 3); it is asked again on every tick, so a device it stops hiding
+    arrives. With pyusb's libusb1 backend and a libusb that has hotplug, events come from
+    libusb (:mod:`fastboop.transports.usb_hotplug`, 250 ms tick); otherwise the bus is
+    polled every ``interval`` seconds.
     """
+    from fastboop.transports.usb_hotplug import open_hotplug
+
+    watcher = open_hotplug(backend, filters)
+    if watcher is None:
+        logger.debug("usb watch: polling every %.3f s", interval)
+        async for event in _poll_usb(filters, backend=backend, interval=interval,
+                                     exclude=exclude):
+            yield event
+        return
+    logger.debug("usb watch: libusb hotplug")
+    attached: dict[str, UsbCandidate] = {}  # on the bus, whether excluded or not
+    shown: dict[str, UsbCandidate] = {}  # reported as arrived to the caller
+    try:
+        await anyio.to_thread.run_sync(watcher.register)
+        while True:
+            for change in await anyio.to_thread.run_sync(watcher.tick):
+                if isinstance(change, Arrived):
+                    attached[change.candidate.address.location] = change.candidate
+                else:
+                    attached.pop(change.address.location, None)
+            wanted = {loc: c for loc, c in attached.items() if not exclude(c.address)}
+            for location, candidate in wanted.items():
+                if location not in shown:
+                    yield Arrived(candidate)
+            for location, candidate in shown.items():
+                if location not in wanted:
+                    yield Departed(candidate.address)
+            shown = wanted
+    finally:
+        watcher.deregister()
+
+
+async def _poll_usb(
+    filters: Sequence[tuple[int, int]],
+    *,
+    backend: Any,
+    interval: float,
+    exclude: Callable[[DeviceAddress], bool],
+) -> AsyncIterator[UsbEvent]:
+    """The fallback: rescan every ``interval`` seconds and report the differences."""
     present: dict[str, UsbCandidate] = {}
     while True:
         found = {

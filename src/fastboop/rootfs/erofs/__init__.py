@@ -2,7 +2,9 @@
 
 Supports what Debian's erofs-utils 1.5 writes: compact and extended inodes, flat-plain,
 flat-inline and chunk-based layouts, and LZ4/LZ4HC compressed files with legacy or
-compact cluster indexes, including big physical clusters (``mkfs.erofs -C``).
+compact cluster indexes, including big physical clusters (``mkfs.erofs -C``) and inline
+compressed tails (``-Eztailpacking``). Fragments, dedupe and non-LZ4 algorithms (newer
+erofs-utils) are reported as unsupported, naming the feature or file.
 """
 
 from fastboop.rootfs.erofs.ondisk import EROFS_MAGIC, SUPERBLOCK_OFFSET, Superblock

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import msgspec
 
-from fastboop.rootfs.erofs.ondisk import DataLayout, Inode, Superblock
+from fastboop.rootfs.erofs.ondisk import FEATURE_ZTAILPACKING, DataLayout, Inode, Superblock
 from fastboop.rootfs.errors import CorruptImageError, UnsupportedError
 
 TYPE_PLAIN = 0
@@ -32,7 +32,7 @@ ADVISE_BIG_PCLUSTER_2 = 0x0004
 ADVISE_INLINE_PCLUSTER = 0x0008
 ADVISE_INTERLACED_PCLUSTER = 0x0010
 ADVISE_FRAGMENT_PCLUSTER = 0x0020
-_UNSUPPORTED_ADVISE = ADVISE_INLINE_PCLUSTER | ADVISE_INTERLACED_PCLUSTER | ADVISE_FRAGMENT_PCLUSTER
+_UNSUPPORTED_ADVISE = ADVISE_INTERLACED_PCLUSTER | ADVISE_FRAGMENT_PCLUSTER
 
 ALGORITHMS = {0: "lz4", 1: "lzma", 2: "deflate", 3: "zstd"}
 MAP_HEADER_SIZE = 8
@@ -43,16 +43,24 @@ class MapHeader(msgspec.Struct, frozen=True):
     advise: int
     algorithm: int
     lclusterbits: int
+    idata_size: int = 0  # ztailpacking: bytes of the tail pcluster stored inline
+
+    @property
+    def tail_inline(self) -> bool:
+        return bool(self.advise & ADVISE_INLINE_PCLUSTER)
 
 
 class Extent(msgspec.Struct, frozen=True):
-    """``length`` bytes of the file at ``logical`` come from ``pblocks`` blocks at ``pblk``."""
+    """``length`` bytes of the file at ``logical`` come from ``pblocks`` blocks at ``pblk``,
+    or, for a ztailpacking tail, from ``inline_size`` bytes at byte offset ``inline_at``."""
 
     logical: int
     length: int
     pblk: int
     pblocks: int
     compressed: bool
+    inline_at: int = -1
+    inline_size: int = 0
 
 
 class _Lcluster(msgspec.Struct):
@@ -73,7 +81,11 @@ def map_header_offset(inode: Inode) -> int:
 
 def parse_map_header(raw: bytes, inode: Inode, sb: Superblock) -> MapHeader:
     """Decode ``z_erofs_map_header``; legacy inodes on non-big-pcluster images have none."""
-    if inode.layout is DataLayout.COMPRESSED_FULL and not sb.big_pcluster:
+    # Like the kernel: legacy-index inodes only have a real header once the image uses
+    # a feature that needs one (big pclusters, ztailpacking).
+    if inode.layout is DataLayout.COMPRESSED_FULL and not (
+        sb.big_pcluster or sb.feature_incompat & FEATURE_ZTAILPACKING
+    ):
         return MapHeader(advise=0, algorithm=0, lclusterbits=sb.blkszbits)
     if len(raw) < MAP_HEADER_SIZE:
         raise CorruptImageError(f"erofs: truncated compression header at nid {inode.nid}")
@@ -83,7 +95,7 @@ def parse_map_header(raw: bytes, inode: Inode, sb: Superblock) -> MapHeader:
     if advise & _UNSUPPORTED_ADVISE:
         raise UnsupportedError(
             f"erofs: unsupported compressed-file feature (advise {advise:#x})",
-            hint="rebuild the image without -Eztailpacking/-Efragments",
+            hint="rebuild the image without -Efragments/-Ededupe",
         )
     if algorithm != 0:
         name = ALGORITHMS.get(algorithm, f"#{algorithm}")
@@ -94,7 +106,13 @@ def parse_map_header(raw: bytes, inode: Inode, sb: Superblock) -> MapHeader:
     big = advise & (ADVISE_BIG_PCLUSTER_1 | ADVISE_BIG_PCLUSTER_2)
     if big and not sb.big_pcluster:
         raise CorruptImageError(f"erofs: big pcluster without superblock feature, nid {inode.nid}")
-    return MapHeader(advise=advise, algorithm=algorithm, lclusterbits=lclusterbits)
+    idata = int.from_bytes(raw[2:4], "little") if advise & ADVISE_INLINE_PCLUSTER else 0
+    if advise & ADVISE_INLINE_PCLUSTER and not (
+        sb.feature_incompat & FEATURE_ZTAILPACKING and idata
+    ):
+        raise CorruptImageError(f"erofs: inline pcluster without ztailpacking, nid {inode.nid}")
+    return MapHeader(advise=advise, algorithm=algorithm, lclusterbits=lclusterbits,
+                     idata_size=idata)  # fmt: skip
 
 
 def index_region(inode: Inode, header: MapHeader) -> tuple[int, int]:
@@ -175,7 +193,8 @@ class ClusterIndex:
             return _Lcluster(ctype, clusterofs, 0, pblk=self._u32(pos + 4))
         raise UnsupportedError(f"erofs: lcluster type {ctype} (HEAD2) at nid {self.inode.nid}")
 
-    def _load_compact(self, lcn: int) -> _Lcluster:
+    def _compact_pos(self, lcn: int) -> tuple[int, int]:
+        """(byte position, amortized shift) of compact entry ``lcn``."""
         pos = self.start
         if lcn < self.compacted_4b_initial:
             shift = 2
@@ -188,7 +207,20 @@ class ClusterIndex:
                 pos += self.compacted_2b * 2
                 lcn -= self.compacted_2b
                 shift = 2
-        return self._unpack(shift, pos + (lcn << shift))
+        return pos + (lcn << shift), shift
+
+    def _load_compact(self, lcn: int) -> _Lcluster:
+        pos, shift = self._compact_pos(lcn)
+        return self._unpack(shift, pos)
+
+    def next_pack_offset(self, lcn: int) -> int:
+        """Byte offset just after the index pack holding ``lcn``: where ztailpacking
+        stores the inline tail pcluster (the kernel's ``nextpackoff``)."""
+        if self.inode.layout is DataLayout.COMPRESSED_FULL:
+            return self.start + (lcn + 1) * LEGACY_INDEX_SIZE
+        pos, shift = self._compact_pos(lcn)
+        packsize = (2 if shift == 2 else 16) << shift
+        return pos - pos % packsize + packsize
 
     def _decode(self, base: int, bitpos: int) -> tuple[int, int]:
         v = int.from_bytes(self._bytes(base + bitpos // 8, 4), "little") >> (bitpos & 7)
@@ -245,6 +277,7 @@ def file_extents(cindex: ClusterIndex) -> list[Extent]:
     """Every extent of the file, in logical order, covering ``[0, size)`` exactly."""
     inode = cindex.inode
     lcs = 1 << cindex.lclusterbits
+    tail_lcn = (inode.size - 1) // lcs
     heads: list[tuple[int, _Lcluster, int]] = []
     for lcn in range(cindex.totalidx):
         m = cindex.load(lcn)
@@ -254,7 +287,12 @@ def file_extents(cindex: ClusterIndex) -> list[Extent]:
         if logical >= inode.size:
             break
         pblocks = 1
-        if m.type == TYPE_HEAD and cindex.big_pcluster and lcn + 1 < cindex.totalidx:
+        if (
+            m.type == TYPE_HEAD
+            and cindex.big_pcluster
+            and lcn + 1 < cindex.totalidx
+            and not (cindex.header.tail_inline and lcn == tail_lcn)
+        ):
             nxt = cindex.load(lcn + 1)
             if nxt.type == TYPE_NONHEAD:
                 if not nxt.compressedlcs:
@@ -271,4 +309,12 @@ def file_extents(cindex: ClusterIndex) -> list[Extent]:
         if end <= logical:
             raise CorruptImageError(f"erofs: overlapping extents at nid {inode.nid}")
         extents.append(Extent(logical, end - logical, m.pblk, pblocks, m.type == TYPE_HEAD))
+    if cindex.header.tail_inline:
+        # The extent holding the last byte keeps its pcluster inline, after the index.
+        last = extents[-1]
+        extents[-1] = msgspec.structs.replace(
+            last,
+            inline_at=cindex.next_pack_offset(tail_lcn),
+            inline_size=cindex.header.idata_size,
+        )
     return extents

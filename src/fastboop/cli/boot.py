@@ -1,0 +1,159 @@
+"""``fastboop boot``: boot a phone waiting in fastboot mode from an unmodified rootfs image.
+
+fastboop waits for a fastboot device, identifies it with the device profiles' read-only
+getvar probes, builds a boot image from the rootfs (kernel, DTB and the few modules USB
+gadget mode needs, plus fastboop's stage0), sends it with `fastboot download` + `boot`
+(RAM only: nothing is ever flashed or erased), then serves the rootfs over USB until you
+press Ctrl-C. Every session is journaled; `fastboop replay` re-drives it offline.
+"""
+
+from __future__ import annotations
+
+import argparse
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from fastboop.backends.devices import CombinedDeviceSource, NetworkDeviceSource, UsbDeviceSource
+from fastboop.backends.gadgets import UsbGadgetSource
+from fastboop.backends.payload import Stage0PayloadBuilder
+from fastboop.backends.ports import DeviceSource
+from fastboop.backends.standard import StandardBackend
+from fastboop.cli.output import add_json_flag, help_text, print_json
+from fastboop.cli.running import ProgressView, add_journal_flags, journal_path_from
+from fastboop.devpro.probe import usb_filter
+from fastboop.devpro.sources import load_pool
+from fastboop.errors import UsageError
+from fastboop.events import SessionConfig
+from fastboop.journal.inputs import session_inputs
+from fastboop.runtime import Session
+from fastboop.runtime.interactive import run_session
+from fastboop.stage0.settings import CmdlineOptions
+
+EXAMPLES = """\
+examples:
+  fastboop boot debian-arm64.erofs
+  fastboop boot rootfs.ero --device-profile oneplus-fajita   # two profiles share probes
+  fastboop boot rootfs.ero --tcp 192.168.1.20                # fastboot over TCP
+  fastboop boot rootfs.ero --require-module btrfs --cmdline-append loglevel=7
+"""
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "boot",
+        help="boot a phone in fastboot mode from a rootfs image (nothing is flashed)",
+        description=help_text(__doc__),
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "rootfs",
+        help="the rootfs image to boot: erofs or ext4, possibly xz/zstd-compressed, sparse or "
+        "a partition of a disk image; or an http(s) URL (read with Range requests, cached)",
+    )
+    parser.add_argument(
+        "--device-profile", metavar="ID", help="use this profile (see `fastboop devpro list`)"
+    )
+    parser.add_argument("--tcp", metavar="HOST[:PORT]", help="a fastboot-over-TCP device")
+    parser.add_argument("--udp", metavar="HOST[:PORT]", help="a fastboot-over-UDP device")
+    parser.add_argument(
+        "--usb",
+        action="store_true",
+        help="also watch USB when --tcp/--udp is given (USB is the default otherwise)",
+    )
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="give up if no device appears in time (default 0: wait forever)",
+    )
+    parser.add_argument(
+        "--gadget-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for stage0 to come back on USB after boot (default 60)",
+    )
+    parser.add_argument(
+        "--require-module",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="add a kernel module (and its dependencies) to stage0; repeatable",
+    )
+    parser.add_argument("--kernel-version", help="pick this kernel when the rootfs has several")
+    parser.add_argument(
+        "--cmdline-append", default="", metavar="ARGS", help="extra kernel command line"
+    )
+    parser.add_argument(
+        "--serial-console",
+        action="store_true",
+        help="add a USB serial console (CDC-ACM) to the gadget",
+    )
+    add_journal_flags(parser)
+    add_json_flag(parser)
+    parser.set_defaults(handler=run)
+
+
+def device_source(args: argparse.Namespace, filters: list[tuple[int, int]]) -> DeviceSource:
+    sources: list[DeviceSource] = []
+    if args.tcp:
+        sources.append(NetworkDeviceSource("tcp", args.tcp))
+    if args.udp:
+        sources.append(NetworkDeviceSource("udp", args.udp))
+    if args.usb or not sources:
+        sources.append(UsbDeviceSource(filters))
+    return sources[0] if len(sources) == 1 else CombinedDeviceSource(sources)
+
+
+def run(args: argparse.Namespace) -> int:
+    spec: str = args.rootfs
+    is_url = spec.startswith(("http://", "https://"))
+    if not is_url and not Path(spec).is_file():
+        raise UsageError(f"no such rootfs image: {spec}", hint="pass the path of an image file")
+    rootfs = spec if is_url else str(Path(spec).resolve())
+    pool = load_pool()
+    filters = usb_filter(pool, args.device_profile)  # also checks the profile id exists
+    transports = tuple(name for name, on in (("tcp", args.tcp), ("udp", args.udp)) if on) or (
+        "usb",
+    )
+    config = SessionConfig(
+        rootfs=rootfs,
+        device_profile=args.device_profile,
+        transports=transports,
+        wait_for_device_s=args.wait,
+        gadget_timeout_s=args.gadget_timeout,
+    )
+    builder = Stage0PayloadBuilder(
+        options=CmdlineOptions(serial=args.serial_console, cmdline_append=args.cmdline_append),
+        extra_modules=tuple(args.require_module),
+        kernel_version=args.kernel_version,
+    )
+    backend = StandardBackend(
+        devices=device_source(args, filters),
+        gadgets=UsbGadgetSource(),
+        profiles=pool,
+        builder=builder,
+    )
+    digests = {entry.profile.id: entry.loaded.sha256 for entry in pool.entries()}
+    session = Session(
+        config,
+        backend,
+        journal=journal_path_from(args, "boot"),
+        inputs=session_inputs(rootfs, digests),
+    )
+    view = ProgressView(quiet=args.json)
+    anyio.run(partial(run_session, session, on_event=view.show), backend="trio")
+    view.close()
+    result = session.result
+    if args.json:
+        print_json({"result": result, "journal": str(session.journal_path)})
+    else:
+        print(f"session {result.state}: {result.outcome}")
+        if session.journal_path is not None:
+            print(f"journal: {session.journal_path}")
+    return 0 if result.state == "done" else 1

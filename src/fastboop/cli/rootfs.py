@@ -1,0 +1,135 @@
+"""``fastboop rootfs ls|cat|inspect``: look inside a rootfs image without mounting it.
+
+Useful to check what fastboop will find (kernel, modules, DTBs) before booting, and to
+debug images: it goes through exactly the readers and container layers the boot uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import stat as statmod
+import sys
+from typing import Any
+
+import msgspec
+
+from fastboop.cli.output import help_text
+from fastboop.errors import FastboopError
+from fastboop.rootfs.fs import Filesystem, Stat
+from fastboop.rootfs.open import open_rootfs, open_rootfs_layers
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("rootfs", metavar="ROOTFS",
+                        help="image file, directory or http(s) URL (compressed, sparse or "
+                             "partitioned images are unwrapped automatically)")  # fmt: skip
+    parser.add_argument("--partition", metavar="N|NAME",
+                        help="partition number or GPT name inside a disk image")  # fmt: skip
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "rootfs",
+        help="list, print or inspect files inside a rootfs image",
+        description=help_text(__doc__),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="rootfs_command", metavar="ACTION", required=True)
+
+    ls = sub.add_parser("ls", help="list a directory (symlinks are followed)")
+    _add_common(ls)
+    ls.add_argument("path", nargs="?", default="/", metavar="PATH")
+    ls.add_argument("-l", "--long", action="store_true", help="show mode, size and targets")
+    ls.add_argument("--json", action="store_true", help="print JSON")
+    ls.set_defaults(handler=run_ls)
+
+    cat = sub.add_parser("cat", help="write a file's bytes to stdout")
+    _add_common(cat)
+    cat.add_argument("path", metavar="PATH")
+    cat.set_defaults(handler=run_cat)
+
+    inspect = sub.add_parser("inspect", help="format, layers, kernels and modules found")
+    _add_common(inspect)
+    inspect.add_argument("--json", action="store_true", help="print JSON")
+    inspect.set_defaults(handler=run_inspect)
+
+
+def _open(args: argparse.Namespace) -> Filesystem:
+    return open_rootfs(args.rootfs, partition=args.partition)
+
+
+def _entry(fs: Filesystem, path: str, name: str) -> dict[str, Any]:
+    full = f"{path.rstrip('/')}/{name}"
+    st: Stat = fs.lstat(full)
+    entry: dict[str, Any] = {"name": name, "type": st.type.value,
+                             "mode": f"{st.permissions:04o}", "size": st.size}  # fmt: skip
+    if st.is_symlink:
+        entry["target"] = fs.readlink(full)
+    return entry
+
+
+def run_ls(args: argparse.Namespace) -> int:
+    fs = _open(args)
+    entries = [_entry(fs, args.path, n) for n in fs.listdir(args.path)]
+    if args.json:
+        print(msgspec.json.encode(entries).decode())
+        return 0
+    for e in entries:
+        if args.long:
+            target = f" -> {e['target']}" if "target" in e else ""
+            print(f"{statmod.filemode(_mode(e))} {e['size']:>10} {e['name']}{target}")
+        else:
+            print(e["name"] + ("/" if e["type"] == "dir" else ""))
+    return 0
+
+
+def _mode(entry: dict[str, Any]) -> int:
+    kinds = {"dir": statmod.S_IFDIR, "symlink": statmod.S_IFLNK, "file": statmod.S_IFREG,
+             "chardev": statmod.S_IFCHR, "blockdev": statmod.S_IFBLK, "fifo": statmod.S_IFIFO,
+             "socket": statmod.S_IFSOCK}  # fmt: skip
+    return kinds[entry["type"]] | int(entry["mode"], 8)
+
+
+def run_cat(args: argparse.Namespace) -> int:
+    data = _open(args).read_file(args.path)
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+    return 0
+
+
+def inspect_rootfs(spec: str, partition: str | None) -> dict[str, Any]:
+    """The facts ``inspect`` prints; also used by ``fastboop stage0 --json``."""
+    from fastboop.stage0.discover import find_kernel, module_dirs
+    from fastboop.stage0.ostree import list_deployments
+
+    fs, layers = open_rootfs_layers(spec, partition=partition)
+    info: dict[str, Any] = {"rootfs": spec, "format": fs.kind, "layers": layers}
+    info["module_dirs"] = [d.path for d in module_dirs(fs)]
+    info["ostree_deployments"] = [d.path for d in list_deployments(fs)]
+    try:
+        choice = find_kernel(fs)
+        info["kernel"] = {"path": choice.kernel_path, "kver": choice.kver, "rule": choice.rule,
+                          "warnings": list(choice.warnings)}  # fmt: skip
+    except FastboopError as error:  # no kernel is a fact to report here, not a failure
+        info["kernel"] = {"error": str(error)}
+    return info
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    info = inspect_rootfs(args.rootfs, args.partition)
+    if args.json:
+        print(msgspec.json.encode(info).decode())
+        return 0
+    print(f"format:  {info['format']}" + (f" (inside {' / '.join(info['layers'])})"
+                                            if info["layers"] else ""))  # fmt: skip
+    kernel = info["kernel"]
+    if "error" in kernel:
+        print(f"kernel:  none ({kernel['error']})")
+    else:
+        print(f"kernel:  {kernel['path']} (version {kernel['kver'] or 'unknown'})")
+        for warning in kernel["warnings"]:
+            print(f"warning: {warning}")
+    print("modules: " + (", ".join(info["module_dirs"]) or "none"))
+    for path in info["ostree_deployments"]:
+        print(f"ostree:  {path}")
+    return 0

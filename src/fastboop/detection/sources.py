@@ -1,0 +1,115 @@
+"""Asking "which fastboot devices are there right now?" of every kind of device source.
+
+The session's :class:`~fastboop.backends.ports.DeviceSource` is a *watch*: it reports
+arrivals forever. ``detect`` needs a *snapshot* instead — without ``--wait`` it checks the
+devices present now and stops (fastboot.md §5) — so this module adapts each source to
+:class:`PollSource`, whose :meth:`~PollSource.poll` returns what is present at one instant,
+each with a way to open it:
+
+* USB: one bus scan (descriptors only; nothing is opened until probing);
+* TCP/UDP: one connection attempt — a network device is "present" when it answers, and
+  the connection that proved it is the one the probe then uses;
+* several sources: each polled in turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from typing import Any, Protocol
+
+import msgspec
+
+from fastboop.backends.devices import CombinedDeviceSource, NetworkDeviceSource, UsbDeviceSource
+from fastboop.errors import UsageError
+from fastboop.transports.base import DeviceAddress, Transport, TransportError
+from fastboop.transports.usb import UsbCandidate, open_usb, scan_usb
+
+__all__ = ["Found", "PollSource", "as_poll_source", "device_key"]
+
+Opener = Callable[[], Awaitable[Transport]]
+
+
+class Found(msgspec.Struct, frozen=True):
+    """A device present at poll time, not probed yet."""
+
+    address: DeviceAddress
+    open: Opener
+
+
+def device_key(address: DeviceAddress) -> tuple[str, str]:
+    """Identity of a device across polls: where it is, not what it said about itself."""
+    return (address.transport, address.location)
+
+
+class PollSource(Protocol):
+    async def poll(self, skip: Collection[tuple[str, str]] = ()) -> list[Found]:
+        """Devices present now, except those whose :func:`device_key` is in ``skip``."""
+        ...
+
+
+class UsbPoll:
+    """One pyusb scan per poll, filtered by the profiles' VID/PIDs."""
+
+    def __init__(self, filters: Sequence[tuple[int, int]] = (), *, backend: Any = None):
+        self.filters = list(filters)
+        self.backend = backend
+
+    async def poll(self, skip: Collection[tuple[str, str]] = ()) -> list[Found]:
+        found = []
+        for candidate in await scan_usb(self.filters, backend=self.backend):
+            if device_key(candidate.address) in skip:
+                continue
+            found.append(Found(candidate.address, _usb_opener(candidate)))
+        return found
+
+
+def _usb_opener(candidate: UsbCandidate) -> Opener:
+    async def open_it() -> Transport:
+        return await open_usb(candidate)
+
+    return open_it
+
+
+class NetworkPoll:
+    """One connection attempt per poll to a fixed fastboot TCP/UDP address."""
+
+    def __init__(self, source: NetworkDeviceSource):
+        self.source = source
+
+    async def poll(self, skip: Collection[tuple[str, str]] = ()) -> list[Found]:
+        address = self.source.address
+        if device_key(address) in skip:
+            return []
+        try:
+            transport = await self.source.open(address)
+        except (TransportError, OSError, TimeoutError):
+            return []  # nothing answers there (yet)
+
+        async def handed_over() -> Transport:
+            return transport
+
+        return [Found(address, handed_over)]
+
+
+class CombinedPoll:
+    def __init__(self, sources: Sequence[PollSource]):
+        self.sources = list(sources)
+
+    async def poll(self, skip: Collection[tuple[str, str]] = ()) -> list[Found]:
+        found: list[Found] = []
+        for source in self.sources:
+            found += await source.poll(skip)
+        return found
+
+
+def as_poll_source(source: object) -> PollSource:
+    """Adapt a session device source (USB, TCP/UDP, combined) or pass a poller through."""
+    if isinstance(source, UsbDeviceSource):
+        return UsbPoll(source.filters, backend=source.backend)
+    if isinstance(source, NetworkDeviceSource):
+        return NetworkPoll(source)
+    if isinstance(source, CombinedDeviceSource):
+        return CombinedPoll([as_poll_source(inner) for inner in source.sources])
+    if callable(getattr(source, "poll", None)):
+        return source  # type: ignore[return-value]
+    raise UsageError(f"detect cannot take a snapshot of {type(source).__name__}")

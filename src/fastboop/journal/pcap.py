@@ -1,0 +1,364 @@
+"""Export a journal's raw packets as a Linux usbmon pcap, for Wireshark (replay.md §6).
+
+The format is ``LINKTYPE_USB_LINUX_MMAPPED`` (220): a 24-byte little-endian pcap file
+header, then per USB transfer two records — the URB *submit* (``S``) and its *completion*
+(``C``) — each a 16-byte record header, the 64-byte usbmon header and the captured data.
+
+The core is sans-I/O: :class:`UsbTransfer` values in, bytes out (:func:`transfer_records`,
+:func:`encode_record`), plus :func:`read_pcap` to parse it back. :func:`journal_to_pcap`
+maps a journal onto transfers:
+
+* channel ``fastboot``: OUT packets are bulk OUT on endpoint 0x01, IN packets bulk IN on
+  0x81 (fastboot.md §2.1), on a synthetic bus 1, device 5;
+* timestamps come from the journal's own clock: the header's wall-clock start plus each
+  record's ``t_ns``. A ``Wire`` is journaled when its transfer completes, so that is the
+  completion time; the submit time is that of the record just before it (the host
+  issues a transfer as soon as the previous step — a packet, a probe decision — is done);
+* packets journaled by digest only (download data) keep their true ``urb_len`` but carry
+  no data, unless the caller can supply the bytes (``payload``), e.g. from the boot image.
+
+Other channels are not exported (their endpoint and transfer type are not recorded) and
+are counted in :class:`PcapSummary`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Callable, Iterator
+from typing import BinaryIO, Final, Literal
+
+import msgspec
+
+from fastboop.journal.reader import Journal
+from fastboop.journal.records import Wire
+
+__all__ = [
+    "LINKTYPE_USB_LINUX_MMAPPED",
+    "PcapFormatError",
+    "PcapSummary",
+    "UsbTransfer",
+    "UsbmonRecord",
+    "encode_record",
+    "file_header",
+    "image_payloads",
+    "journal_to_pcap",
+    "read_pcap",
+    "transfer_records",
+]
+
+LINKTYPE_USB_LINUX_MMAPPED: Final = 220
+MAGIC: Final = 0xA1B2C3D4
+SNAPLEN: Final = 262144
+USBMON_HEADER_SIZE: Final = 64
+EINPROGRESS: Final = 115
+
+TRANSFER_TYPES: Final = {"isochronous": 0, "interrupt": 1, "control": 2, "bulk": 3}
+FASTBOOT_OUT: Final = 0x01
+FASTBOOT_IN: Final = 0x81
+FASTBOOT_IN_BUFFER: Final = 4096  # the client's response read size (fastboot protocol)
+
+_FILE_HEADER = struct.Struct("<IHHiIII")
+_RECORD_HEADER = struct.Struct("<IIII")
+# id, type, xfer type, epnum, devnum, busnum, setup flag, data flag, ts_sec, ts_usec,
+# status, urb length, data length, setup/iso (8 raw bytes), interval, start frame,
+# xfer flags, ndesc
+_USBMON = struct.Struct("<QBBBBHBBqiiII8siiII")
+
+TransferKind = Literal["bulk", "interrupt", "control"]
+
+
+class PcapFormatError(ValueError):
+    """The bytes are not a usbmon pcap this module can read."""
+
+
+class UsbTransfer(msgspec.Struct, frozen=True, kw_only=True):
+    """One USB transfer as the host saw it: what was asked, what came back, and when.
+
+    ``endpoint`` carries the direction bit (0x80 = IN). ``data`` is the OUT payload or the
+    IN reply, ``None`` when only its ``length`` is known. ``buffer`` is the IN buffer size
+    (the submit's ``urb_len``); ``setup`` the 8 setup bytes of a control transfer.
+    Times are nanoseconds since the Unix epoch.
+    """
+
+    kind: TransferKind
+    endpoint: int
+    length: int
+    data: bytes | None
+    submit_ns: int
+    complete_ns: int
+    status: int = 0
+    buffer: int | None = None
+    setup: bytes | None = None
+    interval: int = 0
+
+
+class UsbmonRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One parsed (or to-be-written) pcap record: the usbmon header fields plus data."""
+
+    urb_id: int
+    event: str  # "S", "C" or "E"
+    transfer_type: int
+    endpoint: int
+    device: int
+    bus: int
+    setup_flag: int
+    data_flag: int
+    ts_sec: int
+    ts_usec: int
+    status: int
+    urb_len: int
+    data: bytes
+    setup: bytes = bytes(8)
+    interval: int = 0
+    start_frame: int = 0
+    xfer_flags: int = 0
+    ndesc: int = 0
+    orig_len: int | None = None  # from the record header when read back
+
+
+def file_header(snaplen: int = SNAPLEN) -> bytes:
+    """The 24-byte pcap header (little-endian, microseconds, link type 220)."""
+    return _FILE_HEADER.pack(MAGIC, 2, 4, 0, 0, snaplen, LINKTYPE_USB_LINUX_MMAPPED)
+
+
+def _split_ns(ns: int) -> tuple[int, int]:
+    return ns // 1_000_000_000, (ns % 1_000_000_000) // 1000
+
+
+def transfer_records(
+    transfer: UsbTransfer, urb_id: int, *, bus: int = 1, device: int = 5
+) -> tuple[UsbmonRecord, UsbmonRecord]:
+    """The submit and completion records of one transfer (replay.md §6.4)."""
+    is_in = bool(transfer.endpoint & 0x80)
+    kind = TRANSFER_TYPES[transfer.kind]
+    control = transfer.kind == "control"
+    interval = transfer.interval if transfer.kind == "interrupt" else 0
+    setup = transfer.setup if control and transfer.setup is not None else bytes(8)
+    payload = transfer.data or b""
+    common = {
+        "urb_id": urb_id,
+        "transfer_type": kind,
+        "endpoint": transfer.endpoint,
+        "device": device,
+        "bus": bus,
+        "interval": interval,
+    }
+    s_sec, s_usec = _split_ns(transfer.submit_ns)
+    c_sec, c_usec = _split_ns(transfer.complete_ns)
+    if is_in:
+        submit = UsbmonRecord(
+            event="S",
+            setup_flag=0 if control else ord("-"),
+            data_flag=ord("<"),
+            ts_sec=s_sec,
+            ts_usec=s_usec,
+            status=-EINPROGRESS,
+            urb_len=transfer.buffer if transfer.buffer is not None else transfer.length,
+            data=b"",
+            setup=setup,
+            **common,
+        )
+        complete = UsbmonRecord(
+            event="C",
+            setup_flag=ord("-"),
+            data_flag=0 if transfer.data is not None else ord("<"),
+            ts_sec=c_sec,
+            ts_usec=c_usec,
+            status=transfer.status,
+            urb_len=transfer.length,
+            data=payload,
+            **common,  # type: ignore[arg-type]
+        )
+    else:
+        submit = UsbmonRecord(
+            event="S",
+            setup_flag=0 if control else ord("-"),
+            data_flag=0 if transfer.data is not None else ord(">"),
+            ts_sec=s_sec,
+            ts_usec=s_usec,
+            status=-EINPROGRESS,
+            urb_len=transfer.length,
+            data=payload,
+            setup=setup,
+            **common,
+        )
+        complete = UsbmonRecord(
+            event="C",
+            setup_flag=ord("-"),
+            data_flag=ord(">"),
+            ts_sec=c_sec,
+            ts_usec=c_usec,
+            status=transfer.status,
+            urb_len=transfer.length,
+            data=b"",
+            **common,  # type: ignore[arg-type]
+        )
+    return submit, complete
+
+
+def encode_record(record: UsbmonRecord, snaplen: int = SNAPLEN) -> bytes:
+    """Record header + 64-byte usbmon header + data (cut to ``snaplen``)."""
+    data = record.data[: max(0, snaplen - USBMON_HEADER_SIZE)]
+    head = _USBMON.pack(
+        record.urb_id,
+        ord(record.event),
+        record.transfer_type,
+        record.endpoint,
+        record.device,
+        record.bus,
+        record.setup_flag,
+        record.data_flag,
+        record.ts_sec,
+        record.ts_usec,
+        record.status,
+        record.urb_len,
+        len(data),
+        record.setup,
+        record.interval,
+        record.start_frame,
+        record.xfer_flags,
+        record.ndesc,
+    )
+    incl = USBMON_HEADER_SIZE + len(data)
+    orig = USBMON_HEADER_SIZE + record.urb_len if record.data else incl
+    return _RECORD_HEADER.pack(record.ts_sec, record.ts_usec, incl, orig) + head + data
+
+
+def read_pcap(data: bytes) -> tuple[int, list[UsbmonRecord]]:
+    """Parse a little-endian usbmon pcap (link type 220); return (snaplen, records)."""
+    if len(data) < _FILE_HEADER.size:
+        raise PcapFormatError("shorter than a pcap file header")
+    magic, major, minor, _, _, snaplen, network = _FILE_HEADER.unpack_from(data)
+    if magic != MAGIC or (major, minor) != (2, 4):
+        raise PcapFormatError("not a little-endian microsecond pcap v2.4 file")
+    if network != LINKTYPE_USB_LINUX_MMAPPED:
+        raise PcapFormatError(f"link type {network}, not {LINKTYPE_USB_LINUX_MMAPPED}")
+    records = []
+    offset = _FILE_HEADER.size
+    while offset < len(data):
+        if len(data) - offset < _RECORD_HEADER.size:
+            raise PcapFormatError(f"record header cut short at offset {offset}")
+        _, _, incl, orig = _RECORD_HEADER.unpack_from(data, offset)
+        offset += _RECORD_HEADER.size
+        if incl < USBMON_HEADER_SIZE or len(data) - offset < incl:
+            raise PcapFormatError(f"record at offset {offset} is cut short or too small")
+        fields = _USBMON.unpack_from(data, offset)
+        data_len = fields[12]
+        if USBMON_HEADER_SIZE + data_len != incl:
+            raise PcapFormatError(f"record at offset {offset}: data length disagrees")
+        body = data[offset + USBMON_HEADER_SIZE : offset + incl]
+        offset += incl
+        event = chr(fields[1])
+        records.append(
+            UsbmonRecord(
+                urb_id=fields[0],
+                event=event,
+                transfer_type=fields[2],
+                endpoint=fields[3],
+                device=fields[4],
+                bus=fields[5],
+                setup_flag=fields[6],
+                data_flag=fields[7],
+                ts_sec=fields[8],
+                ts_usec=fields[9],
+                status=fields[10],
+                urb_len=fields[11],
+                data=body,
+                setup=fields[13],
+                interval=fields[14],
+                start_frame=fields[15],
+                xfer_flags=fields[16],
+                ndesc=fields[17],
+                orig_len=orig,
+            )
+        )
+    return snaplen, records
+
+
+# --- journals ---------------------------------------------------------------------------------
+
+
+class PcapSummary(msgspec.Struct, kw_only=True):
+    transfers: int = 0
+    records: int = 0
+    without_data: int = 0  # journaled by digest and not supplied
+    skipped_channels: dict[str, int] = {}
+
+
+Payload = Callable[[Wire], bytes | None]
+
+
+def image_payloads(image: bytes) -> Payload:
+    """Supply digest-only download chunks from the boot image they were cut from.
+
+    Download data goes out in consecutive chunks, so the next chunk starts where the
+    previous one ended (or at 0 for a new download); each guess is checked against the
+    journaled digest, so a wrong image supplies nothing rather than wrong bytes.
+    """
+    cursor = 0
+
+    def payload(wire: Wire) -> bytes | None:
+        nonlocal cursor
+        for start in (cursor, 0):
+            piece = image[start : start + wire.size]
+            if len(piece) == wire.size and hashlib.sha256(piece).hexdigest() == wire.sha256:
+                cursor = start + wire.size
+                return piece
+        return None
+
+    return payload
+
+
+def _fastboot_transfers(
+    journal: Journal, payload: Payload | None, summary: PcapSummary
+) -> Iterator[UsbTransfer]:
+    base_ns = round(journal.header.created_unix * 1e9)
+    previous: int | None = None
+    for record in journal.records:
+        wire = record.body
+        before, previous = previous, base_ns + record.t_ns
+        if not isinstance(wire, Wire):
+            continue
+        if wire.channel != "fastboot":
+            summary.skipped_channels[wire.channel] = (
+                summary.skipped_channels.get(wire.channel, 0) + 1
+            )
+            continue
+        complete = base_ns + record.t_ns
+        submit = complete if before is None else min(before, complete)
+        data = wire.data
+        if data is None and payload is not None:
+            data = payload(wire)
+        if data is None:
+            summary.without_data += 1
+        is_in = wire.direction == "in"
+        yield UsbTransfer(
+            kind="bulk",
+            endpoint=FASTBOOT_IN if is_in else FASTBOOT_OUT,
+            length=wire.size,
+            data=data,
+            submit_ns=submit,
+            complete_ns=complete,
+            buffer=max(FASTBOOT_IN_BUFFER, wire.size) if is_in else None,
+        )
+
+
+def journal_to_pcap(
+    journal: Journal,
+    stream: BinaryIO,
+    *,
+    payload: Payload | None = None,
+    snaplen: int = SNAPLEN,
+    bus: int = 1,
+    device: int = 5,
+) -> PcapSummary:
+    """Write ``journal``'s fastboot packets to ``stream`` as a usbmon pcap."""
+    summary = PcapSummary()
+    stream.write(file_header(snaplen))
+    for urb_id, transfer in enumerate(_fastboot_transfers(journal, payload, summary), start=1):
+        for record in transfer_records(transfer, urb_id, bus=bus, device=device):
+            stream.write(encode_record(record, snaplen))
+            summary.records += 1
+        summary.transfers += 1
+    return summary

@@ -1,0 +1,276 @@
+"""A transport that plays a device's side of a journal back (the python-adb ``StubUsb`` idea).
+
+A session journal records every packet a transport exchanged as a ``Wire`` record
+(replay.md §3). :class:`WireTranscript` is a sans-I/O cursor over those records for one
+channel: each host write must equal the next recorded OUT packet, each host read gets the
+next recorded IN packet. :class:`ReplayTransport` puts the cursor behind the ordinary
+:class:`~fastboop.transports.base.Transport` interface, so the unmodified fastboot client
+and probe code can be re-run against a recorded session, byte for byte.
+
+Anything off the record raises :class:`ReplayDivergence`, naming the record's sequence
+number and what was expected versus what happened. It is a
+:class:`~fastboop.transports.base.TransportError` on purpose: the code under test sees a
+real link failure rather than a silent pass. Because that code may catch and rephrase it,
+the transcript also keeps the *first* divergence in :attr:`WireTranscript.divergence`,
+which is what replay verdicts report.
+
+Large packets (download data) are journaled by digest only; writes are still checked
+against the digest, but such packets cannot be *served* as reads, which fastboot never
+needs (responses are at most a few hundred bytes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import anyio
+
+from fastboop.journal.records import Record, Wire
+from fastboop.transports.base import DeviceAddress, TransportError, register_transport
+
+__all__ = [
+    "ReplayDivergence",
+    "ReplayTransport",
+    "WireTranscript",
+    "open_replay",
+]
+
+_PREVIEW = 48
+
+
+def _preview(data: bytes | memoryview) -> str:
+    raw = bytes(data[:_PREVIEW])
+    more = f"… ({len(data)} bytes)" if len(data) > _PREVIEW else ""
+    return f"{raw!r}{more}"
+
+
+def describe_wire(wire: Wire) -> str:
+    """``OUT b'getvar:product'`` or ``OUT 1048576 bytes sha256 ab12…``."""
+    if wire.data is not None:
+        return f"{wire.direction.upper()} {_preview(wire.data)}"
+    return f"{wire.direction.upper()} {wire.size} bytes sha256 {(wire.sha256 or '')[:16]}…"
+
+
+class ReplayDivergence(TransportError):
+    """The host did something other than what the journal recorded.
+
+    ``seq`` is the journal record the host was expected to reproduce (``None`` when the
+    transcript had already ended); ``expected``/``actual`` say what differs.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        seq: int | None,
+        expected: str,
+        actual: str,
+        address: DeviceAddress | None = None,
+    ):
+        self.seq = seq
+        self.expected = expected
+        self.actual = actual
+        where = f"journal record #{seq}" if seq is not None else "end of the recorded transcript"
+        super().__init__(
+            f"replay divergence at {where}: {message}: expected {expected}, got {actual}",
+            address=address,
+        )
+
+
+class WireTranscript:
+    """The recorded packets of one channel, consumed in order; see the module docstring.
+
+    Sans-I/O: :meth:`write` and :meth:`read` are plain methods. ``records`` may be a whole
+    journal (other bodies and channels are ignored) or any slice of one.
+    """
+
+    def __init__(self, records: Iterable[Record], *, channel: str = "fastboot"):
+        self.channel = channel
+        self._wires: list[tuple[int, Wire]] = [
+            (record.seq, record.body)
+            for record in records
+            if isinstance(record.body, Wire) and record.body.channel == channel
+        ]
+        self._next = 0
+        self.divergence: ReplayDivergence | None = None
+        self.address: DeviceAddress | None = None
+        self.limit: int | None = None
+        """When set, packets recorded at or after this seq are out of reach: the end of one
+        task's share of the transcript (the next task's packets are not its to use)."""
+
+    # --- position -----------------------------------------------------------------------------
+
+    @property
+    def total(self) -> int:
+        return len(self._wires)
+
+    @property
+    def consumed(self) -> int:
+        return self._next
+
+    @property
+    def finished(self) -> bool:
+        return self._next >= len(self._wires)
+
+    def peek(self) -> tuple[int, Wire] | None:
+        """The next recorded packet and its seq, or ``None`` at the end (or the limit)."""
+        if self._next >= len(self._wires):
+            return None
+        entry = self._wires[self._next]
+        if self.limit is not None and entry[0] >= self.limit:
+            return None
+        return entry
+
+    def skip_to(self, seq: int) -> int:
+        """Drop every packet recorded before ``seq`` (parts that cannot be re-run)."""
+        skipped = 0
+        while self._next < len(self._wires) and self._wires[self._next][0] < seq:
+            self._next += 1
+            skipped += 1
+        return skipped
+
+    # --- exchanging packets --------------------------------------------------------------------
+
+    def write(self, packet: bytes | memoryview) -> int:
+        """Check one host write against the next OUT packet; return its seq."""
+        entry = self.peek()
+        if entry is None:
+            raise self._diverge(
+                "the host wrote more than was recorded",
+                None,
+                "no further packet",
+                f"OUT {_preview(packet)}",
+            )
+        seq, wire = entry
+        if wire.direction != "out":
+            raise self._diverge(
+                "the host wrote where the device spoke",
+                seq,
+                describe_wire(wire),
+                f"OUT {_preview(packet)}",
+            )
+        if not wire.matches(packet):
+            raise self._diverge(
+                "the host wrote different bytes",
+                seq,
+                describe_wire(wire),
+                f"OUT {_preview(packet)}"
+                if wire.data is not None or len(packet) <= _PREVIEW
+                else f"OUT {len(packet)} bytes with a different sha256",
+            )
+        self._next += 1
+        return seq
+
+    def read(self, max_size: int) -> bytes:
+        """The next recorded IN packet; diverges if the host should have written instead."""
+        entry = self.peek()
+        if entry is None:
+            raise self._diverge(
+                "the host read more than was recorded", None, "no further packet", "a read"
+            )
+        seq, wire = entry
+        if wire.direction != "in":
+            raise self._diverge(
+                "the host read where it had written", seq, describe_wire(wire), "a read"
+            )
+        if wire.data is None:
+            raise self._diverge(
+                "the recorded IN packet was journaled by digest and cannot be served",
+                seq,
+                describe_wire(wire),
+                "a read",
+            )
+        if len(wire.data) > max_size:
+            raise self._diverge(
+                "the host read with a smaller buffer than the recorded packet",
+                seq,
+                f"room for {len(wire.data)} bytes",
+                f"{max_size} bytes",
+            )
+        self._next += 1
+        return wire.data
+
+    def _diverge(
+        self, message: str, seq: int | None, expected: str, actual: str
+    ) -> ReplayDivergence:
+        error = ReplayDivergence(
+            message, seq=seq, expected=expected, actual=actual, address=self.address
+        )
+        if self.divergence is None:
+            self.divergence = error
+        return error
+
+
+class ReplayTransport:
+    """A :class:`~fastboop.transports.base.Transport` backed by a :class:`WireTranscript`.
+
+    Several transports may share one transcript in turn (a session that re-opened the
+    device continues where the previous handle stopped). Recorded failures leave no
+    packet behind, so how the transcript *ends* is configurable: ``timeouts`` makes a read
+    with no recorded reply time out, and ``failure`` makes the first operation past the
+    last recorded packet raise a :class:`TransportError` with that exact text (a cable
+    pulled mid-download). Otherwise running off the end is a divergence.
+    """
+
+    def __init__(
+        self,
+        transcript: WireTranscript,
+        *,
+        address: DeviceAddress | None = None,
+        timeouts: bool = False,
+        failure: str | None = None,
+    ):
+        self.transcript = transcript
+        self.timeouts = timeouts
+        self.failure = failure
+        self._address = address or DeviceAddress(transport="replay", location="journal")
+        transcript.address = transcript.address or self._address
+        self._closed = False
+
+    @property
+    def address(self) -> DeviceAddress:
+        return self._address
+
+    async def send(self, packet: bytes, *, timeout: float) -> None:
+        self._check_open()
+        if self.failure is not None and self.transcript.peek() is None:
+            raise TransportError(self.failure)
+        self.transcript.write(packet)
+        await anyio.lowlevel.checkpoint()
+
+    async def send_view(self, view: memoryview, *, timeout: float) -> None:
+        """Download data arrives as views; compared the same way, without a copy."""
+        await self.send(view, timeout=timeout)  # type: ignore[arg-type]
+
+    async def receive(self, max_size: int, *, timeout: float) -> bytes:
+        self._check_open()
+        entry = self.transcript.peek()
+        if entry is None or entry[1].direction != "in":
+            if self.failure is not None:
+                raise TransportError(self.failure)
+            if self.timeouts:
+                await anyio.lowlevel.checkpoint()
+                raise TimeoutError("no reply was recorded here (the session timed out)")
+        packet = self.transcript.read(max_size)
+        await anyio.lowlevel.checkpoint()
+        return packet
+
+    async def aclose(self) -> None:
+        self._closed = True
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise TransportError("transport is closed", address=self._address)
+
+
+def open_replay(journal: str | Path, *, channel: str = "fastboot") -> ReplayTransport:
+    """Registry factory: serve ``journal``'s recorded ``channel`` packets."""
+    from fastboop.journal.reader import read_journal  # the reader pulls in the whole schema
+
+    recorded = read_journal(journal)
+    address = DeviceAddress(transport="replay", location=str(journal))
+    return ReplayTransport(WireTranscript(recorded.records, channel=channel), address=address)
+
+
+register_transport("replay", open_replay)

@@ -1,0 +1,140 @@
+"""Boot images laid out by a device profile, checked by Debian's ``unpack_bootimg``.
+
+Issue #4's acceptance is that what the demo would ``fastboot boot`` is a boot image AOSP's
+own tool reads. Two paths produce such images from a profile: ``fastboop bootimg build
+--device-profile`` (offline, from files) and the payload builder a session runs (from a
+rootfs image). Both are built here from Debian's real arm64 kernel and fajita DTB and
+read back with ``unpack_bootimg`` and with our parser.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aosp_tools import unpack_bootimg
+from tests.stage0.conftest import debian_rootfs  # noqa: F401 - fixture, used by name
+
+from fastboop.backends.payload import Stage0PayloadBuilder
+from fastboop.bootimg import parse_boot_image, unwrap_kernel
+from fastboop.cli import bootimg as bootimg_cli
+from fastboop.cli import main as cli_main
+from fastboop.devpro.bootparams import boot_image_params
+from fastboop.devpro.sources import load_pool
+from fastboop.stage0.cpio import parse_archive
+
+FAJITA_DTB = "qcom/sdm845-oneplus-fajita.dtb"
+
+
+@pytest.fixture(autouse=True)
+def hermetic(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # Only the profiles shipped with fastboop, whatever the developer has installed.
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr(cli_main, "_command_modules", lambda: [bootimg_cli])
+
+
+def build(argv: list[str], capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    code = cli_main.main(["bootimg", "build", *argv, "--json"])
+    out, err = capsys.readouterr()
+    assert (code, err) == (0, "")
+    summary: dict[str, Any] = json.loads(out)
+    return summary
+
+
+@pytest.fixture
+def inputs(tmp_path: Path, debian_arm64: tuple[Path, str]) -> tuple[Path, Path, Path]:
+    """(kernel, fajita DTB, initrd) files, as a user would pass them."""
+    root, version = debian_arm64
+    initrd = tmp_path / "initrd.cpio"
+    initrd.write_bytes(b"070701" + bytes(400))
+    dtb = root / "usr/lib" / f"linux-image-{version}" / FAJITA_DTB
+    return root / "boot" / f"vmlinuz-{version}", dtb, initrd
+
+
+def test_device_profile_supplies_the_layout(
+    tmp_path: Path, inputs: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    kernel, dtb, initrd = inputs
+    out_path = tmp_path / "boot.img"
+    build(["--device-profile", "oneplus-fajita", "--kernel", str(kernel), "--dtb", str(dtb),
+           "--initrd", str(initrd), "--cmdline", "quiet", "-o", str(out_path)], capsys)  # fmt: skip
+    data = out_path.read_bytes()
+
+    fields, unpacked = unpack_bootimg(data, tmp_path)
+    assert fields["boot image header version"] == "2"
+    assert fields["page size"] == "4096"
+    assert fields["kernel load address"] == hex(0x8000)
+    assert (unpacked / "dtb").read_bytes() == dtb.read_bytes()
+    assert (unpacked / "ramdisk").read_bytes() == initrd.read_bytes()
+
+    image = parse_boot_image(data)
+    assert (image.header_version, image.page_size) == (2, 4096)
+    info, raw = unwrap_kernel(image.kernel)
+    assert info.layers == ("gzip", "image") and info.arch == "arm64"
+    assert raw == kernel.read_bytes()
+    assert image.dtb == dtb.read_bytes()
+    assert (unpacked / "kernel").read_bytes() == image.kernel
+    assert image.full_cmdline == b"quiet"  # fajita's profile appends nothing
+
+
+def test_flags_override_the_profile_and_cmdlines_compose(
+    tmp_path: Path, inputs: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    kernel, dtb, initrd = inputs
+    append = boot_image_params(load_pool().get("arrow-db410c")).cmdline_append
+    assert append  # the db410c profile has a serial console: what this test composes
+    out_path = tmp_path / "boot.img"
+    summary = build(
+        ["--device-profile", "arrow-db410c", "--kernel", str(kernel), "--dtb", str(dtb),
+         "--initrd", str(initrd), "--cmdline", "quiet", "--page-size", "4096",
+         "--kernel-encoding", "image.lz4+dtb", "-o", str(out_path)],
+        capsys,
+    )  # fmt: skip
+    image = parse_boot_image(out_path.read_bytes())
+    # From the profile: header v0 at base 0x80000000; from the flags: page size, encoding.
+    assert image.header_version == 0 and image.kernel_addr == 0x80008000
+    assert image.page_size == 4096
+    assert summary["kernel"]["layers"][0] == "lz4"
+    assert [d["where"] for d in summary["dtbs"]] == ["appended"]
+    assert image.full_cmdline == f"{append} quiet".encode()
+    fields, _ = unpack_bootimg(out_path.read_bytes(), tmp_path)
+    assert fields["command line args"] == f"{append} quiet"
+
+
+def test_unknown_profile_is_a_one_line_error(
+    tmp_path: Path, inputs: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    kernel, _, _ = inputs
+    code = cli_main.main(["bootimg", "build", "--device-profile", "no-such-phone",
+                          "--kernel", str(kernel), "-o", str(tmp_path / "b.img")])  # fmt: skip
+    _, err = capsys.readouterr()
+    assert code != 0 and "no-such-phone" in err and len(err.strip().splitlines()) <= 2
+    assert not (tmp_path / "b.img").exists()
+
+
+def test_demo_payload_passes_unpack_bootimg(
+    tmp_path: Path,
+    debian_rootfs: tuple[Path, Path, str],  # noqa: F811 - the fixture
+) -> None:
+    """The demo's build step (profile + EROFS rootfs → boot image) yields an image that
+    AOSP's ``unpack_bootimg`` splits into the same kernel, ramdisk and DTB."""
+    tree, image_path, kver = debian_rootfs
+    payload = Stage0PayloadBuilder(clock=lambda: 1.7e9).build(
+        load_pool().get("oneplus-fajita"), str(image_path)
+    )
+    fields, unpacked = unpack_bootimg(payload.image, tmp_path)
+    assert fields["boot image header version"] == "2"
+    assert fields["page size"] == "4096"
+    image = parse_boot_image(payload.image)
+    kernel = (unpacked / "kernel").read_bytes()
+    assert kernel == image.kernel
+    assert unwrap_kernel(kernel)[1] == (tree / "boot" / f"vmlinuz-{kver}").read_bytes()
+    dtb = (unpacked / "dtb").read_bytes()
+    assert dtb == image.dtb and dtb.startswith(b"\xd0\x0d\xfe\xed")
+    ramdisk = (unpacked / "ramdisk").read_bytes()
+    assert ramdisk == image.ramdisk
+    names = {entry.name for entry in parse_archive(ramdisk)}
+    assert {"init", f"lib/modules/{kver}/modules.dep"} <= names
+    assert payload.inputs["dtb"].endswith("sdm845-oneplus-fajita.dtb")

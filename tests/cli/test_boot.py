@@ -1,0 +1,106 @@
+"""`fastboop boot` as users run it, against `fastboop sim` over fastboot TCP.
+
+Everything up to the USB gadget is real and crosses process boundaries: the boot command
+probes, builds a boot image from the demo's Debian rootfs, downloads and boots it over
+TCP; the simulator saves what it was asked to boot. No USB bus exists here, so stage0
+never comes back and the session ends on the gadget timeout — which must be one clear
+line and a journal that replays.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fastboop.bootimg.parser import parse_boot_image
+from fastboop.demo.rootfs import demo_rootfs
+from fastboop.journal import read_journal
+from fastboop.replay import replay_journal
+from fastboop.stage0.cpio import parse_archive
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def rootfs() -> Path:
+    return demo_rootfs(REPO / ".cache" / "xdg" / "fastboop")
+
+
+@pytest.fixture
+def simulator(tmp_path: Path) -> tuple[str, Path]:
+    port = free_port()
+    saved = tmp_path / "boots"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fastboop.cli.main", "sim", "oneplus-fajita",
+         "--tcp", f"127.0.0.1:{port}", "--save-boot", str(saved)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    yield f"127.0.0.1:{port}", saved
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def test_boot_over_tcp_uploads_a_real_boot_image(
+    tmp_path: Path, rootfs: Path, simulator: tuple[str, Path]
+) -> None:
+    address, saved = simulator
+    journal = tmp_path / "boot.fbj"
+    done = subprocess.run(
+        [sys.executable, "-m", "fastboop.cli.main", "boot", str(rootfs), "--tcp", address,
+         "--device-profile", "oneplus-fajita", "--gadget-timeout", "1",
+         "--journal", str(journal)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ},
+    )
+    assert done.returncode == 1, done.stderr
+    assert "identified as oneplus-fajita" in done.stderr
+    assert "uploaded to RAM" in done.stderr
+    assert "session failed: timed out: stage0 never came back on USB" in done.stdout
+    assert "Traceback" not in done.stderr
+
+    (image_file,) = saved.glob("*.img")
+    image = parse_boot_image(image_file.read_bytes())
+    assert image.header_version == 2 and image.dtb
+    names = {entry.name for entry in parse_archive(image.ramdisk)}
+    assert {"init", "etc/stage0/stage0.rootfs", "etc/modules-load.d/fastboop-stage0.conf"} <= names
+    assert any(name.endswith("/dwc3.ko") for name in names)
+
+    recorded = read_journal(journal)
+    assert recorded.complete
+    assert replay_journal(recorded).ok
+
+
+def test_boot_with_a_missing_rootfs_is_one_clear_line(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "fastboop.cli.main", "boot", str(tmp_path / "nope.erofs")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"fastboop: error: no such rootfs image: {tmp_path / 'nope.erofs'} "
+        "(pass the path of an image file)"
+    )

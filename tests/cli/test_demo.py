@@ -1,0 +1,107 @@
+"""The demo as users run it: a real process, a real journal, Ctrl-C included."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fastboop.journal import read_journal
+from fastboop.replay import replay_journal
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def demo_env() -> dict[str, str]:
+    # Share the demo rootfs (built from Debian's arm64 kernel) between test runs.
+    return {**os.environ, "XDG_CACHE_HOME": str(REPO / ".cache" / "xdg")}
+
+
+def fastboop(*args: str) -> list[str]:
+    return [sys.executable, "-m", "fastboop.cli.main", *args]
+
+
+def test_demo_succeeds_writes_a_journal_and_replays_it(tmp_path: Path) -> None:
+    journal = tmp_path / "demo.fbj"
+    done = subprocess.run(
+        fastboop("demo", "--journal", str(journal), "--json"),
+        env=demo_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["state"] == "done"
+    assert result["rootfs_verified"] is True
+    assert result["replay"]["verdict"] == "ok"
+    assert journal.exists()
+    replayed = subprocess.run(
+        fastboop("replay", str(journal)), capture_output=True, text=True, timeout=120
+    )
+    assert replayed.returncode == 0
+    assert replayed.stdout.startswith("replay ok: ")
+
+
+@pytest.mark.parametrize("scenario", ["probe-mismatch", "upload-fail"])
+def test_failure_scenarios_end_failed_and_exit_zero(tmp_path: Path, scenario: str) -> None:
+    done = subprocess.run(
+        fastboop("demo", "--scenario", scenario, "--journal", str(tmp_path / "j.fbj")),
+        env=demo_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "session failed" in done.stdout
+    assert "as the scenario expects" in done.stdout
+
+
+def test_ctrl_c_during_the_demo_leaves_a_journal_that_replays(tmp_path: Path) -> None:
+    journal = tmp_path / "interrupted.fbj"
+    process = subprocess.Popen(
+        fastboop("demo", "--journal", str(journal)),
+        env=demo_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    try:
+        # Interrupt once the phone is identified: the session is then building.
+        deadline = time.monotonic() + 600
+        for line in process.stderr:
+            if line.startswith("identified as") or time.monotonic() > deadline:
+                break
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert "stopping: interrupted (Ctrl-C)" in err
+    assert "session cancelled" in out
+    recorded = read_journal(journal)
+    assert recorded.complete
+    report = replay_journal(recorded)
+    assert report.ok, report
+    assert report.final_state == "cancelled"
+
+
+def test_bad_journal_path_is_one_clear_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    done = subprocess.run(
+        fastboop("demo", "--journal", str(blocker / "sub" / "j.fbj")),
+        env=demo_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1].startswith("fastboop: error: ")
+    assert "Traceback" not in done.stderr

@@ -1,0 +1,80 @@
+"""A local HTTP server with ``Range`` support, for the HTTP rootfs reader's tests.
+
+Python's ``http.server`` ignores ``Range``; this one answers single ranges with 206, which
+is all the rootfs reader asks for. It listens on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+
+class RangeHandler(http.server.SimpleHTTPRequestHandler):
+    """http.server with single-range ``Range: bytes=a-b`` support (it has none).
+
+    It reads only the requested range, so the benchmarks can serve multi-GiB images.
+    """
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def send_head(self):  # type: ignore[no-untyped-def]
+        path = Path(self.translate_path(self.path))
+        if not path.is_file():
+            self.send_error(404)
+            return None
+        size = path.stat().st_size
+        match = re.fullmatch(r"bytes=(\d+)-(\d+)", self.headers.get("Range", ""))
+        if not match:
+            self.send_response(200)
+            self.send_header("Content-Length", str(size))
+            self.end_headers()
+            return _Body(path.read_bytes())
+        start, end = int(match.group(1)), min(int(match.group(2)), size - 1)
+        with path.open("rb") as file:
+            file.seek(start)
+            data = file.read(end - start + 1)
+        self.send_response(206)
+        self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("ETag", f'"{size}"')
+        self.end_headers()
+        return _Body(data)
+
+
+class _Body:
+    """A response body that hands out chunks without copying the rest each time."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = memoryview(data)
+        self.pos = 0
+
+    def read(self, n: int = -1) -> bytes:
+        end = len(self.data) if n < 0 else min(len(self.data), self.pos + n)
+        out = bytes(self.data[self.pos : end])
+        self.pos = end
+        return out
+
+    def close(self) -> None:
+        pass
+
+
+
+@contextlib.contextmanager
+def range_server(directory: Path) -> Iterator[str]:
+    """Serve ``directory`` over HTTP with Range support; yields the base URL."""
+    handler = functools.partial(RangeHandler, directory=str(directory))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -48,6 +48,14 @@ static struct {
     const struct block_backend *backend;
     int sock;
     pthread_t reader;
+    /* Pump abort (smoo.md §7.2 "fault the I/O pump"): every fault or session boundary
+     * bumps fault_gen and kicks the pump threads with SIGUSR1, so a transfer blocked on a
+     * host that is gone (e.g. a half-received READ payload) is dequeued, not waited on. */
+    pthread_t submit_tid, respond_tid;
+    bool pump_started;
+    unsigned fault_gen;
+    bool resp_in_bulk, sub_in_write;
+    unsigned resp_bulk_gen, sub_write_gen;
 } G = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .wake = PTHREAD_COND_INITIALIZER,
@@ -62,6 +70,24 @@ static int64_t now_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static unsigned fault_gen(void) { return __atomic_load_n(&G.fault_gen, __ATOMIC_SEQ_CST); }
+
+/* Exact-length endpoint I/O. Returns -ECANCELED once the pump was faulted after ``gen``. */
+static int io_exact_gen(int fd, void *buf, size_t len, bool reading, unsigned gen) {
+    size_t done = 0;
+    while (done < len) {
+        if (fault_gen() != gen) return -ECANCELED;
+        ssize_t n = reading ? read(fd, (char *)buf + done, len - done)
+                            : write(fd, (const char *)buf + done, len - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return n == 0 ? -EPIPE : -errno;
+        done += (size_t)n;
+    }
+    return 0;
+}
+
+/* Exact-length I/O that a pump fault does not cancel (the NBD socket): a kick that lands
+ * in flush_replies on the responder thread only restarts the write. */
 static int io_exact(int fd, void *buf, size_t len, bool reading) {
     size_t done = 0;
     while (done < len) {
@@ -72,6 +98,16 @@ static int io_exact(int fd, void *buf, size_t len, bool reading) {
         done += (size_t)n;
     }
     return 0;
+}
+
+static void noop_handler(int sig) { (void)sig; }
+
+/* Callers hold G.lock. */
+static void kick_pump(void) {
+    __atomic_add_fetch(&G.fault_gen, 1, __ATOMIC_SEQ_CST);
+    if (!G.pump_started) return;
+    pthread_kill(G.submit_tid, SIGUSR1);
+    pthread_kill(G.respond_tid, SIGUSR1);
 }
 
 /* --- link controller (smoo.md §7.2); callers hold G.lock ------------------------------ */
@@ -87,6 +123,7 @@ static void set_link(enum link_state next, const char *reason) {
 static void link_fault(const char *reason, bool io_error) {
     if (G.link == LINK_OFFLINE && !io_error) return;
     bridge_link_lost(&G.bridge); /* keep the block device; replay with the same ids */
+    kick_pump();
     if (io_error) {
         G.reopen_not_before_ms = now_ms() + G.backoff_ms;
         G.backoff_ms = G.backoff_ms * 2 > 30000 ? 30000 : G.backoff_ms * 2;
@@ -103,6 +140,7 @@ static void link_activity(const char *reason) {
 /* IDENT and CONFIG_EXPORTS: a new host session; forget wire state, replay once Online. */
 static void session_boundary(void) {
     bridge_link_lost(&G.bridge);
+    kick_pump();
     if (G.link == LINK_ONLINE) set_link(LINK_READY, "session boundary");
 }
 
@@ -218,6 +256,9 @@ static void *submitter(void *arg) {
         pthread_mutex_lock(&G.lock);
         while (!(G.have_export && bridge_next_submission(&G.bridge, &sub)))
             pthread_cond_wait(&G.wake, &G.lock);
+        unsigned gen = fault_gen();
+        G.sub_in_write = true;
+        G.sub_write_gen = gen;
         uint8_t *payload = NULL;
         if (sub.payload_len) { /* copy: the op may be failed while we write */
             payload = malloc(sub.payload_len);
@@ -226,15 +267,16 @@ static void *submitter(void *arg) {
         pthread_mutex_unlock(&G.lock);
         uint8_t msg[SMOO_MSG_LEN];
         smoo_encode_request(msg, &sub.request);
-        int rc = io_exact(G.ep_req, msg, sizeof msg, false);
+        int rc = io_exact_gen(G.ep_req, msg, sizeof msg, false, gen);
         if (!rc && sub.payload_len)
-            rc = payload ? io_exact(G.ep_bulk_in, payload, sub.payload_len, false) : -ENOMEM;
+            rc = payload ? io_exact_gen(G.ep_bulk_in, payload, sub.payload_len, false, gen)
+                         : -ENOMEM;
         free(payload);
-        if (rc) {
-            pthread_mutex_lock(&G.lock);
-            link_fault("endpoint write failed", true);
-            pthread_mutex_unlock(&G.lock);
-        }
+        pthread_mutex_lock(&G.lock);
+        G.sub_in_write = false;
+        if (rc == -ECANCELED) log_info("Request write abandoned (pump faulted); it will replay");
+        else if (rc) link_fault("endpoint write failed", true);
+        pthread_mutex_unlock(&G.lock);
     }
     return NULL;
 }
@@ -244,6 +286,7 @@ static void *responder(void *arg) {
     uint8_t buf[1024];
     for (;;) {
         ssize_t n = read(G.ep_resp, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue; /* kicked by a fault while idle */
         if (n < 0) {
             pthread_mutex_lock(&G.lock);
             link_fault("interrupt OUT read failed", true);
@@ -261,18 +304,49 @@ static void *responder(void *arg) {
         enum bridge_response_result res =
             G.have_export ? bridge_on_response(&G.bridge, &r, &dst, &len, &slot)
                           : BRIDGE_RESP_DROPPED;
+        /* A dropped OK READ Response is still followed by its payload on bulk OUT
+         * (smoo.md §4.3): drain exactly that many bytes, or every later READ would take
+         * the previous one's data. Duplicates are normal after a recovery (§7.2). */
+        uint64_t drain = 0;
         if (res == BRIDGE_RESP_FAULT) link_fault("Response op mismatch", true);
-        else if (res == BRIDGE_RESP_DROPPED)
-            log_debug("Response for unknown request %08x/%u dropped", r.export_id, r.request_id);
-        else link_activity("request completed");
+        else if (res == BRIDGE_RESP_DROPPED) {
+            if (G.have_export && r.op == SMOO_READ && r.status == 0 &&
+                r.export_id == G.bridge.export.export_id)
+                drain = (uint64_t)r.num_blocks * G.bridge.export.block_size;
+            log_info("Response for unknown request %08x/%u (lba %llu) dropped; draining %llu "
+                     "payload bytes", r.export_id, r.request_id, (unsigned long long)r.lba,
+                     (unsigned long long)drain);
+        } else link_activity("request completed");
+        if (drain > G.cfg->max_io_bytes) { /* no host sends that much: a broken peer */
+            link_fault("dropped Response announces an oversized payload", true);
+            drain = 0;
+        }
+        unsigned gen = fault_gen();
+        G.resp_in_bulk = res == BRIDGE_RESP_NEED_BULK || drain;
+        G.resp_bulk_gen = gen;
         pthread_cond_broadcast(&G.wake); /* a freed slot may let a waiting part go out */
         pthread_mutex_unlock(&G.lock);
+        if (drain) {
+            /* One read of the whole payload: a transfer's boundaries are kept (the socket
+             * harness sends one message per transfer). At most max_io_bytes, checked above. */
+            uint8_t *scratch = malloc((size_t)drain);
+            int rc = scratch ? io_exact_gen(G.ep_bulk_out, scratch, (size_t)drain, true, gen)
+                             : -ENOMEM;
+            free(scratch);
+            pthread_mutex_lock(&G.lock);
+            G.resp_in_bulk = false;
+            if (rc == -ECANCELED) log_info("payload drain abandoned (pump faulted)");
+            else if (rc) link_fault("bulk OUT drain failed", true);
+            pthread_mutex_unlock(&G.lock);
+        }
         if (res == BRIDGE_RESP_NEED_BULK) {
             /* Read into our own buffer: the op may be failed or replayed while we wait. */
             uint8_t *data = malloc(len);
-            int rc = data ? io_exact(G.ep_bulk_out, data, len, true) : -ENOMEM;
+            int rc = data ? io_exact_gen(G.ep_bulk_out, data, len, true, gen) : -ENOMEM;
             pthread_mutex_lock(&G.lock);
-            if (rc) link_fault("bulk OUT read failed", true);
+            G.resp_in_bulk = false;
+            if (rc == -ECANCELED) log_info("READ payload abandoned (pump faulted); it will replay");
+            else if (rc) link_fault("bulk OUT read failed", true);
             else if (!G.have_export || !bridge_bulk_deliver(&G.bridge, slot, data, len))
                 log_debug("bulk OUT payload for a request no longer waiting; dropped");
             free(data);
@@ -291,6 +365,13 @@ static void *liveness(void *arg) {
         pthread_mutex_lock(&G.lock);
         if (G.link == LINK_ONLINE && now_ms() - G.last_activity_ms > 3000)
             link_fault("liveness timeout", false);
+        /* A kick that landed just before a pump thread blocked is lost: repeat it. A
+         * stale Request left blocked on interrupt IN would reach the next host as a
+         * duplicate, and the bulk-OUT data answering it would desync the stream. */
+        if (G.pump_started && G.resp_in_bulk && G.resp_bulk_gen != fault_gen())
+            pthread_kill(G.respond_tid, SIGUSR1);
+        if (G.pump_started && G.sub_in_write && G.sub_write_gen != fault_gen())
+            pthread_kill(G.submit_tid, SIGUSR1);
         pthread_mutex_unlock(&G.lock);
     }
     return NULL;
@@ -388,9 +469,15 @@ void gadget_serve(const struct stage0_config *cfg, const struct gadget_endpoints
     }
     log_info("smoo gadget ready (session %016llx, %s mode)", (unsigned long long)G.session_id,
              cfg->mimic_fastboot ? "mimic-fastboot" : "smoo");
+    struct sigaction kick = {.sa_handler = noop_handler}; /* no SA_RESTART: reads see EINTR */
+    sigemptyset(&kick.sa_mask);
+    sigaction(SIGUSR1, &kick, NULL);
     pthread_t t;
-    pthread_create(&t, NULL, submitter, NULL);
-    pthread_create(&t, NULL, responder, NULL);
+    pthread_mutex_lock(&G.lock);
+    pthread_create(&G.submit_tid, NULL, submitter, NULL);
+    pthread_create(&G.respond_tid, NULL, responder, NULL);
+    G.pump_started = true;
+    pthread_mutex_unlock(&G.lock);
     pthread_create(&t, NULL, liveness, NULL);
     pthread_create(&t, NULL, shutdown_watcher, &signals);
     for (;;) {

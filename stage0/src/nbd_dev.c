@@ -59,6 +59,10 @@ static int attach(const struct smoo_export *e, uint32_t max_io_bytes, int *gadge
 static void detach(void) {
     if (nbd_fd < 0) return;
     ioctl(nbd_fd, NBD_DISCONNECT);
+    /* NBD_DO_IT returns only once the kernel's receiver sees the socket end; the gadget's
+     * end may still be open (shutdown path), so end it here. Callers have replied to
+     * everything already, so nothing in flight is lost. */
+    shutdown(kernel_sock, SHUT_RDWR);
     if (doit_running) pthread_join(doit_thread, NULL);
     doit_running = 0;
     close(kernel_sock);

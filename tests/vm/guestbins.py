@@ -1,0 +1,42 @@
+"""Compile the VM tests' guest programs (static x86_64) and the stage0 PID1.
+
+Outputs are cached under ``.cache/vm/bin`` keyed by the source digest, so a test session
+compiles each program at most once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from pathlib import Path
+
+from tests.support.debian import REPO_ROOT
+
+GUEST_DIR = Path(__file__).resolve().parent / "guest"
+BIN_CACHE = REPO_ROOT / ".cache" / "vm" / "bin"
+STAGE0_BIN = REPO_ROOT / "stage0" / "build" / "x86_64" / "stage0-init"
+
+
+def compile_static(name: str) -> Path:
+    """Build ``guest/<name>.c`` into a static binary; returns its path."""
+    source = GUEST_DIR / f"{name}.c"
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    target = BIN_CACHE / f"{name}-{digest}"
+    if not target.exists():
+        BIN_CACHE.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(".part")
+        subprocess.run(
+            ["gcc", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-O2", "-static",
+             "-o", str(partial), str(source)],
+            check=True,
+        )  # fmt: skip
+        partial.rename(target)
+    return target
+
+
+def stage0_pid1() -> bytes:
+    """The real stage0 PID1, built by its own Makefile (make is a no-op when up to date)."""
+    subprocess.run(
+        ["make", "-s", "-C", str(REPO_ROOT / "stage0"), "build/x86_64/stage0-init"], check=True
+    )
+    return STAGE0_BIN.read_bytes()

@@ -1,0 +1,97 @@
+"""The served test rootfs: a real EROFS image made with mkfs.erofs.
+
+It holds Debian's real amd64 kernel package (``/boot/vmlinuz-<kver>`` and the whole
+``/lib/modules/<kver>`` tree, from which the stage0 builder picks its modules, with the
+depmod index the package's postinst would make), plus the
+test's own ``/sbin/init``, a marker file and a pseudo-random payload blob that the init
+reads end to end. The image is cached under ``.cache/vm`` keyed by its inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.support.debian import REPO_ROOT, debian_kernel
+from tests.vm.guestbins import compile_static
+
+IMAGE_CACHE = REPO_ROOT / ".cache" / "vm" / "rootfs"
+BLOB_BYTES = 16 << 20  # large enough that reading it spans a host restart
+
+
+@dataclass(frozen=True)
+class VmRootfs:
+    image: Path
+    kver: str
+    marker: str
+    blob_bytes: int
+    blob_sum: str  # what rootfs_init prints: weighted sum of LE u64 words, 16 hex digits
+
+
+def _blob(seed: str, size: int) -> bytes:
+    return hashlib.shake_256(seed.encode()).digest(size)
+
+
+def blob_checksum(blob: bytes) -> str:
+    """Same as rootfs_init.c: sum of word[i] * (i + 1) over little-endian u64 words."""
+    words = memoryview(blob).cast("Q")
+    total = sum(word * (i + 1) for i, word in enumerate(words)) & (2**64 - 1)
+    return f"{total:016x}"
+
+
+def chunk_sums(blob: bytes, chunk: int = 64 << 10) -> bytes:
+    """Per-chunk checksums (as in :func:`blob_checksum`, global word index), u64 LE each."""
+    words = memoryview(blob).cast("Q")
+    per = chunk // 8
+    sums = [0] * (len(words) // per)
+    for i, word in enumerate(words):
+        sums[i // per] += word * (i + 1)
+    return b"".join((s & (2**64 - 1)).to_bytes(8, "little") for s in sums)
+
+
+def build_rootfs() -> VmRootfs:
+    """Build (or reuse) the EROFS test rootfs image."""
+    kroot, kver = debian_kernel("amd64")
+    init = compile_static("rootfs_init")
+    key = hashlib.sha256(f"{kver}|{init.name}|{BLOB_BYTES}|v3".encode()).hexdigest()[:16]
+    marker = f"fastboop-vm-marker-{key}"
+    image = IMAGE_CACHE / f"rootfs-{key}.erofs"
+    blob = _blob(marker, BLOB_BYTES)
+    meta = image.with_suffix(".sum")
+    if not image.exists() or not meta.exists():
+        staging = IMAGE_CACHE / f"staging-{key}"
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(kroot, staging, copy_function=_link_or_copy, ignore=_skip_stamp)
+        # The package leaves the index to its postinst; a real rootfs has it.
+        subprocess.run(["depmod", "-b", str(staging), kver], check=True)
+        (staging / "sbin").mkdir(exist_ok=True)
+        shutil.copy(init, staging / "sbin" / "init")
+        (staging / "sbin" / "init").chmod(0o755)
+        (staging / "etc").mkdir(exist_ok=True)
+        (staging / "etc" / "vmtest-marker").write_text(marker + "\n")
+        (staging / "data").mkdir(exist_ok=True)
+        (staging / "data" / "blob").write_bytes(blob)
+        (staging / "data" / "blob.sums").write_bytes(chunk_sums(blob))
+        partial = image.with_suffix(".part")
+        subprocess.run(
+            ["mkfs.erofs", "--quiet", "-T0", "--all-root", str(partial), str(staging)], check=True
+        )
+        shutil.rmtree(staging)
+        meta.write_text(blob_checksum(blob))
+        partial.rename(image)
+    return VmRootfs(image, kver, marker, BLOB_BYTES, meta.read_text().strip())
+
+
+def _link_or_copy(src: str, dst: str) -> object:
+    try:
+        Path(dst).hardlink_to(src)
+    except OSError:
+        shutil.copy2(src, dst)
+    return dst
+
+
+def _skip_stamp(directory: str, names: list[str]) -> list[str]:
+    return [n for n in names if n == ".extracted"]

@@ -12,7 +12,7 @@
  *   1. unshare(CLONE_NEWNS), make every mount private;
  *   2. load the 9p/virtio modules listed in /vmtest/modules (finit_module, in order);
  *   3. mount the host's filesystem (9p tag "hostroot", read-only) on /vmtest/host, then
- *      proc, sysfs, devtmpfs, tmpfs /tmp and /run inside it, and the writable 9p tag
+ *      proc, sysfs, devtmpfs, tmpfs /run (TMPDIR) inside it, and the writable 9p tag
  *      "vmout" on the path named in /vmtest/outdir (same path as on the host);
  *   4. chroot into the host filesystem, chdir to /vmtest/cwd and start the host process:
  *      the NUL-separated argv in /vmtest/argv, "{journal}" replaced by
@@ -206,8 +206,11 @@ static void child(int ready) {
     mount_at("proc", HOST "/proc", "proc", 0, NULL);
     mount_at("sysfs", HOST "/sys", "sysfs", 0, NULL);
     mount_at("devtmpfs", HOST "/dev", "devtmpfs", 0, NULL);
-    mount_at("tmpfs", HOST "/tmp", "tmpfs", 0, NULL);
+    /* No tmpfs over /tmp: the checkout (CI clones anywhere, /tmp included) must stay
+     * visible. Scratch space for the host process is a tmpfs under /run instead. */
     mount_at("tmpfs", HOST "/run", "tmpfs", 0, NULL);
+    mkdir(HOST "/run/vmtest-tmp", 01777);
+    setenv("TMPDIR", "/run/vmtest-tmp", 1);
     char where[1200];
     if (slurp("/vmtest/outdir", outdir, sizeof outdir) < 0) fail("read %s: %s", "/vmtest/outdir");
     chomp(outdir);

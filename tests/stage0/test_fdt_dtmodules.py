@@ -64,9 +64,15 @@ def test_fajita_acceptance_closure(fajita: bytes, arm64_tree: tuple[Path, str]) 
     assert by_module["dwc3"].compatible == "snps,dwc3"
     assert by_module["phy_qcom_qusb2"].compatible == "qcom,sdm845-qusb2-phy"
     assert by_module["qcom_rpmh_regulator"].node == "/soc@0/rsc@179c0000/regulators-0"
-    # The 6T is USB2-only: its DT drops the SS PHY from the controller and disables the
-    # QMP node, and disabled providers (e.g. the PCIe PHY behind gcc's clocks) are skipped.
-    assert "phy_qcom_qmp_usb" not in by_module and "phy_qcom_qmp_pcie" not in by_module
+    # The 6T's DT wires the controller to its HS PHY only and disables the QMP node; the
+    # QMP driver comes in as a USB PHY of the same SoC, and says so. Disabled providers
+    # that are not USB PHYs (the PCIe PHY behind gcc's clocks) stay out.
+    qmp = by_module["phy_qcom_qmp_usb"]
+    assert (qmp.node, qmp.compatible) == ("/soc@0/phy@88e9000", "qcom,sdm845-qmp-usb3-phy")
+    assert qmp.companion_of == "/soc@0/usb@a6f8800"
+    assert "USB PHY of the same SoC as /soc@0/usb@a6f8800" in qmp.why
+    assert by_module["phy_qcom_qusb2"].companion_of is None  # wired: found the normal way
+    assert "phy_qcom_qmp_pcie" not in by_module and "phy_qcom_qmp_ufs" not in by_module
 
     required = required_modules("erofs", dt_modules=[(m.module, m.why) for m in found])
     closure = resolve_closure(index, required)
@@ -75,6 +81,7 @@ def test_fajita_acceptance_closure(fajita: bytes, arm64_tree: tuple[Path, str]) 
         "dwc3",
         "dwc3_qcom",
         "phy_qcom_qusb2",
+        "phy_qcom_qmp_usb",
         "usb_f_fs",
         "libcomposite",
         "nbd",
@@ -94,8 +101,9 @@ def test_fajita_acceptance_closure(fajita: bytes, arm64_tree: tuple[Path, str]) 
 
 def test_board_with_superspeed_finds_qmp_usb(arm64_tree: tuple[Path, str]) -> None:
     index = index_from_tree(*arm64_tree)
-    mods = {m.module for m in discover_dt_modules(parse_fdt(dtb("sdm845-mtp")), index)}
-    assert {"phy_qcom_qmp_usb", "phy_qcom_qusb2", "dwc3", "dwc3_qcom"} <= mods
+    found = {m.module: m for m in discover_dt_modules(parse_fdt(dtb("sdm845-mtp")), index)}
+    assert {"phy_qcom_qmp_usb", "phy_qcom_qusb2", "dwc3", "dwc3_qcom"} <= set(found)
+    assert found["phy_qcom_qmp_usb"].companion_of is None  # wired by phys on this board
 
 
 @pytest.mark.parametrize(
@@ -163,6 +171,43 @@ def test_small_tree_providers(small_dtb: bytes) -> None:
         ("/clock", "fixed-clock"),
         ("/regulators", "vendor,regs"),  # ldo1 has no compatible: its parent serves it
     }
+
+
+COMPANION_DTS = """
+/dts-v1/;
+/ {
+    #address-cells = <1>; #size-cells = <1>;
+    hs: phy@100 { compatible = "acme,soc42-usb2-phy"; #phy-cells = <0>; phandle = <1>; };
+    phy@200 { compatible = "acme,soc42-usb3-phy"; status = "disabled";
+              lane { #phy-cells = <0>; }; };
+    phy@300 { compatible = "acme,soc42-pcie-phy"; #phy-cells = <0>; };
+    phy@400 { compatible = "other,soc7-usb3-phy"; #phy-cells = <0>; };
+    usb-hub { compatible = "acme,soc42-usb-hub"; };
+    glue@500 { compatible = "acme,soc42-dwc3";
+        usb@600 { compatible = "snps,dwc3"; phys = <1>; dr_mode = "peripheral"; };
+    };
+    glue@700 { compatible = "acme,soc42-dwc3"; status = "disabled";
+        usb@800 { compatible = "snps,dwc3"; };
+    };
+};
+"""
+
+
+def test_soc_usb_phy_companions() -> None:
+    """Only PHY providers of the controller's own SoC that name USB, enabled or not."""
+    from fastboop.stage0.dtmodules import soc_usb_phy_companions
+
+    blob = subprocess.run(["dtc", "-q", "-I", "dts", "-O", "dtb", "-o", "-"],
+                          input=COMPANION_DTS.encode(), check=True, capture_output=True).stdout
+    found = {(phy.path, c, ctl.path) for phy, c, ctl in soc_usb_phy_companions(parse_fdt(blob))}
+    assert found == {
+        ("/phy@100", "acme,soc42-usb2-phy", "/glue@500"),
+        ("/phy@200", "acme,soc42-usb3-phy", "/glue@500"),
+    }
+    generic_only = COMPANION_DTS.replace('"acme,soc42-dwc3"', '"acme,dwc3"')
+    blob = subprocess.run(["dtc", "-q", "-I", "dts", "-O", "dtb", "-o", "-"],
+                          input=generic_only.encode(), check=True, capture_output=True).stdout
+    assert soc_usb_phy_companions(parse_fdt(blob)) == []  # no SoC token: no companions
 
 
 @settings(

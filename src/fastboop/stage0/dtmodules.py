@@ -5,6 +5,17 @@ regulators as modules; without them the phone never shows up on USB. Instead of 
 every device profile list them by hand, we start from the enabled USB device-controller
 nodes of the DTB, follow the providers they reference by phandle (transitively), and map
 every ``compatible`` string through ``modules.alias`` exactly like udev/kmod would.
+
+Project addition on top of stage0.md §4.10, the **SoC USB PHY companions**: the USB PHYs
+of the controller's own SoC are included even when the board's DT does not wire them to
+the controller (or disables them). A board file often routes a SuperSpeed-capable
+controller through its high-speed PHY only (Debian 6.1's ``sdm845-oneplus-fajita``:
+``phys = <&usb_1_hsphy>``, QMP node disabled), while other DT revisions, the bootloader's
+own overlays or a user's ``--dtbo`` wire the SS PHY back in; a gadget whose PHY driver is
+missing never enumerates, and the price of the spare driver is one small module. The
+companions are the nodes that provide a PHY (``#phy-cells`` on the node or a child), carry a
+``compatible`` with the controller's SoC prefix (``qcom,sdm845-`` from ``qcom,sdm845-dwc3``)
+that names USB, enabled or not. ``--explain-modules`` says which modules came this way.
 """
 
 from __future__ import annotations
@@ -36,6 +47,9 @@ PHANDLE_PROPS: tuple[tuple[str, str | None], ...] = (
     ("extcon", None),
 )
 SUPPLY_SUFFIX = "-supply"
+#: ``vendor,soc`` of an SoC-specific compatible: ``qcom,sdm845-dwc3`` -> ``qcom,sdm845``.
+#: Generic IP compatibles (``snps,dwc3``) have no SoC token and give no prefix.
+SOC_PREFIX = re.compile(r"^([a-z0-9]+,[a-z]+[a-z0-9]*\d[a-z0-9]*)-")
 BUS_COMPATIBLES = {"simple-bus", "simple-mfd", "syscon"}
 
 
@@ -45,10 +59,15 @@ class DtMatch(msgspec.Struct, frozen=True):
     module: str
     node: str
     compatible: str
+    #: Set for SoC USB PHY companions: the controller whose SoC the PHY belongs to.
+    companion_of: str | None = None
 
     @property
     def why(self) -> str:
-        return f"{self.node} compatible {self.compatible!r}"
+        found = f"{self.node} compatible {self.compatible!r}"
+        if self.companion_of is None:
+            return found
+        return f"{found} (USB PHY of the same SoC as {self.companion_of})"
 
 
 def _referenced(tree: DeviceTree, node: Node) -> list[Node]:
@@ -138,16 +157,52 @@ def collect_compatibles(tree: DeviceTree) -> list[tuple[Node, str]]:
     return pairs
 
 
+def _provides_phy(node: Node) -> bool:
+    return "#phy-cells" in node.props or any("#phy-cells" in c.props for c in node.children)
+
+
+def soc_usb_phy_companions(tree: DeviceTree) -> list[tuple[Node, str, Node]]:
+    """(phy node, compatible, controller) for the SoC's USB PHYs (module docstring)."""
+    out: list[tuple[Node, str, Node]] = []
+    seen: set[int] = set()
+    for controller in usb_controller_nodes(tree):
+        prefixes = {
+            m.group(1) + "-"
+            for node in (controller, controller.parent)
+            if node is not None
+            for c in node.compatible
+            if (m := SOC_PREFIX.match(c))
+        }
+        if not prefixes:
+            continue
+        for node in tree.root.walk():
+            if id(node) in seen or not _provides_phy(node):
+                continue
+            for compat in node.compatible:
+                if "usb" in compat and any(compat.startswith(p) for p in prefixes):
+                    seen.add(id(node))
+                    out += [(node, c, controller) for c in node.compatible]
+                    break
+    return out
+
+
 def of_alias_patterns(index: ModuleIndex) -> list[tuple[str, str]]:
     return [(pattern, module) for _, pattern, module in index.aliases if pattern.startswith("of:")]
 
 
 def modules_for(
-    pairs: Iterable[tuple[Node, str]], patterns: list[tuple[str, str]]
+    pairs: Iterable[tuple[Node, str]],
+    patterns: list[tuple[str, str]],
+    *,
+    found: set[str] | None = None,
+    companion_of: Node | None = None,
 ) -> list[DtMatch]:
-    """Map compatibles to modules with kmod's glob semantics on ``of:N*T*C<compat>``."""
+    """Map compatibles to modules with kmod's glob semantics on ``of:N*T*C<compat>``.
+
+    Modules already in ``found`` are skipped (and new ones added to it)."""
     out: list[DtMatch] = []
-    found: set[str] = set()
+    found = set() if found is None else found
+    companion = companion_of.path if companion_of is not None else None
     for node, compat in pairs:
         modalias = f"of:N{node.basename}T(null)C{compat}"
         for pattern, module in patterns:
@@ -158,10 +213,16 @@ def modules_for(
                 or fnmatch.fnmatchcase(modalias + "C", pattern)
             ) and module not in found:
                 found.add(module)
-                out.append(DtMatch(module, node.path, compat))
+                out.append(DtMatch(module, node.path, compat, companion))
     return out
 
 
 def discover_dt_modules(tree: DeviceTree, index: ModuleIndex) -> list[DtMatch]:
-    """Modules needed for USB gadget mode on this device tree, in discovery order."""
-    return modules_for(collect_compatibles(tree), of_alias_patterns(index))
+    """Modules needed for USB gadget mode on this device tree, in discovery order: the
+    wired providers first, then the SoC USB PHY companions not already covered."""
+    patterns = of_alias_patterns(index)
+    found: set[str] = set()
+    out = modules_for(collect_compatibles(tree), patterns, found=found)
+    for phy, compat, controller in soc_usb_phy_companions(tree):
+        out += modules_for([(phy, compat)], patterns, found=found, companion_of=controller)
+    return out

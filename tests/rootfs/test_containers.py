@@ -18,7 +18,7 @@ from fastboop.rootfs.http import HttpSource
 from fastboop.rootfs.open import open_rootfs, unwrap
 from fastboop.rootfs.partitions import read_partitions
 from fastboop.rootfs.sparse import SparseSource
-from tests.support.http_range import range_server
+from tests.support.http_range import counting_range_server, range_server
 
 
 @pytest.fixture(scope="module")
@@ -191,6 +191,34 @@ def test_http_long_read_without_disk_cache(server: tuple[str, Path]) -> None:
     src = HttpSource(f"{base}/blob", block_size=1024)  # 293 blocks > the in-memory LRU
     assert src.read(1, 299_000) == blob[1:299_001]
     assert src.requests == 2  # probe + one coalesced range
+
+
+def test_http_keeps_one_connection_alive(tmp_path: Path) -> None:
+    """Every range request of a source reuses one connection (one TLS handshake)."""
+    blob = os.urandom(400_000)
+    (tmp_path / "blob").write_bytes(blob)
+    with counting_range_server(tmp_path) as (base, server):
+        src = HttpSource(f"{base}/blob", block_size=4096)
+        for offset in (0, 100_000, 200_000, 300_000, 390_000):  # scattered: 5 requests
+            assert src.read(offset, 5000) == blob[offset : offset + 5000]
+        assert src.requests == 6
+        assert server.connections == 1
+
+
+def test_http_follows_redirects_and_proxy_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blob = os.urandom(50_000)
+    (tmp_path / "blob").write_bytes(blob)
+    (tmp_path / "latest.redirect").write_text("/blob\n")  # the server answers 302 -> /blob
+    with counting_range_server(tmp_path) as (base, _server):
+        assert HttpSource(f"{base}/latest").read(1000, 2000) == blob[1000:3000]
+        # A proxy from the environment: the request for a host that does not exist goes
+        # to the proxy (this server, which serves the absolute-form path it is asked for).
+        for name in ("no_proxy", "NO_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("http_proxy", base)
+        assert HttpSource("http://image.invalid/blob").read(0, 100) == blob[:100]
 
 
 def test_http_errors(server: tuple[str, Path]) -> None:

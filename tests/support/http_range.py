@@ -11,6 +11,7 @@ import functools
 import http.server
 import re
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,13 +20,27 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
     """http.server with single-range ``Range: bytes=a-b`` support (it has none).
 
     It reads only the requested range, so the benchmarks can serve multi-GiB images.
+    It speaks HTTP/1.1 with keep-alive, as real servers and CDNs do; ``connections``
+    counts the TCP connections its server accepted (set by :func:`range_server`).
     """
+
+    protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: object) -> None:
         pass
 
     def send_head(self):  # type: ignore[no-untyped-def]
-        path = Path(self.translate_path(self.path))
+        # A proxy's request line carries the absolute URL: serve its path (the tests use
+        # this server as an HTTP proxy too).
+        request_path = urllib.parse.urlsplit(self.path).path if "://" in self.path else self.path
+        path = Path(self.translate_path(request_path))
+        moved = path.with_name(path.name + ".redirect")  # "<name>.redirect" holds a URL path
+        if moved.is_file():
+            self.send_response(302)
+            self.send_header("Location", moved.read_text().strip())
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
         if not path.is_file():
             self.send_error(404)
             return None
@@ -66,15 +81,32 @@ class _Body:
 
 
 
+class CountingServer(http.server.ThreadingHTTPServer):
+    """Counts accepted connections, so tests can see whether clients keep them alive."""
+
+    connections = 0
+
+    def process_request(self, request, client_address):  # type: ignore[no-untyped-def]
+        self.connections += 1
+        super().process_request(request, client_address)
+
+
 @contextlib.contextmanager
 def range_server(directory: Path) -> Iterator[str]:
     """Serve ``directory`` over HTTP with Range support; yields the base URL."""
+    with counting_range_server(directory) as (url, _server):
+        yield url
+
+
+@contextlib.contextmanager
+def counting_range_server(directory: Path) -> Iterator[tuple[str, CountingServer]]:
+    """:func:`range_server` that also yields the server (for its ``connections``)."""
     handler = functools.partial(RangeHandler, directory=str(directory))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd = CountingServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", httpd
     finally:
         httpd.shutdown()
         httpd.server_close()

@@ -5,6 +5,12 @@ the superblock, a few inodes, the kernel and the modules. Each read is served fr
 fixed-size cached blocks; missing neighbouring blocks are fetched in one Range request.
 The cache is keyed by URL, size, validator (ETag / Last-Modified) and block size, so a
 changed image is never mixed with stale blocks.
+
+Requests go through urllib3 rather than urllib: a cold stage0 build makes ~50 range
+requests and serving a rootfs makes thousands, and urllib opens a new connection (a new
+TLS handshake over HTTPS) for each one. urllib3 keeps the connection alive, follows
+redirects (release downloads usually redirect to a CDN) and retries dropped connections.
+Proxies come from the usual environment variables, as urllib would take them.
 """
 
 from __future__ import annotations
@@ -14,10 +20,11 @@ import json
 import os
 import re
 import tempfile
-import urllib.error
 import urllib.request
 from collections import OrderedDict
 from pathlib import Path
+
+import urllib3
 
 from fastboop.rootfs.blocksource import check_range
 from fastboop.rootfs.errors import RootfsError
@@ -30,6 +37,21 @@ from fastboop.rootfs.errors import RootfsError
 DEFAULT_BLOCK = 64 << 10
 MEMORY_BLOCKS = 256  # recently used blocks kept in RAM; the disk cache holds the rest
 USER_AGENT = "fastboop"
+# Transient failures (a dropped keep-alive connection, a CDN's 503) are retried with a
+# short backoff; anything else is reported at once.
+RETRIES = urllib3.Retry(total=4, connect=2, read=2, redirect=5, backoff_factor=0.2,
+                        status_forcelist=(502, 503, 504), raise_on_status=False,
+                        raise_on_redirect=False)  # fmt: skip
+
+
+def pool_for(url: str) -> urllib3.PoolManager:
+    """A connection pool for ``url``, through the environment's proxy if one applies
+    (``http_proxy``/``https_proxy``/``no_proxy``, read the way urllib reads them)."""
+    parsed = urllib3.util.parse_url(url)
+    proxy = urllib.request.getproxies().get(parsed.scheme or "http")
+    if proxy and not urllib.request.proxy_bypass(parsed.host or ""):
+        return urllib3.ProxyManager(proxy, retries=RETRIES)
+    return urllib3.PoolManager(retries=RETRIES)
 
 
 class HttpSource:
@@ -46,6 +68,7 @@ class HttpSource:
         self.timeout = timeout
         self.requests = 0  # number of HTTP requests made (for tests and benchmarks)
         self.bytes_fetched = 0  # body bytes received (for tests and benchmarks)
+        self._pool = pool_for(url)
         self._size, validator = self._probe()
         # The block size is part of the key: blocks are files named by their index.
         ident = f"{url}\0{self._size}\0{validator}\0{block_size}"
@@ -59,20 +82,25 @@ class HttpSource:
                 meta.write_text(json.dumps({"url": url, "size": self._size}))
 
     def _request(self, method: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
-        request = urllib.request.Request(
-            self.url, method=method, headers={"User-Agent": USER_AGENT, **headers}
-        )
         self.requests += 1
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                body = response.read() if method != "HEAD" else b""
-                self.bytes_fetched += len(body)
-                return response.status, dict(response.headers.items()), body
-        except urllib.error.HTTPError as error:
-            raise RootfsError(f"HTTP {error.code} {error.reason}", where=self.url) from None
-        except (urllib.error.URLError, OSError) as error:
-            reason = getattr(error, "reason", error)
+            response = self._pool.request(
+                method,
+                self.url,
+                headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity", **headers},
+                timeout=urllib3.Timeout(connect=self.timeout, read=self.timeout),
+            )
+        except urllib3.exceptions.MaxRetryError as error:
+            # "HTTPConnection(host=..., port=...): Failed to ..." -> the part after the repr
+            reason = str(error.reason).partition("): ")[2] or str(error.reason)
             raise RootfsError(f"cannot fetch: {reason}", where=self.url) from None
+        except urllib3.exceptions.HTTPError as error:
+            raise RootfsError(f"cannot fetch: {error}", where=self.url) from None
+        if response.status >= 400:
+            raise RootfsError(f"HTTP {response.status} {response.reason}", where=self.url)
+        body = response.data if method != "HEAD" else b""
+        self.bytes_fetched += len(body)
+        return response.status, dict(response.headers.items()), body
 
     def _probe(self) -> tuple[int, str]:
         status, headers, _ = self._request("GET", {"Range": "bytes=0-0"})

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
+import random
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -219,6 +221,23 @@ def test_http_follows_redirects_and_proxy_environment(
             monkeypatch.delenv(name, raising=False)
         monkeypatch.setenv("http_proxy", base)
         assert HttpSource("http://image.invalid/blob").read(0, 100) == blob[:100]
+
+
+def test_http_concurrent_reads(server: tuple[str, Path]) -> None:
+    """The smoo pump reads from several threads: every byte must still be right."""
+    base, root = server
+    blob = os.urandom(1_000_000)
+    (root / "blob").write_bytes(blob)
+    src = HttpSource(f"{base}/blob", cache_dir=root / "cache", block_size=1024)
+    rng = random.Random(7)
+    ranges = [(rng.randrange(0, 990_000), rng.randrange(1, 10_000)) for _ in range(400)]
+
+    def check(chunk: list[tuple[int, int]]) -> None:
+        for offset, length in chunk:
+            assert src.read(offset, length) == blob[offset : offset + length]
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(check, [ranges[i::8] for i in range(8)]))
 
 
 def test_http_errors(server: tuple[str, Path]) -> None:

@@ -20,6 +20,7 @@ import json
 import os
 import re
 import tempfile
+import threading
 import urllib.request
 from collections import OrderedDict
 from pathlib import Path
@@ -37,6 +38,8 @@ from fastboop.rootfs.errors import RootfsError
 DEFAULT_BLOCK = 64 << 10
 MEMORY_BLOCKS = 256  # recently used blocks kept in RAM; the disk cache holds the rest
 USER_AGENT = "fastboop"
+# The smoo pump reads from several worker threads at once; keep that many connections.
+POOL_SIZE = 4
 # Transient failures (a dropped keep-alive connection, a CDN's 503) are retried with a
 # short backoff; anything else is reported at once.
 RETRIES = urllib3.Retry(total=4, connect=2, read=2, redirect=5, backoff_factor=0.2,
@@ -50,8 +53,8 @@ def pool_for(url: str) -> urllib3.PoolManager:
     parsed = urllib3.util.parse_url(url)
     proxy = urllib.request.getproxies().get(parsed.scheme or "http")
     if proxy and not urllib.request.proxy_bypass(parsed.host or ""):
-        return urllib3.ProxyManager(proxy, retries=RETRIES)
-    return urllib3.PoolManager(retries=RETRIES)
+        return urllib3.ProxyManager(proxy, retries=RETRIES, maxsize=POOL_SIZE)
+    return urllib3.PoolManager(retries=RETRIES, maxsize=POOL_SIZE)
 
 
 class HttpSource:
@@ -69,6 +72,8 @@ class HttpSource:
         self.requests = 0  # number of HTTP requests made (for tests and benchmarks)
         self.bytes_fetched = 0  # body bytes received (for tests and benchmarks)
         self._pool = pool_for(url)
+        # Guards the LRU and the counters: serving reads from several threads at once.
+        self._lock = threading.Lock()
         self._size, validator = self._probe()
         # The block size is part of the key: blocks are files named by their index.
         ident = f"{url}\0{self._size}\0{validator}\0{block_size}"
@@ -82,7 +87,8 @@ class HttpSource:
                 meta.write_text(json.dumps({"url": url, "size": self._size}))
 
     def _request(self, method: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
-        self.requests += 1
+        with self._lock:
+            self.requests += 1
         try:
             response = self._pool.request(
                 method,
@@ -99,7 +105,8 @@ class HttpSource:
         if response.status >= 400:
             raise RootfsError(f"HTTP {response.status} {response.reason}", where=self.url)
         body = response.data if method != "HEAD" else b""
-        self.bytes_fetched += len(body)
+        with self._lock:
+            self.bytes_fetched += len(body)
         return response.status, dict(response.headers.items()), body
 
     def _probe(self) -> tuple[int, str]:
@@ -121,9 +128,10 @@ class HttpSource:
         return self._size
 
     def _cached(self, index: int) -> bytes | None:
-        if index in self._memory:
-            self._memory.move_to_end(index)
-            return self._memory[index]
+        with self._lock:
+            if index in self._memory:
+                self._memory.move_to_end(index)
+                return self._memory[index]
         if self.cache is not None:
             path = self.cache / f"{index}.blk"
             if path.exists():
@@ -133,9 +141,10 @@ class HttpSource:
         return None
 
     def _remember(self, index: int, data: bytes) -> None:
-        self._memory[index] = data
-        if len(self._memory) > MEMORY_BLOCKS:
-            self._memory.popitem(last=False)
+        with self._lock:
+            self._memory[index] = data
+            if len(self._memory) > MEMORY_BLOCKS:
+                self._memory.popitem(last=False)
 
     def _store(self, index: int, data: bytes) -> None:
         self._remember(index, data)

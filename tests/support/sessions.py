@@ -16,11 +16,10 @@ async def run_until_phone_is_up(phone: SimulatedPhone, session: Session) -> None
     assertion.
     """
 
-    async def stop_when_read(session: Session) -> None:
-        await phone.report.rootfs_read.wait()
-        session.cancel("phone is up")
-
     with anyio.fail_after(60):
         await run_session(
-            session, on_event=lambda event: None, alongside=stop_when_read, handle_signals=False
+            session,
+            on_event=lambda event: None,
+            alongside=phone.stop_when_up("phone is up"),
+            handle_signals=False,
         )

@@ -125,15 +125,13 @@ async def run_demo(
         )
         session = Session(config, backend, journal=journal, inputs=session_inputs(rootfs, digests))
 
-        async def stop_when_phone_is_up(session: Session) -> None:
-            await phone.report.rootfs_read.wait()
-            session.cancel("demo complete: the phone read its whole rootfs over smoo")
-
         with anyio.fail_after(timeout):
             await run_session(
                 session,
                 on_event=on_event or (lambda event: None),
-                alongside=stop_when_phone_is_up,
+                alongside=phone.stop_when_up(
+                    "demo complete: the phone read its whole rootfs over smoo"
+                ),
                 handle_signals=handle_signals,
             )
     result = session.result

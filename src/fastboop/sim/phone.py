@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
 
 import anyio
 import structlog
@@ -50,6 +51,12 @@ class PhoneReport:
         self.rootfs_sha256: str | None = None
         self.rootfs_size = 0
         self.rootfs_read = anyio.Event()
+
+
+class Cancellable(Protocol):
+    """What :meth:`SimulatedPhone.stop_when_up` needs of a session."""
+
+    def cancel(self, reason: str) -> None: ...
 
 
 class SimulatedPhone:
@@ -100,6 +107,16 @@ class SimulatedPhone:
         await self._tg_cm.__aexit__(None, None, None)  # type: ignore[attr-defined]
 
     # --- DeviceSource -----------------------------------------------------------------------
+
+    def stop_when_up(self, reason: str) -> Callable[[Cancellable], Coroutine[Any, Any, None]]:
+        """An ``alongside`` task for ``run_session``: once this phone has read its whole
+        rootfs, cancel the session the way a user would (a real boot serves forever)."""
+
+        async def stop(session: Cancellable) -> None:
+            await self.report.rootfs_read.wait()
+            session.cancel(reason)
+
+        return stop
 
     async def watch(self, on_change: DeviceChanged) -> None:
         send, receive = anyio.create_memory_object_stream[tuple[DeviceAddress, bool]](math.inf)

@@ -23,7 +23,7 @@ import anyio
 import pytest
 import usb.backend.libusb1
 
-from fastboop.transports import usb_hotplug
+from fastboop.transports import usb_contexts, usb_hotplug
 from fastboop.transports.base import DeviceAddress
 from fastboop.transports.usb import Arrived, UsbEvent, find_fastboot_devices, watch_usb
 from fastboop.transports.usb_hotplug import hotplug_capable, open_hotplug
@@ -79,7 +79,7 @@ def test_auto_takes_hotplug_only_while_udevd_runs(
 ) -> None:
     real_libusb_backend()
     control = tmp_path / "control"
-    monkeypatch.setattr(usb_hotplug, "UDEV_CONTROL", control)
+    monkeypatch.setattr(usb_contexts, "UDEV_CONTROL", control)
     assert open_hotplug(None, environ={}) is None  # udev-built libusb would hear nothing
     control.touch()
     assert open_hotplug(None, environ={}) is not None

@@ -23,8 +23,10 @@ its context alive however many scans follow; once nothing holds a device of it, 
 frees the context at once, file descriptors included. One ordering pyusb leaves to chance:
 a ``Device`` lets go of its backend *before* the libusb device reference it wraps (both sit
 in pyusb's ``_ResourceManager``, backend first), so dropping a context's last device would
-exit the context while that device is still referenced — libusb then warns "device still
-referenced" and the unref that follows runs against a dead context. :class:`_ScanContext`
+exit the context while that device is still referenced — libusb warns "device still
+referenced" at ``libusb_exit``, and the unref that follows finds its context gone (the
+lifetime test in ``tests/transports/test_usb_contexts.py`` watches for that warning).
+:class:`_ScanContext`
 makes each device reference and device list it hands out hold the context too; Python runs
 an object's finalizer before it releases the object's attributes, so the unref (or list
 free) always comes before the exit. pyusb's finalizers are weakref-based and do not run for

@@ -4,7 +4,7 @@ The last test is the real one: Debian's umockdev emulates sysfs and udev uevents
 all libusb's Linux backend uses to enumerate devices (``descriptors`` sysfs attribute) and
 to learn of arrivals and departures (udev monitor). So an unmodified libusb, loaded by
 pyusb in an unmodified fastboop, sees a phone appear and vanish — no USB bus needed.
-See ``umockdev/testbed.py`` for why the testbed runs in the system python.
+See ``tests/support/umockdev.py`` for why the testbed runs in the system python.
 """
 
 from __future__ import annotations
@@ -12,9 +12,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
-import os
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,15 +20,13 @@ import anyio
 import pytest
 import usb.backend.libusb1
 
-from fastboop.transports import usb_hotplug
+from fastboop.transports import usb_contexts, usb_hotplug
 from fastboop.transports.base import DeviceAddress
 from fastboop.transports.usb import Arrived, UsbEvent, find_fastboot_devices, watch_usb
 from fastboop.transports.usb_hotplug import hotplug_capable, open_hotplug
 from fastboop.transports.usb_sim import EmulatedDevice, SimUsbBackend
+from tests.support.umockdev import probe_lines, run_testbed
 from tests.transports.test_usb import FAJITA
-
-HERE = Path(__file__).parent / "umockdev"
-SYSTEM_PYTHON = "/usr/bin/python3"
 
 
 def real_libusb_backend() -> object:
@@ -79,7 +74,7 @@ def test_auto_takes_hotplug_only_while_udevd_runs(
 ) -> None:
     real_libusb_backend()
     control = tmp_path / "control"
-    monkeypatch.setattr(usb_hotplug, "UDEV_CONTROL", control)
+    monkeypatch.setattr(usb_contexts, "UDEV_CONTROL", control)
     assert open_hotplug(None, environ={}) is None  # udev-built libusb would hear nothing
     control.touch()
     assert open_hotplug(None, environ={}) is not None
@@ -146,34 +141,13 @@ async def test_hotplug_path_asks_exclude_every_tick(monkeypatch: pytest.MonkeyPa
     assert watcher.calls == ["register", "deregister"]
 
 
-def umockdev_missing() -> str | None:
-    if shutil.which("umockdev-wrapper") is None:
-        return "umockdev-wrapper not installed"
-    probe = subprocess.run(
-        [SYSTEM_PYTHON, "-c", "import gi; gi.require_version('UMockdev', '1.0')"],
-        capture_output=True, check=False,
-    )
-    return "gir1.2-umockdev-1.0 / python3-gi not installed" if probe.returncode else None
-
-
 @pytest.mark.parametrize("runner", ["asyncio", "trio"])
 def test_hotplug_arrivals_and_departures_under_umockdev(runner: str) -> None:
-    missing = umockdev_missing()
-    if missing is not None:
-        pytest.fail(f"{missing}: run ./scripts/setup")
-    root = Path(__file__).parents[2]
     # umockdev emulates udev's events, not udevd's control socket: skip that check
-    env = dict(os.environ, PYTHONPATH=str(root / "src"), FASTBOOP_USB_WATCH="hotplug")
-    env.pop("UMOCKDEV_DIR", None)
-    result = subprocess.run(
-        ["umockdev-wrapper", SYSTEM_PYTHON, str(HERE / "testbed.py"),
-         sys.executable, str(HERE / "probe.py"), runner],
-        capture_output=True, text=True, timeout=120, env=env, check=False,
-    )
+    result = run_testbed("testbed.py", [], "probe.py", [runner],
+                         env={"FASTBOOP_USB_WATCH": "hotplug"})
     transcript = result.stdout
-    assert result.returncode == 0, transcript + result.stderr
-    probe = [line.removeprefix("probe: ") for line in transcript.splitlines()
-             if line.startswith("probe: ")]
+    probe = probe_lines(result)
     events = [line for line in probe if line.startswith(("arrived", "departed"))]
     # 1-1 was there before the watch (ENUMERATE), 1-2 was plugged in afterwards; 1-3 (a
     # HID) and 1-4 (fastboot, but not in the VID/PID filter) are never reported.

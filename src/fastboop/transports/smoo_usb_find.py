@@ -12,6 +12,12 @@ Three steps, cheapest first, so a wrong device is never touched more than needed
    a wrong magic or length — means "not smoo" and the device is released again.
 
 Only a device that passed all three is handed to the smoo host.
+
+The gadget appears on the bus seconds after discovery starts (``fastboot boot``, or
+``fastboop serve`` waiting for a phone). Where libusb hears no hotplug events (Linux
+without udevd) a libusb context never sees it, so each scan then enumerates on a fresh
+context (:mod:`fastboop.transports.usb_contexts`); the device objects found keep their
+context alive for as long as the link built on them is open.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from fastboop.transports.smoo_usb import (
     open_gadget_link,
 )
 from fastboop.transports.usb import usb_location
+from fastboop.transports.usb_contexts import backend_for_scan
 
 GADGET_TRIPLES = (MIMIC_FASTBOOT_TRIPLE, SMOO_TRIPLE)
 
@@ -115,9 +122,13 @@ def _read_serial(device: Any) -> str | None:
 
 
 def find_gadget_candidates(want: GadgetFilter, *, backend: Any = None) -> list[GadgetCandidate]:
-    """Blocking: every device matching ``want`` by descriptors and serial, best first."""
+    """Blocking: every device matching ``want`` by descriptors and serial, best first.
+
+    Without ``backend``, enumerates on :func:`~fastboop.transports.usb_contexts.backend_for_scan`'s
+    choice, so a gadget that appeared after the last scan is found even without udevd.
+    """
     try:
-        devices = list(usb.core.find(find_all=True, backend=backend))
+        devices = list(usb.core.find(find_all=True, backend=backend_for_scan(backend)))
     except usb.core.NoBackendError:
         raise FastboopError(
             "no USB backend found", hint="install libusb-1.0 (Debian: libusb-1.0-0)"

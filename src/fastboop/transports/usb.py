@@ -16,7 +16,9 @@ Three jobs, kept apart:
 :func:`watch_usb` takes libusb hotplug events when pyusb's backend is libusb1 and libusb
 has hotplug (:mod:`fastboop.transports.usb_hotplug`; pyusb itself has no hotplug API);
 otherwise it polls the bus every 100 ms, which is cheap (descriptors only, no device is
-opened) and fast enough for a human plugging a cable.
+opened) and fast enough for a human plugging a cable. Where libusb hears no hotplug events
+(Linux without udevd) its contexts never see the bus change, so each scan then enumerates
+on a fresh libusb context (:mod:`fastboop.transports.usb_contexts`).
 Pass ``backend=`` anywhere to use a specific pyusb backend (tests use an emulated one).
 """
 
@@ -36,6 +38,7 @@ import usb.util
 
 from fastboop.errors import FastboopError
 from fastboop.transports.base import DeviceAddress, TransportError, register_transport
+from fastboop.transports.usb_contexts import backend_for_scan, shared_context_goes_stale
 
 FASTBOOT_TRIPLE: Final = (0xFF, 0x42, 0x03)
 OPEN_ATTEMPTS: Final = 20
@@ -141,10 +144,12 @@ def find_fastboot_devices(
     """Every device with a fastboot interface whose ``(vid, pid)`` is in ``filters``.
 
     An empty filter list matches every device (§5). Blocking; see :func:`scan_usb`.
+    Without ``backend``, enumerates on :func:`~fastboop.transports.usb_contexts.backend_for_scan`'s
+    choice: a fresh libusb context where the shared one would not see devices come and go.
     """
     wanted = set(filters)
     try:
-        devices = usb.core.find(find_all=True, backend=backend)
+        devices = list(usb.core.find(find_all=True, backend=backend_for_scan(backend)))
     except usb.core.NoBackendError:
         raise FastboopError(
             "no USB backend found", hint="install libusb-1.0 (Debian: libusb-1.0-0)"
@@ -187,13 +192,16 @@ async def watch_usb(
     (§2.1 decision 3); it is asked again on every tick, so a device it stops hiding
     arrives. With pyusb's libusb1 backend and a libusb that has hotplug, events come from
     libusb (:mod:`fastboop.transports.usb_hotplug`, 250 ms tick); otherwise the bus is
-    polled every ``interval`` seconds.
+    polled every ``interval`` seconds, each scan on a fresh libusb context where libusb hears
+    no events (:mod:`fastboop.transports.usb_contexts`).
     """
     from fastboop.transports.usb_hotplug import open_hotplug
 
     watcher = open_hotplug(backend, filters)
     if watcher is None:
-        logger.debug("usb watch: polling every %.3f s", interval)
+        fresh = backend is None and shared_context_goes_stale()
+        logger.debug("usb watch: polling every %.3f s%s", interval,
+                     ", a fresh libusb context each scan" if fresh else "")
         async for event in _poll_usb(filters, backend=backend, interval=interval,
                                      exclude=exclude):
             yield event

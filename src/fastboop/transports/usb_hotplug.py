@@ -23,8 +23,12 @@ udev, and then its hotplug events are the ones udevd re-broadcasts after process
 not the kernel's. Without a running udevd (typical in containers given ``/dev/bus/usb``)
 libusb still reports the capability, enumerates the devices present, and then never
 sees another arrival. So on Linux we only take hotplug when ``/run/udev/control`` (udevd's
-control socket) exists. ``FASTBOOP_USB_WATCH=poll`` forces polling and ``=hotplug``
-skips the udevd check (the umockdev tests need that: they emulate udev's events).
+control socket) exists (:func:`~fastboop.transports.usb_contexts.events_reach_libusb`).
+The same missing events also freeze the device list of the libusb context a poll would
+scan, so the polling path then enumerates on a fresh context each time
+(:mod:`fastboop.transports.usb_contexts`). ``FASTBOOP_USB_WATCH=poll`` forces polling and
+``=hotplug`` skips the udevd check (the umockdev tests need that: they emulate udev's
+events).
 """
 
 from __future__ import annotations
@@ -32,25 +36,22 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
-import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, Final
 
 import usb.backend.libusb1
 
+from fastboop.transports import usb_contexts
 from fastboop.transports.base import DeviceAddress
 from fastboop.transports.usb import Arrived, Departed, UsbCandidate, UsbEvent, find_fastboot_devices
+from fastboop.transports.usb_contexts import WATCH_ENV, events_reach_libusb, libusb_has_hotplug
 
 logger = logging.getLogger(__name__)
 
 HOTPLUG_TICK: Final = 0.250  # fastboot.md §5: event servicing has a 250 ms tick
-WATCH_ENV: Final = "FASTBOOP_USB_WATCH"  # auto (default) | hotplug | poll
-UDEV_CONTROL = Path("/run/udev/control")  # exists while udevd runs
 
-LIBUSB_CAP_HAS_HOTPLUG: Final = 0x0001
 LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED: Final = 0x01
 LIBUSB_HOTPLUG_EVENT_DEVICE_LEFT: Final = 0x02
 LIBUSB_HOTPLUG_ENUMERATE: Final = 0x01
@@ -86,7 +87,6 @@ class _Libusb:
         def bind(name: str, restype: Any, *argtypes: Any) -> Any:
             return ctypes.CFUNCTYPE(restype, *argtypes)((name, lib))
 
-        self.has_capability = bind("libusb_has_capability", _c_int, ctypes.c_uint32)
         self.register = bind(
             "libusb_hotplug_register_callback", _c_int, _c_void_p, _c_int, _c_int, _c_int,
             _c_int, _c_int, _HotplugCallback, _c_void_p, ctypes.POINTER(_c_int),
@@ -108,9 +108,10 @@ def hotplug_capable(backend: Any) -> bool:
     if lib is None or not ctx:
         return False
     try:
-        return bool(_Libusb(lib).has_capability(LIBUSB_CAP_HAS_HOTPLUG))
+        _Libusb(lib)
     except AttributeError:  # a libusb older than 1.0.16 lacks the hotplug symbols
         return False
+    return libusb_has_hotplug(lib)
 
 
 def resolve_backend(backend: Any) -> Any:
@@ -214,11 +215,6 @@ class HotplugWatcher:
         return changes
 
 
-def udev_running() -> bool:
-    """Whether udevd's control socket exists, i.e. udev-built libusb can get events."""
-    return UDEV_CONTROL.exists()
-
-
 def open_hotplug(
     backend: Any,
     filters: Sequence[tuple[int, int]] = (),
@@ -230,14 +226,13 @@ def open_hotplug(
     ``environ`` (default ``os.environ``) is read for ``FASTBOOP_USB_WATCH``; see the module
     docstring for auto/hotplug/poll.
     """
-    mode = (os.environ if environ is None else environ).get(WATCH_ENV, "auto")
-    if mode == "poll":
+    if (os.environ if environ is None else environ).get(WATCH_ENV, "auto") == "poll":
         return None
     resolved = resolve_backend(backend)
     if not hotplug_capable(resolved):
         return None
-    if mode != "hotplug" and sys.platform == "linux" and not udev_running():
+    if not events_reach_libusb(environ):
         logger.debug("usb watch: udevd is not running (no %s): libusb would get no "
-                     "hotplug events", UDEV_CONTROL)
+                     "hotplug events", usb_contexts.UDEV_CONTROL)
         return None
     return HotplugWatcher(resolved, filters)

@@ -8,15 +8,17 @@ the testbed when it sends uevents); the probe it starts inherits the preload and
 uevents through the emulated netlink socket, exactly as it would from udevd.
 
 Usage: ``umockdev-wrapper python3 testbed.py PROBE-COMMAND...``. Every probe line is echoed
-to stdout prefixed with ``probe:``; steps are echoed with ``bed:``.
+to stdout prefixed with ``probe:``; steps are echoed with ``bed:``. ``silent_bed.py`` reuses
+the helpers here for devices that come and go without any uevent.
 """
 
 from __future__ import annotations
 
 import os
-import select
+import queue
 import subprocess
 import sys
+import threading
 import time
 
 import gi
@@ -25,17 +27,22 @@ gi.require_version("UMockdev", "1.0")
 from gi.repository import UMockdev  # noqa: E402
 
 BULK = 0x02
+INTERRUPT = 0x03
+FASTBOOT_ENDPOINTS = ((0x81, BULK), (0x01, BULK))
+GADGET_ENDPOINTS = ((0x81, BULK), (0x01, BULK), (0x82, INTERRUPT), (0x02, INTERRUPT))
 
 
-def descriptors(vid: int, pid: int, triple: tuple[int, int, int]) -> bytes:
+def descriptors(vid: int, pid: int, triple: tuple[int, int, int],
+                endpoints: tuple[tuple[int, int], ...] = FASTBOOT_ENDPOINTS) -> bytes:
     """Device + configuration descriptors as the kernel's sysfs ``descriptors`` file has them."""
     device = bytes([18, 1, 0x00, 0x02, 0, 0, 0, 64, vid & 0xFF, vid >> 8, pid & 0xFF,
                     pid >> 8, 0x00, 0x01, 1, 2, 3, 1])
-    interface = bytes([9, 4, 0, 0, 2, *triple, 0])
-    endpoints = bytes([7, 5, 0x81, BULK, 0x00, 0x02, 0, 7, 5, 0x01, BULK, 0x00, 0x02, 0])
-    total = 9 + len(interface) + len(endpoints)
+    interface = bytes([9, 4, 0, 0, len(endpoints), *triple, 0])
+    endpoint_bytes = b"".join(bytes([7, 5, address, kind, 0x00, 0x02, 0 if kind == BULK else 1])
+                              for address, kind in endpoints)
+    total = 9 + len(interface) + len(endpoint_bytes)
     config = bytes([9, 2, total & 0xFF, total >> 8, 1, 1, 0, 0x80, 50])
-    return device + config + interface + endpoints
+    return device + config + interface + endpoint_bytes
 
 
 def add(bed: UMockdev.Testbed, port: int, vid: int, pid: int,
@@ -63,21 +70,28 @@ class Probe:
         # GLib's setenv() in Testbed.new() is not seen by os.environ: pass the root on.
         env = dict(os.environ, UMOCKDEV_DIR=root)
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
+        # A reader thread, so lines that arrive together are never left unseen in a buffer.
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._lines.put(line)
+        self._lines.put(None)
 
     def wait_for(self, text: str, timeout: float = 15.0) -> None:
-        assert self.process.stdout is not None
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.process.stdout], [], [], 0.1)
-            if not ready:
-                continue
-            line = self.process.stdout.readline()
-            if not line:
+        while True:
+            try:
+                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise SystemExit(f"bed: timed out waiting for {text!r}") from None
+            if line is None:
                 raise SystemExit(f"bed: probe exited while waiting for {text!r}")
             print(f"probe: {line.rstrip()}", flush=True)
             if text in line:
                 return
-        raise SystemExit(f"bed: timed out waiting for {text!r}")
 
 
 def main() -> None:

@@ -2,6 +2,10 @@
 
 Runs the same synthesis a boot does, without a phone: handy to check module selection
 (``--explain-modules``), to feed other tools, or to boot by hand with ``fastboot boot``.
+``--device-profile`` takes any profile in force, local ones included (directories in
+``FASTBOOP_SCHEMA_PATH``, see ``fastboop devpro list``). An x86 kernel boots without a
+DTB, so none is looked up for it: the kernel, the initramfs and ``kernel_cmdline`` (JSON)
+are then what e.g. qemu's ``-kernel``, ``-initrd`` and ``-append`` take.
 """
 
 from __future__ import annotations
@@ -162,7 +166,10 @@ def summary(result: Stage0Result) -> dict[str, Any]:
         "modules": [{"name": m, "reason": result.reasons.get(m, "")} for m in result.modules],
         "settings": result.settings,
         "cmdline": result.stage0_cmdline,
+        # What the kernel gets: the device profile's cmdline_append, then the stage0 part.
+        "kernel_cmdline": result.cmdline,
         "warnings": list(result.warnings),
+        "notes": list(result.notes),
     }
 
 
@@ -175,6 +182,8 @@ def _print(result: Stage0Result, args: argparse.Namespace) -> None:
             print(f"  {name:<28} {result.reasons.get(name, '')}")
     print(f"initramfs: {len(result.initramfs)} bytes" + (f" -> {args.output}" if args.output
                                                           else ""))  # fmt: skip
-    print(f"cmdline:   {result.stage0_cmdline}")
+    print(f"cmdline:   {result.cmdline}")
+    for note in result.notes:
+        print(f"note:      {note}")
     for warning in result.warnings:
         print(f"warning:   {warning}")

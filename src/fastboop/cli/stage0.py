@@ -89,6 +89,9 @@ def register(subparsers: Any) -> None:
     c.add_argument("--smoo-max-io", default="1m", metavar="SIZE", help="largest smoo request")
     c.add_argument("--smoo-queue-count", type=int, metavar="N")
     c.add_argument("--smoo-queue-depth", type=int, metavar="N")
+    c.add_argument("--smoo-host-timeout", type=int, metavar="SECONDS",
+                   help="how long the device waits for the host to find it and finish the "
+                        "smoo handshake before giving up (stage0's default: 30)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the result summary as JSON")
     p.set_defaults(handler=run)
 
@@ -124,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
         smoo_queue_count=args.smoo_queue_count,
         smoo_queue_depth=args.smoo_queue_depth,
         smoo_max_io=parse_size(args.smoo_max_io),
+        smoo_host_timeout=args.smoo_host_timeout,
         cmdline_append=args.cmdline_append,
         device_cmdline_append=device_append,
     )

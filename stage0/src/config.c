@@ -25,6 +25,7 @@ void config_defaults(struct stage0_config *cfg) {
     cfg->max_io_bytes = 1u << 20;
     cfg->vendor = 0xDEAD;
     cfg->product = 0xBEEF;
+    cfg->host_timeout_s = CONFIG_HOST_TIMEOUT_DEFAULT;
 }
 
 int parse_bool(const char *v, bool *out) {
@@ -116,6 +117,8 @@ void config_apply(struct stage0_config *c, const char *key, const char *value, u
     } else if (!strcmp(key, "smoo.product") || !strcmp(key, "smoo.product_id")) {
         if (alias_allowed(key, SEEN_PRODUCT, !strcmp(key, "smoo.product_id"), seen))
             set_num(key, value, true, 0, 0xffff, &c->product, 16);
+    } else if (!strcmp(key, "smoo.host_timeout")) {
+        set_num(key, value, false, 1, CONFIG_HOST_TIMEOUT_MAX, &c->host_timeout_s, 32);
     } else if (!strncmp(key, "firstboot.", 10) && c->firstboot_count < CONFIG_MAX_FIRSTBOOT) {
         unsigned i = c->firstboot_count++;
         snprintf(c->firstboot_key[i], sizeof c->firstboot_key[i], "%s", key);

@@ -6,6 +6,8 @@
 #include <stdint.h>
 
 #define CONFIG_MAX_FIRSTBOOT 8
+#define CONFIG_HOST_TIMEOUT_DEFAULT 30u    /* stage0.md §8.2 step 13, §12 */
+#define CONFIG_HOST_TIMEOUT_MAX 86400u     /* a day: anything longer is a typo */
 
 struct stage0_config {
     char rootfs[16];   /* "erofs" or "ext4"; empty when missing or invalid */
@@ -17,6 +19,9 @@ struct stage0_config {
     uint16_t queue_count, queue_depth;
     uint32_t max_io_bytes;
     uint16_t vendor, product;
+    /* smoo.host_timeout (project addition): seconds PID1 waits for the host to find the
+     * gadget, finish the smoo handshake and start /dev/nbd0 (stage0.md §8.2 step 13). */
+    uint32_t host_timeout_s;
     unsigned firstboot_count;
     char firstboot_key[CONFIG_MAX_FIRSTBOOT][48];
     char firstboot_value[CONFIG_MAX_FIRSTBOOT][64];

@@ -36,12 +36,15 @@ static bool child_alive(pid_t child) {
 
 typedef bool (*ready_fn)(void);
 
-/* Poll every second; on expiry print one clear line and die (PID1 exit = panic). */
-static void wait_until(const char *what, int seconds, ready_fn ready, pid_t child) {
-    for (int waited = 0;; waited++) {
+/* Poll every second; on expiry print one clear line and die (PID1 exit = panic). The line
+ * says what was awaited, for how long, and (hint) which setting changes the deadline. */
+static void wait_until(const char *what, unsigned seconds, ready_fn ready, pid_t child,
+                       const char *hint) {
+    for (unsigned waited = 0;; waited++) {
         if (ready()) return;
         if (!child_alive(child)) die("gadget child exited while waiting for %s", what);
-        if (waited >= seconds) die("deadline: %s not ready after %d s", what, seconds);
+        if (waited >= seconds)
+            die("deadline: %s not ready after %u s%s", what, seconds, hint ? hint : "");
         sleep(1);
     }
 }
@@ -95,16 +98,20 @@ static int pid1(void) {
     if (failed) log_warn("%d module(s) failed to load", failed);
 
     mount_or_die("configfs", "/sys/kernel/config", "configfs");
-    wait_until("USB device controller (/sys/class/udc)", 15, udc_available, 0);
+    wait_until("USB device controller (/sys/class/udc)", 15, udc_available, 0, NULL);
     int rc = gadget_create(&cfg);
     if (rc) die("gadget setup failed: %s", strerror(-rc));
     pid_t child = start_role("gadget-child");
     if (child < 0) die("fork gadget child: %s", strerror(errno));
-    wait_until("FunctionFS endpoints (" FFS_DIR "/ep1)", 15, ffs_ready, child);
+    wait_until("FunctionFS endpoints (" FFS_DIR "/ep1)", 15, ffs_ready, child, NULL);
     rc = gadget_bind();
     if (rc) die("gadget bind failed: %s", strerror(-rc));
     if (cfg.acm && start_role("kmsg-child") < 0) log_warn("kmsg forwarder not started");
-    wait_until("served block device (/dev/nbd0, host handshake)", 30, root_ready, child);
+    /* The only deadline that depends on the host (finding the gadget, the smoo handshake):
+     * a setting, because a slow host start-up (an emulator, a loaded machine) needs more. */
+    log_info("waiting up to %u s for the host (smoo.host_timeout)", cfg.host_timeout_s);
+    wait_until("served block device (/dev/nbd0, host handshake)", cfg.host_timeout_s,
+               root_ready, child, "; raise smoo.host_timeout if the host is slow to start");
     rootfs_assemble(&cfg);
     rootfs_switch_and_exec(&cfg); /* the gadget child keeps serving under the new init */
 }

@@ -68,6 +68,38 @@ static void test_config_dir(void) {
     CHECK(config_load("/nonexistent/stage0", &c) < 0);
 }
 
+/* smoo.host_timeout (project addition): seconds, 1..a day; anything else warns and keeps
+ * the spec's 30 s, like every other invalid value. */
+static void test_host_timeout(void) {
+    struct stage0_config c;
+    unsigned seen = 0;
+    config_defaults(&c);
+    CHECK(c.host_timeout_s == 30);
+    config_apply(&c, "smoo.host_timeout", "120", &seen);
+    CHECK(c.host_timeout_s == 120);
+    config_apply(&c, "smoo.host_timeout", "86400", &seen);
+    CHECK(c.host_timeout_s == 86400);
+    static const char *bad[] = {"0", "-5", "86401", "2m", "0x78", "", "4294967416", "1.5"};
+    for (unsigned i = 0; i < sizeof bad / sizeof *bad; i++) {
+        config_defaults(&c);
+        config_apply(&c, "smoo.host_timeout", bad[i], &seen);
+        CHECK(c.host_timeout_s == 30);
+    }
+    /* Through the loader: a file per key, value trimmed. */
+    char dir[] = "/tmp/stage0-timeout-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    put(dir, "stage0.rootfs", "erofs\n");
+    put(dir, "smoo.host_timeout", " 45 \n");
+    config_defaults(&c);
+    CHECK(config_load(dir, &c) == 0 && c.host_timeout_s == 45);
+    put(dir, "smoo.host_timeout", "soon\n");
+    config_defaults(&c);
+    CHECK(config_load(dir, &c) == 0 && c.host_timeout_s == 30);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+}
+
 static void test_machine_id(void) {
     char id[33];
     machine_id_from_serial("0123456789abcdef", id);
@@ -172,6 +204,7 @@ static void test_ostree(void) {
 int main(void) {
     test_parsers();
     test_config_dir();
+    test_host_timeout();
     test_machine_id();
     test_ffs_blobs();
     test_module_names();

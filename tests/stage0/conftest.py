@@ -45,3 +45,18 @@ def debian_rootfs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path,
     image = tree.parent / "root.erofs"
     subprocess.run(["mkfs.erofs", "--quiet", "-zlz4hc", str(image), str(tree)], check=True)
     return tree, image, kver
+
+
+@pytest.fixture(scope="session")
+def amd64_rootfs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+    """(tree, erofs image, kver): a merged-/usr Debian amd64 rootfs with its bzImage and
+    the USB modules (dummy_hcd) the VM tests' device profile asks for."""
+    src, kver = debian_kernel("amd64")
+    tree = tmp_path_factory.mktemp("debroot-amd64") / "root"
+    tree.mkdir()
+    copy_module_subset("amd64", tree, extra=["kernel/drivers/usb"])
+    (tree / "boot").mkdir()
+    os.link(src / f"boot/vmlinuz-{kver}", tree / f"boot/vmlinuz-{kver}")
+    image = tree.parent / "root.erofs"
+    subprocess.run(["mkfs.erofs", "--quiet", "-zlz4hc", str(image), str(tree)], check=True)
+    return tree, image, kver

@@ -175,3 +175,26 @@ def test_augment_and_errors(debian_rootfs: tuple[Path, Path, str]) -> None:
         build_stage0(fs, rootfs_kind="erofs", pid1=PID1, user_modules=["dwc3_qcomm"])
     with pytest.raises(MissingFileError, match="dtb for qcom/nope"):
         build_stage0(fs, rootfs_kind="erofs", pid1=PID1, devicetree_name="qcom/nope")
+
+
+def test_x86_kernel_skips_the_dtb_lookup(amd64_rootfs: tuple[Path, Path, str]) -> None:
+    """An x86 kernel boots without a DTB: a profile's devicetree_name is noted, not sought
+    (the same name on an arm64 rootfs is the "missing file" error above)."""
+    tree, image, kver = amd64_rootfs
+    fs = ErofsFilesystem(FileSource(image))
+    result = build_stage0(fs, pid1=PID1, devicetree_name="qemu/x86_64-vmtest",
+                          user_modules=["dummy_hcd"])  # fmt: skip
+    assert result.kernel == (tree / f"boot/vmlinuz-{kver}").read_bytes()
+    assert result.dtb is None and result.dtb_path is None
+    assert result.notes == (
+        f"/boot/vmlinuz-{kver} is an x86 kernel (bzImage), which boots without a DTB: "
+        "not looking up qemu/x86_64-vmtest",
+    )
+    assert not any("DTB" in w for w in result.warnings)
+    assert "dummy_hcd" in result.modules and "udc-core" in result.modules
+    # An explicit DTB is still the user's call, and no note is made.
+    dtb = subprocess.run(["dtc", "-q", "-I", "dts", "-O", "dtb", "-o", "-"],
+                         input=b"/dts-v1/; / { compatible = \"qemu,x86\"; };",
+                         capture_output=True, check=True).stdout  # fmt: skip
+    explicit = build_stage0(fs, pid1=PID1, devicetree_name="qemu/x86_64-vmtest", dtb=dtb)
+    assert explicit.dtb == dtb and explicit.dtb_path == "<explicit>" and explicit.notes == ()

@@ -16,6 +16,9 @@ from fastboop.stage0.cpio import parse_archive
 from fastboop.stage0.dtbedit import derive_mac
 from fastboop.stage0.fdt import parse_fdt
 
+#: The VM tests' device profiles (tests/vm/devpros), loaded like any local profile dir.
+VM_DEVPROS = Path(__file__).resolve().parents[1] / "vm" / "devpros"
+
 
 def run(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="fastboop")
@@ -143,3 +146,44 @@ def test_device_profile_supplies_dtb_and_the_shipped_pid1(
     assert summary["dtb"].endswith("qcom/sdm845-oneplus-fajita.dtb")
     init = next(e for e in parse_archive(out.read_bytes()) if e.name == "init")
     assert init.data[:4] == b"\x7fELF" and init.data[18] == 0xB7  # EM_AARCH64
+
+
+def test_vm_device_profile_on_an_amd64_rootfs(
+    amd64_rootfs: tuple[Path, Path, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The VM tests' profile, loaded from FASTBOOP_SCHEMA_PATH, builds a bootable x86_64
+    kernel + initramfs: no DTB, the profile's cmdline first, x86_64 PID1 by kernel arch."""
+    tree, image, kver = amd64_rootfs
+    monkeypatch.setenv("FASTBOOP_SCHEMA_PATH", str(VM_DEVPROS))
+    out, kernel = tmp_path / "initrd.cpio", tmp_path / "vmlinuz"
+    assert run(["stage0", str(image), "--device-profile", "qemu-x86_64-vmtest",
+                "--require-module", "dummy_hcd", "-o", str(out), "--kernel-out", str(kernel),
+                "--cmdline-append", "rdinit=/x smoo.vendor=0x18d1 stage0.serial=vm1",
+                "--smoo-host-timeout", "120", "--no-system-time", "--json"]) == 0  # fmt: skip
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["kernel"] == f"/boot/vmlinuz-{kver}" and summary["dtb"] is None
+    assert summary["notes"] == [
+        f"/boot/vmlinuz-{kver} is an x86 kernel (bzImage), which boots without a DTB: "
+        "not looking up qemu/x86_64-vmtest"
+    ]
+    assert summary["cmdline"] == "rdinit=/x"
+    assert summary["kernel_cmdline"] == "console=ttyS0 panic=-1 mitigations=off rdinit=/x"
+    assert "dummy_hcd" in [m["name"] for m in summary["modules"]]
+    settings = summary["settings"]
+    assert settings["smoo.host_timeout"] == "120" and settings["smoo.vendor"] == "0x18d1"
+    assert settings["stage0.serial"] == "vm1" and settings["stage0.rootfs"] == "erofs"
+    assert kernel.read_bytes() == (tree / f"boot/vmlinuz-{kver}").read_bytes()
+    entries = {e.name: e.data for e in parse_archive(out.read_bytes())}
+    assert entries["init"][:4] == b"\x7fELF" and entries["init"][18] == 0x3E  # EM_X86_64
+    assert entries["etc/stage0/smoo.host_timeout"] == b"120\n"
+    assert run(["stage0", str(image), "--device-profile", "qemu-x86_64-vmtest",
+                "--stage0", "/usr/bin/true", "--no-system-time"]) == 0  # fmt: skip
+    text = capsys.readouterr().out
+    assert "dtb:       none" in text and "note:      /boot/vmlinuz-" in text
+    assert "cmdline:   console=ttyS0 panic=-1 mitigations=off" in text
+    with pytest.raises(UsageError, match="smoo host timeout 0 s out of range"):
+        run(["stage0", str(image), "--device-profile", "qemu-x86_64-vmtest",
+             "--stage0", "/usr/bin/true", "--smoo-host-timeout", "0"])  # fmt: skip

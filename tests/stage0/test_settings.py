@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from fastboop.errors import UsageError
 from fastboop.stage0.settings import (
     CmdlineOptions,
     HostFacts,
+    check_host_timeout,
     classify,
     compose,
     parse_size,
@@ -102,3 +104,24 @@ def test_bad_inputs() -> None:
         parse_size("1tb")
     with pytest.raises(UsageError, match="erofs or ext4"):
         compose("squashfs", CmdlineOptions(), HostFacts())
+
+
+def test_smoo_host_timeout_setting() -> None:
+    """--smoo-host-timeout becomes /etc/stage0/smoo.host_timeout (project addition); the
+    cmdline form works too, and without either the device keeps its 30 s default."""
+    quiet = CmdlineOptions(system_time=False, systemd_firstboot=False, mimic_fastboot=False)
+    default = compose("erofs", quiet, HostFacts())
+    assert "smoo.host_timeout" not in default.settings
+    options = msgspec.structs.replace(quiet, smoo_queue_depth=8, smoo_host_timeout=120)
+    out = compose("erofs", options, HostFacts())
+    assert out.extra == "smoo.queue_depth=8 smoo.host_timeout=120 smoo.max_io_bytes=1048576"
+    assert out.settings["smoo.host_timeout"] == "120"
+    assert settings_files(out.settings)["etc/stage0/smoo.host_timeout"] == b"120\n"
+    assert "host_timeout" not in out.cmdline  # a setting, not a kernel argument
+    by_cmdline = msgspec.structs.replace(quiet, cmdline_append="smoo.host_timeout=45 quiet")
+    out = compose("erofs", by_cmdline, HostFacts())
+    assert out.settings["smoo.host_timeout"] == "45" and out.cmdline == "quiet"
+    assert check_host_timeout(1) == 1 and check_host_timeout(86400) == 86400
+    for bad in (0, -1, 86401):
+        with pytest.raises(UsageError, match=r"smoo host timeout -?\d+ s out of range"):
+            compose("erofs", msgspec.structs.replace(quiet, smoo_host_timeout=bad), HostFacts())

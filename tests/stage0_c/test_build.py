@@ -13,7 +13,8 @@ from .conftest import make
 def test_c_unit_tests_pass(stage0_build: Path) -> None:
     result = make(stage0_build, "test")
     assert result.returncode == 0, result.stdout + result.stderr
-    for name in ("test_proto", "test_bridge", "test_bridge_sim", "test_runtime"):
+    for name in ("test_proto", "test_bridge", "test_bridge_sim", "test_runtime",
+                 "test_gadget_drain"):
         assert f"{name}: " in result.stdout
     assert "failed" in result.stdout and " 0 failed" in result.stdout
     assert all(line.endswith(" 0 failed") for line in result.stdout.splitlines()

@@ -1,13 +1,15 @@
 """Compile the VM tests' guest programs (static x86_64) and the stage0 PID1.
 
 Outputs are cached under ``.cache/vm/bin`` keyed by the source digest, so a test session
-compiles each program at most once.
+compiles each program at most once. :func:`precompile_checkout` byte-compiles this
+checkout's Python, which the VM runs from a read-only share.
 """
 
 from __future__ import annotations
 
 import hashlib
 import subprocess
+import sys
 from pathlib import Path
 
 from tests.support.debian import REPO_ROOT
@@ -34,9 +36,18 @@ def compile_static(name: str) -> Path:
     return target
 
 
-def stage0_pid1() -> bytes:
+def stage0_pid1() -> Path:
     """The real stage0 PID1, built by its own Makefile (make is a no-op when up to date)."""
     subprocess.run(
         ["make", "-s", "-C", str(REPO_ROOT / "stage0"), "build/x86_64/stage0-init"], check=True
     )
-    return STAGE0_BIN.read_bytes()
+    return STAGE0_BIN
+
+
+def precompile_checkout() -> None:
+    """The VM runs this checkout's Python read-only over 9p: make sure every module has
+    bytecode, or each VM run recompiles them under TCG."""
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(REPO_ROOT / "src" / "fastboop")],
+        check=True, stdout=subprocess.DEVNULL,
+    )  # fmt: skip

@@ -61,8 +61,12 @@ class KernelInfo(msgspec.Struct, frozen=True, kw_only=True):
         return self.layers[0]
 
 
-def _classify_raw(data: bytes) -> tuple[str, str | None]:
-    """(format, arch) of an uncompressed kernel."""
+def classify_raw(data: bytes) -> tuple[str, str | None]:
+    """(format, arch) of an uncompressed kernel, from its header alone (no decompression).
+
+    Cheap enough to call on every build: an x86 ``bzimage`` is recognised by its boot
+    protocol header (``HdrS`` at 0x202), which is never inside another wrapper.
+    """
     if len(data) >= 64 and data[0x38:0x3C] == ARM64_MAGIC:
         return "image", "arm64"
     if len(data) >= 64 and data[0x38:0x3C] == RISCV_MAGIC:
@@ -104,7 +108,7 @@ def _peel(data: bytes) -> tuple[str, bytes, bytes] | None:
         return "lz4-frame", inner, data[used:]
     if is_zboot(data):
         return _peel_zboot(data)
-    if data[:2] == b"MZ" and _classify_raw(data)[0] == "unknown":
+    if data[:2] == b"MZ" and classify_raw(data)[0] == "unknown":
         return "pe", _pe_payload(data), b""
     return None
 
@@ -225,7 +229,7 @@ def unwrap_kernel(data: bytes) -> tuple[KernelInfo, bytes]:
             appended = fdt_total_size(trailing)
         except DeviceTreeError:
             appended = 0
-    fmt, arch = _classify_raw(current)
+    fmt, arch = classify_raw(current)
     if not layers and fmt == "image":
         start = find_appended_dtb(current)
         if start is not None and start >= 64:

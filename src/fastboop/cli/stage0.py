@@ -2,6 +2,10 @@
 
 Runs the same synthesis a boot does, without a phone: handy to check module selection
 (``--explain-modules``), to feed other tools, or to boot by hand with ``fastboot boot``.
+``--device-profile`` takes any profile in force, local ones included (directories in
+``FASTBOOP_SCHEMA_PATH``, see ``fastboop devpro list``). An x86 kernel boots without a
+DTB, so none is looked up for it: the kernel, the initramfs and ``kernel_cmdline`` (JSON)
+are then what e.g. qemu's ``-kernel``, ``-initrd`` and ``-append`` take.
 """
 
 from __future__ import annotations
@@ -85,6 +89,9 @@ def register(subparsers: Any) -> None:
     c.add_argument("--smoo-max-io", default="1m", metavar="SIZE", help="largest smoo request")
     c.add_argument("--smoo-queue-count", type=int, metavar="N")
     c.add_argument("--smoo-queue-depth", type=int, metavar="N")
+    c.add_argument("--smoo-host-timeout", type=int, metavar="SECONDS",
+                   help="how long the device waits for the host to find it and finish the "
+                        "smoo handshake before giving up (stage0's default: 30)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the result summary as JSON")
     p.set_defaults(handler=run)
 
@@ -120,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
         smoo_queue_count=args.smoo_queue_count,
         smoo_queue_depth=args.smoo_queue_depth,
         smoo_max_io=parse_size(args.smoo_max_io),
+        smoo_host_timeout=args.smoo_host_timeout,
         cmdline_append=args.cmdline_append,
         device_cmdline_append=device_append,
     )
@@ -162,7 +170,10 @@ def summary(result: Stage0Result) -> dict[str, Any]:
         "modules": [{"name": m, "reason": result.reasons.get(m, "")} for m in result.modules],
         "settings": result.settings,
         "cmdline": result.stage0_cmdline,
+        # What the kernel gets: the device profile's cmdline_append, then the stage0 part.
+        "kernel_cmdline": result.cmdline,
         "warnings": list(result.warnings),
+        "notes": list(result.notes),
     }
 
 
@@ -175,6 +186,8 @@ def _print(result: Stage0Result, args: argparse.Namespace) -> None:
             print(f"  {name:<28} {result.reasons.get(name, '')}")
     print(f"initramfs: {len(result.initramfs)} bytes" + (f" -> {args.output}" if args.output
                                                           else ""))  # fmt: skip
-    print(f"cmdline:   {result.stage0_cmdline}")
+    print(f"cmdline:   {result.cmdline}")
+    for note in result.notes:
+        print(f"note:      {note}")
     for warning in result.warnings:
         print(f"warning:   {warning}")

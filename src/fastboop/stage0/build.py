@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 import msgspec
 
+from fastboop.bootimg.kernel import classify_raw
 from fastboop.errors import UsageError
 from fastboop.rootfs.errors import NotFoundError
 from fastboop.rootfs.fs import Filesystem
@@ -58,6 +59,7 @@ class Stage0Result(msgspec.Struct, frozen=True):
     cmdline: str  # device cmdline_append + stage0 part
     stage0_cmdline: str
     warnings: tuple[str, ...]
+    notes: tuple[str, ...] = ()  # informational: choices made that are not problems
 
 
 def _rootfs_kind(fs: Filesystem, rootfs_kind: str | None) -> str:
@@ -124,7 +126,8 @@ def build_stage0(
     supplies ``init``), or a function from the kernel image to it, for callers that pick
     the PID1 by the kernel's architecture without reading the kernel twice.
     ``devicetree_name`` (from the device profile) locates the DTB in the rootfs unless
-    ``dtb`` bytes are given explicitly (``--dtb``). ``kernel`` bytes
+    ``dtb`` bytes are given explicitly (``--dtb``); for an x86 kernel (bzImage), which
+    boots without a DTB, the lookup is skipped and a note says so. ``kernel`` bytes
     (a boot profile's kernel override) skip the kernel search; the modules directory is
     then chosen by §4.9 rules 2-3 or ``kernel_version``. ``dtb_overlays`` (compiled
     ``.dtbo``) and ``inject_mac`` (``(kind, compatible)`` pairs, §7.5) edit the DTB before
@@ -147,9 +150,13 @@ def build_stage0(
         pid1 = pid1(kernel)
     index, raw_index = load_module_index(fs, choice)
 
+    notes: list[str] = []
     dtb_path: str | None = None
     if dtb is not None:
         dtb_path = "<explicit>"
+    elif devicetree_name and _boots_without_dtb(kernel):
+        notes.append(f"{choice.kernel_path} is an x86 kernel (bzImage), which boots without a "
+                     f"DTB: not looking up {devicetree_name.lstrip('/')}")  # fmt: skip
     elif devicetree_name:
         dtb_path, dtb = load_dtb(fs, devicetree_name, index.kver)
     composed = compose(kind, options, host)
@@ -196,7 +203,15 @@ def build_stage0(
         cmdline=composed.cmdline,
         stage0_cmdline=composed.stage0_cmdline,
         warnings=tuple(warnings),
+        notes=tuple(notes),
     )
+
+
+def _boots_without_dtb(kernel: bytes) -> bool:
+    """x86 kernels get their hardware description from the firmware (ACPI, or qemu's
+    direct boot), not from a DTB; a profile still names one because the schema requires
+    ``devicetree_name`` (project decision, docs/rootfs-and-stage0.md)."""
+    return classify_raw(kernel)[0] == "bzimage"
 
 
 def _archive(

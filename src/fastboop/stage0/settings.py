@@ -21,6 +21,7 @@ SETTING_KEYS = frozenset(
         "smoo.max_io_bytes", "smoo.max_io", "smoo.vendor", "smoo.vendor_id", "smoo.product",
         "smoo.product_id", "smoo.mimic_fastboot", "smoo.log", "firstboot.locale",
         "firstboot.locale-messages", "firstboot.keymap", "firstboot.timezone",
+        "smoo.host_timeout",  # project addition: the PID1's wait for the host, in seconds
     }
 )  # fmt: skip
 BARE_FLAGS = frozenset({"stage0.fb", "stage0.yeetfstab", "smoo.acm", "smoo.mimic_fastboot"})
@@ -31,6 +32,10 @@ FIRSTBOOT_KEYS = (
     "firstboot.timezone",
 )
 DEFAULT_MAX_IO = 1048576
+#: ``smoo.host_timeout`` bounds, as stage0's config.c checks them (it keeps its 30 s default
+#: for anything else): PID1's wait for the host to finish the smoo handshake (§8.2 step 13).
+HOST_TIMEOUT_DEFAULT_S = 30
+HOST_TIMEOUT_MAX_S = 86400
 ROOTFS_KINDS = ("erofs", "ext4")
 
 
@@ -67,6 +72,7 @@ class CmdlineOptions(msgspec.Struct, frozen=True):
     smoo_queue_count: int | None = None
     smoo_queue_depth: int | None = None
     smoo_max_io: int = DEFAULT_MAX_IO
+    smoo_host_timeout: int | None = None  # seconds; None: stage0's default (30 s)
     ostree_deployment: str | None = None
     profile_extra_cmdline: str = ""
     device_extra_cmdline: str = ""
@@ -91,6 +97,18 @@ def parse_size(text: str) -> int:
     return value * {" ": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[unit]
 
 
+def check_host_timeout(seconds: int) -> int:
+    """Reject a ``smoo.host_timeout`` the device would ignore: stage0 would warn and keep
+    its 30 s default, so the user's intent would be lost silently on the phone."""
+    if not 1 <= seconds <= HOST_TIMEOUT_MAX_S:
+        raise UsageError(
+            f"smoo host timeout {seconds} s out of range",
+            hint=f"use 1 to {HOST_TIMEOUT_MAX_S} seconds; stage0's default is "
+            f"{HOST_TIMEOUT_DEFAULT_S}",
+        )
+    return seconds
+
+
 def extra_cmdline(options: CmdlineOptions, host: HostFacts) -> str:
     """The §6.1 "extra cmdline" string, in its fixed order."""
     parts: list[str] = []
@@ -107,6 +125,8 @@ def extra_cmdline(options: CmdlineOptions, host: HostFacts) -> str:
         parts.append(f"smoo.queue_count={options.smoo_queue_count}")
     if options.smoo_queue_depth is not None:
         parts.append(f"smoo.queue_depth={options.smoo_queue_depth}")
+    if options.smoo_host_timeout is not None:
+        parts.append(f"smoo.host_timeout={check_host_timeout(options.smoo_host_timeout)}")
     parts.append(f"smoo.max_io_bytes={options.smoo_max_io}")
     return " ".join(parts)
 

@@ -7,6 +7,9 @@
  * little-endian u64 words (position-sensitive, cheap in Python and under TCG).
  * /data/blob.sums holds the same checksum per 64 KiB chunk; every chunk that does not
  * match is reported with its first words, so a corruption can be traced to its source.
+ * A second line gives the blob's read time, open to EOF on the monotonic clock:
+ *     VMTEST-ROOTFS-INIT payload read: <bytes> bytes in <microseconds> us
+ * (informational, the throughput seen inside the VM: docs/benchmarks.md; never asserted).
  * then does what a distro shutdown does: SIGTERM to every process, wait for them (so the
  * host-side process can close its journal), sync, power off.
  */
@@ -55,6 +58,8 @@ int main(void) {
     int sfd = open("/data/blob.sums", O_RDONLY);
     ssize_t slen = sfd >= 0 ? read(sfd, want, sizeof want) : -1;
     uint64_t hash = 0, total = 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     int bfd = open("/data/blob", O_RDONLY);
     if (bfd < 0) {
         snprintf(line, sizeof line, "VMTEST-ROOTFS-INIT error: blob: %s\n", strerror(errno));
@@ -84,8 +89,13 @@ int main(void) {
         }
         total += (uint64_t)n;
     }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
     snprintf(line, sizeof line, "VMTEST-ROOTFS-INIT pid=%d marker=%s blob=%" PRIu64 ":%016" PRIx64 "\n",
              (int)getpid(), marker, total, hash);
+    out(line);
+    int64_t micros = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000;
+    snprintf(line, sizeof line, "VMTEST-ROOTFS-INIT payload read: %" PRIu64 " bytes in %" PRId64
+             " us\n", total, micros);
     out(line);
     for (uint64_t c = 0, bad = 0; slen > 0 && c < (uint64_t)slen / 8 && bad < 16; c++) {
         if (got[c] == want[c]) continue;

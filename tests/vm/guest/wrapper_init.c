@@ -5,7 +5,8 @@
  * mounted the share and exec'd the host process (a close-on-exec pipe reaching EOF), and
  * then execs the real /init (stage0) with argv[0] "/init", so stage0 runs as PID 1
  * exactly as on a phone. Starting the host first gives its slow TCG start-up a head start
- * on stage0's 30 s handshake deadline.
+ * on stage0's wait for the smoo handshake (the smoo.host_timeout setting; the harness
+ * raises it from the default 30 s to 120 s).
  *
  * The child does all test-specific work in its own mount namespace, so stage0 sees an
  * untouched initramfs:

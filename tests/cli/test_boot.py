@@ -68,7 +68,7 @@ def test_boot_over_tcp_uploads_a_real_boot_image(
     done = subprocess.run(
         [sys.executable, "-m", "fastboop.cli.main", "boot", str(rootfs), "--tcp", address,
          "--device-profile", "oneplus-fajita", "--gadget-timeout", "1",
-         "--journal", str(journal)],
+         "--smoo-host-timeout", "90", "--journal", str(journal)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -83,8 +83,10 @@ def test_boot_over_tcp_uploads_a_real_boot_image(
     (image_file,) = saved.glob("*.img")
     image = parse_boot_image(image_file.read_bytes())
     assert image.header_version == 2 and image.dtb
-    names = {entry.name for entry in parse_archive(image.ramdisk)}
+    entries = {entry.name: entry for entry in parse_archive(image.ramdisk)}
+    names = set(entries)
     assert {"init", "etc/stage0/stage0.rootfs", "etc/modules-load.d/fastboop-stage0.conf"} <= names
+    assert entries["etc/stage0/smoo.host_timeout"].data == b"90\n"
     assert any(name.endswith("/dwc3.ko") for name in names)
 
     recorded = read_journal(journal)
@@ -103,4 +105,20 @@ def test_boot_with_a_missing_rootfs_is_one_clear_line(tmp_path: Path) -> None:
     assert done.stderr.strip() == (
         f"fastboop: error: no such rootfs image: {tmp_path / 'nope.erofs'} "
         "(pass the path of an image file)"
+    )
+
+
+def test_boot_rejects_a_host_timeout_stage0_would_ignore(rootfs: Path) -> None:
+    """Checked before any device is awaited: stage0 would silently keep its 30 s."""
+    done = subprocess.run(
+        [sys.executable, "-m", "fastboop.cli.main", "boot", str(rootfs),
+         "--smoo-host-timeout", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "fastboop: error: smoo host timeout 0 s out of range "
+        "(use 1 to 86400 seconds; stage0's default is 30)"
     )

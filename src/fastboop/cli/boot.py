@@ -30,7 +30,7 @@ from fastboop.events import SessionConfig
 from fastboop.journal.inputs import session_inputs
 from fastboop.runtime import Session
 from fastboop.runtime.interactive import run_session
-from fastboop.stage0.settings import CmdlineOptions
+from fastboop.stage0.settings import CmdlineOptions, check_host_timeout
 
 EXAMPLES = """\
 examples:
@@ -90,6 +90,13 @@ def register(sub: Any) -> None:
         "--cmdline-append", default="", metavar="ARGS", help="extra kernel command line"
     )
     parser.add_argument(
+        "--smoo-host-timeout",
+        type=int,
+        metavar="SECONDS",
+        help="how long stage0 on the phone waits for this host to finish the smoo handshake "
+        "before it gives up (stage0's default: 30); raise it on a slow host",
+    )
+    parser.add_argument(
         "--serial-console",
         action="store_true",
         help="add a USB serial console (CDC-ACM) to the gadget",
@@ -116,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
     if not is_url and not Path(spec).is_file():
         raise UsageError(f"no such rootfs image: {spec}", hint="pass the path of an image file")
     rootfs = spec if is_url else str(Path(spec).resolve())
+    if args.smoo_host_timeout is not None:
+        check_host_timeout(args.smoo_host_timeout)  # before waiting for a phone, not after
     pool = load_pool()
     filters = usb_filter(pool, args.device_profile)  # also checks the profile id exists
     transports = tuple(name for name, on in (("tcp", args.tcp), ("udp", args.udp)) if on) or (
@@ -129,7 +138,11 @@ def run(args: argparse.Namespace) -> int:
         gadget_timeout_s=args.gadget_timeout,
     )
     builder = Stage0PayloadBuilder(
-        options=CmdlineOptions(serial=args.serial_console, cmdline_append=args.cmdline_append),
+        options=CmdlineOptions(
+            serial=args.serial_console,
+            cmdline_append=args.cmdline_append,
+            smoo_host_timeout=args.smoo_host_timeout,
+        ),
         extra_modules=tuple(args.require_module),
         kernel_version=args.kernel_version,
     )

@@ -6,39 +6,28 @@ log, so the test can tell which path ran, then one line per event, then ``done``
 
 from __future__ import annotations
 
-import logging
 import sys
 
 import anyio
+from watch_echo import describe, echo_usb_watch_log
 
-from fastboop.transports.usb import Arrived, watch_usb
+from fastboop.transports.usb import watch_usb
 
 FILTERS = [(0x18D1, 0x4EE0), (0x18D1, 0xD00D)]
 
 
-class Echo(logging.Handler):
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if message.endswith(" registered"):
-            print("registered", flush=True)
-        print(f"path {message}", flush=True)
+def echo(message: str) -> None:
+    if message.endswith(" registered"):
+        print("registered", flush=True)
+    print(f"path {message}", flush=True)
 
 
 async def main() -> None:
-    for name in ("fastboop.transports.usb", "fastboop.transports.usb_hotplug"):
-        logger = logging.getLogger(name)
-        logger.setLevel(logging.DEBUG)
-        logger.addHandler(Echo())
+    echo_usb_watch_log(echo)
     events = watch_usb(FILTERS)
     with anyio.fail_after(30):
         for _ in range(4):
-            event = await events.__anext__()
-            if isinstance(event, Arrived):
-                address = event.candidate.address
-                print(f"arrived {address.location} {address.vid:04x}:{address.pid:04x}",
-                      flush=True)
-            else:
-                print(f"departed {event.address.location}", flush=True)
+            print(describe(await events.__anext__()), flush=True)
     with anyio.move_on_after(0.6):  # cancelled mid-tick: the callback must be deregistered
         await events.__anext__()
         print("unexpected event", flush=True)

@@ -16,7 +16,6 @@ test: no uevent will ever reach libusb, and ``FASTBOOP_USB_WATCH`` is left unset
 from __future__ import annotations
 
 import gc
-import logging
 import os
 import sys
 import weakref
@@ -25,11 +24,12 @@ from pathlib import Path
 import anyio
 import usb.backend.libusb1
 import usb.util
+from watch_echo import describe, echo_usb_watch_log
 
 from fastboop.backends.gadgets import UsbGadgetSource
 from fastboop.transports import usb_contexts
 from fastboop.transports.base import DeviceAddress
-from fastboop.transports.usb import Arrived, find_fastboot_devices, watch_usb
+from fastboop.transports.usb import find_fastboot_devices, watch_usb
 
 FILTERS = [(0x18D1, 0x4EE0), (0x18D1, 0xD00D)]
 LATER_SCANS = 50
@@ -39,25 +39,12 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
-class Echo(logging.Handler):
-    def emit(self, record: logging.LogRecord) -> None:
-        say(f"path {record.getMessage()}")
-
-
 async def watch() -> None:
-    for name in ("fastboop.transports.usb", "fastboop.transports.usb_hotplug"):
-        logger = logging.getLogger(name)
-        logger.setLevel(logging.DEBUG)
-        logger.addHandler(Echo())
+    echo_usb_watch_log(lambda message: say(f"path {message}"))
     events = watch_usb(FILTERS)
     with anyio.fail_after(30):
         for _ in range(3):
-            event = await events.__anext__()
-            if isinstance(event, Arrived):
-                address = event.candidate.address
-                say(f"arrived {address.location} {address.vid:04x}:{address.pid:04x}")
-            else:
-                say(f"departed {event.address.location}")
+            say(describe(await events.__anext__()))
     await events.aclose()  # type: ignore[attr-defined]
 
 

@@ -53,6 +53,46 @@ class _Descriptor:
         self.extra_descriptors: list[int] = []
 
 
+# The descriptors both emulated backends (phones here, stage0 gadgets in usb_sim_gadget)
+# hand to pyusb: one layout, so the two kinds of device can never drift apart.
+
+
+def device_descriptor(dev: Any, *, vid: int, pid: int, has_serial: bool) -> _Descriptor:
+    """A USB 2.0 high-speed device at ``dev``'s bus position (``address``, ``bus``,
+    ``port_numbers``)."""
+    return _Descriptor(
+        bLength=18, bDescriptorType=1, bcdUSB=0x0200, bDeviceClass=0, bDeviceSubClass=0,
+        bDeviceProtocol=0, bMaxPacketSize0=64, idVendor=vid, idProduct=pid,
+        bcdDevice=0x0100, iManufacturer=1, iProduct=2,
+        iSerialNumber=3 if has_serial else 0, bNumConfigurations=1,
+        address=dev.address, bus=dev.bus, port_number=dev.port_numbers[-1],
+        port_numbers=dev.port_numbers, speed=3,
+    )  # fmt: skip
+
+
+def configuration_descriptor(num_interfaces: int) -> _Descriptor:
+    return _Descriptor(
+        bLength=9, bDescriptorType=2, wTotalLength=0, bNumInterfaces=num_interfaces,
+        bConfigurationValue=1, iConfiguration=0, bmAttributes=0x80, bMaxPower=250,
+    )  # fmt: skip
+
+
+def interface_descriptor(intf: int, triple: tuple[int, int, int], endpoints: int) -> _Descriptor:
+    return _Descriptor(
+        bLength=9, bDescriptorType=4, bInterfaceNumber=intf, bAlternateSetting=0,
+        bNumEndpoints=endpoints, bInterfaceClass=triple[0],
+        bInterfaceSubClass=triple[1], bInterfaceProtocol=triple[2], iInterface=0,
+    )  # fmt: skip
+
+
+def endpoint_descriptor(address: int, kind: int) -> _Descriptor:
+    return _Descriptor(
+        bLength=7, bDescriptorType=5, bEndpointAddress=address, bmAttributes=kind,
+        wMaxPacketSize=512 if kind == _BULK else 1024, bInterval=0 if kind == _BULK else 1,
+        bRefresh=0, bSynchAddress=0,
+    )  # fmt: skip
+
+
 class EmulatedDevice:
     """One simulated phone on the emulated bus; see the module docstring."""
 
@@ -138,22 +178,14 @@ class SimUsbBackend(usb.backend.IBackend):  # type: ignore[misc]
         return iter(list(self.devices))
 
     def get_device_descriptor(self, dev: EmulatedDevice) -> _Descriptor:
-        return _Descriptor(
-            bLength=18, bDescriptorType=1, bcdUSB=0x0200, bDeviceClass=0, bDeviceSubClass=0,
-            bDeviceProtocol=0, bMaxPacketSize0=64, idVendor=dev.model.vid,
-            idProduct=dev.model.pid, bcdDevice=0x0100, iManufacturer=1, iProduct=2,
-            iSerialNumber=3 if dev.model.serial else 0, bNumConfigurations=1,
-            address=dev.address, bus=dev.bus, port_number=dev.port_numbers[-1],
-            port_numbers=dev.port_numbers, speed=3,
+        return device_descriptor(
+            dev, vid=dev.model.vid, pid=dev.model.pid, has_serial=bool(dev.model.serial)
         )
 
     def get_configuration_descriptor(self, dev: EmulatedDevice, config: int) -> _Descriptor:
         if config != 0:
             raise IndexError("no such configuration")
-        return _Descriptor(
-            bLength=9, bDescriptorType=2, wTotalLength=0, bNumInterfaces=len(dev.interfaces),
-            bConfigurationValue=1, iConfiguration=0, bmAttributes=0x80, bMaxPower=250,
-        )
+        return configuration_descriptor(len(dev.interfaces))
 
     def get_interface_descriptor(
         self, dev: EmulatedDevice, intf: int, alt: int, config: int
@@ -161,21 +193,12 @@ class SimUsbBackend(usb.backend.IBackend):  # type: ignore[misc]
         if config != 0 or alt != 0 or intf >= len(dev.interfaces):
             raise IndexError("no such interface")
         triple, endpoints = _INTERFACES[dev.interfaces[intf]]
-        return _Descriptor(
-            bLength=9, bDescriptorType=4, bInterfaceNumber=intf, bAlternateSetting=0,
-            bNumEndpoints=len(endpoints), bInterfaceClass=triple[0],
-            bInterfaceSubClass=triple[1], bInterfaceProtocol=triple[2], iInterface=0,
-        )
+        return interface_descriptor(intf, triple, len(endpoints))
 
     def get_endpoint_descriptor(
         self, dev: EmulatedDevice, ep: int, intf: int, alt: int, config: int
     ) -> _Descriptor:
-        address, kind = dev.endpoints(intf)[ep]
-        return _Descriptor(
-            bLength=7, bDescriptorType=5, bEndpointAddress=address, bmAttributes=kind,
-            wMaxPacketSize=512 if kind == _BULK else 1024, bInterval=0 if kind == _BULK else 1,
-            bRefresh=0, bSynchAddress=0,
-        )
+        return endpoint_descriptor(*dev.endpoints(intf)[ep])
 
     # --- device handle operations ------------------------------------------------------------
 

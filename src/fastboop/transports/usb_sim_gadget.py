@@ -33,7 +33,15 @@ import usb.core
 from fastboop.smoo.link import LinkStall
 from fastboop.transports.base import TransportError
 from fastboop.transports.smoo_sim import SimGadget, SimLink
-from fastboop.transports.usb_sim import EmulatedDevice, SimUsbBackend, _Descriptor
+from fastboop.transports.usb_sim import (
+    EmulatedDevice,
+    SimUsbBackend,
+    _Descriptor,
+    configuration_descriptor,
+    device_descriptor,
+    endpoint_descriptor,
+    interface_descriptor,
+)
 
 T = TypeVar("T")
 
@@ -139,24 +147,14 @@ class SimGadgetUsbBackend(SimUsbBackend):
     def get_device_descriptor(self, dev: Any) -> _Descriptor:
         if not isinstance(dev, EmulatedGadget):
             return super().get_device_descriptor(dev)
-        return _Descriptor(
-            bLength=18, bDescriptorType=1, bcdUSB=0x0200, bDeviceClass=0, bDeviceSubClass=0,
-            bDeviceProtocol=0, bMaxPacketSize0=64, idVendor=dev.vid, idProduct=dev.pid,
-            bcdDevice=0x0100, iManufacturer=1, iProduct=2,
-            iSerialNumber=3 if dev.serial else 0, bNumConfigurations=1,
-            address=dev.address, bus=dev.bus, port_number=dev.port_numbers[-1],
-            port_numbers=dev.port_numbers, speed=3,
-        )
+        return device_descriptor(dev, vid=dev.vid, pid=dev.pid, has_serial=bool(dev.serial))
 
     def get_configuration_descriptor(self, dev: Any, config: int) -> _Descriptor:
         if not isinstance(dev, EmulatedGadget):
             return super().get_configuration_descriptor(dev, config)
         if config != 0:
             raise IndexError("no such configuration")
-        return _Descriptor(
-            bLength=9, bDescriptorType=2, wTotalLength=0, bNumInterfaces=dev.smoo_interface + 1,
-            bConfigurationValue=1, iConfiguration=0, bmAttributes=0x80, bMaxPower=250,
-        )
+        return configuration_descriptor(dev.smoo_interface + 1)
 
     def get_interface_descriptor(self, dev: Any, intf: int, alt: int, config: int) -> _Descriptor:
         if not isinstance(dev, EmulatedGadget):
@@ -164,23 +162,14 @@ class SimGadgetUsbBackend(SimUsbBackend):
         if config != 0 or alt != 0 or intf > dev.smoo_interface:
             raise IndexError("no such interface")
         triple, endpoints = dev.interface(intf)
-        return _Descriptor(
-            bLength=9, bDescriptorType=4, bInterfaceNumber=intf, bAlternateSetting=0,
-            bNumEndpoints=len(endpoints), bInterfaceClass=triple[0],
-            bInterfaceSubClass=triple[1], bInterfaceProtocol=triple[2], iInterface=0,
-        )
+        return interface_descriptor(intf, triple, len(endpoints))
 
     def get_endpoint_descriptor(
         self, dev: Any, ep: int, intf: int, alt: int, config: int
     ) -> _Descriptor:
         if not isinstance(dev, EmulatedGadget):
             return super().get_endpoint_descriptor(dev, ep, intf, alt, config)
-        address, kind = dev.interface(intf)[1][ep]
-        return _Descriptor(
-            bLength=7, bDescriptorType=5, bEndpointAddress=address, bmAttributes=kind,
-            wMaxPacketSize=512 if kind == _BULK else 1024, bInterval=0 if kind == _BULK else 1,
-            bRefresh=0, bSynchAddress=0,
-        )
+        return endpoint_descriptor(*dev.interface(intf)[1][ep])
 
     # --- handles -----------------------------------------------------------------------------
 

@@ -72,6 +72,16 @@ static void set_num(const char *key, const char *value, bool hex, uint64_t min, 
     else *(uint32_t *)field = (uint32_t)n;
 }
 
+/* A subvolume path goes into the mount data string, so it must not carry another option
+ * (a comma) or anything unprintable; btrfs takes it relative to the top level. */
+static bool subvol_valid(const char *value) {
+    size_t len = strlen(value);
+    if (!len || len >= sizeof ((struct stage0_config *)0)->subvol) return false;
+    for (const char *p = value; *p; p++)
+        if (*p == ',' || (unsigned char)*p < 0x21 || *p == 0x7f) return false;
+    return true;
+}
+
 /* Aliases lose to their canonical key, whichever file is read first. */
 static bool alias_allowed(const char *key, unsigned bit, bool is_alias, unsigned *seen) {
     if (is_alias && (*seen & bit)) {
@@ -84,8 +94,12 @@ static bool alias_allowed(const char *key, unsigned bit, bool is_alias, unsigned
 
 void config_apply(struct stage0_config *c, const char *key, const char *value, unsigned *seen) {
     if (!strcmp(key, "stage0.rootfs")) {
-        if (!strcmp(value, "erofs") || !strcmp(value, "ext4")) strcpy(c->rootfs, value);
+        if (!strcmp(value, "erofs") || !strcmp(value, "ext4") || !strcmp(value, "btrfs"))
+            strcpy(c->rootfs, value);
         else c->rootfs[0] = 0;
+    } else if (!strcmp(key, "stage0.subvol")) {
+        if (subvol_valid(value)) snprintf(c->subvol, sizeof c->subvol, "%s", value);
+        else log_warn("%s: invalid subvolume '%s', using the default subvolume", key, value);
     } else if (!strcmp(key, "stage0.serial")) {
         snprintf(c->serial, sizeof c->serial, "%s", value);
         c->serial_set = true;

@@ -10,7 +10,10 @@
 #define CONFIG_HOST_TIMEOUT_MAX 86400u     /* a day: anything longer is a typo */
 
 struct stage0_config {
-    char rootfs[16];   /* "erofs" or "ext4"; empty when missing or invalid */
+    char rootfs[16];   /* "erofs", "ext4" or "btrfs"; empty when missing or invalid */
+    /* stage0.subvol (project addition): the btrfs subvolume that is the root, e.g. "root"
+     * (Fedora); empty = the filesystem's default subvolume. */
+    char subvol[256];
     char serial[128];  /* default "0001" */
     char ostree[256];
     char log_filter[64];

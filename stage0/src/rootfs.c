@@ -33,13 +33,39 @@ static int filesystem_supported(const char *name) {
     return found;
 }
 
+int rootfs_mount_data(const struct stage0_config *cfg, int btrfs_rescue, char *out, size_t size) {
+    int n = 0;
+    if (!strcmp(cfg->rootfs, "ext4")) {
+        n = snprintf(out, size, "noload"); /* no journal replay on a read-only device */
+    } else if (!strcmp(cfg->rootfs, "btrfs")) {
+        /* The served device is read-only: a dirty log could not be replayed anyway. */
+        const char *sep = cfg->subvol[0] && btrfs_rescue ? "," : "";
+        n = snprintf(out, size, "%s%s%s%s", cfg->subvol[0] ? "subvol=" : "", cfg->subvol, sep,
+                     btrfs_rescue ? "rescue=nologreplay" : "");
+    } else if (size) {
+        out[0] = 0;
+    }
+    if (n < 0 || (size_t)n >= size) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return 0;
+}
+
 void rootfs_assemble(const struct stage0_config *cfg) {
     mkdir("/lower", 0755);
     mkdir("/upper", 0755);
     mkdir("/newroot", 0755);
-    const char *data = !strcmp(cfg->rootfs, "ext4") ? "noload" : NULL; /* no journal replay */
-    need(mount(ROOT_DEVICE, "/lower", cfg->rootfs, MS_RDONLY, data) == 0,
-         "mount " ROOT_DEVICE " on /lower");
+    char data[ROOT_MOUNT_DATA_MAX];
+    int rc = rootfs_mount_data(cfg, 1, data, sizeof data);
+    rc = rc ? rc : mount(ROOT_DEVICE, "/lower", cfg->rootfs, MS_RDONLY, data[0] ? data : NULL);
+    if (rc && errno == EINVAL && !strcmp(cfg->rootfs, "btrfs")) {
+        /* Kernels before 5.9 know no rescue= option; mount without it. */
+        log_warn("btrfs rejected '%s', retrying without rescue=nologreplay", data);
+        rc = rootfs_mount_data(cfg, 0, data, sizeof data);
+        rc = rc ? rc : mount(ROOT_DEVICE, "/lower", cfg->rootfs, MS_RDONLY, data[0] ? data : NULL);
+    }
+    need(rc == 0, "mount " ROOT_DEVICE " on /lower");
     need(mount("tmpfs", "/upper", "tmpfs", 0, NULL) == 0, "mount tmpfs on /upper");
     need(mkdir("/upper/upper", 0755) == 0 || errno == EEXIST, "mkdir /upper/upper");
     need(mkdir("/upper/work", 0755) == 0 || errno == EEXIST, "mkdir /upper/work");
@@ -47,8 +73,8 @@ void rootfs_assemble(const struct stage0_config *cfg) {
     need(mount("overlay", "/newroot", "overlay", 0,
                "lowerdir=/lower,upperdir=/upper/upper,workdir=/upper/work") == 0,
          "mount overlay on /newroot");
-    log_info("rootfs assembled: %s (%s, read-only) under a tmpfs overlay", ROOT_DEVICE,
-             cfg->rootfs);
+    log_info("rootfs assembled: %s (%s%s%s, read-only) under a tmpfs overlay", ROOT_DEVICE,
+             cfg->rootfs, cfg->subvol[0] ? ", subvolume " : "", cfg->subvol);
 }
 
 /* mountinfo escapes space, tab, newline and backslash as \ooo octal. */

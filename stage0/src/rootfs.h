@@ -6,6 +6,14 @@
 
 #define ROOT_DEVICE "/dev/nbd0"
 
+#include <stddef.h>
+
+#define ROOT_MOUNT_DATA_MAX 320
+
+/* The data string for mounting the served rootfs (§10 step 2): "noload" for ext4; for
+ * btrfs "subvol=<stage0.subvol>" and, with btrfs_rescue, "rescue=nologreplay"; empty for
+ * erofs. Returns 0, or -1 with errno ENAMETOOLONG if it does not fit. */
+int rootfs_mount_data(const struct stage0_config *cfg, int btrfs_rescue, char *out, size_t size);
 /* Steps 1-4: read-only lower, tmpfs upper, overlay on /newroot. Dies on failure. */
 void rootfs_assemble(const struct stage0_config *cfg);
 /* Steps 5-13 (without OSTree): switch root and exec the first init found. Never returns. */

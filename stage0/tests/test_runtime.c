@@ -58,7 +58,7 @@ static void test_config_dir(void) {
     CHECK(c.max_io_bytes == 131072);
     CHECK(c.acm && c.yeetfstab);
     CHECK(c.firstboot_count == 1 && !strcmp(c.firstboot_value[0], "en_US.UTF-8"));
-    put(dir, "stage0.rootfs", "btrfs\n");
+    put(dir, "stage0.rootfs", "xfs\n");
     config_defaults(&c);
     CHECK(config_load(dir, &c) == 0 && c.rootfs[0] == 0);
     char cmd[600];
@@ -66,6 +66,41 @@ static void test_config_dir(void) {
     CHECK(system(cmd) == 0);
     config_defaults(&c);
     CHECK(config_load("/nonexistent/stage0", &c) < 0);
+}
+
+/* btrfs roots (project addition): stage0.rootfs=btrfs and the stage0.subvol key, and the
+ * mount data each filesystem gets. */
+static void test_rootfs_mount_data(void) {
+    struct stage0_config c;
+    unsigned seen = 0;
+    char data[ROOT_MOUNT_DATA_MAX];
+    config_defaults(&c);
+    config_apply(&c, "stage0.rootfs", "erofs", &seen);
+    CHECK(rootfs_mount_data(&c, 1, data, sizeof data) == 0 && !strcmp(data, ""));
+    config_apply(&c, "stage0.rootfs", "ext4", &seen);
+    CHECK(rootfs_mount_data(&c, 1, data, sizeof data) == 0 && !strcmp(data, "noload"));
+    config_apply(&c, "stage0.rootfs", "btrfs", &seen);
+    CHECK(!strcmp(c.rootfs, "btrfs"));
+    CHECK(rootfs_mount_data(&c, 1, data, sizeof data) == 0 && !strcmp(data, "rescue=nologreplay"));
+    CHECK(rootfs_mount_data(&c, 0, data, sizeof data) == 0 && !strcmp(data, ""));
+    config_apply(&c, "stage0.subvol", "root", &seen);
+    CHECK(rootfs_mount_data(&c, 1, data, sizeof data) == 0 &&
+          !strcmp(data, "subvol=root,rescue=nologreplay"));
+    CHECK(rootfs_mount_data(&c, 0, data, sizeof data) == 0 && !strcmp(data, "subvol=root"));
+    CHECK(rootfs_mount_data(&c, 1, data, 8) == -1 && errno == ENAMETOOLONG);
+    /* A comma would smuggle in another mount option; spaces and control bytes are typos. */
+    static const char *bad[] = {"root,ro", "", "a b", "x\ty"};
+    for (unsigned i = 0; i < sizeof bad / sizeof *bad; i++) {
+        config_apply(&c, "stage0.subvol", bad[i], &seen);
+        CHECK(!strcmp(c.subvol, "root"));
+    }
+    config_apply(&c, "stage0.subvol", "@/.snapshots/1/snapshot", &seen);
+    CHECK(!strcmp(c.subvol, "@/.snapshots/1/snapshot"));
+    char longname[300];
+    memset(longname, 'a', sizeof longname - 1);
+    longname[sizeof longname - 1] = 0;
+    config_apply(&c, "stage0.subvol", longname, &seen);
+    CHECK(!strcmp(c.subvol, "@/.snapshots/1/snapshot"));
 }
 
 /* smoo.host_timeout (project addition): seconds, 1..a day; anything else warns and keeps
@@ -205,6 +240,7 @@ int main(void) {
     test_parsers();
     test_config_dir();
     test_host_timeout();
+    test_rootfs_mount_data();
     test_machine_id();
     test_ffs_blobs();
     test_module_names();

@@ -102,7 +102,7 @@ def test_sizes(text: str, value: int) -> None:
 def test_bad_inputs() -> None:
     with pytest.raises(UsageError):
         parse_size("1tb")
-    with pytest.raises(UsageError, match="erofs or ext4"):
+    with pytest.raises(UsageError, match="one of erofs, ext4, btrfs, not 'squashfs'"):
         compose("squashfs", CmdlineOptions(), HostFacts())
 
 
@@ -125,3 +125,21 @@ def test_smoo_host_timeout_setting() -> None:
     for bad in (0, -1, 86401):
         with pytest.raises(UsageError, match=r"smoo host timeout -?\d+ s out of range"):
             compose("erofs", msgspec.structs.replace(quiet, smoo_host_timeout=bad), HostFacts())
+
+
+def test_btrfs_root_and_its_subvolume() -> None:
+    """A btrfs root in a subvolume (Fedora's ``root``) becomes ``stage0.rootfs=btrfs`` and
+    ``stage0.subvol`` (project addition), written last like the rootfs type: a cmdline
+    token cannot point the device at another subvolume than the one that was checked."""
+    quiet = CmdlineOptions(system_time=False, systemd_firstboot=False, mimic_fastboot=False,
+                           cmdline_append="stage0.subvol=home")  # fmt: skip
+    out = compose("btrfs", quiet, HostFacts(), subvol="root")
+    assert out.settings == {"smoo.max_io_bytes": "1048576", "stage0.rootfs": "btrfs",
+                            "stage0.subvol": "root"}  # fmt: skip
+    assert settings_files(out.settings)["etc/stage0/stage0.subvol"] == b"root\n"
+    assert "subvol" not in out.cmdline
+    assert "stage0.subvol" not in compose("btrfs", CmdlineOptions(), HostFacts()).settings
+    for kind, subvol in (("ext4", "root"), ("btrfs", "root,ro"), ("btrfs", "a b"),
+                         ("btrfs", "")):  # fmt: skip
+        with pytest.raises(UsageError, match="bad btrfs subvolume"):
+            compose(kind, CmdlineOptions(), HostFacts(), subvol=subvol)

@@ -60,7 +60,7 @@ def register(subparsers: Any) -> None:
     m.add_argument("--kernel-version", metavar="KVER", help="pick this /lib/modules/KVER")
     m.add_argument("--require-module", action="append", default=[], metavar="NAME",
                    help="also include this module and its dependencies (repeatable)")  # fmt: skip
-    m.add_argument("--rootfs-type", choices=["erofs", "ext4"],
+    m.add_argument("--rootfs-type", choices=["erofs", "ext4", "btrfs"],
                    help="filesystem the device mounts (default: detected)")  # fmt: skip
     m.add_argument("--ostree", metavar="auto|PATH",
                    help="boot an OSTree deployment: 'auto' (newest boot entry) or its "

@@ -35,7 +35,14 @@ from fastboop.stage0.modules import (
     resolve_closure,
 )
 from fastboop.stage0.ostree import open_deployment
-from fastboop.stage0.settings import CmdlineOptions, Composed, HostFacts, compose, settings_files
+from fastboop.stage0.settings import (
+    ROOTFS_KINDS,
+    CmdlineOptions,
+    Composed,
+    HostFacts,
+    compose,
+    settings_files,
+)
 
 ALWAYS_DIRS = ("dev", "proc", "sys", "etc", "etc/modules-load.d", "lib", "lib/modules")
 INDEX_FILES = ("modules.dep", "modules.builtin", "modules.order", "modules.alias",
@@ -63,11 +70,11 @@ class Stage0Result(msgspec.Struct, frozen=True):
 
 
 def _rootfs_kind(fs: Filesystem, rootfs_kind: str | None) -> str:
-    kind = rootfs_kind or {"erofs": "erofs", "ext4": "ext4"}.get(fs.kind)
+    kind = rootfs_kind or (fs.kind if fs.kind in ROOTFS_KINDS else None)
     if kind is None:
         raise UsageError(
             f"cannot tell the rootfs type of a {fs.kind} source",
-            hint="pass --rootfs-type erofs|ext4",
+            hint=f"pass --rootfs-type {'|'.join(ROOTFS_KINDS)}",
         )
     return kind
 
@@ -106,6 +113,7 @@ def build_stage0(
     *,
     pid1: bytes | Callable[[bytes], bytes] | None,
     rootfs_kind: str | None = None,
+    rootfs_subvol: str | None = None,
     devicetree_name: str | None = None,
     dtb: bytes | None = None,
     kernel: bytes | None = None,
@@ -132,8 +140,9 @@ def build_stage0(
     then chosen by §4.9 rules 2-3 or ``kernel_version``. ``dtb_overlays`` (compiled
     ``.dtbo``) and ``inject_mac`` (``(kind, compatible)`` pairs, §7.5) edit the DTB before
     module discovery; the MAC seed is the ``stage0.serial`` setting, else ``0``.
-    ``ostree`` (an ``ostree=`` path, or ``"auto"`` for the newest boot entry) reads
-    everything inside that deployment and passes the path to the device.
+    ``rootfs_subvol`` names the btrfs subvolume the device mounts as the root
+    (``stage0.subvol``). ``ostree`` (an ``ostree=`` path, or ``"auto"`` for the newest
+    boot entry) reads everything inside that deployment and passes the path to the device.
     """
     if ostree is not None:
         fs, ostree_path = open_deployment(fs, None if ostree == "auto" else ostree)
@@ -159,7 +168,7 @@ def build_stage0(
                      f"DTB: not looking up {devicetree_name.lstrip('/')}")  # fmt: skip
     elif devicetree_name:
         dtb_path, dtb = load_dtb(fs, devicetree_name, index.kver)
-    composed = compose(kind, options, host)
+    composed = compose(kind, options, host, subvol=rootfs_subvol)
     dt_found: list[tuple[str, str]] = []
     if dtb is not None:
         dtb = edit_dtb(

@@ -20,7 +20,7 @@ from fastboop.stage0.errors import ModuleError
 
 SUFFIXES = (".ko.zst", ".ko.xz", ".ko.gz", ".ko")
 BASE_MODULES = ("configfs", "libcomposite", "usb_f_fs", "nbd", "overlay")
-ROOTFS_MODULES = {"erofs": "erofs", "ext4": "ext4"}
+ROOTFS_MODULES = {"erofs": "erofs", "ext4": "ext4", "btrfs": "btrfs"}
 
 
 def module_name(path: str) -> str:

@@ -22,6 +22,7 @@ SETTING_KEYS = frozenset(
         "smoo.product_id", "smoo.mimic_fastboot", "smoo.log", "firstboot.locale",
         "firstboot.locale-messages", "firstboot.keymap", "firstboot.timezone",
         "smoo.host_timeout",  # project addition: the PID1's wait for the host, in seconds
+        "stage0.subvol",  # project addition: the btrfs subvolume that is the root
     }
 )  # fmt: skip
 BARE_FLAGS = frozenset({"stage0.fb", "stage0.yeetfstab", "smoo.acm", "smoo.mimic_fastboot"})
@@ -36,7 +37,7 @@ DEFAULT_MAX_IO = 1048576
 #: for anything else): PID1's wait for the host to finish the smoo handshake (§8.2 step 13).
 HOST_TIMEOUT_DEFAULT_S = 30
 HOST_TIMEOUT_MAX_S = 86400
-ROOTFS_KINDS = ("erofs", "ext4")
+ROOTFS_KINDS = ("erofs", "ext4", "btrfs")
 
 
 class Firstboot(msgspec.Struct, frozen=True):
@@ -152,10 +153,21 @@ def classify(extra: str) -> tuple[list[tuple[str, str | None]], list[str]]:
     return writes, passthrough
 
 
-def compose(rootfs_kind: str, options: CmdlineOptions, host: HostFacts) -> Composed:
-    """Settings map and kernel cmdline with the §6.3 precedence."""
+def compose(
+    rootfs_kind: str, options: CmdlineOptions, host: HostFacts, *, subvol: str | None = None
+) -> Composed:
+    """Settings map and kernel cmdline with the §6.3 precedence.
+
+    ``subvol`` (a btrfs root inside a subvolume, e.g. Fedora's ``root``) is written as
+    ``stage0.subvol`` together with ``stage0.rootfs``, last: both describe the served
+    bytes, which the artifact decides, not a cmdline token.
+    """
     if rootfs_kind not in ROOTFS_KINDS:
-        raise UsageError(f"stage0.rootfs must be erofs or ext4, not {rootfs_kind!r}")
+        raise UsageError(f"stage0.rootfs must be one of {', '.join(ROOTFS_KINDS)}, "
+                         f"not {rootfs_kind!r}")  # fmt: skip
+    if subvol is not None and (rootfs_kind != "btrfs" or not _valid_subvol(subvol)):
+        raise UsageError(f"bad btrfs subvolume {subvol!r} for a {rootfs_kind} root",
+                         hint="a subvolume path without commas or spaces, btrfs roots only")
     extra = extra_cmdline(options, host)
     writes, passthrough = classify(extra)
     settings: dict[str, str] = {}
@@ -176,12 +188,20 @@ def compose(rootfs_kind: str, options: CmdlineOptions, host: HostFacts) -> Compo
             settings.pop(key, None)
         else:
             settings[key] = value
+    if subvol is not None:
+        settings["stage0.subvol"] = subvol
     settings["stage0.rootfs"] = rootfs_kind
     stage0_part = " ".join(
         (["plymouth.ignore-serial-consoles"] if options.serial else []) + passthrough
     )
     cmdline = " ".join(p for p in (options.device_cmdline_append.strip(), stage0_part) if p)
     return Composed(extra, dict(sorted(settings.items())), stage0_part, cmdline)
+
+
+def _valid_subvol(subvol: str) -> bool:
+    """What stage0's config.c accepts: it goes into the mount data string (``subvol=``)."""
+    return 0 < len(subvol.encode()) < 256 and all(0x21 <= ord(c) != 0x7F and c != ","
+                                                  for c in subvol)  # fmt: skip
 
 
 def settings_files(settings: dict[str, str]) -> dict[str, bytes]:

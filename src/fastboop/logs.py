@@ -2,7 +2,9 @@
 
 Libraries never configure logging; the CLI calls :func:`configure_logging` once. By
 default only warnings show, ``-v`` shows progress details and ``-vv`` debug output;
-``--log-json`` emits one JSON object per line for log collectors.
+``--log-json`` emits one JSON object per line for log collectors, and then *everything*
+the CLI writes to stderr is such a line: progress (see :mod:`fastboop.cli.screen`) and the
+final error too (:func:`log_error`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import logging
 import sys
 
 import structlog
+
+from fastboop.errors import FastboopError
 
 
 def configure_logging(verbosity: int = 0, *, json: bool = False) -> None:
@@ -30,4 +34,18 @@ def configure_logging(verbosity: int = 0, *, json: bool = False) -> None:
         # Resolve sys.stderr per logger, not once: it may be swapped (tests, daemons).
         logger_factory=lambda *args: structlog.PrintLogger(file=sys.stderr),
         cache_logger_on_first_use=False,
+    )
+
+
+def log_error(error: FastboopError, *, json: bool = False) -> None:
+    """The one line a failed command ends with: plain text, or a JSON log record."""
+    if not json:
+        print(f"fastboop: error: {error}", file=sys.stderr)
+        return
+    structlog.get_logger("fastboop.cli").error(
+        error.message,
+        error_type=type(error).__name__,
+        where=error.where,
+        hint=error.hint,
+        exit_code=error.exit_code,
     )

@@ -24,12 +24,6 @@ from fastboop.cli import main as cli_main
 CMDLINE = "console=ttyMSM0,115200n8 earlycon"
 
 
-@pytest.fixture(autouse=True)
-def only_bootimg_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Other sub-commands live on other branches; main's error handling is what we test.
-    monkeypatch.setattr(cli_main, "_command_modules", lambda: [bootimg_cli])
-
-
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     code = cli_main.main(["bootimg", *argv])
     out, err = capsys.readouterr()

@@ -19,7 +19,6 @@ from tests.stage0.conftest import debian_rootfs  # noqa: F401 - fixture, used by
 
 from fastboop.backends.payload import Stage0PayloadBuilder
 from fastboop.bootimg import parse_boot_image, unwrap_kernel
-from fastboop.cli import bootimg as bootimg_cli
 from fastboop.cli import main as cli_main
 from fastboop.devpro.bootparams import boot_image_params
 from fastboop.devpro.sources import load_pool
@@ -32,7 +31,6 @@ FAJITA_DTB = "qcom/sdm845-oneplus-fajita.dtb"
 def hermetic(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # Only the profiles shipped with fastboop, whatever the developer has installed.
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setattr(cli_main, "_command_modules", lambda: [bootimg_cli])
 
 
 def build(argv: list[str], capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fastboop.bootimg import MalformedBootImageError, parse_boot_image, parse_vendor_boot_image
-from fastboop.cli import bootimg as bootimg_cli
 from fastboop.cli import main as cli_main
 
 
@@ -109,7 +108,6 @@ def test_inspect_vendor_boot(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr(cli_main, "_command_modules", lambda: [bootimg_cli])
     debian_vendor_boot(tmp_path, sdm845_dtb)
     path = tmp_path / "vendor_boot.img"
     assert cli_main.main(["bootimg", "inspect", str(path)]) == 0

@@ -44,7 +44,6 @@ examples:
 def register(sub: Any) -> None:
     parser = sub.add_parser(
         "boot",
-        help="boot a phone in fastboot mode from a rootfs image (nothing is flashed)",
         description=help_text(__doc__),
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -44,7 +44,6 @@ from fastboop.errors import FastboopError, UsageError
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "bootimg",
-        help="build or inspect Android boot images",
         description="Build an Android boot image from a kernel, DTB and initramfs the way "
         "fastboop does before booting a phone, or explain an existing boot image.",
     )

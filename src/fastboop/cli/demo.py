@@ -26,7 +26,6 @@ from fastboop.demo.run import DEMO_MODEL, SCENARIOS, run_demo
 def register(sub: Any) -> None:
     parser = sub.add_parser(
         "demo",
-        help="run a whole session against a simulated phone (no hardware needed)",
         description=help_text(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -44,7 +44,6 @@ class NoMatchingDevice(FastboopError):
 def register(sub: Any) -> None:
     parser = sub.add_parser(
         "detect",
-        help="list connected fastboot devices and the device profiles they match",
         description=__doc__,
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -35,7 +35,6 @@ _SOURCES_HELP = (
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "devpro",
-        help="list, show and validate device profiles",
         description=f"{textwrap.fill(_DESCRIPTION, 78)}\n\n{textwrap.fill(_SOURCES_HELP, 78)}",
         epilog=(
             "examples:\n"

@@ -4,92 +4,188 @@ Each sub-command lives in its own module under :mod:`fastboop.cli` and exposes
 ``register(subparsers)``; this module only wires them together and turns expected errors
 (:class:`~fastboop.errors.FastboopError`) into one clear line and an exit code, never a
 traceback.
+
+Start-up is kept small on purpose (``fastboop --version`` and ``--help`` in a few tens of
+milliseconds, see ``bench/startup.py``): the top-level parser knows each command only by
+name and summary, and a command's module, with everything it imports, is loaded only when
+that command is chosen. Nothing here imports the runtime, structlog or asyncio.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
-from collections.abc import Sequence
-from types import ModuleType
+import textwrap
 
 from fastboop._version import __version__
+from fastboop.cli.exit_codes import ExitCode, exit_codes_help
 from fastboop.errors import FastboopError
-from fastboop.logs import configure_logging
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~10 ms
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
+
+# name -> (module, one-line summary for `fastboop --help`), in the order --help lists them.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "boot": ("fastboop.cli.boot",
+             "boot a phone in fastboot mode from a rootfs image (nothing is flashed)"),
+    "detect": ("fastboop.cli.detect",
+               "list connected fastboot devices and the device profiles they match"),
+    "demo": ("fastboop.cli.demo",
+             "run a whole session against a simulated phone (no hardware needed)"),
+    "replay": ("fastboop.cli.replay",
+               "re-drive a recorded session offline and report the first divergence"),
+    "serve": ("fastboop.cli.serve",
+              "serve a rootfs image to a smoo gadget that is already up (no fastboot)"),
+    "stage0": ("fastboop.cli.stage0", "build the stage0 initramfs from a rootfs image"),
+    "rootfs": ("fastboop.cli.rootfs", "list, print or inspect files inside a rootfs image"),
+    "bootimg": ("fastboop.cli.bootimg", "build or inspect Android boot images"),
+    "devpro": ("fastboop.cli.devpro", "list, show and validate device profiles"),
+    "sim": ("fastboop.cli.sim", "run a simulated phone in fastboot mode (TCP/UDP)"),
+}  # fmt: skip
+
+DESCRIPTION = (
+    "Boot Linux on a phone straight from this PC, without flashing anything. "
+    "The phone waits in fastboot mode; fastboop identifies it, builds a boot image "
+    "from an unmodified distro rootfs, boots it from RAM and serves the rootfs "
+    "over USB. Every session is journaled and can be replayed offline."
+)
 
 
-def _command_modules() -> list[ModuleType]:
-    # Imported lazily so `fastboop --help` stays fast and one broken optional
-    # dependency cannot take every command down.
-    from fastboop.cli import (
-        boot,
-        bootimg,
-        demo,
-        detect,
-        devpro,
-        replay,
-        rootfs,
-        serve,
-        sim,
-        stage0,
-    )
+if TYPE_CHECKING:
+    _SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
+else:
+    _SubParsers = argparse._SubParsersAction
 
-    return [boot, bootimg, demo, detect, devpro, replay, rootfs, serve, sim, stage0]
+
+class _LazyCommands(_SubParsers):
+    """Sub-commands whose parsers are built only when chosen.
+
+    ``--help`` lists every command from :data:`COMMANDS` without importing any of them.
+    When argparse reaches a command, its module is imported and its ``register`` builds
+    the real parser in place of the placeholder.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._modules: dict[str, str] = {}
+        self._loading: str | None = None
+
+    def add_lazy(self, name: str, module: str, summary: str) -> None:
+        self._modules[name] = module
+        super().add_parser(name, help=summary, add_help=False)
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        if name != self._loading:
+            return super().add_parser(name, **kwargs)
+        # The command's module registering its real parser: it replaces the placeholder.
+        kwargs.pop("help", None)
+        kwargs.setdefault("prog", f"{self._prog_prefix} {name}")
+        parser: argparse.ArgumentParser = self._parser_class(**kwargs)
+        self._name_parser_map[name] = parser
+        return parser
+
+    def load(self, name: str) -> argparse.ArgumentParser:
+        module_name = self._modules.pop(name, None)
+        if module_name is not None:
+            self._loading = name
+            try:
+                importlib.import_module(module_name).register(self)
+            finally:
+                self._loading = None
+            _add_common_flags_everywhere(self._name_parser_map[name])
+        return self._name_parser_map[name]
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> None:
+        if values and values[0] in self._modules:
+            self.load(values[0])
+        super().__call__(parser, namespace, values, option_string)
+
+
+def add_common_flags(parser: argparse.ArgumentParser, *, suppress_defaults: bool = False) -> None:
+    """-v, -q and --log-json, accepted before the command and after it.
+
+    After the command the defaults are suppressed, so an option given before the command
+    is not reset by the command's own parser.
+    """
+
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if suppress_defaults else value
+
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=default(0),
+        help="show more log detail on stderr (-v info, -vv debug)",
+    )  # fmt: skip
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", default=default(False),
+        help="print no progress, only the result and errors (never control characters)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--log-json", action="store_true", default=default(False),
+        help="write logs and progress to stderr as JSON lines only (for log collectors)",
+    )  # fmt: skip
+
+
+def _add_common_flags_everywhere(parser: argparse.ArgumentParser) -> None:
+    """A command's parser and its actions' parsers (``devpro list``) all take them."""
+    add_common_flags(parser, suppress_defaults=True)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in set(action.choices.values()):
+                _add_common_flags_everywhere(child)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fastboop",
-        description=(
-            "Boot Linux on a phone straight from this PC, without flashing anything. "
-            "The phone waits in fastboot mode; fastboop identifies it, builds a boot image "
-            "from an unmodified distro rootfs, boots it from RAM and serves the rootfs "
-            "over USB. Every session is journaled and can be replayed offline."
-        ),
-        epilog="Try `fastboop demo` to run a whole session against a simulated phone.",
+        description=textwrap.fill(DESCRIPTION, 79),
+        epilog="Try `fastboop demo` to run a whole session against a simulated phone.\n"
+        "`fastboop COMMAND --help` explains each command, with examples.\n\n"
+        + exit_codes_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"fastboop {__version__}")
-    parser.add_argument(
-        "-v",
-        "--verbose",
-        action="count",
-        default=0,
-        help="show more log detail on stderr (-v info, -vv debug)",
+    add_common_flags(parser)
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, action=_LazyCommands
     )
-    parser.add_argument(
-        "--log-json", action="store_true", help="write logs as JSON lines (for log collectors)"
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in _command_modules():
-        module.register(sub)
+    assert isinstance(commands, _LazyCommands)
+    for name, (module, summary) in COMMANDS.items():
+        commands.add_lazy(name, module, summary)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from fastboop.logs import configure_logging, log_error
+
     configure_logging(args.verbose, json=args.log_json)
+
+    def report(error: FastboopError) -> int:
+        log_error(error, json=args.log_json)
+        return error.exit_code
+
     try:
         code: int = args.handler(args)
     except FastboopError as error:
-        print(f"fastboop: error: {error}", file=sys.stderr)
-        return error.exit_code
+        return report(error)
     except BaseExceptionGroup as group:
         # Errors raised inside task groups arrive wrapped; a user error is still one line.
         user_error = _user_error(group)
         if user_error is None:
             raise
-        print(f"fastboop: error: {user_error}", file=sys.stderr)
-        return user_error.exit_code
+        return report(user_error)
     except KeyboardInterrupt:
-        print("fastboop: interrupted", file=sys.stderr)
-        return 130
+        log_error(FastboopError("interrupted"), json=args.log_json)
+        return ExitCode.INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`fastboop replay show … | head`): not an error of ours.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
+        return ExitCode.OUTPUT_CLOSED
     return code
 
 

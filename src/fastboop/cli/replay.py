@@ -33,7 +33,6 @@ def register(sub: Any) -> None:
     parser = sub.add_parser(
         "replay",
         usage="fastboop replay [options] [show | export-pcap] FILE",
-        help="re-drive a recorded session offline and report the first divergence",
         description=help_text(__doc__),
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -30,7 +30,6 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "rootfs",
-        help="list, print or inspect files inside a rootfs image",
         description=help_text(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -52,7 +52,6 @@ def _usb_id(text: str) -> int:
 def register(sub: Any) -> None:
     parser = sub.add_parser(
         "serve",
-        help="serve a rootfs image to a smoo gadget that is already up (no fastboot)",
         description=help_text(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

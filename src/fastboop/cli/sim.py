@@ -31,7 +31,6 @@ _log = structlog.get_logger("fastboop.sim")
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "sim",
-        help="run a simulated phone in fastboot mode (TCP/UDP)",
         description=(
             "Serve a simulated phone in fastboot mode over fastboot TCP and/or UDP until "
             "interrupted (Ctrl-C). MODEL is a built-in model named after a device profile "

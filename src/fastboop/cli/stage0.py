@@ -31,7 +31,6 @@ from fastboop.stage0.settings import CmdlineOptions, HostFacts, parse_size
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "stage0",
-        help="build the stage0 initramfs from a rootfs image",
         description=help_text(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Example: fastboop stage0 debian.erofs --dtb-name qcom/sdm845-oneplus-fajita "

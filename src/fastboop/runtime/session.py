@@ -47,8 +47,10 @@ class SessionFault(FastboopError):
     """The session stopped on a fault: an effect handler crashed or an event was invalid.
 
     This is a bug in fastboop or in an embedding backend, not a user error; the journal
-    holds a ``fault`` record and everything up to it.
+    holds a ``fault`` record and everything up to it. The CLI exits 70 on it.
     """
+
+    exit_code = 70
 
 
 class _Task:

@@ -1,0 +1,47 @@
+"""The exit codes of every ``fastboop`` command: fixed, documented, tested.
+
+Scripts and CI jobs branch on these, so they never change meaning. The table below is the
+one source for ``fastboop --help``, the README and ``docs/cli.md`` (a test checks that
+those copies agree with it).
+"""
+
+from __future__ import annotations
+
+import enum
+import signal
+import textwrap
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    FAILED = 1
+    USAGE = 2
+    INTERNAL = 70
+    INTERRUPTED = 128 + signal.SIGINT  # 130
+    OUTPUT_CLOSED = 128 + signal.SIGPIPE  # 141
+    TERMINATED = 128 + signal.SIGTERM  # 143
+
+
+MEANINGS: dict[ExitCode, str] = {
+    ExitCode.OK: "done: the session or command did what was asked",
+    ExitCode.FAILED: "the session failed (no device, no matching profile, bootloader FAIL, "
+    "a timeout, gadget lost for good) or a replay diverged",
+    ExitCode.USAGE: "bad usage or input, found before any device was touched: an unknown "
+    "option or profile, a rootfs that is missing, a directory or unreadable, an image "
+    "without a kernel or too large for the device (with --output)",
+    ExitCode.INTERNAL: "internal error: a bug in fastboop or in an embedding backend "
+    "(the journal holds a fault record; please report it)",
+    ExitCode.INTERRUPTED: "interrupted by Ctrl-C (SIGINT); the session stopped cleanly and "
+    "its journal is complete (while serving, this is the normal way to stop)",
+    ExitCode.OUTPUT_CLOSED: "the reader of stdout went away (e.g. `| head`)",
+    ExitCode.TERMINATED: "stopped by SIGTERM, cleanly, like Ctrl-C",
+}
+
+
+def exit_codes_help() -> str:
+    """The table as ``--help`` prints it."""
+    lines = ["exit codes:"]
+    for code in ExitCode:
+        text = f"  {int(code):<4} {MEANINGS[code]}"
+        lines += textwrap.wrap(text, 79, subsequent_indent=" " * 7)
+    return "\n".join(lines)

@@ -1,0 +1,85 @@
+"""The entry point: lazy sub-commands, common flags in either position, exit codes."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fastboop.cli.exit_codes import MEANINGS, ExitCode
+from fastboop.cli.main import COMMANDS, build_parser, main
+
+REPO = Path(__file__).resolve().parents[2]
+HEAVY = ("fastboop.runtime", "fastboop.events", "structlog", "asyncio", "trio", "msgspec",
+         "typing", "rich")  # fmt: skip
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["--help"]])
+def test_version_and_help_import_no_command_and_no_runtime(argv: list[str]) -> None:
+    probe = (
+        "import sys\n"
+        "from fastboop.cli.main import main\n"
+        "try:\n"
+        f"    main({argv!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\n"
+        "heavy += [m for m in sys.modules if m.startswith('fastboop.cli.') and m not in "
+        "('fastboop.cli.main', 'fastboop.cli.exit_codes')]\n"
+        "print(heavy)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True)  # fmt: skip
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_help_lists_every_command_and_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["--help"])
+    assert stopped.value.code == 0
+    out = capsys.readouterr().out
+    for name in COMMANDS:
+        assert re.search(rf"^    {name}\s", out, re.M), name
+    codes = re.findall(r"^  (\d+)\s+\S", out.split("exit codes:")[1], re.M)
+    assert [int(code) for code in codes] == [int(code) for code in ExitCode]
+
+
+def test_every_command_module_registers_its_parser() -> None:
+    parser = build_parser()
+    for name in COMMANDS:
+        with pytest.raises(SystemExit) as stopped:
+            parser.parse_args([name, "--help"])
+        assert stopped.value.code == 0
+
+
+def test_common_flags_work_before_and_after_the_command() -> None:
+    parser = build_parser()
+    before = parser.parse_args(["-q", "-v", "--log-json", "devpro", "list"])
+    after = parser.parse_args(["devpro", "list", "-q", "-v", "--log-json"])
+    neither = parser.parse_args(["devpro", "list"])
+    for args in (before, after):
+        assert (args.quiet, args.verbose, args.log_json) == (True, 1, True)
+    assert (neither.quiet, neither.verbose, neither.log_json) == (False, 0, False)
+
+
+def test_unknown_command_is_usage_error() -> None:
+    done = subprocess.run([sys.executable, "-m", "fastboop.cli.main", "frobnicate"],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == ExitCode.USAGE
+    assert "invalid choice: 'frobnicate'" in done.stderr
+
+
+def _documented_codes(text: str) -> list[int]:
+    """The codes of the first Markdown table whose header row starts with `| Exit code`."""
+    section = text.split("| Exit code", 1)[1]
+    rows = re.findall(r"^\| `?(\d+)`? \|", section.split("\n\n", 1)[0], re.M)
+    return [int(code) for code in rows]
+
+
+@pytest.mark.parametrize("document", ["README.md", "docs/cli.md"])
+def test_exit_codes_are_documented_exactly(document: str) -> None:
+    assert _documented_codes((REPO / document).read_text()) == [int(c) for c in ExitCode]
+    assert set(MEANINGS) == set(ExitCode)

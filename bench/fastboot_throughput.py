@@ -58,8 +58,8 @@ async def _run(size_mib: int, net_size_mib: int, udp_size_mib: int, usb_size_mib
 
     await _measure("memory", memory, image)
 
+    from fastboop.sim.usb_bus import EmulatedDevice, SimUsbBackend
     from fastboop.transports.usb import find_fastboot_devices, open_usb
-    from fastboop.transports.usb_sim import EmulatedDevice, SimUsbBackend
 
     async def emulated_usb() -> Transport:
         backend = SimUsbBackend([EmulatedDevice(_model(len(image)), kernel_driver=False)])

@@ -43,10 +43,10 @@ import anyio
 import sniffio
 import structlog
 
+from fastboop.sim.gadget import SimGadget
 from fastboop.smoo.export import Export
 from fastboop.smoo.host import HostConfig, SmooHost
 from fastboop.smoo.source import FileBlockSource
-from fastboop.transports.smoo_sim import SimGadget
 
 BS = 4096
 BIG = 1 << 20

@@ -16,7 +16,7 @@ from fastboop.devpro import ProfileNotFoundError, usb_filter
 from fastboop.devpro.pool import ProfilePool
 from fastboop.journal import Wire, read_journal
 from fastboop.sim.model import load_model
-from fastboop.transports.usb_sim import EmulatedDevice, SimUsbBackend
+from fastboop.sim.usb_bus import EmulatedDevice, SimUsbBackend
 
 from .conftest import served
 

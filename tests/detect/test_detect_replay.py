@@ -18,7 +18,7 @@ from fastboop.journal import JournalWriter, Record, Wire, read_journal
 from fastboop.replay import Verdict
 from fastboop.replay.detect import is_detect_journal, replay_detect_journal
 from fastboop.sim.model import CommandBehaviour, load_model
-from fastboop.transports.usb_sim import EmulatedDevice, SimUsbBackend
+from fastboop.sim.usb_bus import EmulatedDevice, SimUsbBackend
 
 from .conftest import served
 

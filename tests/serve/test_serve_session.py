@@ -17,10 +17,10 @@ from fastboop.backends.gadgets import OverlayExports, serve_only_backend
 from fastboop.journal import read_journal
 from fastboop.replay import replay_journal
 from fastboop.runtime import Session
+from fastboop.sim.gadget import SimGadget
+from fastboop.sim.usb_gadget import SimGadgetUsbBackend
 from fastboop.smoo.protocol import derive_export_id
 from fastboop.transports.base import DeviceAddress
-from fastboop.transports.smoo_sim import SimGadget
-from fastboop.transports.usb_sim_gadget import SimGadgetUsbBackend
 from tests.smoo_usb.helpers import (
     BS,
     FAST,

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import anyio
 
+from fastboop.sim.gadget import SimGadget
 from fastboop.smoo.events import SmooEvent
 from fastboop.smoo.export import Export
 from fastboop.smoo.host import HostConfig, SmooHost
 from fastboop.smoo.source import FileBlockSource
 from fastboop.smoo.stats import StatsSnapshot
-from fastboop.transports.smoo_sim import SimGadget
 
 FAST = HostConfig(
     heartbeat_interval=0.02,

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fastboop.sim.gadget import SimGadget
 from fastboop.smoo import events as ev
 from fastboop.smoo.export import Export
-from fastboop.transports.smoo_sim import SimGadget
 
 from .helpers import HANG_GUARD, file_export, make_image, serving
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import anyio
 import pytest
 
+from fastboop.sim.gadget import SimGadget
 from fastboop.smoo import protocol as p
 from fastboop.smoo.fifo import Fifo
 from fastboop.transports.oneshot import OneShot
-from fastboop.transports.smoo_sim import SimGadget
 
 pytestmark = pytest.mark.anyio
 

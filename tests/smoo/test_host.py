@@ -8,12 +8,12 @@ from pathlib import Path
 import anyio
 import pytest
 
+from fastboop.sim.gadget import IoResult, SimGadget
 from fastboop.smoo import events as ev
 from fastboop.smoo import protocol as p
 from fastboop.smoo.export import Export
 from fastboop.smoo.host import SmooHost
 from fastboop.smoo.source import BlockSourceError, CopyOnWriteSource, FileBlockSource
-from fastboop.transports.smoo_sim import IoResult, SimGadget
 
 from .helpers import FAST, HANG_GUARD, file_export, make_image, serving
 

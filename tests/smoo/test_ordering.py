@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fastboop.sim.gadget import SimGadget
 from fastboop.smoo import protocol as p
 from fastboop.smoo.export import Export
 from fastboop.smoo.source import (
@@ -18,7 +19,6 @@ from fastboop.smoo.source import (
     DirectCopyOnWriteSource,
     FileBlockSource,
 )
-from fastboop.transports.smoo_sim import SimGadget
 
 from .helpers import HANG_GUARD, make_image, serving
 

@@ -6,13 +6,13 @@ import os
 from pathlib import Path
 
 from fastboop.backends.gadgets import UsbGadgetSource
+from fastboop.sim.gadget import SimGadget
+from fastboop.sim.usb_gadget import EmulatedGadget, SimGadgetUsbBackend
 from fastboop.smoo.export import Export
 from fastboop.smoo.host import HostConfig
 from fastboop.smoo.source import FileBlockSource
 from fastboop.transports.base import DeviceAddress
-from fastboop.transports.smoo_sim import SimGadget
 from fastboop.transports.smoo_usb import UsbLinkTimeouts
-from fastboop.transports.usb_sim_gadget import EmulatedGadget, SimGadgetUsbBackend
 
 VID, PID, SERIAL = 0x18D1, 0xD00D, "fb0p1234"
 BOOTED = DeviceAddress(transport="usb", location="1-2", vid=VID, pid=PID, serial=SERIAL)

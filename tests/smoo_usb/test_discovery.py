@@ -10,13 +10,13 @@ import anyio
 import msgspec
 import pytest
 
+from fastboop.sim.gadget import SimGadget
 from fastboop.sim.model import load_model
+from fastboop.sim.usb_bus import EmulatedDevice
+from fastboop.sim.usb_gadget import SimGadgetUsbBackend
 from fastboop.transports.base import DeviceAddress
-from fastboop.transports.smoo_sim import SimGadget
 from fastboop.transports.smoo_usb_find import GadgetFilter, find_gadget_candidates
 from fastboop.transports.usb import find_fastboot_devices
-from fastboop.transports.usb_sim import EmulatedDevice
-from fastboop.transports.usb_sim_gadget import SimGadgetUsbBackend
 
 from .helpers import BOOTED, HANG_GUARD, PID, SERIAL, VID, gadget_device, source
 

@@ -13,6 +13,8 @@ from pathlib import Path
 import anyio
 import pytest
 
+from fastboop.sim.gadget import SimGadget
+from fastboop.sim.usb_gadget import SimGadgetUsbBackend
 from fastboop.smoo import events as ev
 from fastboop.smoo import protocol as p
 from fastboop.smoo.export import Export
@@ -20,8 +22,6 @@ from fastboop.smoo.host import SmooHost
 from fastboop.smoo.link import GadgetLink, LinkStall
 from fastboop.smoo.source import CopyOnWriteSource, FileBlockSource
 from fastboop.transports.base import TransportError
-from fastboop.transports.smoo_sim import SimGadget
-from fastboop.transports.usb_sim_gadget import SimGadgetUsbBackend
 
 from .helpers import BOOTED, BS, FAST, HANG_GUARD, file_export, gadget_device, make_image, source
 

@@ -18,6 +18,7 @@ from fastboop.fastboot import (
     FastbootTransportError,
 )
 from fastboop.sim import CommandBehaviour, load_model
+from fastboop.sim.usb_bus import EmulatedDevice, SimUsbBackend
 from fastboop.transports.base import Transport, TransportError
 from fastboop.transports.usb import (
     Arrived,
@@ -32,7 +33,6 @@ from fastboop.transports.usb import (
     scan_usb,
     watch_usb,
 )
-from fastboop.transports.usb_sim import EmulatedDevice, SimUsbBackend
 
 FAJITA = load_model("oneplus-fajita")
 SARGO = load_model("google-sargo")

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import usb.backend.libusb1
 
+from fastboop.sim.usb_bus import SimUsbBackend
 from fastboop.transports import usb_contexts
 from fastboop.transports.usb import find_fastboot_devices
 from fastboop.transports.usb_contexts import (
@@ -27,7 +28,6 @@ from fastboop.transports.usb_contexts import (
     fresh_libusb_backend,
     shared_context_goes_stale,
 )
-from fastboop.transports.usb_sim import SimUsbBackend
 from tests.support.umockdev import probe_lines, run_testbed
 
 

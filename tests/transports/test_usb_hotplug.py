@@ -20,11 +20,11 @@ import anyio
 import pytest
 import usb.backend.libusb1
 
+from fastboop.sim.usb_bus import EmulatedDevice, SimUsbBackend
 from fastboop.transports import usb_contexts, usb_hotplug
 from fastboop.transports.base import DeviceAddress
 from fastboop.transports.usb import Arrived, UsbEvent, find_fastboot_devices, watch_usb
 from fastboop.transports.usb_hotplug import hotplug_capable, open_hotplug
-from fastboop.transports.usb_sim import EmulatedDevice, SimUsbBackend
 from tests.support.umockdev import probe_lines, run_testbed
 from tests.transports.test_usb import FAJITA
 

@@ -28,11 +28,11 @@ from anyio.streams.memory import MemoryObjectSendStream
 from fastboop.bootimg.parser import parse_boot_image
 from fastboop.errors import FastboopError
 from fastboop.sim.bootloader import SimulatedBootloader
+from fastboop.sim.gadget import SimGadget
 from fastboop.sim.model import BootloaderModel, load_model
 from fastboop.sim.transport import SimTransport
 from fastboop.smoo.link import GadgetLink
 from fastboop.transports.base import DeviceAddress, Transport, TransportError
-from fastboop.transports.smoo_sim import SimGadget
 
 log = structlog.get_logger("fastboop.sim.phone")
 

@@ -1,4 +1,8 @@
-"""Pluggable transports: USB (pyusb), fastboot TCP/UDP, a simulated phone, and replay."""
+"""Pluggable transports: USB (pyusb), fastboot TCP/UDP and replay.
+
+Transports only: the simulated phones and gadgets they can talk to live in
+:mod:`fastboop.sim`.
+"""
 
 from fastboop.transports.base import (
     DeviceAddress,

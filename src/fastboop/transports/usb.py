@@ -1,11 +1,9 @@
-"""fastboot over USB with pyusb: finding, opening and talking to a phone's bootloader.
+"""fastboot over USB with pyusb: watching the bus, opening and talking to a bootloader.
 
 Three jobs, kept apart:
 
-* :func:`match_fastboot_interface` decides from descriptors alone whether a device has a
-  fastboot interface (class FF/42/03, first bulk IN + first bulk OUT) — and rejects the
-  same triple when it also has interrupt endpoints, because that is a smoo gadget in
-  mimic mode, not a bootloader (fastboot.md §2.1).
+* which devices have a fastboot interface is decided from descriptors alone, in
+  :mod:`fastboop.transports.usb_scan` (re-exported here);
 * :func:`open_usb` claims it the way the reference does: configuration 1 if the device is
   unconfigured, detach any kernel driver (errors ignored), retry "busy" 20 x 150 ms, read
   the serial string. A permission error becomes :class:`UsbAccessDenied`, which names the
@@ -19,7 +17,8 @@ otherwise it polls the bus every 100 ms, which is cheap (descriptors only, no de
 opened) and fast enough for a human plugging a cable. Where libusb hears no hotplug events
 (Linux without udevd) its contexts never see the bus change, so each scan then enumerates
 on a fresh libusb context (:mod:`fastboop.transports.usb_contexts`).
-Pass ``backend=`` anywhere to use a specific pyusb backend (tests use an emulated one).
+Pass ``backend=`` anywhere to use a specific pyusb backend (tests use an emulated one;
+:mod:`fastboop.transports.usbip_bus` is a bus of USB/IP servers).
 """
 
 from __future__ import annotations
@@ -37,146 +36,33 @@ import usb.core
 import usb.util
 
 from fastboop.errors import FastboopError
+from fastboop.transports import usb_hotplug
 from fastboop.transports.base import DeviceAddress, TransportError, register_transport
-from fastboop.transports.usb_contexts import backend_for_scan, shared_context_goes_stale
+from fastboop.transports.usb_contexts import shared_context_goes_stale
+from fastboop.transports.usb_scan import (
+    FASTBOOT_TRIPLE,
+    Arrived,
+    Departed,
+    InterfaceMatch,
+    UsbCandidate,
+    UsbEvent,
+    find_fastboot_devices,
+    match_fastboot_interface,
+    scan_usb,
+    usb_location,
+)
 
-FASTBOOT_TRIPLE: Final = (0xFF, 0x42, 0x03)
 OPEN_ATTEMPTS: Final = 20
 OPEN_RETRY_DELAY: Final = 0.150
 POLL_INTERVAL: Final = 0.100
 
-_BULK = usb.util.ENDPOINT_TYPE_BULK
-_INTERRUPT = usb.util.ENDPOINT_TYPE_INTR
 _LIBUSB_BUSY, _LIBUSB_ACCESS, _LIBUSB_NO_DEVICE = -6, -3, -4
 
 logger = logging.getLogger(__name__)
 
 
-class InterfaceMatch(msgspec.Struct, frozen=True):
-    """Where fastboot lives on a device: configuration, interface, alt setting, endpoints."""
-
-    configuration: int
-    interface: int
-    alternate: int
-    endpoint_in: int
-    endpoint_out: int
-
-
-class UsbCandidate(msgspec.Struct, frozen=True):
-    """A device on the bus with a fastboot interface, not opened yet."""
-
-    address: DeviceAddress
-    match: InterfaceMatch
-    device: Any  # usb.core.Device; Any because pyusb ships no type information
-
-
-class Arrived(msgspec.Struct, frozen=True):
-    candidate: UsbCandidate
-
-
-class Departed(msgspec.Struct, frozen=True):
-    address: DeviceAddress
-
-
-UsbEvent = Arrived | Departed
-
-
 class UsbAccessDenied(FastboopError):
     """The OS refused to open the device: the user lacks permission (udev rules)."""
-
-
-def match_fastboot_interface(device: Any) -> InterfaceMatch | None:
-    """The first alt setting with the fastboot triple and bulk IN + OUT, or ``None``.
-
-    Pure descriptor inspection: nothing is opened. Non-bulk endpoints other than
-    interrupt ones are ignored; any interrupt endpoint disqualifies the interface.
-    """
-    for configuration in device:
-        for setting in configuration:
-            triple = (
-                setting.bInterfaceClass,
-                setting.bInterfaceSubClass,
-                setting.bInterfaceProtocol,
-            )
-            if triple != FASTBOOT_TRIPLE:
-                continue
-            found = _bulk_pair(setting)
-            if found is not None:
-                return InterfaceMatch(
-                    configuration=configuration.bConfigurationValue,
-                    interface=setting.bInterfaceNumber,
-                    alternate=setting.bAlternateSetting,
-                    endpoint_in=found[0],
-                    endpoint_out=found[1],
-                )
-    return None
-
-
-def _bulk_pair(setting: Any) -> tuple[int, int] | None:
-    endpoint_in = endpoint_out = None
-    for endpoint in setting:
-        kind = usb.util.endpoint_type(endpoint.bmAttributes)
-        if kind == _INTERRUPT:
-            return None  # a smoo gadget mimicking fastboot (smoo.md §2)
-        if kind != _BULK:
-            continue
-        address = endpoint.bEndpointAddress
-        if usb.util.endpoint_direction(address) == usb.util.ENDPOINT_IN:
-            endpoint_in = address if endpoint_in is None else endpoint_in
-        else:
-            endpoint_out = address if endpoint_out is None else endpoint_out
-    if endpoint_in is None or endpoint_out is None:
-        return None
-    return endpoint_in, endpoint_out
-
-
-def usb_location(device: Any) -> str:
-    """sysfs-style ``BUS-PORT.PORT`` when port numbers are known, else ``BUS:ADDRESS``."""
-    ports = getattr(device, "port_numbers", None)
-    if ports:
-        return f"{device.bus}-{'.'.join(str(p) for p in ports)}"
-    return f"{device.bus}:{device.address}"
-
-
-def find_fastboot_devices(
-    filters: Sequence[tuple[int, int]] = (), *, backend: Any = None
-) -> list[UsbCandidate]:
-    """Every device with a fastboot interface whose ``(vid, pid)`` is in ``filters``.
-
-    An empty filter list matches every device (§5). Blocking; see :func:`scan_usb`.
-    Without ``backend``, enumerates on :func:`~fastboop.transports.usb_contexts.backend_for_scan`'s
-    choice: a fresh libusb context where the shared one would not see devices come and go.
-    """
-    wanted = set(filters)
-    try:
-        devices = list(usb.core.find(find_all=True, backend=backend_for_scan(backend)))
-    except usb.core.NoBackendError:
-        raise FastboopError(
-            "no USB backend found", hint="install libusb-1.0 (Debian: libusb-1.0-0)"
-        ) from None
-    candidates = []
-    for device in devices:
-        if wanted and (device.idVendor, device.idProduct) not in wanted:
-            continue
-        try:
-            match = match_fastboot_interface(device)
-        except usb.core.USBError:
-            continue  # descriptors unreadable: it vanished mid-scan
-        if match is None:
-            continue
-        address = DeviceAddress(
-            transport="usb", location=usb_location(device), vid=device.idVendor,
-            pid=device.idProduct,
-        )
-        candidates.append(UsbCandidate(address=address, match=match, device=device))
-    return candidates
-
-
-async def scan_usb(
-    filters: Sequence[tuple[int, int]] = (), *, backend: Any = None
-) -> list[UsbCandidate]:
-    """:func:`find_fastboot_devices` in a worker thread."""
-    return await anyio.to_thread.run_sync(lambda: find_fastboot_devices(filters, backend=backend))
 
 
 async def watch_usb(
@@ -195,9 +81,7 @@ async def watch_usb(
     polled every ``interval`` seconds, each scan on a fresh libusb context where libusb hears
     no events (:mod:`fastboop.transports.usb_contexts`).
     """
-    from fastboop.transports.usb_hotplug import open_hotplug
-
-    watcher = open_hotplug(backend, filters)
+    watcher = usb_hotplug.open_hotplug(backend, filters)
     if watcher is None:
         fresh = backend is None and shared_context_goes_stale()
         logger.debug("usb watch: polling every %.3f s%s", interval,
@@ -446,3 +330,21 @@ def open_usb_location(location: str, *, backend: Any = None) -> UsbTransport:
 
 
 register_transport("usb", open_usb_location)
+
+__all__ = [
+    "FASTBOOT_TRIPLE",
+    "Arrived",
+    "Departed",
+    "InterfaceMatch",
+    "UsbAccessDenied",
+    "UsbCandidate",
+    "UsbEvent",
+    "UsbTransport",
+    "find_fastboot_devices",
+    "match_fastboot_interface",
+    "open_usb",
+    "open_usb_location",
+    "scan_usb",
+    "usb_location",
+    "watch_usb",
+]

@@ -11,10 +11,10 @@ whatever thread is handling events on the context, and pyusb's synchronous trans
 handle events too, so the callback may fire in a transfer thread of an open phone. It
 therefore takes a lock, appends, and returns; nothing calls back into libusb from there.
 Our own worker thread turns records into candidates after each tick, re-using
-:func:`~fastboop.transports.usb.find_fastboot_devices` (same fastboot-interface rules and
+:func:`~fastboop.transports.usb_scan.find_fastboot_devices` (same fastboot-interface rules and
 VID/PID filter as the polling path) restricted to the devices that just arrived.
 
-Any other backend (the emulated :class:`~fastboop.transports.usb_sim.SimUsbBackend`,
+Any other backend (the emulated :class:`~fastboop.sim.usb_bus.SimUsbBackend`,
 libusb0, OpenUSB) or a libusb without hotplug (Windows) returns ``None`` from
 :func:`open_hotplug`, and ``watch_usb`` polls as before.
 
@@ -45,8 +45,14 @@ import usb.backend.libusb1
 
 from fastboop.transports import usb_contexts
 from fastboop.transports.base import DeviceAddress
-from fastboop.transports.usb import Arrived, Departed, UsbCandidate, UsbEvent, find_fastboot_devices
 from fastboop.transports.usb_contexts import WATCH_ENV, events_reach_libusb, libusb_has_hotplug
+from fastboop.transports.usb_scan import (
+    Arrived,
+    Departed,
+    UsbCandidate,
+    UsbEvent,
+    find_fastboot_devices,
+)
 
 logger = logging.getLogger(__name__)
 

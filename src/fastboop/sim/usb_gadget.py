@@ -1,11 +1,11 @@
 """An emulated USB bus that also carries smoo gadgets: pyusb's real code path, no hardware.
 
-:class:`SimGadgetUsbBackend` extends :class:`~fastboop.transports.usb_sim.SimUsbBackend`
-(whose :class:`~fastboop.transports.usb_sim.EmulatedDevice` bootloaders it keeps serving)
+:class:`SimGadgetUsbBackend` extends :class:`~fastboop.sim.usb_bus.SimUsbBackend`
+(whose :class:`~fastboop.sim.usb_bus.EmulatedDevice` bootloaders it keeps serving)
 with :class:`EmulatedGadget`: a device that enumerates like stage0 after ``fastboot boot``
 (same VID/PID/serial as the phone in fastboot mode, the smoo interface with two interrupt
 and two bulk endpoints, in mimic mode the fastboot triple) and whose ep0 and endpoint
-traffic is carried by a :class:`~fastboop.transports.smoo_sim.SimGadget`. So
+traffic is carried by a :class:`~fastboop.sim.gadget.SimGadget`. So
 ``usb.core.find``, descriptor parsing, claiming, ``ctrl_transfer``, ``read`` and ``write``
 all run unmodified, and the simulated gadget checks every byte against smoo's wire rules.
 
@@ -30,10 +30,8 @@ import anyio
 import anyio.from_thread
 import usb.core
 
-from fastboop.smoo.link import LinkStall
-from fastboop.transports.base import TransportError
-from fastboop.transports.smoo_sim import SimGadget, SimLink
-from fastboop.transports.usb_sim import (
+from fastboop.sim.gadget import SimGadget, SimLink
+from fastboop.sim.usb_bus import (
     EmulatedDevice,
     SimUsbBackend,
     _Descriptor,
@@ -42,6 +40,8 @@ from fastboop.transports.usb_sim import (
     endpoint_descriptor,
     interface_descriptor,
 )
+from fastboop.smoo.link import LinkStall
+from fastboop.transports.base import TransportError
 
 T = TypeVar("T")
 

@@ -53,7 +53,7 @@ class _Descriptor:
         self.extra_descriptors: list[int] = []
 
 
-# The descriptors both emulated backends (phones here, stage0 gadgets in usb_sim_gadget)
+# The descriptors both emulated backends (phones here, stage0 gadgets in sim.usb_gadget)
 # hand to pyusb: one layout, so the two kinds of device can never drift apart.
 
 

@@ -132,3 +132,22 @@ def add_odd_files(root: Path) -> None:
     (root / "usr/bin/tool").chmod(0o755)
     if not (root / "bin").exists():
         os.symlink("usr/bin", root / "bin")
+
+
+#: How the distributions compress modules, with the real tools: Fedora's ``xz --check=crc32
+#: --lzma2=dict=1MiB``, Arch's ``zstd``, and the ``gzip -9`` of kmod's MODULE_COMPRESS_GZIP.
+MODULE_COMPRESSORS = {
+    ".ko.xz": ["xz", "--check=crc32", "--lzma2=dict=1MiB", "-T1", "-q"],
+    ".ko.zst": ["zstd", "-q", "--rm", "-19"],
+    ".ko.gz": ["gzip", "-9", "-n"],
+}
+
+
+def compress_modules(dest_root: Path, version: str, suffix: str) -> None:
+    """Compress every ``.ko`` under ``dest_root``'s modules directory as a distribution
+    would (``suffix`` picks the tool), then depmod again so the index names the new files."""
+    moddir = (dest_root / "lib/modules" / version).resolve()
+    files = sorted(str(p) for p in moddir.rglob("*.ko"))
+    for start in range(0, len(files), 200):
+        subprocess.run([*MODULE_COMPRESSORS[suffix], *files[start : start + 200]], check=True)
+    subprocess.run(["depmod", "-b", str(dest_root), version], check=True, capture_output=True)

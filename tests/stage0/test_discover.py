@@ -94,9 +94,12 @@ def test_arch_alpine_pmos_layouts(tmp_path: Path, real: tuple[Path, Path, str]) 
     put(arch, "/boot/Image", vmlinuz)
     put(arch, f"/boot/dtbs/{DT}.dtb", dtb)
     moddir(arch, "/usr/lib/modules/6.12.1-1-aarch64-ARCH")
+    put(arch, "/usr/lib/modules/extramodules-6.12-ARCH/version", b"6.12.1-1-aarch64-ARCH\n")
     fs = open_path(arch)
     assert find_kernel(fs).kernel_path == "/boot/Image"
     assert find_kernel(fs).kver == "6.12.1-1-aarch64-ARCH"
+    assert find_kernel(fs).warnings == ()  # extramodules-* is not a second candidate
+    assert [d.kver for d in module_dirs(fs)] == ["6.12.1-1-aarch64-ARCH"]
     assert find_dtb(fs, DT, "6.12.1-1-aarch64-ARCH") == f"/boot/dtbs/{DT}.dtb"
 
     alpine = tmp_path / "alpine"

@@ -101,21 +101,32 @@ def zstd_compress(data: bytes) -> bytes:
     return zstandard.ZstdCompressor(level=3, write_content_size=True).compress(data)
 
 
+#: Most output one zstd input byte can stand for: a 4-byte RLE block holds 128 KiB.
+ZSTD_MAX_RATIO = 32 << 10
+
+
 def zstd_decompress(data: bytes, limit: int = MAX_OUTPUT) -> tuple[bytes, int]:
     """Decode one zstd frame; return (payload, bytes consumed)."""
+    out = bytearray()
+    fed = 0
+    # Fed in pieces, so a frame that declares no content size overshoots ``limit`` by at
+    # most an eighth before the check catches it.
+    feed = min(max(limit // (8 * ZSTD_MAX_RATIO), 64), 1 << 16)
     try:
         params = zstandard.get_frame_parameters(data)
         if params.content_size > limit and params.content_size != zstandard.CONTENTSIZE_UNKNOWN:
             raise _too_big("zstd")
         decoder = zstandard.ZstdDecompressor().decompressobj()
-        payload = decoder.decompress(data)
+        while fed < len(data) and not decoder.eof:
+            out += decoder.decompress(data[fed : fed + feed])
+            fed = min(fed + feed, len(data))
+            if len(out) > limit:
+                raise _too_big("zstd")
     except zstandard.ZstdError as error:
         raise KernelFormatError(f"corrupt zstd stream: {error}") from None
     if not decoder.eof:
         raise KernelFormatError("truncated zstd stream")
-    if len(payload) > limit:
-        raise _too_big("zstd")
-    return payload, len(data) - len(decoder.unused_data)
+    return bytes(out), fed - len(decoder.unused_data)
 
 
 def xz_decompress(

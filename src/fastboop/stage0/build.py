@@ -15,7 +15,7 @@ import msgspec
 
 from fastboop.bootimg.kernel import classify_raw
 from fastboop.errors import UsageError
-from fastboop.rootfs.errors import NotFoundError
+from fastboop.rootfs.errors import NotFoundError, RootfsError
 from fastboop.rootfs.fs import Filesystem
 from fastboop.stage0.cpio import CpioEntry, CpioWriter, parse_archive
 from fastboop.stage0.discover import (
@@ -28,6 +28,15 @@ from fastboop.stage0.dtbedit import edit_dtb
 from fastboop.stage0.dtmodules import discover_dt_modules, usb_controller_nodes
 from fastboop.stage0.errors import MissingFileError, Stage0Error
 from fastboop.stage0.fdt import parse_fdt
+from fastboop.stage0.modfiles import (
+    PATH_INDEXES,
+    KernelModuleSupport,
+    decompress_module,
+    kernel_support,
+    needs_plain,
+    plain_path,
+    rewrite_index,
+)
 from fastboop.stage0.modules import (
     Closure,
     ModuleIndex,
@@ -197,7 +206,14 @@ def build_stage0(
         ),
     )
     warnings += closure.warnings
-    initramfs, module_files = _archive(fs, choice, closure, raw_index, composed, pid1, augment)
+    support = module_support(fs, choice)
+    plain = {rel for rel in closure.files if needs_plain(rel, support)}
+    if plain:
+        notes.append(f"{len(plain)} compressed modules go to stage0 as plain .ko: "
+                     f"{support.describe()}")  # fmt: skip
+    initramfs, module_files = _archive(
+        fs, choice, closure, raw_index, composed, pid1, augment, plain=plain
+    )
     return Stage0Result(
         initramfs=initramfs,
         kernel=kernel,
@@ -216,6 +232,25 @@ def build_stage0(
     )
 
 
+def module_support(fs: Filesystem, choice: KernelChoice) -> KernelModuleSupport:
+    """What the chosen kernel can decompress, from its config in the image (modfiles)."""
+    candidates = []
+    if choice.kver:
+        candidates.append(f"/boot/config-{choice.kver}")
+    kernel_name = choice.kernel_path.rsplit("/", 1)[-1]
+    if kernel_name.startswith("vmlinuz-"):  # Alpine/pmOS flavours: vmlinuz-lts, config-lts
+        candidates.append(f"/boot/config-{kernel_name.removeprefix('vmlinuz-')}")
+    if choice.modules is not None:
+        candidates.append(f"{choice.modules.path}/config")  # Fedora
+    for path in dict.fromkeys(candidates):
+        try:
+            text = fs.read_file(path)
+        except RootfsError:
+            continue
+        return kernel_support(text.decode("utf-8", "replace"), path)
+    return kernel_support(None)
+
+
 def _boots_without_dtb(kernel: bytes) -> bool:
     """x86 kernels get their hardware description from the firmware (ACPI, or qemu's
     direct boot), not from a DTB; a profile still names one because the schema requires
@@ -231,6 +266,8 @@ def _archive(
     composed: Composed,
     pid1: bytes | None,
     augment: bytes | None,
+    *,
+    plain: set[str],
 ) -> tuple[bytes, tuple[str, ...]]:
     writer = CpioWriter()
     augmented = parse_archive(augment) if augment is not None else []
@@ -246,10 +283,14 @@ def _archive(
     assert choice.modules is not None
     kdir = f"lib/modules/{closure.kver}"
     for name, data in raw_index.items():
-        writer.add_file(f"{kdir}/{name}", data)
+        writer.add_file(f"{kdir}/{name}", rewrite_index(data, plain) if name in PATH_INDEXES
+                        else data)  # fmt: skip
     files = []
     for rel in closure.files:
-        writer.add_file(f"{kdir}/{rel}", fs.read_file(f"{choice.modules.path}/{rel}"))
+        data = fs.read_file(f"{choice.modules.path}/{rel}")
+        if rel in plain:
+            data, rel = decompress_module(rel, data), plain_path(rel)
+        writer.add_file(f"{kdir}/{rel}", data)
         files.append(f"{kdir}/{rel}")
     writer.add_file(LOAD_LIST, "".join(f"{m}\n" for m in closure.load).encode())
     for path, data in settings_files(composed.settings).items():

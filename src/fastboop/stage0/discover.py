@@ -20,6 +20,9 @@ from fastboop.rootfs.fs import Filesystem
 from fastboop.stage0.errors import MissingFileError
 
 MODULE_ROOTS = ("/lib/modules", "/usr/lib/modules")
+#: Arch's out-of-tree module directories (``extramodules-6.12-ARCH``): never a kernel's own
+#: modules directory, and "extramodules" would sort above every version number.
+NOT_KERNEL_DIRS = ("extramodules",)
 FDT_MAGIC = b"\xd0\x0d\xfe\xed"
 
 
@@ -57,12 +60,14 @@ def module_dirs(fs: Filesystem) -> list[ModulesDir]:
     """Every ``<root>/<kver>`` directory, ``/lib/modules`` first, one per real directory.
 
     On merged-/usr both roots are the same directory; it is reported once, under
-    ``/lib/modules``.
+    ``/lib/modules``. Arch's ``extramodules-*`` directories are skipped.
     """
     seen: set[object] = set()
     out: list[ModulesDir] = []
     for root in MODULE_ROOTS:
         for kver in sorted(_listdir(fs, root), key=natural_key, reverse=True):
+            if kver.startswith(NOT_KERNEL_DIRS):
+                continue
             try:
                 node = fs.resolve(f"{root}/{kver}")
                 if not fs.node_stat(node).is_dir:

@@ -8,17 +8,18 @@ Debian ever fixes a quirk, the assertion fails and this file needs updating.
 
 Quirks of mkbootimg 29.0.6:
 
-1. ``second_addr`` is written as 0 when there is no second stage (newer AOSP and the
-   spec write ``base + second_offset`` always).
-2. ``ramdisk_addr`` is written as 0 when there is no ramdisk (same story).
-3. v3 ``header_size`` is 1596, a draft value; the final v3 header is 1580 bytes.
-4. v2 without a DTB is refused ("DTB image must not be empty"), although the format
+1. v3 ``header_size`` is 1596, a draft value; the final v3 header is 1580 bytes.
+2. v2 without a DTB is refused ("DTB image must not be empty"), although the format
    allows ``dtb_size`` 0 (fastboop writes that with a ``+dtb`` encoding). We run a copy of
    Debian's script with just that check removed, and its ``dtb_addr`` (``base +
    dtb_offset`` even without a DTB) is replaced by 0, the spec's value.
-5. v4 is not supported at all (the v4 tests use a hand-worked vector instead).
-6. ``--recovery_dtbo`` crashes under Python 3 (``struct.error``): the page count uses
+3. v4 is not supported at all (the v4 tests use a hand-worked vector instead).
+4. ``--recovery_dtbo`` crashes under Python 3 (``struct.error``): the page count uses
    ``/``, a float division. The copy we run for those cases uses ``//`` instead.
+
+Not quirks: ``second_addr`` and ``ramdisk_addr`` are 0 when there is no second stage or
+no ramdisk. Today's AOSP mkbootimg writes them the same way, and so does fastboop
+(issue 10 §7), so those bytes are compared as they are.
 
 ``unpack_bootimg`` 29.0.6 decodes the command line as UTF-8 and so cannot read a command
 line split inside a multi-byte character; the parity tests use ASCII command lines and the
@@ -39,14 +40,14 @@ _PAGE_DIVISION = "return (image_size + page_size - 1) / page_size"
 
 
 def patched_mkbootimg(tmp_path: Path, *, allow_no_dtb: bool, integer_pages: bool) -> Path:
-    """Debian's mkbootimg with the "DTB must not be empty" check removed (quirk 4) and/or
-    its page count computed with integer division (quirk 6); nothing else changes."""
+    """Debian's mkbootimg with the "DTB must not be empty" check removed (quirk 2) and/or
+    its page count computed with integer division (quirk 4); nothing else changes."""
     source = MKBOOTIMG.read_text()
     if allow_no_dtb:
-        assert source.count(_DTB_CHECK) == 2, "Debian's mkbootimg changed; revisit quirk 4"
+        assert source.count(_DTB_CHECK) == 2, "Debian's mkbootimg changed; revisit quirk 2"
         source = source.replace(_DTB_CHECK, "pass")
     if integer_pages:
-        assert source.count(_PAGE_DIVISION) == 1, "Debian's mkbootimg changed; revisit quirk 6"
+        assert source.count(_PAGE_DIVISION) == 1, "Debian's mkbootimg changed; revisit quirk 4"
         source = source.replace(_PAGE_DIVISION, _PAGE_DIVISION.replace(" / ", " // "))
     patched = tmp_path / "mkbootimg-patched"
     patched.write_text(source)
@@ -70,7 +71,7 @@ def mkbootimg(
     dtb_offset: int = 0x01F00000,
     extra: tuple[str, ...] = (),
 ) -> bytes:
-    """Build an image with Debian's mkbootimg (a patched copy for quirks 4 and 6)."""
+    """Build an image with Debian's mkbootimg (a patched copy for quirks 2 and 4)."""
     script = MKBOOTIMG
     allow_no_dtb = header_version == 2 and dtb is None
     integer_pages = "--recovery_dtbo" in extra
@@ -113,23 +114,17 @@ def normalise_debian_quirks(
     image: bytes,
     *,
     header_version: int,
-    has_ramdisk: bool,
     has_dtb_section: bool,
     base: int = 0,
-    ramdisk_offset: int = 0x01000000,
-    second_offset: int = 0x00F00000,
     dtb_offset: int = 0x01F00000,
 ) -> bytes:
     """Replace the fields Debian's mkbootimg 29 writes differently (see module docstring)."""
     out = bytearray(image)
     if header_version >= 3:
-        _replace_u32(out, 20, 1596, 1580)  # quirk 3
+        _replace_u32(out, 20, 1596, 1580)  # quirk 1
         return bytes(out)
-    _replace_u32(out, 28, 0, base + second_offset)  # quirk 1
-    if not has_ramdisk:
-        _replace_u32(out, 20, 0, base + ramdisk_offset)  # quirk 2
     if header_version == 2 and not has_dtb_section:
-        (found,) = struct.unpack_from("<Q", out, 1652)  # quirk 4
+        (found,) = struct.unpack_from("<Q", out, 1652)  # quirk 2
         assert found == base + dtb_offset
         struct.pack_into("<Q", out, 1652, 0)
     return bytes(out)

@@ -75,7 +75,6 @@ def test_matches_mkbootimg_and_unpack_bootimg(
     normalised = normalise_debian_quirks(
         theirs,
         header_version=version,
-        has_ramdisk=with_ramdisk,
         has_dtb_section=section is not None,
         base=layout.base,
     )
@@ -89,7 +88,8 @@ def test_matches_mkbootimg_and_unpack_bootimg(
     assert (out / "ramdisk").read_bytes() == ramdisk
     if version < 3:
         assert fields["kernel load address"] == hex(layout.base + 0x8000)
-        assert fields["ramdisk load address"] == hex(layout.base + 0x01000000)
+        ramdisk_addr = layout.base + 0x01000000 if with_ramdisk else 0
+        assert fields["ramdisk load address"] == hex(ramdisk_addr)
         assert fields["kernel tags load address"] == hex(layout.base + 0x100)
         assert fields["page size"] == str(page)
         joined = fields["command line args"] + fields["additional command line args"]
@@ -115,9 +115,10 @@ def test_matches_mkbootimg_and_unpack_bootimg(
     if version < 3:
         assert parsed.id_matches is True
         assert parsed.kernel_addr == layout.base + 0x8000
-        assert parsed.second_addr == 0  # Debian quirk 1, read back as written
+        assert parsed.second_addr == 0  # no second stage: no load address, as AOSP writes
+        assert parsed.ramdisk_addr == (layout.base + 0x01000000 if with_ramdisk else 0)
     else:
-        assert parsed.header_size == 1596  # Debian quirk 3, read back as written
+        assert parsed.header_size == 1596  # Debian quirk 1, read back as written
     if dtb_mode == "appended":
         assert parsed.kernel.endswith(sdm845_dtb)
         assert parsed.kernel[len(KERNEL) : len(KERNEL) + 4] == FDT_MAGIC
@@ -142,7 +143,7 @@ def test_os_version_and_board_match_mkbootimg(tmp_path: Path, version: int) -> N
         extra=("--os_version", "11.0.0", "--os_patch_level", "2021-03", "--board", "sdm845"),
     )
     normalised = normalise_debian_quirks(
-        theirs, header_version=version, has_ramdisk=True, has_dtb_section=dtb is not None
+        theirs, header_version=version, has_dtb_section=dtb is not None
     )
     # mkbootimg silently drops --board for v3; fastboop refuses it (tested elsewhere).
     assert ours == normalised

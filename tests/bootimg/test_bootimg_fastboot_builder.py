@@ -4,9 +4,14 @@
 identical except for ``id``, which fastboot leaves all zero (bootimg.md §7), and our
 parser must read fastboot's image.
 
-Known quirk of Debian's fastboot 29.0.6, asserted and normalised below: for v0 and v1 it
-still fills the v2-only ``dtb_addr`` field (offset 1652, past the end of those headers,
-in what should be the header page's zero padding) with the bare ``dtb_offset``.
+Known differences of Debian's fastboot 29.0.6, asserted and normalised below:
+
+* for v0 and v1 it still fills the v2-only ``dtb_addr`` field (offset 1652, past the end
+  of those headers, in what should be the header page's zero padding) with the bare
+  ``dtb_offset``;
+* it writes ``second_addr = base + second_offset`` although there is no second stage.
+  fastboop writes 0 there, as AOSP ``mkbootimg`` does (issue 10 §7): mkbootimg is the
+  tool whose images fastboop promises to reproduce byte for byte.
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ def test_matches_fastboot_builtin_builder(
 
     assert theirs[576:608] == bytes(32)  # fastboot never fills in id
     normalised = bytearray(theirs)
+    assert struct.unpack_from("<I", theirs, 28) == (0x10000000 + 0x00F00000,)  # second_addr
+    struct.pack_into("<I", normalised, 28, 0)
     if version < 2:
         assert struct.unpack_from("<Q", theirs, 1652) == (0x01100000,)  # the quirk
         struct.pack_into("<Q", normalised, 1652, 0)

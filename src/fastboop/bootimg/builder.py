@@ -153,7 +153,7 @@ def _build_v0_v2(
     page = layout.page_size
     kernel_addr = _address(layout, "kernel", layout.kernel_offset)
     ramdisk_addr = _address(layout, "ramdisk", layout.ramdisk_offset)
-    second_addr = _address(layout, "second", layout.second_offset)
+    _address(layout, "second", layout.second_offset)  # checked (§14), but never written
     tags_addr = _address(layout, "tags", layout.tags_offset)
     dtb_blob = dtb or b""
     if dtb is not None and not dtb:
@@ -166,8 +166,10 @@ def _build_v0_v2(
         kernel_size=len(kernel),
         kernel_addr=kernel_addr,
         ramdisk_size=len(ramdisk),
-        ramdisk_addr=ramdisk_addr,
-        second_addr=second_addr,
+        # AOSP mkbootimg writes a load address only for a section that exists: 0 for an
+        # absent ramdisk, and 0 for the second stage, which fastboop never has.
+        ramdisk_addr=ramdisk_addr if ramdisk else 0,
+        second_addr=0,
         tags_addr=tags_addr,
         page_size=page,
         os_version=os_version.pack() if os_version else 0,

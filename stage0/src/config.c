@@ -26,6 +26,19 @@ void config_defaults(struct stage0_config *cfg) {
     cfg->vendor = 0xDEAD;
     cfg->product = 0xBEEF;
     cfg->host_timeout_s = CONFIG_HOST_TIMEOUT_DEFAULT;
+    cfg->on_failure = FAILURE_BOOTLOADER;
+}
+
+int parse_failure_action(const char *v, enum failure_action *out) {
+    static const char *names[] = {"bootloader", "restart", "panic"};
+    static const enum failure_action actions[] = {FAILURE_BOOTLOADER, FAILURE_RESTART,
+                                                  FAILURE_PANIC};
+    for (unsigned i = 0; i < 3; i++)
+        if (!strcmp(v, names[i])) {
+            *out = actions[i];
+            return 0;
+        }
+    return -1;
 }
 
 int parse_bool(const char *v, bool *out) {
@@ -133,6 +146,10 @@ void config_apply(struct stage0_config *c, const char *key, const char *value, u
             set_num(key, value, true, 0, 0xffff, &c->product, 16);
     } else if (!strcmp(key, "smoo.host_timeout")) {
         set_num(key, value, false, 1, CONFIG_HOST_TIMEOUT_MAX, &c->host_timeout_s, 32);
+    } else if (!strcmp(key, "stage0.on_failure")) {
+        if (parse_failure_action(value, &c->on_failure))
+            log_warn("%s: invalid value '%s' (expected bootloader, restart or panic), ignored",
+                     key, value);
     } else if (!strncmp(key, "firstboot.", 10) && c->firstboot_count < CONFIG_MAX_FIRSTBOOT) {
         unsigned i = c->firstboot_count++;
         snprintf(c->firstboot_key[i], sizeof c->firstboot_key[i], "%s", key);

@@ -9,6 +9,13 @@
 #define CONFIG_HOST_TIMEOUT_DEFAULT 30u    /* stage0.md §8.2 step 13, §12 */
 #define CONFIG_HOST_TIMEOUT_MAX 86400u     /* a day: anything longer is a typo */
 
+/* stage0.on_failure (project addition): what PID1 does once a fatal error is logged. */
+enum failure_action {
+    FAILURE_BOOTLOADER, /* default: reboot(RESTART2, "bootloader"), else a plain restart */
+    FAILURE_RESTART,    /* a plain restart */
+    FAILURE_PANIC,      /* exit, so the kernel panics (the spec's behaviour, §8.3) */
+};
+
 struct stage0_config {
     char rootfs[16];   /* "erofs", "ext4" or "btrfs"; empty when missing or invalid */
     /* stage0.subvol (project addition): the btrfs subvolume that is the root, e.g. "root"
@@ -25,6 +32,7 @@ struct stage0_config {
     /* smoo.host_timeout (project addition): seconds PID1 waits for the host to find the
      * gadget, finish the smoo handshake and start /dev/nbd0 (stage0.md §8.2 step 13). */
     uint32_t host_timeout_s;
+    enum failure_action on_failure;
     unsigned firstboot_count;
     char firstboot_key[CONFIG_MAX_FIRSTBOOT][48];
     char firstboot_value[CONFIG_MAX_FIRSTBOOT][64];
@@ -41,5 +49,7 @@ int config_load(const char *dir, struct stage0_config *cfg);
 /* Value parsers; return 0 on success, -1 on an invalid value. */
 int parse_bool(const char *value, bool *out);
 int parse_u64(const char *value, bool allow_hex, uint64_t *out);
+/* "bootloader", "restart" or "panic"; returns 0, or -1 on anything else. */
+int parse_failure_action(const char *value, enum failure_action *out);
 
 #endif

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "fail_back.h"
 #include "gadget.h"
 #include "kmsg_forward.h"
 #include "log.h"
@@ -36,7 +37,7 @@ static bool child_alive(pid_t child) {
 
 typedef bool (*ready_fn)(void);
 
-/* Poll every second; on expiry print one clear line and die (PID1 exit = panic). The line
+/* Poll every second; on expiry print one clear line and die (fail_back). The line
  * says what was awaited, for how long, and (hint) which setting changes the deadline. */
 static void wait_until(const char *what, unsigned seconds, ready_fn ready, pid_t child,
                        const char *hint) {
@@ -72,12 +73,14 @@ static pid_t start_role(const char *role) {
 static void load_config(struct stage0_config *cfg) {
     config_defaults(cfg);
     if (config_load("/etc/stage0", cfg)) log_warn("/etc/stage0 missing");
+    fail_back_set(cfg->on_failure);
     if (!strcmp(cfg->log_filter, "debug") || !strcmp(cfg->log_filter, "trace"))
         log_set_max_level(LOG_DEBUG_LEVEL);
 }
 
 static int pid1(void) {
     if (getpid() != 1) die("stage0 must run as PID 1");
+    log_on_fatal(fail_back); /* from here on a fatal error returns the phone to fastboot */
     mount_or_die("proc", "/proc", "proc");
     mount_or_die("sysfs", "/sys", "sysfs");
     mount_or_die("devtmpfs", "/dev", "devtmpfs");

@@ -103,6 +103,27 @@ static void test_rootfs_mount_data(void) {
     CHECK(!strcmp(c.subvol, "@/.snapshots/1/snapshot"));
 }
 
+/* stage0.on_failure (project addition): bootloader by default; anything unknown warns and
+ * keeps the default, so a typo never turns a failed boot into a hung phone. */
+static void test_on_failure(void) {
+    struct stage0_config c;
+    unsigned seen = 0;
+    config_defaults(&c);
+    CHECK(c.on_failure == FAILURE_BOOTLOADER);
+    config_apply(&c, "stage0.on_failure", "panic", &seen);
+    CHECK(c.on_failure == FAILURE_PANIC);
+    config_apply(&c, "stage0.on_failure", "restart", &seen);
+    CHECK(c.on_failure == FAILURE_RESTART);
+    config_apply(&c, "stage0.on_failure", "bootloader", &seen);
+    CHECK(c.on_failure == FAILURE_BOOTLOADER);
+    const char *bad[] = {"", "Bootloader", "reboot", "1", "panic "};
+    for (unsigned i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        config_apply(&c, "stage0.on_failure", "panic", &seen);
+        config_apply(&c, "stage0.on_failure", bad[i], &seen);
+        CHECK(c.on_failure == FAILURE_PANIC);
+    }
+}
+
 /* smoo.host_timeout (project addition): seconds, 1..a day; anything else warns and keeps
  * the spec's 30 s, like every other invalid value. */
 static void test_host_timeout(void) {
@@ -240,6 +261,7 @@ int main(void) {
     test_parsers();
     test_config_dir();
     test_host_timeout();
+    test_on_failure();
     test_rootfs_mount_data();
     test_machine_id();
     test_ffs_blobs();

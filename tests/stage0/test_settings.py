@@ -127,6 +127,23 @@ def test_smoo_host_timeout_setting() -> None:
             compose("erofs", msgspec.structs.replace(quiet, smoo_host_timeout=bad), HostFacts())
 
 
+def test_on_failure_setting() -> None:
+    """stage0.on_failure (project addition) is a setting, not a kernel argument; stage0
+    reboots to the bootloader when it is absent, and an unknown action fails the build
+    instead of being ignored on the phone."""
+    quiet = CmdlineOptions(system_time=False, systemd_firstboot=False, mimic_fastboot=False)
+    assert "stage0.on_failure" not in compose("erofs", quiet, HostFacts()).settings
+    for action in ("bootloader", "restart", "panic"):
+        options = msgspec.structs.replace(quiet, cmdline_append=f"stage0.on_failure={action} q")
+        out = compose("erofs", options, HostFacts())
+        assert out.settings["stage0.on_failure"] == action and out.cmdline == "q"
+        files = settings_files(out.settings)
+        assert files["etc/stage0/stage0.on_failure"] == f"{action}\n".encode()
+    typo = msgspec.structs.replace(quiet, cmdline_append="stage0.on_failure=pnic")
+    with pytest.raises(UsageError, match=r"stage0\.on_failure=pnic: not a known action"):
+        compose("erofs", typo, HostFacts())
+
+
 def test_btrfs_root_and_its_subvolume() -> None:
     """A btrfs root in a subvolume (Fedora's ``root``) becomes ``stage0.rootfs=btrfs`` and
     ``stage0.subvol`` (project addition), written last like the rootfs type: a cmdline

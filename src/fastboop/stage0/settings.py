@@ -23,6 +23,7 @@ SETTING_KEYS = frozenset(
         "firstboot.locale-messages", "firstboot.keymap", "firstboot.timezone",
         "smoo.host_timeout",  # project addition: the PID1's wait for the host, in seconds
         "stage0.subvol",  # project addition: the btrfs subvolume that is the root
+        "stage0.on_failure",  # project addition: what PID1 does after a fatal error
     }
 )  # fmt: skip
 BARE_FLAGS = frozenset({"stage0.fb", "stage0.yeetfstab", "smoo.acm", "smoo.mimic_fastboot"})
@@ -38,6 +39,8 @@ DEFAULT_MAX_IO = 1048576
 HOST_TIMEOUT_DEFAULT_S = 30
 HOST_TIMEOUT_MAX_S = 86400
 ROOTFS_KINDS = ("erofs", "ext4", "btrfs")
+#: ``stage0.on_failure`` values, as stage0's config.c accepts them; the default is the first.
+FAILURE_ACTIONS = ("bootloader", "restart", "panic")
 
 
 class Firstboot(msgspec.Struct, frozen=True):
@@ -188,6 +191,10 @@ def compose(
             settings.pop(key, None)
         else:
             settings[key] = value
+    if settings.get("stage0.on_failure", FAILURE_ACTIONS[0]) not in FAILURE_ACTIONS:
+        # stage0 would warn and reboot to the bootloader anyway: say so before the build.
+        raise UsageError(f"stage0.on_failure={settings['stage0.on_failure']}: not a known "
+                         "action", hint=f"use one of {', '.join(FAILURE_ACTIONS)}")
     if subvol is not None:
         settings["stage0.subvol"] = subvol
     settings["stage0.rootfs"] = rootfs_kind

@@ -14,7 +14,7 @@ from fastboop.rootfs.blocksource import BlockSource, FileSource
 from fastboop.rootfs.errors import UnsupportedError
 from fastboop.rootfs.fs import Filesystem
 
-SUPPORTED = "erofs, ext2/3/4, or a plain directory (FAT for boot artifacts only)"
+SUPPORTED = "erofs, ext2/3/4, btrfs, or a plain directory (FAT for boot artifacts only)"
 
 # (offset, magic, name, hint)
 _KNOWN_OTHERS: list[tuple[int, bytes, str, str]] = [
@@ -24,14 +24,14 @@ _KNOWN_OTHERS: list[tuple[int, bytes, str, str]] = [
     (0, b"\x1f\x8b", "a gzip-compressed file", "decompress it first (gunzip)"),
     (0, b"\x3a\xff\x26\xed", "an Android sparse image", "convert it first (simg2img)"),
     (512, b"EFI PART", "a GPT-partitioned disk image", "select a partition"),
-    (0x10040, b"_BHRfS_M", "btrfs", "repack it as erofs or ext4"),
     (0, b"XFSB", "xfs", "repack it as erofs or ext4"),
     (0x8001, b"CD001", "an ISO 9660 image", "extract the rootfs from it"),
 ]
 
 
 def detect_kind(source: BlockSource) -> str | None:
-    """``"erofs"``, ``"ext4"``, ``"vfat"`` or ``None``; never raises for short inputs."""
+    """``"erofs"``, ``"ext4"``, ``"btrfs"``, ``"vfat"`` or ``None``; never raises for short
+    inputs."""
 
     def at(offset: int, length: int) -> bytes:
         if offset + length > source.size:
@@ -42,6 +42,8 @@ def detect_kind(source: BlockSource) -> str | None:
         return "erofs"
     if at(1024 + 56, 2) == b"\x53\xef":
         return "ext4"
+    if at(0x10040, 8) == b"_BHRfS_M":
+        return "btrfs"
     from fastboop.rootfs.fat import looks_like_fat
 
     if looks_like_fat(at(0, 512)):
@@ -69,6 +71,10 @@ def open_filesystem(source: BlockSource, *, label: str = "rootfs") -> Filesystem
         from fastboop.rootfs.ext4 import Ext4Filesystem
 
         return Ext4Filesystem(source, label=label)
+    if kind == "btrfs":
+        from fastboop.rootfs.btrfs import BtrfsFilesystem
+
+        return BtrfsFilesystem(source, label=label)
     if kind == "vfat":
         from fastboop.rootfs.fat import FatFilesystem
 

@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import weakref
 from collections.abc import Iterable
 
 import msgspec
 
 from fastboop.stage0.fdt import DeviceTree, Node
+from fastboop.stage0.modindex import normalize_alias
 from fastboop.stage0.modules import ModuleIndex
 
 #: Compatible strings of USB device(-capable) controllers and their SoC glue.
@@ -187,27 +189,69 @@ def soc_usb_phy_companions(tree: DeviceTree) -> list[tuple[Node, str, Node]]:
 
 
 def of_alias_patterns(index: ModuleIndex) -> list[tuple[str, str]]:
-    return [(pattern, module) for _, pattern, module in index.aliases if pattern.startswith("of:")]
+    """The ``of:`` aliases as ``(pattern, module)``, normalised as kmod compares them."""
+    return index.alias_patterns("of:")
+
+
+_OF_HEAD = "of:N*T*C"
+
+
+class OfPatterns:
+    """``of:`` patterns bucketed by the compatible string they spell out.
+
+    Nearly every pattern is ``of:N*T*C<compatible>`` or ``...C<compatible>C*``, which
+    only a node with exactly that compatible can match: those are found by dict lookup.
+    The few others are tried on every compatible. Candidates are then confirmed with
+    ``fnmatch`` and taken in file order, so the result is what a scan would give.
+    """
+
+    def __init__(self, patterns: list[tuple[str, str]]) -> None:
+        self.by_compatible: dict[str, list[int]] = {}
+        self.others: list[int] = []
+        self.patterns = patterns
+        for i, (pattern, _module) in enumerate(patterns):
+            compat = pattern[len(_OF_HEAD) :] if pattern.startswith(_OF_HEAD) else "*"
+            if compat.endswith("C*"):
+                compat = compat[:-2]
+            if compat and "*" not in compat and "?" not in compat and "[" not in compat:
+                self.by_compatible.setdefault(compat, []).append(i)
+            else:
+                self.others.append(i)
+
+    def candidates(self, compatible: str) -> list[tuple[str, str]]:
+        picked = sorted(self.by_compatible.get(compatible, []) + self.others)
+        return [self.patterns[i] for i in picked]
+
+
+_OF_CACHE: weakref.WeakKeyDictionary[ModuleIndex, OfPatterns] = weakref.WeakKeyDictionary()
+
+
+def of_patterns(index: ModuleIndex) -> OfPatterns:
+    """The bucketed ``of:`` patterns of ``index``, built once per index."""
+    cached = _OF_CACHE.get(index)
+    if cached is None:
+        cached = _OF_CACHE[index] = OfPatterns(of_alias_patterns(index))
+    return cached
 
 
 def modules_for(
     pairs: Iterable[tuple[Node, str]],
-    patterns: list[tuple[str, str]],
+    patterns: OfPatterns,
     *,
     found: set[str] | None = None,
     companion_of: Node | None = None,
 ) -> list[DtMatch]:
-    """Map compatibles to modules with kmod's glob semantics on ``of:N*T*C<compat>``.
+    """Map compatibles to modules with kmod's glob semantics on ``of:N*T*C<compat>``
+    (modalias and pattern both normalised, ``-`` as ``_``).
 
     Modules already in ``found`` are skipped (and new ones added to it)."""
     out: list[DtMatch] = []
     found = set() if found is None else found
     companion = companion_of.path if companion_of is not None else None
     for node, compat in pairs:
-        modalias = f"of:N{node.basename}T(null)C{compat}"
-        for pattern, module in patterns:
-            if compat not in pattern and "[" not in pattern and "?" not in pattern:
-                continue  # fast path: the literal compatible must appear
+        key = normalize_alias(compat)
+        modalias = normalize_alias(f"of:N{node.basename}T(null)C{compat}")
+        for pattern, module in patterns.candidates(key):
             if (
                 fnmatch.fnmatchcase(modalias, pattern)
                 or fnmatch.fnmatchcase(modalias + "C", pattern)
@@ -220,7 +264,7 @@ def modules_for(
 def discover_dt_modules(tree: DeviceTree, index: ModuleIndex) -> list[DtMatch]:
     """Modules needed for USB gadget mode on this device tree, in discovery order: the
     wired providers first, then the SoC USB PHY companions not already covered."""
-    patterns = of_alias_patterns(index)
+    patterns = of_patterns(index)
     found: set[str] = set()
     out = modules_for(collect_compatibles(tree), patterns, found=found)
     for phy, compat, controller in soc_usb_phy_companions(tree):

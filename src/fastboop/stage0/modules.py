@@ -1,144 +1,51 @@
 """Kernel-module closure for stage0 (stage0.md §4), sans-I/O.
 
-Parses the depmod index files (``modules.dep``, ``modules.builtin``, ``modules.softdep``,
-``modules.alias``) from their text and computes the ordered load list: dependencies
-before dependents, ``pre:`` softdeps before the module that wants them, builtins
-dropped. Names compare with ``-`` and ``_`` equivalent, as modprobe does; the name
-written out is the one derived from the ``modules.dep`` path.
+Computes the ordered load list from the depmod index (:mod:`.modindex`) exactly as
+``modprobe --show-depends`` would for each required module, builtins dropped: for a
+module, its ``modules.dep`` dependencies in reverse listed order (depmod lists them so
+that the reverse is a load order), each preceded by its own ``pre:`` softdeps, then the
+module's own ``pre:`` softdeps, then the module. Softdep names are looked up like
+``modprobe`` looks up a name (module, alias, builtin), which is why ``f2fs`` brings
+``crc32_generic``. ``post:`` softdeps are not loaded (stage0.md §4.3, project decision).
+Names compare with ``-`` and ``_`` equivalent; the name written out is the one derived
+from the ``modules.dep`` path.
 """
 
 from __future__ import annotations
 
-import difflib
-import fnmatch
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import msgspec
 
 from fastboop.stage0.errors import ModuleError
+from fastboop.stage0.modindex import (
+    SUFFIXES,
+    ModuleEntry,
+    ModuleIndex,
+    module_name,
+    normalize,
+    parse_softdeps,
+)
 
-SUFFIXES = (".ko.zst", ".ko.xz", ".ko.gz", ".ko")
 BASE_MODULES = ("configfs", "libcomposite", "usb_f_fs", "nbd", "overlay")
 ROOTFS_MODULES = {"erofs": "erofs", "ext4": "ext4", "btrfs": "btrfs"}
+#: Deepest chain of softdeps-of-softdeps followed; real trees need 3 or 4.
+MAX_SOFTDEP_DEPTH = 64
 
-
-def module_name(path: str) -> str:
-    """``kernel/fs/ext4/ext4.ko.zst`` → ``ext4`` (first matching suffix removed)."""
-    base = path.rsplit("/", 1)[-1]
-    for suffix in SUFFIXES:
-        if base.endswith(suffix):
-            return base[: -len(suffix)]
-    return base
-
-
-def normalize(name: str) -> str:
-    """The comparison key: ``dwc3-qcom`` and ``dwc3_qcom`` are the same module."""
-    return name.replace("-", "_")
-
-
-class ModuleEntry(msgspec.Struct, frozen=True):
-    name: str  # as derived from the path
-    relpath: str  # relative to lib/modules/<kver>/
-    deps: tuple[str, ...]  # relpaths, in modules.dep order
-
-
-class ModuleIndex(msgspec.Struct, frozen=True):
-    """The parsed depmod index of one kernel version."""
-
-    kver: str
-    modules: dict[str, ModuleEntry]  # by normalized name
-    builtin: frozenset[str]  # normalized names
-    softdeps: dict[str, tuple[str, ...]]  # normalized name → pre: names (raw)
-    aliases: tuple[tuple[str, str, str], ...]  # (literal prefix, glob pattern, module name)
-
-    @classmethod
-    def parse(
-        cls,
-        kver: str,
-        *,
-        modules_dep: str,
-        modules_builtin: str = "",
-        modules_softdep: str = "",
-        modules_alias: str = "",
-    ) -> ModuleIndex:
-        return cls(
-            kver=kver,
-            modules=parse_modules_dep(modules_dep),
-            builtin=frozenset(normalize(module_name(p)) for p in _lines(modules_builtin)),
-            softdeps=parse_softdeps(modules_softdep),
-            aliases=parse_aliases(modules_alias),
-        )
-
-    def lookup(self, name: str) -> ModuleEntry | None:
-        return self.modules.get(normalize(name))
-
-    def is_builtin(self, name: str) -> bool:
-        return normalize(name) in self.builtin
-
-    def resolve_alias(self, alias: str) -> list[str]:
-        """Module names whose ``modules.alias`` pattern matches ``alias`` (file order)."""
-        out: list[str] = []
-        for prefix, pattern, module in self.aliases:
-            if not alias.startswith(prefix):
-                continue  # cheap filter: most of the ~30k patterns fail here
-            if fnmatch.fnmatchcase(alias, pattern) and module not in out:
-                out.append(module)
-        return out
-
-    def nearest(self, name: str, count: int = 3) -> list[str]:
-        names = sorted({e.name for e in self.modules.values()})
-        return difflib.get_close_matches(name, names, n=count, cutoff=0.6)
-
-
-def _lines(text: str) -> Iterable[str]:
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            yield line
-
-
-def parse_modules_dep(text: str) -> dict[str, ModuleEntry]:
-    out: dict[str, ModuleEntry] = {}
-    for line in _lines(text):
-        path, sep, rest = line.partition(":")
-        if not sep:
-            continue
-        entry = ModuleEntry(module_name(path), path, tuple(d for d in rest.split(" ") if d))
-        out.setdefault(normalize(entry.name), entry)
-    return out
-
-
-def parse_softdeps(text: str) -> dict[str, tuple[str, ...]]:
-    """``softdep <mod> pre: a b post: c`` → ``{mod: (a, b)}``; ``post:`` is ignored (§4.3).
-
-    When several lines name the same module (``btrfs`` has four), only the first counts:
-    that is what kmod does, and the closure must equal ``modprobe --show-depends``.
-    """
-    out: dict[str, tuple[str, ...]] = {}
-    for line in _lines(text):
-        words = line.split()
-        if len(words) < 2 or words[0] != "softdep":
-            continue
-        mode = None
-        pre: list[str] = []
-        for word in words[2:]:
-            if word in ("pre:", "post:"):
-                mode = word
-            elif mode == "pre:":
-                pre.append(word)
-        out.setdefault(normalize(words[1]), tuple(pre))
-    return out
-
-
-def parse_aliases(text: str) -> tuple[tuple[str, str, str], ...]:
-    out = []
-    for line in _lines(text):
-        words = line.split()
-        if len(words) == 3 and words[0] == "alias":
-            prefix = re.split(r"[*?\[]", words[1], maxsplit=1)[0]
-            out.append((prefix, words[1], words[2]))
-    return tuple(out)
+__all__ = [
+    "BASE_MODULES",
+    "ROOTFS_MODULES",
+    "SUFFIXES",
+    "Closure",
+    "ModuleEntry",
+    "ModuleIndex",
+    "Reason",
+    "module_name",
+    "normalize",
+    "parse_softdeps",
+    "required_modules",
+    "resolve_closure",
+]
 
 
 class Reason(msgspec.Struct, frozen=True):
@@ -179,57 +86,76 @@ class Closure(msgspec.Struct, frozen=True):
 
 
 def resolve_closure(index: ModuleIndex, required: Sequence[tuple[str, Reason]]) -> Closure:
-    """Visit ``required`` in order, softdeps then deps first (stage0.md §4.5).
+    """The load order ``modprobe --show-depends`` gives for each of ``required``, in turn.
 
-    A required module that is neither loadable nor builtin raises :class:`ModuleError`
-    naming the kernel version and the nearest known names.
+    Each required name is looked up like modprobe looks it up (a module, an alias, a
+    builtin); each module it resolves to is walked as kmod's probe list walks it, with a
+    fresh visited set, and the lists are concatenated keeping first occurrences. A
+    required name that resolves to nothing raises :class:`ModuleError` naming the kernel
+    version and the nearest known names.
     """
-    by_path = {e.relpath: e for e in index.modules.values()}
-    visited: set[str] = set()
     order: list[str] = []
+    emitted: set[str] = set()
     reasons: dict[str, Reason] = {}
     warnings: list[str] = []
 
-    def visit(name: str, reason: Reason) -> None:
-        key = normalize(name)
+    def display(key: str) -> str:
+        entry = index.lookup(key)
+        return entry.name if entry is not None else index.builtin_name(key)
+
+    def emit(key: str, reason: Reason) -> None:
+        if key not in emitted:
+            emitted.add(key)
+            order.append(display(key))
+            reasons.setdefault(display(key), reason)
+
+    def probe_list(key: str, reason: Reason, visited: set[str], depth: int) -> None:
+        """kmod's ``__kmod_module_get_probe_list``: deps (reversed), then the module."""
         if key in visited:
             return
         visited.add(key)
-        entry = index.modules.get(key)
-        display = entry.name if entry else name
+        entry = index.lookup(key)
+        for dep in reversed(entry.deps) if entry is not None else ():
+            dep_key = normalize(module_name(dep))
+            with_softdeps(dep_key, Reason("dependency", display(key)), visited, depth)
+        with_softdeps(key, reason, visited, depth)
+
+    def with_softdeps(key: str, reason: Reason, visited: set[str], depth: int) -> None:
+        """kmod's ``__kmod_module_fill_softdep``: ``pre:`` softdeps, then the module."""
+        if depth > MAX_SOFTDEP_DEPTH:
+            raise ModuleError(
+                f"softdeps nested deeper than {MAX_SOFTDEP_DEPTH} at {display(key)} "
+                f"for kernel {index.kver}",
+                hint="the image's modules.softdep looks corrupt",
+            )
         for soft in index.softdeps.get(key, ()):
-            targets = [soft] if index.lookup(soft) or index.is_builtin(soft) else []
+            targets = index.resolve(soft)
             if not targets:
-                targets = index.resolve_alias(soft)
-            if not targets:
-                warnings.append(f"softdep {soft!r} of {display} not found; skipped")
+                warning = f"softdep {soft!r} of {display(key)} not found; skipped"
+                if warning not in warnings:
+                    warnings.append(warning)
             for target in targets:
-                visit(target, Reason("softdep", display))
-        if entry is not None:
-            for dep in entry.deps:
-                dep_entry = by_path.get(dep)
-                visit(
-                    dep_entry.name if dep_entry else module_name(dep), Reason("dependency", display)
-                )
-        order.append(display)
-        reasons.setdefault(display, reason)
+                probe_list(target, Reason("softdep", display(key)), visited, depth + 1)
+        emit(key, reason)
 
     for name, reason in required:
-        if index.lookup(name) is None and not index.is_builtin(name):
+        targets = index.resolve(name)
+        if not targets:
             nearest = index.nearest(name)
             raise ModuleError(
                 f"kernel module {name!r} not found for kernel {index.kver}",
                 hint=f"nearest: {', '.join(nearest)}" if nearest else "check the module name",
             )
-        visit(name, reason)
+        for target in targets:
+            probe_list(target, reason, set(), 0)
 
-    load = [n for n in order if not index.is_builtin(n) and index.lookup(n) is not None]
+    loadable = [(n, e) for n in order if (e := index.lookup(n)) is not None]
     return Closure(
         kver=index.kver,
         order=tuple(order),
-        load=tuple(load),
-        files=tuple(e.relpath for n in load if (e := index.lookup(n)) is not None),
-        builtin=tuple(n for n in order if index.is_builtin(n)),
+        load=tuple(n for n, _ in loadable),
+        files=tuple(e.relpath for _, e in loadable),
+        builtin=tuple(n for n in order if index.lookup(n) is None and index.is_builtin(n)),
         reasons=reasons,
         warnings=tuple(warnings),
     )

@@ -303,6 +303,11 @@ class ModuleIndex:
             cls._cache.popitem(last=False)
         return index
 
+    @classmethod
+    def clear_cache(cls) -> None:
+        """Forget every index kept for reuse (benchmarks of a cold build use this)."""
+        cls._cache.clear()
+
     # -- tables, built on first use ----------------------------------------------------
 
     @functools.cached_property

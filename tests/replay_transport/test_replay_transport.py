@@ -68,10 +68,13 @@ async def test_unexpected_write_names_the_record() -> None:
 
 async def test_different_digest_payload_diverges() -> None:
     payload = bytes(1000)
-    script = transcript(("out", payload))
+    script = transcript(("out", b"download:000003e8"), ("in", b"DATA000003e8"), ("out", payload))
+    transport = ReplayTransport(script)
+    await transport.send(b"download:000003e8", timeout=1)
+    assert await transport.receive(64, timeout=1) == b"DATA000003e8"
     with pytest.raises(ReplayDivergence) as caught:
-        await ReplayTransport(script).send(b"\1" + payload[1:], timeout=1)
-    assert caught.value.seq == 10
+        await transport.send(b"\1" + payload[1:], timeout=1)
+    assert caught.value.seq == 12
     assert "different sha256" in caught.value.actual
 
 

@@ -9,6 +9,7 @@ from fastboop.fastboot.errors import (
     FastbootTimeout,
     FastbootTransportError,
 )
+from fastboop.fastboot.gate import FastbootRefused, UdpWireGate, WireGate
 from fastboop.fastboot.protocol import Response, is_missing
 
 __all__ = [
@@ -17,8 +18,11 @@ __all__ = [
     "FastbootDeviceFailure",
     "FastbootError",
     "FastbootProtocolError",
+    "FastbootRefused",
     "FastbootTimeout",
     "FastbootTransportError",
     "Response",
+    "UdpWireGate",
+    "WireGate",
     "is_missing",
 ]

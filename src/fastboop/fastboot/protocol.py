@@ -4,10 +4,11 @@ Nothing here touches a socket, a USB handle, a file or a clock, so every rule of
 (fastboot.md §3, §4, §6, §9) is testable with plain bytes and the same code serves the
 client, the simulated bootloader and offline replay.
 
-fastboop never changes the device. That rule is enforced twice: the encoders can only
-produce ``getvar:<name>``, ``download:%08x`` and ``boot``, and :func:`check_command` — which
-the client runs on every command before it reaches a transport — refuses anything else,
-naming the mutating commands it recognises.
+fastboop never changes the device. That rule is enforced three times: the encoders can
+only produce ``getvar:<name>``, ``download:%08x`` and ``boot``; :func:`check_command` —
+which the client runs on every command before it reaches a transport — refuses anything
+else, naming the mutating commands it recognises; and every transport runs the same
+function again at the wire (:mod:`fastboop.fastboot.gate`), so no caller can get around it.
 """
 
 from __future__ import annotations

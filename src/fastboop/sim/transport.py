@@ -3,7 +3,8 @@
 Sends go straight into a :class:`~fastboop.sim.bootloader.SimulatedBootloader`; its
 replies queue up and come back from ``receive``, honouring the model's delays, silences
 and unplugs with real (anyio) timeouts. No sockets, no threads: this is the fastest way to
-run the whole client stack, and it is registered as transport ``sim``.
+run the whole client stack, and it is registered as transport ``sim``. Like every
+fastboot transport it runs each write past the never-flash gate first.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections import deque
 
 import anyio
 
+from fastboop.fastboot.gate import WireGate
 from fastboop.sim.bootloader import BootCallback, Send, Silence, SimulatedBootloader
 from fastboop.sim.model import BootloaderModel, load_model
 from fastboop.transports.base import DeviceAddress, TransportError, register_transport
@@ -29,6 +31,7 @@ class SimTransport:
         self._pending: deque[Send | Silence] = deque()
         self._unplugged = False
         self._closed = False
+        self._gate = WireGate()
 
     @property
     def address(self) -> DeviceAddress:
@@ -42,6 +45,7 @@ class SimTransport:
         self._check()
         if not packet:
             raise TransportError("refusing a zero-length write", address=self._address)
+        self._gate.outgoing(packet)
         outputs = self.bootloader.receive(packet)
         for output in outputs:
             if isinstance(output, Send | Silence):
@@ -69,6 +73,7 @@ class SimTransport:
                 f"device sent {len(output.packet)} bytes, buffer holds {max_size}",
                 address=self._address,
             )
+        self._gate.incoming(output.packet)
         return output.packet
 
     async def aclose(self) -> None:

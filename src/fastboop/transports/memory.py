@@ -4,7 +4,8 @@ The transport holds one ordered script of expected writes and canned reads. Each
 must equal the next ``ExpectWrite``; each read returns the next ``Reply``. This is how the
 fastboot.md §10 transcripts run as tests, and how a journal's recorded bytes can be served
 back during replay. Anything off-script raises :class:`ScriptMismatch`, a transport error,
-so the client under test sees a real failure rather than a silent pass.
+so the client under test sees a real failure rather than a silent pass. Like every
+fastboot transport it refuses mutating commands at the wire (the never-flash gate).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Iterable
 
 import msgspec
 
+from fastboop.fastboot.gate import WireGate
 from fastboop.transports.base import DeviceAddress, TransportError
 
 
@@ -55,6 +57,7 @@ class ScriptedTransport:
         self._steps: deque[Step] = deque(steps)
         self._pending_write = b""
         self._closed = False
+        self._gate = WireGate()
         self.written: list[bytes] = []
         self._address = address or DeviceAddress(transport="memory", location="script")
 
@@ -69,6 +72,7 @@ class ScriptedTransport:
 
     async def send(self, packet: bytes, *, timeout: float) -> None:
         self._check_open()
+        self._gate.outgoing(packet)
         self.written.append(bytes(packet))
         step = self._steps[0] if self._steps else None
         if isinstance(step, Unplug):
@@ -98,6 +102,7 @@ class ScriptedTransport:
             )
         step = self._steps.popleft() if self._steps else None
         if isinstance(step, Reply):
+            self._gate.incoming(step.data[:max_size])
             return step.data[:max_size]
         if isinstance(step, Stall):
             raise TimeoutError("scripted stall")

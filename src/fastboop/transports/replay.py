@@ -26,6 +26,7 @@ from pathlib import Path
 
 import anyio
 
+from fastboop.fastboot.gate import WireGate
 from fastboop.journal.records import Record, Wire
 from fastboop.transports.base import DeviceAddress, TransportError, register_transport
 
@@ -227,21 +228,31 @@ class ReplayTransport:
         self._address = address or DeviceAddress(transport="replay", location="journal")
         transcript.address = transcript.address or self._address
         self._closed = False
+        self._gate = WireGate()
 
     @property
     def address(self) -> DeviceAddress:
         return self._address
 
     async def send(self, packet: bytes, *, timeout: float) -> None:
-        self._check_open()
-        if self.failure is not None and self.transcript.peek() is None:
-            raise TransportError(self.failure)
-        self.transcript.write(packet)
-        await anyio.lowlevel.checkpoint()
+        await self._write(memoryview(packet))
 
     async def send_view(self, view: memoryview, *, timeout: float) -> None:
         """Download data arrives as views; compared the same way, without a copy."""
-        await self.send(view, timeout=timeout)  # type: ignore[arg-type]
+        await self._write(view)
+
+    async def _write(self, packet: memoryview) -> None:
+        """The one way onto the recorded wire: past the never-flash gate, then compared.
+
+        A journal is untrusted input: one that records ``flash:boot`` must not make
+        fastboop "send" it, even to a transcript.
+        """
+        self._check_open()
+        if self.failure is not None and self.transcript.peek() is None:
+            raise TransportError(self.failure)
+        self._gate.outgoing(packet)
+        self.transcript.write(packet)
+        await anyio.lowlevel.checkpoint()
 
     async def receive(self, max_size: int, *, timeout: float) -> bytes:
         self._check_open()
@@ -253,6 +264,7 @@ class ReplayTransport:
                 await anyio.lowlevel.checkpoint()
                 raise TimeoutError("no reply was recorded here (the session timed out)")
         packet = self.transcript.read(max_size)
+        self._gate.incoming(packet)
         await anyio.lowlevel.checkpoint()
         return packet
 

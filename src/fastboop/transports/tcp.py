@@ -2,7 +2,8 @@
 
 The framing rules are in :mod:`fastboop.fastboot.tcp_wire`; this module connects, does the
 ``FB01`` handshake, and turns each :meth:`send` into one framed message and each
-:meth:`receive` into one framed message read. Connection failures become
+:meth:`receive` into one framed message read. Every write passes the never-flash gate
+(:class:`~fastboop.fastboot.gate.WireGate`) first. Connection failures become
 :class:`~fastboop.transports.base.TransportError`, deadlines ``TimeoutError``.
 
 The transport connects lazily on first use, so the registry factory
@@ -20,6 +21,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 
 from fastboop.fastboot import tcp_wire
 from fastboop.fastboot.errors import FastbootProtocolError
+from fastboop.fastboot.gate import WireGate
 from fastboop.transports.base import DeviceAddress, TransportError, register_transport
 
 CONNECT_TIMEOUT: Final = 10.0
@@ -69,8 +71,10 @@ class TcpTransport:
         self._stream: SocketStream | None = None
         self._reader: BufferedByteReceiveStream | None = None
         self._leftover = 0  # bytes of the current message not yet handed out
+        self._unread_status = False  # the gate has not seen the current message's start
         self._closed = False
         self._failed: str | None = None
+        self._gate = WireGate()
         self.version = tcp_wire.VERSION
 
     @property
@@ -108,19 +112,21 @@ class TcpTransport:
         self._stream, self._reader = stream, reader
 
     async def send(self, packet: bytes, *, timeout: float) -> None:
-        await self._send_parts(tcp_wire.frame(packet), None, timeout)
+        await self._write(memoryview(packet), timeout)
 
     async def send_view(self, view: memoryview, *, timeout: float) -> None:
         """Send download data without copying it into a frame first."""
-        await self._send_parts(tcp_wire.frame_header(len(view)), view, timeout)
+        await self._write(view, timeout)
 
-    async def _send_parts(self, head: bytes, body: memoryview | None, timeout: float) -> None:
+    async def _write(self, message: memoryview, timeout: float) -> None:
+        """The one way onto the socket: one message, past the never-flash gate, framed."""
         stream = await self._connected()
+        self._gate.outgoing(message)
         try:
             with anyio.fail_after(timeout):
-                await stream.send(head)
-                if body is not None and len(body):
-                    await stream.send(body)  # type: ignore[arg-type]  # sockets take buffers
+                await stream.send(tcp_wire.frame_header(len(message)))
+                if len(message):
+                    await stream.send(message)  # type: ignore[arg-type]  # sockets take buffers
         except TimeoutError:
             raise  # a subclass of OSError, but the caller's deadline, not a broken link
         except _IO_ERRORS as error:
@@ -139,12 +145,16 @@ class TcpTransport:
                     )
                     if self._leftover == 0:
                         return b""
+                    self._unread_status = True
                 size = min(self._leftover, max_size)
                 data = await reader.receive_exactly(size)
         except TimeoutError:
             raise  # a subclass of OSError, but the caller's deadline, not a broken link
         except _IO_ERRORS as error:
             raise self._broken(error) from error
+        if self._unread_status:
+            self._unread_status = False
+            self._gate.incoming(data)  # a message's start: the part with the status
         self._leftover -= size
         return data
 

@@ -5,6 +5,7 @@ module owns the socket and the clock: it retransmits the outstanding packet ever
 500 ms and gives up only after the retry budget (at least one minute by default, §8.3)
 or the caller's timeout, whichever is longer. Messages longer than one packet go out as
 continuation packets, and device messages are fetched by polling with empty packets.
+Every datagram passes the never-flash gate (:class:`~fastboop.fastboot.gate.UdpWireGate`).
 
 Like :mod:`fastboop.transports.tcp`, the transport sets the session up lazily on first
 use (query + init), so the registry factory needs no event loop; :func:`open_udp` does it
@@ -22,6 +23,7 @@ from anyio.abc import ConnectedUDPSocket
 
 from fastboop.fastboot import udp_wire
 from fastboop.fastboot.errors import FastbootProtocolError
+from fastboop.fastboot.gate import UdpWireGate
 from fastboop.transports.base import DeviceAddress, TransportError, register_transport
 
 RETRY_INTERVAL: Final = 0.5
@@ -51,6 +53,7 @@ class UdpTransport:
         self._socket: ConnectedUDPSocket | None = None
         self._inbox: deque[bytes] = deque()  # whole device messages not yet handed out
         self._failed: str | None = None
+        self._gate = UdpWireGate()
 
     @property
     def address(self) -> DeviceAddress:
@@ -84,7 +87,7 @@ class UdpTransport:
             reply = await self._exchange(self._session.fastboot(data, continued=continued), timeout)
             if reply.data:
                 # Some devices answer a command in its acknowledgement (spec §8.2 example).
-                self._inbox.append(await self._rest_of_message(reply, timeout))
+                self._deliver(await self._rest_of_message(reply, timeout))
 
     async def send_view(self, view: memoryview, *, timeout: float) -> None:
         await self.send(view.tobytes(), timeout=timeout)
@@ -96,7 +99,7 @@ class UdpTransport:
             while not self._inbox:
                 reply = await self._exchange(self._session.fastboot(b""), timeout)
                 if reply.data or reply.continued:
-                    self._inbox.append(await self._rest_of_message(reply, timeout))
+                    self._deliver(await self._rest_of_message(reply, timeout))
                 else:
                     await anyio.sleep(self._retry_interval / 10)  # nothing ready yet
         message = self._inbox.popleft()
@@ -113,6 +116,10 @@ class UdpTransport:
         if sock is not None:
             await sock.aclose()
 
+    def _deliver(self, message: bytes) -> None:
+        self._gate.incoming(message)
+        self._inbox.append(message)
+
     async def _rest_of_message(self, first: udp_wire.Packet, timeout: float) -> bytes:
         parts = [first.data]
         reply = first
@@ -128,9 +135,14 @@ class UdpTransport:
             await self.connect()
 
     async def _exchange(self, packet: bytes, timeout: float) -> udp_wire.Packet:
-        """Send ``packet`` until its reply arrives, retransmitting every interval (§8.3)."""
+        """Send ``packet`` until its reply arrives, retransmitting every interval (§8.3).
+
+        The one way onto the socket: each datagram passes the never-flash gate once.
+        """
         sock = self._socket
-        assert sock is not None
+        if sock is None:
+            raise TransportError("transport is not connected", address=self._address)
+        self._gate.outgoing(packet)
         attempts = max(1, math.ceil(max(timeout, self._retry_budget) / self._retry_interval))
         try:
             for _ in range(attempts):

@@ -9,7 +9,9 @@ Three jobs, kept apart:
   the serial string. A permission error becomes :class:`UsbAccessDenied`, which names the
   udev rules to install.
 * :class:`UsbTransport` moves packets. pyusb is blocking, so every call runs in a worker
-  thread (``anyio.to_thread.run_sync``) with its own USB timeout.
+  thread (``anyio.to_thread.run_sync``) with its own USB timeout. Every bulk OUT write
+  passes the never-flash gate (:class:`~fastboop.fastboot.gate.WireGate`) first, whatever
+  pyusb backend carries it (libusb, the emulated bus, USB/IP).
 
 :func:`watch_usb` takes libusb hotplug events when pyusb's backend is libusb1 and libusb
 has hotplug (:mod:`fastboop.transports.usb_hotplug`; pyusb itself has no hotplug API);
@@ -23,10 +25,11 @@ Pass ``backend=`` anywhere to use a specific pyusb backend (tests use an emulate
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, Final
 
 import anyio
@@ -36,6 +39,7 @@ import usb.core
 import usb.util
 
 from fastboop.errors import FastboopError
+from fastboop.fastboot.gate import WireGate
 from fastboop.transports import usb_hotplug
 from fastboop.transports.base import DeviceAddress, TransportError, register_transport
 from fastboop.transports.usb_contexts import shared_context_goes_stale
@@ -164,6 +168,7 @@ class UsbTransport:
         self._claimed = False
         self._opened = False  # claim() completed (the interface may be released since)
         self._failed: str | None = None
+        self._gate = WireGate()
 
     @property
     def address(self) -> DeviceAddress:
@@ -226,8 +231,6 @@ class UsbTransport:
         return serial or None
 
     async def send(self, packet: bytes, *, timeout: float) -> None:
-        if not packet:
-            raise TransportError("refusing a zero-length write", address=self._address)
         await self._ensure_open()
         await anyio.to_thread.run_sync(self._write_all, packet, timeout)
 
@@ -235,12 +238,17 @@ class UsbTransport:
         await self.send(view.tobytes(), timeout=timeout)
 
     def _write_all(self, packet: bytes, timeout: float) -> None:
+        """The one way onto the bulk OUT endpoint: past the never-flash gate, then written."""
         self._check()
+        if not packet:
+            raise TransportError("refusing a zero-length write", address=self._address)
+        self._gate.outgoing(packet)
         remaining = packet
         while remaining:
-            written = self._call(
-                self._device.write, self._match.endpoint_out, remaining, _millis(timeout)
-            )
+            with self._usb_errors():
+                written = self._device.write(
+                    self._match.endpoint_out, remaining, _millis(timeout)
+                )
             if written <= 0:
                 raise TransportError("short write while sending data", address=self._address)
             remaining = remaining[written:]
@@ -257,12 +265,16 @@ class UsbTransport:
 
     def _read(self, max_size: int, timeout: float) -> bytes:
         self._check()
-        data = self._call(self._device.read, self._match.endpoint_in, max_size, _millis(timeout))
-        return bytes(data)
+        with self._usb_errors():
+            data = bytes(self._device.read(self._match.endpoint_in, max_size, _millis(timeout)))
+        self._gate.incoming(data)
+        return data
 
-    def _call(self, function: Callable[..., Any], *args: Any) -> Any:
+    @contextlib.contextmanager
+    def _usb_errors(self) -> Iterator[None]:
+        """pyusb's errors as the transport's: a timeout, or a (remembered) link failure."""
         try:
-            return function(*args)
+            yield
         except usb.core.USBTimeoutError:
             raise TimeoutError("USB transfer timed out") from None
         except usb.core.USBError as error:

@@ -35,8 +35,8 @@ sys.path[:0] = [str(REPO)]
 
 from tests.rootfs.kernel_trees import debian_kernel, full_depmod_tree  # noqa: E402
 
+from fastboop.fdt import parse_fdt  # noqa: E402
 from fastboop.stage0.dtmodules import discover_dt_modules  # noqa: E402
-from fastboop.stage0.fdt import parse_fdt  # noqa: E402
 from fastboop.stage0.modules import (  # noqa: E402
     ModuleIndex,
     Reason,

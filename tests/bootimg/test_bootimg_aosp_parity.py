@@ -14,7 +14,7 @@ import pytest
 from aosp_tools import mkbootimg, normalise_debian_quirks, unpack_bootimg
 
 from fastboop.bootimg import BootImageLayout, OsVersion, build_boot_image, parse_boot_image
-from fastboop.bootimg.fdt import FDT_MAGIC
+from fastboop.fdt import FDT_MAGIC_BYTES
 
 KERNEL = bytes(range(256)) * 37 + b"end-of-kernel"  # 9485 bytes: not page aligned
 RAMDISK = b"070701" + b"\x5a" * 5000  # what a newc cpio starts with
@@ -121,7 +121,7 @@ def test_matches_mkbootimg_and_unpack_bootimg(
         assert parsed.header_size == 1596  # Debian quirk 1, read back as written
     if dtb_mode == "appended":
         assert parsed.kernel.endswith(sdm845_dtb)
-        assert parsed.kernel[len(KERNEL) : len(KERNEL) + 4] == FDT_MAGIC
+        assert parsed.kernel[len(KERNEL) : len(KERNEL) + 4] == FDT_MAGIC_BYTES
 
 
 @pytest.mark.parametrize("version", [0, 1, 2, 3])

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from fastboop.bootimg import DeviceTreeError, describe_fdt, parse_fdt
-from fastboop.bootimg.fdt import find_appended_dtb
+from fastboop.bootimg import FdtError, describe_fdt, parse_fdt
 from fastboop.bootimg.overlay import apply_overlays
+from fastboop.fdt import find_appended_dtb
 
 
 def fdtget(path: Path, node: str, *args: str) -> str:
@@ -43,12 +43,12 @@ def test_model_and_compatible_match_fdtget(debian_arm64: tuple[Path, str]) -> No
 
 
 def test_tree_walk_matches_fdtget_listing(sdm845_dtb_path: Path) -> None:
-    root = parse_fdt(sdm845_dtb_path.read_bytes())
-    assert [c.name for c in root.children] == fdtget(sdm845_dtb_path, "/", "-l").split()
-    soc = root.find("/soc@0")
+    tree = parse_fdt(sdm845_dtb_path.read_bytes())
+    assert [c.name for c in tree.root.children] == fdtget(sdm845_dtb_path, "/", "-l").split()
+    soc = tree.find("/soc@0")
     assert soc is not None
     assert [c.name for c in soc.children] == fdtget(sdm845_dtb_path, "/soc@0", "-l").split()
-    assert root.find("/no-such-node") is None
+    assert tree.find("/no-such-node") is None
 
 
 def test_describe_oneplus6(sdm845_dtb: bytes) -> None:
@@ -69,7 +69,7 @@ def test_find_appended_dtb(sdm845_dtb: bytes) -> None:
     [(b"", "no D00DFEED"), (b"\xd0\x0d\xfe\xed" + bytes(36), "totalsize 0")],
 )
 def test_bad_blobs_are_typed(blob: bytes, message: str) -> None:
-    with pytest.raises(DeviceTreeError, match=message):
+    with pytest.raises(FdtError, match=message):
         describe_fdt(blob)
 
 
@@ -119,7 +119,7 @@ def test_overlay_is_applied_with_fdtoverlay(tmp_path: Path, sdm845_dtb: bytes) -
 
 def test_overlay_failure_is_typed(tmp_path: Path, sdm845_dtb: bytes) -> None:
     broken = OVERLAY.replace('target-path = "/"', 'target-path = "/no/such/node"')
-    with pytest.raises(DeviceTreeError, match="applying overlays failed"):
+    with pytest.raises(FdtError, match="applying overlays failed"):
         apply_overlays(sdm845_dtb, [dtc_overlay(tmp_path, broken)])
-    with pytest.raises(DeviceTreeError, match="overlay 1"):
+    with pytest.raises(FdtError, match="overlay 1"):
         apply_overlays(sdm845_dtb, [b"junk"])

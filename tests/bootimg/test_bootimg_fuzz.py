@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from fastboop.bootimg import (
     BootImageError,
     BootImageLayout,
-    DeviceTreeError,
+    FdtError,
     MalformedBootImageError,
     build_boot_image,
     parse_boot_image,
@@ -124,5 +124,5 @@ def test_parse_mutated_dtbs_only_raises_typed_errors(
         limit = data.draw(st.sampled_from([64, 4096, len(blob) - 1]))
         blob[data.draw(st.integers(0, limit))] = data.draw(st.integers(0, 255))
     cut = data.draw(st.one_of(st.none(), st.integers(0, len(blob))))
-    with contextlib.suppress(DeviceTreeError):
+    with contextlib.suppress(FdtError):
         parse_fdt(bytes(blob[:cut]))

@@ -21,7 +21,7 @@ from fastboop.bootimg import (
     ENCODINGS,
     BootImageLayout,
     BootImageWarning,
-    DeviceTreeError,
+    FdtError,
     InvalidLayoutError,
     KernelArchError,
     KernelFormatError,
@@ -192,7 +192,7 @@ def test_appended_dtb_input_is_replaced_not_doubled(
 def test_dtb_encoding_needs_a_valid_dtb(arm64_image: bytes) -> None:
     with pytest.raises(UnsupportedEncodingError, match="appends a DTB, but none was given"):
         prepare_kernel(arm64_image, "image+dtb", None, "arm64")
-    with pytest.raises(DeviceTreeError, match="not a device tree blob"):
+    with pytest.raises(FdtError, match="not a device tree blob"):
         prepare_kernel(arm64_image, "image+dtb", b"not a dtb", "arm64")
 
 

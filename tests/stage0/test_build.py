@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from fastboop.fdt import parse_fdt
 from fastboop.rootfs.blocksource import FileSource
 from fastboop.rootfs.dirfs import DirectoryFilesystem
 from fastboop.rootfs.erofs import ErofsFilesystem
@@ -15,7 +16,6 @@ from fastboop.stage0.build import LOAD_LIST, Stage0Result, build_stage0
 from fastboop.stage0.cpio import CpioWriter
 from fastboop.stage0.dtbedit import derive_mac
 from fastboop.stage0.errors import MissingFileError, ModuleError, Stage0Error
-from fastboop.stage0.fdt import parse_fdt
 from fastboop.stage0.modules import normalize
 from fastboop.stage0.settings import CmdlineOptions, HostFacts
 from tests.stage0.kindex import modprobe_show_depends

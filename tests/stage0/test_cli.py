@@ -12,9 +12,9 @@ import pytest
 from fastboop.cli import rootfs as rootfs_cli
 from fastboop.cli import stage0 as stage0_cli
 from fastboop.errors import FastboopError, UsageError
+from fastboop.fdt import parse_fdt
 from fastboop.stage0.cpio import parse_archive
 from fastboop.stage0.dtbedit import derive_mac
-from fastboop.stage0.fdt import parse_fdt
 
 #: The VM tests' device profiles (tests/vm/devpros), loaded like any local profile dir.
 VM_DEVPROS = Path(__file__).resolve().parents[1] / "vm" / "devpros"

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from fastboop.fdt import FdtError, parse_fdt, serialize_fdt
 from fastboop.stage0.dtbedit import derive_mac, edit_dtb
-from fastboop.stage0.errors import FdtError
-from fastboop.stage0.fdt import parse_fdt, serialize_fdt
 from tests.rootfs.kernel_trees import debian_kernel
 
 

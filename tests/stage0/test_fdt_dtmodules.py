@@ -10,9 +10,8 @@ import hypothesis.strategies as st
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from fastboop.fdt import FdtError, parse_fdt
 from fastboop.stage0.dtmodules import discover_dt_modules, usb_controller_nodes
-from fastboop.stage0.errors import FdtError
-from fastboop.stage0.fdt import parse_fdt
 from fastboop.stage0.modules import Reason, normalize, required_modules, resolve_closure
 from tests.rootfs.kernel_trees import debian_kernel
 from tests.stage0.kindex import index_from_tree, modprobe_show_depends
@@ -127,7 +126,7 @@ def test_other_socs(name: str, expected: set[str], arm64_tree: tuple[Path, str])
 
 
 def test_bad_blobs() -> None:
-    with pytest.raises(FdtError, match="not a flattened device tree"):
+    with pytest.raises(FdtError, match="not a device tree blob"):
         parse_fdt(b"\0" * 64)
     with pytest.raises(FdtError):
         parse_fdt(b"\xd0\x0d\xfe\xed")

@@ -7,7 +7,7 @@ The cores here are sans-I/O (bytes in, values out). The public entry points are:
 * :func:`build_boot_image` — the plain layout step, byte-compatible with AOSP mkbootimg.
 * :func:`parse_boot_image` — read any v0-v4 ``ANDROID!`` image, with typed errors.
 * :func:`prepare_kernel`, :func:`detect_kernel`, :func:`unwrap_kernel` — kernel formats.
-* :func:`parse_fdt`, :func:`describe_fdt` — a small DTB reader;
+* :func:`parse_fdt`, :func:`describe_fdt` — the DTB reader (:mod:`fastboop.fdt`);
   :func:`fastboop.bootimg.overlay.apply_overlays` applies ``.dtbo`` files (runs a tool).
 """
 
@@ -18,7 +18,6 @@ from fastboop.bootimg.errors import (
     BootImageError,
     BootImageWarning,
     CmdlineTooLongError,
-    DeviceTreeError,
     InvalidLayoutError,
     KernelArchError,
     KernelFormatError,
@@ -27,7 +26,6 @@ from fastboop.bootimg.errors import (
     UnsupportedEncodingError,
     UnsupportedHeaderVersionError,
 )
-from fastboop.bootimg.fdt import DeviceTreeInfo, FdtNode, describe_fdt, parse_fdt
 from fastboop.bootimg.header import compute_id
 from fastboop.bootimg.kernel import KernelInfo, detect_kernel, prepare_kernel, unwrap_kernel
 from fastboop.bootimg.layout import (
@@ -39,6 +37,7 @@ from fastboop.bootimg.layout import (
 )
 from fastboop.bootimg.parser import BootImage, Section, parse_boot_image
 from fastboop.bootimg.vendor_boot import VendorBootImage, VendorRamdisk, parse_vendor_boot_image
+from fastboop.fdt import DeviceTree, DeviceTreeInfo, FdtError, describe_fdt, parse_fdt
 
 __all__ = [
     "ENCODINGS",
@@ -49,9 +48,9 @@ __all__ = [
     "BootImageLimits",
     "BootImageWarning",
     "CmdlineTooLongError",
-    "DeviceTreeError",
+    "DeviceTree",
     "DeviceTreeInfo",
-    "FdtNode",
+    "FdtError",
     "InvalidLayoutError",
     "KernelArchError",
     "KernelEncoding",

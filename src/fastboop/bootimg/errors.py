@@ -86,9 +86,5 @@ class UnsupportedEncodingError(BootImageError):
     """The kernel encoding named by a profile or the command line is unknown."""
 
 
-class DeviceTreeError(BootImageError):
-    """A device tree blob (or overlay) is malformed or could not be applied."""
-
-
 class BootImageWarning(UserWarning):
     """Legal input that probably does not do what the user expects."""

@@ -19,14 +19,13 @@ import msgspec
 from fastboop.bootimg import compression as comp
 from fastboop.bootimg.errors import (
     BootImageWarning,
-    DeviceTreeError,
     KernelArchError,
     KernelFormatError,
     UnsupportedEncodingError,
 )
-from fastboop.bootimg.fdt import fdt_total_size, find_appended_dtb
 from fastboop.bootimg.layout import KernelEncoding
 from fastboop.bootimg.pe import is_zboot, parse_pe, parse_zboot
+from fastboop.fdt import FdtError, fdt_total_size, find_appended_dtb
 
 ARM64_MAGIC = b"ARM\x64"
 RISCV_MAGIC = b"RSC\x05"
@@ -227,7 +226,7 @@ def unwrap_kernel(data: bytes) -> tuple[KernelInfo, bytes]:
     if trailing[:4] == b"\xd0\x0d\xfe\xed":
         try:
             appended = fdt_total_size(trailing)
-        except DeviceTreeError:
+        except FdtError:
             appended = 0
     fmt, arch = classify_raw(current)
     if not layers and fmt == "image":

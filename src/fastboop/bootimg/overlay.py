@@ -15,8 +15,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from fastboop.bootimg.errors import DeviceTreeError
-from fastboop.bootimg.fdt import fdt_total_size
+from fastboop.fdt import FdtError, fdt_total_size
 
 FDTOVERLAY = "fdtoverlay"
 
@@ -29,11 +28,11 @@ def apply_overlays(base: bytes, overlays: Sequence[bytes], *, tool: str = FDTOVE
     for index, overlay in enumerate(overlays):
         try:
             fdt_total_size(overlay)
-        except DeviceTreeError as error:
-            raise DeviceTreeError(f"overlay {index + 1}: {error.message}") from None
+        except FdtError as error:
+            raise FdtError(f"overlay {index + 1}: {error.message}") from None
     executable = shutil.which(tool)
     if executable is None:
-        raise DeviceTreeError(
+        raise FdtError(
             f"{tool} not found", hint="install Debian's device-tree-compiler package"
         )
     with tempfile.TemporaryDirectory(prefix="fastboop-dtbo-") as tmp:
@@ -52,7 +51,7 @@ def apply_overlays(base: bytes, overlays: Sequence[bytes], *, tool: str = FDTOVE
         )
         if result.returncode != 0:
             detail = (result.stderr or result.stdout).strip().splitlines()
-            raise DeviceTreeError(
+            raise FdtError(
                 "applying overlays failed: "
                 + (detail[-1] if detail else f"exit {result.returncode}"),
                 hint="check that each overlay targets nodes or labels the base DTB has",

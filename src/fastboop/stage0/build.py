@@ -15,6 +15,7 @@ import msgspec
 
 from fastboop.bootimg.kernel import classify_raw
 from fastboop.errors import UsageError
+from fastboop.fdt import parse_fdt
 from fastboop.rootfs.errors import NotFoundError, RootfsError
 from fastboop.rootfs.fs import Filesystem
 from fastboop.stage0.cpio import CpioEntry, CpioWriter, parse_archive
@@ -27,7 +28,6 @@ from fastboop.stage0.discover import (
 from fastboop.stage0.dtbedit import edit_dtb
 from fastboop.stage0.dtmodules import discover_dt_modules, usb_controller_nodes
 from fastboop.stage0.errors import MissingFileError, Stage0Error
-from fastboop.stage0.fdt import parse_fdt
 from fastboop.stage0.modfiles import (
     PATH_INDEXES,
     KernelModuleSupport,

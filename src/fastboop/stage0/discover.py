@@ -15,6 +15,7 @@ import re
 
 import msgspec
 
+from fastboop.fdt import FDT_MAGIC_BYTES
 from fastboop.rootfs.errors import NotFoundError, RootfsError
 from fastboop.rootfs.fs import Filesystem
 from fastboop.stage0.errors import MissingFileError
@@ -23,7 +24,6 @@ MODULE_ROOTS = ("/lib/modules", "/usr/lib/modules")
 #: Arch's out-of-tree module directories (``extramodules-6.12-ARCH``): never a kernel's own
 #: modules directory, and "extramodules" would sort above every version number.
 NOT_KERNEL_DIRS = ("extramodules",)
-FDT_MAGIC = b"\xd0\x0d\xfe\xed"
 
 
 def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
@@ -250,7 +250,7 @@ def load_dtb(fs: Filesystem, devicetree_name: str, kver: str | None) -> tuple[st
     for path in dtb_candidates(fs, devicetree_name, kver):
         if _is_file(fs, path):
             data = fs.read_file(path)
-            if data[:4] != FDT_MAGIC:
+            if data[:4] != FDT_MAGIC_BYTES:
                 raise MissingFileError(
                     "not a flattened device tree (bad magic)", where=f"{fs.label}:{path}"
                 )

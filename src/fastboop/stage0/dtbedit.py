@@ -11,8 +11,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 
-from fastboop.stage0.errors import FdtError
-from fastboop.stage0.fdt import DeviceTree, Node, parse_fdt, serialize_fdt
+from fastboop.fdt import DeviceTree, FdtError, Node, parse_fdt, serialize_fdt
 
 FNV_OFFSET = 0xCBF29CE484222325
 FNV_PRIME = 0x100000001B3

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 
 import msgspec
 
-from fastboop.stage0.fdt import DeviceTree, Node
+from fastboop.fdt import DeviceTree, Node
 from fastboop.stage0.modindex import normalize_alias
 from fastboop.stage0.modules import ModuleIndex
 

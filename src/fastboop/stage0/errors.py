@@ -21,5 +21,3 @@ class MissingFileError(Stage0Error):
     """A file the build needs (kernel image, DTB, ``modules.dep``) is not in the rootfs."""
 
 
-class FdtError(Stage0Error):
-    """A flattened device tree blob is malformed."""

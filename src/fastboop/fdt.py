@@ -1,8 +1,10 @@
-"""Minimal flattened-device-tree (DTB) reader, sans-I/O.
+"""The flattened device tree (DTB) reader and writer, sans-I/O: one for the whole project.
 
-Only what module discovery needs: the node tree, raw property values, string lists,
-cell arrays and phandle lookup. DTBs come from the rootfs image, so every offset and
-length is checked and malformations raise :class:`FdtError`.
+The boot-image side checks that a blob is a DTB, finds one appended to a kernel and shows
+a board's ``model``/``compatible``; stage0 walks the tree for USB controllers and their
+modules, applies overlays and MAC addresses and writes the result back. DTBs come from
+rootfs images and boot images, so every offset and length is checked and malformations
+raise :class:`FdtError`.
 """
 
 from __future__ import annotations
@@ -11,15 +13,23 @@ import struct
 from collections.abc import Iterator
 from typing import Optional
 
-from fastboop.stage0.errors import FdtError
+import msgspec
+
+from fastboop.errors import FastboopError
 
 FDT_MAGIC = 0xD00DFEED
+FDT_MAGIC_BYTES = FDT_MAGIC.to_bytes(4, "big")
+HEADER_SIZE = 40
 FDT_BEGIN_NODE = 1
 FDT_END_NODE = 2
 FDT_PROP = 3
 FDT_NOP = 4
 FDT_END = 9
 MAX_DEPTH = 64
+
+
+class FdtError(FastboopError):
+    """A device tree blob is malformed (or an edit of one cannot be made)."""
 
 
 class Node:
@@ -113,30 +123,40 @@ class DeviceTree:
         return node
 
 
+def fdt_total_size(data: bytes) -> int:
+    """The ``totalsize`` a DTB header claims, after checking the magic and that it fits."""
+    if len(data) < HEADER_SIZE or data[:4] != FDT_MAGIC_BYTES:
+        raise FdtError("not a device tree blob (no D00DFEED magic)")
+    total = int.from_bytes(data[4:8], "big")
+    if total < HEADER_SIZE or total > len(data):
+        raise FdtError(f"DTB totalsize {total} does not fit the {len(data)}-byte blob")
+    return total
+
+
+def find_appended_dtb(data: bytes) -> int | None:
+    """Offset of a DTB that ends exactly at the end of ``data`` (an appended DTB), if any."""
+    pos = data.rfind(FDT_MAGIC_BYTES)
+    while pos >= 0:
+        if len(data) - pos >= HEADER_SIZE and (
+            int.from_bytes(data[pos + 4 : pos + 8], "big") == len(data) - pos
+        ):
+            return pos
+        pos = data.rfind(FDT_MAGIC_BYTES, 0, pos)
+    return None
+
+
 def parse_fdt(data: bytes) -> DeviceTree:
-    """Parse a DTB blob into a :class:`DeviceTree`."""
-    if len(data) < 40:
-        raise FdtError("dtb too short for an FDT header")
-    (
-        magic,
-        total,
-        off_struct,
-        off_strings,
-        _rsv,
-        version,
-        _last,
-        _cpu,
-        size_strings,
-        size_struct,
-    ) = struct.unpack_from(">10I", data)
-    if magic != FDT_MAGIC:
-        raise FdtError(f"not a flattened device tree (magic {magic:#010x})")
-    if total > len(data) or version < 16:
-        raise FdtError(f"bad FDT header (totalsize {total}, version {version})")
-    if version < 17:
-        size_struct = total - off_struct
+    """Parse a DTB blob (trailing bytes past its ``totalsize`` are ignored)."""
+    total = fdt_total_size(data)
+    (_, _, off_struct, off_strings, _rsv, version, _last, _cpu, size_strings, size_struct) = (
+        struct.unpack_from(">10I", data)
+    )
+    if version < 16:
+        raise FdtError(f"DTB version {version} is too old (16 or later needed)")
+    if version < 17:  # no size_dt_struct field yet: the block runs to the end
+        size_struct = max(total - off_struct, 0)
     if off_struct + size_struct > total or off_strings + size_strings > total:
-        raise FdtError("FDT blocks exceed the blob")
+        raise FdtError("DTB blocks lie outside the blob")
     memreserve = []
     pos = _rsv
     while True:
@@ -244,3 +264,16 @@ def serialize_fdt(tree: DeviceTree) -> bytes:
         len(strings), len(structure),
     )  # fmt: skip
     return header + rsv + bytes(structure) + bytes(strings)
+
+
+class DeviceTreeInfo(msgspec.Struct, frozen=True):
+    """What ``bootimg inspect`` shows about a DTB."""
+
+    size: int
+    model: str | None
+    compatible: tuple[str, ...]
+
+
+def describe_fdt(data: bytes) -> DeviceTreeInfo:
+    root = parse_fdt(data).root
+    return DeviceTreeInfo(fdt_total_size(data), root.string("model"), tuple(root.compatible))

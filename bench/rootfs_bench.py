@@ -26,7 +26,7 @@ from tests.rootfs.kernel_trees import (
 )
 from tests.support.http_range import RangeHandler
 
-from fastboop.rootfs.blocksource import FileSource
+from fastboop.blocks import FileSource
 from fastboop.rootfs.detect import open_filesystem
 from fastboop.rootfs.http import HttpSource
 from fastboop.stage0.build import build_stage0

@@ -41,8 +41,8 @@ sys.path[:0] = [str(REPO), str(REPO / "bench")]
 from large_rootfs_image import large_image  # noqa: E402
 from tests.support.debian import debian_kernel  # noqa: E402
 
+from fastboop.blocks import BlockSource, FileSource  # noqa: E402
 from fastboop.bootimg.kernel import prepare_kernel  # noqa: E402
-from fastboop.rootfs.blocksource import BlockSource, FileSource  # noqa: E402
 from fastboop.rootfs.detect import open_filesystem  # noqa: E402
 from fastboop.rootfs.fs import Filesystem, Node  # noqa: E402
 from fastboop.rootfs.http import HttpSource  # noqa: E402
@@ -73,6 +73,14 @@ class CountingSource:
     @property
     def size(self) -> int:
         return self.inner.size
+
+    @property
+    def identity(self) -> str:
+        return self.inner.identity
+
+    @property
+    def direct(self) -> bool:
+        return self.inner.direct
 
     def read(self, offset: int, length: int) -> bytes:
         self.calls += 1

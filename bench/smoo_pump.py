@@ -43,10 +43,10 @@ import anyio
 import sniffio
 import structlog
 
+from fastboop.blocks import FileSource
 from fastboop.sim.gadget import SimGadget
 from fastboop.smoo.export import Export
 from fastboop.smoo.host import HostConfig, SmooHost
-from fastboop.smoo.source import FileBlockSource
 
 BS = 4096
 BIG = 1 << 20
@@ -190,7 +190,7 @@ class RunResult:
 
 
 async def run(image: Path, seconds: float) -> RunResult:
-    export = Export.of(FileBlockSource(image), block_size=BS)
+    export = Export.of(FileSource(image), block_size=BS)
     eid = export.spec.export_id
     blocks = export.spec.block_count
     gadget = SimGadget(capacity=IN_FLIGHT)

@@ -13,8 +13,8 @@ import hypothesis.strategies as st
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from fastboop.blocks import BytesSource, FileSource
 from fastboop.errors import UsageError
-from fastboop.rootfs.blocksource import BytesSource, FileSource
 from fastboop.rootfs.errors import CorruptImageError, NotFoundError, RootfsError
 from fastboop.rootfs.http import HttpSource
 from fastboop.rootfs.open import open_rootfs, unwrap

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fastboop.rootfs.blocksource import BytesSource, FileSource
+from fastboop.blocks import BytesSource, FileSource
 from fastboop.rootfs.erofs import ErofsFilesystem
 from fastboop.rootfs.erofs.ondisk import DataLayout
 from fastboop.rootfs.erofs.zmap import map_header_offset

@@ -9,7 +9,7 @@ import hypothesis.strategies as st
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from fastboop.rootfs.blocksource import BytesSource
+from fastboop.blocks import BytesSource
 from fastboop.rootfs.erofs import ErofsFilesystem
 from fastboop.rootfs.errors import RootfsError
 

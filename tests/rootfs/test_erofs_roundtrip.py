@@ -12,7 +12,7 @@ import hypothesis.strategies as st
 import pytest
 from hypothesis import given, settings
 
-from fastboop.rootfs.blocksource import FileSource
+from fastboop.blocks import FileSource
 from fastboop.rootfs.erofs import ErofsFilesystem
 from tests.rootfs.treecompare import assert_same_tree
 

@@ -9,7 +9,7 @@ import hypothesis.strategies as st
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from fastboop.rootfs.blocksource import BytesSource, FileSource
+from fastboop.blocks import BytesSource, FileSource
 from fastboop.rootfs.detect import open_filesystem, open_path
 from fastboop.rootfs.dirfs import DirectoryFilesystem
 from fastboop.rootfs.errors import NotFoundError, RootfsError, UnsupportedError

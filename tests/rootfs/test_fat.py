@@ -10,7 +10,7 @@ import hypothesis.strategies as st
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from fastboop.rootfs.blocksource import BytesSource
+from fastboop.blocks import BytesSource
 from fastboop.rootfs.detect import open_path
 from fastboop.rootfs.errors import RootfsError
 from fastboop.rootfs.fat import FatFilesystem

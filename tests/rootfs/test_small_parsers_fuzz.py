@@ -10,8 +10,8 @@ import lz4.block
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from fastboop.blocks import BytesSource
 from fastboop.errors import FastboopError
-from fastboop.rootfs.blocksource import BytesSource
 from fastboop.rootfs.lz4block import LZ4FormatError, decompress_partial
 from fastboop.rootfs.partitions import open_partition, read_partitions
 

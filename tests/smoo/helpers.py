@@ -9,11 +9,11 @@ from pathlib import Path
 
 import anyio
 
+from fastboop.blocks import FileSource
 from fastboop.sim.gadget import SimGadget
 from fastboop.smoo.events import SmooEvent
 from fastboop.smoo.export import Export
 from fastboop.smoo.host import HostConfig, SmooHost
-from fastboop.smoo.source import FileBlockSource
 from fastboop.smoo.stats import StatsSnapshot
 
 FAST = HostConfig(
@@ -58,4 +58,4 @@ async def serving(
 
 
 def file_export(path: Path, block_size: int = 4096) -> Export:
-    return Export.of(FileBlockSource(path), block_size=block_size)
+    return Export.of(FileSource(path), block_size=block_size)

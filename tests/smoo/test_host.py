@@ -8,12 +8,12 @@ from pathlib import Path
 import anyio
 import pytest
 
+from fastboop.blocks import BlockSourceError, CopyOnWriteSource, FileSource, SourceErrorKind
 from fastboop.sim.gadget import IoResult, SimGadget
 from fastboop.smoo import events as ev
 from fastboop.smoo import protocol as p
 from fastboop.smoo.export import Export
 from fastboop.smoo.host import SmooHost
-from fastboop.smoo.source import BlockSourceError, CopyOnWriteSource, FileBlockSource
 
 from .helpers import FAST, HANG_GUARD, file_export, make_image, serving
 
@@ -117,7 +117,7 @@ async def test_write_for_unknown_export_fails_the_session_and_reconnects(tmp_pat
 
 async def test_copy_on_write_overlay(tmp_path: Path) -> None:
     path, image = make_image(tmp_path, 16 * BS)
-    source = CopyOnWriteSource(FileBlockSource(path), tmp_path / "overlay", BS)
+    source = CopyOnWriteSource(FileSource(path), tmp_path / "overlay", BS)
     export = Export.of(source, block_size=BS, writable=True)
     eid = export.spec.export_id
     gadget = SimGadget()
@@ -180,9 +180,12 @@ def test_duplicate_export_ids_are_refused(tmp_path: Path) -> None:
 
 
 class FlakySource:
-    """Fails reads of block 3 in several ways a real source might."""
+    """Fails reads of block 3 in several ways a real source might; read in a worker
+    thread by the pump, as an HTTP source is."""
 
-    def __init__(self, inner: FileBlockSource, error: Exception):
+    direct = False
+
+    def __init__(self, inner: FileSource, error: Exception):
         self._inner = inner
         self._error = error
 
@@ -194,22 +197,17 @@ class FlakySource:
     def identity(self) -> str:
         return self._inner.identity
 
-    async def read(self, offset: int, length: int) -> bytes:
+    def read(self, offset: int, length: int) -> bytes:
         if offset == 3 * BS:
             raise self._error
-        if offset == 4 * BS:
-            return (await self._inner.read(offset, length))[:-1]  # short read
-        return await self._inner.read(offset, length)
+        data = self._inner.read(offset, length)
+        return data[:-1] if offset == 4 * BS else data  # a short read breaks the contract
 
 
 class DirectFlakySource(FlakySource):
-    """The same failures through the pump's inline path (``read_direct``)."""
+    """The same failures through the pump's inline path (a direct source)."""
 
-    def read_direct(self, offset: int, length: int) -> bytes:
-        if offset == 3 * BS:
-            raise self._error
-        data = self._inner.read_direct(offset, length)
-        return data[:-1] if offset == 4 * BS else data
+    direct = True
 
 
 @pytest.mark.parametrize("direct", [False, True], ids=["task", "inline"])
@@ -218,8 +216,8 @@ class DirectFlakySource(FlakySource):
     [
         (RuntimeError("library bug"), p.EIO),
         (OSError(5, "Input/output error"), p.EIO),
-        (BlockSourceError("gone", kind=p.SourceErrorKind.UNSUPPORTED), p.EOPNOTSUPP),
-        (BlockSourceError("bad", kind=p.SourceErrorKind.INVALID_INPUT), p.EINVAL),
+        (BlockSourceError("gone", kind=SourceErrorKind.UNSUPPORTED), p.EOPNOTSUPP),
+        (BlockSourceError("bad", kind=SourceErrorKind.INVALID_INPUT), p.EINVAL),
     ],
 )
 async def test_source_failures_become_status_bytes(
@@ -227,7 +225,7 @@ async def test_source_failures_become_status_bytes(
 ) -> None:
     path, image = make_image(tmp_path, 16 * BS)
     kind = DirectFlakySource if direct else FlakySource
-    export = Export.of(kind(FileBlockSource(path), error), block_size=BS)
+    export = Export.of(kind(FileSource(path), error), block_size=BS)
     eid = export.spec.export_id
     gadget = SimGadget()
     with anyio.fail_after(HANG_GUARD):

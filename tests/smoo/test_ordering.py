@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import threading
+import time
 from pathlib import Path
 
 import anyio
@@ -10,15 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fastboop.blocks import BlockSource, CopyOnWriteSource, FileSource
 from fastboop.sim.gadget import SimGadget
 from fastboop.smoo import protocol as p
 from fastboop.smoo.export import Export
-from fastboop.smoo.source import (
-    BlockSource,
-    CopyOnWriteSource,
-    DirectCopyOnWriteSource,
-    FileBlockSource,
-)
 
 from .helpers import HANG_GUARD, make_image, serving
 
@@ -30,11 +27,15 @@ BLOCKS = 128
 
 class JitterSource:
     """Completes reads after random delays, so handlers finish in a different order than
-    their Requests arrived and the writer must keep payloads behind their Responses."""
+    their Requests arrived and the writer must keep payloads behind their Responses.
+    Not direct, so the pump reads it in worker threads, as it reads an HTTP source."""
+
+    direct = False
 
     def __init__(self, inner: BlockSource, seed: int):
         self._inner = inner
         self._rng = random.Random(seed)
+        self._lock = threading.Lock()
         self.completion_order: list[int] = []
 
     @property
@@ -45,15 +46,18 @@ class JitterSource:
     def identity(self) -> str:
         return self._inner.identity
 
-    async def read(self, offset: int, length: int) -> bytes:
-        await anyio.sleep(self._rng.random() * 0.005)
-        self.completion_order.append(offset)
-        return await self._inner.read(offset, length)
+    def read(self, offset: int, length: int) -> bytes:
+        with self._lock:
+            delay = self._rng.random() * 0.005
+        time.sleep(delay)
+        with self._lock:
+            self.completion_order.append(offset)
+        return self._inner.read(offset, length)
 
 
 async def test_out_of_order_completion_keeps_payloads_in_response_order(tmp_path: Path) -> None:
     path, image = make_image(tmp_path, BLOCKS * BS)
-    source = JitterSource(FileBlockSource(path), seed=3)
+    source = JitterSource(FileSource(path), seed=3)
     export = Export.of(source, block_size=BS)
     eid = export.spec.export_id
     gadget = SimGadget()
@@ -78,7 +82,7 @@ async def test_out_of_order_completion_keeps_payloads_in_response_order(tmp_path
 async def test_interleaved_writes_drain_in_request_order(tmp_path: Path) -> None:
     """[R, W, R, W] with different payload sizes: each bulk-IN read is exactly one payload."""
     path, image = make_image(tmp_path, BLOCKS * BS)
-    export = Export.of(FileBlockSource(path), block_size=BS)
+    export = Export.of(FileSource(path), block_size=BS)
     eid = export.spec.export_id
     gadget = SimGadget()
     with anyio.fail_after(HANG_GUARD):
@@ -105,17 +109,20 @@ OPS = st.lists(
 )
 
 
-@pytest.mark.parametrize("overlay", [CopyOnWriteSource, DirectCopyOnWriteSource],
-                         ids=["task", "inline"])
+@pytest.mark.parametrize("direct", [False, True], ids=["thread", "inline"])
 @settings(max_examples=20, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=OPS, faults=st.lists(st.integers(1, 6), max_size=3))
 async def test_writable_overlay_matches_a_model(
     tmp_path: Path, ops: list[tuple[str, int, int, int]], faults: list[int],
-    overlay: type[CopyOnWriteSource],
+    direct: bool,
 ) -> None:
     path, image = make_image(tmp_path, BLOCKS * BS)
-    source = overlay(FileBlockSource(path), tmp_path / "overlay", BS)
+    base: BlockSource = FileSource(path)
+    if not direct:
+        base = JitterSource(base, seed=len(ops))  # the overlay is then not direct either
+    source = CopyOnWriteSource(base, tmp_path / "overlay", BS)
+    assert source.direct is direct
     export = Export.of(source, block_size=BS, writable=True)
     eid = export.spec.export_id
     model = bytearray(image)

@@ -1,4 +1,4 @@
-"""Block sources, export construction and the stats arithmetic."""
+"""Export construction and the stats arithmetic (block sources: tests/blocks)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from fastboop.blocks import FileSource
 from fastboop.errors import FastboopError
-from fastboop.smoo import protocol as p
 from fastboop.smoo.export import Export
-from fastboop.smoo.source import BlockSourceError, CopyOnWriteSource, FileBlockSource
 from fastboop.smoo.stats import IopsEwma, PumpStats
 
 from .helpers import make_image
@@ -18,42 +17,9 @@ from .helpers import make_image
 pytestmark = pytest.mark.anyio
 
 
-async def test_file_source_reads_and_rejects_out_of_range(tmp_path: Path) -> None:
-    path, image = make_image(tmp_path, 8192)
-    source = FileBlockSource(path)
-    assert source.size == 8192
-    assert source.identity == f"file:{path.resolve()}"
-    assert await source.read(100, 50) == image[100:150]
-    with pytest.raises(BlockSourceError) as info:
-        await source.read(8000, 512)
-    assert info.value.kind is p.SourceErrorKind.OUT_OF_RANGE
-    source.close()
-
-
-def test_missing_file_is_a_typed_error(tmp_path: Path) -> None:
-    with pytest.raises(BlockSourceError, match="cannot open image"):
-        FileBlockSource(tmp_path / "nope.img")
-
-
-async def test_copy_on_write_merges_runs(tmp_path: Path) -> None:
-    path, image = make_image(tmp_path, 8 * 512)
-    cow = CopyOnWriteSource(FileBlockSource(path), tmp_path / "ov", 512)
-    await cow.write(512, b"A" * 512)
-    await cow.write(3 * 512, b"B" * 1024)
-    got = await cow.read(256, 6 * 512)
-    want = bytearray(image)
-    want[512:1024] = b"A" * 512
-    want[1536:2560] = b"B" * 1024
-    assert got == bytes(want[256:256 + 3072])
-    with pytest.raises(BlockSourceError) as info:
-        await cow.write(100, b"x" * 512)
-    assert info.value.kind is p.SourceErrorKind.INVALID_INPUT
-    assert path.read_bytes() == image
-
-
 def test_export_of_validates_geometry(tmp_path: Path) -> None:
     path, _ = make_image(tmp_path, 4096 * 3 + 512)
-    source = FileBlockSource(path)
+    source = FileSource(path)
     with pytest.raises(FastboopError, match="not a non-zero multiple of 4096"):
         Export.of(source)
     assert Export.of(source, block_size=512).spec.block_count == 25

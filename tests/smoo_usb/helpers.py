@@ -6,11 +6,11 @@ import os
 from pathlib import Path
 
 from fastboop.backends.gadgets import UsbGadgetSource
+from fastboop.blocks import FileSource
 from fastboop.sim.gadget import SimGadget
 from fastboop.sim.usb_gadget import EmulatedGadget, SimGadgetUsbBackend
 from fastboop.smoo.export import Export
 from fastboop.smoo.host import HostConfig
-from fastboop.smoo.source import FileBlockSource
 from fastboop.transports.base import DeviceAddress
 from fastboop.transports.smoo_usb import UsbLinkTimeouts
 
@@ -35,7 +35,7 @@ def make_image(tmp_path: Path, blocks: int, name: str = "rootfs.img") -> tuple[P
 
 
 def file_export(path: Path) -> Export:
-    return Export.of(FileBlockSource(path), block_size=BS)
+    return Export.of(FileSource(path), block_size=BS)
 
 
 def gadget_device(gadget: SimGadget, **overrides: object) -> EmulatedGadget:

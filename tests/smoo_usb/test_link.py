@@ -13,6 +13,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from fastboop.blocks import CopyOnWriteSource, FileSource
 from fastboop.sim.gadget import SimGadget
 from fastboop.sim.usb_gadget import SimGadgetUsbBackend
 from fastboop.smoo import events as ev
@@ -20,7 +21,6 @@ from fastboop.smoo import protocol as p
 from fastboop.smoo.export import Export
 from fastboop.smoo.host import SmooHost
 from fastboop.smoo.link import GadgetLink, LinkStall
-from fastboop.smoo.source import CopyOnWriteSource, FileBlockSource
 from fastboop.transports.base import TransportError
 
 from .helpers import BOOTED, BS, FAST, HANG_GUARD, file_export, gadget_device, make_image, source
@@ -67,7 +67,7 @@ async def test_handshake_and_pipelined_reads_match_the_image(tmp_path: Path) -> 
 
 async def test_writes_drain_bulk_in_exactly(tmp_path: Path) -> None:
     path, image = make_image(tmp_path, 32)
-    base = FileBlockSource(path)
+    base = FileSource(path)
     cow = CopyOnWriteSource(base, tmp_path / "overlay", BS)
     export = Export.of(cow, block_size=BS, writable=True)
     ro_path, _ = make_image(tmp_path, 32, name="ro.img")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from fastboop.blocks import FileSource
 from fastboop.fdt import parse_fdt
-from fastboop.rootfs.blocksource import FileSource
 from fastboop.rootfs.dirfs import DirectoryFilesystem
 from fastboop.rootfs.erofs import ErofsFilesystem
 from fastboop.stage0.build import LOAD_LIST, Stage0Result, build_stage0

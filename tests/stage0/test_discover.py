@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fastboop.rootfs.blocksource import FileSource
+from fastboop.blocks import FileSource
 from fastboop.rootfs.detect import open_path
 from fastboop.rootfs.erofs import ErofsFilesystem
 from fastboop.stage0.discover import find_dtb, find_kernel, module_dirs, natural_key

@@ -7,6 +7,8 @@ link controller and bridge, talking to the real SmooHost pump.
 from __future__ import annotations
 
 import random
+import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,10 +16,10 @@ from pathlib import Path
 import anyio
 import pytest
 
+from fastboop.blocks import CopyOnWriteSource, FileSource
 from fastboop.smoo import events as ev
 from fastboop.smoo.export import Export
 from fastboop.smoo.host import HostConfig, SmooHost
-from fastboop.smoo.source import CopyOnWriteSource, FileBlockSource
 
 from .c_gadget import Harness, NbdClient
 from .conftest import make
@@ -41,11 +43,15 @@ def harness_binary(stage0_build: Path) -> Path:
 
 class JitterSource:
     """Answers after random delays, so the host completes Requests out of order and the
-    gadget must match Responses by (export_id, request_id)."""
+    gadget must match Responses by (export_id, request_id). Not direct: the pump reads
+    it in worker threads."""
 
-    def __init__(self, inner: FileBlockSource):
+    direct = False
+
+    def __init__(self, inner: FileSource):
         self._inner = inner
         self._rng = random.Random(11)
+        self._lock = threading.Lock()
 
     @property
     def size(self) -> int:
@@ -55,16 +61,18 @@ class JitterSource:
     def identity(self) -> str:
         return self._inner.identity
 
-    async def read(self, offset: int, length: int) -> bytes:
-        await anyio.sleep(self._rng.random() * 0.003)
-        return await self._inner.read(offset, length)
+    def read(self, offset: int, length: int) -> bytes:
+        with self._lock:
+            delay = self._rng.random() * 0.003
+        time.sleep(delay)
+        return self._inner.read(offset, length)
 
 
 def make_image(tmp_path: Path) -> tuple[Export, bytes]:
     image = random.Random(7).randbytes(BLOCKS * BS)
     path = tmp_path / "rootfs.img"
     path.write_bytes(image)
-    return Export.of(JitterSource(FileBlockSource(path)), block_size=BS), image
+    return Export.of(JitterSource(FileSource(path)), block_size=BS), image
 
 
 @asynccontextmanager
@@ -161,7 +169,7 @@ async def test_block_size_above_page_size_is_refused(tmp_path: Path, harness_bin
     """NBD needs block_size <= page size: the export is not started and STATUS says so."""
     path = tmp_path / "big-blocks.img"
     path.write_bytes(bytes(8 * 8192))
-    export = Export.of(FileBlockSource(path), block_size=8192)
+    export = Export.of(FileSource(path), block_size=8192)
     events: list[ev.SmooEvent] = []
     host = SmooHost([export], config=CONFIG, on_event=events.append)
     harness = Harness(harness_binary, MAX_IO, depth=4)
@@ -188,7 +196,7 @@ async def test_writes_through_the_gadget_reach_a_writable_export(
     image = random.Random(5).randbytes(BLOCKS * BS)
     path = tmp_path / "rootfs.img"
     path.write_bytes(image)
-    source = CopyOnWriteSource(FileBlockSource(path), tmp_path / "overlay", BS)
+    source = CopyOnWriteSource(FileSource(path), tmp_path / "overlay", BS)
     export = Export.of(source, block_size=BS, writable=True)
     model = bytearray(image)
     host = SmooHost([export], config=CONFIG)

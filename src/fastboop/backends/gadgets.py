@@ -24,6 +24,7 @@ import structlog
 
 from fastboop.backends.ports import BuiltPayload, DeviceChanged, GadgetSource
 from fastboop.backends.standard import ExportOpener, StandardBackend
+from fastboop.blocks import CopyOnWriteSource, FileSource
 from fastboop.devpro.pool import ProfilePool
 from fastboop.devpro.schema import DeviceProfile
 from fastboop.errors import FastboopError
@@ -31,7 +32,6 @@ from fastboop.smoo.export import DEFAULT_BLOCK_SIZE, Export
 from fastboop.smoo.handshake import NotSmooError
 from fastboop.smoo.host import HostConfig
 from fastboop.smoo.link import GadgetLink
-from fastboop.smoo.source import CopyOnWriteSource, DirectCopyOnWriteSource, FileBlockSource
 from fastboop.transports.base import DeviceAddress, Transport, TransportError
 from fastboop.transports.smoo_usb import OPEN_ATTEMPTS, OPEN_RETRY_DELAY, UsbLinkTimeouts
 from fastboop.transports.smoo_usb_find import GadgetFilter, prove_gadget, scan_gadgets
@@ -144,16 +144,16 @@ class OverlayExports:
                  block_size: int = DEFAULT_BLOCK_SIZE):
         self.overlay = Path(overlay)
         self.block_size = block_size
-        self._opened: tuple[str, Export, FileBlockSource, CopyOnWriteSource] | None = None
+        self._opened: tuple[str, Export, FileSource, CopyOnWriteSource] | None = None
 
     def __call__(self, rootfs: str) -> Export:
         if self._opened is not None:
             if self._opened[0] != rootfs:
                 raise FastboopError("the overlay belongs to another image", where=rootfs)
             return self._opened[1]
-        base = FileBlockSource(rootfs)
+        base = FileSource(rootfs)
         try:
-            cow = DirectCopyOnWriteSource(base, self.overlay, self.block_size)
+            cow = CopyOnWriteSource(base, self.overlay, self.block_size)
             export = Export.of(cow, block_size=self.block_size, writable=True)
         except BaseException:
             base.close()

@@ -18,6 +18,7 @@ from fastboop import effects as fx
 from fastboop import events as ev
 from fastboop.backends.exports import ServedImage, open_export
 from fastboop.backends.ports import DeviceSource, GadgetSource, PayloadBuilder
+from fastboop.blocks import FileSource
 from fastboop.detection.probe import identify_with, probe_finished
 from fastboop.devpro.pool import ProfilePool
 from fastboop.errors import FastboopError
@@ -27,7 +28,6 @@ from fastboop.smoo.events import Outcome
 from fastboop.smoo.export import Export
 from fastboop.smoo.host import HostConfig, SmooHost
 from fastboop.smoo.link import GadgetLink
-from fastboop.smoo.source import FileBlockSource
 from fastboop.smoo.stats import StatsSnapshot
 from fastboop.transports.base import DeviceAddress, TappedTransport, Transport, TransportError
 
@@ -84,7 +84,7 @@ class StandardBackend:
         self._images: dict[str, bytes] = {}
         self._gadget_links: list[GadgetLink] = []
         self._host: SmooHost | None = None
-        self._source: FileBlockSource | ServedImage | None = None
+        self._source: FileSource | ServedImage | None = None
         self._on_stats: Callable[[StatsSnapshot], None] = lambda snapshot: None
 
     # --- fastboot ---------------------------------------------------------------------------

@@ -25,6 +25,7 @@ import msgspec
 
 from fastboop import events as ev
 from fastboop.backends.gadgets import OverlayExports, UsbGadgetSource, serve_only_backend
+from fastboop.blocks import FileSource
 from fastboop.cli.output import add_json_flag, help_text
 from fastboop.cli.running import add_journal_flags, describe_event, journal_path_from
 from fastboop.errors import FastboopError, UsageError
@@ -33,7 +34,6 @@ from fastboop.machines.session import SessionSnapshot
 from fastboop.runtime import Session
 from fastboop.runtime.interactive import run_session
 from fastboop.smoo.export import DEFAULT_BLOCK_SIZE, Export
-from fastboop.smoo.source import FileBlockSource
 from fastboop.transports.base import DeviceAddress
 
 PLAIN_STATS_EVERY = 5.0  # seconds between stats lines when stderr is not a terminal
@@ -232,7 +232,7 @@ def _check_image(rootfs: Path) -> None:
     """Fail before waiting for a gadget, not after it connected."""
     if not rootfs.is_file():
         raise UsageError(f"no such image file: {rootfs}")
-    source = FileBlockSource(rootfs)
+    source = FileSource(rootfs)
     try:
         Export.of(source, block_size=DEFAULT_BLOCK_SIZE)
     finally:

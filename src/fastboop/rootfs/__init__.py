@@ -1,6 +1,6 @@
 """Read-only access to distro rootfs images.
 
-Layers, bottom up: *block sources* (:mod:`.blocksource`) give random access to bytes
+Layers, bottom up: *block sources* (:mod:`fastboop.blocks`) give random access to bytes
 (local file, HTTP range requests, partitions, sparse images...); *filesystem readers*
 (:mod:`.erofs`, :mod:`.ext4`, :mod:`.dirfs`) turn a block source into the generic
 :class:`~fastboop.rootfs.fs.Filesystem` interface; :func:`~fastboop.rootfs.detect.open_filesystem`
@@ -8,7 +8,7 @@ picks the reader by magic. Readers are sans-I/O over the block source: they only
 the byte ranges they need.
 """
 
-from fastboop.rootfs.blocksource import BlockSource, BytesSource, FileSource, SliceSource
+from fastboop.blocks import BlockSource, BytesSource, FileSource, SliceSource
 from fastboop.rootfs.errors import (
     CorruptImageError,
     NotFoundError,

@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
-from fastboop.rootfs.blocksource import BlockSource, FileSource
+from fastboop.blocks import BlockSource, FileSource
 from fastboop.rootfs.errors import CorruptImageError
 
 MAGICS = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from fastboop.rootfs.blocksource import BlockSource, FileSource
+from fastboop.blocks import BlockSource, FileSource
 from fastboop.rootfs.errors import UnsupportedError
 from fastboop.rootfs.fs import Filesystem
 

@@ -2,16 +2,19 @@
 
 Readers parse untrusted bytes, so every malformation surfaces as
 :class:`CorruptImageError` (with the offset or path it was found at), never as an
-``IndexError`` or ``struct.error``.
+``IndexError`` or ``struct.error``. :data:`RootfsError`, the base, is the block-source
+error family.
 """
 
 from __future__ import annotations
 
-from fastboop.errors import FastboopError
+from fastboop.blocks.source import BlockSourceError
 
-
-class RootfsError(FastboopError):
-    """Base class for rootfs access failures."""
+# Readers and container layers sit on block sources, and a container layer *is* one, so
+# they fail with one family: ``except RootfsError`` also catches a read past the end of a
+# source (:class:`~fastboop.blocks.source.OutOfRangeError`), and the smoo pump maps a
+# corrupt xz block met while serving to EIO like any other source failure.
+RootfsError = BlockSourceError
 
 
 class CorruptImageError(RootfsError):

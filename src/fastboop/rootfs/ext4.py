@@ -16,7 +16,7 @@ from collections import OrderedDict
 
 import msgspec
 
-from fastboop.rootfs.blocksource import BlockSource
+from fastboop.blocks import BlockSource
 from fastboop.rootfs.errors import CorruptImageError, TooLargeError, UnsupportedError
 from fastboop.rootfs.fs import Filesystem, FileType, Node, Stat
 

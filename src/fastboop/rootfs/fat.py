@@ -12,7 +12,7 @@ import struct
 
 import msgspec
 
-from fastboop.rootfs.blocksource import BlockSource
+from fastboop.blocks import BlockSource
 from fastboop.rootfs.errors import CorruptImageError, TooLargeError
 from fastboop.rootfs.fs import Filesystem, FileType, Node, Stat
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import urllib3
 
-from fastboop.rootfs.blocksource import check_range
+from fastboop.blocks import check_range
 from fastboop.rootfs.errors import RootfsError
 
 # Small blocks keep scattered reads (inodes, directories, modules) from dragging in
@@ -127,6 +127,14 @@ class HttpSource:
     def size(self) -> int:
         return self._size
 
+    @property
+    def identity(self) -> str:
+        return self.url
+
+    @property
+    def direct(self) -> bool:
+        return False  # a miss waits on the network: the smoo pump reads it in a thread
+
     def _cached(self, index: int) -> bytes | None:
         with self._lock:
             if index in self._memory:
@@ -171,7 +179,7 @@ class HttpSource:
         return blocks
 
     def read(self, offset: int, length: int) -> bytes:
-        check_range(self, offset, length, what=self.url)
+        check_range(self, offset, length)
         if length == 0:
             return b""
         first = offset // self.block_size

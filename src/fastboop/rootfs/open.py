@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from fastboop.blocks import BlockSource, FileSource
 from fastboop.errors import FastboopError
-from fastboop.rootfs.blocksource import BlockSource, FileSource
 from fastboop.rootfs.compressed import compression_of, decompressed
 from fastboop.rootfs.detect import detect_kind, open_filesystem
 from fastboop.rootfs.fs import Filesystem

@@ -12,8 +12,8 @@ import uuid
 
 import msgspec
 
+from fastboop.blocks import BlockSource, SliceSource
 from fastboop.errors import UsageError
-from fastboop.rootfs.blocksource import BlockSource, SliceSource
 from fastboop.rootfs.errors import CorruptImageError, NotFoundError
 
 GPT_SIGNATURE = b"EFI PART"

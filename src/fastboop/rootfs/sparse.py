@@ -11,7 +11,7 @@ import struct
 
 import msgspec
 
-from fastboop.rootfs.blocksource import BlockSource, check_range
+from fastboop.blocks import BlockSource, check_range
 from fastboop.rootfs.errors import CorruptImageError
 
 SPARSE_MAGIC = 0xED26FF3A
@@ -81,8 +81,16 @@ class SparseSource:
     def size(self) -> int:
         return self._size
 
+    @property
+    def identity(self) -> str:
+        return f"{self.inner.identity}|sparse"
+
+    @property
+    def direct(self) -> bool:
+        return self.inner.direct
+
     def read(self, offset: int, length: int) -> bytes:
-        check_range(self, offset, length, what="sparse image")
+        check_range(self, offset, length)
         parts = []
         i = max(bisect.bisect_right(self._starts, offset) - 1, 0)
         while length > 0:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import msgspec
 
+from fastboop.blocks import BlockSource, WritableBlockSource
 from fastboop.errors import FastboopError
 from fastboop.smoo.protocol import MAX_BLOCK_SIZE, MIN_BLOCK_SIZE, ExportSpec, derive_export_id
-from fastboop.smoo.source import BlockSource, WritableBlockSource
 
 DEFAULT_BLOCK_SIZE = 4096  # what the project's NBD gadget accepts on every phone (stage0 §11.5)
 

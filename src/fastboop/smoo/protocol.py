@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 
 import msgspec
 
+from fastboop.blocks.source import SourceErrorKind
 from fastboop.errors import FastboopError
 
 # --- constants (smoo.md §14) -------------------------------------------------------------
@@ -346,16 +347,6 @@ def decode_response(data: bytes) -> Response:
 
 
 # --- status mapping (smoo.md §5.1) -------------------------------------------------------
-
-
-class SourceErrorKind(enum.Enum):
-    """How a block source failed, in the terms the status mapping needs."""
-
-    INVALID_INPUT = "invalid input"
-    OUT_OF_RANGE = "out of range"
-    UNSUPPORTED = "unsupported"
-    IO = "io"
-    OTHER = "other"
 
 
 _STATUS_FOR_KIND = {

@@ -4,10 +4,12 @@ Tasks, each with one job, connected by in-order FIFOs (:class:`~fastboop.smoo.fi
 
 * **reader/dispatcher** - exact 28-byte interrupt-IN reads, decoded and dispatched in
   arrival order. For a WRITE it first *reserves* the exact-size bulk-IN read, so bulk-IN
-  order equals Request order. A READ from a :class:`DirectReadSource` (a local image) is
-  served right here, inline; anything else gets a handler task;
+  order equals Request order. A READ from a *direct* block source (a local image:
+  :attr:`~fastboop.blocks.BlockSource.direct`) is served right here, inline; anything
+  else gets a handler task;
 * **handlers** - one task per Request that may wait (WRITE, FLUSH, reads from sources that
-  are not direct), concurrent, doing the source I/O;
+  are not direct), concurrent, doing the source I/O: inline for a direct source, in a
+  worker thread otherwise (HTTP, decompression), so the event loop never waits on it;
 * **writer** - Responses on interrupt OUT one at a time, queueing each READ payload for
   bulk OUT right after its Response, so bulk-OUT order equals Response order;
 * **bulk-IN / bulk-OUT workers** - drain their FIFOs strictly in order.
@@ -34,12 +36,12 @@ import anyio
 import anyio.abc
 import structlog
 
+from fastboop.blocks import BlockSourceError, WritableBlockSource
 from fastboop.smoo import protocol as p
 from fastboop.smoo.events import Outcome
 from fastboop.smoo.export import Export
 from fastboop.smoo.fifo import Fifo
 from fastboop.smoo.link import GadgetLink
-from fastboop.smoo.source import BlockSourceError, DirectReadSource, WritableBlockSource
 from fastboop.smoo.stats import PumpStats
 from fastboop.transports.base import TransportError
 
@@ -80,7 +82,7 @@ class _Route:
         self.block_size = export.spec.block_size
         source = export.source
         self.read_direct: Callable[[int, int], bytes] | None = (
-            source.read_direct if isinstance(source, DirectReadSource) else None
+            source.read if source.direct else None
         )
 
 
@@ -257,8 +259,10 @@ class Pump:
             return p.EINVAL, None
         if length == 0:
             return 0, None
+        # Only sources that are not direct get here (direct ones are read in _read_now).
+        offset = request.lba * export.spec.block_size
         try:
-            data = await export.source.read(request.lba * export.spec.block_size, length)
+            data = await anyio.to_thread.run_sync(export.source.read, offset, length)
         except BlockSourceError as error:
             return p.status_for(error.kind), None
         except Exception:
@@ -276,8 +280,12 @@ class Pump:
             return p.EOPNOTSUPP
         if not data:
             return 0
+        offset = request.lba * export.spec.block_size
         try:
-            await source.write(request.lba * export.spec.block_size, data)
+            if source.direct:
+                source.write(offset, data)
+            else:
+                await anyio.to_thread.run_sync(source.write, offset, data)
         except BlockSourceError as error:
             return p.status_for(error.kind)
         except Exception:
@@ -290,7 +298,10 @@ class Pump:
         if not export.writable or not isinstance(source, WritableBlockSource):
             return 0
         try:
-            await source.flush()
+            if source.direct:
+                source.flush()
+            else:
+                await anyio.to_thread.run_sync(source.flush)
         except BlockSourceError as error:
             return p.status_for(error.kind)
         except Exception:

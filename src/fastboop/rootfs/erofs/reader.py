@@ -12,8 +12,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import TypeVar
 
+from fastboop.blocks import BlockSource
 from fastboop.rootfs import lz4block
-from fastboop.rootfs.blocksource import BlockSource
 from fastboop.rootfs.erofs import zmap
 from fastboop.rootfs.erofs.ondisk import (
     INODE_SLOT,

@@ -1,0 +1,32 @@
+"""Block sources: the one random-access byte abstraction under the rootfs and smoo.
+
+:mod:`.source` defines the protocol (``size``, ``read``, ``identity``, ``direct``), its
+errors and the range check; :mod:`.sources` the basic sources (bytes, file, slice) and
+:mod:`.overlay` the copy-on-write overlay. Container layers (sparse, partitions, xz,
+zstd, tar, HTTP) are block sources over block sources and live with the rootfs layers in
+:mod:`fastboop.rootfs`; the smoo pump serves any block source (:mod:`fastboop.smoo.pump`).
+"""
+
+from fastboop.blocks.overlay import CopyOnWriteSource
+from fastboop.blocks.source import (
+    BlockSource,
+    BlockSourceError,
+    OutOfRangeError,
+    SourceErrorKind,
+    WritableBlockSource,
+    check_range,
+)
+from fastboop.blocks.sources import BytesSource, FileSource, SliceSource
+
+__all__ = [
+    "BlockSource",
+    "BlockSourceError",
+    "BytesSource",
+    "CopyOnWriteSource",
+    "FileSource",
+    "OutOfRangeError",
+    "SliceSource",
+    "SourceErrorKind",
+    "WritableBlockSource",
+    "check_range",
+]

@@ -1,0 +1,111 @@
+"""The block-source protocol: random-access bytes of a fixed size.
+
+Everything that holds the rootfs is a block source: a local file, an HTTP range cache, a
+partition of a disk, an Android sparse image, a decompressed container, a copy-on-write
+overlay. Filesystem readers ask a source for exactly the bytes they need, and the smoo
+pump serves a source to the phone, so the same stack feeds both and nothing is repacked.
+
+The contract is deliberately small and synchronous:
+
+* ``size`` - the number of bytes, fixed for the life of the source;
+* ``read(offset, length)`` - exactly ``length`` bytes, or an exception; never fewer;
+* ``identity`` - a canonical name of the bytes (``file:/abs/path``, a URL, ...), which
+  the smoo export id is derived from, so a reconnecting gadget keeps its export;
+* ``direct`` - whether ``read`` only touches memory or the page cache. The smoo pump
+  calls a direct source inline on the event loop (a worker-thread hop per 4 KiB read
+  would cost more than the read) and any other source in a worker thread, so a source
+  that waits on the network or decompresses whole blocks never stalls the event loop.
+  A wrapper is direct only when its inner source is and it adds no heavy work.
+
+Failures are :class:`BlockSourceError` (``kind`` picks the errno the pump reports);
+:func:`check_range` is the one range check every source uses.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Protocol, runtime_checkable
+
+from fastboop.errors import FastboopError
+
+
+class SourceErrorKind(enum.Enum):
+    """How a block source failed, in the terms the smoo status mapping needs."""
+
+    INVALID_INPUT = "invalid input"
+    OUT_OF_RANGE = "out of range"
+    UNSUPPORTED = "unsupported"
+    IO = "io"
+    OTHER = "other"
+
+
+class BlockSourceError(FastboopError):
+    """A block source (or a reader on one) could not serve a read.
+
+    ``kind`` picks the errno the smoo pump answers with; the rootfs readers' errors
+    (:class:`~fastboop.rootfs.errors.RootfsError` and below) are this same family.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: SourceErrorKind = SourceErrorKind.IO,
+        where: str | None = None,
+        hint: str | None = None,
+    ):
+        self.kind = kind
+        super().__init__(message, where=where, hint=hint)
+
+
+class OutOfRangeError(BlockSourceError):
+    """A read or write reaches outside ``[0, size)``.
+
+    For a reader that means the image claims data its container does not hold (it is
+    truncated or corrupt); for the smoo pump it means the gadget asked for blocks past
+    the export (EINVAL).
+    """
+
+    def __init__(self, message: str, *, where: str | None = None):
+        super().__init__(message, kind=SourceErrorKind.OUT_OF_RANGE, where=where)
+
+
+@runtime_checkable
+class BlockSource(Protocol):
+    """Read-only random access to ``size`` bytes (see the module docstring)."""
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def identity(self) -> str:
+        """Canonical name of these bytes; the smoo export id is derived from it."""
+        ...
+
+    @property
+    def direct(self) -> bool:
+        """True when :meth:`read` never waits on anything but memory or the page cache."""
+        ...
+
+    def read(self, offset: int, length: int) -> bytes:
+        """Exactly ``length`` bytes at ``offset``; raise :class:`BlockSourceError` otherwise."""
+        ...
+
+
+@runtime_checkable
+class WritableBlockSource(BlockSource, Protocol):
+    """A source the phone may write to (the smoo pump answers WRITE with EOPNOTSUPP
+    unless the export's source is one, smoo.md §10.1). ``direct`` covers these too."""
+
+    def write(self, offset: int, data: bytes) -> None: ...
+
+    def flush(self) -> None: ...
+
+
+def check_range(source: BlockSource, offset: int, length: int) -> None:
+    """Raise :class:`OutOfRangeError` unless ``[offset, offset+length)`` lies in ``source``."""
+    if offset < 0 or length < 0 or offset + length > source.size:
+        raise OutOfRangeError(
+            f"{length} bytes at offset {offset} are outside the {source.size}-byte source",
+            where=source.identity,
+        )

@@ -1,0 +1,127 @@
+"""The basic block sources: bytes in memory, a local file, and a window of another source."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from fastboop.blocks.source import BlockSource, BlockSourceError, OutOfRangeError, check_range
+
+
+class BytesSource:
+    """Bytes in memory (tests, small decompressed metadata)."""
+
+    direct = True
+
+    def __init__(self, data: bytes | bytearray | memoryview, *, identity: str | None = None):
+        self._data = bytes(data)
+        self._identity = identity
+
+    @property
+    def size(self) -> int:
+        return len(self._data)
+
+    @property
+    def identity(self) -> str:
+        if self._identity is None:  # hashed on first use: most sources never need it
+            self._identity = "bytes:" + hashlib.sha256(self._data).hexdigest()[:32]
+        return self._identity
+
+    def read(self, offset: int, length: int) -> bytes:
+        check_range(self, offset, length)
+        return self._data[offset : offset + length]
+
+
+class FileSource:
+    """A local file or block device, read with ``os.pread`` (no shared file position).
+
+    It is :attr:`direct`: image files are local and mostly in the page cache, so the smoo
+    pump reads them inline, which is what its 4 KiB IOPS rest on (docs/benchmarks-smoo.md).
+    """
+
+    direct = True
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path).resolve()
+        try:
+            self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as error:
+            raise BlockSourceError(f"cannot open: {error.strerror}", where=str(self.path)) from None
+        # lseek, not fstat: a block device's st_size is 0.
+        self._size = os.lseek(self._fd, 0, os.SEEK_END)
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def identity(self) -> str:
+        return f"file:{self.path}"
+
+    def read(self, offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0 or offset + length > self._size:  # check_range, inlined
+            raise OutOfRangeError(
+                f"{length} bytes at offset {offset} are outside the {self._size}-byte file",
+                where=str(self.path),
+            )
+        try:
+            data = os.pread(self._fd, length, offset)
+            if len(data) == length:
+                return data
+            chunks = [data]
+            while length > len(data):
+                offset += len(data)
+                length -= len(data)
+                data = os.pread(self._fd, length, offset)
+                if not data:
+                    raise BlockSourceError("the file shrank while reading", where=str(self.path))
+                chunks.append(data)
+            return b"".join(chunks)
+        except OSError as error:
+            raise BlockSourceError(
+                f"read of {length} bytes at {offset} failed: {error.strerror}",
+                where=str(self.path),
+            ) from None
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> FileSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SliceSource:
+    """The window ``[start, start+size)`` of another source: a partition, a tar member."""
+
+    def __init__(self, inner: BlockSource, start: int, size: int, *, name: str | None = None):
+        if start < 0 or size < 0 or start + size > inner.size:
+            raise OutOfRangeError(
+                f"slice [{start}, {start + size}) exceeds the underlying {inner.size} bytes",
+                where=inner.identity,
+            )
+        self.inner = inner
+        self.start = start
+        self._size = size
+        self._name = name
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def identity(self) -> str:
+        return f"{self.inner.identity}#{self._name or f'{self.start}+{self._size}'}"
+
+    @property
+    def direct(self) -> bool:
+        return self.inner.direct
+
+    def read(self, offset: int, length: int) -> bytes:
+        check_range(self, offset, length)
+        return self.inner.read(self.start + offset, length)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fastboop.rootfs.blocksource import BytesSource, FileSource
+from fastboop.blocks import BytesSource, FileSource
 from fastboop.rootfs.btrfs import BtrfsFilesystem
 from fastboop.rootfs.detect import open_path
 from fastboop.rootfs.ext4 import Ext4Filesystem

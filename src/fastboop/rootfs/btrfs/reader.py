@@ -16,7 +16,7 @@ import os
 import stat as statmod
 from collections import OrderedDict
 
-from fastboop.rootfs.blocksource import BlockSource
+from fastboop.blocks import BlockSource
 from fastboop.rootfs.btrfs.filedata import read_file_data
 from fastboop.rootfs.btrfs.fstree import FsTree
 from fastboop.rootfs.btrfs.items import DirEntry, InodeItem

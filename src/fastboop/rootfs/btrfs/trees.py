@@ -15,7 +15,7 @@ import bisect
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 
-from fastboop.rootfs.blocksource import BlockSource
+from fastboop.blocks import BlockSource
 from fastboop.rootfs.btrfs.checksum import block_checksum_ok
 from fastboop.rootfs.btrfs.chunks import ChunkMap
 from fastboop.rootfs.btrfs.ondisk import Block, Key, Leaf, Node, parse_block

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from fastboop.rootfs.blocksource import BlockSource
+from fastboop.blocks import BlockSource
 from fastboop.rootfs.btrfs.checksum import checksummer, name_hash
 from fastboop.rootfs.btrfs.chunks import ChunkMap, parse_sys_chunk_array
 from fastboop.rootfs.btrfs.items import (

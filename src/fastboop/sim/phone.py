@@ -146,13 +146,10 @@ class SimulatedPhone:
 
     def _booted(self, image: bytes) -> None:
         self.report.booted_image = image
-        try:
-            parsed = parse_boot_image(image)
-            if not parsed.kernel or not parsed.ramdisk:
-                raise FastboopError("boot image has no kernel or no ramdisk")
-        except FastboopError as error:
-            self.report.boot_error = str(error)
-            log.warning("simulated phone cannot boot this image; it hangs", error=str(error))
+        self.report.boot_error = boot_image_problem(image)
+        if self.report.boot_error is not None:
+            log.warning("simulated phone cannot boot this image; it hangs",
+                        error=self.report.boot_error)
             return
         assert self._tg is not None, "use SimulatedPhone as an async context manager"
         self._tg.start_soon(self._run_stage0)
@@ -164,36 +161,56 @@ class SimulatedPhone:
             watcher.send_nowait((self.address, False))
         self.gadget = SimGadget()
         self._gadget_ready.set()
-        data = await self._read_rootfs(self.gadget)
-        self.report.rootfs_size = len(data)
-        self.report.rootfs_sha256 = hashlib.sha256(data).hexdigest()
-        log.info("simulated phone read its rootfs over smoo", bytes=len(data))
-        if self._on_rootfs is not None:
-            self._on_rootfs(data)
-        self.report.rootfs_read.set()
+        await play_stage0(self.gadget, self.report, self._on_rootfs)
 
-    async def _read_rootfs(self, gadget: SimGadget) -> bytes:
-        """Read the first export end to end, several requests in flight, like a kernel."""
-        while not (gadget.online and gadget.exports):
-            await anyio.sleep(0.005)
-        spec = next(iter(gadget.exports.values()))
-        blocks_per_read = max(1, READ_CHUNK // spec.block_size)
-        total_blocks = spec.size_bytes // spec.block_size
-        chunks: dict[int, bytes] = {}
-        next_lba = 0
 
-        async def reader() -> None:
-            nonlocal next_lba
-            while next_lba < total_blocks:
-                lba = next_lba
-                count = min(blocks_per_read, total_blocks - lba)
-                next_lba += count
-                result = await gadget.read(spec.export_id, lba, count)
-                if result.status != 0:
-                    raise TransportError(f"read of block {lba} failed: status {result.status}")
-                chunks[lba] = result.data
+def boot_image_problem(image: bytes) -> str | None:
+    """Why a bootloader could not boot ``image`` (``None``: it can): it must parse as an
+    Android boot image with a kernel and a ramdisk. A phone given anything else hangs."""
+    try:
+        parsed = parse_boot_image(image)
+    except FastboopError as error:
+        return str(error)
+    if not parsed.kernel or not parsed.ramdisk:
+        return "boot image has no kernel or no ramdisk"
+    return None
 
-        async with anyio.create_task_group() as tg:
-            for _ in range(READERS):
-                tg.start_soon(reader)
-        return b"".join(chunks[lba] for lba in sorted(chunks))
+
+async def play_stage0(gadget: SimGadget, report: PhoneReport,
+                      on_rootfs: Callable[[bytes], None] | None = None) -> None:
+    """stage0's part on a simulated gadget: read the served rootfs end to end, as the
+    kernel would while mounting it, and report what was read."""
+    data = await read_first_export(gadget)
+    report.rootfs_size = len(data)
+    report.rootfs_sha256 = hashlib.sha256(data).hexdigest()
+    log.info("simulated phone read its rootfs over smoo", bytes=len(data))
+    if on_rootfs is not None:
+        on_rootfs(data)
+    report.rootfs_read.set()
+
+
+async def read_first_export(gadget: SimGadget) -> bytes:
+    """Read the first export end to end, several requests in flight, like a kernel."""
+    while not (gadget.online and gadget.exports):
+        await anyio.sleep(0.005)
+    spec = next(iter(gadget.exports.values()))
+    blocks_per_read = max(1, READ_CHUNK // spec.block_size)
+    total_blocks = spec.size_bytes // spec.block_size
+    chunks: dict[int, bytes] = {}
+    next_lba = 0
+
+    async def reader() -> None:
+        nonlocal next_lba
+        while next_lba < total_blocks:
+            lba = next_lba
+            count = min(blocks_per_read, total_blocks - lba)
+            next_lba += count
+            result = await gadget.read(spec.export_id, lba, count)
+            if result.status != 0:
+                raise TransportError(f"read of block {lba} failed: status {result.status}")
+            chunks[lba] = result.data
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(READERS):
+            tg.start_soon(reader)
+    return b"".join(chunks[lba] for lba in sorted(chunks))

@@ -24,13 +24,14 @@ import usb.core
 
 from fastboop.sim.bootloader import Send, Silence, SimulatedBootloader
 from fastboop.sim.model import BootloaderModel
+from fastboop.transports.usb_descriptors import Descriptor, string_descriptor
 
 InterfaceKind = Literal["fastboot", "smoo-mimic", "smoo", "cdc-data", "fastboot-in-only"]
 
 _BULK, _INTERRUPT = 0x02, 0x03
 
 # (class, subclass, protocol), [(address, transfer type)] per kind
-_INTERFACES: dict[str, tuple[tuple[int, int, int], list[tuple[int, int]]]] = {
+INTERFACE_KINDS: dict[str, tuple[tuple[int, int, int], list[tuple[int, int]]]] = {
     "fastboot": ((0xFF, 0x42, 0x03), [(0x81, _BULK), (0x01, _BULK)]),
     "smoo-mimic": (
         (0xFF, 0x42, 0x03),
@@ -45,22 +46,14 @@ _INTERFACES: dict[str, tuple[tuple[int, int, int], list[tuple[int, int]]]] = {
 }
 
 
-class _Descriptor:
-    """Attribute bag in the shape pyusb's ``_set_attr`` reads."""
-
-    def __init__(self, **fields: Any):
-        self.__dict__.update(fields)
-        self.extra_descriptors: list[int] = []
-
-
 # The descriptors both emulated backends (phones here, stage0 gadgets in sim.usb_gadget)
 # hand to pyusb: one layout, so the two kinds of device can never drift apart.
 
 
-def device_descriptor(dev: Any, *, vid: int, pid: int, has_serial: bool) -> _Descriptor:
+def device_descriptor(dev: Any, *, vid: int, pid: int, has_serial: bool) -> Descriptor:
     """A USB 2.0 high-speed device at ``dev``'s bus position (``address``, ``bus``,
     ``port_numbers``)."""
-    return _Descriptor(
+    return Descriptor(
         bLength=18, bDescriptorType=1, bcdUSB=0x0200, bDeviceClass=0, bDeviceSubClass=0,
         bDeviceProtocol=0, bMaxPacketSize0=64, idVendor=vid, idProduct=pid,
         bcdDevice=0x0100, iManufacturer=1, iProduct=2,
@@ -70,23 +63,23 @@ def device_descriptor(dev: Any, *, vid: int, pid: int, has_serial: bool) -> _Des
     )  # fmt: skip
 
 
-def configuration_descriptor(num_interfaces: int) -> _Descriptor:
-    return _Descriptor(
+def configuration_descriptor(num_interfaces: int) -> Descriptor:
+    return Descriptor(
         bLength=9, bDescriptorType=2, wTotalLength=0, bNumInterfaces=num_interfaces,
         bConfigurationValue=1, iConfiguration=0, bmAttributes=0x80, bMaxPower=250,
     )  # fmt: skip
 
 
-def interface_descriptor(intf: int, triple: tuple[int, int, int], endpoints: int) -> _Descriptor:
-    return _Descriptor(
+def interface_descriptor(intf: int, triple: tuple[int, int, int], endpoints: int) -> Descriptor:
+    return Descriptor(
         bLength=9, bDescriptorType=4, bInterfaceNumber=intf, bAlternateSetting=0,
         bNumEndpoints=endpoints, bInterfaceClass=triple[0],
         bInterfaceSubClass=triple[1], bInterfaceProtocol=triple[2], iInterface=0,
     )  # fmt: skip
 
 
-def endpoint_descriptor(address: int, kind: int) -> _Descriptor:
-    return _Descriptor(
+def endpoint_descriptor(address: int, kind: int) -> Descriptor:
+    return Descriptor(
         bLength=7, bDescriptorType=5, bEndpointAddress=address, bmAttributes=kind,
         wMaxPacketSize=512 if kind == _BULK else 1024, bInterval=0 if kind == _BULK else 1,
         bRefresh=0, bSynchAddress=0,
@@ -125,7 +118,7 @@ class EmulatedDevice:
         self._strings = {1: "fastboop", 2: "simulated " + model.name, 3: model.serial}
 
     def endpoints(self, interface: int) -> list[tuple[int, int]]:
-        return _INTERFACES[self.interfaces[interface]][1]
+        return INTERFACE_KINDS[self.interfaces[interface]][1]
 
     def write(self, data: bytes) -> int:
         if self.unplugged:
@@ -177,27 +170,27 @@ class SimUsbBackend(usb.backend.IBackend):  # type: ignore[misc]
     def enumerate_devices(self) -> Any:
         return iter(list(self.devices))
 
-    def get_device_descriptor(self, dev: EmulatedDevice) -> _Descriptor:
+    def get_device_descriptor(self, dev: EmulatedDevice) -> Descriptor:
         return device_descriptor(
             dev, vid=dev.model.vid, pid=dev.model.pid, has_serial=bool(dev.model.serial)
         )
 
-    def get_configuration_descriptor(self, dev: EmulatedDevice, config: int) -> _Descriptor:
+    def get_configuration_descriptor(self, dev: EmulatedDevice, config: int) -> Descriptor:
         if config != 0:
             raise IndexError("no such configuration")
         return configuration_descriptor(len(dev.interfaces))
 
     def get_interface_descriptor(
         self, dev: EmulatedDevice, intf: int, alt: int, config: int
-    ) -> _Descriptor:
+    ) -> Descriptor:
         if config != 0 or alt != 0 or intf >= len(dev.interfaces):
             raise IndexError("no such interface")
-        triple, endpoints = _INTERFACES[dev.interfaces[intf]]
+        triple, endpoints = INTERFACE_KINDS[dev.interfaces[intf]]
         return interface_descriptor(intf, triple, len(endpoints))
 
     def get_endpoint_descriptor(
         self, dev: EmulatedDevice, ep: int, intf: int, alt: int, config: int
-    ) -> _Descriptor:
+    ) -> Descriptor:
         return endpoint_descriptor(*dev.endpoints(intf)[ep])
 
     # --- device handle operations ------------------------------------------------------------
@@ -268,14 +261,9 @@ class SimUsbBackend(usb.backend.IBackend):  # type: ignore[misc]
         if not is_get_string:
             raise usb.core.USBError("Pipe error", -9, errno.EPIPE)  # a stall
         index = wValue & 0xFF
-        if index == 0:
-            payload = bytes([4, 3, 0x09, 0x04])  # one LANGID: en-US
-        else:
-            text = dev_handle.string(index)
-            if text is None:
-                raise usb.core.USBError("Pipe error", -9, errno.EPIPE)
-            encoded = text.encode("utf-16-le")
-            payload = bytes([2 + len(encoded), 3]) + encoded
+        payload = string_descriptor(index, dev_handle.string(index) if index else None)
+        if payload is None:
+            raise usb.core.USBError("Pipe error", -9, errno.EPIPE)
         payload = payload[: len(data)]
         memoryview(data).cast("B")[: len(payload)] = payload
         return len(payload)

@@ -34,7 +34,6 @@ from fastboop.sim.gadget import SimGadget, SimLink
 from fastboop.sim.usb_bus import (
     EmulatedDevice,
     SimUsbBackend,
-    _Descriptor,
     configuration_descriptor,
     device_descriptor,
     endpoint_descriptor,
@@ -42,6 +41,7 @@ from fastboop.sim.usb_bus import (
 )
 from fastboop.smoo.link import LinkStall
 from fastboop.transports.base import TransportError
+from fastboop.transports.usb_descriptors import Descriptor, string_descriptor
 
 T = TypeVar("T")
 
@@ -144,19 +144,19 @@ class SimGadgetUsbBackend(SimUsbBackend):
     def enumerate_devices(self) -> Any:
         return iter([*self.devices, *self.gadgets])
 
-    def get_device_descriptor(self, dev: Any) -> _Descriptor:
+    def get_device_descriptor(self, dev: Any) -> Descriptor:
         if not isinstance(dev, EmulatedGadget):
             return super().get_device_descriptor(dev)
         return device_descriptor(dev, vid=dev.vid, pid=dev.pid, has_serial=bool(dev.serial))
 
-    def get_configuration_descriptor(self, dev: Any, config: int) -> _Descriptor:
+    def get_configuration_descriptor(self, dev: Any, config: int) -> Descriptor:
         if not isinstance(dev, EmulatedGadget):
             return super().get_configuration_descriptor(dev, config)
         if config != 0:
             raise IndexError("no such configuration")
         return configuration_descriptor(dev.smoo_interface + 1)
 
-    def get_interface_descriptor(self, dev: Any, intf: int, alt: int, config: int) -> _Descriptor:
+    def get_interface_descriptor(self, dev: Any, intf: int, alt: int, config: int) -> Descriptor:
         if not isinstance(dev, EmulatedGadget):
             return super().get_interface_descriptor(dev, intf, alt, config)
         if config != 0 or alt != 0 or intf > dev.smoo_interface:
@@ -166,7 +166,7 @@ class SimGadgetUsbBackend(SimUsbBackend):
 
     def get_endpoint_descriptor(
         self, dev: Any, ep: int, intf: int, alt: int, config: int
-    ) -> _Descriptor:
+    ) -> Descriptor:
         if not isinstance(dev, EmulatedGadget):
             return super().get_endpoint_descriptor(dev, ep, intf, alt, config)
         return endpoint_descriptor(*dev.interface(intf)[1][ep])
@@ -273,14 +273,9 @@ class SimGadgetUsbBackend(SimUsbBackend):
             bmRequestType, bRequest, wValue, wIndex, payload, timeout=seconds))
 
     def _get_string(self, dev: EmulatedGadget, index: int, data: Any) -> int:
-        if index == 0:
-            payload = bytes([4, 3, 0x09, 0x04])  # one LANGID: en-US
-        else:
-            text = dev.string(index)
-            if text is None:
-                raise _stall()
-            encoded = text.encode("utf-16-le")
-            payload = bytes([2 + len(encoded), 3]) + encoded
+        payload = string_descriptor(index, dev.string(index) if index else None)
+        if payload is None:
+            raise _stall()
         payload = payload[: len(data)]
         memoryview(data).cast("B")[: len(payload)] = payload
         return len(payload)

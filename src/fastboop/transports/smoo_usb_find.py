@@ -49,8 +49,8 @@ from fastboop.transports.smoo_usb import (
     UsbLinkTimeouts,
     open_gadget_link,
 )
-from fastboop.transports.usb import usb_location
 from fastboop.transports.usb_contexts import backend_for_scan
+from fastboop.transports.usb_scan import bus_location
 
 GADGET_TRIPLES = (MIMIC_FASTBOOT_TRIPLE, SMOO_TRIPLE)
 
@@ -150,8 +150,9 @@ def find_gadget_candidates(want: GadgetFilter, *, backend: Any = None) -> list[G
             usb.util.dispose_resources(device)
         if want.serial is not None and serial != want.serial:
             continue
+        transport, location = bus_location(device)
         address = DeviceAddress(
-            transport="usb", location=usb_location(device), vid=device.idVendor,
+            transport=transport, location=location, vid=device.idVendor,
             pid=device.idProduct, serial=serial,
         )
         found.append(GadgetCandidate(address=address, interface=interface, device=device))
@@ -184,7 +185,8 @@ async def prove_gadget(
         candidate.device, candidate.interface, candidate.address, timeouts=timeouts,
         attempts=attempts, retry_delay=retry_delay,
     )
-    where = f"usb:{candidate.address.location} interface {candidate.interface.interface}"
+    where = (f"{candidate.address.transport}:{candidate.address.location} "
+             f"interface {candidate.interface.interface}")
     try:
         reply = await link.control_in(
             p.REQUEST_TYPE_IDENT, p.B_REQUEST_IDENT, 0, link.interface_number, p.IDENT_LENGTH,

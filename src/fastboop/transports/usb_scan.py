@@ -114,6 +114,20 @@ def usb_location(device: Any) -> str:
     return f"{device.bus}:{device.address}"
 
 
+def bus_location(device: Any) -> tuple[str, str]:
+    """``(transport, location)`` naming a pyusb device in :class:`DeviceAddress` terms.
+
+    A backend that names its own devices (a USB/IP bus: ``usbip`` and ``HOST:PORT/BUSID``)
+    says so through a ``locate(bus, address)`` method; everything else is ``usb`` at its
+    sysfs-style location (:func:`usb_location`).
+    """
+    locate = getattr(device.backend, "locate", None)
+    if locate is not None:
+        transport, location = locate(device.bus, device.address)
+        return str(transport), str(location)
+    return "usb", usb_location(device)
+
+
 def find_fastboot_devices(
     filters: Sequence[tuple[int, int]] = (), *, backend: Any = None
 ) -> list[UsbCandidate]:
@@ -140,9 +154,9 @@ def find_fastboot_devices(
             continue  # descriptors unreadable: it vanished mid-scan
         if match is None:
             continue
+        transport, location = bus_location(device)
         address = DeviceAddress(
-            transport="usb", location=usb_location(device), vid=device.idVendor,
-            pid=device.idProduct,
+            transport=transport, location=location, vid=device.idVendor, pid=device.idProduct
         )
         candidates.append(UsbCandidate(address=address, match=match, device=device))
     return candidates
@@ -162,6 +176,7 @@ __all__ = [
     "InterfaceMatch",
     "UsbCandidate",
     "UsbEvent",
+    "bus_location",
     "find_fastboot_devices",
     "match_fastboot_interface",
     "scan_usb",

@@ -78,6 +78,10 @@ class KernelFormatError(BootImageError):
     """The kernel file cannot be recognised, unwrapped or decompressed."""
 
 
+class DecompressedTooLargeError(KernelFormatError):
+    """A compressed stream expands beyond the size limit (a bomb, or not a kernel)."""
+
+
 class KernelArchError(KernelFormatError):
     """The kernel is for a different CPU architecture than the device."""
 

@@ -19,6 +19,7 @@ import msgspec
 from fastboop.bootimg import compression as comp
 from fastboop.bootimg.errors import (
     BootImageWarning,
+    DecompressedTooLargeError,
     KernelArchError,
     KernelFormatError,
     UnsupportedEncodingError,
@@ -147,17 +148,20 @@ def _pe_payload(data: bytes) -> bytes:
     zstd stream that decodes to a PE or arm64 Image wins at once; otherwise the largest
     zstd decode of at least 1 MiB; otherwise the first gzip stream that decodes to one.
     (The reference inflates only 64 bytes to probe gzip; fastboop decodes the whole
-    stream, so a damaged stream is rejected here rather than later.)
+    stream, so a damaged stream is rejected here rather than later.) All candidates
+    together may decode at most :data:`PE_SEARCH_BUDGET` bytes, so a file of many small
+    bombs costs a bounded amount of work.
     """
     pe = parse_pe(data)
     text = [s for s in pe.sections if s.name == ".text"]
     regions = [(s.offset, s.offset + s.size) for s in (*text, *pe.sections)]
     regions.append((0, len(data)))
+    budget = _Budget(PE_SEARCH_BUDGET)
     for start, end in regions:
         blob = data[start:end]
         largest = b""
         for pos in _offsets(blob, comp.ZSTD_MAGIC):
-            inner = _try(comp.zstd_decompress, blob[pos:])
+            inner = budget.try_decode(comp.zstd_decompress, blob[pos:])
             if _is_kernel(inner):
                 return inner
             if len(inner) >= MIN_KERNEL_BYTES and len(inner) > len(largest):
@@ -165,7 +169,7 @@ def _pe_payload(data: bytes) -> bytes:
         if largest:
             return largest
         for pos in _offsets(blob, comp.GZIP_MAGIC):
-            inner = _try(comp.gzip_decompress, blob[pos:])
+            inner = budget.try_decode(comp.gzip_decompress, blob[pos:])
             if _is_kernel(inner):
                 return inner
     raise KernelFormatError("no compressed kernel payload found in PE")
@@ -173,6 +177,8 @@ def _pe_payload(data: bytes) -> bytes:
 
 #: Smallest zstd payload the PE heuristic accepts as a kernel without a recognisable magic.
 MIN_KERNEL_BYTES = 1 << 20
+#: Bytes all candidate streams of one PE may decode to, together.
+PE_SEARCH_BUDGET = 2 * comp.MAX_OUTPUT
 
 
 #: Candidate streams tried per magic and region, so a file full of stray magic bytes
@@ -189,11 +195,29 @@ def _offsets(blob: bytes, magic: bytes) -> list[int]:
     return found
 
 
-def _try(decode: Callable[[bytes], tuple[bytes, int]], blob: bytes) -> bytes:
-    try:
-        return decode(blob)[0]
-    except KernelFormatError:
-        return b""
+class _Budget:
+    """Output the PE heuristic may still decode. A candidate may use what is left; one
+    that decodes is charged its size, one that overflows is charged all it was given."""
+
+    def __init__(self, total: int) -> None:
+        self.left = total
+
+    def try_decode(self, decode: Callable[[bytes, int], tuple[bytes, int]], blob: bytes) -> bytes:
+        if self.left <= 0:
+            raise KernelFormatError(
+                "no kernel among the PE's compressed streams within "
+                f"{PE_SEARCH_BUDGET >> 20} MiB of decoding"
+            )
+        limit = min(comp.MAX_OUTPUT, self.left)
+        try:
+            inner = decode(blob, limit)[0]
+        except DecompressedTooLargeError:
+            self.left -= limit
+            return b""
+        except KernelFormatError:
+            return b""
+        self.left -= len(inner)
+        return inner
 
 
 def _is_kernel(data: bytes) -> bool:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fastboop.rootfs.blocksource import BytesSource
+from fastboop.blocks import BytesSource
 from fastboop.rootfs.btrfs import BtrfsFilesystem
 from fastboop.rootfs.btrfs.ondisk import EXTENT_DATA_KEY, U64_MAX, Key
 from fastboop.rootfs.btrfs.superblock import SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE

@@ -13,7 +13,7 @@ import pytest
 import zstandard
 from hypothesis import HealthCheck, given, settings
 
-from fastboop.rootfs.blocksource import BytesSource, check_range
+from fastboop.blocks import BytesSource, check_range
 from fastboop.rootfs.btrfs import BtrfsFilesystem
 from fastboop.rootfs.btrfs.compression import (
     COMPRESS_LZO,
@@ -89,6 +89,9 @@ def exercise_fs(fs: BtrfsFilesystem) -> None:
 class Patched:
     """A block source over the image with some regions replaced (and maybe cut short):
     mutations without copying a 128 MiB image per example."""
+
+    identity = "patched-btrfs-image"
+    direct = True
 
     def __init__(self, base: bytes, regions: dict[int, bytes], size: int | None = None) -> None:
         self.base = base

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from fastboop.blocks import FileSource
 from fastboop.cli.main import main
-from fastboop.rootfs.blocksource import FileSource
 from fastboop.rootfs.btrfs import BtrfsFilesystem
 from fastboop.rootfs.errors import NotFoundError
 from fastboop.rootfs.subtree import SubtreeFilesystem

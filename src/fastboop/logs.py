@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import UTC, datetime
+from typing import Any, TextIO
 
+import msgspec
 import structlog
 
 from fastboop.errors import FastboopError
@@ -49,3 +52,22 @@ def log_error(error: FastboopError, *, json: bool = False) -> None:
         hint=error.hint,
         exit_code=error.exit_code,
     )
+
+
+def json_record(text: str, *, level: str = "info", logger: str = "fastboop.cli",
+                **fields: Any) -> bytes:
+    """One log line shaped like structlog's JSON output (event, level, logger, timestamp).
+
+    For lines the CLI shows whatever the log level (progress, the journal's path), so that
+    ``--log-json`` keeps stderr all JSON without turning them into warnings.
+    """
+    record = {"event": str(text), "level": level, "logger": logger,
+              "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"), **fields}
+    return msgspec.json.encode(record)
+
+
+def say(text: str, *, json: bool = False, stream: TextIO | None = None, **fields: Any) -> None:
+    """A line for people on stderr: plain text, or with ``--log-json`` a JSON record."""
+    out = stream or sys.stderr
+    out.write((json_record(text, **fields).decode() if json else text) + "\n")
+    out.flush()

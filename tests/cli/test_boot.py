@@ -10,6 +10,7 @@ line and a journal that replays.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -75,10 +76,15 @@ def test_boot_over_tcp_uploads_a_real_boot_image(
         env={**os.environ},
     )
     assert done.returncode == 1, done.stderr
-    assert "identified as oneplus-fajita" in done.stderr
-    assert "uploaded to RAM" in done.stderr
-    assert "session failed: timed out: stage0 never came back on USB" in done.stdout
-    assert "Traceback" not in done.stderr
+    assert "identified as oneplus-fajita\n" in done.stderr  # the serial was not asked for
+    assert "serial -" not in done.stderr
+    assert re.search(r"^uploaded [\d.]+ MiB to RAM in", done.stderr, re.M)
+    assert done.stderr.splitlines()[-1] == (
+        "fastboop: error: session failed: timed out: stage0 never came back on USB as a smoo "
+        "gadget"
+    )
+    assert f"journal: {journal} (replay it with" in done.stderr
+    assert "Traceback" not in done.stderr and "\x1b" not in done.stderr
 
     (image_file,) = saved.glob("*.img")
     image = parse_boot_image(image_file.read_bytes())
@@ -104,7 +110,7 @@ def test_boot_with_a_missing_rootfs_is_one_clear_line(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.strip() == (
         f"fastboop: error: no such rootfs image: {tmp_path / 'nope.erofs'} "
-        "(pass the path of an image file)"
+        "(check the path and the spelling)"
     )
 
 
@@ -122,3 +128,36 @@ def test_boot_rejects_a_host_timeout_stage0_would_ignore(rootfs: Path) -> None:
         "fastboop: error: smoo host timeout 0 s out of range "
         "(use 1 to 86400 seconds; stage0's default is 30)"
     )
+
+
+def as_unprivileged(argv: list[str]) -> list[str]:
+    """Run ``argv`` without root's right to read any file: in a user namespace, root's files
+    are checked against their mode bits like anybody's (util-linux ``unshare``)."""
+    return ["unshare", "--user", *argv] if os.geteuid() == 0 else argv
+
+
+@pytest.mark.parametrize("kind", ["directory", "unreadable"])
+def test_boot_refuses_a_rootfs_it_cannot_use_in_one_line(tmp_path: Path, kind: str) -> None:
+    target = tmp_path / "rootfs.erofs"
+    if kind == "directory":
+        target.mkdir()
+        expected = (
+            f"fastboop: error: the rootfs image is a directory, not a file: {target} (a phone "
+            "is served a block image, not a directory; pass the image file, or pack the tree "
+            "first, e.g. `mkfs.erofs rootfs.erofs DIR`)"
+        )
+    else:
+        target.write_bytes(b"\0" * 4096)
+        target.chmod(0)
+        expected = (
+            f"fastboop: error: cannot read the rootfs image: {target}: permission denied "
+            f"(check its permissions (`ls -l {target}`); make it readable by you, e.g. "
+            "`chmod a+r`)"
+        )
+    done = subprocess.run(
+        as_unprivileged([sys.executable, "-m", "fastboop.cli.main", "boot", str(target),
+                         "--no-journal"]),
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip() == expected

@@ -37,7 +37,12 @@ def test_demo_succeeds_writes_a_journal_and_replays_it(tmp_path: Path) -> None:
         timeout=600,
     )
     assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert lines[0] == {"type": "note",
+                        "text": "preparing the demo rootfs (cached after the first run)"}
+    assert [line["type"] for line in lines[1:3]] == ["session_started", "device_arrived"]
+    assert "transfer_progress" in {line["type"] for line in lines}
+    result = lines[-1]
     assert result["state"] == "done"
     assert result["rootfs_verified"] is True
     assert result["replay"]["verdict"] == "ok"
@@ -83,8 +88,13 @@ def test_ctrl_c_during_the_demo_leaves_a_journal_that_replays(tmp_path: Path) ->
         out, err = process.communicate(timeout=120)
     finally:
         process.kill()
+    assert process.returncode == 130
     assert "stopping: interrupted (Ctrl-C)" in err
-    assert "session cancelled" in out
+    assert err.splitlines()[-1] == (
+        "fastboop: error: interrupted while building the boot image; the session stopped "
+        "cleanly (session cancelled: interrupted (Ctrl-C))"
+    )
+    assert out == ""
     recorded = read_journal(journal)
     assert recorded.complete
     report = replay_journal(recorded)

@@ -13,7 +13,8 @@ import pytest
 
 from fastboop import events as ev
 from fastboop.cli.main import build_parser, main
-from fastboop.cli.serve import ServeMetrics, ServeView, serve, summarize
+from fastboop.cli.screen import PlainDisplay
+from fastboop.cli.serve import ServeMetrics, serve, summarize
 from fastboop.journal import read_journal
 from fastboop.replay import replay_journal
 from fastboop.runtime import Session
@@ -57,7 +58,7 @@ async def test_serves_until_stopped_and_reports(tmp_path: Path) -> None:
     bus = SimGadgetUsbBackend(gadgets=[gadget_device(gadget)])
     export_id = derive_export_id(f"file:{path.resolve()}", BS, 32)
     stream = io.StringIO()
-    view = ServeView(path, writable=False, stream=stream)
+    view = PlainDisplay(stream)
     read: list[bytes] = []
 
     async def phone(session: Session) -> None:
@@ -66,8 +67,9 @@ async def test_serves_until_stopped_and_reports(tmp_path: Path) -> None:
         session.cancel("interrupted (Ctrl-C)")
 
     with anyio.fail_after(HANG_GUARD):
-        session = await serve(args, on_event=view.show, backend=bus, handle_signals=False,
-                              alongside=phone)
+        session, stopped = await serve(args, on_event=view.show, backend=bus,
+                                       handle_signals=False, alongside=phone)
+    assert stopped is None
     view.close()
     assert read == [image]
     summary = summarize(session, args)
@@ -76,27 +78,32 @@ async def test_serves_until_stopped_and_reports(tmp_path: Path) -> None:
     assert summary.journal == str(journal)
     assert msgspec.json.decode(msgspec.json.encode(summary))["type"] == "result"
     lines = stream.getvalue().splitlines()
-    assert lines[0] == f"waiting for smoo gadget [{VID:04x}:{PID:04x}] serial {SERIAL}"
-    assert lines[1].startswith("smoo gadget connected: usb 1-2")
-    assert lines[1].endswith(f"serving {path} (read-only)")
+    assert lines[0] == f"waiting for the smoo gadget [{VID:04x}:{PID:04x}] serial {SERIAL}"
+    assert lines[1].startswith(f"smoo gadget connected: usb 1-2 [{VID:04x}:{PID:04x}] serial "
+                               f"{SERIAL}; serving the rootfs")
     assert replay_journal(read_journal(journal)).ok
 
 
 def test_view_prints_gadget_comings_and_goings() -> None:
     stream = io.StringIO()
     now = [100.0]
-    view = ServeView(Path("/img"), writable=True, stream=stream, clock=lambda: now[0])
-    view.show(ev.GadgetLost(reason="device disconnected"))
+    view = PlainDisplay(stream, clock=lambda: now[0])
+    gadget = DeviceAddress(transport="usb", location="1-2", vid=VID, pid=PID, serial=SERIAL)
+    view.show(ev.GadgetFound(device=gadget))
+    now[0] += 1.0
     view.show(ev.ServeStats(ios=3, bytes_read=12288, bytes_written=0))
+    view.show(ev.GadgetLost(reason="device disconnected"))
+    view.show(ev.GadgetFound(device=gadget))
     now[0] += 1.0
     view.show(ev.ServeStats(ios=4, bytes_read=16384, bytes_written=0))  # throttled off a tty
     now[0] += 5.0
     view.show(ev.ServeStats(ios=5, bytes_read=20480, bytes_written=4096, in_flight=2))
     view.close()
-    assert stream.getvalue().splitlines() == [
-        "smoo gadget disconnected (device disconnected); waiting to reconnect...",
-        "serving: 3 I/Os, 12288 bytes read, 0 bytes written, 0 in flight",
-        "serving: 5 I/Os, 20480 bytes read, 4096 bytes written, 2 in flight",
+    assert stream.getvalue().splitlines()[1:] == [
+        "serving: connected, 3 IOPS, 12.0 KiB/s, 12.0 KiB served, 0 reconnects",
+        "smoo gadget disconnected (device disconnected); waiting for it to come back",
+        f"smoo gadget reconnected: usb 1-2 [{VID:04x}:{PID:04x}] serial {SERIAL}; serving again",
+        "serving: connected, 0 IOPS, 1.6 KiB/s, 24.0 KiB served, 1 reconnect",
     ]
 
 

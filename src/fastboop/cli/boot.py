@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -21,15 +20,15 @@ from fastboop.backends.gadgets import UsbGadgetSource
 from fastboop.backends.payload import Stage0PayloadBuilder
 from fastboop.backends.ports import DeviceSource
 from fastboop.backends.standard import StandardBackend
-from fastboop.cli.output import add_json_flag, help_text, print_json
-from fastboop.cli.running import ProgressView, add_journal_flags, journal_path_from
+from fastboop.cli.output import add_json_flag, help_text
+from fastboop.cli.running import add_journal_flags, display_for, finish_session, journal_path_from
 from fastboop.devpro.probe import usb_filter
 from fastboop.devpro.sources import load_pool
-from fastboop.errors import UsageError
 from fastboop.events import SessionConfig
 from fastboop.journal.inputs import session_inputs
 from fastboop.runtime import Session
 from fastboop.runtime.interactive import run_session
+from fastboop.runtime.preflight import check_rootfs
 from fastboop.stage0.settings import CmdlineOptions, check_host_timeout
 
 EXAMPLES = """\
@@ -117,11 +116,7 @@ def device_source(args: argparse.Namespace, filters: list[tuple[int, int]]) -> D
 
 
 def run(args: argparse.Namespace) -> int:
-    spec: str = args.rootfs
-    is_url = spec.startswith(("http://", "https://"))
-    if not is_url and not Path(spec).is_file():
-        raise UsageError(f"no such rootfs image: {spec}", hint="pass the path of an image file")
-    rootfs = spec if is_url else str(Path(spec).resolve())
+    rootfs = check_rootfs(args.rootfs)  # before waiting for a phone, not after
     if args.smoo_host_timeout is not None:
         check_host_timeout(args.smoo_host_timeout)  # before waiting for a phone, not after
     pool = load_pool()
@@ -158,14 +153,9 @@ def run(args: argparse.Namespace) -> int:
         journal=journal_path_from(args, "boot"),
         inputs=session_inputs(rootfs, digests),
     )
-    view = ProgressView(quiet=args.json)
-    anyio.run(partial(run_session, session, on_event=view.show), backend="trio")
-    view.close()
-    result = session.result
-    if args.json:
-        print_json({"result": result, "journal": str(session.journal_path)})
-    else:
-        print(f"session {result.state}: {result.outcome}")
-        if session.journal_path is not None:
-            print(f"journal: {session.journal_path}")
-    return 0 if result.state == "done" else 1
+    display = display_for(args)
+    try:
+        stopped = anyio.run(partial(run_session, session, on_event=display.show), backend="trio")
+    finally:
+        display.close()
+    return finish_session(args, session.result, journal=session.journal_path, stopped=stopped)

@@ -17,10 +17,22 @@ from typing import Any
 
 import anyio
 
-from fastboop.cli.output import add_json_flag, help_text, print_json
-from fastboop.cli.running import ProgressView, add_journal_flags, journal_path_from
+from fastboop.cli.exit_codes import ExitCode
+from fastboop.cli.narration import binary_size
+from fastboop.cli.output import add_json_flag, help_text
+from fastboop.cli.running import (
+    add_journal_flags,
+    display_for,
+    exit_code_for_signal,
+    journal_path_from,
+    report_failure,
+    report_interruption,
+    report_journal,
+)
+from fastboop.cli.screen import JsonLinesDisplay
 from fastboop.demo.rootfs import demo_rootfs
-from fastboop.demo.run import DEMO_MODEL, SCENARIOS, run_demo
+from fastboop.demo.run import DEMO_MODEL, SCENARIOS, DemoResult, run_demo
+from fastboop.errors import UsageError
 
 
 def register(sub: Any) -> None:
@@ -46,44 +58,90 @@ def register(sub: Any) -> None:
         type=Path,
         help="serve this rootfs image instead of the generated demo image",
     )
+    parser.add_argument(
+        "--link-speed", type=_rate, metavar="RATE",
+        help="pace the simulated phone's USB link, e.g. 8MiB (per second), to watch the "
+        "upload and serving the way a real phone shows them (default: as fast as possible)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--boot-delay", type=float, default=0.05, metavar="SECONDS",
+        help="how long the simulated phone takes from `fastboot boot` to stage0's gadget "
+        "(default 0.05; real phones take 5-15)",
+    )  # fmt: skip
     add_journal_flags(parser)
     add_json_flag(parser)
     parser.set_defaults(handler=run)
 
 
+def _rate(text: str) -> float:
+    from fastboop.stage0.settings import parse_size
+
+    try:
+        value = parse_size(text.removesuffix("/s"))
+    except UsageError:
+        raise argparse.ArgumentTypeError(f"bad rate {text!r} (use e.g. 8MiB or 500k)") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("the link speed must be more than 0")
+    return float(value)
+
+
 def run(args: argparse.Namespace) -> int:
-    view = ProgressView(quiet=args.json)
-    if args.rootfs is None and not args.json:
-        print("preparing the demo rootfs (cached after the first run)…", file=sys.stderr)
-    rootfs = args.rootfs or demo_rootfs()
-    journal = journal_path_from(args, "demo")
-    result = anyio.run(
-        partial(
-            run_demo,
-            rootfs,
-            journal=journal,
-            model=args.model,
-            scenario=args.scenario,
-            on_event=view.show,
-            handle_signals=True,
-        ),
-        backend="trio",
-    )
-    view.close()
-    if args.json:
-        print_json(result)
-        return 0 if result.ok else 1
-    print(f"session {result.state}: {result.outcome}")
-    if result.state != "done":
-        expected = "as the scenario expects" if result.ok else "UNEXPECTED"
-        print(f"(scenario {result.scenario}: ends {result.expected_state}, {expected})")
-    if result.state == "done":
-        print(
-            f"the phone read {result.rootfs_bytes_read_by_phone} bytes of rootfs over smoo; "
-            + ("identical to the image" if result.rootfs_verified else "THEY DIFFER")
+    if args.boot_delay < 0:
+        raise UsageError("--boot-delay takes a number of seconds, 0 or more")
+    display = display_for(args)
+    try:
+        if args.rootfs is None:
+            display.note("preparing the demo rootfs (cached after the first run)")
+        rootfs = args.rootfs or demo_rootfs()
+        journal = journal_path_from(args, "demo")
+        result = anyio.run(
+            partial(
+                run_demo,
+                rootfs,
+                journal=journal,
+                model=args.model,
+                scenario=args.scenario,
+                on_event=display.show,
+                handle_signals=True,
+                link_speed=args.link_speed,
+                boot_delay=args.boot_delay,
+            ),
+            backend="trio",
         )
-    if result.journal:
-        print(f"journal: {result.journal}")
+    finally:
+        display.close()
+    return finish_demo(args, result, journal)
+
+
+def finish_demo(args: argparse.Namespace, result: DemoResult, journal: Path | None) -> int:
+    """The demo's verdict: a failure scenario that fails as planned is a success (exit 0)."""
+    code = exit_code_for_demo(result)
+    if args.json:
+        JsonLinesDisplay(sys.stdout).write(result)
+        return code
+    summary = f"session {result.state}: {result.outcome}"
+    if code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):
+        return report_interruption(args, result.interruption, summary, journal=journal)
+    if code != ExitCode.OK:
+        return report_failure(
+            args, f"{summary} (scenario {result.scenario} expects {result.expected_state}"
+            f"{'' if result.state == result.expected_state else ', UNEXPECTED'})",
+            journal=journal,
+        )  # fmt: skip
+    print(summary)
+    if result.state != "done":
+        print(f"(scenario {result.scenario}: ends {result.expected_state}, as the scenario "
+              "expects)")  # fmt: skip
+    else:
+        print(f"the phone read {binary_size(result.rootfs_bytes_read_by_phone)} of rootfs over "
+              "smoo; " + ("identical to the image" if result.rootfs_verified else "THEY DIFFER"))
     if result.replay is not None:
         print(result.replay.summary())
-    return 0 if result.ok else 1
+    report_journal(args, journal)
+    return code
+
+
+def exit_code_for_demo(result: DemoResult) -> ExitCode:
+    if result.interruption is not None:
+        return exit_code_for_signal(result.interruption.signum)
+    return ExitCode.OK if result.ok else ExitCode.FAILED

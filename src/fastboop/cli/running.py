@@ -1,14 +1,21 @@
-"""Running a session from the command line: journal location and live progress."""
+"""Running a session from the command line: journal location, display, result and exit code."""
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-from fastboop import events as ev
+import msgspec
+
+from fastboop.cli.exit_codes import ExitCode
+from fastboop.cli.narration import result_line
+from fastboop.cli.screen import Display, choose_display
+from fastboop.machines.session import SessionSnapshot
+from fastboop.runtime.interactive import Interruption
 
 
 def state_home() -> Path:
@@ -40,93 +47,112 @@ def journal_path_from(args: Any, command: str) -> Path | None:
     return Path(args.journal) if args.journal else default_journal_path(command)
 
 
-class ProgressView:
-    """One status line on a terminal (a bar during transfers); plain lines otherwise."""
-
-    def __init__(self, stream: TextIO = sys.stderr, *, quiet: bool = False):
-        self.stream = stream
-        self.quiet = quiet
-        self.tty = stream.isatty()
-        self._last_line = ""
-
-    def show(self, event: ev.AnyEvent) -> None:
-        if self.quiet:
-            return
-        line = describe_event(event)
-        if line is None:
-            return
-        if isinstance(event, ev.TransferProgress | ev.ServeStats):
-            if self.tty:
-                self.stream.write("\r\x1b[2K" + line)
-                self.stream.flush()
-                self._last_line = line
-            return
-        if self.tty and self._last_line:
-            self.stream.write("\n")
-            self._last_line = ""
-        self.stream.write(line + "\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.tty and self._last_line and not self.quiet:
-            self.stream.write("\n")
+def display_for(args: Any) -> Display:
+    """The boot screen the command line asks for (see :mod:`fastboop.cli.screen`)."""
+    return choose_display(
+        json=getattr(args, "json", False),
+        quiet=getattr(args, "quiet", False),
+        log_json=getattr(args, "log_json", False),
+    )
 
 
-def _bar(done: int, total: int, width: int = 30) -> str:
-    filled = width * done // total if total else width
-    return "[" + "#" * filled + "." * (width - filled) + "]"
+class SessionResult(msgspec.Struct, kw_only=True, tag="result", tag_field="type"):
+    """The last ``--json`` line of a session command."""
+
+    state: str
+    outcome: str | None
+    exit_code: int
+    journal: str | None
+    profile: str | None
+    image_sha256: str | None
+    image_size: int | None
+    snapshot: SessionSnapshot
 
 
-def describe_event(event: ev.AnyEvent) -> str | None:
-    """A human line for each event worth showing."""
-    if isinstance(event, ev.SessionStarted):
-        return f"waiting for a fastboot device ({', '.join(event.config.transports)})"
-    if isinstance(event, ev.DeviceArrived):
-        d = event.device
-        ids = f"{d.vid:04x}:{d.pid:04x}" if d.vid is not None and d.pid is not None else "?"
-        return f"found {d.transport} device {d.location} [{ids}] serial {d.serial or '-'}"
-    if isinstance(event, ev.GetvarAnswered):
-        value = event.value if event.failure is None else f"FAIL {event.failure}"
-        return f"  getvar {event.name}: {value}"
-    if isinstance(event, ev.ProbeFinished):
-        if len(event.matched) == 1:
-            return f"identified as {event.matched[0]}"
-        if event.matched:
-            return f"several profiles match: {', '.join(event.matched)}"
-        lines = ["no device profile matches:"]
-        lines += [
-            f"  {m.profile}: {m.step}: expected {m.expected}, got {m.actual}"
-            for m in event.mismatches
-        ]
-        return "\n".join(lines)
-    if isinstance(event, ev.BuildFinished):
-        head = f"built boot image: {event.image_size} bytes, sha256 {event.image_sha256[:16]}…"
-        return f"{head} {event.summary}".rstrip()
-    if isinstance(event, ev.TransferProgress):
-        pct = 100 * event.sent // event.total if event.total else 100
-        return (
-            f"uploading {_bar(event.sent, event.total)} {pct:3d}% {event.sent}/{event.total} bytes"
-        )
-    if isinstance(event, ev.BootloaderMessage):
-        return f"(bootloader) {event.text}"
-    if isinstance(event, ev.UploadAccepted):
-        return "uploaded to RAM"
-    if isinstance(event, ev.BootAccepted):
-        return "booting; waiting for stage0 to come back as a smoo gadget"
-    if isinstance(event, ev.GadgetFound):
-        return (
-            f"stage0 is up ({event.device.transport} {event.device.location}); serving the rootfs"
-        )
-    if isinstance(event, ev.ServeStats):
-        return (
-            f"serving: {event.ios} I/Os, {event.bytes_read} bytes read, {event.in_flight} in flight"
-        )
-    if isinstance(event, ev.GadgetLost):
-        return f"gadget lost ({event.reason}); waiting for it to come back"
-    if isinstance(event, ev.CancelRequested) and event.reason:
-        return f"stopping: {event.reason}"
-    if isinstance(event, ev.ProbeFailed | ev.UploadFailed | ev.BootFailed):
-        return f"{type(event).__name__}: {event.kind}: {event.message}"
-    if isinstance(event, ev.BuildFailed | ev.ServeFailed):
-        return f"{type(event).__name__}: {event.message}"
-    return None
+def exit_code_for_signal(signum: int) -> ExitCode:
+    return ExitCode.TERMINATED if signum == signal.SIGTERM else ExitCode.INTERRUPTED
+
+
+def exit_code_for(result: SessionSnapshot, stopped: Interruption | None) -> ExitCode:
+    """Signals first (the user stopped it, whatever the state), then the machine's state."""
+    if stopped is not None:
+        return exit_code_for_signal(stopped.signum)
+    return ExitCode.OK if result.state == "done" else ExitCode.FAILED
+
+
+def finish_session(
+    args: Any,
+    result: SessionSnapshot,
+    *,
+    journal: Path | None,
+    stopped: Interruption | None = None,
+    json_result: msgspec.Struct | None = None,
+) -> int:
+    """Print the result the way the options ask, and return the exit code."""
+    code = exit_code_for(result, stopped)
+    if getattr(args, "json", False):
+        journal_text = str(journal) if journal is not None and journal.exists() else None
+        summary = json_result or SessionResult(
+            state=result.state, outcome=result.outcome, exit_code=int(code),
+            journal=journal_text, profile=result.profile, image_sha256=result.image_sha256,
+            image_size=result.image_size, snapshot=result,
+        )  # fmt: skip
+        sys.stdout.write(msgspec.json.encode(summary).decode() + "\n")
+        sys.stdout.flush()
+        return code
+    if stopped is not None:
+        return report_interruption(args, stopped, result_line(result), journal=journal)
+    if code != ExitCode.OK:
+        return report_failure(args, result_line(result), journal=journal)
+    print(result_line(result))
+    report_journal(args, journal)
+    return code
+
+
+def report_journal(args: Any, journal: Path | None) -> None:
+    """Where the journal is, on stderr, but only when the file exists: a session that
+    failed before it journaled anything has no journal to point at."""
+    from fastboop.logs import say
+
+    if journal is not None and journal.exists():
+        say(f"journal: {journal} (replay it with `fastboop replay {journal}`)",
+            json=getattr(args, "log_json", False), journal=str(journal))  # fmt: skip
+
+
+def report_failure(args: Any, text: str, *, journal: Path | None) -> int:
+    """The journal's path, then the one error line; exit 1."""
+    from fastboop.errors import FastboopError
+    from fastboop.logs import log_error
+
+    report_journal(args, journal)
+    log_error(FastboopError(text), json=getattr(args, "log_json", False))
+    return ExitCode.FAILED
+
+
+def report_interruption(
+    args: Any, stopped: Interruption | None, text: str, *, journal: Path | None
+) -> int:
+    """``fastboop: error: interrupted while uploading; …``; exit 130 (143 for SIGTERM)."""
+    from fastboop.errors import FastboopError
+    from fastboop.logs import log_error
+
+    assert stopped is not None
+    code = exit_code_for_signal(stopped.signum)
+    how = "interrupted" if code == ExitCode.INTERRUPTED else "terminated"
+    where = _STATES.get(stopped.state, stopped.state)
+    report_journal(args, journal)
+    log_error(FastboopError(f"{how} while {where}; the session stopped cleanly ({text})"),
+              json=getattr(args, "log_json", False))  # fmt: skip
+    return code
+
+
+_STATES = {
+    "idle": "starting",
+    "waiting_for_device": "waiting for a device",
+    "probing": "identifying the device",
+    "building": "building the boot image",
+    "uploading": "uploading",
+    "booting": "booting",
+    "waiting_for_gadget": "waiting for stage0",
+    "serving": "serving",
+}

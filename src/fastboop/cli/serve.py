@@ -13,12 +13,10 @@ writes (the image itself is never modified). The session is journaled like any o
 from __future__ import annotations
 
 import argparse
-import sys
-import time
 from collections.abc import Callable, Coroutine, Iterator
 from functools import partial
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import anyio
 import msgspec
@@ -27,12 +25,12 @@ from fastboop import events as ev
 from fastboop.backends.gadgets import OverlayExports, UsbGadgetSource, serve_only_backend
 from fastboop.blocks import FileSource
 from fastboop.cli.output import add_json_flag, help_text
-from fastboop.cli.running import add_journal_flags, describe_event, journal_path_from
+from fastboop.cli.running import add_journal_flags, display_for, finish_session, journal_path_from
 from fastboop.errors import FastboopError, UsageError
 from fastboop.journal.inputs import file_digest
 from fastboop.machines.session import SessionSnapshot
 from fastboop.runtime import Session
-from fastboop.runtime.interactive import run_session
+from fastboop.runtime.interactive import Interruption, run_session
 from fastboop.smoo.export import DEFAULT_BLOCK_SIZE, Export
 from fastboop.transports.base import DeviceAddress
 
@@ -88,69 +86,6 @@ class ServeSummary(msgspec.Struct, kw_only=True, tag="result", tag_field="type")
     bytes_read: int
     bytes_written: int
     journal: str | None
-
-
-class ServeView:
-    """Human lines on stderr: waiting, gadget connected/disconnected, a live stats line.
-
-    On a terminal the stats redraw one line; otherwise (logs, the VM test harness) a
-    stats line is printed every few seconds so the output stays readable.
-    """
-
-    def __init__(
-        self,
-        rootfs: Path,
-        writable: bool,
-        stream: TextIO = sys.stderr,
-        clock: Callable[[], float] = time.monotonic,
-    ):
-        self.rootfs = rootfs
-        self._clock = clock
-        self.mode = "read-write (overlay)" if writable else "read-only"
-        self.stream = stream
-        self.tty = stream.isatty()
-        self._status_shown = False
-        self._last_plain = -PLAIN_STATS_EVERY
-
-    def show(self, event: ev.AnyEvent) -> None:
-        if isinstance(event, ev.ServeStats):
-            line = _stats_line(event)
-            if self.tty:
-                self.stream.write("\r\x1b[2K" + line)
-                self.stream.flush()
-                self._status_shown = True
-            elif self._clock() - self._last_plain >= PLAIN_STATS_EVERY:
-                self._last_plain = self._clock()
-                self._print(line)
-            return
-        text = self._describe(event)
-        if text is None and not isinstance(event, ev.TransferProgress):
-            text = describe_event(event)
-        if text is not None:
-            self._print(text)
-
-    def _print(self, line: str) -> None:
-        if self._status_shown:
-            self.stream.write("\n")
-            self._status_shown = False
-        self.stream.write(line + "\n")
-        self.stream.flush()
-
-    def _describe(self, event: ev.AnyEvent) -> str | None:
-        if isinstance(event, ev.SessionStarted):
-            wanted = event.config.serve_gadget
-            return f"waiting for smoo gadget {_describe_address(wanted)}"
-        if isinstance(event, ev.GadgetFound):
-            return (f"smoo gadget connected: usb {event.device.location} "
-                    f"{_describe_address(event.device)}; serving {self.rootfs} ({self.mode})")
-        if isinstance(event, ev.GadgetLost):
-            return f"smoo gadget disconnected ({event.reason}); waiting to reconnect..."
-        return None
-
-    def close(self) -> None:
-        if self._status_shown:
-            self.stream.write("\n")
-            self._status_shown = False
 
 
 class ServeMetrics:
@@ -215,19 +150,6 @@ class ServeMetrics:
         return int(server.server_port), stop
 
 
-def _describe_address(address: DeviceAddress | None) -> str:
-    if address is None:
-        return "(any)"
-    vid = f"{address.vid:04x}" if address.vid is not None else "*"
-    pid = f"{address.pid:04x}" if address.pid is not None else "*"
-    return f"[{vid}:{pid}] serial {address.serial or '*'}"
-
-
-def _stats_line(event: ev.ServeStats) -> str:
-    return (f"serving: {event.ios} I/Os, {event.bytes_read} bytes read, "
-            f"{event.bytes_written} bytes written, {event.in_flight} in flight")
-
-
 def _check_image(rootfs: Path) -> None:
     """Fail before waiting for a gadget, not after it connected."""
     if not rootfs.is_file():
@@ -254,7 +176,7 @@ async def serve(
     backend: Any = None,
     handle_signals: bool = True,
     alongside: Callable[[Session], Coroutine[Any, Any, None]] | None = None,
-) -> Session:
+) -> tuple[Session, Interruption | None]:
     """Run the serve-only session until it ends; returns it for :func:`summarize`.
 
     ``backend`` is a pyusb backend (``None``: libusb); tests pass an emulated bus, and an
@@ -276,12 +198,12 @@ async def serve(
         inputs={"rootfs": file_digest(rootfs)},
     )
     try:
-        await run_session(session, on_event=on_event, handle_signals=handle_signals,
-                          alongside=alongside)
+        stopped = await run_session(session, on_event=on_event, handle_signals=handle_signals,
+                                    alongside=alongside)
     finally:
         if overlay is not None:
             overlay.close()
-    return session
+    return session, stopped
 
 
 def summarize(session: Session, args: argparse.Namespace) -> ServeSummary:
@@ -304,32 +226,24 @@ def run(args: argparse.Namespace) -> int:
     if args.writable is not None and args.writable.resolve() == args.rootfs.resolve():
         raise UsageError("the overlay must not be the image itself")
     _check_libusb()
-    view = ServeView(args.rootfs, args.writable is not None)
-    encoder = msgspec.json.Encoder()
+    display = display_for(args)
     metrics = ServeMetrics()
     stop_metrics = None
     if args.metrics_port is not None:
         port, stop_metrics = metrics.start(args.metrics_port, args.metrics_addr)
-        print(f"metrics: http://{args.metrics_addr}:{port}/metrics", file=sys.stderr)
+        display.note(f"metrics: http://{args.metrics_addr}:{port}/metrics")
+    mode = f"read-write (writes go to {args.writable})" if args.writable else "read-only"
+    display.note(f"serving {args.rootfs} {mode}")
 
     def on_event(event: ev.AnyEvent) -> None:
         metrics.observe(event)
-        view.show(event)
-        if args.json:
-            sys.stdout.write(encoder.encode(event).decode() + "\n")
-            sys.stdout.flush()
+        display.show(event)
 
     try:
-        session = anyio.run(partial(serve, args, on_event=on_event), backend="trio")
+        session, stopped = anyio.run(partial(serve, args, on_event=on_event), backend="trio")
     finally:
         if stop_metrics is not None:
             stop_metrics()
-    view.close()
-    summary = summarize(session, args)
-    if args.json:
-        sys.stdout.write(encoder.encode(summary).decode() + "\n")
-    else:
-        print(f"session {summary.state}: {summary.outcome}", file=sys.stderr)
-        if summary.journal:
-            print(f"journal: {summary.journal}", file=sys.stderr)
-    return 0 if summary.state == "done" else 1
+        display.close()
+    return finish_session(args, session.result, journal=session.journal_path, stopped=stopped,
+                          json_result=summarize(session, args))

@@ -20,7 +20,9 @@ import anyio
 import msgspec
 
 from fastboop.backends.payload import Stage0PayloadBuilder
+from fastboop.backends.ports import DeviceSource, GadgetSource
 from fastboop.backends.standard import StandardBackend
+from fastboop.demo.link import PacedDevices, PacedGadgets, Pacer
 from fastboop.devpro.sources import load_pool
 from fastboop.errors import FastboopError, UsageError
 from fastboop.events import AnyEvent, SessionConfig
@@ -28,7 +30,7 @@ from fastboop.journal import read_journal
 from fastboop.journal.inputs import session_inputs
 from fastboop.replay import ReplayReport, replay_journal
 from fastboop.runtime import Session
-from fastboop.runtime.interactive import run_session
+from fastboop.runtime.interactive import Interruption, run_session
 from fastboop.sim.model import BootloaderModel, CommandBehaviour, load_model
 from fastboop.sim.phone import SimulatedPhone
 
@@ -72,7 +74,7 @@ SCENARIOS: dict[str, Scenario] = {
 }
 
 
-class DemoResult(msgspec.Struct, kw_only=True):
+class DemoResult(msgspec.Struct, kw_only=True, tag="result", tag_field="type"):
     scenario: str
     expected_state: str
     state: str
@@ -85,6 +87,7 @@ class DemoResult(msgspec.Struct, kw_only=True):
     rootfs_verified: bool
     journal: str | None
     replay: ReplayReport | None
+    interruption: Interruption | None = None
 
     @property
     def ok(self) -> bool:
@@ -102,7 +105,11 @@ async def run_demo(
     on_event: Callable[[AnyEvent], None] | None = None,
     timeout: float = 300.0,
     handle_signals: bool = False,
+    link_speed: float | None = None,
+    boot_delay: float = 0.05,
 ) -> DemoResult:
+    """Run the demo session; ``link_speed`` (bytes/s) and ``boot_delay`` (seconds from
+    ``fastboot boot`` to stage0's gadget) make the simulated phone as slow as a real one."""
     plan = SCENARIOS.get(scenario)
     if plan is None:
         raise UsageError(f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)}")
@@ -114,19 +121,25 @@ async def run_demo(
         device_profile=model,
         transports=("sim",),
         wait_for_device_s=plan.wait_for_device_s,
-        gadget_timeout_s=30.0,
+        gadget_timeout_s=30.0 + boot_delay,
         serve_duration_s=0.0,  # until the phone has read its rootfs
         max_attempts=1,
     )
     digests = {entry.profile.id: entry.loaded.sha256 for entry in pool.entries()}
-    async with SimulatedPhone(plan.apply(load_model(model))) as phone:
+    phone_model = plan.apply(load_model(model))
+    async with SimulatedPhone(phone_model, reenumerate_delay=boot_delay) as phone:
+        devices: DeviceSource = phone
+        gadgets: GadgetSource = phone
+        if link_speed is not None:
+            pacer = Pacer(link_speed)
+            devices, gadgets = PacedDevices(phone, pacer), PacedGadgets(phone, pacer)
         backend = StandardBackend(
-            devices=phone, gadgets=phone, profiles=pool, builder=Stage0PayloadBuilder()
+            devices=devices, gadgets=gadgets, profiles=pool, builder=Stage0PayloadBuilder()
         )
         session = Session(config, backend, journal=journal, inputs=session_inputs(rootfs, digests))
 
-        with anyio.fail_after(timeout):
-            await run_session(
+        with anyio.fail_after(timeout + boot_delay):
+            stopped = await run_session(
                 session,
                 on_event=on_event or (lambda event: None),
                 alongside=phone.stop_when_up(
@@ -150,4 +163,5 @@ async def run_demo(
         rootfs_verified=phone.report.rootfs_sha256 == expected,
         journal=str(journal) if journal else None,
         replay=report,
+        interruption=stopped,
     )

@@ -69,7 +69,8 @@ def register(subparsers: Any) -> None:
     i = p.add_argument_group("initramfs")
     i.add_argument("--stage0", type=Path, metavar="FILE", help="the device-side PID1 binary")
     i.add_argument("--augment", type=Path, metavar="CPIO",
-                   help="uncompressed newc cpio whose entries take precedence")  # fmt: skip
+                   help="newc cpio (plain, or gzip/zstd/xz/lz4 as the kernel reads them) "
+                        "whose entries take precedence")  # fmt: skip
     i.add_argument("-o", "--output", type=Path, metavar="FILE", help="write the initramfs")
     i.add_argument("--compress", choices=["none", "gzip", "zstd", "lz4"], default="none",
                    help="compress the written initramfs (boots use none)")  # fmt: skip

@@ -15,6 +15,8 @@ from typing import Literal
 
 import msgspec
 
+from fastboop.bootimg import compression as comp
+from fastboop.bootimg.errors import KernelFormatError
 from fastboop.stage0.errors import CpioError
 
 MAGIC = b"070701"
@@ -152,11 +154,69 @@ def build_archive(entries: Iterable[CpioEntry]) -> bytes:
     return writer.to_bytes()
 
 
+#: Largest ``--augment`` archive accepted once decompressed: it goes to the phone's RAM
+#: inside the boot image, and a bomb must stay far below what a fuzz case may use.
+MAX_ARCHIVE = 128 << 20
+#: Longest entry name (with its NUL) and symlink target the kernel's unpacker accepts.
+PATH_MAX = 4096
+_HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
+_FILE_TYPES = frozenset((statmod.S_IFREG, statmod.S_IFDIR, statmod.S_IFLNK, statmod.S_IFCHR,
+                         statmod.S_IFBLK, statmod.S_IFIFO, statmod.S_IFSOCK))  # fmt: skip
+_FIELDS = ("ino", "mode", "uid", "gid", "nlink", "mtime", "filesize", "devmajor", "devminor",
+           "rdevmajor", "rdevminor", "namesize", "check")  # fmt: skip
+
+
+def _header_fields(head: bytes, pos: int) -> list[int]:
+    """The 13 fields of a newc header: exactly 8 hex digits each, as the format defines
+    them. ``int(..., 16)`` alone would take ``-0000001``, `` +00001`` or ``0x00001``."""
+    fields = []
+    for i, name in enumerate(_FIELDS):
+        text = head[6 + 8 * i : 14 + 8 * i]
+        if not _HEX_DIGITS.issuperset(text):
+            raise CpioError(f"invalid cpio: {name} field {text!r} is not 8 hex digits",
+                            where=f"offset {pos + 6 + 8 * i}")  # fmt: skip
+        fields.append(int(text, 16))
+    return fields
+
+
+def decompress_archive(data: bytes, limit: int = MAX_ARCHIVE) -> bytes:
+    """``data`` itself if it is an uncompressed archive; else its gzip, zstd, xz or lz4
+    (legacy) stream decoded with at most ``limit`` bytes of output, its end and checksum
+    checked (the formats the kernel's initramfs unpacker reads). NUL padding may follow
+    the stream; anything else is an error, not silently dropped."""
+    decoders = (
+        (comp.GZIP_MAGIC, comp.gzip_decompress),
+        (comp.ZSTD_MAGIC, comp.zstd_decompress),
+        (comp.XZ_MAGIC, comp.xz_decompress),
+        (comp.LZ4_LEGACY_MAGIC, comp.lz4_legacy_decompress),
+    )
+    for magic, decode in decoders:
+        if data.startswith(magic):
+            try:
+                archive, used = decode(data, limit)
+            except KernelFormatError as error:
+                message = f"compressed cpio archive: {error.message}"
+                raise CpioError(message, hint="pass an archive the kernel could unpack") from None
+            if data[used:].strip(b"\0"):
+                raise CpioError(
+                    "data after the compressed cpio archive",
+                    where=f"offset {used}",
+                    hint="concatenated archives are not supported: merge them into one",
+                )
+            return archive
+    return data
+
+
 def parse_archive(data: bytes) -> list[CpioEntry]:
-    """Parse an uncompressed newc archive up to its trailer (``--augment``, stage0.md §2.5).
+    """Parse a newc archive up to its trailer (``--augment``, stage0.md §2.5).
 
     Keeps mode, uid, gid and rdev; hard links (regular files with nlink > 1) are rejected.
+    Project addition to §2.5: a gzip, zstd, xz or lz4 archive is decompressed first (see
+    :func:`decompress_archive`). Every number is checked before it is used: sizes against
+    the bytes that are there, names and symlink targets against ``PATH_MAX``, the file
+    type against the ones cpio can hold. Only NUL padding may follow the trailer.
     """
+    data = decompress_archive(data)
     out: list[CpioEntry] = []
     pos = 0
     while True:
@@ -165,14 +225,11 @@ def parse_archive(data: bytes) -> list[CpioEntry]:
             raise CpioError("invalid cpio: bad magic", where=f"offset {pos}")
         if len(head) < HEADER_SIZE:
             raise CpioError("invalid cpio: truncated header", where=f"offset {pos}")
-        try:
-            fields = [int(head[6 + 8 * i : 14 + 8 * i], 16) for i in range(13)]
-        except ValueError:
-            raise CpioError("invalid cpio: bad header field", where=f"offset {pos}") from None
+        fields = _header_fields(head, pos)
         _ino, mode, uid, gid, nlink, _mt, size, _dmaj, _dmin, rmaj, rmin, namesize, _ = fields
         name_start = pos + HEADER_SIZE
         name_end = name_start + namesize
-        if namesize < 1 or name_end > len(data) or data[name_end - 1] != 0:
+        if not 1 <= namesize <= PATH_MAX or name_end > len(data) or data[name_end - 1] != 0:
             raise CpioError("invalid cpio: bad name", where=f"offset {pos}")
         name = data[name_start : name_end - 1].decode("utf-8", "surrogateescape")
         data_start = name_end + (-(HEADER_SIZE + namesize) % 4)
@@ -180,9 +237,14 @@ def parse_archive(data: bytes) -> list[CpioEntry]:
         if data_end > len(data):
             raise CpioError("invalid cpio: truncated data", where=name)
         if name == TRAILER:
+            _check_after_trailer(data, data_end + (-size % 4))
             return out
+        if statmod.S_IFMT(mode) not in _FILE_TYPES or mode > 0o177777:
+            raise CpioError(f"invalid cpio: mode {mode:#o} is not a file type", where=name)
         if statmod.S_ISREG(mode) and nlink > 1:
             raise CpioError("hard links are not supported", where=name)
+        if statmod.S_ISLNK(mode) and not 0 < size < PATH_MAX:
+            raise CpioError(f"invalid cpio: symlink target of {size} bytes", where=name)
         if name not in ("", "."):
             out.append(
                 CpioEntry(
@@ -190,6 +252,18 @@ def parse_archive(data: bytes) -> list[CpioEntry]:
                 )
             )
         pos = data_end + (-size % 4)
+
+
+def _check_after_trailer(data: bytes, end: int) -> None:
+    rest = data[end:]
+    if rest.startswith(MAGIC):
+        raise CpioError(
+            "a second cpio archive after TRAILER!!!",
+            where=f"offset {end}",
+            hint="concatenated archives are not supported: merge them into one",
+        )
+    if rest.strip(b"\0"):
+        raise CpioError("data after the cpio trailer", where=f"offset {end}")
 
 
 def compress(data: bytes, method: Compression) -> bytes:

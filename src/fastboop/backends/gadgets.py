@@ -108,6 +108,30 @@ class UsbGadgetSource:
 
 
 
+class CombinedGadgetSource:
+    """Several gadget sources at once (local USB and a USB/IP bus): the first to find and
+    prove the gadget wins, and the others stop looking."""
+
+    def __init__(self, sources: list[GadgetSource]):
+        self.sources = sources
+
+    async def find(self, booted: DeviceAddress) -> tuple[DeviceAddress, GadgetLink]:
+        found: list[tuple[DeviceAddress, GadgetLink]] = []
+        async with anyio.create_task_group() as tg:
+
+            async def search(source: GadgetSource) -> None:
+                result = await source.find(booted)
+                found.append(result)
+                tg.cancel_scope.cancel()
+
+            for source in self.sources:
+                tg.start_soon(search, source)
+        for _, extra in found[1:]:  # two found at once: keep the first, release the rest
+            with anyio.CancelScope(shield=True):
+                await extra.aclose()
+        return found[0]
+
+
 class NoFastbootDevices:
     """A :class:`~fastboop.backends.ports.DeviceSource` that never reports a device.
 
@@ -188,6 +212,7 @@ def serve_only_backend(
 
 __all__ = [
     "POLL_INTERVAL",
+    "CombinedGadgetSource",
     "NoFastbootDevices",
     "NoPayloadBuilder",
     "OverlayExports",

@@ -16,12 +16,13 @@ from typing import Any
 import anyio
 
 from fastboop.backends.devices import CombinedDeviceSource, NetworkDeviceSource, UsbDeviceSource
-from fastboop.backends.gadgets import UsbGadgetSource
+from fastboop.backends.gadgets import CombinedGadgetSource, UsbGadgetSource
 from fastboop.backends.payload import Stage0PayloadBuilder
-from fastboop.backends.ports import DeviceSource
+from fastboop.backends.ports import DeviceSource, GadgetSource
 from fastboop.backends.standard import StandardBackend
 from fastboop.cli.output import add_json_flag, help_text
 from fastboop.cli.running import add_journal_flags, display_for, finish_session, journal_path_from
+from fastboop.cli.usbip import add_usbip_option, closing_bus, usbip_bus
 from fastboop.devpro.probe import usb_filter
 from fastboop.devpro.sources import load_pool
 from fastboop.events import SessionConfig
@@ -30,12 +31,14 @@ from fastboop.runtime import Session
 from fastboop.runtime.interactive import run_session
 from fastboop.runtime.preflight import check_rootfs
 from fastboop.stage0.settings import CmdlineOptions, check_host_timeout
+from fastboop.transports.usbip_bus import UsbipBus
 
 EXAMPLES = """\
 examples:
   fastboop boot debian-arm64.erofs
   fastboop boot rootfs.ero --device-profile oneplus-fajita   # two profiles share probes
   fastboop boot rootfs.ero --tcp 192.168.1.20                # fastboot over TCP
+  fastboop boot rootfs.ero --usbip 192.168.1.20              # a phone behind usbipd
   fastboop boot rootfs.ero --require-module btrfs --cmdline-append loglevel=7
 """
 
@@ -57,10 +60,11 @@ def register(sub: Any) -> None:
     )
     parser.add_argument("--tcp", metavar="HOST[:PORT]", help="a fastboot-over-TCP device")
     parser.add_argument("--udp", metavar="HOST[:PORT]", help="a fastboot-over-UDP device")
+    add_usbip_option(parser)
     parser.add_argument(
         "--usb",
         action="store_true",
-        help="also watch USB when --tcp/--udp is given (USB is the default otherwise)",
+        help="also watch USB when --tcp/--udp/--usbip is given (USB is the default otherwise)",
     )
     parser.add_argument(
         "--wait",
@@ -104,15 +108,28 @@ def register(sub: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def device_source(args: argparse.Namespace, filters: list[tuple[int, int]]) -> DeviceSource:
+def device_source(args: argparse.Namespace, filters: list[tuple[int, int]],
+                  bus: UsbipBus | None = None) -> DeviceSource:
     sources: list[DeviceSource] = []
     if args.tcp:
         sources.append(NetworkDeviceSource("tcp", args.tcp))
     if args.udp:
         sources.append(NetworkDeviceSource("udp", args.udp))
+    if bus is not None:
+        sources.append(UsbDeviceSource(filters, backend=bus))
     if args.usb or not sources:
         sources.append(UsbDeviceSource(filters))
     return sources[0] if len(sources) == 1 else CombinedDeviceSource(sources)
+
+
+def gadget_source(args: argparse.Namespace, bus: UsbipBus | None) -> GadgetSource:
+    """stage0's gadget comes back where the phone can be: the USB/IP bus and/or local USB
+    (local USB unless only --usbip was given)."""
+    if bus is None:
+        return UsbGadgetSource()
+    if not args.usb:
+        return UsbGadgetSource(backend=bus)
+    return CombinedGadgetSource([UsbGadgetSource(backend=bus), UsbGadgetSource()])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -121,9 +138,9 @@ def run(args: argparse.Namespace) -> int:
         check_host_timeout(args.smoo_host_timeout)  # before waiting for a phone, not after
     pool = load_pool()
     filters = usb_filter(pool, args.device_profile)  # also checks the profile id exists
-    transports = tuple(name for name, on in (("tcp", args.tcp), ("udp", args.udp)) if on) or (
-        "usb",
-    )
+    on = (("tcp", args.tcp), ("udp", args.udp), ("usbip", args.usbip), ("usb", args.usb))
+    transports = tuple(name for name, given in on if given) or ("usb",)
+    bus = usbip_bus(args, filters)
     config = SessionConfig(
         rootfs=rootfs,
         device_profile=args.device_profile,
@@ -141,8 +158,8 @@ def run(args: argparse.Namespace) -> int:
         kernel_version=args.kernel_version,
     )
     backend = StandardBackend(
-        devices=device_source(args, filters),
-        gadgets=UsbGadgetSource(),
+        devices=device_source(args, filters, bus),
+        gadgets=gadget_source(args, bus),
         profiles=pool,
         builder=builder,
     )
@@ -155,7 +172,8 @@ def run(args: argparse.Namespace) -> int:
     )
     display = display_for(args)
     try:
-        stopped = anyio.run(partial(run_session, session, on_event=display.show), backend="trio")
+        stopped = anyio.run(partial(closing_bus, bus, run_session, session,
+                                    on_event=display.show), backend="trio")  # fmt: skip
     finally:
         display.close()
     return finish_session(args, session.result, journal=session.journal_path, stopped=stopped)

@@ -22,17 +22,20 @@ from fastboop.backends.devices import CombinedDeviceSource, NetworkDeviceSource,
 from fastboop.backends.ports import DeviceSource
 from fastboop.cli.output import add_json_flag, print_json
 from fastboop.cli.running import add_journal_flags, journal_path_from
+from fastboop.cli.usbip import add_usbip_option, closing_bus, usbip_bus
 from fastboop.detection import DetectRecorder, DetectResult, DeviceReport, detect_devices
 from fastboop.detection.journal import detect_inputs
 from fastboop.devpro import NO_MATCH_MESSAGE, load_pool, usb_filter
 from fastboop.devpro.pool import ProfilePool
 from fastboop.errors import FastboopError, UsageError
+from fastboop.transports.usbip_bus import UsbipBus
 
 EXAMPLES = """\
 examples:
   fastboop detect                              # USB devices present now
   fastboop detect --wait 30                    # wait up to 30 s for a matching phone
   fastboop detect --tcp 127.0.0.1:5554         # a fastboot-over-TCP device (or `fastboop sim`)
+  fastboop detect --usbip 192.168.1.20         # phones exported by usbipd on another machine
   fastboop detect --device-profile oneplus-fajita --json
 """
 
@@ -71,18 +74,22 @@ def register(sub: Any) -> None:
         default=[],
         help="a fastboot-over-UDP device (port 5554 by default); repeatable",
     )
+    add_usbip_option(parser)
     parser.add_argument(
         "--usb",
         action="store_true",
-        help="also scan USB when --tcp/--udp is given (USB is the default otherwise)",
+        help="also scan USB when --tcp/--udp/--usbip is given (USB is the default otherwise)",
     )
     add_journal_flags(parser)
     add_json_flag(parser)
     parser.set_defaults(handler=run)
 
 
-def build_source(args: argparse.Namespace, pool: ProfilePool) -> DeviceSource:
+def build_source(args: argparse.Namespace, pool: ProfilePool,
+                 bus: UsbipBus | None = None) -> DeviceSource:
     sources: list[DeviceSource] = []
+    if bus is not None:
+        sources.append(UsbDeviceSource(usb_filter(pool, args.device_profile), backend=bus))
     for kind in ("tcp", "udp"):
         for location in getattr(args, kind):
             try:
@@ -100,12 +107,15 @@ def run(args: argparse.Namespace) -> int:
     pool = load_pool()
     if args.device_profile is not None:
         usb_filter(pool, args.device_profile)  # unknown id: one clear error, nothing opened
-    source = build_source(args, pool)
+    bus = usbip_bus(args, usb_filter(pool, args.device_profile))
+    source = build_source(args, pool, bus)
     path = journal_path_from(args, "detect")
     recorder = DetectRecorder(path, detect_inputs(pool, args.device_profile))
     try:
         result = anyio.run(
             partial(
+                closing_bus,
+                bus,
                 detect_devices,
                 source,
                 pool,

@@ -26,6 +26,7 @@ from fastboop.backends.gadgets import OverlayExports, UsbGadgetSource, serve_onl
 from fastboop.blocks import FileSource
 from fastboop.cli.output import add_json_flag, help_text
 from fastboop.cli.running import add_journal_flags, display_for, finish_session, journal_path_from
+from fastboop.cli.usbip import add_usbip_option, closing_bus, usbip_bus
 from fastboop.errors import FastboopError, UsageError
 from fastboop.journal.inputs import file_digest
 from fastboop.machines.session import SessionSnapshot
@@ -58,6 +59,7 @@ def register(sub: Any) -> None:
     parser.add_argument("--vid", type=_usb_id, help="the gadget's USB vendor id, e.g. 0x18d1")
     parser.add_argument("--pid", type=_usb_id, help="the gadget's USB product id, e.g. 0xd00d")
     parser.add_argument("--serial", help="the gadget's USB serial number")
+    add_usbip_option(parser)
     parser.add_argument("--writable", type=Path, metavar="OVERLAY",
                         help="let the phone write; writes go to this overlay file")
     parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
@@ -225,7 +227,10 @@ def run(args: argparse.Namespace) -> int:
     _check_image(args.rootfs)
     if args.writable is not None and args.writable.resolve() == args.rootfs.resolve():
         raise UsageError("the overlay must not be the image itself")
-    _check_libusb()
+    bus = usbip_bus(args, [(args.vid, args.pid)] if args.vid is not None and
+                    args.pid is not None else [])  # fmt: skip
+    if bus is None:
+        _check_libusb()
     display = display_for(args)
     metrics = ServeMetrics()
     stop_metrics = None
@@ -240,7 +245,8 @@ def run(args: argparse.Namespace) -> int:
         display.show(event)
 
     try:
-        session, stopped = anyio.run(partial(serve, args, on_event=on_event), backend="trio")
+        session, stopped = anyio.run(partial(closing_bus, bus, serve, args, on_event=on_event,
+                                             backend=bus), backend="trio")  # fmt: skip
     finally:
         if stop_metrics is not None:
             stop_metrics()

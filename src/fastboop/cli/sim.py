@@ -1,8 +1,14 @@
-"""``fastboop sim``: run a simulated phone in fastboot mode on TCP and/or UDP.
+"""``fastboop sim``: run a simulated phone in fastboot mode on TCP, UDP and/or USB/IP.
 
 Any fastboot client can then talk to it — ``fastboot -s tcp:127.0.0.1:5554 getvar
 product`` or fastboop itself — which makes the whole boot path testable without a phone.
 Every command received is logged; ``--save-boot`` keeps each image the client boots.
+
+With ``--usbip HOST:PORT`` the phone is also a USB device behind a USB/IP server, and it
+goes all the way: after a boot (over any of its transports) it leaves fastboot mode and
+comes back on the USB/IP bus as stage0's smoo gadget, which reads the served rootfs.
+``fastboop boot ROOTFS --usbip HOST:PORT`` then runs exactly as against a real phone.
+``kill -USR1`` ends every USB/IP connection at once, like pulling the cable.
 """
 
 from __future__ import annotations
@@ -10,6 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +29,11 @@ from fastboop.errors import FastboopError, UsageError
 from fastboop.logs import configure_logging
 from fastboop.sim.model import BootloaderModel, available_models, load_model
 from fastboop.sim.server import SimService
+from fastboop.sim.usbip_phone import UsbipPhone
+from fastboop.sim.usbip_server import UsbipBoard, UsbipService
+from fastboop.transports import usbip_wire
 from fastboop.transports.tcp import parse_location
+from fastboop.transports.usbip_net import server_name
 
 DEFAULT_PORT = 5554
 
@@ -41,7 +53,9 @@ def register(subparsers: Any) -> None:
             "examples:\n"
             "  fastboop sim oneplus-fajita --tcp 127.0.0.1:5554\n"
             "  fastboot -s tcp:127.0.0.1:5554 getvar product\n"
-            "  fastboop sim google-sargo --udp 127.0.0.1:5554 --save-boot /tmp/boots"
+            "  fastboop sim google-sargo --udp 127.0.0.1:5554 --save-boot /tmp/boots\n"
+            "  fastboop sim oneplus-fajita --usbip 127.0.0.1:3240   # then:\n"
+            "  fastboop boot rootfs.ero --usbip 127.0.0.1:3240"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -51,10 +65,16 @@ def register(subparsers: Any) -> None:
         metavar="HOST:PORT",
         action="append",
         default=[],
-        help="listen for fastboot TCP here (default 127.0.0.1:5554 when no --udp is given)",
+        help="listen for fastboot TCP here (default 127.0.0.1:5554 when neither --udp nor "
+        "--usbip is given)",
     )
     parser.add_argument(
         "--udp", metavar="HOST:PORT", action="append", default=[], help="answer fastboot UDP here"
+    )
+    parser.add_argument(
+        "--usbip", metavar="HOST:PORT", action="append", default=[],
+        help="export the phone as a USB device over USB/IP here (port 3240 by default); "
+        "after a boot it comes back there as stage0's smoo gadget",
     )
     parser.add_argument(
         "--save-boot",
@@ -75,12 +95,13 @@ def handle(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     tcp = [_endpoint(value) for value in args.tcp]
     udp = [_endpoint(value) for value in args.udp]
-    if not tcp and not udp:
+    usbip = [_endpoint(value, usbip_wire.DEFAULT_PORT) for value in args.usbip]
+    if not tcp and not udp and not usbip:
         tcp = [("127.0.0.1", DEFAULT_PORT)]
     # The simulator's job is to show what it receives: log commands unless told otherwise.
     configure_logging(max(1, getattr(args, "verbose", 0)), json=getattr(args, "log_json", False))
     try:
-        anyio.run(run_sim, model, tcp, udp, args.save_boot)
+        anyio.run(partial(run_sim, model, tcp, udp, args.save_boot, usbip=usbip))
     except KeyboardInterrupt:
         return 0
     except (OSError, ExceptionGroup) as error:
@@ -121,9 +142,9 @@ def _list(*, as_json: bool) -> int:
     return 0
 
 
-def _endpoint(value: str) -> tuple[str, int]:
+def _endpoint(value: str, default_port: int = DEFAULT_PORT) -> tuple[str, int]:
     try:
-        return parse_location(value, DEFAULT_PORT, listening=True)
+        return parse_location(value, default_port, listening=True)
     except ValueError as error:
         raise UsageError(str(error)) from None
 
@@ -134,18 +155,41 @@ async def run_sim(
     udp: list[tuple[str, int]],
     save_boot: Path | None = None,
     *,
+    usbip: Sequence[tuple[str, int]] = (),
     task_status: TaskStatus[SimService] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve ``model`` on every endpoint until cancelled (or SIGINT/SIGTERM)."""
+    """Serve ``model`` on every endpoint until cancelled (or SIGINT/SIGTERM).
+
+    With ``usbip`` endpoints the phone is a :class:`~fastboop.sim.usbip_phone.UsbipPhone`
+    too, and every boot (over any transport) turns it into stage0's gadget there; the
+    started service's ``usbip`` and ``phone`` attributes give access to both.
+    """
     saver = _BootSaver(save_boot, model.name) if save_boot else None
-    service = SimService(model, on_boot=saver)
+    board = UsbipBoard()
+    phone = UsbipPhone(model, board, on_boot=saver) if usbip else None
+    service = SimService(model, on_boot=phone.booted if phone is not None else saver)
+    service.usbip = UsbipService(board) if usbip else None
+    service.phone = phone
     async with anyio.create_task_group() as group:
         for host, port in tcp:
             await group.start(service.serve_tcp, host, port)
         for host, port in udp:
             await group.start(service.serve_udp, host, port)
+        if service.usbip is not None and phone is not None:
+            await group.start(phone.run)
+            for host, port in usbip:
+                bound = await group.start(service.usbip.serve, host, port)
+                service.endpoints.append(f"usbip:{server_name(host, bound)}")
+            group.start_soon(_pull_cable_on_signal, service.usbip)
         group.start_soon(_stop_on_signal, group.cancel_scope)
         task_status.started(service)
+
+
+async def _pull_cable_on_signal(usbip: UsbipService) -> None:
+    """SIGUSR1: end every USB/IP connection, as pulling the USB cable would."""
+    with anyio.open_signal_receiver(signal.SIGUSR1) as signals:
+        async for _ in signals:
+            await usbip.drop_connections()
 
 
 async def _stop_on_signal(scope: anyio.CancelScope) -> None:

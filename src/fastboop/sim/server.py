@@ -9,7 +9,7 @@ The protocol work is done by the sans-I/O cores; this module only owns sockets a
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import anyio
 import structlog
@@ -24,6 +24,10 @@ from fastboop.sim.udp_device import DEFAULT_MAX_PACKET_SIZE, UdpDeviceSession
 
 MAX_COMMAND_FRAME: Final = 4096
 DATA_PIECE: Final = 1 << 20
+
+if TYPE_CHECKING:
+    from fastboop.sim.usbip_phone import UsbipPhone
+    from fastboop.sim.usbip_server import UsbipService
 
 _log = structlog.get_logger("fastboop.sim")
 
@@ -45,6 +49,10 @@ class SimService:
         self.booted_images: list[bytes] = []
         self.endpoints: list[str] = []  # "tcp:HOST:PORT" / "udp:HOST:PORT" once listening
         self._on_boot = on_boot
+        # Set by `fastboop sim --usbip` (cli/sim.py run_sim): the USB/IP service and the
+        # phone that turns into stage0's gadget there after a boot.
+        self.usbip: UsbipService | None = None
+        self.phone: UsbipPhone | None = None
 
     def new_bootloader(self, peer: str) -> SimulatedBootloader:
         log = _log.bind(model=self.model.name, peer=peer)

@@ -62,7 +62,11 @@ class UsbipPhone:
 
     def enter_fastboot(self) -> None:
         """The phone is (back) in fastboot mode: its bootloader is on the bus."""
-        bootloader = SimulatedBootloader(self.model, on_boot=self.booted)
+        bootloader = SimulatedBootloader(
+            self.model, on_boot=self.booted,
+            on_command=lambda c: log.info("command", model=self.model.name, command=c,
+                                          transport="usbip"),
+        )  # fmt: skip
         self._fastboot = FastbootUsbDevice(bootloader, busid=FASTBOOT_BUSID,
                                            on_unplug=self._left_bus)  # fmt: skip
         self.board.plug(self._fastboot)

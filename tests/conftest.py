@@ -1,11 +1,20 @@
-"""Test-wide fixtures."""
+"""Test-wide fixtures, and the hypothesis profile every property test runs under."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 import structlog
+from hypothesis import settings
+
+# The suite is a gate, so it must give the same verdict on every run: hypothesis draws its
+# examples from a seed fixed per test. Exploring new inputs is the fuzz campaign's job
+# (bench/fuzz.py); `HYPOTHESIS_PROFILE=explore` gives the tests random seeds again.
+settings.register_profile("suite", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
 
 @pytest.fixture(params=["asyncio", "trio"])

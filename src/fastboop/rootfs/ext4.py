@@ -17,6 +17,7 @@ from collections import OrderedDict
 import msgspec
 
 from fastboop.blocks import BlockSource
+from fastboop.rootfs.crc32c import crc32c
 from fastboop.rootfs.errors import CorruptImageError, TooLargeError, UnsupportedError
 from fastboop.rootfs.fs import Filesystem, FileType, Node, Stat
 
@@ -51,6 +52,12 @@ SUPPORTED_INCOMPAT = (
     | INCOMPAT_ENCRYPT
     | INCOMPAT_CASEFOLD
 )
+RO_COMPAT_METADATA_CSUM = 0x400
+CSUM_TYPE_CRC32C = 1
+SB_CHECKSUM_AT = 0x3FC
+INODE_CSUM_LO_AT = 0x7C  # l_i_checksum_lo (in osd2)
+INODE_CSUM_HI_AT = 0x82  # i_checksum_hi, when i_extra_isize >= 4
+DESC_CSUM_AT = 0x1E  # bg_checksum
 FL_EXTENTS = 0x80000
 FL_INLINE_DATA = 0x10000000
 FL_ENCRYPT = 0x800
@@ -68,6 +75,14 @@ class Ext4Superblock(msgspec.Struct, frozen=True):
     incompat: int
     groups: int
     volume_name: str
+    blocks_count: int = 0
+    #: Seed of the metadata checksums (``metadata_csum``), or None when they are absent.
+    csum_seed: int | None = None
+
+    @property
+    def size(self) -> int:
+        """Bytes the filesystem spans: every file's data lies inside them."""
+        return self.blocks_count * self.block_size
 
 
 def parse_superblock(raw: bytes, device_size: int) -> Ext4Superblock:
@@ -105,9 +120,40 @@ def parse_superblock(raw: bytes, device_size: int) -> Ext4Superblock:
     groups = -(-(blocks - first_data) // bpg)
     if groups <= 0 or groups * desc_size > device_size:
         raise CorruptImageError("ext4: implausible block group count")
+    if blocks * block_size > device_size:
+        raise CorruptImageError(
+            f"ext4: the superblock says {blocks} blocks of {block_size} bytes "
+            f"({blocks * block_size} bytes), but the image has {device_size}",
+            hint="the image is truncated, or the partition holding it was cut short",
+        )
     return Ext4Superblock(
-        block_size, inodes, ipg, first_data, inode_size, desc_size, incompat, groups, volume
-    )
+        block_size, inodes, ipg, first_data, inode_size, desc_size, incompat, groups, volume,
+        blocks_count=blocks, csum_seed=_checksum_seed(raw, rev, incompat),
+    )  # fmt: skip
+
+
+def _checksum_seed(raw: bytes, rev: int, incompat: int) -> int | None:
+    """Check the superblock's own checksum and return the seed of the others.
+
+    With ``metadata_csum`` every superblock, group descriptor and inode carries a
+    CRC-32C; the seed is the UUID's, or the one stored with ``csum_seed``.
+    """
+    ro_compat = struct.unpack_from("<I", raw, 0x64)[0] if rev >= 1 else 0
+    if not ro_compat & RO_COMPAT_METADATA_CSUM:
+        return None
+    if raw[0x175] != CSUM_TYPE_CRC32C:
+        raise UnsupportedError(f"ext4: unknown metadata checksum type {raw[0x175]}")
+    stored = struct.unpack_from("<I", raw, SB_CHECKSUM_AT)[0]
+    computed = crc32c(0xFFFFFFFF, raw[:SB_CHECKSUM_AT])
+    if stored != computed:
+        raise CorruptImageError(
+            f"ext4: superblock checksum {stored:#010x} does not match its bytes "
+            f"({computed:#010x})",
+            hint="the image is damaged; e2fsck can repair a copy",
+        )
+    if incompat & INCOMPAT_CSUM_SEED:
+        return int(struct.unpack_from("<I", raw, 0x270)[0])
+    return crc32c(0xFFFFFFFF, raw[0x68:0x78])
 
 
 class Ext4Inode(msgspec.Struct, frozen=True):
@@ -188,10 +234,14 @@ class Ext4Filesystem(Filesystem):
             raise CorruptImageError(f"ext4: inode {ino} in nonexistent group {group}")
         gdt = (sb.first_data_block + 1) * sb.block_size + group * sb.desc_size
         desc = self._read(gdt, sb.desc_size)
+        if sb.csum_seed is not None:
+            self._check_descriptor(group, desc, sb.csum_seed)
         table = struct.unpack_from("<I", desc, 8)[0]
         if sb.incompat & INCOMPAT_64BIT and sb.desc_size >= 64:
             table |= struct.unpack_from("<I", desc, 0x28)[0] << 32
         raw = self._read(table * sb.block_size + index * sb.inode_size, sb.inode_size)
+        if sb.csum_seed is not None:
+            self._check_inode(ino, raw, sb.csum_seed)
         mode, uid_lo, size_lo, _at, _ct, _mt, _dt, gid_lo, nlink = struct.unpack_from(
             "<HHIIIIIHH", raw
         )
@@ -213,6 +263,33 @@ class Ext4Filesystem(Filesystem):
         if len(self._inodes) > 4096:
             self._inodes.popitem(last=False)
         return inode
+
+    @staticmethod
+    def _check_descriptor(group: int, desc: bytes, seed: int) -> None:
+        """``bg_checksum``: the low 16 bits of CRC-32C(seed, group number, descriptor)."""
+        crc = crc32c(seed, group.to_bytes(4, "little"))
+        crc = crc32c(crc, desc[:DESC_CSUM_AT] + b"\0\0" + desc[DESC_CSUM_AT + 2 :])
+        stored = struct.unpack_from("<H", desc, DESC_CSUM_AT)[0]
+        if stored != crc & 0xFFFF:
+            raise CorruptImageError(f"ext4: checksum mismatch in block group descriptor {group}")
+
+    @staticmethod
+    def _check_inode(ino: int, raw: bytes, seed: int) -> None:
+        """CRC-32C(seed, inode number, generation, inode with its checksum fields zeroed):
+        32 bits when the inode has room for ``i_checksum_hi``, else the low 16."""
+        crc = crc32c(seed, ino.to_bytes(4, "little"))
+        crc = crc32c(crc, raw[0x64:0x68])  # i_generation
+        body = bytearray(raw)
+        body[INODE_CSUM_LO_AT : INODE_CSUM_LO_AT + 2] = b"\0\0"
+        stored = struct.unpack_from("<H", raw, INODE_CSUM_LO_AT)[0]
+        extra_isize = struct.unpack_from("<H", raw, 0x80)[0] if len(raw) > 128 else 0
+        has_hi = extra_isize >= INODE_CSUM_HI_AT + 2 - 128
+        if has_hi:
+            body[INODE_CSUM_HI_AT : INODE_CSUM_HI_AT + 2] = b"\0\0"
+            stored |= struct.unpack_from("<H", raw, INODE_CSUM_HI_AT)[0] << 16
+        crc = crc32c(crc, bytes(body))
+        if stored != (crc if has_hi else crc & 0xFFFF):
+            raise CorruptImageError(f"ext4: inode {ino} checksum does not match its bytes")
 
     # -- data -------------------------------------------------------------------------
 
@@ -274,6 +351,12 @@ class Ext4Filesystem(Filesystem):
     def read_inode_data(self, inode: Ext4Inode) -> bytes:
         if inode.size > self.max_file_size:
             raise TooLargeError(f"file of {inode.size} bytes exceeds the read limit")
+        if inode.size > self.sb.size:
+            raise CorruptImageError(
+                f"ext4: inode {inode.ino} claims {inode.size} bytes, more than the whole "
+                f"filesystem ({self.sb.size} bytes)",
+                hint="a corrupt inode (or a sparse file larger than its filesystem)",
+            )
         if inode.flags & FL_INLINE_DATA:
             return self._inline_data(inode)
         if inode.flags & FL_ENCRYPT:

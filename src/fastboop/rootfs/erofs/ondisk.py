@@ -11,6 +11,7 @@ import struct
 
 import msgspec
 
+from fastboop.rootfs.crc32c import crc32c
 from fastboop.rootfs.errors import CorruptImageError, UnsupportedError
 
 EROFS_MAGIC = 0xE0F5E1E2
@@ -19,6 +20,9 @@ SUPERBLOCK_SIZE = 128
 INODE_SLOT = 32  # nids count 32-byte slots from the metadata start
 NULL_ADDR = 0xFFFFFFFF
 DIRENT_SIZE = 12
+
+# feature_compat bits
+FEATURE_COMPAT_SB_CHKSUM = 0x01
 
 # feature_incompat bits
 FEATURE_ZERO_PADDING = 0x01
@@ -75,6 +79,27 @@ class Superblock(msgspec.Struct, frozen=True):
 
 
 _SB = struct.Struct("<IIIBBHQQIIII16s16sI")
+
+
+def checked_superblock_span(sb: Superblock) -> int:
+    """Bytes from offset 1024 that the superblock checksum covers (0 when it has none):
+    the rest of the first block, or one block when blocks are smaller than 1024 bytes."""
+    if not sb.feature_compat & FEATURE_COMPAT_SB_CHKSUM:
+        return 0
+    return sb.block_size - SUPERBLOCK_OFFSET if sb.block_size > SUPERBLOCK_OFFSET else sb.block_size
+
+
+def verify_superblock_checksum(span: bytes) -> None:
+    """CRC-32C (seed ``~0``, no final inversion) over :func:`checked_superblock_span`
+    bytes with the checksum field zeroed, as the kernel's ``erofs_superblock_csum_verify``."""
+    stored = int.from_bytes(span[4:8], "little")
+    computed = crc32c(0xFFFFFFFF, span[:4] + b"\0\0\0\0" + span[8:])
+    if stored != computed:
+        raise CorruptImageError(
+            f"erofs: superblock checksum {stored:#010x} does not match its bytes "
+            f"({computed:#010x})",
+            hint="the image is damaged or was modified after mkfs.erofs",
+        )
 
 
 def parse_superblock(raw: bytes) -> Superblock:

@@ -23,9 +23,11 @@ from fastboop.rootfs.erofs.ondisk import (
     DataLayout,
     Inode,
     Superblock,
+    checked_superblock_span,
     parse_dirents,
     parse_inode,
     parse_superblock,
+    verify_superblock_checksum,
 )
 from fastboop.rootfs.errors import CorruptImageError, TooLargeError, UnsupportedError
 from fastboop.rootfs.fs import Filesystem, FileType, Node, Stat
@@ -90,6 +92,15 @@ class ErofsFilesystem(Filesystem):
         self.label = label
         self.max_file_size = max_file_size
         self.sb: Superblock = parse_superblock(self._read(SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE))
+        span = checked_superblock_span(self.sb)
+        if span:
+            verify_superblock_checksum(self._read(SUPERBLOCK_OFFSET, span))
+        if self.sb.blocks * self.sb.block_size > source.size:
+            raise CorruptImageError(
+                f"erofs: the superblock says {self.sb.blocks} blocks of {self.sb.block_size} "
+                f"bytes, but the image has {source.size} bytes",
+                hint="the image is truncated, or the partition holding it was cut short",
+            )
         self._inodes: OrderedDict[int, Inode] = OrderedDict()
         self._dirs: OrderedDict[int, dict[str, int]] = OrderedDict()
 

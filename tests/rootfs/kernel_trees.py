@@ -138,7 +138,7 @@ def add_odd_files(root: Path) -> None:
 #: --lzma2=dict=1MiB``, Arch's ``zstd``, and the ``gzip -9`` of kmod's MODULE_COMPRESS_GZIP.
 MODULE_COMPRESSORS = {
     ".ko.xz": ["xz", "--check=crc32", "--lzma2=dict=1MiB", "-T1", "-q"],
-    ".ko.zst": ["zstd", "-q", "--rm", "-19"],
+    ".ko.zst": ["zstd", "-q", "--rm"],
     ".ko.gz": ["gzip", "-9", "-n"],
 }
 

@@ -116,7 +116,8 @@ def test_inspect_partitioned_image(
                     "status=none"], check=True)  # fmt: skip
     assert run(["rootfs", "inspect", str(disk), "--partition", "rootfs", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["layers"] == ["partition 1 rootfs"] and info["kernel"]["kver"] == kver
+    assert info["layers"] == ["gpt partition 1 'rootfs'"] and info["kernel"]["kver"] == kver
+    assert info["roles"]["root"]["why"].startswith("--partition rootfs")
     assert info["ostree_deployments"] == []
 
 

@@ -1,27 +1,38 @@
-"""What the smoo host serves: the rootfs image, through whatever containers hold it.
+"""What the smoo host serves: the root filesystem of the artifact, and only its bytes.
 
-A local image file is served as it is (:class:`~fastboop.blocks.FileSource`, read inline
-from the page cache). Anything else the rootfs readers can open — an HTTP(S) URL read with
-Range requests, an xz/zstd/gzip image, an Android sparse image, a partition of a disk
-image — is served through the same block-source stack the build step used, so
-``fastboop boot https://…/rootfs.erofs`` never downloads more than the phone reads. The
-stack says itself whether its reads are direct; the pump reads the others in a thread.
+A local image file that *is* a filesystem is served as it is
+(:class:`~fastboop.blocks.FileSource`, read inline from the page cache). Anything else —
+an HTTP(S) URL read with Range requests, an xz/zstd/gzip image, an Android sparse image,
+a disk image or tarball with several volumes — is opened as an artifact
+(:func:`~fastboop.artifact.open_artifact`), with the same options the payload builder
+used, and the phone is served exactly the root volume's range of it: a partition's
+slice of the disk, nothing repacked. So ``fastboop boot https://…/disk.img.xz`` never
+downloads more than the phone reads. The stack says itself whether its reads are direct;
+the pump reads the others in a thread.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from fastboop.artifact.open import Artifact, ArtifactOptions, is_container, open_artifact
 from fastboop.blocks import BlockSource, FileSource
-from fastboop.rootfs.open import open_source, unwrap
+from fastboop.errors import UsageError
 from fastboop.smoo.export import Export
 
 
 class ServedImage:
-    """A rootfs spec's block-source stack, under the spec's own name as its identity."""
+    """An artifact's root volume, under the spec and its layers as its identity."""
 
-    def __init__(self, spec: str, *, partition: str | None = None):
-        source, layers = unwrap(open_source(spec), label=spec, partition=partition)
-        self._source: BlockSource = source
-        self._identity = spec if not layers else f"{spec}#{'/'.join(layers)}"
+    def __init__(self, artifact: Artifact):
+        if artifact.root_source is None:
+            raise UsageError(
+                f"{artifact.spec} is a directory: the phone needs a filesystem image",
+                hint="make one, e.g. mkfs.erofs -zlz4hc rootfs.erofs DIR",
+            )
+        self._source: BlockSource = artifact.root_source
+        layers = artifact.root.layers
+        self._identity = artifact.spec if not layers else f"{artifact.spec}#{'/'.join(layers)}"
 
     @property
     def size(self) -> int:
@@ -42,18 +53,29 @@ class ServedImage:
         """Nothing to release: the rootfs sources close with the process."""
 
 
-def open_export(spec: str) -> tuple[Export, FileSource | ServedImage]:
-    """The export for a rootfs spec, and the source to close when serving ends.
+def open_served_source(
+    spec: str,
+    options: ArtifactOptions = ArtifactOptions(),  # noqa: B008 - frozen
+) -> FileSource | ServedImage:
+    """What the phone is served from ``spec``: a local file that holds no other volumes
+    (a filesystem image, or any bytes for ``fastboop serve``) as it is; an artifact with
+    layers or volumes, its root through :class:`ServedImage`."""
+    if not spec.startswith(("http://", "https://")) and not Path(spec).is_dir():
+        plain = FileSource(spec)
+        if not is_container(plain):
+            return plain
+        plain.close()
+    return ServedImage(open_artifact(spec, options))
 
-    A local file with no container around its filesystem is served as it is; anything
-    with layers to peel (or remote) goes through :class:`ServedImage`.
-    """
-    remote = spec.startswith(("http://", "https://"))
-    if not remote:
-        with FileSource(spec) as probe:
-            _, layers = unwrap(probe, label=spec)
-        if not layers:
-            plain = FileSource(spec)
-            return Export.of(plain), plain
-    served = ServedImage(spec)
-    return Export.of(served), served
+
+def open_export(
+    spec: str,
+    options: ArtifactOptions = ArtifactOptions(),  # noqa: B008 - frozen
+) -> tuple[Export, FileSource | ServedImage]:
+    """The export for an artifact, and the source to close when serving ends."""
+    source = open_served_source(spec, options)
+    try:
+        return Export.of(source), source
+    except BaseException:
+        source.close()
+        raise

@@ -22,6 +22,8 @@ from typing import Any
 import anyio
 import structlog
 
+from fastboop.artifact.open import ArtifactOptions
+from fastboop.backends.exports import ServedImage, open_served_source
 from fastboop.backends.ports import BuiltPayload, DeviceChanged, GadgetSource
 from fastboop.backends.standard import ExportOpener, StandardBackend
 from fastboop.blocks import CopyOnWriteSource, FileSource
@@ -165,17 +167,20 @@ class OverlayExports:
     """
 
     def __init__(self, overlay: str | os.PathLike[str], *,
-                 block_size: int = DEFAULT_BLOCK_SIZE):
+                 block_size: int = DEFAULT_BLOCK_SIZE,
+                 options: ArtifactOptions = ArtifactOptions()):  # noqa: B008 - frozen
         self.overlay = Path(overlay)
         self.block_size = block_size
-        self._opened: tuple[str, Export, FileSource, CopyOnWriteSource] | None = None
+        self.options = options  # the root volume of a disk image is what gets written
+        self._opened: tuple[str, Export, FileSource | ServedImage, CopyOnWriteSource] | None
+        self._opened = None
 
     def __call__(self, rootfs: str) -> Export:
         if self._opened is not None:
             if self._opened[0] != rootfs:
                 raise FastboopError("the overlay belongs to another image", where=rootfs)
             return self._opened[1]
-        base = FileSource(rootfs)
+        base = open_served_source(rootfs, self.options)
         try:
             cow = CopyOnWriteSource(base, self.overlay, self.block_size)
             export = Export.of(cow, block_size=self.block_size, writable=True)
@@ -198,6 +203,7 @@ def serve_only_backend(
     *,
     smoo_config: HostConfig | None = None,
     export_opener: ExportOpener | None = None,
+    artifact_options: ArtifactOptions = ArtifactOptions(),  # noqa: B008 - frozen
 ) -> StandardBackend:
     """A :class:`StandardBackend` for ``SessionConfig(serve_gadget=...)`` sessions."""
     return StandardBackend(
@@ -207,6 +213,7 @@ def serve_only_backend(
         builder=NoPayloadBuilder(),
         smoo_config=smoo_config,
         export_opener=export_opener,
+        artifact_options=artifact_options,
     )
 
 

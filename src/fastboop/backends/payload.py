@@ -17,6 +17,7 @@ from pathlib import Path
 
 import msgspec
 
+from fastboop.artifact.open import ArtifactOptions, open_artifact
 from fastboop.backends.ports import BuiltPayload
 from fastboop.bootimg.builder import assemble_boot_image
 from fastboop.bootimg.kernel import detect_kernel
@@ -24,7 +25,6 @@ from fastboop.bootimg.layout import BootImageLayout, BootImageLimits
 from fastboop.devpro.bootparams import BootImageParams, boot_image_params
 from fastboop.devpro.schema import DeviceProfile
 from fastboop.errors import FastboopError
-from fastboop.rootfs.open import open_rootfs
 from fastboop.stage0.build import build_stage0
 from fastboop.stage0.settings import CmdlineOptions, HostFacts
 from fastboop.transports.base import DeviceAddress
@@ -96,13 +96,13 @@ class Stage0PayloadBuilder:
         *,
         options: CmdlineOptions | None = None,
         extra_modules: tuple[str, ...] = (),
-        kernel_version: str | None = None,
+        artifact_options: ArtifactOptions = ArtifactOptions(),  # noqa: B008 - frozen
         clock: Callable[[], float] = time.time,
         pid1: Callable[[str], bytes] = find_pid1,
     ):
         self.options = options or CmdlineOptions()
         self.extra_modules = extra_modules
-        self.kernel_version = kernel_version
+        self.artifact_options = artifact_options  # --partition, --boot-partition, --kernel-version
         self.clock = clock
         self.pid1 = pid1
 
@@ -110,7 +110,7 @@ class Stage0PayloadBuilder:
         self, profile: DeviceProfile, rootfs: str, device: DeviceAddress | None = None
     ) -> BuiltPayload:
         params = boot_image_params(profile)
-        fs = open_rootfs(rootfs)
+        artifact = open_artifact(rootfs, self.artifact_options)
         clock_usec = int(self.clock() * 1_000_000)
         host = HostFacts(
             usb_vid=device.vid if device else None,
@@ -122,10 +122,10 @@ class Stage0PayloadBuilder:
             self.options, device_cmdline_append=params.cmdline_append or ""
         )
         stage0 = build_stage0(
-            fs,
+            artifact,
             pid1=lambda kernel: self.pid1(kernel_arch(kernel)),
             devicetree_name=params.devicetree_name,
-            kernel_version=self.kernel_version,
+            kernel_version=self.artifact_options.kernel_version,
             user_modules=self.extra_modules,
             options=options,
             host=host,
@@ -141,7 +141,12 @@ class Stage0PayloadBuilder:
             f"kernel {stage0.kver}, {len(stage0.modules)} modules, "
             f"DTB {stage0.dtb_path or 'none'}"
         )
+        if len(artifact.volumes) > 1:  # say where things came from on a disk image
+            summary += (f"; root {artifact.root.name}, kernel from "
+                        f"{stage0.sources.get('kernel', artifact.root.name)}")  # fmt: skip
         inputs = {
+            "root": f"{artifact.root.describe()}"
+            + (f", subvolume {artifact.subvol!r}" if artifact.subvol else ""),
             "kernel": stage0.kernel_path,
             "kernel_version": stage0.kver,
             "dtb": stage0.dtb_path or "",

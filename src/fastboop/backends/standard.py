@@ -16,6 +16,7 @@ import structlog
 
 from fastboop import effects as fx
 from fastboop import events as ev
+from fastboop.artifact.open import ArtifactOptions
 from fastboop.backends.exports import ServedImage, open_export
 from fastboop.backends.ports import DeviceSource, GadgetSource, PayloadBuilder
 from fastboop.blocks import FileSource
@@ -72,6 +73,7 @@ class StandardBackend:
         transfer_timeout: float = 30.0,
         smoo_config: HostConfig | None = None,
         export_opener: ExportOpener | None = None,
+        artifact_options: ArtifactOptions = ArtifactOptions(),  # noqa: B008 - frozen
     ):
         self.devices = devices
         self.gadgets = gadgets
@@ -80,6 +82,7 @@ class StandardBackend:
         self.transfer_timeout = transfer_timeout
         self.smoo_config = smoo_config
         self.export_opener = export_opener
+        self.artifact_options = artifact_options  # which volume is served (--partition)
         self._open: dict[DeviceAddress, _OpenDevice] = {}
         self._images: dict[str, bytes] = {}
         self._gadget_links: list[GadgetLink] = []
@@ -191,7 +194,7 @@ class StandardBackend:
             if self.export_opener is not None:
                 export = self.export_opener(rootfs)
             else:
-                export, self._source = open_export(rootfs)
+                export, self._source = open_export(rootfs, self.artifact_options)
             self._host = SmooHost(
                 [export], config=self.smoo_config, on_stats=lambda s: self._on_stats(s)
             )

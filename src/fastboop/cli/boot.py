@@ -10,6 +10,7 @@ press Ctrl-C. Every session is journaled; `fastboop replay` re-drives it offline
 from __future__ import annotations
 
 import argparse
+import sys
 from functools import partial
 from typing import Any
 
@@ -20,9 +21,11 @@ from fastboop.backends.gadgets import CombinedGadgetSource, UsbGadgetSource
 from fastboop.backends.payload import Stage0PayloadBuilder
 from fastboop.backends.ports import DeviceSource, GadgetSource
 from fastboop.backends.standard import StandardBackend
+from fastboop.cli.artifact_options import add_artifact_options, artifact_options
 from fastboop.cli.output import add_json_flag, help_text
 from fastboop.cli.running import add_journal_flags, display_for, finish_session, journal_path_from
 from fastboop.cli.usbip import add_usbip_option, closing_bus, usbip_bus
+from fastboop.devpro.bootparams import boot_image_params
 from fastboop.devpro.probe import usb_filter
 from fastboop.devpro.sources import load_pool
 from fastboop.events import SessionConfig
@@ -30,6 +33,7 @@ from fastboop.journal.inputs import session_inputs
 from fastboop.runtime import Session
 from fastboop.runtime.interactive import run_session
 from fastboop.runtime.preflight import check_rootfs
+from fastboop.stage0.preflight import check_artifact
 from fastboop.stage0.settings import CmdlineOptions, check_host_timeout
 from fastboop.transports.usbip_bus import UsbipBus
 
@@ -87,7 +91,7 @@ def register(sub: Any) -> None:
         metavar="NAME",
         help="add a kernel module (and its dependencies) to stage0; repeatable",
     )
-    parser.add_argument("--kernel-version", help="pick this kernel when the rootfs has several")
+    add_artifact_options(parser)
     parser.add_argument(
         "--cmdline-append", default="", metavar="ARGS", help="extra kernel command line"
     )
@@ -138,6 +142,15 @@ def run(args: argparse.Namespace) -> int:
         check_host_timeout(args.smoo_host_timeout)  # before waiting for a phone, not after
     pool = load_pool()
     filters = usb_filter(pool, args.device_profile)  # also checks the profile id exists
+    # Open and check the artifact now: a bad image fails in a second, before any phone.
+    devicetree_name = (boot_image_params(pool.get(args.device_profile)).devicetree_name
+                       if args.device_profile else None)  # fmt: skip
+    checked = check_artifact(rootfs, artifact_options(args), devicetree_name=devicetree_name,
+                             extra_modules=tuple(args.require_module))  # fmt: skip
+    if not args.json and not getattr(args, "quiet", False):
+        print(checked.describe(), file=sys.stderr)
+        for note in checked.notes:
+            print(f"note: {note}", file=sys.stderr)
     on = (("tcp", args.tcp), ("udp", args.udp), ("usbip", args.usbip), ("usb", args.usb))
     transports = tuple(name for name, given in on if given) or ("usb",)
     bus = usbip_bus(args, filters)
@@ -155,13 +168,14 @@ def run(args: argparse.Namespace) -> int:
             smoo_host_timeout=args.smoo_host_timeout,
         ),
         extra_modules=tuple(args.require_module),
-        kernel_version=args.kernel_version,
+        artifact_options=artifact_options(args),
     )
     backend = StandardBackend(
         devices=device_source(args, filters, bus),
         gadgets=gadget_source(args, bus),
         profiles=pool,
         builder=builder,
+        artifact_options=artifact_options(args),
     )
     digests = {entry.profile.id: entry.loaded.sha256 for entry in pool.entries()}
     session = Session(

@@ -13,18 +13,19 @@ from typing import Any
 
 import msgspec
 
+from fastboop.artifact.open import ArtifactOptions, open_artifact
+from fastboop.cli.artifact_options import add_artifact_options, artifact_options
 from fastboop.cli.output import help_text
 from fastboop.errors import FastboopError
 from fastboop.rootfs.fs import Filesystem, Stat
-from fastboop.rootfs.open import open_rootfs, open_rootfs_layers
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("rootfs", metavar="ROOTFS",
                         help="image file, directory or http(s) URL (compressed, sparse or "
-                             "partitioned images are unwrapped automatically)")  # fmt: skip
-    parser.add_argument("--partition", metavar="N|NAME",
-                        help="partition number or GPT name inside a disk image")  # fmt: skip
+                             "partitioned images are unwrapped automatically; a disk's "
+                             "volumes show as one tree: the root, /boot on it)")  # fmt: skip
+    add_artifact_options(parser, kernel_version=False)
 
 
 def register(subparsers: Any) -> None:
@@ -54,7 +55,7 @@ def register(subparsers: Any) -> None:
 
 
 def _open(args: argparse.Namespace) -> Filesystem:
-    return open_rootfs(args.rootfs, partition=args.partition)
+    return open_artifact(args.rootfs, artifact_options(args)).fs
 
 
 def _entry(fs: Filesystem, path: str, name: str) -> dict[str, Any]:
@@ -96,18 +97,26 @@ def run_cat(args: argparse.Namespace) -> int:
     return 0
 
 
-def inspect_rootfs(spec: str, partition: str | None) -> dict[str, Any]:
-    """The facts ``inspect`` prints; also used by ``fastboop stage0 --json``."""
+def inspect_rootfs(
+    spec: str,
+    options: ArtifactOptions = ArtifactOptions(),  # noqa: B008 - frozen
+) -> dict[str, Any]:
+    """The facts ``inspect`` prints: volumes and their roles, kernel, modules, OSTree."""
     from fastboop.stage0.discover import find_kernel, module_dirs
     from fastboop.stage0.ostree import list_deployments
 
-    fs, layers = open_rootfs_layers(spec, partition=partition)
-    info: dict[str, Any] = {"rootfs": spec, "format": fs.kind, "layers": layers}
+    artifact = open_artifact(spec, options)
+    fs = artifact.fs
+    info: dict[str, Any] = artifact.as_json() | {"rootfs": spec, "format": artifact.rootfs_kind,
+                                                 "layers": list(artifact.root.layers)}  # fmt: skip
     info["module_dirs"] = [d.path for d in module_dirs(fs)]
     info["ostree_deployments"] = [d.path for d in list_deployments(fs)]
     try:
-        choice = find_kernel(fs)
+        choice = find_kernel(fs, kernel_version=options.kernel_version,
+                             boot_first=artifact.roles.boot is not None)  # fmt: skip
         info["kernel"] = {"path": choice.kernel_path, "kver": choice.kver, "rule": choice.rule,
+                          "volume": artifact.origin(choice.kernel_path),
+                          "others": list(choice.others),
                           "warnings": list(choice.warnings)}  # fmt: skip
     except FastboopError as error:  # no kernel is a fact to report here, not a failure
         info["kernel"] = {"error": str(error)}
@@ -115,17 +124,30 @@ def inspect_rootfs(spec: str, partition: str | None) -> dict[str, Any]:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
-    info = inspect_rootfs(args.rootfs, args.partition)
+    info = inspect_rootfs(args.rootfs, artifact_options(args))
     if args.json:
         print(msgspec.json.encode(info).decode())
         return 0
     print(f"format:  {info['format']}" + (f" (inside {' / '.join(info['layers'])})"
                                             if info["layers"] else ""))  # fmt: skip
+    several = len(info["volumes"]) > 1
+    if several or info["roles"]["root"]["subvol"]:
+        for volume in info["volumes"]:
+            roles = [f"{name} ({role['why']})" for name, role in info["roles"].items()
+                     if role is not None and role["index"] == volume["index"]]  # fmt: skip
+            label = f" {volume['label']!r}" if volume["label"] else ""
+            print(f"volume:  {volume['name']}: {volume['fs'] or 'unknown'}{label}"
+                  + (f"; {'; '.join(roles)}" if roles else ""))  # fmt: skip
+    for note in info["notes"]:
+        print(f"note:    {note}")
     kernel = info["kernel"]
     if "error" in kernel:
         print(f"kernel:  none ({kernel['error']})")
     else:
-        print(f"kernel:  {kernel['path']} (version {kernel['kver'] or 'unknown'})")
+        where = f", {kernel['volume']}" if several else ""
+        print(f"kernel:  {kernel['path']} (version {kernel['kver'] or 'unknown'}{where})")
+        for other in kernel["others"]:
+            print(f"also:    {other}")
         for warning in kernel["warnings"]:
             print(f"warning: {warning}")
     print("modules: " + (", ".join(info["module_dirs"]) or "none"))

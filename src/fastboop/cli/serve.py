@@ -22,8 +22,10 @@ import anyio
 import msgspec
 
 from fastboop import events as ev
+from fastboop.artifact.open import ArtifactOptions
+from fastboop.backends.exports import open_served_source
 from fastboop.backends.gadgets import OverlayExports, UsbGadgetSource, serve_only_backend
-from fastboop.blocks import FileSource
+from fastboop.cli.artifact_options import add_artifact_options, artifact_options
 from fastboop.cli.output import add_json_flag, help_text
 from fastboop.cli.running import add_journal_flags, display_for, finish_session, journal_path_from
 from fastboop.cli.usbip import add_usbip_option, closing_bus, usbip_bus
@@ -71,6 +73,7 @@ def register(sub: Any) -> None:
                         "(needs the 'metrics' extra: pip install 'fastboop[metrics]')")
     parser.add_argument("--metrics-addr", default="127.0.0.1", metavar="ADDR",
                         help="address for --metrics-port (default: 127.0.0.1)")
+    add_artifact_options(parser, kernel_version=False)
     add_journal_flags(parser)
     add_json_flag(parser)
     parser.set_defaults(handler=run)
@@ -152,11 +155,11 @@ class ServeMetrics:
         return int(server.server_port), stop
 
 
-def _check_image(rootfs: Path) -> None:
+def _check_image(rootfs: Path, options: ArtifactOptions) -> None:
     """Fail before waiting for a gadget, not after it connected."""
     if not rootfs.is_file():
         raise UsageError(f"no such image file: {rootfs}")
-    source = FileSource(rootfs)
+    source = open_served_source(str(rootfs), options)
     try:
         Export.of(source, block_size=DEFAULT_BLOCK_SIZE)
     finally:
@@ -185,7 +188,8 @@ async def serve(
     ``alongside`` task that plays the phone and stops the session.
     """
     rootfs = args.rootfs.resolve()
-    overlay = OverlayExports(args.writable) if args.writable else None
+    options = artifact_options(args)
+    overlay = OverlayExports(args.writable, options=options) if args.writable else None
     config = ev.SessionConfig(
         rootfs=str(rootfs),
         serve_gadget=DeviceAddress(transport="usb", location="", vid=args.vid, pid=args.pid,
@@ -195,7 +199,8 @@ async def serve(
     )
     session = Session(
         config,
-        serve_only_backend(UsbGadgetSource(backend=backend), export_opener=overlay),
+        serve_only_backend(UsbGadgetSource(backend=backend), export_opener=overlay,
+                           artifact_options=options),
         journal=journal_path_from(args, "serve"),
         inputs={"rootfs": file_digest(rootfs)},
     )
@@ -224,7 +229,7 @@ def summarize(session: Session, args: argparse.Namespace) -> ServeSummary:
 
 
 def run(args: argparse.Namespace) -> int:
-    _check_image(args.rootfs)
+    _check_image(args.rootfs, artifact_options(args))
     if args.writable is not None and args.writable.resolve() == args.rootfs.resolve():
         raise UsageError("the overlay must not be the image itself")
     bus = usbip_bus(args, [(args.vid, args.pid)] if args.vid is not None and

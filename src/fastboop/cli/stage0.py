@@ -17,12 +17,13 @@ from typing import Any
 
 import msgspec
 
+from fastboop.artifact.open import Artifact, open_artifact
 from fastboop.backends.payload import find_pid1, kernel_arch
+from fastboop.cli.artifact_options import add_artifact_options, artifact_options
 from fastboop.cli.output import help_text
 from fastboop.devpro.bootparams import boot_image_params
 from fastboop.devpro.sources import load_pool
 from fastboop.errors import UsageError
-from fastboop.rootfs.open import open_rootfs
 from fastboop.stage0.build import Stage0Result, build_stage0
 from fastboop.stage0.cpio import compress
 from fastboop.stage0.settings import CmdlineOptions, HostFacts, parse_size
@@ -38,7 +39,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("rootfs", metavar="ROOTFS",
                    help="rootfs image, directory or http(s) URL")  # fmt: skip
-    p.add_argument("--partition", metavar="N|NAME", help="partition inside a disk image")
+    add_artifact_options(p.add_argument_group("volumes and kernel"))
     dt = p.add_argument_group("device tree")
     dt.add_argument("--device-profile", metavar="ID",
                     help="device profile id (supplies the DTB name and cmdline)")  # fmt: skip
@@ -56,11 +57,10 @@ def register(subparsers: Any) -> None:
     dt.add_argument("--no-dt-modules", action="store_true",
                     help="do not derive USB controller/PHY modules from the DTB")  # fmt: skip
     m = p.add_argument_group("kernel and modules")
-    m.add_argument("--kernel-version", metavar="KVER", help="pick this /lib/modules/KVER")
     m.add_argument("--require-module", action="append", default=[], metavar="NAME",
                    help="also include this module and its dependencies (repeatable)")  # fmt: skip
     m.add_argument("--rootfs-type", choices=["erofs", "ext4", "btrfs"],
-                   help="filesystem the device mounts (default: detected)")  # fmt: skip
+                   help="filesystem the device mounts (default: the root's)")  # fmt: skip
     m.add_argument("--ostree", metavar="auto|PATH",
                    help="boot an OSTree deployment: 'auto' (newest boot entry) or its "
                         "ostree= path")  # fmt: skip
@@ -131,9 +131,9 @@ def run(args: argparse.Namespace) -> int:
         cmdline_append=args.cmdline_append,
         device_cmdline_append=device_append,
     )
-    fs = open_rootfs(args.rootfs, partition=args.partition)
+    artifact = open_artifact(args.rootfs, artifact_options(args))
     result = build_stage0(
-        fs,
+        artifact,
         pid1=pid1,
         rootfs_kind=args.rootfs_type,
         devicetree_name=dtb_name,
@@ -155,17 +155,29 @@ def run(args: argparse.Namespace) -> int:
     if args.dtb_out and result.dtb is not None:
         args.dtb_out.write_bytes(result.dtb)
     if args.json:
-        print(msgspec.json.encode(summary(result)).decode())
+        print(msgspec.json.encode(summary(result, artifact)).decode())
     else:
-        _print(result, args)
+        _print(result, args, artifact)
     return 0
 
 
-def summary(result: Stage0Result) -> dict[str, Any]:
-    return {
+def summary(result: Stage0Result, artifact: Artifact | None = None) -> dict[str, Any]:
+    out = artifact.as_json() if artifact is not None else {}
+    out.pop("notes", None)  # they are among the result's notes
+    return out | {
         "kernel": result.kernel_path,
         "kver": result.kver,
         "dtb": result.dtb_path,
+        # Which file was chosen for each role, from which volume, and why.
+        "files": {
+            "kernel": {
+                "path": result.kernel_path,
+                "volume": result.sources.get("kernel"),
+                "why": result.kernel_rule,
+            },
+            "dtb": {"path": result.dtb_path, "volume": result.sources.get("dtb")},
+            "modules": {"path": result.modules_dir, "volume": result.sources.get("modules")},
+        },
         "initramfs_bytes": len(result.initramfs),
         "modules": [{"name": m, "reason": result.reasons.get(m, "")} for m in result.modules],
         "settings": result.settings,
@@ -177,9 +189,21 @@ def summary(result: Stage0Result) -> dict[str, Any]:
     }
 
 
-def _print(result: Stage0Result, args: argparse.Namespace) -> None:
-    print(f"kernel:    {result.kernel_path} ({result.kver})")
-    print(f"dtb:       {result.dtb_path or 'none'}")
+def _print(result: Stage0Result, args: argparse.Namespace, artifact: Artifact) -> None:
+    roles = artifact.roles
+    if len(artifact.volumes) > 1 or artifact.subvol:
+        for label, role in (("root:", roles.root), ("boot:", roles.boot), ("esp:", roles.esp)):
+            if role is not None:
+                volume = artifact.volumes[role.volume].describe()
+                subvol = f", subvolume {role.subvol!r}" if role.subvol else ""
+                print(f"{label:<10} {volume}{subvol} ({role.why})")
+
+    def source(role: str) -> str:
+        return f" from {result.sources[role]}" if len(artifact.volumes) > 1 and role in \
+            result.sources else ""  # fmt: skip
+
+    print(f"kernel:    {result.kernel_path} ({result.kver}){source('kernel')}")
+    print(f"dtb:       {result.dtb_path or 'none'}{source('dtb') if result.dtb_path else ''}")
     print(f"modules:   {len(result.modules)}")
     if args.explain_modules:
         for name in result.modules:

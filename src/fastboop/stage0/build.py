@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 import msgspec
 
+from fastboop.artifact import Artifact
 from fastboop.bootimg.kernel import classify_raw
 from fastboop.errors import UsageError
 from fastboop.fdt import parse_fdt
@@ -76,6 +77,11 @@ class Stage0Result(msgspec.Struct, frozen=True):
     stage0_cmdline: str
     warnings: tuple[str, ...]
     notes: tuple[str, ...] = ()  # informational: choices made that are not problems
+    kernel_rule: str = ""  # which §7.2 rule found the kernel
+    modules_dir: str = ""  # e.g. /usr/lib/modules/6.1.0-57-arm64
+    # kernel/dtb/modules → the volume each came from ("partition 1 'pmOS_boot'"); only
+    # for artifacts opened with open_artifact.
+    sources: dict[str, str] = {}
 
 
 def _rootfs_kind(fs: Filesystem, rootfs_kind: str | None) -> str:
@@ -118,7 +124,7 @@ def load_module_index(fs: Filesystem, choice: KernelChoice) -> tuple[ModuleIndex
 
 
 def build_stage0(
-    fs: Filesystem,
+    artifact: Filesystem | Artifact,
     *,
     pid1: bytes | Callable[[bytes], bytes] | None,
     rootfs_kind: str | None = None,
@@ -139,6 +145,10 @@ def build_stage0(
 ) -> Stage0Result:
     """Synthesize the stage0 initramfs and collect the kernel and DTB for the boot image.
 
+    ``artifact`` is what :func:`~fastboop.artifact.open_artifact` opened (its merged tree
+    is searched, the root's filesystem and subvolume go to the device, and the result
+    says which volume each file came from), or any single :class:`Filesystem`.
+
     ``pid1`` is the device-side ``/init`` binary (may be ``None`` only when ``augment``
     supplies ``init``), or a function from the kernel image to it, for callers that pick
     the PID1 by the kernel's architecture without reading the kernel twice.
@@ -153,13 +163,23 @@ def build_stage0(
     (``stage0.subvol``). ``ostree`` (an ``ostree=`` path, or ``"auto"`` for the newest
     boot entry) reads everything inside that deployment and passes the path to the device.
     """
+    notes: list[str] = []
+    fs = artifact.fs if isinstance(artifact, Artifact) else artifact
+    if isinstance(artifact, Artifact):
+        rootfs_kind = rootfs_kind or artifact.rootfs_kind
+        rootfs_subvol = rootfs_subvol if rootfs_subvol is not None else artifact.subvol
+        notes += artifact.notes
     if ostree is not None:
         fs, ostree_path = open_deployment(fs, None if ostree == "auto" else ostree)
         options = msgspec.structs.replace(options, ostree_deployment=ostree_path)
     kind = _rootfs_kind(fs, rootfs_kind)
     warnings: list[str] = []
     if kernel is None:
-        choice = find_kernel(fs, kernel_version=kernel_version)
+        boot_first = isinstance(artifact, Artifact) and artifact.roles.boot is not None
+        choice = find_kernel(fs, kernel_version=kernel_version, boot_first=boot_first)
+        if choice.others:
+            notes.append(f"{1 + len(choice.others)} kernels found: picked {choice.kernel_path} "
+                         f"({choice.rule}); also {', '.join(choice.others)}")  # fmt: skip
         kernel = fs.read_file(choice.kernel_path)
     else:
         choice = modules_for_external_kernel(fs, label="<override>", kernel_version=kernel_version)
@@ -168,7 +188,6 @@ def build_stage0(
         pid1 = pid1(kernel)
     index, raw_index = load_module_index(fs, choice)
 
-    notes: list[str] = []
     dtb_path: str | None = None
     if dtb is not None:
         dtb_path = "<explicit>"
@@ -229,7 +248,28 @@ def build_stage0(
         stage0_cmdline=composed.stage0_cmdline,
         warnings=tuple(warnings),
         notes=tuple(notes),
+        kernel_rule=choice.rule,
+        modules_dir=choice.modules.path if choice.modules else "",
+        sources=_sources(artifact, choice, dtb_path),
     )
+
+
+def _sources(
+    artifact: Filesystem | Artifact, choice: KernelChoice, dtb: str | None
+) -> dict[str, str]:
+    """Which volume each file came from, for ``--json`` and the boot summary."""
+    if not isinstance(artifact, Artifact):
+        return {}
+    paths = {"kernel": choice.kernel_path, "dtb": dtb,
+             "modules": choice.modules.path if choice.modules else None}  # fmt: skip
+    out = {}
+    for role, path in paths.items():
+        if path is not None and path.startswith("/"):
+            try:
+                out[role] = artifact.origin(path)
+            except RootfsError:  # inside an OSTree deployment: the root volume's
+                out[role] = artifact.root.name
+    return out
 
 
 def module_support(fs: Filesystem, choice: KernelChoice) -> KernelModuleSupport:

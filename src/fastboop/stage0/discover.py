@@ -87,6 +87,7 @@ class KernelChoice(msgspec.Struct, frozen=True):
     modules: ModulesDir | None
     rule: str
     warnings: tuple[str, ...] = ()
+    others: tuple[str, ...] = ()  # other kernel images found, in search order
 
     @property
     def kver(self) -> str | None:
@@ -128,11 +129,16 @@ def _scan_boot(fs: Filesystem, path: str = "/boot", depth: int = 3) -> str | Non
     return None
 
 
-def find_kernel(fs: Filesystem, *, kernel_version: str | None = None) -> KernelChoice:
+def find_kernel(
+    fs: Filesystem, *, kernel_version: str | None = None, boot_first: bool = False
+) -> KernelChoice:
     """Choose the kernel image and its modules directory (§7.2, §4.9).
 
     ``kernel_version`` pins the modules directory (``--kernel-version``); kernels whose
-    path names another version are then skipped.
+    path names another version are then skipped. ``boot_first`` (a disk with its own boot
+    volume) tries the ``/boot`` candidates before the modules directories: the kernel the
+    bootloader would boot wins over the copy a package keeps beside its modules. The
+    other kernels found are listed in :attr:`KernelChoice.others`.
     """
     dirs = module_dirs(fs)
     if kernel_version is not None:
@@ -145,13 +151,29 @@ def find_kernel(fs: Filesystem, *, kernel_version: str | None = None) -> KernelC
                 hint=f"available: {available}",
             )
         dirs = pinned
-    for path, implied, rule in _kernel_candidates(fs, dirs):
-        if _is_file(fs, path):
-            return _with_modules(path, implied, rule, dirs)
-    found = _scan_boot(fs)
+    candidates = _kernel_candidates(fs, dirs)
+    if boot_first:
+        candidates.sort(key=lambda c: not c[0].startswith("/boot/"))  # stable
+    found: list[tuple[str, ModulesDir | None, str]] = []
+    seen: set[object] = set()
+    for path, implied, rule in candidates:
+        if _is_file(fs, path) and (node := fs.resolve(path)) not in seen:
+            seen.add(node)
+            found.append((path, implied, rule))
     if found:
-        return _with_modules(found, None, "scan of /boot", dirs)
-    raise MissingFileError("missing file: kernel image", where=fs.label)
+        path, implied, rule = found[0]
+        choice = _with_modules(path, implied, rule, dirs)
+        return msgspec.structs.replace(choice, others=tuple(p for p, _, _ in found[1:]))
+    scanned = _scan_boot(fs)
+    if scanned:
+        return _with_modules(scanned, None, "scan of /boot", dirs)
+    raise MissingFileError(
+        "missing file: kernel image",
+        where=fs.label,
+        hint="searched /lib/modules/*/vmlinuz, /usr/lib/modules/*/vmlinuz, /boot/vmlinuz, "
+        "/boot/Image, /boot/Image.gz, /boot/vmlinuz-*, then /boot three levels deep"
+        f"{searched_volumes(fs)}",
+    )
 
 
 def modules_for_external_kernel(
@@ -189,6 +211,15 @@ def _with_modules(
             f"highest of {', '.join(d.kver for d in dirs)} (override with --kernel-version)",
         ),
     )
+
+
+def searched_volumes(fs: Filesystem) -> str:
+    """`` in partition 2 (at /) and partition 1 (at /boot)``: where a search looked."""
+    from fastboop.artifact.coalesce import CoalescedFilesystem
+
+    if not isinstance(fs, CoalescedFilesystem):
+        return ""
+    return " in " + " and ".join(f"{m.origin} (at {m.path})" for m in fs.mounts)
 
 
 def dtb_candidates(fs: Filesystem, devicetree_name: str, kver: str | None) -> list[str]:
@@ -247,7 +278,8 @@ def load_dtb(fs: Filesystem, devicetree_name: str, kver: str | None) -> tuple[st
     Returns the contents it had to read for the magic check anyway, so that building
     stage0 reads the DTB from the image once, not twice.
     """
-    for path in dtb_candidates(fs, devicetree_name, kver):
+    candidates = dtb_candidates(fs, devicetree_name, kver)
+    for path in candidates:
         if _is_file(fs, path):
             data = fs.read_file(path)
             if data[:4] != FDT_MAGIC_BYTES:
@@ -255,11 +287,38 @@ def load_dtb(fs: Filesystem, devicetree_name: str, kver: str | None) -> tuple[st
                     "not a flattened device tree (bad magic)", where=f"{fs.label}:{path}"
                 )
             return path, data
+    name = devicetree_name.lstrip("/").removesuffix(".dtb")
+    base = name.rsplit("/", 1)[-1]
+    directories = list(dict.fromkeys(p.rsplit("/", 1)[0] or "/" for p in candidates))
+    nearby = same_soc_dtbs(fs, directories, base)
+    soc = base.split("-", 1)[0]
+    there = (f"; DTBs there for the same SoC ({soc}): {', '.join(nearby[:8])}"
+             + (f" and {len(nearby) - 8} more" if len(nearby) > 8 else "")
+             if nearby else f"; no {soc} DTB anywhere there")  # fmt: skip
     raise MissingFileError(
-        f"missing file: dtb for {devicetree_name.lstrip('/')}",
+        f"missing file: dtb for {name}",
         where=fs.label,
-        hint="pass --dtb FILE, or check the device profile's devicetree_name",
+        hint=f"searched for {base}.dtb in {', '.join(directories)}{searched_volumes(fs)}"
+        f"{there}; pass --dtb FILE, or check the device profile's devicetree_name",
     )
+
+
+def same_soc_dtbs(fs: Filesystem, directories: list[str], base: str) -> list[str]:
+    """DTBs in ``directories`` whose name starts with the SoC of ``base`` (``sdm845-``):
+    usually the board's siblings, which tell the user whether the name is wrong or the
+    image is for another SoC. Each file is listed once, under its first path."""
+    soc = base.split("-", 1)[0] + "-"
+    seen: set[object] = set()
+    out = []
+    for directory in directories:
+        for entry in _listdir(fs, directory):
+            path = f"{directory.rstrip('/')}/{entry}"
+            if entry.startswith(soc) and entry.endswith(".dtb") and _is_file(fs, path):
+                node = fs.resolve(path)
+                if node not in seen:
+                    seen.add(node)
+                    out.append(path)
+    return out
 
 
 __all__ = [

@@ -1,0 +1,224 @@
+"""Open a distro artifact as the phone will see it: its root, and everything stage0 needs.
+
+``open_artifact("pmos-fajita.img.xz")`` lists every filesystem in the image, decides
+which is the root, ``/boot`` and the ESP (:mod:`.roles`), and returns an
+:class:`Artifact` with
+
+- ``fs``: one tree over them (:class:`~fastboop.artifact.coalesce.CoalescedFilesystem`),
+  where stage0's discovery finds the kernel, DTBs and modules, first hit;
+- ``root_source``: exactly the root filesystem's bytes, the range the phone is served;
+- ``rootfs_kind`` and ``subvol``: how stage0 mounts them.
+
+The payload builder and the smoo export both open the artifact through here, with the
+same :class:`ArtifactOptions`, so the kernel's modules and the served root can never
+come from different volumes.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, cast
+
+import msgspec
+
+from fastboop.artifact.coalesce import CoalescedFilesystem, Mount
+from fastboop.artifact.identity import read_identity
+from fastboop.artifact.roles import Role, Roles, Subvolumes, choose_roles
+from fastboop.artifact.volumes import VolumeInfo
+from fastboop.blocks import BlockSource, SliceSource
+from fastboop.errors import FastboopError
+from fastboop.rootfs.compressed import compression_of, decompressed
+from fastboop.rootfs.detect import detect_kind, open_filesystem
+from fastboop.rootfs.errors import UnsupportedError
+from fastboop.rootfs.fs import Filesystem
+from fastboop.rootfs.open import MAX_LAYERS, default_cache_dir, open_source
+from fastboop.rootfs.partitions import Partition, read_partitions
+from fastboop.rootfs.sparse import SPARSE_MAGIC, SparseSource
+
+
+class ArtifactOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """The user's overrides of the guesses (``--partition``, ``--boot-partition``,
+    ``--kernel-version``); the same on every command that takes an artifact."""
+
+    partition: str | None = None  # the root volume
+    boot_partition: str | None = None
+    kernel_version: str | None = None
+
+
+class Artifact:
+    """An opened artifact: its volumes, their roles, the merged tree and the root's bytes."""
+
+    def __init__(
+        self,
+        spec: str,
+        *,
+        volumes: list[VolumeInfo],
+        sources: list[BlockSource | None],
+        roles: Roles,
+        fs: Filesystem,
+        layers: tuple[str, ...] = (),
+    ) -> None:
+        self.spec = spec
+        self.volumes = volumes
+        self.roles = roles
+        self.fs = fs
+        self.layers = layers
+        self.root = volumes[roles.root.volume]
+        #: What the phone is served: the root filesystem's own bytes (None: a directory).
+        self.root_source = sources[roles.root.volume]
+        self.subvol = roles.root.subvol
+
+    @property
+    def rootfs_kind(self) -> str:
+        return self.root.kind or "unknown"
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        return self.roles.notes
+
+    def origin(self, path: str) -> str:
+        """The volume a path of :attr:`fs` comes from, by name."""
+        if isinstance(self.fs, CoalescedFilesystem):
+            return self.fs.origin(path).origin
+        return self.root.name
+
+    def role_json(self, role: Role | None) -> dict[str, Any] | None:
+        if role is None:
+            return None
+        volume = self.volumes[role.volume]
+        return {"volume": volume.name, "index": volume.index, "fs": volume.kind,
+                "mountpoint": role.mountpoint, "subvol": role.subvol,
+                "why": role.why}  # fmt: skip
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "artifact": self.spec,
+            "layers": list(self.layers),
+            "volumes": [v.as_json() for v in self.volumes],
+            "roles": {
+                "root": self.role_json(self.roles.root),
+                "boot": self.role_json(self.roles.boot),
+                "esp": self.role_json(self.roles.esp),
+            },
+            "notes": list(self.notes),
+        }
+
+
+def open_artifact(
+    spec: str | os.PathLike[str],
+    options: ArtifactOptions = ArtifactOptions(),  # noqa: B008 - frozen
+    *,
+    arch: str | None = None,
+    cache_dir: Path | None = None,
+) -> Artifact:
+    """Open a directory, image file or URL, with every volume in it (module docstring)."""
+    text = os.fspath(spec)
+    if not text.startswith(("http://", "https://")) and Path(text).is_dir():
+        from fastboop.rootfs.dirfs import DirectoryFilesystem
+
+        info = VolumeInfo(index=0, kind="dir")
+        return Artifact(text, volumes=[info], sources=[None], roles=Roles(Role(0, "a directory")),
+                        fs=DirectoryFilesystem(text))  # fmt: skip
+    layers, found = enumerate_volumes(open_source(text, cache_dir=cache_dir), label=text,
+                                      cache_dir=cache_dir)  # fmt: skip
+    volumes = [info for info, _ in found]
+    sources: list[BlockSource | None] = [source for _, source in found]
+    opened: dict[int, Filesystem] = {}
+
+    def open_fs(volume: VolumeInfo) -> Filesystem:
+        if volume.index not in opened:
+            source = sources[volume.index]
+            if source is None or volume.kind is None:
+                raise UnsupportedError("not a filesystem fastboop reads", where=volume.name)
+            opened[volume.index] = open_filesystem(source, label=f"{text} ({volume.name})")
+        return opened[volume.index]
+
+    roles = choose_roles(volumes, open_fs, arch=arch, root=options.partition,
+                         boot=options.boot_partition)  # fmt: skip
+    mounts = []
+    for role in roles.mounted():
+        volume = volumes[role.volume]
+        fs = open_fs(volume)
+        name = volume.name
+        if role.subvol:
+            fs = cast(Subvolumes, fs).open_subvolume(role.subvol)
+            name += f", subvolume {role.subvol!r}"
+        mounts.append(Mount(role.mountpoint, fs, name))
+    tree: Filesystem = mounts[0].fs
+    if len(mounts) > 1:
+        tree = CoalescedFilesystem(mounts, label=text)
+    return Artifact(text, volumes=volumes, sources=sources, roles=roles, fs=tree,
+                    layers=tuple(layers))  # fmt: skip
+
+
+def enumerate_volumes(
+    source: BlockSource, *, label: str, cache_dir: Path | None = None
+) -> tuple[list[str], list[tuple[VolumeInfo, BlockSource]]]:
+    """Every filesystem in ``source``, peeling compression, sparse and partition tables.
+
+    Returns the layers common to all volumes (outermost first) and the volumes in disk
+    order, nested tables depth-first.
+    """
+    out: list[tuple[VolumeInfo, BlockSource]] = []
+    common: list[str] = []
+    cache = (cache_dir or default_cache_dir()) / "decompressed"
+
+    def peel(src: BlockSource, layers: list[str], partition: Partition | None, depth: int) -> None:
+        for _ in range(MAX_LAYERS - depth):
+            kind = detect_kind(src)
+            if kind is not None:
+                break
+            compression = compression_of(src)
+            if compression is not None:
+                src = decompressed(src, compression, label=label, cache_dir=cache)
+                layers = [*layers, compression]
+                continue
+            if src.size >= 4 and int.from_bytes(src.read(0, 4), "little") == SPARSE_MAGIC:
+                src, layers = SparseSource(src), [*layers, "android-sparse"]
+                continue
+            table = _partitions(src)
+            if table is not None:
+                scheme, parts = table
+                if partition is None and depth == 0:
+                    common.extend([*layers, scheme])
+                for part in parts:
+                    if part.start + part.size > src.size:
+                        continue  # a table entry beyond the image: nothing to read there
+                    name = f" {part.name!r}" if part.name else ""
+                    where = [*layers, f"{scheme} partition {part.number}{name}"]
+                    peel(SliceSource(src, part.start, part.size), where, part, depth + 1)
+                return
+            break
+        else:
+            kind = None
+        if partition is None and depth == 0 and kind is None:
+            open_filesystem(src, label=label)  # raises the "not a supported rootfs" error
+        if partition is None and depth == 0:
+            common.extend(layers)
+        out.append((VolumeInfo(index=len(out), kind=kind, identity=read_identity(src, kind),
+                               partition=partition, layers=tuple(layers), size=src.size),
+                    src))  # fmt: skip
+
+    peel(source, [], None, 0)
+    return common, out
+
+
+def is_container(source: BlockSource) -> bool:
+    """Whether ``source`` wraps other volumes (compressed, sparse, a partition table)
+    rather than being one filesystem, or bytes that are neither."""
+    if detect_kind(source) is not None:
+        return False
+    if compression_of(source) is not None:
+        return True
+    if source.size >= 4 and int.from_bytes(source.read(0, 4), "little") == SPARSE_MAGIC:
+        return True
+    return _partitions(source) is not None
+
+
+def _partitions(source: BlockSource) -> tuple[str, list[Partition]] | None:
+    try:
+        scheme, parts = read_partitions(source)
+    except FastboopError:
+        return None
+    return (scheme, parts) if parts else None

@@ -1,0 +1,123 @@
+"""Acceptance: each published artifact shape gives the fajita payload, with no profile of
+how the image is laid out (issue 11).
+
+For every shape (tests/artifact/shapes.py) ``fastboop stage0 ARTIFACT --device-profile
+oneplus-fajita --json`` must pick the root and boot volumes, take Debian's kernel from
+the right volume and Debian's fajita DTB, and put plain ``.ko`` gadget modules plus the
+root's filesystem module into the initramfs; the payload builder's boot image must split
+back into the same parts under AOSP's ``unpack_bootimg``. Checked with ``cpio``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from fastboop.backends.payload import Stage0PayloadBuilder
+from fastboop.bootimg import unwrap_kernel
+from fastboop.cli import main as cli_main
+from fastboop.devpro.sources import load_pool
+from tests.artifact import shapes
+from tests.bootimg.aosp_tools import unpack_bootimg
+from tests.support.debian import REPO_ROOT
+
+#: The gadget path on fajita (stage0.md §4.10 worked example) and the always-there ones.
+GADGET = ("dwc3", "dwc3-qcom", "phy-qcom-qusb2", "phy-qcom-qmp-usb", "libcomposite",
+          "usb_f_fs", "configfs", "nbd", "overlay")  # fmt: skip
+SHAPES = ["pmos-mbr-fat", "pmos-gpt-ext2", "pmos-mbr-ext2", "fedora", "arch"]
+
+
+@pytest.fixture(autouse=True)
+def _cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Decompressed layers go to the checkout's cache (shared across runs), not ~/.cache.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(REPO_ROOT / ".cache" / "xdg"))
+
+
+def cpio_list(archive: Path) -> list[str]:
+    out = subprocess.run(["cpio", "-t", "--quiet"], stdin=archive.open("rb"), check=True,
+                         capture_output=True, text=True).stdout  # fmt: skip
+    return out.splitlines()
+
+
+def cpio_extract(archive: bytes, dest: Path) -> Path:
+    dest.mkdir()
+    subprocess.run(["cpio", "-i", "-d", "--quiet", "--no-absolute-filenames"],
+                   input=archive, cwd=dest, check=True)  # fmt: skip
+    return dest
+
+
+def debian(rel: str) -> bytes:
+    root, _ = shapes.debian_kernel("arm64")
+    return (root / rel).read_bytes()
+
+
+@pytest.mark.parametrize("name", SHAPES)
+def test_stage0_from_each_shape(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shape = shapes.build(name)
+    expect, kver = shape.expect, shape.kver
+    initrd, kernel, dtb = tmp_path / "initrd.cpio", tmp_path / "kernel", tmp_path / "dtb"
+    argv = ["stage0", str(shape.path), "--device-profile", "oneplus-fajita", "--json",
+            "--no-system-time", "-o", str(initrd), "--kernel-out", str(kernel),
+            "--dtb-out", str(dtb)]  # fmt: skip
+    assert cli_main.main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+
+    # Roles: which volume, and why (the why is asserted per rule in test_roles.py).
+    root = summary["roles"]["root"]
+    assert root["volume"] == expect.root and root["subvol"] == expect.subvol and root["why"]
+    boot = summary["roles"]["boot"]
+    assert (boot["volume"] if boot else None) == expect.boot
+    # Files: the kernel from the right volume, Debian's fajita DTB.
+    files = summary["files"]
+    assert files["kernel"]["path"] == expect.kernel
+    assert files["kernel"]["volume"] == expect.kernel_volume
+    assert summary["kver"] == kver and summary["dtb"] == expect.dtb
+    assert kernel.read_bytes() == debian(f"boot/vmlinuz-{kver}")
+    assert dtb.read_bytes() == debian(f"usr/lib/linux-image-{kver}/{shapes.DT}.dtb")
+    assert summary["settings"]["stage0.rootfs"] == expect.rootfs
+    assert summary["settings"].get("stage0.subvol") == expect.subvol
+
+    # Modules: plain .ko, the gadget path and the root's filesystem, as cpio lists them.
+    listed = cpio_list(initrd)
+    modules = [p for p in listed if p.startswith(f"lib/modules/{kver}/kernel/")
+               and ".ko" in p.rsplit("/", 1)[-1]]  # fmt: skip
+    assert modules and all(p.endswith(".ko") for p in modules), modules
+    names = {p.rsplit("/", 1)[-1].removesuffix(".ko") for p in modules}
+    assert set(GADGET) | {expect.rootfs} <= names
+    loaded = [m["name"] for m in summary["modules"]]
+    assert expect.rootfs in loaded
+    reasons = {m["name"]: m["reason"] for m in summary["modules"]}
+    assert reasons["dwc3-qcom"] == "device tree: /soc@0/usb@a6f8800 compatible 'qcom,dwc3'"
+    if expect.module_suffix != ".ko":
+        assert any("plain .ko" in note for note in summary["notes"])
+
+
+@pytest.mark.parametrize("name", ["pmos-mbr-fat", "fedora"])
+def test_boot_image_from_a_disk_image(name: str, tmp_path: Path) -> None:
+    """The payload ``fastboop boot`` sends: AOSP's unpack_bootimg splits it into Debian's
+    kernel, the fajita DTB and a ramdisk with plain modules."""
+    shape = shapes.build(name)
+    payload = Stage0PayloadBuilder(clock=lambda: 1.7e9).build(
+        load_pool().get("oneplus-fajita"), str(shape.path)
+    )
+    fields, unpacked = unpack_bootimg(payload.image, tmp_path)
+    assert fields["boot image header version"] == "2"
+    kernel = (unpacked / "kernel").read_bytes()
+    assert unwrap_kernel(kernel)[1] == debian(f"boot/vmlinuz-{shape.kver}")
+    assert (unpacked / "dtb").read_bytes() == debian(
+        f"usr/lib/linux-image-{shape.kver}/{shapes.DT}.dtb"
+    )
+    ramdisk = cpio_extract((unpacked / "ramdisk").read_bytes(), tmp_path / "ramdisk")
+    moddir = ramdisk / "lib/modules" / shape.kver
+    assert (moddir / "kernel/drivers/usb/dwc3/dwc3-qcom.ko").read_bytes()[:4] == b"\x7fELF"
+    fs_module = {"ext4": "kernel/fs/ext4/ext4.ko", "btrfs": "kernel/fs/btrfs/btrfs.ko"}
+    assert (moddir / fs_module[shape.expect.rootfs]).is_file()
+    stage0 = ramdisk / "etc/stage0"
+    assert (stage0 / "stage0.rootfs").read_text() == f"{shape.expect.rootfs}\n"
+    assert payload.inputs["root"].startswith(shape.expect.root)
+    assert f"kernel from {shape.expect.kernel_volume}" in payload.summary

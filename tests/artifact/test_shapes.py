@@ -121,3 +121,34 @@ def test_boot_image_from_a_disk_image(name: str, tmp_path: Path) -> None:
     assert (stage0 / "stage0.rootfs").read_text() == f"{shape.expect.rootfs}\n"
     assert payload.inputs["root"].startswith(shape.expect.root)
     assert f"kernel from {shape.expect.kernel_volume}" in payload.summary
+
+
+def test_a_missing_dtb_names_the_search_and_the_socs_dtbs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Debian 6.1 has no sdm845-xiaomi-beryllium-ebbg.dtb: the error says where it looked,
+    on which volumes, and which sdm845 DTBs are there instead."""
+    shape = shapes.build("pmos-mbr-ext2")
+    code = cli_main.main(["stage0", str(shape.path), "--device-profile", "xiaomi-beryllium-ebbg"])
+    err = capsys.readouterr().err
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert "missing file: dtb for qcom/sdm845-xiaomi-beryllium-ebbg" in err
+    assert "/boot/dtbs/qcom, /usr/share/dtb/qcom in partition 2 (at /) and partition 1 " in err
+    assert "DTBs there for the same SoC (sdm845): /boot/dtbs/qcom/sdm845-db845c.dtb" in err
+    assert "/boot/dtbs/qcom/sdm845-oneplus-fajita.dtb" in err
+
+
+def test_boot_checks_the_artifact_before_waiting_for_a_phone(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A bad image (here: no DTB for the profile) fails before fastboop looks for a phone;
+    a good one is summarised, then fastboop waits (and gives up after --wait)."""
+    shape = shapes.build("pmos-mbr-ext2")
+    argv = ["boot", str(shape.path), "--wait", "0.2", "--no-journal", "--device-profile"]
+    assert cli_main.main([*argv, "xiaomi-beryllium-ebbg"]) == 1
+    err = capsys.readouterr().err
+    assert "missing file: dtb" in err and "waiting for" not in err
+    assert cli_main.main([*argv, "oneplus-fajita"]) == 1  # no phone within --wait
+    assert ("artifact checked: root partition 2 (ext4 'pmOS_root'), kernel /boot/vmlinuz "
+            f"({shape.kver}) from partition 1, DTB /boot/dtbs/{shapes.DT}.dtb"
+            in capsys.readouterr().err)  # fmt: skip

@@ -21,6 +21,8 @@ ATTR_VOLUME_ID = 0x08
 ATTR_DIRECTORY = 0x10
 ATTR_LFN = 0x0F
 ROOT = ("root",)
+#: The FAT specification caps a directory at 65,536 entries of 32 bytes.
+MAX_DIRECTORY_BYTES = 65536 * 32
 
 
 class Bpb(msgspec.Struct, frozen=True):
@@ -52,6 +54,15 @@ class Bpb(msgspec.Struct, frozen=True):
     def cluster_count(self) -> int:
         data_sectors = self.total_sectors - self.data_offset // self.bytes_per_sector
         return max(data_sectors // self.sectors_per_cluster, 0)
+
+    @property
+    def size(self) -> int:
+        return self.total_sectors * self.bytes_per_sector
+
+    @property
+    def data_size(self) -> int:
+        """Bytes of the data area: no file can hold more."""
+        return self.cluster_count * self.cluster_size
 
 
 def parse_bpb(sector: bytes) -> Bpb:
@@ -98,6 +109,13 @@ class FatFilesystem(Filesystem):
         self.label = label
         self.max_file_size = max_file_size
         self.bpb = parse_bpb(self._read(0, 512))
+        if self.bpb.size > source.size:
+            raise CorruptImageError(
+                f"fat: the boot sector says {self.bpb.total_sectors} sectors of "
+                f"{self.bpb.bytes_per_sector} bytes ({self.bpb.size} bytes), but the image "
+                f"has {source.size}",
+                hint="the image is truncated, or the partition holding it was cut short",
+            )
         self._dirs: dict[Node, dict[str, _Entry]] = {}
 
     def _read(self, offset: int, length: int) -> bytes:
@@ -123,11 +141,15 @@ class FatFilesystem(Filesystem):
         max_len = b.cluster_count
         if limit_bytes is not None:
             max_len = min(max_len, -(-limit_bytes // b.cluster_size))
+        seen: set[int] = set()
         while 2 <= cluster < eoc:
+            if cluster in seen:
+                raise CorruptImageError(f"fat: looping cluster chain at {cluster}")
             if cluster >= b.cluster_count + 2 or len(chain) >= max_len:
                 if limit_bytes is not None and len(chain) >= max_len:
                     break
-                raise CorruptImageError(f"fat: bad or looping cluster chain at {cluster}")
+                raise CorruptImageError(f"fat: bad cluster chain at {cluster}")
+            seen.add(cluster)
             chain.append(cluster)
             cluster = self._next(cluster)
         return chain
@@ -140,19 +162,22 @@ class FatFilesystem(Filesystem):
 
     def _dir_bytes(self, node: Node) -> bytes:
         b = self.bpb
-        if node == ROOT:
-            if b.fat_bits == 32:
-                return self._cluster_data(self._chain(b.root_cluster))
+        if node == ROOT and b.fat_bits != 32:
             return self._read(b.root_dir_offset, b.root_entries * 32)
         assert isinstance(node, tuple)
-        return self._cluster_data(self._chain(node[1]))
+        first = b.root_cluster if node == ROOT else node[1]
+        chain = self._chain(first, limit_bytes=MAX_DIRECTORY_BYTES + b.cluster_size)
+        if len(chain) * b.cluster_size > MAX_DIRECTORY_BYTES:
+            raise CorruptImageError(f"fat: directory at cluster {first} is longer than "
+                                    f"{MAX_DIRECTORY_BYTES // 32} entries")  # fmt: skip
+        return self._cluster_data(chain)
 
     def _entries(self, node: Node) -> dict[str, _Entry]:
         if node in self._dirs:
             return self._dirs[node]
         data = self._dir_bytes(node)
         entries: dict[str, _Entry] = {}
-        lfn: list[tuple[int, str]] = []
+        lfn: list[bytes] = []
         for pos in range(0, len(data) - 31, 32):
             raw = data[pos : pos + 32]
             if raw[0] == 0:
@@ -162,13 +187,12 @@ class FatFilesystem(Filesystem):
                 continue
             attr = raw[11]
             if attr & 0x3F == ATTR_LFN:
-                chars = raw[1:11] + raw[14:26] + raw[28:32]
-                lfn.append((raw[0] & 0x1F, chars.decode("utf-16-le", "replace")))
+                lfn.append(raw)
                 continue
             if attr & ATTR_VOLUME_ID:
                 lfn = []
                 continue
-            name = "".join(part for _, part in sorted(lfn)).split("\0", 1)[0] if lfn else ""
+            name = _long_name(lfn, raw[:11])
             lfn = []
             if not name:
                 base = raw[0:8].decode("cp437").rstrip()
@@ -221,9 +245,41 @@ class FatFilesystem(Filesystem):
         _, cluster, size, _attr = node
         if size > self.max_file_size:
             raise TooLargeError(f"file of {size} bytes exceeds the read limit")
+        if size > self.bpb.data_size:
+            raise CorruptImageError(
+                f"fat: a file of {size} bytes at cluster {cluster} is larger than the "
+                f"data area ({self.bpb.data_size} bytes)"
+            )
         if size == 0:
             return b""
         data = self._cluster_data(self._chain(cluster, limit_bytes=size))
         if len(data) < size:
             raise CorruptImageError("fat: cluster chain shorter than the file")
         return data[:size]
+
+
+def short_name_checksum(short: bytes) -> int:
+    """The checksum of an 8.3 name that each of its long-name entries carries."""
+    total = 0
+    for byte in short:
+        total = (((total & 1) << 7) + (total >> 1) + byte) & 0xFF
+    return total
+
+
+def _long_name(parts: list[bytes], short: bytes) -> str:
+    """The VFAT long name spelled by ``parts`` (in disk order) for the entry ``short``,
+    or ``""`` when they do not belong to it, as Linux's vfat decides: the entries must
+    count down from the one flagged last (0x40) to 1, each carrying the short name's
+    checksum. Orphaned or damaged long names are dropped and the 8.3 name is used."""
+    if not parts or not parts[0][0] & 0x40:
+        return ""
+    count = parts[0][0] & ~0x40
+    if not 1 <= count <= 20 or count != len(parts):  # 255 UTF-16 units fit in 20 entries
+        return ""
+    checksum = short_name_checksum(short)
+    for i, raw in enumerate(parts):
+        sequence = raw[0] & ~0x40 if i == 0 else raw[0]
+        if sequence != count - i or raw[13] != checksum:
+            return ""
+    chars = b"".join(raw[1:11] + raw[14:26] + raw[28:32] for raw in reversed(parts))
+    return chars.decode("utf-16-le", "replace").split("\0", 1)[0]

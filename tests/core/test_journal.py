@@ -19,7 +19,8 @@ from fastboop.journal import (
     read_journal,
 )
 from fastboop.journal import schema as journal_schema
-from fastboop.journal.records import MAGIC, JournalHeader
+from fastboop.journal.reader import read_header
+from fastboop.journal.records import JournalHeader
 
 from .helpers import happy_path
 
@@ -43,7 +44,7 @@ def test_round_trip_preserves_every_record(tmp_path: Path) -> None:
 
 def test_header_names_versions_and_machine(tmp_path: Path) -> None:
     header = read_journal(write(tmp_path / "j.fbj", [])).header
-    assert header.format_version == 1
+    assert header.format_version == 2  # v2: the header carries its own checksum
     assert header.schemas["device_arrived"] == ev.DeviceArrived.VERSION
     assert len(header.machine_hash) == 64
 
@@ -59,8 +60,7 @@ def test_small_wire_payloads_inline_large_by_digest() -> None:
 def test_every_cut_point_reads_a_prefix_and_says_truncated(tmp_path: Path) -> None:
     events = happy_path()
     data = write(tmp_path / "j.fbj", list(events)).read_bytes()
-    length_at = len(MAGIC)
-    header_end = length_at + 4 + int.from_bytes(data[length_at : length_at + 4], "little")
+    _, header_end = read_header(data, "j.fbj")  # the header block, checksum included
     seen_lengths = set()
     for cut in range(header_end, len(data)):
         (tmp_path / "cut.fbj").write_bytes(data[:cut])

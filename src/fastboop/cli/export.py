@@ -23,17 +23,13 @@ import anyio
 import msgspec
 
 from fastboop.cli.output import print_json
-from fastboop.detection.journal import DETECT_SESSION
 from fastboop.devpro import load_pool
 from fastboop.errors import FastboopError, UsageError
-from fastboop.journal import read_journal
+from fastboop.journal import Journal, open_journal, read_journal
 from fastboop.journal.pcap import image_payloads, journal_to_pcap
-from fastboop.journal.reader import read_header
 from fastboop.replay import ReplayReport, replay_journal
 from fastboop.replay.detect import is_detect_journal, replay_detect_journal
-from fastboop.replay.transcript import reexecute_transcript
-
-HEADER_PEEK = (1 << 20) + 64  # the reader's header size limit, plus magic and length
+from fastboop.replay.transcript import needed_by_transcript, reexecute_transcript
 
 EXAMPLES = """\
   fastboop replay session.fbj --transcript --image boot.img   # re-run the fastboot bytes
@@ -77,11 +73,12 @@ def run_extensions(args: argparse.Namespace) -> int | None:
         if detect:
             raise UsageError("--until applies to session journals, not detect journals")
         raise UsageError("--until and --transcript cannot be combined")
-    journal = read_journal(path)
-    if is_detect_journal(journal):
-        report = anyio.run(replay_detect_journal, journal, load_pool())
+    if detect:
+        with open_journal(path) as reader:  # one device at a time: memory stays flat
+            report = anyio.run(replay_detect_journal, reader, load_pool())
         return _finish(report, as_json=args.json)
-    report = replay_journal(journal)
+    with open_journal(path) as reader:  # the machine check streams
+        report = replay_journal(reader)
     if report.ok:
         image = _read_image(args.image)
         machine = (
@@ -90,6 +87,9 @@ def run_extensions(args: argparse.Namespace) -> int | None:
         )
         if report.note:
             machine += f" ({report.note})"
+        # Re-execution looks ahead within tasks: it gets the records it needs in memory,
+        # which leaves out a long session's serving phase.
+        journal = read_journal(path, keep=needed_by_transcript)
         report = anyio.run(_reexecute, journal, image)
         if report.ok:
             report.note = f"{machine}; {report.note}" if report.note else machine
@@ -99,15 +99,13 @@ def run_extensions(args: argparse.Namespace) -> int | None:
 def _header_says_detect(path: Path) -> bool:
     """Read just the header (journals can be large) to choose the replay mode."""
     try:
-        with path.open("rb") as stream:
-            head = stream.read(HEADER_PEEK)
-        header, _ = read_header(head, str(path))
-    except (OSError, FastboopError):
-        return False  # the full read reports the problem properly
-    return header.inputs.get("session") == DETECT_SESSION
+        with open_journal(path) as journal:
+            return is_detect_journal(journal)
+    except FastboopError:
+        return False  # the replay itself reports the problem properly
 
 
-async def _reexecute(journal: Any, image: bytes | None) -> ReplayReport:
+async def _reexecute(journal: Journal, image: bytes | None) -> ReplayReport:
     return await reexecute_transcript(journal, load_pool(), image=image)
 
 
@@ -142,16 +140,19 @@ def export_pcap(path: Path, args: argparse.Namespace) -> int:
     output: Path | None = args.output
     if output is None:
         raise UsageError("export-pcap needs -o OUT.pcap")
-    journal = read_journal(path)
     image = _read_image(args.image)
     payload = image_payloads(image) if image is not None else None
-    try:
-        with output.open("wb") as stream:
-            summary = journal_to_pcap(journal, stream, payload=payload)
-    except OSError as error:
-        raise FastboopError(
-            f"cannot write the capture: {error.strerror}", where=str(output)
-        ) from None
+    with open_journal(path) as journal:
+        try:
+            with output.open("wb") as stream:
+                summary = journal_to_pcap(journal, stream, payload=payload)  # streams
+        except OSError as error:
+            raise FastboopError(
+                f"cannot write the capture: {error.strerror}", where=str(output)
+            ) from None
+        except FastboopError:
+            output.unlink(missing_ok=True)  # no half-written capture left behind
+            raise
     if args.json:
         print_json({"output": str(output), **_summary_dict(summary)})
         return 0
@@ -164,6 +165,8 @@ def export_pcap(path: Path, args: argparse.Namespace) -> int:
         )
     for channel, count in sorted(summary.skipped_channels.items()):
         print(f"  {count} packet(s) on channel {channel!r} not exported", file=sys.stderr)
+    if not journal.complete:
+        print(f"  journal {journal.describe_end()}: exported what came before", file=sys.stderr)
     return 0
 
 

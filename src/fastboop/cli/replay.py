@@ -8,6 +8,7 @@ state. Exit status: 0 when identical, 1 on divergence or a damaged journal.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from fastboop.cli.export import EXAMPLES as EXPORT_EXAMPLES
 from fastboop.cli.export import add_replay_options, run_extensions
 from fastboop.cli.output import add_json_flag, help_text, print_json
 from fastboop.errors import UsageError
-from fastboop.journal import read_journal
+from fastboop.journal import JournalReader, open_journal
 from fastboop.replay import iter_timeline, replay_journal, state_at
 
 EXAMPLES = """\
@@ -60,7 +61,11 @@ def run(args: argparse.Namespace) -> int:
         return _show(Path(target[1]), as_json=args.json)
     if len(target) != 1:
         raise UsageError("replay takes FILE, or `show FILE`")
-    journal = read_journal(Path(target[0]))
+    with open_journal(Path(target[0])) as journal:  # one streaming pass, flat memory
+        return _replay(journal, args)
+
+
+def _replay(journal: JournalReader, args: argparse.Namespace) -> int:
     if args.until is not None:
         report, snapshot = state_at(journal, args.until)
         if args.json:
@@ -93,14 +98,26 @@ def _print_divergence(report: Any) -> None:
 
 
 def _show(path: Path, *, as_json: bool) -> int:
-    journal = read_journal(path)
-    if as_json:
-        rows = [
-            {"seq": r.seq, "t_ms": r.t_ns / 1e6, "kind": kind, "record": r.body}
-            for r, kind, _ in iter_timeline(journal)
-        ]
-        print_json({"header": journal.header, "records": rows, "end": journal.describe_end()})
-        return 0
+    with open_journal(path) as journal:
+        if as_json:
+            _show_json(journal)
+        else:
+            _show_text(journal)
+    return 0
+
+
+def _show_json(journal: JournalReader) -> None:
+    """One JSON document, ``{"header", "records", "end"}``, written as the records stream."""
+    encode = msgspec.json.encode
+    write = sys.stdout.write
+    write('{"header":' + encode(journal.header).decode() + ',"records":[')
+    for index, (r, kind, _) in enumerate(iter_timeline(journal)):
+        row = {"seq": r.seq, "t_ms": r.t_ns / 1e6, "kind": kind, "record": r.body}
+        write(("," if index else "") + encode(row).decode())
+    write('],"end":' + encode(journal.describe_end()).decode() + "}\n")
+
+
+def _show_text(journal: JournalReader) -> None:
     header = journal.header
     print(
         f"journal {journal.path}: fastboop {header.fastboop_version}, "
@@ -111,4 +128,3 @@ def _show(path: Path, *, as_json: bool) -> int:
     for record, kind, text in iter_timeline(journal):
         print(f"{record.t_ns / 1e6:10.3f} ms  {kind:<7} {text}")
     print(f"end: {journal.describe_end()}")
-    return 0

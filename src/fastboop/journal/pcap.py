@@ -30,11 +30,13 @@ from typing import BinaryIO, Final, Literal
 
 import msgspec
 
-from fastboop.journal.reader import Journal
+from fastboop.errors import FastboopError
+from fastboop.journal.reader import RecordSource
 from fastboop.journal.records import Wire
 
 __all__ = [
     "LINKTYPE_USB_LINUX_MMAPPED",
+    "PcapExportError",
     "PcapFormatError",
     "PcapSummary",
     "UsbTransfer",
@@ -58,6 +60,7 @@ FASTBOOT_OUT: Final = 0x01
 FASTBOOT_IN: Final = 0x81
 FASTBOOT_IN_BUFFER: Final = 4096  # the client's response read size (fastboot protocol)
 
+_U32_MAX: Final = 0xFFFFFFFF
 _FILE_HEADER = struct.Struct("<IHHiIII")
 _RECORD_HEADER = struct.Struct("<IIII")
 # id, type, xfer type, epnum, devnum, busnum, setup flag, data flag, ts_sec, ts_usec,
@@ -70,6 +73,10 @@ TransferKind = Literal["bulk", "interrupt", "control"]
 
 class PcapFormatError(ValueError):
     """The bytes are not a usbmon pcap this module can read."""
+
+
+class PcapExportError(FastboopError):
+    """The journal holds something a pcap cannot express (a time past 2106)."""
 
 
 class UsbTransfer(msgspec.Struct, frozen=True, kw_only=True):
@@ -221,7 +228,7 @@ def encode_record(record: UsbmonRecord, snaplen: int = SNAPLEN) -> bytes:
         record.ndesc,
     )
     incl = USBMON_HEADER_SIZE + len(data)
-    orig = USBMON_HEADER_SIZE + record.urb_len if record.data else incl
+    orig = min(USBMON_HEADER_SIZE + record.urb_len, _U32_MAX) if record.data else incl
     return _RECORD_HEADER.pack(record.ts_sec, record.ts_usec, incl, orig) + head + data
 
 
@@ -287,6 +294,7 @@ class PcapSummary(msgspec.Struct, kw_only=True):
 
 
 Payload = Callable[[Wire], bytes | None]
+_LAST_PCAP_NS: Final = (1 << 32) * 1_000_000_000 - 1  # pcap seconds are 32-bit
 
 
 def image_payloads(image: bytes) -> Payload:
@@ -311,12 +319,18 @@ def image_payloads(image: bytes) -> Payload:
 
 
 def _fastboot_transfers(
-    journal: Journal, payload: Payload | None, summary: PcapSummary
+    journal: RecordSource, payload: Payload | None, summary: PcapSummary
 ) -> Iterator[UsbTransfer]:
     base_ns = round(journal.header.created_unix * 1e9)
     previous: int | None = None
-    for record in journal.records:
+    for record in journal:
         wire = record.body
+        if base_ns + record.t_ns > _LAST_PCAP_NS:
+            raise PcapExportError(
+                f"record #{record.seq} is {record.t_ns} ns into the session, past the last "
+                "time a pcap can hold (2106)",
+                where=journal.path,
+            )
         before, previous = previous, base_ns + record.t_ns
         if not isinstance(wire, Wire):
             continue
@@ -345,7 +359,7 @@ def _fastboot_transfers(
 
 
 def journal_to_pcap(
-    journal: Journal,
+    journal: RecordSource,
     stream: BinaryIO,
     *,
     payload: Payload | None = None,
@@ -353,7 +367,10 @@ def journal_to_pcap(
     bus: int = 1,
     device: int = 5,
 ) -> PcapSummary:
-    """Write ``journal``'s fastboot packets to ``stream`` as a usbmon pcap."""
+    """Write ``journal``'s fastboot packets to ``stream`` as a usbmon pcap, in one pass.
+
+    Raises :class:`PcapExportError` when a record's time does not fit a pcap timestamp.
+    """
     summary = PcapSummary()
     stream.write(file_header(snaplen))
     for urb_id, transfer in enumerate(_fastboot_transfers(journal, payload, summary), start=1):

@@ -5,6 +5,29 @@ every type it was written with. Loading a journal whose versions all match takes
 fully typed path; otherwise each out-of-date record is decoded to a plain mapping, passed
 through the registered upcasters one version step at a time, and only then converted to the
 current type. A missing step is an error that names the version that wrote the journal.
+
+Versions come from the journal's header, so they are untrusted numbers: the header's type
+already rejects negative ones, and :func:`plan_upcasts` only ever walks the steps between
+a recorded version and the current one (never a range the journal chose).
+
+Adding a versioned type or changing one (for the engineer doing it):
+
+1. new event/effect type: give it ``VERSION = 1`` and add it to ``EVENT_TYPES`` /
+   ``EFFECT_TYPES`` and the ``AnyEvent`` / ``AnyEffect`` unions. Nothing else: old
+   journals simply never contain it;
+2. a new field with a default: no version bump, old records decode with the default;
+3. anything else (rename, new required field, changed meaning): bump ``VERSION`` and
+   register an upcaster for the old version, taking and returning the record's mapping
+   (``type`` included)::
+
+       @register_upcaster("bootloader_message", 1)  # v1 -> v2
+       def rename_line_to_text(body: dict[str, Any]) -> dict[str, Any]:
+           body["text"] = body.pop("line")
+           return body
+
+   An upcaster may raise on a record it cannot convert: the reader reports that record as
+   damage instead of crashing. Keep a journal recorded before the change among the
+   tests, as ``replays/*.fbj`` are.
 """
 
 from __future__ import annotations
@@ -24,6 +47,10 @@ UPCASTERS: dict[tuple[str, int], Upcaster] = {}
 
 class SchemaMismatch(FastboopError):
     """A journal uses a record version this fastboop cannot read."""
+
+
+class UpcastError(Exception):
+    """An upcaster could not convert one recorded body (the record is damaged)."""
 
 
 def current_schemas() -> dict[str, int]:
@@ -54,6 +81,11 @@ def plan_upcasts(recorded: dict[str, int], *, written_by: str) -> dict[str, int]
         now = current.get(tag)
         if now is None or version == now:
             continue  # types we no longer have only matter if a record uses them
+        if version < 0:
+            raise SchemaMismatch(
+                f"journal written by fastboop {written_by} claims {tag!r} v{version}, "
+                "which no fastboop ever wrote: its header is corrupt"
+            )
         if version > now:
             raise SchemaMismatch(
                 f"journal written by fastboop {written_by} uses {tag!r} v{version}, "
@@ -72,7 +104,15 @@ def plan_upcasts(recorded: dict[str, int], *, written_by: str) -> dict[str, int]
 
 
 def upcast(body: dict[str, Any], from_version: int, to_version: int) -> dict[str, Any]:
+    """Run the upcasters from ``from_version`` to ``to_version`` (a plan's bounded range)."""
     tag = body["type"]
     for version in range(from_version, to_version):
-        body = UPCASTERS[(tag, version)](dict(body))
+        try:
+            body = UPCASTERS[(tag, version)](dict(body))
+        except Exception as error:  # an old record the upcaster cannot make sense of
+            raise UpcastError(
+                f"{tag!r} v{version} cannot be upcast: {type(error).__name__}: {error}"
+            ) from error
+        if not isinstance(body, dict):
+            raise UpcastError(f"the upcaster for {tag!r} v{version} returned no mapping")
     return body

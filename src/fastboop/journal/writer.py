@@ -1,9 +1,13 @@
-"""Append-only journal writer: a header, then one zstd stream of checksummed frames.
+"""Append-only journal writer: a checksummed header, then one zstd stream of checksummed frames.
 
 Each record becomes a frame ``[u32 length][u32 crc32][msgpack record]`` fed to a single
 zstd stream that is flushed at a block boundary after every frame and written straight to
 the file descriptor. A crash or ``kill -9`` therefore loses at most the frame being
 written, while frames still share one compression context (journals stay tiny).
+
+The writer never produces what the reader would refuse: a record larger than
+``MAX_RECORD_SIZE`` is a :class:`JournalWriteError` (real records are far smaller; large
+payloads are journaled by digest).
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ import zstandard
 
 from fastboop._version import __version__
 from fastboop.errors import FastboopError
-from fastboop.journal.records import FORMAT_VERSION, MAGIC, Body, JournalHeader, Record
+from fastboop.journal.header import encode_header
+from fastboop.journal.records import FORMAT_VERSION, MAX_RECORD_SIZE, Body, JournalHeader, Record
 from fastboop.journal.schema import current_schemas
 from fastboop.machines.table import MACHINE_VERSION, definition_hash
 
@@ -67,8 +72,7 @@ class JournalWriter:
         self._flush_mode = zstandard.COMPRESSOBJ_FLUSH_BLOCK
         self._next_seq = 0
         self._closed = False
-        head = self._encoder.encode(header)
-        self._write(MAGIC + struct.pack("<I", len(head)) + head)
+        self._write(encode_header(header))
 
     @property
     def next_seq(self) -> int:
@@ -79,6 +83,12 @@ class JournalWriter:
         # Hot path (every event, effect and packet): bound methods, one compress call.
         seq = self._next_seq
         payload = self._encode(Record(seq, t_ns, body))
+        if len(payload) > MAX_RECORD_SIZE:
+            raise JournalWriteError(
+                f"record {seq} ({type(body).__name__}) encodes to {len(payload)} bytes, "
+                f"more than a journal record may hold ({MAX_RECORD_SIZE})",
+                where=str(self.path),
+            )
         self._compress(_pack_head(len(payload), zlib.crc32(payload)) + payload)
         self._write(self._flush(self._flush_mode))
         self._next_seq = seq + 1

@@ -14,11 +14,16 @@ A device that could not be opened has no exchange to re-run; it is counted, not 
 
 from __future__ import annotations
 
+import math
+from collections import deque
+from collections.abc import Iterable, Iterator
+
 from fastboop import events as ev
 from fastboop.detection.journal import DETECT_SESSION, PROBE_TIMEOUT, DetectRecorder
 from fastboop.detection.probe import probe_transport
 from fastboop.devpro.pool import ProfilePool
-from fastboop.journal.reader import Journal
+from fastboop.journal.errors import JournalFormatError
+from fastboop.journal.reader import RecordSource
 from fastboop.journal.records import Body, Record, Wire
 from fastboop.replay.compare import earliest, event_difference, transcript_difference
 from fastboop.replay.redrive import CONTEXT_RECORDS, ReplayReport, Verdict, describe
@@ -29,7 +34,7 @@ __all__ = ["is_detect_journal", "replay_detect_journal"]
 _PROBE_EVENTS = (ev.GetvarAnswered, ev.ProbeFinished, ev.ProbeFailed)
 
 
-def is_detect_journal(journal: Journal) -> bool:
+def is_detect_journal(journal: RecordSource) -> bool:
     return journal.header.inputs.get("session") == DETECT_SESSION
 
 
@@ -45,18 +50,52 @@ class _Collector(DetectRecorder):
             self.events.append(body)
 
 
-def _segments(records: list[Record]) -> list[list[Record]]:
-    """One list per device: its ``DeviceArrived`` and everything up to the next one."""
-    segments: list[list[Record]] = []
-    for record in records:
-        if isinstance(record.body, ev.DeviceArrived):
-            segments.append([])
-        if segments:
-            segments[-1].append(record)
-    return segments
+class _Segments:
+    """The journal one device at a time: its ``DeviceArrived`` and what follows, up to the
+    next one. Only the current segment and the few records before it are held, so a
+    detect journal replays in memory that does not grow with its length."""
+
+    def __init__(self, records: Iterable[Record]):
+        self._records = records
+        self.before: deque[Record] = deque(maxlen=CONTEXT_RECORDS)  # just before the current
+        self.last_seq: int | None = None
+
+    def __iter__(self) -> Iterator[list[Record]]:
+        segment: list[Record] = []
+        for record in self._records:
+            self.last_seq = record.seq
+            if isinstance(record.body, ev.DeviceArrived) and segment:
+                yield segment
+                self.before.extend(segment)
+                segment = []
+            if segment or isinstance(record.body, ev.DeviceArrived):
+                segment.append(record)
+            else:
+                self.before.append(record)  # before the first device
+        if segment:
+            yield segment
+
+    def context(self, segment: list[Record], seq: int | None) -> list[str]:
+        earlier = [r for r in (*self.before, *segment) if seq is None or r.seq < seq]
+        return [describe(r) for r in earlier[-CONTEXT_RECORDS:]]
 
 
-def _changed_profiles(journal: Journal, pool: ProfilePool) -> list[str]:
+def _recorded_timeout(journal: RecordSource) -> float:
+    """The transfer timeout the probes ran with (its value appears in timeout messages)."""
+    text = journal.header.inputs.get("transfer_timeout", repr(PROBE_TIMEOUT))
+    try:
+        timeout = float(text)
+    except ValueError:
+        timeout = math.nan
+    if not 0 < timeout < 1e9:  # also rules out NaN
+        raise JournalFormatError(
+            f"detect journal's transfer_timeout is {text[:40]!r}, not a number of seconds",
+            where=journal.path,
+        )
+    return timeout
+
+
+def _changed_profiles(journal: RecordSource, pool: ProfilePool) -> list[str]:
     recorded = {
         name.removeprefix("profile:"): digest
         for name, digest in journal.header.inputs.items()
@@ -67,17 +106,20 @@ def _changed_profiles(journal: Journal, pool: ProfilePool) -> list[str]:
     return sorted(name for name in names if recorded.get(name) != now.get(name))
 
 
-async def replay_detect_journal(journal: Journal, pool: ProfilePool) -> ReplayReport:
-    """Re-run every recorded probe; see the module docstring."""
+async def replay_detect_journal(journal: RecordSource, pool: ProfilePool) -> ReplayReport:
+    """Re-run every recorded probe, reading ``journal`` once; see the module docstring."""
     inputs = journal.header.inputs
     device_profile = inputs.get("device_profile") or None
-    timeout = float(inputs.get("transfer_timeout", PROBE_TIMEOUT))
+    timeout = _recorded_timeout(journal)
     changed = _changed_profiles(journal, pool)
     checked = devices = skipped = 0
     matched: list[str] = []
 
-    def diverged(seq: int | None, expected: str, actual: str) -> ReplayReport:
-        before = [r for r in journal.records if seq is None or r.seq < seq]
+    segments = _Segments(journal)
+
+    def diverged(
+        segment: list[Record], seq: int | None, expected: str, actual: str
+    ) -> ReplayReport:
         note = None
         if changed:
             note = "device profiles differ from the recorded ones: " + ", ".join(changed)
@@ -90,11 +132,11 @@ async def replay_detect_journal(journal: Journal, pool: ProfilePool) -> ReplayRe
             seq=seq,
             expected=expected,
             actual=actual,
-            context=[describe(r) for r in before[-CONTEXT_RECORDS:]],
+            context=segments.context(segment, seq),
             note=note,
         )
 
-    for segment in _segments(journal.records):
+    for segment in segments:
         arrived = segment[0].body
         assert isinstance(arrived, ev.DeviceArrived)
         devices += 1
@@ -124,7 +166,7 @@ async def replay_detect_journal(journal: Journal, pool: ProfilePool) -> ReplayRe
             event_difference(recorded, collector.events, after=segment[-1].seq + 1),
         )
         if difference is not None:
-            return diverged(difference.seq, difference.expected, difference.actual)
+            return diverged(segment, difference.seq, difference.expected, difference.actual)
         checked += len(recorded)
         finished = recorded[-1].body if recorded else None
         if isinstance(finished, ev.ProbeFinished):
@@ -146,7 +188,7 @@ async def replay_detect_journal(journal: Journal, pool: ProfilePool) -> ReplayRe
         events=checked,
         effects=0,
         final_state=_final_state(matched),
-        seq=(journal.records[-1].seq + 1 if journal.records else 0) if damaged else None,
+        seq=(segments.last_seq + 1 if segments.last_seq is not None else 0) if damaged else None,
         expected="a readable record" if damaged else None,
         actual=journal.damage,
         note="; ".join(notes),

@@ -4,10 +4,15 @@ Determinism means the same effects in the same order, and the same final state
 (Temporal's definition, plus the outcome check Temporal lacks). The first difference is
 reported with its sequence number, what the journal expected, what the machine did now,
 and the records that led up to it.
+
+Replay reads the journal once, front to back, and keeps only the machine and the last
+``CONTEXT_RECORDS`` records (the context a divergence is reported with), so its memory
+does not grow with the journal's length.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
 from enum import StrEnum
 from typing import Any
@@ -16,7 +21,7 @@ import msgspec
 
 from fastboop.effects import Effect
 from fastboop.events import Event
-from fastboop.journal.reader import Journal
+from fastboop.journal.reader import RecordSource
 from fastboop.journal.records import Fault, Outcome, Record
 from fastboop.machines.session import InvalidEvent, SessionMachine, SessionSnapshot
 
@@ -80,12 +85,17 @@ def _snapshot_diff(expected: SessionSnapshot, actual: SessionSnapshot) -> tuple[
 
 
 class _Redriver:
-    def __init__(self, journal: Journal):
+    """One pass over a journal's records: memory is the machine plus a few records."""
+
+    def __init__(self, journal: RecordSource):
         self.journal = journal
         self.machine = SessionMachine()
         self.events = 0
         self.effects = 0
-        self.history: list[Record] = []
+        self.history: deque[Record] = deque(maxlen=CONTEXT_RECORDS)
+        self.first_fault: Fault | None = None
+        self.last_seq: int | None = None
+        self.read_to_end = False  # the journal's end (and so its damage, if any) was reached
 
     def report(self, verdict: Verdict, **fields: Any) -> ReplayReport:
         return ReplayReport(
@@ -94,21 +104,37 @@ class _Redriver:
             events=self.events,
             effects=self.effects,
             final_state=self.machine.state,
-            context=[describe(r) for r in self.history[-CONTEXT_RECORDS:]],
+            context=[describe(r) for r in self.history],
             **fields,
         )
 
     def run(self, until: int | None = None) -> ReplayReport:
-        records = self.journal.records
         pending: list[Any] = []  # effects the machine produced that the journal must show next
-        pending_from: Record | None = None
-        i = 0
-        while i < len(records):
-            record = records[i]
+        # An event the machine rejected: fine if the session journaled it as a Fault next.
+        rejected: tuple[Record, InvalidEvent] | None = None
+        history = self.history
+        for record in self.journal:
+            body = record.body
+            if rejected is not None:
+                if isinstance(body, Fault):
+                    history.append(rejected[0])
+                    return self.report(Verdict.OK, note=f"session ended on a fault: {rejected[1]}")
+                return self._task_failure(*rejected)
             if until is not None and record.seq > until:
                 break
-            body = record.body
-            if isinstance(body, Effect):
+            self.last_seq = record.seq
+            if isinstance(body, Event):  # most records: test for them first
+                if pending:
+                    return self._extra_effect(record, pending[0])
+                self.events += 1
+                try:
+                    pending = list(self.machine.step(body))
+                except InvalidEvent as error:
+                    rejected = (record, error)
+                    continue
+                except Exception as error:  # a callback bug: Temporal's WorkflowTaskFailure
+                    return self._task_failure(record, error)
+            elif isinstance(body, Effect):
                 if not pending:
                     return self.report(
                         Verdict.NONDETERMINISM,
@@ -125,21 +151,6 @@ class _Redriver:
                         actual=describe(Record(record.seq, record.t_ns, produced)),
                     )
                 self.effects += 1
-            elif isinstance(body, Event):
-                if pending:
-                    return self._extra_effect(record, pending[0])
-                self.events += 1
-                try:
-                    pending = list(self.machine.step(body))
-                except InvalidEvent as error:
-                    nxt = records[i + 1] if i + 1 < len(records) else None
-                    if nxt is not None and isinstance(nxt.body, Fault):
-                        self.history.append(record)
-                        return self.report(Verdict.OK, note=f"session ended on a fault: {error}")
-                    return self._task_failure(record, error)
-                except Exception as error:  # a callback bug: Temporal's WorkflowTaskFailure
-                    return self._task_failure(record, error)
-                pending_from = record
             elif isinstance(body, Outcome):
                 if pending:
                     return self._extra_effect(record, pending[0])
@@ -152,10 +163,14 @@ class _Redriver:
                         expected=f"final state: {expected}",
                         actual=f"final state: {actual}",
                     )
-            self.history.append(record)
-            i += 1
+            elif isinstance(body, Fault) and self.first_fault is None:
+                self.first_fault = body
+            history.append(record)
+        else:
+            self.read_to_end = True
+        if rejected is not None:
+            return self._task_failure(*rejected)
         if pending and until is None and self.journal.complete:
-            assert pending_from is not None
             return self._extra_effect(None, pending[0])
         return self.report(Verdict.OK, note=self._note())
 
@@ -177,46 +192,48 @@ class _Redriver:
         )
 
     def _note(self) -> str | None:
-        journal = self.journal
         notes = []
-        if not journal.complete:
-            notes.append(f"journal {journal.describe_end()}")
-        faults = [r.body for r in journal.records if isinstance(r.body, Fault)]
-        if faults:
-            notes.append(f"the session ended on a fault: {faults[0].message}")
+        if self.read_to_end and not self.journal.complete:
+            notes.append(f"journal {self.journal.describe_end()}")
+        if self.first_fault is not None:
+            notes.append(f"the session ended on a fault: {self.first_fault.message}")
         return "; ".join(notes) or None
 
 
-def replay_journal(journal: Journal, *, until: int | None = None) -> ReplayReport:
-    """Re-drive a fresh machine; ``until`` stops after that sequence number."""
-    if journal.damage is not None:
-        report = _Redriver(journal).run(until)
-        if not report.ok:
-            return report
-        return ReplayReport(
-            verdict=Verdict.INVALID_HISTORY,
-            journal=journal.path,
-            events=report.events,
-            effects=report.effects,
-            final_state=report.final_state,
-            seq=journal.records[-1].seq + 1 if journal.records else 0,
-            expected="a readable record",
-            actual=journal.damage,
-            context=report.context,
-        )
-    return _Redriver(journal).run(until)
+def replay_journal(journal: RecordSource, *, until: int | None = None) -> ReplayReport:
+    """Re-drive a fresh machine; ``until`` stops after that sequence number.
+
+    ``journal`` is read once, front to back: pass a :class:`~fastboop.journal.JournalReader`
+    (:func:`~fastboop.journal.open_journal`) to replay in memory that does not grow with
+    the journal's length.
+    """
+    driver = _Redriver(journal)
+    report = driver.run(until)
+    if not report.ok or not driver.read_to_end or journal.damage is None:
+        return report
+    return ReplayReport(
+        verdict=Verdict.INVALID_HISTORY,
+        journal=journal.path,
+        events=report.events,
+        effects=report.effects,
+        final_state=report.final_state,
+        seq=driver.last_seq + 1 if driver.last_seq is not None else 0,
+        expected="a readable record",
+        actual=journal.damage,
+        context=report.context,
+    )
 
 
-def state_at(journal: Journal, seq: int) -> tuple[ReplayReport, SessionSnapshot]:
+def state_at(journal: RecordSource, seq: int) -> tuple[ReplayReport, SessionSnapshot]:
     """The machine's state right after record ``seq`` (for ``replay --until``)."""
     driver = _Redriver(journal)
     report = driver.run(until=seq)
     return report, driver.machine.snapshot()
 
 
-def iter_timeline(journal: Journal) -> Iterator[tuple[Record, str, str]]:
+def iter_timeline(journal: RecordSource) -> Iterator[tuple[Record, str, str]]:
     """(record, kind, description) for ``replay show``."""
-    for record in journal.records:
+    for record in journal:
         body = record.body
         if isinstance(body, Event):
             kind = "event"

@@ -14,6 +14,12 @@ The boot image itself is journaled by digest only, so uploading needs the image 
 pass ``image`` (checked against the recorded ``BuildFinished.image_sha256``); without it
 the upload's packets are skipped and the report says so. The build is never re-run (its
 inputs include a clock reading); the image digest is what ties it to the upload.
+
+Re-execution looks ahead within each task, so it works on a :class:`Journal` in memory.
+Only :func:`needed_by_transcript` records matter to it — effects, the events its tasks
+emit and fastboot packets — so ``read_journal(path, keep=needed_by_transcript)`` loads a
+long session without its serving phase (smoo packets, serve statistics), which is almost
+all of it.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from fastboop.smoo.link import GadgetLink
 from fastboop.transports.base import DeviceAddress, Direction, Transport, TransportError
 from fastboop.transports.replay import ReplayTransport, WireTranscript
 
-__all__ = ["ImageMismatch", "reexecute_transcript"]
+__all__ = ["ImageMismatch", "needed_by_transcript", "reexecute_transcript"]
 
 # What each re-run handler reports, and which recorded event ends it.
 _TASK_EVENTS: dict[type[fx.Effect], tuple[type[ev.Event], ...]] = {
@@ -57,6 +63,15 @@ _TERMINAL = (
     ev.BootFailed,
 )
 _FAILED = (ev.ProbeFailed, ev.UploadFailed, ev.BootFailed)
+_NEEDED: tuple[type, ...] = (fx.Effect, *{k for kinds in _TASK_EVENTS.values() for k in kinds})
+
+
+def needed_by_transcript(record: Record) -> bool:
+    """Whether re-execution reads ``record`` (see the module docstring)."""
+    body = record.body
+    if isinstance(body, Wire):
+        return body.channel == "fastboot"
+    return isinstance(body, _NEEDED)
 
 
 class ImageMismatch(FastboopError):
@@ -245,8 +260,8 @@ class _Reexecutor:
         reused = (
             self.pending_release
             and not any(
-                isinstance(r.body, Wire) and r.body.channel == "fastboot"
-                for r in self.records[index + 1 : last.seq]
+                isinstance(r.body, Wire) and r.body.channel == "fastboot" and r.seq < last.seq
+                for r in self.records[index + 1 :]
             )
             and any(isinstance(r.body, ev.GetvarAnswered) for r in recorded)
         )

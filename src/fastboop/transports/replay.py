@@ -278,11 +278,12 @@ class ReplayTransport:
 
 def open_replay(journal: str | Path, *, channel: str = "fastboot") -> ReplayTransport:
     """Registry factory: serve ``journal``'s recorded ``channel`` packets."""
-    from fastboop.journal.reader import read_journal  # the reader pulls in the whole schema
+    from fastboop.journal.reader import open_journal  # the reader pulls in the whole schema
 
-    recorded = read_journal(journal)
+    with open_journal(journal) as recorded:  # keeps only the channel's packets
+        transcript = WireTranscript(recorded, channel=channel)
     address = DeviceAddress(transport="replay", location=str(journal))
-    return ReplayTransport(WireTranscript(recorded.records, channel=channel), address=address)
+    return ReplayTransport(transcript, address=address)
 
 
 register_transport("replay", open_replay)

@@ -1,6 +1,14 @@
-"""Structured logging setup for the CLI (structlog), on stderr so stdout stays data.
+"""Logging: the library's loggers, and the CLI's set-up (structlog on stderr).
 
-Libraries never configure logging; the CLI calls :func:`configure_logging` once. By
+The library never configures logging and never prints. Its modules log through
+:func:`get_logger`, which hands each record to structlog when the program configured
+structlog (the CLI does, in :func:`configure_logging`), and to the standard ``logging``
+module otherwise, under the same logger name (``fastboop.smoo``, …). An embedding program
+therefore sees fastboop's records wherever it sends its own, and one that configured
+nothing gets only warnings, on stderr (``logging``'s last resort) — never a line on its
+stdout, where structlog's unconfigured default would print.
+
+The CLI calls :func:`configure_logging` once. By
 default only warnings show, ``-v`` shows progress details and ``-vv`` debug output;
 ``--log-json`` emits one JSON object per line for log collectors, and then *everything*
 the CLI writes to stderr is such a line: progress (see :mod:`fastboop.cli.screen`) and the
@@ -18,6 +26,53 @@ import msgspec
 import structlog
 
 from fastboop.errors import FastboopError
+
+
+class LibraryLogger:
+    """What :func:`get_logger` returns: structlog's methods, routed as described above."""
+
+    __slots__ = ("_context", "_name")
+
+    def __init__(self, name: str, context: dict[str, Any] | None = None):
+        self._name = name
+        self._context = context or {}
+
+    def bind(self, **fields: Any) -> LibraryLogger:
+        return LibraryLogger(self._name, {**self._context, **fields})
+
+    def _log(self, level: int, event: str, fields: dict[str, Any], exc_info: bool = False
+             ) -> None:  # fmt: skip
+        if structlog.is_configured():
+            logger = structlog.get_logger(self._name).bind(**self._context)
+            method = logging.getLevelName(level).lower()
+            if exc_info:
+                fields = {**fields, "exc_info": True}
+            getattr(logger, method)(event, **fields)
+            return
+        stdlib = logging.getLogger(self._name)
+        if stdlib.isEnabledFor(level):
+            pairs = "".join(f" {k}={v!r}" for k, v in {**self._context, **fields}.items())
+            stdlib.log(level, "%s%s", event, pairs, exc_info=exc_info)
+
+    def debug(self, event: str, **fields: Any) -> None:
+        self._log(logging.DEBUG, event, fields)
+
+    def info(self, event: str, **fields: Any) -> None:
+        self._log(logging.INFO, event, fields)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self._log(logging.WARNING, event, fields)
+
+    def error(self, event: str, **fields: Any) -> None:
+        self._log(logging.ERROR, event, fields)
+
+    def exception(self, event: str, **fields: Any) -> None:
+        self._log(logging.ERROR, event, fields, exc_info=True)
+
+
+def get_logger(name: str) -> LibraryLogger:
+    """The logger for a fastboop module (see the module docstring)."""
+    return LibraryLogger(name)
 
 
 def configure_logging(verbosity: int = 0, *, json: bool = False) -> None:

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import structlog
 
 from fastboop.artifact.open import ArtifactOptions
 from fastboop.backends.exports import ServedImage, open_served_source
@@ -30,6 +29,7 @@ from fastboop.blocks import CopyOnWriteSource, FileSource
 from fastboop.devpro.pool import ProfilePool
 from fastboop.devpro.schema import DeviceProfile
 from fastboop.errors import FastboopError
+from fastboop.logs import get_logger
 from fastboop.smoo.export import DEFAULT_BLOCK_SIZE, Export
 from fastboop.smoo.handshake import NotSmooError
 from fastboop.smoo.host import HostConfig
@@ -38,7 +38,7 @@ from fastboop.transports.base import DeviceAddress, Transport, TransportError
 from fastboop.transports.smoo_usb import OPEN_ATTEMPTS, OPEN_RETRY_DELAY, UsbLinkTimeouts
 from fastboop.transports.smoo_usb_find import GadgetFilter, prove_gadget, scan_gadgets
 
-log = structlog.get_logger("fastboop.smoo")
+log = get_logger("fastboop.smoo")
 
 POLL_INTERVAL = 0.5  # smoo.md §2.3: the reference rediscovers every 500 ms
 

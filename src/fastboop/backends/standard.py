@@ -12,7 +12,6 @@ import hashlib
 from collections.abc import Callable
 
 import anyio
-import structlog
 
 from fastboop import effects as fx
 from fastboop import events as ev
@@ -24,6 +23,7 @@ from fastboop.detection.probe import identify_with, probe_finished
 from fastboop.devpro.pool import ProfilePool
 from fastboop.errors import FastboopError
 from fastboop.fastboot import FastbootClient, FastbootError
+from fastboop.logs import get_logger
 from fastboop.runtime.backend import EffectContext
 from fastboop.smoo.events import Outcome
 from fastboop.smoo.export import Export
@@ -32,7 +32,7 @@ from fastboop.smoo.link import GadgetLink
 from fastboop.smoo.stats import StatsSnapshot
 from fastboop.transports.base import DeviceAddress, TappedTransport, Transport, TransportError
 
-log = structlog.get_logger("fastboop.backend")
+log = get_logger("fastboop.backend")
 
 # Progress events are throttled: one per this many bytes keeps journals small while the
 # CLI still gets a smooth bar (the final 100% is always reported).

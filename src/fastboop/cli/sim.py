@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import structlog
 from anyio.abc import TaskStatus
 
 from fastboop.errors import FastboopError, UsageError
-from fastboop.logs import configure_logging
+from fastboop.logs import configure_logging, get_logger
 from fastboop.sim.model import BootloaderModel, available_models, load_model
 from fastboop.sim.server import SimService
 from fastboop.sim.usbip_phone import UsbipPhone
@@ -37,7 +36,7 @@ from fastboop.transports.usbip_net import server_name
 
 DEFAULT_PORT = 5554
 
-_log = structlog.get_logger("fastboop.sim")
+_log = get_logger("fastboop.sim")
 
 
 def register(subparsers: Any) -> None:

@@ -13,8 +13,6 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import Final, Protocol, runtime_checkable
 
-import structlog
-
 from fastboop.fastboot import protocol
 from fastboop.fastboot.errors import (
     FastbootBadArgument,
@@ -24,6 +22,7 @@ from fastboop.fastboot.errors import (
     FastbootTransportError,
 )
 from fastboop.fastboot.protocol import Response
+from fastboop.logs import get_logger
 from fastboop.transports.base import Transport, TransportError
 
 DEFAULT_TIMEOUT: Final = 30.0
@@ -35,7 +34,7 @@ CHUNK_SIZE: Final = 1 << 20
 ProgressCallback = Callable[[int, int], None]
 InfoCallback = Callable[[Response], None]
 
-_log = structlog.get_logger("fastboop.fastboot")
+_log = get_logger("fastboop.fastboot")
 
 
 @runtime_checkable

@@ -21,12 +21,12 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 import anyio
-import structlog
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectSendStream
 
 from fastboop.bootimg.parser import parse_boot_image
 from fastboop.errors import FastboopError
+from fastboop.logs import get_logger
 from fastboop.sim.bootloader import SimulatedBootloader
 from fastboop.sim.gadget import SimGadget
 from fastboop.sim.model import BootloaderModel, load_model
@@ -34,7 +34,7 @@ from fastboop.sim.transport import SimTransport
 from fastboop.smoo.link import GadgetLink
 from fastboop.transports.base import DeviceAddress, Transport, TransportError
 
-log = structlog.get_logger("fastboop.sim.phone")
+log = get_logger("fastboop.sim.phone")
 
 READ_CHUNK = 64 * 1024
 READERS = 4

@@ -12,12 +12,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 import anyio
-import structlog
 from anyio.abc import SocketStream, TaskStatus
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from fastboop.fastboot import tcp_wire
 from fastboop.fastboot.errors import FastbootProtocolError
+from fastboop.logs import get_logger
 from fastboop.sim.bootloader import BootCallback, Output, Send, Silence, SimulatedBootloader
 from fastboop.sim.model import BootloaderModel
 from fastboop.sim.udp_device import DEFAULT_MAX_PACKET_SIZE, UdpDeviceSession
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from fastboop.sim.usbip_phone import UsbipPhone
     from fastboop.sim.usbip_server import UsbipService
 
-_log = structlog.get_logger("fastboop.sim")
+_log = get_logger("fastboop.sim")
 
 _STREAM_ERRORS = (
     OSError,

@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import anyio
-import structlog
 from anyio.abc import TaskGroup, TaskStatus
 
+from fastboop.logs import get_logger
 from fastboop.sim.bootloader import SimulatedBootloader
 from fastboop.sim.gadget import SimGadget
 from fastboop.sim.model import BootloaderModel
@@ -28,7 +28,7 @@ from fastboop.sim.phone import PhoneReport, boot_image_problem, play_stage0
 from fastboop.sim.usbip_devices import FastbootUsbDevice, GadgetUsbDevice
 from fastboop.sim.usbip_server import UsbipBoard
 
-log = structlog.get_logger("fastboop.sim.phone")
+log = get_logger("fastboop.sim.phone")
 
 FASTBOOT_BUSID = "1-1"
 GADGET_BUSID = "2-1"

@@ -30,9 +30,9 @@ from typing import Protocol
 import anyio
 import anyio.abc
 import msgspec
-import structlog
 from anyio.abc import TaskStatus
 
+from fastboop.logs import get_logger
 from fastboop.transports import usbip_wire as w
 from fastboop.transports.base import TransportError
 from fastboop.transports.usbip import (
@@ -45,7 +45,7 @@ from fastboop.transports.usbip import (
 from fastboop.transports.usbip_net import list_devices, server_name
 from fastboop.transports.usbip_wire import CmdSubmit, ExportedDevice, UsbipProtocolError
 
-log = structlog.get_logger("fastboop.sim.usbip")
+log = get_logger("fastboop.sim.usbip")
 
 RECEIVE_CHUNK = 1 << 18
 UPSTREAM_TIMEOUT = 2.0

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import msgspec
-import structlog
 
 from fastboop.errors import FastboopError
+from fastboop.logs import get_logger
 from fastboop.smoo import protocol as p
 from fastboop.smoo.link import GadgetLink, LinkStall
 from fastboop.transports.base import TransportError
 
-log = structlog.get_logger("fastboop.smoo")
+log = get_logger("fastboop.smoo")
 
 
 class SmooSetupError(FastboopError):

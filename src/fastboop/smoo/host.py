@@ -17,9 +17,9 @@ from collections.abc import Awaitable, Callable, Sequence
 import anyio
 import anyio.abc
 import msgspec
-import structlog
 
 from fastboop.errors import FastboopError
+from fastboop.logs import get_logger
 from fastboop.smoo import events as ev
 from fastboop.smoo import protocol as p
 from fastboop.smoo.events import Outcome, SmooEvent
@@ -36,7 +36,7 @@ from fastboop.smoo.pump import Pump
 from fastboop.smoo.stats import IopsEwma, PumpStats, StatsSnapshot
 from fastboop.transports.base import TransportError
 
-log = structlog.get_logger("fastboop.smoo")
+log = get_logger("fastboop.smoo")
 
 
 class HostConfig(msgspec.Struct, frozen=True, kw_only=True):

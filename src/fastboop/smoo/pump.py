@@ -34,9 +34,9 @@ from collections.abc import Awaitable, Callable, Mapping
 
 import anyio
 import anyio.abc
-import structlog
 
 from fastboop.blocks import BlockSourceError, WritableBlockSource
+from fastboop.logs import get_logger
 from fastboop.smoo import protocol as p
 from fastboop.smoo.events import Outcome
 from fastboop.smoo.export import Export
@@ -49,7 +49,7 @@ _U32 = 0xFFFFFFFF
 _READ = p.Op.READ
 _WRITE = p.Op.WRITE
 
-log = structlog.get_logger("fastboop.smoo")
+log = get_logger("fastboop.smoo")
 
 
 class _PumpEnd(Exception):

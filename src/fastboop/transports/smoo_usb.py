@@ -34,16 +34,16 @@ from typing import Any, Final, TypeVar
 import anyio
 import anyio.to_thread
 import msgspec
-import structlog
 import usb.core
 import usb.util
 
+from fastboop.logs import get_logger
 from fastboop.smoo.discovery import SmooEndpoints
 from fastboop.smoo.link import LinkStall
 from fastboop.transports.base import DeviceAddress, TransportError
 from fastboop.transports.usb import UsbAccessDenied
 
-log = structlog.get_logger("fastboop.smoo.usb")
+log = get_logger("fastboop.smoo.usb")
 
 OPEN_ATTEMPTS: Final = 20
 OPEN_RETRY_DELAY: Final = 0.150

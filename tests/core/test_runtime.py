@@ -107,6 +107,45 @@ async def test_outer_cancellation_still_closes_the_journal(tmp_path: Path) -> No
     journal = read_journal(path)
     assert journal.complete
     assert replay_journal(journal).ok
+    # While serving, the machine takes a stop from outside as the end of serving.
+    assert session_state(journal) == ("done", "cancelled by the embedding program")
+
+
+def session_state(journal: object) -> tuple[str, str | None]:
+    outcome = journal.records[-1].body  # type: ignore[attr-defined]
+    assert isinstance(outcome, Outcome)
+    return outcome.snapshot.state, outcome.snapshot.outcome
+
+
+async def test_outer_cancellation_before_serving_ends_cancelled_with_an_outcome(
+    tmp_path: Path,
+) -> None:
+    class NoPhone(ScriptedBackend):
+        async def watch_for_devices(self, effect, ctx):  # type: ignore[no-untyped-def]
+            await anyio.sleep_forever()
+
+    path = str(tmp_path / "s.fbj")  # a str journal path works like a Path
+    with anyio.move_on_after(0.05):
+        async with fastboop.Session(config(), NoPhone(), journal=path) as session:
+            async for _ in session:
+                pass
+    assert (session.result.state, session.result.outcome) == (
+        "cancelled", "cancelled by the embedding program")  # fmt: skip
+    journal = read_journal(path)
+    assert session_state(journal) == ("cancelled", "cancelled by the embedding program")
+    assert any(isinstance(r.body, ev.CancelRequested) for r in journal.records)
+    report = replay_journal(journal)
+    assert report.ok and report.final_state == "cancelled"
+
+
+async def test_an_exception_in_the_embedders_body_is_an_outcome_too(tmp_path: Path) -> None:
+    path = tmp_path / "s.fbj"
+    with pytest.raises(ValueError, match="my app broke"):
+        async with fastboop.Session(config(), ScriptedBackend(), journal=path) as session:
+            raise ValueError("my app broke")
+    assert session.result.state == "cancelled"
+    assert session.result.outcome == "the embedding program stopped (ValueError)"
+    assert replay_journal(read_journal(path)).ok
 
 
 def test_session_can_be_created_outside_an_event_loop() -> None:

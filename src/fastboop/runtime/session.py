@@ -18,6 +18,7 @@ Embedding::
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -25,7 +26,6 @@ from types import TracebackType
 from typing import Any
 
 import anyio
-import structlog
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
@@ -34,11 +34,12 @@ from fastboop import events as ev
 from fastboop.errors import FastboopError
 from fastboop.journal.records import Body, Fault, Outcome, Wire
 from fastboop.journal.writer import JournalWriter, make_header
+from fastboop.logs import get_logger
 from fastboop.machines.session import InvalidEvent, SessionMachine, SessionSnapshot
 from fastboop.runtime.backend import Backend, EffectContext
 from fastboop.transports.base import Direction
 
-log = structlog.get_logger("fastboop.runtime")
+log = get_logger("fastboop.runtime")
 
 _Envelope = tuple[int, ev.AnyEvent]  # (task generation, event)
 
@@ -51,6 +52,12 @@ class SessionFault(FastboopError):
     """
 
     exit_code = 70
+
+
+def _stop_reason(error: BaseException) -> str:
+    if isinstance(error, anyio.get_cancelled_exc_class()):
+        return "cancelled by the embedding program"
+    return f"the embedding program stopped ({type(error).__name__})"
 
 
 class _Task:
@@ -68,13 +75,13 @@ class Session:
         config: ev.SessionConfig,
         backend: Backend,
         *,
-        journal: Path | None = None,
+        journal: str | os.PathLike[str] | None = None,
         inputs: dict[str, str] | None = None,
     ):
         self.config = config
         self.backend = backend
         self.machine = SessionMachine()
-        self.journal_path = journal
+        self.journal_path = Path(journal) if journal is not None else None
         self._inputs = dict(inputs or {})
         self._writer: JournalWriter | None = None
         self._t0 = 0
@@ -119,19 +126,27 @@ class Session:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool | None:
+        stopped_by: BaseException | None = exc
         try:
             if exc is None:
                 try:
                     await self._done.wait()
                 except BaseException as error:  # cancelled from outside while waiting
+                    stopped_by = error
                     self._stop_now()
                     with anyio.CancelScope(shield=True):
                         await self._tg_cm.__aexit__(type(error), error, error.__traceback__)
                     raise
+                suppressed = bool(await self._tg_cm.__aexit__(None, None, None))
             else:
+                # The body raised (or was cancelled): stop our own tasks and let the
+                # embedder's exception propagate as it is, never wrapped in a group.
                 self._stop_now()
-            suppressed = bool(await self._tg_cm.__aexit__(exc_type, exc, tb))
+                await self._tg_cm.__aexit__(None, None, None)
+                suppressed = False
         finally:
+            if stopped_by is not None:
+                self._conclude(_stop_reason(stopped_by))
             await self._finish()
         if self._fault is not None and exc is None:
             raise SessionFault(str(self._fault)) from self._fault
@@ -182,6 +197,28 @@ class Session:
             with self._drive_scope:
                 await self._drive()
             effects.cancel_scope.cancel()
+
+    def _conclude(self, reason: str) -> None:
+        """The session was stopped from outside before the machine finished: let the
+        machine decide what that means (``cancelled``, or ``done`` while serving) and
+        journal it, so the result and the journal always carry an outcome.
+
+        The loop and every effect task have ended by now, so this is the only writer;
+        the effects the machine asks for are journaled but not run (there is nothing
+        left to run them on), as they would be on any session's last step.
+        """
+        machine = self.machine
+        if machine.finished or machine.state == "idle" or self._fault is not None:
+            return
+        event = ev.CancelRequested(reason=reason)
+        self._record(event)
+        try:
+            effects = machine.step(event)
+        except InvalidEvent as error:  # pragma: no cover - every active state takes a cancel
+            self._crash("invalid_event", error)
+            return
+        for effect in effects:
+            self._record(effect)
 
     def _stop_now(self) -> None:
         """End the session without waiting for the machine (outer cancel, crash)."""

@@ -1,11 +1,14 @@
 """fastboop: boot Linux on phones straight from a PC, without flashing anything.
 
-The library's front door is :class:`Session`, an async context manager that runs one
-session (detect, probe, build, upload, boot, serve) on anyio — under trio or asyncio::
+The common case is one call, under asyncio or trio::
 
-    async with fastboop.Session(config, backend, journal=path) as session:
-        async for event in session:
-            ...
+    result = await fastboop.boot("rootfs.erofs", device_profile="oneplus-fajita")
+
+and, to watch or stop it, ``async with fastboop.open_session(...) as session`` (iterate it
+for events, ``session.cancel()`` to stop). :func:`build_boot_image` builds without a
+device; :func:`list_devices`/:func:`watch_devices` find phones; :func:`replay` re-drives a
+journal. The building blocks — :class:`Session`, :class:`SessionConfig`, the
+:class:`Backend` protocol — stay available for everything else (docs/embedding.md).
 
 The names below are imported on first use (PEP 562), so ``import fastboop`` — and with
 it ``fastboop --version`` — stays cheap; the runtime and its dependencies load only when
@@ -23,17 +26,58 @@ if TYPE_CHECKING:
     from typing import Any
 
     from fastboop.events import SessionConfig
+    from fastboop.journal import read_journal
     from fastboop.runtime import Backend, EffectContext, Session, SessionFault
+    from fastboop.runtime.facade import (
+        BuiltImage,
+        DeviceGone,
+        DeviceSeen,
+        boot,
+        build_boot_image,
+        list_devices,
+        open_session,
+        prepare_session,
+        replay,
+        watch_devices,
+    )
+    from fastboop.runtime.options import BootOptions
+    from fastboop.sim.phone import SimulatedPhone
 
+_FACADE = ("BuiltImage", "DeviceGone", "DeviceSeen", "boot", "build_boot_image",
+           "list_devices", "open_session", "prepare_session", "replay", "watch_devices")
 _LAZY: dict[str, str] = {
     "Backend": "fastboop.runtime",
     "EffectContext": "fastboop.runtime",
     "Session": "fastboop.runtime",
     "SessionFault": "fastboop.runtime",
     "SessionConfig": "fastboop.events",
+    "BootOptions": "fastboop.runtime.options",
+    "read_journal": "fastboop.journal",
+    "SimulatedPhone": "fastboop.sim.phone",
+    **dict.fromkeys(_FACADE, "fastboop.runtime.facade"),
 }
 
-__all__ = ["Backend", "EffectContext", "Session", "SessionConfig", "SessionFault", "__version__"]
+__all__ = [
+    "Backend",
+    "BootOptions",
+    "BuiltImage",
+    "DeviceGone",
+    "DeviceSeen",
+    "EffectContext",
+    "Session",
+    "SessionConfig",
+    "SessionFault",
+    "SimulatedPhone",
+    "__version__",
+    "boot",
+    "build_boot_image",
+    "list_devices",
+    "open_session",
+    "prepare_session",
+    "read_journal",
+    "replay",
+    "watch_devices",
+]
 
 
 def __getattr__(name: str) -> Any:

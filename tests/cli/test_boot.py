@@ -11,54 +11,24 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from fastboop.bootimg.parser import parse_boot_image
-from fastboop.demo.rootfs import demo_rootfs
 from fastboop.journal import read_journal
 from fastboop.replay import replay_journal
 from fastboop.stage0.cpio import parse_archive
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def rootfs() -> Path:
-    return demo_rootfs(REPO / ".cache" / "xdg" / "fastboop")
+from tests.support.simulators import simulators
 
 
 @pytest.fixture
-def simulator(tmp_path: Path) -> tuple[str, Path]:
-    port = free_port()
-    saved = tmp_path / "boots"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "fastboop.cli.main", "sim", "oneplus-fajita",
-         "--tcp", f"127.0.0.1:{port}", "--save-boot", str(saved)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    yield f"127.0.0.1:{port}", saved
-    process.terminate()
-    process.wait(timeout=10)
+def simulator(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    with simulators(tmp_path, "oneplus-fajita") as [(address, saved)]:
+        yield address, saved
 
 
 def test_boot_over_tcp_uploads_a_real_boot_image(

@@ -17,7 +17,13 @@ from fastboop.backends.ports import DeviceChanged, DeviceSource
 from fastboop.transports.base import DeviceAddress, Transport, TransportError
 from fastboop.transports.tcp import open_tcp, parse_location
 from fastboop.transports.udp import open_udp
-from fastboop.transports.usb import Arrived, UsbCandidate, open_usb, watch_usb
+from fastboop.transports.usb import (
+    Arrived,
+    UsbCandidate,
+    open_usb,
+    read_serial_string,
+    watch_usb,
+)
 
 NETWORK_RETRY_INTERVAL = 0.5
 DEFAULT_PORT = 5554
@@ -46,6 +52,13 @@ class UsbDeviceSource:
         if candidate is None:
             raise TransportError("the device is no longer on the bus", address=device)
         return await open_usb(candidate)
+
+    async def serial_of(self, device: DeviceAddress) -> str | None:
+        """The serial number of a device this source reported, read without claiming it."""
+        candidate = self._candidates.get(device)
+        if candidate is None:
+            return None
+        return await anyio.to_thread.run_sync(read_serial_string, candidate.device)
 
 
 class NetworkDeviceSource:

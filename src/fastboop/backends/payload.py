@@ -10,6 +10,7 @@ DTB path, module list, the host clock that ``systemd.clock_usec`` carries — is
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from importlib import resources
@@ -22,6 +23,7 @@ from fastboop.backends.ports import BuiltPayload
 from fastboop.bootimg.builder import assemble_boot_image
 from fastboop.bootimg.kernel import detect_kernel
 from fastboop.bootimg.layout import BootImageLayout, BootImageLimits
+from fastboop.bootimg.shim import abl_exorcist_cmdline, wrap_with_abl_exorcist
 from fastboop.devpro.bootparams import BootImageParams, boot_image_params
 from fastboop.devpro.schema import DeviceProfile
 from fastboop.errors import FastboopError
@@ -88,6 +90,39 @@ def layout_for(params: BootImageParams, arch: str) -> BootImageLayout:
     )
 
 
+class PayloadInputs(msgspec.Struct, frozen=True, kw_only=True):
+    """Files the user hands the build (the reference's ``boot`` options), already read.
+
+    ``dtb`` replaces the profile's DTB lookup (``--dtb``), ``dtb_overlays`` are applied to it
+    in order (``--dtbo``), ``augment`` is a newc cpio whose entries win (``--augment``),
+    ``pid1`` replaces the shipped stage0 ``/init`` (``--stage0``), ``ostree`` boots an OSTree
+    deployment (``auto`` or its path), ``abl_exorcist`` is the shim placed before the kernel
+    (``--abl-exorcist``, bootimg.md §11). Each is recorded in the build's journal inputs by
+    digest, so a replay knows what went in.
+    """
+
+    dtb: bytes | None = None
+    dtb_overlays: tuple[bytes, ...] = ()
+    augment: bytes | None = None
+    pid1: bytes | None = None
+    ostree: str | None = None
+    abl_exorcist: bytes | None = None
+
+    def digests(self) -> dict[str, str]:
+        files = {"dtb_file": self.dtb, "augment": self.augment, "stage0_file": self.pid1,
+                 "abl_exorcist": self.abl_exorcist}  # fmt: skip
+        out = {key: _digest(data) for key, data in files.items() if data is not None}
+        if self.dtb_overlays:
+            out["dtbo"] = " ".join(_digest(data) for data in self.dtb_overlays)
+        if self.ostree is not None:
+            out["ostree"] = self.ostree
+        return out
+
+
+def _digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
 class Stage0PayloadBuilder:
     """Builds ``fastboot boot`` payloads from unmodified rootfs images."""
 
@@ -99,12 +134,15 @@ class Stage0PayloadBuilder:
         artifact_options: ArtifactOptions = ArtifactOptions(),  # noqa: B008 - frozen
         clock: Callable[[], float] = time.time,
         pid1: Callable[[str], bytes] = find_pid1,
+        inputs: PayloadInputs | None = None,
     ):
         self.options = options or CmdlineOptions()
         self.extra_modules = extra_modules
         self.artifact_options = artifact_options  # --partition, --boot-partition, --kernel-version
         self.clock = clock
-        self.pid1 = pid1
+        self.inputs = inputs or PayloadInputs()
+        given_pid1 = self.inputs.pid1
+        self.pid1 = pid1 if given_pid1 is None else (lambda arch: given_pid1)
 
     def build(
         self, profile: DeviceProfile, rootfs: str, device: DeviceAddress | None = None
@@ -121,21 +159,31 @@ class Stage0PayloadBuilder:
         options = msgspec.structs.replace(
             self.options, device_cmdline_append=params.cmdline_append or ""
         )
+        given = self.inputs
         stage0 = build_stage0(
             artifact,
             pid1=lambda kernel: self.pid1(kernel_arch(kernel)),
             devicetree_name=params.devicetree_name,
+            dtb=given.dtb,
+            dtb_overlays=given.dtb_overlays,
+            augment=given.augment,
+            ostree=given.ostree,
             kernel_version=self.artifact_options.kernel_version,
             user_modules=self.extra_modules,
             options=options,
             host=host,
         )
+        kernel, cmdline = stage0.kernel, stage0.cmdline
+        if given.abl_exorcist is not None:
+            kernel = wrap_with_abl_exorcist(given.abl_exorcist, kernel)
+            cmdline = abl_exorcist_cmdline(cmdline)
+        layout = layout_for(params, kernel_arch(stage0.kernel))
         image = assemble_boot_image(
-            layout_for(params, kernel_arch(stage0.kernel)),
-            stage0.kernel,
+            layout,
+            kernel,
             ramdisk=stage0.initramfs,
             dtb=stage0.dtb,
-            cmdline=stage0.cmdline,
+            cmdline=cmdline,
         )
         summary = (
             f"kernel {stage0.kver}, {len(stage0.modules)} modules, "
@@ -151,7 +199,12 @@ class Stage0PayloadBuilder:
             "kernel_version": stage0.kver,
             "dtb": stage0.dtb_path or "",
             "modules": " ".join(stage0.modules),
-            "cmdline": stage0.cmdline,
+            "cmdline": cmdline,
             "clock_usec": str(clock_usec),
+            "header_version": str(layout.header_version),
+            "page_size": str(layout.page_size),
+            "kernel_encoding": layout.kernel_encoding,
+            "initramfs_bytes": str(len(stage0.initramfs)),
+            **given.digests(),
         }
         return BuiltPayload(image=image, summary=summary, inputs=inputs)

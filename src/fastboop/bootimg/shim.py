@@ -16,6 +16,8 @@ from fastboop.bootimg.errors import KernelFormatError
 from fastboop.bootimg.kernel import ARM64_MAGIC, unwrap_kernel
 
 ALIGN = 0x200000
+CMDLINE_START = "<S>"
+CMDLINE_END = "<E>"
 
 
 class ShimError(KernelFormatError):
@@ -52,3 +54,10 @@ def wrap_with_abl_exorcist(shim: bytes, kernel: bytes) -> bytes:
     out[: len(shim)] = shim
     out[payload_offset : payload_offset + len(raw)] = raw
     return bytes(out)
+
+
+def abl_exorcist_cmdline(cmdline: str) -> str:
+    """Wrap fastboop's command line in the markers the shim looks for (bootimg.md §6.3):
+    the shim keeps what is between them and drops what ABL added."""
+    inner = cmdline.strip()
+    return f"{CMDLINE_START} {inner} {CMDLINE_END}" if inner else f"{CMDLINE_START} {CMDLINE_END}"

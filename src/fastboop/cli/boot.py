@@ -5,6 +5,13 @@ getvar probes, builds a boot image from the rootfs (kernel, DTB and the few modu
 gadget mode needs, plus fastboop's stage0), sends it with `fastboot download` + `boot`
 (RAM only: nothing is ever flashed or erased), then serves the rootfs over USB until you
 press Ctrl-C. Every session is journaled; `fastboop replay` re-drives it offline.
+
+With `--output FILE` (and `--device-profile`) no device is involved at all: the boot
+image a session would upload is built and written to FILE, and what went into it is
+printed (or `--json`ed) — for distro CI that attaches images to releases.
+
+Every file named on the command line (the rootfs, `--dtb`, `--stage0`…) is checked before
+any device is awaited.
 """
 
 from __future__ import annotations
@@ -14,36 +21,26 @@ import sys
 from functools import partial
 from typing import Any
 
-import anyio
-
-from fastboop.backends.devices import CombinedDeviceSource, NetworkDeviceSource, UsbDeviceSource
-from fastboop.backends.gadgets import CombinedGadgetSource, UsbGadgetSource
-from fastboop.backends.payload import Stage0PayloadBuilder
-from fastboop.backends.ports import DeviceSource, GadgetSource
-from fastboop.backends.standard import StandardBackend
-from fastboop.cli.artifact_options import add_artifact_options, artifact_options
+from fastboop.cli.artifact_options import add_artifact_options
+from fastboop.cli.options import (
+    add_device_options,
+    add_image_options,
+    boot_options_from,
+    device_arguments,
+)
 from fastboop.cli.output import add_json_flag, help_text
 from fastboop.cli.running import add_journal_flags, display_for, finish_session, journal_path_from
-from fastboop.cli.usbip import add_usbip_option, closing_bus, usbip_bus
-from fastboop.devpro.bootparams import boot_image_params
-from fastboop.devpro.probe import usb_filter
-from fastboop.devpro.sources import load_pool
-from fastboop.events import SessionConfig
-from fastboop.journal.inputs import session_inputs
-from fastboop.runtime import Session
-from fastboop.runtime.interactive import run_session
-from fastboop.runtime.preflight import check_rootfs
-from fastboop.stage0.preflight import check_artifact
-from fastboop.stage0.settings import CmdlineOptions, check_host_timeout
-from fastboop.transports.usbip_bus import UsbipBus
+from fastboop.errors import UsageError
 
 EXAMPLES = """\
 examples:
   fastboop boot debian-arm64.erofs
   fastboop boot rootfs.ero --device-profile oneplus-fajita   # two profiles share probes
-  fastboop boot rootfs.ero --tcp 192.168.1.20                # fastboot over TCP
+  fastboop boot rootfs.ero -s 7c1e2d9f                       # the phone with this serial
+  fastboop boot rootfs.ero -s tcp:192.168.1.20               # fastboot over TCP
   fastboop boot rootfs.ero --usbip 192.168.1.20              # a phone behind usbipd
   fastboop boot rootfs.ero --require-module btrfs --cmdline-append loglevel=7
+  fastboop boot rootfs.ero --device-profile oneplus-fajita --output boot.img   # no phone
 """
 
 
@@ -62,14 +59,12 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--device-profile", metavar="ID", help="use this profile (see `fastboop devpro list`)"
     )
-    parser.add_argument("--tcp", metavar="HOST[:PORT]", help="a fastboot-over-TCP device")
-    parser.add_argument("--udp", metavar="HOST[:PORT]", help="a fastboot-over-UDP device")
-    add_usbip_option(parser)
     parser.add_argument(
-        "--usb",
-        action="store_true",
-        help="also watch USB when --tcp/--udp/--usbip is given (USB is the default otherwise)",
-    )
+        "-o", "--output", metavar="FILE",
+        help="build the boot image into FILE and stop: no device, nothing uploaded "
+        "(needs --device-profile)",
+    )  # fmt: skip
+    add_device_options(parser)
     parser.add_argument(
         "--wait",
         type=float,
@@ -84,110 +79,128 @@ def register(sub: Any) -> None:
         metavar="SECONDS",
         help="how long to wait for stage0 to come back on USB after boot (default 60)",
     )
-    parser.add_argument(
-        "--require-module",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="add a kernel module (and its dependencies) to stage0; repeatable",
-    )
     add_artifact_options(parser)
+    add_image_options(parser)
     parser.add_argument(
-        "--cmdline-append", default="", metavar="ARGS", help="extra kernel command line"
-    )
-    parser.add_argument(
-        "--smoo-host-timeout",
-        type=int,
-        metavar="SECONDS",
-        help="how long stage0 on the phone waits for this host to finish the smoo handshake "
-        "before it gives up (stage0's default: 30); raise it on a slow host",
-    )
-    parser.add_argument(
-        "--serial-console",
-        action="store_true",
-        help="add a USB serial console (CDC-ACM) to the gadget",
-    )
+        "--metrics-port", "--smoo-metrics-port", type=int, metavar="PORT",
+        help="while serving, export smoo stats for Prometheus at http://ADDR:PORT/metrics "
+        "(needs the 'metrics' extra: pip install 'fastboop[metrics]')",
+    )  # fmt: skip
+    parser.add_argument("--metrics-addr", default="127.0.0.1", metavar="ADDR",
+                        help="address for --metrics-port (default: 127.0.0.1)")
     add_journal_flags(parser)
     add_json_flag(parser)
     parser.set_defaults(handler=run)
 
 
-def device_source(args: argparse.Namespace, filters: list[tuple[int, int]],
-                  bus: UsbipBus | None = None) -> DeviceSource:
-    sources: list[DeviceSource] = []
-    if args.tcp:
-        sources.append(NetworkDeviceSource("tcp", args.tcp))
-    if args.udp:
-        sources.append(NetworkDeviceSource("udp", args.udp))
-    if bus is not None:
-        sources.append(UsbDeviceSource(filters, backend=bus))
-    if args.usb or not sources:
-        sources.append(UsbDeviceSource(filters))
-    return sources[0] if len(sources) == 1 else CombinedDeviceSource(sources)
-
-
-def gadget_source(args: argparse.Namespace, bus: UsbipBus | None) -> GadgetSource:
-    """stage0's gadget comes back where the phone can be: the USB/IP bus and/or local USB
-    (local USB unless only --usbip was given)."""
-    if bus is None:
-        return UsbGadgetSource()
-    if not args.usb:
-        return UsbGadgetSource(backend=bus)
-    return CombinedGadgetSource([UsbGadgetSource(backend=bus), UsbGadgetSource()])
-
-
 def run(args: argparse.Namespace) -> int:
-    rootfs = check_rootfs(args.rootfs)  # before waiting for a phone, not after
-    if args.smoo_host_timeout is not None:
-        check_host_timeout(args.smoo_host_timeout)  # before waiting for a phone, not after
-    pool = load_pool()
-    filters = usb_filter(pool, args.device_profile)  # also checks the profile id exists
-    # Open and check the artifact now: a bad image fails in a second, before any phone.
-    devicetree_name = (boot_image_params(pool.get(args.device_profile)).devicetree_name
-                       if args.device_profile else None)  # fmt: skip
-    checked = check_artifact(rootfs, artifact_options(args), devicetree_name=devicetree_name,
-                             extra_modules=tuple(args.require_module))  # fmt: skip
-    if not args.json and not getattr(args, "quiet", False):
-        print(checked.describe(), file=sys.stderr)
-        for note in checked.notes:
-            print(f"note: {note}", file=sys.stderr)
-    on = (("tcp", args.tcp), ("udp", args.udp), ("usbip", args.usbip), ("usb", args.usb))
-    transports = tuple(name for name, given in on if given) or ("usb",)
-    bus = usbip_bus(args, filters)
-    config = SessionConfig(
-        rootfs=rootfs,
-        device_profile=args.device_profile,
-        transports=transports,
-        wait_for_device_s=args.wait,
-        gadget_timeout_s=args.gadget_timeout,
-    )
-    builder = Stage0PayloadBuilder(
-        options=CmdlineOptions(
-            serial=args.serial_console,
-            cmdline_append=args.cmdline_append,
-            smoo_host_timeout=args.smoo_host_timeout,
-        ),
-        extra_modules=tuple(args.require_module),
-        artifact_options=artifact_options(args),
-    )
-    backend = StandardBackend(
-        devices=device_source(args, filters, bus),
-        gadgets=gadget_source(args, bus),
-        profiles=pool,
-        builder=builder,
-        artifact_options=artifact_options(args),
-    )
-    digests = {entry.profile.id: entry.loaded.sha256 for entry in pool.entries()}
-    session = Session(
-        config,
-        backend,
-        journal=journal_path_from(args, "boot"),
-        inputs=session_inputs(rootfs, digests),
-    )
-    display = display_for(args)
+    for name in ("wait", "gadget_timeout"):
+        if getattr(args, name) < 0:
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(f"{flag} takes a number of seconds, 0 for no limit")
+    options = boot_options_from(args)
+    if args.output is not None:
+        return build_only(args, options)
+    return boot(args, options)
+
+
+def build_only(args: argparse.Namespace, options: Any) -> int:
+    from fastboop.runtime.facade import build_boot_image
+
+    if args.device_profile is None:
+        raise UsageError("--output needs --device-profile",
+                         hint="without a phone nothing can pick the profile; see "
+                         "`fastboop devpro list`")  # fmt: skip
+    from fastboop.backends.payload import Pid1NotFound
+    from fastboop.errors import FastboopError
+
     try:
-        stopped = anyio.run(partial(closing_bus, bus, run_session, session,
-                                    on_event=display.show), backend="trio")  # fmt: skip
+        built = build_boot_image(args.rootfs, device_profile=args.device_profile,
+                                 options=options, output=args.output)  # fmt: skip
+    except FastboopError as error:
+        if not isinstance(error, Pid1NotFound):  # a broken install is not bad input
+            error.exit_code = 2  # the rootfs or an option file cannot make an image
+        raise
+    if args.json:
+        import msgspec
+
+        sys.stdout.write(msgspec.json.encode(msgspec.structs.replace(built, image=b"")).decode()
+                         + "\n")  # fmt: skip
+        return 0
+    inputs = built.inputs
+    print(f"wrote {built.output}: {built.size} bytes, sha256 {built.sha256}")
+    print(f"  profile:   {built.profile}")
+    print(f"  rootfs:    {built.rootfs}")
+    print(f"  kernel:    {inputs.get('kernel')} ({inputs.get('kernel_version')}), encoded "
+          f"{inputs.get('kernel_encoding')}")  # fmt: skip
+    print(f"  dtb:       {inputs.get('dtb') or 'none'}")
+    modules = inputs.get("modules", "").split()
+    print(f"  modules:   {len(modules)}: {' '.join(modules)}")
+    print(f"  initramfs: {inputs.get('initramfs_bytes')} bytes")
+    print(f"  header:    v{inputs.get('header_version')}, page size {inputs.get('page_size')}")
+    print(f"  cmdline:   {inputs.get('cmdline') or '(empty)'}")
+    for key in ("dtb_file", "dtbo", "augment", "stage0_file", "abl_exorcist", "ostree"):
+        if key in inputs:
+            print(f"  {key + ':':<10} {inputs[key]}")
+    return 0
+
+
+def boot(args: argparse.Namespace, options: Any) -> int:
+    import anyio
+
+    from fastboop.cli.usbip import closing_bus, usbip_bus
+    from fastboop.devpro.probe import usb_filter
+    from fastboop.devpro.sources import load_pool
+    from fastboop.runtime.facade import check_artifact_for, prepare_session
+    from fastboop.runtime.interactive import run_session
+    from fastboop.runtime.preflight import check_rootfs
+
+    # Everything that can be checked without a phone is, before waiting for one: the
+    # paths, the profile, then the artifact itself (kernel, modules, the profile's DTB).
+    rootfs = check_rootfs(args.rootfs)
+    options.check()
+    pool = load_pool()
+    filters = usb_filter(pool, args.device_profile)
+    checked = check_artifact_for(rootfs, options, pool, args.device_profile)
+    display = display_for(args)
+    display.note(checked.describe())
+    for note in checked.notes:
+        display.note(f"note: {note}")
+    bus = usbip_bus(args, filters)
+    try:
+        session = prepare_session(
+            rootfs,
+            device_profile=args.device_profile,
+            options=options,
+            journal=journal_path_from(args, "boot"),
+            wait=args.wait,
+            gadget_timeout=args.gadget_timeout,
+            profiles=pool,
+            usb_buses=[bus] if bus is not None else [],
+            preflight=False,
+            **device_arguments(args),
+        )
+    except BaseException:
+        display.close()
+        raise
+    on_event = display.show
+    stop_metrics = None
+    if args.metrics_port is not None:
+        from fastboop.cli.serve import ServeMetrics
+
+        metrics = ServeMetrics()
+        port, stop_metrics = metrics.start(args.metrics_port, args.metrics_addr)
+        display.note(f"metrics: http://{args.metrics_addr}:{port}/metrics")
+
+        def on_event(event: Any) -> None:
+            metrics.observe(event)
+            display.show(event)
+
+    try:
+        stopped = anyio.run(partial(closing_bus, bus, run_session, session, on_event=on_event),
+                            backend="trio")  # fmt: skip
     finally:
+        if stop_metrics is not None:
+            stop_metrics()
         display.close()
     return finish_session(args, session.result, journal=session.journal_path, stopped=stopped)

@@ -18,11 +18,12 @@ from typing import Any
 import anyio
 import msgspec
 
-from fastboop.backends.devices import CombinedDeviceSource, NetworkDeviceSource, UsbDeviceSource
 from fastboop.backends.ports import DeviceSource
+from fastboop.backends.selection import device_source
+from fastboop.cli.options import add_device_options, device_arguments
 from fastboop.cli.output import add_json_flag, print_json
 from fastboop.cli.running import add_journal_flags, journal_path_from
-from fastboop.cli.usbip import add_usbip_option, closing_bus, usbip_bus
+from fastboop.cli.usbip import closing_bus, usbip_bus
 from fastboop.detection import DetectRecorder, DetectResult, DeviceReport, detect_devices
 from fastboop.detection.journal import detect_inputs
 from fastboop.devpro import NO_MATCH_MESSAGE, load_pool, usb_filter
@@ -35,6 +36,7 @@ examples:
   fastboop detect                              # USB devices present now
   fastboop detect --wait 30                    # wait up to 30 s for a matching phone
   fastboop detect --tcp 127.0.0.1:5554         # a fastboot-over-TCP device (or `fastboop sim`)
+  fastboop detect -s tcp:127.0.0.1:5554        # the same, as `fastboot -s` takes it
   fastboop detect --usbip 192.168.1.20         # phones exported by usbipd on another machine
   fastboop detect --device-profile oneplus-fajita --json
 """
@@ -60,26 +62,7 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--device-profile", metavar="ID", help="probe only this profile (see `devpro list`)"
     )
-    parser.add_argument(
-        "--tcp",
-        metavar="HOST[:PORT]",
-        action="append",
-        default=[],
-        help="a fastboot-over-TCP device (port 5554 by default); repeatable",
-    )
-    parser.add_argument(
-        "--udp",
-        metavar="HOST[:PORT]",
-        action="append",
-        default=[],
-        help="a fastboot-over-UDP device (port 5554 by default); repeatable",
-    )
-    add_usbip_option(parser)
-    parser.add_argument(
-        "--usb",
-        action="store_true",
-        help="also scan USB when --tcp/--udp/--usbip is given (USB is the default otherwise)",
-    )
+    add_device_options(parser, repeat_network=True)
     add_journal_flags(parser)
     add_json_flag(parser)
     parser.set_defaults(handler=run)
@@ -87,18 +70,10 @@ def register(sub: Any) -> None:
 
 def build_source(args: argparse.Namespace, pool: ProfilePool,
                  bus: UsbipBus | None = None) -> DeviceSource:
-    sources: list[DeviceSource] = []
-    if bus is not None:
-        sources.append(UsbDeviceSource(usb_filter(pool, args.device_profile), backend=bus))
-    for kind in ("tcp", "udp"):
-        for location in getattr(args, kind):
-            try:
-                sources.append(NetworkDeviceSource(kind, location))
-            except ValueError as error:
-                raise UsageError(f"--{kind} {location}: {error}") from None
-    if args.usb or not sources:
-        sources.insert(0, UsbDeviceSource(usb_filter(pool, args.device_profile)))
-    return sources[0] if len(sources) == 1 else CombinedDeviceSource(sources)
+    chosen = device_arguments(args)
+    return device_source(selector=chosen["device"], tcp=chosen["tcp"], udp=chosen["udp"],
+                         usb=chosen["usb"], usb_filters=usb_filter(pool, args.device_profile),
+                         usb_buses=[bus] if bus is not None else [])
 
 
 def run(args: argparse.Namespace) -> int:

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 COMMANDS: dict[str, tuple[str, str]] = {
     "boot": ("fastboop.cli.boot",
              "boot a phone in fastboot mode from a rootfs image (nothing is flashed)"),
+    "devices": ("fastboop.cli.devices",
+                "list fastboot devices, like `fastboot devices` (-l: where, and the profile)"),
     "detect": ("fastboop.cli.detect",
                "list connected fastboot devices and the device profiles they match"),
     "demo": ("fastboop.cli.demo",

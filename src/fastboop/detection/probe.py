@@ -88,6 +88,14 @@ async def probe_transport(
     return report_from_outcome(device, outcome)
 
 
+def normalize_getvar(value: str) -> str:
+    """A getvar answer as AOSP ``fastboot getvar`` prints it: trailing whitespace and NULs
+    stripped. Real bootloaders pad some values (``"sdm845  "``, ``"abc\\0"``); a profile
+    written from what ``fastboot`` showed must still match them. The raw bytes stay in the
+    journal's wire records."""
+    return value.rstrip(" \t\r\n\v\f\0")
+
+
 async def identify_with(
     client: FastbootClient,
     pool: ProfilePool,
@@ -104,7 +112,7 @@ async def identify_with(
 
     async def getvar(name: str) -> GetvarResult:
         try:
-            value = await client.getvar(name)
+            value = normalize_getvar(await client.getvar(name))
         except FastbootDeviceFailure as failure:
             emit(ev.GetvarAnswered(name=name, failure=failure.device_message))
             return GetvarResult.fail(failure.device_message)

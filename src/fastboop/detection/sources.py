@@ -17,12 +17,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, Protocol
 
+import anyio
 import msgspec
 
 from fastboop.backends.devices import CombinedDeviceSource, NetworkDeviceSource, UsbDeviceSource
+from fastboop.backends.selection import DeviceSelector, SelectedDevices
 from fastboop.errors import UsageError
 from fastboop.transports.base import DeviceAddress, Transport, TransportError
-from fastboop.transports.usb import UsbCandidate, open_usb, scan_usb
+from fastboop.transports.usb import UsbCandidate, open_usb, read_serial_string, scan_usb
 
 __all__ = ["Found", "PollSource", "as_poll_source", "device_key"]
 
@@ -50,16 +52,22 @@ class PollSource(Protocol):
 class UsbPoll:
     """One pyusb scan per poll, filtered by the profiles' VID/PIDs."""
 
-    def __init__(self, filters: Sequence[tuple[int, int]] = (), *, backend: Any = None):
+    def __init__(self, filters: Sequence[tuple[int, int]] = (), *, backend: Any = None,
+                 read_serials: bool = False):  # fmt: skip
         self.filters = list(filters)
         self.backend = backend
+        self.read_serials = read_serials  # -s SERIAL: name each device by its serial
 
     async def poll(self, skip: Collection[tuple[str, str]] = ()) -> list[Found]:
         found = []
         for candidate in await scan_usb(self.filters, backend=self.backend):
             if device_key(candidate.address) in skip:
                 continue
-            found.append(Found(candidate.address, _usb_opener(candidate)))
+            address = candidate.address
+            if self.read_serials and address.serial is None:
+                serial = await anyio.to_thread.run_sync(read_serial_string, candidate.device)
+                address = msgspec.structs.replace(address, serial=serial)
+            found.append(Found(address, _usb_opener(candidate)))
         return found
 
 
@@ -102,8 +110,26 @@ class CombinedPoll:
         return found
 
 
+class SelectedPoll:
+    """Only the device ``-s`` selected (the others are never opened)."""
+
+    def __init__(self, inner: PollSource, selector: DeviceSelector):
+        self.inner = inner
+        self.selector = selector
+
+    async def poll(self, skip: Collection[tuple[str, str]] = ()) -> list[Found]:
+        return [found for found in await self.inner.poll(skip)
+                if self.selector.matches(found.address)]  # fmt: skip
+
+
 def as_poll_source(source: object) -> PollSource:
-    """Adapt a session device source (USB, TCP/UDP, combined) or pass a poller through."""
+    """Adapt a session device source (USB, TCP/UDP, combined, selected) or pass a poller
+    through."""
+    if isinstance(source, SelectedDevices):
+        inner = as_poll_source(source.inner)
+        if isinstance(inner, UsbPoll) and source.selector.kind == "serial":
+            inner = UsbPoll(inner.filters, backend=inner.backend, read_serials=True)
+        return SelectedPoll(inner, source.selector)
     if isinstance(source, UsbDeviceSource):
         return UsbPoll(source.filters, backend=source.backend)
     if isinstance(source, NetworkDeviceSource):

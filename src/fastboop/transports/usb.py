@@ -220,15 +220,7 @@ class UsbTransport:
             device.set_interface_altsetting(match.interface, match.alternate)
 
     def _read_serial(self) -> str | None:
-        index = self._device.iSerialNumber
-        if not index:
-            return None
-        try:
-            text = usb.util.get_string(self._device, index)
-        except (usb.core.USBError, ValueError):
-            return None
-        serial = (text or "").strip()
-        return serial or None
+        return read_serial_string(self._device)
 
     async def send(self, packet: bytes, *, timeout: float) -> None:
         await self._ensure_open()
@@ -310,6 +302,23 @@ class UsbTransport:
 
 def _millis(timeout: float) -> int:
     return max(1, int(timeout * 1000))
+
+
+def read_serial_string(device: Any) -> str | None:
+    """Blocking: the device's serial number string, or ``None``.
+
+    No interface is claimed (a string descriptor is a control request on endpoint 0), so
+    ``-s SERIAL`` can tell phones apart without taking any of them, as AOSP fastboot does.
+    """
+    index = device.iSerialNumber
+    if not index:
+        return None
+    try:
+        text = usb.util.get_string(device, index)
+    except (usb.core.USBError, ValueError, NotImplementedError):
+        return None
+    serial = (text or "").strip()
+    return serial or None
 
 
 async def open_usb(

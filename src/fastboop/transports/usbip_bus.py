@@ -40,10 +40,10 @@ from typing import Any, Final, TypeVar
 
 import anyio
 import anyio.from_thread
-import structlog
 import usb.backend
 import usb.core
 
+from fastboop.logs import get_logger
 from fastboop.transports import usb_descriptors as d
 from fastboop.transports import usbip_wire as w
 from fastboop.transports.base import TransportError
@@ -58,7 +58,7 @@ from fastboop.transports.usbip_net import (
 )
 from fastboop.transports.usbip_wire import ExportedDevice
 
-log = structlog.get_logger("fastboop.usbip")
+log = get_logger("fastboop.usbip")
 
 T = TypeVar("T")
 

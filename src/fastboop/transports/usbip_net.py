@@ -26,8 +26,8 @@ from typing import Final
 
 import anyio
 import anyio.abc
-import structlog
 
+from fastboop.logs import get_logger
 from fastboop.transports.base import DeviceAddress, TransportError
 from fastboop.transports.usbip import (
     DeviceList,
@@ -39,7 +39,7 @@ from fastboop.transports.usbip import (
 )
 from fastboop.transports.usbip_wire import DEFAULT_PORT, ExportedDevice, UsbipProtocolError
 
-log = structlog.get_logger("fastboop.usbip")
+log = get_logger("fastboop.usbip")
 
 CONNECT_TIMEOUT: Final = 5.0
 UNLINK_GRACE: Final = 5.0

@@ -85,7 +85,7 @@ async def test_android_serial_picks_the_phone_a_session_waits_for(tmp_path: Path
     rootfs.write_bytes(bytes(4096))
     selector = selector_from(None, {"ANDROID_SERIAL": SARGO_SERIAL})
     session = prepare_session(rootfs, device=selector, usb_backend=two_usb_phones(),
-                              journal=None)  # fmt: skip
+                              journal=None, preflight=False)  # fmt: skip
     arrived: list[str | None] = []
     with anyio.move_on_after(1.0):
         await session.backend.devices.watch(  # type: ignore[attr-defined]

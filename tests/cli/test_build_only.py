@@ -159,4 +159,4 @@ def test_a_rootfs_without_a_kernel_is_one_line_and_exit_2(tmp_path: Path) -> Non
                     str(tmp_path / "b.img"), check=False)  # fmt: skip
     assert done.returncode == 2
     (line,) = done.stderr.splitlines()
-    assert line.startswith(f"fastboop: error: {image}: ") and "kernel" in line
+    assert line.startswith(f"fastboop: error: {image} (the image): missing file: kernel")

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fastboop.artifact.identity import FsIdentity, read_identity
+from fastboop.artifact.identity import FsIdentity, read_block_size, read_identity
 from fastboop.blocks import BytesSource, FileSource
 from fastboop.rootfs.detect import detect_kind
 
@@ -58,3 +58,24 @@ def test_same_as_blkid(kind: str, tmp_path: Path) -> None:
 @given(st.sampled_from(["ext4", "erofs", "btrfs", "vfat", None]), st.binary(max_size=2048))
 def test_garbage_never_raises(kind: str | None, data: bytes) -> None:
     read_identity(BytesSource(data), kind)
+
+
+@pytest.mark.parametrize(("kind", "args", "size"), [
+    ("ext4", ["mkfs.ext4", "-q", "-F", "-b", "1024"], 1024),  # mke2fs's choice for small fs
+    ("ext4", ["mkfs.ext2", "-q", "-F", "-b", "4096"], 4096),
+    ("erofs", ["mkfs.erofs", "--quiet"], 4096),
+    ("btrfs", ["mkfs.btrfs", "-q", "-f"], 4096),
+])  # fmt: skip
+def test_block_sizes(kind: str, args: list[str], size: int, tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    image = tmp_path / "fs.img"
+    if kind == "erofs":
+        subprocess.run([*args, str(image), str(tree)], check=True, capture_output=True)
+    else:
+        image.write_bytes(bytes(128 << 20))
+        subprocess.run([*args, str(image)], check=True, capture_output=True)
+    with FileSource(image) as source:
+        assert detect_kind(source) == kind
+        assert read_block_size(source, kind) == size
+    assert read_block_size(BytesSource(bytes(4096)), "ext4") is None

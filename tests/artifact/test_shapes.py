@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from fastboop.backends.exports import open_export
 from fastboop.backends.payload import Stage0PayloadBuilder
 from fastboop.bootimg import unwrap_kernel
 from fastboop.cli import main as cli_main
@@ -152,3 +153,29 @@ def test_boot_checks_the_artifact_before_waiting_for_a_phone(
     assert ("artifact checked: root partition 2 (ext4 'pmOS_root'), kernel /boot/vmlinuz "
             f"({shape.kver}) from partition 1, DTB /boot/dtbs/{shapes.DT}.dtb"
             in capsys.readouterr().err)  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["pmos-mbr-ext2", "fedora"])
+def test_the_export_is_exactly_the_root_volume(name: str, tmp_path: Path) -> None:
+    """What the phone is served: the root partition's own byte range of the disk, nothing
+    repacked (read back through the export and compared with the disk sfdisk laid out)."""
+    shape = shapes.build(name)
+    disk = shape.path
+    if disk.suffix == ".xz":
+        disk = tmp_path / "disk.raw"
+        with disk.open("wb") as out:
+            subprocess.run(["xz", "-dc", str(shape.path)], stdout=out, check=True)
+    table = json.loads(subprocess.run(["sfdisk", "--json", str(disk)], capture_output=True,
+                                      check=True, text=True).stdout)["partitiontable"]  # fmt: skip
+    number = int(shape.expect.root.split()[1])
+    part = table["partitions"][number - 1]
+    start, size = part["start"] * 512, part["size"] * 512
+    export, source = open_export(str(shape.path))
+    try:
+        assert export.spec.size_bytes == size - size % export.spec.block_size
+        data = source.read(0, export.spec.size_bytes)
+    finally:
+        source.close()
+    with disk.open("rb") as raw:
+        raw.seek(start)
+        assert data == raw.read(export.spec.size_bytes)

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastboop.rootfs.detect import open_path
+from fastboop.artifact import open_artifact
 from fastboop.stage0.build import load_module_index
 from fastboop.stage0.cpio import CpioEntry, CpioWriter
 from fastboop.stage0.discover import find_kernel
@@ -88,7 +88,7 @@ class VmBoot:
 
 
 def _wrapper_cpio(image: Path, command: HostCommand) -> bytes:
-    fs = open_path(image)
+    fs = open_artifact(image).fs  # a filesystem image, or a disk's merged volumes
     choice = find_kernel(fs)
     index, _ = load_module_index(fs, choice)
     closure = resolve_closure(index, [(m, Reason("user")) for m in WRAPPER_MODULES])

@@ -67,6 +67,32 @@ def read_identity(source: BlockSource, kind: str | None) -> FsIdentity:
     return FsIdentity()
 
 
+def read_block_size(source: BlockSource, kind: str | None) -> int | None:
+    """The filesystem's block size, or None when unknown.
+
+    The kernel mounts a filesystem only on a device whose logical block size is at most
+    the filesystem's own (an ext4 made with 1 KiB blocks, as mke2fs does for small
+    volumes, fails with "bad block size" on a 4 KiB device), so the export's block
+    size must not exceed it.
+    """
+    if kind == "ext4":
+        sb = _read(source, 1024, 0x3A)
+        if not sb or sb[0x38:0x3A] != b"\x53\xef":
+            return None
+        log = struct.unpack_from("<I", sb, 0x18)[0]
+        return 1024 << log if log <= 6 else None
+    if kind == "erofs":
+        sb = _read(source, 1024, 0x0D)
+        if not sb or sb[:4] != b"\xe2\xe1\xf5\xe0":
+            return None
+        return 1 << sb[0x0C] if 9 <= sb[0x0C] <= 16 else None
+    if kind == "btrfs":
+        sb = _read(source, BTRFS_SUPER, 0x98)
+        size = struct.unpack_from("<I", sb, 0x90)[0] if sb else 0
+        return size if 512 <= size <= 65536 and not size & (size - 1) else None
+    return None
+
+
 def _fat_identity(boot: bytes) -> FsIdentity:
     if len(boot) < 90:
         return FsIdentity()

@@ -15,10 +15,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fastboop.artifact.identity import read_block_size
 from fastboop.artifact.open import Artifact, ArtifactOptions, is_container, open_artifact
 from fastboop.blocks import BlockSource, FileSource
 from fastboop.errors import UsageError
-from fastboop.smoo.export import Export
+from fastboop.rootfs.detect import detect_kind
+from fastboop.smoo.export import DEFAULT_BLOCK_SIZE, Export
+from fastboop.smoo.protocol import MIN_BLOCK_SIZE
 
 
 class ServedImage:
@@ -33,10 +36,13 @@ class ServedImage:
         self._source: BlockSource = artifact.root_source
         layers = artifact.root.layers
         self._identity = artifact.spec if not layers else f"{artifact.spec}#{'/'.join(layers)}"
+        self.block_size = export_block_size(self._source, artifact.root.kind)
+        # A partition may end mid-block; the filesystem inside never uses that tail.
+        self._size = self._source.size - self._source.size % self.block_size
 
     @property
     def size(self) -> int:
-        return self._source.size
+        return self._size
 
     @property
     def identity(self) -> str:
@@ -68,6 +74,14 @@ def open_served_source(
     return ServedImage(open_artifact(spec, options))
 
 
+def export_block_size(source: BlockSource, kind: str | None = None) -> int:
+    """The smoo/NBD block size to serve ``source`` with: 4096, or the filesystem's own
+    block size when that is smaller (the kernel refuses to mount otherwise)."""
+    kind = kind or detect_kind(source)
+    own = read_block_size(source, kind) or DEFAULT_BLOCK_SIZE
+    return max(MIN_BLOCK_SIZE, min(DEFAULT_BLOCK_SIZE, own))
+
+
 def open_export(
     spec: str,
     options: ArtifactOptions = ArtifactOptions(),  # noqa: B008 - frozen
@@ -75,7 +89,7 @@ def open_export(
     """The export for an artifact, and the source to close when serving ends."""
     source = open_served_source(spec, options)
     try:
-        return Export.of(source), source
+        return Export.of(source, block_size=export_block_size(source)), source
     except BaseException:
         source.close()
         raise

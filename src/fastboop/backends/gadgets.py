@@ -22,7 +22,7 @@ from typing import Any
 import anyio
 
 from fastboop.artifact.open import ArtifactOptions
-from fastboop.backends.exports import ServedImage, open_served_source
+from fastboop.backends.exports import ServedImage, export_block_size, open_served_source
 from fastboop.backends.ports import BuiltPayload, DeviceChanged, GadgetSource
 from fastboop.backends.standard import ExportOpener, StandardBackend
 from fastboop.blocks import CopyOnWriteSource, FileSource
@@ -182,8 +182,9 @@ class OverlayExports:
             return self._opened[1]
         base = open_served_source(rootfs, self.options)
         try:
-            cow = CopyOnWriteSource(base, self.overlay, self.block_size)
-            export = Export.of(cow, block_size=self.block_size, writable=True)
+            block_size = min(self.block_size, export_block_size(base))
+            cow = CopyOnWriteSource(base, self.overlay, block_size)
+            export = Export.of(cow, block_size=block_size, writable=True)
         except BaseException:
             base.close()
             raise

@@ -23,7 +23,7 @@ import msgspec
 
 from fastboop import events as ev
 from fastboop.artifact.open import ArtifactOptions
-from fastboop.backends.exports import open_served_source
+from fastboop.backends.exports import export_block_size, open_served_source
 from fastboop.backends.gadgets import OverlayExports, UsbGadgetSource, serve_only_backend
 from fastboop.cli.artifact_options import add_artifact_options, artifact_options
 from fastboop.cli.output import add_json_flag, help_text
@@ -34,7 +34,7 @@ from fastboop.journal.inputs import file_digest
 from fastboop.machines.session import SessionSnapshot
 from fastboop.runtime import Session
 from fastboop.runtime.interactive import Interruption, run_session
-from fastboop.smoo.export import DEFAULT_BLOCK_SIZE, Export
+from fastboop.smoo.export import Export
 from fastboop.transports.base import DeviceAddress
 
 PLAIN_STATS_EVERY = 5.0  # seconds between stats lines when stderr is not a terminal
@@ -161,7 +161,7 @@ def _check_image(rootfs: Path, options: ArtifactOptions) -> None:
         raise UsageError(f"no such image file: {rootfs}")
     source = open_served_source(str(rootfs), options)
     try:
-        Export.of(source, block_size=DEFAULT_BLOCK_SIZE)
+        Export.of(source, block_size=export_block_size(source))
     finally:
         source.close()
 

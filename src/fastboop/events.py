@@ -15,7 +15,7 @@ Two kinds of event exist, and the distinction is explicit rather than inferred:
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import msgspec
 
@@ -51,6 +51,11 @@ class SessionConfig(msgspec.Struct, frozen=True, kw_only=True):
     # Serve-only sessions (``fastboop serve``) skip fastboot: the phone was booted already
     # and ``serve_gadget`` describes the gadget to wait for (VID/PID/serial).
     serve_gadget: DeviceAddress | None = None
+    # Per fastboot command (0 = no limit): how long it may keep the host waiting, and how
+    # many INFO/TEXT lines it may send (fastboop.fastboot.limits). Journals written before
+    # these existed read with the defaults, which no recorded session came near.
+    fastboot_deadline_s: float = 120.0
+    fastboot_max_info_lines: int = 1000
 
 
 class ProfileMismatch(msgspec.Struct, frozen=True, kw_only=True):
@@ -144,6 +149,21 @@ class BootloaderMessage(Event, frozen=True, tag="bootloader_message"):
     text: str
 
 
+class FastbootLimitHit(Event, frozen=True, tag="fastboot_limit_hit"):
+    """A bootloader ran into one of the client's per-command limits (issue 10 §4).
+
+    ``limit`` is ``deadline`` (``allowed`` seconds passed without a final status) or
+    ``info_lines`` (more than ``allowed`` INFO/TEXT lines); ``info_lines`` is how many the
+    command had accepted. The probe, upload or boot failure that follows says the rest.
+    """
+
+    OBSERVATION: ClassVar[bool] = True
+    command: str
+    limit: Literal["deadline", "info_lines"]
+    allowed: float
+    info_lines: int
+
+
 class UploadAccepted(Event, frozen=True, tag="upload_accepted"):
     size: int
 
@@ -204,6 +224,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     BuildFailed,
     TransferProgress,
     BootloaderMessage,
+    FastbootLimitHit,
     UploadAccepted,
     UploadFailed,
     BootAccepted,
@@ -228,6 +249,7 @@ AnyEvent = (
     | BuildFailed
     | TransferProgress
     | BootloaderMessage
+    | FastbootLimitHit
     | UploadAccepted
     | UploadFailed
     | BootAccepted

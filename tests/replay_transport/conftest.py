@@ -8,9 +8,10 @@ import msgspec
 import pytest
 
 from fastboop import events as ev
-from fastboop.backends.standard import StandardBackend
+from fastboop.backends.standard import StandardBackend, fastboot_limits
 from fastboop.devpro.pool import ProfilePool
 from fastboop.devpro.sources import load_pool
+from fastboop.fastboot.limits import CommandLimits
 from fastboop.journal import Journal, JournalWriter, read_journal
 from fastboop.runtime import Session
 from fastboop.sim.model import BootloaderModel
@@ -44,6 +45,7 @@ async def record_session(
     *,
     model: str | BootloaderModel = "oneplus-fajita",
     wait_for_device_s: float = 5.0,
+    limits: CommandLimits | None = None,
 ) -> Recorded:
     """Run a whole session (probe, build, upload, boot, serve) and keep its journal."""
     rootfs = tmp_path / "rootfs.img"
@@ -56,9 +58,19 @@ async def record_session(
         wait_for_device_s=wait_for_device_s,
         gadget_timeout_s=5.0,
     )
+    if limits is not None:
+        config = msgspec.structs.replace(
+            config,
+            fastboot_deadline_s=limits.deadline,
+            fastboot_max_info_lines=limits.max_info_lines,
+        )
     async with SimulatedPhone(model) as phone:
         backend = StandardBackend(
-            devices=phone, gadgets=phone, profiles=pool, builder=KernelOnlyBuilder(kernel)
+            devices=phone,
+            gadgets=phone,
+            profiles=pool,
+            builder=KernelOnlyBuilder(kernel),
+            limits=fastboot_limits(config),
         )
         session = Session(config, backend, journal=journal)
         await run_until_phone_is_up(phone, session)

@@ -19,10 +19,11 @@ from fastboop.artifact.open import ArtifactOptions
 from fastboop.backends.exports import ServedImage, open_export
 from fastboop.backends.ports import DeviceSource, GadgetSource, PayloadBuilder
 from fastboop.blocks import FileSource
-from fastboop.detection.probe import identify_with, probe_finished
+from fastboop.detection.probe import identify_with, limit_hit, probe_finished
 from fastboop.devpro.pool import ProfilePool
 from fastboop.errors import FastboopError
 from fastboop.fastboot import FastbootClient, FastbootError
+from fastboop.fastboot.limits import CommandLimits
 from fastboop.logs import get_logger
 from fastboop.runtime.backend import EffectContext
 from fastboop.smoo.events import Outcome
@@ -49,6 +50,19 @@ def _failure_kind(error: BaseException) -> str:
     return "transport"
 
 
+def fastboot_limits(config: ev.SessionConfig) -> CommandLimits:
+    """The per-command limits a session's configuration asks for (issue 10 §4)."""
+    return CommandLimits(
+        deadline=config.fastboot_deadline_s, max_info_lines=config.fastboot_max_info_lines
+    )
+
+
+def _report_limit(error: BaseException, ctx: EffectContext) -> None:
+    hit = limit_hit(error)
+    if hit is not None:
+        ctx.emit(hit)
+
+
 ExportOpener = Callable[[str], Export]
 """Builds the export for ``Serve.rootfs``. The opener owns its source and may reuse it
 across reconnects (e.g. a copy-on-write overlay that must keep the phone's writes)."""
@@ -71,6 +85,7 @@ class StandardBackend:
         profiles: ProfilePool,
         builder: PayloadBuilder,
         transfer_timeout: float = 30.0,
+        limits: CommandLimits | None = None,
         smoo_config: HostConfig | None = None,
         export_opener: ExportOpener | None = None,
         artifact_options: ArtifactOptions = ArtifactOptions(),  # noqa: B008 - frozen
@@ -80,6 +95,7 @@ class StandardBackend:
         self.profiles = profiles
         self.builder = builder
         self.transfer_timeout = transfer_timeout
+        self.limits = limits or CommandLimits()
         self.smoo_config = smoo_config
         self.export_opener = export_opener
         self.artifact_options = artifact_options  # which volume is served (--partition)
@@ -109,6 +125,7 @@ class StandardBackend:
             client = FastbootClient(
                 transport,
                 timeout=self.transfer_timeout,
+                limits=self.limits,
                 on_info=lambda response: ctx.emit(ev.BootloaderMessage(text=response.text)),
             )
             handle = self._open[device] = _OpenDevice(transport, client)
@@ -121,6 +138,7 @@ class StandardBackend:
                 client, self.profiles, effect.device, effect.device_profile, ctx.emit
             )
         except (FastbootError, TransportError, TimeoutError) as error:
+            _report_limit(error, ctx)
             ctx.emit(ev.ProbeFailed(kind=_failure_kind(error), message=str(error)))
             return
         except FastboopError as error:  # e.g. --device-profile names no known profile
@@ -162,6 +180,7 @@ class StandardBackend:
             client = await self._client(effect.device, ctx)
             await client.download(image, on_progress=progress)
         except (FastbootError, TransportError, TimeoutError) as error:
+            _report_limit(error, ctx)
             ctx.emit(ev.UploadFailed(kind=_failure_kind(error), message=str(error)))
             return
         ctx.emit(ev.UploadAccepted(size=len(image)))
@@ -171,6 +190,7 @@ class StandardBackend:
             client = await self._client(effect.device, ctx)
             await client.boot()
         except (FastbootError, TransportError, TimeoutError) as error:
+            _report_limit(error, ctx)
             ctx.emit(ev.BootFailed(kind=_failure_kind(error), message=str(error)))
             return
         ctx.emit(ev.BootAccepted())

@@ -22,6 +22,7 @@ from functools import partial
 from typing import Any
 
 from fastboop.cli.artifact_options import add_artifact_options
+from fastboop.cli.fastboot_limits import add_fastboot_limit_flags, fastboot_limits_from
 from fastboop.cli.options import (
     add_device_options,
     add_image_options,
@@ -88,6 +89,7 @@ def register(sub: Any) -> None:
     )  # fmt: skip
     parser.add_argument("--metrics-addr", default="127.0.0.1", metavar="ADDR",
                         help="address for --metrics-port (default: 127.0.0.1)")
+    add_fastboot_limit_flags(parser)
     add_journal_flags(parser)
     add_json_flag(parser)
     parser.set_defaults(handler=run)
@@ -159,6 +161,7 @@ def boot(args: argparse.Namespace, options: Any) -> int:
     # paths, the profile, then the artifact itself (kernel, modules, the profile's DTB).
     rootfs = check_rootfs(args.rootfs)
     options.check()
+    limits = fastboot_limits_from(args)
     pool = load_pool()
     filters = usb_filter(pool, args.device_profile)
     checked = check_artifact_for(rootfs, options, pool, args.device_profile)
@@ -178,6 +181,7 @@ def boot(args: argparse.Namespace, options: Any) -> int:
             profiles=pool,
             usb_buses=[bus] if bus is not None else [],
             preflight=False,
+            limits=limits,
             **device_arguments(args),
         )
     except BaseException:

@@ -20,6 +20,7 @@ import msgspec
 
 from fastboop.backends.ports import DeviceSource
 from fastboop.backends.selection import device_source
+from fastboop.cli.fastboot_limits import add_fastboot_limit_flags, fastboot_limits_from
 from fastboop.cli.options import add_device_options, device_arguments
 from fastboop.cli.output import add_json_flag, print_json
 from fastboop.cli.running import add_journal_flags, journal_path_from
@@ -63,6 +64,7 @@ def register(sub: Any) -> None:
         "--device-profile", metavar="ID", help="probe only this profile (see `devpro list`)"
     )
     add_device_options(parser, repeat_network=True)
+    add_fastboot_limit_flags(parser)
     add_journal_flags(parser)
     add_json_flag(parser)
     parser.set_defaults(handler=run)
@@ -79,13 +81,14 @@ def build_source(args: argparse.Namespace, pool: ProfilePool,
 def run(args: argparse.Namespace) -> int:
     if args.wait is not None and args.wait < 0:
         raise UsageError("--wait takes a number of seconds, 0 for forever")
+    limits = fastboot_limits_from(args)
     pool = load_pool()
     if args.device_profile is not None:
         usb_filter(pool, args.device_profile)  # unknown id: one clear error, nothing opened
     bus = usbip_bus(args, usb_filter(pool, args.device_profile))
     source = build_source(args, pool, bus)
     path = journal_path_from(args, "detect")
-    recorder = DetectRecorder(path, detect_inputs(pool, args.device_profile))
+    recorder = DetectRecorder(path, detect_inputs(pool, args.device_profile, limits=limits))
     try:
         result = anyio.run(
             partial(
@@ -97,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
                 wait=args.wait,
                 device_profile=args.device_profile,
                 recorder=recorder,
+                limits=limits,
             )
         )
     finally:

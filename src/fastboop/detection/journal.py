@@ -19,6 +19,7 @@ from pathlib import Path
 
 from fastboop import events as ev
 from fastboop.devpro.pool import ProfilePool
+from fastboop.fastboot.limits import CommandLimits
 from fastboop.journal.records import Body, Wire
 from fastboop.journal.writer import JournalWriter, make_header
 from fastboop.transports.base import Direction
@@ -30,16 +31,24 @@ PROBE_TIMEOUT = 30.0  # per transfer, as for every fastboot exchange (fastboot.m
 
 
 def detect_inputs(
-    pool: ProfilePool, device_profile: str | None, *, timeout: float = PROBE_TIMEOUT
+    pool: ProfilePool,
+    device_profile: str | None,
+    *,
+    timeout: float = PROBE_TIMEOUT,
+    limits: CommandLimits | None = None,
 ) -> dict[str, str]:
     """Header inputs of a detect journal: its kind, its options, the profiles in force.
 
-    The transfer timeout is recorded because a timed-out probe's message names it.
+    The transfer timeout and the command limits are recorded because a probe that ran
+    into one fails with a message naming it, and a replay must apply the same ones.
     """
+    limits = limits or CommandLimits()
     inputs = {
         "session": DETECT_SESSION,
         "device_profile": device_profile or "",
         "transfer_timeout": repr(timeout),
+        "fastboot_deadline": repr(limits.deadline),
+        "fastboot_max_info_lines": str(limits.max_info_lines),
     }
     for entry in pool.provenance():
         if entry.in_force:

@@ -20,12 +20,15 @@ from fastboop.devpro.pool import ProfilePool
 from fastboop.devpro.probe import GetvarFn, GetvarResult, ProbeOutcome, probe_device
 from fastboop.errors import FastboopError
 from fastboop.fastboot import FastbootClient, FastbootDeviceFailure, FastbootError
+from fastboop.fastboot.errors import FastbootLimitExceeded
+from fastboop.fastboot.limits import CommandLimits
 from fastboop.transports.base import DeviceAddress, TappedTransport, Transport, TransportError
 from fastboop.transports.usb import UsbAccessDenied
 
 __all__ = [
     "PROBE_TIMEOUT",
     "identify",
+    "limit_hit",
     "probe_found",
     "probe_transport",
     "report_from_outcome",
@@ -39,6 +42,7 @@ async def probe_found(
     device_profile: str | None = None,
     recorder: DetectRecorder | None = None,
     timeout: float = PROBE_TIMEOUT,
+    limits: CommandLimits | None = None,
 ) -> DeviceReport:
     """Open ``found`` and probe it; the transport is always closed again."""
     recorder = recorder or DetectRecorder(None)
@@ -53,7 +57,12 @@ async def probe_found(
         return _failed(found.address, "transport", str(error), None, recorder)
     try:
         return await probe_transport(
-            transport, pool, device_profile=device_profile, recorder=recorder, timeout=timeout
+            transport,
+            pool,
+            device_profile=device_profile,
+            recorder=recorder,
+            timeout=timeout,
+            limits=limits,
         )
     finally:
         await transport.aclose()
@@ -66,6 +75,7 @@ async def probe_transport(
     device_profile: str | None = None,
     recorder: DetectRecorder | None = None,
     timeout: float = PROBE_TIMEOUT,
+    limits: CommandLimits | None = None,
 ) -> DeviceReport:
     """Probe an open transport; its address (serial included, once known) names the device.
 
@@ -75,10 +85,14 @@ async def probe_transport(
     recorder = recorder or DetectRecorder(None)
     device = transport.address
     recorder.event(ev.DeviceArrived(device=device))
-    client = FastbootClient(TappedTransport(transport, recorder.wire), timeout=timeout)
+    client = FastbootClient(
+        TappedTransport(transport, recorder.wire), timeout=timeout, limits=limits
+    )
     try:
         outcome = await identify_with(client, pool, device, device_profile, recorder.event)
     except FastbootError as error:
+        if (hit := limit_hit(error)) is not None:
+            recorder.event(hit)
         return _failed(device, error.kind, str(error), None, recorder)
     except TimeoutError as error:
         return _failed(device, "timeout", str(error) or "timed out", None, recorder)
@@ -132,6 +146,21 @@ async def identify(
     """
     return await probe_device(
         pool, device.vid, device.pid, getvar, serial=device.serial, device_profile=device_profile
+    )
+
+
+def limit_hit(error: BaseException) -> ev.FastbootLimitHit | None:
+    """The journal event for a bootloader that hit a per-command limit, if ``error`` is one.
+
+    Shared by ``detect`` and the session backend: it goes right before the failure event.
+    """
+    if not isinstance(error, FastbootLimitExceeded):
+        return None
+    return ev.FastbootLimitHit(
+        command=error.command,
+        limit=error.limit,
+        allowed=error.allowed,
+        info_lines=error.info_lines,
     )
 
 

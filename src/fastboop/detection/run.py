@@ -18,6 +18,7 @@ from fastboop.detection.report import DetectResult, DeviceReport
 from fastboop.detection.sources import as_poll_source, device_key
 from fastboop.devpro.pool import ProfilePool
 from fastboop.devpro.probe import usb_filter
+from fastboop.fastboot.limits import CommandLimits
 
 __all__ = ["POLL_INTERVAL", "detect_devices"]
 
@@ -33,6 +34,7 @@ async def detect_devices(
     recorder: DetectRecorder | None = None,
     on_report: Callable[[DeviceReport], None] | None = None,
     timeout: float = PROBE_TIMEOUT,
+    limits: CommandLimits | None = None,
 ) -> DetectResult:
     """Find and identify fastboot devices; see the module docstring.
 
@@ -40,7 +42,9 @@ async def detect_devices(
     :class:`~fastboop.backends.devices.NetworkDeviceSource`, a combination) or anything
     with a ``poll()`` method (:class:`~fastboop.detection.sources.PollSource`).
     ``wait=None`` checks once; ``wait=0`` waits forever. ``on_report`` sees each device's
-    report as soon as it is probed. An unknown ``device_profile`` raises
+    report as soon as it is probed. ``timeout`` bounds each transfer and ``limits`` each
+    getvar as a whole (a bootloader that never stops talking). An unknown
+    ``device_profile`` raises
     :class:`~fastboop.devpro.errors.ProfileNotFoundError` before anything is opened.
     """
     if device_profile is not None:
@@ -54,7 +58,12 @@ async def detect_devices(
         found = await poller.poll(skip=probed.keys())
         for item in found:
             report = await probe_found(
-                item, pool, device_profile=device_profile, recorder=recorder, timeout=timeout
+                item,
+                pool,
+                device_profile=device_profile,
+                recorder=recorder,
+                timeout=timeout,
+                limits=limits,
             )
             probed[device_key(item.address)] = report
             reports.append(report)

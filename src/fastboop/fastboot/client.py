@@ -10,17 +10,23 @@ only moves packets and maps transport failures onto the typed error kinds.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterator
 from typing import Final, Protocol, runtime_checkable
+
+import anyio
 
 from fastboop.fastboot import protocol
 from fastboop.fastboot.errors import (
     FastbootBadArgument,
+    FastbootDeadlineExceeded,
     FastbootDeviceFailure,
     FastbootProtocolError,
     FastbootTimeout,
+    FastbootTooChatty,
     FastbootTransportError,
 )
+from fastboop.fastboot.limits import CommandLimits
 from fastboop.fastboot.protocol import Response
 from fastboop.logs import get_logger
 from fastboop.transports.base import Transport, TransportError
@@ -31,8 +37,12 @@ DEFAULT_TIMEOUT: Final = 30.0
 CHUNK_SIZE: Final = 1 << 20
 """Download data goes out in 1 MiB transfers (§4.2)."""
 
+_SLACK: Final = 1e-3
+"""Clock rounding: a cancel scope may fire a hair before the deadline it was given."""
+
 ProgressCallback = Callable[[int, int], None]
 InfoCallback = Callable[[Response], None]
+Clock = Callable[[], float]
 
 _log = get_logger("fastboop.fastboot")
 
@@ -49,15 +59,45 @@ class ViewSender(Protocol):
     async def send_view(self, view: memoryview, *, timeout: float) -> None: ...
 
 
+@runtime_checkable
+class TimeSource(Protocol):
+    """Optional transport capability: the time its device lives in, in seconds.
+
+    The client reads the time only to enforce command deadlines. A live transport has no
+    such method and the client uses the event loop's clock; a replayed one answers with
+    the journal's time, so a recorded deadline is hit again at the same packet.
+    """
+
+    def clock(self) -> float: ...
+
+
+class _Budget:
+    """One command's allowance: time spent waiting for the device, and INFO/TEXT lines."""
+
+    __slots__ = ("command", "deadline_at", "lines")
+
+    def __init__(self, command: str, deadline_at: float):
+        self.command = command
+        self.deadline_at = deadline_at
+        self.lines = 0
+
+
 class FastbootClient:
     """Speaks fastboot over one open :class:`~fastboop.transports.base.Transport`.
 
     ``on_info`` receives every INFO/TEXT response (to show as ``(bootloader) ...``);
-    ``timeout`` bounds each transfer. The getvar cache lives as long as the client, which
-    is one probe-and-boot session on one device (§4.1); only OKAY answers are cached.
+    ``timeout`` bounds each transfer, and ``limits`` each command as a whole: its deadline
+    and how many INFO/TEXT lines it may send (a device that never stops talking fails
+    with :class:`~fastboop.fastboot.errors.FastbootLimitExceeded`). ``clock`` is the
+    time those deadlines are measured in; by default the transport's
+    (:class:`TimeSource`), else the event loop's. The getvar cache lives as long as the
+    client, which is one probe-and-boot session on one device (§4.1); only OKAY answers
+    are cached.
     """
 
-    __slots__ = ("_cache", "_chunk_size", "_on_info", "_timeout", "_transport")
+    __slots__ = (
+        "_cache", "_chunk_size", "_clock", "_limits", "_on_info", "_timeout", "_transport",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -66,6 +106,8 @@ class FastbootClient:
         timeout: float = DEFAULT_TIMEOUT,
         on_info: InfoCallback | None = None,
         chunk_size: int = CHUNK_SIZE,
+        limits: CommandLimits | None = None,
+        clock: Clock | None = None,
     ):
         if chunk_size <= 0:
             raise ValueError("chunk_size must be positive")
@@ -73,6 +115,10 @@ class FastbootClient:
         self._timeout = timeout
         self._on_info = on_info
         self._chunk_size = chunk_size
+        self._limits = limits or CommandLimits()
+        if clock is None:
+            clock = transport.clock if isinstance(transport, TimeSource) else anyio.current_time
+        self._clock = clock
         self._cache: dict[str, str] = {}
 
     async def getvar(self, name: str) -> str:
@@ -84,8 +130,9 @@ class FastbootClient:
         if cached is not None:
             return cached
         command = protocol.encode_getvar(name)
+        budget = self._budget(command)
         await self._send_command(command)
-        value = protocol.expect_okay(await self._final_response(), command.decode())
+        value = protocol.expect_okay(await self._final_response(budget), command.decode())
         self._cache[name] = value
         return value
 
@@ -104,9 +151,10 @@ class FastbootClient:
         total = len(view)
         command = protocol.encode_download(total)
         await self._check_max_download_size(total)
+        budget = self._budget(command)
         await self._send_command(command)
         accepted = protocol.parse_data_size(
-            protocol.expect_data(await self._final_response(), command.decode()).raw
+            protocol.expect_data(await self._final_response(budget), command.decode()).raw
         )
         if accepted is None:
             _log.warning("unparseable DATA size, sending anyway", requested=total)
@@ -114,14 +162,22 @@ class FastbootClient:
             raise FastbootProtocolError(
                 f"device accepted {accepted} bytes, requested {total}", where="download"
             )
+        sending_since = self._clock()
         await self._send_data(view, on_progress)
-        protocol.expect_okay(await self._final_response(), "download")
+        budget.deadline_at += self._clock() - sending_since  # the host's time, not the device's
+        protocol.expect_okay(await self._final_response(budget), "download")
 
     async def boot(self) -> None:
         """Boot the image just downloaded. On OKAY the device leaves fastboot mode."""
         command = protocol.encode_boot()
+        budget = self._budget(command)
         await self._send_command(command)
-        protocol.expect_okay(await self._final_response(), "boot")
+        protocol.expect_okay(await self._final_response(budget), "boot")
+
+    def _budget(self, command: bytes) -> _Budget:
+        deadline = self._limits.deadline
+        start = self._clock() if deadline else 0.0
+        return _Budget(command.decode(), start + deadline if deadline else math.inf)
 
     async def _check_max_download_size(self, size: int) -> None:
         try:
@@ -183,16 +239,29 @@ class FastbootClient:
                 where=self._where(),
             ) from None
 
-    async def _final_response(self) -> Response:
-        """Read until a final status, showing INFO/TEXT and restarting the timer (§3.3)."""
+    async def _final_response(self, budget: _Budget) -> Response:
+        """Read until a final status, showing INFO/TEXT and restarting the timer (§3.3).
+
+        Unlike §3.3, which lets INFO/TEXT go on forever, the command's budget bounds both
+        the lines and the total wait (issue 10 §4).
+        """
+        max_lines = self._limits.max_info_lines
         while True:
+            remaining = budget.deadline_at - self._clock()
+            if remaining <= 0:
+                raise self._deadline_exceeded(budget)
             try:
-                packet = await self._transport.receive(
-                    protocol.RESPONSE_BUFFER_SIZE, timeout=self._timeout
-                )
+                with anyio.fail_after(remaining if remaining < math.inf else None):
+                    packet = await self._transport.receive(
+                        protocol.RESPONSE_BUFFER_SIZE, timeout=min(self._timeout, remaining)
+                    )
             except TransportError as error:
                 raise FastbootTransportError(str(error)) from error
             except TimeoutError:
+                # The deadline, if it was the nearer limit for this read or it has passed
+                # (by the transport's clock too: a replay makes a recorded deadline pass).
+                if remaining <= self._timeout or self._clock() >= budget.deadline_at - _SLACK:
+                    raise self._deadline_exceeded(budget) from None
                 raise FastbootTimeout(
                     f"no response from the device within {self._timeout:g} s",
                     where=self._where(),
@@ -200,9 +269,30 @@ class FastbootClient:
             response = protocol.parse_response(packet)
             if not response.is_intermediate:
                 return response
+            budget.lines += 1
+            if max_lines and budget.lines > max_lines:
+                raise FastbootTooChatty(
+                    f"{budget.command}: the bootloader sent more than {max_lines} INFO/TEXT "
+                    "lines without finishing the command",
+                    command=budget.command,
+                    allowed=max_lines,
+                    info_lines=max_lines,
+                    where=self._where(),
+                )
             _log.info("bootloader", status=response.status, text=response.text)
             if self._on_info is not None:
                 self._on_info(response)
+
+    def _deadline_exceeded(self, budget: _Budget) -> FastbootDeadlineExceeded:
+        deadline = self._limits.deadline
+        return FastbootDeadlineExceeded(
+            f"{budget.command}: no final answer within the {deadline:g} s deadline "
+            f"({budget.lines} INFO/TEXT lines)",
+            command=budget.command,
+            allowed=deadline,
+            info_lines=budget.lines,
+            where=self._where(),
+        )
 
     def _where(self) -> str:
         address = self._transport.address

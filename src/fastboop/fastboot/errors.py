@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 from fastboop.errors import FastboopError
+from fastboop.fastboot.limits import LimitName
 
 ErrorKind = Literal["bad_argument", "transport", "timeout", "protocol", "device_fail"]
 
@@ -62,3 +63,43 @@ class FastbootDeviceFailure(FastbootError):
         self.command = command
         prefix = f"{command}: " if command else ""
         super().__init__(f"{prefix}device said FAIL: {device_message}", where=where, hint=hint)
+
+
+class FastbootLimitExceeded(FastbootError):
+    """A bootloader hit one of the client's per-command limits (a hostile or broken device).
+
+    ``limit`` names it (``deadline`` or ``info_lines``), ``allowed`` is its configured
+    value, ``command`` the command it stopped, and ``info_lines`` how many INFO/TEXT lines
+    the command had accepted. Session journals record these as a ``FastbootLimitHit``.
+    """
+
+    limit: ClassVar[LimitName]
+    advice: ClassVar[str]
+
+    def __init__(
+        self, message: str, *, command: str, allowed: float, info_lines: int, where: str | None
+    ):
+        self.command = command
+        self.allowed = allowed
+        self.info_lines = info_lines
+        super().__init__(message, where=where, hint=self.advice)
+
+
+class FastbootDeadlineExceeded(FastbootLimitExceeded, FastbootTimeout):
+    """The command's final status did not come within its overall deadline."""
+
+    limit: ClassVar[LimitName] = "deadline"
+    advice: ClassVar[str] = (
+        "the bootloader did not finish the command; raise --fastboot-deadline if it is "
+        "just slow"
+    )
+
+
+class FastbootTooChatty(FastbootLimitExceeded, FastbootProtocolError):
+    """The command sent more INFO/TEXT lines than the client accepts."""
+
+    limit: ClassVar[LimitName] = "info_lines"
+    advice: ClassVar[str] = (
+        "the bootloader does not stop printing; raise --fastboot-max-info-lines if it is "
+        "just verbose"
+    )

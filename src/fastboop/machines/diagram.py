@@ -22,7 +22,8 @@ a test fails when this file is stale. Edge labels are triggers (event tags), wit
 accepted and ignored in that state.
 
 Observations (`transfer_progress`, `serve_stats`, `getvar_answered`,
-`bootloader_message`) are accepted in every state, only update counters, and are not drawn.
+`bootloader_message`, `fastboot_limit_hit`) are accepted in every state, only update
+counters, and are not drawn.
 
 """
 

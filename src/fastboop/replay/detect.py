@@ -22,6 +22,7 @@ from fastboop import events as ev
 from fastboop.detection.journal import DETECT_SESSION, PROBE_TIMEOUT, DetectRecorder
 from fastboop.detection.probe import probe_transport
 from fastboop.devpro.pool import ProfilePool
+from fastboop.fastboot.limits import CommandLimits
 from fastboop.journal.errors import JournalFormatError
 from fastboop.journal.reader import RecordSource
 from fastboop.journal.records import Body, Record, Wire
@@ -31,7 +32,7 @@ from fastboop.transports.replay import ReplayTransport, WireTranscript
 
 __all__ = ["is_detect_journal", "replay_detect_journal"]
 
-_PROBE_EVENTS = (ev.GetvarAnswered, ev.ProbeFinished, ev.ProbeFailed)
+_PROBE_EVENTS = (ev.GetvarAnswered, ev.FastbootLimitHit, ev.ProbeFinished, ev.ProbeFailed)
 
 
 def is_detect_journal(journal: RecordSource) -> bool:
@@ -95,6 +96,22 @@ def _recorded_timeout(journal: RecordSource) -> float:
     return timeout
 
 
+def _recorded_limits(journal: RecordSource) -> CommandLimits:
+    """The per-command limits the probes ran with (a limit's value is in its message)."""
+    inputs = journal.header.inputs
+    defaults = CommandLimits()
+    deadline = inputs.get("fastboot_deadline", repr(defaults.deadline))
+    lines = inputs.get("fastboot_max_info_lines", str(defaults.max_info_lines))
+    try:
+        return CommandLimits(deadline=float(deadline), max_info_lines=int(lines))
+    except ValueError:
+        raise JournalFormatError(
+            f"detect journal's fastboot limits are {deadline[:40]!r} s and {lines[:40]!r} "
+            "lines, not a deadline and a line count",
+            where=journal.path,
+        ) from None
+
+
 def _changed_profiles(journal: RecordSource, pool: ProfilePool) -> list[str]:
     recorded = {
         name.removeprefix("profile:"): digest
@@ -111,6 +128,7 @@ async def replay_detect_journal(journal: RecordSource, pool: ProfilePool) -> Rep
     inputs = journal.header.inputs
     device_profile = inputs.get("device_profile") or None
     timeout = _recorded_timeout(journal)
+    limits = _recorded_limits(journal)
     changed = _changed_profiles(journal, pool)
     checked = devices = skipped = 0
     matched: list[str] = []
@@ -156,10 +174,19 @@ async def replay_detect_journal(journal: RecordSource, pool: ProfilePool) -> Rep
             failure=ending.message
             if isinstance(ending, ev.ProbeFailed) and kind == "transport"
             else None,
+            deadline=any(
+                isinstance(r.body, ev.FastbootLimitHit) and r.body.limit == "deadline"
+                for r in recorded
+            ),
         )
         collector = _Collector()
         await probe_transport(
-            transport, pool, device_profile=device_profile, recorder=collector, timeout=timeout
+            transport,
+            pool,
+            device_profile=device_profile,
+            recorder=collector,
+            timeout=timeout,
+            limits=limits,
         )
         difference = earliest(
             transcript_difference(transcript, before=None),

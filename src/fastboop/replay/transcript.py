@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from fastboop import effects as fx
 from fastboop import events as ev
 from fastboop.backends.ports import BuiltPayload
-from fastboop.backends.standard import StandardBackend
+from fastboop.backends.standard import StandardBackend, fastboot_limits
 from fastboop.devpro.pool import ProfilePool
 from fastboop.devpro.schema import DeviceProfile
 from fastboop.errors import FastboopError
@@ -47,11 +47,17 @@ __all__ = ["ImageMismatch", "needed_by_transcript", "reexecute_transcript"]
 
 # What each re-run handler reports, and which recorded event ends it.
 _TASK_EVENTS: dict[type[fx.Effect], tuple[type[ev.Event], ...]] = {
-    fx.ProbeDevice: (ev.GetvarAnswered, ev.BootloaderMessage, ev.ProbeFinished, ev.ProbeFailed),
+    fx.ProbeDevice: (
+        ev.GetvarAnswered, ev.BootloaderMessage, ev.FastbootLimitHit, ev.ProbeFinished,
+        ev.ProbeFailed,
+    ),
     fx.BuildPayload: (ev.BuildFinished, ev.BuildFailed),
-    fx.UploadImage: (ev.BootloaderMessage, ev.TransferProgress, ev.UploadAccepted, ev.UploadFailed),
-    fx.BootImage: (ev.BootloaderMessage, ev.BootAccepted, ev.BootFailed),
-}
+    fx.UploadImage: (
+        ev.BootloaderMessage, ev.TransferProgress, ev.FastbootLimitHit, ev.UploadAccepted,
+        ev.UploadFailed,
+    ),
+    fx.BootImage: (ev.BootloaderMessage, ev.FastbootLimitHit, ev.BootAccepted, ev.BootFailed),
+}  # fmt: skip
 _TERMINAL = (
     ev.ProbeFinished,
     ev.ProbeFailed,
@@ -86,6 +92,7 @@ class _ReplayDevices:
         self.opened: list[ReplayTransport] = []
         self.timeouts = False
         self.failure: str | None = None
+        self.deadline = False
 
     async def watch(self, on_change: object) -> None:  # pragma: no cover - never watched
         raise NotImplementedError
@@ -94,16 +101,23 @@ class _ReplayDevices:
         if self.failure is not None and self.transcript.peek() is None:
             raise TransportError(self.failure)  # the recorded open failed: nothing was sent
         transport = ReplayTransport(
-            self.transcript, address=device, timeouts=self.timeouts, failure=self.failure
+            self.transcript,
+            address=device,
+            timeouts=self.timeouts,
+            failure=self.failure,
+            deadline=self.deadline,
         )
         self.opened.append(transport)
         return transport
 
-    def expect_ending(self, *, timeouts: bool, failure: str | None) -> None:
-        """How the current task's packets end: as recorded, in a timeout or an I/O error."""
-        self.timeouts, self.failure = timeouts, failure
+    def expect_ending(self, *, timeouts: bool, failure: str | None, deadline: bool) -> None:
+        """How the current task's packets end: as recorded, in a timeout (a command's
+        deadline, maybe) or an I/O error. Each task starts at replayed time 0."""
+        self.timeouts, self.failure, self.deadline = timeouts, failure, deadline
         for transport in self.opened:
             transport.timeouts, transport.failure = timeouts, failure
+            transport.deadline = deadline
+            transport.restart_clock()
 
 
 class _NoGadgets:
@@ -169,11 +183,15 @@ class _Reexecutor:
         self.image = image
         recorded_build = built or ev.BuildFinished(image_sha256="", image_size=0)
         builder = _RecordedImage(image or b"", recorded_build)
+        started = next(
+            (r.body for r in self.records if isinstance(r.body, ev.SessionStarted)), None
+        )
         self.backend = StandardBackend(
             devices=self.devices,
             gadgets=_NoGadgets(),
             profiles=pool,
             builder=builder,
+            limits=fastboot_limits(started.config) if started is not None else None,
         )
         self.effects = 0
         self.events = 0
@@ -275,7 +293,12 @@ class _Reexecutor:
         kind = last.body.kind if isinstance(last.body, _FAILED) else None
         message = last.body.message if isinstance(last.body, _FAILED) else None
         self.devices.expect_ending(
-            timeouts=kind == "timeout", failure=message if kind == "transport" else None
+            timeouts=kind == "timeout",
+            failure=message if kind == "transport" else None,
+            deadline=any(
+                isinstance(r.body, ev.FastbootLimitHit) and r.body.limit == "deadline"
+                for r in recorded
+            ),
         )
         self.transcript.limit = last.seq
         # One event list for the whole run: the backend keeps its fastboot client (and the
@@ -291,7 +314,7 @@ class _Reexecutor:
             await self._dispatch(effect, ctx)
         finally:
             self.transcript.limit = None
-            self.devices.expect_ending(timeouts=False, failure=None)
+            self.devices.expect_ending(timeouts=False, failure=None, deadline=False)
         produced = self.produced[start:]
         if reused:
             await self._release_pending()

@@ -36,6 +36,7 @@ from fastboop.backends.ports import DeviceSource, GadgetSource, PayloadBuilder
 from fastboop.backends.selection import DeviceSelector, device_source, parse_selector
 from fastboop.detection.report import DetectResult, DeviceReport
 from fastboop.devpro.pool import ProfilePool
+from fastboop.fastboot.limits import CommandLimits
 from fastboop.machines.session import SessionSnapshot
 from fastboop.runtime.options import BootOptions
 from fastboop.runtime.preflight import PathArg, check_rootfs
@@ -78,6 +79,7 @@ def prepare_session(
     usb_buses: Sequence[Any] = (),
     transports: Sequence[str] | None = None,
     preflight: bool = True,
+    limits: CommandLimits | None = None,
 ) -> Session:
     """Check the inputs and build the session :func:`boot` would run, without running it.
 
@@ -93,8 +95,9 @@ def prepare_session(
     used). ``wait`` and ``gadget_timeout`` are in seconds, 0 meaning no limit. With
     ``preflight`` the artifact is opened and checked first (kernel, modules, the profile's
     DTB), so a rootfs that cannot boot fails in a second, not after a phone was found.
+    ``limits`` bounds each fastboot command (a deadline, a cap on INFO/TEXT lines).
     """
-    from fastboop.backends.standard import StandardBackend
+    from fastboop.backends.standard import StandardBackend, fastboot_limits
     from fastboop.devpro.probe import usb_filter
     from fastboop.journal.inputs import session_inputs
 
@@ -125,6 +128,8 @@ def prepare_session(
         wait_for_device_s=wait,
         gadget_timeout_s=gadget_timeout,
         serve_duration_s=serve_duration,
+        fastboot_deadline_s=(limits or CommandLimits()).deadline,
+        fastboot_max_info_lines=(limits or CommandLimits()).max_info_lines,
     )
     backend = StandardBackend(
         devices=devices,
@@ -132,6 +137,7 @@ def prepare_session(
         profiles=pool,
         builder=chosen_builder,
         artifact_options=chosen.artifact_options(),
+        limits=fastboot_limits(config),
     )
     digests = {entry.profile.id: entry.loaded.sha256 for entry in pool.entries()}
     return Session(config, backend, journal=journal, inputs=session_inputs(spec, digests))

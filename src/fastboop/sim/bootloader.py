@@ -117,8 +117,11 @@ class SimulatedBootloader:
         return [Send(encode_response("FAIL", b"command not allowed by the fastboop simulator"))]
 
     def _finish(self, behaviour: CommandBehaviour, final: bytes) -> list[Output]:
-        outputs: list[Output] = [Send(encode_response("INFO", i.encode())) for i in behaviour.info]
-        outputs += [Send(encode_response("TEXT", t.encode() + b"\x00")) for t in behaviour.text]
+        wait = behaviour.info_interval
+        lines = [encode_response("INFO", i.encode()) for i in behaviour.info]
+        lines += [encode_response("INFO", b"chatter %d" % n) for n in range(behaviour.chatter)]
+        lines += [encode_response("TEXT", t.encode() + b"\x00") for t in behaviour.text]
+        outputs: list[Output] = [Send(line, delay=wait) for line in lines]
         if behaviour.silent:
             outputs.append(Silence())
             return outputs
@@ -132,9 +135,7 @@ class SimulatedBootloader:
         behaviour = self.model.behaviour_for(command)
         if name == "all":
             lines = [f"{key}:{value}" for key, value in sorted(self._all_variables().items())]
-            behaviour = CommandBehaviour(info=[*behaviour.info, *lines], text=behaviour.text,
-                                         fail=behaviour.fail, delay=behaviour.delay,
-                                         silent=behaviour.silent)
+            behaviour = msgspec.structs.replace(behaviour, info=[*behaviour.info, *lines])
             return self._finish(behaviour, encode_response("OKAY"))
         value = self.model.variable(name)
         if value is None:

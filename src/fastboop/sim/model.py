@@ -17,6 +17,9 @@ import yaml
 
 from fastboop.errors import FastboopError
 
+MAX_CHATTER = 1_000_000
+"""Lines are queued up front; this keeps a model file from asking for unbounded memory."""
+
 
 class CommandBehaviour(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """How the simulated bootloader answers one command (or one kind of command).
@@ -24,6 +27,9 @@ class CommandBehaviour(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     ``info``/``text`` are sent (INFO first, then TEXT) before the final status; ``fail``
     replaces success with ``FAIL<fail>``; ``delay`` holds the final status back that many
     seconds; ``silent`` means the final status never comes (a hung bootloader).
+    ``chatter`` adds that many numbered INFO lines after ``info`` and ``info_interval``
+    waits before each INFO/TEXT line: with both, a bootloader that keeps talking without
+    ever finishing, which the client's command limits must stop (issue 10 §4).
     """
 
     info: list[str] = []
@@ -31,6 +37,14 @@ class CommandBehaviour(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     fail: str | None = None
     delay: float = 0.0
     silent: bool = False
+    chatter: int = 0
+    info_interval: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.chatter <= MAX_CHATTER:
+            raise ValueError(f"chatter must be between 0 and {MAX_CHATTER}")
+        if not (self.delay >= 0 and self.info_interval >= 0):
+            raise ValueError("delay and info_interval must be 0 or more seconds")
 
 
 class BootloaderModel(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

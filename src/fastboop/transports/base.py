@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Literal, Protocol, runtime_checkable
 
+import anyio
 import msgspec
 
 Direction = Literal["out", "in"]
@@ -121,6 +122,11 @@ class TappedTransport:
         packet = await self._inner.receive(max_size, timeout=timeout)
         self._tap("in", packet)
         return packet
+
+    def clock(self) -> float:
+        """The inner transport's time when it keeps its own (a replay), else the loop's."""
+        clock = getattr(self._inner, "clock", None)
+        return float(clock()) if clock is not None else anyio.current_time()
 
     async def aclose(self) -> None:
         await self._inner.aclose()

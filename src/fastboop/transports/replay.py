@@ -21,6 +21,7 @@ needs (responses are at most a few hundred bytes).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -212,6 +213,11 @@ class ReplayTransport:
     with no recorded reply time out, and ``failure`` makes the first operation past the
     last recorded packet raise a :class:`TransportError` with that exact text (a cable
     pulled mid-download). Otherwise running off the end is a divergence.
+
+    Replayed time stands still (:meth:`clock`): packets come as fast as the code asks.
+    ``deadline`` says the recorded session ended in a command deadline; then that final
+    timeout also moves the clock past every deadline, so the client reports the same
+    failure instead of a plain timeout.
     """
 
     def __init__(
@@ -221,10 +227,13 @@ class ReplayTransport:
         address: DeviceAddress | None = None,
         timeouts: bool = False,
         failure: str | None = None,
+        deadline: bool = False,
     ):
         self.transcript = transcript
         self.timeouts = timeouts
         self.failure = failure
+        self.deadline = deadline
+        self._now = 0.0
         self._address = address or DeviceAddress(transport="replay", location="journal")
         transcript.address = transcript.address or self._address
         self._closed = False
@@ -233,6 +242,13 @@ class ReplayTransport:
     @property
     def address(self) -> DeviceAddress:
         return self._address
+
+    def clock(self) -> float:
+        """The replayed device's time (see the class docstring)."""
+        return self._now
+
+    def restart_clock(self) -> None:
+        self._now = 0.0
 
     async def send(self, packet: bytes, *, timeout: float) -> None:
         await self._write(memoryview(packet))
@@ -260,8 +276,10 @@ class ReplayTransport:
         if entry is None or entry[1].direction != "in":
             if self.failure is not None:
                 raise TransportError(self.failure)
-            if self.timeouts:
+            if self.timeouts or self.deadline:
                 await anyio.lowlevel.checkpoint()
+                if self.deadline:
+                    self._now = math.inf  # the recorded command ran out of time here
                 raise TimeoutError("no reply was recorded here (the session timed out)")
         packet = self.transcript.read(max_size)
         self._gate.incoming(packet)

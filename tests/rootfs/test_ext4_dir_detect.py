@@ -80,11 +80,11 @@ def test_directory_reader_keeps_symlinks_inside(module_tree: tuple[Path, str]) -
 def test_detection_names_what_it_found(tmp_path: Path) -> None:
     (tmp_path / "t").mkdir()
     (tmp_path / "t/f").write_text("x")
-    squash = tmp_path / "s.img"
-    squash.write_bytes(b"hsqs" + bytes(4096))
-    with pytest.raises(UnsupportedError, match="squashfs") as info:
-        open_path(squash)
-    assert "erofs, ext2/3/4" in str(info.value)
+    xfs = tmp_path / "x.img"
+    xfs.write_bytes(b"XFSB" + bytes(4096))
+    with pytest.raises(UnsupportedError, match="xfs") as info:
+        open_path(xfs)
+    assert "erofs, ext2/3/4, btrfs, squashfs" in str(info.value)
     with pytest.raises(UnsupportedError, match="unknown format"):
         open_filesystem(BytesSource(bytes(8192)))
     with pytest.raises(UnsupportedError, match="Android sparse"):

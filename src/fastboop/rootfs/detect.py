@@ -14,24 +14,26 @@ from fastboop.blocks import BlockSource, FileSource
 from fastboop.rootfs.errors import UnsupportedError
 from fastboop.rootfs.fs import Filesystem
 
-SUPPORTED = "erofs, ext2/3/4, btrfs, or a plain directory (FAT for boot artifacts only)"
+SUPPORTED = ("erofs, ext2/3/4, btrfs, squashfs, or a plain directory (FAT and ISO 9660 live "
+             "media for boot artifacts)")
 
 # (offset, magic, name, hint)
 _KNOWN_OTHERS: list[tuple[int, bytes, str, str]] = [
-    (0, b"hsqs", "squashfs", "repack it as erofs: mkfs.erofs -zlz4hc out.erofs DIR"),
     (0, b"\xfd7zXZ\x00", "an xz-compressed file", "decompress it first (xz -d)"),
     (0, b"\x28\xb5\x2f\xfd", "a zstd-compressed file", "decompress it first (zstd -d)"),
     (0, b"\x1f\x8b", "a gzip-compressed file", "decompress it first (gunzip)"),
     (0, b"\x3a\xff\x26\xed", "an Android sparse image", "convert it first (simg2img)"),
     (512, b"EFI PART", "a GPT-partitioned disk image", "select a partition"),
     (0, b"XFSB", "xfs", "repack it as erofs or ext4"),
-    (0x8001, b"CD001", "an ISO 9660 image", "extract the rootfs from it"),
 ]
 
 
 def detect_kind(source: BlockSource) -> str | None:
-    """``"erofs"``, ``"ext4"``, ``"btrfs"``, ``"vfat"`` or ``None``; never raises for short
-    inputs."""
+    """``"erofs"``, ``"ext4"``, ``"btrfs"``, ``"squashfs"``, ``"iso9660"``, ``"vfat"`` or
+    ``None``; never raises for short inputs.
+
+    ISO 9660 is tested before FAT and partition tables: hybrid live ISOs (isohybrid)
+    also carry an MBR, and often a GPT, for booting from a USB stick."""
 
     def at(offset: int, length: int) -> bytes:
         if offset + length > source.size:
@@ -44,6 +46,10 @@ def detect_kind(source: BlockSource) -> str | None:
         return "ext4"
     if at(0x10040, 8) == b"_BHRfS_M":
         return "btrfs"
+    if at(0, 4) == b"hsqs":
+        return "squashfs"
+    if at(0x8001, 5) == b"CD001" and at(0x8000, 1) in (b"\x00", b"\x01", b"\x02", b"\xff"):
+        return "iso9660"
     from fastboop.rootfs.fat import looks_like_fat
 
     if looks_like_fat(at(0, 512)):
@@ -75,6 +81,14 @@ def open_filesystem(source: BlockSource, *, label: str = "rootfs") -> Filesystem
         from fastboop.rootfs.btrfs import BtrfsFilesystem
 
         return BtrfsFilesystem(source, label=label)
+    if kind == "squashfs":
+        from fastboop.rootfs.squashfs import SquashfsFilesystem
+
+        return SquashfsFilesystem(source, label=label)
+    if kind == "iso9660":
+        from fastboop.rootfs.iso9660 import IsoFilesystem
+
+        return IsoFilesystem(source, label=label)
     if kind == "vfat":
         from fastboop.rootfs.fat import FatFilesystem
 

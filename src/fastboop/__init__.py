@@ -6,8 +6,8 @@ The common case is one call, under asyncio or trio::
 
 and, to watch or stop it, ``async with fastboop.open_session(...) as session`` (iterate it
 for events, ``session.cancel()`` to stop). :func:`build_boot_image` builds without a
-device; :func:`list_devices`/:func:`watch_devices` find phones; :func:`replay` re-drives a
-journal. The building blocks — :class:`Session`, :class:`SessionConfig`, the
+device; :func:`list_devices`/:func:`watch_devices` find phones; :func:`replay_file`
+re-drives a journal. The building blocks — :class:`Session`, :class:`SessionConfig`, the
 :class:`Backend` protocol — stay available for everything else (docs/embedding.md).
 
 The names below are imported on first use (PEP 562), so ``import fastboop`` — and with
@@ -37,14 +37,14 @@ if TYPE_CHECKING:
         list_devices,
         open_session,
         prepare_session,
-        replay,
+        replay_file,
         watch_devices,
     )
     from fastboop.runtime.options import BootOptions
     from fastboop.sim.phone import SimulatedPhone
 
 _FACADE = ("BuiltImage", "DeviceGone", "DeviceSeen", "boot", "build_boot_image",
-           "list_devices", "open_session", "prepare_session", "replay", "watch_devices")
+           "list_devices", "open_session", "prepare_session", "replay_file", "watch_devices")
 _LAZY: dict[str, str] = {
     "Backend": "fastboop.runtime",
     "EffectContext": "fastboop.runtime",
@@ -75,7 +75,7 @@ __all__ = [
     "open_session",
     "prepare_session",
     "read_journal",
-    "replay",
+    "replay_file",
     "watch_devices",
 ]
 

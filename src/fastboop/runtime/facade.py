@@ -77,6 +77,7 @@ def prepare_session(
     gadgets: GadgetSource | None = None,
     usb_backend: Any = None,
     usb_buses: Sequence[Any] = (),
+    export_opener: Callable[[str], Any] | None = None,
     transports: Sequence[str] | None = None,
     preflight: bool = True,
     limits: CommandLimits | None = None,
@@ -90,7 +91,10 @@ def prepare_session(
     ``usb:PATH``, ``tcp:HOST[:PORT]`` or ``udp:HOST[:PORT]``. ``tcp``/``udp`` add network
     devices; USB is watched unless only network devices are named (or ``usb=True``).
     ``devices``/``gadgets`` replace where devices come from (a simulated phone, a custom
-    transport); ``usb_buses`` are more pyusb backends to watch (a USB/IP bus); ``builder``
+    transport); ``usb_buses`` are more pyusb backends to watch (a USB/IP bus);
+    ``export_opener`` turns the rootfs into the :class:`~fastboop.smoo.export.Export` the
+    phone is served (wrap your own :class:`~fastboop.blocks.BlockSource` in
+    ``Export.of(...)``; it is called once per session); ``builder``
     replaces how the boot image is made (then only the artifact choices of ``options`` are
     used). ``wait`` and ``gadget_timeout`` are in seconds, 0 meaning no limit. With
     ``preflight`` the artifact is opened and checked first (kernel, modules, the profile's
@@ -138,6 +142,7 @@ def prepare_session(
         builder=chosen_builder,
         artifact_options=chosen.artifact_options(),
         limits=fastboot_limits(config),
+        export_opener=export_opener,
     )
     digests = {entry.profile.id: entry.loaded.sha256 for entry in pool.entries()}
     return Session(config, backend, journal=journal, inputs=session_inputs(spec, digests))
@@ -374,7 +379,7 @@ async def watch_devices(
 # --- journals -----------------------------------------------------------------------------
 
 
-def replay(journal: PathArg) -> Any:
+def replay_file(journal: PathArg) -> Any:
     """Re-drive a recorded session offline: a :class:`~fastboop.replay.ReplayReport`
     (``report.ok``, or the first divergence)."""
     from fastboop.journal import read_journal

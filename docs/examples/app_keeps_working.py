@@ -21,18 +21,19 @@ from fastboop.machines.session import SessionSnapshot
 class App:
     def __init__(self) -> None:
         self.ticks = 0
-        self.ticks_while_serving = 0
+        self.ticks_during_boot = 0
         self.log: list[str] = []
-        self.serving = False
+        self.booting = False
 
     async def tick_forever(self) -> None:
         """The application's own work: it must keep running whatever fastboop does."""
         while True:
             await anyio.sleep(0.05)
             self.ticks += 1
-            self.ticks_while_serving += self.serving
+            self.ticks_during_boot += self.booting
 
     async def boot_phone(self, rootfs: str) -> SessionSnapshot:
+        self.booting = True
         async with (
             fastboop.SimulatedPhone("oneplus-fajita") as phone,
             fastboop.open_session(rootfs, device_profile="oneplus-fajita", devices=phone,
@@ -40,10 +41,9 @@ class App:
         ):
             async for event in session:
                 self.log.append(type(event).__name__)
-                self.serving = isinstance(event, ev.GadgetFound | ev.ServeStats)
                 if isinstance(event, ev.ServeStats) and phone.report.rootfs_read.is_set():
                     session.cancel("the phone is up")
-        self.serving = False
+        self.booting = False
         return session.result
 
 

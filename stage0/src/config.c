@@ -85,6 +85,29 @@ static void set_num(const char *key, const char *value, bool hex, uint64_t min, 
     else *(uint32_t *)field = (uint32_t)n;
 }
 
+bool rootfs_kind_valid(const char *name) {
+    static const char *kinds[] = {"erofs", "ext4", "btrfs", "squashfs"};
+    for (unsigned i = 0; i < sizeof kinds / sizeof *kinds; i++)
+        if (!strcmp(name, kinds[i])) return true;
+    return false;
+}
+
+/* A loop image path is relative to the served root: not absolute, no ".." component, nothing
+ * unprintable. */
+static bool loop_path_valid(const char *value) {
+    size_t len = strlen(value);
+    if (!len || len >= sizeof ((struct stage0_config *)0)->loop || value[0] == '/') return false;
+    for (const char *p = value;;) {
+        const char *end = strchr(p, '/');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (n == 2 && p[0] == '.' && p[1] == '.') return false;
+        for (size_t i = 0; i < n; i++)
+            if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f) return false;
+        if (!end) return true;
+        p = end + 1;
+    }
+}
+
 /* A subvolume path goes into the mount data string, so it must not carry another option
  * (a comma) or anything unprintable; btrfs takes it relative to the top level. */
 static bool subvol_valid(const char *value) {
@@ -107,9 +130,14 @@ static bool alias_allowed(const char *key, unsigned bit, bool is_alias, unsigned
 
 void config_apply(struct stage0_config *c, const char *key, const char *value, unsigned *seen) {
     if (!strcmp(key, "stage0.rootfs")) {
-        if (!strcmp(value, "erofs") || !strcmp(value, "ext4") || !strcmp(value, "btrfs"))
-            strcpy(c->rootfs, value);
+        if (rootfs_kind_valid(value)) strcpy(c->rootfs, value);
         else c->rootfs[0] = 0;
+    } else if (!strcmp(key, "stage0.loop")) {
+        if (loop_path_valid(value)) snprintf(c->loop, sizeof c->loop, "%s", value);
+        else log_warn("%s: invalid image path '%s', ignored", key, value);
+    } else if (!strcmp(key, "stage0.loop_rootfs")) {
+        if (rootfs_kind_valid(value)) strcpy(c->loop_rootfs, value);
+        else log_warn("%s: unknown filesystem '%s', ignored", key, value);
     } else if (!strcmp(key, "stage0.subvol")) {
         if (subvol_valid(value)) snprintf(c->subvol, sizeof c->subvol, "%s", value);
         else log_warn("%s: invalid subvolume '%s', using the default subvolume", key, value);

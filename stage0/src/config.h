@@ -17,10 +17,15 @@ enum failure_action {
 };
 
 struct stage0_config {
-    char rootfs[16];   /* "erofs", "ext4" or "btrfs"; empty when missing or invalid */
+    char rootfs[16];   /* "erofs", "ext4", "btrfs" or "squashfs"; empty when missing/invalid */
     /* stage0.subvol (project addition): the btrfs subvolume that is the root, e.g. "root"
      * (Fedora); empty = the filesystem's default subvolume. */
     char subvol[256];
+    /* stage0.loop + stage0.loop_rootfs (project addition, live media): the root is an image
+     * file inside the served filesystem (Fedora's LiveOS/rootfs.img inside squashfs), loop-
+     * mounted read-only; the path is relative to the served filesystem's root. */
+    char loop[256];
+    char loop_rootfs[16];
     char serial[128];  /* default "0001" */
     char ostree[256];
     char log_filter[64];
@@ -39,6 +44,8 @@ struct stage0_config {
 };
 
 void config_defaults(struct stage0_config *cfg);
+/* Whether name is a filesystem the served (or loop-mounted) root may be. */
+bool rootfs_kind_valid(const char *name);
 /* Applies one key/value pair; unknown keys are ignored, invalid values warn and keep the
  * default. `canonical_seen` tracks aliases so the canonical key wins (project decision). */
 void config_apply(struct stage0_config *cfg, const char *key, const char *value,

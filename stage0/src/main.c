@@ -90,7 +90,7 @@ static int pid1(void) {
 
     struct stage0_config cfg;
     load_config(&cfg);
-    if (!cfg.rootfs[0]) die("stage0.rootfs missing or not erofs/ext4/btrfs");
+    if (!cfg.rootfs[0]) die("stage0.rootfs missing or not erofs/ext4/btrfs/squashfs");
     if (cfg.fb) log_warn("stage0.fb: framebuffer painter not implemented; ignored");
 
     struct utsname uts;

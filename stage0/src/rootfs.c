@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/loop.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -33,14 +35,15 @@ static int filesystem_supported(const char *name) {
     return found;
 }
 
-int rootfs_mount_data(const struct stage0_config *cfg, int btrfs_rescue, char *out, size_t size) {
+static int mount_data(const char *kind, const char *subvol, int btrfs_rescue, char *out,
+                      size_t size) {
     int n = 0;
-    if (!strcmp(cfg->rootfs, "ext4")) {
+    if (!strcmp(kind, "ext4")) {
         n = snprintf(out, size, "noload"); /* no journal replay on a read-only device */
-    } else if (!strcmp(cfg->rootfs, "btrfs")) {
+    } else if (!strcmp(kind, "btrfs")) {
         /* The served device is read-only: a dirty log could not be replayed anyway. */
-        const char *sep = cfg->subvol[0] && btrfs_rescue ? "," : "";
-        n = snprintf(out, size, "%s%s%s%s", cfg->subvol[0] ? "subvol=" : "", cfg->subvol, sep,
+        const char *sep = subvol[0] && btrfs_rescue ? "," : "";
+        n = snprintf(out, size, "%s%s%s%s", subvol[0] ? "subvol=" : "", subvol, sep,
                      btrfs_rescue ? "rescue=nologreplay" : "");
     } else if (size) {
         out[0] = 0;
@@ -50,6 +53,62 @@ int rootfs_mount_data(const struct stage0_config *cfg, int btrfs_rescue, char *o
         return -1;
     }
     return 0;
+}
+
+int rootfs_mount_data(const struct stage0_config *cfg, int btrfs_rescue, char *out, size_t size) {
+    return mount_data(cfg->rootfs, cfg->subvol, btrfs_rescue, out, size);
+}
+
+/* Attach image read-only to a free loop device; returns its /dev path in dev. */
+static int loop_attach(const char *image, char *dev, size_t size) {
+    int img = open(image, O_RDONLY | O_CLOEXEC);
+    if (img < 0) return -1;
+    int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+    int nr = ctl < 0 ? -1 : ioctl(ctl, LOOP_CTL_GET_FREE);
+    int saved = errno;
+    if (ctl >= 0) close(ctl);
+    if (nr < 0) {
+        close(img);
+        errno = saved;
+        return -1;
+    }
+    snprintf(dev, size, "/dev/loop%d", nr);
+    int lo = -1;
+    for (int tries = 0; lo < 0 && tries < 50; tries++) { /* devtmpfs adds the node */
+        lo = open(dev, O_RDONLY | O_CLOEXEC);
+        if (lo < 0) usleep(20000);
+    }
+    int rc = -1;
+    if (lo >= 0) {
+        struct loop_config lc;
+        memset(&lc, 0, sizeof lc);
+        lc.fd = (unsigned)img;
+        lc.info.lo_flags = LO_FLAGS_READ_ONLY;
+        rc = ioctl(lo, LOOP_CONFIGURE, &lc);
+        /* Before Linux 5.8: LOOP_SET_FD; a read-only backing fd makes a read-only device. */
+        if (rc && (errno == EINVAL || errno == ENOTTY)) rc = ioctl(lo, LOOP_SET_FD, img);
+        saved = errno;
+        close(lo);
+    } else {
+        saved = errno;
+    }
+    close(img);
+    errno = saved;
+    return rc;
+}
+
+/* stage0.loop: the root is an image file inside the served filesystem (live media). */
+static const char *mount_loop_root(const struct stage0_config *cfg) {
+    if (!cfg->loop_rootfs[0]) die("stage0.loop is set but stage0.loop_rootfs is not");
+    char image[300], dev[32], data[ROOT_MOUNT_DATA_MAX];
+    snprintf(image, sizeof image, "/lower/%s", cfg->loop);
+    if (loop_attach(image, dev, sizeof dev)) die("loop-attach %s: %s", image, strerror(errno));
+    mkdir("/looproot", 0755);
+    need(mount_data(cfg->loop_rootfs, "", 0, data, sizeof data) == 0, "loop mount options");
+    if (mount(dev, "/looproot", cfg->loop_rootfs, MS_RDONLY, data[0] ? data : NULL))
+        die("mount %s (%s in %s) on /looproot: %s", dev, cfg->loop, ROOT_DEVICE, strerror(errno));
+    log_info("root image %s (%s) loop-mounted from %s", cfg->loop, cfg->loop_rootfs, dev);
+    return "/looproot";
 }
 
 void rootfs_assemble(const struct stage0_config *cfg) {
@@ -66,13 +125,15 @@ void rootfs_assemble(const struct stage0_config *cfg) {
         rc = rc ? rc : mount(ROOT_DEVICE, "/lower", cfg->rootfs, MS_RDONLY, data[0] ? data : NULL);
     }
     need(rc == 0, "mount " ROOT_DEVICE " on /lower");
+    const char *lower = cfg->loop[0] ? mount_loop_root(cfg) : "/lower";
     need(mount("tmpfs", "/upper", "tmpfs", 0, NULL) == 0, "mount tmpfs on /upper");
     need(mkdir("/upper/upper", 0755) == 0 || errno == EEXIST, "mkdir /upper/upper");
     need(mkdir("/upper/work", 0755) == 0 || errno == EEXIST, "mkdir /upper/work");
     if (!filesystem_supported("overlay")) die("overlay is not in /proc/filesystems");
-    need(mount("overlay", "/newroot", "overlay", 0,
-               "lowerdir=/lower,upperdir=/upper/upper,workdir=/upper/work") == 0,
-         "mount overlay on /newroot");
+    char options[64];
+    snprintf(options, sizeof options, "lowerdir=%s,upperdir=/upper/upper,workdir=/upper/work",
+             lower);
+    need(mount("overlay", "/newroot", "overlay", 0, options) == 0, "mount overlay on /newroot");
     log_info("rootfs assembled: %s (%s%s%s, read-only) under a tmpfs overlay", ROOT_DEVICE,
              cfg->rootfs, cfg->subvol[0] ? ", subvolume " : "", cfg->subvol);
 }

@@ -103,6 +103,33 @@ static void test_rootfs_mount_data(void) {
     CHECK(!strcmp(c.subvol, "@/.snapshots/1/snapshot"));
 }
 
+/* Live media (project addition): a squashfs served root, and stage0.loop/loop_rootfs for a
+ * root image inside it. Loop paths stay inside the served filesystem. */
+static void test_live_media_keys(void) {
+    struct stage0_config c;
+    unsigned seen = 0;
+    char data[ROOT_MOUNT_DATA_MAX];
+    config_defaults(&c);
+    config_apply(&c, "stage0.rootfs", "squashfs", &seen);
+    CHECK(!strcmp(c.rootfs, "squashfs"));
+    CHECK(rootfs_mount_data(&c, 1, data, sizeof data) == 0 && !strcmp(data, ""));
+    CHECK(c.loop[0] == 0 && c.loop_rootfs[0] == 0);
+    config_apply(&c, "stage0.loop", "LiveOS/rootfs.img", &seen);
+    config_apply(&c, "stage0.loop_rootfs", "ext4", &seen);
+    CHECK(!strcmp(c.loop, "LiveOS/rootfs.img") && !strcmp(c.loop_rootfs, "ext4"));
+    static const char *bad[] = {"/LiveOS/rootfs.img", "../etc/shadow", "LiveOS/../../x", "..",
+                                "a/..", "", "bad\nname"};
+    for (unsigned i = 0; i < sizeof bad / sizeof *bad; i++) {
+        config_apply(&c, "stage0.loop", bad[i], &seen);
+        CHECK(!strcmp(c.loop, "LiveOS/rootfs.img"));
+    }
+    config_apply(&c, "stage0.loop", "a/..b/.c", &seen);  /* dots inside names are fine */
+    CHECK(!strcmp(c.loop, "a/..b/.c"));
+    config_apply(&c, "stage0.loop_rootfs", "xfs", &seen);
+    CHECK(!strcmp(c.loop_rootfs, "ext4"));
+    CHECK(rootfs_kind_valid("erofs") && !rootfs_kind_valid("iso9660"));
+}
+
 /* stage0.on_failure (project addition): bootloader by default; anything unknown warns and
  * keeps the default, so a typo never turns a failed boot into a hung phone. */
 static void test_on_failure(void) {
@@ -263,6 +290,7 @@ int main(void) {
     test_host_timeout();
     test_on_failure();
     test_rootfs_mount_data();
+    test_live_media_keys();
     test_machine_id();
     test_ffs_blobs();
     test_module_names();

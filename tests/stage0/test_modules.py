@@ -83,6 +83,13 @@ def test_serial_adds_acm_and_dedup_keeps_first() -> None:
     ]
 
 
+def test_live_media_roots_add_squashfs_and_loop() -> None:
+    req = required_modules("squashfs", loop_kind="ext4", user_modules=["loop"])
+    assert [n for n, _ in req] == ["configfs", "libcomposite", "usb_f_fs", "nbd", "overlay",
+                                   "squashfs", "loop", "ext4"]  # fmt: skip
+    assert str(req[6][1]) == "rootfs filesystem (ext4 image inside squashfs)"
+
+
 def test_missing_module_names_kernel_and_nearest(amd64_tree: tuple[Path, str]) -> None:
     root, kver = amd64_tree
     index = index_from_tree(root, kver)

@@ -160,3 +160,17 @@ def test_btrfs_root_and_its_subvolume() -> None:
                          ("btrfs", "")):  # fmt: skip
         with pytest.raises(UsageError, match="bad btrfs subvolume"):
             compose(kind, CmdlineOptions(), HostFacts(), subvol=subvol)
+
+
+def test_live_media_root_settings() -> None:
+    """A squashfs root, and a root image inside it that stage0 loop-mounts (project
+    addition for Fedora's older live media): both written last, like stage0.rootfs."""
+    composed = compose("squashfs", CmdlineOptions(cmdline_append="stage0.loop=evil"),
+                       HostFacts(), loop=("LiveOS/rootfs.img", "ext4"))  # fmt: skip
+    assert composed.settings["stage0.rootfs"] == "squashfs"
+    assert composed.settings["stage0.loop"] == "LiveOS/rootfs.img"
+    assert composed.settings["stage0.loop_rootfs"] == "ext4"
+    assert "stage0.loop" not in composed.cmdline
+    for bad in (("/LiveOS/rootfs.img", "ext4"), ("a/../b", "ext4"), ("x.img", "xfs")):
+        with pytest.raises(UsageError, match="bad root image"):
+            compose("squashfs", CmdlineOptions(), HostFacts(), loop=bad)

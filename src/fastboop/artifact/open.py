@@ -68,6 +68,9 @@ class Artifact:
         #: What the phone is served: the root filesystem's own bytes (None: a directory).
         self.root_source = sources[roles.root.volume]
         self.subvol = roles.root.subvol
+        #: ``(path, filesystem)`` of a root image inside the served root (live media whose
+        #: squashfs holds ``LiveOS/rootfs.img``): stage0 loop-mounts it. None otherwise.
+        self.loop: tuple[str, str] | None = None
 
     @property
     def rootfs_kind(self) -> str:

@@ -129,6 +129,7 @@ def build_stage0(
     pid1: bytes | Callable[[bytes], bytes] | None,
     rootfs_kind: str | None = None,
     rootfs_subvol: str | None = None,
+    rootfs_loop: tuple[str, str] | None = None,
     devicetree_name: str | None = None,
     dtb: bytes | None = None,
     kernel: bytes | None = None,
@@ -160,14 +161,17 @@ def build_stage0(
     ``.dtbo``) and ``inject_mac`` (``(kind, compatible)`` pairs, §7.5) edit the DTB before
     module discovery; the MAC seed is the ``stage0.serial`` setting, else ``0``.
     ``rootfs_subvol`` names the btrfs subvolume the device mounts as the root
-    (``stage0.subvol``). ``ostree`` (an ``ostree=`` path, or ``"auto"`` for the newest
-    boot entry) reads everything inside that deployment and passes the path to the device.
+    (``stage0.subvol``); ``rootfs_loop``, ``(path, filesystem)``, a root image inside the
+    served filesystem that the device loop-mounts (``stage0.loop``, live media).
+    ``ostree`` (an ``ostree=`` path, or ``"auto"`` for the newest boot entry) reads
+    everything inside that deployment and passes the path to the device.
     """
     notes: list[str] = []
     fs = artifact.fs if isinstance(artifact, Artifact) else artifact
     if isinstance(artifact, Artifact):
         rootfs_kind = rootfs_kind or artifact.rootfs_kind
         rootfs_subvol = rootfs_subvol if rootfs_subvol is not None else artifact.subvol
+        rootfs_loop = rootfs_loop if rootfs_loop is not None else artifact.loop
         notes += artifact.notes
     if ostree is not None:
         fs, ostree_path = open_deployment(fs, None if ostree == "auto" else ostree)
@@ -196,7 +200,7 @@ def build_stage0(
                      f"DTB: not looking up {devicetree_name.lstrip('/')}")  # fmt: skip
     elif devicetree_name:
         dtb_path, dtb = load_dtb(fs, devicetree_name, index.kver)
-    composed = compose(kind, options, host, subvol=rootfs_subvol)
+    composed = compose(kind, options, host, subvol=rootfs_subvol, loop=rootfs_loop)
     dt_found: list[tuple[str, str]] = []
     if dtb is not None:
         dtb = edit_dtb(
@@ -222,6 +226,7 @@ def build_stage0(
             profile_modules=profile_modules,
             user_modules=user_modules,
             serial=options.serial,
+            loop_kind=rootfs_loop[1] if rootfs_loop else None,
         ),
     )
     warnings += closure.warnings

@@ -28,7 +28,7 @@ from fastboop.stage0.modindex import (
 )
 
 BASE_MODULES = ("configfs", "libcomposite", "usb_f_fs", "nbd", "overlay")
-ROOTFS_MODULES = {"erofs": "erofs", "ext4": "ext4", "btrfs": "btrfs"}
+ROOTFS_MODULES = {"erofs": "erofs", "ext4": "ext4", "btrfs": "btrfs", "squashfs": "squashfs"}
 #: Deepest chain of softdeps-of-softdeps followed; real trees need 3 or 4.
 MAX_SOFTDEP_DEPTH = 64
 
@@ -168,11 +168,21 @@ def required_modules(
     profile_modules: Sequence[str] = (),
     user_modules: Sequence[str] = (),
     serial: bool = False,
+    loop_kind: str | None = None,
 ) -> list[tuple[str, Reason]]:
-    """The required list of §4.2 (+ §4.10 DT modules after the base list), de-duplicated."""
+    """The required list of §4.2 (+ §4.10 DT modules after the base list), de-duplicated.
+
+    ``loop_kind`` (project addition, live media): the root is an image of that filesystem
+    inside the served one (``stage0.loop``), so ``loop`` and its module come right after
+    the served filesystem's.
+    """
     items: list[tuple[str, Reason]] = [(m, Reason("base")) for m in BASE_MODULES]
     if rootfs_kind in ROOTFS_MODULES:
         items.append((ROOTFS_MODULES[rootfs_kind], Reason("rootfs", rootfs_kind)))
+    if loop_kind is not None:
+        items.append(("loop", Reason("rootfs", f"{loop_kind} image inside {rootfs_kind}")))
+        if loop_kind in ROOTFS_MODULES:
+            items.append((ROOTFS_MODULES[loop_kind], Reason("rootfs", loop_kind)))
     items += [(m, Reason("dt", why)) for m, why in dt_modules]
     items += [(m, Reason("profile")) for m in profile_modules]
     items += [(m, Reason("user")) for m in user_modules]

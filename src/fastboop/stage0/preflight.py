@@ -52,7 +52,9 @@ def check_artifact(
     choice = find_kernel(fs, kernel_version=options.kernel_version,
                          boot_first=artifact.roles.boot is not None)  # fmt: skip
     index, _raw = load_module_index(fs, choice)
-    resolve_closure(index, required_modules(artifact.rootfs_kind, user_modules=extra_modules))
+    loop_kind = artifact.loop[1] if artifact.loop else None
+    resolve_closure(index, required_modules(artifact.rootfs_kind, user_modules=extra_modules,
+                                            loop_kind=loop_kind))  # fmt: skip
     dtb_path = None
     if devicetree_name:
         try:

@@ -24,6 +24,8 @@ SETTING_KEYS = frozenset(
         "smoo.host_timeout",  # project addition: the PID1's wait for the host, in seconds
         "stage0.subvol",  # project addition: the btrfs subvolume that is the root
         "stage0.on_failure",  # project addition: what PID1 does after a fatal error
+        "stage0.loop",  # project addition: the root is this image inside the served fs
+        "stage0.loop_rootfs",  # project addition: and this is its filesystem
     }
 )  # fmt: skip
 BARE_FLAGS = frozenset({"stage0.fb", "stage0.yeetfstab", "smoo.acm", "smoo.mimic_fastboot"})
@@ -38,7 +40,7 @@ DEFAULT_MAX_IO = 1048576
 #: for anything else): PID1's wait for the host to finish the smoo handshake (§8.2 step 13).
 HOST_TIMEOUT_DEFAULT_S = 30
 HOST_TIMEOUT_MAX_S = 86400
-ROOTFS_KINDS = ("erofs", "ext4", "btrfs")
+ROOTFS_KINDS = ("erofs", "ext4", "btrfs", "squashfs")
 #: ``stage0.on_failure`` values, as stage0's config.c accepts them; the default is the first.
 FAILURE_ACTIONS = ("bootloader", "restart", "panic")
 
@@ -157,17 +159,28 @@ def classify(extra: str) -> tuple[list[tuple[str, str | None]], list[str]]:
 
 
 def compose(
-    rootfs_kind: str, options: CmdlineOptions, host: HostFacts, *, subvol: str | None = None
+    rootfs_kind: str,
+    options: CmdlineOptions,
+    host: HostFacts,
+    *,
+    subvol: str | None = None,
+    loop: tuple[str, str] | None = None,
 ) -> Composed:
     """Settings map and kernel cmdline with the §6.3 precedence.
 
     ``subvol`` (a btrfs root inside a subvolume, e.g. Fedora's ``root``) is written as
     ``stage0.subvol`` together with ``stage0.rootfs``, last: both describe the served
-    bytes, which the artifact decides, not a cmdline token.
+    bytes, which the artifact decides, not a cmdline token. So is ``loop``, ``(path,
+    filesystem)`` of a root image inside the served filesystem (Fedora's older live media:
+    ``LiveOS/rootfs.img``, ext4, inside squashfs), as ``stage0.loop``/``stage0.loop_rootfs``.
     """
     if rootfs_kind not in ROOTFS_KINDS:
         raise UsageError(f"stage0.rootfs must be one of {', '.join(ROOTFS_KINDS)}, "
                          f"not {rootfs_kind!r}")  # fmt: skip
+    if loop is not None and (loop[1] not in ROOTFS_KINDS or not _valid_loop_path(loop[0])):
+        raise UsageError(f"bad root image {loop[0]!r} ({loop[1]}) inside the {rootfs_kind} root",
+                         hint="a relative path without '..' to an "
+                              f"{'/'.join(ROOTFS_KINDS)} image")  # fmt: skip
     if subvol is not None and (rootfs_kind != "btrfs" or not _valid_subvol(subvol)):
         raise UsageError(f"bad btrfs subvolume {subvol!r} for a {rootfs_kind} root",
                          hint="a subvolume path without commas or spaces, btrfs roots only")
@@ -197,6 +210,8 @@ def compose(
                          "action", hint=f"use one of {', '.join(FAILURE_ACTIONS)}")
     if subvol is not None:
         settings["stage0.subvol"] = subvol
+    if loop is not None:
+        settings["stage0.loop"], settings["stage0.loop_rootfs"] = loop
     settings["stage0.rootfs"] = rootfs_kind
     stage0_part = " ".join(
         (["plymouth.ignore-serial-consoles"] if options.serial else []) + passthrough
@@ -209,6 +224,13 @@ def _valid_subvol(subvol: str) -> bool:
     """What stage0's config.c accepts: it goes into the mount data string (``subvol=``)."""
     return 0 < len(subvol.encode()) < 256 and all(0x21 <= ord(c) != 0x7F and c != ","
                                                   for c in subvol)  # fmt: skip
+
+
+def _valid_loop_path(path: str) -> bool:
+    """What stage0's config.c accepts for ``stage0.loop``: relative, no ``..``, printable."""
+    return (0 < len(path.encode()) < 256 and not path.startswith("/")
+            and ".." not in path.split("/")
+            and all(ord(c) >= 0x20 and ord(c) != 0x7F for c in path))  # fmt: skip
 
 
 def settings_files(settings: dict[str, str]) -> dict[str, bytes]:

@@ -44,6 +44,10 @@ Output = Send | Silence | Unplug
 
 _DOWNLOAD = re.compile(r"download:([0-9a-fA-F]{8})")
 
+MAX_LOG = 10_000
+"""Commands (and refusals) a session remembers; older ones are dropped, so a client that
+never hangs up cannot grow the simulator without bound."""
+
 BootCallback = Callable[[bytes], None]
 CommandCallback = Callable[[str], None]
 
@@ -51,8 +55,10 @@ CommandCallback = Callable[[str], None]
 class SimulatedBootloader:
     """One fastboot session on a simulated phone; see the module docstring.
 
-    ``booted_images`` holds every image the host booted, in order; ``commands`` every
-    command received (including refused ones) and ``refused`` the ones not allowed.
+    ``booted_images`` holds every image the host booted, in order, unless ``keep_images``
+    is false (a long-running server hands each image to ``on_boot`` and keeps a few
+    itself); ``commands`` the last :data:`MAX_LOG` commands received (including refused
+    ones) and ``refused`` the ones not allowed.
     """
 
     def __init__(
@@ -61,8 +67,10 @@ class SimulatedBootloader:
         *,
         on_boot: BootCallback | None = None,
         on_command: CommandCallback | None = None,
+        keep_images: bool = True,
     ):
         self.model = model
+        self._keep_images = keep_images
         self._on_command = on_command
         self.state: State = "command"
         self.commands: list[str] = []
@@ -91,6 +99,14 @@ class SimulatedBootloader:
             return [Unplug()]
         return self._command(bytes(packet))
 
+    def release(self) -> None:
+        """Forget any downloaded data: the connection ended, nothing can boot it now."""
+        self._chunks = []
+        self._image = None
+        self._received = self._expected = 0
+        if self.state == "data":
+            self.state = "command"
+
     @property
     def downloaded(self) -> bytes | None:
         """The image currently held in RAM (after a complete download)."""
@@ -101,7 +117,7 @@ class SimulatedBootloader:
 
     def _command(self, packet: bytes) -> list[Output]:
         command = packet.decode("utf-8", errors="replace")
-        self.commands.append(command)
+        _log_append(self.commands, command)
         if self._on_command is not None:
             self._on_command(command)
         if len(packet) > 4096 or not packet:
@@ -113,7 +129,7 @@ class SimulatedBootloader:
             return self._download(command, int(match.group(1), 16))
         if command == "boot":
             return self._boot(command)
-        self.refused.append(command)
+        _log_append(self.refused, command)
         return [Send(encode_response("FAIL", b"command not allowed by the fastboop simulator"))]
 
     def _finish(self, behaviour: CommandBehaviour, final: bytes) -> list[Output]:
@@ -192,8 +208,16 @@ class SimulatedBootloader:
             return self._finish(behaviour, encode_response("FAIL", b"no image downloaded"))
         outputs = self._finish(behaviour, encode_response("OKAY"))
         if behaviour.fail is None and not behaviour.silent:
-            self.booted_images.append(image)
+            if self._keep_images:
+                self.booted_images.append(image)
             self.state = "booted"
+            self._image = None  # the booted system owns it now; this session is over
             if self._on_boot is not None:
                 self._on_boot(image)
         return outputs
+
+
+def _log_append(log: list[str], entry: str) -> None:
+    if len(log) >= MAX_LOG:
+        del log[: len(log) - MAX_LOG + 1]
+    log.append(entry)

@@ -9,6 +9,7 @@ The protocol work is done by the sans-I/O cores; this module only owns sockets a
 
 from __future__ import annotations
 
+from collections import OrderedDict, deque
 from typing import TYPE_CHECKING, Final
 
 import anyio
@@ -23,6 +24,9 @@ from fastboop.sim.model import BootloaderModel
 from fastboop.sim.udp_device import DEFAULT_MAX_PACKET_SIZE, UdpDeviceSession
 
 MAX_COMMAND_FRAME: Final = 4096
+KEEP_BOOTS: Final = 3
+KEEP_SESSIONS: Final = 16
+MAX_UDP_PEERS: Final = 16
 DATA_PIECE: Final = 1 << 20
 
 if TYPE_CHECKING:
@@ -41,12 +45,26 @@ _STREAM_ERRORS = (
 
 
 class SimService:
-    """One simulated phone reachable over TCP and/or UDP; see the module docstring."""
+    """One simulated phone reachable over TCP and/or UDP; see the module docstring.
 
-    def __init__(self, model: BootloaderModel, *, on_boot: BootCallback | None = None):
+    A simulator may serve for days, so it keeps little: the last ``keep_boots`` booted
+    images (``booted_images``) and the last ``keep_sessions`` sessions (``sessions``, for
+    their command logs). A session's downloaded data is freed when its connection ends,
+    and UDP sessions, which have no connection, when their peer has been quiet longest
+    among more than :data:`MAX_UDP_PEERS` (issue 10 §6).
+    """
+
+    def __init__(
+        self,
+        model: BootloaderModel,
+        *,
+        on_boot: BootCallback | None = None,
+        keep_boots: int = KEEP_BOOTS,
+        keep_sessions: int = KEEP_SESSIONS,
+    ):
         self.model = model
-        self.sessions: list[SimulatedBootloader] = []
-        self.booted_images: list[bytes] = []
+        self._sessions: deque[SimulatedBootloader] = deque(maxlen=keep_sessions)
+        self._boots: deque[bytes] = deque(maxlen=keep_boots)
         self.endpoints: list[str] = []  # "tcp:HOST:PORT" / "udp:HOST:PORT" once listening
         self._on_boot = on_boot
         # Set by `fastboop sim --usbip` (cli/sim.py run_sim): the USB/IP service and the
@@ -59,20 +77,33 @@ class SimService:
 
         def booted(image: bytes) -> None:
             log.info("boot", image_bytes=len(image))
-            self.booted_images.append(image)
+            self._boots.append(image)
             if self._on_boot is not None:
                 self._on_boot(image)
 
         bootloader = SimulatedBootloader(
-            self.model, on_boot=booted, on_command=lambda c: log.info("command", command=c)
+            self.model,
+            on_boot=booted,
+            on_command=lambda c: log.info("command", command=c),
+            keep_images=False,  # the service keeps the last few itself
         )
-        self.sessions.append(bootloader)
+        self._sessions.append(bootloader)
         return bootloader
 
     @property
+    def sessions(self) -> list[SimulatedBootloader]:
+        """The most recent sessions (live or ended), oldest first."""
+        return list(self._sessions)
+
+    @property
+    def booted_images(self) -> list[bytes]:
+        """The most recently booted images, oldest first."""
+        return list(self._boots)
+
+    @property
     def commands(self) -> list[str]:
-        """Every command received by every session, in order."""
-        return [command for session in self.sessions for command in session.commands]
+        """Every command the kept sessions received, in order."""
+        return [command for session in self._sessions for command in session.commands]
 
     async def serve_tcp(
         self,
@@ -93,11 +124,14 @@ class SimService:
     async def _tcp_connection(self, stream: SocketStream) -> None:
         remote = stream.extra(anyio.abc.SocketAttribute.remote_address)
         peer = f"tcp:{remote[0]}:{remote[1]}"
+        bootloader = self.new_bootloader(peer)
         async with stream:
             try:
-                await _TcpSession(stream, self.new_bootloader(peer)).run()
+                await _TcpSession(stream, bootloader).run()
             except (*_STREAM_ERRORS, FastbootProtocolError) as error:
                 _log.info("connection closed", peer=peer, reason=str(error) or type(error).__name__)
+            finally:
+                bootloader.release()
 
     async def serve_udp(
         self,
@@ -107,8 +141,12 @@ class SimService:
         max_packet_size: int = DEFAULT_MAX_PACKET_SIZE,
         task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Answer fastboot UDP packets until cancelled; one session per host address."""
-        sessions: dict[tuple[str, int], UdpDeviceSession] = {}
+        """Answer fastboot UDP packets until cancelled; one session per host address.
+
+        At most :data:`MAX_UDP_PEERS` sessions live at once; a new peer evicts the one
+        heard from least recently, and its data with it.
+        """
+        sessions: OrderedDict[tuple[str, int], UdpDeviceSession] = OrderedDict()
         async with await anyio.create_udp_socket(local_host=host, local_port=port) as sock:
             bound = int(sock.extra(anyio.abc.SocketAttribute.local_port))
             _log.info("listening", transport="udp", host=host, port=bound, model=self.model.name)
@@ -124,6 +162,11 @@ class SimService:
                         max_packet_size=max_packet_size,
                     )
                     sessions[key] = session
+                    if len(sessions) > MAX_UDP_PEERS:
+                        _, evicted = sessions.popitem(last=False)
+                        evicted.release()
+                else:
+                    sessions.move_to_end(key)
                 reply = session.handle(datagram)
                 if reply is not None:
                     if reply.delay:

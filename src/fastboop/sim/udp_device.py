@@ -49,6 +49,11 @@ class UdpDeviceSession:
         self._partial = b""
         self._unplugged = False
 
+    def release(self) -> None:
+        """Free the session's downloaded data (the server forgets this peer)."""
+        if self.bootloader is not None:
+            self.bootloader.release()
+
     def handle(self, datagram: bytes) -> Reply | None:
         """One datagram in, at most one reply out (``None``: stay silent)."""
         try:
@@ -80,6 +85,7 @@ class UdpDeviceSession:
         except FastbootProtocolError as error:
             return Reply(udp_wire.encode_packet(udp_wire.ID_ERROR, packet.seq, str(error).encode()))
         self.max_packet_size = min(self.max_packet_size, size)
+        self.release()  # a new fastboot session: the old one's data goes
         self.bootloader = self._new_bootloader()
         self._incoming, self._outgoing, self._partial = [], deque(), b""
         self._unplugged = False

@@ -158,3 +158,39 @@ def test_same_answers_from_an_erofs_image(tmp_path: Path, real: tuple[Path, Path
     assert fs.read_file(choice.kernel_path) == vmlinuz.read_bytes()
     assert fs.read_file(find_dtb(fs, DT, kver)) == dtb.read_bytes()
     shutil.rmtree(tree)
+
+
+def test_kernels_across_volumes(tmp_path: Path, real: tuple[Path, Path, str]) -> None:
+    """On a merged tree (a disk's root with its boot volume on /boot): the boot volume's
+    kernel wins over a packaged copy beside the modules, the others are listed, and a
+    missing kernel names what was searched on which volume."""
+    from fastboop.artifact.coalesce import CoalescedFilesystem, Mount
+    from fastboop.rootfs.dirfs import DirectoryFilesystem
+
+    vmlinuz, _, kver = real
+    root, boot = tmp_path / "root", tmp_path / "boot"
+    merged_usr(root)
+    moddir(root, f"/usr/lib/modules/{kver}")
+    put(root, f"/usr/lib/modules/{kver}/vmlinuz", vmlinuz)
+    put(boot, f"/vmlinuz-{kver}", vmlinuz)
+    put(boot, "/vmlinuz-rescue-0123", vmlinuz)
+    mounts = [Mount("/", DirectoryFilesystem(root), "partition 3"),
+              Mount("/boot", DirectoryFilesystem(boot), "partition 2")]  # fmt: skip
+    fs = CoalescedFilesystem(mounts)
+    plain = find_kernel(fs)
+    assert plain.kernel_path == f"/lib/modules/{kver}/vmlinuz"  # §7.2 order
+    first = find_kernel(fs, boot_first=True)
+    assert first.kernel_path == f"/boot/vmlinuz-{kver}" and first.kver == kver
+    assert first.others == (f"/lib/modules/{kver}/vmlinuz",)  # rescue is skipped
+    assert fs.origin(first.kernel_path).origin == "partition 2"
+
+    empty = tmp_path / "empty"
+    moddir(empty, f"/lib/modules/{kver}")
+    (tmp_path / "eboot").mkdir()
+    bare = CoalescedFilesystem([Mount("/", DirectoryFilesystem(empty), "partition 2"),
+                                Mount("/boot", DirectoryFilesystem(tmp_path / "eboot"),
+                                      "partition 1 'pmOS_boot'")])  # fmt: skip
+    with pytest.raises(MissingFileError, match="missing file: kernel image") as error:
+        find_kernel(bare)
+    assert ("/boot/vmlinuz-*, then /boot three levels deep in partition 2 (at /) and "
+            "partition 1 'pmOS_boot' (at /boot)") in str(error.value)

@@ -86,25 +86,33 @@ static void set_num(const char *key, const char *value, bool hex, uint64_t min, 
 }
 
 bool rootfs_kind_valid(const char *name) {
-    static const char *kinds[] = {"erofs", "ext4", "btrfs", "squashfs"};
+    static const char *kinds[] = {"erofs", "ext4", "btrfs", "squashfs", "iso9660"};
     for (unsigned i = 0; i < sizeof kinds / sizeof *kinds; i++)
         if (!strcmp(name, kinds[i])) return true;
     return false;
 }
 
-/* A loop image path is relative to the served root: not absolute, no ".." component, nothing
- * unprintable. */
+/* Loop image paths are relative to the served root: none absolute or empty, no ".."
+ * component, nothing unprintable; at most LOOP_MAX_IMAGES of them, ':'-separated. */
 static bool loop_path_valid(const char *value) {
     size_t len = strlen(value);
-    if (!len || len >= sizeof ((struct stage0_config *)0)->loop || value[0] == '/') return false;
-    for (const char *p = value;;) {
-        const char *end = strchr(p, '/');
-        size_t n = end ? (size_t)(end - p) : strlen(p);
-        if (n == 2 && p[0] == '.' && p[1] == '.') return false;
-        for (size_t i = 0; i < n; i++)
-            if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f) return false;
-        if (!end) return true;
-        p = end + 1;
+    if (!len || len >= sizeof ((struct stage0_config *)0)->loop) return false;
+    unsigned images = 1;
+    bool start = true;
+    for (const char *p = value;; p++) {
+        if (start && (*p == '/' || *p == ':' || !*p)) return false;
+        if (start && p[0] == '.' && p[1] == '.' && (!p[2] || p[2] == '/' || p[2] == ':'))
+            return false;
+        start = false;
+        if (!*p) return true;
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) return false;
+        if (*p == ':') {
+            if (++images > LOOP_MAX_IMAGES) return false;
+            start = true;
+        } else if (*p == '/') {
+            if (p[1] == '/' || p[1] == ':' || !p[1]) return false;
+            if (p[1] == '.' && p[2] == '.' && (!p[3] || p[3] == '/' || p[3] == ':')) return false;
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #define CONFIG_MAX_FIRSTBOOT 8
+#define LOOP_MAX_IMAGES 8                  /* stage0.loop: images stacked at most */
 #define CONFIG_HOST_TIMEOUT_DEFAULT 30u    /* stage0.md §8.2 step 13, §12 */
 #define CONFIG_HOST_TIMEOUT_MAX 86400u     /* a day: anything longer is a typo */
 
@@ -23,7 +24,8 @@ struct stage0_config {
     char subvol[256];
     /* stage0.loop + stage0.loop_rootfs (project addition, live media): the root is an image
      * file inside the served filesystem (Fedora's LiveOS/rootfs.img inside squashfs), loop-
-     * mounted read-only; the path is relative to the served filesystem's root. */
+     * mounted read-only, or a ':'-separated stack of them, top first (Ubuntu's layered
+     * squashfs inside the ISO); paths are relative to the served filesystem's root. */
     char loop[256];
     char loop_rootfs[16];
     char serial[128];  /* default "0001" */

@@ -97,18 +97,33 @@ static int loop_attach(const char *image, char *dev, size_t size) {
     return rc;
 }
 
-/* stage0.loop: the root is an image file inside the served filesystem (live media). */
-static const char *mount_loop_root(const struct stage0_config *cfg) {
+/* stage0.loop: the root is an image inside the served filesystem (live media), or a stack
+ * of them ("top:...:bottom", as overlayfs lowerdir takes them, e.g. Ubuntu's layered
+ * casper squashfs images served inside their ISO). Each is attached read-only and mounted
+ * on /looproot/<n>; returns the lowerdir string. */
+static const char *mount_loop_roots(const struct stage0_config *cfg) {
+    static char lowerdir[LOOP_LOWERDIR_MAX];
     if (!cfg->loop_rootfs[0]) die("stage0.loop is set but stage0.loop_rootfs is not");
-    char image[300], dev[32], data[ROOT_MOUNT_DATA_MAX];
-    snprintf(image, sizeof image, "/lower/%s", cfg->loop);
-    if (loop_attach(image, dev, sizeof dev)) die("loop-attach %s: %s", image, strerror(errno));
+    char images[sizeof cfg->loop];
+    snprintf(images, sizeof images, "%s", cfg->loop);
     mkdir("/looproot", 0755);
-    need(mount_data(cfg->loop_rootfs, "", 0, data, sizeof data) == 0, "loop mount options");
-    if (mount(dev, "/looproot", cfg->loop_rootfs, MS_RDONLY, data[0] ? data : NULL))
-        die("mount %s (%s in %s) on /looproot: %s", dev, cfg->loop, ROOT_DEVICE, strerror(errno));
-    log_info("root image %s (%s) loop-mounted from %s", cfg->loop, cfg->loop_rootfs, dev);
-    return "/looproot";
+    lowerdir[0] = 0;
+    unsigned n = 0;
+    for (char *save = NULL, *path = strtok_r(images, ":", &save); path;
+         path = strtok_r(NULL, ":", &save), n++) {
+        char image[300], dev[32], target[32], data[ROOT_MOUNT_DATA_MAX];
+        snprintf(image, sizeof image, "/lower/%s", path);
+        snprintf(target, sizeof target, "/looproot/%u", n);
+        mkdir(target, 0755);
+        if (loop_attach(image, dev, sizeof dev)) die("loop-attach %s: %s", image, strerror(errno));
+        need(mount_data(cfg->loop_rootfs, "", 0, data, sizeof data) == 0, "loop mount options");
+        if (mount(dev, target, cfg->loop_rootfs, MS_RDONLY, data[0] ? data : NULL))
+            die("mount %s (%s in %s) on %s: %s", dev, path, ROOT_DEVICE, target, strerror(errno));
+        log_info("root image %s (%s) loop-mounted from %s", path, cfg->loop_rootfs, dev);
+        size_t used = strlen(lowerdir);
+        snprintf(lowerdir + used, sizeof lowerdir - used, "%s%s", used ? ":" : "", target);
+    }
+    return lowerdir;
 }
 
 void rootfs_assemble(const struct stage0_config *cfg) {
@@ -125,12 +140,12 @@ void rootfs_assemble(const struct stage0_config *cfg) {
         rc = rc ? rc : mount(ROOT_DEVICE, "/lower", cfg->rootfs, MS_RDONLY, data[0] ? data : NULL);
     }
     need(rc == 0, "mount " ROOT_DEVICE " on /lower");
-    const char *lower = cfg->loop[0] ? mount_loop_root(cfg) : "/lower";
+    const char *lower = cfg->loop[0] ? mount_loop_roots(cfg) : "/lower";
     need(mount("tmpfs", "/upper", "tmpfs", 0, NULL) == 0, "mount tmpfs on /upper");
     need(mkdir("/upper/upper", 0755) == 0 || errno == EEXIST, "mkdir /upper/upper");
     need(mkdir("/upper/work", 0755) == 0 || errno == EEXIST, "mkdir /upper/work");
     if (!filesystem_supported("overlay")) die("overlay is not in /proc/filesystems");
-    char options[64];
+    char options[LOOP_LOWERDIR_MAX + 64];
     snprintf(options, sizeof options, "lowerdir=%s,upperdir=/upper/upper,workdir=/upper/work",
              lower);
     need(mount("overlay", "/newroot", "overlay", 0, options) == 0, "mount overlay on /newroot");

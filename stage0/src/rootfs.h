@@ -9,6 +9,8 @@
 #include <stddef.h>
 
 #define ROOT_MOUNT_DATA_MAX 320
+/* Room for the overlay lowerdir of stage0.loop images: "/looproot/N" each. */
+#define LOOP_LOWERDIR_MAX 256
 
 /* The data string for mounting the served rootfs (§10 step 2): "noload" for ext4; for
  * btrfs "subvol=<stage0.subvol>" and, with btrfs_rescue, "rescue=nologreplay"; empty for

@@ -118,16 +118,21 @@ static void test_live_media_keys(void) {
     config_apply(&c, "stage0.loop_rootfs", "ext4", &seen);
     CHECK(!strcmp(c.loop, "LiveOS/rootfs.img") && !strcmp(c.loop_rootfs, "ext4"));
     static const char *bad[] = {"/LiveOS/rootfs.img", "../etc/shadow", "LiveOS/../../x", "..",
-                                "a/..", "", "bad\nname"};
+                                "a/..", "", "bad\nname", "a:/b", "a::b", "a:", ":a", "a:../b",
+                                "a/", "a//b", "1:2:3:4:5:6:7:8:9"};
     for (unsigned i = 0; i < sizeof bad / sizeof *bad; i++) {
         config_apply(&c, "stage0.loop", bad[i], &seen);
         CHECK(!strcmp(c.loop, "LiveOS/rootfs.img"));
     }
     config_apply(&c, "stage0.loop", "a/..b/.c", &seen);  /* dots inside names are fine */
     CHECK(!strcmp(c.loop, "a/..b/.c"));
+    config_apply(&c, "stage0.loop", "casper/b.squashfs:casper/a.squashfs", &seen);
+    CHECK(!strcmp(c.loop, "casper/b.squashfs:casper/a.squashfs"));
+    config_apply(&c, "stage0.loop", "1:2:3:4:5:6:7:8", &seen);
+    CHECK(!strcmp(c.loop, "1:2:3:4:5:6:7:8"));
     config_apply(&c, "stage0.loop_rootfs", "xfs", &seen);
     CHECK(!strcmp(c.loop_rootfs, "ext4"));
-    CHECK(rootfs_kind_valid("erofs") && !rootfs_kind_valid("iso9660"));
+    CHECK(rootfs_kind_valid("erofs") && rootfs_kind_valid("iso9660") && !rootfs_kind_valid("vfat"));
 }
 
 /* stage0.on_failure (project addition): bootloader by default; anything unknown warns and

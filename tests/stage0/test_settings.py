@@ -171,6 +171,11 @@ def test_live_media_root_settings() -> None:
     assert composed.settings["stage0.loop"] == "LiveOS/rootfs.img"
     assert composed.settings["stage0.loop_rootfs"] == "ext4"
     assert "stage0.loop" not in composed.cmdline
-    for bad in (("/LiveOS/rootfs.img", "ext4"), ("a/../b", "ext4"), ("x.img", "xfs")):
+    layered = compose("iso9660", CmdlineOptions(), HostFacts(),
+                      loop=("casper/minimal.standard.squashfs:casper/minimal.squashfs",
+                            "squashfs"))  # fmt: skip
+    assert layered.settings["stage0.loop"].split(":")[1] == "casper/minimal.squashfs"
+    for bad in (("/LiveOS/rootfs.img", "ext4"), ("a/../b", "ext4"), ("x.img", "xfs"),
+                ("a::b", "squashfs"), ("a/", "ext4"), (":".join("123456789"), "squashfs")):
         with pytest.raises(UsageError, match="bad root image"):
             compose("squashfs", CmdlineOptions(), HostFacts(), loop=bad)

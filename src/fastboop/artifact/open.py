@@ -24,10 +24,11 @@ import msgspec
 
 from fastboop.artifact.coalesce import CoalescedFilesystem, Mount
 from fastboop.artifact.identity import read_identity
+from fastboop.artifact.live import LiveRoot, expand_live_media, live_roles
 from fastboop.artifact.roles import Role, Roles, Subvolumes, choose_roles
 from fastboop.artifact.volumes import VolumeInfo
 from fastboop.blocks import BlockSource, SliceSource
-from fastboop.errors import FastboopError
+from fastboop.errors import FastboopError, UsageError
 from fastboop.rootfs.compressed import compression_of, decompressed
 from fastboop.rootfs.detect import detect_kind, open_filesystem
 from fastboop.rootfs.errors import UnsupportedError
@@ -65,16 +66,28 @@ class Artifact:
         self.fs = fs
         self.layers = layers
         self.root = volumes[roles.root.volume]
+        #: The volume whose bytes the phone is served: the root, except on live media that
+        #: nest the root image (then the image holding it) or stack layers (the ISO).
+        self.served = self.root
         #: What the phone is served: the root filesystem's own bytes (None: a directory).
         self.root_source = sources[roles.root.volume]
         self.subvol = roles.root.subvol
-        #: ``(path, filesystem)`` of a root image inside the served root (live media whose
-        #: squashfs holds ``LiveOS/rootfs.img``): stage0 loop-mounts it. None otherwise.
+        #: ``(paths, filesystem)`` of root images inside the served volume (live media:
+        #: ``LiveOS/rootfs.img`` in squashfs, or Ubuntu's layers): stage0 loop-mounts them.
         self.loop: tuple[str, str] | None = None
+        self.live: dict[str, object] | None = None
+
+    def use_live_root(self, live: LiveRoot, sources: list[BlockSource | None]) -> None:
+        """Serve what the live layout says (:func:`~fastboop.artifact.live.live_roles`)."""
+        self.served = self.volumes[live.served]
+        self.root_source = sources[live.served]
+        self.loop = live.loop
+        self.live = live.description
 
     @property
     def rootfs_kind(self) -> str:
-        return self.root.kind or "unknown"
+        """The filesystem of the served bytes (what ``stage0.rootfs`` names)."""
+        return self.served.kind or "unknown"
 
     @property
     def notes(self) -> tuple[str, ...]:
@@ -105,7 +118,7 @@ class Artifact:
                 "esp": self.role_json(self.roles.esp),
             },
             "notes": list(self.notes),
-        }
+        } | ({"live": self.live} if self.live is not None else {})
 
 
 def open_artifact(
@@ -137,8 +150,18 @@ def open_artifact(
             opened[volume.index] = open_filesystem(source, label=f"{text} ({volume.name})")
         return opened[volume.index]
 
-    roles = choose_roles(volumes, open_fs, arch=arch, root=options.partition,
-                         boot=options.boot_partition)  # fmt: skip
+    live = expand_live_media(text, volumes, sources, opened)
+    live_root = None
+    if live is not None:
+        if options.boot_partition is not None:
+            raise UsageError("--boot-partition does not apply to live media: the kernel "
+                             f"is the ISO's (/{live.layout.kernel_dir})",
+                             hint="name a root image or layer with --partition")  # fmt: skip
+        live_root = live_roles(live, volumes, open_fs, selector=options.partition)
+        roles = live_root.roles
+    else:
+        roles = choose_roles(volumes, open_fs, arch=arch, root=options.partition,
+                             boot=options.boot_partition)  # fmt: skip
     mounts = []
     for role in roles.mounted():
         volume = volumes[role.volume]
@@ -151,8 +174,11 @@ def open_artifact(
     tree: Filesystem = mounts[0].fs
     if len(mounts) > 1:
         tree = CoalescedFilesystem(mounts, label=text)
-    return Artifact(text, volumes=volumes, sources=sources, roles=roles, fs=tree,
-                    layers=tuple(layers))  # fmt: skip
+    artifact = Artifact(text, volumes=volumes, sources=sources, roles=roles, fs=tree,
+                        layers=tuple(layers))  # fmt: skip
+    if live_root is not None:
+        artifact.use_live_root(live_root, sources)
+    return artifact
 
 
 def enumerate_volumes(
@@ -210,8 +236,9 @@ def enumerate_volumes(
 def is_container(source: BlockSource) -> bool:
     """Whether ``source`` wraps other volumes (compressed, sparse, a partition table)
     rather than being one filesystem, or bytes that are neither."""
-    if detect_kind(source) is not None:
-        return False
+    kind = detect_kind(source)
+    if kind is not None:
+        return kind == "iso9660"  # live media: the root is a file inside
     if compression_of(source) is not None:
         return True
     if source.size >= 4 and int.from_bytes(source.read(0, 4), "little") == SPARSE_MAGIC:

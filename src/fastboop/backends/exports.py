@@ -17,11 +17,14 @@ from pathlib import Path
 
 from fastboop.artifact.identity import read_block_size
 from fastboop.artifact.open import Artifact, ArtifactOptions, is_container, open_artifact
-from fastboop.blocks import BlockSource, FileSource
+from fastboop.blocks import BlockSource, FileSource, check_range
 from fastboop.errors import UsageError
 from fastboop.rootfs.detect import detect_kind
 from fastboop.smoo.export import DEFAULT_BLOCK_SIZE, Export
 from fastboop.smoo.protocol import MIN_BLOCK_SIZE
+
+#: Filesystems that may end anywhere in their last block and use all of it.
+PADDED_KINDS = frozenset({"squashfs", "iso9660"})
 
 
 class ServedImage:
@@ -34,11 +37,16 @@ class ServedImage:
                 hint="make one, e.g. mkfs.erofs -zlz4hc rootfs.erofs DIR",
             )
         self._source: BlockSource = artifact.root_source
-        layers = artifact.root.layers
+        served = artifact.served
+        layers = served.layers
         self._identity = artifact.spec if not layers else f"{artifact.spec}#{'/'.join(layers)}"
-        self.block_size = export_block_size(self._source, artifact.root.kind)
-        # A partition may end mid-block; the filesystem inside never uses that tail.
-        self._size = self._source.size - self._source.size % self.block_size
+        self.block_size = export_block_size(self._source, served.kind)
+        tail = self._source.size % self.block_size
+        # A partition may end mid-block; the filesystem inside never uses that tail. A
+        # file-backed image (squashfs made with -nopad, a live root in its ISO) may use
+        # every byte: its last block is completed with zeros instead.
+        pad = tail and served.kind in PADDED_KINDS
+        self._size = self._source.size + (self.block_size - tail if pad else -tail)
 
     @property
     def size(self) -> int:
@@ -53,7 +61,13 @@ class ServedImage:
         return self._source.direct
 
     def read(self, offset: int, length: int) -> bytes:
-        return self._source.read(offset, length)
+        end = self._source.size
+        if offset + length <= end:
+            return self._source.read(offset, length)
+        check_range(self, offset, length)
+        inside = max(0, min(length, end - offset))
+        head = self._source.read(offset, inside) if inside else b""
+        return head + bytes(length - inside)
 
     def close(self) -> None:
         """Nothing to release: the rootfs sources close with the process."""

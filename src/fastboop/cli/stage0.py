@@ -59,7 +59,7 @@ def register(subparsers: Any) -> None:
     m = p.add_argument_group("kernel and modules")
     m.add_argument("--require-module", action="append", default=[], metavar="NAME",
                    help="also include this module and its dependencies (repeatable)")  # fmt: skip
-    m.add_argument("--rootfs-type", choices=["erofs", "ext4", "btrfs", "squashfs"],
+    m.add_argument("--rootfs-type", choices=["erofs", "ext4", "btrfs", "squashfs", "iso9660"],
                    help="filesystem the device mounts (default: the root's)")  # fmt: skip
     m.add_argument("--ostree", metavar="auto|PATH",
                    help="boot an OSTree deployment: 'auto' (newest boot entry) or its "

@@ -28,7 +28,8 @@ from fastboop.stage0.modindex import (
 )
 
 BASE_MODULES = ("configfs", "libcomposite", "usb_f_fs", "nbd", "overlay")
-ROOTFS_MODULES = {"erofs": "erofs", "ext4": "ext4", "btrfs": "btrfs", "squashfs": "squashfs"}
+ROOTFS_MODULES = {"erofs": "erofs", "ext4": "ext4", "btrfs": "btrfs", "squashfs": "squashfs",
+                  "iso9660": "isofs"}  # fmt: skip
 #: Deepest chain of softdeps-of-softdeps followed; real trees need 3 or 4.
 MAX_SOFTDEP_DEPTH = 64
 

@@ -40,7 +40,9 @@ DEFAULT_MAX_IO = 1048576
 #: for anything else): PID1's wait for the host to finish the smoo handshake (§8.2 step 13).
 HOST_TIMEOUT_DEFAULT_S = 30
 HOST_TIMEOUT_MAX_S = 86400
-ROOTFS_KINDS = ("erofs", "ext4", "btrfs", "squashfs")
+ROOTFS_KINDS = ("erofs", "ext4", "btrfs", "squashfs", "iso9660")
+#: ``stage0.loop`` images stacked at most (config.c's LOOP_MAX_IMAGES).
+LOOP_MAX_IMAGES = 8
 #: ``stage0.on_failure`` values, as stage0's config.c accepts them; the default is the first.
 FAILURE_ACTIONS = ("bootloader", "restart", "panic")
 
@@ -170,9 +172,10 @@ def compose(
 
     ``subvol`` (a btrfs root inside a subvolume, e.g. Fedora's ``root``) is written as
     ``stage0.subvol`` together with ``stage0.rootfs``, last: both describe the served
-    bytes, which the artifact decides, not a cmdline token. So is ``loop``, ``(path,
-    filesystem)`` of a root image inside the served filesystem (Fedora's older live media:
-    ``LiveOS/rootfs.img``, ext4, inside squashfs), as ``stage0.loop``/``stage0.loop_rootfs``.
+    bytes, which the artifact decides, not a cmdline token. So is ``loop``, ``(paths,
+    filesystem)`` of the root image inside the served filesystem (Fedora's older live media:
+    ``LiveOS/rootfs.img``, ext4, inside squashfs), or of a ``:``-separated stack of them, top
+    first (Ubuntu's layered squashfs in the served ISO), as ``stage0.loop``/``loop_rootfs``.
     """
     if rootfs_kind not in ROOTFS_KINDS:
         raise UsageError(f"stage0.rootfs must be one of {', '.join(ROOTFS_KINDS)}, "
@@ -226,11 +229,14 @@ def _valid_subvol(subvol: str) -> bool:
                                                   for c in subvol)  # fmt: skip
 
 
-def _valid_loop_path(path: str) -> bool:
-    """What stage0's config.c accepts for ``stage0.loop``: relative, no ``..``, printable."""
-    return (0 < len(path.encode()) < 256 and not path.startswith("/")
-            and ".." not in path.split("/")
-            and all(ord(c) >= 0x20 and ord(c) != 0x7F for c in path))  # fmt: skip
+def _valid_loop_path(paths: str) -> bool:
+    """What stage0's config.c accepts for ``stage0.loop``: up to 8 ``:``-separated relative
+    paths, no empty or ``..`` components, printable."""
+    images = paths.split(":")
+    return (0 < len(paths.encode()) < 256 and len(images) <= LOOP_MAX_IMAGES
+            and all(image and all(part not in ("", "..") for part in image.split("/"))
+                    for image in images)
+            and all(ord(c) >= 0x20 and ord(c) != 0x7F for c in paths))  # fmt: skip
 
 
 def settings_files(settings: dict[str, str]) -> dict[str, bytes]:

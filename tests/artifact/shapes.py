@@ -5,12 +5,14 @@ same kernel (Debian's arm64 ``vmlinuz``, an EFI-stub Image), Debian's sdm845 DTB
 subset of its modules (gadget, USB controller/PHY, nbd, overlay, ext4, btrfs), laid out
 and compressed the way the distribution does:
 
-- ``pmos-mbr-fat``: MBR; ``pmOS_boot`` FAT32 (vmlinuz, initramfs, dtbs/), ``pmOS_root``
+- ``pmos-mbr-fat``: MBR; ``pmOS_boot`` FAT32 (vmlinuz, initramfs and initramfs-extra of
+  incompressible bytes as pmOS's compressed cpios are, dtbs/), ``pmOS_root``
   ext4; Android-sparse, then xz. Labels are the only role markers.
 - ``pmos-gpt-ext2``: GPT (generic Linux types); ext2 boot; ``.ko.zst`` modules; the
-  root's fstab names both by UUID; sparse, then xz.
+  root's fstab names both by UUID; sparse, then ``xz --block-size=4MiB``.
 - ``pmos-mbr-ext2``: what ``pmbootstrap install`` leaves: an uncompressed raw disk.
-- ``fedora``: ``raw.xz`` with GPT: ESP, ext4 ``/boot`` (``vmlinuz-<kver>``,
+- ``fedora``: ``raw.xz`` with GPT: ESP, ext4 ``/boot`` (``vmlinuz-<kver>``, a 16 MiB
+  incompressible ``initramfs-<kver>.img``,
   ``dtb-<kver>/`` and the ``dtb`` link, BLS entry), btrfs root (label ``fedora``) with
   subvolumes ``root`` and ``home``, merged ``/usr``, ``.ko.xz`` modules and a
   ``vmlinuz`` beside them, ``/etc/fstab`` by UUID with ``subvol=root``; ``xz
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -118,6 +121,11 @@ def system_tree(dest: Path, *, usr_merged: bool, compress: str | None, os_id: st
     return kver
 
 
+def _packed(seed: str, size: int) -> bytes:
+    """Incompressible bytes standing in for an already-compressed file (an initramfs)."""
+    return random.Random(seed).randbytes(size)
+
+
 def _dtbs(dest: Path) -> None:
     src, kver = debian_kernel("arm64")
     for name in SDM845_DTBS:
@@ -136,7 +144,9 @@ def pmos(work: Path, *, scheme: str, boot_fs: str, packed: bool) -> Path:
     system_tree(root, usr_merged=False, compress=".ko.zst" if scheme == "gpt" else None,
                 os_id="postmarketos")  # fmt: skip
     _link(_vmlinuz(), boot / "vmlinuz")
-    _put(boot, "initramfs", b"pmOS initramfs placeholder\n")
+    # Compressed cpios, as pmOS ships them: incompressible, and never read by fastboop.
+    _put(boot, "initramfs", _packed("initramfs", 6 << 20))
+    _put(boot, "initramfs-extra", _packed("initramfs-extra", 12 << 20))
     _dtbs(boot / "dtbs")
     if scheme == "gpt":
         _put(root, "etc/fstab", f"UUID={ROOT_UUID}\t/\text4\tdefaults\t0 0\n"
@@ -161,7 +171,10 @@ def pmos(work: Path, *, scheme: str, boot_fs: str, packed: bool) -> Path:
     if not packed:
         return disk
     sparse = imaging.android_sparse(disk, work / f"{name}.simg")
-    return imaging.xz(sparse, work / f"{name}-oneplus-fajita.img.xz")
+    # xz -T0 alone on the MBR variant (blocks as many threads make them), explicit
+    # --block-size on the GPT one (several blocks on any machine).
+    block_size = 4 << 20 if scheme == "gpt" else None
+    return imaging.xz(sparse, work / f"{name}-oneplus-fajita.img.xz", block_size=block_size)
 
 
 def fedora(work: Path) -> Path:
@@ -178,7 +191,7 @@ def fedora(work: Path) -> Path:
     src, _ = debian_kernel("arm64")
     _link(_vmlinuz(), boot / f"vmlinuz-{kver}")
     _link(src / f"boot/config-{kver}", boot / f"config-{kver}")
-    _put(boot, f"initramfs-{kver}.img", b"dracut initramfs placeholder\n")
+    _put(boot, f"initramfs-{kver}.img", _packed("dracut", 16 << 20))  # zstd'ed cpio
     _dtbs(boot / f"dtb-{kver}")
     os.symlink(f"dtb-{kver}", boot / "dtb")
     _put(boot, f"loader/entries/fedora-{kver}.conf", f"title Fedora\nversion {kver}\n"

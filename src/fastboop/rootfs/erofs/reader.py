@@ -7,6 +7,7 @@ directories are cached (bounded) because discovery looks up the same directories
 
 from __future__ import annotations
 
+import io
 import stat as statmod
 from collections import OrderedDict
 from collections.abc import Callable
@@ -36,6 +37,10 @@ DEFAULT_MAX_FILE_SIZE = 1 << 30
 CHUNK_FORMAT_BLKBITS_MASK = 0x1F
 CHUNK_FORMAT_INDEXES = 0x20
 _CACHE_SIZE = 4096
+#: LZ4 cannot expand a byte into more than 255 (a match length byte adds at most 255):
+#: an extent claiming more than that per compressed byte is corrupt, and is refused
+#: before anything of its size is allocated.
+LZ4_MAX_RATIO = 255
 RUN_BLOCKS = 1024  # at most this many blocks (4 MiB at 4 KiB) per coalesced data read
 
 K = TypeVar("K")
@@ -74,6 +79,35 @@ def _contiguous_runs(extents: list[zmap.Extent]) -> list[list[zmap.Extent]]:
             size = extent.pblocks if extent.inline_at < 0 else RUN_BLOCKS
         end = extent.pblk + extent.pblocks if extent.inline_at < 0 else -1
     return runs
+
+
+class FileAssembly:
+    """The bytes of one file, assembled in place.
+
+    An :class:`io.BytesIO` extended to the file's size up front (zero-filled, so holes
+    cost nothing more) is written piece by piece, and ``getvalue()`` hands its buffer over
+    without a copy. Joining a list of pieces would hold every piece *and* the result: a
+    33 MB kernel would peak at 66 MB.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._buffer = io.BytesIO()
+        if size:
+            self._buffer.seek(size - 1)
+            self._buffer.write(b"\0")
+            self._buffer.seek(0)
+
+    def write(self, data: bytes) -> None:
+        if self._buffer.tell() + len(data) > self.size:
+            raise CorruptImageError("erofs: file data longer than the inode says")
+        self._buffer.write(data)
+
+    def skip(self, length: int) -> None:
+        self._buffer.seek(length, io.SEEK_CUR)
+
+    def value(self) -> bytes:
+        return self._buffer.getvalue()
 
 
 class ErofsFilesystem(Filesystem):
@@ -136,6 +170,13 @@ class ErofsFilesystem(Filesystem):
         """All data of ``inode`` (file content, directory blocks or symlink target)."""
         self._check_size(inode)
         layout = inode.layout
+        if layout in (DataLayout.FLAT_PLAIN, DataLayout.FLAT_INLINE) and (
+            inode.size > self.source.size
+        ):  # (chunked files may have holes; compressed ones expand: bounded by their index)
+            raise CorruptImageError(
+                f"erofs: nid {inode.nid} claims {inode.size} bytes stored as they are, "
+                f"more than the whole image ({self.source.size} bytes)"
+            )
         if layout is DataLayout.FLAT_PLAIN:
             return self._read(inode.raw_u * self.block_size, inode.size) if inode.size else b""
         if layout is DataLayout.FLAT_INLINE:
@@ -148,12 +189,16 @@ class ErofsFilesystem(Filesystem):
         bs = self.block_size
         tail = inode.size % bs
         full = inode.size - tail
-        head = self._read(inode.raw_u * bs, full) if full else b""
         if not tail:
-            return head
+            return self._read(inode.raw_u * bs, full) if full else b""
         if inode.header_end % bs + tail > bs:
             raise CorruptImageError(f"erofs: inline data crosses a block at nid {inode.nid}")
-        return head + self._read(inode.header_end, tail)
+        if not full:
+            return self._read(inode.header_end, tail)
+        out = FileAssembly(inode.size)
+        out.write(self._read(inode.raw_u * bs, full))
+        out.write(self._read(inode.header_end, tail))
+        return out.value()
 
     def _read_chunked(self, inode: Inode) -> bytes:
         bs = self.block_size
@@ -167,7 +212,7 @@ class ErofsFilesystem(Filesystem):
         unit = 8 if indexes else 4
         start = -(-inode.header_end // unit) * unit
         table = self._read(start, count * unit)
-        parts = []
+        out = FileAssembly(inode.size)
         for i in range(count):
             length = min(chunk, inode.size - i * chunk)
             if indexes:
@@ -178,10 +223,10 @@ class ErofsFilesystem(Filesystem):
             else:
                 blkaddr = int.from_bytes(table[i * 4 : i * 4 + 4], "little")
             if blkaddr == NULL_ADDR:
-                parts.append(bytes(length))
+                out.skip(length)  # a hole: the assembly is zero-filled
             else:
-                parts.append(self._read(blkaddr * bs, length))
-        return b"".join(parts)
+                out.write(self._read(blkaddr * bs, length))
+        return out.value()
 
     def _read_compressed(self, inode: Inode) -> bytes:
         if not inode.size:
@@ -194,8 +239,9 @@ class ErofsFilesystem(Filesystem):
         istart, ilen = zmap.index_region(inode, header)
         index = self._read(istart, min(ilen, max(self.source.size - istart, 0)))
         cindex = zmap.ClusterIndex(inode, header, self.sb, index)
-        out = []
-        for run in _contiguous_runs(zmap.file_extents(cindex)):
+        runs = _contiguous_runs(zmap.file_extents(cindex))  # may refuse: before allocating
+        out = FileAssembly(inode.size)
+        for run in runs:
             first = run[0]
             if first.inline_at >= 0:
                 if first.inline_at % bs + first.inline_size > bs:
@@ -209,14 +255,19 @@ class ErofsFilesystem(Filesystem):
                 raw = blob[pos : pos + size]
                 pos += size
                 if extent.compressed:
-                    out.append(self._decompress(raw, extent, inode))
+                    out.write(self._decompress(raw, extent, inode))
                 else:
                     if extent.length > len(raw):
                         raise CorruptImageError(f"erofs: plain extent too long at nid {inode.nid}")
-                    out.append(raw[: extent.length])
-        return b"".join(out)
+                    out.write(raw[: extent.length])
+        return out.value()
 
     def _decompress(self, raw: bytes, extent: zmap.Extent, inode: Inode) -> bytes:
+        if extent.length > len(raw) * LZ4_MAX_RATIO:
+            raise CorruptImageError(
+                f"erofs: {len(raw)} compressed bytes cannot hold the {extent.length} of the "
+                f"extent at logical offset {extent.logical}, nid {inode.nid}"
+            )
         if self.sb.zero_padding:
             raw = raw.lstrip(b"\0")
             if not raw:

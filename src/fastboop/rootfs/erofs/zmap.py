@@ -63,12 +63,11 @@ class Extent(msgspec.Struct, frozen=True):
     inline_size: int = 0
 
 
-class _Lcluster(msgspec.Struct):
-    type: int
-    clusterofs: int = 0
-    delta0: int = 0
-    pblk: int = 0
-    compressedlcs: int = 0
+#: One decoded lcluster: (type, clusterofs, delta0, pblk, compressedlcs). For NONHEAD
+#: entries clusterofs is the lcluster size; pblk is only meaningful for HEAD/PLAIN.
+#: Plain tuples: a 33 MB kernel has ~8,000 of them, decoded a pack at a time.
+Lcluster = tuple[int, int, int, int, int]
+_BAD_DELTA = -1  # a big-pcluster walk met a NONHEAD delta <= 1: corrupt when loaded
 
 
 def align8(value: int) -> int:
@@ -138,10 +137,9 @@ class ClusterIndex:
         self.totalidx = -(-inode.size // (1 << header.lclusterbits))
         self.start, _ = index_region(inode, header)
         self.big_pcluster = bool(header.advise & ADVISE_BIG_PCLUSTER_1)
-        # Decoded compact packs by byte position: a HEAD entry walks back through its
-        # pack, so without this every entry of a pack is re-decoded up to ``vcnt`` times
-        # (a 33 MB kernel has ~8,000 entries: this was the reader's main CPU cost).
-        self._packs: dict[int, tuple[tuple[int, int], ...]] = {}
+        # Decoded compact packs by byte position: every lcluster of a pack is decoded
+        # in one pass (a HEAD's block address depends on the entries before it).
+        self._packs: dict[int, list[Lcluster]] = {}
         if inode.layout is DataLayout.COMPRESSED_COMPACT:
             if self.big_pcluster != bool(header.advise & ADVISE_BIG_PCLUSTER_2):
                 raise CorruptImageError(
@@ -170,31 +168,61 @@ class ClusterIndex:
             raise CorruptImageError(f"erofs: cluster index out of range at nid {self.inode.nid}")
         return self.index[rel : rel + n]
 
-    def load(self, lcn: int) -> _Lcluster:
+    def load(self, lcn: int) -> Lcluster:
         if not 0 <= lcn < self.totalidx:
             raise CorruptImageError(f"erofs: lcluster {lcn} out of range, nid {self.inode.nid}")
         if self.inode.layout is DataLayout.COMPRESSED_FULL:
             return self._load_legacy(lcn)
-        return self._load_compact(lcn)
+        pos, shift = self._compact_pos(lcn)
+        vcnt = 2 if shift == 2 else 16
+        packsize = vcnt << shift
+        base = pos - pos % packsize
+        return self.checked(self._pack(base, vcnt, packsize)[(pos - base) >> shift])
 
-    def _load_legacy(self, lcn: int) -> _Lcluster:
+    def lclusters(self) -> list[Lcluster]:
+        """Every lcluster of the file in order: compact packs are decoded whole and
+        sliced, which is what makes a whole-file walk cheap. Entries that :meth:`load`
+        would refuse (HEAD2, a bad big-pcluster delta) are left in; callers check
+        ``type == 3`` / ``pblk == _BAD_DELTA`` on the ones they use, via :func:`checked`."""
+        if self.inode.layout is DataLayout.COMPRESSED_FULL:
+            return [self._load_legacy(lcn) for lcn in range(self.totalidx)]
+        out: list[Lcluster] = []
+        lcn = 0
+        while lcn < self.totalidx:
+            pos, shift = self._compact_pos(lcn)
+            vcnt = 2 if shift == 2 else 16
+            packsize = vcnt << shift
+            base = pos - pos % packsize
+            first = (pos - base) >> shift
+            take = min(vcnt - first, self.totalidx - lcn)
+            out += self._pack(base, vcnt, packsize)[first : first + take]
+            lcn += take
+        return out
+
+    def checked(self, entry: Lcluster) -> Lcluster:
+        if entry[0] == 3:
+            raise UnsupportedError(f"erofs: lcluster type 3 (HEAD2) at nid {self.inode.nid}")
+        if entry[3] == _BAD_DELTA:
+            raise CorruptImageError(f"erofs: bad big pcluster delta, nid {self.inode.nid}")
+        return entry
+
+    def _load_legacy(self, lcn: int) -> Lcluster:
         pos = self.start + lcn * LEGACY_INDEX_SIZE
         advise = self._u16(pos)
         ctype = advise & 3
+        lcs = 1 << self.lclusterbits
         if ctype == TYPE_NONHEAD:
             delta0 = self._u16(pos + 4)
             if delta0 & D0_CBLKCNT:
                 if not self.big_pcluster:
                     raise CorruptImageError(f"erofs: stray CBLKCNT at nid {self.inode.nid}")
-                return _Lcluster(
-                    TYPE_NONHEAD, 1 << self.lclusterbits, 1, compressedlcs=delta0 & ~D0_CBLKCNT
-                )
-            return _Lcluster(TYPE_NONHEAD, 1 << self.lclusterbits, delta0)
+                return (TYPE_NONHEAD, lcs, 1, 0, delta0 & ~D0_CBLKCNT)
+            return (TYPE_NONHEAD, lcs, delta0, 0, 0)
         if ctype in (TYPE_PLAIN, TYPE_HEAD):
             clusterofs = self._u16(pos + 2)
-            if clusterofs >= 1 << self.lclusterbits:
+            if clusterofs >= lcs:
                 raise CorruptImageError(f"erofs: bad clusterofs at nid {self.inode.nid}")
-            return _Lcluster(ctype, clusterofs, 0, pblk=self._u32(pos + 4))
+            return (ctype, clusterofs, 0, self._u32(pos + 4), 0)
         raise UnsupportedError(f"erofs: lcluster type {ctype} (HEAD2) at nid {self.inode.nid}")
 
     def _compact_pos(self, lcn: int) -> tuple[int, int]:
@@ -213,10 +241,6 @@ class ClusterIndex:
                 shift = 2
         return pos + (lcn << shift), shift
 
-    def _load_compact(self, lcn: int) -> _Lcluster:
-        pos, shift = self._compact_pos(lcn)
-        return self._unpack(shift, pos)
-
     def next_pack_offset(self, lcn: int) -> int:
         """Byte offset just after the index pack holding ``lcn``: where ztailpacking
         stores the inline tail pcluster (the kernel's ``nextpackoff``)."""
@@ -226,65 +250,69 @@ class ClusterIndex:
         packsize = (2 if shift == 2 else 16) << shift
         return pos - pos % packsize + packsize
 
-    def _pack(self, base: int, vcnt: int, packsize: int) -> tuple[tuple[int, int], ...]:
-        """The (lo, type) of every entry of the pack at ``base``, decoded once."""
-        entries = self._packs.get(base)
-        if entries is None:
-            bits = int.from_bytes(self._bytes(base, packsize - 4), "little")
-            encodebits = (packsize - 4) * 8 // vcnt
-            lomask = (1 << self.lclusterbits) - 1
-            entries = tuple(
-                ((v := bits >> (encodebits * i)) & lomask, (v >> self.lclusterbits) & 3)
-                for i in range(vcnt)
-            )
-            self._packs[base] = entries
-        return entries
+    def _pack(self, base: int, vcnt: int, packsize: int) -> list[Lcluster]:
+        """Every lcluster of the compact pack at ``base``, decoded once.
 
-    def _unpack(self, shift: int, pos: int) -> _Lcluster:
-        vcnt = 2 if shift == 2 else 16
-        packsize = vcnt << shift
-        base = pos - pos % packsize
-        i = (pos - base) >> shift
-        pack = self._pack(base, vcnt, packsize)
-        lo, ctype = pack[i]
-        lcs = 1 << self.lclusterbits
-        if ctype == TYPE_NONHEAD:
-            if lo & D0_CBLKCNT and self.big_pcluster:
-                return _Lcluster(TYPE_NONHEAD, lcs, 1, compressedlcs=lo & ~D0_CBLKCNT)
-            if i + 1 != vcnt:
-                return _Lcluster(TYPE_NONHEAD, lcs, lo)
-            # The last entry of a pack stores delta[1]; derive delta[0] from the previous.
-            plo, ptype = pack[i - 1]
-            if ptype != TYPE_NONHEAD:
-                plo = 0
-            elif plo & D0_CBLKCNT and self.big_pcluster:
-                plo = 1
-            return _Lcluster(TYPE_NONHEAD, lcs, plo + 1)
-        if ctype == 3:
-            raise UnsupportedError(f"erofs: lcluster type 3 (HEAD2) at nid {self.inode.nid}")
-        nblk = 0 if self.big_pcluster else 1
-        while i > 0:
-            i -= 1
-            plo, ptype = pack[i]
-            if self.big_pcluster:
-                if ptype == TYPE_NONHEAD:
-                    if plo & D0_CBLKCNT:
-                        i -= 1
-                        nblk += plo & ~D0_CBLKCNT
-                        continue
-                    if plo <= 1:
-                        raise CorruptImageError(
-                            f"erofs: bad big pcluster delta, nid {self.inode.nid}"
-                        )
-                    i -= plo - 2
-                    continue
-                nblk += 1
+        A HEAD's block address is the pack's base address plus the blocks of the
+        extents before it in the pack, which the kernel (``unpack_compacted_index``)
+        finds by walking back from the entry, jumping over NONHEAD runs by their
+        deltas. ``walk[c]`` is what that walk adds up when it starts at entry ``c``;
+        each value only needs smaller ones, so one forward pass gives all of them, with
+        exactly the kernel's arithmetic on corrupt deltas too.
+        """
+        cached = self._packs.get(base)
+        if cached is not None:
+            return cached
+        bits = int.from_bytes(self._bytes(base, packsize - 4), "little")
+        blkaddr = self._u32(base + packsize - 4)
+        encodebits = (packsize - 4) * 8 // vcnt
+        lbits = self.lclusterbits
+        lomask = (1 << lbits) - 1
+        los = [(bits >> (encodebits * i)) & lomask for i in range(vcnt)]
+        types = [(bits >> (encodebits * i + lbits)) & 3 for i in range(vcnt)]
+        big = self.big_pcluster
+        walk = [0] * vcnt
+        for c in range(1, vcnt):
+            e = c - 1
+            lo = los[e]
+            if types[e] != TYPE_NONHEAD:
+                prior = walk[e] if e > 0 else 0
+                walk[c] = _BAD_DELTA if prior == _BAD_DELTA else prior + 1
+            elif not big:
+                k = e - lo
+                prior = walk[k] if k > 0 else 0
+                walk[c] = prior + 1 if k >= 0 else 0
+            elif lo & D0_CBLKCNT:
+                prior = walk[e - 1] if e > 1 else 0
+                walk[c] = _BAD_DELTA if prior == _BAD_DELTA else prior + (lo & ~D0_CBLKCNT)
+            elif lo <= 1:
+                walk[c] = _BAD_DELTA
             else:
-                if ptype == TYPE_NONHEAD:
-                    i -= plo
-                if i >= 0:
-                    nblk += 1
-        return _Lcluster(ctype, lo, 0, pblk=self._u32(base + packsize - 4) + nblk)
+                k = e - (lo - 2)
+                walk[c] = walk[k] if k > 0 else 0
+        lcs = 1 << lbits
+        first = 0 if big else 1
+        entries: list[Lcluster] = []
+        for i in range(vcnt):
+            lo, ctype = los[i], types[i]
+            if ctype == TYPE_NONHEAD:
+                if lo & D0_CBLKCNT and big:
+                    entries.append((TYPE_NONHEAD, lcs, 1, 0, lo & ~D0_CBLKCNT))
+                elif i + 1 != vcnt:
+                    entries.append((TYPE_NONHEAD, lcs, lo, 0, 0))
+                else:  # the last entry of a pack stores delta[1]: delta[0] from the one before
+                    plo, ptype = los[i - 1], types[i - 1]
+                    if ptype != TYPE_NONHEAD:
+                        plo = 0
+                    elif plo & D0_CBLKCNT and big:
+                        plo = 1
+                    entries.append((TYPE_NONHEAD, lcs, plo + 1, 0, 0))
+            else:
+                nblk = walk[i]
+                pblk = _BAD_DELTA if nblk == _BAD_DELTA else blkaddr + first + nblk
+                entries.append((ctype, lo, 0, pblk, 0))
+        self._packs[base] = entries
+        return entries
 
 
 def file_extents(cindex: ClusterIndex) -> list[Extent]:
@@ -292,26 +320,28 @@ def file_extents(cindex: ClusterIndex) -> list[Extent]:
     inode = cindex.inode
     lcs = 1 << cindex.lclusterbits
     tail_lcn = (inode.size - 1) // lcs
-    heads: list[tuple[int, _Lcluster, int]] = []
-    for lcn in range(cindex.totalidx):
-        m = cindex.load(lcn)
-        if m.type == TYPE_NONHEAD:
+    heads: list[tuple[int, Lcluster, int]] = []
+    entries = cindex.lclusters()
+    big = cindex.big_pcluster
+    for lcn, m in enumerate(entries):
+        if m[0] == TYPE_NONHEAD:
             continue
-        logical = lcn * lcs + m.clusterofs
+        m = cindex.checked(m)
+        logical = lcn * lcs + m[1]
         if logical >= inode.size:
             break
         pblocks = 1
         if (
-            m.type == TYPE_HEAD
-            and cindex.big_pcluster
+            big
+            and m[0] == TYPE_HEAD
             and lcn + 1 < cindex.totalidx
             and not (cindex.header.tail_inline and lcn == tail_lcn)
         ):
-            nxt = cindex.load(lcn + 1)
-            if nxt.type == TYPE_NONHEAD:
-                if not nxt.compressedlcs:
+            nxt = cindex.checked(entries[lcn + 1])
+            if nxt[0] == TYPE_NONHEAD:
+                if not nxt[4]:
                     raise CorruptImageError(f"erofs: missing CBLKCNT at nid {inode.nid}")
-                pblocks = nxt.compressedlcs
+                pblocks = nxt[4]
         heads.append((logical, m, pblocks))
     if not heads or heads[0][0] != 0:
         raise CorruptImageError(
@@ -322,7 +352,7 @@ def file_extents(cindex: ClusterIndex) -> list[Extent]:
         end = heads[idx + 1][0] if idx + 1 < len(heads) else inode.size
         if end <= logical:
             raise CorruptImageError(f"erofs: overlapping extents at nid {inode.nid}")
-        extents.append(Extent(logical, end - logical, m.pblk, pblocks, m.type == TYPE_HEAD))
+        extents.append(Extent(logical, end - logical, m[3], pblocks, m[0] == TYPE_HEAD))
     if cindex.header.tail_inline:
         # The extent holding the last byte keeps its pcluster inline, after the index.
         last = extents[-1]

@@ -1,15 +1,18 @@
 """``fastboop demo``: boot a simulated phone end to end, then replay the session.
 
-The first run downloads Debian's arm64 kernel package (about 60 MB) and builds a small
-EROFS rootfs from it, cached under $XDG_CACHE_HOME/fastboop. Then, against a simulated
-OnePlus 6T: detect, probe with the device profile's getvar checks, build the stage0
-initramfs and boot image, `fastboot download` + `boot`, serve the rootfs over smoo until
-the phone has read all of it, write the journal, and replay it offline.
+The first run downloads Debian's arm64 kernel package (about 70 MB, over HTTPS: no
+apt needed) and builds a small EROFS rootfs from it, cached under
+$XDG_CACHE_HOME/fastboop (mkfs.erofs packs it when installed, fastboop's own writer
+otherwise). Then, against a simulated OnePlus 6T: detect, probe with the device
+profile's getvar checks, build the stage0 initramfs and boot image, `fastboot download`
++ `boot`, serve the rootfs over smoo until the phone has read all of it, write the
+journal, and replay it offline.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from functools import partial
 from pathlib import Path
@@ -64,6 +67,11 @@ def register(sub: Any) -> None:
         "upload and serving the way a real phone shows them (default: as fast as possible)",
     )  # fmt: skip
     parser.add_argument(
+        "--debian-mirror", metavar="URL",
+        help="where to fetch Debian's kernel package from (default: $FASTBOOP_DEBIAN_MIRROR "
+        "or https://deb.debian.org/debian); no apt needed",
+    )  # fmt: skip
+    parser.add_argument(
         "--boot-delay", type=float, default=0.05, metavar="SECONDS",
         help="how long the simulated phone takes from `fastboot boot` to stage0's gadget "
         "(default 0.05; real phones take 5-15)",
@@ -90,9 +98,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--boot-delay takes a number of seconds, 0 or more")
     display = display_for(args)
     try:
+        if args.debian_mirror:
+            os.environ["FASTBOOP_DEBIAN_MIRROR"] = args.debian_mirror
         if args.rootfs is None:
             display.note("preparing the demo rootfs (cached after the first run)")
-        rootfs = args.rootfs or demo_rootfs()
+        rootfs = args.rootfs or demo_rootfs(progress=display.progress)
         journal = journal_path_from(args, "demo")
         result = anyio.run(
             partial(

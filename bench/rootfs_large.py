@@ -46,7 +46,7 @@ from fastboop.bootimg.kernel import prepare_kernel  # noqa: E402
 from fastboop.rootfs.detect import open_filesystem  # noqa: E402
 from fastboop.rootfs.fs import Filesystem, Node  # noqa: E402
 from fastboop.rootfs.http import HttpSource  # noqa: E402
-from fastboop.rootfs.open import unwrap  # noqa: E402
+from fastboop.rootfs.open import volumes_of  # noqa: E402
 from fastboop.stage0.build import Stage0Result, build_stage0  # noqa: E402
 
 DT = "qcom/sdm845-oneplus-fajita"
@@ -139,8 +139,8 @@ def synthesize(make_source: Callable[[], BlockSource], pid1: bytes) -> Run:
     """Open the rootfs the way ``open_rootfs`` does and build stage0; time both."""
     start, cpu = time.perf_counter(), time.process_time()
     counter = CountingSource(make_source())
-    source, _layers = unwrap(counter, label="bench")
-    fs = open_filesystem(source, label="bench")
+    (volume,) = volumes_of(counter, label="bench")  # a plain image: one volume
+    fs = open_filesystem(volume.source, label="bench")
     attribution = Attribution(fs, counter)
     result = build_stage0(fs, pid1=pid1, devicetree_name=DT)
     wall = time.perf_counter() - start

@@ -12,13 +12,13 @@ from typing import Any
 import msgspec
 import pytest
 
-from fastboop.artifact.identity import FsIdentity
 from fastboop.artifact.roles import choose_roles
 from fastboop.artifact.volumes import ESP_TYPE, XBOOTLDR_TYPE, VolumeInfo
 from fastboop.errors import UsageError
 from fastboop.rootfs.dirfs import DirectoryFilesystem
 from fastboop.rootfs.errors import NotFoundError
 from fastboop.rootfs.fs import Filesystem
+from fastboop.rootfs.fsid import FsIdentity
 from fastboop.rootfs.partitions import Partition
 from fastboop.rootfs.subtree import SubtreeFilesystem
 

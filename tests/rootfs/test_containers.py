@@ -14,10 +14,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from fastboop.blocks import BytesSource, FileSource
-from fastboop.errors import UsageError
-from fastboop.rootfs.errors import CorruptImageError, NotFoundError, RootfsError
+from fastboop.rootfs.errors import (
+    CorruptImageError,
+    NotFoundError,
+    RootfsError,
+)
 from fastboop.rootfs.http import HttpSource
-from fastboop.rootfs.open import open_rootfs, unwrap
+from fastboop.rootfs.open import open_rootfs, volumes_of
 from fastboop.rootfs.partitions import read_partitions
 from fastboop.rootfs.sparse import SparseSource
 from tests.support.http_range import counting_range_server, range_server
@@ -59,21 +62,19 @@ def test_partition_tables(label: str, small_erofs: Path, tmp_path: Path) -> None
     assert [p.start for p in parts] == [2048 * 512, 4096 * 512]
     if label == "gpt":
         assert [p.name for p in parts] == ["esp", "root"]
-    fs = open_rootfs(disk)  # the only Linux partition is picked
-    assert fs.read_file("/etc/os-release") == b"ID=debian\n"
     fs = open_rootfs(disk, partition="2")
     assert fs.read_file("/data") == (small_erofs.parent / "tree/data").read_bytes()
-    with pytest.raises(NotFoundError, match="no partition '7'"):
+    with pytest.raises(NotFoundError, match="'7' names no volume"):
         open_rootfs(disk, partition="7")
 
 
-def test_partition_must_be_chosen_when_ambiguous(small_erofs: Path, tmp_path: Path) -> None:
+def test_empty_partitions_are_listed_as_such(tmp_path: Path) -> None:
     disk = tmp_path / "two.img"
     subprocess.run(["truncate", "-s", "8M", str(disk)], check=True)
     subprocess.run(["sfdisk", "-q", str(disk)], check=True,
                    input=b"label: gpt\nsize=4096, type=linux\nsize=4096, type=linux\n")  # fmt: skip
-    with pytest.raises(UsageError, match="choose one"):
-        open_rootfs(disk)
+    found = volumes_of(FileSource(disk), label="two.img", cache_dir=tmp_path)
+    assert [(v.address, v.kind) for v in found] == [(("1",), None), (("2",), None)]
 
 
 def test_sparse_matches_simg2img(small_erofs: Path, tmp_path: Path) -> None:
@@ -144,8 +145,9 @@ def test_compressed_then_partitioned(
     subprocess.run([*tool, str(disk)], check=True)
     packed = Path(f"{disk}.{ext}")
     cache = tmp_path / "cache"
-    _source, layers = unwrap(FileSource(packed), label=str(packed), cache_dir=cache)
-    assert layers == [{"xz": "xz", "zst": "zstd"}[ext], "partition 2 root"]
+    esp, root = volumes_of(FileSource(packed), label=str(packed), cache_dir=cache)
+    assert root.layers == ({"xz": "xz", "zst": "zstd"}[ext], "gpt partition 2 'root'")
+    assert esp.kind is None
     fs = open_rootfs(packed, cache_dir=cache)
     assert fs.read_file("/etc/os-release") == b"ID=debian\n"
     assert len(list((cache / "decompressed").glob("*.raw"))) == 1  # reused, not redone
@@ -154,7 +156,7 @@ def test_compressed_then_partitioned(
 def test_corrupt_xz(tmp_path: Path) -> None:
     bad = tmp_path / "bad.xz"
     bad.write_bytes(b"\xfd7zXZ\x00" + b"garbage" * 100)
-    with pytest.raises(CorruptImageError, match="xz stream does not decompress"):
+    with pytest.raises(CorruptImageError, match="xz file is truncated or corrupt"):
         open_rootfs(bad, cache_dir=tmp_path / "c")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+from pathlib import Path
 
 import hypothesis.strategies as st
 import lz4.block
@@ -13,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from fastboop.blocks import BytesSource
 from fastboop.errors import FastboopError
 from fastboop.rootfs.lz4block import LZ4FormatError, decompress_partial
-from fastboop.rootfs.partitions import open_partition, read_partitions
+from fastboop.rootfs.open import volumes_of
+from fastboop.rootfs.partitions import read_partitions
 
 
 @pytest.fixture(scope="module")
@@ -28,14 +30,17 @@ def gpt_disk(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 @settings(max_examples=300, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
 @given(st.lists(st.tuples(st.integers(0, 40 * 512 - 1), st.integers(0, 255)), max_size=8))
-def test_fuzz_partition_tables(gpt_disk: bytes, mutations: list[tuple[int, int]]) -> None:
+def test_fuzz_partition_tables(
+    gpt_disk: bytes, tmp_path: Path, mutations: list[tuple[int, int]]
+) -> None:
     data = bytearray(gpt_disk + bytes(2 * 1024 * 1024 - len(gpt_disk)))
     for offset, value in mutations:
         data[offset] = value
     source = BytesSource(bytes(data))
     with contextlib.suppress(FastboopError):
         read_partitions(source)
-        open_partition(source, "1")
+    with contextlib.suppress(FastboopError):
+        volumes_of(source, label="fuzz", cache_dir=tmp_path)
 
 
 def test_partition_fixture_is_valid(gpt_disk: bytes) -> None:

@@ -33,7 +33,6 @@ from collections.abc import Callable
 
 import msgspec
 
-from fastboop.artifact.identity import read_identity
 from fastboop.artifact.roles import Role, Roles
 from fastboop.artifact.volumes import VolumeInfo, select_volume
 from fastboop.blocks import BlockSource
@@ -41,6 +40,7 @@ from fastboop.errors import UsageError
 from fastboop.rootfs.detect import detect_kind
 from fastboop.rootfs.errors import NotFoundError, RootfsError
 from fastboop.rootfs.fs import Filesystem
+from fastboop.rootfs.fsid import read_identity
 from fastboop.rootfs.iso9660 import IsoFilesystem
 from fastboop.rootfs.squashfs import SquashfsFilesystem
 from fastboop.rootfs.subtree import SubtreeFilesystem

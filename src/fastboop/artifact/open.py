@@ -23,19 +23,15 @@ from typing import Any, cast
 import msgspec
 
 from fastboop.artifact.coalesce import CoalescedFilesystem, Mount
-from fastboop.artifact.identity import read_identity
 from fastboop.artifact.live import LiveRoot, expand_live_media, live_roles
 from fastboop.artifact.roles import Role, Roles, Subvolumes, choose_roles
 from fastboop.artifact.volumes import VolumeInfo
-from fastboop.blocks import BlockSource, SliceSource
-from fastboop.errors import FastboopError, UsageError
-from fastboop.rootfs.compressed import compression_of, decompressed
-from fastboop.rootfs.detect import detect_kind, open_filesystem
+from fastboop.blocks import BlockSource
+from fastboop.errors import UsageError
+from fastboop.rootfs.detect import open_filesystem
 from fastboop.rootfs.errors import UnsupportedError
 from fastboop.rootfs.fs import Filesystem
-from fastboop.rootfs.open import MAX_LAYERS, default_cache_dir, open_source
-from fastboop.rootfs.partitions import Partition, read_partitions
-from fastboop.rootfs.sparse import SPARSE_MAGIC, SparseSource
+from fastboop.rootfs.open import open_source, volumes_of
 
 
 class ArtifactOptions(msgspec.Struct, frozen=True, kw_only=True):
@@ -91,7 +87,12 @@ class Artifact:
 
     @property
     def notes(self) -> tuple[str, ...]:
-        return self.roles.notes
+        """The roles' reasons, then what the container layers said (the backup GPT was
+        used, how a compressed layer is read), each once."""
+        seen = dict.fromkeys(self.roles.notes)
+        for volume in self.volumes:
+            seen.update(dict.fromkeys(volume.notes))
+        return tuple(seen)
 
     def origin(self, path: str) -> str:
         """The volume a path of :attr:`fs` comes from, by name."""
@@ -184,71 +185,22 @@ def open_artifact(
 def enumerate_volumes(
     source: BlockSource, *, label: str, cache_dir: Path | None = None
 ) -> tuple[list[str], list[tuple[VolumeInfo, BlockSource]]]:
-    """Every filesystem in ``source``, peeling compression, sparse and partition tables.
+    """Every volume in ``source`` (:func:`fastboop.rootfs.volumes.enumerate_volumes`) as
+    :class:`VolumeInfo`, with the layers common to all of them (outermost first).
 
-    Returns the layers common to all volumes (outermost first) and the volumes in disk
-    order, nested tables depth-first.
+    An image that is a single volume with nothing fastboop reads fails here with what it
+    looks like (squashfs, ISO 9660...) and what to do.
     """
-    out: list[tuple[VolumeInfo, BlockSource]] = []
+    found = volumes_of(source, label=label, cache_dir=cache_dir)
+    if len(found) == 1 and found[0].kind is None and not found[0].partitions:
+        open_filesystem(found[0].source, label=label)  # raises "not a supported rootfs"
     common: list[str] = []
-    cache = (cache_dir or default_cache_dir()) / "decompressed"
-
-    def peel(src: BlockSource, layers: list[str], partition: Partition | None, depth: int) -> None:
-        for _ in range(MAX_LAYERS - depth):
-            kind = detect_kind(src)
-            if kind is not None:
-                break
-            compression = compression_of(src)
-            if compression is not None:
-                src = decompressed(src, compression, label=label, cache_dir=cache)
-                layers = [*layers, compression]
-                continue
-            if src.size >= 4 and int.from_bytes(src.read(0, 4), "little") == SPARSE_MAGIC:
-                src, layers = SparseSource(src), [*layers, "android-sparse"]
-                continue
-            table = _partitions(src)
-            if table is not None:
-                scheme, parts = table
-                if partition is None and depth == 0:
-                    common.extend([*layers, scheme])
-                for part in parts:
-                    if part.start + part.size > src.size:
-                        continue  # a table entry beyond the image: nothing to read there
-                    name = f" {part.name!r}" if part.name else ""
-                    where = [*layers, f"{scheme} partition {part.number}{name}"]
-                    peel(SliceSource(src, part.start, part.size), where, part, depth + 1)
-                return
+    for layer in zip(*(v.layers for v in found), strict=False):
+        if len(set(layer)) != 1 or " partition " in layer[0] or layer[0].startswith("tar "):
             break
-        else:
-            kind = None
-        if partition is None and depth == 0 and kind is None:
-            open_filesystem(src, label=label)  # raises the "not a supported rootfs" error
-        if partition is None and depth == 0:
-            common.extend(layers)
-        out.append((VolumeInfo(index=len(out), kind=kind, identity=read_identity(src, kind),
-                               partition=partition, layers=tuple(layers), size=src.size),
-                    src))  # fmt: skip
-
-    peel(source, [], None, 0)
-    return common, out
-
-
-def is_container(source: BlockSource) -> bool:
-    """Whether ``source`` wraps other volumes (compressed, sparse, a partition table)
-    rather than being one filesystem, or bytes that are neither."""
-    kind = detect_kind(source)
-    if kind is not None:
-        return kind == "iso9660"  # live media: the root is a file inside
-    if compression_of(source) is not None:
-        return True
-    if source.size >= 4 and int.from_bytes(source.read(0, 4), "little") == SPARSE_MAGIC:
-        return True
-    return _partitions(source) is not None
-
-
-def _partitions(source: BlockSource) -> tuple[str, list[Partition]] | None:
-    try:
-        scheme, parts = read_partitions(source)
-    except FastboopError:
-        return None
-    return (scheme, parts) if parts else None
+        common.append(layer[0])
+    infos = [(VolumeInfo(index=i, kind=v.kind, identity=v.identity, partition=v.partition,
+                         member=v.member, layers=v.layers, size=v.source.size,
+                         notes=v.notes), v.source)
+             for i, v in enumerate(found)]  # fmt: skip
+    return common, infos

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import msgspec
 
 from fastboop.artifact.fstab import VolumeRef, parse_source
-from fastboop.artifact.identity import FsIdentity
 from fastboop.rootfs.errors import NotFoundError
+from fastboop.rootfs.fsid import FsIdentity
 from fastboop.rootfs.partitions import Partition
 
 #: GPT partition types that carry a role (UAPI Discoverable Partitions Specification).
@@ -40,6 +40,7 @@ class VolumeInfo(msgspec.Struct, frozen=True, kw_only=True):
     member: str | None = None  # tar member path
     layers: tuple[str, ...] = ()  # containers peeled to reach it, outermost first
     size: int = 0
+    notes: tuple[str, ...] = ()  # what its container layers said (e.g. backup GPT used)
 
     @property
     def name(self) -> str:

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastboop.artifact.identity import read_block_size
-from fastboop.artifact.open import Artifact, ArtifactOptions, is_container, open_artifact
+from fastboop.artifact.open import Artifact, ArtifactOptions, open_artifact
 from fastboop.blocks import BlockSource, FileSource, check_range
 from fastboop.errors import UsageError
 from fastboop.rootfs.detect import detect_kind
+from fastboop.rootfs.fsid import read_block_size
+from fastboop.rootfs.volumes import is_container
 from fastboop.smoo.export import DEFAULT_BLOCK_SIZE, Export
 from fastboop.smoo.protocol import MIN_BLOCK_SIZE
 

@@ -16,7 +16,7 @@ from fastboop.rootfs.errors import (
     UnsupportedError,
 )
 from fastboop.rootfs.fs import Filesystem, FileType, Stat
-from fastboop.rootfs.open import open_rootfs, open_rootfs_layers
+from fastboop.rootfs.open import open_rootfs
 
 __all__ = [
     "BlockSource",
@@ -31,5 +31,4 @@ __all__ = [
     "Stat",
     "UnsupportedError",
     "open_rootfs",
-    "open_rootfs_layers",
 ]

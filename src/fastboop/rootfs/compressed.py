@@ -1,74 +1,162 @@
-"""Whole-file compressed images (``rootfs.erofs.xz``, ``.zst``, ``.gz``).
+"""The decompression cache: compressed images without random access, decompressed once.
 
-These formats are not randomly accessible, so the stream is decompressed once into an
-on-disk cache file and served from there; later runs reuse it. The cache key covers the
-source's identity (label, size and its first and last 64 KiB), not just its name.
+A single-block ``.xz``, a plain ``.zst`` or a ``.gz`` cannot be read at random, so the
+stream is decompressed into an on-disk cache file and served from there; later runs reuse
+it. (Multi-block xz and seekable zstd are read in place instead: :mod:`.xz`,
+:mod:`.zstdseek`.)
+
+* **The key is the content.** The cache file is named by the SHA-256 of the *whole*
+  compressed input, computed on every open (a pass at disk or page-cache speed), so a
+  changed byte anywhere gives another file, never stale content. The digest, format and
+  sizes are stored beside it (``KEY.json``) and checked on reuse; the input is hashed
+  again while it is decompressed, so an input that changes meanwhile is caught too.
+* **Bounded.** Output is streamed to disk in pieces (:mod:`.streams`), never held whole.
+  Its size is bounded by what the container declares (the xz index) where it declares
+  one, else by :func:`max_decompressed` (64 GiB unless ``FASTBOOP_MAX_DECOMPRESSED``
+  says otherwise); it is checked against the free space of the cache's file system first.
+* **Progress.** Both passes report :class:`DecompressProgress` to an optional hook, which
+  the CLI renders; the library prints nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
-import lzma
+import json
 import os
+import re
+import shutil
 import tempfile
-import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import msgspec
+
 from fastboop.blocks import BlockSource, FileSource
-from fastboop.rootfs.errors import CorruptImageError
+from fastboop.errors import UsageError
+from fastboop.rootfs.errors import RootfsError
+from fastboop.rootfs.streams import decode_stream
 
-MAGICS = {
-    b"\xfd7zXZ\x00": "xz",
-    b"\x28\xb5\x2f\xfd": "zstd",
-    b"\x1f\x8b": "gzip",
-}
-STREAM_CHUNK = 1 << 20
-
-
-def compression_of(source: BlockSource) -> str | None:
-    for magic, name in MAGICS.items():
-        if source.size >= len(magic) and source.read(0, len(magic)) == magic:
-            return name
-    return None
+READ_CHUNK = 1 << 20
+PROGRESS_EVERY = 8 << 20  # compressed bytes between two progress reports
+DEFAULT_MAX_DECOMPRESSED = 64 << 30
+MAX_ENV = "FASTBOOP_MAX_DECOMPRESSED"
+FREE_MARGIN = 256 << 20  # keep this much free on the cache's file system
 
 
-def _decompressor(kind: str) -> Callable[[bytes], bytes]:
-    if kind == "xz":
-        return lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress
-    if kind == "gzip":
-        return zlib.decompressobj(wbits=31).decompress
-    import zstandard
+class DecompressProgress(msgspec.Struct, frozen=True):
+    """How far the decompression cache is with one input (for progress bars)."""
 
-    obj = zstandard.ZstdDecompressor().decompressobj()
-    return lambda data: bytes(obj.decompress(data))
-
-
-def cache_key(source: BlockSource, label: str) -> str:
-    h = hashlib.sha256(f"{label}\0{source.size}\0".encode())
-    h.update(source.read(0, min(source.size, 65536)))
-    h.update(source.read(max(source.size - 65536, 0), min(source.size, 65536)))
-    return h.hexdigest()[:32]
+    label: str  # the artifact, as the user named it
+    stage: str  # "checking" (hashing the input for the cache key) or "decompressing"
+    done: int  # compressed bytes processed in this stage
+    total: int  # compressed size
+    output: int = 0  # decompressed bytes written so far ("decompressing")
 
 
-def decompressed(source: BlockSource, kind: str, *, cache_dir: Path, label: str) -> FileSource:
-    """Decompress ``source`` (``xz``/``zstd``/``gzip``) into the cache, once."""
+ProgressHook = Callable[[DecompressProgress], None]
+
+
+def max_decompressed() -> int:
+    """The output limit for streams that declare no size: ``FASTBOOP_MAX_DECOMPRESSED``
+    (bytes, or with a K/M/G/T suffix), else 64 GiB."""
+    text = os.environ.get(MAX_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_DECOMPRESSED
+    match = re.fullmatch(r"(\d+)\s*([KMGT]?)(?:i?B)?", text, re.IGNORECASE)
+    if not match:
+        raise UsageError(f"{MAX_ENV}={text!r} is not a size", hint="e.g. 80G or 85899345920")
+    shift = " KMGT".index(match.group(2).upper() or " ") * 10
+    return int(match.group(1)) << shift
+
+
+def _chunks(source: BlockSource) -> Iterator[bytes]:
+    for offset in range(0, source.size, READ_CHUNK):
+        yield source.read(offset, min(READ_CHUNK, source.size - offset))
+
+
+def content_key(source: BlockSource, *, label: str, progress: ProgressHook | None = None) -> str:
+    """SHA-256 (hex) of all of ``source``: the decompression cache's key."""
+    digest = hashlib.sha256()
+    done = reported = 0
+    for chunk in _chunks(source):
+        digest.update(chunk)
+        done += len(chunk)
+        if progress is not None and (done - reported >= PROGRESS_EVERY or done == source.size):
+            progress(DecompressProgress(label, "checking", done, source.size))
+            reported = done
+    return digest.hexdigest()
+
+
+def _reusable(target: Path, meta: Path, key: str, kind: str) -> bool:
+    try:
+        info = json.loads(meta.read_text())
+        return bool(info.get("sha256") == key and info.get("format") == kind
+                    and target.stat().st_size == info.get("size"))  # fmt: skip
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def decompressed(
+    source: BlockSource,
+    kind: str,
+    *,
+    cache_dir: Path,
+    label: str,
+    declared: int | None = None,
+    progress: ProgressHook | None = None,
+) -> FileSource:
+    """Decompress ``source`` (``xz``/``zstd``/``gzip``) into the cache once; the cached file.
+
+    ``declared`` is the decompressed size the container states (the xz index): the output
+    must then be exactly that long.
+    """
     cache_dir.mkdir(parents=True, exist_ok=True)
-    target = cache_dir / f"{cache_key(source, label)}.raw"
-    if not target.exists():
-        decompress = _decompressor(kind)
-        fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".partial-")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                for offset in range(0, source.size, STREAM_CHUNK):
-                    chunk = source.read(offset, min(STREAM_CHUNK, source.size - offset))
-                    out.write(decompress(chunk))
-            os.replace(tmp, target)
-        except (lzma.LZMAError, zlib.error, EOFError) as error:
-            os.unlink(tmp)
-            raise CorruptImageError(f"{kind} stream does not decompress: {error}",
-                                    where=label) from None  # fmt: skip
-        except Exception:
-            os.unlink(tmp)
-            raise
+    key = content_key(source, label=label, progress=progress)
+    target, meta = cache_dir / f"{key}.raw", cache_dir / f"{key}.json"
+    if _reusable(target, meta, key, kind):
+        return FileSource(target)
+    limit = declared if declared is not None else max_decompressed()
+    free = shutil.disk_usage(cache_dir).free
+    if declared is not None and declared + FREE_MARGIN > free:
+        raise RootfsError(
+            f"decompressing needs {declared} bytes, but the cache has {free} free",
+            where=str(cache_dir),
+            hint="free some space, or set XDG_CACHE_HOME to a larger file system",
+        )
+    digest = hashlib.sha256()
+
+    def hashed() -> Iterator[bytes]:
+        for chunk in _chunks(source):
+            digest.update(chunk)
+            yield chunk
+
+    written = reported = 0
+
+    def on_input(done: int) -> None:
+        nonlocal reported
+        if progress is not None and (done - reported >= PROGRESS_EVERY or done == source.size):
+            progress(DecompressProgress(label, "decompressing", done, source.size, written))
+            reported = done
+
+    fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".partial-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for piece in decode_stream(hashed(), kind, limit=limit, exact=declared is not None,
+                                       where=label, on_input=on_input):  # fmt: skip
+                out.write(piece)
+                written += len(piece)
+        if digest.hexdigest() != key:
+            raise RootfsError("the image changed while it was being decompressed", where=label,
+                              hint="run again once it is complete")  # fmt: skip
+        meta.write_text(json.dumps({"sha256": key, "format": kind, "size": written,
+                                    "compressed_size": source.size, "label": label}))  # fmt: skip
+        os.replace(tmp, target)
+    except OSError as error:
+        os.unlink(tmp)
+        raise RootfsError(f"cannot write the decompression cache: {error.strerror}",
+                          where=str(cache_dir),
+                          hint="free some space, or set XDG_CACHE_HOME elsewhere") from None
+    except BaseException:
+        os.unlink(tmp)
+        raise
     return FileSource(target)

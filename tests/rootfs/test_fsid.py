@@ -1,5 +1,5 @@
-"""Labels and UUIDs from superblocks, compared with what blkid reports for the same image
-(made by the real mkfs tools)."""
+"""Labels and UUIDs from superblocks (rootfs.fsid), compared with what blkid reports for
+the same image (made by the real mkfs tools)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fastboop.artifact.identity import FsIdentity, read_block_size, read_identity
 from fastboop.blocks import BytesSource, FileSource
 from fastboop.rootfs.detect import detect_kind
+from fastboop.rootfs.fsid import FsIdentity, read_block_size, read_identity
 
 UUID = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"
 

@@ -1,0 +1,68 @@
+"""A small, bounded cache of decompressed blocks, for randomly accessed compressed files.
+
+Multi-block xz and seekable zstd decode whole blocks (frames); filesystem readers and the
+smoo pump then read small pieces of them, often several from one block, so the most
+recently used blocks are kept, up to :data:`CACHE_BUDGET` bytes (always at least the
+last one). Reads may come from several threads (the pump reads sources that are not
+direct in worker threads): the cache is locked, decoding is not, so two threads may
+decode different blocks at once.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+
+CACHE_BUDGET = 128 << 20
+
+
+class BlockCache:
+    def __init__(
+        self,
+        spans: Sequence[tuple[int, int]],
+        decode: Callable[[int], bytes],
+        *,
+        budget: int = CACHE_BUDGET,
+    ):
+        """``spans`` are the (start, size) of each block in decompressed offsets, in
+        order and contiguous; ``decode(number)`` returns exactly that block's bytes."""
+        self._starts = [start for start, _ in spans]
+        self._sizes = [size for _, size in spans]
+        self._decode = decode
+        self._budget = budget
+        self._blocks: OrderedDict[int, bytes] = OrderedDict()
+        self._held = 0
+        self._lock = threading.Lock()
+
+    def _block(self, number: int) -> bytes:
+        with self._lock:
+            data = self._blocks.get(number)
+            if data is not None:
+                self._blocks.move_to_end(number)
+                return data
+        data = self._decode(number)
+        with self._lock:
+            if number not in self._blocks:
+                self._blocks[number] = data
+                self._held += len(data)
+            while self._held > self._budget and len(self._blocks) > 1:
+                _, dropped = self._blocks.popitem(last=False)
+                self._held -= len(dropped)
+        return data
+
+    def read(self, offset: int, length: int) -> bytes:
+        """Bytes ``[offset, offset+length)``; the caller has checked the range."""
+        number = max(bisect.bisect_right(self._starts, offset) - 1, 0)
+        parts = []
+        while length > 0:
+            start, size = self._starts[number], self._sizes[number]
+            skip = offset - start
+            if 0 <= skip < size:
+                take = min(length, size - skip)
+                parts.append(self._block(number)[skip : skip + take])
+                offset += take
+                length -= take
+            number += 1
+        return b"".join(parts)

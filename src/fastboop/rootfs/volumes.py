@@ -1,0 +1,166 @@
+"""Every filesystem in an artifact: walk the container stack, list each volume.
+
+A published image is a stack of containers (issue 11 §1): pmOS's ``.img.xz`` is xz around
+an Android sparse image around an MBR or GPT disk, possibly with a second table nested in
+one Android partition; Fedora's ``.raw.xz`` is xz around a GPT disk with ESP, ``/boot``
+and a btrfs root; Mobian's ``tar.xz`` holds an ext4 ``rootfs.img``. :func:`enumerate_volumes`
+peels single-child layers (:mod:`.layers`), fans out over partition tables and tar
+members, and returns every leaf as a :class:`Volume`: its bytes as a block source (read in
+place wherever the layers allow random access) and what identifies it, the partition
+entries above it and the filesystem's label and UUID. Choosing which volume is the root
+or ``/boot`` is the caller's (``fastboop.artifact``).
+
+The order is deterministic: disk order, tar member order, nested tables depth first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+from fastboop.blocks import BlockSource, SliceSource
+from fastboop.rootfs.compressed import ProgressHook
+from fastboop.rootfs.detect import detect_kind
+from fastboop.rootfs.errors import CorruptImageError, UnsupportedError
+from fastboop.rootfs.fsid import FsIdentity, read_identity
+from fastboop.rootfs.layers import peel
+from fastboop.rootfs.partitions import Partition, read_partition_table
+from fastboop.rootfs.sparse import SPARSE_MAGIC
+from fastboop.rootfs.streams import format_of
+from fastboop.rootfs.tar import MAKE_IMAGE_HINT, RECORD, is_tar, looks_like_root_tree, read_members
+
+MAX_DEPTH = 8  # container layers above one volume
+MAX_VOLUMES = 256
+
+
+class Volume(msgspec.Struct, frozen=True):
+    """One filesystem-bearing leaf of an artifact's container stack."""
+
+    source: BlockSource  # exactly the filesystem's bytes
+    address: tuple[str, ...]  # partition numbers and tar member names, outer to inner
+    layers: tuple[str, ...]  # e.g. ("xz", "android-sparse", "gpt partition 2 'userdata'")
+    kind: str | None  # "erofs" | "ext4" | "vfat" | "btrfs" | None: nothing fastboop reads
+    identity: FsIdentity = FsIdentity()  # LABEL= and UUID= from the superblock, as blkid
+    partitions: tuple[Partition, ...] = ()  # outer to inner; the last is this volume's own
+    member: str | None = None  # the tar member it came from, if any
+    notes: tuple[str, ...] = ()  # how the layers above it are read, repairs (backup GPT)...
+
+    @property
+    def partition(self) -> Partition | None:
+        return self.partitions[-1] if self.partitions else None
+
+    def describe(self) -> str:
+        """``p2 'userdata' / p1: ext4 LABEL=pmOS_root`` and the like, for messages."""
+        where = " / ".join(self.address) or "whole image"
+        what = self.kind or "no filesystem fastboop reads"
+        if self.identity.label:
+            what += f" LABEL={self.identity.label}"
+        return f"{where}: {what}"
+
+
+class _Walk:
+    def __init__(self, label: str, cache_dir: Path, progress: ProgressHook | None):
+        self.label = label
+        self.cache_dir = cache_dir
+        self.progress = progress
+        self.volumes: list[Volume] = []
+
+    def visit(self, source: BlockSource, at: Volume, depth: int = 0) -> None:
+        if depth > MAX_DEPTH:
+            raise CorruptImageError(f"more than {MAX_DEPTH} nested container layers",
+                                    where=self.label)  # fmt: skip
+        kind = detect_kind(source)
+        if kind is not None:
+            self._add(msgspec.structs.replace(
+                at, source=source, kind=kind, identity=read_identity(source, kind)))
+            return
+        layer = peel(source, label=self.label, cache_dir=self.cache_dir, progress=self.progress)
+        if layer is not None:
+            notes = (*at.notes, layer.note) if layer.note else at.notes
+            self.visit(layer.source, msgspec.structs.replace(
+                at, layers=(*at.layers, layer.name), notes=notes), depth + 1)  # fmt: skip
+            return
+        table = read_partition_table(source)
+        if table is not None:
+            notes = (*at.notes, *table.notes)
+            for part in table.partitions:
+                name = f"{table.scheme} partition {part.number}"
+                name += f" {part.name!r}" if part.name else ""
+                self.visit(
+                    SliceSource(source, part.start, part.size, name=f"p{part.number}"),
+                    msgspec.structs.replace(
+                        at, address=(*at.address, str(part.number)),
+                        layers=(*at.layers, name),
+                        partitions=(*at.partitions, part), notes=notes,
+                    ),
+                    depth + 1,
+                )  # fmt: skip
+            return
+        head = source.read(0, min(source.size, 16 * RECORD))
+        if is_tar(head):
+            self._tar(source, head, at, depth)
+            return
+        self._add(msgspec.structs.replace(at, source=source))  # nothing we read: say so
+
+    def _tar(self, source: BlockSource, head: bytes, at: Volume, depth: int) -> None:
+        if looks_like_root_tree(head):
+            raise UnsupportedError("a tarball of a root file tree, not a disk or filesystem "
+                                   "image", where=self.label, hint=MAKE_IMAGE_HINT)  # fmt: skip
+        for member in read_members(source):
+            inner = msgspec.structs.replace(
+                at, address=(*at.address, member.name),
+                layers=(*at.layers, f"tar member {member.name}"), member=member.name)  # fmt: skip
+            if member.sparse:
+                self._add(msgspec.structs.replace(inner, source=source, notes=(
+                    *inner.notes, f"{member.name} is stored sparse (tar --sparse): extract "
+                    "it, or re-create the tarball without --sparse")))  # fmt: skip
+                continue
+            found = len(self.volumes)
+            self.visit(SliceSource(source, member.offset, member.size, name=member.name),
+                       inner, depth + 1)
+            if len(self.volumes) == found + 1 and self.volumes[-1].kind is None \
+                    and self.volumes[-1].partitions == at.partitions:  # fmt: skip
+                self.volumes.pop()  # a plain file in the tarball (boot.img, README): skip it
+
+    def _add(self, volume: Volume) -> None:
+        if len(self.volumes) >= MAX_VOLUMES:
+            raise CorruptImageError(f"more than {MAX_VOLUMES} volumes", where=self.label)
+        self.volumes.append(volume)
+
+
+def enumerate_volumes(
+    source: BlockSource,
+    *,
+    label: str,
+    cache_dir: Path,
+    progress: ProgressHook | None = None,
+) -> list[Volume]:
+    """Every volume of the artifact in ``source`` (see the module docstring).
+
+    A partition without a filesystem fastboop reads is listed with ``kind=None``, so a
+    caller can say what it skipped; so is an image that is nothing fastboop reads at all.
+    Corrupt layers raise :class:`~fastboop.rootfs.errors.CorruptImageError` (one line).
+    """
+    walk = _Walk(label, cache_dir, progress)
+    walk.visit(source, Volume(source=source, address=(), layers=(), kind=None))
+    return walk.volumes
+
+
+def is_container(source: BlockSource) -> bool:
+    """Whether ``source`` wraps other volumes (compressed, sparse, a partition table, a
+    tar archive, live media whose root is a file inside its ISO 9660 filesystem) rather
+    than being one filesystem, or bytes that are neither. A table that does not hold
+    together counts as none: the bytes are then taken as they are."""
+    kind = detect_kind(source)
+    if kind is not None:
+        return kind == "iso9660"
+    head = source.read(0, min(source.size, RECORD))
+    if format_of(head) is not None or is_tar(head):
+        return True
+    if len(head) >= 4 and int.from_bytes(head[:4], "little") == SPARSE_MAGIC:
+        return True
+    try:
+        return read_partition_table(source) is not None
+    except CorruptImageError:
+        return False

@@ -3,6 +3,7 @@ each volume's identity checked against blkid."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -11,8 +12,10 @@ import pytest
 from fastboop.blocks import FileSource
 from fastboop.rootfs.detect import open_filesystem
 from fastboop.rootfs.errors import UnsupportedError
+from fastboop.rootfs.http import HttpSource
 from fastboop.rootfs.volumes import Volume, enumerate_volumes
 from tests.rootfs.disk_images import Part, disk, ext4, run, tree, vfat
+from tests.support.http_range import range_server
 
 BOOT_UUID = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
 ROOT_UUID = "11111111-2222-3333-4444-555555555555"
@@ -127,3 +130,21 @@ def test_single_block_xz_goes_to_the_cache_once(parts: dict[str, Path], tmp_path
     assert any("a single block, decompressed once into the cache" in n for n in found.notes)
     assert len(list((tmp_path / "cache").glob("*.raw"))) == 1
     assert found.source.read(0, found.source.size) == parts["root"].read_bytes()
+
+
+def test_remote_multiblock_xz_costs_only_what_is_read(tmp_path: Path) -> None:
+    """A remote .img.xz: the index, the partition table, the superblocks and one file's
+    blocks are fetched, not the image."""
+    big = tree(tmp_path / "root", {"etc/os-release": b"ID=postmarketos\n",
+                                   "usr/lib/big.bin": os.urandom(4 << 20)})  # fmt: skip
+    root = ext4(tmp_path / "root.ext4", big, label="pmOS_root", uuid=ROOT_UUID, size_mb=12)
+    (tmp_path / "www").mkdir()
+    image = disk(tmp_path / "www" / "pmos.img", "gpt", [Part(root, "linux", "pmOS_root")])
+    run("xz", "-0", "-T2", "--block-size=256KiB", image)
+    packed = image.with_name("pmos.img.xz")
+    with range_server(packed.parent) as base:
+        source = HttpSource(f"{base}/pmos.img.xz", block_size=16 << 10)
+        (volume,) = enumerate_volumes(source, label="pmos.img.xz", cache_dir=tmp_path / "c")
+        fs = open_filesystem(volume.source)
+        assert fs.read_file("/etc/os-release") == b"ID=postmarketos\n"
+        assert source.bytes_fetched < packed.stat().st_size // 5

@@ -6,6 +6,13 @@ fixed-size cached blocks; missing neighbouring blocks are fetched in one Range r
 The cache is keyed by URL, size, validator (ETag / Last-Modified) and block size, so a
 changed image is never mixed with stale blocks.
 
+A server's answers are checked, never trusted (issue 10): every range response must be a
+206 whose ``Content-Range`` is exactly the range asked for, of the size probed, with a body
+of exactly that length and the same validator; range requests carry ``If-Range``, so an
+image replaced on the server comes back whole (200) and is refused instead of mixing two
+images. Cached block files are checked for their length before use. A read either returns
+the image's bytes or fails with one line; it never returns other bytes.
+
 Requests go through urllib3 rather than urllib: a cold stage0 build makes ~50 range
 requests and serving a rootfs makes thousands, and urllib opens a new connection (a new
 TLS handshake over HTTPS) for each one. urllib3 keeps the connection alive, follows
@@ -47,14 +54,14 @@ RETRIES = urllib3.Retry(total=4, connect=2, read=2, redirect=5, backoff_factor=0
                         raise_on_redirect=False)  # fmt: skip
 
 
-def pool_for(url: str) -> urllib3.PoolManager:
+def pool_for(url: str, retries: urllib3.Retry = RETRIES) -> urllib3.PoolManager:
     """A connection pool for ``url``, through the environment's proxy if one applies
     (``http_proxy``/``https_proxy``/``no_proxy``, read the way urllib reads them)."""
     parsed = urllib3.util.parse_url(url)
     proxy = urllib.request.getproxies().get(parsed.scheme or "http")
     if proxy and not urllib.request.proxy_bypass(parsed.host or ""):
-        return urllib3.ProxyManager(proxy, retries=RETRIES, maxsize=POOL_SIZE)
-    return urllib3.PoolManager(retries=RETRIES, maxsize=POOL_SIZE)
+        return urllib3.ProxyManager(proxy, retries=retries, maxsize=POOL_SIZE)
+    return urllib3.PoolManager(retries=retries, maxsize=POOL_SIZE)
 
 
 class HttpSource:
@@ -65,16 +72,21 @@ class HttpSource:
         cache_dir: Path | None = None,
         block_size: int = DEFAULT_BLOCK,
         timeout: float = 60.0,
+        retries: urllib3.Retry = RETRIES,
     ) -> None:
         self.url = url
         self.block_size = block_size
         self.timeout = timeout
         self.requests = 0  # number of HTTP requests made (for tests and benchmarks)
         self.bytes_fetched = 0  # body bytes received (for tests and benchmarks)
-        self._pool = pool_for(url)
+        self._pool = pool_for(url, retries)
         # Guards the LRU and the counters: serving reads from several threads at once.
         self._lock = threading.Lock()
         self._size, validator = self._probe()
+        self._validator = validator
+        # If-Range takes a strong ETag or a date, never a weak ETag (RFC 9110 §13.1.5).
+        self._if_range = {"If-Range": validator} if validator and not validator.startswith(
+            "W/") else {}  # fmt: skip
         # The block size is part of the key: blocks are files named by their index.
         ident = f"{url}\0{self._size}\0{validator}\0{block_size}"
         key = hashlib.sha256(ident.encode()).hexdigest()[:32]
@@ -86,7 +98,9 @@ class HttpSource:
             if not meta.exists():
                 meta.write_text(json.dumps({"url": url, "size": self._size}))
 
-    def _request(self, method: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+    def _request(
+        self, method: str, headers: dict[str, str]
+    ) -> tuple[int, urllib3.HTTPHeaderDict, bytes]:
         with self._lock:
             self.requests += 1
         try:
@@ -107,19 +121,20 @@ class HttpSource:
         body = response.data if method != "HEAD" else b""
         with self._lock:
             self.bytes_fetched += len(body)
-        return response.status, dict(response.headers.items()), body
+        return response.status, response.headers, body
 
     def _probe(self) -> tuple[int, str]:
-        status, headers, _ = self._request("GET", {"Range": "bytes=0-0"})
+        status, headers, body = self._request("GET", {"Range": "bytes=0-0"})
         if status != 206:
             raise RootfsError(
                 "server ignores Range requests",
                 where=self.url,
                 hint="download the image first, or serve it with range support",
             )
-        match = re.match(r"bytes 0-0/(\d+)", headers.get("Content-Range", ""))
-        if not match:
-            raise RootfsError("server sent no usable Content-Range", where=self.url)
+        match = re.fullmatch(r"bytes 0-0/(\d+)", headers.get("Content-Range", "").strip())
+        if not match or len(body) != 1:
+            raise RootfsError("server sent no usable Content-Range (the image's size)",
+                              where=self.url)  # fmt: skip
         validator = headers.get("ETag") or headers.get("Last-Modified") or ""
         return int(match.group(1)), validator
 
@@ -135,6 +150,9 @@ class HttpSource:
     def direct(self) -> bool:
         return False  # a miss waits on the network: the smoo pump reads it in a thread
 
+    def _block_length(self, index: int) -> int:
+        return min(self.block_size, self._size - index * self.block_size)
+
     def _cached(self, index: int) -> bytes | None:
         with self._lock:
             if index in self._memory:
@@ -144,8 +162,9 @@ class HttpSource:
             path = self.cache / f"{index}.blk"
             if path.exists():
                 data = path.read_bytes()
-                self._remember(index, data)
-                return data
+                if len(data) == self._block_length(index):  # else damaged: fetch it again
+                    self._remember(index, data)
+                    return data
         return None
 
     def _remember(self, index: int, data: bytes) -> None:
@@ -165,18 +184,36 @@ class HttpSource:
     def _fetch(self, first: int, last: int) -> dict[int, bytes]:
         start = first * self.block_size
         end = min((last + 1) * self.block_size, self._size) - 1
-        status, _headers, body = self._request("GET", {"Range": f"bytes={start}-{end}"})
-        if status != 206 or len(body) != end - start + 1:
-            raise RootfsError(
-                f"bad range response ({status}, {len(body)} bytes for {end - start + 1})",
-                where=self.url,
-            )
+        status, headers, body = self._request(
+            "GET", {"Range": f"bytes={start}-{end}", **self._if_range}
+        )
+        self._check_range_response(status, headers, body, start, end)
         blocks = {}
         for index in range(first, last + 1):
             offset = (index - first) * self.block_size
             blocks[index] = body[offset : offset + self.block_size]
             self._store(index, blocks[index])
         return blocks
+
+    def _check_range_response(self, status: int, headers: urllib3.HTTPHeaderDict, body: bytes,
+                              start: int, end: int) -> None:  # fmt: skip
+        """Raise unless the response is exactly bytes ``start..end`` of the probed image."""
+        if status == 200:
+            raise RootfsError("the server sent the whole file instead of the range asked for: "
+                              "the image changed on the server, or it stopped honouring Range",
+                              where=self.url, hint="run again")  # fmt: skip
+        answered = headers.get("Content-Range", "").strip()
+        expected = f"bytes {start}-{end}/{self._size}"
+        if status != 206 or answered != expected:
+            raise RootfsError(f"the server answered {status} {answered or 'with no Content-Range'}"
+                              f" to a request for {expected}", where=self.url)  # fmt: skip
+        validator = headers.get("ETag") or headers.get("Last-Modified") or ""
+        if self._validator and validator and validator != self._validator:
+            raise RootfsError("the image changed on the server while it was being read",
+                              where=self.url, hint="run again")  # fmt: skip
+        if len(body) != end - start + 1:
+            raise RootfsError(f"the server sent {len(body)} bytes for the "
+                              f"{end - start + 1}-byte range {start}-{end}", where=self.url)
 
     def read(self, offset: int, length: int) -> bytes:
         check_range(self, offset, length)

@@ -31,7 +31,7 @@ from fastboop.cli.options import (
 )
 from fastboop.cli.output import add_json_flag, help_text
 from fastboop.cli.running import add_journal_flags, display_for, finish_session, journal_path_from
-from fastboop.errors import UsageError
+from fastboop.errors import FastboopError, UsageError
 
 EXAMPLES = """\
 examples:
@@ -114,7 +114,6 @@ def build_only(args: argparse.Namespace, options: Any) -> int:
                          hint="without a phone nothing can pick the profile; see "
                          "`fastboop devpro list`")  # fmt: skip
     from fastboop.backends.payload import Pid1NotFound
-    from fastboop.errors import FastboopError
 
     try:
         built = build_boot_image(args.rootfs, device_profile=args.device_profile,
@@ -164,7 +163,11 @@ def boot(args: argparse.Namespace, options: Any) -> int:
     limits = fastboot_limits_from(args)
     pool = load_pool()
     filters = usb_filter(pool, args.device_profile)
-    checked = check_artifact_for(rootfs, options, pool, args.device_profile)
+    try:
+        checked = check_artifact_for(rootfs, options, pool, args.device_profile)
+    except FastboopError as error:
+        error.exit_code = 2  # what is in the rootfs cannot boot: bad input, no device touched
+        raise
     display = display_for(args)
     display.note(checked.describe())
     for note in checked.notes:

@@ -27,8 +27,9 @@ MEANINGS: dict[ExitCode, str] = {
     ExitCode.FAILED: "the session failed (no device, no matching profile, bootloader FAIL, "
     "a timeout, gadget lost for good) or a replay diverged",
     ExitCode.USAGE: "bad usage or input, found before any device was touched: an unknown "
-    "option or profile, a rootfs that is missing, a directory or unreadable, an image "
-    "without a kernel or too large for the device (with --output)",
+    "option or profile; a rootfs or option file that is missing, a directory or "
+    "unreadable; a rootfs that cannot boot (no kernel, or the profile's DTB missing); with "
+    "--output, an image too large for the profile",
     ExitCode.INTERNAL: "internal error: a bug in fastboop or in an embedding backend "
     "(the journal holds a fault record; please report it)",
     ExitCode.INTERRUPTED: "interrupted by Ctrl-C (SIGINT); the session stopped cleanly and "

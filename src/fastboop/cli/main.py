@@ -169,6 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def report(error: FastboopError) -> int:
         log_error(error, json=args.log_json)
+        if getattr(args, "json", False):  # scripts reading stdout learn it there too
+            _json_error(error)
         return error.exit_code
 
     try:
@@ -189,6 +191,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return ExitCode.OUTPUT_CLOSED
     return code
+
+
+def _json_error(error: FastboopError) -> None:
+    import json
+
+    document = {"type": "error", "message": error.message, "where": error.where,
+                "hint": error.hint, "exit_code": error.exit_code}  # fmt: skip
+    print(json.dumps(document), flush=True)
 
 
 def _user_error(group: BaseExceptionGroup) -> FastboopError | None:

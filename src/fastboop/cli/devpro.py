@@ -17,6 +17,7 @@ from typing import Any
 from fastboop.devpro.document import profile_to_document, profile_to_yaml
 from fastboop.devpro.errors import ProfileError
 from fastboop.devpro.pool import PoolEntry, ProfilePool
+from fastboop.devpro.schema import DeviceProfile
 from fastboop.devpro.sources import load_pool, load_profile_file
 
 _DESCRIPTION = (
@@ -52,6 +53,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="List every device profile in force as `ID  NAME  [sources]`.",
     )
     listing.add_argument("--json", action="store_true", help="print a JSON array instead")
+    listing.add_argument("--markdown", action="store_true",
+                         help="print the supported-devices table (docs/supported-devices.md)")
     listing.set_defaults(handler=list_profiles)
 
     show = actions.add_parser(
@@ -102,6 +105,9 @@ def _entry_json(entry: PoolEntry) -> dict[str, Any]:
 
 def list_profiles(args: argparse.Namespace) -> int:
     pool = _pool()
+    if args.markdown:
+        print(supported_devices_table(pool), end="")
+        return 0
     if args.json:
         print(json.dumps([_entry_json(entry) for entry in pool.entries()], indent=2))
         return 0
@@ -160,3 +166,42 @@ def validate_files(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(results, indent=2))
     return 1 if failed else 0
+
+
+_OPERATORS = {"equals": "= {}", "starts_with": "starts with {}", "not_equals": "≠ {}",
+              "exists": "answered", "not_exists": "not answered"}  # fmt: skip
+
+
+def supported_devices_table(pool: ProfilePool) -> str:
+    """The Markdown table of docs/supported-devices.md, one row per profile in ``pool``.
+
+    Generated, never written by hand (a test compares the page with the built-in
+    profiles), so the documentation cannot drift from what fastboop actually knows.
+    """
+    from fastboop.devpro.bootparams import boot_image_params
+
+    profiles = [entry.profile for entry in pool.entries()]
+
+    def identity(profile: DeviceProfile) -> tuple[object, ...]:
+        return (tuple(profile.match), tuple(profile.probe))
+
+    rows = ["| Device | Profile | USB id | Identified by (getvar) | Boot image | Device tree |",
+            "|---|---|---|---|---|---|"]  # fmt: skip
+    for profile in profiles:
+        params = boot_image_params(profile)
+        ids = ", ".join(f"`{m.vid:04x}:{m.pid:04x}`" for m in profile.match)
+        probes = "; ".join(
+            f"`{step.getvar}` " + _OPERATORS[step.operator.value].format(f'"{step.value}"')
+            for step in profile.probe
+        ) or "USB id only"
+        twins = [other.id for other in profiles
+                 if other.id != profile.id and identity(other) == identity(profile)]
+        if twins:
+            probes += f" (same as {', '.join(twins)}: boot needs `--device-profile`)"
+        kernel = profile.android_bootimg.kernel.encoding.value
+        page = f"{params.page_size // 1024} KiB" if params.page_size >= 1024 else \
+            f"{params.page_size} B"  # fmt: skip
+        rows.append(f"| {profile.display_name or profile.id} | `{profile.id}` | {ids} | "
+                    f"{probes} | v{params.header_version}, {page} pages, kernel {kernel} | "
+                    f"`{params.devicetree_name}` |")  # fmt: skip
+    return "\n".join(rows) + "\n"

@@ -13,9 +13,11 @@ from fastboop.devpro.schema import (
     BootLimits,
     Compression,
     DeviceProfile,
+    DevicetreeSource,
     InitrdSettings,
     KernelEncoding,
     KernelSettings,
+    MachineSettings,
     MatchEntry,
     ProbeOperator,
     ProbeStep,
@@ -138,4 +140,10 @@ def profiles() -> st.SearchStrategy[DeviceProfile]:
         ).map(tuple),
         probe=st.lists(_steps(), max_size=4).map(tuple),
         android_bootimg=image,
+        machine=st.none() | st.builds(
+            MachineSettings,
+            devicetree=st.sampled_from(DevicetreeSource),
+            modules=st.lists(st.from_regex(r"[a-z0-9_-]{1,20}", fullmatch=True), max_size=3,
+                             unique_by=lambda m: m.replace("-", "_")).map(tuple),
+        ),
     )

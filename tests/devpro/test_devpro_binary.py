@@ -72,10 +72,10 @@ def test_legacy_bundle_is_detected_but_not_accepted() -> None:
 
 def test_unsupported_version() -> None:
     with pytest.raises(FbooDevpError) as caught:
-        decode_fboodevp(b"FBOODEVP\x01\x00" + SMALL_BYTES[10:])
+        decode_fboodevp(b"FBOODEVP\x02\x00" + SMALL_BYTES[10:])
     assert (caught.value.kind, str(caught.value)) == (
         "unsupported-version",
-        "FBOODEVP byte 8: unsupported FBOODEVP format version 1",
+        "FBOODEVP byte 8: unsupported FBOODEVP format version 2",
     )
 
 

@@ -1,4 +1,5 @@
-"""The eight built-in profiles (devpro.md §6), their packaging, and the builder view."""
+"""The built-in profiles: the spec's eight (devpro.md §6) and the project's two virtual
+phones; their packaging, and the builder view."""
 
 from __future__ import annotations
 
@@ -53,6 +54,9 @@ TABLE = {
 }  # fmt: skip
 
 MSM8916 = {"arrow-db410c", "samsung-gt510"}
+#: The virtual phones of `fastboop sim vm-*` (issue 14): a probe no real phone answers.
+VIRTUAL = {"vm-arm64": "fastboop-vm-arm64", "vm-x86_64": "fastboop-vm-x86_64"}
+BUILTINS = len(TABLE) + len(VIRTUAL)
 
 
 @pytest.fixture(scope="module")
@@ -60,11 +64,26 @@ def pool() -> ProfilePool:
     return load_pool({}, include_local=False)
 
 
-def test_exactly_the_eight_builtins_load_without_warnings(pool: ProfilePool) -> None:
-    assert pool.ids == sorted(TABLE)
+def test_exactly_the_builtins_load_without_warnings(pool: ProfilePool) -> None:
+    assert pool.ids == sorted([*TABLE, *VIRTUAL])
     assert pool.warnings == ()
     assert all(entry.tags == "builtin" for entry in pool.entries())
-    assert len({item.sha256 for item in pool.loaded}) == 8
+    assert len({item.sha256 for item in pool.loaded}) == BUILTINS
+
+
+@pytest.mark.parametrize("profile_id", sorted(VIRTUAL))
+def test_virtual_phone_profiles(pool: ProfilePool, profile_id: str) -> None:
+    """A probe no real phone answers, the machine's own DT, and the modules it needs."""
+    profile = pool.get(profile_id)
+    assert [(m.vid, m.pid) for m in profile.match] == [(0x18D1, 0x4EE0)]
+    assert [(s.getvar, s.operator.value, s.value) for s in profile.probe] == [
+        ("product", "equals", VIRTUAL[profile_id])]
+    assert profile.devicetree_provided
+    assert profile.machine_modules == ("usbip_vudc", "virtio_net", "virtio_pci")
+    params = boot_image_params(profile)
+    assert (params.devicetree_provided, params.machine_modules) == (
+        True, ("usbip_vudc", "virtio_net", "virtio_pci"))
+    assert params.kernel_compression == "none" and not params.append_dtb
 
 
 @pytest.mark.parametrize("profile_id", sorted(TABLE))
@@ -161,9 +180,11 @@ def test_builtins_from_a_built_wheel(tmp_path: Path) -> None:
         archive.extractall(tmp_path / "site")
     packaged = {n.rsplit("/", 1)[1] for n in names if n.startswith("fastboop/_data/devpros/")}
     assert {f"{profile_id}.yaml" for profile_id in TABLE} <= packaged
-    # The wheel also ships the device-side PID1 for both architectures.
+    # The wheel also ships the device-side PID1, and the virtual phone's USB/IP helper, for
+    # both architectures.
     for arch in ("x86_64", "aarch64"):
         assert f"fastboop/_data/stage0/{arch}/stage0-init" in names
+        assert f"fastboop/_data/stage0/{arch}/vphone-usbip" in names
     # Run from the unpacked wheel alone: no checkout above it, no editable install.
     site_packages = [p for p in sys.path if p.endswith("site-packages")]
     code = (
@@ -180,7 +201,7 @@ def test_builtins_from_a_built_wheel(tmp_path: Path) -> None:
     )
     where, count = result.stdout.split()
     assert where == str(tmp_path / "site" / "fastboop" / "_data" / "devpros")
-    assert count == "8"
+    assert count == str(BUILTINS)
 
 
 def test_packaged_dir_is_the_package_data_location() -> None:
@@ -189,7 +210,7 @@ def test_packaged_dir_is_the_package_data_location() -> None:
 
 def test_builtin_origins_name_the_file() -> None:
     loaded = load_builtin_profiles(REPO / "devpros")
-    assert [item.source for item in loaded] == [ProfileSource.BUILTIN] * 8
+    assert [item.source for item in loaded] == [ProfileSource.BUILTIN] * BUILTINS
     assert loaded[0].origin == "builtin:arrow-db410c.yaml"
 
 

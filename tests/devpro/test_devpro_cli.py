@@ -38,7 +38,7 @@ def run(*argv: str) -> int:
 def test_list_shows_builtins_with_tags(capsys: pytest.CaptureFixture[str]) -> None:
     assert run("list") == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 8
+    assert len(lines) == 10  # the spec's eight and the two virtual phones
     assert lines[0] == f"{'arrow-db410c':<40} {'Arrow Dragonboard 410c':<24} [builtin]"
     assert lines[5] == f"{'shift-axolotl':<40} {'SHIFT6mq':<24} [builtin]"
 
@@ -69,7 +69,7 @@ def test_list_warns_about_skipped_files_on_stderr(
     (isolated_sources / "bad.yaml").write_text("id: [")
     assert run("list") == 0
     captured = capsys.readouterr()
-    assert len(captured.out.splitlines()) == 8
+    assert len(captured.out.splitlines()) == 10
     assert captured.err.startswith("fastboop: warning: Skipping invalid device profile ")
 
 

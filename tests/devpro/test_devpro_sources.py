@@ -123,7 +123,7 @@ def test_case19_local_beats_builtin_and_is_tagged_with_both(tmp_path: Path) -> N
     assert entry.loaded.origin == str(path)
     assert entry.tags == "builtin,local"
     assert pool.entry("oneplus-fajita").tags == "builtin"
-    assert len(pool) == 8
+    assert len(pool) == 10  # the spec's eight and the two virtual phones
 
 
 def test_channel_beats_builtin_and_local_beats_channel() -> None:
@@ -166,8 +166,8 @@ def test_unknown_id_lists_available_ids_and_checked_dirs(tmp_path: Path) -> None
         pool.get("nope")
     assert str(caught.value) == (
         "device profile 'nope' not found; available ids: [arrow-db410c, google-sargo, "
-        "oneplus-enchilada, oneplus-fajita, samsung-gt510, shift-axolotl, "
-        f"xiaomi-beryllium-ebbg, xiaomi-beryllium-tianma]; checked dirs: [{tmp_path}]"
+        "oneplus-enchilada, oneplus-fajita, samsung-gt510, shift-axolotl, vm-arm64, "
+        f"vm-x86_64, xiaomi-beryllium-ebbg, xiaomi-beryllium-tianma]; checked dirs: [{tmp_path}]"
     )
     builtin_only = load_pool({}, include_local=False)
     with pytest.raises(ProfileNotFoundError, match=r"tianma\]$"):
@@ -202,7 +202,7 @@ def test_provenance_lists_every_file_read_and_which_is_in_force(tmp_path: Path) 
     path = write(tmp_path, "sargo.yaml", make_profile("google-sargo"))
     pool = load_pool({"FASTBOOP_SCHEMA_PATH": str(tmp_path)}, system_dirs=())
     records = pool.provenance()
-    assert len(records) == 9
+    assert len(records) == 11
     sargo = [r for r in records if r.id == "google-sargo"]
     assert [(r.source, r.in_force) for r in sargo] == [
         (ProfileSource.BUILTIN, False),
@@ -210,7 +210,7 @@ def test_provenance_lists_every_file_read_and_which_is_in_force(tmp_path: Path) 
     ]
     assert sargo[1].origin == str(path)
     assert sargo[1].sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
-    assert sum(r.in_force for r in records) == 8
+    assert sum(r.in_force for r in records) == 10
 
 
 def test_broken_builtins_fail_loudly_instead_of_being_skipped(tmp_path: Path) -> None:

@@ -13,8 +13,6 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from importlib import resources
-from pathlib import Path
 
 import msgspec
 
@@ -26,41 +24,19 @@ from fastboop.bootimg.layout import BootImageLayout, BootImageLimits
 from fastboop.bootimg.shim import abl_exorcist_cmdline, wrap_with_abl_exorcist
 from fastboop.devpro.bootparams import BootImageParams, boot_image_params
 from fastboop.devpro.schema import DeviceProfile
-from fastboop.errors import FastboopError
+from fastboop.stage0.binaries import DeviceBinaryNotFound, device_binary
 from fastboop.stage0.build import build_stage0
 from fastboop.stage0.settings import CmdlineOptions, HostFacts
 from fastboop.transports.base import DeviceAddress
 
-REPO_STAGE0 = Path(__file__).resolve().parents[3] / "stage0" / "build"
 PID1_NAME = "stage0-init"
-PID1_ARCH = {"arm64": "aarch64", "x86_64": "x86_64"}
-
-
-class Pid1NotFound(FastboopError):
-    """The device-side PID1 binary for the kernel's architecture is not available."""
+Pid1NotFound = DeviceBinaryNotFound  # the name callers knew it by
 
 
 def find_pid1(arch: str) -> bytes:
-    """The static stage0 PID1 for ``arch`` (``arm64`` or ``x86_64``).
-
-    A source checkout builds it into ``stage0/build/<arch>/`` (``scripts/setup`` runs
-    ``make -C stage0``) and that build wins, so a rebuilt PID1 is used at once; wheels
-    ship it under ``fastboop/_data/stage0/<arch>/``.
-    """
-    machine = PID1_ARCH.get(arch)
-    if machine is None:
-        raise Pid1NotFound(f"stage0 is not built for {arch} kernels")
-    local = REPO_STAGE0 / machine / PID1_NAME
-    if local.is_file():
-        return local.read_bytes()
-    packaged = resources.files("fastboop").joinpath("_data", "stage0", machine, PID1_NAME)
-    if packaged.is_file():
-        return packaged.read_bytes()
-    raise Pid1NotFound(
-        f"no stage0 PID1 binary for {machine}",
-        where=str(local),
-        hint="build it with `make -C stage0` (scripts/setup does this)",
-    )
+    """The static stage0 PID1 for ``arch`` (``arm64`` or ``x86_64``); see
+    :func:`~fastboop.stage0.binaries.device_binary` for where it comes from."""
+    return device_binary(PID1_NAME, arch)
 
 
 def kernel_arch(kernel: bytes) -> str:
@@ -123,6 +99,16 @@ def _digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+def _usb_id(device: DeviceAddress | None, profile: DeviceProfile, field: str) -> int | None:
+    """The USB id stage0's gadget takes (stage0.md §9): the fastboot device's own, or, for
+    a device found over fastboot TCP/UDP (which has none), the one its profile matches in
+    fastboot mode over USB. Either way the gadget looks like the phone it booted."""
+    value: int | None = getattr(device, field) if device is not None else None
+    if value is None and profile.match:
+        value = getattr(profile.match[0], field)
+    return value
+
+
 class Stage0PayloadBuilder:
     """Builds ``fastboot boot`` payloads from unmodified rootfs images."""
 
@@ -151,8 +137,8 @@ class Stage0PayloadBuilder:
         artifact = open_artifact(rootfs, self.artifact_options)
         clock_usec = int(self.clock() * 1_000_000)
         host = HostFacts(
-            usb_vid=device.vid if device else None,
-            usb_pid=device.pid if device else None,
+            usb_vid=_usb_id(device, profile, "vid"),
+            usb_pid=_usb_id(device, profile, "pid"),
             usb_serial=device.serial if device else None,
             clock_usec=clock_usec,
         )
@@ -164,11 +150,13 @@ class Stage0PayloadBuilder:
             artifact,
             pid1=lambda kernel: self.pid1(kernel_arch(kernel)),
             devicetree_name=params.devicetree_name,
+            machine_devicetree=params.devicetree_provided,
             dtb=given.dtb,
             dtb_overlays=given.dtb_overlays,
             augment=given.augment,
             ostree=given.ostree,
             kernel_version=self.artifact_options.kernel_version,
+            profile_modules=params.machine_modules,
             user_modules=self.extra_modules,
             options=options,
             host=host,

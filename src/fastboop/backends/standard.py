@@ -148,9 +148,15 @@ class StandardBackend:
 
     async def build_payload(self, effect: fx.BuildPayload, ctx: EffectContext) -> None:
         profile = self.profiles.get(effect.profile)
+        device = effect.device
+        handle = self._open.get(device) if device is not None else None
+        if handle is not None:
+            # The open transport knows what the scan did not: the USB serial string, read
+            # when the interface was claimed. stage0's gadget takes it (stage0.md §9).
+            device = handle.transport.address
         try:
             built = await anyio.to_thread.run_sync(
-                self.builder.build, profile, effect.rootfs, effect.device
+                self.builder.build, profile, effect.rootfs, device
             )
         except FastboopError as error:
             ctx.emit(ev.BuildFailed(message=str(error)))

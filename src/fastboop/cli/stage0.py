@@ -109,10 +109,14 @@ def run(args: argparse.Namespace) -> int:
 
     dtb_name = args.dtb_name
     device_append = ""
+    machine_dt = False
+    machine_modules: tuple[str, ...] = ()
     if args.device_profile:
         params = boot_image_params(load_pool().get(args.device_profile))
         dtb_name = dtb_name or params.devicetree_name
         device_append = params.cmdline_append or ""
+        machine_dt = params.devicetree_provided and not args.dtb_name
+        machine_modules = params.machine_modules
     # Without --stage0, the PID1 fastboop ships for the kernel's architecture.
     pid1: bytes | Callable[[bytes], bytes] = (
         args.stage0.read_bytes()
@@ -137,11 +141,13 @@ def run(args: argparse.Namespace) -> int:
         pid1=pid1,
         rootfs_kind=args.rootfs_type,
         devicetree_name=dtb_name,
+        machine_devicetree=machine_dt,
         dtb=args.dtb.read_bytes() if args.dtb else None,
         kernel_version=args.kernel_version,
         dt_modules=not args.no_dt_modules,
         dtb_overlays=[path.read_bytes() for path in args.dtbo],
         inject_mac=[_mac_target(text) for text in args.inject_mac],
+        profile_modules=machine_modules,
         user_modules=args.require_module,
         augment=augment,
         ostree=args.ostree,

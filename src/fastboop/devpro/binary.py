@@ -5,6 +5,11 @@ the profile in `postcard <https://postcard.jamesmunns.com>`_ encoding: unsigned 
 varints for integers, varint-length-prefixed strings and lists, ``00``/``01`` option tags,
 varint enum indices, struct fields in declaration order.
 
+**Project decision:** a profile with a ``machine`` section (a project addition the
+reference does not know) is written as format version 1: the version-0 body, then
+``machine`` as ``devicetree`` (varint enum index) and ``modules`` (a list of strings).
+Profiles without one stay version 0, byte for byte what the reference writes and reads.
+
 Channel records are untrusted input: decoding bounds every length by the bytes actually
 present, refuses overlong varints, and runs the same semantic checks as the YAML loader,
 so the only exception that escapes is :class:`~fastboop.devpro.errors.FbooDevpError`.
@@ -22,9 +27,11 @@ from fastboop.devpro.schema import (
     BootLimits,
     Compression,
     DeviceProfile,
+    DevicetreeSource,
     InitrdSettings,
     KernelEncoding,
     KernelSettings,
+    MachineSettings,
     MatchEntry,
     ProbeOperator,
     ProbeStep,
@@ -40,6 +47,7 @@ __all__ = [
 
 FBOODEVP_MAGIC = b"FBOODEVP"
 FBOODEVP_VERSION = 0
+FBOODEVP_MACHINE_VERSION = 1  # version 0 plus the machine section (project addition)
 _HEADER_SIZE = len(FBOODEVP_MAGIC) + 2
 _LEGACY_BUNDLE_MAGIC = b"FBCH"
 
@@ -47,6 +55,7 @@ _LEGACY_BUNDLE_MAGIC = b"FBCH"
 _KERNEL_ENCODINGS = list(KernelEncoding)
 _COMPRESSIONS = list(Compression)
 _OPERATORS = list(ProbeOperator)
+_DEVICETREE_SOURCES = list(DevicetreeSource)
 
 _T = TypeVar("_T")
 
@@ -122,7 +131,13 @@ def encode_fboodevp(profile: DeviceProfile) -> bytes:
             _bootimg(profile.android_bootimg),
         ]
     )
-    return FBOODEVP_MAGIC + FBOODEVP_VERSION.to_bytes(2, "little") + body
+    version = FBOODEVP_VERSION
+    if profile.machine is not None:
+        version = FBOODEVP_MACHINE_VERSION
+        machine = profile.machine
+        body += _varint(_DEVICETREE_SOURCES.index(machine.devicetree))
+        body += _varint(len(machine.modules)) + b"".join(_string(m) for m in machine.modules)
+    return FBOODEVP_MAGIC + version.to_bytes(2, "little") + body
 
 
 # -- decoding ---------------------------------------------------------------------------------
@@ -236,7 +251,7 @@ def decode_fboodevp_prefix(data: bytes) -> tuple[DeviceProfile, int]:
     if len(data) < _HEADER_SIZE or not data.startswith(FBOODEVP_MAGIC):
         raise FbooDevpError("invalid-magic", "not a FBOODEVP record (bad magic)", offset=0)
     version = int.from_bytes(data[8:10], "little")
-    if version != FBOODEVP_VERSION:
+    if version not in (FBOODEVP_VERSION, FBOODEVP_MACHINE_VERSION):
         raise FbooDevpError(
             "unsupported-version", f"unsupported FBOODEVP format version {version}", offset=8
         )
@@ -249,13 +264,22 @@ def decode_fboodevp_prefix(data: bytes) -> tuple[DeviceProfile, int]:
         for _ in range(reader.length("match count"))
     )
     probe = tuple(_decode_step(reader, i) for i in range(reader.length("probe count")))
+    bootimg = _decode_bootimg(reader)
+    machine = None
+    if version == FBOODEVP_MACHINE_VERSION:
+        machine = MachineSettings(
+            devicetree=reader.index("machine.devicetree", _DEVICETREE_SOURCES),
+            modules=tuple(reader.string(f"machine.modules[{i}]")
+                          for i in range(reader.length("machine.modules count"))),
+        )  # fmt: skip
     profile = DeviceProfile(
         id=profile_id,
         display_name=display_name,
         devicetree_name=devicetree_name,
         match=match,
         probe=probe,
-        android_bootimg=_decode_bootimg(reader),
+        android_bootimg=bootimg,
+        machine=machine,
     )
     for issue in profile_issues(profile):
         raise FbooDevpError(

@@ -57,6 +57,10 @@ class BootImageParams(msgspec.Struct, frozen=True, kw_only=True):
     max_initrd_bytes: int | None
     max_total_bytes: int | None
     cmdline_append: str | None
+    devicetree_provided: bool = False
+    """The machine supplies its own device tree (``machine.devicetree: provided``)."""
+    machine_modules: tuple[str, ...] = ()
+    """``machine.modules``: stage0 loads them as well (reason "profile")."""
 
     @property
     def kernel_addr(self) -> int:
@@ -107,4 +111,6 @@ def boot_image_params(profile: DeviceProfile) -> BootImageParams:
         max_initrd_bytes=_limit(limits.max_initrd_bytes) if limits else None,
         max_total_bytes=_limit(limits.max_total_bytes) if limits else None,
         cmdline_append=image.cmdline_append,
+        devicetree_provided=profile.devicetree_provided,
+        machine_modules=profile.machine_modules,
     )

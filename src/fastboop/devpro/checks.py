@@ -7,6 +7,7 @@ so they work on a :class:`~fastboop.devpro.schema.DeviceProfile`, not on YAML no
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import msgspec
@@ -61,6 +62,23 @@ def profile_issues(profile: DeviceProfile, *, bootimg_path: str = BOOTIMG_PATH) 
             f"value {size} is not a power of two",
             "a non-zero power of two such as 2048 or 4096",
         )
+    yield from _machine_issues(profile.machine_modules)
+
+
+#: A module name as modules.dep spells it (``-`` and ``_`` are the same to modprobe).
+_MODULE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _machine_issues(modules: tuple[str, ...]) -> Iterator[Issue]:
+    seen: set[str] = set()
+    for index, name in enumerate(modules):
+        path = f"machine.modules[{index}]"
+        if not _MODULE_NAME.fullmatch(name):
+            yield Issue(path, f"{name!r} is not a kernel module name",
+                        "a module name like usbip_vudc (no path, no .ko)")  # fmt: skip
+        elif name.replace("-", "_") in seen:
+            yield Issue(path, f"module {name!r} is listed twice", "each module once")
+        seen.add(name.replace("-", "_"))
 
 
 def _step_issues(index: int, name: str, takes_value: bool, value: str | None) -> Iterator[Issue]:

@@ -58,6 +58,11 @@ def profile_to_document(profile: DeviceProfile) -> dict[str, Any]:
     document["match"] = [{"fastboot": {"vid": m.vid, "pid": m.pid}} for m in profile.match]
     document["probe"] = [_step(step) for step in profile.probe]
     document["boot"] = {"fastboot_boot": {"android_bootimg": bootimg}}
+    if profile.machine is not None:
+        machine: dict[str, Any] = {"devicetree": profile.machine.devicetree.value}
+        if profile.machine.modules:
+            machine["modules"] = list(profile.machine.modules)
+        document["machine"] = machine
     return document
 
 

@@ -23,9 +23,11 @@ from fastboop.devpro.schema import (
     BootLimits,
     Compression,
     DeviceProfile,
+    DevicetreeSource,
     InitrdSettings,
     KernelEncoding,
     KernelSettings,
+    MachineSettings,
     MatchEntry,
     ProbeOperator,
     ProbeStep,
@@ -329,7 +331,7 @@ class _Walker:
 
     def profile(self, root: yaml.Node) -> tuple[DeviceProfile, str]:
         path = "(root)"
-        keys = ("id", "display_name", "devicetree_name", "match", "probe", "boot")
+        keys = ("id", "display_name", "devicetree_name", "match", "probe", "boot", "machine")
         entries = self.mapping(root, path, keys)
         profile_id = self.string(self.required(entries, root, path, "id"), "id")
         display_name = None
@@ -356,8 +358,23 @@ class _Walker:
             match=matches,
             probe=steps,
             android_bootimg=image,
+            machine=self.machine(entries["machine"][1]) if "machine" in entries else None,
         )
         return profile, bootimg_path
+
+    def machine(self, node: yaml.Node) -> MachineSettings:
+        entries = self.mapping(node, "machine", ("devicetree", "modules"))
+        source = DevicetreeSource.ROOTFS
+        if "devicetree" in entries:
+            source = DevicetreeSource(self.enum_value(
+                entries["devicetree"][1], "machine.devicetree", (d.value for d in DevicetreeSource)
+            ))  # fmt: skip
+        modules: tuple[str, ...] = ()
+        if "modules" in entries:
+            items = self.sequence(entries["modules"][1], "machine.modules")
+            modules = tuple(self.string(item, f"machine.modules[{index}]")
+                            for index, item in enumerate(items))  # fmt: skip
+        return MachineSettings(devicetree=source, modules=modules)
 
     def match_entry(self, node: yaml.Node, path: str) -> MatchEntry:
         entries = self.mapping(node, path, ("fastboot",))

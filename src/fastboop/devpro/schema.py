@@ -23,9 +23,11 @@ __all__ = [
     "BootLimits",
     "Compression",
     "DeviceProfile",
+    "DevicetreeSource",
     "InitrdSettings",
     "KernelEncoding",
     "KernelSettings",
+    "MachineSettings",
     "MatchEntry",
     "ProbeOperator",
     "ProbeStep",
@@ -156,6 +158,31 @@ class AndroidBootImage(msgspec.Struct, frozen=True, kw_only=True):
     cmdline_append: str | None = None
 
 
+class DevicetreeSource(enum.Enum):
+    """Where the kernel's device tree comes from (``machine.devicetree``, project addition).
+
+    Member order is the FBOODEVP enum index; do not reorder.
+    """
+
+    ROOTFS = "rootfs"
+    """Looked up in the rootfs by ``devicetree_name`` (stage0.md §7.3); phones."""
+    PROVIDED = "provided"
+    """The machine supplies its own (qemu's ``virt``, firmware with ACPI or a DT of its
+    own): no DTB is looked up, put in the boot image or used for module discovery."""
+
+
+class MachineSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """``machine``: what the hardware needs that its device tree does not say.
+
+    A project addition to devpro.md §2, for devices whose USB device controller no DT
+    names: the virtual phones' ``usbip_vudc`` and their network card. ``modules`` join
+    the stage0 module list after the DT-discovered ones (stage0.md §4.2, "profile").
+    """
+
+    devicetree: DevicetreeSource = DevicetreeSource.ROOTFS
+    modules: tuple[str, ...] = ()
+
+
 class DeviceProfile(msgspec.Struct, frozen=True, kw_only=True):
     """What a device is (``match`` + ``probe``) and how to boot it (``android_bootimg``).
 
@@ -169,6 +196,16 @@ class DeviceProfile(msgspec.Struct, frozen=True, kw_only=True):
     probe: tuple[ProbeStep, ...]
     android_bootimg: AndroidBootImage
     display_name: str | None = None
+    machine: MachineSettings | None = None
+
+    @property
+    def devicetree_provided(self) -> bool:
+        """Whether the machine supplies its own device tree (no DTB is looked up)."""
+        return self.machine is not None and self.machine.devicetree is DevicetreeSource.PROVIDED
+
+    @property
+    def machine_modules(self) -> tuple[str, ...]:
+        return self.machine.modules if self.machine is not None else ()
 
     @property
     def label(self) -> str:

@@ -131,6 +131,7 @@ def build_stage0(
     rootfs_subvol: str | None = None,
     rootfs_loop: tuple[str, str] | None = None,
     devicetree_name: str | None = None,
+    machine_devicetree: bool = False,
     dtb: bytes | None = None,
     kernel: bytes | None = None,
     kernel_version: str | None = None,
@@ -155,7 +156,9 @@ def build_stage0(
     the PID1 by the kernel's architecture without reading the kernel twice.
     ``devicetree_name`` (from the device profile) locates the DTB in the rootfs unless
     ``dtb`` bytes are given explicitly (``--dtb``); for an x86 kernel (bzImage), which
-    boots without a DTB, the lookup is skipped and a note says so. ``kernel`` bytes
+    boots without a DTB, the lookup is skipped and a note says so, as it is when the device
+    profile says the machine supplies its own tree (``machine_devicetree``, e.g. qemu's
+    ``virt`` machine of the virtual phone). ``kernel`` bytes
     (a boot profile's kernel override) skip the kernel search; the modules directory is
     then chosen by §4.9 rules 2-3 or ``kernel_version``. ``dtb_overlays`` (compiled
     ``.dtbo``) and ``inject_mac`` (``(kind, compatible)`` pairs, §7.5) edit the DTB before
@@ -195,6 +198,9 @@ def build_stage0(
     dtb_path: str | None = None
     if dtb is not None:
         dtb_path = "<explicit>"
+    elif devicetree_name and machine_devicetree:
+        notes.append(f"the machine supplies its own device tree: not looking up "
+                     f"{devicetree_name.lstrip('/')}")  # fmt: skip
     elif devicetree_name and _boots_without_dtb(kernel):
         notes.append(f"{choice.kernel_path} is an x86 kernel (bzImage), which boots without a "
                      f"DTB: not looking up {devicetree_name.lstrip('/')}")  # fmt: skip

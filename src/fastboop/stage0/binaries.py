@@ -1,0 +1,46 @@
+"""The device-side programs fastboop ships, built from ``stage0/`` for each architecture.
+
+``stage0-init`` is the PID1 every boot image carries; ``vphone-usbip`` is the virtual
+phone's USB/IP helper, which only ``fastboop sim vm-*`` puts in the initramfs it boots.
+A source checkout builds them into ``stage0/build/<machine>/`` (``scripts/setup`` runs
+``make -C stage0``) and that build wins, so a rebuilt program is used at once; wheels ship
+them under ``fastboop/_data/stage0/<machine>/``.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Final
+
+from fastboop.errors import FastboopError
+
+REPO_STAGE0: Final = Path(__file__).resolve().parents[3] / "stage0" / "build"
+#: kernel architecture (as :func:`fastboop.bootimg.kernel.detect_kernel` names it) ->
+#: the machine directory the programs are built into
+MACHINES: Final = {"arm64": "aarch64", "x86_64": "x86_64"}
+
+
+class DeviceBinaryNotFound(FastboopError):
+    """A device-side program for the kernel's architecture is not available."""
+
+
+def device_binary(name: str, arch: str) -> bytes:
+    """The static program ``name`` (``stage0-init``, ``vphone-usbip``) for ``arch``."""
+    machine = MACHINES.get(arch)
+    if machine is None:
+        raise DeviceBinaryNotFound(f"{name} is not built for {arch} kernels")
+    local = REPO_STAGE0 / machine / name
+    if local.is_file():
+        return local.read_bytes()
+    packaged = resources.files("fastboop").joinpath("_data", "stage0", machine, name)
+    if packaged.is_file():
+        return packaged.read_bytes()
+    raise DeviceBinaryNotFound(
+        f"no {name} binary for {machine}",
+        where=str(local),
+        hint="build it with `make -C stage0` (scripts/setup does this)",
+    )
+
+
+__all__ = ["MACHINES", "REPO_STAGE0", "DeviceBinaryNotFound", "device_binary"]

@@ -1,5 +1,8 @@
 """Build hook: every wheel carries stage0's PID1 for x86_64 and aarch64, or is not built.
 
+(The same goes for ``vphone-usbip``, the virtual phone's USB/IP helper that ``fastboop sim
+vm-*`` adds to the initramfs it boots: built from ``stage0/vphone/`` by the same Makefile.)
+
 stage0 (the static ``/init`` fastboop puts on the phone) is C, built by ``make -C stage0``
 for both architectures. Whoever builds fastboop gets it from one of two places:
 
@@ -26,7 +29,7 @@ from typing import Any
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 ARCHES = {"x86_64": "gcc", "aarch64": "aarch64-linux-gnu-gcc"}
-BINARY = "stage0-init"
+BINARIES = ("stage0-init", "vphone-usbip")
 HOW_TO_GET_COMPILERS = (
     "install the compilers (Debian/Ubuntu: make gcc libc6-dev gcc-aarch64-linux-gnu "
     "libc6-dev-arm64-cross; Fedora: make gcc glibc-static gcc-aarch64-linux-gnu "
@@ -53,9 +56,10 @@ class CustomBuildHook(BuildHookInterface):  # type: ignore[type-arg]
             return
         problems: list[str] = []
         for arch in ARCHES:
-            binary = self._stage0(root, arch, problems)
-            if binary is not None:
-                build_data["force_include"][str(binary)] = f"{target}/{arch}/{BINARY}"
+            for name in BINARIES:
+                binary = self._stage0(root, arch, name, problems)
+                if binary is not None:
+                    build_data["force_include"][str(binary)] = f"{target}/{arch}/{name}"
         if problems:
             raise Stage0Missing(
                 "fastboop: cannot build a "
@@ -64,21 +68,21 @@ class CustomBuildHook(BuildHookInterface):  # type: ignore[type-arg]
                 + f"\nTo fix it, {HOW_TO_GET_COMPILERS}."
             )
 
-    def _stage0(self, root: Path, arch: str, problems: list[str]) -> Path | None:
+    def _stage0(self, root: Path, arch: str, name: str, problems: list[str]) -> Path | None:
         """A fresh build if the compiler is here, else the sdist's prebuilt copy."""
-        built = root / "stage0" / "build" / arch / BINARY
-        prebuilt = root / "stage0" / "prebuilt" / arch / BINARY
+        built = root / "stage0" / "build" / arch / name
+        prebuilt = root / "stage0" / "prebuilt" / arch / name
         compiler = os.environ.get(f"CC_{arch}", ARCHES[arch])
-        why = self._make(root, arch, compiler)
+        why = self._make(root, arch, name, compiler)
         if why is None and built.is_file():
             return built
         if prebuilt.is_file():
-            self.app.display_info(f"stage0 for {arch}: using the sdist's prebuilt binary ({why})")
+            self.app.display_info(f"{name} for {arch}: using the sdist's prebuilt binary ({why})")
             return prebuilt
         problems.append(f"{arch}: {why}, and no prebuilt binary at {prebuilt.relative_to(root)}")
         return None
 
-    def _make(self, root: Path, arch: str, compiler: str) -> str | None:
+    def _make(self, root: Path, arch: str, name: str, compiler: str) -> str | None:
         """Run make for one architecture; ``None`` on success, else why it failed."""
         if shutil.which("make") is None:
             return "`make` is not installed"
@@ -87,7 +91,7 @@ class CustomBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         if not (root / "stage0" / "Makefile").is_file():
             return "stage0's sources are not here"
         done = subprocess.run(
-            ["make", "-s", "-C", str(root / "stage0"), f"build/{arch}/{BINARY}",
+            ["make", "-s", "-C", str(root / "stage0"), f"build/{arch}/{name}",
              f"CC_{arch}={compiler}"],
             capture_output=True, text=True, check=False,
         )  # fmt: skip

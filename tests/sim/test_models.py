@@ -33,6 +33,9 @@ PROFILES = {
     ),
     "xiaomi-beryllium-ebbg": (0xD00D, [("product", "equals", "beryllium")]),
     "xiaomi-beryllium-tianma": (0xD00D, [("product", "equals", "beryllium")]),
+    # the project's virtual phones (issue 14): a product no real phone answers
+    "vm-arm64": (0x4EE0, [("product", "equals", "fastboop-vm-arm64")]),
+    "vm-x86_64": (0x4EE0, [("product", "equals", "fastboop-vm-x86_64")]),
 }
 
 

@@ -1,4 +1,4 @@
-"""Compile the VM tests' guest programs (static x86_64) and the stage0 PID1.
+"""Compile the VM tests' guest programs (static, x86_64 or arm64) and the stage0 PID1.
 
 Outputs are cached under ``.cache/vm/bin`` keyed by the source digest, so a test session
 compiles each program at most once. :func:`precompile_checkout` byte-compiles this
@@ -19,16 +19,21 @@ BIN_CACHE = REPO_ROOT / ".cache" / "vm" / "bin"
 STAGE0_BIN = REPO_ROOT / "stage0" / "build" / "x86_64" / "stage0-init"
 
 
-def compile_static(name: str) -> Path:
-    """Build ``guest/<name>.c`` into a static binary; returns its path."""
+#: Debian architecture -> the C compiler for its static guest programs
+COMPILERS = {"amd64": "gcc", "arm64": "aarch64-linux-gnu-gcc"}
+
+
+def compile_static(name: str, arch: str = "amd64") -> Path:
+    """Build ``guest/<name>.c`` into a static binary for ``arch``; returns its path."""
     source = GUEST_DIR / f"{name}.c"
     digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
-    target = BIN_CACHE / f"{name}-{digest}"
+    suffix = "" if arch == "amd64" else f"-{arch}"
+    target = BIN_CACHE / f"{name}-{digest}{suffix}"
     if not target.exists():
         BIN_CACHE.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(".part")
         subprocess.run(
-            ["gcc", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-O2", "-static",
+            [COMPILERS[arch], "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-O2", "-static",
              "-o", str(partial), str(source)],
             check=True,
         )  # fmt: skip

@@ -1,9 +1,9 @@
 """The served test rootfs: a real EROFS image made with mkfs.erofs.
 
-It holds Debian's real amd64 kernel package (``/boot/vmlinuz-<kver>`` and the whole
-``/lib/modules/<kver>`` tree, from which the stage0 builder picks its modules, with the
-depmod index the package's postinst would make), plus the
-test's own ``/sbin/init``, a marker file and a pseudo-random payload blob that the init
+It holds Debian's real kernel package, amd64 (or arm64 for the virtual phone):
+``/boot/vmlinuz-<kver>`` and the whole ``/lib/modules/<kver>`` tree, from which the stage0
+builder picks its modules, with the depmod index the package's postinst would make; plus
+the test's own ``/sbin/init``, a marker file and a pseudo-random payload blob that the init
 reads end to end. The image is cached under ``.cache/vm`` keyed by its inputs.
 """
 
@@ -52,14 +52,14 @@ def chunk_sums(blob: bytes, chunk: int = 64 << 10) -> bytes:
     return b"".join((s & (2**64 - 1)).to_bytes(8, "little") for s in sums)
 
 
-def build_rootfs() -> VmRootfs:
-    """Build (or reuse) the EROFS test rootfs image."""
-    kroot, kver = debian_kernel("amd64")
-    init = compile_static("rootfs_init")
-    key = hashlib.sha256(f"{kver}|{init.name}|{BLOB_BYTES}|v3".encode()).hexdigest()[:16]
+def build_rootfs(arch: str = "amd64", *, blob_bytes: int = BLOB_BYTES) -> VmRootfs:
+    """Build (or reuse) the EROFS test rootfs image for Debian architecture ``arch``."""
+    kroot, kver = debian_kernel(arch)
+    init = compile_static("rootfs_init", arch)
+    key = hashlib.sha256(f"{kver}|{init.name}|{blob_bytes}|v3".encode()).hexdigest()[:16]
     marker = f"fastboop-vm-marker-{key}"
     image = IMAGE_CACHE / f"rootfs-{key}.erofs"
-    blob = _blob(marker, BLOB_BYTES)
+    blob = _blob(marker, blob_bytes)
     meta = image.with_suffix(".sum")
     if not image.exists() or not meta.exists():
         staging = IMAGE_CACHE / f"staging-{key}"
@@ -82,7 +82,7 @@ def build_rootfs() -> VmRootfs:
         shutil.rmtree(staging)
         meta.write_text(blob_checksum(blob))
         partial.rename(image)
-    return VmRootfs(image, kver, marker, BLOB_BYTES, meta.read_text().strip())
+    return VmRootfs(image, kver, marker, blob_bytes, meta.read_text().strip())
 
 
 def _link_or_copy(src: str, dst: str) -> object:

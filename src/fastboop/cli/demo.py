@@ -82,15 +82,12 @@ def register(sub: Any) -> None:
 
 
 def _rate(text: str) -> float:
-    from fastboop.stage0.settings import parse_size
+    from fastboop.sim.pace import parse_rate
 
     try:
-        value = parse_size(text.removesuffix("/s"))
-    except UsageError:
-        raise argparse.ArgumentTypeError(f"bad rate {text!r} (use e.g. 8MiB or 500k)") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("the link speed must be more than 0")
-    return float(value)
+        return parse_rate(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def run(args: argparse.Namespace) -> int:

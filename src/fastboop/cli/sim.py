@@ -9,6 +9,9 @@ goes all the way: after a boot (over any of its transports) it leaves fastboot m
 comes back on the USB/IP bus as stage0's smoo gadget, which reads the served rootfs.
 ``fastboop boot ROOTFS --usbip HOST:PORT`` then runs exactly as against a real phone.
 ``kill -USR1`` ends every USB/IP connection at once, like pulling the cable.
+
+The models ``vm-arm64`` and ``vm-x86_64`` are the virtual phone: a boot really boots, in
+qemu, and stage0's gadget comes out of the VM over USB/IP (docs/virtual-phone.md).
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import signal
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import anyio
 from anyio.abc import TaskStatus
@@ -27,9 +31,11 @@ from anyio.abc import TaskStatus
 from fastboop.errors import FastboopError, UsageError
 from fastboop.logs import configure_logging, get_logger
 from fastboop.sim.model import BootloaderModel, available_models, load_model
+from fastboop.sim.pace import Pacer, parse_rate
 from fastboop.sim.server import SimService
 from fastboop.sim.usbip_phone import UsbipPhone
 from fastboop.sim.usbip_server import UsbipBoard, UsbipService
+from fastboop.sim.vm import VirtualPhone
 from fastboop.transports import usbip_wire
 from fastboop.transports.tcp import parse_location
 from fastboop.transports.usbip_net import server_name
@@ -54,7 +60,9 @@ def register(subparsers: Any) -> None:
             "  fastboot -s tcp:127.0.0.1:5554 getvar product\n"
             "  fastboop sim google-sargo --udp 127.0.0.1:5554 --save-boot /tmp/boots\n"
             "  fastboop sim oneplus-fajita --usbip 127.0.0.1:3240   # then:\n"
-            "  fastboop boot rootfs.ero --usbip 127.0.0.1:3240"
+            "  fastboop boot rootfs.ero --usbip 127.0.0.1:3240\n"
+            "  fastboop sim vm-arm64 --usbip 127.0.0.1:3240 --console vm.log   # a real boot\n"
+            "  fastboop boot debian-arm64.ero --usbip 127.0.0.1:3240"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -81,6 +89,20 @@ def register(subparsers: Any) -> None:
         type=Path,
         help="write every booted image to DIR/<model>-<n>.img",
     )
+    parser.add_argument(
+        "--link-speed", type=_rate, metavar="RATE",
+        help="pace the phone's USB/IP link, e.g. 30MiB (per second), as a real USB 2 cable "
+        "would (default: as fast as possible)",
+    )
+    parser.add_argument(
+        "--console", metavar="FILE", type=Path,
+        help="virtual phones: append the VM's serial console to FILE (default: stderr)",
+    )
+    parser.add_argument(
+        "--once", action="store_true",
+        help="virtual phones: exit when the VM powers off, with qemu's exit status (a "
+        "restart still returns the phone to fastboot mode)",
+    )
     parser.add_argument("--list", action="store_true", help="list the built-in models and exit")
     parser.add_argument("--json", action="store_true", help="with --list: print JSON")
     parser.set_defaults(handler=handle)
@@ -95,12 +117,20 @@ def handle(args: argparse.Namespace) -> int:
     tcp = [_endpoint(value) for value in args.tcp]
     udp = [_endpoint(value) for value in args.udp]
     usbip = [_endpoint(value, usbip_wire.DEFAULT_PORT) for value in args.usbip]
+    if model.vm is not None and not usbip:
+        raise UsageError(f"the virtual phone {model.name} needs --usbip HOST:PORT",
+                         hint="its stage0 gadget comes out of the VM over USB/IP, e.g. "
+                         f"fastboop sim {model.name} --usbip 127.0.0.1:3240")
     if not tcp and not udp and not usbip:
         tcp = [("127.0.0.1", DEFAULT_PORT)]
     # The simulator's job is to show what it receives: log commands unless told otherwise.
     configure_logging(max(1, getattr(args, "verbose", 0)), json=getattr(args, "log_json", False))
+    console = _ConsoleWriter(args.console)
     try:
-        anyio.run(partial(run_sim, model, tcp, udp, args.save_boot, usbip=usbip))
+        status: int = anyio.run(partial(
+            run_sim, model, tcp, udp, args.save_boot, usbip=usbip, console=console,
+            once=args.once, link_speed=args.link_speed,
+        ))  # fmt: skip
     except KeyboardInterrupt:
         return 0
     except (OSError, ExceptionGroup) as error:
@@ -112,7 +142,25 @@ def handle(args: argparse.Namespace) -> int:
             f"cannot listen: {failure.strerror or failure}",
             hint="is another simulator or fastboot device already on that port?",
         ) from None
-    return 0
+    finally:
+        console.close()
+    return status
+
+
+class _ConsoleWriter:
+    """Where a virtual phone's serial console goes: appended to a file, or to stderr."""
+
+    def __init__(self, path: Path | None):
+        self._file: BinaryIO = path.open("ab") if path is not None else sys.stderr.buffer
+        self._owned = path is not None
+
+    def __call__(self, chunk: bytes) -> None:
+        self._file.write(chunk)
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._owned:
+            self._file.close()
 
 
 def _first_os_error(error: BaseException) -> OSError | None:
@@ -141,6 +189,13 @@ def _list(*, as_json: bool) -> int:
     return 0
 
 
+def _rate(text: str) -> float:
+    try:
+        return parse_rate(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _endpoint(value: str, default_port: int = DEFAULT_PORT) -> tuple[str, int]:
     try:
         return parse_location(value, default_port, listening=True)
@@ -155,17 +210,29 @@ async def run_sim(
     save_boot: Path | None = None,
     *,
     usbip: Sequence[tuple[str, int]] = (),
+    console: Callable[[bytes], None] | None = None,
+    once: bool = False,
+    link_speed: float | None = None,
     task_status: TaskStatus[SimService] = anyio.TASK_STATUS_IGNORED,
-) -> None:
-    """Serve ``model`` on every endpoint until cancelled (or SIGINT/SIGTERM).
+) -> int:
+    """Serve ``model`` on every endpoint until cancelled (or SIGINT/SIGTERM); returns the
+    exit status (qemu's, for a virtual phone run with ``once``).
 
     With ``usbip`` endpoints the phone is a :class:`~fastboop.sim.usbip_phone.UsbipPhone`
-    too, and every boot (over any transport) turns it into stage0's gadget there; the
-    started service's ``usbip`` and ``phone`` attributes give access to both.
+    too, and every boot (over any transport) turns it into stage0's gadget there; a model
+    with ``vm`` is a :class:`~fastboop.sim.vm.VirtualPhone`, whose boots start qemu (its
+    serial console goes to ``console``). The started service's ``usbip`` and ``phone``
+    attributes give access to both.
     """
     saver = _BootSaver(save_boot, model.name) if save_boot else None
     board = UsbipBoard()
-    phone = UsbipPhone(model, board, on_boot=saver) if usbip else None
+    phone: UsbipPhone | VirtualPhone | None = None
+    pacer = Pacer(link_speed) if link_speed is not None else None
+    if model.vm is not None:
+        phone = VirtualPhone(model, board, console=console or _ConsoleWriter(None),
+                             once=once, on_boot=saver, pacer=pacer)  # fmt: skip
+    elif usbip:
+        phone = UsbipPhone(model, board, on_boot=saver, pacer=pacer)
     service = SimService(model, on_boot=phone.booted if phone is not None else saver)
     service.usbip = UsbipService(board) if usbip else None
     service.phone = phone
@@ -181,7 +248,15 @@ async def run_sim(
                 service.endpoints.append(f"usbip:{server_name(host, bound)}")
             group.start_soon(_pull_cable_on_signal, service.usbip)
         group.start_soon(_stop_on_signal, group.cancel_scope)
+        if isinstance(phone, VirtualPhone) and once:
+            group.start_soon(_stop_when_finished, phone, group.cancel_scope)
         task_status.started(service)
+    return phone.exit_status if isinstance(phone, VirtualPhone) and once else 0
+
+
+async def _stop_when_finished(phone: VirtualPhone, scope: anyio.CancelScope) -> None:
+    await phone.finished.wait()
+    scope.cancel()
 
 
 async def _pull_cable_on_signal(usbip: UsbipService) -> None:

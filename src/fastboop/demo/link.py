@@ -7,33 +7,19 @@ sources, so the boot screen shows what it shows with a real phone: an upload bar
 rate and ETA, the wait for stage0 counting down, the serving line moving. The tmux test of
 the boot screen uses it for the same reason.
 
+The pace itself (:class:`~fastboop.sim.pace.Pacer`) is shared with ``fastboop sim
+--link-speed``, whose phones pace their own side of a USB/IP cable.
+
 Only the host's side of the wire is paced (each send or bulk transfer waits until the
 link would have carried it), which is all the host can observe of a slow cable.
 """
 
 from __future__ import annotations
 
-import anyio
-
 from fastboop.backends.ports import DeviceChanged, DeviceSource, GadgetSource
+from fastboop.sim.pace import Pacer
 from fastboop.smoo.link import GadgetLink
 from fastboop.transports.base import DeviceAddress, Transport
-
-
-class Pacer:
-    """Lets bytes through at ``rate`` bytes per second (a token bucket without a burst)."""
-
-    def __init__(self, rate: float):
-        if rate <= 0:
-            raise ValueError("the link speed must be positive")
-        self.rate = rate
-        self._free_at = 0.0
-
-    async def carry(self, size: int) -> None:
-        now = anyio.current_time()
-        start = max(now, self._free_at)
-        self._free_at = start + size / self.rate
-        await anyio.sleep(self._free_at - now)
 
 
 class PacedTransport:

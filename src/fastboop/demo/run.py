@@ -22,7 +22,7 @@ import msgspec
 from fastboop.backends.payload import Stage0PayloadBuilder
 from fastboop.backends.ports import DeviceSource, GadgetSource
 from fastboop.backends.standard import StandardBackend
-from fastboop.demo.link import PacedDevices, PacedGadgets, Pacer
+from fastboop.demo.link import PacedDevices, PacedGadgets
 from fastboop.devpro.sources import load_pool
 from fastboop.errors import FastboopError, UsageError
 from fastboop.events import AnyEvent, SessionConfig
@@ -32,6 +32,7 @@ from fastboop.replay import ReplayReport, replay_journal
 from fastboop.runtime import Session
 from fastboop.runtime.interactive import Interruption, run_session
 from fastboop.sim.model import BootloaderModel, CommandBehaviour, load_model
+from fastboop.sim.pace import Pacer
 from fastboop.sim.phone import SimulatedPhone
 
 DEMO_MODEL = "oneplus-fajita"

@@ -67,6 +67,9 @@ class BootloaderModel(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     unplug_after_bytes: int | None = None
     data_size_padding: str = "0"
     description: str = ""
+    vm: str | None = None
+    """The machine a boot starts, for the virtual phones (``arm64`` or ``x86_64``): the
+    image then really boots, in qemu (:mod:`fastboop.sim.vm`). ``None``: a model only."""
 
     def __post_init__(self) -> None:
         for field, value in (("vid", self.vid), ("pid", self.pid)):
@@ -76,6 +79,8 @@ class BootloaderModel(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
             raise ValueError("max_download_size must be between 1 and 0xffffffff")
         if self.data_size_padding not in ("0", " "):
             raise ValueError("data_size_padding must be '0' or ' '")
+        if self.vm not in (None, "arm64", "x86_64"):
+            raise ValueError("vm must be arm64 or x86_64")
 
     def variable(self, name: str) -> str | None:
         """The getvar answer for ``name``, or ``None`` when the phone does not know it."""

@@ -32,6 +32,7 @@ DATA_PIECE: Final = 1 << 20
 if TYPE_CHECKING:
     from fastboop.sim.usbip_phone import UsbipPhone
     from fastboop.sim.usbip_server import UsbipService
+    from fastboop.sim.vm import VirtualPhone
 
 _log = get_logger("fastboop.sim")
 
@@ -70,7 +71,7 @@ class SimService:
         # Set by `fastboop sim --usbip` (cli/sim.py run_sim): the USB/IP service and the
         # phone that turns into stage0's gadget there after a boot.
         self.usbip: UsbipService | None = None
-        self.phone: UsbipPhone | None = None
+        self.phone: UsbipPhone | VirtualPhone | None = None
 
     def new_bootloader(self, peer: str) -> SimulatedBootloader:
         log = _log.bind(model=self.model.name, peer=peer)

@@ -25,6 +25,7 @@ import anyio
 
 from fastboop.sim.bootloader import Send, Silence, SimulatedBootloader
 from fastboop.sim.gadget import SimGadget, SimLink
+from fastboop.sim.pace import Pacer
 from fastboop.sim.usb_bus import (
     INTERFACE_KINDS,
     configuration_descriptor,
@@ -115,8 +116,10 @@ class FastbootUsbDevice:
     """
 
     def __init__(self, bootloader: SimulatedBootloader, *, busid: str = "1-1", bus: int = 1,
-                 address: int = 5, on_unplug: Callable[[], None] | None = None):
+                 address: int = 5, on_unplug: Callable[[], None] | None = None,
+                 pacer: Pacer | None = None):
         model = bootloader.model
+        self._pacer = pacer  # a slower cable: OUT data takes as long as the link needs
         self.bootloader = bootloader
         self.chapter9 = _Chapter9(
             busid=busid, bus=bus, address=address, vid=model.vid, pid=model.pid,
@@ -146,6 +149,8 @@ class FastbootUsbDevice:
         if command.ep != 1:
             return STALL
         if command.direction == w.DIR_OUT:
+            if self._pacer is not None:
+                await self._pacer.carry(len(command.data))
             return self._write(command.data)
         return await self._read(command.transfer_buffer_length)
 

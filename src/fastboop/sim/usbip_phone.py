@@ -24,6 +24,7 @@ from fastboop.logs import get_logger
 from fastboop.sim.bootloader import SimulatedBootloader
 from fastboop.sim.gadget import SimGadget
 from fastboop.sim.model import BootloaderModel
+from fastboop.sim.pace import Pacer
 from fastboop.sim.phone import PhoneReport, boot_image_problem, play_stage0
 from fastboop.sim.usbip_devices import FastbootUsbDevice, GadgetUsbDevice
 from fastboop.sim.usbip_server import UsbipBoard
@@ -41,7 +42,8 @@ class UsbipPhone:
     def __init__(self, model: BootloaderModel, board: UsbipBoard, *,
                  reenumerate_delay: float = REENUMERATE_DELAY,
                  on_boot: Callable[[bytes], None] | None = None,
-                 on_rootfs: Callable[[bytes], None] | None = None):
+                 on_rootfs: Callable[[bytes], None] | None = None,
+                 pacer: Pacer | None = None):
         self.model = model
         self.board = board
         self.report = PhoneReport()
@@ -49,6 +51,7 @@ class UsbipPhone:
         self._reenumerate_delay = reenumerate_delay
         self._on_boot = on_boot
         self._on_rootfs = on_rootfs
+        self._pacer = pacer
         self._fastboot: FastbootUsbDevice | None = None
         self._tg: TaskGroup | None = None
 
@@ -68,7 +71,7 @@ class UsbipPhone:
                                           transport="usbip"),
         )  # fmt: skip
         self._fastboot = FastbootUsbDevice(bootloader, busid=FASTBOOT_BUSID,
-                                           on_unplug=self._left_bus)  # fmt: skip
+                                           on_unplug=self._left_bus, pacer=self._pacer)
         self.board.plug(self._fastboot)
 
     def _left_bus(self) -> None:

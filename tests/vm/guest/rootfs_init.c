@@ -10,11 +10,14 @@
  * A second line gives the blob's read time, open to EOF on the monotonic clock:
  *     VMTEST-ROOTFS-INIT payload read: <bytes> bytes in <microseconds> us
  * (informational, the throughput seen inside the VM: docs/benchmarks.md; never asserted).
- * then does what a distro shutdown does: SIGTERM to every process, wait for them (so the
- * host-side process can close its journal), sync, power off.
+ * then does what a distro shutdown does: SIGTERM to every process but the root storage
+ * daemons (argv[0] "@...", like stage0's gadget; systemd spares them too), wait for them
+ * (so a host-side process in the VM can close its journal), sync, power off.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdint.h>
@@ -33,6 +36,33 @@ static void poweroff(void) {
     sync();
     reboot(RB_POWER_OFF);
     for (;;) pause();
+}
+
+/* SIGTERM every process but PID 1 and those whose argv[0] starts with '@'; returns how
+ * many, their pids in `pids`. Kernel threads (empty cmdline) are skipped. */
+static int terminate_all_but_storage(pid_t *pids, int cap) {
+    DIR *proc = opendir("/proc");
+    struct dirent *e;
+    int n = 0;
+    while (proc && (e = readdir(proc)) && n < cap) {
+        pid_t pid = (pid_t)atoi(e->d_name);
+        if (pid <= 1 || pid == getpid()) continue;
+        char path[64], first = 0;
+        snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+        int fd = open(path, O_RDONLY);
+        ssize_t got = fd >= 0 ? read(fd, &first, 1) : -1;
+        if (fd >= 0) close(fd);
+        if (got != 1 || first == '@') continue;
+        if (kill(pid, SIGTERM) == 0) pids[n++] = pid;
+    }
+    if (proc) closedir(proc);
+    return n;
+}
+
+static int any_alive(const pid_t *pids, int n) {
+    for (int i = 0; i < n; i++)
+        if (kill(pids[i], 0) == 0) return 1;
+    return 0;
 }
 
 int main(void) {
@@ -106,13 +136,15 @@ int main(void) {
         out(line);
     }
 
-    /* Shutdown: TERM everyone, reap for up to 60 s, then power off. */
-    kill(-1, SIGTERM);
+    /* Shutdown as systemd does it: TERM every process except the root storage daemons
+     * (argv[0] starting with '@', which stage0's gadget is: the root lives on it), wait
+     * up to 60 s for them to go (reaping what dies), then power off. */
+    static pid_t victims[4096];
+    int count = terminate_all_but_storage(victims, 4096);
     time_t start = time(NULL);
-    while (time(NULL) - start < 60) {
-        pid_t pid = waitpid(-1, NULL, WNOHANG);
-        if (pid < 0 && errno == ECHILD) break;
-        if (pid <= 0) usleep(100000);
+    while (time(NULL) - start < 60 && any_alive(victims, count)) {
+        while (waitpid(-1, NULL, WNOHANG) > 0) continue;
+        usleep(100000);
     }
     out("VMTEST-ROOTFS-INIT powering off\n");
     poweroff();

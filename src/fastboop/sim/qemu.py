@@ -1,0 +1,183 @@
+"""Running the virtual phone's machine: qemu under TCG, its console, and why it stopped.
+
+One :func:`run_qemu` call is one power-on of the VM. qemu runs with ``-no-reboot``, so it
+exits whenever the guest powers off *or* restarts; its QMP socket says which (the
+``SHUTDOWN`` event's ``reason``: ``guest-shutdown``, ``guest-reset``, ``guest-panic``),
+because a phone that restarts goes back to its bootloader while one that powers off is
+off (:class:`~fastboop.sim.vm.VirtualPhone` decides what follows). The serial console is
+copied, as it comes, to wherever the caller wants it.
+
+Networking is qemu's user mode (slirp) and nothing else: the guest is 10.0.2.15, cannot
+reach the host's network (``restrict=on``), and one host port on 127.0.0.1 is forwarded
+to the guest's USB/IP port 3240, where ``vphone-usbip`` hands connections to the VM's
+``usbip-vudc``.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final
+
+import anyio
+import anyio.abc
+import msgspec
+import structlog
+
+log = structlog.get_logger("fastboop.sim.vm")
+
+GUEST_USBIP_PORT: Final = 3240
+QMP_CONNECT_TIMEOUT: Final = 30.0
+STOP_GRACE: Final = 5.0
+
+
+class QemuMachine(msgspec.Struct, frozen=True, kw_only=True):
+    """How to start one architecture's VM."""
+
+    arch: str  # as the kernel detector names it: arm64, x86_64
+    binary: str
+    args: tuple[str, ...]
+    console: str  # the guest's serial console device
+
+
+MACHINES: Final = {
+    # -cpu max is every feature TCG emulates; pauth-impdef swaps the architected pointer
+    # authentication hash (costly to emulate) for an implementation-defined one, which the
+    # kernel cannot tell apart.
+    "arm64": QemuMachine(arch="arm64", binary="qemu-system-aarch64",
+                         args=("-M", "virt", "-cpu", "max,pauth-impdef=on"), console="ttyAMA0"),
+    "x86_64": QemuMachine(arch="x86_64", binary="qemu-system-x86_64",
+                          args=("-M", "pc", "-cpu", "max"), console="ttyS0"),
+}  # fmt: skip
+
+
+class VmBoot(msgspec.Struct, frozen=True, kw_only=True):
+    """What qemu boots: files written from the received boot image."""
+
+    kernel: Path
+    initrd: Path
+    cmdline: str
+
+
+class VmExit(msgspec.Struct, frozen=True, kw_only=True):
+    """How a power-on ended: qemu's exit status (``None``: killed) and why."""
+
+    status: int | None
+    reason: str  # poweroff, reset, panic, or "stopped" (the simulator ended it), "unknown"
+
+    @property
+    def restarts(self) -> bool:
+        """The guest asked for a restart (a phone then comes back in its bootloader)."""
+        return self.reason == "reset"
+
+
+_REASONS = {"guest-shutdown": "poweroff", "guest-reset": "reset", "guest-panic": "panic",
+            "host-qmp-quit": "stopped", "host-signal": "stopped"}  # fmt: skip
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for qemu's forward)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def qemu_argv(machine: QemuMachine, boot: VmBoot, *, usbip_port: int, qmp: Path,
+              memory_mib: int = 1024, cpus: int = 1) -> list[str]:
+    """The qemu command line. One vCPU by default: under TCG on a busy host a second vCPU
+    can be starved of host time for seconds, and the guest's calls across CPUs then stall
+    (RCU stall warnings, a power-off that never completes). stage0 needs no more."""
+    forward = f"hostfwd=tcp:127.0.0.1:{usbip_port}-10.0.2.15:{GUEST_USBIP_PORT}"
+    return [
+        machine.binary, *machine.args, "-accel", "tcg", "-smp", str(cpus), "-m", str(memory_mib),
+        "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot",
+        "-kernel", str(boot.kernel), "-initrd", str(boot.initrd), "-append", boot.cmdline,
+        "-netdev", f"user,id=net0,restrict=on,{forward}",
+        "-device", "virtio-net-pci,netdev=net0",
+        "-qmp", f"unix:{qmp},server=on,wait=off",
+    ]  # fmt: skip
+
+
+async def run_qemu(argv: list[str], *, qmp: Path,
+                   console: Callable[[bytes], None]) -> VmExit:
+    """Run qemu until it exits; cancelling stops it (SIGTERM, then SIGKILL)."""
+    log.info("starting vm", command=" ".join(argv))
+    reason: list[str] = []
+    process = await anyio.open_process(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                       stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_watch_qmp, qmp, reason)
+            await _copy_console(process, console)  # to the end: the last lines matter most
+            status = await process.wait()
+            with anyio.move_on_after(1.0):  # the SHUTDOWN event may still be on its way
+                while not reason:
+                    await anyio.sleep(0.02)
+            tg.cancel_scope.cancel()
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await _stop(process)
+        raise
+    finally:
+        with anyio.CancelScope(shield=True):
+            await process.aclose()
+    return VmExit(status=status, reason=reason[0] if reason else "unknown")
+
+
+async def _copy_console(process: anyio.abc.Process, console: Callable[[bytes], None]) -> None:
+    assert process.stdout is not None
+    async for chunk in process.stdout:
+        console(chunk)
+
+
+async def _stop(process: anyio.abc.Process) -> None:
+    if process.returncode is not None:
+        return
+    process.terminate()
+    with anyio.move_on_after(STOP_GRACE):
+        await process.wait()
+        return
+    process.kill()
+    await process.wait()
+
+
+async def _watch_qmp(path: Path, reason: list[str]) -> None:
+    """Read QMP events until qemu goes; keep the reason of its SHUTDOWN event."""
+    stream = None
+    with anyio.move_on_after(QMP_CONNECT_TIMEOUT):
+        while stream is None:
+            try:
+                stream = await anyio.connect_unix(path)
+            except OSError:
+                await anyio.sleep(0.05)
+    if stream is None:
+        log.warning("no QMP socket from qemu; the stop reason will be unknown", path=str(path))
+        return
+    async with stream:
+        await stream.send(b'{"execute": "qmp_capabilities"}\n')
+        buffered = b""
+        try:
+            async for chunk in stream:
+                buffered += chunk
+                *lines, buffered = buffered.split(b"\n")
+                for line in lines:
+                    _note_shutdown(line, reason)
+        except (anyio.BrokenResourceError, OSError):
+            pass
+
+
+def _note_shutdown(line: bytes, reason: list[str]) -> None:
+    try:
+        message = json.loads(line)
+    except ValueError:
+        return
+    if isinstance(message, dict) and message.get("event") == "SHUTDOWN":
+        data = message.get("data") or {}
+        raw = str(data.get("reason", "unknown"))
+        reason.append(_REASONS.get(raw, raw))
+
+
+__all__ = ["MACHINES", "QemuMachine", "VmBoot", "VmExit", "free_port", "qemu_argv", "run_qemu"]

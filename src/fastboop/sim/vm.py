@@ -1,0 +1,205 @@
+"""The virtual phone: a simulated bootloader whose ``boot`` really boots, in qemu.
+
+``fastboop sim vm-arm64 --usbip HOST:PORT`` (or ``vm-x86_64``) runs one. It is a phone a
+distro developer can boot their image on with the command they would use for a real one,
+``fastboop boot ROOTFS --usbip HOST:PORT``:
+
+1. **Fastboot mode.** The bootloader (model ``vm-arm64``: ``getvar product`` answers
+   ``fastboop-vm-arm64``) is a USB device on the simulator's USB/IP server, bus id ``1-1``,
+   and on fastboot TCP/UDP if asked for.
+2. **Boot.** The received image is parsed with fastboop's own boot-image parser; its kernel,
+   ramdisk and cmdline start ``qemu-system-aarch64 -M virt -cpu max`` (TCG) or
+   ``qemu-system-x86_64``. A DTB in the image is not given to the VM: a phone's tree does
+   not describe qemu's ``virt`` machine, which brings its own (the ``vm-*`` profiles say
+   so, and their builds carry none). The bootloader leaves the bus, as a phone's does.
+3. **stage0.** The machine's "USB cable" is ``usbip-vudc``, a virtual UDC in the guest
+   kernel, exported over USB/IP through qemu's user networking: ``vphone-usbip``, a small
+   static program added to the initramfs (as ``/vphone/init``, with the same
+   first-writer-wins layering as ``fastboop stage0 --augment``; stage0 itself is
+   untouched), hands each USB/IP connection to the kernel. The simulator's USB/IP server
+   relays to it, so stage0's gadget appears on the one address the user gave, under bus
+   id ``usbip-vudc.0``.
+4. **After.** qemu's exit status and the reason (power-off, restart, panic) are logged.
+   A restart — stage0's failure path reboots to the bootloader — brings the phone back to
+   fastboot mode, a second arrival on the bus; so does a power-off, unless ``once`` asked
+   the simulator to end there (its exit status is then qemu's).
+
+The bootloader also adds ``printk.devkmsg=on`` to the cmdline, so stage0's log reaches
+the console unthrottled, as a developer debugging a boot wants.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final
+
+import anyio
+import anyio.to_thread
+import structlog
+from anyio.abc import TaskGroup, TaskStatus
+
+from fastboop.bootimg.kernel import unwrap_kernel
+from fastboop.bootimg.parser import parse_boot_image
+from fastboop.errors import FastboopError
+from fastboop.sim.bootloader import SimulatedBootloader
+from fastboop.sim.model import BootloaderModel
+from fastboop.sim.pace import Pacer
+from fastboop.sim.phone import PhoneReport, boot_image_problem
+from fastboop.sim.qemu import MACHINES, VmBoot, VmExit, free_port, qemu_argv, run_qemu
+from fastboop.sim.usbip_devices import FastbootUsbDevice
+from fastboop.sim.usbip_server import UsbipBoard
+from fastboop.stage0.binaries import device_binary
+from fastboop.stage0.cpio import CpioWriter, parse_archive
+
+log = structlog.get_logger("fastboop.sim.vm")
+
+FASTBOOT_BUSID: Final = "1-1"
+HELPER: Final = "vphone-usbip"
+HELPER_PATH: Final = "vphone/init"
+FIRMWARE_CMDLINE: Final = f"rdinit=/{HELPER_PATH} printk.devkmsg=on"
+REENUMERATE_DELAY: Final = 0.3
+
+Console = Callable[[bytes], None]
+
+
+class VmBootError(FastboopError):
+    """The received image cannot boot on this virtual phone."""
+
+
+def augment_ramdisk(ramdisk: bytes, helper: bytes) -> bytes:
+    """The received initramfs plus ``/vphone/init``, layered like ``--augment``: the added
+    entries first (first writer wins), then every entry of the received archive."""
+    writer = CpioWriter()
+    writer.add_file(HELPER_PATH, helper, 0o755)
+    for entry in parse_archive(ramdisk):
+        writer.add(entry)
+    return writer.to_bytes()
+
+
+def prepare_boot(image: bytes, arch: str, workdir: Path) -> VmBoot:
+    """Write the kernel, initramfs and cmdline the VM boots from ``image``'s sections."""
+    parsed = parse_boot_image(image)
+    info, raw = unwrap_kernel(parsed.kernel)
+    if info.arch is not None and info.arch != arch:
+        raise VmBootError(f"the image's kernel is for {info.arch}; this virtual phone is {arch}",
+                          hint=f"use the vm-{info.arch} phone, or a {arch} rootfs")
+    if parsed.dtb or info.appended_dtb_size:
+        log.info("ignoring the image's DTB: qemu's machine supplies its own device tree")
+    # arm64: the bare Image (unwrapped, any appended DTB left out); x86: the bzImage as is.
+    kernel = raw if arch == "arm64" else parsed.kernel
+    cmdline = parsed.full_cmdline.split(b"\0", 1)[0].decode("utf-8", "replace").strip()
+    boot = VmBoot(kernel=workdir / "kernel", initrd=workdir / "initrd.cpio",
+                  cmdline=f"{cmdline} {FIRMWARE_CMDLINE}".strip())  # fmt: skip
+    boot.kernel.write_bytes(kernel)
+    boot.initrd.write_bytes(augment_ramdisk(parsed.ramdisk, device_binary(HELPER, arch)))
+    return boot
+
+
+class VirtualPhone:
+    """One virtual phone on ``board``; run it with :meth:`run`. See the module docstring."""
+
+    def __init__(self, model: BootloaderModel, board: UsbipBoard, *, console: Console,
+                 once: bool = False, memory_mib: int = 1024, cpus: int = 1,
+                 on_boot: Callable[[bytes], None] | None = None, pacer: Pacer | None = None):
+        if model.vm not in MACHINES:
+            raise VmBootError(f"model {model.name} is not a virtual phone (no vm: arm64/x86_64)")
+        self.model = model
+        self.machine = MACHINES[model.vm]
+        self.board = board
+        self.report = PhoneReport()
+        self.runs: list[VmExit] = []
+        self.fastboot_arrivals = 0
+        self.finished = anyio.Event()
+        self._console = console
+        self._once = once
+        self._memory, self._cpus = memory_mib, cpus
+        self._on_boot = on_boot
+        self._pacer = pacer
+        self._fastboot: FastbootUsbDevice | None = None
+        self._booting = False
+        self._tg: TaskGroup | None = None
+        self._workdir = Path(tempfile.gettempdir())
+
+    @property
+    def exit_status(self) -> int:
+        """qemu's exit status of the last run (1 when it was killed or never ran)."""
+        last = self.runs[-1].status if self.runs else None
+        return 1 if last is None else last
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        workdir = Path(tempfile.mkdtemp(prefix="fastboop-vphone-"))
+        self._workdir = workdir
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                self.enter_fastboot()
+                task_status.started()
+                await anyio.sleep_forever()
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def enter_fastboot(self) -> None:
+        """The phone (re)enters fastboot mode: its bootloader arrives on the bus."""
+        self.fastboot_arrivals += 1
+        bootloader = SimulatedBootloader(
+            self.model, on_boot=self.booted,
+            on_command=lambda c: log.info("command", model=self.model.name, command=c),
+        )  # fmt: skip
+        self._fastboot = FastbootUsbDevice(
+            bootloader, busid=FASTBOOT_BUSID, pacer=self._pacer,
+            on_unplug=lambda: self.board.unplug(FASTBOOT_BUSID),
+        )  # fmt: skip
+        self.board.plug(self._fastboot)
+        log.info("virtual phone in fastboot mode", model=self.model.name,
+                 arrival=self.fastboot_arrivals)
+
+    def booted(self, image: bytes) -> None:
+        """A host booted ``image`` (over USB/IP, TCP or UDP)."""
+        self.report.booted_image = image
+        if self._on_boot is not None:
+            self._on_boot(image)
+        problem = boot_image_problem(image)
+        self.report.boot_error = problem
+        if problem is not None or self._booting:
+            log.warning("virtual phone cannot boot this image; it hangs",
+                        error=problem or "already booting")
+            return
+        self._booting = True
+        assert self._tg is not None, "run the phone before booting it"
+        self._tg.start_soon(self._power_on, image)
+
+    async def _power_on(self, image: bytes) -> None:
+        await anyio.sleep(REENUMERATE_DELAY)  # the bootloader's OKAY goes out first
+        if self._fastboot is not None:
+            self._fastboot.unplug()
+            self._fastboot = None
+        run_dir = self._workdir / f"boot-{len(self.runs) + 1}"
+        run_dir.mkdir()
+        try:
+            boot = await anyio.to_thread.run_sync(prepare_boot, image, self.machine.arch, run_dir)
+        except FastboopError as error:
+            self.report.boot_error = str(error)
+            log.warning("virtual phone cannot boot this image; it hangs", error=str(error))
+            return
+        port = free_port()
+        self.board.upstream = [("127.0.0.1", port)]
+        argv = qemu_argv(self.machine, boot, usbip_port=port, qmp=run_dir / "qmp.sock",
+                         memory_mib=self._memory, cpus=self._cpus)  # fmt: skip
+        try:
+            result = await run_qemu(argv, qmp=run_dir / "qmp.sock", console=self._console)
+        finally:
+            self.board.upstream = []
+            self._booting = False
+        self.runs.append(result)
+        log.info("vm stopped", status=result.status, reason=result.reason)
+        if self._once and not result.restarts:
+            self.finished.set()
+            return
+        await anyio.sleep(REENUMERATE_DELAY)
+        self.enter_fastboot()
+
+
+__all__ = ["VirtualPhone", "VmBootError", "augment_ramdisk", "prepare_boot"]

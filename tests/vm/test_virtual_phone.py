@@ -1,0 +1,130 @@
+"""The virtual phone, end to end (issue 14): ``fastboop boot ROOTFS`` from the image to the
+distro's init in a qemu VM, over USB/IP, with the real pieces.
+
+``fastboop sim vm-arm64`` runs the simulated bootloader; ``fastboop boot`` finds it over
+USB/IP, identifies it by its probe, builds the boot image from the rootfs (Debian's real
+kernel and modules, the test's own /sbin/init), uploads and boots it. The virtual phone
+starts qemu (``-M virt -cpu max`` under TCG for arm64) with the image's kernel, ramdisk
+and cmdline; the **aarch64 stage0** brings its gadget up on ``usbip-vudc``, which comes
+out of the VM over USB/IP; fastboop finds it under its new bus id and serves the rootfs
+over smoo; stage0 mounts it and execs the rootfs's init, which reads a payload back,
+checks it chunk by chunk and powers the VM off.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from fastboop import events as ev
+from fastboop.cli.exit_codes import ExitCode
+from fastboop.journal import read_journal
+from fastboop.replay import replay_journal
+from tests.vm.rootfs_image import VmRootfs, build_rootfs
+from tests.vm.vphone import CLI, Boot, check_booted_to_init, virtual_phone
+
+pytestmark = pytest.mark.vm
+
+
+@pytest.fixture(scope="module")
+def arm64_rootfs() -> VmRootfs:
+    return build_rootfs("arm64")
+
+
+@pytest.fixture(scope="module")
+def amd64_rootfs() -> VmRootfs:
+    return build_rootfs("amd64")
+
+
+def check_journal(journal: Path, tmp_path: Path) -> None:
+    """The session replays with zero divergence, and its pcap export opens in tshark."""
+    recorded = read_journal(journal)
+    assert replay_journal(recorded).ok
+    pcap = tmp_path / "boot.pcap"
+    subprocess.run([*CLI, "replay", "export-pcap", str(journal), "-o", str(pcap)], check=True,
+                   capture_output=True)  # fmt: skip
+    shown = subprocess.run(["tshark", "-r", str(pcap), "-T", "fields", "-e", "usb.capdata"],
+                           capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert b"getvar:product".hex() in shown.replace(":", "")
+
+
+def test_arm64_from_the_image_to_init(tmp_path: Path, arm64_rootfs: VmRootfs) -> None:
+    rootfs = arm64_rootfs
+    with virtual_phone("vm-arm64", tmp_path, once=True) as sim:
+        boot = Boot(rootfs.image, tmp_path, "--usbip", sim.usbip)  # profile detected
+        status = sim.wait_exit()  # --once: the simulator ends with the VM, with its status
+        code, output = boot.interrupt()
+    console = sim.console.read_text(errors="replace")
+    check_booted_to_init(console, rootfs.marker, rootfs.blob_bytes, rootfs.blob_sum)
+    assert status == 0, sim.report()
+    assert "reason=poweroff status=0" in sim.log.read_text()
+    assert f"found usbip device {sim.usbip}/1-1 [18d1:4ee0]" in output
+    assert "identified as vm-arm64" in output
+    # the gadget: another bus id, the bootloader's identity (serial included)
+    assert (f"smoo gadget connected: usbip {sim.usbip}/usbip-vudc.0 [18d1:4ee0] "
+            "serial fastboopvm64") in output, output  # fmt: skip
+    assert "Machine model: linux,dummy-virt" in console  # qemu's own tree, not a phone's
+    assert code == ExitCode.INTERRUPTED, output
+    check_journal(boot.journal, tmp_path)
+
+
+def test_x86_64_from_the_image_to_init(tmp_path: Path, amd64_rootfs: VmRootfs) -> None:
+    rootfs = amd64_rootfs
+    with virtual_phone("vm-x86_64", tmp_path, once=True) as sim:
+        boot = Boot(rootfs.image, tmp_path, "--usbip", sim.usbip, "--device-profile",
+                    "vm-x86_64")  # fmt: skip
+        status = sim.wait_exit()
+        code, output = boot.interrupt()
+    check_booted_to_init(sim.console.read_text(errors="replace"), rootfs.marker,
+                         rootfs.blob_bytes, rootfs.blob_sum)  # fmt: skip
+    assert status == 0, sim.report()
+    assert f"smoo gadget connected: usbip {sim.usbip}/usbip-vudc.0" in output, output
+    assert code == ExitCode.INTERRUPTED, output
+    assert replay_journal(read_journal(boot.journal)).ok
+
+
+def test_fastboot_over_tcp_and_the_gadget_over_usbip(tmp_path: Path,
+                                                     arm64_rootfs: VmRootfs) -> None:
+    rootfs = arm64_rootfs
+    with virtual_phone("vm-arm64", tmp_path, tcp=True, once=True) as sim:
+        assert sim.tcp is not None
+        boot = Boot(rootfs.image, tmp_path, "--tcp", sim.tcp, "--usbip", sim.usbip,
+                    "--device-profile", "vm-arm64")  # fmt: skip
+        status = sim.wait_exit()
+        code, output = boot.interrupt()
+    check_booted_to_init(sim.console.read_text(errors="replace"), rootfs.marker,
+                         rootfs.blob_bytes, rootfs.blob_sum)  # fmt: skip
+    assert status == 0, sim.report()
+    assert f"found tcp device {sim.tcp}" in output
+    # Over TCP there is no USB identity to copy: the gadget takes the profile's fastboot ids.
+    assert f"smoo gadget connected: usbip {sim.usbip}/usbip-vudc.0 [18d1:4ee0]" in output
+    assert code == ExitCode.INTERRUPTED, output
+    assert replay_journal(read_journal(boot.journal)).ok
+
+
+def test_usbip_connection_killed_mid_serve(tmp_path: Path, arm64_rootfs: VmRootfs) -> None:
+    """The cable pulled while the guest reads: the host reconnects, the reads complete."""
+    rootfs = arm64_rootfs
+    with virtual_phone("vm-arm64", tmp_path, once=True) as sim:
+        boot = Boot(rootfs.image, tmp_path, "--usbip", sim.usbip, "--device-profile",
+                    "vm-arm64")  # fmt: skip
+        sim.wait_console("VMTEST-ROOTFS-INIT reading payload")
+        sim.signal(signal.SIGUSR1)  # every USB/IP connection dropped at once
+        status = sim.wait_exit()
+        code, output = boot.interrupt()
+    console = sim.console.read_text(errors="replace")
+    check_booted_to_init(console, rootfs.marker, rootfs.blob_bytes, rootfs.blob_sum)
+    assert status == 0, sim.report()
+    assert "usbip connections dropped" in sim.log.read_text()
+    # the drop landed while the payload was being read, before the init had its checksum
+    read_at = console.index("VMTEST-ROOTFS-INIT reading payload")
+    assert console.index("VMTEST-ROOTFS-INIT pid=1") > read_at
+    assert "smoo gadget reconnected" in output, output
+    bodies = [r.body for r in read_journal(boot.journal).records]
+    assert sum(isinstance(b, ev.GadgetFound) for b in bodies) == 2
+    assert sum(isinstance(b, ev.GadgetLost) for b in bodies) >= 1
+    assert code == ExitCode.INTERRUPTED, output
+    assert replay_journal(read_journal(boot.journal)).ok

@@ -155,10 +155,14 @@ def check_artifact_for(spec: str, options: BootOptions, pool: ProfilePool,
     from fastboop.devpro.bootparams import boot_image_params
     from fastboop.stage0.preflight import check_artifact
 
-    devicetree_name = (boot_image_params(pool.get(device_profile)).devicetree_name
-                       if device_profile else None)  # fmt: skip
+    params = boot_image_params(pool.get(device_profile)) if device_profile else None
+    # A machine that supplies its own device tree (the virtual phones) needs no DTB lookup,
+    # and the modules its profile names are required like the user's.
+    devicetree_name = (params.devicetree_name if params and not params.devicetree_provided
+                       else None)  # fmt: skip
+    machine_modules = params.machine_modules if params else ()
     return check_artifact(spec, options.artifact_options(), devicetree_name=devicetree_name,
-                          extra_modules=tuple(options.require_modules))  # fmt: skip
+                          extra_modules=(*machine_modules, *options.require_modules))
 
 
 def _gadget_source(buses: Sequence[Any], *, local: bool, backend: Any) -> GadgetSource:

@@ -8,8 +8,9 @@ with a 256 MiB FAT ``pmOS_boot`` (Debian's arm64 ``vmlinuz``, an ``initramfs`` a
 ``initramfs-extra`` of incompressible bytes as pmOS's compressed cpios are, and every DTB
 of Debian's kernel package under ``dtbs/``) and a 1 GiB ext4 ``pmOS_root`` (Debian's
 *full* arm64 module tree with its depmod index, plus a seeded userland-like filler),
-Android-sparse, then ``xz -T0 --block-size=8MiB`` (independent blocks, as ``xz -T0``
-writes them). It is built once and cached under ``.cache/bench/``.
+then ``xz -T0 --block-size=8MiB`` (independent blocks, as ``xz -T0`` writes them), once
+as the raw disk (pmOS's images for devices that are not Android phones) and once
+Android-sparse first (its images for phones). Built once, cached under ``.cache/bench/``.
 
 One run is a real session, as ``fastboop boot https://…/pmos.img.xz`` makes it: the
 HTTP(S) range reader under the container stack, the real payload builder (kernel from
@@ -55,7 +56,7 @@ from fastboop.runtime import Session  # noqa: E402
 from fastboop.runtime.interactive import run_session  # noqa: E402
 from fastboop.sim.phone import SimulatedPhone  # noqa: E402
 
-RECIPE = 1
+RECIPE = 2
 CACHE = REPO / ".cache" / "bench"
 SEED = 0x0B00_7ED
 FILLER_BYTES = 384 << 20  # userland-like content on the root, half of it compressible
@@ -83,10 +84,14 @@ def _filler(root: Path) -> None:
         index += 1
 
 
-def build_image() -> Path:
-    done = CACHE / f"ranged-{RECIPE}" / "pmos-fajita.img.xz"
-    if done.exists():
-        return done
+def build_images() -> dict[str, Path]:
+    """The same disk twice: ``raw`` (xz of the disk, as pmOS publishes images for devices
+    that are not Android phones) and ``sparse`` (Android-sparse, then xz, as for phones)."""
+    out = CACHE / f"ranged-{RECIPE}"
+    images = {"raw": out / "pmos-raw.img.xz", "sparse": out / "pmos-sparse.img.xz"}
+    if all(path.exists() for path in images.values()):
+        return images
+    done = images["sparse"]
     work = done.parent / "work"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -111,10 +116,11 @@ def build_image() -> Path:
                 str(ROOT_SIZE // 1024) + "k")  # fmt: skip
     disk = imaging.make_disk(work / "disk.img", "dos", [Part(boot_img, "c"), Part(root_img, "83")],
                              disk_id="0x5eedb007")  # fmt: skip
+    imaging.xz(disk, images["raw"], block_size=BLOCK_SIZE)
     sparse = imaging.android_sparse(disk, work / "disk.simg")
-    imaging.xz(sparse, done, block_size=BLOCK_SIZE)
+    imaging.xz(sparse, images["sparse"], block_size=BLOCK_SIZE)
     shutil.rmtree(work)
-    return done
+    return images
 
 
 class Counting:
@@ -174,12 +180,18 @@ async def one_session(url: str, counting: Counting) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--shape", choices=["raw", "sparse", "both"], default="both")
     args = parser.parse_args()
-    image = build_image()
+    images = build_images()
+    for shape in ("raw", "sparse") if args.shape == "both" else (args.shape,):
+        measure(images[shape], args.runs)
+
+
+def measure(image: Path, runs: int) -> None:
     size = image.stat().st_size
     print(f"artifact: {image.name}, {size / 1e6:.1f} MB (xz, {BLOCK_SIZE >> 20} MiB blocks)")
     results = []
-    for run in range(args.runs):
+    for run in range(runs):
         counting = Counting()
         httpd = serve(image.parent, counting)
         with tempfile.TemporaryDirectory() as cache:

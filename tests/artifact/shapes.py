@@ -10,7 +10,9 @@ and compressed the way the distribution does:
   ext4; Android-sparse, then xz. Labels are the only role markers.
 - ``pmos-gpt-ext2``: GPT (generic Linux types); ext2 boot; ``.ko.zst`` modules; the
   root's fstab names both by UUID; sparse, then ``xz --block-size=4MiB``.
-- ``pmos-mbr-ext2``: what ``pmbootstrap install`` leaves: an uncompressed raw disk.
+- ``pmos-mbr-ext2``: what ``pmbootstrap install`` leaves: an uncompressed raw disk;
+  ``pmos-mbr-ext2-xz`` the same as pmOS publishes it for devices that are not Android
+  phones: ``xz --block-size=1MiB``, no sparse layer.
 - ``fedora``: ``raw.xz`` with GPT: ESP, ext4 ``/boot`` (``vmlinuz-<kver>``, a 16 MiB
   incompressible ``initramfs-<kver>.img``,
   ``dtb-<kver>/`` and the ``dtb`` link, BLS entry), btrfs root (label ``fedora``) with
@@ -137,8 +139,10 @@ def _vmlinuz() -> Path:
     return src / f"boot/vmlinuz-{kver}"
 
 
-def pmos(work: Path, *, scheme: str, boot_fs: str, packed: bool) -> Path:
-    """postmarketOS: boot + root, by labels (and fstab by UUID on the GPT variant)."""
+def pmos(work: Path, *, scheme: str, boot_fs: str, packed: str | None) -> Path:
+    """postmarketOS: boot + root, by labels (and fstab by UUID on the GPT variant).
+    ``packed``: ``sparse-xz`` (as published for Android phones), ``xz`` (as published
+    for other devices) or None (the raw disk ``pmbootstrap install`` leaves)."""
     name = f"pmos-{'gpt' if scheme == 'gpt' else 'mbr'}-{boot_fs}"
     boot, root = work / f"{name}-boot", work / f"{name}-root"
     system_tree(root, usr_merged=False, compress=".ko.zst" if scheme == "gpt" else None,
@@ -168,8 +172,10 @@ def pmos(work: Path, *, scheme: str, boot_fs: str, packed: bool) -> Path:
         parts = [Part(boot_img, "c" if boot_fs == "fat" else "83"), Part(root_img, "83")]
         disk_id = "0x1b0f0001"
     disk = imaging.make_disk(work / f"{name}.img", scheme, parts, disk_id=disk_id)
-    if not packed:
+    if packed is None:
         return disk
+    if packed == "xz":
+        return imaging.xz(disk, work / f"{name}.img.xz", block_size=1 << 20)
     sparse = imaging.android_sparse(disk, work / f"{name}.simg")
     # xz -T0 alone on the MBR variant (blocks as many threads make them), explicit
     # --block-size on the GPT one (several blocks on any machine).
@@ -249,9 +255,10 @@ def arch(work: Path) -> Path:
 
 
 BUILDERS: dict[str, Callable[[Path], Path]] = {
-    "pmos-mbr-fat": lambda w: pmos(w, scheme="dos", boot_fs="fat", packed=True),
-    "pmos-gpt-ext2": lambda w: pmos(w, scheme="gpt", boot_fs="ext2", packed=True),
-    "pmos-mbr-ext2": lambda w: pmos(w, scheme="dos", boot_fs="ext2", packed=False),
+    "pmos-mbr-fat": lambda w: pmos(w, scheme="dos", boot_fs="fat", packed="sparse-xz"),
+    "pmos-gpt-ext2": lambda w: pmos(w, scheme="gpt", boot_fs="ext2", packed="sparse-xz"),
+    "pmos-mbr-ext2": lambda w: pmos(w, scheme="dos", boot_fs="ext2", packed=None),
+    "pmos-mbr-ext2-xz": lambda w: pmos(w, scheme="dos", boot_fs="ext2", packed="xz"),
     "fedora": fedora,
     "mobian": mobian,
     "arch": arch,
@@ -294,6 +301,7 @@ EXPECT: dict[str, Callable[[str], Expect]] = {
     "pmos-mbr-fat": _pmos_expect("dos"),
     "pmos-gpt-ext2": _pmos_expect("gpt"),
     "pmos-mbr-ext2": _pmos_expect("dos"),
+    "pmos-mbr-ext2-xz": _pmos_expect("dos"),
     "fedora": lambda kver: Expect(
         root="partition 3", rootfs="btrfs", subvol="root", kernel=f"/boot/vmlinuz-{kver}",
         kernel_volume="partition 2", dtb=f"/boot/dtb/{DT}.dtb", boot="partition 2",

@@ -26,7 +26,8 @@ from tests.support.debian import REPO_ROOT
 #: The gadget path on fajita (stage0.md §4.10 worked example) and the always-there ones.
 GADGET = ("dwc3", "dwc3-qcom", "phy-qcom-qusb2", "phy-qcom-qmp-usb", "libcomposite",
           "usb_f_fs", "configfs", "nbd", "overlay")  # fmt: skip
-SHAPES = ["pmos-mbr-fat", "pmos-gpt-ext2", "pmos-mbr-ext2", "fedora", "arch"]
+SHAPES = ["pmos-mbr-fat", "pmos-gpt-ext2", "pmos-mbr-ext2", "pmos-mbr-ext2-xz", "fedora",
+          "mobian", "arch"]  # fmt: skip
 
 
 @pytest.fixture(autouse=True)

@@ -117,35 +117,51 @@ class FatFilesystem(Filesystem):
                 hint="the image is truncated, or the partition holding it was cut short",
             )
         self._dirs: dict[Node, dict[str, _Entry]] = {}
+        b = self.bpb
+        self._clusters = b.cluster_count
+        self._cluster_size = b.cluster_size
+        self._data_offset = b.data_offset
+        self._eoc = {12: 0xFF8, 16: 0xFFF8, 32: 0x0FFFFFF8}[b.fat_bits]
+        self._fat_table: bytes | None = None
 
     def _read(self, offset: int, length: int) -> bytes:
         if offset < 0 or length < 0 or offset + length > self.source.size:
             raise CorruptImageError(f"fat: bytes [{offset}, {offset + length}) beyond the image")
         return self.source.read(offset, length)
 
+    @property
+    def _fat(self) -> bytes:
+        """The first FAT, as far as the data area needs it, read once: chains are walked
+        entry by entry, and one read per entry was most of a directory listing's cost."""
+        if self._fat_table is None:
+            b = self.bpb
+            entries = self._clusters + 2
+            length = min((entries * b.fat_bits + 7) // 8, b.fat_size * b.bytes_per_sector)
+            self._fat_table = self._read(b.reserved * b.bytes_per_sector, length)
+        return self._fat_table
+
     def _next(self, cluster: int) -> int:
-        b = self.bpb
-        base = b.reserved * b.bytes_per_sector
-        if b.fat_bits == 12:
-            value = int.from_bytes(self._read(base + cluster + cluster // 2, 2), "little")
+        fat = self._fat
+        bits = self.bpb.fat_bits
+        at, width = (cluster + cluster // 2, 2) if bits == 12 else (cluster * bits // 8, bits // 8)
+        if at + width > len(fat):
+            raise CorruptImageError(f"fat: cluster {cluster} has no FAT entry (the FAT is short)")
+        value = int.from_bytes(fat[at : at + width], "little")
+        if bits == 12:
             return value >> 4 if cluster & 1 else value & 0xFFF
-        if b.fat_bits == 16:
-            return int.from_bytes(self._read(base + 2 * cluster, 2), "little")
-        return int.from_bytes(self._read(base + 4 * cluster, 4), "little") & 0x0FFFFFFF
+        return value & 0x0FFFFFFF if bits == 32 else value
 
     def _chain(self, first: int, limit_bytes: int | None = None) -> list[int]:
-        b = self.bpb
-        eoc = {12: 0xFF8, 16: 0xFFF8, 32: 0x0FFFFFF8}[b.fat_bits]
         chain: list[int] = []
         cluster = first
-        max_len = b.cluster_count
+        max_len = self._clusters
         if limit_bytes is not None:
-            max_len = min(max_len, -(-limit_bytes // b.cluster_size))
+            max_len = min(max_len, -(-limit_bytes // self._cluster_size))
         seen: set[int] = set()
-        while 2 <= cluster < eoc:
+        while 2 <= cluster < self._eoc:
             if cluster in seen:
                 raise CorruptImageError(f"fat: looping cluster chain at {cluster}")
-            if cluster >= b.cluster_count + 2 or len(chain) >= max_len:
+            if cluster >= self._clusters + 2 or len(chain) >= max_len:
                 if limit_bytes is not None and len(chain) >= max_len:
                     break
                 raise CorruptImageError(f"fat: bad cluster chain at {cluster}")
@@ -155,10 +171,17 @@ class FatFilesystem(Filesystem):
         return chain
 
     def _cluster_data(self, chain: list[int]) -> bytes:
-        b = self.bpb
-        return b"".join(
-            self._read(b.data_offset + (c - 2) * b.cluster_size, b.cluster_size) for c in chain
-        )
+        """The clusters' bytes, one read per run of consecutive clusters."""
+        size = self._cluster_size
+        parts = []
+        i = 0
+        while i < len(chain):
+            j = i + 1
+            while j < len(chain) and chain[j] == chain[j - 1] + 1:
+                j += 1
+            parts.append(self._read(self._data_offset + (chain[i] - 2) * size, (j - i) * size))
+            i = j
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def _dir_bytes(self, node: Node) -> bytes:
         b = self.bpb

@@ -55,9 +55,13 @@ def terminal(argv: Sequence[str], *, width: int = 120, height: int = 32,
     exports = " ".join(f"{key}={shlex.quote(value)}" for key, value in (env or {}).items())
     # COLUMNS/LINES from the caller (pytest sets them) would override the pane's real size.
     command = f"env -u COLUMNS -u LINES {exports} {shlex.join(argv)}"
+    # `trap true INT`: Ctrl-C (send_keys("C-c")) reaches the whole foreground group; the
+    # shell must survive it to print the exit code. A handler, not '' (ignored): the
+    # command starts with SIGINT at its default, as in any terminal.
     subprocess.run([*TMUX, "new-session", "-d", "-s", name, "-x", str(width), "-y",
                     str(height), *(["-c", cwd] if cwd else []), "sh", "-c",
-                    f"{command}; echo \"[exit $?]\"; sleep 600"], check=True)  # fmt: skip
+                    f"trap true INT; {command}; echo \"[exit $?]\"; sleep 600"],
+                   check=True)  # fmt: skip
     try:
         yield Pane(name)
     finally:

@@ -172,7 +172,10 @@ class UsbipService:
         try:
             async with stream:
                 await self._operation(stream)
-        except (*_STREAM_ERRORS, UsbipProtocolError) as error:
+        except* (*_STREAM_ERRORS, UsbipProtocolError) as group:
+            # A client that goes away mid-import ends it inside the URB task group, so the
+            # stream error may arrive wrapped in a group: still just the end of a client.
+            error = group.exceptions[0]
             log.info("usbip connection ended", peer=str(peer),
                      reason=str(error) or type(error).__name__)
         finally:

@@ -11,6 +11,9 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import msgspec
@@ -26,7 +29,7 @@ from fastboop.errors import UsageError
 from fastboop.runtime.facade import list_devices, prepare_session
 from fastboop.sim.model import load_model
 from fastboop.sim.usb_bus import EmulatedDevice, SimUsbBackend
-from tests.support.simulators import simulators
+from tests.support.simulators import free_port, simulators
 
 FAJITA_SERIAL = "7c1e2d9f"
 SARGO_SERIAL = "94AX0A1B2C"
@@ -161,3 +164,52 @@ def test_padded_getvar_values_match_as_aosp_prints_them(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     (device,) = json.loads(done.stdout)["devices"]
     assert [match["profile"] for match in device["matches"]] == ["oneplus-fajita"]
+
+
+@contextmanager
+def usbip_phones(tmp_path: Path, *models: str) -> Iterator[list[str]]:
+    """`fastboop sim MODEL --usbip` per model: phones on USB/IP buses, by their serials."""
+    started: list[subprocess.Popen[bytes]] = []
+    addresses: list[str] = []
+    try:
+        for index, model in enumerate(models):
+            address = f"127.0.0.1:{free_port()}"
+            log = tmp_path / f"sim-{index}.log"
+            with log.open("w") as out:
+                started.append(subprocess.Popen(
+                    fastboop("sim", model, "--usbip", address, "--tcp",
+                             f"127.0.0.1:{free_port()}"),
+                    stdout=out, stderr=subprocess.STDOUT))  # fmt: skip
+            deadline = time.monotonic() + 30  # a hang guard, not a speed limit
+            while "transport=usbip" not in log.read_text():
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+            addresses.append(address)
+        yield addresses
+    finally:
+        for process in started:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def test_serial_and_android_serial_pick_one_of_two_usb_phones(tmp_path: Path) -> None:
+    """Two phones on USB (behind USB/IP, the way a phone on another machine is)."""
+    with usbip_phones(tmp_path, "oneplus-fajita", "google-sargo") as [first, second]:
+        buses = ["--usbip", first, "--usbip", second]
+        both = subprocess.run(fastboop("devices", *buses), capture_output=True, text=True,
+                              timeout=120)  # fmt: skip
+        assert sorted(both.stdout.splitlines()) == sorted([f"{SARGO_SERIAL}\tfastboot",
+                                                           f"{FAJITA_SERIAL}\tfastboot"])
+        for argv, env in (
+            (["-s", SARGO_SERIAL], {}),
+            ([], {"ANDROID_SERIAL": SARGO_SERIAL}),
+            (["-s", SARGO_SERIAL], {"ANDROID_SERIAL": FAJITA_SERIAL}),  # -s wins
+        ):
+            done = subprocess.run(
+                fastboop("detect", *buses, *argv, "--json", "--no-journal"),
+                capture_output=True, text=True, timeout=120, env={**os.environ, **env},
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            (device,) = json.loads(done.stdout)["devices"]
+            assert device["device"]["serial"] == SARGO_SERIAL
+            assert [match["profile"] for match in device["matches"]] == ["google-sargo"]

@@ -264,3 +264,41 @@ def test_a_rootfs_that_cannot_boot_is_refused_before_any_device(tmp_path: Path) 
     assert line["message"] == "missing file: kernel image"
     (error,) = done.stderr.splitlines()
     assert error.startswith(f"fastboop: error: {image} (the image): missing file: kernel image")
+
+
+def test_a_compressed_rootfs_shows_its_decompression(tmp_path: Path) -> None:
+    """Whole-stream decompression (an .xz without an index) is reported as progress."""
+    tree = tmp_path / "tree"
+    (tree / "etc").mkdir(parents=True)
+    (tree / "etc" / "filler").write_bytes(os.urandom(1 << 20))
+    image = tmp_path / "nokernel.erofs"
+    subprocess.run(["mkfs.erofs", "--quiet", str(image), str(tree)], check=True)
+    subprocess.run(["xz", "-0", "-T1", str(image)], check=True)
+    done = subprocess.run(
+        fastboop("boot", f"{image}.xz", "-s", f"tcp:127.0.0.1:{free_port()}", "--json"),
+        capture_output=True, text=True, timeout=HANG_GUARD,
+        env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")},
+    )  # fmt: skip
+    lines = [json.loads(text) for text in done.stdout.splitlines()]
+    progress = [line for line in lines if line["type"] == "progress"]
+    assert progress and progress[-1]["label"].endswith("nokernel.erofs.xz")
+    assert any(line["label"].startswith("decompressing ") for line in progress)
+    assert lines[-1]["type"] == "error" and done.returncode == 2  # no kernel in it
+
+
+def test_log_json_puts_only_json_on_stderr(tmp_path: Path, rootfs: Path) -> None:
+    with simulators(tmp_path, PROFILE) as [(address, _)]:
+        done = subprocess.run(
+            fastboop("boot", str(rootfs), "-s", f"tcp:{address}", "--device-profile", PROFILE,
+                     "--gadget-timeout", "1", "--journal", str(tmp_path / "j.fbj"),
+                     "--metrics-port", "0", "--log-json", "-v"),
+            capture_output=True, text=True, timeout=HANG_GUARD,
+        )  # fmt: skip
+    assert done.returncode == 1 and done.stdout == ""
+    records = [json.loads(line) for line in done.stderr.splitlines()]  # every line is JSON
+    events = [record["event"] for record in records]
+    assert any(event.startswith("metrics: http://127.0.0.1:") for event in events)
+    assert any(event.startswith("uploading 100% ") for event in events)
+    assert records[-1]["level"] == "error" and records[-1]["exit_code"] == 1
+    assert records[-1]["event"] == (
+        "session failed: timed out: stage0 never came back on USB as a smoo gadget")

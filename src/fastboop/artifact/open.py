@@ -28,6 +28,7 @@ from fastboop.artifact.roles import Role, Roles, Subvolumes, choose_roles
 from fastboop.artifact.volumes import VolumeInfo
 from fastboop.blocks import BlockSource
 from fastboop.errors import UsageError
+from fastboop.rootfs.compressed import ProgressHook
 from fastboop.rootfs.detect import open_filesystem
 from fastboop.rootfs.errors import UnsupportedError
 from fastboop.rootfs.fs import Filesystem
@@ -128,8 +129,12 @@ def open_artifact(
     *,
     arch: str | None = None,
     cache_dir: Path | None = None,
+    progress: ProgressHook | None = None,
 ) -> Artifact:
-    """Open a directory, image file or URL, with every volume in it (module docstring)."""
+    """Open a directory, image file or URL, with every volume in it (module docstring).
+
+    ``progress`` hears how a whole-stream decompression (``.xz`` without an index...)
+    gets on, for a progress bar."""
     text = os.fspath(spec)
     if not text.startswith(("http://", "https://")) and Path(text).is_dir():
         from fastboop.rootfs.dirfs import DirectoryFilesystem
@@ -138,7 +143,7 @@ def open_artifact(
         return Artifact(text, volumes=[info], sources=[None], roles=Roles(Role(0, "a directory")),
                         fs=DirectoryFilesystem(text))  # fmt: skip
     layers, found = enumerate_volumes(open_source(text, cache_dir=cache_dir), label=text,
-                                      cache_dir=cache_dir)  # fmt: skip
+                                      cache_dir=cache_dir, progress=progress)  # fmt: skip
     volumes = [info for info, _ in found]
     sources: list[BlockSource | None] = [source for _, source in found]
     opened: dict[int, Filesystem] = {}
@@ -183,7 +188,8 @@ def open_artifact(
 
 
 def enumerate_volumes(
-    source: BlockSource, *, label: str, cache_dir: Path | None = None
+    source: BlockSource, *, label: str, cache_dir: Path | None = None,
+    progress: ProgressHook | None = None,
 ) -> tuple[list[str], list[tuple[VolumeInfo, BlockSource]]]:
     """Every volume in ``source`` (:func:`fastboop.rootfs.volumes.enumerate_volumes`) as
     :class:`VolumeInfo`, with the layers common to all of them (outermost first).
@@ -191,7 +197,7 @@ def enumerate_volumes(
     An image that is a single volume with nothing fastboop reads fails here with what it
     looks like (squashfs, ISO 9660...) and what to do.
     """
-    found = volumes_of(source, label=label, cache_dir=cache_dir)
+    found = volumes_of(source, label=label, cache_dir=cache_dir, progress=progress)
     if len(found) == 1 and found[0].kind is None and not found[0].partitions:
         open_filesystem(found[0].source, label=label)  # raises "not a supported rootfs"
     common: list[str] = []

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from fastboop.cli.artifact_options import add_artifact_options
@@ -163,12 +164,18 @@ def boot(args: argparse.Namespace, options: Any) -> int:
     limits = fastboot_limits_from(args)
     pool = load_pool()
     filters = usb_filter(pool, args.device_profile)
+    display = display_for(args)
+
+    def unpacking(step: Any) -> None:  # rootfs.compressed.DecompressProgress
+        display.progress(f"{step.stage} {Path(step.label).name}", step.done, step.total)
+
     try:
-        checked = check_artifact_for(rootfs, options, pool, args.device_profile)
+        checked = check_artifact_for(rootfs, options, pool, args.device_profile,
+                                     progress=unpacking)  # fmt: skip
     except FastboopError as error:
+        display.close()
         error.exit_code = 2  # what is in the rootfs cannot boot: bad input, no device touched
         raise
-    display = display_for(args)
     display.note(checked.describe())
     for note in checked.notes:
         display.note(f"note: {note}")

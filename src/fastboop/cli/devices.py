@@ -99,18 +99,31 @@ def run(args: argparse.Namespace) -> int:
 async def collect(args: argparse.Namespace) -> list[DeviceLine]:
     """Poll once; open a device only to ask its serial (network) or its profile (-l)."""
     from fastboop.backends.selection import device_source
-    from fastboop.detection.probe import probe_transport
-    from fastboop.detection.sources import as_poll_source
+    from fastboop.cli.usbip import usbip_bus
     from fastboop.devpro.probe import usb_filter
     from fastboop.devpro.sources import load_pool
+
+    pool = load_pool()
+    chosen = device_arguments(args)
+    filters = usb_filter(pool, None)
+    bus = usbip_bus(args, filters)
+    source = device_source(selector=chosen["device"], tcp=chosen["tcp"], udp=chosen["udp"],
+                           usb=chosen["usb"], usb_filters=filters,
+                           usb_buses=[bus] if bus is not None else [])  # fmt: skip
+    try:
+        return await _lines(args, source, pool)
+    finally:
+        if bus is not None:
+            await bus.aclose()
+
+
+async def _lines(args: argparse.Namespace, source: Any, pool: Any) -> list[DeviceLine]:
+    from fastboop.detection.probe import probe_transport
+    from fastboop.detection.sources import as_poll_source
     from fastboop.errors import FastboopError
     from fastboop.fastboot import FastbootClient, FastbootError
     from fastboop.transports.base import TransportError
 
-    pool = load_pool()
-    chosen = device_arguments(args)
-    source = device_source(selector=chosen["device"], tcp=chosen["tcp"], udp=chosen["udp"],
-                           usb=chosen["usb"], usb_filters=usb_filter(pool, None))  # fmt: skip
     lines: list[DeviceLine] = []
     for found in await as_poll_source(source).poll():
         report = DeviceReport(device=found.address)

@@ -149,9 +149,12 @@ def prepare_session(
 
 
 def check_artifact_for(spec: str, options: BootOptions, pool: ProfilePool,
-                       device_profile: str | None) -> Any:
+                       device_profile: str | None,
+                       progress: Callable[[Any], None] | None = None) -> Any:
     """Open the artifact and check what the build needs; the check's summary, or the very
-    error the build would raise (a :class:`~fastboop.stage0.preflight.ArtifactCheck`)."""
+    error the build would raise (a :class:`~fastboop.stage0.preflight.ArtifactCheck`).
+    ``progress`` receives :class:`~fastboop.rootfs.compressed.DecompressProgress` while a
+    compressed artifact is unpacked into the cache (once per artifact)."""
     from fastboop.devpro.bootparams import boot_image_params
     from fastboop.stage0.preflight import check_artifact
 
@@ -162,7 +165,8 @@ def check_artifact_for(spec: str, options: BootOptions, pool: ProfilePool,
                        else None)  # fmt: skip
     machine_modules = params.machine_modules if params else ()
     return check_artifact(spec, options.artifact_options(), devicetree_name=devicetree_name,
-                          extra_modules=(*machine_modules, *options.require_modules))
+                          extra_modules=(*machine_modules, *options.require_modules),
+                          progress=progress)  # fmt: skip
 
 
 def _gadget_source(buses: Sequence[Any], *, local: bool, backend: Any) -> GadgetSource:

@@ -16,6 +16,7 @@ import msgspec
 from fastboop.artifact.open import ArtifactOptions, open_artifact
 from fastboop.bootimg.kernel import classify_raw
 from fastboop.fdt import parse_fdt
+from fastboop.rootfs.compressed import ProgressHook
 from fastboop.stage0.build import load_module_index
 from fastboop.stage0.discover import find_kernel, load_dtb
 from fastboop.stage0.errors import MissingFileError
@@ -45,9 +46,13 @@ def check_artifact(
     *,
     devicetree_name: str | None = None,
     extra_modules: tuple[str, ...] = (),
+    progress: ProgressHook | None = None,
 ) -> ArtifactCheck:
-    """Raise the error the build would raise, or say what the build will use."""
-    artifact = open_artifact(spec, options)
+    """Raise the error the build would raise, or say what the build will use.
+
+    ``progress`` follows a whole-stream decompression (this is the first opening, so the
+    one that fills the decompression cache)."""
+    artifact = open_artifact(spec, options, progress=progress)
     fs = artifact.fs
     choice = find_kernel(fs, kernel_version=options.kernel_version,
                          boot_first=artifact.roles.boot is not None)  # fmt: skip

@@ -23,7 +23,7 @@ def test_supported_devices_table_matches_the_built_in_profiles() -> None:
         "`fastboop devpro list --markdown` between its markers"
     )
     ids = {path.stem for path in (REPO / "devpros").glob("*.yaml")}
-    assert {f"`{profile}`" for profile in ids} <= set(re.findall(r"`[a-z0-9-]+`", expected))
+    assert {f"`{profile}`" for profile in ids} <= set(re.findall(r"`[a-z0-9_.-]+`", expected))
 
 
 def test_the_troubleshooting_page_covers_each_failure() -> None:

@@ -25,9 +25,10 @@ from typing import Final
 import anyio
 import anyio.abc
 import msgspec
-import structlog
 
-log = structlog.get_logger("fastboop.sim.vm")
+from fastboop.logs import get_logger
+
+log = get_logger("fastboop.sim.vm")
 
 GUEST_USBIP_PORT: Final = 3240
 QMP_CONNECT_TIMEOUT: Final = 30.0

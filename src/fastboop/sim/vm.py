@@ -38,12 +38,12 @@ from typing import Final
 
 import anyio
 import anyio.to_thread
-import structlog
 from anyio.abc import TaskGroup, TaskStatus
 
 from fastboop.bootimg.kernel import unwrap_kernel
 from fastboop.bootimg.parser import parse_boot_image
 from fastboop.errors import FastboopError
+from fastboop.logs import get_logger
 from fastboop.sim.bootloader import SimulatedBootloader
 from fastboop.sim.model import BootloaderModel
 from fastboop.sim.pace import Pacer
@@ -54,7 +54,7 @@ from fastboop.sim.usbip_server import UsbipBoard
 from fastboop.stage0.binaries import device_binary
 from fastboop.stage0.cpio import CpioWriter, parse_archive
 
-log = structlog.get_logger("fastboop.sim.vm")
+log = get_logger("fastboop.sim.vm")
 
 FASTBOOT_BUSID: Final = "1-1"
 HELPER: Final = "vphone-usbip"

@@ -281,3 +281,15 @@ def test_seek_table_that_lies_is_refused() -> None:
     source = ZstdSeekSource(BytesSource(bytes(blob)))
     with pytest.raises(CorruptImageError, match="decodes to more than its 99990 bytes"):
         source.read(0, 10)
+
+
+def test_declared_size_over_the_limit_is_refused_before_writing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FASTBOOP_MAX_DECOMPRESSED", "1M")
+    blob = lzma.compress(bytes(4 << 20))  # one block: its index declares 4 MiB
+    index = read_xz_index(BytesSource(blob))
+    with pytest.raises(TooLargeError, match="declares 4194304 bytes, more than the 1048576"):
+        decompressed(BytesSource(blob), "xz", cache_dir=tmp_path, label="x.xz",
+                     declared=index.size)  # fmt: skip
+    assert not list(tmp_path.glob(".partial-*")) and not list(tmp_path.glob("*.raw"))

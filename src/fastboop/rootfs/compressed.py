@@ -11,9 +11,10 @@ it. (Multi-block xz and seekable zstd are read in place instead: :mod:`.xz`,
   sizes are stored beside it (``KEY.json``) and checked on reuse; the input is hashed
   again while it is decompressed, so an input that changes meanwhile is caught too.
 * **Bounded.** Output is streamed to disk in pieces (:mod:`.streams`), never held whole.
-  Its size is bounded by what the container declares (the xz index) where it declares
-  one, else by :func:`max_decompressed` (64 GiB unless ``FASTBOOP_MAX_DECOMPRESSED``
-  says otherwise); it is checked against the free space of the cache's file system first.
+  Its size is bounded by :func:`max_decompressed` (64 GiB unless
+  ``FASTBOOP_MAX_DECOMPRESSED`` says otherwise) and, where the container declares a size
+  (the xz index), must be exactly that; a declared size is checked against the limit and
+  the free space of the cache's file system before anything is written.
 * **Progress.** Both passes report :class:`DecompressProgress` to an optional hook, which
   the CLI renders; the library prints nothing.
 """
@@ -33,7 +34,7 @@ import msgspec
 
 from fastboop.blocks import BlockSource, FileSource
 from fastboop.errors import UsageError
-from fastboop.rootfs.errors import RootfsError
+from fastboop.rootfs.errors import RootfsError, TooLargeError
 from fastboop.rootfs.streams import decode_stream
 
 READ_CHUNK = 1 << 20
@@ -115,7 +116,12 @@ def decompressed(
     target, meta = cache_dir / f"{key}.raw", cache_dir / f"{key}.json"
     if _reusable(target, meta, key, kind):
         return FileSource(target)
-    limit = declared if declared is not None else max_decompressed()
+    limit = max_decompressed()
+    if declared is not None and declared > limit:
+        raise TooLargeError(f"{kind} stream declares {declared} bytes, more than the "
+                            f"{limit}-byte limit", where=label,
+                            hint=f"raise {MAX_ENV} if the image is that large")  # fmt: skip
+    limit = declared if declared is not None else limit
     free = shutil.disk_usage(cache_dir).free
     if declared is not None and declared + FREE_MARGIN > free:
         raise RootfsError(

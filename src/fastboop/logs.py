@@ -8,7 +8,10 @@ therefore sees fastboop's records wherever it sends its own, and one that config
 nothing gets only warnings, on stderr (``logging``'s last resort) — never a line on its
 stdout, where structlog's unconfigured default would print.
 
-The CLI calls :func:`configure_logging` once. By
+The CLI calls :func:`configure_logging` once; structlog itself is imported and configured
+only when the first record at or above the chosen level is logged (or a JSON error is
+written), because importing it costs 50-100 ms (it brings rich's traceback machinery and
+asyncio) and most commands log nothing. By
 default only warnings show, ``-v`` shows progress details and ``-vv`` debug output;
 ``--log-json`` emits one JSON object per line for log collectors, and then *everything*
 the CLI writes to stderr is such a line: progress (see :mod:`fastboop.cli.screen`) and the
@@ -23,9 +26,15 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import msgspec
-import structlog
 
 from fastboop.errors import FastboopError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import ModuleType
+
+#: (level, json) asked for by :func:`configure_logging`, applied on first need.
+_pending: tuple[int, bool] | None = None
 
 
 class LibraryLogger:
@@ -42,7 +51,10 @@ class LibraryLogger:
 
     def _log(self, level: int, event: str, fields: dict[str, Any], exc_info: bool = False
              ) -> None:  # fmt: skip
-        if structlog.is_configured():
+        if _pending is not None and level < _pending[0]:
+            return  # below the CLI's level: not worth importing structlog for
+        structlog = _configured_structlog()
+        if structlog is not None:
             logger = structlog.get_logger(self._name).bind(**self._context)
             method = logging.getLevelName(level).lower()
             if exc_info:
@@ -76,7 +88,27 @@ def get_logger(name: str) -> LibraryLogger:
 
 
 def configure_logging(verbosity: int = 0, *, json: bool = False) -> None:
-    level = {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+    """Route records to structlog on stderr at ``verbosity`` (0 warnings, 1 info, 2 debug),
+    as JSON with ``json``: recorded now, applied when the first record needs it."""
+    global _pending
+    _pending = ({0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG), json)
+
+
+def _configured_structlog() -> ModuleType | None:
+    """structlog, if the CLI asked for it (configured now, the first time) or the program
+    configured it itself; else None."""
+    global _pending
+    if _pending is not None:
+        level, json = _pending
+        _pending = None
+        _apply(level, json)
+    module = sys.modules.get("structlog")
+    return module if module is not None and module.is_configured() else None
+
+
+def _apply(level: int, json: bool) -> None:
+    import structlog
+
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()
         if json
@@ -100,6 +132,10 @@ def log_error(error: FastboopError, *, json: bool = False) -> None:
     if not json:
         print(f"fastboop: error: {error}", file=sys.stderr)
         return
+    if _configured_structlog() is None:  # the CLI always configures; a library caller may not
+        _apply(logging.WARNING, True)
+    import structlog
+
     structlog.get_logger("fastboop.cli").error(
         error.message,
         error_type=type(error).__name__,

@@ -150,3 +150,13 @@ def test_serve_over_usbip_after_aosp_fastboot_booted_the_phone(sim: Sim, tmp_pat
             process.wait()
     assert f"smoo gadget connected: usbip {sim.usbip}/2-1" in err
     assert replay_journal(read_journal(tmp_path / "serve.fbj")).ok
+
+
+def test_devices_over_usbip(sim: Sim) -> None:
+    done = subprocess.run([*CLI, "devices", "-l", "--usbip", sim.usbip], capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    [line] = done.stdout.splitlines()
+    assert line.split() == ["7c1e2d9f", "fastboot", f"usbip:{sim.usbip}/1-1",
+                            "profiles:oneplus-enchilada,oneplus-fajita", "(ambiguous:", "boot",
+                            "needs", "--device-profile)"]  # fmt: skip

@@ -201,7 +201,9 @@ def supported_devices_table(pool: ProfilePool) -> str:
         kernel = profile.android_bootimg.kernel.encoding.value
         page = f"{params.page_size // 1024} KiB" if params.page_size >= 1024 else \
             f"{params.page_size} B"  # fmt: skip
+        tree = (f"the machine's own (`{params.devicetree_name}`)" if params.devicetree_provided
+                else f"`{params.devicetree_name}`")  # fmt: skip
         rows.append(f"| {profile.display_name or profile.id} | `{profile.id}` | {ids} | "
                     f"{probes} | v{params.header_version}, {page} pages, kernel {kernel} | "
-                    f"`{params.devicetree_name}` |")  # fmt: skip
+                    f"{tree} |")  # fmt: skip
     return "\n".join(rows) + "\n"

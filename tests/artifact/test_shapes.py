@@ -153,7 +153,7 @@ def test_boot_checks_the_artifact_before_waiting_for_a_phone(
     a good one is summarised, then fastboop waits (and gives up after --wait)."""
     shape = shapes.build("pmos-mbr-ext2")
     argv = ["boot", str(shape.path), "--wait", "0.2", "--no-journal", "--device-profile"]
-    assert cli_main.main([*argv, "xiaomi-beryllium-ebbg"]) == 1
+    assert cli_main.main([*argv, "xiaomi-beryllium-ebbg"]) == 2  # bad input: docs/cli.md
     err = capsys.readouterr().err
     assert "missing file: dtb" in err and "waiting for" not in err
     assert cli_main.main([*argv, "oneplus-fajita"]) == 1  # no phone within --wait

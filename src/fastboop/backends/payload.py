@@ -19,7 +19,7 @@ import msgspec
 from fastboop.artifact.open import ArtifactOptions, open_artifact
 from fastboop.backends.ports import BuiltPayload
 from fastboop.bootimg.builder import assemble_boot_image
-from fastboop.bootimg.kernel import detect_kernel
+from fastboop.bootimg.kernel import classify_raw, detect_kernel
 from fastboop.bootimg.layout import BootImageLayout, BootImageLimits
 from fastboop.bootimg.shim import abl_exorcist_cmdline, wrap_with_abl_exorcist
 from fastboop.devpro.bootparams import BootImageParams, boot_image_params
@@ -40,8 +40,12 @@ def find_pid1(arch: str) -> bytes:
 
 
 def kernel_arch(kernel: bytes) -> str:
-    """The CPU a kernel is built for; the PID1 and the image layout must match it."""
-    return detect_kernel(kernel).arch or "arm64"
+    """The CPU a kernel is built for; the PID1 and the image layout must match it.
+
+    An uncompressed kernel says so in its header; only a wrapped one is unwrapped (which
+    for a 33 MB Image also meant a regex scan for its version string)."""
+    arch = classify_raw(kernel)[1]
+    return arch or detect_kernel(kernel).arch or "arm64"
 
 
 def layout_for(params: BootImageParams, arch: str) -> BootImageLayout:

@@ -18,11 +18,8 @@ from typing import Any
 import msgspec
 
 from fastboop.artifact.open import Artifact, open_artifact
-from fastboop.backends.payload import find_pid1, kernel_arch
 from fastboop.cli.artifact_options import add_artifact_options, artifact_options
 from fastboop.cli.output import help_text
-from fastboop.devpro.bootparams import boot_image_params
-from fastboop.devpro.sources import load_pool
 from fastboop.errors import UsageError
 from fastboop.stage0.build import Stage0Result, build_stage0
 from fastboop.stage0.cpio import compress
@@ -111,18 +108,23 @@ def run(args: argparse.Namespace) -> int:
     device_append = ""
     machine_dt = False
     machine_modules: tuple[str, ...] = ()
-    if args.device_profile:
+    if args.device_profile:  # (imported here: profiles need YAML, stage0 alone does not)
+        from fastboop.devpro.bootparams import boot_image_params
+        from fastboop.devpro.sources import load_pool
+
         params = boot_image_params(load_pool().get(args.device_profile))
         dtb_name = dtb_name or params.devicetree_name
         device_append = params.cmdline_append or ""
         machine_dt = params.devicetree_provided and not args.dtb_name
         machine_modules = params.machine_modules
     # Without --stage0, the PID1 fastboop ships for the kernel's architecture.
-    pid1: bytes | Callable[[bytes], bytes] = (
-        args.stage0.read_bytes()
-        if args.stage0
-        else (lambda kernel: find_pid1(kernel_arch(kernel)))
-    )
+    pid1: bytes | Callable[[bytes], bytes]
+    if args.stage0:
+        pid1 = args.stage0.read_bytes()
+    else:
+        from fastboop.backends.payload import find_pid1, kernel_arch
+
+        pid1 = lambda kernel: find_pid1(kernel_arch(kernel))  # noqa: E731
     augment = args.augment.read_bytes() if args.augment else None
     options = CmdlineOptions(
         serial=args.serial,
@@ -144,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
         machine_devicetree=machine_dt,
         dtb=args.dtb.read_bytes() if args.dtb else None,
         kernel_version=args.kernel_version,
+        keep_kernel=bool(args.kernel_out),
         dt_modules=not args.no_dt_modules,
         dtb_overlays=[path.read_bytes() for path in args.dtbo],
         inject_mac=[_mac_target(text) for text in args.inject_mac],

@@ -117,6 +117,11 @@ class Filesystem(abc.ABC):
     def node_read(self, node: Node) -> bytes:
         """Whole content of a regular file (or a symlink's target bytes)."""
 
+    def node_read_head(self, node: Node, length: int) -> bytes:
+        """The first ``length`` bytes of a regular file. Readers that can decode part of
+        a file override this; the default reads it all."""
+        return self.node_read(node)[:length]
+
     def node_readlink(self, node: Node) -> str:
         return self.node_read(node).decode("utf-8", "surrogateescape")
 
@@ -202,12 +207,19 @@ class Filesystem(abc.ABC):
         return self.node_readlink(node)
 
     def read_file(self, path: str) -> bytes:
+        return self._read_regular(path, None)
+
+    def read_head(self, path: str, length: int) -> bytes:
+        """The first ``length`` bytes of a file: a kernel's header, without the kernel."""
+        return self._read_regular(path, length)
+
+    def _read_regular(self, path: str, length: int | None) -> bytes:
         node = self.resolve(path)
         st = self.node_stat(node)
         if not st.is_file:
             raise NotFoundError(f"not a regular file ({st.type.value})", where=self._where(path))
         try:
-            return self.node_read(node)
+            return self.node_read(node) if length is None else self.node_read_head(node, length)
         except RootfsError as error:
             if error.where is not None:
                 raise

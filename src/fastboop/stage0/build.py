@@ -64,7 +64,7 @@ class Stage0Result(msgspec.Struct, frozen=True):
     """Everything a boot needs from stage0 synthesis."""
 
     initramfs: bytes  # uncompressed cpio newc
-    kernel: bytes
+    kernel: bytes  # empty when built with keep_kernel=False
     kernel_path: str
     kver: str
     dtb: bytes | None
@@ -135,6 +135,7 @@ def build_stage0(
     dtb: bytes | None = None,
     kernel: bytes | None = None,
     kernel_version: str | None = None,
+    keep_kernel: bool = True,
     dt_modules: bool = True,
     dtb_overlays: Sequence[bytes] = (),
     inject_mac: Sequence[tuple[str, str]] = (),
@@ -168,6 +169,10 @@ def build_stage0(
     served filesystem that the device loop-mounts (``stage0.loop``, live media).
     ``ostree`` (an ``ostree=`` path, or ``"auto"`` for the newest boot entry) reads
     everything inside that deployment and passes the path to the device.
+    ``keep_kernel=False`` (an initramfs alone, as ``fastboop stage0 -o`` writes) reads
+    only the kernel's header when that says what the kernel is (an uncompressed Image or
+    bzImage): a 33 MB kernel is then neither decompressed nor held, and the result's
+    ``kernel`` is empty.
     """
     notes: list[str] = []
     fs = artifact.fs if isinstance(artifact, Artifact) else artifact
@@ -187,7 +192,7 @@ def build_stage0(
         if choice.others:
             notes.append(f"{1 + len(choice.others)} kernels found: picked {choice.kernel_path} "
                          f"({choice.rule}); also {', '.join(choice.others)}")  # fmt: skip
-        kernel = fs.read_file(choice.kernel_path)
+        kernel = _read_kernel(fs, choice.kernel_path, keep=keep_kernel)
     else:
         choice = modules_for_external_kernel(fs, label="<override>", kernel_version=kernel_version)
     warnings += choice.warnings
@@ -246,7 +251,7 @@ def build_stage0(
     )
     return Stage0Result(
         initramfs=initramfs,
-        kernel=kernel,
+        kernel=kernel if keep_kernel else b"",
         kernel_path=choice.kernel_path,
         kver=index.kver,
         dtb=dtb,
@@ -300,6 +305,20 @@ def module_support(fs: Filesystem, choice: KernelChoice) -> KernelModuleSupport:
             continue
         return kernel_support(text.decode("utf-8", "replace"), path)
     return kernel_support(None)
+
+
+#: Enough of a kernel file for its header: arm64/RISC-V Image, x86 boot protocol, zImage.
+KERNEL_HEADER = 4096
+
+
+def _read_kernel(fs: Filesystem, path: str, *, keep: bool) -> bytes:
+    """The kernel file, or when it is not to be kept and its header alone says what it is
+    (:func:`~fastboop.bootimg.kernel.classify_raw`), just that header."""
+    if not keep:
+        head = fs.read_head(path, KERNEL_HEADER)
+        if classify_raw(head)[0] != "unknown":
+            return head
+    return fs.read_file(path)
 
 
 def _boots_without_dtb(kernel: bytes) -> bool:

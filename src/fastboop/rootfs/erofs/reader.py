@@ -200,21 +200,23 @@ class ErofsFilesystem(Filesystem):
         out.write(self._read(inode.header_end, tail))
         return out.value()
 
-    def _read_chunked(self, inode: Inode) -> bytes:
+    def _read_chunked(self, inode: Inode, limit: int | None = None) -> bytes:
+        """The file's data; with ``limit``, only the chunks that hold its first bytes."""
         bs = self.block_size
         fmt = inode.raw_u & 0xFFFF
         chunkbits = self.sb.blkszbits + (fmt & CHUNK_FORMAT_BLKBITS_MASK)
         if chunkbits > 40:
             raise CorruptImageError(f"erofs: absurd chunk size at nid {inode.nid}")
         chunk = 1 << chunkbits
-        count = -(-inode.size // chunk)
+        size = inode.size if limit is None else min(inode.size, limit)
+        count = -(-size // chunk)
         indexes = bool(fmt & CHUNK_FORMAT_INDEXES)
         unit = 8 if indexes else 4
         start = -(-inode.header_end // unit) * unit
         table = self._read(start, count * unit)
-        out = FileAssembly(inode.size)
+        out = FileAssembly(size)
         for i in range(count):
-            length = min(chunk, inode.size - i * chunk)
+            length = min(chunk, size - i * chunk)
             if indexes:
                 device = int.from_bytes(table[i * 8 + 2 : i * 8 + 4], "little")
                 blkaddr = int.from_bytes(table[i * 8 + 4 : i * 8 + 8], "little")
@@ -228,7 +230,26 @@ class ErofsFilesystem(Filesystem):
                 out.write(self._read(blkaddr * bs, length))
         return out.value()
 
-    def _read_compressed(self, inode: Inode) -> bytes:
+    def read_inode_head(self, inode: Inode, length: int) -> bytes:
+        """The first ``length`` bytes of ``inode``'s data, decoding only the extents that
+        hold them: a kernel's header costs one pcluster, not the kernel."""
+        if length >= inode.size:
+            return self.read_inode_data(inode)
+        if length <= 0:
+            return b""
+        in_blocks = inode.size - inode.size % self.block_size  # an inline file's block part
+        if inode.layout is DataLayout.FLAT_PLAIN or (
+            inode.layout is DataLayout.FLAT_INLINE and length <= in_blocks
+        ):
+            return self._read(inode.raw_u * self.block_size, length)
+        if inode.layout is DataLayout.CHUNK_BASED:
+            return self._read_chunked(inode, limit=length)
+        if inode.layout.compressed:
+            return self._read_compressed(inode, limit=length)[:length]
+        return self.read_inode_data(inode)[:length]  # an inline file's tail: one block
+
+    def _read_compressed(self, inode: Inode, limit: int | None = None) -> bytes:
+        """The file's data; with ``limit``, only the extents that start before it."""
         if not inode.size:
             return b""
         bs = self.block_size
@@ -239,8 +260,13 @@ class ErofsFilesystem(Filesystem):
         istart, ilen = zmap.index_region(inode, header)
         index = self._read(istart, min(ilen, max(self.source.size - istart, 0)))
         cindex = zmap.ClusterIndex(inode, header, self.sb, index)
-        runs = _contiguous_runs(zmap.file_extents(cindex))  # may refuse: before allocating
-        out = FileAssembly(inode.size)
+        extents = zmap.file_extents(cindex)  # may refuse: before allocating
+        size = inode.size
+        if limit is not None:
+            extents = [e for e in extents if e.logical < limit]
+            size = min(size, extents[-1].logical + extents[-1].length)
+        runs = _contiguous_runs(extents)
+        out = FileAssembly(size)
         for run in runs:
             first = run[0]
             if first.inline_at >= 0:
@@ -333,3 +359,7 @@ class ErofsFilesystem(Filesystem):
     def node_read(self, node: Node) -> bytes:
         assert isinstance(node, int)
         return self.read_inode_data(self.inode(node))
+
+    def node_read_head(self, node: Node, length: int) -> bytes:
+        assert isinstance(node, int)
+        return self.read_inode_head(self.inode(node), length)

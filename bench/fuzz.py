@@ -80,6 +80,7 @@ SHORT_CASES = 2_000
 MiB = 1 << 20
 _INDEX = struct.Struct("<q")
 _PROGRESS_EVERY = 0.5  # seconds between a worker's progress lines
+_NOTE_EVERY = 60.0  # seconds between the runner's notes on stderr
 
 
 # --- families -----------------------------------------------------------------------------
@@ -191,6 +192,7 @@ class FamilyResult:
     name: str
     description: str
     seed: int
+    first: int = 0  # index of the first case
     cases: int = 0
     wall_s: float = 0.0
     peak_kib: int = 0
@@ -204,6 +206,7 @@ class FamilyResult:
         return {
             "family": self.name,
             "seed": self.seed,
+            "first": self.first,
             "cases": self.cases,
             "wall_s": round(self.wall_s, 1),
             "peak_mib": round(self.peak_kib / 1024, 1),
@@ -226,7 +229,7 @@ def _spawn(
         "--families-dir", str(args.families_dir),
         "--seed", str(args.seed),
         "--start", str(start),
-        "--stop", str(args.cases),
+        "--stop", str(args.first + args.cases),
         "--budget", f"{budget:.3f}",
         "--memory-limit", str(args.memory_limit),
         "--address-space", str(args.address_space),
@@ -237,10 +240,12 @@ def _spawn(
 
 def run_family(name: str, args: argparse.Namespace) -> FamilyResult:
     family = load_family(name, Path(args.families_dir))
-    result = FamilyResult(name=name, description=family.DESCRIPTION, seed=args.seed)
+    result = FamilyResult(
+        name=name, description=family.DESCRIPTION, seed=args.seed, first=args.first
+    )
     started = time.monotonic()
     deadline = started + args.budget
-    start = 0
+    start, stop = args.first, args.first + args.cases
     with (
         tempfile.NamedTemporaryFile(prefix="fuzz-index-") as index_file,
         tempfile.TemporaryFile("w+", prefix="fuzz-log-") as log,
@@ -248,7 +253,7 @@ def run_family(name: str, args: argparse.Namespace) -> FamilyResult:
         index_file.write(_INDEX.pack(-1))
         index_file.flush()
         index_map = mmap.mmap(index_file.fileno(), _INDEX.size)
-        while start < args.cases and time.monotonic() < deadline:
+        while start < stop and time.monotonic() < deadline:
             _INDEX.pack_into(index_map, 0, -1)
             log.seek(0)
             log.truncate()
@@ -271,6 +276,7 @@ def _watch(process: Any, index_map: mmap.mmap, result: FamilyResult, args: Any,
     last_index, last_change = -1, time.monotonic()
     base_cases, base_outcomes = result.cases, collections.Counter(result.outcomes)
     next_start: int | None = None
+    next_note = time.monotonic() + _NOTE_EVERY
 
     def handle(line: str) -> None:
         nonlocal next_start
@@ -293,6 +299,10 @@ def _watch(process: Any, index_map: mmap.mmap, result: FamilyResult, args: Any,
                 handle(line)
         index = _INDEX.unpack_from(index_map, 0)[0]
         now = time.monotonic()
+        if now >= next_note:  # a long run says how far it got, on stderr
+            print(f"{result.name}: at case {index:,}, {result.cases:,} run, "
+                  f"{len(result.findings)} finding(s)", file=sys.stderr, flush=True)  # fmt: skip
+            next_note = now + _NOTE_EVERY
         if index != last_index:
             last_index, last_change = index, now
         if process.poll() is not None:
@@ -307,7 +317,7 @@ def _watch(process: Any, index_map: mmap.mmap, result: FamilyResult, args: Any,
                     {"type": "crash", "index": start, "error": f"worker failed to start: "
                      f"{error[0][:300]}"}
                 )  # fmt: skip
-                return args.cases
+                return args.first + args.cases
             result.findings.append(
                 {"type": "crash", "index": index, "error": f"worker died "
                  f"(status {process.returncode}): {error[0][:300]}"}
@@ -325,7 +335,7 @@ def _watch(process: Any, index_map: mmap.mmap, result: FamilyResult, args: Any,
                 )  # fmt: skip
                 result.cases = base_cases + index - start + 1
                 return index + 1
-            return args.cases  # out of budget
+            return args.first + args.cases  # out of budget
 
 
 def markdown(results: list[FamilyResult]) -> str:
@@ -336,8 +346,9 @@ def markdown(results: list[FamilyResult]) -> str:
     ]
     for r in results:
         shown = ", ".join(f"{k} {v:,}" for k, v in r.outcomes.most_common(6))
+        cases = f"{r.cases:,}" + (f" (from #{r.first:,})" if r.first else "")
         lines.append(
-            f"| {r.name} | {r.cases:,} | {r.seed} | {r.wall_s:,.0f} s | "
+            f"| {r.name} | {cases} | {r.seed} | {r.wall_s:,.0f} s | "
             f"{r.count('exception') + r.count('crash')} | {r.count('hang')} | "
             f"{r.count('memory')} | {r.peak_kib / 1024:.0f} MiB | {shown} |"
         )
@@ -362,6 +373,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", type=int, default=FULL_CASES, help="cases per family")
     parser.add_argument("--budget", type=float, default=3600.0, help="seconds per family")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument(
+        "--first", type=int, default=0, metavar="INDEX",
+        help="start at case INDEX (resume a campaign, or split one between machines)",
+    )  # fmt: skip
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds before a hang")
     parser.add_argument("--memory-limit", type=int, default=512, help="MiB of peak RSS")
     parser.add_argument("--address-space", type=int, default=4096, help="MiB, worker cap")

@@ -267,7 +267,7 @@ class FrameDecoder:
             try:
                 record = decode(payload)
             except _UNDECODABLE as error:
-                problem = f"record after seq {seq - 1 if seq else None} is undecodable: {error}"
+                problem = f"record {seq} is undecodable: {error}"
                 break
             if record.seq != seq:
                 problem = f"expected seq {seq} but found {record.seq}"

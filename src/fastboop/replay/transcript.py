@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from itertools import takewhile
 
 from fastboop import effects as fx
 from fastboop import events as ev
@@ -278,8 +279,8 @@ class _Reexecutor:
         reused = (
             self.pending_release
             and not any(
-                isinstance(r.body, Wire) and r.body.channel == "fastboot" and r.seq < last.seq
-                for r in self.records[index + 1 :]
+                isinstance(r.body, Wire) and r.body.channel == "fastboot"
+                for r in takewhile(lambda r: r.seq < last.seq, self.records[index + 1 :])
             )
             and any(isinstance(r.body, ev.GetvarAnswered) for r in recorded)
         )

@@ -112,7 +112,13 @@ def _crash_cut(path: Path) -> bytes:
     return data
 
 
-_DETECT_INPUTS = {"session": "detect", "device_profile": "", "transfer_timeout": "30.0"}
+_DETECT_INPUTS = {
+    "session": "detect",
+    "device_profile": "",
+    "transfer_timeout": "30.0",
+    "fastboot_deadline": "60.0",
+    "fastboot_max_info_lines": "1000",
+}
 
 
 @functools.cache

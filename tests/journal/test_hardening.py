@@ -183,3 +183,19 @@ def test_an_upcaster_that_cannot_convert_a_record_reports_damage(tmp_path: Path)
 
 def test_every_named_error_is_a_fastboop_error() -> None:
     assert issubclass(JournalFormatError, FastboopError)
+
+
+def test_impossible_recorded_fastboot_limits_are_a_named_error_in_re_execution() -> None:
+    """A forged config the runtime would never start with, reaching --transcript."""
+    import anyio
+
+    from fastboop.devpro import load_pool
+    from fastboop.journal import Journal
+    from fastboop.replay.transcript import reexecute_transcript
+
+    data = cases.record_with(0, (2, "config", "fastboot_deadline_s"), -1.0)
+    journal = Journal(
+        path="forged.fbj", header=JournalReader.from_bytes(data).header, records=full_records(data)
+    )
+    with pytest.raises(JournalFormatError, match="fastboot limits are impossible"):
+        anyio.run(reexecute_transcript, journal, load_pool())

@@ -35,6 +35,8 @@ from fastboop.backends.standard import StandardBackend, fastboot_limits
 from fastboop.devpro.pool import ProfilePool
 from fastboop.devpro.schema import DeviceProfile
 from fastboop.errors import FastboopError
+from fastboop.fastboot.limits import CommandLimits
+from fastboop.journal.errors import JournalFormatError
 from fastboop.journal.reader import Journal
 from fastboop.journal.records import Record, Wire
 from fastboop.replay.compare import earliest, event_difference, transcript_difference
@@ -143,6 +145,18 @@ class _RecordedImage:
         )
 
 
+def _recorded_limits(journal: Journal, started: ev.SessionStarted | None) -> CommandLimits | None:
+    """The session's fastboot limits; a journal is untrusted, so they are checked here."""
+    if started is None:
+        return None
+    try:
+        return fastboot_limits(started.config)
+    except ValueError as error:
+        raise JournalFormatError(
+            f"the recorded session's fastboot limits are impossible: {error}", where=journal.path
+        ) from None
+
+
 def _check_image(journal: Journal, image: bytes | None) -> ev.BuildFinished | None:
     built = [r.body for r in journal.records if isinstance(r.body, ev.BuildFinished)]
     if image is None or not built:
@@ -192,7 +206,7 @@ class _Reexecutor:
             gadgets=_NoGadgets(),
             profiles=pool,
             builder=builder,
-            limits=fastboot_limits(started.config) if started is not None else None,
+            limits=_recorded_limits(journal, started),
         )
         self.effects = 0
         self.events = 0

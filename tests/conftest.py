@@ -9,6 +9,8 @@ import pytest
 import structlog
 from hypothesis import settings
 
+from fastboop import logs
+
 # The suite is a gate, so it must give the same verdict on every run: hypothesis draws its
 # examples from a seed fixed per test. Exploring new inputs is the fuzz campaign's job
 # (bench/fuzz.py); `HYPOTHESIS_PROFILE=explore` gives the tests random seeds again.
@@ -27,6 +29,9 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(autouse=True)
 def _reset_structlog() -> Iterator[None]:
-    """CLI tests configure logging; give every test structlog's defaults back."""
+    """CLI tests configure logging; give every test structlog's defaults back, and drop a
+    configuration the CLI recorded but no record applied yet (fastboop.logs applies it
+    lazily, so it would otherwise reach the next test's first record)."""
     yield
     structlog.reset_defaults()
+    logs._pending = None

@@ -19,33 +19,16 @@ import msgspec
 from fastboop.artifact.open import ArtifactOptions, open_artifact
 from fastboop.backends.ports import BuiltPayload
 from fastboop.bootimg.builder import assemble_boot_image
-from fastboop.bootimg.kernel import classify_raw, detect_kernel
 from fastboop.bootimg.layout import BootImageLayout, BootImageLimits
 from fastboop.bootimg.shim import abl_exorcist_cmdline, wrap_with_abl_exorcist
 from fastboop.devpro.bootparams import BootImageParams, boot_image_params
 from fastboop.devpro.schema import DeviceProfile
-from fastboop.stage0.binaries import DeviceBinaryNotFound, device_binary
+from fastboop.stage0.binaries import DeviceBinaryNotFound, find_pid1, kernel_arch
 from fastboop.stage0.build import build_stage0
 from fastboop.stage0.settings import CmdlineOptions, HostFacts
 from fastboop.transports.base import DeviceAddress
 
-PID1_NAME = "stage0-init"
 Pid1NotFound = DeviceBinaryNotFound  # the name callers knew it by
-
-
-def find_pid1(arch: str) -> bytes:
-    """The static stage0 PID1 for ``arch`` (``arm64`` or ``x86_64``); see
-    :func:`~fastboop.stage0.binaries.device_binary` for where it comes from."""
-    return device_binary(PID1_NAME, arch)
-
-
-def kernel_arch(kernel: bytes) -> str:
-    """The CPU a kernel is built for; the PID1 and the image layout must match it.
-
-    An uncompressed kernel says so in its header; only a wrapped one is unwrapped (which
-    for a 33 MB Image also meant a regex scan for its version string)."""
-    arch = classify_raw(kernel)[1]
-    return arch or detect_kernel(kernel).arch or "arm64"
 
 
 def layout_for(params: BootImageParams, arch: str) -> BootImageLayout:

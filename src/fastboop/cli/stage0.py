@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     if args.stage0:
         pid1 = args.stage0.read_bytes()
     else:
-        from fastboop.backends.payload import find_pid1, kernel_arch
+        from fastboop.stage0.binaries import find_pid1, kernel_arch
 
         pid1 = lambda kernel: find_pid1(kernel_arch(kernel))  # noqa: E731
     augment = args.augment.read_bytes() if args.augment else None

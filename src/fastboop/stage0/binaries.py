@@ -44,3 +44,23 @@ def device_binary(name: str, arch: str) -> bytes:
 
 
 __all__ = ["MACHINES", "REPO_STAGE0", "DeviceBinaryNotFound", "device_binary"]
+
+
+PID1_NAME: Final = "stage0-init"
+
+
+def kernel_arch(kernel: bytes) -> str:
+    """The CPU a kernel is built for; the PID1 and the image layout must match it.
+
+    An uncompressed kernel says so in its header; only a wrapped one is unwrapped (which
+    for a 33 MB Image also means a regex scan for its version string)."""
+    from fastboop.bootimg.kernel import classify_raw, detect_kernel
+
+    arch = classify_raw(kernel)[1]
+    return arch or detect_kernel(kernel).arch or "arm64"
+
+
+def find_pid1(arch: str) -> bytes:
+    """The static stage0 PID1 for ``arch`` (``arm64`` or ``x86_64``); see
+    :func:`device_binary` for where it comes from."""
+    return device_binary(PID1_NAME, arch)

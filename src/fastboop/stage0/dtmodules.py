@@ -200,9 +200,11 @@ class OfPatterns:
     """``of:`` patterns bucketed by the compatible string they spell out.
 
     Nearly every pattern is ``of:N*T*C<compatible>`` or ``...C<compatible>C*``, which
-    only a node with exactly that compatible can match: those are found by dict lookup.
-    The few others are tried on every compatible. Candidates are then confirmed with
-    ``fnmatch`` and taken in file order, so the result is what a scan would give.
+    a node's modalias (``of:N<name>T(null)C<compatible>``) matches exactly when the
+    compatibles are equal: those are found by dict lookup and need no ``fnmatch`` (whose
+    regex compilation, per pattern, was most of DT discovery's cost). The few others are
+    tried with ``fnmatch`` on every compatible. Candidates come in file order, so the
+    result is what a scan would give.
     """
 
     def __init__(self, patterns: list[tuple[str, str]]) -> None:
@@ -218,9 +220,11 @@ class OfPatterns:
             else:
                 self.others.append(i)
 
-    def candidates(self, compatible: str) -> list[tuple[str, str]]:
-        picked = sorted(self.by_compatible.get(compatible, []) + self.others)
-        return [self.patterns[i] for i in picked]
+    def candidates(self, compatible: str) -> list[tuple[str, str, bool]]:
+        """``(pattern, module, matches for sure)`` in file order."""
+        exact = self.by_compatible.get(compatible, [])
+        picked = sorted([(i, True) for i in exact] + [(i, False) for i in self.others])
+        return [(*self.patterns[i], sure) for i, sure in picked]
 
 
 _OF_CACHE: weakref.WeakKeyDictionary[ModuleIndex, OfPatterns] = weakref.WeakKeyDictionary()
@@ -251,11 +255,14 @@ def modules_for(
     for node, compat in pairs:
         key = normalize_alias(compat)
         modalias = normalize_alias(f"of:N{node.basename}T(null)C{compat}")
-        for pattern, module in patterns.candidates(key):
+        for pattern, module, sure in patterns.candidates(key):
+            if module in found:
+                continue
             if (
-                fnmatch.fnmatchcase(modalias, pattern)
+                sure
+                or fnmatch.fnmatchcase(modalias, pattern)
                 or fnmatch.fnmatchcase(modalias + "C", pattern)
-            ) and module not in found:
+            ):
                 found.add(module)
                 out.append(DtMatch(module, node.path, compat, companion))
     return out

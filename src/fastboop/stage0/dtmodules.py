@@ -20,7 +20,6 @@ that names USB, enabled or not. ``--explain-modules`` says which modules came th
 
 from __future__ import annotations
 
-import fnmatch
 import re
 import weakref
 from collections.abc import Iterable
@@ -28,7 +27,7 @@ from collections.abc import Iterable
 import msgspec
 
 from fastboop.fdt import DeviceTree, Node
-from fastboop.stage0.modindex import normalize_alias
+from fastboop.stage0.modindex import glob_match, normalize_alias
 from fastboop.stage0.modules import ModuleIndex
 
 #: Compatible strings of USB device(-capable) controllers and their SoC glue.
@@ -258,11 +257,7 @@ def modules_for(
         for pattern, module, sure in patterns.candidates(key):
             if module in found:
                 continue
-            if (
-                sure
-                or fnmatch.fnmatchcase(modalias, pattern)
-                or fnmatch.fnmatchcase(modalias + "C", pattern)
-            ):
+            if sure or glob_match(modalias, pattern) or glob_match(modalias + "C", pattern):
                 found.add(module)
                 out.append(DtMatch(module, node.path, compat, companion))
     return out

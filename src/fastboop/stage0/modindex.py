@@ -144,14 +144,15 @@ class AliasTable:
         self._text, words = _normalised_aliases(text)
         self.patterns: list[str] = words[1::3]
         self.modules: list[str] = words[2::3]
-        self._fixed: dict[str, str] = {}  # proper normalised form → form in the text
+        # proper normalised form -> (its literal prefix, the form in the text)
+        self._fixed: dict[str, tuple[str, str]] = {}
         if "[" in text:
             for raw in _bracket_patterns(text):
                 proper = normalize_alias(raw)
                 replaced = raw.replace("-", "_")
                 if proper != replaced:
-                    self._fixed[proper] = replaced
-        self._replaced = frozenset(self._fixed.values())
+                    self._fixed[proper] = (_literal_prefix(proper), replaced)
+        self._replaced = frozenset(replaced for _, replaced in self._fixed.values())
 
     @functools.cached_property
     def _keys(self) -> list[str]:
@@ -185,9 +186,10 @@ class AliasTable:
             for wildcard, after in _WILDCARDS:
                 lo = bisect.bisect_left(keys, head + wildcard, start)
                 hi = bisect.bisect_left(keys, head + after, lo)
-                hits.update(k for k in keys[lo:hi] if fnmatch.fnmatchcase(query, k))
+                hits.update(k for k in keys[lo:hi] if glob_match(query, k))
         hits -= self._replaced
-        hits.update(self._fixed[p] for p in self._fixed if fnmatch.fnmatchcase(query, p))
+        hits.update(replaced for proper, (head, replaced) in self._fixed.items()
+                    if query.startswith(head) and fnmatch.fnmatchcase(query, proper))  # fmt: skip
         found = sorted(hit for pattern in hits for hit in self._modules_of(pattern))
         return list(dict.fromkeys(module for _, module in found))
 
@@ -195,10 +197,39 @@ class AliasTable:
     def with_prefix(self, prefix: str) -> list[tuple[str, str]]:
         """Normalised ``(pattern, module)`` of the patterns starting with ``prefix``, in
         file order."""
-        proper = {replaced: proper for proper, replaced in self._fixed.items()}
+        proper = {replaced: proper for proper, (_, replaced) in self._fixed.items()}
         head = normalize_alias(prefix)
         return [(proper.get(p, p), m) for p, m in zip(self.patterns, self.modules, strict=True)
                 if p.startswith(head)]  # fmt: skip
+
+
+def _literal_prefix(pattern: str) -> str:
+    """The part of a glob before its first wildcard: every match starts with it."""
+    cut = min((i for i in (pattern.find(c) for c, _ in _WILDCARDS) if i >= 0), default=-1)
+    return pattern if cut < 0 else pattern[:cut]
+
+
+def glob_match(name: str, pattern: str) -> bool:
+    """``fnmatch.fnmatchcase``, without compiling a regex for patterns whose only
+    wildcard is ``*`` (nearly all of ``modules.alias``): a lookup meets dozens of
+    patterns once each, and compiling each cost more than the whole closure."""
+    if "?" in pattern or "[" in pattern:
+        return fnmatch.fnmatchcase(name, pattern)
+    parts = pattern.split("*")
+    if len(parts) == 1:
+        return name == pattern
+    first, last = parts[0], parts[-1]
+    if not name.startswith(first) or len(name) < len(first) + len(last):
+        return False
+    if not name.endswith(last):
+        return False
+    pos, end = len(first), len(name) - len(last)
+    for part in parts[1:-1]:
+        found = name.find(part, pos, end)
+        if found < 0:
+            return False
+        pos = found + len(part)
+    return True
 
 
 def _normalised_aliases(text: str) -> tuple[str, list[str]]:

@@ -98,15 +98,18 @@ class FileAssembly:
             self._buffer.write(b"\0")
             self._buffer.seek(0)
 
-    def write(self, data: bytes) -> None:
-        if self._buffer.tell() + len(data) > self.size:
-            raise CorruptImageError("erofs: file data longer than the inode says")
-        self._buffer.write(data)
+        self.write = self._buffer.write  # the hot path: one call per extent, unchecked
 
     def skip(self, length: int) -> None:
         self._buffer.seek(length, io.SEEK_CUR)
 
     def value(self) -> bytes:
+        """The file, once every piece is in: exactly ``size`` bytes, or corrupt."""
+        if self._buffer.tell() != self.size:
+            raise CorruptImageError(
+                f"erofs: file data of {self._buffer.tell()} bytes where the inode says "
+                f"{self.size}"
+            )
         return self._buffer.getvalue()
 
 
@@ -277,9 +280,9 @@ class ErofsFilesystem(Filesystem):
                 blob = self._read(first.pblk * bs, sum(e.pblocks for e in run) * bs)
             pos = 0
             for extent in run:
-                size = extent.inline_size if extent.inline_at >= 0 else extent.pblocks * bs
-                raw = blob[pos : pos + size]
-                pos += size
+                stored = extent.inline_size if extent.inline_at >= 0 else extent.pblocks * bs
+                raw = blob[pos : pos + stored]
+                pos += stored
                 if extent.compressed:
                     out.write(self._decompress(raw, extent, inode))
                 else:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,9 +213,10 @@ def build(name: str) -> LiveIso:
     done = CACHE / _key() / f"live-{name}"
     marker = done / "iso.txt"
     if not marker.exists():
-        work = done.with_name(f".live-{name}.partial")
-        shutil.rmtree(work, ignore_errors=True)
-        work.mkdir(parents=True)
+        # Worktrees share the cache: build in a private directory and rename it into
+        # place (atomic), so two test runs building at once never mix their files.
+        done.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(dir=done.parent, prefix=f".live-{name}."))
         keep = BUILDERS[name](work)
         for entry in work.iterdir():
             if entry == keep:
@@ -224,7 +226,9 @@ def build(name: str) -> LiveIso:
             else:
                 entry.unlink()
         (work / "iso.txt").write_text(keep.name)
-        shutil.rmtree(done, ignore_errors=True)
-        os.rename(work, done)
+        try:
+            os.rename(work, done)
+        except OSError:  # another run finished first: use its copy
+            shutil.rmtree(work, ignore_errors=True)
     kver = debian_kernel("arm64")[1]
     return LiveIso(name, done / marker.read_text(), kver, _expect(name, kver))

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
 
@@ -27,12 +27,16 @@ from fastboop.artifact.live import LiveRoot, expand_live_media, live_roles
 from fastboop.artifact.roles import Role, Roles, Subvolumes, choose_roles
 from fastboop.artifact.volumes import VolumeInfo
 from fastboop.blocks import BlockSource
+from fastboop.channel.magic import has_records
 from fastboop.errors import UsageError
 from fastboop.rootfs.compressed import ProgressHook
 from fastboop.rootfs.detect import open_filesystem
 from fastboop.rootfs.errors import UnsupportedError
 from fastboop.rootfs.fs import Filesystem
-from fastboop.rootfs.open import open_source, volumes_of
+from fastboop.rootfs.open import default_cache_dir, open_source, volumes_of
+
+if TYPE_CHECKING:
+    from fastboop.bootprofile.artifact import ProfileUse
 
 
 class ArtifactOptions(msgspec.Struct, frozen=True, kw_only=True):
@@ -42,6 +46,10 @@ class ArtifactOptions(msgspec.Struct, frozen=True, kw_only=True):
     partition: str | None = None  # the root volume
     boot_partition: str | None = None
     kernel_version: str | None = None
+    #: Channels (a boot profile record first, the artifact after): ``--boot-profile`` and
+    #: the device profile a boot profile's ``stage0.devices`` must name.
+    boot_profile: str | None = None
+    device_profile: str | None = None
 
 
 class Artifact:
@@ -73,6 +81,10 @@ class Artifact:
         #: ``LiveOS/rootfs.img`` in squashfs, or Ubuntu's layers): stage0 loop-mounts them.
         self.loop: tuple[str, str] | None = None
         self.live: dict[str, object] | None = None
+        #: What a boot profile adds (:class:`fastboop.bootprofile.artifact.ProfileUse`).
+        self.boot_profile: ProfileUse | None = None
+        self.channel: dict[str, object] | None = None  # records read, where the tail starts
+        self.extra_notes: list[str] = []
 
     def use_live_root(self, live: LiveRoot, sources: list[BlockSource | None]) -> None:
         """Serve what the live layout says (:func:`~fastboop.artifact.live.live_roles`)."""
@@ -93,6 +105,7 @@ class Artifact:
         seen = dict.fromkeys(self.roles.notes)
         for volume in self.volumes:
             seen.update(dict.fromkeys(volume.notes))
+        seen.update(dict.fromkeys(self.extra_notes))
         return tuple(seen)
 
     def origin(self, path: str) -> str:
@@ -120,7 +133,9 @@ class Artifact:
                 "esp": self.role_json(self.roles.esp),
             },
             "notes": list(self.notes),
-        } | ({"live": self.live} if self.live is not None else {})
+        } | ({"live": self.live} if self.live is not None else {}) \
+            | ({"boot_profile": self.boot_profile.as_json()} if self.boot_profile else {}) \
+            | ({"channel": self.channel} if self.channel is not None else {})  # fmt: skip
 
 
 def open_artifact(
@@ -142,8 +157,39 @@ def open_artifact(
         info = VolumeInfo(index=0, kind="dir")
         return Artifact(text, volumes=[info], sources=[None], roles=Roles(Role(0, "a directory")),
                         fs=DirectoryFilesystem(text))  # fmt: skip
-    layers, found = enumerate_volumes(open_source(text, cache_dir=cache_dir), label=text,
-                                      cache_dir=cache_dir, progress=progress)  # fmt: skip
+    source = open_source(text, cache_dir=cache_dir)
+    channel_notes: list[str] = []
+    channel_json: dict[str, object] | None = None
+    if has_records(source):
+        from fastboop.channel.intake import channel_summary, choose_boot_profile, open_channel
+
+        channel = open_channel(source, spec=text)
+        channel_notes = list(channel.head.warnings)
+        channel_json = channel_summary(channel)
+        head = channel.head
+        profile = choose_boot_profile(head.boot_profiles, device_profile=options.device_profile,
+                                      requested=options.boot_profile, where=text)  # fmt: skip
+        if profile is not None:
+            from fastboop.bootprofile.artifact import open_profile_artifact
+
+            version = head.boot_versions[head.boot_profiles.index(profile)]
+            artifact = open_profile_artifact(
+                text, profile, version=version, cache_dir=cache_dir or default_cache_dir(),
+                base_dir=channel.base_dir, tail=channel.tail,
+                device_profile=options.device_profile)  # fmt: skip
+            artifact.channel = channel_json
+            artifact.extra_notes += channel_notes
+            return artifact
+        if channel.tail is None:
+            raise UsageError(f"{text} holds only device profiles, no artifact to boot",
+                             hint="append the image to the channel, or pass it instead")
+        source = channel.tail
+    elif options.boot_profile is not None:
+        raise UsageError(f"--boot-profile {options.boot_profile}: {text} carries no boot "
+                         "profiles", hint="pass a channel or a compiled boot profile "
+                         "(fastboop bootprofile create)")  # fmt: skip
+    layers, found = enumerate_volumes(source, label=text, cache_dir=cache_dir,
+                                      progress=progress)  # fmt: skip
     volumes = [info for info, _ in found]
     sources: list[BlockSource | None] = [source for _, source in found]
     opened: dict[int, Filesystem] = {}
@@ -184,6 +230,8 @@ def open_artifact(
                         layers=tuple(layers))  # fmt: skip
     if live_root is not None:
         artifact.use_live_root(live_root, sources)
+    artifact.channel = channel_json
+    artifact.extra_notes += channel_notes
     return artifact
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from fastboop.artifact.open import Artifact, ArtifactOptions, open_artifact
 from fastboop.blocks import BlockSource, FileSource, check_range
+from fastboop.channel.magic import has_records
 from fastboop.errors import UsageError
 from fastboop.rootfs.detect import detect_kind
 from fastboop.rootfs.fsid import read_block_size
@@ -83,7 +84,7 @@ def open_served_source(
     layers or volumes, its root through :class:`ServedImage`."""
     if not spec.startswith(("http://", "https://")) and not Path(spec).is_dir():
         plain = FileSource(spec)
-        if not is_container(plain):
+        if not is_container(plain) and not has_records(plain):  # channels go through artifacts
             return plain
         plain.close()
     return ServedImage(open_artifact(spec, options))

@@ -121,7 +121,9 @@ class Stage0PayloadBuilder:
         self, profile: DeviceProfile, rootfs: str, device: DeviceAddress | None = None
     ) -> BuiltPayload:
         params = boot_image_params(profile)
-        artifact = open_artifact(rootfs, self.artifact_options)
+        # A channel's boot profiles are chosen by their stage0.devices: this device's.
+        chosen = msgspec.structs.replace(self.artifact_options, device_profile=profile.id)
+        artifact = open_artifact(rootfs, chosen)
         clock_usec = int(self.clock() * 1_000_000)
         host = HostFacts(
             usb_vid=_usb_id(device, profile, "vid"),

@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Callable
 
 import anyio
+import msgspec
 
 from fastboop import effects as fx
 from fastboop import events as ev
@@ -154,6 +155,10 @@ class StandardBackend:
             # The open transport knows what the scan did not: the USB serial string, read
             # when the interface was claimed. stage0's gadget takes it (stage0.md §9).
             device = handle.transport.address
+        # The export must open the same artifact the payload was built from: a channel's
+        # boot profile is chosen by the device profile, so remember which one.
+        self.artifact_options = msgspec.structs.replace(self.artifact_options,
+                                                        device_profile=profile.id)
         try:
             built = await anyio.to_thread.run_sync(
                 self.builder.build, profile, effect.rootfs, device

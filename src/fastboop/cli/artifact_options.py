@@ -30,6 +30,9 @@ def add_artifact_options(parser: Any, *, kernel_version: bool = True) -> None:
         parser.add_argument("--kernel-version", metavar="KVER",
                             help="pick this kernel (its /lib/modules/KVER) when the image "
                             "has several")  # fmt: skip
+    parser.add_argument("--boot-profile", metavar="ID",
+                        help="with a channel carrying several boot profiles: the one to use "
+                        "(default: the only one whose stage0.devices fits the device)")
 
 
 def artifact_options(args: argparse.Namespace) -> ArtifactOptions:
@@ -37,4 +40,6 @@ def artifact_options(args: argparse.Namespace) -> ArtifactOptions:
         partition=getattr(args, "partition", None),
         boot_partition=getattr(args, "boot_partition", None),
         kernel_version=getattr(args, "kernel_version", None),
+        boot_profile=getattr(args, "boot_profile", None),
+        device_profile=getattr(args, "device_profile", None),
     )

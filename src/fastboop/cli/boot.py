@@ -150,9 +150,9 @@ def build_only(args: argparse.Namespace, options: Any) -> int:
 def boot(args: argparse.Namespace, options: Any) -> int:
     import anyio
 
+    from fastboop.channel.profiles import session_pool
     from fastboop.cli.usbip import closing_bus, usbip_bus
     from fastboop.devpro.probe import usb_filter
-    from fastboop.devpro.sources import load_pool
     from fastboop.runtime.facade import check_artifact_for, prepare_session
     from fastboop.runtime.interactive import run_session
     from fastboop.runtime.preflight import check_rootfs
@@ -162,7 +162,7 @@ def boot(args: argparse.Namespace, options: Any) -> int:
     rootfs = check_rootfs(args.rootfs)
     options.check()
     limits = fastboot_limits_from(args)
-    pool = load_pool()
+    pool = session_pool(rootfs)  # a channel's device profiles restrict matching to themselves
     filters = usb_filter(pool, args.device_profile)
     display = display_for(args)
 

@@ -46,6 +46,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rootfs": ("fastboop.cli.rootfs", "list, print or inspect files inside a rootfs image"),
     "bootimg": ("fastboop.cli.bootimg", "build or inspect Android boot images"),
     "devpro": ("fastboop.cli.devpro", "list, show and validate device profiles"),
+    "bootprofile": ("fastboop.cli.bootprofile",
+                    "compile, show and validate boot profiles (the reference's FBOOPROF)"),
     "sim": ("fastboop.cli.sim", "run a simulated phone in fastboot mode (TCP/UDP)"),
 }  # fmt: skip
 

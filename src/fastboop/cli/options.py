@@ -140,6 +140,7 @@ def boot_options_from(args: argparse.Namespace) -> Any:
         partition=getattr(args, "partition", None),
         boot_partition=getattr(args, "boot_partition", None),
         kernel_version=getattr(args, "kernel_version", None),
+        boot_profile=getattr(args, "boot_profile", None),
         cmdline_append=args.cmdline_append, serial_console=args.serial_console,
         impersonate_fastboot=args.impersonate_fastboot, system_time=args.system_time,
         systemd_firstboot=args.systemd_firstboot, smoo_queue_count=args.smoo_queue_count,

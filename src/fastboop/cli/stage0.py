@@ -109,10 +109,11 @@ def run(args: argparse.Namespace) -> int:
     machine_dt = False
     machine_modules: tuple[str, ...] = ()
     if args.device_profile:  # (imported here: profiles need YAML, stage0 alone does not)
+        from fastboop.channel.profiles import session_pool
         from fastboop.devpro.bootparams import boot_image_params
-        from fastboop.devpro.sources import load_pool
 
-        params = boot_image_params(load_pool().get(args.device_profile))
+        # A channel's device profiles restrict the pool to themselves.
+        params = boot_image_params(session_pool(args.rootfs).get(args.device_profile))
         dtb_name = dtb_name or params.devicetree_name
         device_append = params.cmdline_append or ""
         machine_dt = params.devicetree_provided and not args.dtb_name

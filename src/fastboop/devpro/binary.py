@@ -1,9 +1,7 @@
 """FBOODEVP: one device profile in binary form, as embedded in channels (devpro.md §8).
 
 Layout: the magic ``FBOODEVP``, a u16 LE format version (0, documented as unstable), then
-the profile in `postcard <https://postcard.jamesmunns.com>`_ encoding: unsigned LEB128
-varints for integers, varint-length-prefixed strings and lists, ``00``/``01`` option tags,
-varint enum indices, struct fields in declaration order.
+the profile in postcard encoding (:mod:`fastboop.postcard`).
 
 **Project decision:** a profile with a ``machine`` section (a project addition the
 reference does not know) is written as format version 1: the version-0 body, then
@@ -17,9 +15,7 @@ so the only exception that escapes is :class:`~fastboop.devpro.errors.FbooDevpEr
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
-
+from fastboop import postcard as pc
 from fastboop.devpro.checks import profile_issues
 from fastboop.devpro.errors import FbooDevpError
 from fastboop.devpro.schema import (
@@ -57,43 +53,16 @@ _COMPRESSIONS = list(Compression)
 _OPERATORS = list(ProbeOperator)
 _DEVICETREE_SOURCES = list(DevicetreeSource)
 
-_T = TypeVar("_T")
-
-
-# -- encoding ---------------------------------------------------------------------------------
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _string(value: str) -> bytes:
-    data = value.encode("utf-8")
-    return _varint(len(data)) + data
-
-
-def _option(value: _T | None, encode: Callable[[_T], bytes]) -> bytes:
-    return b"\x00" if value is None else b"\x01" + encode(value)
-
-
 def _step(step: ProbeStep) -> bytes:
-    out = _varint(_OPERATORS.index(step.operator)) + _string(step.getvar)
+    out = pc.varint(_OPERATORS.index(step.operator)) + pc.string(step.getvar)
     if step.operator.takes_value:
-        out += _string(step.value or "")
+        out += pc.string(step.value or "")
     return out
 
 
 def _limits(limits: BootLimits) -> bytes:
     return b"".join(
-        _option(value, _varint)
+        pc.option(value, pc.varint)
         for value in (limits.max_kernel_bytes, limits.max_initrd_bytes, limits.max_total_bytes)
     )
 
@@ -101,18 +70,19 @@ def _limits(limits: BootLimits) -> bytes:
 def _bootimg(image: AndroidBootImage) -> bytes:
     return b"".join(
         [
-            _varint(image.header_version),
-            _varint(image.page_size),
-            _option(image.base, _varint),
-            _option(image.kernel_offset, _varint),
-            _option(image.dtb_offset, _varint),
-            _option(image.limits, _limits),
-            _varint(_KERNEL_ENCODINGS.index(image.kernel.encoding)),
-            _option(
+            pc.varint(image.header_version),
+            pc.varint(image.page_size),
+            pc.option(image.base, pc.varint),
+            pc.option(image.kernel_offset, pc.varint),
+            pc.option(image.dtb_offset, pc.varint),
+            pc.option(image.limits, _limits),
+            pc.varint(_KERNEL_ENCODINGS.index(image.kernel.encoding)),
+            pc.option(
                 image.initrd,
-                lambda initrd: _option(initrd.compress, lambda c: _varint(_COMPRESSIONS.index(c))),
+                lambda initrd: pc.option(initrd.compress,
+                                         lambda c: pc.varint(_COMPRESSIONS.index(c))),
             ),
-            _option(image.cmdline_append, _string),
+            pc.option(image.cmdline_append, pc.string),
         ]
     )
 
@@ -121,12 +91,12 @@ def encode_fboodevp(profile: DeviceProfile) -> bytes:
     """The FBOODEVP record for ``profile`` (header plus postcard body)."""
     body = b"".join(
         [
-            _string(profile.id),
-            _option(profile.display_name, _string),
-            _string(profile.devicetree_name),
-            _varint(len(profile.match)),
-            *(_varint(entry.vid) + _varint(entry.pid) for entry in profile.match),
-            _varint(len(profile.probe)),
+            pc.string(profile.id),
+            pc.option(profile.display_name, pc.string),
+            pc.string(profile.devicetree_name),
+            pc.varint(len(profile.match)),
+            *(pc.varint(entry.vid) + pc.varint(entry.pid) for entry in profile.match),
+            pc.varint(len(profile.probe)),
             *(_step(step) for step in profile.probe),
             _bootimg(profile.android_bootimg),
         ]
@@ -135,77 +105,19 @@ def encode_fboodevp(profile: DeviceProfile) -> bytes:
     if profile.machine is not None:
         version = FBOODEVP_MACHINE_VERSION
         machine = profile.machine
-        body += _varint(_DEVICETREE_SOURCES.index(machine.devicetree))
-        body += _varint(len(machine.modules)) + b"".join(_string(m) for m in machine.modules)
+        body += pc.varint(_DEVICETREE_SOURCES.index(machine.devicetree))
+        body += pc.varint(len(machine.modules)) + b"".join(pc.string(m) for m in machine.modules)
     return FBOODEVP_MAGIC + version.to_bytes(2, "little") + body
 
 
 # -- decoding ---------------------------------------------------------------------------------
 
 
-class _Reader:
-    """A cursor over the record that turns every shortfall into a typed error."""
-
-    def __init__(self, data: bytes, offset: int) -> None:
-        self.data = data
-        self.offset = offset
-
-    def fail(self, detail: str) -> FbooDevpError:
-        return FbooDevpError("decode", detail, offset=self.offset)
-
-    def byte(self, what: str) -> int:
-        if self.offset >= len(self.data):
-            raise self.fail(f"unexpected end of data reading {what}")
-        value = self.data[self.offset]
-        self.offset += 1
-        return value
-
-    def varint(self, what: str, bits: int) -> int:
-        max_bytes = (bits + 6) // 7
-        value = 0
-        for index in range(max_bytes):
-            byte = self.byte(what)
-            value |= (byte & 0x7F) << (7 * index)
-            if not byte & 0x80:
-                if index and byte == 0:
-                    raise self.fail(f"overlong varint for {what}")
-                if value >> bits:
-                    raise self.fail(f"{what} does not fit in u{bits}")
-                return value
-        raise self.fail(f"varint for {what} longer than {max_bytes} bytes")
-
-    def length(self, what: str) -> int:
-        count = self.varint(what, 64)
-        if count > len(self.data) - self.offset:
-            raise self.fail(f"{what} {count} exceeds the {len(self.data) - self.offset} bytes left")
-        return count
-
-    def string(self, what: str) -> str:
-        size = self.length(f"length of {what}")
-        raw = self.data[self.offset : self.offset + size]
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise self.fail(f"{what} is not valid UTF-8") from None
-        self.offset += size
-        return text
-
-    def option(self, what: str, decode: Callable[[str], _T]) -> _T | None:
-        tag = self.byte(f"option tag of {what}")
-        if tag == 0:
-            return None
-        if tag != 1:
-            raise self.fail(f"invalid option tag {tag} for {what}")
-        return decode(what)
-
-    def index(self, what: str, choices: list[_T]) -> _T:
-        value = self.varint(what, 32)
-        if value >= len(choices):
-            raise self.fail(f"unknown {what} variant {value}")
-        return choices[value]
+def _reader(data: bytes, offset: int) -> pc.Reader:
+    return pc.Reader(data, offset, lambda detail, at: FbooDevpError("decode", detail, offset=at))
 
 
-def _decode_step(reader: _Reader, index: int) -> ProbeStep:
+def _decode_step(reader: pc.Reader, index: int) -> ProbeStep:
     what = f"probe[{index}]"
     operator = reader.index(f"{what} operator", _OPERATORS)
     name = reader.string(f"{what} getvar name")
@@ -213,7 +125,7 @@ def _decode_step(reader: _Reader, index: int) -> ProbeStep:
     return ProbeStep(getvar=name, operator=operator, value=value)
 
 
-def _decode_bootimg(reader: _Reader) -> AndroidBootImage:
+def _decode_bootimg(reader: pc.Reader) -> AndroidBootImage:
     def u64(what: str) -> int:
         return reader.varint(what, 64)
 
@@ -255,7 +167,7 @@ def decode_fboodevp_prefix(data: bytes) -> tuple[DeviceProfile, int]:
         raise FbooDevpError(
             "unsupported-version", f"unsupported FBOODEVP format version {version}", offset=8
         )
-    reader = _Reader(data, _HEADER_SIZE)
+    reader = _reader(data, _HEADER_SIZE)
     profile_id = reader.string("id")
     display_name = reader.option("display_name", reader.string)
     devicetree_name = reader.string("devicetree_name")

@@ -29,6 +29,9 @@ from fastboop.rootfs.partitions import Partition, read_partition_table
 from fastboop.rootfs.sparse import SPARSE_MAGIC
 from fastboop.rootfs.streams import format_of
 from fastboop.rootfs.tar import MAKE_IMAGE_HINT, RECORD, is_tar, looks_like_root_tree, read_members
+from fastboop.rootfs.zip import is_zip
+from fastboop.rootfs.zip import open_member as open_zip_member
+from fastboop.rootfs.zip import read_members as read_zip_members
 
 MAX_DEPTH = 8  # container layers above one volume
 MAX_VOLUMES = 256
@@ -101,6 +104,9 @@ class _Walk:
         if is_tar(head):
             self._tar(source, head, at, depth)
             return
+        if is_zip(source):
+            self._zip(source, at, depth)
+            return
         self._add(msgspec.structs.replace(at, source=source))  # nothing we read: say so
 
     def _tar(self, source: BlockSource, head: bytes, at: Volume, depth: int) -> None:
@@ -122,6 +128,23 @@ class _Walk:
             if len(self.volumes) == found + 1 and self.volumes[-1].kind is None \
                     and self.volumes[-1].partitions == at.partitions:  # fmt: skip
                 self.volumes.pop()  # a plain file in the tarball (boot.img, README): skip it
+
+    def _zip(self, source: BlockSource, at: Volume, depth: int) -> None:
+        """zip members, like tar members: stored ones read in place, deflated ones
+        inflated once into the cache (:mod:`.zip`)."""
+        for member in read_zip_members(source, where=self.label):
+            if member.is_dir:
+                continue
+            inner = msgspec.structs.replace(
+                at, address=(*at.address, member.name),
+                layers=(*at.layers, f"zip member {member.name}"), member=member.name)  # fmt: skip
+            found = len(self.volumes)
+            opened = open_zip_member(source, member, cache_dir=self.cache_dir / "zip",
+                                     where=self.label)  # fmt: skip
+            self.visit(opened, inner, depth + 1)
+            if len(self.volumes) == found + 1 and self.volumes[-1].kind is None \
+                    and self.volumes[-1].partitions == at.partitions:  # fmt: skip
+                self.volumes.pop()  # a README or checksum file beside the image
 
     def _add(self, volume: Volume) -> None:
         if len(self.volumes) >= MAX_VOLUMES:
@@ -149,14 +172,14 @@ def enumerate_volumes(
 
 def is_container(source: BlockSource) -> bool:
     """Whether ``source`` wraps other volumes (compressed, sparse, a partition table, a
-    tar archive, live media whose root is a file inside its ISO 9660 filesystem) rather
+    tar or zip archive, live media whose root is a file inside its ISO 9660 filesystem) rather
     than being one filesystem, or bytes that are neither. A table that does not hold
     together counts as none: the bytes are then taken as they are."""
     kind = detect_kind(source)
     if kind is not None:
         return kind == "iso9660"
     head = source.read(0, min(source.size, RECORD))
-    if format_of(head) is not None or is_tar(head):
+    if format_of(head) is not None or is_tar(head) or is_zip(source):
         return True
     if len(head) >= 4 and int.from_bytes(head[:4], "little") == SPARSE_MAGIC:
         return True

@@ -155,6 +155,7 @@ def check_artifact_for(spec: str, options: BootOptions, pool: ProfilePool,
     error the build would raise (a :class:`~fastboop.stage0.preflight.ArtifactCheck`).
     ``progress`` receives :class:`~fastboop.rootfs.compressed.DecompressProgress` while a
     compressed artifact is unpacked into the cache (once per artifact)."""
+    from fastboop.channel.intake import AmbiguousBootProfileError
     from fastboop.devpro.bootparams import boot_image_params
     from fastboop.stage0.preflight import check_artifact
 
@@ -164,9 +165,29 @@ def check_artifact_for(spec: str, options: BootOptions, pool: ProfilePool,
     devicetree_name = (params.devicetree_name if params and not params.devicetree_provided
                        else None)  # fmt: skip
     machine_modules = params.machine_modules if params else ()
-    return check_artifact(spec, options.artifact_options(), devicetree_name=devicetree_name,
-                          extra_modules=(*machine_modules, *options.require_modules),
-                          progress=progress)  # fmt: skip
+    artifact_options = msgspec.structs.replace(options.artifact_options(),
+                                               device_profile=device_profile)
+    try:
+        return check_artifact(spec, artifact_options, devicetree_name=devicetree_name,
+                              extra_modules=(*machine_modules, *options.require_modules),
+                              progress=progress)  # fmt: skip
+    except AmbiguousBootProfileError:
+        if device_profile is not None:
+            raise
+        return _DeferredCheck(f"artifact: {spec} is a channel with several boot profiles; "
+                              "the one whose stage0.devices names the phone is checked when "
+                              "the phone is identified")  # fmt: skip
+
+
+class _DeferredCheck:
+    """What the preflight says when only the phone can decide what to check."""
+
+    def __init__(self, line: str) -> None:
+        self.line = line
+        self.notes: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        return self.line
 
 
 def _gadget_source(buses: Sequence[Any], *, local: bool, backend: Any) -> GadgetSource:

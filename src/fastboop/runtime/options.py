@@ -34,6 +34,7 @@ class BootOptions:
     ``"auto"`` or a deployment path; ``require_modules`` adds modules (and their
     dependencies) to stage0; ``partition``/``boot_partition``/``kernel_version`` override
     which volume is the root, which is ``/boot`` and which kernel is booted;
+    ``boot_profile`` picks one of a channel's boot profiles by id;
     ``cmdline_append`` extra kernel arguments; ``serial_console`` a USB serial console
     (CDC-ACM); ``impersonate_fastboot`` lets the gadget present fastboot's USB ids so
     existing udev rules apply; ``system_time`` passes the host clock
@@ -51,6 +52,7 @@ class BootOptions:
     partition: str | None = None
     boot_partition: str | None = None
     kernel_version: str | None = None
+    boot_profile: str | None = None
     cmdline_append: str = ""
     serial_console: bool = False
     impersonate_fastboot: bool = True
@@ -83,7 +85,8 @@ class BootOptions:
         from fastboop.artifact.open import ArtifactOptions
 
         return ArtifactOptions(partition=self.partition, boot_partition=self.boot_partition,
-                               kernel_version=self.kernel_version)  # fmt: skip
+                               kernel_version=self.kernel_version,
+                               boot_profile=self.boot_profile)  # fmt: skip
 
     def prepare(self) -> Stage0PayloadBuilder:
         """Check everything, read the named files once, return the payload builder."""

@@ -176,11 +176,27 @@ def build_stage0(
     """
     notes: list[str] = []
     fs = artifact.fs if isinstance(artifact, Artifact) else artifact
+    use = artifact.boot_profile if isinstance(artifact, Artifact) else None
     if isinstance(artifact, Artifact):
         rootfs_kind = rootfs_kind or artifact.rootfs_kind
         rootfs_subvol = rootfs_subvol if rootfs_subvol is not None else artifact.subvol
         rootfs_loop = rootfs_loop if rootfs_loop is not None else artifact.loop
         notes += artifact.notes
+    profile_dtb: tuple[str, bytes] | None = None
+    kernel_label = "<override>"
+    if use is not None:  # a boot profile's kernel, DTBs and stage0 additions (stage0.md §1)
+        extras = use.extras
+        if kernel is None and use.kernel is not None:
+            kernel, kernel_label = use.kernel, f"kernel:{use.kernel_path}"
+        profile_modules = (*extras.kernel_modules, *profile_modules)
+        dtb_overlays = (*extras.dt_overlays, *dtb_overlays)
+        inject_mac = (*extras.mac_targets(), *inject_mac)
+        options = msgspec.structs.replace(options, profile_extra_cmdline=extras.extra_cmdline,
+                                          device_extra_cmdline=extras.device_cmdline)
+        if dtb is None and devicetree_name:
+            profile_dtb = use.find_dtb(devicetree_name)
+        if use.profile.rootfs.ostree and ostree is None:
+            ostree = "auto"
     if ostree is not None:
         fs, ostree_path = open_deployment(fs, None if ostree == "auto" else ostree)
         options = msgspec.structs.replace(options, ostree_deployment=ostree_path)
@@ -194,14 +210,16 @@ def build_stage0(
                          f"({choice.rule}); also {', '.join(choice.others)}")  # fmt: skip
         kernel = _read_kernel(fs, choice.kernel_path, keep=keep_kernel)
     else:
-        choice = modules_for_external_kernel(fs, label="<override>", kernel_version=kernel_version)
+        choice = modules_for_external_kernel(fs, label=kernel_label, kernel_version=kernel_version)
     warnings += choice.warnings
     if callable(pid1):
         pid1 = pid1(kernel)
     index, raw_index = load_module_index(fs, choice)
 
     dtb_path: str | None = None
-    if dtb is not None:
+    if profile_dtb is not None:
+        dtb_path, dtb = profile_dtb
+    elif dtb is not None:
         dtb_path = "<explicit>"
     elif devicetree_name and machine_devicetree:
         notes.append(f"the machine supplies its own device tree: not looking up "
@@ -280,7 +298,9 @@ def _sources(
              "modules": choice.modules.path if choice.modules else None}  # fmt: skip
     out = {}
     for role, path in paths.items():
-        if path is not None and path.startswith("/"):
+        if path is not None and path.startswith(("kernel:", "dtbs:")):
+            out[role] = path.split(":", 1)[0]  # a boot profile's own kernel/dtbs volume
+        elif path is not None and path.startswith("/"):
             try:
                 out[role] = artifact.origin(path)
             except RootfsError:  # inside an OSTree deployment: the root volume's

@@ -50,13 +50,13 @@ def normalize_alias(alias: str) -> str:
     if "[" not in alias:
         return alias.replace("-", "_")
     out = []
-    depth = False
+    in_range = False
     for char in alias:
         if char == "[":
-            depth = True
+            in_range = True
         elif char == "]":
-            depth = False
-        out.append("_" if char == "-" and not depth else char)
+            in_range = False
+        out.append("_" if char == "-" and not in_range else char)
     return "".join(out)
 
 

@@ -15,6 +15,7 @@ import msgspec
 import pytest
 
 from fastboop.fastboot import FastbootClient, FastbootTimeout, FastbootTransportError
+from fastboop.fastboot.gate import FastbootRefused
 from fastboop.sim import CommandBehaviour, load_model
 from fastboop.sim.bootloader import SimulatedBootloader
 from fastboop.sim.usbip_devices import FastbootUsbDevice
@@ -98,3 +99,17 @@ async def test_unplugged_device_leaves_the_bus(served: Served) -> None:
     with anyio.fail_after(5):
         while await scan_usb(backend=served.bus):
             await anyio.sleep(0.05)
+
+
+async def test_the_never_flash_gate_guards_usbip_too(served: Served) -> None:
+    """The USB/IP device is driven by the ordinary USB transport, gate included: a flash
+    command is refused before a byte leaves this machine."""
+    device = plug(served.board)
+    [candidate] = await scan_usb(backend=served.bus)
+    transport = await open_usb(candidate)
+    for command in (b"flash:boot", b"erase:userdata", b"set_active:b", b"oem unlock"):
+        with pytest.raises(FastbootRefused):
+            await transport.send(command, timeout=1.0)
+    assert device.bootloader.commands == []
+    assert await FastbootClient(transport, timeout=5.0).getvar("product") == "sargo"
+    await transport.aclose()

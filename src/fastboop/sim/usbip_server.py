@@ -118,8 +118,11 @@ class UsbipBoard:
         for hook in self._unplug_hooks.pop(busid, []):
             hook()
 
-    def on_unplug(self, busid: str, hook: Callable[[], None]) -> None:
-        self._unplug_hooks.setdefault(busid, []).append(hook)
+    def on_unplug(self, busid: str, hook: Callable[[], None]) -> Callable[[], None]:
+        """Run ``hook`` when ``busid`` is unplugged; returns what forgets the hook again."""
+        hooks = self._unplug_hooks.setdefault(busid, [])
+        hooks.append(hook)
+        return lambda: hooks.remove(hook) if hook in hooks else None
 
     async def listing(self) -> tuple[list[ExportedDevice], dict[str, tuple[str, int]]]:
         """Every exported device now, and which upstream server owns each relayed busid."""
@@ -226,7 +229,7 @@ class _ServedImport:
             return
         self._board.imported.add(busid)
         # Unplugged: end the connection, as usbip-host does when its device goes away.
-        self._board.on_unplug(busid, self._scope.cancel)
+        forget = self._board.on_unplug(busid, self._scope.cancel)
         await self._device.attach()
         try:
             with self._scope:
@@ -239,6 +242,7 @@ class _ServedImport:
                         for event in self._protocol.receive_data(chunk):
                             self._dispatch(tg, event)
         finally:
+            forget()
             self._board.imported.discard(busid)
             with anyio.CancelScope(shield=True):
                 await self._device.detach()

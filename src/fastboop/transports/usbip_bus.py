@@ -64,10 +64,10 @@ T = TypeVar("T")
 
 LIST_INTERVAL: Final = 0.25
 DESCRIPTOR_TIMEOUT: Final = 2.0
-_EPIPE, _ENODEV, _EOVERFLOW, _ESHUTDOWN, _EPROTO = 32, 19, 75, 108, 71
+_EPIPE, _ENODEV, _EOVERFLOW, _ESHUTDOWN = 32, 19, 75, 108
 # kernel enum usb_device_speed -> libusb's speed codes (what pyusb's Device.speed holds)
 _LIBUSB_SPEED = {1: 1, 2: 2, 3: 3, 4: 3, 5: 4, 6: 5}
-_TRANSFER_CONTROL, _TRANSFER_INTERRUPT = 0, 3
+_TRANSFER_INTERRUPT = 3
 
 Accept = Callable[[ExportedDevice], bool]
 

@@ -1,0 +1,62 @@
+"""What the virtual phone hands qemu, checked without running it: the kernel, the received
+initramfs plus the USB/IP helper (layered like --augment), and the cmdline."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from fastboop.bootimg.builder import build_boot_image
+from fastboop.bootimg.layout import BootImageLayout
+from fastboop.sim.qemu import MACHINES, VmBoot, qemu_argv
+from fastboop.sim.vm import HELPER, VmBootError, augment_ramdisk, prepare_boot
+from fastboop.stage0.binaries import device_binary
+from fastboop.stage0.cpio import CpioWriter, parse_archive
+from tests.support.debian import debian_kernel
+
+
+@pytest.fixture(scope="module")
+def arm64_kernel() -> bytes:
+    root, version = debian_kernel("arm64")
+    return (root / "boot" / f"vmlinuz-{version}").read_bytes()
+
+
+def ramdisk() -> bytes:
+    writer = CpioWriter()
+    writer.add_file("init", b"\x7fELF stage0", 0o755)
+    writer.add_file("etc/stage0/stage0.rootfs", b"erofs\n")
+    return writer.to_bytes()
+
+
+def test_the_helper_is_layered_first_and_stage0_stays_init() -> None:
+    helper = b"\x7fELF helper"
+    entries = {e.name: e for e in parse_archive(augment_ramdisk(ramdisk(), helper))}
+    assert entries["vphone/init"].data == helper
+    assert stat.S_IMODE(entries["vphone/init"].mode) == 0o755
+    assert entries["init"].data == b"\x7fELF stage0"  # stage0 untouched
+    assert entries["etc/stage0/stage0.rootfs"].data == b"erofs\n"
+
+
+def test_prepare_boot_writes_what_qemu_boots(tmp_path: Path, arm64_kernel: bytes) -> None:
+    layout = BootImageLayout(header_version=2, page_size=4096, kernel_encoding="image")
+    image = build_boot_image(layout, arm64_kernel, ramdisk=ramdisk(),
+                             cmdline=b"console=ttyAMA0 quiet")  # fmt: skip
+    boot = prepare_boot(image, "arm64", tmp_path)
+    assert boot.cmdline == "console=ttyAMA0 quiet rdinit=/vphone/init printk.devkmsg=on"
+    assert boot.kernel.read_bytes()[56:60] == b"ARM\x64"  # the bare arm64 Image
+    entries = {e.name: e for e in parse_archive(boot.initrd.read_bytes())}
+    assert entries["vphone/init"].data == device_binary(HELPER, "arm64")
+    with pytest.raises(VmBootError, match="kernel is for arm64; this virtual phone is x86_64"):
+        prepare_boot(image, "x86_64", tmp_path)
+
+
+def test_qemu_command_line(tmp_path: Path) -> None:
+    boot = VmBoot(kernel=tmp_path / "k", initrd=tmp_path / "i", cmdline="console=ttyAMA0")
+    argv = qemu_argv(MACHINES["arm64"], boot, usbip_port=4321, qmp=tmp_path / "q.sock")
+    assert argv[:5] == ["qemu-system-aarch64", "-M", "virt", "-cpu", "max,pauth-impdef=on"]
+    assert "hostfwd=tcp:127.0.0.1:4321-10.0.2.15:3240" in " ".join(argv)
+    assert "restrict=on" in " ".join(argv) and "-no-reboot" in argv
+    assert argv[argv.index("-smp") + 1] == "1"
+    assert argv[argv.index("-append") + 1] == "console=ttyAMA0"

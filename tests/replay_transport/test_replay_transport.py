@@ -123,3 +123,72 @@ async def test_registered_as_transport_replay(tmp_path: Path) -> None:
     assert transport.address.transport == "replay"
     assert await FastbootClient(transport).getvar("product") == "sargo"
     await transport.aclose()
+
+
+DATA = bytes(range(256)) * 12288  # 3 MiB: three recorded transfers, or one
+
+
+def download_script(*pieces: bytes) -> WireTranscript:
+    return transcript(
+        ("out", b"getvar:max-download-size"), ("in", b"OKAY0x10000000"),
+        ("out", b"download:%08x" % len(DATA)), ("in", b"DATA%08x" % len(DATA)),
+        *(("out", piece) for piece in pieces), ("in", b"OKAY"),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("recorded", ["in 1 MiB transfers", "in one data phase"])
+@pytest.mark.parametrize("replayed", ["one data phase", "1 MiB transfers"])
+async def test_download_data_replays_however_either_side_cut_it(
+    recorded: str, replayed: str
+) -> None:
+    """Chunk boundaries are invisible on the wire (§4.2), so a journal recorded with 1 MiB
+    transfers replays against one data phase, and the reverse."""
+    mib = 1 << 20
+    pieces = [DATA[i : i + mib] for i in range(0, len(DATA), mib)]
+    script = download_script(*(pieces if recorded.startswith("in 1") else [DATA]))
+    transport = ReplayTransport(script)
+    marks: list[int] = []
+    views_only = replayed == "1 MiB transfers"  # then the client falls back to transfers
+    client = FastbootClient(_ViewsOnly(transport) if views_only else transport)  # type: ignore[arg-type]
+    await client.download(DATA, on_progress=lambda sent, total: marks.append(sent))
+    assert script.finished and script.divergence is None
+    assert marks == [mib, 2 * mib, 3 * mib]
+
+
+class _ViewsOnly:
+    """The replay transport without its whole-data-phase capability."""
+
+    def __init__(self, inner: ReplayTransport):
+        self.inner = inner
+        self.address = inner.address
+        self.send = inner.send
+        self.send_view = inner.send_view
+        self.receive = inner.receive
+        self.aclose = inner.aclose
+
+
+async def test_a_changed_byte_in_the_data_diverges_at_its_transfer() -> None:
+    mib = 1 << 20
+    script = download_script(DATA[:mib], DATA[mib : 2 * mib], DATA[2 * mib :])
+    changed = bytearray(DATA)
+    changed[mib + 5] ^= 1
+    with pytest.raises(FastbootTransportError):
+        await FastbootClient(ReplayTransport(script)).download(bytes(changed))
+    divergence = script.divergence
+    assert divergence is not None
+    assert divergence.seq == 15  # the second recorded transfer (seq 10 is the first OUT)
+    assert "different sha256" in divergence.actual
+
+
+async def test_a_recorded_failure_mid_data_is_raised_at_the_same_byte() -> None:
+    mib = 1 << 20
+    script = transcript(
+        ("out", b"getvar:max-download-size"), ("in", b"OKAY0x10000000"),
+        ("out", b"download:%08x" % len(DATA)), ("in", b"DATA%08x" % len(DATA)),
+        ("out", DATA[:mib]),
+    )  # fmt: skip
+    marks: list[int] = []
+    transport = ReplayTransport(script, failure="device disconnected")
+    with pytest.raises(FastbootTransportError, match="device disconnected"):
+        await FastbootClient(transport).download(DATA, on_progress=lambda s, t: marks.append(s))
+    assert marks == [mib] and script.finished

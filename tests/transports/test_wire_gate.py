@@ -33,6 +33,7 @@ import fastboop.sim
 import fastboop.transports
 from fastboop.fastboot import FastbootClient, tcp_wire, udp_wire
 from fastboop.fastboot.gate import FastbootRefused
+from fastboop.fastboot.payload import Payload
 from fastboop.journal.records import Record
 from fastboop.sim import SimulatedBootloader, load_model
 from fastboop.sim.transport import SimTransport
@@ -60,7 +61,7 @@ PAYLOADS = [
     bytes(4096),  # download data no download asked for
 ]
 SENTINEL = b"getvar:sentinel"
-_BUFFER = re.compile(r"\b(bytes|bytearray|memoryview|Buffer)\b")
+_BUFFER = re.compile(r"\b(bytes|bytearray|memoryview|Buffer|Payload)\b")
 
 
 def _discover() -> list[type]:
@@ -273,8 +274,12 @@ def _arguments(signature: inspect.Signature, payload: bytes) -> tuple[list[Any],
     kwargs: dict[str, Any] = {}
     for parameter in list(signature.parameters.values())[1:]:  # self
         annotation = str(parameter.annotation)
-        if _BUFFER.search(annotation):
-            value: Any = payload if "bytes" in annotation else memoryview(payload)
+        if "Payload" in annotation:
+            value: Any = Payload.of(payload)
+        elif _BUFFER.search(annotation):
+            value = payload if "bytes" in annotation else memoryview(payload)
+        elif "Callable" in annotation or annotation.endswith("Callback"):
+            value = lambda *args: None  # noqa: E731 - a progress callback
         elif parameter.name == "timeout" or annotation == "float":
             value = 2.0
         elif annotation == "int":

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Iterator
-from typing import Final, Protocol, runtime_checkable
+from typing import BinaryIO, Final, Protocol, runtime_checkable
 
 import anyio
 
@@ -27,6 +27,7 @@ from fastboop.fastboot.errors import (
     FastbootTransportError,
 )
 from fastboop.fastboot.limits import CommandLimits
+from fastboop.fastboot.payload import CHUNK_SIZE, Buffer, Payload
 from fastboop.fastboot.protocol import Response
 from fastboop.logs import get_logger
 from fastboop.transports.base import Transport, TransportError
@@ -34,8 +35,6 @@ from fastboop.transports.base import Transport, TransportError
 DEFAULT_TIMEOUT: Final = 30.0
 """Per-transfer timeout in seconds (§5); INFO/TEXT restart it."""
 
-CHUNK_SIZE: Final = 1 << 20
-"""Download data goes out in 1 MiB transfers (§4.2)."""
 
 _SLACK: Final = 1e-3
 """Clock rounding: a cancel scope may fire a hair before the deadline it was given."""
@@ -57,6 +56,23 @@ class ViewSender(Protocol):
     """
 
     async def send_view(self, view: memoryview, *, timeout: float) -> None: ...
+
+
+SentCallback = Callable[[int], None]
+
+
+@runtime_checkable
+class DataSender(Protocol):
+    """Optional transport capability: a download's whole data phase in one call.
+
+    What AOSP does over TCP: one framed message for all the data, sent in writes as large
+    as the socket takes, from memory or straight from the file (``sendfile``), with no
+    copy in between. ``on_sent`` hears how many more bytes went out, for progress.
+    """
+
+    async def send_data(
+        self, payload: Payload, *, timeout: float, on_sent: SentCallback
+    ) -> None: ...
 
 
 @runtime_checkable
@@ -138,17 +154,18 @@ class FastbootClient:
 
     async def download(
         self,
-        data: bytes | bytearray | memoryview,
+        data: Buffer | BinaryIO,
         *,
         on_progress: ProgressCallback | None = None,
     ) -> None:
         """Load ``data`` into device RAM (``download``), never into a partition.
 
-        Checks ``max-download-size`` first so an oversized image fails with both sizes
-        named instead of an opaque device FAIL (§6).
+        ``data`` is bytes, or an open binary file sent from its position to its end without
+        being read into memory first. Checks ``max-download-size`` first so an oversized
+        image fails with both sizes named instead of an opaque device FAIL (§6).
         """
-        view = memoryview(data).cast("B")
-        total = len(view)
+        payload = Payload.of(data)
+        total = payload.size
         command = protocol.encode_download(total)
         await self._check_max_download_size(total)
         budget = self._budget(command)
@@ -163,7 +180,7 @@ class FastbootClient:
                 f"device accepted {accepted} bytes, requested {total}", where="download"
             )
         sending_since = self._clock()
-        await self._send_data(view, on_progress)
+        await self._send_data(payload, on_progress)
         budget.deadline_at += self._clock() - sending_since  # the host's time, not the device's
         protocol.expect_okay(await self._final_response(budget), "download")
 
@@ -195,28 +212,39 @@ class FastbootClient:
                 hint="use a smaller kernel/initramfs or a device profile with size limits",
             )
 
-    async def _send_data(self, view: memoryview, on_progress: ProgressCallback | None) -> None:
-        total = len(view)
-        chunk_size = self._chunk_size
-        # Zero-copy only for immutable data: a view of a bytearray could change under a
-        # transport that keeps it (the simulator records what it received).
-        zero_copy = view.readonly and isinstance(self._transport, ViewSender)
+    async def _send_data(self, payload: Payload, on_progress: ProgressCallback | None) -> None:
+        """The data phase: in one go where the transport can, else in 1 MiB transfers."""
+        total = payload.size
+        step = self._chunk_size
         sent = 0
-        while sent < total:
-            end = min(sent + chunk_size, total)
-            if zero_copy:
-                await self._send_view(view[sent:end])
-            else:
-                await self._send(view[sent:end].tobytes())
-            sent = end
-            if on_progress is not None:
-                on_progress(sent, total)
+        mark = step  # progress is reported at every chunk_size boundary and at the end,
+        # however the transport happened to cut its writes: the same events every time
 
-    async def _send_view(self, chunk: memoryview) -> None:
+        def progressed(count: int) -> None:
+            nonlocal sent, mark
+            sent += count
+            if on_progress is None:
+                return
+            while mark <= sent and mark < total:
+                on_progress(mark, total)
+                mark += step
+            if sent == total:
+                on_progress(total, total)
+
         transport = self._transport
-        assert isinstance(transport, ViewSender)
-        with self._sending():
-            await transport.send_view(chunk, timeout=self._timeout)
+        if isinstance(transport, DataSender):
+            with self._sending():
+                await transport.send_data(payload, timeout=self._timeout, on_sent=progressed)
+            return
+        views = isinstance(transport, ViewSender)
+        for chunk in payload.chunks(self._chunk_size):
+            with self._sending():
+                if views:
+                    assert isinstance(transport, ViewSender)
+                    await transport.send_view(chunk, timeout=self._timeout)
+                else:
+                    await transport.send(chunk.tobytes(), timeout=self._timeout)
+            progressed(len(chunk))
 
     async def _send_command(self, command: bytes) -> None:
         protocol.check_command(command)

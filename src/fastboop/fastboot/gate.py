@@ -65,15 +65,7 @@ class WireGate:
         """Allow ``data`` onto the wire, or raise :class:`FastbootRefused`."""
         size = data.nbytes if isinstance(data, memoryview) else len(data)
         if self.phase == "data":
-            if size > self._data_left:
-                raise FastbootRefused(
-                    f"refusing {size} bytes of download data: the accepted download has "
-                    f"{self._data_left} bytes left",
-                    hint="fastboop only sends download data the device asked for",
-                )
-            self._data_left -= size
-            if self._data_left == 0:
-                self.phase = "command"
+            self.data(size)
             return
         if size > protocol.COMMAND_LIMIT:  # no copy of a big buffer just to refuse it
             raise FastbootRefused(
@@ -90,6 +82,22 @@ class WireGate:
             self._download_size = int(command[len(_DOWNLOAD_PREFIX) :], 16)
         else:
             self._download_size = None
+
+    def data(self, size: int) -> None:
+        """Allow ``size`` bytes of download data (from memory or a file), or raise.
+
+        Only inside the data phase of an accepted download, and not past its size.
+        """
+        if self.phase != "data" or size > self._data_left:
+            left = self._data_left if self.phase == "data" else 0
+            raise FastbootRefused(
+                f"refusing {size} bytes of download data: the accepted download has "
+                f"{left} bytes left",
+                hint="fastboop only sends download data the device asked for",
+            )
+        self._data_left -= size
+        if self._data_left == 0:
+            self.phase = "command"
 
     def incoming(self, packet: bytes | bytearray | memoryview) -> None:
         """Observe one device response: a ``DATA`` to a pending download opens its phase."""

@@ -9,12 +9,12 @@ The protocol work is done by the sans-I/O cores; this module only owns sockets a
 
 from __future__ import annotations
 
+import socket
 from collections import OrderedDict, deque
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import anyio
-from anyio.abc import SocketStream, TaskStatus
-from anyio.streams.buffered import BufferedByteReceiveStream
+from anyio.abc import TaskStatus
 
 from fastboop.fastboot import tcp_wire
 from fastboop.fastboot.errors import FastbootProtocolError
@@ -22,6 +22,7 @@ from fastboop.logs import get_logger
 from fastboop.sim.bootloader import BootCallback, Output, Send, Silence, SimulatedBootloader
 from fastboop.sim.model import BootloaderModel
 from fastboop.sim.udp_device import DEFAULT_MAX_PACKET_SIZE, UdpDeviceSession
+from fastboop.transports import sockio
 
 MAX_COMMAND_FRAME: Final = 4096
 KEEP_BOOTS: Final = 3
@@ -35,15 +36,6 @@ if TYPE_CHECKING:
     from fastboop.sim.vm import VirtualPhone
 
 _log = get_logger("fastboop.sim")
-
-_STREAM_ERRORS = (
-    OSError,
-    anyio.EndOfStream,
-    anyio.IncompleteRead,
-    anyio.BrokenResourceError,
-    anyio.ClosedResourceError,
-)
-
 
 class SimService:
     """One simulated phone reachable over TCP and/or UDP; see the module docstring.
@@ -113,26 +105,40 @@ class SimService:
         *,
         task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Accept fastboot TCP connections until cancelled; reports the bound port."""
-        listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
-        async with listener:
-            bound = int(listener.extra(anyio.abc.SocketAttribute.local_port))
+        """Accept fastboot TCP connections until cancelled; reports the bound port.
+
+        Plain non-blocking sockets (:mod:`fastboop.transports.sockio`), so download data
+        is received straight into the image (``recv_into``): the simulator keeps up with
+        any client on loopback instead of being what a benchmark measures.
+        """
+        listener = _listen(host, port)
+        try:
+            bound = int(listener.getsockname()[1])
             _log.info("listening", transport="tcp", host=host, port=bound, model=self.model.name)
             self.endpoints.append(f"tcp:{host}:{bound}")
             task_status.started(bound)
-            await listener.serve(self._tcp_connection)
+            async with anyio.create_task_group() as group:
+                while True:
+                    await anyio.wait_readable(listener)
+                    try:
+                        connection, remote = listener.accept()
+                    except (BlockingIOError, ConnectionAbortedError):
+                        continue
+                    connection.setblocking(False)
+                    group.start_soon(self._tcp_connection, connection, remote)
+        finally:
+            sockio.close(listener)
 
-    async def _tcp_connection(self, stream: SocketStream) -> None:
-        remote = stream.extra(anyio.abc.SocketAttribute.remote_address)
+    async def _tcp_connection(self, connection: socket.socket, remote: tuple[Any, ...]) -> None:
         peer = f"tcp:{remote[0]}:{remote[1]}"
         bootloader = self.new_bootloader(peer)
-        async with stream:
-            try:
-                await _TcpSession(stream, bootloader).run()
-            except (*_STREAM_ERRORS, FastbootProtocolError) as error:
-                _log.info("connection closed", peer=peer, reason=str(error) or type(error).__name__)
-            finally:
-                bootloader.release()
+        try:
+            await _TcpSession(connection, bootloader).run()
+        except (OSError, EOFError, FastbootProtocolError) as error:
+            _log.info("connection closed", peer=peer, reason=str(error) or type(error).__name__)
+        finally:
+            bootloader.release()
+            sockio.close(connection)
 
     async def serve_udp(
         self,
@@ -178,33 +184,46 @@ class SimService:
 class _TcpSession:
     """One TCP connection: handshake, then framed messages in and out."""
 
-    def __init__(self, stream: SocketStream, bootloader: SimulatedBootloader):
-        self._stream = stream
-        self._reader = BufferedByteReceiveStream(stream)
+    def __init__(self, sock: socket.socket, bootloader: SimulatedBootloader):
+        self._sock = sock
+        self._reader = sockio.Reader(sock)
         self._bootloader = bootloader
 
     async def run(self) -> None:
-        peer = tcp_wire.parse_handshake(await self._reader.receive_exactly(4))
-        await self._stream.send(b"FB%02d" % min(peer, tcp_wire.VERSION))
+        peer = tcp_wire.parse_handshake(await self._reader.exactly(tcp_wire.HANDSHAKE_SIZE))
+        await sockio.send_all(self._sock, [b"FB%02d" % min(peer, tcp_wire.VERSION)])
         while True:
             try:
-                header = await self._reader.receive_exactly(tcp_wire.HEADER_SIZE)
-            except (anyio.EndOfStream, anyio.IncompleteRead):
+                header = await self._reader.exactly(tcp_wire.HEADER_SIZE)
+            except EOFError:
                 return
             length = tcp_wire.parse_frame_header(header)
             if self._bootloader.state == "data":
-                # Download data: feed it in pieces, the device only counts bytes.
-                while length:
-                    piece = await self._reader.receive(min(length, DATA_PIECE))
-                    length -= len(piece)
-                    if not await self._emit(self._bootloader.receive(piece)):
-                        return
+                if not await self._data(length):
+                    return
                 continue
             if length > MAX_COMMAND_FRAME:
                 raise FastbootProtocolError(f"{length}-byte command frame")
-            message = await self._reader.receive_exactly(length) if length else b""
+            message = await self._reader.exactly(length) if length else b""
             if not await self._emit(self._bootloader.receive(message)):
                 return
+
+    async def _data(self, length: int) -> bool:
+        """Download data: received in place while the device expects it, the device only
+        counting bytes; any excess goes the ordinary way (and is refused)."""
+        bootloader = self._bootloader
+        while length:
+            if bootloader.state == "data" and bootloader.data_room:
+                count = await self._reader.into(bootloader.data_buffer(length))
+                outputs = bootloader.data_filled(count)
+            else:
+                piece = await self._reader.exactly(min(length, DATA_PIECE))
+                count = len(piece)
+                outputs = bootloader.receive(piece)
+            length -= count
+            if not await self._emit(outputs):
+                return False
+        return True
 
     async def _emit(self, outputs: list[Output]) -> bool:
         """Send the bootloader's replies; False when the phone "unplugged"."""
@@ -214,7 +233,24 @@ class _TcpSession:
             if isinstance(output, Send):
                 if output.delay:
                     await anyio.sleep(output.delay)
-                await self._stream.send(tcp_wire.frame(output.packet))
+                await sockio.send_all(self._sock, [tcp_wire.frame(output.packet)])
             else:
                 return False
         return True
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A non-blocking listening socket on ``host:port`` (port 0: any free port)."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    listener = socket.socket(family, kind, proto)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(address)
+        listener.listen(64)
+        listener.setblocking(False)
+    except BaseException:
+        listener.close()
+        raise
+    return listener

@@ -10,10 +10,13 @@ exchanges reach the journal for offline replay.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 import anyio
 import msgspec
+
+if TYPE_CHECKING:
+    from fastboop.fastboot.payload import Payload
 
 Direction = Literal["out", "in"]
 
@@ -117,6 +120,22 @@ class TappedTransport:
         else:
             await self._inner.send(bytes(view), timeout=timeout)
         self._tap("out", view)
+
+    async def send_data(
+        self, payload: Payload, *, timeout: float, on_sent: Callable[[int], None]
+    ) -> None:
+        """A whole download data phase: in one go where the inner transport can (one
+        recorded packet, by digest), else in 1 MiB transfers (one recorded packet each)."""
+        send_data = getattr(self._inner, "send_data", None)
+        if send_data is None:
+            from fastboop.fastboot.payload import CHUNK_SIZE  # fastboot imports this module
+
+            for chunk in payload.chunks(CHUNK_SIZE):
+                await self.send_view(chunk, timeout=timeout)
+                on_sent(len(chunk))
+            return
+        await send_data(payload, timeout=timeout, on_sent=on_sent)
+        self._tap("out", payload.memory())
 
     async def receive(self, max_size: int, *, timeout: float) -> bytes:
         packet = await self._inner.receive(max_size, timeout=timeout)

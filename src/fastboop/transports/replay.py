@@ -21,14 +21,17 @@ needs (responses are at most a few hundred bytes).
 
 from __future__ import annotations
 
+import hashlib
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import anyio
 
 from fastboop.fastboot.gate import WireGate
-from fastboop.journal.records import Record, Wire
+from fastboop.fastboot.payload import Payload
+from fastboop.journal.records import INLINE_WIRE_LIMIT, Record, Wire
 from fastboop.transports.base import DeviceAddress, TransportError, register_transport
 
 __all__ = [
@@ -95,6 +98,7 @@ class WireTranscript:
             if isinstance(record.body, Wire) and record.body.channel == channel
         ]
         self._next = 0
+        self._partial: tuple[int, Any] | None = None  # bytes of the next OUT seen, digest
         self.divergence: ReplayDivergence | None = None
         self.address: DeviceAddress | None = None
         self.limit: int | None = None
@@ -113,7 +117,7 @@ class WireTranscript:
 
     @property
     def finished(self) -> bool:
-        return self._next >= len(self._wires)
+        return self._next >= len(self._wires) and self._partial is None
 
     def peek(self) -> tuple[int, Wire] | None:
         """The next recorded packet and its seq, or ``None`` at the end (or the limit)."""
@@ -124,8 +128,16 @@ class WireTranscript:
             return None
         return entry
 
+    def out_left(self) -> int | None:
+        """Bytes still to write of the next recorded packet, if it is an OUT one."""
+        entry = self.peek()
+        if entry is None or entry[1].direction != "out":
+            return None
+        return entry[1].size - (self._partial[0] if self._partial else 0)
+
     def skip_to(self, seq: int) -> int:
         """Drop every packet recorded before ``seq`` (parts that cannot be re-run)."""
+        self._partial = None
         skipped = 0
         while self._next < len(self._wires) and self._wires[self._next][0] < seq:
             self._next += 1
@@ -135,7 +147,16 @@ class WireTranscript:
     # --- exchanging packets --------------------------------------------------------------------
 
     def write(self, packet: bytes | memoryview) -> int:
-        """Check one host write against the next OUT packet; return its seq."""
+        """Check one host write against the recorded OUT packets; return the last one's seq.
+
+        Download data may be cut differently than when it was recorded — 1 MiB transfers
+        then and one large write now, or the reverse — since chunk boundaries are
+        invisible on the wire (fastboot.md §4.2). So a large write may cover several
+        recorded packets and several writes may make up one, each recorded packet checked
+        once all its bytes are in. A small write (a command) must equal a small recorded
+        packet exactly.
+        """
+        view = memoryview(packet).cast("B")
         entry = self.peek()
         if entry is None:
             raise self._diverge(
@@ -152,20 +173,63 @@ class WireTranscript:
                 describe_wire(wire),
                 f"OUT {_preview(packet)}",
             )
-        if not wire.matches(packet):
-            raise self._diverge(
-                "the host wrote different bytes",
-                seq,
-                describe_wire(wire),
-                f"OUT {_preview(packet)}"
-                if wire.data is not None or len(packet) <= _PREVIEW
-                else f"OUT {len(packet)} bytes with a different sha256",
-            )
-        self._next += 1
-        return seq
+        small = len(view) <= INLINE_WIRE_LIMIT and wire.size <= INLINE_WIRE_LIMIT
+        if self._partial is None and small:
+            if not wire.matches(view):
+                raise self._diverge(
+                    "the host wrote different bytes", seq, describe_wire(wire),
+                    f"OUT {_preview(packet)}",
+                )  # fmt: skip
+            self._next += 1
+            return seq
+        return self._write_data(view)
+
+    def _write_data(self, view: memoryview) -> int:
+        """Match download data against the recorded packets, however it is cut."""
+        seq = -1
+        while True:
+            entry = self.peek()
+            if entry is None or entry[1].direction != "out":
+                raise self._diverge(
+                    "the host wrote more data than was recorded",
+                    entry[0] if entry else None,
+                    describe_wire(entry[1]) if entry else "no further packet",
+                    f"{len(view)} more bytes OUT",
+                )
+            seq, wire = entry
+            consumed, hasher = self._partial or (0, hashlib.sha256())
+            take = min(len(view), wire.size - consumed)
+            piece, view = view[:take], view[take:]
+            if wire.data is not None and piece != wire.data[consumed : consumed + take]:
+                raise self._diverge(
+                    "the host wrote different bytes", seq, describe_wire(wire),
+                    f"OUT {_preview(piece)} at byte {consumed}",
+                )  # fmt: skip
+            hasher.update(piece)
+            consumed += take
+            if consumed < wire.size:
+                self._partial = (consumed, hasher)
+                return seq
+            self._partial = None
+            if wire.sha256 is not None and hasher.hexdigest() != wire.sha256:
+                raise self._diverge(
+                    "the host wrote different bytes", seq, describe_wire(wire),
+                    f"OUT {wire.size} bytes with a different sha256",
+                )  # fmt: skip
+            self._next += 1
+            if not view:
+                return seq
 
     def read(self, max_size: int) -> bytes:
         """The next recorded IN packet; diverges if the host should have written instead."""
+        if self._partial is not None:
+            seq, wire = self._wires[self._next]
+            raise self._diverge(
+                "the host read before it had written all of a recorded packet",
+                seq,
+                describe_wire(wire),
+                f"a read after {self._partial[0]} of its bytes",
+            )
         entry = self.peek()
         if entry is None:
             raise self._diverge(
@@ -256,6 +320,24 @@ class ReplayTransport:
     async def send_view(self, view: memoryview, *, timeout: float) -> None:
         """Download data arrives as views; compared the same way, without a copy."""
         await self._write(view)
+
+    async def send_data(
+        self, payload: Payload, *, timeout: float, on_sent: Callable[[int], None]
+    ) -> None:
+        """A whole data phase, played in the pieces the recording has: the same progress,
+        and a recorded failure (a cable pulled) at the same byte."""
+        self._check_open()
+        self._gate.data(payload.size)
+        view = payload.memory()
+        while view:
+            left = self.transcript.out_left()
+            if left is None and self.failure is not None:
+                raise TransportError(self.failure)
+            piece = view if left is None else view[:left]  # None: let it diverge
+            self.transcript.write(piece)
+            on_sent(len(piece))
+            view = view[len(piece) :]
+        await anyio.lowlevel.checkpoint()
 
     async def _write(self, packet: memoryview) -> None:
         """The one way onto the recorded wire: past the never-flash gate, then compared.

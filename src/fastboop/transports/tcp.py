@@ -2,9 +2,11 @@
 
 The framing rules are in :mod:`fastboop.fastboot.tcp_wire`; this module connects, does the
 ``FB01`` handshake, and turns each :meth:`send` into one framed message and each
-:meth:`receive` into one framed message read. Every write passes the never-flash gate
-(:class:`~fastboop.fastboot.gate.WireGate`) first. Connection failures become
-:class:`~fastboop.transports.base.TransportError`, deadlines ``TimeoutError``.
+:meth:`receive` into one framed message read. A download's data goes as *one* message
+(:meth:`TcpTransport.send_data`), in writes as large as the socket takes, from memory or
+with ``sendfile`` from a file (:mod:`fastboop.transports.sockio`). Every write passes the
+never-flash gate (:class:`~fastboop.fastboot.gate.WireGate`) first. Connection failures
+become :class:`~fastboop.transports.base.TransportError`, deadlines ``TimeoutError``.
 
 The transport connects lazily on first use, so the registry factory
 (``transport_factory("tcp")(host, port)``) needs no event loop; :func:`open_tcp` connects
@@ -13,26 +15,25 @@ eagerly and is what code with a loop at hand should call.
 
 from __future__ import annotations
 
+import contextlib
+import socket
+from collections.abc import Iterator
 from typing import Final
 
 import anyio
-from anyio.abc import SocketStream
-from anyio.streams.buffered import BufferedByteReceiveStream
+import anyio.lowlevel
 
 from fastboop.fastboot import tcp_wire
 from fastboop.fastboot.errors import FastbootProtocolError
 from fastboop.fastboot.gate import WireGate
+from fastboop.fastboot.payload import Payload
+from fastboop.transports import sockio
 from fastboop.transports.base import DeviceAddress, TransportError, register_transport
+from fastboop.transports.sockio import SentCallback
 
 CONNECT_TIMEOUT: Final = 10.0
 
-_IO_ERRORS = (
-    OSError,
-    anyio.EndOfStream,
-    anyio.BrokenResourceError,
-    anyio.ClosedResourceError,
-    anyio.IncompleteRead,
-)
+_IO_ERRORS = (OSError, EOFError)
 
 
 def parse_location(
@@ -68,8 +69,8 @@ class TcpTransport:
         self._port = port
         self._connect_timeout = connect_timeout
         self._address = DeviceAddress(transport="tcp", location=f"{host}:{port}")
-        self._stream: SocketStream | None = None
-        self._reader: BufferedByteReceiveStream | None = None
+        self._sock: socket.socket | None = None
+        self._reader: sockio.Reader | None = None
         self._leftover = 0  # bytes of the current message not yet handed out
         self._unread_status = False  # the gate has not seen the current message's start
         self._closed = False
@@ -83,21 +84,21 @@ class TcpTransport:
 
     async def connect(self) -> None:
         """Connect and handshake; idempotent."""
-        if self._stream is not None:
+        if self._sock is not None:
             return
         if self._closed:
             raise TransportError("transport is closed", address=self._address)
         try:
             with anyio.fail_after(self._connect_timeout):
-                stream = await anyio.connect_tcp(self._host, self._port)
+                sock = await sockio.connect(self._host, self._port)
                 try:
-                    await stream.send(tcp_wire.HANDSHAKE)
-                    reader = BufferedByteReceiveStream(stream)
+                    await sockio.send_all(sock, [tcp_wire.HANDSHAKE])
+                    reader = sockio.Reader(sock)
                     peer = tcp_wire.parse_handshake(
-                        await reader.receive_exactly(tcp_wire.HANDSHAKE_SIZE)
+                        await reader.exactly(tcp_wire.HANDSHAKE_SIZE)
                     )
                 except BaseException:
-                    await anyio.aclose_forcefully(stream)
+                    sockio.close(sock)
                     raise
         except TimeoutError:
             raise TransportError(
@@ -109,7 +110,7 @@ class TcpTransport:
         except FastbootProtocolError as error:
             raise TransportError(str(error), address=self._address) from error
         self.version = min(tcp_wire.VERSION, peer)
-        self._stream, self._reader = stream, reader
+        self._sock, self._reader = sock, reader
 
     async def send(self, packet: bytes, *, timeout: float) -> None:
         await self._write(memoryview(packet), timeout)
@@ -118,40 +119,52 @@ class TcpTransport:
         """Send download data without copying it into a frame first."""
         await self._write(view, timeout)
 
+    async def send_data(
+        self, payload: Payload, *, timeout: float, on_sent: SentCallback
+    ) -> None:
+        """A whole download data phase as one framed message, as AOSP sends it.
+
+        Memory goes out in ``sendmsg`` calls as large as the socket takes, a file with
+        ``sendfile``; ``timeout`` bounds each stretch without progress, not the whole.
+        """
+        sock = await self._connected()
+        self._gate.data(payload.size)
+        header = tcp_wire.frame_header(payload.size)
+        with self._io(timeout) as scope:
+
+            def sent(count: int) -> None:
+                scope.deadline = anyio.current_time() + timeout
+                on_sent(count)
+
+            if payload.view is not None:
+                await sockio.send_all(sock, [header, payload.view], _after(len(header), sent))
+            else:
+                assert payload.fd is not None
+                await sockio.send_all(sock, [header])
+                await sockio.send_file(sock, payload.fd, payload.offset, payload.size, sent)
+
     async def _write(self, message: memoryview, timeout: float) -> None:
-        """The one way onto the socket: one message, past the never-flash gate, framed."""
-        stream = await self._connected()
+        """One message, past the never-flash gate, framed and sent in one ``sendmsg``."""
+        sock = await self._connected()
         self._gate.outgoing(message)
-        try:
-            with anyio.fail_after(timeout):
-                await stream.send(tcp_wire.frame_header(len(message)))
-                if len(message):
-                    await stream.send(message)  # type: ignore[arg-type]  # sockets take buffers
-        except TimeoutError:
-            raise  # a subclass of OSError, but the caller's deadline, not a broken link
-        except _IO_ERRORS as error:
-            raise self._broken(error) from error
+        with self._io(timeout):
+            await sockio.send_all(sock, [tcp_wire.frame_header(len(message)), message])
 
     async def receive(self, max_size: int, *, timeout: float) -> bytes:
         """Read one framed message, or the next ``max_size`` bytes of a longer one."""
         await self._connected()
         reader = self._reader
         assert reader is not None
-        try:
-            with anyio.fail_after(timeout):
+        with self._io(timeout):
+            if self._leftover == 0:
+                self._leftover = tcp_wire.parse_frame_header(
+                    await reader.exactly(tcp_wire.HEADER_SIZE)
+                )
                 if self._leftover == 0:
-                    self._leftover = tcp_wire.parse_frame_header(
-                        await reader.receive_exactly(tcp_wire.HEADER_SIZE)
-                    )
-                    if self._leftover == 0:
-                        return b""
-                    self._unread_status = True
-                size = min(self._leftover, max_size)
-                data = await reader.receive_exactly(size)
-        except TimeoutError:
-            raise  # a subclass of OSError, but the caller's deadline, not a broken link
-        except _IO_ERRORS as error:
-            raise self._broken(error) from error
+                    return b""
+                self._unread_status = True
+            size = min(self._leftover, max_size)
+            data = await reader.exactly(size)
         if self._unread_status:
             self._unread_status = False
             self._gate.incoming(data)  # a message's start: the part with the status
@@ -161,23 +174,53 @@ class TcpTransport:
     async def aclose(self) -> None:
         self._closed = True
         self._failed = self._failed or "transport is closed"
-        stream, self._stream = self._stream, None
-        if stream is not None:
-            await anyio.aclose_forcefully(stream)
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            sockio.close(sock)
+        await anyio.lowlevel.checkpoint()
 
-    async def _connected(self) -> SocketStream:
+    async def _connected(self) -> socket.socket:
         if self._failed is not None:
             raise TransportError(self._failed, address=self._address)
-        if self._stream is None:
+        if self._sock is None:
             await self.connect()
-        assert self._stream is not None
-        return self._stream
+        assert self._sock is not None
+        return self._sock
+
+    @contextlib.contextmanager
+    def _io(self, timeout: float) -> Iterator[anyio.CancelScope]:
+        """A deadline of ``timeout`` seconds; link failures become a lasting TransportError.
+
+        A timeout is the caller's deadline, not a broken link (though TimeoutError is an
+        OSError), so it passes through as TimeoutError.
+        """
+        try:
+            with anyio.fail_after(timeout) as scope:
+                yield scope
+        except TimeoutError:
+            raise
+        except _IO_ERRORS as error:
+            raise self._broken(error) from error
 
     def _broken(self, error: BaseException) -> TransportError:
         # The link is unusable from here on; the socket itself is closed by aclose().
         reason = str(error) or type(error).__name__
         self._failed = f"connection lost: {reason}"
         return TransportError(self._failed, address=self._address)
+
+
+def _after(skip: int, callback: SentCallback) -> SentCallback:
+    """Report sent bytes to ``callback`` once the first ``skip`` (a header) are out."""
+    left = skip
+
+    def sent(count: int) -> None:
+        nonlocal left
+        counted = max(0, count - left)
+        left = max(0, left - count)
+        if counted:
+            callback(counted)
+
+    return sent
 
 
 async def open_tcp(

@@ -1,0 +1,168 @@
+"""A download's data phase: one framed message over TCP, from memory or with sendfile.
+
+Issue 15: AOSP sends the whole payload as one ``download`` data phase; so does fastboop
+now over TCP (:meth:`TcpTransport.send_data`), from a buffer in large ``sendmsg`` writes or
+straight from a file with ``sendfile``. Other transports take it in 1 MiB pieces. Either
+way the device must end up with the exact bytes, progress must be reported at the same
+1 MiB marks, and the never-flash gate must still count every byte.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+import pytest
+
+from fastboop.fastboot import FastbootClient, tcp_wire
+from fastboop.fastboot.gate import FastbootRefused
+from fastboop.fastboot.payload import Payload
+from fastboop.sim import SimulatedBootloader, load_model
+from fastboop.sim.server import SimService
+from fastboop.sim.transport import SimTransport
+from fastboop.transports import sockio
+from fastboop.transports.tcp import open_tcp
+from fastboop.transports.udp import open_udp
+
+pytestmark = pytest.mark.anyio
+
+FAJITA = load_model("oneplus-fajita")
+MIB = 1 << 20
+
+
+@pytest.fixture
+def image_file(tmp_path: Path) -> Path:
+    path = tmp_path / "image.bin"
+    path.write_bytes(os.urandom(3 * MIB + 12345))  # not a whole number of MiB
+    return path
+
+
+@asynccontextmanager
+async def service(protocol: str) -> AsyncIterator[tuple[SimService, int]]:
+    sim = SimService(FAJITA)
+    async with anyio.create_task_group() as group:
+        serve = sim.serve_tcp if protocol == "tcp" else sim.serve_udp
+        port = await group.start(serve, "127.0.0.1", 0)
+        yield sim, port
+        group.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("protocol", ["tcp", "udp"])
+@pytest.mark.parametrize("source", ["bytes", "bytearray", "file"])
+async def test_download_and_boot_deliver_the_exact_bytes(
+    protocol: str, source: str, image_file: Path
+) -> None:
+    expected = image_file.read_bytes()
+    marks: list[tuple[int, int]] = []
+    with anyio.fail_after(60):
+        async with service(protocol) as (sim, port):
+            if protocol == "tcp":
+                transport = await open_tcp("127.0.0.1", port)
+            else:
+                transport = await open_udp("127.0.0.1", port, retry_interval=0.05)
+            client = FastbootClient(transport)
+            with image_file.open("rb") as file:
+                data = {"bytes": expected, "bytearray": bytearray(expected), "file": file}
+                await client.download(data[source], on_progress=lambda *m: marks.append(m))
+            await client.boot()
+            await transport.aclose()
+    assert sim.booted_images == [expected]
+    total = len(expected)
+    assert marks == [(MIB, total), (2 * MIB, total), (3 * MIB, total), (total, total)]
+
+
+async def test_tcp_sends_the_data_phase_as_one_frame(image_file: Path) -> None:
+    """A device that records frames sees the command, then the data as one message."""
+    size = image_file.stat().st_size
+    frames: list[int] = []
+
+    async def device(sock: object) -> None:
+        assert isinstance(sock, __import__("socket").socket)
+        reader = sockio.Reader(sock)
+        await reader.exactly(4)
+        await sockio.send_all(sock, [tcp_wire.HANDSHAKE])
+        for answer in (b"OKAY0x20000000", b"DATA%08x" % size, b"OKAY"):
+            length = tcp_wire.parse_frame_header(await reader.exactly(8))
+            frames.append(length)
+            buffer = bytearray(length)
+            view = memoryview(buffer)
+            while view:
+                view = view[await reader.into(view) :]
+            if length == size:
+                assert bytes(buffer) == image_file.read_bytes()
+            await sockio.send_all(sock, [tcp_wire.frame(answer)])
+
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setblocking(False)
+    port = listener.getsockname()[1]
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as group:
+
+            async def accept() -> None:
+                await anyio.wait_readable(listener)
+                connection, _ = listener.accept()
+                connection.setblocking(False)
+                try:
+                    await device(connection)
+                finally:
+                    sockio.close(connection)
+
+            group.start_soon(accept)
+            transport = await open_tcp("127.0.0.1", port)
+            with image_file.open("rb") as file:
+                await FastbootClient(transport).download(file)
+            await transport.aclose()
+    sockio.close(listener)
+    assert frames == [len(b"getvar:max-download-size"), len(b"download:00000000"), size]
+
+
+async def test_a_file_is_sent_from_its_position_to_its_end(image_file: Path) -> None:
+    transport = SimTransport(SimulatedBootloader(FAJITA))
+    with image_file.open("rb") as file:
+        file.seek(1000)
+        await FastbootClient(transport).download(file)
+    assert transport.bootloader.downloaded == image_file.read_bytes()[1000:]
+
+
+async def final(transport: object) -> bytes:
+    """The next response that is not INFO/TEXT (fajita's bootloader chats)."""
+    while True:
+        packet: bytes = await transport.receive(64, timeout=5)  # type: ignore[attr-defined]
+        if packet[:4] not in (b"INFO", b"TEXT"):
+            return packet
+
+
+async def test_the_gate_counts_data_sent_in_one_go() -> None:
+    """send_data outside an accepted data phase, or past it, reaches no socket."""
+    with anyio.fail_after(30):
+        async with service("tcp") as (sim, port):
+            transport = await open_tcp("127.0.0.1", port)
+            with pytest.raises(FastbootRefused):
+                await transport.send_data(Payload.of(bytes(MIB)), timeout=5, on_sent=print)
+            await transport.send(b"download:00000010", timeout=5)
+            assert await final(transport) == b"DATA00000010"
+            with pytest.raises(FastbootRefused):
+                await transport.send_data(Payload.of(bytes(17)), timeout=5, on_sent=print)
+            await transport.send_data(Payload.of(bytes(16)), timeout=5, on_sent=lambda n: None)
+            assert await final(transport) == b"OKAY"
+            await transport.aclose()
+    assert sim.sessions[0].bytes_received == 16
+
+
+def test_payload_chunks_are_keepable_and_files_are_read_as_they_go(image_file: Path) -> None:
+    mutable = bytearray(b"abcdef")
+    pieces = list(Payload.of(mutable).chunks(4))
+    mutable[:] = b"zzzzzz"
+    assert [bytes(p) for p in pieces] == [b"abcd", b"ef"]  # copies: safe to keep
+    frozen = b"abcdef"
+    assert [p.obj for p in Payload.of(frozen).chunks(4)] == [frozen, frozen]  # no copies
+    with image_file.open("rb") as file:
+        payload = Payload.of(file)
+        assert payload.view is None and payload.size == image_file.stat().st_size
+        assert b"".join(bytes(p) for p in payload.chunks(MIB)) == image_file.read_bytes()
+        assert bytes(payload.memory()) == image_file.read_bytes()

@@ -49,6 +49,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bootprofile": ("fastboop.cli.bootprofile",
                     "compile, show and validate boot profiles (the reference's FBOOPROF)"),
     "sim": ("fastboop.cli.sim", "run a simulated phone in fastboot mode (TCP/UDP)"),
+    "stage": ("fastboop.cli.stage",
+              "load a file into a fastboot device's RAM, like `fastboot stage` (no boot)"),
 }  # fmt: skip
 
 DESCRIPTION = (

@@ -1,0 +1,105 @@
+"""``fastboop stage FILE``: the whole command, as a process, against the simulated bootloader.
+
+Like AOSP ``fastboot stage``: ``getvar:max-download-size``, ``download``, and nothing else
+— no boot. The device must hold exactly the file's bytes afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+import msgspec
+import pytest
+
+from fastboop.sim import load_model
+from fastboop.sim.server import SimService
+
+pytestmark = pytest.mark.anyio
+
+FASTBOOP = [sys.executable, "-m", "fastboop.cli.main"]
+
+
+@asynccontextmanager
+async def simulator(protocol: str, **changes: object) -> AsyncIterator[tuple[SimService, str]]:
+    model = msgspec.structs.replace(load_model("oneplus-fajita"), **changes)
+    service = SimService(model)
+    async with anyio.create_task_group() as group:
+        serve = service.serve_tcp if protocol == "tcp" else service.serve_udp
+        port = await group.start(serve, "127.0.0.1", 0)
+        yield service, f"{protocol}:127.0.0.1:{port}"
+        group.cancel_scope.cancel()
+
+
+async def stage(*args: str) -> subprocess.CompletedProcess[bytes]:
+    env = {**os.environ, "ANDROID_SERIAL": ""}
+    with anyio.fail_after(60):
+        return await anyio.run_process([*FASTBOOP, "stage", *args], check=False, env=env)
+
+
+@pytest.mark.parametrize("protocol", ["tcp", "udp"])
+async def test_stage_loads_the_file_and_boots_nothing(protocol: str, tmp_path: Path) -> None:
+    image = tmp_path / "boot.img"
+    image.write_bytes(os.urandom((2 << 20) + 777))
+    async with simulator(protocol) as (service, device):
+        done = await stage(str(image), "-s", device, "--json")
+        [session] = service.sessions
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["bytes"] == image.stat().st_size and result["device"] == device
+    assert session.commands == ["getvar:max-download-size", f"download:{result['bytes']:08x}"]
+    assert session.bytes_received == image.stat().st_size  # (the exact bytes: test_data_phase)
+    assert service.booted_images == []
+
+
+async def test_a_file_over_the_device_limit_is_refused_before_download(tmp_path: Path) -> None:
+    image = tmp_path / "big.img"
+    image.write_bytes(bytes(5000))
+    async with simulator("tcp", max_download_size=4096) as (service, device):
+        done = await stage(str(image), "-s", device)
+        [session] = service.sessions
+    assert done.returncode == 1
+    assert b"max-download-size is 4096" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1  # one line, no traceback
+    assert session.commands == ["getvar:max-download-size"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["missing.img", "-s", "tcp:127.0.0.1:9"], b"cannot read"),
+     (["{image}", "-s", "tcp:"], b"no host"),
+     (["{image}", "-s", "tcp:127.0.0.1:9", "--timeout", "0"], b"--timeout")],
+)  # fmt: skip
+async def test_bad_input_is_a_usage_error(
+    tmp_path: Path, args: list[str], message: bytes
+) -> None:
+    image = tmp_path / "x.img"
+    image.write_bytes(b"x")
+    done = await stage(*(a.replace("{image}", str(image)) for a in args))
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+
+
+async def test_a_network_stage_loads_no_usb_and_no_structlog(tmp_path: Path) -> None:
+    """Start-up matters for a command this small (bench/peers.py times it against AOSP's):
+    nothing it does not use is imported."""
+    image = tmp_path / "boot.img"
+    image.write_bytes(bytes(4096))
+    probe = (
+        "import sys\n"
+        "from fastboop.cli.main import main\n"
+        f"code = main(['stage', {str(image)!r}, '-s', sys.argv[1]])\n"
+        "heavy = [m for m in ('structlog', 'usb', 'fastboop.backends', 'yaml', 'trio')"
+        " if m in sys.modules]\n"
+        "print(code, heavy)\n"
+    )
+    async with simulator("tcp") as (_, device):
+        with anyio.fail_after(60):
+            done = await anyio.run_process([sys.executable, "-c", probe, device], check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode().strip().splitlines()[-1] == "0 []"

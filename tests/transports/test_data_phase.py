@@ -166,3 +166,50 @@ def test_payload_chunks_are_keepable_and_files_are_read_as_they_go(image_file: P
         assert payload.view is None and payload.size == image_file.stat().st_size
         assert b"".join(bytes(p) for p in payload.chunks(MIB)) == image_file.read_bytes()
         assert bytes(payload.memory()) == image_file.read_bytes()
+
+
+async def test_closing_the_transport_mid_send_is_a_transport_error() -> None:
+    """A session that stops (Ctrl-C) closes the device while an upload still waits on the
+    socket: the upload must fail as a link failure, not crash with anyio's error."""
+    import socket
+
+    from fastboop.transports.base import TransportError
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setblocking(False)
+    held: list[socket.socket] = []
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as group:
+
+            async def device() -> None:  # handshakes, says DATA, then never reads again
+                await anyio.wait_readable(listener)
+                connection, _ = listener.accept()
+                connection.setblocking(False)
+                held.append(connection)
+                reader = sockio.Reader(connection)
+                await reader.exactly(4)
+                await sockio.send_all(connection, [tcp_wire.HANDSHAKE])
+                length = tcp_wire.parse_frame_header(await reader.exactly(8))
+                await reader.exactly(length)
+                await sockio.send_all(connection, [tcp_wire.frame(b"DATA04000000")])
+
+            group.start_soon(device)
+            transport = await open_tcp("127.0.0.1", listener.getsockname()[1])
+            await transport.send(b"download:04000000", timeout=5)
+            assert await transport.receive(64, timeout=5) == b"DATA04000000"
+            failures: list[BaseException] = []
+
+            async def upload() -> None:
+                try:
+                    payload = Payload.of(bytes(64 * MIB))
+                    await transport.send_data(payload, timeout=30, on_sent=lambda n: None)
+                except TransportError as error:
+                    failures.append(error)
+
+            group.start_soon(upload)
+            await anyio.sleep(0.3)  # the socket buffers are full: upload() waits
+            await transport.aclose()
+    for connection in held:
+        sockio.close(connection)
+    sockio.close(listener)
+    assert len(failures) == 1

@@ -134,7 +134,7 @@ class SimService:
         bootloader = self.new_bootloader(peer)
         try:
             await _TcpSession(connection, bootloader).run()
-        except (OSError, EOFError, FastbootProtocolError) as error:
+        except (OSError, EOFError, anyio.ClosedResourceError, FastbootProtocolError) as error:
             _log.info("connection closed", peer=peer, reason=str(error) or type(error).__name__)
         finally:
             bootloader.release()

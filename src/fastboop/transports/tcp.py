@@ -33,7 +33,8 @@ from fastboop.transports.sockio import SentCallback
 
 CONNECT_TIMEOUT: Final = 10.0
 
-_IO_ERRORS = (OSError, EOFError)
+# ClosedResourceError: aclose() woke a task still waiting on the socket (anyio.notify_closing).
+_IO_ERRORS = (OSError, EOFError, anyio.ClosedResourceError, anyio.BrokenResourceError)
 
 
 def parse_location(

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fastboop.artifact.open import ArtifactOptions
+from fastboop.backends.exports import open_export
 from fastboop.cli import main as cli_main
 from tests.artifact import shapes
 from tests.rootfs.kernel_trees import debian_kernel
@@ -100,6 +102,13 @@ def test_channel_of_profile_and_image(
     assert [(r["kind"], r["id"], r["offset"]) for r in records] == [
         ("boot-profile", "pmos-fajita", 0)]  # fmt: skip
     assert summary["channel"]["tail_offset"] == (workdir / "pmos.fbp").stat().st_size
+
+    # What is served is the profile's rootfs: the ext4 partition, as from the image itself.
+    from_channel, channel_source = open_export(str(channel), ArtifactOptions(
+        device_profile="oneplus-fajita"))  # fmt: skip
+    from_image, image_source = open_export(str(shapes.build("pmos-mbr-fat").path))
+    assert from_channel.spec.size_bytes == from_image.spec.size_bytes
+    assert channel_source.read(0, 1 << 20) == image_source.read(0, 1 << 20)
 
     # A wrong digest in the profile fails, naming the layer.
     bad = bytearray(channel.read_bytes())

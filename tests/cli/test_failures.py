@@ -223,7 +223,7 @@ def test_ctrl_c_while_serving_ends_the_session_done_and_exits_130(tmp_path: Path
         "gadget_found", env=env,
     )  # fmt: skip
     result = lines[-1]
-    assert code == 130
+    assert code == 130 and result["exit_code"] == 130
     assert (result["type"], result["state"], result["outcome"]) == (
         "result", "done", "interrupted (Ctrl-C)")  # fmt: skip
     report = replay_journal(read_journal(journal))

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import msgspec
 
 from fastboop.cli.exit_codes import ExitCode
 from fastboop.cli.narration import binary_size
@@ -124,7 +125,7 @@ def finish_demo(args: argparse.Namespace, result: DemoResult, journal: Path | No
     """The demo's verdict: a failure scenario that fails as planned is a success (exit 0)."""
     code = exit_code_for_demo(result)
     if args.json:
-        JsonLinesDisplay(sys.stdout).write(result)
+        JsonLinesDisplay(sys.stdout).write(msgspec.structs.replace(result, exit_code=int(code)))
         return code
     summary = f"session {result.state}: {result.outcome}"
     if code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):

@@ -92,6 +92,8 @@ def finish_session(
     code = exit_code_for(result, stopped)
     if getattr(args, "json", False):
         journal_text = str(journal) if journal is not None and journal.exists() else None
+        if json_result is not None and "exit_code" in json_result.__struct_fields__:
+            json_result = msgspec.structs.replace(json_result, exit_code=int(code))
         summary = json_result or SessionResult(
             state=result.state, outcome=result.outcome, exit_code=int(code),
             journal=journal_text, profile=result.profile, image_sha256=result.image_sha256,

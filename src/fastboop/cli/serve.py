@@ -91,6 +91,7 @@ class ServeSummary(msgspec.Struct, kw_only=True, tag="result", tag_field="type")
     bytes_read: int
     bytes_written: int
     journal: str | None
+    exit_code: int = 0  # filled in by finish_session
 
 
 class ServeMetrics:

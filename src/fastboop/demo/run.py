@@ -89,6 +89,7 @@ class DemoResult(msgspec.Struct, kw_only=True, tag="result", tag_field="type"):
     journal: str | None
     replay: ReplayReport | None
     interruption: Interruption | None = None
+    exit_code: int | None = None  # the command's, when the CLI prints this as its result
 
     @property
     def ok(self) -> bool:

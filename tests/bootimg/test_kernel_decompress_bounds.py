@@ -56,13 +56,57 @@ payloads = st.one_of(
 )
 
 
+#: What may follow an lz4 legacy stream (it has no end marker; see
+#: ``comp.lz4_legacy_decompress``): a ``size_append`` trailer of at most 4 bytes, or
+#: anything after a word that cannot be a block length (zero padding, an appended DTB).
+_LZ4_BOUND = comp.lz4_bound(comp.LZ4_LEGACY_BLOCK)
+lz4_legacy_tails = st.one_of(
+    st.binary(max_size=4),
+    st.builds(
+        lambda word, rest: struct.pack("<I", word) + rest,
+        st.one_of(st.just(0), st.integers(_LZ4_BOUND + 1, 0xFFFFFFFF)),
+        st.binary(max_size=12),
+    ),
+    st.builds(lambda rest: b"\xd0\x0d\xfe\xed" + rest, st.binary(max_size=12)),  # a DTB
+)
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.sampled_from(sorted(CODECS)), payloads, st.binary(max_size=16))
-def test_round_trip_reports_what_follows(name: str, payload: bytes, tail: bytes) -> None:
+@given(st.sampled_from(sorted(CODECS)), payloads, st.data())
+def test_round_trip_reports_what_follows(name: str, payload: bytes, data: st.DataObject) -> None:
+    """Whatever follows a stream is left for the caller (a DTB, a trailer): the payload
+    is exact and ``used`` says where the stream ended. Formats with an end marker take
+    any tail; lz4 legacy the tails its decoder promises to stop at."""
+    tails = lz4_legacy_tails if name == "lz4-legacy" else st.binary(max_size=16)
+    tail = data.draw(tails, label="tail")
     compress, decompress = CODECS[name]
     stream = compress(payload)
     out, used = decompress(stream + tail, 1 << 20)
     assert out == payload and used == len(stream)
+
+
+@settings(max_examples=300, deadline=None)
+@given(payloads, st.binary(min_size=5, max_size=24))
+def test_lz4_legacy_any_other_tail_gives_the_payload_or_an_error(
+    payload: bytes, tail: bytes
+) -> None:
+    """A tail outside that promise (it reads as a block) never yields other bytes:
+    the same payload or a KernelFormatError (b'\\0\\0\\1\\0\\0' is a cut 64 KiB
+    block), unless it starts a second stream with the legacy magic."""
+    stream = comp.lz4_legacy_compress(payload)
+    try:
+        out, used = comp.lz4_legacy_decompress(stream + tail, 1 << 20)
+    except KernelFormatError:
+        return
+    if not tail.startswith(comp.LZ4_LEGACY_MAGIC):
+        assert (out, used) == (payload, len(stream))
+
+
+def test_lz4_legacy_a_tail_that_reads_as_a_cut_block_is_a_truncation() -> None:
+    """The lead's example: the decoder cannot tell it from a stream cut inside a block."""
+    stream = comp.lz4_legacy_compress(b"kernel" * 100)
+    with pytest.raises(KernelFormatError, match="truncated lz4 block"):
+        comp.lz4_legacy_decompress(stream + b"\x00\x00\x01\x00\x00")
 
 
 @settings(max_examples=200, deadline=None)

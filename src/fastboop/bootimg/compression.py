@@ -199,11 +199,20 @@ def lz4_legacy_compress(data: bytes) -> bytes:
 def lz4_legacy_decompress(data: bytes, limit: int = MAX_OUTPUT) -> tuple[bytes, int]:
     """Decode lz4 legacy frames; return (payload, bytes consumed).
 
-    The format has no end marker and no checksum: it ends at the first length that
-    cannot be a block (Linux's ``size_append`` trailer, an appended DTB's magic) or with
-    the data. What it does promise is checked: every block but the last holds exactly
-    8 MiB, and a block is never cut short (more than a 4-byte trailer after a plausible
-    length that overruns the data is a truncated stream, not a trailer).
+    The format has no end marker and no checksum, so what may follow a stream is a
+    promise of this decoder, not of the format. The stream ends:
+
+    * with the data;
+    * at a word that cannot be a block length: 0 (zero padding) or more than
+      ``lz4_bound(8 MiB)`` (an appended DTB, whose magic ``d0 0d fe ed`` reads as
+      0xedfe0dd0);
+    * before a trailer of at most 4 bytes (Linux's ``size_append``).
+
+    Anything else after the last block is read as a block, as the kernel's unlz4 reads
+    it: a length that overruns the data is a truncated stream, a block after a short one
+    is corruption (every block but the last holds exactly 8 MiB), and the legacy magic
+    starts a concatenated stream. So an arbitrary tail gives the same payload or an
+    error, never other bytes, unless it is a second stream.
     """
     if data[:4] != LZ4_LEGACY_MAGIC:
         raise KernelFormatError("not an lz4 legacy stream")

@@ -60,6 +60,20 @@ def test_deflated_members_inflate_once(archives: dict[str, Path], name: str,
         find_member(members, "nope.img")
 
 
+@pytest.mark.parametrize("keep", [0, 1, len(PAYLOAD) // 2, len(PAYLOAD) - 1])
+def test_a_cut_cache_file_is_inflated_again(archives: dict[str, Path], tmp_path: Path,
+                                            keep: int) -> None:  # fmt: skip
+    """A cached member cut on disk (a full disk, a stray truncate) is never served."""
+    source = FileSource(archives["deflated"])
+    member = next(m for m in read_members(source) if m.name == "rootfs.img")
+    open_member(source, member, cache_dir=tmp_path)
+    (cached,) = tmp_path.glob("*.raw")
+    with open(cached, "r+b") as f:
+        f.truncate(keep)
+    opened = open_member(source, member, cache_dir=tmp_path)
+    assert opened.size == len(PAYLOAD) and opened.read(0, opened.size) == PAYLOAD
+
+
 def test_refusals(archives: dict[str, Path], tmp_path: Path) -> None:
     source = FileSource(archives["bzip2"])
     (member,) = read_members(source)

@@ -179,6 +179,8 @@ def open_member(
 def _inflated(raw: BlockSource, member: ZipMember, cache_dir: Path, label: str) -> FileSource:
     cache_dir.mkdir(parents=True, exist_ok=True)
     target = cache_dir / f"{content_key(raw, label=label)}.zip-{member.crc32:08x}.raw"
+    if target.exists() and target.stat().st_size != member.size:
+        target.unlink()  # cut or replaced on disk since it was checked: inflate it again
     if not target.exists():
         inflater = zlib.decompressobj(wbits=-15)
         crc, produced = 0, 0

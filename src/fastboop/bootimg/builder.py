@@ -10,6 +10,8 @@ the kernel section (compression, an appended DTB) is :mod:`fastboop.bootimg.kern
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator, Sequence
+from typing import BinaryIO
 
 from fastboop.bootimg.errors import (
     AddressOverflowError,
@@ -28,7 +30,7 @@ from fastboop.bootimg.header import (
     compute_id,
     pack_header,
 )
-from fastboop.bootimg.kernel import prepare_kernel
+from fastboop.bootimg.kernel import KernelInfo, prepare_kernel_parts
 from fastboop.bootimg.layout import (
     BUILDABLE_HEADER_VERSIONS,
     MKBOOTIMG_PAGE_SIZES,
@@ -36,6 +38,8 @@ from fastboop.bootimg.layout import (
     OsVersion,
     check_page_size,
 )
+
+Buffer = bytes | bytearray | memoryview
 
 U32_MAX = 0xFFFFFFFF
 U64_MAX = 0xFFFFFFFFFFFFFFFF
@@ -81,7 +85,31 @@ def build_boot_image(
     v4's signature section. Checks run in the spec's order (bootimg.md §14) and raise typed
     :class:`~fastboop.bootimg.errors.BootImageError`\\ s.
     """
+    return plan_boot_image(
+        layout, (kernel,), ramdisk=ramdisk, dtb=dtb, cmdline=cmdline, os_version=os_version,
+        board=board, boot_signature=boot_signature,
+    ).join()  # fmt: skip
+
+
+def plan_boot_image(
+    layout: BootImageLayout,
+    kernel: Sequence[Buffer],
+    *,
+    ramdisk: Buffer = b"",
+    dtb: Buffer | None = None,
+    cmdline: str | bytes = "",
+    os_version: OsVersion | None = None,
+    board: str | bytes = b"",
+    boot_signature: Buffer = b"",
+) -> BootImagePlan:
+    """:func:`build_boot_image`, as a plan: the header and the sections, not yet joined.
+
+    ``kernel`` may come in parts (an encoded kernel and the DTB appended to it), laid end
+    to end. The plan can be joined into bytes or written to a file piece by piece, so a
+    caller that writes the image never holds a second copy of it.
+    """
     version = layout.header_version
+    kernel_size = sum(len(part) for part in kernel)
     check_page_size(layout.page_size)
     if layout.page_size not in MKBOOTIMG_PAGE_SIZES:
         warnings.warn(
@@ -89,9 +117,9 @@ def build_boot_image(
             BootImageWarning,
             stacklevel=2,
         )
-    if not kernel:
+    if not kernel_size:
         raise InvalidLayoutError("kernel is empty", hint="a boot image needs a kernel")
-    _check_limit("kernel", len(kernel), layout.limits.max_kernel_bytes)
+    _check_limit("kernel", kernel_size, layout.limits.max_kernel_bytes)
     _check_limit("initrd", len(ramdisk), layout.limits.max_initrd_bytes)
 
     cmdline_bytes = cmdline.encode() if isinstance(cmdline, str) else bytes(cmdline)
@@ -114,7 +142,7 @@ def build_boot_image(
             raise InvalidLayoutError(f"header v{version} has no board name field")
         if boot_signature and version < 4:
             raise InvalidLayoutError("only header v4 has a boot signature section")
-        image = _build_v3(layout, kernel, ramdisk, cmdline_bytes, os_version, boot_signature)
+        plan = _build_v3(layout, kernel, ramdisk, cmdline_bytes, os_version, boot_signature)
     else:
         if dtb is not None and version < 2:
             raise InvalidLayoutError(
@@ -130,25 +158,25 @@ def build_boot_image(
                 BootImageWarning,
                 stacklevel=2,
             )
-        image = _build_v0_v2(layout, kernel, ramdisk, dtb, cmdline_bytes, os_version, name)
+        plan = _build_v0_v2(layout, kernel, ramdisk, dtb, cmdline_bytes, os_version, name)
 
-    total = len(image)
+    total = plan.size
     if layout.limits.max_total_bytes and total > layout.limits.max_total_bytes:
         raise SizeLimitError("total bootimg", total, layout.limits.max_total_bytes)
     if total > U32_MAX:
         raise SizeLimitError("total bootimg", total, U32_MAX, hint="fastboot downloads are 32-bit")
-    return image
+    return plan
 
 
 def _build_v0_v2(
     layout: BootImageLayout,
-    kernel: bytes,
-    ramdisk: bytes,
-    dtb: bytes | None,
+    kernel: Sequence[Buffer],
+    ramdisk: Buffer,
+    dtb: Buffer | None,
     cmdline: bytes,
     os_version: OsVersion | None,
     name: bytes,
-) -> bytes:
+) -> BootImagePlan:
     version = layout.header_version
     page = layout.page_size
     kernel_addr = _address(layout, "kernel", layout.kernel_offset)
@@ -163,7 +191,7 @@ def _build_v0_v2(
 
     header = BootHeader(
         header_version=version,
-        kernel_size=len(kernel),
+        kernel_size=sum(len(part) for part in kernel),
         kernel_addr=kernel_addr,
         ramdisk_size=len(ramdisk),
         # AOSP mkbootimg writes a load address only for a section that exists: 0 for an
@@ -175,27 +203,28 @@ def _build_v0_v2(
         os_version=os_version.pack() if os_version else 0,
         name=name,
         cmdline=cmdline[:BOOT_ARGS_SIZE],
-        id=compute_id(version, kernel=kernel, ramdisk=ramdisk, dtb=dtb_blob),
+        id=compute_id(version, kernel=kernel, ramdisk=ramdisk, dtb=dtb_blob),  # the one SHA-1
         extra_cmdline=cmdline[BOOT_ARGS_SIZE:],
         header_size=HEADER_SIZES[version] if version >= 1 else 0,
         dtb_size=len(dtb_blob),
         dtb_addr=dtb_addr,
     )
-    return _concat(page, pack_header(header), kernel, ramdisk, dtb_blob)
+    return BootImagePlan(page, header, [("kernel", kernel), ("ramdisk", (ramdisk,)),
+                                        ("dtb", (dtb_blob,))])  # fmt: skip
 
 
 def _build_v3(
     layout: BootImageLayout,
-    kernel: bytes,
-    ramdisk: bytes,
+    kernel: Sequence[Buffer],
+    ramdisk: Buffer,
     cmdline: bytes,
     os_version: OsVersion | None,
-    signature: bytes,
-) -> bytes:
+    signature: Buffer,
+) -> BootImagePlan:
     version = layout.header_version
     header = BootHeader(
         header_version=version,
-        kernel_size=len(kernel),
+        kernel_size=sum(len(part) for part in kernel),
         ramdisk_size=len(ramdisk),
         os_version=os_version.pack() if os_version else 0,
         header_size=HEADER_SIZES[version],
@@ -203,16 +232,66 @@ def _build_v3(
         signature_size=len(signature),
     )
     _check_limit("boot signature", len(signature), 0)
-    return _concat(layout.effective_page_size, pack_header(header), kernel, ramdisk, signature)
+    sections = [("kernel", kernel), ("ramdisk", (ramdisk,)), ("signature", (signature,))]
+    return BootImagePlan(layout.effective_page_size, header, sections)
 
 
-def _concat(page_size: int, *sections: bytes) -> bytes:
-    """Join sections, each zero-padded to whole pages; empty sections take no pages."""
-    out = bytearray()
-    for blob in sections:
-        out += blob
-        out += bytes(pad_to(len(blob), page_size) - len(blob))
-    return bytes(out)
+class BootImagePlan:
+    """A boot image as its pieces: the header, then each section padded to whole pages.
+
+    ``header`` holds every field, ``id`` included, so a summary needs no re-parsing.
+    ``sections`` are ``(name, parts)`` in image order; empty sections take no pages.
+    :meth:`join` makes the bytes (one copy), :meth:`write` puts them in a file without
+    ever holding the whole image.
+    """
+
+    def __init__(
+        self, page_size: int, header: BootHeader, sections: list[tuple[str, Sequence[Buffer]]]
+    ):
+        self.page_size = page_size
+        self.header = header
+        self.sections = [(name, tuple(p for p in parts if len(p))) for name, parts in sections]
+
+    def _pieces(self) -> Iterator[Buffer]:
+        packed = pack_header(self.header)
+        yield packed
+        yield bytes(pad_to(len(packed), self.page_size) - len(packed))
+        for _, parts in self.sections:
+            yield from parts
+            length = sum(len(part) for part in parts)
+            yield bytes(pad_to(length, self.page_size) - length)
+
+    @property
+    def size(self) -> int:
+        return sum(pad_to(size, self.page_size) for _, _, size in self.layout())
+
+    def layout(self) -> list[tuple[str, int, int]]:
+        """``(name, offset, size)`` of the header and of every non-empty section."""
+        found = [("header", 0, len(pack_header(self.header)))]
+        offset = pad_to(found[0][2], self.page_size)
+        for name, parts in self.sections:
+            length = sum(len(part) for part in parts)
+            if length:
+                found.append((name, offset, length))
+                offset += pad_to(length, self.page_size)
+        return found
+
+    def section(self, name: str) -> bytes:
+        """One section's bytes (joined; meant for small ones such as the DTB)."""
+        parts = dict(self.sections).get(name, ())
+        return parts[0] if len(parts) == 1 and isinstance(parts[0], bytes) else b"".join(parts)
+
+    def join(self) -> bytes:
+        return b"".join(self._pieces())
+
+    def write(self, out: BinaryIO) -> int:
+        """Write the image to ``out``; returns its size."""
+        written = 0
+        for piece in self._pieces():
+            if len(piece):
+                out.write(piece)
+                written += len(piece)
+        return written
 
 
 def assemble_boot_image(
@@ -230,10 +309,32 @@ def assemble_boot_image(
     section, v0/v1 boot without any DTB (with a warning, as the spec decides), and v3/v4
     are refused because their DTB lives in a vendor_boot image fastboop does not build.
     """
+    return plan_assembled_boot_image(
+        layout, kernel, ramdisk=ramdisk, dtb=dtb, cmdline=cmdline, os_version=os_version
+    )[0].join()
+
+
+def plan_assembled_boot_image(
+    layout: BootImageLayout,
+    kernel: bytes,
+    *,
+    ramdisk: bytes = b"",
+    dtb: bytes | None = None,
+    cmdline: str | bytes = "",
+    os_version: OsVersion | None = None,
+    unwrapped: tuple[KernelInfo, bytes] | None = None,
+) -> tuple[BootImagePlan, KernelInfo]:
+    """:func:`assemble_boot_image` as a plan, with what the kernel section is.
+
+    The kernel is unwrapped once (``unwrapped``, if the caller already did it) and
+    hashed once, and nothing is joined: the CLI writes the plan to its output file and
+    describes the image from the plan.
+    """
     encoding = layout.encoding
-    encoded = prepare_kernel(
-        kernel, layout.kernel_encoding, dtb if encoding.append_dtb else None, layout.arch
-    )
+    encoded, kernel_info = prepare_kernel_parts(
+        kernel, layout.kernel_encoding, dtb if encoding.append_dtb else None, layout.arch,
+        unwrapped=unwrapped,
+    )  # fmt: skip
     section_dtb: bytes | None = None
     if dtb is not None and not encoding.append_dtb:
         if layout.header_version == 2:
@@ -252,6 +353,7 @@ def assemble_boot_image(
             )
     elif dtb is None and layout.header_version < 2 and not encoding.append_dtb:
         warnings.warn("no DTB given; the image boots without one", BootImageWarning, stacklevel=2)
-    return build_boot_image(
+    plan = plan_boot_image(
         layout, encoded, ramdisk=ramdisk, dtb=section_dtb, cmdline=cmdline, os_version=os_version
     )
+    return plan, kernel_info

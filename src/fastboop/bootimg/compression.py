@@ -9,17 +9,15 @@ cannot exhaust memory.
 lz4 uses the *legacy* frame format (magic ``02 21 4C 18``, 8 MiB blocks) because that is
 what Linux's ``lz4 -l`` writes and what bootloaders that unpack ``Image.lz4`` expect. The
 ``lz4`` package provides the block codec; the framing is a few lines here.
+
+The zstd, lz4 and xz codecs are imported by the functions that use them: a build that
+only copies a raw kernel (``bootimg build``, timed against mkbootimg) never loads them.
 """
 
 from __future__ import annotations
 
-import lzma
 import struct
 import zlib
-
-import lz4.block
-import lz4.frame
-import zstandard
 
 from fastboop.bootimg.errors import DecompressedTooLargeError, KernelFormatError
 
@@ -100,6 +98,8 @@ def gzip_decompress(data: bytes, limit: int = MAX_OUTPUT) -> tuple[bytes, int]:
 
 
 def zstd_compress(data: bytes) -> bytes:
+    import zstandard
+
     # Level 3: a tenth larger than level 9 on a real arm64 Image but ~5x faster to make,
     # and the extra megabyte costs far less time on USB (docs/benchmarks-bootimg.md).
     return zstandard.ZstdCompressor(level=3, write_content_size=True).compress(data)
@@ -151,6 +151,8 @@ def zstd_decompress(data: bytes, limit: int = MAX_OUTPUT) -> tuple[bytes, int]:
     size and, when present, the content checksum); one that does not is read through a
     stream reader that stops one byte past ``limit``.
     """
+    import zstandard
+
     used = zstd_frame_length(data)
     frame = data[:used] if used < len(data) else data
     try:
@@ -175,6 +177,8 @@ def xz_decompress(
     data: bytes, limit: int = MAX_OUTPUT, *, alone: bool = False
 ) -> tuple[bytes, int]:
     """Decode one xz stream (or a legacy ``.lzma`` one with ``alone``)."""
+    import lzma
+
     decoder = lzma.LZMADecompressor(lzma.FORMAT_ALONE if alone else lzma.FORMAT_XZ)
     try:
         payload = decoder.decompress(data, limit)
@@ -189,6 +193,8 @@ def xz_decompress(
 
 def lz4_legacy_compress(data: bytes) -> bytes:
     """lz4 legacy frames, as ``lz4 -l`` writes them: magic, then (u32 size, block)*."""
+    import lz4.block
+
     out = bytearray(LZ4_LEGACY_MAGIC)
     for start in range(0, len(data), LZ4_LEGACY_BLOCK):
         block = lz4.block.compress(data[start : start + LZ4_LEGACY_BLOCK], store_size=False)
@@ -214,6 +220,8 @@ def lz4_legacy_decompress(data: bytes, limit: int = MAX_OUTPUT) -> tuple[bytes, 
     starts a concatenated stream. So an arbitrary tail gives the same payload or an
     error, never other bytes, unless it is a second stream.
     """
+    import lz4.block
+
     if data[:4] != LZ4_LEGACY_MAGIC:
         raise KernelFormatError("not an lz4 legacy stream")
     out = bytearray()
@@ -256,6 +264,8 @@ def lz4_bound(size: int) -> int:
 
 def lz4_frame_decompress(data: bytes, limit: int = MAX_OUTPUT) -> tuple[bytes, int]:
     """Decode one lz4 frame (liblz4 checks its content checksum when it has one)."""
+    import lz4.frame
+
     try:
         decoder = lz4.frame.LZ4FrameDecompressor()
         payload = decoder.decompress(data, max_length=limit)

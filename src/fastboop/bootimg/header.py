@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections.abc import Sequence
 
 import msgspec
 
@@ -178,28 +179,35 @@ def unpack_header(data: bytes) -> BootHeader:
     return h
 
 
+Buffer = bytes | bytearray | memoryview
+
+
 def compute_id(
     version: int,
     *,
-    kernel: bytes = b"",
-    ramdisk: bytes = b"",
-    second: bytes = b"",
-    recovery_dtbo: bytes = b"",
-    dtb: bytes = b"",
+    kernel: Buffer | Sequence[Buffer] = b"",
+    ramdisk: Buffer = b"",
+    second: Buffer = b"",
+    recovery_dtbo: Buffer = b"",
+    dtb: Buffer = b"",
 ) -> bytes:
     """The 32-byte ``id`` exactly as AOSP mkbootimg computes it for v0-v2 (§7).
 
     Each present section contributes its bytes then its length (u32 LE); an absent one a
     u32 0. recovery_dtbo counts from v1, dtb from v2. The SHA-1 is padded with 12 zeros.
+    ``kernel`` may be given in parts (a kernel and the DTB appended to it): hashed in
+    turn, as if joined.
     """
     sha = hashlib.sha1()
-    sections = [kernel, ramdisk, second]
+    kernel_parts = [kernel] if isinstance(kernel, bytes | bytearray | memoryview) else kernel
+    sections: list[Sequence[Buffer]] = [kernel_parts, [ramdisk], [second]]
     if version >= 1:
-        sections.append(recovery_dtbo)
+        sections.append([recovery_dtbo])
     if version >= 2:
-        sections.append(dtb)
-    for blob in sections:
-        if blob:
-            sha.update(blob)
-        sha.update(struct.pack("<I", len(blob)))
+        sections.append([dtb])
+    for parts in sections:
+        for part in parts:
+            if len(part):
+                sha.update(part)
+        sha.update(struct.pack("<I", sum(len(part) for part in parts)))
     return sha.digest().ljust(BOOT_ID_SIZE, b"\0")

@@ -306,8 +306,31 @@ def prepare_kernel(kernel: bytes, encoding: str, dtb: bytes | None, arch: str) -
     If the input already has the wanted compression and nothing trailing, it is kept
     byte for byte. x86_64 kernels (bzImage) are passed through unchanged with ``image``.
     """
+    parts, _ = prepare_kernel_parts(kernel, encoding, dtb, arch)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+_LAYER_OF = {"gzip": "gzip", "lz4": "lz4", "zstd": "zstd"}
+
+
+def prepare_kernel_parts(
+    kernel: bytes,
+    encoding: str,
+    dtb: bytes | None,
+    arch: str,
+    *,
+    unwrapped: tuple[KernelInfo, bytes] | None = None,
+) -> tuple[tuple[bytes, ...], KernelInfo]:
+    """:func:`prepare_kernel` unjoined, with what the result is.
+
+    The parts are the encoded kernel and, for ``+dtb``, the DTB: a boot image writer lays
+    them end to end, so a 33 MB kernel is never copied to add 100 KB after it. The
+    :class:`KernelInfo` describes the kernel section as a reader of the finished image
+    would find it; knowing it here saves unwrapping the kernel a second time.
+    ``unwrapped`` is :func:`unwrap_kernel`'s result for ``kernel`` if the caller has it.
+    """
     wanted = KernelEncoding.parse(encoding)
-    info, raw = unwrap_kernel(kernel)
+    info, raw = unwrapped if unwrapped is not None else unwrap_kernel(kernel)
     if info.arch is not None and info.arch != arch:
         raise KernelArchError(
             f"kernel is for {info.arch}, but the device is {arch}",
@@ -319,19 +342,30 @@ def prepare_kernel(kernel: bytes, encoding: str, dtb: bytes | None, arch: str) -
             raise UnsupportedEncodingError(
                 f"encoding {encoding} does not apply to x86_64 kernels", hint="use image"
             )
-        return raw
+        return (raw,), msgspec.structs.replace(info, layers=info.layers[-1:],
+                                               appended_dtb_size=0, trailing_size=0)  # fmt: skip
     if info.arch is None:
         warnings.warn(
             f"kernel has no {arch} Image magic; passing it on as a raw Image",
             BootImageWarning,
             stacklevel=2,
         )
+    appended = b""
     if wanted.append_dtb:
         if dtb is None:
             raise UnsupportedEncodingError(
                 f"encoding {encoding} appends a DTB, but none was given", hint="pass a DTB"
             )
         fdt_total_size(dtb)
+        appended = bytes(dtb)
     already = info.layers == (wanted.compression, "image") and not info.trailing_size
     encoded = bytes(kernel) if already else _compress(raw, wanted.compression)
-    return encoded + dtb if wanted.append_dtb and dtb is not None else encoded
+    compressed = wanted.compression != "none"
+    layers = (_LAYER_OF[wanted.compression], info.layers[-1]) if compressed else info.layers[-1:]
+    section = msgspec.structs.replace(
+        info,
+        layers=info.layers if already else layers,
+        appended_dtb_size=len(appended),
+        trailing_size=len(appended) if compressed else 0,
+    )
+    return ((encoded, appended) if appended else (encoded,)), section

@@ -21,23 +21,20 @@ from typing import Any
 
 from fastboop.bootimg import (
     ENCODINGS,
-    BootImage,
     BootImageError,
     BootImageLayout,
     BootImageLimits,
+    KernelInfo,
     MalformedBootImageError,
     OsVersion,
-    VendorBootImage,
-    assemble_boot_image,
-    describe_fdt,
     parse_boot_image,
     parse_vendor_boot_image,
     unwrap_kernel,
 )
+from fastboop.bootimg.builder import plan_assembled_boot_image
 from fastboop.bootimg.cmdline import compose_cmdline
+from fastboop.bootimg.describe import describe_image, describe_plan, describe_vendor_boot
 from fastboop.bootimg.header import VENDOR_BOOT_MAGIC
-from fastboop.bootimg.kernel import detect_kernel
-from fastboop.bootimg.overlay import apply_overlays
 from fastboop.errors import FastboopError, UsageError
 
 
@@ -168,8 +165,8 @@ def _report_warnings(caught: list[warnings.WarningMessage]) -> None:
         print(f"fastboop: warning: {warning.message}", file=sys.stderr)
 
 
-def profile_layout(profile_id: str, kernel: bytes, arch: str | None) -> tuple[BootImageLayout, str]:
-    """(layout, cmdline_append) of a device profile, for ``kernel``.
+def profile_layout(profile_id: str, arch: str | None) -> tuple[BootImageLayout, str]:
+    """(layout, cmdline_append) of a device profile, for a kernel of ``arch``.
 
     The layout's architecture comes from ``--arch`` or else the kernel itself, as in a
     boot session, so a profile never makes the image claim a CPU the kernel is not for.
@@ -179,52 +176,61 @@ def profile_layout(profile_id: str, kernel: bytes, arch: str | None) -> tuple[Bo
     from fastboop.devpro.sources import load_pool
 
     params = boot_image_params(load_pool().get(profile_id))
-    if arch is None:
-        try:
-            arch = detect_kernel(kernel).arch
-        except BootImageError:
-            arch = None  # assembling reports the bad kernel with its own message
     return layout_for(params, arch or "arm64"), params.cmdline_append or ""
 
 
 def run_build(args: argparse.Namespace) -> int:
     kernel = _read(args.kernel, "kernel")
+    unwrapped = None
     base, cmdline = None, args.cmdline
     if args.device_profile:
-        base, append = profile_layout(args.device_profile, kernel, args.arch)
+        unwrapped = _unwrap(kernel)  # once: for the profile's arch here and to build below
+        arch = args.arch or (unwrapped[0].arch if unwrapped else None)
+        base, append = profile_layout(args.device_profile, arch)
         cmdline = compose_cmdline(append, args.cmdline)
     layout = layout_from_args(args, base)
     dtb = _read(args.dtb, "DTB") if args.dtb else None
     if args.dtbo:
         if dtb is None:
             raise UsageError("--dtbo needs --dtb", hint="overlays apply to a base DTB")
+        from fastboop.bootimg.overlay import apply_overlays  # runs a tool: only when asked
+
         dtb = apply_overlays(dtb, [_read(p, "overlay") for p in args.dtbo])
     ramdisk = _read(args.initrd, "initrd") if args.initrd else b""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        image = assemble_boot_image(
+        plan, kernel_info = plan_assembled_boot_image(
             layout,
             kernel,
             ramdisk=ramdisk,
             dtb=dtb,
             cmdline=cmdline,
             os_version=OsVersion.parse(args.os_version, args.os_patch_level),
+            unwrapped=unwrapped,
         )
     _report_warnings(caught)
     try:
-        args.output.write_bytes(image)
+        with args.output.open("wb") as out:
+            size = plan.write(out)  # piece by piece: the image is never held whole
     except OSError as error:
         raise FastboopError(f"cannot write: {error.strerror}", where=str(args.output)) from None
-    summary = describe_image(parse_boot_image(image))
+    summary = describe_plan(plan, kernel_info)
     if args.json:
         print(json.dumps({"output": str(args.output), **summary}, indent=2))
     else:
-        kernel_info = summary["kernel"]
         print(
-            f"wrote {args.output}: {len(image)} bytes, header v{layout.header_version}, "
-            f"kernel {layout.kernel_encoding} ({kernel_info.get('size')} bytes)"
+            f"wrote {args.output}: {size} bytes, header v{layout.header_version}, "
+            f"kernel {layout.kernel_encoding} ({summary['kernel']['size']} bytes)"
         )
     return 0
+
+
+def _unwrap(kernel: bytes) -> tuple[KernelInfo, bytes] | None:
+    """The kernel unwrapped, or None when it cannot be (assembly reports why, later)."""
+    try:
+        return unwrap_kernel(kernel)
+    except BootImageError:
+        return None
 
 
 def run_inspect(args: argparse.Namespace) -> int:
@@ -247,30 +253,6 @@ def run_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def describe_vendor_boot(image: VendorBootImage) -> dict[str, Any]:
-    """What ``inspect`` shows for a vendor_boot image, as JSON-ready data."""
-    return {
-        "kind": "vendor_boot",
-        "header_version": image.header_version,
-        "header_size": image.header_size,
-        "page_size": image.page_size,
-        "name": _text(image.name),
-        "cmdline": _text(image.cmdline),
-        "addresses": {
-            "kernel": image.kernel_addr,
-            "ramdisk": image.ramdisk_addr,
-            "tags": image.tags_addr,
-            "dtb": image.dtb_addr,
-        },
-        "sections": [{"name": s.name, "offset": s.offset, "size": s.size} for s in image.sections],
-        "ramdisks": [
-            {"name": r.name, "type": r.type, "offset": r.offset, "size": r.size}
-            for r in image.ramdisks
-        ],
-        "dtbs": [_describe_dtb("vendor_boot", image.dtb)] if image.dtb else [],
-    }
-
-
 def render_vendor_text(s: dict[str, Any]) -> str:
     lines = [
         f"file:           {s['file']} ({s['file_size']} bytes)",
@@ -290,62 +272,6 @@ def render_vendor_text(s: dict[str, Any]) -> str:
         lines.append(f"ramdisk {r['name']!r}: {r['type']}, {r['size']} bytes at {r['offset']}")
     lines.extend(_dtb_lines(s["dtbs"]))
     return "\n".join(lines)
-
-
-def _text(raw: bytes) -> str:
-    return raw.decode("utf-8", "backslashreplace")
-
-
-def describe_image(image: BootImage) -> dict[str, Any]:
-    """Everything ``inspect`` shows, as JSON-ready data."""
-    out: dict[str, Any] = {
-        "header_version": image.header_version,
-        "header_size": image.header_size,
-        "page_size": image.page_size,
-        "os_version": image.os_version.version,
-        "os_patch_level": image.os_version.patch_level,
-        "name": _text(image.name),
-        "cmdline": _text(image.full_cmdline),
-        "id": image.id.hex() if image.id is not None else None,
-        "id_matches": image.id_matches,
-        "qcdt_size": image.qcdt_size,
-        "addresses": {
-            name: value
-            for name in ("kernel", "ramdisk", "second", "tags", "dtb")
-            if (value := getattr(image, f"{name}_addr")) is not None
-        },
-        "sections": [{"name": s.name, "offset": s.offset, "size": s.size} for s in image.sections],
-    }
-    kernel: dict[str, Any] = {"size": len(image.kernel)}
-    appended = b""
-    try:
-        info, _ = unwrap_kernel(image.kernel)
-    except BootImageError as error:
-        kernel["error"] = error.message
-    else:
-        kernel.update(
-            format=info.format, layers=list(info.layers), arch=info.arch,
-            efi_stub=info.efi_stub, version=info.version, raw_size=info.raw_size,
-        )  # fmt: skip
-        if info.appended_dtb_size:
-            appended = image.kernel[-info.appended_dtb_size :]
-    out["kernel"] = kernel
-    dtbs = [("section", image.dtb)] if image.dtb else []
-    if appended:
-        dtbs.append(("appended", appended))
-    out["dtbs"] = [_describe_dtb(where, blob) for where, blob in dtbs]
-    return out
-
-
-def _describe_dtb(where: str, blob: bytes) -> dict[str, Any]:
-    entry: dict[str, Any] = {"where": where, "size": len(blob)}
-    try:
-        info = describe_fdt(blob)
-    except BootImageError as error:
-        entry["error"] = error.message
-    else:
-        entry.update(model=info.model, compatible=list(info.compatible))
-    return entry
 
 
 def render_text(s: dict[str, Any]) -> str:

@@ -9,6 +9,7 @@ line and a journal that replays.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -131,3 +132,12 @@ def test_boot_refuses_a_rootfs_it_cannot_use_in_one_line(tmp_path: Path, kind: s
     )  # fmt: skip
     assert done.returncode == 2
     assert done.stderr.strip() == expected
+    as_json = subprocess.run(
+        as_unprivileged([sys.executable, "-m", "fastboop.cli.main", "boot", str(target),
+                         "--no-journal", "--json"]),
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    (line,) = [json.loads(text) for text in as_json.stdout.splitlines()]
+    assert (as_json.returncode, line["type"], line["exit_code"]) == (2, "error", 2)
+    message, hint = expected.removeprefix("fastboop: error: ").removesuffix(")").split(" (", 1)
+    assert (line["message"], line["hint"]) == (message, hint)

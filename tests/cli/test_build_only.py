@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import shutil
 import struct
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import pytest
 from fastboop.bootimg.parser import parse_boot_image
 from fastboop.fdt import parse_fdt
 from fastboop.stage0.cpio import parse_archive
+from tests.rootfs.kernel_trees import ARM64_USB_SUBSET, copy_module_subset, debian_kernel
 from tests.support.simulators import simulators
 
 PROFILE = "oneplus-fajita"
@@ -160,3 +162,53 @@ def test_a_rootfs_without_a_kernel_is_one_line_and_exit_2(tmp_path: Path) -> Non
     assert done.returncode == 2
     (line,) = done.stderr.splitlines()
     assert line.startswith(f"fastboop: error: {image} (the image): missing file: kernel")
+
+
+def ostree_image(tmp_path: Path) -> Path:
+    """A Silverblue-like sysroot as an EROFS image: two deployments, each with Debian's
+    arm64 kernel and modules, and boot loader entries pointing at them (newest: ``new``)."""
+    root = tmp_path / "sysroot"
+    src, kver = debian_kernel("arm64")
+    for entry in ("old.0", "new.0"):
+        deploy = root / "ostree/deploy/os/deploy" / entry
+        deploy.mkdir(parents=True)
+        copy_module_subset("arm64", deploy, extra=ARM64_USB_SUBSET)
+        shutil.copy(src / f"boot/vmlinuz-{kver}", deploy / f"usr/lib/modules/{kver}/vmlinuz")
+        (deploy / "etc").mkdir()
+        (deploy / "etc/os-release").write_text(f"ID=os\nVERSION_ID={entry}\n")
+        link = root / "ostree/boot.1/os" / entry.removesuffix(".0") / "0"
+        link.parent.mkdir(parents=True)
+        link.symlink_to(f"../../../deploy/os/deploy/{entry}")
+    (root / "ostree/deploy/os/var").mkdir()
+    entries = root / "boot/loader/entries"
+    entries.mkdir(parents=True)
+    for n, name in enumerate(("old", "new")):
+        (entries / f"ostree-{n + 1}-os.conf").write_text(
+            f"title os {name}\nversion {n + 1}\nlinux /boot/x/vmlinuz\n"
+            f"options rw ostree=/ostree/boot.1/os/{name}/0\n"
+        )
+    image = tmp_path / "ostree.erofs"
+    subprocess.run(["mkfs.erofs", "--quiet", str(image), str(root)], check=True)
+    return image
+
+
+def test_ostree_picks_the_deployment_that_goes_into_the_image(
+    tmp_path: Path, rootfs: Path
+) -> None:
+    image = ostree_image(tmp_path)
+    dtb = kernel_dtb(rootfs, FAJITA_DTB, tmp_path / "fajita.dtb")
+    for choice, expected in ((None, "/ostree/boot.1/os/new/0"),
+                             ("/ostree/boot.1/os/old/0", "/ostree/boot.1/os/old/0")):  # fmt: skip
+        built = tmp_path / "boot.img"
+        ostree = ["--ostree"] if choice is None else ["--ostree", choice]
+        done = fastboop("boot", str(image), "--device-profile", PROFILE, "--dtb", str(dtb),
+                        "-o", str(built), "--json", *ostree)  # fmt: skip
+        inputs = json.loads(done.stdout)["inputs"]
+        assert (inputs["ostree"], inputs["ostree_deployment"]) == (choice or "auto", expected)
+        ramdisk = parse_boot_image(built.read_bytes()).ramdisk
+        settings = {entry.name: entry.data for entry in parse_archive(ramdisk)}
+        assert settings["etc/stage0/ostree"].strip() == expected.encode()
+    # Without --ostree the same image has no kernel where a plain rootfs keeps one.
+    done = fastboop("boot", str(image), "--device-profile", PROFILE, "--dtb", str(dtb),
+                    "-o", str(tmp_path / "plain.img"), check=False)  # fmt: skip
+    assert done.returncode == 2 and "missing file: kernel" in done.stderr

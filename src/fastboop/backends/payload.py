@@ -184,4 +184,6 @@ class Stage0PayloadBuilder:
             "initramfs_bytes": str(len(stage0.initramfs)),
             **given.digests(),
         }
+        if "ostree" in stage0.settings:  # --ostree, or a profile that boots OSTree: which one
+            inputs["ostree_deployment"] = stage0.settings["ostree"]
         return BuiltPayload(image=image, summary=summary, inputs=inputs)

@@ -141,7 +141,8 @@ def build_only(args: argparse.Namespace, options: Any) -> int:
     print(f"  initramfs: {inputs.get('initramfs_bytes')} bytes")
     print(f"  header:    v{inputs.get('header_version')}, page size {inputs.get('page_size')}")
     print(f"  cmdline:   {inputs.get('cmdline') or '(empty)'}")
-    for key in ("dtb_file", "dtbo", "augment", "stage0_file", "abl_exorcist", "ostree"):
+    for key in ("dtb_file", "dtbo", "augment", "stage0_file", "abl_exorcist", "ostree",
+                "ostree_deployment"):
         if key in inputs:
             print(f"  {key + ':':<10} {inputs[key]}")
     return 0

@@ -9,11 +9,13 @@ until a transfer fails.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import anyio
 
 from fastboop.backends.ports import DeviceChanged, DeviceSource
+from fastboop.logs import get_logger
 from fastboop.transports.base import DeviceAddress, Transport, TransportError
 from fastboop.transports.tcp import open_tcp, parse_location
 from fastboop.transports.udp import open_udp
@@ -27,6 +29,19 @@ from fastboop.transports.usb import (
 
 NETWORK_RETRY_INTERVAL = 0.5
 DEFAULT_PORT = 5554
+#: Where Linux exposes the local USB buses to libusb (one directory per bus).
+USB_DEVFS = Path("/dev/bus/usb")
+
+logger = get_logger(__name__)
+
+
+def local_usb_bus_present(devfs: Path = USB_DEVFS) -> bool:
+    """Whether this machine has a USB bus libusb can see at all.
+
+    A container or VM without one would otherwise wait for a USB phone forever in
+    silence; the watch says so once instead (it keeps watching: a bus may be added).
+    """
+    return devfs.is_dir() and any(devfs.iterdir())
 
 
 class UsbDeviceSource:
@@ -35,9 +50,16 @@ class UsbDeviceSource:
     def __init__(self, filters: Sequence[tuple[int, int]] = (), *, backend: Any = None):
         self.filters = list(filters)
         self.backend = backend
+        self.devfs = USB_DEVFS
         self._candidates: dict[DeviceAddress, UsbCandidate] = {}
 
     async def watch(self, on_change: DeviceChanged) -> None:
+        if self.backend is None and not local_usb_bus_present(self.devfs):
+            logger.warning(
+                f"no USB bus on this machine ({self.devfs} is missing or empty): a phone on "
+                "USB cannot appear here; name a network device (-s tcp:HOST), a USB/IP "
+                "bus (--usbip HOST), or pass USB through to this container or VM"
+            )
         async for change in watch_usb(self.filters, backend=self.backend):
             if isinstance(change, Arrived):
                 address = change.candidate.address

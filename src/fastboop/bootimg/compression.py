@@ -191,13 +191,16 @@ def xz_decompress(
     return payload, len(data) - len(decoder.unused_data)
 
 
-def lz4_legacy_compress(data: bytes) -> bytes:
-    """lz4 legacy frames, as ``lz4 -l`` writes them: magic, then (u32 size, block)*."""
+def lz4_legacy_compress(data: bytes, *, high_compression: bool = False) -> bytes:
+    """lz4 legacy frames, as ``lz4 -l`` writes them: magic, then (u32 size, block)*.
+    ``high_compression`` is ``lz4 -l -9`` (smaller initramfs archives, slower)."""
     import lz4.block
 
+    mode = "high_compression" if high_compression else "default"
     out = bytearray(LZ4_LEGACY_MAGIC)
     for start in range(0, len(data), LZ4_LEGACY_BLOCK):
-        block = lz4.block.compress(data[start : start + LZ4_LEGACY_BLOCK], store_size=False)
+        chunk = data[start : start + LZ4_LEGACY_BLOCK]
+        block = lz4.block.compress(chunk, mode=mode, store_size=False)
         out += struct.pack("<I", len(block)) + block
     return bytes(out)
 

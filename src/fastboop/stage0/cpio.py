@@ -277,22 +277,5 @@ def compress(data: bytes, method: Compression) -> bytes:
 
         return bytes(zstandard.ZstdCompressor(level=19).compress(data))
     if method == "lz4":
-        return _lz4_legacy(data)
+        return comp.lz4_legacy_compress(data, high_compression=True)  # what the kernel unpacks
     raise CpioError(f"unknown compression {method!r}", hint="use none, gzip, zstd or lz4")
-
-
-_LZ4_LEGACY_MAGIC = b"\x02\x21\x4c\x18"
-_LZ4_LEGACY_CHUNK = 8 << 20
-
-
-def _lz4_legacy(data: bytes) -> bytes:
-    """LZ4 "legacy" framing (``lz4 -l``): the only LZ4 format the kernel unpacks."""
-    import lz4.block
-
-    out = [_LZ4_LEGACY_MAGIC]
-    for start in range(0, len(data), _LZ4_LEGACY_CHUNK):
-        block = lz4.block.compress(
-            data[start : start + _LZ4_LEGACY_CHUNK], mode="high_compression", store_size=False
-        )
-        out += [len(block).to_bytes(4, "little"), block]
-    return b"".join(out)

@@ -8,11 +8,13 @@ rootfs until Ctrl-C. Also: fastboot over TCP with the gadget on USB/IP, and ``de
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -160,3 +162,36 @@ def test_devices_over_usbip(sim: Sim) -> None:
     assert line.split() == ["7c1e2d9f", "fastboot", f"usbip:{sim.usbip}/1-1",
                             "profiles:oneplus-enchilada,oneplus-fajita", "(ambiguous:", "boot",
                             "needs", "--device-profile)"]  # fmt: skip
+
+
+def test_boot_metrics_port_exports_the_serving_counters(sim: Sim, rootfs: Path) -> None:
+    """``boot --metrics-port 0``: Prometheus text over HTTP, following the live session."""
+    process = subprocess.Popen(
+        [*CLI, "boot", str(rootfs), "--device-profile", "oneplus-fajita", "--usbip",
+         sim.usbip, "--metrics-port", "0", "--no-journal", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    url, values = None, {}
+    try:
+        for text in process.stdout:
+            line = json.loads(text)
+            if line["type"] == "note" and line["text"].startswith("metrics: "):
+                url = line["text"].removeprefix("metrics: ")
+            if line["type"] == "serve_stats" and line["bytes_read"] > 0:
+                break  # observed by the metrics before it was printed
+        assert url is not None
+        with urllib.request.urlopen(url, timeout=60) as response:
+            values = {row.split()[0]: float(row.split()[1])
+                      for row in response.read().decode().splitlines()
+                      if row and not row.startswith("#")}  # fmt: skip
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == ExitCode.INTERRUPTED
+    assert values["fastboop_smoo_host_connected"] == 1.0
+    assert values["fastboop_smoo_host_bytes_read_total"] >= line["bytes_read"]
+    assert values["fastboop_smoo_host_ios_total"] >= line["ios"] > 0

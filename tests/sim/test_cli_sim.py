@@ -55,6 +55,19 @@ def test_usage_errors(argv: tuple[str, ...], message: str) -> None:
         sim_cli.handle(parse(*argv))
 
 
+def test_disk_errors_come_before_any_boot(tmp_path: Path) -> None:
+    """``--disk`` is checked at start: a model without a VM, a missing file."""
+    image = tmp_path / "rootfs.ero"
+    image.write_bytes(b"\0" * 4096)
+    with pytest.raises(UsageError, match="--disk needs a virtual phone; google-sargo"):
+        sim_cli.handle(parse("google-sargo", "--usbip", "127.0.0.1:0", "--disk", str(image)))
+    with pytest.raises(UsageError, match=r"--disk .*missing\.ero: no such file"):
+        sim_cli.handle(parse("vm-x86_64", "--usbip", "127.0.0.1:0", "--disk",
+                             str(image), "--disk", str(tmp_path / "missing.ero")))  # fmt: skip
+    with pytest.raises(UsageError, match="no such file"):
+        sim_cli.handle(parse("vm-arm64", "--usbip", "127.0.0.1:0", "--disk", str(tmp_path)))
+
+
 def test_busy_port_is_one_clear_error() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

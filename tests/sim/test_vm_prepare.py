@@ -3,14 +3,19 @@ initramfs plus the USB/IP helper (layered like --augment), and the cmdline."""
 
 from __future__ import annotations
 
+import json
+import socket
 import stat
+import subprocess
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from fastboop.bootimg.builder import build_boot_image
 from fastboop.bootimg.layout import BootImageLayout
-from fastboop.sim.qemu import MACHINES, VmBoot, qemu_argv
+from fastboop.sim.qemu import MACHINES, VmBoot, free_port, qemu_argv
 from fastboop.sim.vm import HELPER, VmBootError, augment_ramdisk, prepare_boot
 from fastboop.stage0.binaries import device_binary
 from fastboop.stage0.cpio import CpioWriter, parse_archive
@@ -60,3 +65,42 @@ def test_qemu_command_line(tmp_path: Path) -> None:
     assert "restrict=on" in " ".join(argv) and "-no-reboot" in argv
     assert argv[argv.index("-smp") + 1] == "1"
     assert argv[argv.index("-append") + 1] == "console=ttyAMA0"
+
+
+def test_disks_are_read_only_virtio_drives_qemu_accepts(tmp_path: Path) -> None:
+    """``--disk``: qemu itself (started paused, asked over QMP) shows the file attached as a
+    read-only virtio disk, a comma in its name included."""
+    root, version = debian_kernel("amd64")
+    disk = tmp_path / "root,fs.ero"
+    disk.write_bytes(b"\0" * (1 << 20))
+    boot = VmBoot(kernel=root / "boot" / f"vmlinuz-{version}", initrd=disk, cmdline="quiet")
+    qmp = tmp_path / "q.sock"
+    argv = qemu_argv(MACHINES["x86_64"], boot, usbip_port=free_port(), qmp=qmp, disks=[disk])
+    assert argv.count("-drive") == 1 and "virtio-blk-pci,drive=disk0" in argv
+    argv[argv.index("-qmp") + 1] = f"unix:{qmp},server=on,wait=on"  # answer before running
+    qemu = subprocess.Popen([*argv, "-S"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        blocks = _qmp_query_block(qmp)
+    finally:
+        qemu.kill()
+        qemu.wait()
+    drive = next(b for b in blocks if b["device"] == "disk0")
+    assert drive["inserted"]["ro"] is True
+    assert drive["inserted"]["file"] == str(disk.resolve())
+
+
+def _qmp_query_block(path: Path) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 30
+    while not path.exists():
+        assert time.monotonic() < deadline, "qemu did not open its QMP socket"
+        time.sleep(0.05)
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(str(path))
+        reader = sock.makefile("r")
+        json.loads(reader.readline())  # the greeting
+        for command in ("qmp_capabilities", "query-block"):
+            sock.sendall(json.dumps({"execute": command}).encode() + b"\n")
+            while "return" not in (reply := json.loads(reader.readline())):
+                pass  # events
+        result: list[dict[str, Any]] = reply["return"]
+        return result

@@ -52,10 +52,12 @@ def chunk_sums(blob: bytes, chunk: int = 64 << 10) -> bytes:
     return b"".join((s & (2**64 - 1)).to_bytes(8, "little") for s in sums)
 
 
-def build_rootfs(arch: str = "amd64", *, blob_bytes: int = BLOB_BYTES) -> VmRootfs:
-    """Build (or reuse) the EROFS test rootfs image for Debian architecture ``arch``."""
+def build_rootfs(arch: str = "amd64", *, blob_bytes: int = BLOB_BYTES,
+                 init_program: str = "rootfs_init") -> VmRootfs:
+    """Build (or reuse) the EROFS test rootfs image for Debian architecture ``arch``, with
+    ``guest/<init_program>.c`` as its ``/sbin/init`` (bench/vm_serving.py has its own)."""
     kroot, kver = debian_kernel(arch)
-    init = compile_static("rootfs_init", arch)
+    init = compile_static(init_program, arch)
     key = hashlib.sha256(f"{kver}|{init.name}|{blob_bytes}|v3".encode()).hexdigest()[:16]
     marker = f"fastboop-vm-marker-{key}"
     image = IMAGE_CACHE / f"rootfs-{key}.erofs"

@@ -103,6 +103,12 @@ def register(subparsers: Any) -> None:
         help="virtual phones: exit when the VM powers off, with qemu's exit status (a "
         "restart still returns the phone to fastboot mode)",
     )
+    parser.add_argument(
+        "--disk", metavar="FILE", type=Path, action="append", default=[],
+        help="virtual phones: attach FILE to the VM as a read-only virtio-blk disk (/dev/vda, "
+        "then vdb, ...), e.g. the rootfs image itself, to compare the served root with a "
+        "local disk (bench/vm_serving.py)",
+    )
     parser.add_argument("--list", action="store_true", help="list the built-in models and exit")
     parser.add_argument("--json", action="store_true", help="with --list: print JSON")
     parser.set_defaults(handler=handle)
@@ -121,6 +127,7 @@ def handle(args: argparse.Namespace) -> int:
         raise UsageError(f"the virtual phone {model.name} needs --usbip HOST:PORT",
                          hint="its stage0 gadget comes out of the VM over USB/IP, e.g. "
                          f"fastboop sim {model.name} --usbip 127.0.0.1:3240")
+    _check_disks(model, args.disk)
     if not tcp and not udp and not usbip:
         tcp = [("127.0.0.1", DEFAULT_PORT)]
     # The simulator's job is to show what it receives: log commands unless told otherwise.
@@ -129,7 +136,7 @@ def handle(args: argparse.Namespace) -> int:
     try:
         status: int = anyio.run(partial(
             run_sim, model, tcp, udp, args.save_boot, usbip=usbip, console=console,
-            once=args.once, link_speed=args.link_speed,
+            once=args.once, link_speed=args.link_speed, disks=args.disk,
         ))  # fmt: skip
     except KeyboardInterrupt:
         return 0
@@ -213,6 +220,7 @@ async def run_sim(
     console: Callable[[bytes], None] | None = None,
     once: bool = False,
     link_speed: float | None = None,
+    disks: Sequence[Path] = (),
     task_status: TaskStatus[SimService] = anyio.TASK_STATUS_IGNORED,
 ) -> int:
     """Serve ``model`` on every endpoint until cancelled (or SIGINT/SIGTERM); returns the
@@ -230,7 +238,7 @@ async def run_sim(
     pacer = Pacer(link_speed) if link_speed is not None else None
     if model.vm is not None:
         phone = VirtualPhone(model, board, console=console or _ConsoleWriter(None),
-                             once=once, on_boot=saver, pacer=pacer)  # fmt: skip
+                             once=once, on_boot=saver, pacer=pacer, disks=disks)  # fmt: skip
     elif usbip:
         phone = UsbipPhone(model, board, on_boot=saver, pacer=pacer)
     service = SimService(model, on_boot=phone.booted if phone is not None else saver)
@@ -252,6 +260,23 @@ async def run_sim(
             group.start_soon(_stop_when_finished, phone, group.cancel_scope)
         task_status.started(service)
     return phone.exit_status if isinstance(phone, VirtualPhone) and once else 0
+
+
+def _check_disks(model: BootloaderModel, disks: Sequence[Path]) -> None:
+    """``--disk`` is for virtual phones, and each file must be a readable regular file:
+    said now, not as a qemu failure after the boot."""
+    if disks and model.vm is None:
+        raise UsageError(f"--disk needs a virtual phone; {model.name} has no VM",
+                         hint="use vm-arm64 or vm-x86_64 (fastboop sim --list)")
+    for disk in disks:
+        if not disk.is_file():
+            raise UsageError(f"--disk {disk}: no such file",
+                             hint="give an image file, e.g. the rootfs you boot")
+        try:
+            with disk.open("rb"):
+                pass
+        except OSError as error:
+            raise UsageError(f"--disk {disk}: cannot read it ({error.strerror})") from None
 
 
 async def _stop_when_finished(phone: VirtualPhone, scope: anyio.CancelScope) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -87,11 +87,19 @@ def free_port() -> int:
 
 
 def qemu_argv(machine: QemuMachine, boot: VmBoot, *, usbip_port: int, qmp: Path,
-              memory_mib: int = 1024, cpus: int = 1) -> list[str]:
+              memory_mib: int = 1024, cpus: int = 1, disks: Sequence[Path] = ()) -> list[str]:
     """The qemu command line. One vCPU by default: under TCG on a busy host a second vCPU
     can be starved of host time for seconds, and the guest's calls across CPUs then stall
-    (RCU stall warnings, a power-off that never completes). stage0 needs no more."""
+    (RCU stall warnings, a power-off that never completes). stage0 needs no more.
+
+    ``disks`` become read-only virtio-blk disks (``/dev/vda``, ``vdb``, … in that order):
+    a reference copy of an image for a benchmark to read the local way, next to the
+    served one. Read-only, so that nothing the guest does can change a file of the host's."""
     forward = f"hostfwd=tcp:127.0.0.1:{usbip_port}-10.0.2.15:{GUEST_USBIP_PORT}"
+    drives: list[str] = []
+    for index, disk in enumerate(disks):
+        drives += ["-drive", f"file={_drive_path(disk)},if=none,id=disk{index},format=raw,"
+                   "readonly=on", "-device", f"virtio-blk-pci,drive=disk{index}"]  # fmt: skip
     return [
         machine.binary, *machine.args, "-accel", "tcg", "-smp", str(cpus), "-m", str(memory_mib),
         "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot",
@@ -99,7 +107,13 @@ def qemu_argv(machine: QemuMachine, boot: VmBoot, *, usbip_port: int, qmp: Path,
         "-netdev", f"user,id=net0,restrict=on,{forward}",
         "-device", "virtio-net-pci,netdev=net0",
         "-qmp", f"unix:{qmp},server=on,wait=off",
+        *drives,
     ]  # fmt: skip
+
+
+def _drive_path(path: Path) -> str:
+    """``path`` as a ``-drive file=`` value: absolute, with qemu's option commas doubled."""
+    return str(path.resolve()).replace(",", ",,")
 
 
 async def run_qemu(argv: list[str], *, qmp: Path,

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -103,7 +103,8 @@ class VirtualPhone:
 
     def __init__(self, model: BootloaderModel, board: UsbipBoard, *, console: Console,
                  once: bool = False, memory_mib: int = 1024, cpus: int = 1,
-                 on_boot: Callable[[bytes], None] | None = None, pacer: Pacer | None = None):
+                 on_boot: Callable[[bytes], None] | None = None, pacer: Pacer | None = None,
+                 disks: Sequence[Path] = ()):
         if model.vm not in MACHINES:
             raise VmBootError(f"model {model.name} is not a virtual phone (no vm: arm64/x86_64)")
         self.model = model
@@ -118,6 +119,7 @@ class VirtualPhone:
         self._memory, self._cpus = memory_mib, cpus
         self._on_boot = on_boot
         self._pacer = pacer
+        self._disks = tuple(disks)
         self._fastboot: FastbootUsbDevice | None = None
         self._booting = False
         self._tg: TaskGroup | None = None
@@ -187,7 +189,7 @@ class VirtualPhone:
         port = free_port()
         self.board.upstream = [("127.0.0.1", port)]
         argv = qemu_argv(self.machine, boot, usbip_port=port, qmp=run_dir / "qmp.sock",
-                         memory_mib=self._memory, cpus=self._cpus)  # fmt: skip
+                         memory_mib=self._memory, cpus=self._cpus, disks=self._disks)  # fmt: skip
         try:
             result = await run_qemu(argv, qmp=run_dir / "qmp.sock", console=self._console)
         finally:

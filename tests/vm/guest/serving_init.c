@@ -1,0 +1,213 @@
+/* /sbin/init of bench/vm_serving.py's rootfs: the same file read two ways in one VM.
+ *
+ * The rootfs was served over smoo and mounted by stage0 (EROFS on /dev/nbd0). The same
+ * image is also the VM's virtio-blk disk (`fastboop sim --disk`); this init mounts it
+ * read-only at /mnt/reference and reads /data/blob from both mounts, whole, into memory,
+ * page cache dropped before each read, alternating which goes first (round r reads the
+ * served copy first when r is even). Each read is printed as
+ *     VMBENCH read round=<r> path=<served|virtio> bytes=<n> us=<t>
+ * timed on the monotonic clock from open to EOF with nothing else in the loop (no
+ * checksum), so the two times compare the two block paths and nothing more. The copies
+ * are then compared with each other and checksummed (the sum rootfs_init.c prints):
+ *     VMBENCH check round=<r> same=<0|1> sum=<16 hex digits>
+ * First of all it prints the guest's boot clock, so the host can split the time from
+ * `fastboop boot` to this init into its host and guest parts:
+ *     VMBENCH init pid=<pid> boottime_us=<t>
+ * `vmbench.rounds=N` on the kernel cmdline (default 3) sets the rounds; `vmbench.chunk=N`
+ * the read size in KiB (default 1024); `vmbench.read_ahead_kb=N` overrides the served
+ * device's readahead (a profiling knob; both devices' settings are printed). Then it powers the VM off. Never a speed check:
+ * the host only reports the numbers (docs/benchmarks.md).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+static int console = 2;
+
+static void say(const char *format, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *format, ...) {
+    char line[512];
+    va_list args;
+    va_start(args, format);
+    int n = vsnprintf(line, sizeof line, format, args);
+    va_end(args);
+    if (n > 0) (void)!write(console, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}
+
+static void poweroff(void) {
+    sync();
+    reboot(RB_POWER_OFF);
+    for (;;) pause();
+}
+
+static void fail(const char *what) {
+    say("VMBENCH error: %s: %s\n", what, strerror(errno));
+    poweroff();
+}
+
+static int64_t now_us(clockid_t clock) {
+    struct timespec t;
+    clock_gettime(clock, &t);
+    return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
+}
+
+/* The value of `key=` on the kernel cmdline, or `fallback`. */
+static long cmdline_number(const char *key, long fallback) {
+    static char text[4096];
+    int fd = open("/proc/cmdline", O_RDONLY);
+    ssize_t n = fd >= 0 ? read(fd, text, sizeof text - 1) : -1;
+    if (fd >= 0) close(fd);
+    if (n <= 0) return fallback;
+    text[n] = 0;
+    size_t len = strlen(key);
+    for (char *at = text; (at = strstr(at, key)) != NULL; at += len)
+        if ((at == text || at[-1] == ' ') && at[len] == '=') return strtol(at + len + 1, NULL, 0);
+    return fallback;
+}
+
+/* virtio_blk is a module in Debian's kernels; load it from the served root's tree. */
+static void load_virtio_blk(void) {
+    struct utsname u;
+    char path[256];
+    uname(&u);
+    snprintf(path, sizeof path, "/lib/modules/%s/kernel/drivers/block/virtio_blk.ko", u.release);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return; /* built in, or not there: the wait for /dev/vda tells */
+    if (syscall(SYS_finit_module, fd, "", 0) != 0 && errno != EEXIST) fail("load virtio_blk");
+    close(fd);
+}
+
+static void mount_reference(void) {
+    struct stat st;
+    for (int i = 0; i < 300 && stat("/dev/vda", &st) != 0; i++) usleep(100000);
+    mkdir("/mnt", 0755);
+    mkdir("/mnt/reference", 0755);
+    if (mount("/dev/vda", "/mnt/reference", "erofs", MS_RDONLY, NULL) != 0)
+        fail("mount /dev/vda (start the phone with --disk IMAGE)");
+}
+
+/* Print (and with `vmbench.read_ahead_kb=N`, first set) a block device's queue settings:
+ * the served and the local device are compared as the kernel and stage0 set them up. */
+static void queue_settings(const char *device, long read_ahead_kb) {
+    char path[128], value[2][32] = {"?", "?"};
+    static const char *const names[2] = {"read_ahead_kb", "max_sectors_kb"};
+    if (read_ahead_kb > 0) {
+        snprintf(path, sizeof path, "/sys/block/%s/queue/read_ahead_kb", device);
+        int fd = open(path, O_WRONLY);
+        if (fd < 0 || dprintf(fd, "%ld", read_ahead_kb) < 0) fail(path);
+        close(fd);
+    }
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "/sys/block/%s/queue/%s", device, names[i]);
+        int fd = open(path, O_RDONLY);
+        ssize_t n = fd >= 0 ? read(fd, value[i], sizeof value[i] - 1) : -1;
+        if (fd >= 0) close(fd);
+        value[i][n > 0 ? strcspn(value[i], "\n") : 1] = 0;
+    }
+    say("VMBENCH queue device=%s read_ahead_kb=%s max_sectors_kb=%s\n", device, value[0],
+        value[1]);
+}
+
+static void drop_caches(void) {
+    sync();
+    int fd = open("/proc/sys/vm/drop_caches", O_WRONLY);
+    if (fd < 0 || write(fd, "3", 1) != 1) fail("drop caches");
+    close(fd);
+}
+
+/* Read `path` whole into `into` (at most `cap` bytes), `chunk` bytes per read(2). */
+static size_t timed_read(const char *path, uint8_t *into, size_t cap, size_t chunk,
+                         int64_t *micros) {
+    int64_t start = now_us(CLOCK_MONOTONIC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fail(path);
+    size_t total = 0;
+    for (ssize_t n; total < cap; total += (size_t)n) {
+        size_t want = cap - total < chunk ? cap - total : chunk;
+        n = read(fd, into + total, want);
+        if (n < 0) fail(path);
+        if (n == 0) break;
+    }
+    *micros = now_us(CLOCK_MONOTONIC) - start;
+    close(fd);
+    return total;
+}
+
+/* The guest's CPU time so far, from /proc/stat's "cpu" line: user, nice, system, idle,
+ * iowait, irq, softirq (in USER_HZ ticks). A read whose CPU is mostly idle/iowait waited
+ * for its device; one that is mostly system/softirq was bound by the guest's own work. */
+enum { CPU_FIELDS = 7 };
+static void cpu_times(uint64_t out[CPU_FIELDS]) {
+    char text[256] = "";
+    int fd = open("/proc/stat", O_RDONLY);
+    ssize_t n = fd >= 0 ? read(fd, text, sizeof text - 1) : -1;
+    if (fd >= 0) close(fd);
+    memset(out, 0, CPU_FIELDS * sizeof *out);
+    if (n > 0) {
+        text[n] = 0;
+        sscanf(text, "cpu %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64
+               " %" SCNu64, &out[0], &out[1], &out[2], &out[3], &out[4], &out[5], &out[6]);
+    }
+}
+
+static uint64_t checksum(const uint8_t *data, size_t size) {
+    const uint64_t *words = (const uint64_t *)data;
+    uint64_t sum = 0;
+    for (size_t i = 0; i < size / 8; i++) sum += words[i] * (uint64_t)(i + 1);
+    return sum;
+}
+
+int main(void) {
+    int fd = open("/dev/console", O_WRONLY | O_NOCTTY);
+    if (fd >= 0) console = fd;
+    say("VMBENCH init pid=%d boottime_us=%" PRId64 "\n", (int)getpid(), now_us(CLOCK_BOOTTIME));
+
+    long rounds = cmdline_number("vmbench.rounds", 3);
+    size_t chunk = (size_t)cmdline_number("vmbench.chunk", 1024) << 10;
+    struct stat st;
+    if (stat("/data/blob", &st) != 0) fail("/data/blob");
+    size_t size = (size_t)st.st_size;
+    load_virtio_blk();
+    mount_reference();
+    queue_settings("nbd0", cmdline_number("vmbench.read_ahead_kb", 0));
+    queue_settings("vda", 0);
+    uint8_t *copy[2] = {malloc(size), malloc(size)};
+    if (!copy[0] || !copy[1] || !chunk) fail("memory");
+    static const char *const names[2] = {"served", "virtio"};
+    static const char *const paths[2] = {"/data/blob", "/mnt/reference/data/blob"};
+    for (long r = 0; r < rounds; r++) {
+        for (int k = 0; k < 2; k++) {
+            int which = (int)((k + r) % 2);
+            drop_caches();
+            int64_t us;
+            uint64_t before[CPU_FIELDS], after[CPU_FIELDS];
+            cpu_times(before);
+            size_t got = timed_read(paths[which], copy[which], size, chunk, &us);
+            cpu_times(after);
+            say("VMBENCH read round=%ld path=%s bytes=%zu us=%" PRId64 "\n", r, names[which],
+                got, us);
+            say("VMBENCH cpu round=%ld path=%s user=%" PRIu64 " system=%" PRIu64 " idle=%" PRIu64
+                " iowait=%" PRIu64 " irq=%" PRIu64 " softirq=%" PRIu64 "\n", r, names[which],
+                after[0] + after[1] - before[0] - before[1], after[2] - before[2],
+                after[3] - before[3], after[4] - before[4], after[5] - before[5],
+                after[6] - before[6]);
+        }
+        say("VMBENCH check round=%ld same=%d sum=%016" PRIx64 "\n", r,
+            memcmp(copy[0], copy[1], size) == 0, checksum(copy[0], size));
+    }
+    say("VMBENCH done\n");
+    poweroff();
+}

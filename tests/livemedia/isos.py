@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +31,7 @@ from pathlib import Path
 from tests.artifact import imaging
 from tests.artifact.shapes import DT, MODULES, ROOT_UUID, SDM845_DTBS, _link, _put
 from tests.rootfs.kernel_trees import compress_modules, copy_module_subset, debian_kernel
+from tests.support.cache import build_once, keep_only
 from tests.support.debian import REPO_ROOT
 
 CACHE = REPO_ROOT / ".cache" / "artifacts"
@@ -210,25 +209,12 @@ def _key() -> str:
 
 def build(name: str) -> LiveIso:
     """Build (or reuse from the cache) the live ISO ``name``."""
-    done = CACHE / _key() / f"live-{name}"
-    marker = done / "iso.txt"
-    if not marker.exists():
-        # Worktrees share the cache: build in a private directory and rename it into
-        # place (atomic), so two test runs building at once never mix their files.
-        done.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(dir=done.parent, prefix=f".live-{name}."))
+
+    def make(work: Path) -> None:
         keep = BUILDERS[name](work)
-        for entry in work.iterdir():
-            if entry == keep:
-                continue
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
+        keep_only(work, keep)
         (work / "iso.txt").write_text(keep.name)
-        try:
-            os.rename(work, done)
-        except OSError:  # another run finished first: use its copy
-            shutil.rmtree(work, ignore_errors=True)
+
+    done = build_once(CACHE / _key() / f"live-{name}", make)
     kver = debian_kernel("arm64")[1]
-    return LiveIso(name, done / marker.read_text(), kver, _expect(name, kver))
+    return LiveIso(name, done / (done / "iso.txt").read_text(), kver, _expect(name, kver))

@@ -14,7 +14,6 @@ are in docs/benchmarks-rootfs.md (bench/live_iso.py).
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import threading
 from collections.abc import Iterator
@@ -36,6 +35,7 @@ from fastboop.sim.phone import SimulatedPhone
 from tests.artifact import imaging
 from tests.livemedia.isos import CACHE, _key, _link, _put, _squashfs, _vmlinuz, system_tree
 from tests.livemedia.isos import _dtbs_into as dtbs_into
+from tests.support.cache import build_once, keep_only
 from tests.support.http_range import RangeHandler
 from tests.support.sessions import run_until_phone_is_up
 
@@ -44,26 +44,23 @@ pytestmark = pytest.mark.anyio
 
 def remote_iso() -> Path:
     """An Ubuntu-shaped ISO with the parts a boot never reads (cached)."""
-    done = CACHE / _key() / "live-remote" / "ubuntu-remote.iso"
-    if done.exists():
-        return done
-    work = done.parent.with_name(f".live-remote.{os.getpid()}")
-    minimal, standard, iso = work / "minimal", work / "standard", work / "iso"
-    kver = system_tree(minimal, usr_merged=True, compress=None, os_id="ubuntu")
-    dtbs_into(minimal / f"lib/firmware/{kver}/device-tree")
-    rng = random.Random(12)
-    _put(standard, "usr/share/standard/blob", rng.randbytes(24 << 20))
-    _link(_vmlinuz(), iso / "casper/vmlinuz")
-    _put(iso, "casper/initrd", rng.randbytes(16 << 20))  # compressed cpios: incompressible
-    _put(iso, "boot/grub/efi.img", rng.randbytes(8 << 20))
-    _squashfs(minimal, iso / "casper/minimal.squashfs", "zstd")
-    _squashfs(standard, iso / "casper/minimal.standard.squashfs", "zstd")
-    imaging.run("xorriso", "-as", "mkisofs", "-quiet", "-R", "-J", "-V", "Ubuntu remote",
-                "-o", work / done.name, iso)  # fmt: skip
-    done.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(work / done.name, done)
-    imaging.run("rm", "-rf", work)
-    return done
+
+    def make(work: Path) -> None:
+        minimal, standard, iso = work / "minimal", work / "standard", work / "iso"
+        kver = system_tree(minimal, usr_merged=True, compress=None, os_id="ubuntu")
+        dtbs_into(minimal / f"lib/firmware/{kver}/device-tree")
+        rng = random.Random(12)
+        _put(standard, "usr/share/standard/blob", rng.randbytes(24 << 20))
+        _link(_vmlinuz(), iso / "casper/vmlinuz")
+        _put(iso, "casper/initrd", rng.randbytes(16 << 20))  # compressed cpios: incompressible
+        _put(iso, "boot/grub/efi.img", rng.randbytes(8 << 20))
+        _squashfs(minimal, iso / "casper/minimal.squashfs", "zstd")
+        _squashfs(standard, iso / "casper/minimal.standard.squashfs", "zstd")
+        imaging.run("xorriso", "-as", "mkisofs", "-quiet", "-R", "-J", "-V", "Ubuntu remote",
+                    "-o", work / "ubuntu-remote.iso", iso)  # fmt: skip
+        keep_only(work, work / "ubuntu-remote.iso")
+
+    return build_once(CACHE / _key() / "live-remote-1", make) / "ubuntu-remote.iso"
 
 
 class Counter:

@@ -13,12 +13,11 @@ and serve the root file's slice of the ISO. Cached under ``.cache/vm/live``.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from tests.artifact import imaging
+from tests.support.cache import build_once, keep_only
 from tests.support.debian import REPO_ROOT, debian_kernel
 from tests.vm import disk_images
 from tests.vm.disk_images import VM_MODULE_DIRS, VmDisk
@@ -83,18 +82,12 @@ def build_live(shape: str) -> VmDisk:
                                                          "rootfs_image.py"))  # fmt: skip
     key = hashlib.sha256(f"{shape}|{kver}|{init.name}|".encode() + sources).hexdigest()[:16]
     marker = f"fastboop-vm-live-{shape}-{key}"
-    done = LIVE_CACHE / f"{shape}-{key}"
-    if not (done / "sum").exists():
-        LIVE_CACHE.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(dir=LIVE_CACHE, prefix=f".{shape}-"))
+
+    def make(work: Path) -> None:
         image = builder(work, marker)
-        staged = Path(tempfile.mkdtemp(dir=LIVE_CACHE, prefix=f".{shape}-done-"))
-        os.replace(image, staged / image.name)
-        (staged / "sum").write_text(blob_checksum(_blob(marker, BLOB_BYTES)))
-        shutil.rmtree(work)
-        try:
-            os.rename(staged, done)
-        except OSError:  # another run built it meanwhile
-            shutil.rmtree(staged, ignore_errors=True)
+        keep_only(work, image)
+        (work / "sum").write_text(blob_checksum(_blob(marker, BLOB_BYTES)))
+
+    done = build_once(LIVE_CACHE / f"{shape}-{key}", make)
     image = next(p for p in done.iterdir() if p.name != "sum")
     return VmDisk(image, kver, marker, BLOB_BYTES, (done / "sum").read_text(), rootfs, None)

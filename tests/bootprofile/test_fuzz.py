@@ -28,6 +28,7 @@ from fastboop.bootprofile.schema import (
 from fastboop.bootprofile.validate import validate
 from fastboop.channel.head import NeedMoreBytes, scan_head
 from fastboop.errors import FastboopError
+from tests.support.errors import one_line
 
 TEXT = st.text(max_size=12)
 CONTENT = st.none() | st.builds(Content, st.just("sha512:" + "ab" * 64), st.integers(0, 1 << 40))
@@ -74,8 +75,8 @@ def test_damaged_records(profile: BootProfile, mutations: list[tuple[int, int]],
     try:
         decoded, _ = decode_fbooprof(bytes(data))
         validate(decoded, require_content=False)
-    except FastboopError:
-        pass
+    except FastboopError as error:
+        one_line(error)
 
 
 @settings(max_examples=300, deadline=None)
@@ -88,8 +89,8 @@ def test_channel_heads(noise: bytes, prefix: int) -> None:
         assert 0 <= head.consumed <= len(data)
     except NeedMoreBytes as more:
         assert more.size <= len(data)  # only ever asks for what the stream has
-    except FastboopError:
-        pass
+    except FastboopError as error:
+        one_line(error)
 
 
 JSONISH = st.recursive(st.none() | st.booleans() | st.integers(-5, 1 << 33) | TEXT,
@@ -109,5 +110,5 @@ def test_hostile_manifests(data: object) -> None:
         profile = parse_manifest(data)
         validate(profile, files_unhashed=True)
         assert load_manifest(json.dumps(data)) == profile
-    except FastboopError:
-        pass
+    except FastboopError as error:
+        one_line(error)

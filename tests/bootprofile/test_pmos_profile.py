@@ -120,3 +120,36 @@ def test_channel_of_profile_and_image(
     assert code == 1
     assert err.strip().startswith(
         "fastboop: error: rootfs.ext4.mbr.android_sparseimg.xz.file: digest mismatch")
+
+
+def test_boot_profile_choice_in_a_channel(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two boot profiles in one channel: ``stage0.devices`` filters them by the device,
+    ``--boot-profile`` chooses when several fit, and several without a choice is one line."""
+    anywhere = {**MANIFEST, "id": "pmos-any", "extra_cmdline": "console=tty0 pmos.any"}
+    del anywhere["stage0"]  # no stage0.devices: it fits every device
+    (workdir / "any.yaml").write_text(yaml.safe_dump(anywhere, sort_keys=False))
+    for name in ("pmos", "any"):
+        assert run(capsys, "bootprofile", "create", f"{name}.yaml", "-o", f"{name}.fbp")[0] == 0
+    channel = workdir / "two.channel"
+    channel.write_bytes(b"".join((workdir / n).read_bytes()
+                                 for n in ("pmos.fbp", "any.fbp", IMAGE)))  # fmt: skip
+
+    def stage0(device: str, *more: str) -> tuple[int, str, str]:
+        return run(capsys, "stage0", str(channel), "--device-profile", device, "--json",
+                   "--no-system-time", "-o", "initrd", *more)  # fmt: skip
+
+    code, _out, err = stage0("oneplus-fajita")  # both fit the fajita
+    assert code == 2
+    assert err.strip() == (f"fastboop: error: {channel}: 2 boot profiles fit for device "
+                           "'oneplus-fajita': pmos-fajita, pmos-any (choose one with "
+                           "--boot-profile ID)")  # fmt: skip
+    code, out, err = stage0("oneplus-fajita", "--boot-profile", "pmos-any")
+    assert code == 0, err
+    assert json.loads(out)["kernel_cmdline"].startswith("console=tty0 pmos.any")
+    code, out, err = stage0("oneplus-enchilada")  # pmos-fajita's stage0.devices excludes it
+    assert code == 0, err
+    assert json.loads(out)["kernel_cmdline"].startswith("console=tty0 pmos.any")
+    code, _out, err = stage0("oneplus-enchilada", "--boot-profile", "pmos-fajita")
+    assert code == 2 and "boot profile 'pmos-fajita' is not for device 'oneplus-enchilada'" in err

@@ -8,6 +8,7 @@ checkout's Python, which the VM runs from a read-only share.
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -31,13 +32,14 @@ def compile_static(name: str, arch: str = "amd64") -> Path:
     target = BIN_CACHE / f"{name}-{digest}{suffix}"
     if not target.exists():
         BIN_CACHE.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(".part")
+        # a private name: two worktrees sharing .cache may compile the same program at once
+        partial = target.with_name(f".{target.name}.{os.getpid()}.part")
         subprocess.run(
             [COMPILERS[arch], "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-O2", "-static",
              "-o", str(partial), str(source)],
             check=True,
         )  # fmt: skip
-        partial.rename(target)
+        partial.replace(target)
     return target
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,26 +65,32 @@ def build_rootfs(arch: str = "amd64", *, blob_bytes: int = BLOB_BYTES,
     blob = _blob(marker, blob_bytes)
     meta = image.with_suffix(".sum")
     if not image.exists() or not meta.exists():
-        staging = IMAGE_CACHE / f"staging-{key}"
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(kroot, staging, copy_function=_link_or_copy, ignore=_skip_stamp)
-        # The package leaves the index to its postinst; a real rootfs has it.
-        subprocess.run(["depmod", "-b", str(staging), kver], check=True)
-        (staging / "sbin").mkdir(exist_ok=True)
-        shutil.copy(init, staging / "sbin" / "init")
-        (staging / "sbin" / "init").chmod(0o755)
-        (staging / "etc").mkdir(exist_ok=True)
-        (staging / "etc" / "vmtest-marker").write_text(marker + "\n")
-        (staging / "data").mkdir(exist_ok=True)
-        (staging / "data" / "blob").write_bytes(blob)
-        (staging / "data" / "blob.sums").write_bytes(chunk_sums(blob))
-        partial = image.with_suffix(".part")
-        subprocess.run(
-            ["mkfs.erofs", "--quiet", "-T0", "--all-root", str(partial), str(staging)], check=True
-        )
-        shutil.rmtree(staging)
-        meta.write_text(blob_checksum(blob))
-        partial.rename(image)
+        # Private staging and output names, renamed into place: two worktrees sharing
+        # .cache (or two test processes) may build the same image at once.
+        IMAGE_CACHE.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".rootfs-{key}.", dir=IMAGE_CACHE))
+        try:
+            staging = work / "tree"
+            shutil.copytree(kroot, staging, copy_function=_link_or_copy, ignore=_skip_stamp)
+            # The package leaves the index to its postinst; a real rootfs has it.
+            subprocess.run(["depmod", "-b", str(staging), kver], check=True)
+            (staging / "sbin").mkdir(exist_ok=True)
+            shutil.copy(init, staging / "sbin" / "init")
+            (staging / "sbin" / "init").chmod(0o755)
+            (staging / "etc").mkdir(exist_ok=True)
+            (staging / "etc" / "vmtest-marker").write_text(marker + "\n")
+            (staging / "data").mkdir(exist_ok=True)
+            (staging / "data" / "blob").write_bytes(blob)
+            (staging / "data" / "blob.sums").write_bytes(chunk_sums(blob))
+            partial = work / "image.erofs"
+            subprocess.run(["mkfs.erofs", "--quiet", "-T0", "--all-root", str(partial),
+                            str(staging)], check=True)  # fmt: skip
+            (work / "sum").write_text(blob_checksum(blob))
+            # the checksum first: an image without its .sum is rebuilt, never half-read
+            (work / "sum").replace(meta)
+            partial.replace(image)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     return VmRootfs(image, kver, marker, blob_bytes, meta.read_text().strip())
 
 

@@ -53,7 +53,9 @@ def check_journal(journal: Path, tmp_path: Path) -> None:
 
 def test_arm64_from_the_image_to_init(tmp_path: Path, arm64_rootfs: VmRootfs) -> None:
     rootfs = arm64_rootfs
-    with virtual_phone("vm-arm64", tmp_path, once=True) as sim:
+    saved = tmp_path / "boots"
+    with virtual_phone("vm-arm64", tmp_path, once=True,
+                       extra=["--save-boot", str(saved)]) as sim:  # fmt: skip
         boot = Boot(rootfs.image, tmp_path, "--usbip", sim.usbip)  # profile detected
         status = sim.wait_exit()  # --once: the simulator ends with the VM, with its status
         code, output = boot.interrupt()
@@ -69,6 +71,19 @@ def test_arm64_from_the_image_to_init(tmp_path: Path, arm64_rootfs: VmRootfs) ->
     assert "Machine model: linux,dummy-virt" in console  # qemu's own tree, not a phone's
     assert code == ExitCode.INTERRUPTED, output
     check_journal(boot.journal, tmp_path)
+    check_saved_boot(saved / "vm-arm64-1.img", tmp_path)
+
+
+def check_saved_boot(image: Path, tmp_path: Path) -> None:
+    """``--save-boot`` kept what qemu booted: an Android boot image AOSP's tool reads, with
+    the profile's cmdline, a kernel and stage0's ramdisk, and no DTB (qemu has its own)."""
+    shown = subprocess.run(["unpack_bootimg", "--boot_img", str(image), "--out",
+                            str(tmp_path / "unpacked")], capture_output=True, text=True,
+                           check=True).stdout  # fmt: skip
+    assert "console=ttyAMA0 mitigations=off" in shown, shown
+    unpacked = tmp_path / "unpacked"
+    assert (unpacked / "kernel").stat().st_size > 0 and (unpacked / "ramdisk").stat().st_size > 0
+    assert not (unpacked / "dtb").exists()  # unpack_bootimg writes one for a non-empty section
 
 
 def test_x86_64_from_the_image_to_init(tmp_path: Path, amd64_rootfs: VmRootfs) -> None:

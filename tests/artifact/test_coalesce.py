@@ -8,9 +8,12 @@ from pathlib import Path
 import pytest
 
 from fastboop.artifact.coalesce import CoalescedFilesystem, Mount
+from fastboop.artifact.roles import _Lazy
 from fastboop.errors import UsageError
 from fastboop.rootfs.dirfs import DirectoryFilesystem
 from fastboop.rootfs.errors import NotFoundError
+from fastboop.rootfs.fs import Filesystem
+from fastboop.rootfs.subtree import SubtreeFilesystem
 
 
 def put(root: Path, rel: str, data: bytes = b"x") -> None:
@@ -86,3 +89,14 @@ def test_root_must_come_first(tmp_path: Path) -> None:
     (tmp_path / "r").mkdir()
     with pytest.raises(UsageError):
         CoalescedFilesystem([Mount("/boot", DirectoryFilesystem(tmp_path / "r"), "x")])
+
+
+@pytest.mark.parametrize("wrapper", [CoalescedFilesystem, SubtreeFilesystem, _Lazy])
+def test_wrappers_pass_every_reader_primitive_through(wrapper: type[Filesystem]) -> None:
+    """A wrapper that falls back to Filesystem's default for a primitive loses what the
+    reader does better: EROFS decodes only a kernel's header for ``node_read_head``, btrfs
+    resolves symlinks itself. Every ``node_*`` primitive must reach the inner reader."""
+    primitives = [name for name in vars(Filesystem) if name.startswith("node_")]
+    assert "node_read_head" in primitives and "node_readlink" in primitives
+    inherited = [name for name in primitives if name not in vars(wrapper)]
+    assert inherited == []

@@ -78,6 +78,11 @@ class CoalescedFilesystem(Filesystem):
         index, inner = node.layers[0]
         return self.mounts[index].fs.node_read(inner)
 
+    def node_read_head(self, node: Node, length: int) -> bytes:
+        assert isinstance(node, _CNode)
+        index, inner = node.layers[0]
+        return self.mounts[index].fs.node_read_head(inner, length)
+
     def node_readlink(self, node: Node) -> str:
         assert isinstance(node, _CNode)
         index, inner = node.layers[0]

@@ -204,6 +204,12 @@ class _Lazy(Filesystem):
     def node_read(self, node: Node) -> bytes:
         return self.inner.node_read(node)
 
+    def node_read_head(self, node: Node, length: int) -> bytes:
+        return self.inner.node_read_head(node, length)
+
+    def node_readlink(self, node: Node) -> str:
+        return self.inner.node_readlink(node)
+
 
 def _read_fstab(fs: Filesystem) -> list[FstabEntry]:
     try:

@@ -35,5 +35,8 @@ class SubtreeFilesystem(Filesystem):
     def node_read(self, node: Node) -> bytes:
         return self.inner.node_read(node)
 
+    def node_read_head(self, node: Node, length: int) -> bytes:
+        return self.inner.node_read_head(node, length)
+
     def node_readlink(self, node: Node) -> str:
         return self.inner.node_readlink(node)

@@ -46,6 +46,7 @@ from tests.rootfs.kernel_trees import (
     copy_module_subset,
     debian_kernel,
 )
+from tests.support.build_cache import build_once
 from tests.support.debian import REPO_ROOT
 
 CACHE = REPO_ROOT / ".cache" / "artifacts"
@@ -267,12 +268,8 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
 
 def build(name: str) -> Shape:
     """Build (or reuse from the cache) the artifact ``name``."""
-    done = CACHE / _key() / name
-    marker = done / "shape.txt"
-    if not marker.exists():
-        work = done.with_name(f".{name}.partial")
-        shutil.rmtree(work, ignore_errors=True)
-        work.mkdir(parents=True)
+
+    def make(work: Path) -> None:
         keep = BUILDERS[name](work)
         for entry in work.iterdir():  # keep only the artifact itself
             if entry == keep:
@@ -282,10 +279,10 @@ def build(name: str) -> Shape:
             else:
                 entry.unlink()
         (work / "shape.txt").write_text(keep.name)
-        shutil.rmtree(done, ignore_errors=True)
-        work.rename(done)
+
+    done = build_once(CACHE / _key() / name, make)
     kver = debian_kernel("arm64")[1]
-    return Shape(name, done / marker.read_text(), kver, EXPECT[name](kver))
+    return Shape(name, done / (done / "shape.txt").read_text(), kver, EXPECT[name](kver))
 
 
 def _pmos_expect(scheme: str) -> Callable[[str], Expect]:

@@ -27,6 +27,7 @@ from pathlib import Path
 from tests.artifact import imaging
 from tests.artifact.imaging import Part
 from tests.rootfs.kernel_trees import copy_module_subset
+from tests.support.build_cache import build_once
 from tests.support.debian import REPO_ROOT, debian_kernel
 from tests.vm.guestbins import compile_static
 from tests.vm.rootfs_image import BLOB_BYTES, _blob, blob_checksum, chunk_sums
@@ -130,15 +131,15 @@ def build_disk(shape: str) -> VmDisk:
     sources += (REPO_ROOT / "tests" / "artifact" / "imaging.py").read_bytes()
     key = hashlib.sha256(f"{shape}|{kver}|{init.name}|".encode() + sources).hexdigest()[:16]
     marker = f"fastboop-vm-{shape}-disk-{key}"
-    done = DISK_CACHE / f"{shape}-{key}"
-    if not (done / "sum").exists():
-        work = DISK_CACHE / f".{shape}-{key}.partial"
-        shutil.rmtree(work, ignore_errors=True)
-        work.mkdir(parents=True)
-        image = builder(work, marker)
-        done.mkdir(parents=True, exist_ok=True)
-        os.replace(image, done / image.name)
-        shutil.rmtree(work)
-        (done / "sum").write_text(blob_checksum(_blob(marker, BLOB_BYTES)))
+
+    def make(work: Path) -> None:
+        scratch = work / "scratch"
+        scratch.mkdir()
+        image = builder(scratch, marker)
+        os.replace(image, work / image.name)
+        shutil.rmtree(scratch)
+        (work / "sum").write_text(blob_checksum(_blob(marker, BLOB_BYTES)))
+
+    done = build_once(DISK_CACHE / f"{shape}-{key}", make)
     image = next(p for p in done.iterdir() if p.name != "sum")
     return VmDisk(image, kver, marker, BLOB_BYTES, (done / "sum").read_text(), rootfs, subvol)

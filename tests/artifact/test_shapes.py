@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from fastboop.artifact.open import ArtifactOptions
 from fastboop.backends.exports import open_export
 from fastboop.bootimg import unwrap_kernel
 from fastboop.cli import main as cli_main
+from fastboop.cli.serve import _check_image
 from tests.artifact import shapes
 from tests.bootimg.aosp_tools import unpack_bootimg
 from tests.support.debian import REPO_ROOT
@@ -186,3 +188,51 @@ def test_the_export_is_exactly_the_root_volume(name: str, tmp_path: Path) -> Non
     with disk.open("rb") as raw:
         raw.seek(start)
         assert data == raw.read(export.spec.size_bytes)
+
+
+def test_several_kernels_picked_and_others_listed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Fedora's kernel RPM leaves a second ``vmlinuz`` beside the modules: the boot
+    volume's is picked, the other is named, in text and in ``--json`` notes, by ``stage0``
+    and by ``rootfs inspect`` (which takes ``--kernel-version`` as stage0 does)."""
+    shape = shapes.build("fedora")
+    kver, path = shape.kver, str(shape.path)
+    picked, other = f"/boot/vmlinuz-{kver}", f"/lib/modules/{kver}/vmlinuz"  # /lib -> usr/lib
+    note = f"2 kernels found: picked {picked} "
+    argv = ["stage0", path, "--device-profile", "oneplus-fajita", "--no-system-time"]
+    assert cli_main.main([*argv, "--json"]) == 0
+    notes = json.loads(capsys.readouterr().out)["notes"]
+    assert any(n.startswith(note) and n.endswith(f"; also {other}") for n in notes), notes
+    assert cli_main.main(argv) == 0
+    text = capsys.readouterr().out
+    assert f"note:      {note}" in text and other in text
+
+    assert cli_main.main(["rootfs", "inspect", path, "--json"]) == 0
+    kernel = json.loads(capsys.readouterr().out)["kernel"]
+    assert (kernel["path"], kernel["volume"], kernel["others"]) == (picked, "partition 2", [other])
+    assert cli_main.main(["rootfs", "inspect", path]) == 0
+    assert f"also:    {other}" in capsys.readouterr().out
+    assert cli_main.main(["rootfs", "inspect", path, "--kernel-version", "9.9", "--json"]) == 0
+    error = json.loads(capsys.readouterr().out)["kernel"]["error"]
+    assert "no modules directory for kernel version 9.9" in error
+
+    # Symlinks read through the merged tree: the btrfs root subvolume's, /boot's.
+    assert cli_main.main(["rootfs", "ls", "-l", path, "/"]) == 0
+    assert "sbin -> usr/sbin" in capsys.readouterr().out
+    assert cli_main.main(["rootfs", "ls", "-l", path, "/boot"]) == 0
+    assert f"dtb -> dtb-{kver}" in capsys.readouterr().out
+
+
+def test_serve_refuses_a_root_without_the_booted_kernels_modules(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``serve`` builds no payload; given the kernel the phone was booted with, it checks
+    the root it would serve holds that kernel's modules before waiting for a gadget."""
+    shape = shapes.build("pmos-mbr-ext2")
+    disk = shape.path
+    assert cli_main.main(["serve", str(disk), "--kernel-version", "9.9", "--no-journal"]) != 0
+    err = capsys.readouterr().err
+    assert "no modules directory for kernel version 9.9" in err and "waiting" not in err
+    assert f"available: {shape.kver}" in err
+    _check_image(disk, ArtifactOptions(kernel_version=shape.kver))  # the right one passes

@@ -17,8 +17,14 @@ VOLUME_FORMS = ("a partition number or GPT name, a filesystem label, UUID=…, L
                 "PARTUUID=…, PARTLABEL=… or a tar member")  # fmt: skip
 
 
-def add_artifact_options(parser: Any, *, kernel_version: bool = True) -> None:
-    """Add ``--partition``, ``--boot-partition`` and (optionally) ``--kernel-version``."""
+KERNEL_VERSION_HELP = "pick this kernel (its /lib/modules/KVER) when the image has several"
+
+
+def add_artifact_options(
+    parser: Any, *, kernel_version: bool = True, kernel_version_help: str = KERNEL_VERSION_HELP
+) -> None:
+    """Add ``--partition``, ``--boot-partition`` and (optionally) ``--kernel-version``,
+    whose help a command that does not pick a kernel words for what it does with it."""
     parser.add_argument("--partition", metavar="VOLUME",
                         help=f"the root volume inside a disk image or tarball: {VOLUME_FORMS} "
                         "(default: from GPT types, labels and the contents)")  # fmt: skip
@@ -27,9 +33,7 @@ def add_artifact_options(parser: Any, *, kernel_version: bool = True) -> None:
                         "looked up first (default: from the root's /etc/fstab, GPT types "
                         "and labels)")  # fmt: skip
     if kernel_version:
-        parser.add_argument("--kernel-version", metavar="KVER",
-                            help="pick this kernel (its /lib/modules/KVER) when the image "
-                            "has several")  # fmt: skip
+        parser.add_argument("--kernel-version", metavar="KVER", help=kernel_version_help)
     parser.add_argument("--boot-profile", metavar="ID",
                         help="with a channel carrying several boot profiles: the one to use "
                         "(default: the only one whose stage0.devices fits the device)")

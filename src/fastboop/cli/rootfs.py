@@ -20,12 +20,12 @@ from fastboop.errors import FastboopError
 from fastboop.rootfs.fs import Filesystem, Stat
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
+def _add_common(parser: argparse.ArgumentParser, *, kernel_version: bool = False) -> None:
     parser.add_argument("rootfs", metavar="ROOTFS",
                         help="image file, directory or http(s) URL (compressed, sparse or "
                              "partitioned images are unwrapped automatically; a disk's "
                              "volumes show as one tree: the root, /boot on it)")  # fmt: skip
-    add_artifact_options(parser, kernel_version=False)
+    add_artifact_options(parser, kernel_version=kernel_version)
 
 
 def register(subparsers: Any) -> None:
@@ -49,7 +49,7 @@ def register(subparsers: Any) -> None:
     cat.set_defaults(handler=run_cat)
 
     inspect = sub.add_parser("inspect", help="format, layers, kernels and modules found")
-    _add_common(inspect)
+    _add_common(inspect, kernel_version=True)  # inspect reports the kernel it would pick
     inspect.add_argument("--json", action="store_true", help="print JSON")
     inspect.set_defaults(handler=run_inspect)
 

@@ -22,7 +22,7 @@ import anyio
 import msgspec
 
 from fastboop import events as ev
-from fastboop.artifact.open import ArtifactOptions
+from fastboop.artifact.open import ArtifactOptions, open_artifact
 from fastboop.backends.exports import export_block_size, open_served_source
 from fastboop.backends.gadgets import OverlayExports, UsbGadgetSource, serve_only_backend
 from fastboop.cli.artifact_options import add_artifact_options, artifact_options
@@ -35,6 +35,7 @@ from fastboop.machines.session import SessionSnapshot
 from fastboop.runtime import Session
 from fastboop.runtime.interactive import Interruption, run_session
 from fastboop.smoo.export import Export
+from fastboop.stage0.discover import modules_for_external_kernel
 from fastboop.transports.base import DeviceAddress
 
 PLAIN_STATS_EVERY = 5.0  # seconds between stats lines when stderr is not a terminal
@@ -73,7 +74,9 @@ def register(sub: Any) -> None:
                         "(needs the 'metrics' extra: pip install 'fastboop[metrics]')")
     parser.add_argument("--metrics-addr", default="127.0.0.1", metavar="ADDR",
                         help="address for --metrics-port (default: 127.0.0.1)")
-    add_artifact_options(parser, kernel_version=False)
+    add_artifact_options(parser, kernel_version_help="the kernel the phone was booted with "
+                         "(as given to boot --output or stage0): refuse to serve a root "
+                         "without its /lib/modules/KVER")  # fmt: skip
     add_journal_flags(parser)
     add_json_flag(parser)
     parser.set_defaults(handler=run)
@@ -165,6 +168,11 @@ def _check_image(rootfs: Path, options: ArtifactOptions) -> None:
         Export.of(source, block_size=export_block_size(source))
     finally:
         source.close()
+    if options.kernel_version is not None:
+        # A payload built for another kernel finds no modules in this root: say so now.
+        tree = open_artifact(str(rootfs), options).fs
+        modules_for_external_kernel(tree, label=str(rootfs),
+                                    kernel_version=options.kernel_version)  # fmt: skip
 
 
 def _check_libusb() -> None:

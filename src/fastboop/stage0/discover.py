@@ -183,11 +183,15 @@ def modules_for_external_kernel(
     (a boot profile's ``kernel`` override): §4.9 rules 2-3, or the pinned version."""
     dirs = module_dirs(fs)
     if kernel_version is not None:
-        dirs = [d for d in dirs if d.kver == kernel_version]
-        if not dirs:
+        pinned = [d for d in dirs if d.kver == kernel_version]
+        if not pinned:
+            available = ", ".join(d.kver for d in dirs) or "none"
             raise MissingFileError(
-                f"no modules directory for kernel version {kernel_version}", where=fs.label
+                f"no modules directory for kernel version {kernel_version}",
+                where=fs.label,
+                hint=f"available: {available}",
             )
+        dirs = pinned
     return _with_modules(label, None, "kernel override", dirs)
 
 

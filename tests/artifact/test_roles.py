@@ -179,3 +179,21 @@ def test_no_root_to_be_found(tmp_path: Path) -> None:
     only = roles_of([volume(0, "erofs")], {0: DirectoryFilesystem(tmp_path / "a")})
     assert only.root.why == "the only Linux filesystem"
     assert "is it really the root?" in only.notes[0]
+
+
+def test_an_unreadable_linux_partition_beside_a_lone_boot_volume(tmp_path: Path) -> None:
+    """A pmOS disk whose root superblock is damaged: the boot volume is the only
+    filesystem left, and taking it for the root would end in "no kernel in /". The
+    error names the partition that is likely the root and cannot be read."""
+    put(tmp_path / "boot", "vmlinuz")
+    boot = {0: DirectoryFilesystem(tmp_path / "boot")}
+    damaged = [volume(0, "ext4", label="pmOS_boot", ptype="83"),
+               VolumeInfo(index=1, kind=None, partition=Partition(2, 0, 1 << 20, "83"))]
+    with pytest.raises(UsageError, match=r"no volume holds a system: partition 1 \(ext4 "
+                       r"'pmOS_boot'\) has no /etc/fstab, modules directory or init, and "
+                       r"partition 2 holds no filesystem fastboop reads") as info:
+        roles_of(damaged, boot)
+    assert "--partition" in (info.value.hint or "")
+    # A partition of another type (swap here) is no root: the lone filesystem is taken.
+    swap = [damaged[0], VolumeInfo(index=1, kind=None, partition=Partition(2, 0, 1, "82"))]
+    assert roles_of(swap, boot).root.why == "the only Linux filesystem"

@@ -280,6 +280,18 @@ def _choose_root(
             where = f" in subvolume {tree.subvol!r}" if tree.subvol else ""
             return volume, f"the first Linux filesystem that holds a system{where}"
     if len(usable) == 1:
+        unread = [v for v in volumes if v.kind is None and _linux_type(v)]
+        if unread and opener(usable[0]) is not None:
+            # The lone readable one holds no system (a boot volume), and a Linux partition
+            # fastboop cannot read is the likely root: say that, not "no kernel in /".
+            raise UsageError(
+                f"no volume holds a system: {usable[0].describe()} has no /etc/fstab, "
+                f"modules directory or init, and {', '.join(v.name for v in unread)} "
+                "holds no filesystem fastboop reads",
+                hint="a damaged superblock, or a filesystem other than ext2/3/4, EROFS, "
+                "btrfs and FAT; check the image's download, or name the root with "
+                "--partition",
+            )
         return usable[0], "the only Linux filesystem"
     raise UsageError(
         "cannot tell which volume is the root",
@@ -342,6 +354,15 @@ def _choose_boot(
             return Role(volume.index, f"it holds a kernel at its top level ({kernels[0]})",
                         "/boot")  # fmt: skip
     return None
+
+
+#: Partition types a Linux root may have: MBR Linux, GPT Linux data (and the root types).
+LINUX_TYPES = ("83", "0fc63daf-8483-4772-8e79-3d69d8477de4", *ROOT_TYPES)
+
+
+def _linux_type(volume: VolumeInfo) -> bool:
+    kind = gpt_type(volume)
+    return kind is not None and kind.casefold() in LINUX_TYPES
 
 
 def _is_esp(volume: VolumeInfo) -> bool:

@@ -49,10 +49,12 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "sim",
         description=(
-            "Serve a simulated phone in fastboot mode over fastboot TCP and/or UDP until "
-            "interrupted (Ctrl-C). MODEL is a built-in model named after a device profile "
-            "(see --list) or a path to a model YAML file. The simulator answers getvar, "
-            "download and boot, refuses everything else, and logs every command."
+            "Serve a simulated phone in fastboot mode over fastboot TCP, UDP and/or USB/IP "
+            "until interrupted (Ctrl-C). MODEL is a built-in model named after a device "
+            "profile (see --list) or a path to a model YAML file. The simulator answers "
+            "getvar, download and boot, refuses everything else, and logs every command. "
+            "The virtual phones (vm-arm64, vm-x86_64) boot what they receive in qemu, all "
+            "the way to the distro's init (docs/virtual-phone.md)."
         ),
         epilog=(
             "examples:\n"

@@ -117,10 +117,28 @@ def pair(runs: int) -> dict[str, list[float]]:
         return samples
 
 
+def sample(root: Path, kver: str, runs: int = 5) -> None:
+    """One process of bench/peers.py's pair, on a tree it built: the cold closure once,
+    then the median of ``runs`` warm ones (the index reused, as within ``fastboop``)."""
+    texts = index_texts(root, kver)
+    required = stage0_list(root, kver)
+    cold = closure_seconds(texts, kver, required, cold=True)
+    warm = statistics.median(closure_seconds(texts, kver, required, cold=False)
+                             for _ in range(runs))  # fmt: skip
+    load = resolve_closure(ModuleIndex.parse(kver, **texts), required).load
+    print(f"cold closure of {len(load)} modules in {cold:.6f} s")
+    print(f"warm closure of {len(load)} modules in {warm:.6f} s (median of {runs})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--sample", nargs=2, metavar=("ROOT", "KVER"),
+                        help="time the closure on a built tree (bench/peers.py)")  # fmt: skip
     args = parser.parse_args()
+    if args.sample:
+        sample(Path(args.sample[0]), args.sample[1])
+        return
     samples = pair(args.runs)
     for side in ("warm", "cold", "modprobe"):
         print(summary(side, samples[side]))

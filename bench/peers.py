@@ -1,14 +1,13 @@
-"""fastboop next to the tools it replaces, the same work side by side (issue 15).
+"""fastboop next to the tools it replaces, the same work side by side: every pair of issue 15.
 
 Run: ``.venv/bin/python bench/peers.py [-n 5] [--only NAME ...] [--list]``
 
-Each *pair* gives a fastboop command and its peer's (AOSP ``fastboot``, ``mkbootimg``, …)
-the same input. The two run in turn, ``-n`` times each, so machine load hits both alike;
-for every metric the script prints the median, min and max of each side and of the
-ratio fastboop / peer over the runs: ``wall`` is the whole process as a user waits for
-it, ``rss`` its peak memory (``ru_maxrss``), ``step`` a time each side reports itself
-where there is one (AOSP fastboot's ``OKAY [x s]`` for its download). Goals are printed
-beside the ratios; nothing is asserted — speed belongs here, not in tests.
+The pairs: start-up (``--version``, ``--help``), a fastboot download over TCP and UDP (AOSP
+``fastboot stage``), boot images v0/v2/v3 (AOSP ``mkbootimg``) and v4 (against our v3),
+extracting a file from EROFS (``fsck.erofs --extract``), the stage0 module closure
+(``modprobe --show-depends``), the whole ``fastboop stage0`` and ``fastboop replay`` of a
+million events (absolute goals, no peer). How they run and what is printed:
+``bench/peerlib.py``. It never asserts a speed; results go to docs/benchmarks.md.
 
 Adding a pair is a function that prepares its input in a scratch directory and yields
 the two commands (a context: it may start a server first and stop it after)::
@@ -31,147 +30,28 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import platform
-import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-FASTBOOP = [str(Path(sys.executable).with_name("fastboop"))]
-METRICS = ("wall", "step", "rss")
-UNITS = {"wall": "s", "step": "s", "rss": "MB"}
+BENCH = Path(__file__).resolve().parent
+sys.path[:0] = [str(BENCH.parent), str(BENCH)]
 
-
-@dataclass
-class Command:
-    """One side of a pair: a command line, and how to read its own step time."""
-
-    argv: list[str]
-    step: str | None = None  # regex with one group: seconds, found in stdout + stderr
-    env: dict[str, str] | None = None
-
-
-@dataclass
-class Sides:
-    ours: Command
-    peer: Command
-    check: Callable[[], str] | None = None  # after the runs: a line saying what matched
-
-
-@dataclass
-class Pair:
-    name: str
-    what: str
-    setup: Callable[[Path], contextlib.AbstractContextManager[Sides]]
-    goals: dict[str, float] = field(default_factory=dict)
-    needs: tuple[str, ...] = ()  # executables that must exist (else the pair is skipped)
-
-
-PAIRS: dict[str, Pair] = {}
-
-
-def pair(
-    name: str, what: str, *, goals: dict[str, float] | None = None, needs: tuple[str, ...] = ()
-) -> Callable[[Callable[[Path], Iterator[Sides]]], Callable[[Path], Iterator[Sides]]]:
-    """Register a pair; the function is a generator used as a context manager."""
-
-    def register(function: Callable[[Path], Iterator[Sides]]) -> Callable[[Path], Iterator[Sides]]:
-        PAIRS[name] = Pair(name, what, contextlib.contextmanager(function), goals or {}, needs)
-        return function
-
-    return register
-
-
-# --- running ----------------------------------------------------------------------------
-
-
-@dataclass
-class Run:
-    wall: float
-    rss: float  # MB
-    step: float | None
-    output: str
-
-
-def run(command: Command, work: Path) -> Run:
-    out_path = work / "out.txt"
-    env = {**os.environ, **(command.env or {})}
-    with out_path.open("w+b") as out:
-        start = time.perf_counter()
-        process = subprocess.Popen(command.argv, stdout=out, stderr=subprocess.STDOUT, env=env)
-        _, status, usage = os.wait4(process.pid, 0)
-        wall = time.perf_counter() - start
-        process.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        output = out.read().decode(errors="replace")
-    if process.returncode != 0:
-        raise RuntimeError(f"{' '.join(command.argv)} failed ({process.returncode}):\n{output}")
-    step = None
-    if command.step is not None:
-        found = re.search(command.step, output)
-        if found is None:
-            raise RuntimeError(f"no step time ({command.step!r}) in:\n{output}")
-        step = float(found.group(1))
-    return Run(wall=wall, rss=usage.ru_maxrss / 1024, step=step, output=output)
-
-
-def summary(values: list[float]) -> str:
-    return f"{statistics.median(values):8.3f} [{min(values):.3f}-{max(values):.3f}]"
-
-
-def measure(chosen: Pair, runs: int, work: Path) -> list[str]:
-    lines = [f"## {chosen.name}: {chosen.what} (n = {runs}, alternating)"]
-    with chosen.setup(work) as sides:
-        ours: list[Run] = []
-        peer: list[Run] = []
-        for _ in range(runs):
-            ours.append(run(sides.ours, work))
-            peer.append(run(sides.peer, work))
-        check = sides.check() if sides.check is not None else None
-    lines.append(f"  {'metric':<6} {'fastboop median [min-max]':<28} {'peer median [min-max]':<28}"
-                 f" {'ratio median [min-max]':<28} goal")  # fmt: skip
-    for metric in METRICS:
-        a = [getattr(r, metric) for r in ours]
-        b = [getattr(r, metric) for r in peer]
-        if None in a or None in b:
-            continue
-        ratios = [x / y for x, y in zip(a, b, strict=True)]
-        goal = chosen.goals.get(metric)
-        verdict = ""
-        if goal is not None:
-            verdict = f"<= {goal:g}: " + ("met" if statistics.median(ratios) <= goal else "NOT met")
-        unit = UNITS[metric]
-        lines.append(f"  {metric:<6} {summary(a)} {unit:<3} {summary(b)} {unit:<3}"
-                     f" {summary(ratios)}     {verdict}")  # fmt: skip
-    if check is not None:
-        lines.append(f"  check: {check}")
-    return lines
-
-
-def header(runs: int) -> list[str]:
-    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip()  # fmt: skip
-    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "-uno"],
-                           capture_output=True, text=True).stdout.strip()  # fmt: skip
-    cpu = next((line.split(":", 1)[1].strip() for line in
-                Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
-               platform.processor())  # fmt: skip
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    return [
-        f"# bench/peers.py, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-        f"commit {commit}{' (with local changes)' if dirty else ''}; {os.cpu_count()} CPUs "
-        f"({cpu}); load average at start {load}; python {platform.python_version()}; "
-        f"n = {runs} per side",
-    ]
+from peerlib import (  # noqa: E402
+    FASTBOOP,
+    PAIRS,
+    PYTHON,
+    Command,
+    Sides,
+    header,
+    measure,
+    missing_tools,
+    pair,
+)
 
 
 def main() -> None:
@@ -193,7 +73,7 @@ def main() -> None:
     for chosen in PAIRS.values():
         if args.only and chosen.name not in args.only:
             continue
-        missing = [tool for tool in chosen.needs if shutil.which(tool) is None]
+        missing = missing_tools(chosen)
         print(flush=True)
         if missing:
             print(f"## {chosen.name}: skipped, {', '.join(missing)} not installed", flush=True)
@@ -202,6 +82,23 @@ def main() -> None:
             for line in measure(chosen, runs, Path(scratch)):
                 print(line, flush=True)
     print(f"\nload average at the end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+# --- pairs: start-up ---------------------------------------------------------------------
+
+STARTUP_LIMIT = {"wall": 0.060}
+
+
+@pair("startup-version", "`fastboop --version` (AOSP `fastboot --version` beside it)",
+      limits=STARTUP_LIMIT, needs=("fastboot",))  # fmt: skip
+def startup_version(work: Path) -> Iterator[Sides]:
+    yield Sides(ours=Command([*FASTBOOP, "--version"]), peer=Command(["fastboot", "--version"]))
+
+
+@pair("startup-help", "`fastboop --help` (AOSP `fastboot --help` beside it)",
+      limits=STARTUP_LIMIT, needs=("fastboot",))  # fmt: skip
+def startup_help(work: Path) -> Iterator[Sides]:
+    yield Sides(ours=Command([*FASTBOOP, "--help"]), peer=Command(["fastboot", "--help"]))
 
 
 # --- pairs: fastboot download (AOSP fastboot) ------------------------------------------
@@ -364,6 +261,100 @@ def bootimg_v3(work: Path) -> Iterator[Sides]:
       goals={"wall": 1.0, "rss": 1.2})  # fmt: skip
 def bootimg_v4(work: Path) -> Iterator[Sides]:
     yield _bootimg(4, work, peer_version=3)
+
+
+# --- pairs: EROFS, module closure, stage0, replay -----------------------------------------
+
+
+@pair("erofs-extract", "read Debian's 33 MB arm64 kernel out of an EROFS image (-zlz4hc)",
+      goals={"wall": 1.5}, needs=("fsck.erofs", "mkfs.erofs"))  # fmt: skip
+def erofs_extract(work: Path) -> Iterator[Sides]:
+    from erofs_extract import build_image
+
+    image, path = build_image(work)
+    ours_out, peer_dir = work / "kernel.out", work / "extracted"
+
+    def check() -> str:
+        same = ours_out.read_bytes() == (peer_dir / path.lstrip("/")).read_bytes()
+        return "extracted bytes identical" if same else "extracted bytes DIFFER"
+
+    yield Sides(
+        ours=Command([*FASTBOOP, "rootfs", "cat", str(image), path], stdout=ours_out),
+        peer=Command(["fsck.erofs", f"--extract={peer_dir}", str(image)],
+                     before=lambda: shutil.rmtree(peer_dir, ignore_errors=True)),
+        check=check,
+    )  # fmt: skip
+
+
+@pair("module-closure", "the stage0 module closure on Debian's arm64 tree: fastboop "
+      "in-process, warm (step) vs a `modprobe --show-depends -a` process",
+      limits={"step": 0.010}, needs=("modprobe", "depmod"))  # fmt: skip
+def module_closure(work: Path) -> Iterator[Sides]:
+    from closure import stage0_list
+    from tests.rootfs.kernel_trees import full_depmod_tree
+    from tests.stage0.kindex import index_from_tree, modprobe_show_depends, oracle_root
+
+    from fastboop.stage0.modules import resolve_closure
+
+    root = work / "tree"
+    kver = full_depmod_tree("arm64", root)
+    required = stage0_list(root, kver)
+    names = [name for name, _ in required]
+    oracle = oracle_root(root, kver)
+
+    def check() -> str:
+        closure = resolve_closure(index_from_tree(root, kver), required)
+        builtin, paths = modprobe_show_depends(root, kver, *names)
+        ours = list(closure.files)
+        if ours == paths:
+            return (f"closure identical to modprobe's ({len(ours)} modules, same order; "
+                    f"built-in: {len(closure.builtin)} ours, {len(builtin)} modprobe)")  # fmt: skip
+        if set(ours) == set(paths):
+            return f"same {len(ours)} modules as modprobe, in another order"
+        return (f"closure DIFFERS from modprobe's: only ours {sorted(set(ours) - set(paths))}, "
+                f"only modprobe {sorted(set(paths) - set(ours))}")  # fmt: skip
+
+    yield Sides(
+        ours=Command([PYTHON, str(BENCH / "closure.py"), "--sample", str(root), kver],
+                     step=r"warm closure .* in ([\d.]+) s", show=("step",)),
+        peer=Command(["modprobe", "-C", str(oracle / "no-modprobe.d"), "-d", str(oracle),
+                      "-S", kver, "--show-depends", "-a", *names]),
+        check=check,
+        versus={"step": "wall"},
+    )  # fmt: skip
+
+
+@pair("stage0", "the whole `fastboop stage0` from the 1.34 GiB EROFS of bench/rootfs_large.py "
+      "(OnePlus 6T), warm", limits={"wall": 0.15, "rss": 64}, needs=("mkfs.erofs",))  # fmt: skip
+def stage0(work: Path) -> Iterator[Sides]:
+    from large_rootfs_image import large_image
+    from stage0_cli import DT
+    from tests.support.debian import debian_kernel
+
+    package_root, kver = debian_kernel("arm64")
+    image = large_image(BENCH.parent / ".cache" / "bench", package_root, kver)
+    yield Sides(ours=Command([*FASTBOOP, "stage0", str(image), "--dtb-name", DT,
+                              "-o", str(work / "initrd.cpio")]))  # fmt: skip
+
+
+REPLAY_EVENTS = 1_000_000
+_JOURNAL = """\
+import sys
+from pathlib import Path
+sys.path[:0] = [sys.argv[1]]
+from journal import session_events, write_journal
+write_journal(Path(sys.argv[2]), session_events(int(sys.argv[3])))
+"""
+
+
+@pair("replay", f"`fastboop replay` of a {REPLAY_EVENTS:,}-event journal (rate: events/s wall)",
+      limits={"rss": 64, "rate": 300_000})  # fmt: skip
+def replay(work: Path) -> Iterator[Sides]:
+    journal = work / "session.fbj"
+    # written by a process of its own, so that this one stays small
+    subprocess.run([PYTHON, "-c", _JOURNAL, str(BENCH), str(journal), str(REPLAY_EVENTS)],
+                   check=True)  # fmt: skip
+    yield Sides(ours=Command([*FASTBOOP, "replay", str(journal)], count=REPLAY_EVENTS))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any, cast
 import msgspec
 
 from fastboop.artifact.coalesce import CoalescedFilesystem, Mount
-from fastboop.artifact.live import LiveRoot, expand_live_media, live_roles
 from fastboop.artifact.roles import Role, Roles, Subvolumes, choose_roles
 from fastboop.artifact.volumes import VolumeInfo
 from fastboop.blocks import BlockSource
@@ -36,6 +35,7 @@ from fastboop.rootfs.fs import Filesystem
 from fastboop.rootfs.open import default_cache_dir, open_source, volumes_of
 
 if TYPE_CHECKING:
+    from fastboop.artifact.live import LiveRoot
     from fastboop.bootprofile.artifact import ProfileUse
 
 
@@ -202,8 +202,12 @@ def open_artifact(
             opened[volume.index] = open_filesystem(source, label=f"{text} ({volume.name})")
         return opened[volume.index]
 
-    live = expand_live_media(text, volumes, sources, opened)
-    live_root = None
+    live = live_root = None
+    if any(volume.kind == "iso9660" for volume in volumes):
+        # live media only: the ISO 9660 and squashfs readers load when an image needs them
+        from fastboop.artifact.live import expand_live_media, live_roles
+
+        live = expand_live_media(text, volumes, sources, opened)
     if live is not None:
         if options.boot_partition is not None:
             raise UsageError("--boot-partition does not apply to live media: the kernel "

@@ -4,10 +4,10 @@ From a ``git clone`` of this repository: ``python -m build --sdist`` and ``pip w
 a wheel rebuilt from the sdist with no compiler at all (it must take the sdist's prebuilt
 stage0 binaries, byte-identical to a fresh build: the build is reproducible); a wheel
 from a clone without the aarch64 compiler (it must refuse to build, saying what to
-install). Then each install — the wheel with pip, the sdist with ``uv tool install``,
-``pip install git+file://…`` — runs ``--version``, ``devpro list``, ``stage0 … -o`` and
-``boot --output`` from a directory outside the checkout, and mypy finds fastboop's types
-in a user's script.
+install). Then each install — the wheel with pip; the sdist with pip, ``uv tool install``
+and ``pipx install``; the git URL with pip and ``uv tool install`` — runs ``--version``,
+``devpro list``, ``stage0 … -o`` and ``boot --output`` from a directory outside the
+checkout, and mypy finds fastboop's types in a user's script.
 """
 
 from __future__ import annotations
@@ -119,13 +119,23 @@ def installed(work: Path, how: str, dist: Path, clone: Path) -> Path:
     """A clean install made the way ``how`` says; returns the directory of its fastboop."""
     elsewhere = work / f"run-{how}"
     elsewhere.mkdir(exist_ok=True)
-    if how == "uv-tool-sdist":
-        (sdist,) = dist.glob("fastboop-*.tar.gz")
-        tools, bins = work / "uv-tools", work / "uv-bin"
+    (sdist,) = dist.glob("fastboop-*.tar.gz")
+    if how.startswith("uv-tool-"):
+        source = str(sdist) if how == "uv-tool-sdist" else f"git+file://{clone}"
+        tools, bins = work / f"uv-tools-{how}", work / f"uv-bin-{how}"
         uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or "uv"
-        run([uv, "tool", "install", "--quiet", str(sdist)], cwd=elsewhere,
+        run([uv, "tool", "install", "--quiet", source], cwd=elsewhere,
             env=clean_env(UV_TOOL_DIR=str(tools), UV_TOOL_BIN_DIR=str(bins),
                           UV_CACHE_DIR=str(work / "uv-cache")))  # fmt: skip
+        return bins
+    if how == "pipx-sdist":  # pipx itself from PyPI, in a venv of its own
+        helper = work / "venv-pipx"
+        run([sys.executable, "-m", "venv", str(helper)], cwd=elsewhere)
+        run([str(helper / "bin" / "python"), "-m", "pip", "install", "--quiet", "pipx"],
+            cwd=elsewhere)  # fmt: skip
+        bins = work / "pipx-bin"
+        run([str(helper / "bin" / "pipx"), "install", "--quiet", str(sdist)], cwd=elsewhere,
+            env=clean_env(PIPX_HOME=str(work / "pipx-home"), PIPX_BIN_DIR=str(bins)))
         return bins
     venv = work / f"venv-{how}"
     run([sys.executable, "-m", "venv", str(venv)], cwd=elsewhere)
@@ -134,14 +144,14 @@ def installed(work: Path, how: str, dist: Path, clone: Path) -> Path:
         (wheel,) = dist.glob("fastboop-*.whl")
         run([*pip, str(wheel), "mypy"], cwd=elsewhere)
     elif how == "pip-sdist":
-        (sdist,) = dist.glob("fastboop-*.tar.gz")
         run([*pip, str(sdist)], cwd=elsewhere)
     else:
         run([*pip, f"git+file://{clone}"], cwd=elsewhere)
     return venv / "bin"
 
 
-@pytest.mark.parametrize("how", ["pip-wheel", "pip-sdist", "uv-tool-sdist", "pip-git"])
+@pytest.mark.parametrize("how", ["pip-wheel", "pip-sdist", "pip-git", "uv-tool-sdist",
+                                 "uv-tool-git", "pipx-sdist"])
 def test_each_install_boots_and_builds_away_from_the_checkout(
     work: Path, dist: Path, clone: Path, rootfs: Path, how: str
 ) -> None:

@@ -4,6 +4,7 @@ compiled profile followed by the ``.img.xz``; a wrong digest fails naming the la
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -16,6 +17,7 @@ from fastboop.backends.exports import open_export
 from fastboop.cli import main as cli_main
 from tests.artifact import shapes
 from tests.rootfs.kernel_trees import debian_kernel
+from tests.support.http_range import range_server
 
 IMAGE = "pmos-oneplus-fajita.img.xz"
 XZ = {"android_sparseimg": {"xz": {"file": f"./{IMAGE}"}}}
@@ -47,7 +49,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def check_stage0(summary: dict, tmp_path: Path) -> None:  # type: ignore[type-arg]
+def check_stage0(summary: dict, tmp_path: Path, step: str = "file") -> None:  # type: ignore[type-arg]
     src, kver = debian_kernel("arm64")
     assert summary["kver"] == kver
     assert summary["files"]["kernel"] == {"path": "kernel:/vmlinuz", "volume": "kernel",
@@ -60,7 +62,7 @@ def check_stage0(summary: dict, tmp_path: Path) -> None:  # type: ignore[type-ar
     assert reasons["dwc3-qcom"].startswith("device tree:")
     assert (tmp_path / "kernel").read_bytes() == (src / f"boot/vmlinuz-{kver}").read_bytes()
     assert summary["boot_profile"]["verified"] == [
-        "rootfs.ext4.mbr.android_sparseimg.xz.file"]  # fmt: skip
+        f"rootfs.ext4.mbr.android_sparseimg.xz.{step}"]  # fmt: skip
 
 
 def test_manifest_compiles_shows_back_and_boots(
@@ -70,7 +72,7 @@ def test_manifest_compiles_shows_back_and_boots(
     assert code == 0 and json.loads(out)["hashed_files"] == [str(workdir / IMAGE)]
     code, shown, _ = run(capsys, "bootprofile", "show", "pmos.fbp")
     assert code == 0
-    digest = "sha512:" + __import__("hashlib").sha512((workdir / IMAGE).read_bytes()).hexdigest()
+    digest = "sha512:" + hashlib.sha512((workdir / IMAGE).read_bytes()).hexdigest()
     expected = json.loads(json.dumps(MANIFEST))
     for part in (expected["rootfs"]["ext4"], expected["kernel"]["fat"], expected["dtbs"]["fat"]):
         part["mbr"]["android_sparseimg"]["xz"]["content"] = {
@@ -153,3 +155,29 @@ def test_boot_profile_choice_in_a_channel(
     assert json.loads(out)["kernel_cmdline"].startswith("console=tty0 pmos.any")
     code, _out, err = stage0("oneplus-enchilada", "--boot-profile", "pmos-fajita")
     assert code == 2 and "boot profile 'pmos-fajita' is not for device 'oneplus-enchilada'" in err
+
+
+def test_http_steps_and_a_channel_url(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The same disk published on a web server: a profile whose steps are ``http`` (its
+    digest verified on the bytes fetched), and the channel itself given as a URL."""
+    data = (workdir / IMAGE).read_bytes()
+    content = {"digest": "sha512:" + hashlib.sha512(data).hexdigest(), "size_bytes": len(data)}
+    assert run(capsys, "bootprofile", "create", "pmos.yaml", "-o", "pmos.fbp")[0] == 0
+    served = workdir / "www"
+    served.mkdir()
+    (served / IMAGE).write_bytes(data)
+    (served / "pmos.channel").write_bytes((workdir / "pmos.fbp").read_bytes() + data)
+    with range_server(served) as base:
+        http = {"android_sparseimg": {"xz": {"http": f"{base}/{IMAGE}", "content": content}}}
+        manifest = {**MANIFEST, "rootfs": {"ext4": {"mbr": {"index": 1, **http}}},
+                    "kernel": {"path": "/vmlinuz", "fat": {"mbr": {"index": 0, **http}}},
+                    "dtbs": {"path": "/dtbs", "fat": {"mbr": {"index": 0, **http}}}}  # fmt: skip
+        (workdir / "web.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+        assert run(capsys, "bootprofile", "create", "web.yaml", "-o", "web.fbp")[0] == 0
+        (workdir / IMAGE).unlink()  # nothing local: every byte comes over HTTP
+        for artifact, step in (("web.fbp", "http"), (f"{base}/pmos.channel", "file")):
+            code, out, err = run(capsys, "stage0", artifact, "--device-profile",
+                                 "oneplus-fajita", "--json", "--no-system-time",
+                                 "--kernel-out", "kernel")  # fmt: skip
+            assert code == 0, err
+            check_stage0(json.loads(out), workdir, step)

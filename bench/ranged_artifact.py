@@ -187,9 +187,10 @@ def main() -> None:
         measure(images[shape], args.runs)
 
 
-def measure(image: Path, runs: int) -> None:
+def measure(image: Path, runs: int, what: str = f"xz, {BLOCK_SIZE >> 20} MiB blocks") -> None:
+    """``runs`` cold sessions booting ``image`` over HTTP (bench/live_iso.py uses it too)."""
     size = image.stat().st_size
-    print(f"artifact: {image.name}, {size / 1e6:.1f} MB (xz, {BLOCK_SIZE >> 20} MiB blocks)")
+    print(f"artifact: {image.name}, {size / 1e6:.1f} MB ({what})")
     results = []
     for run in range(runs):
         counting = Counting()

@@ -75,6 +75,15 @@ def test_invalid_first_record_fails_later_one_warns() -> None:
     bad_devpro = devpro("x")[:-3]
     with pytest.raises(ChannelError, match="invalid device profile record at byte 0"):
         scan_head(bad_devpro, len(bad_devpro))
+    # CHANNELS.md's invalid-head fixtures: a truncated record first fails; after a valid
+    # one it warns, naming where it ends, and the scan stops there.
+    with pytest.raises(ChannelError, match=r"at byte 0: .*unexpected end of data"):
+        scan_head(good[:-5], len(good) - 5)
+    for kind, cut in (("boot", good[:-5]), ("device", devpro("d")[:40])):
+        head = scan_head(good + cut, len(good) + len(cut))
+        assert head.consumed == len(good) and len(head.warnings) == 1
+        assert head.warnings[0].startswith(
+            f"invalid {kind} profile record at byte {len(good)} ends the head scan: ")
 
 
 def test_hints_skipped_index_and_legacy_refused() -> None:

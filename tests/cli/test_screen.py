@@ -68,6 +68,20 @@ def test_a_tcp_device_is_named_by_the_serial_getvar_answered() -> None:
     assert "identified as oneplus-fajita (serial 7c1e2d9f)" in lines
 
 
+def test_the_wait_for_a_device_counts_down_or_up() -> None:
+    clock = Clock()
+    narrator = SessionNarrator(clock)
+    assert narrator.lines(ev.SessionStarted(config=CONFIG)) == [
+        "waiting for a fastboot device on tcp (up to 30 s)"]  # fmt: skip
+    clock.now += 12
+    assert narrator.status() == "waiting for a fastboot device (tcp) (18 s left)"
+    unlimited = SessionNarrator(clock)
+    unlimited.lines(ev.SessionStarted(config=msgspec.structs.replace(CONFIG,
+                                                                    wait_for_device_s=0)))
+    clock.now += 75
+    assert unlimited.status() == "waiting for a fastboot device (tcp) (75 s, no time limit)"
+
+
 def test_upload_rate_and_eta_and_the_countdown() -> None:
     clock = Clock()
     narrator = SessionNarrator(clock)

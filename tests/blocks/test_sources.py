@@ -185,3 +185,24 @@ def test_stacks_match_a_model(tmp_path: Path, ops: list[tuple[str, int, int]], s
                 assert cow.read(a, b) == bytes(model[a : a + b])
     finally:
         cow.close()
+
+
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_dropped_sources_release_their_descriptors(tmp_path: Path) -> None:
+    """Sources are stacked and dropped without ``close()`` (container layers, zip members,
+    cache outputs); the fuzz campaign's zip family ran a worker out of descriptors that
+    way. Dropping one, or failing to build one, gives its descriptor back."""
+    image = tmp_path / "image"
+    image.write_bytes(bytes(range(256)) * 64)
+    before = open_descriptors()
+    for _ in range(300):
+        FileSource(image).read(0, 16)
+        CopyOnWriteSource(FileSource(image), tmp_path / "overlay", 4096).read(0, 16)
+        with pytest.raises(BlockSourceError):
+            CopyOnWriteSource(FileSource(image), tmp_path / "overlay", 3000)
+        with pytest.raises(BlockSourceError):
+            FileSource(tmp_path / "missing")
+    assert open_descriptors() == before

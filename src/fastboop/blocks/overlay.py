@@ -17,6 +17,7 @@ class CopyOnWriteSource:
     """
 
     def __init__(self, base: BlockSource, overlay_path: str | os.PathLike[str], block_size: int):
+        self._fd = -1  # __del__ runs even when __init__ fails
         if block_size <= 0 or base.size % block_size:
             raise BlockSourceError(
                 f"size {base.size} is not a multiple of block size {block_size}",
@@ -99,3 +100,6 @@ class CopyOnWriteSource:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+    def __del__(self) -> None:
+        self.close()  # dropped without close(): release the descriptor (see FileSource)

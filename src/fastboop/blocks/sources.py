@@ -43,6 +43,7 @@ class FileSource:
     direct = True
 
     def __init__(self, path: str | os.PathLike[str]):
+        self._fd = -1  # __del__ runs even when the open below fails
         self.path = Path(path).resolve()
         try:
             self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
@@ -88,6 +89,12 @@ class FileSource:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+    def __del__(self) -> None:
+        # Sources are stacked and dropped without close() (container layers, zip members,
+        # decompression-cache outputs): the descriptor goes with the object, or a
+        # long-running process (serve, the web UI, the fuzz campaign) runs out of them.
+        self.close()
 
     def __enter__(self) -> FileSource:
         return self

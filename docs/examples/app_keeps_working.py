@@ -15,7 +15,6 @@ import anyio
 
 import fastboop
 from fastboop import events as ev
-from fastboop.machines.session import SessionSnapshot
 
 
 class App:
@@ -32,7 +31,7 @@ class App:
             self.ticks += 1
             self.ticks_during_boot += self.booting
 
-    async def boot_phone(self, rootfs: str) -> SessionSnapshot:
+    async def boot_phone(self, rootfs: str) -> fastboop.SessionSnapshot:
         self.booting = True
         async with (
             fastboop.SimulatedPhone("oneplus-fajita") as phone,
@@ -47,7 +46,7 @@ class App:
         return session.result
 
 
-async def main(rootfs: str) -> tuple[App, SessionSnapshot]:
+async def main(rootfs: str) -> tuple[App, fastboop.SessionSnapshot]:
     app = App()
     async with anyio.create_task_group() as group:
         group.start_soon(app.tick_forever)

@@ -17,7 +17,6 @@ import anyio
 import fastboop
 from fastboop import events as ev
 from fastboop.blocks import FileSource
-from fastboop.machines.session import SessionSnapshot
 from fastboop.smoo.export import Export
 
 
@@ -47,7 +46,7 @@ class CountingSource:
         return self._inner.read(offset, length)
 
 
-async def main(rootfs: str) -> tuple[SessionSnapshot, CountingSource]:
+async def main(rootfs: str) -> tuple[fastboop.SessionSnapshot, CountingSource]:
     source = CountingSource(FileSource(rootfs))
     try:
         async with (

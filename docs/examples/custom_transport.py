@@ -16,7 +16,6 @@ import anyio
 
 import fastboop
 from fastboop.backends.ports import DeviceChanged
-from fastboop.machines.session import SessionSnapshot
 from fastboop.transports.base import DeviceAddress, Transport
 
 
@@ -59,7 +58,7 @@ class MyDevices:
         return CountingTransport(await self.phone.open(device), self.counts)
 
 
-async def main(rootfs: str) -> tuple[SessionSnapshot, dict[str, int]]:
+async def main(rootfs: str) -> tuple[fastboop.SessionSnapshot, dict[str, int]]:
     async with fastboop.SimulatedPhone("oneplus-fajita") as phone:
         devices = MyDevices(phone)
         result = await fastboop.boot(rootfs, device_profile="oneplus-fajita",

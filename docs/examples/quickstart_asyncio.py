@@ -15,12 +15,10 @@ import asyncio
 import sys
 
 import fastboop
-from fastboop.events import AnyEvent
-from fastboop.machines.session import SessionSnapshot
 
 
-async def main(rootfs: str) -> SessionSnapshot:
-    def show(event: AnyEvent) -> None:
+async def main(rootfs: str) -> fastboop.SessionSnapshot:
+    def show(event: fastboop.AnyEvent) -> None:
         print(type(event).__name__)
 
     async with fastboop.SimulatedPhone("oneplus-fajita") as phone:

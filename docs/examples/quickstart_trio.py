@@ -13,10 +13,9 @@ import trio
 
 import fastboop
 from fastboop import events as ev
-from fastboop.machines.session import SessionSnapshot
 
 
-async def main(rootfs: str) -> SessionSnapshot:
+async def main(rootfs: str) -> fastboop.SessionSnapshot:
     async with (
         fastboop.SimulatedPhone("oneplus-fajita") as phone,
         fastboop.open_session(rootfs, device_profile="oneplus-fajita", devices=phone,

@@ -18,11 +18,10 @@ import anyio
 import fastboop
 from fastboop.events import Event
 from fastboop.journal import Outcome
-from fastboop.machines.session import SessionSnapshot
 from fastboop.replay import ReplayReport, state_at
 
 
-async def main(rootfs: str) -> tuple[ReplayReport, SessionSnapshot]:
+async def main(rootfs: str) -> tuple[ReplayReport, fastboop.SessionSnapshot]:
     with tempfile.TemporaryDirectory() as scratch:
         journal = Path(scratch) / "session.fbj"
         async with fastboop.SimulatedPhone("oneplus-fajita") as phone:

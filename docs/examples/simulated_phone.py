@@ -16,11 +16,10 @@ import anyio
 import msgspec
 
 import fastboop
-from fastboop.machines.session import SessionSnapshot
 from fastboop.sim.model import CommandBehaviour, load_model
 
 
-async def main(rootfs: str) -> tuple[list[str], SessionSnapshot]:
+async def main(rootfs: str) -> tuple[list[str], fastboop.SessionSnapshot]:
     model = load_model("oneplus-fajita")
     stubborn = msgspec.structs.replace(
         model, behaviour={"download": CommandBehaviour(fail="not enough memory")})

@@ -25,8 +25,9 @@ TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~10 ms
 if TYPE_CHECKING:
     from typing import Any
 
-    from fastboop.events import SessionConfig
+    from fastboop.events import AnyEvent, SessionConfig
     from fastboop.journal import read_journal
+    from fastboop.machines.session import SessionSnapshot
     from fastboop.runtime import Backend, EffectContext, Session, SessionFault
     from fastboop.runtime.facade import (
         BuiltImage,
@@ -54,10 +55,13 @@ _LAZY: dict[str, str] = {
     "BootOptions": "fastboop.runtime.options",
     "read_journal": "fastboop.journal",
     "SimulatedPhone": "fastboop.sim.phone",
+    "AnyEvent": "fastboop.events",  # the type of every event on_event/iteration gives
+    "SessionSnapshot": "fastboop.machines.session",  # the type of a session's result
     **dict.fromkeys(_FACADE, "fastboop.runtime.facade"),
 }
 
 __all__ = [
+    "AnyEvent",
     "Backend",
     "BootOptions",
     "BuiltImage",
@@ -67,6 +71,7 @@ __all__ = [
     "Session",
     "SessionConfig",
     "SessionFault",
+    "SessionSnapshot",
     "SimulatedPhone",
     "__version__",
     "boot",

@@ -122,6 +122,24 @@ def test_tcp_forms_pick_the_right_one_of_two_simulated_phones(tmp_path: Path) ->
         )
 
 
+def test_udp_forms_pick_the_right_one_of_two_simulated_phones(tmp_path: Path) -> None:
+    with simulators(tmp_path, "oneplus-fajita", "google-sargo", transport="udp") as [
+        (fajita, _), (sargo, _)]:  # fmt: skip
+        for argv, env in (
+            (["-s", f"udp:{sargo}"], {}),
+            ([], {"ANDROID_SERIAL": f"udp:{sargo}"}),
+            (["-s", f"udp:{sargo}"], {"ANDROID_SERIAL": f"udp:{fajita}"}),  # -s wins
+            (["--udp", f"udp:{sargo}"], {}),  # as typed from `fastboot -s udp:…`
+        ):
+            done = subprocess.run(fastboop("devices", "-l", "--json", *argv),
+                                  capture_output=True, text=True, timeout=60,
+                                  env={**os.environ, **env})  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            (row,) = json.loads(done.stdout)
+            assert (row["serial"], row["path"], row["profiles"]) == (
+                SARGO_SERIAL, f"udp:{sargo}", ["google-sargo"])
+
+
 def test_boot_dash_s_tcp_boots_the_selected_phone_only(tmp_path: Path, rootfs: Path) -> None:
     image = rootfs
     with simulators(tmp_path, "oneplus-fajita", "google-sargo") as [(fajita, fajita_boots),

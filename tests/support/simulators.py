@@ -1,4 +1,4 @@
-"""`fastboop sim` processes over fastboot TCP, for tests of the command line.
+"""`fastboop sim` processes over fastboot TCP (or UDP), for tests of the command line.
 
 Each simulator is a real process speaking the real wire format; ``--save-boot`` keeps every
 image it was asked to boot, so a test can check what a command uploaded, and to whom.
@@ -34,22 +34,39 @@ def wait_for_port(address: str) -> None:
     raise AssertionError(f"nothing listens on {address}")
 
 
+def wait_for_log(log: Path, text: str) -> None:
+    """Until ``text`` is in the simulator's log (a hang guard of 30 s, not a speed limit);
+    a UDP server cannot be probed with a connection the way a TCP one can."""
+    deadline = time.monotonic() + 30
+    while text not in log.read_text():
+        assert time.monotonic() < deadline, f"no {text!r} in:\n{log.read_text()}"
+        time.sleep(0.1)
+
+
 @contextmanager
-def simulators(tmp_path: Path, *models: str) -> Iterator[list[tuple[str, Path]]]:
-    """``fastboop sim MODEL --tcp`` per model; yields (address, saved-boots dir) for each."""
+def simulators(
+    tmp_path: Path, *models: str, transport: str = "tcp"
+) -> Iterator[list[tuple[str, Path]]]:
+    """``fastboop sim MODEL --tcp`` (or ``--udp``) per model; yields (address, saved-boots
+    dir) for each."""
     started: list[tuple[subprocess.Popen[bytes], str, Path]] = []
     try:
         for index, model in enumerate(models):
             address = f"127.0.0.1:{free_port()}"
             saved = tmp_path / f"boots-{index}"
-            process = subprocess.Popen(
-                [sys.executable, "-m", "fastboop.cli.main", "sim", model, "--tcp", address,
-                 "--save-boot", str(saved)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
+            log = tmp_path / f"sim-{index}.log"
+            with log.open("wb") as out:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "fastboop.cli.main", "sim", model,
+                     f"--{transport}", address, "--save-boot", str(saved)],
+                    stdout=out, stderr=subprocess.STDOUT,
+                )  # fmt: skip
             started.append((process, address, saved))
-        for _, address, _ in started:
-            wait_for_port(address)
+        for index, (_, address, _) in enumerate(started):
+            if transport == "tcp":
+                wait_for_port(address)
+            else:
+                wait_for_log(tmp_path / f"sim-{index}.log", f"transport={transport}")
         yield [(address, saved) for _, address, saved in started]
     finally:
         for process, _, _ in started:

@@ -194,8 +194,8 @@ def test_several_kernels_picked_and_others_listed(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Fedora's kernel RPM leaves a second ``vmlinuz`` beside the modules: the boot
-    volume's is picked, the other is named, in text and in ``--json`` notes, by ``stage0``
-    and by ``rootfs inspect`` (which takes ``--kernel-version`` as stage0 does)."""
+    volume's is picked, the other is named, in text and in ``--json`` notes, by ``stage0``,
+    ``boot`` and ``rootfs inspect`` (which takes ``--kernel-version`` as stage0 does)."""
     shape = shapes.build("fedora")
     kver, path = shape.kver, str(shape.path)
     picked, other = f"/boot/vmlinuz-{kver}", f"/lib/modules/{kver}/vmlinuz"  # /lib -> usr/lib
@@ -216,6 +216,17 @@ def test_several_kernels_picked_and_others_listed(
     assert cli_main.main(["rootfs", "inspect", path, "--kernel-version", "9.9", "--json"]) == 0
     error = json.loads(capsys.readouterr().out)["kernel"]["error"]
     assert "no modules directory for kernel version 9.9" in error
+
+    # boot says it too: before it waits for a phone, and when it only builds the image.
+    boot = ["boot", path, "--device-profile", "oneplus-fajita", "--no-system-time"]
+    assert cli_main.main([*boot, "--wait", "0.2", "--no-journal"]) == 1  # no phone in time
+    assert f"note: {note}" in capsys.readouterr().err
+    output = ["--output", str(tmp_path / "boot.img")]
+    assert cli_main.main([*boot, *output, "--json"]) == 0
+    notes = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["notes"]
+    assert any(n.startswith(note) and n.endswith(f"; also {other}") for n in notes), notes
+    assert cli_main.main([*boot, *output]) == 0
+    assert f"  note:      {note}" in capsys.readouterr().out
 
     # Symlinks read through the merged tree: the btrfs root subvolume's, /boot's.
     assert cli_main.main(["rootfs", "ls", "-l", path, "/"]) == 0

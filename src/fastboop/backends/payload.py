@@ -186,4 +186,4 @@ class Stage0PayloadBuilder:
         }
         if "ostree" in stage0.settings:  # --ostree, or a profile that boots OSTree: which one
             inputs["ostree_deployment"] = stage0.settings["ostree"]
-        return BuiltPayload(image=image, summary=summary, inputs=inputs)
+        return BuiltPayload(image=image, summary=summary, inputs=inputs, notes=stage0.notes)

@@ -46,6 +46,7 @@ class BuiltPayload(msgspec.Struct, frozen=True, kw_only=True):
     image: bytes
     summary: str
     inputs: dict[str, str] = {}  # recorded in the journal: kernel, DTB, modules, clock…
+    notes: tuple[str, ...] = ()  # what the build decided that a user should read (not journaled)
 
 
 class PayloadBuilder(Protocol):

@@ -145,6 +145,8 @@ def build_only(args: argparse.Namespace, options: Any) -> int:
                 "ostree_deployment"):
         if key in inputs:
             print(f"  {key + ':':<10} {inputs[key]}")
+    for note in built.notes:
+        print(f"  note:      {note}")
     return 0
 
 

@@ -243,6 +243,7 @@ class BuiltImage(msgspec.Struct, frozen=True, kw_only=True, tag="built_image", t
     sha256: str
     summary: str
     inputs: dict[str, str]
+    notes: tuple[str, ...] = ()  # the build's notes: several kernels, decompressed modules…
     output: str | None = None
     image: bytes = msgspec.field(default=b"")
 
@@ -278,6 +279,7 @@ def build_boot_image(
         sha256=hashlib.sha256(built.image).hexdigest(),
         summary=built.summary,
         inputs=built.inputs,
+        notes=built.notes,
         output=str(target) if target is not None else None,
         image=built.image,
     )

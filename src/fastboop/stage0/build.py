@@ -205,9 +205,8 @@ def build_stage0(
     if kernel is None:
         boot_first = isinstance(artifact, Artifact) and artifact.roles.boot is not None
         choice = find_kernel(fs, kernel_version=kernel_version, boot_first=boot_first)
-        if choice.others:
-            notes.append(f"{1 + len(choice.others)} kernels found: picked {choice.kernel_path} "
-                         f"({choice.rule}); also {', '.join(choice.others)}")  # fmt: skip
+        if (several := choice.others_note()) is not None:
+            notes.append(several)
         kernel = _read_kernel(fs, choice.kernel_path, keep=keep_kernel)
     else:
         choice = modules_for_external_kernel(fs, label=kernel_label, kernel_version=kernel_version)

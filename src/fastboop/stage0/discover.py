@@ -93,6 +93,14 @@ class KernelChoice(msgspec.Struct, frozen=True):
     def kver(self) -> str | None:
         return self.modules.kver if self.modules else None
 
+    def others_note(self) -> str | None:
+        """The note for an image with several kernels (which was picked, by which rule,
+        and the others), shown by ``stage0``, ``boot`` and in ``--json`` notes."""
+        if not self.others:
+            return None
+        return (f"{1 + len(self.others)} kernels found: picked {self.kernel_path} "
+                f"({self.rule}); also {', '.join(self.others)}")  # fmt: skip
+
 
 def _kernel_candidates(
     fs: Filesystem, dirs: list[ModulesDir]

@@ -70,6 +70,7 @@ def check_artifact(
         else:
             parse_fdt(dtb)
     subvol = f", subvolume {artifact.subvol!r}" if artifact.subvol else ""
+    several = choice.others_note()
     return ArtifactCheck(
         root=artifact.root.describe() + subvol,
         rootfs=artifact.rootfs_kind,
@@ -77,5 +78,5 @@ def check_artifact(
         kver=index.kver,
         kernel_volume=artifact.origin(choice.kernel_path),
         dtb=dtb_path,
-        notes=artifact.notes,
+        notes=artifact.notes + ((several,) if several else ()),
     )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,15 +23,10 @@ from fastboop.cli.exit_codes import ExitCode
 from fastboop.demo.rootfs import demo_rootfs
 from fastboop.journal import read_journal
 from fastboop.replay import replay_journal
+from tests.support.simulators import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "fastboop.cli.main"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

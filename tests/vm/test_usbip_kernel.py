@@ -16,6 +16,7 @@ arrival that ``fastboop detect`` sees.
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 from pathlib import Path
@@ -33,6 +34,7 @@ from fastboop.transports.usbip import (
     UsbipClient,
 )
 from fastboop.transports.usbip_net import parse_server
+from tests.support.usbip_tool import usbip_list
 from tests.vm.rootfs_image import VmRootfs, build_rootfs
 from tests.vm.vphone import CLI, Boot, virtual_phone
 
@@ -159,6 +161,9 @@ def test_usbip_against_the_kernel_then_stage0_reboots_to_the_bootloader(
                     "vm-arm64", "--smoo-host-timeout", str(HOST_TIMEOUT),
                     "--gadget-timeout", "1")  # fmt: skip
         sim.wait_console(f"stage0: waiting up to {HOST_TIMEOUT} s for the host")
+        # Linux's own USB/IP client reads vphone-usbip's device list (relayed by the sim)
+        listing = usbip_list(sim.usbip)
+        assert re.search(r"^\s*usbip-vudc\.0: .*\(18d1:4ee0\)$", listing, re.M), listing
         talk_to_the_kernel(sim.usbip)
 
         # Nobody finishes the smoo handshake: stage0's deadline, then back to fastboot

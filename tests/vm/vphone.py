@@ -8,7 +8,6 @@ wait has a hang guard; none of them is a speed assertion.
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,15 +16,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.support.debian import REPO_ROOT
+from tests.support.simulators import free_port
 
 CLI = [sys.executable, "-m", "fastboop.cli.main"]
 HANG_GUARD = 300.0  # seconds; a cold TCG boot plus the read of the served rootfs
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for_text(path: Path, text: str, *, after: int = 0, limit: float = HANG_GUARD,

@@ -45,6 +45,7 @@ import anyio  # noqa: E402
 from tests.artifact import imaging  # noqa: E402
 from tests.artifact.imaging import Part  # noqa: E402
 from tests.rootfs.kernel_trees import full_depmod_tree  # noqa: E402
+from tests.support.build_cache import build_once  # noqa: E402
 from tests.support.debian import debian_kernel  # noqa: E402
 from tests.support.http_range import RangeHandler  # noqa: E402
 
@@ -87,40 +88,41 @@ def _filler(root: Path) -> None:
 def build_images() -> dict[str, Path]:
     """The same disk twice: ``raw`` (xz of the disk, as pmOS publishes images for devices
     that are not Android phones) and ``sparse`` (Android-sparse, then xz, as for phones)."""
-    out = CACHE / f"ranged-{RECIPE}"
-    images = {"raw": out / "pmos-raw.img.xz", "sparse": out / "pmos-sparse.img.xz"}
-    if all(path.exists() for path in images.values()):
-        return images
-    done = images["sparse"]
-    work = done.parent / "work"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    src, kver = debian_kernel("arm64")
-    boot, root = work / "boot", work / "root"
-    (boot / "dtbs").mkdir(parents=True)
-    shutil.copyfile(src / f"boot/vmlinuz-{kver}", boot / "vmlinuz")
-    rng = random.Random(SEED + 1)
-    (boot / "initramfs").write_bytes(rng.randbytes(12 << 20))
-    (boot / "initramfs-extra").write_bytes(rng.randbytes(24 << 20))
-    shutil.copytree(src / f"usr/lib/linux-image-{kver}", boot / "dtbs", dirs_exist_ok=True)
-    root.mkdir()
-    full_depmod_tree("arm64", root)
-    (root / "etc").mkdir()
-    (root / "etc/os-release").write_text("ID=postmarketos\n")
-    _filler(root)
-    boot_img = imaging.mkfs_vfat(boot, work / "boot.img", label="pmOS_boot", volume_id="0B00F00D")
-    with open(boot_img, "r+b") as f:
-        f.truncate(256 << 20)  # pmOS's boot partition size; FAT's tail stays unused
-    root_img = work / "root.img"
-    imaging.run("mkfs.ext4", "-q", "-F", "-d", root, "-L", "pmOS_root", root_img,
-                str(ROOT_SIZE // 1024) + "k")  # fmt: skip
-    disk = imaging.make_disk(work / "disk.img", "dos", [Part(boot_img, "c"), Part(root_img, "83")],
-                             disk_id="0x5eedb007")  # fmt: skip
-    imaging.xz(disk, images["raw"], block_size=BLOCK_SIZE)
-    sparse = imaging.android_sparse(disk, work / "disk.simg")
-    imaging.xz(sparse, images["sparse"], block_size=BLOCK_SIZE)
-    shutil.rmtree(work)
-    return images
+    names = {"raw": "pmos-raw.img.xz", "sparse": "pmos-sparse.img.xz"}
+
+    def make(out: Path) -> None:  # a private directory, renamed into place when complete
+        work = out / "work"
+        work.mkdir()
+        src, kver = debian_kernel("arm64")
+        boot, root = work / "boot", work / "root"
+        (boot / "dtbs").mkdir(parents=True)
+        shutil.copyfile(src / f"boot/vmlinuz-{kver}", boot / "vmlinuz")
+        rng = random.Random(SEED + 1)
+        (boot / "initramfs").write_bytes(rng.randbytes(12 << 20))
+        (boot / "initramfs-extra").write_bytes(rng.randbytes(24 << 20))
+        shutil.copytree(src / f"usr/lib/linux-image-{kver}", boot / "dtbs", dirs_exist_ok=True)
+        root.mkdir()
+        full_depmod_tree("arm64", root)
+        (root / "etc").mkdir()
+        (root / "etc/os-release").write_text("ID=postmarketos\n")
+        _filler(root)
+        boot_img = imaging.mkfs_vfat(boot, work / "boot.img", label="pmOS_boot",
+                                     volume_id="0B00F00D")  # fmt: skip
+        with open(boot_img, "r+b") as f:
+            f.truncate(256 << 20)  # pmOS's boot partition size; FAT's tail stays unused
+        root_img = work / "root.img"
+        imaging.run("mkfs.ext4", "-q", "-F", "-d", root, "-L", "pmOS_root", root_img,
+                    str(ROOT_SIZE // 1024) + "k")  # fmt: skip
+        disk = imaging.make_disk(work / "disk.img", "dos",
+                                 [Part(boot_img, "c"), Part(root_img, "83")],
+                                 disk_id="0x5eedb007")  # fmt: skip
+        imaging.xz(disk, out / names["raw"], block_size=BLOCK_SIZE)
+        sparse = imaging.android_sparse(disk, work / "disk.simg")
+        imaging.xz(sparse, out / names["sparse"], block_size=BLOCK_SIZE)
+        shutil.rmtree(work)
+
+    out = build_once(CACHE / f"ranged-{RECIPE}", make)
+    return {kind: out / name for kind, name in names.items()}
 
 
 class Counting:

@@ -96,24 +96,31 @@ async def test_android_serial_picks_the_phone_a_session_waits_for(tmp_path: Path
     assert arrived == [SARGO_SERIAL]
 
 
+def assert_every_form_picks_sargo(kind: str, fajita: str, sargo: str) -> None:
+    """``-s KIND:ADDR``, ``ANDROID_SERIAL``, ``-s`` over ``ANDROID_SERIAL``, and
+    ``--KIND KIND:ADDR`` (as typed from ``fastboot -s``) each list sargo, and only it."""
+    for argv, env in (
+        (["-s", f"{kind}:{sargo}"], {}),
+        ([], {"ANDROID_SERIAL": f"{kind}:{sargo}"}),
+        (["-s", f"{kind}:{sargo}"], {"ANDROID_SERIAL": f"{kind}:{fajita}"}),  # -s wins
+        ([f"--{kind}", f"{kind}:{sargo}"], {}),
+    ):
+        done = subprocess.run(fastboop("devices", "-l", "--json", *argv),
+                              capture_output=True, text=True, timeout=60,
+                              env={**os.environ, **env})  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        (row,) = json.loads(done.stdout)
+        assert (row["serial"], row["path"], row["profiles"]) == (
+            SARGO_SERIAL, f"{kind}:{sargo}", ["google-sargo"])
+
+
 def test_tcp_forms_pick_the_right_one_of_two_simulated_phones(tmp_path: Path) -> None:
     with simulators(tmp_path, "oneplus-fajita", "google-sargo") as [(fajita, _), (sargo, _)]:
         listed = subprocess.run(fastboop("devices", "--tcp", fajita, "--tcp", f"tcp:{sargo}"),
                                 capture_output=True, text=True, timeout=60)  # fmt: skip
         assert listed.stdout.splitlines() == [f"{FAJITA_SERIAL}\tfastboot",
                                               f"{SARGO_SERIAL}\tfastboot"]  # fmt: skip
-        for argv, env in (
-            (["-s", f"tcp:{sargo}"], {}),
-            ([], {"ANDROID_SERIAL": f"tcp:{sargo}"}),
-            (["-s", f"tcp:{sargo}"], {"ANDROID_SERIAL": f"tcp:{fajita}"}),  # -s wins
-        ):
-            done = subprocess.run(fastboop("devices", "-l", "--json", *argv),
-                                  capture_output=True, text=True, timeout=60,
-                                  env={**os.environ, **env})  # fmt: skip
-            assert done.returncode == 0, done.stderr
-            (row,) = json.loads(done.stdout)
-            assert (row["serial"], row["path"], row["profiles"]) == (
-                SARGO_SERIAL, f"tcp:{sargo}", ["google-sargo"])
+        assert_every_form_picks_sargo("tcp", fajita, sargo)
         long = subprocess.run(fastboop("devices", "-l", "-s", f"tcp:{fajita}"),
                               capture_output=True, text=True, timeout=60)  # fmt: skip
         assert long.stdout == (
@@ -125,19 +132,7 @@ def test_tcp_forms_pick_the_right_one_of_two_simulated_phones(tmp_path: Path) ->
 def test_udp_forms_pick_the_right_one_of_two_simulated_phones(tmp_path: Path) -> None:
     with simulators(tmp_path, "oneplus-fajita", "google-sargo", transport="udp") as [
         (fajita, _), (sargo, _)]:  # fmt: skip
-        for argv, env in (
-            (["-s", f"udp:{sargo}"], {}),
-            ([], {"ANDROID_SERIAL": f"udp:{sargo}"}),
-            (["-s", f"udp:{sargo}"], {"ANDROID_SERIAL": f"udp:{fajita}"}),  # -s wins
-            (["--udp", f"udp:{sargo}"], {}),  # as typed from `fastboot -s udp:…`
-        ):
-            done = subprocess.run(fastboop("devices", "-l", "--json", *argv),
-                                  capture_output=True, text=True, timeout=60,
-                                  env={**os.environ, **env})  # fmt: skip
-            assert done.returncode == 0, done.stderr
-            (row,) = json.loads(done.stdout)
-            assert (row["serial"], row["path"], row["profiles"]) == (
-                SARGO_SERIAL, f"udp:{sargo}", ["google-sargo"])
+        assert_every_form_picks_sargo("udp", fajita, sargo)
 
 
 def test_boot_dash_s_tcp_boots_the_selected_phone_only(tmp_path: Path, rootfs: Path) -> None:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,18 +12,9 @@ import msgspec
 from fastboop.cli.exit_codes import ExitCode
 from fastboop.cli.narration import result_line
 from fastboop.cli.screen import Display, choose_display
+from fastboop.journal.location import default_journal_path
 from fastboop.machines.session import SessionSnapshot
 from fastboop.runtime.interactive import Interruption
-
-
-def state_home() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "fastboop"
-
-
-def default_journal_path(command: str) -> Path:
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    return state_home() / "journals" / f"{stamp}-{command}-{os.getpid()}.fbj"
 
 
 def add_journal_flags(parser: Any) -> None:

@@ -26,6 +26,7 @@ from types import TracebackType
 from typing import Any
 
 import anyio
+import msgspec
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
@@ -42,6 +43,21 @@ from fastboop.transports.base import Direction
 log = get_logger("fastboop.runtime")
 
 _Envelope = tuple[int, ev.AnyEvent]  # (task generation, event)
+
+
+class Step(msgspec.Struct, frozen=True, kw_only=True):
+    """One turn of the machine: an event, when it was applied, the state it left the
+    machine in and the effects it asked for, exactly as the journal records them.
+
+    :meth:`Session.steps` yields these for programs that draw the session (the web UI's
+    state diagram, its deadlines from ``StartTimer``) rather than only react to events.
+    ``t_ns`` is the journal's clock: nanoseconds since the session started.
+    """
+
+    t_ns: int
+    event: ev.AnyEvent
+    state: str
+    effects: tuple[fx.AnyEffect, ...] = ()
 
 
 class SessionFault(FastboopError):
@@ -91,6 +107,7 @@ class Session:
         self._send: MemoryObjectSendStream[_Envelope]
         self._receive: MemoryObjectReceiveStream[_Envelope]
         self._observers: list[MemoryObjectSendStream[ev.AnyEvent]] = []
+        self._step_observers: list[MemoryObjectSendStream[Step]] = []
         self._tg: TaskGroup | None = None
         self._tg_cm: Any = None
         # Created on entry: anyio primitives belong to the event loop that runs them.
@@ -166,6 +183,18 @@ class Session:
             async for event in receive:
                 yield event
 
+    async def steps(self) -> AsyncIterator[Step]:
+        """Every turn of the machine, in order, until the session ends: each event with
+        the state after it and the effects it produced (see :class:`Step`)."""
+        send, receive = anyio.create_memory_object_stream[Step](math.inf)
+        if not self._started or self._done.is_set():
+            send.close()
+        else:
+            self._step_observers.append(send)
+        async with receive:
+            async for step in receive:
+                yield step
+
     def cancel(self, reason: str = "cancelled by user") -> None:
         """Ask the session to stop. It shuts down cleanly and flushes the journal."""
         if self._started and not self._done.is_set():
@@ -182,9 +211,9 @@ class Session:
     def _now(self) -> int:
         return time.monotonic_ns() - self._t0
 
-    def _record(self, body: Body) -> None:
+    def _record(self, body: Body, t_ns: int | None = None) -> None:
         if self._writer is not None:
-            self._writer.append(body, self._now())
+            self._writer.append(body, self._now() if t_ns is None else t_ns)
 
     def _record_wire(self, channel: str, direction: Direction, data: bytes | memoryview) -> None:
         if self._writer is not None:
@@ -243,12 +272,19 @@ class Session:
             self._done.set()
             for observer in self._observers:
                 observer.close()
+            for step_observer in self._step_observers:
+                step_observer.close()
 
     async def _apply(self, event: ev.AnyEvent) -> None:
-        self._record(event)
+        t_ns = self._now()
+        self._record(event, t_ns)  # the step's time is the journal's time
         for observer in self._observers:
             observer.send_nowait(event)
         effects = self.machine.step(event)
+        if self._step_observers:
+            step = Step(t_ns=t_ns, event=event, state=self.machine.state, effects=tuple(effects))
+            for step_observer in self._step_observers:
+                step_observer.send_nowait(step)
         for effect in effects:
             self._record(effect)
             if isinstance(effect, fx.ReleaseDevice):

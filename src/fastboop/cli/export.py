@@ -23,13 +23,11 @@ import anyio
 import msgspec
 
 from fastboop.cli.output import print_json
-from fastboop.devpro import load_pool
 from fastboop.errors import FastboopError, UsageError
-from fastboop.journal import Journal, open_journal, read_journal
+from fastboop.journal import open_journal
 from fastboop.journal.pcap import image_payloads, journal_to_pcap
-from fastboop.replay import ReplayReport, replay_journal
-from fastboop.replay.detect import is_detect_journal, replay_detect_journal
-from fastboop.replay.transcript import needed_by_transcript, reexecute_transcript
+from fastboop.replay import ReplayReport
+from fastboop.replay.detect import is_detect_journal
 
 EXAMPLES = """\
   fastboop replay session.fbj --transcript --image boot.img   # re-run the fastboot bytes
@@ -73,26 +71,12 @@ def run_extensions(args: argparse.Namespace) -> int | None:
         if detect:
             raise UsageError("--until applies to session journals, not detect journals")
         raise UsageError("--until and --transcript cannot be combined")
-    if detect:
-        with open_journal(path) as reader:  # one device at a time: memory stays flat
-            report = anyio.run(replay_detect_journal, reader, load_pool())
-        return _finish(report, as_json=args.json)
-    with open_journal(path) as reader:  # the machine check streams
-        report = replay_journal(reader)
-    if report.ok:
-        image = _read_image(args.image)
-        machine = (
-            f"machine: {report.events} events, {report.effects} effects, "
-            f"final state {report.final_state}"
-        )
-        if report.note:
-            machine += f" ({report.note})"
-        # Re-execution looks ahead within tasks: it gets the records it needs in memory,
-        # which leaves out a long session's serving phase.
-        journal = read_journal(path, keep=needed_by_transcript)
-        report = anyio.run(_reexecute, journal, image)
-        if report.ok:
-            report.note = f"{machine}; {report.note}" if report.note else machine
+    from functools import partial
+
+    from fastboop.runtime.facade import replay_recording
+
+    image = None if detect else _read_image(args.image)
+    report = anyio.run(partial(replay_recording, path, transcript=args.transcript, image=image))
     return _finish(report, as_json=args.json)
 
 
@@ -103,10 +87,6 @@ def _header_says_detect(path: Path) -> bool:
             return is_detect_journal(journal)
     except FastboopError:
         return False  # the replay itself reports the problem properly
-
-
-async def _reexecute(journal: Journal, image: bytes | None) -> ReplayReport:
-    return await reexecute_transcript(journal, load_pool(), image=image)
 
 
 def _read_image(path: Path | None) -> bytes | None:

@@ -1,5 +1,19 @@
 """Deterministic replay of recorded sessions."""
 
-from fastboop.replay.redrive import ReplayReport, Verdict, iter_timeline, replay_journal, state_at
+from fastboop.replay.redrive import (
+    ReplayReport,
+    Verdict,
+    iter_states,
+    iter_timeline,
+    replay_journal,
+    state_at,
+)
 
-__all__ = ["ReplayReport", "Verdict", "iter_timeline", "replay_journal", "state_at"]
+__all__ = [
+    "ReplayReport",
+    "Verdict",
+    "iter_states",
+    "iter_timeline",
+    "replay_journal",
+    "state_at",
+]

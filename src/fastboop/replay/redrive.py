@@ -12,6 +12,7 @@ does not grow with the journal's length.
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from collections.abc import Iterator
 from enum import StrEnum
@@ -229,6 +230,18 @@ def state_at(journal: RecordSource, seq: int) -> tuple[ReplayReport, SessionSnap
     driver = _Redriver(journal)
     report = driver.run(until=seq)
     return report, driver.machine.snapshot()
+
+
+def iter_states(journal: RecordSource) -> Iterator[tuple[Record, str]]:
+    """Each record with the state a fresh machine is in right after it: a timeline grouped
+    by state (the web UI's). The machine steps on the recorded events only; one it rejects
+    leaves the state as it was (:func:`replay_journal` is what judges the journal)."""
+    machine = SessionMachine()
+    for record in journal:
+        if isinstance(record.body, Event):
+            with contextlib.suppress(Exception):  # the verdict is replay_journal's to give
+                machine.step(record.body)
+        yield record, machine.state
 
 
 def iter_timeline(journal: RecordSource) -> Iterator[tuple[Record, str, str]]:

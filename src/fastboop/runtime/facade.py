@@ -81,6 +81,7 @@ def prepare_session(
     transports: Sequence[str] | None = None,
     preflight: bool = True,
     limits: CommandLimits | None = None,
+    progress: Callable[[Any], None] | None = None,
 ) -> Session:
     """Check the inputs and build the session :func:`boot` would run, without running it.
 
@@ -100,6 +101,10 @@ def prepare_session(
     ``preflight`` the artifact is opened and checked first (kernel, modules, the profile's
     DTB), so a rootfs that cannot boot fails in a second, not after a phone was found.
     ``limits`` bounds each fastboot command (a deadline, a cap on INFO/TEXT lines).
+    ``progress`` receives :class:`~fastboop.rootfs.compressed.DecompressProgress` while the
+    preflight unpacks a compressed artifact (it may take minutes: call this in a worker
+    thread from async code when the artifact is compressed). Without ``profiles`` the pool
+    is the one ``fastboop boot`` uses: the installed profiles, or a channel's own.
     """
     from fastboop.backends.standard import StandardBackend, fastboot_limits
     from fastboop.devpro.probe import usb_filter
@@ -108,10 +113,10 @@ def prepare_session(
     spec = check_rootfs(rootfs)
     chosen = options or BootOptions()
     chosen_builder = builder if builder is not None else chosen.prepare()
-    pool = _pool(profiles)
+    pool = profiles if profiles is not None else session_profiles(spec)
     filters = usb_filter(pool, device_profile)  # also checks that the profile exists
     if preflight:
-        check_artifact_for(spec, chosen, pool, device_profile)
+        check_artifact_for(spec, chosen, pool, device_profile, progress=progress)
     selector = _selector(device)
     if devices is None:
         devices = device_source(selector=selector, tcp=tcp, udp=udp, usb=usb,
@@ -146,6 +151,14 @@ def prepare_session(
     )
     digests = {entry.profile.id: entry.loaded.sha256 for entry in pool.entries()}
     return Session(config, backend, journal=journal, inputs=session_inputs(spec, digests))
+
+
+def session_profiles(rootfs: PathArg) -> ProfilePool:
+    """The device profiles a session from ``rootfs`` matches against, as ``fastboop boot``
+    has them: the installed ones, or only the ones a channel artifact carries."""
+    from fastboop.channel.profiles import session_pool
+
+    return session_pool(rootfs)
 
 
 def check_artifact_for(spec: str, options: BootOptions, pool: ProfilePool,
@@ -313,17 +326,20 @@ async def list_devices(
     wait: float | None = None,
     profiles: ProfilePool | None = None,
     usb_backend: Any = None,
+    usb_buses: Sequence[Any] = (),
     journal: PathArg | None = None,
 ) -> DetectResult:
     """The fastboot devices present now (or within ``wait`` seconds), each probed read-only
-    (getvar only) against the device profiles: what ``fastboop detect --json`` prints."""
+    (getvar only) against the device profiles: what ``fastboop detect --json`` prints.
+    ``usb_buses`` are more pyusb backends to look on (a USB/IP bus)."""
     from fastboop.detection import DetectRecorder, detect_devices, detect_inputs
     from fastboop.devpro.probe import usb_filter
 
     pool = _pool(profiles)
     filters = usb_filter(pool, device_profile)
     source = device_source(selector=_selector(device), tcp=tcp, udp=udp, usb=usb,
-                           usb_filters=filters, usb_backend=usb_backend)  # fmt: skip
+                           usb_filters=filters, usb_backend=usb_backend,
+                           usb_buses=usb_buses)  # fmt: skip
     recorder = DetectRecorder(Path(journal) if journal is not None else None,
                               detect_inputs(pool, device_profile))  # fmt: skip
     try:
@@ -356,6 +372,7 @@ async def watch_devices(
     profiles: ProfilePool | None = None,
     devices: DeviceSource | None = None,
     usb_backend: Any = None,
+    usb_buses: Sequence[Any] = (),
 ) -> AsyncIterator[MemoryObjectReceiveStream[DeviceSeen | DeviceGone]]:
     """Hotplug: a stream of every device present now, then each arrival and departure.
 
@@ -366,7 +383,9 @@ async def watch_devices(
                 ...
 
     Arrivals are probed read-only, like :func:`list_devices`. Leaving the block stops
-    watching.
+    watching. ``usb_buses`` are more pyusb backends to watch (a USB/IP bus); a bus may be
+    shared with sessions (``prepare_session(usb_buses=...)``), which is how one USB/IP
+    import serves both the device list and the boot.
     """
     from fastboop.detection.probe import probe_transport
     from fastboop.devpro.probe import usb_filter
@@ -376,7 +395,7 @@ async def watch_devices(
     filters = usb_filter(pool, device_profile)
     source = devices if devices is not None else device_source(
         selector=_selector(device), tcp=tcp, udp=udp, usb=usb, usb_filters=filters,
-        usb_backend=usb_backend)  # fmt: skip
+        usb_backend=usb_backend, usb_buses=usb_buses)  # fmt: skip
     changes, receive = anyio.create_memory_object_stream[tuple[DeviceAddress, bool]](math.inf)
     send, reports = anyio.create_memory_object_stream[DeviceSeen | DeviceGone](math.inf)
 
@@ -413,7 +432,50 @@ async def watch_devices(
 def replay_file(journal: PathArg) -> Any:
     """Re-drive a recorded session offline: a :class:`~fastboop.replay.ReplayReport`
     (``report.ok``, or the first divergence)."""
-    from fastboop.journal import read_journal
+    from fastboop.journal import open_journal
     from fastboop.replay import replay_journal
 
-    return replay_journal(read_journal(Path(journal)))
+    with open_journal(Path(journal)) as reader:  # one streaming pass, flat memory
+        return replay_journal(reader)
+
+
+async def replay_recording(journal: PathArg, *, transcript: bool = False,
+                           image: bytes | None = None,
+                           profiles: ProfilePool | None = None) -> Any:  # fmt: skip
+    """What ``fastboop replay FILE [--transcript]`` reports, from async code: a
+    :class:`~fastboop.replay.ReplayReport`.
+
+    A session journal is re-driven through a fresh machine (:func:`replay_file`, in a
+    worker thread); with ``transcript`` its fastboot effects are then re-run byte for byte
+    against the recorded packets (``image``: the uploaded boot image, which journals keep
+    only by digest). A ``detect`` journal has no machine: its probes are re-run against
+    the recorded getvar answers.
+    """
+    import anyio.to_thread
+
+    from fastboop.journal import open_journal, read_journal
+    from fastboop.replay.detect import is_detect_journal, replay_detect_journal
+    from fastboop.replay.transcript import needed_by_transcript, reexecute_transcript
+
+    path = Path(journal)
+    with open_journal(path) as reader:  # the header says which kind of journal it is
+        detect = is_detect_journal(reader)
+    pool = _pool(profiles)
+    if detect:
+        with open_journal(path) as reader:  # one device at a time: memory stays flat
+            return await replay_detect_journal(reader, pool)
+    report = await anyio.to_thread.run_sync(replay_file, path)
+    if not transcript or not report.ok:
+        return report
+    machine = (f"machine: {report.events} events, {report.effects} effects, "
+               f"final state {report.final_state}")  # fmt: skip
+    if report.note:
+        machine += f" ({report.note})"
+    # Re-execution looks ahead within tasks: it gets the records it needs in memory, which
+    # leaves out a long session's serving phase.
+    recorded = await anyio.to_thread.run_sync(
+        lambda: read_journal(path, keep=needed_by_transcript))
+    report = await reexecute_transcript(recorded, pool, image=image)
+    if report.ok:
+        report.note = f"{machine}; {report.note}" if report.note else machine
+    return report

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import msgspec
+
 from fastboop import events as ev
 from fastboop.detection.journal import PROBE_TIMEOUT, DetectRecorder
 from fastboop.detection.report import DeviceReport, ProfileMatch, ProfileMiss
@@ -88,8 +90,15 @@ async def probe_transport(
     client = FastbootClient(
         TappedTransport(transport, recorder.wire), timeout=timeout, limits=limits
     )
+    answers: dict[str, str | None] = {}
+
+    def emit(event: ev.AnyEvent) -> None:
+        if isinstance(event, ev.GetvarAnswered):
+            answers[event.name] = event.value
+        recorder.event(event)
+
     try:
-        outcome = await identify_with(client, pool, device, device_profile, recorder.event)
+        outcome = await identify_with(client, pool, device, device_profile, emit)
     except FastbootError as error:
         if (hit := limit_hit(error)) is not None:
             recorder.event(hit)
@@ -99,7 +108,7 @@ async def probe_transport(
     except TransportError as error:
         return _failed(device, "transport", str(error), None, recorder)
     recorder.event(probe_finished(outcome))
-    return report_from_outcome(device, outcome)
+    return msgspec.structs.replace(report_from_outcome(device, outcome), getvars=answers)
 
 
 def normalize_getvar(value: str) -> str:

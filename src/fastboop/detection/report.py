@@ -50,6 +50,9 @@ class DeviceReport(msgspec.Struct, frozen=True, kw_only=True):
     error: str | None = None
     error_kind: str | None = None  # "access_denied", "transport", "timeout", "protocol"…
     hint: str | None = None
+    # Every getvar the probes asked, with the device's answer (None: it answered FAIL), in
+    # the order asked: what a person compares with the profiles' expectations.
+    getvars: dict[str, str | None] = {}
 
     @property
     def matched(self) -> bool:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from fastboop.events import AnyEvent, SessionConfig
     from fastboop.journal import read_journal
     from fastboop.machines.session import SessionSnapshot
-    from fastboop.runtime import Backend, EffectContext, Session, SessionFault
+    from fastboop.runtime import Backend, EffectContext, Session, SessionFault, Step
     from fastboop.runtime.facade import (
         BuiltImage,
         DeviceGone,
@@ -39,18 +39,22 @@ if TYPE_CHECKING:
         open_session,
         prepare_session,
         replay_file,
+        replay_recording,
+        session_profiles,
         watch_devices,
     )
     from fastboop.runtime.options import BootOptions
     from fastboop.sim.phone import SimulatedPhone
 
 _FACADE = ("BuiltImage", "DeviceGone", "DeviceSeen", "boot", "build_boot_image",
-           "list_devices", "open_session", "prepare_session", "replay_file", "watch_devices")
+           "list_devices", "open_session", "prepare_session", "replay_file", "replay_recording",
+           "session_profiles", "watch_devices")
 _LAZY: dict[str, str] = {
     "Backend": "fastboop.runtime",
     "EffectContext": "fastboop.runtime",
     "Session": "fastboop.runtime",
     "SessionFault": "fastboop.runtime",
+    "Step": "fastboop.runtime",
     "SessionConfig": "fastboop.events",
     "BootOptions": "fastboop.runtime.options",
     "read_journal": "fastboop.journal",
@@ -73,6 +77,7 @@ __all__ = [
     "SessionFault",
     "SessionSnapshot",
     "SimulatedPhone",
+    "Step",
     "__version__",
     "boot",
     "build_boot_image",
@@ -81,6 +86,8 @@ __all__ = [
     "prepare_session",
     "read_journal",
     "replay_file",
+    "replay_recording",
+    "session_profiles",
     "watch_devices",
 ]
 

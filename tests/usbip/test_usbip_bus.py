@@ -101,6 +101,18 @@ async def test_unplugged_device_leaves_the_bus(served: Served) -> None:
             await anyio.sleep(0.05)
 
 
+async def test_idle_device_leaves_when_its_server_lets_it_go(served: Served) -> None:
+    # Found but never opened: nobody reads its connection, so only the bus's look at an
+    # idle connection notices the server hang up (a device list must not keep a ghost).
+    plug(served.board)
+    assert await scan_usb(backend=served.bus)
+    served.board.unplug("1-1")
+    await served.service.drop_connections()
+    with anyio.fail_after(5):
+        while await scan_usb(backend=served.bus):
+            await anyio.sleep(0.05)
+
+
 async def test_the_never_flash_gate_guards_usbip_too(served: Served) -> None:
     """The USB/IP device is driven by the ordinary USB transport, gate included: a flash
     command is refused before a byte leaves this machine."""

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import errno
 import threading
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Collection, Coroutine, Iterator, Sequence
 from typing import Any, Final, TypeVar
 
 import anyio
@@ -210,8 +210,10 @@ class UsbipBus(usb.backend.IBackend):  # type: ignore[misc]  # pyusb ships no ty
                 self._unreachable[server] = str(error)
                 log.info("usbip server not answering", server=server_name(*server),
                          error=str(error))
+            await self._notice_hangups(server, listed=())
             return
         self._unreachable.pop(server, None)
+        await self._notice_hangups(server, listed={exported.busid for exported in listed})
         for exported in listed:
             key = (server, exported.busid)
             remote = self._remotes.get(key)
@@ -224,6 +226,14 @@ class UsbipBus(usb.backend.IBackend):  # type: ignore[misc]  # pyusb ships no ty
             except (TransportError, DescriptorError, TimeoutError) as error:
                 log.info("usbip import failed", server=server_name(*server),
                          busid=exported.busid, error=str(error) or type(error).__name__)
+
+    async def _notice_hangups(self, server: tuple[str, int], listed: Collection[str]) -> None:
+        """A device its server no longer lists (or a server that no longer answers) may
+        have been let go with nobody reading its idle connection: look, so that it leaves
+        the bus now rather than at its next transfer."""
+        for (where, busid), remote in list(self._remotes.items()):
+            if where == server and busid not in listed and remote.alive:
+                await remote.connection.notice_hangup()
 
     async def _import(self, server: tuple[str, int], exported: ExportedDevice) -> RemoteDevice:
         connection = await import_device(*server, exported.busid, timeout=self.timeout)

@@ -234,21 +234,39 @@ class UsbipConnection:
             if self._reading:
                 await self._progress.wait()
                 continue
-            self._reading = True
-            try:
+            await self._read_once()
+        return self._results.pop(seqnum)
+
+    async def _read_once(self, patience: float = math.inf) -> None:
+        """Be the reader for one chunk (or ``patience`` seconds): file the results."""
+        self._reading = True
+        try:
+            with anyio.move_on_after(patience):
                 chunk = await self._stream.receive(RECEIVE_CHUNK)
                 for event in self._client.receive_data(chunk):
                     assert isinstance(event, UrbCompleted | UrbUnlinked)
                     self._results[event.seqnum] = event
-            except _STREAM_ERRORS as error:
-                self._fail(f"connection lost: {error or type(error).__name__}")
-            except UsbipProtocolError as error:
-                self._fail(f"protocol error: {error}")
-            finally:
-                self._reading = False
-                self._progress.set()  # wake the others: their URB, or the reader's role
-                self._progress = anyio.Event()
-        return self._results.pop(seqnum)
+        except _STREAM_ERRORS as error:
+            self._fail(f"connection lost: {error or type(error).__name__}")
+        except UsbipProtocolError as error:
+            self._fail(f"protocol error: {error}")
+        finally:
+            self._reading = False
+            self._progress.set()  # wake the others: their URB, or the reader's role
+            self._progress = anyio.Event()
+
+    async def notice_hangup(self, patience: float = 0.05) -> bool:
+        """Whether the server has closed an idle connection (``True``: it is unusable now).
+
+        A connection with no URB in flight has nobody reading it, so a server that went
+        away (its process ended, the phone was unplugged and usbipd let it go) would go
+        unnoticed until the next transfer. A short read finds the end of the stream.
+        """
+        if self._failure is None and not self._reading:
+            # Read as a transfer's reader would: a reply to a URB submitted meanwhile is
+            # filed for it; the end of the stream is the hang-up.
+            await self._read_once(patience)
+        return self._failure is not None
 
     def _fail(self, reason: str) -> None:
         if self._failure is None:

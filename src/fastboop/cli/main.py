@@ -51,6 +51,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sim": ("fastboop.cli.sim", "run a simulated phone in fastboot mode (TCP/UDP)"),
     "stage": ("fastboop.cli.stage",
               "load a file into a fastboot device's RAM, like `fastboot stage` (no boot)"),
+    "ui": ("fastboop.cli.ui",
+           "boot from the browser, watch sessions live, debug journals on a timeline"),
 }  # fmt: skip
 
 DESCRIPTION = (

@@ -86,6 +86,14 @@ class UiState:
         self.boots: dict[str, BootRun] = {}
         self.tasks: anyio.abc.TaskGroup | None = None
 
+    def end_streams(self) -> None:
+        """End every live stream (the server is stopping): a page's open EventSource would
+        otherwise hold the server's graceful shutdown until its timeout. Boots are cancelled
+        after this, by the lifespan, and their journals get their outcome."""
+        self.devices.feed.close()
+        for run in self.boots.values():
+            run.feed.close()
+
 
 def _state(request: Request) -> UiState:
     state: UiState = request.app.state.ui
@@ -301,6 +309,8 @@ def create_app(settings: UiSettings) -> Guard:
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.ui = ui
-    return Guard(app, token=settings.token, port=settings.port,
-                 allowed_hosts=settings.allowed_hosts)  # fmt: skip
+    guard = Guard(app, token=settings.token, port=settings.port,
+                  allowed_hosts=settings.allowed_hosts)  # fmt: skip
+    guard.on_shutdown = ui.end_streams
+    return guard
 

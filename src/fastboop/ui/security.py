@@ -22,7 +22,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import secrets
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -72,6 +72,7 @@ class Guard:
         self.port = port
         self.cookie = cookie_name(port)
         self.allowed_hosts = {name.lower() for name in allowed_hosts}
+        self.on_shutdown: Callable[[], None] = lambda: None  # the server calls it when stopping
 
     def host_allowed(self, host: str | None) -> bool:
         if not host:

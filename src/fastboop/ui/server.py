@@ -56,10 +56,18 @@ def serve(sock: socket.socket, settings: UiSettings, *, log_level: str = "warnin
     server accepts connections."""
     import uvicorn
 
-    config = uvicorn.Config(create_app(settings), loop="asyncio", http="h11", ws="none",
+    app = create_app(settings)
+    config = uvicorn.Config(app, loop="asyncio", http="h11", ws="none",
                             lifespan="on", log_level=log_level, access_log=False,
                             timeout_graceful_shutdown=3)  # fmt: skip
     server = uvicorn.Server(config)
+    stopping = server.shutdown
+
+    async def shutdown(sockets: list[socket.socket] | None = None) -> None:
+        app.on_shutdown()  # end the pages' live streams first, or they hold the exit
+        await stopping(sockets=sockets)
+
+    server.shutdown = shutdown  # type: ignore[method-assign]
     if ready is not None:
         original = server.startup
 

@@ -27,13 +27,13 @@ def wait_for_text(log: Path, text: str, timeout: float) -> None:
 class UiProcess:
     """``fastboop ui … --no-browser`` with its own state directory; ``url`` is what it printed."""
 
-    def __init__(self, state: Path, *args: str) -> None:
+    def __init__(self, state: Path, *args: str, command: Sequence[str] = (*CLI, "ui")) -> None:
         self.state = state
         self.log = state / "ui.log"
         state.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "XDG_STATE_HOME": str(state)}
         with self.log.open("w") as err:
-            self.process = subprocess.Popen([*CLI, "ui", "--no-browser", *args], env=env,
+            self.process = subprocess.Popen([*command, "--no-browser", *args], env=env,
                                             stdout=subprocess.PIPE, stderr=err, text=True)
         assert self.process.stdout is not None
         self.url = self.process.stdout.readline().strip()

@@ -29,6 +29,10 @@ from urllib.parse import parse_qsl, urlencode
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from fastboop.logs import get_logger
+
+log = get_logger("fastboop.ui")
+
 TOKEN_PARAMETER = "token"
 LOCAL_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
 
@@ -97,9 +101,13 @@ class Guard:
             return
         origin = headers.get("origin")
         if origin is not None and origin.lower() != f"http://{host}".lower():
+            # Said in the log too: another web site tried to drive this server.
+            log.warning("refused a request from another web site", origin=origin,
+                        path=scope["path"])  # fmt: skip
             await _refuse(send, "cross-origin request refused")
             return
         if headers.get("sec-fetch-site") == "cross-site":
+            log.warning("refused a cross-site request", path=scope["path"])
             await _refuse(send, "cross-site request refused")
             return
         query = parse_qsl(scope.get("query_string", b"").decode("latin-1"),

@@ -48,6 +48,7 @@ from fastboop.sim.bootloader import SimulatedBootloader
 from fastboop.sim.model import BootloaderModel
 from fastboop.sim.pace import Pacer
 from fastboop.sim.phone import PhoneReport, boot_image_problem
+from fastboop.sim.pvh import pvh_kernel
 from fastboop.sim.qemu import MACHINES, VmBoot, VmExit, free_port, qemu_argv, run_qemu
 from fastboop.sim.usbip_devices import FastbootUsbDevice
 from fastboop.sim.usbip_server import UsbipBoard
@@ -88,8 +89,16 @@ def prepare_boot(image: bytes, arch: str, workdir: Path) -> VmBoot:
                           hint=f"use the vm-{info.arch} phone, or a {arch} rootfs")
     if parsed.dtb or info.appended_dtb_size:
         log.info("ignoring the image's DTB: qemu's machine supplies its own device tree")
-    # arm64: the bare Image (unwrapped, any appended DTB left out); x86: the bzImage as is.
-    kernel = raw if arch == "arm64" else parsed.kernel
+    # arm64: the bare Image (unwrapped, any appended DTB left out). x86: the vmlinux inside
+    # the bzImage when it has a PVH entry, decompressed here as a phone's bootloader would
+    # (under TCG the bzImage's own decompressor was most of the boot: sim/pvh.py); else the
+    # bzImage as it came.
+    if arch == "arm64":
+        kernel = raw
+    else:
+        elf = pvh_kernel(parsed.kernel)
+        kernel = elf if elf is not None else parsed.kernel
+        log.info("x86 kernel", booted="uncompressed vmlinux (PVH entry)" if elf else "bzImage")
     cmdline = parsed.full_cmdline.split(b"\0", 1)[0].decode("utf-8", "replace").strip()
     boot = VmBoot(kernel=workdir / "kernel", initrd=workdir / "initrd.cpio",
                   cmdline=f"{cmdline} {FIRMWARE_CMDLINE}".strip())  # fmt: skip

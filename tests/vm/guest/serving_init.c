@@ -10,6 +10,8 @@
  * checksum), so the two times compare the two block paths and nothing more. The copies
  * are then compared with each other and checksummed (the sum rootfs_init.c prints):
  *     VMBENCH check round=<r> same=<0|1> sum=<16 hex digits>
+ * Last, the round trip of a 4 KiB direct read on each device (median and slowest of 32):
+ *     VMBENCH latency device=<dev> reads=32 median_us=<t> max_us=<t>
  * First of all it prints the guest's boot clock, so the host can split the time from
  * `fastboop boot` to this init into its host and guest parts:
  *     VMBENCH init pid=<pid> boottime_us=<t>
@@ -163,6 +165,36 @@ static void cpu_times(uint64_t out[CPU_FIELDS]) {
     }
 }
 
+/* The round trip of one small read: `count` 4 KiB O_DIRECT reads of `device` at spread
+ * offsets (no page cache, no readahead), one at a time; prints their median and the
+ * slowest. On the served device each one crosses the whole path and back: NBD, stage0,
+ * USB/IP, the host's pump, and the same way back. */
+static void latency(const char *device, int count) {
+    static int64_t took[64];
+    void *block = NULL;
+    if (count > 64) count = 64;
+    int fd = open(device, O_RDONLY | O_DIRECT | O_CLOEXEC);
+    if (fd < 0 || posix_memalign(&block, 4096, 4096)) fail(device);
+    off_t size = lseek(fd, 0, SEEK_END);
+    for (int i = 0; i < count; i++) {
+        uint64_t blocks = (uint64_t)size / 4096, nth = (uint64_t)(2 * i + 1);
+        off_t at = (off_t)(blocks * nth / (uint64_t)(2 * count) * 4096);
+        int64_t start = now_us(CLOCK_MONOTONIC);
+        if (pread(fd, block, 4096, at) != 4096) fail(device);
+        took[i] = now_us(CLOCK_MONOTONIC) - start;
+    }
+    close(fd);
+    free(block);
+    for (int i = 1; i < count; i++) /* insertion sort: count is tiny */
+        for (int j = i; j > 0 && took[j] < took[j - 1]; j--) {
+            int64_t t = took[j];
+            took[j] = took[j - 1];
+            took[j - 1] = t;
+        }
+    say("VMBENCH latency device=%s reads=%d median_us=%" PRId64 " max_us=%" PRId64 "\n", device,
+        count, took[count / 2], took[count - 1]);
+}
+
 static uint64_t checksum(const uint8_t *data, size_t size) {
     const uint64_t *words = (const uint64_t *)data;
     uint64_t sum = 0;
@@ -208,6 +240,8 @@ int main(void) {
         say("VMBENCH check round=%ld same=%d sum=%016" PRIx64 "\n", r,
             memcmp(copy[0], copy[1], size) == 0, checksum(copy[0], size));
     }
+    latency("/dev/nbd0", 32);
+    latency("/dev/vda", 32);
     say("VMBENCH done\n");
     poweroff();
 }

@@ -54,15 +54,17 @@ def test_boot_watch_cancel_and_open_the_journal(
     assert "token=" not in browser.current_url  # traded for the cookie
     until(lambda: "oneplus-fajita" in text_of(browser, "#device-list"), "the phone in the list")
     assert "sdm845" in text_of(browser, "#device-list")  # its getvar answers
-    screenshot(browser, shots, "ui-devices")
 
     browser.find_element("css selector", "nav a[data-view=boot]").click()
     browser.find_element("css selector", "#artifact").send_keys(str(rootfs))
     Select(browser.find_element("css selector", "#profile")).select_by_value("oneplus-fajita")
     # Sample the bar as the page draws it: it must pass through values between 0 and 1.
-    js(browser, """window.seen = [];
+    js(browser, """window.seen = []; window.figures = new Set(); window.countdowns = new Set();
         setInterval(() => { const bar = document.querySelector('#upload-progress');
-                            window.seen.push(bar.value / bar.max); }, 20);""")
+                            window.seen.push(bar.value / bar.max);
+                            window.figures.add(document.querySelector('#upload-figures').textContent);
+                            window.countdowns.add(document.querySelector('#countdown').textContent);
+                          }, 20);""")
     browser.find_element("css selector", "#boot-start").click()
     until(lambda: "/boot/" in browser.current_url, "the boot to start")
 
@@ -76,6 +78,10 @@ def test_boot_watch_cancel_and_open_the_journal(
     moving = sorted({v for v in seen if 0 < v < 1})
     assert len(moving) >= 2, seen  # it moved, not jumped from empty to full
     assert max(seen) == 1  # and ended full: the image was accepted
+    figures = js(browser, "return [...window.figures]")
+    assert any("ETA" in text and "/s" in text for text in figures), figures  # rate and ETA
+    countdowns = js(browser, "return [...window.countdowns]")
+    assert any("left" in text for text in countdowns), countdowns  # the deadlines, counting
     state = browser.find_element("css selector", "#session-state").get_attribute("data-state")
     assert state == "serving"
     # The path taken is highlighted on the machine's diagram.

@@ -94,7 +94,6 @@ fb.boot = {
     on("note", (d) => this.log(this.lastMs, d.text, "note"));
     on("progress", (d) => this.unpacking(d));
     on("step", (d) => this.step(d));
-    on("console", (d) => this.consoleText(d.text));
     on("end", (d) => { this.end(d); source.close(); });
     source.onerror = () => { if (source.readyState === EventSource.CLOSED) this.source = null; };
     this.timer = setInterval(() => this.tick(), 250);
@@ -117,8 +116,6 @@ fb.boot = {
     this.clock = null;
     this.ended = false;
     fb.$("#session-log").replaceChildren();
-    fb.$("#console").textContent = "";
-    fb.$("#console-pane").hidden = true;
     fb.$("#session-result").hidden = true;
     fb.$("#upload-progress").value = 0;
     fb.$("#upload-figures").textContent = "not started";
@@ -234,14 +231,6 @@ fb.boot = {
     const now = this.nowMs();
     fb.$("#countdown").textContent = shown.map(([name, timer]) =>
       `${fb.timerNames[name] || name}: ${fb.duration((timer.deadline - now) / 1000)} left`).join(" · ");
-  },
-
-  consoleText(text) {
-    fb.$("#console-pane").hidden = false;
-    const pane = fb.$("#console");
-    pane.textContent += text;
-    if (pane.textContent.length > 200000) pane.textContent = pane.textContent.slice(-150000);
-    pane.scrollTop = pane.scrollHeight;
   },
 
   log(tMs, text, kind) {

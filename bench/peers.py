@@ -347,8 +347,8 @@ write_journal(Path(sys.argv[2]), session_events(int(sys.argv[3])))
 """
 
 
-@pair("replay", f"`fastboop replay` of a {REPLAY_EVENTS:,}-event journal (rate: events/s wall)",
-      limits={"rss": 64, "rate": 300_000})  # fmt: skip
+@pair("replay", f"`fastboop replay` of a {REPLAY_EVENTS:,}-event journal (events/s: wall, CPU)",
+      limits={"rss": 64, "rate": 300_000, "cpurate": 300_000})  # fmt: skip
 def replay(work: Path) -> Iterator[Sides]:
     journal = work / "session.fbj"
     # written by a process of its own, so that this one stays small

@@ -55,7 +55,12 @@ def test_boot_watch_cancel_and_open_the_journal(
     until(lambda: "oneplus-fajita" in text_of(browser, "#device-list"), "the phone in the list")
     assert "sdm845" in text_of(browser, "#device-list")  # its getvar answers
 
-    browser.find_element("css selector", "nav a[data-view=boot]").click()
+    # "Boot this phone": the form for that phone; two profiles match it, so the user
+    # confirms one.
+    browser.find_element("css selector", "#device-list article.device button.primary").click()
+    until(lambda: "/boot" in browser.current_url, "the boot form")
+    assert Select(browser.find_element("css selector", "#device")).first_selected_option \
+        .get_attribute("value") == "7c1e2d9f"  # the phone's serial, as -s names it
     browser.find_element("css selector", "#artifact").send_keys(str(rootfs))
     Select(browser.find_element("css selector", "#profile")).select_by_value("oneplus-fajita")
     # Sample the bar as the page draws it: it must pass through values between 0 and 1.
@@ -107,3 +112,10 @@ def test_boot_watch_cancel_and_open_the_journal(
     assert verdict[0].get_attribute("data-verdict") == "ok"
     assert "final state done" in verdict[0].text
     screenshot(browser, shots, "ui-journal")
+
+    # The artifact is offered again as a recent one.
+    browser.get(ui.base() + "/boot")
+    ready(browser)
+    recent = [o.get_attribute("value")
+              for o in browser.find_elements("css selector", "#recent option")]  # fmt: skip
+    assert recent[0] == str(rootfs)

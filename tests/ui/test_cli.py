@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import signal
 import stat
 import subprocess
 import time
@@ -124,5 +125,11 @@ def test_bad_input_from_the_page_gets_one_clear_message(tmp_path: Path) -> None:
         assert end["state"] == "failed"
         assert end["error"]["message"] == f"no such rootfs image: {missing}"
         assert end["error"]["hint"]
+        _, listed = api(ui, "/api/journals")
+        (upload,) = [Path(e["path"]) for e in listed["journals"] if e["origin"] == "upload"]
+        assert upload.read_bytes() == b"not a journal" * 100
     finally:
-        ui.stop()
+        # uvicorn shuts down gracefully, then re-raises SIGTERM: the shell sees 143.
+        assert ui.stop() == -signal.SIGTERM
+    assert not upload.exists()  # the uploads' copies go with the server
+    assert "Traceback" not in ui.log.read_text()

@@ -206,15 +206,19 @@ async def list_journals(request: Request) -> Response:
 
 async def upload_journal(request: Request) -> Response:
     state = _state(request)
-    name = request.headers.get("x-filename", "journal.fbj")
-    data = bytearray()
-    async for chunk in request.stream():
-        data += chunk
-        if len(data) > UPLOAD_LIMIT:
-            return _error(FastboopError("the upload is larger than any journal should be",
-                                        hint=f"the limit is {UPLOAD_LIMIT >> 20} MiB"), 413)
-    key = await anyio.to_thread.run_sync(state.journals.store_upload, name, bytes(data))
-    return _json({"id": key})
+    target = state.journals.upload_target(request.headers.get("x-filename", "journal.fbj"))
+    size = 0
+    async with await anyio.open_file(target, "wb") as out:  # streamed: memory stays flat
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > UPLOAD_LIMIT:
+                break
+            await out.write(chunk)
+    if size > UPLOAD_LIMIT:
+        target.unlink()
+        return _error(FastboopError("the upload is larger than any journal should be",
+                                    hint=f"the limit is {UPLOAD_LIMIT >> 20} MiB"), 413)
+    return _json({"id": state.journals.add(target, "upload")})
 
 
 def _journal_path(request: Request) -> Path:
@@ -289,6 +293,7 @@ def create_app(settings: UiSettings) -> Guard:
                     for run in ui.boots.values():
                         await run.finished.wait()
                 tasks.cancel_scope.cancel()
+                ui.journals.close()
         with anyio.CancelScope(shield=True):
             for bus in settings.usb_buses:
                 await bus.aclose()

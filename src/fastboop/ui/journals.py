@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import re
 import secrets
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -75,14 +76,20 @@ class JournalCatalogue:
         self._chosen[key] = (resolved, origin)
         return key
 
-    def store_upload(self, name: str, data: bytes) -> str:
-        """Keep an uploaded journal in this run's private temporary directory."""
+    def upload_target(self, name: str) -> Path:
+        """Where an upload named ``name`` goes: this run's private temporary directory
+        (mode 0700, removed by :meth:`close`), under a sanitized, unique name. The caller
+        writes it, then :meth:`add` s it with origin ``upload``."""
         if self._uploads is None:
             self._uploads = Path(tempfile.mkdtemp(prefix="fastboop-ui-"))
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", Path(name).name)[-100:] or "journal"
-        target = self._uploads / f"{secrets.token_hex(4)}-{safe}"
-        target.write_bytes(data)
-        return self.add(target, "upload")
+        return self._uploads / f"{secrets.token_hex(4)}-{safe}"
+
+    def close(self) -> None:
+        """Forget the uploads: their copies are deleted (the server is stopping)."""
+        if self._uploads is not None:
+            shutil.rmtree(self._uploads, ignore_errors=True)
+            self._uploads = None
 
     def path_of(self, key: str) -> Path:
         chosen = self._chosen.get(key)

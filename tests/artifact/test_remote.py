@@ -6,10 +6,9 @@ from the boot partition, modules from the root), fastboot to the simulated phone
 smoo serving the root partition, which the phone reads end to end. The server counts
 every byte it sends: the boot partition's initramfs files, the other DTBs and the empty
 space are never fetched. The image is the raw disk xz'd in 1 MiB blocks, as pmOS ships
-it for devices that are not Android phones; an Android-sparse layer inside the xz costs
-more, because its chunk headers are spread over the whole image and every xz block that
-holds one is decoded to index it. Numbers for a full-size image, both ways, are in
-docs/benchmarks-rootfs.md (bench/ranged_artifact.py).
+it for devices that are not Android phones (an Android-sparse layer inside the xz is
+walked lazily: tests/rootfs/test_sparse_lazy.py). Numbers for a full-size image, both
+ways, are in docs/benchmarks-rootfs.md (bench/ranged_artifact.py).
 """
 
 from __future__ import annotations

@@ -128,11 +128,16 @@ def test_listen_elsewhere_needs_a_token(tmp_path: Path) -> None:
 
 def test_listen_elsewhere_warns(tmp_path: Path) -> None:
     ui = UiProcess(tmp_path, "--listen", "127.0.0.2", "--token", "a-long-enough-token-1234",
-                   "--tcp", "127.0.0.1:9")
+                   "--allow-host", "phone-lab.lan", "--tcp", "127.0.0.1:9")
     try:
         assert ui.host == "127.0.0.2" and ui.token == "a-long-enough-token-1234"
         status, _, _ = request(ui, "/api/info")
         assert status == 200
+        # A name the user allowed is accepted (a machine reached by name on a LAN).
+        status, _, _ = request(ui, "/api/info", headers={"Host": f"phone-lab.lan:{ui.port}"})
+        assert status == 200
+        status, _, _ = request(ui, "/api/info", headers={"Host": f"other.lan:{ui.port}"})
+        assert status == 403
     finally:
         ui.stop()
     assert "non-loopback" in ui.log.read_text()

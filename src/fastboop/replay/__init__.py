@@ -3,6 +3,7 @@
 from fastboop.replay.redrive import (
     ReplayReport,
     Verdict,
+    describe,
     iter_states,
     iter_timeline,
     replay_journal,
@@ -12,6 +13,7 @@ from fastboop.replay.redrive import (
 __all__ = [
     "ReplayReport",
     "Verdict",
+    "describe",
     "iter_states",
     "iter_timeline",
     "replay_journal",

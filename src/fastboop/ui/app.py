@@ -29,7 +29,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from fastboop._version import __version__
+from fastboop import __version__
 from fastboop.errors import FastboopError
 from fastboop.journal.location import journal_directory, state_home
 from fastboop.ui import diagram

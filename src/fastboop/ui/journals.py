@@ -31,8 +31,7 @@ from fastboop.errors import FastboopError
 from fastboop.events import Event
 from fastboop.journal import Record, Wire, open_journal
 from fastboop.journal.location import JOURNAL_SUFFIX
-from fastboop.replay import iter_states
-from fastboop.replay.redrive import describe
+from fastboop.replay import describe, iter_states
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.fbj$")
 UPLOAD_LIMIT = 512 << 20  # bytes; a journal of a day-long serve is far smaller

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -37,16 +38,28 @@ static bool child_alive(pid_t child) {
 
 typedef bool (*ready_fn)(void);
 
-/* Poll every second; on expiry print one clear line and die (fail_back). The line
- * says what was awaited, for how long, and (hint) which setting changes the deadline. */
+/* Poll every WAIT_POLL_MS; on expiry print one clear line and die (fail_back). The line
+ * says what was awaited, for how long, and (hint) which setting changes the deadline.
+ * Polled often because every boot waits here three times (UDC, FunctionFS, the served
+ * root): a 1 s poll cost ~1.5 s of each boot (docs/benchmarks.md, serving on the real
+ * path), and a check is one access()/stat(). */
+enum { WAIT_POLL_MS = 50 };
+
+static long long monotonic_ms(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
 static void wait_until(const char *what, unsigned seconds, ready_fn ready, pid_t child,
                        const char *hint) {
-    for (unsigned waited = 0;; waited++) {
+    long long deadline = monotonic_ms() + (long long)seconds * 1000;
+    for (;;) {
         if (ready()) return;
         if (!child_alive(child)) die("gadget child exited while waiting for %s", what);
-        if (waited >= seconds)
+        if (monotonic_ms() >= deadline)
             die("deadline: %s not ready after %u s%s", what, seconds, hint ? hint : "");
-        sleep(1);
+        usleep(WAIT_POLL_MS * 1000);
     }
 }
 

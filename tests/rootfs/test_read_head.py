@@ -17,7 +17,9 @@ from fastboop.rootfs.erofs import ErofsFilesystem
 LAYOUTS = [[], ["-zlz4hc"], ["-zlz4", "-Elegacy-compress", "-C8192"],
            ["-zlz4hc", "-Eztailpacking"], ["--chunksize=8192"]]  # fmt: skip
 FILES = {"kernel": os.urandom(20_000) + b"Linux version 6.1 " * 3000 + os.urandom(9_000),
-         "small": b"tiny\n", "block": bytes(range(256)) * 16, "zeros": bytes(70_000)}  # fmt: skip
+         "small": b"tiny\n", "block": bytes(range(256)) * 16, "zeros": bytes(70_000),
+         # ~500 lclusters: a head read decodes only the start of its cluster index
+         "big": b"".join(os.urandom(3000) + bytes(5000) for _ in range(256))}  # fmt: skip
 
 
 FIXTURE_OK = [HealthCheck.function_scoped_fixture]
@@ -55,6 +57,13 @@ def image(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 def test_read_head_is_a_prefix_of_the_file(image: bytes, name: str, length: int) -> None:
     fs = ErofsFilesystem(BytesSource(image))
     assert fs.read_head(f"/{name}", length) == FILES[name][:length]
+
+
+@pytest.mark.parametrize("length", [1, 4096, 65_536, 300_000, 1_000_000, 2_048_000, 3_000_000])
+def test_a_head_of_a_long_file_is_its_prefix(image: bytes, length: int) -> None:
+    """The cluster index is decoded only up to the first extent past ``length``."""
+    fs = ErofsFilesystem(BytesSource(image))
+    assert fs.read_head("/big", length) == FILES["big"][:length]
 
 
 def test_a_header_costs_a_pcluster_not_the_file(image: bytes) -> None:

@@ -107,8 +107,7 @@ class FileAssembly:
         """The file, once every piece is in: exactly ``size`` bytes, or corrupt."""
         if self._buffer.tell() != self.size:
             raise CorruptImageError(
-                f"erofs: file data of {self._buffer.tell()} bytes where the inode says "
-                f"{self.size}"
+                f"erofs: file data of {self._buffer.tell()} bytes where the inode says {self.size}"
             )
         return self._buffer.getvalue()
 
@@ -263,10 +262,9 @@ class ErofsFilesystem(Filesystem):
         istart, ilen = zmap.index_region(inode, header)
         index = self._read(istart, min(ilen, max(self.source.size - istart, 0)))
         cindex = zmap.ClusterIndex(inode, header, self.sb, index)
-        extents = zmap.file_extents(cindex)  # may refuse: before allocating
+        extents = zmap.file_extents(cindex, limit)  # may refuse: before allocating
         size = inode.size
         if limit is not None:
-            extents = [e for e in extents if e.logical < limit]
             size = min(size, extents[-1].logical + extents[-1].length)
         runs = _contiguous_runs(extents)
         out = FileAssembly(size)

@@ -179,22 +179,24 @@ class ClusterIndex:
         base = pos - pos % packsize
         return self.checked(self._pack(base, vcnt, packsize)[(pos - base) >> shift])
 
-    def lclusters(self) -> list[Lcluster]:
-        """Every lcluster of the file in order: compact packs are decoded whole and
-        sliced, which is what makes a whole-file walk cheap. Entries that :meth:`load`
-        would refuse (HEAD2, a bad big-pcluster delta) are left in; callers check
-        ``type == 3`` / ``pblk == _BAD_DELTA`` on the ones they use, via :func:`checked`."""
+    def lclusters(self, count: int | None = None) -> list[Lcluster]:
+        """Every lcluster of the file in order (the first ``count`` only, if given):
+        compact packs are decoded whole and sliced, which is what makes a whole-file walk
+        cheap. Entries that :meth:`load` would refuse (HEAD2, a bad big-pcluster delta)
+        are left in; callers check ``type == 3`` / ``pblk == _BAD_DELTA`` on the ones
+        they use, via :func:`checked`."""
+        total = self.totalidx if count is None else min(count, self.totalidx)
         if self.inode.layout is DataLayout.COMPRESSED_FULL:
-            return [self._load_legacy(lcn) for lcn in range(self.totalidx)]
+            return [self._load_legacy(lcn) for lcn in range(total)]
         out: list[Lcluster] = []
         lcn = 0
-        while lcn < self.totalidx:
+        while lcn < total:
             pos, shift = self._compact_pos(lcn)
             vcnt = 2 if shift == 2 else 16
             packsize = vcnt << shift
             base = pos - pos % packsize
             first = (pos - base) >> shift
-            take = min(vcnt - first, self.totalidx - lcn)
+            take = min(vcnt - first, total - lcn)
             out += self._pack(base, vcnt, packsize)[first : first + take]
             lcn += take
         return out
@@ -315,15 +317,16 @@ class ClusterIndex:
         return entries
 
 
-def file_extents(cindex: ClusterIndex) -> list[Extent]:
-    """Every extent of the file, in logical order, covering ``[0, size)`` exactly."""
+def _heads(cindex: ClusterIndex, scanned: int) -> list[tuple[int, Lcluster, int]]:
+    """(logical offset, lcluster, pblocks) of every extent head among the first
+    ``scanned`` lclusters (one more is decoded: a big pcluster's block count)."""
     inode = cindex.inode
     lcs = 1 << cindex.lclusterbits
     tail_lcn = (inode.size - 1) // lcs
     heads: list[tuple[int, Lcluster, int]] = []
-    entries = cindex.lclusters()
+    entries = cindex.lclusters(scanned + 1)
     big = cindex.big_pcluster
-    for lcn, m in enumerate(entries):
+    for lcn, m in enumerate(entries[:scanned]):
         if m[0] == TYPE_NONHEAD:
             continue
         m = cindex.checked(m)
@@ -343,6 +346,26 @@ def file_extents(cindex: ClusterIndex) -> list[Extent]:
                     raise CorruptImageError(f"erofs: missing CBLKCNT at nid {inode.nid}")
                 pblocks = nxt[4]
         heads.append((logical, m, pblocks))
+    return heads
+
+
+def file_extents(cindex: ClusterIndex, limit: int | None = None) -> list[Extent]:
+    """Every extent of the file, in logical order, covering ``[0, size)`` exactly.
+
+    With ``limit``, only the extents that start before it (still each whole): the index
+    is decoded only as far as the first extent at or past ``limit``, so reading a 64 KiB
+    kernel header does not decode the cluster index of the whole 33 MB kernel.
+    """
+    inode = cindex.inode
+    lcs = 1 << cindex.lclusterbits
+    tail_lcn = (inode.size - 1) // lcs
+    total = cindex.totalidx
+    scanned = total if limit is None else min(total, max(limit, 0) // lcs + 64)
+    while True:
+        heads = _heads(cindex, scanned)
+        if scanned >= total or (heads and limit is not None and heads[-1][0] >= limit):
+            break
+        scanned = min(total, scanned * 2)
     if not heads or heads[0][0] != 0:
         raise CorruptImageError(
             f"erofs: compressed file does not start with an extent, nid {inode.nid}"
@@ -353,6 +376,9 @@ def file_extents(cindex: ClusterIndex) -> list[Extent]:
         if end <= logical:
             raise CorruptImageError(f"erofs: overlapping extents at nid {inode.nid}")
         extents.append(Extent(logical, end - logical, m[3], pblocks, m[0] == TYPE_HEAD))
+    if scanned < total:  # stopped early: the last head only marks where the others end
+        assert limit is not None
+        return [e for e in extents[:-1] if e.logical < limit]
     if cindex.header.tail_inline:
         # The extent holding the last byte keeps its pcluster inline, after the index.
         last = extents[-1]
@@ -361,4 +387,4 @@ def file_extents(cindex: ClusterIndex) -> list[Extent]:
             inline_at=cindex.next_pack_offset(tail_lcn),
             inline_size=cindex.header.idata_size,
         )
-    return extents
+    return extents if limit is None else [e for e in extents if e.logical < limit]

@@ -138,7 +138,8 @@ def one_run(index: int, rootfs: VmRootfs, args: argparse.Namespace) -> Run:
             marks.poll()
             if "init" in marks.seen and not cpu_start:
                 cpu_start = sample
-            cpu_end = sample
+            # CPU time only grows; a process that just ended reads as 0: keep its last value
+            cpu_end = {k: max(v, cpu_end.get(k, 0.0)) for k, v in sample.items()}
             time.sleep(0.01)
         sim.wait_exit()
     finally:

@@ -218,6 +218,45 @@ async def test_udp_survives_packet_loss_both_ways() -> None:
     assert dropped["up"] > 10 and dropped["down"] > 10
 
 
+async def test_a_udp_download_to_a_device_gone_mute_can_be_cancelled() -> None:
+    """Download data goes out from a worker thread; when the device stops answering
+    mid-download, cancelling the caller still ends it (the thread checks), long before
+    the one-minute retry budget."""
+    model = load_model("google-sargo")
+    with anyio.fail_after(LIMIT):
+        async with serving(model, "udp") as (_, server_port):
+            relay = await anyio.create_udp_socket(local_host="127.0.0.1")
+            upstream = await anyio.create_connected_udp_socket("127.0.0.1", server_port)
+            relay_port = relay.extra(anyio.abc.SocketAttribute.local_port)
+            client_address: list[tuple[str, int]] = []
+
+            async def up() -> None:
+                count = 0
+                async for datagram, (host, port, *_) in relay:
+                    client_address[:] = [(host, port)]
+                    count += 1
+                    if count < 200:  # then the device says nothing more
+                        await upstream.send(datagram)
+
+            async def down() -> None:
+                async for datagram in upstream:
+                    await relay.sendto(datagram, *client_address[0])
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(up)
+                group.start_soon(down)
+                transport = await open_udp("127.0.0.1", relay_port, retry_interval=0.05,
+                                           retry_budget=60)  # fmt: skip
+                client = FastbootClient(transport)
+                with anyio.move_on_after(2) as attempt:
+                    await client.download(bytes(1 << 20))
+                assert attempt.cancelled_caught
+                await transport.aclose()
+                group.cancel_scope.cancel()
+            await relay.aclose()
+            await upstream.aclose()
+
+
 async def test_simulator_refuses_what_aosp_fastboot_would_change(boot_img: Path) -> None:
     """The simulator is a safe target: flash/erase/oem/set_active from the real tool all FAIL."""
     attempts = [

@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from typing import Final
 
 import anyio
+import anyio.from_thread
 import anyio.lowlevel
 import anyio.to_thread
 
@@ -44,6 +45,7 @@ RETRY_BUDGET: Final = 60.0
 
 _IO_ERRORS = (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError)
 _DATAGRAM_MAX: Final = 1 << 16
+CANCEL_CHECK: Final = 0.1  # a worker thread notices cancellation at least this often
 THREADED_PACKETS: Final = 16  # a message of this many packets is sent by a worker thread
 
 
@@ -116,7 +118,7 @@ class UdpTransport:
                 self._deliver(await self._rest_of_message(reply, timeout))
 
     def _send_pieces(self, pieces: list[tuple[bytes, bool]], timeout: float) -> None:
-        """:meth:`send`'s packets, in a worker thread; a cancelled caller waits for it."""
+        """:meth:`send`'s packets, in a worker thread (cancelled within CANCEL_CHECK s)."""
         for data, continued in pieces:
             reply = self._exchange_blocking(self._session.fastboot(data, continued=continued),
                                             timeout)  # fmt: skip
@@ -187,18 +189,23 @@ class UdpTransport:
         poller.register(sock, select.POLLIN)
         with self._errors():
             for _ in range(attempts):
-                if self._socket is not sock:  # closed meanwhile (a cancelled download)
+                # The caller's cancellation (Ctrl-C, a deadline) reaches the thread here
+                # and in the waits below, within CANCEL_CHECK s even if the device is mute.
+                anyio.from_thread.check_cancelled()
+                if self._socket is not sock:
                     raise OSError("transport closed")
                 while True:
                     try:
                         sock.send(packet)
                         break
                     except BlockingIOError:
-                        select.select([], [sock], [], self._retry_interval)
+                        select.select([], [sock], [], CANCEL_CHECK)
+                        anyio.from_thread.check_cancelled()
                 deadline = time.monotonic() + self._retry_interval
                 while (left := deadline - time.monotonic()) > 0:
-                    if not poller.poll(left * 1000):
-                        break
+                    if not poller.poll(min(left, CANCEL_CHECK) * 1000):
+                        anyio.from_thread.check_cancelled()
+                        continue
                     reply = _waiting_reply(self._session, sock, packet)
                     if reply is not None:
                         return reply

@@ -4,6 +4,7 @@ seekable zstd. Fixtures come from the real xz, zstd and gzip, and pyzstd's seeka
 
 from __future__ import annotations
 
+import gc
 import gzip
 import io
 import json
@@ -11,6 +12,7 @@ import lzma
 import os
 import random
 import tracemalloc
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -265,6 +267,28 @@ def test_seekable_zstd_random_reads() -> None:
     assert source.frames_decoded == 1
     assert source.read(0, len(raw)) == raw
     assert read_seek_table(BytesSource(zstandard.ZstdCompressor().compress(raw))) is None
+
+
+def test_dropped_random_access_sources_are_freed_at_once(
+    multiblock: tuple[bytes, bytes],
+) -> None:
+    """A source and its cache of decoded blocks (up to 128 MiB) go as soon as the source
+    is dropped: the cache held the source's own decode method, a cycle that kept both
+    alive until the cyclic GC ran (the containers fuzz family's cycles)."""
+    raw, blob = multiblock
+    zraw = data(1_000_000, seed=6)
+    gc.disable()
+    try:
+        zblob = seekable(zraw)
+        makers = (lambda: XzSource(BytesSource(blob)), lambda: ZstdSeekSource(BytesSource(zblob)))
+        for make, expected in zip(makers, (raw, zraw), strict=True):
+            source = make()
+            assert source.read(100_000, 1000) == expected[100_000:101_000]
+            dropped = weakref.ref(source)
+            del source
+            assert dropped() is None
+    finally:
+        gc.enable()
 
 
 def test_seek_table_that_lies_is_refused() -> None:

@@ -10,8 +10,10 @@
 
 from __future__ import annotations
 
+import gc
 import struct
 import subprocess
+import weakref
 from pathlib import Path
 
 import hypothesis.strategies as st
@@ -150,3 +152,26 @@ def test_a_changed_metadata_byte_is_caught_or_harmless(
     except RootfsError:
         return
     assert seen == snapshot(checked)
+
+
+@pytest.mark.parametrize("kind", ["ext2", "ext3", "ext4"])
+def test_a_dropped_filesystem_is_freed_at_once(tmp_path: Path, kind: str) -> None:
+    """Reading leaves no reference cycle behind, so a dropped filesystem (and the image
+    it holds) is freed at once, not whenever the cyclic GC runs. The ext2/ext3 block-map
+    walk was a recursive closure, a cycle: the ext4 fuzz family's worker held hundreds of
+    dropped 2 MB images at a time (352 MiB peak)."""
+    tree = tmp_path / "tree"
+    (tree / "d").mkdir(parents=True)
+    (tree / "d/f").write_bytes(bytes(range(256)) * 300)  # 75 blocks: through the indirect map
+    image = tmp_path / "fs.img"
+    subprocess.run(["mke2fs", "-q", "-F", "-t", kind, "-b", "1024", "-d", str(tree),
+                    str(image), "2M"], check=True, capture_output=True)  # fmt: skip
+    gc.disable()
+    try:
+        fs = Ext4Filesystem(BytesSource(image.read_bytes()))
+        assert fs.read_file("/d/f") == bytes(range(256)) * 300
+        dropped = weakref.ref(fs)
+        del fs
+        assert dropped() is None
+    finally:
+        gc.enable()

@@ -14,7 +14,9 @@ again (a simulated boot over HTTP fetched 2.3 times the image before this).
 from __future__ import annotations
 
 import bisect
+import inspect
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
@@ -33,7 +35,13 @@ class BlockCache:
         order and contiguous; ``decode(number)`` returns exactly that block's bytes."""
         self._starts = [start for start, _ in spans]
         self._sizes = [size for _, size in spans]
-        self._decode = decode
+        # The owner passes its own bound method. Held strongly, it would close a cycle
+        # (source -> cache -> method -> source) that keeps the source, its input and up
+        # to the budget of decoded blocks alive after the source is dropped, until the
+        # cyclic GC happens to run (a hundred dropped volumes held gigabytes).
+        self._decode: Callable[[], Callable[[int], bytes] | None] = (
+            weakref.WeakMethod(decode) if inspect.ismethod(decode) else lambda: decode
+        )
         self._budget = budget
         self._blocks: OrderedDict[int, bytes] = OrderedDict()
         self._held = 0
@@ -53,7 +61,10 @@ class BlockCache:
                     break
             pending.wait()  # another thread decodes it; then look again (it may have failed)
         try:
-            data = self._decode(number)
+            decode = self._decode()
+            if decode is None:  # only the owner reads through its cache
+                raise RuntimeError("block cache used after its source was dropped")
+            data = decode(number)
             with self._lock:
                 if number not in self._blocks:
                     self._blocks[number] = data

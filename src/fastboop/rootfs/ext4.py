@@ -326,27 +326,29 @@ class Ext4Filesystem(Filesystem):
 
     def _blockmap_runs(self, inode: Ext4Inode, nblocks: int) -> list[tuple[int, int, int, bool]]:
         ptrs = list(struct.unpack_from("<15I", inode.block))
-        per = self.sb.block_size // 4
-        out: list[int] = []
+        out: list[int] = ptrs[:12]
+        for level, blk in ((1, ptrs[12]), (2, ptrs[13]), (3, ptrs[14])):
+            self._blockmap_walk(blk, level, out, nblocks)
+        return [(i, b, 1, b != 0) for i, b in enumerate(out[:nblocks])]
 
-        def walk(blk: int, level: int) -> None:
+    def _blockmap_walk(self, blk: int, level: int, out: list[int], nblocks: int) -> None:
+        """Append the data blocks under indirect block ``blk`` (``level`` deep) to ``out``,
+        up to ``nblocks``. A method, not a recursive closure: a closure that calls itself
+        is a reference cycle, which kept every filesystem read this way (its whole image)
+        alive until the cyclic GC ran."""
+        per = self.sb.block_size // 4
+        if len(out) >= nblocks:
+            return
+        if blk == 0:
+            out.extend([0] * min(per**level, nblocks - len(out)))
+            return
+        for child in struct.unpack(f"<{per}I", self._block(blk)):
             if len(out) >= nblocks:
                 return
-            if blk == 0:
-                out.extend([0] * min(per**level, nblocks - len(out)))
-                return
-            for child in struct.unpack(f"<{per}I", self._block(blk)):
-                if len(out) >= nblocks:
-                    return
-                if level == 1:
-                    out.append(child)
-                else:
-                    walk(child, level - 1)
-
-        out.extend(ptrs[:12])
-        for level, blk in ((1, ptrs[12]), (2, ptrs[13]), (3, ptrs[14])):
-            walk(blk, level)
-        return [(i, b, 1, b != 0) for i, b in enumerate(out[:nblocks])]
+            if level == 1:
+                out.append(child)
+            else:
+                self._blockmap_walk(child, level - 1, out, nblocks)
 
     def read_inode_data(self, inode: Ext4Inode) -> bytes:
         if inode.size > self.max_file_size:

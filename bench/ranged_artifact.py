@@ -45,7 +45,7 @@ import anyio  # noqa: E402
 from tests.artifact import imaging  # noqa: E402
 from tests.artifact.imaging import Part  # noqa: E402
 from tests.rootfs.kernel_trees import full_depmod_tree  # noqa: E402
-from tests.support.build_cache import build_once  # noqa: E402
+from tests.support.cache import build_once  # noqa: E402
 from tests.support.debian import debian_kernel  # noqa: E402
 from tests.support.http_range import RangeHandler  # noqa: E402
 

@@ -46,7 +46,7 @@ from tests.rootfs.kernel_trees import (
     copy_module_subset,
     debian_kernel,
 )
-from tests.support.build_cache import build_once
+from tests.support.cache import build_once, keep_only
 from tests.support.debian import REPO_ROOT
 
 CACHE = REPO_ROOT / ".cache" / "artifacts"
@@ -271,13 +271,7 @@ def build(name: str) -> Shape:
 
     def make(work: Path) -> None:
         keep = BUILDERS[name](work)
-        for entry in work.iterdir():  # keep only the artifact itself
-            if entry == keep:
-                continue
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
+        keep_only(work, keep)  # the artifact itself, not the trees it was made from
         (work / "shape.txt").write_text(keep.name)
 
     done = build_once(CACHE / _key() / name, make)

@@ -1,5 +1,6 @@
-"""The fixture cache's build-once helper under a race: two builders of one entry at the
-same time (two worktrees running the suite) each work privately; one copy wins, whole."""
+"""The fixture cache's build-once helper (tests/support/cache.py: artifact shapes, live
+ISOs, VM disks) under a race: two builders of one entry at the same time (two worktrees
+running the suite) each work privately; one copy wins, whole."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.build_cache import build_once
+from tests.support.cache import build_once
 
 
 def test_concurrent_builders_never_mix_their_files(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ def build_once(done: Path, build: Callable[[Path], None]) -> Path:
         return done
     done.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=done.parent, prefix=f".{done.name}."))
+    work.chmod(0o755)  # mkdtemp's 0700 would become the cache entry's mode
     try:
         build(work)
         os.rename(work, done)

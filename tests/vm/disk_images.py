@@ -27,7 +27,7 @@ from pathlib import Path
 from tests.artifact import imaging
 from tests.artifact.imaging import Part
 from tests.rootfs.kernel_trees import copy_module_subset
-from tests.support.build_cache import build_once
+from tests.support.cache import build_once
 from tests.support.debian import REPO_ROOT, debian_kernel
 from tests.vm.guestbins import compile_static
 from tests.vm.rootfs_image import BLOB_BYTES, _blob, blob_checksum, chunk_sums

@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -150,6 +151,24 @@ def installed(work: Path, how: str, dist: Path, clone: Path) -> Path:
     return venv / "bin"
 
 
+def served_by_ui(fastboop: str, path: str, *, cwd: Path, env: dict[str, str]) -> str:
+    """``path`` as the installed ``fastboop ui`` serves it: its page's assets ship in the
+    package (``pipx run fastboop ui`` has no checkout to read them from)."""
+    cwd.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen([fastboop, "ui", "--no-browser", "--tcp", "127.0.0.1:9"],
+                               cwd=cwd, env={**env, "XDG_STATE_HOME": str(cwd / "state")},
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert process.stdout is not None
+        base, _, token = process.stdout.readline().strip().partition("/?token=")
+        request = urllib.request.Request(base + path, headers={"Authorization": f"token {token}"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return str(response.read().decode())
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 @pytest.mark.parametrize("how", ["pip-wheel", "pip-sdist", "pip-git", "uv-tool-sdist",
                                  "uv-tool-git", "pipx-sdist"])
 def test_each_install_boots_and_builds_away_from_the_checkout(
@@ -169,6 +188,7 @@ def test_each_install_boots_and_builds_away_from_the_checkout(
     run([fastboop, "boot", str(rootfs), "--device-profile", "oneplus-fajita", "--output",
          str(here / "boot.img")], cwd=here, env=env)  # fmt: skip
     assert (here / "boot.img").read_bytes()[:8] == b"ANDROID!"
+    assert "fb.route" in served_by_ui(fastboop, "/static/app.js", cwd=here, env=env)
     if how == "pip-wheel":  # the installed package's own files, not the checkout's
         where = run([str(bin_dir / "python"), "-c", "import fastboop; print(fastboop.__file__)"],
                     cwd=here, env=env)  # fmt: skip

@@ -51,8 +51,21 @@ def request(ui: UiProcess, path: str, *, method: str = "GET", token: bool = True
     return response.status, {k.lower(): v for k, v in response.getheaders()}, data
 
 
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses of the TCP sockets listening on ``port`` (Linux's table)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, _, hex_port = local.partition(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                found.add(address)
+    return found
+
+
 def test_listens_on_loopback_with_a_random_token(ui: UiProcess) -> None:
     assert ui.host == "127.0.0.1"
+    assert listening_addresses(ui.port) == {"0100007F"}  # 127.0.0.1 only, no wildcard
     assert len(ui.token) >= 32
 
 

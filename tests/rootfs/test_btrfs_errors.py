@@ -3,14 +3,18 @@ answer (zeros for preallocated extents and holes, the mirror for a bad DUP copy)
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fastboop.blocks import BytesSource
 from fastboop.rootfs.btrfs import BtrfsFilesystem
 from fastboop.rootfs.btrfs.ondisk import EXTENT_DATA_KEY, U64_MAX, Key
+from fastboop.rootfs.btrfs.reader import _major_minor
 from fastboop.rootfs.btrfs.superblock import SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE
 from fastboop.rootfs.detect import open_path
 from fastboop.rootfs.errors import CorruptImageError, RootfsError, UnsupportedError
@@ -154,3 +158,13 @@ def test_corrupt_compressed_data_is_a_clear_error(small_tree: Path, tmp_path: Pa
         with pytest.raises(CorruptImageError, match=f"{algorithm}|LZO") as info:
             _open(data).read_file("/d/text")
         assert "img:/d/text" in str(info.value), algorithm
+
+
+@given(st.integers(0, 2**64 - 1))
+def test_any_stored_device_number_is_a_device_number(rdev: int) -> None:
+    """A device node's rdev is a u64 on disk holding the kernel's 32-bit dev_t: whatever
+    a damaged image stores, the reader gives the kernel's major and minor, never an
+    OverflowError (found by the btrfs fuzz family, case #58,881)."""
+    dev = _major_minor(rdev)
+    assert os.major(dev) == (rdev & 0xFFFFFFFF) >> 20
+    assert os.minor(dev) == rdev & 0xFFFFF

@@ -39,8 +39,11 @@ BtrfsNode = tuple[int, int]  # (tree id, inode number)
 
 
 def _major_minor(rdev: int) -> int:
-    """btrfs stores the kernel's ``dev_t`` (major << 20 | minor); give the userspace one."""
-    return os.makedev(rdev >> 20, rdev & 0xFFFFF)
+    """btrfs stores the kernel's ``dev_t`` (major << 20 | minor) in a u64 field; give the
+    userspace one. The kernel's dev_t has 32 bits (12 of major), so, like the kernel, the
+    bits above them are dropped: a damaged field must not reach ``os.makedev`` as an
+    out-of-range major (the fuzz campaign's OverflowError)."""
+    return os.makedev((rdev >> 20) & 0xFFF, rdev & 0xFFFFF)
 
 
 class BtrfsFilesystem(Filesystem):

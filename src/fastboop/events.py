@@ -203,6 +203,21 @@ class ServeStats(Event, frozen=True, tag="serve_stats"):
     in_flight_peak: int = 0
 
 
+class ConsoleOutput(Event, frozen=True, tag="console_output"):
+    """Bytes the phone wrote to its USB serial console (CDC-ACM, ``--serial-console``):
+    stage0 forwards the kernel log there, a getty takes over after switch_root.
+
+    Raw bytes, as they arrived, batched. The journal keeps the first
+    ``CONSOLE_JOURNAL_LIMIT`` bytes of a session's console; past that it records only how
+    many bytes came (``omitted``), so a phone left logging for days cannot fill the disk,
+    while live watchers still get every byte.
+    """
+
+    OBSERVATION: ClassVar[bool] = True
+    data: bytes
+    omitted: int = 0
+
+
 class ServeEnded(Event, frozen=True, tag="serve_ended"):
     reason: str
 
@@ -232,6 +247,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     GadgetFound,
     GadgetLost,
     ServeStats,
+    ConsoleOutput,
     ServeEnded,
     ServeFailed,
 )
@@ -257,6 +273,7 @@ AnyEvent = (
     | GadgetFound
     | GadgetLost
     | ServeStats
+    | ConsoleOutput
     | ServeEnded
     | ServeFailed
 )

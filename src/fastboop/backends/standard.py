@@ -9,7 +9,7 @@ journal through a wire tap.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import anyio
 import msgspec
@@ -20,6 +20,8 @@ from fastboop.artifact.open import ArtifactOptions
 from fastboop.backends.exports import ServedImage, open_export
 from fastboop.backends.ports import DeviceSource, GadgetSource, PayloadBuilder
 from fastboop.blocks import FileSource
+from fastboop.console.ports import ConsolePort, ConsoleUnavailable
+from fastboop.console.pump import pump_console
 from fastboop.detection.probe import identify_with, limit_hit, probe_finished
 from fastboop.devpro.pool import ProfilePool
 from fastboop.errors import FastboopError
@@ -27,7 +29,7 @@ from fastboop.fastboot import FastbootClient, FastbootError
 from fastboop.fastboot.limits import CommandLimits
 from fastboop.logs import get_logger
 from fastboop.runtime.backend import EffectContext
-from fastboop.smoo.events import Outcome
+from fastboop.smoo.events import Outcome, SessionEnded
 from fastboop.smoo.export import Export
 from fastboop.smoo.host import HostConfig, SmooHost
 from fastboop.smoo.link import GadgetLink
@@ -68,6 +70,10 @@ ExportOpener = Callable[[str], Export]
 """Builds the export for ``Serve.rootfs``. The opener owns its source and may reuse it
 across reconnects (e.g. a copy-on-write overlay that must keep the phone's writes)."""
 
+ConsoleOpener = Callable[[GadgetLink, DeviceAddress], Awaitable[ConsolePort]]
+"""Opens the serial console of the gadget behind an open smoo link
+(:func:`fastboop.console.ports.open_gadget_console` for USB and USB/IP)."""
+
 
 class _OpenDevice:
     def __init__(self, transport: Transport, client: FastbootClient):
@@ -90,6 +96,7 @@ class StandardBackend:
         smoo_config: HostConfig | None = None,
         export_opener: ExportOpener | None = None,
         artifact_options: ArtifactOptions = ArtifactOptions(),  # noqa: B008 - frozen
+        console: ConsoleOpener | None = None,
     ):
         self.devices = devices
         self.gadgets = gadgets
@@ -100,6 +107,7 @@ class StandardBackend:
         self.smoo_config = smoo_config
         self.export_opener = export_opener
         self.artifact_options = artifact_options  # which volume is served (--partition)
+        self.console = console  # read the phone's serial console while serving
         self._open: dict[DeviceAddress, _OpenDevice] = {}
         self._images: dict[str, bytes] = {}
         self._gadget_links: list[GadgetLink] = []
@@ -258,7 +266,7 @@ class StandardBackend:
         self._on_stats = stats
         for attempt in range(1, HANDSHAKE_ATTEMPTS + 1):
             try:
-                ended = await host.serve_link(link)
+                ended = await self._serve_link(host, link, effect.gadget, ctx)
             finally:
                 with anyio.CancelScope(shield=True):
                     await link.aclose()
@@ -278,6 +286,36 @@ class StandardBackend:
             ctx.emit(ev.ServeFailed(message=ended.error or "smoo session failed"))
         else:
             ctx.emit(ev.GadgetLost(reason=ended.error or ended.outcome.value))
+
+    async def _serve_link(self, host: SmooHost, link: GadgetLink, gadget: DeviceAddress,
+                          ctx: EffectContext) -> SessionEnded:
+        """Serve one link; with a console opener, read the serial console beside it."""
+        if self.console is None:
+            return await host.serve_link(link)
+        ended: SessionEnded | None = None
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._read_console, link, gadget, ctx)
+            try:
+                ended = await host.serve_link(link)
+            finally:
+                tg.cancel_scope.cancel()  # before the link closes: the console shares it
+        assert ended is not None
+        return ended
+
+    async def _read_console(self, link: GadgetLink, gadget: DeviceAddress,
+                            ctx: EffectContext) -> None:
+        assert self.console is not None
+        try:
+            port = await self.console(link, gadget)
+        except (ConsoleUnavailable, TransportError, TimeoutError) as error:
+            log.warning("serial console not available", error=str(error))
+            return
+        log.info("reading the serial console", port=port.name)
+        try:
+            await pump_console(port, lambda data: ctx.emit(ev.ConsoleOutput(data=data)))
+        finally:
+            with anyio.CancelScope(shield=True):
+                await port.aclose()
 
     async def aclose(self) -> None:
         for device in list(self._open):

@@ -52,6 +52,7 @@ class SessionSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     bootloader_messages: int
     # Added after the first journals were written; the default keeps those readable.
     skipped: tuple[DeviceAddress, ...] = ()
+    console_bytes: int = 0  # serial console bytes received (ConsoleOutput)
 
 
 class SessionMachine:
@@ -80,6 +81,7 @@ class SessionMachine:
         self.serve_bytes_read = 0
         self.serve_bytes_written = 0
         self.bootloader_messages = 0
+        self.console_bytes = 0
         self._outbox: list[fx.AnyEffect] = []
         self._event: Any = None
         self._state_before = table.IDLE
@@ -143,6 +145,7 @@ class SessionMachine:
             serve_bytes_read=self.serve_bytes_read,
             serve_bytes_written=self.serve_bytes_written,
             bootloader_messages=self.bootloader_messages,
+            console_bytes=self.console_bytes,
         )
 
     # --- observations -----------------------------------------------------------------------
@@ -162,6 +165,9 @@ class SessionMachine:
             self.getvars[event.name] = event.value
         elif kind is ev.BootloaderMessage:
             self.bootloader_messages += 1
+        elif kind is ev.ConsoleOutput:
+            assert isinstance(event, ev.ConsoleOutput)
+            self.console_bytes += len(event.data) + event.omitted
 
     # --- helpers ----------------------------------------------------------------------------
 

@@ -107,6 +107,7 @@ def prepare_session(
     is the one ``fastboop boot`` uses: the installed profiles, or a channel's own.
     """
     from fastboop.backends.standard import StandardBackend, fastboot_limits
+    from fastboop.console.ports import open_gadget_console
     from fastboop.devpro.probe import usb_filter
     from fastboop.journal.inputs import session_inputs
 
@@ -148,6 +149,8 @@ def prepare_session(
         artifact_options=chosen.artifact_options(),
         limits=fastboot_limits(config),
         export_opener=export_opener,
+        # stage0 adds the CDC-ACM port only when asked (smoo.acm): read it only then
+        console=open_gadget_console if chosen.serial_console else None,
     )
     digests = {entry.profile.id: entry.loaded.sha256 for entry in pool.entries()}
     return Session(config, backend, journal=journal, inputs=session_inputs(spec, digests))

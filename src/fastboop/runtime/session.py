@@ -44,6 +44,8 @@ log = get_logger("fastboop.runtime")
 
 _Envelope = tuple[int, ev.AnyEvent]  # (task generation, event)
 
+CONSOLE_JOURNAL_LIMIT = 1 << 20  # serial console bytes a journal keeps (ConsoleOutput)
+
 
 class Step(msgspec.Struct, frozen=True, kw_only=True):
     """One turn of the machine: an event, when it was applied, the state it left the
@@ -116,6 +118,7 @@ class Session:
         self._effects: TaskGroup | None = None
         self._fault: BaseException | None = None
         self._started = False
+        self._console_room = CONSOLE_JOURNAL_LIMIT
 
     # --- embedding API ----------------------------------------------------------------------
 
@@ -275,9 +278,21 @@ class Session:
             for step_observer in self._step_observers:
                 step_observer.close()
 
+    def _journaled(self, event: ev.AnyEvent) -> ev.AnyEvent:
+        """The event as the journal keeps it: console output past its budget loses its
+        bytes but keeps their count, so replay folds the same ``console_bytes``."""
+        if type(event) is not ev.ConsoleOutput:
+            return event
+        assert isinstance(event, ev.ConsoleOutput)
+        keep = event.data[: max(self._console_room, 0)]
+        self._console_room -= len(keep)
+        if len(keep) == len(event.data):
+            return event
+        return ev.ConsoleOutput(data=keep, omitted=event.omitted + len(event.data) - len(keep))
+
     async def _apply(self, event: ev.AnyEvent) -> None:
         t_ns = self._now()
-        self._record(event, t_ns)  # the step's time is the journal's time
+        self._record(self._journaled(event), t_ns)  # the step's time is the journal's time
         for observer in self._observers:
             observer.send_nowait(event)
         effects = self.machine.step(event)

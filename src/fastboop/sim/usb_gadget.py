@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -83,6 +84,7 @@ class EmulatedGadget:
         bus: int = 1,
         address: int = 9,
         port_numbers: tuple[int, ...] = (2,),
+        console: bool = False,
     ):
         self.gadget = gadget
         self.vid, self.pid, self.serial = vid, pid, serial
@@ -94,6 +96,27 @@ class EmulatedGadget:
         self.claims: dict[int, _GadgetHandle] = {}
         self.handles_opened = 0
         self._strings = {1: "smoo", 2: "smoo gadget", 3: serial}
+        # With ``console``, a CDC-ACM data interface follows smoo's (stage0 with smoo.acm):
+        # what :meth:`write_console` queues comes out of its bulk-IN endpoint.
+        self.console = console
+        self._console_send, self._console_receive = \
+            anyio.create_memory_object_stream[bytes](math.inf)
+
+    @property
+    def interface_count(self) -> int:
+        return self.smoo_interface + 1 + self.console
+
+    def write_console(self, data: bytes) -> None:
+        """The phone writes ``data`` to its serial port (``/dev/ttyGS0``)."""
+        self._console_send.send_nowait(data)
+
+    async def read_console(self, size: int) -> bytes:
+        """One bulk-IN transfer of the serial port: what is queued, at most ``size``."""
+        data = await self._console_receive.receive()
+        if len(data) > size:
+            self._console_send.send_nowait(data[size:])  # the rest comes next time
+            data = data[:size]
+        return data
 
     @property
     def smoo_interface(self) -> int:
@@ -105,6 +128,9 @@ class EmulatedGadget:
                 return _MIMIC_TRIPLE, _MIMIC_ENDPOINTS
             return _SMOO_TRIPLE, _SMOO_ENDPOINTS
         return _CDC_DATA
+
+    def is_console(self, number: int) -> bool:
+        return self.console and number == self.smoo_interface + 1
 
     def string(self, index: int) -> str | None:
         return self._strings.get(index)
@@ -154,12 +180,12 @@ class SimGadgetUsbBackend(SimUsbBackend):
             return super().get_configuration_descriptor(dev, config)
         if config != 0:
             raise IndexError("no such configuration")
-        return configuration_descriptor(dev.smoo_interface + 1)
+        return configuration_descriptor(dev.interface_count)
 
     def get_interface_descriptor(self, dev: Any, intf: int, alt: int, config: int) -> Descriptor:
         if not isinstance(dev, EmulatedGadget):
             return super().get_interface_descriptor(dev, intf, alt, config)
-        if config != 0 or alt != 0 or intf > dev.smoo_interface:
+        if config != 0 or alt != 0 or intf >= dev.interface_count:
             raise IndexError("no such interface")
         triple, endpoints = dev.interface(intf)
         return interface_descriptor(intf, triple, len(endpoints))
@@ -297,8 +323,23 @@ class SimGadgetUsbBackend(SimUsbBackend):
             return super().bulk_read(dev_handle, ep, intf, buff, timeout)
         self._endpoint(dev_handle, ep, intf, _BULK)
         size = len(buff) * buff.itemsize
+        if dev_handle.device.is_console(intf):
+            return self._fill(buff, self._console(dev_handle.device, size, timeout))
         data = self._call(dev_handle, timeout, lambda link: link.bulk_in(size))
         return self._fill(buff, data)
+
+    @staticmethod
+    def _console(dev: EmulatedGadget, size: int, timeout_ms: int) -> bytes:
+        async def run() -> bytes:
+            with anyio.fail_after(timeout_ms / 1000 if timeout_ms > 0 else None):
+                return await dev.read_console(size)
+
+        if dev.unplugged:
+            raise _gone()
+        try:
+            return anyio.from_thread.run(run)
+        except TimeoutError:
+            raise usb.core.USBTimeoutError("Operation timed out", -7, errno.ETIMEDOUT) from None
 
     def bulk_write(self, dev_handle: Any, ep: int, intf: int, data: Any, timeout: int) -> int:
         if not isinstance(dev_handle, _GadgetHandle):

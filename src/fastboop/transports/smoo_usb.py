@@ -128,6 +128,11 @@ class UsbGadgetLink:
         return self._interface.interface
 
     @property
+    def device(self) -> Any:
+        """The pyusb device: its other interfaces (the serial console) are read beside smoo."""
+        return self._device
+
+    @property
     def interface(self) -> GadgetInterface:
         return self._interface
 

@@ -257,6 +257,14 @@ class UsbipBus(usb.backend.IBackend):  # type: ignore[misc]  # pyusb ships no ty
             for remote in remotes:
                 await remote.connection.aclose()
 
+    def remote(self, bus: int, address: int) -> RemoteDevice | None:
+        """The imported device pyusb knows as ``(bus, address)``: its connection carries
+        URBs for any of its endpoints (the serial console's, beside smoo's)."""
+        for remote in self._remotes.values():
+            if (remote.bus, remote.address) == (bus, address):
+                return remote
+        return None
+
     def locate(self, bus: int, address: int) -> tuple[str, str]:
         """``(transport, location)`` of the device pyusb knows as ``(bus, address)``."""
         for remote in self._remotes.values():

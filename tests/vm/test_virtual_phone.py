@@ -54,9 +54,11 @@ def check_journal(journal: Path, tmp_path: Path) -> None:
 def test_arm64_from_the_image_to_init(tmp_path: Path, arm64_rootfs: VmRootfs) -> None:
     rootfs = arm64_rootfs
     saved = tmp_path / "boots"
+    console_log = tmp_path / "phone-console.log"
     with virtual_phone("vm-arm64", tmp_path, once=True,
                        extra=["--save-boot", str(saved)]) as sim:  # fmt: skip
-        boot = Boot(rootfs.image, tmp_path, "--usbip", sim.usbip)  # profile detected
+        boot = Boot(rootfs.image, tmp_path, "--usbip", sim.usbip,  # profile detected
+                    "--console-log", str(console_log))  # and the serial console read
         status = sim.wait_exit()  # --once: the simulator ends with the VM, with its status
         code, output = boot.interrupt()
     console = sim.console.read_text(errors="replace")
@@ -72,6 +74,22 @@ def test_arm64_from_the_image_to_init(tmp_path: Path, arm64_rootfs: VmRootfs) ->
     assert code == ExitCode.INTERRUPTED, output
     check_journal(boot.journal, tmp_path)
     check_saved_boot(saved / "vm-arm64-1.img", tmp_path)
+    check_serial_console(console_log, output, boot.journal)
+
+
+def check_serial_console(console_log: Path, output: str, journal: Path) -> None:
+    """``--console-log``: the guest kernel's own log, forwarded by stage0 from /dev/kmsg to
+    the gadget's CDC-ACM port and read on this side over USB/IP, beside smoo's traffic:
+    saved byte for byte, shown on the boot screen, journaled."""
+    saved = console_log.read_bytes()
+    assert b"] Linux version " in saved, saved[-4000:]  # kmsg from the first record on
+    assert b"stage0" in saved, saved[-4000:]  # stage0's own log lines go to kmsg too
+    assert "console: [" in output and "] Linux version " in output, output[-4000:]
+    recorded = read_journal(journal)
+    journaled = b"".join(r.body.data for r in recorded.records
+                         if isinstance(r.body, ev.ConsoleOutput))  # fmt: skip
+    common = min(len(journaled), len(saved))  # Ctrl-C may fall between the two
+    assert b"] Linux version " in journaled and journaled[:common] == saved[:common]
 
 
 def check_saved_boot(image: Path, tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ import argparse
 import sys
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from fastboop.cli.artifact_options import add_artifact_options
 from fastboop.cli.fastboot_limits import add_fastboot_limit_flags, fastboot_limits_from
@@ -42,6 +42,7 @@ examples:
   fastboop boot rootfs.ero -s tcp:192.168.1.20               # fastboot over TCP
   fastboop boot rootfs.ero --usbip 192.168.1.20              # a phone behind usbipd
   fastboop boot rootfs.ero --require-module btrfs --cmdline-append loglevel=7
+  fastboop boot rootfs.ero --serial-console --console-log phone.log   # the kernel log too
   fastboop boot rootfs.ero --device-profile oneplus-fajita --output boot.img   # no phone
 """
 
@@ -90,6 +91,12 @@ def register(sub: Any) -> None:
     )  # fmt: skip
     parser.add_argument("--metrics-addr", default="127.0.0.1", metavar="ADDR",
                         help="address for --metrics-port (default: 127.0.0.1)")
+    parser.add_argument(
+        "--console-log", type=Path, metavar="FILE",
+        help="append the phone's serial console (its kernel log, then its getty), byte for "
+        "byte, to FILE while serving; implies --serial-console, whose lines the boot screen "
+        "shows as 'console: ...'",
+    )  # fmt: skip
     add_fastboot_limit_flags(parser)
     add_journal_flags(parser)
     add_json_flag(parser)
@@ -101,6 +108,10 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, name) < 0:
             flag = "--" + name.replace("_", "-")
             raise UsageError(f"{flag} takes a number of seconds, 0 for no limit")
+    if getattr(args, "console_log", None) is not None:
+        if args.output is not None:
+            raise UsageError("--console-log needs a phone; --output builds without one")
+        args.serial_console = True  # a console to save needs the port on the gadget
     options = boot_options_from(args)
     if args.output is not None:
         return build_only(args, options)
@@ -150,9 +161,25 @@ def build_only(args: argparse.Namespace, options: Any) -> int:
     return 0
 
 
+def open_console_log(path: Path | None, display: Any) -> BinaryIO | None:
+    """``--console-log``: opened (for appending) before any phone is touched, so a path
+    that cannot be written is said at once."""
+    if path is None:
+        return None
+    try:
+        handle = path.open("ab")
+    except OSError as error:
+        display.close()
+        raise UsageError(f"cannot write the console log: {error.strerror}", where=str(path),
+                         hint="choose a file in a directory you can write") from None
+    display.note(f"serial console: appending to {path}")
+    return handle
+
+
 def boot(args: argparse.Namespace, options: Any) -> int:
     import anyio
 
+    from fastboop import events as ev
     from fastboop.channel.profiles import session_pool
     from fastboop.cli.usbip import closing_bus, usbip_bus
     from fastboop.devpro.probe import usb_filter
@@ -182,6 +209,7 @@ def boot(args: argparse.Namespace, options: Any) -> int:
     display.note(checked.describe())
     for note in checked.notes:
         display.note(f"note: {note}")
+    console_log = open_console_log(args.console_log, display)
     bus = usbip_bus(args, filters)
     try:
         session = prepare_session(
@@ -199,8 +227,18 @@ def boot(args: argparse.Namespace, options: Any) -> int:
         )
     except BaseException:
         display.close()
+        if console_log is not None:
+            console_log.close()
         raise
-    on_event = display.show
+    shown = display.show
+    if console_log is not None:
+        def shown(event: Any) -> None:
+            if isinstance(event, ev.ConsoleOutput):
+                console_log.write(event.data)
+                console_log.flush()  # a crash or Ctrl-C keeps what the phone said
+            display.show(event)
+
+    on_event = shown
     stop_metrics = None
     if args.metrics_port is not None:
         from fastboop.cli.serve import ServeMetrics
@@ -211,7 +249,7 @@ def boot(args: argparse.Namespace, options: Any) -> int:
 
         def on_event(event: Any) -> None:
             metrics.observe(event)
-            display.show(event)
+            shown(event)
 
     try:
         stopped = anyio.run(partial(closing_bus, bus, run_session, session, on_event=on_event),
@@ -219,5 +257,7 @@ def boot(args: argparse.Namespace, options: Any) -> int:
     finally:
         if stop_metrics is not None:
             stop_metrics()
+        if console_log is not None:
+            console_log.close()
         display.close()
     return finish_session(args, session.result, journal=session.journal_path, stopped=stopped)

@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Callable
 
 from fastboop import events as ev
+from fastboop.console.log import ConsoleLog
 from fastboop.machines.session import SessionSnapshot
 from fastboop.transports.base import DeviceAddress
 
@@ -185,6 +186,7 @@ class SessionNarrator:
         self.profile: str | None = None
         self._pending_failure: str | None = None
         self._phase_started = clock()
+        self.console = ConsoleLog()  # the phone's serial console (--serial-console)
 
     def elapsed_in_phase(self) -> float:
         return self._clock() - self._phase_started
@@ -291,6 +293,8 @@ class SessionNarrator:
             self._enter("gadget", Wait("waiting for the smoo gadget to come back", seconds,
                                        self._clock))  # fmt: skip
             return [f"smoo gadget disconnected ({event.reason}); waiting for it to come back"]
+        if isinstance(event, ev.ConsoleOutput):
+            return [f"console: {line}" for line in self.console.feed(event.data)]
         if isinstance(event, ev.CancelRequested):
             return [f"stopping: {event.reason}"]
         if isinstance(event, ev.ProbeFailed | ev.UploadFailed | ev.BootFailed):

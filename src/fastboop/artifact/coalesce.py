@@ -19,7 +19,7 @@ and for error messages.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import msgspec
 
@@ -82,6 +82,11 @@ class CoalescedFilesystem(Filesystem):
         assert isinstance(node, _CNode)
         index, inner = node.layers[0]
         return self.mounts[index].fs.node_read_head(inner, length)
+
+    def node_stream(self, node: Node) -> Iterator[bytes]:
+        assert isinstance(node, _CNode)
+        index, inner = node.layers[0]
+        return self.mounts[index].fs.node_stream(inner)
 
     def node_readlink(self, node: Node) -> str:
         assert isinstance(node, _CNode)

@@ -30,7 +30,7 @@ caller opens on demand, and each is opened at most once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol, cast
 
 import msgspec
@@ -206,6 +206,9 @@ class _Lazy(Filesystem):
 
     def node_read_head(self, node: Node, length: int) -> bytes:
         return self.inner.node_read_head(node, length)
+
+    def node_stream(self, node: Node) -> Iterator[bytes]:
+        return self.inner.node_stream(node)
 
     def node_readlink(self, node: Node) -> str:
         return self.inner.node_readlink(node)

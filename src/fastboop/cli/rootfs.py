@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import argparse
 import stat as statmod
-import sys
 from typing import Any
-
-import msgspec
 
 from fastboop.artifact.open import ArtifactOptions, open_artifact
 from fastboop.cli.artifact_options import add_artifact_options, artifact_options
-from fastboop.cli.output import help_text
+from fastboop.cli.output import help_text, write_pieces
 from fastboop.errors import FastboopError
 from fastboop.rootfs.fs import Filesystem, Stat
 
@@ -72,6 +69,8 @@ def run_ls(args: argparse.Namespace) -> int:
     fs = _open(args)
     entries = [_entry(fs, args.path, n) for n in fs.listdir(args.path)]
     if args.json:
+        import msgspec
+
         print(msgspec.json.encode(entries).decode())
         return 0
     for e in entries:
@@ -91,9 +90,7 @@ def _mode(entry: dict[str, Any]) -> int:
 
 
 def run_cat(args: argparse.Namespace) -> int:
-    data = _open(args).read_file(args.path)
-    sys.stdout.buffer.write(data)
-    sys.stdout.buffer.flush()
+    write_pieces(_open(args).stream_file(args.path))
     return 0
 
 
@@ -126,6 +123,8 @@ def inspect_rootfs(
 def run_inspect(args: argparse.Namespace) -> int:
     info = inspect_rootfs(args.rootfs, artifact_options(args))
     if args.json:
+        import msgspec
+
         print(msgspec.json.encode(info).decode())
         return 0
     print(f"format:  {info['format']}" + (f" (inside {' / '.join(info['layers'])})"

@@ -122,6 +122,12 @@ class Filesystem(abc.ABC):
         a file override this; the default reads it all."""
         return self.node_read(node)[:length]
 
+    def node_stream(self, node: Node) -> Iterator[bytes]:
+        """A regular file's content as consecutive pieces. Readers that decode a file
+        piece by piece override this, so that copying a 33 MB kernel out never holds
+        all of it; the default yields the whole file at once."""
+        yield self.node_read(node)
+
     def node_readlink(self, node: Node) -> str:
         return self.node_read(node).decode("utf-8", "surrogateescape")
 
@@ -213,18 +219,38 @@ class Filesystem(abc.ABC):
         """The first ``length`` bytes of a file: a kernel's header, without the kernel."""
         return self._read_regular(path, length)
 
-    def _read_regular(self, path: str, length: int | None) -> bytes:
+    def stream_file(self, path: str) -> Iterator[bytes]:
+        """A file's bytes in consecutive pieces (what ``read_file`` returns, joined): for
+        copying a file out without holding it whole. The path is resolved at once; an
+        error found while decoding is raised from the iteration, naming the file."""
+        node = self._regular(path)
+        return self._streamed(path, node)
+
+    def _streamed(self, path: str, node: Node) -> Iterator[bytes]:
+        try:
+            yield from self.node_stream(node)
+        except RootfsError as error:
+            raise self._named(error, path) from None
+
+    def _regular(self, path: str) -> Node:
         node = self.resolve(path)
         st = self.node_stat(node)
         if not st.is_file:
             raise NotFoundError(f"not a regular file ({st.type.value})", where=self._where(path))
+        return node
+
+    def _named(self, error: RootfsError, path: str) -> RootfsError:
+        if error.where is not None:
+            return error
+        # Name the file: "unsupported compression lzma" alone does not say which one.
+        return type(error)(error.message, where=self._where(path), hint=error.hint)
+
+    def _read_regular(self, path: str, length: int | None) -> bytes:
+        node = self._regular(path)
         try:
             return self.node_read(node) if length is None else self.node_read_head(node, length)
         except RootfsError as error:
-            if error.where is not None:
-                raise
-            # Name the file: "unsupported compression lzma" alone does not say which one.
-            raise type(error)(error.message, where=self._where(path), hint=error.hint) from None
+            raise self._named(error, path) from None
 
     def walk(self, top: str = "/") -> Iterator[tuple[str, Stat]]:
         """Every path below ``top`` (not following symlinks), parents before children.

@@ -6,6 +6,8 @@ do for the system booted from it; ``..`` cannot climb out of it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from fastboop.rootfs.errors import NotFoundError
 from fastboop.rootfs.fs import Filesystem, Node, Stat, split_path
 
@@ -37,6 +39,9 @@ class SubtreeFilesystem(Filesystem):
 
     def node_read_head(self, node: Node, length: int) -> bytes:
         return self.inner.node_read_head(node, length)
+
+    def node_stream(self, node: Node) -> Iterator[bytes]:
+        return self.inner.node_stream(node)
 
     def node_readlink(self, node: Node) -> str:
         return self.inner.node_readlink(node)

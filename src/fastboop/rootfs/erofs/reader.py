@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import stat as statmod
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 from fastboop.blocks import BlockSource
@@ -42,6 +42,7 @@ _CACHE_SIZE = 4096
 #: before anything of its size is allocated.
 LZ4_MAX_RATIO = 255
 RUN_BLOCKS = 1024  # at most this many blocks (4 MiB at 4 KiB) per coalesced data read
+STREAM_CHUNK = 4 << 20  # bytes per piece when streaming a file stored as it is
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -254,7 +255,16 @@ class ErofsFilesystem(Filesystem):
         """The file's data; with ``limit``, only the extents that start before it."""
         if not inode.size:
             return b""
-        bs = self.block_size
+        extents = self._extents(inode, limit)
+        size = inode.size
+        if limit is not None:
+            size = min(size, extents[-1].logical + extents[-1].length)
+        out = FileAssembly(size)
+        for piece in self._decoded(inode, extents):
+            out.write(piece)
+        return out.value()
+
+    def _extents(self, inode: Inode, limit: int | None) -> list[zmap.Extent]:
         hoff = zmap.map_header_offset(inode)
         header = zmap.parse_map_header(
             self._read(hoff, min(zmap.MAP_HEADER_SIZE, self.source.size - hoff)), inode, self.sb
@@ -262,13 +272,17 @@ class ErofsFilesystem(Filesystem):
         istart, ilen = zmap.index_region(inode, header)
         index = self._read(istart, min(ilen, max(self.source.size - istart, 0)))
         cindex = zmap.ClusterIndex(inode, header, self.sb, index)
-        extents = zmap.file_extents(cindex, limit)  # may refuse: before allocating
-        size = inode.size
-        if limit is not None:
-            size = min(size, extents[-1].logical + extents[-1].length)
-        runs = _contiguous_runs(extents)
-        out = FileAssembly(size)
-        for run in runs:
+        return zmap.file_extents(cindex, limit)  # may refuse: before allocating
+
+    def _decoded(self, inode: Inode, extents: list[zmap.Extent]) -> Iterator[bytes]:
+        """Each extent's bytes in order, exactly ``extent.length`` of them: one read per
+        run of back-to-back pclusters, then one C call per pcluster on the common path
+        (0padding, a stream that decodes to exactly the extent); anything else goes
+        through :meth:`_decompress`, which checks and explains."""
+        bs = self.block_size
+        padded = self.sb.zero_padding
+        decompress = lz4block.decompress_exact
+        for run in _contiguous_runs(extents):
             first = run[0]
             if first.inline_at >= 0:
                 if first.inline_at % bs + first.inline_size > bs:
@@ -281,13 +295,43 @@ class ErofsFilesystem(Filesystem):
                 stored = extent.inline_size if extent.inline_at >= 0 else extent.pblocks * bs
                 raw = blob[pos : pos + stored]
                 pos += stored
-                if extent.compressed:
-                    out.write(self._decompress(raw, extent, inode))
-                else:
-                    if extent.length > len(raw):
+                length = extent.length
+                if not extent.compressed:
+                    if length > len(raw):
                         raise CorruptImageError(f"erofs: plain extent too long at nid {inode.nid}")
-                    out.write(raw[: extent.length])
-        return out.value()
+                    yield raw[:length]
+                    continue
+                if padded and length <= len(raw) * LZ4_MAX_RATIO:
+                    data = decompress(raw.lstrip(b"\0"), length)
+                    if data is not None:
+                        yield data
+                        continue
+                yield self._decompress(raw, extent, inode)
+
+    def stream_inode_data(self, inode: Inode) -> Iterator[bytes]:
+        """:meth:`read_inode_data` in consecutive pieces: a compressed file extent by
+        extent, a plain one ``STREAM_CHUNK`` bytes at a time."""
+        if inode.layout.compressed and inode.size:
+            self._check_size(inode)
+            extents = self._extents(inode, None)
+            done = 0
+            for piece in self._decoded(inode, extents):
+                done += len(piece)
+                yield piece
+            if done != inode.size:
+                raise CorruptImageError(
+                    f"erofs: file data of {done} bytes where the inode says {inode.size}"
+                )
+        elif (
+            inode.layout is DataLayout.FLAT_PLAIN
+            and STREAM_CHUNK < inode.size <= self.source.size
+        ):
+            self._check_size(inode)
+            start = inode.raw_u * self.block_size
+            for offset in range(0, inode.size, STREAM_CHUNK):
+                yield self._read(start + offset, min(STREAM_CHUNK, inode.size - offset))
+        else:
+            yield self.read_inode_data(inode)
 
     def _decompress(self, raw: bytes, extent: zmap.Extent, inode: Inode) -> bytes:
         if extent.length > len(raw) * LZ4_MAX_RATIO:
@@ -364,3 +408,7 @@ class ErofsFilesystem(Filesystem):
     def node_read_head(self, node: Node, length: int) -> bytes:
         assert isinstance(node, int)
         return self.read_inode_head(self.inode(node), length)
+
+    def node_stream(self, node: Node) -> Iterator[bytes]:
+        assert isinstance(node, int)
+        return self.stream_inode_data(self.inode(node))

@@ -2,7 +2,8 @@
 
 Issue 15: AOSP sends the whole payload as one ``download`` data phase; so does fastboop
 now over TCP (:meth:`TcpTransport.send_data`), from a buffer in large ``sendmsg`` writes or
-straight from a file with ``sendfile``. Other transports take it in 1 MiB pieces. Either
+straight from a file with ``sendfile``, and over UDP (:meth:`UdpTransport.send_data`), as
+one message of full packets. Other transports take it in 1 MiB pieces. Either
 way the device must end up with the exact bytes, progress must be reported at the same
 1 MiB marks, and the never-flash gate must still count every byte.
 """
@@ -17,15 +18,15 @@ from pathlib import Path
 import anyio
 import pytest
 
-from fastboop.fastboot import FastbootClient, tcp_wire
+from fastboop.fastboot import FastbootClient, tcp_wire, udp_wire
 from fastboop.fastboot.gate import FastbootRefused
 from fastboop.fastboot.payload import Payload
 from fastboop.sim import SimulatedBootloader, load_model
 from fastboop.sim.server import SimService
 from fastboop.sim.transport import SimTransport
 from fastboop.transports import sockio
-from fastboop.transports.tcp import open_tcp
-from fastboop.transports.udp import open_udp
+from fastboop.transports.tcp import TcpTransport, open_tcp
+from fastboop.transports.udp import UdpTransport, open_udp
 
 pytestmark = pytest.mark.anyio
 
@@ -137,11 +138,16 @@ async def final(transport: object) -> bytes:
             return packet
 
 
-async def test_the_gate_counts_data_sent_in_one_go() -> None:
+@pytest.mark.parametrize("protocol", ["tcp", "udp"])
+async def test_the_gate_counts_data_sent_in_one_go(protocol: str) -> None:
     """send_data outside an accepted data phase, or past it, reaches no socket."""
     with anyio.fail_after(30):
-        async with service("tcp") as (sim, port):
-            transport = await open_tcp("127.0.0.1", port)
+        async with service(protocol) as (sim, port):
+            transport: TcpTransport | UdpTransport
+            if protocol == "tcp":
+                transport = await open_tcp("127.0.0.1", port)
+            else:
+                transport = await open_udp("127.0.0.1", port, retry_interval=0.05)
             with pytest.raises(FastbootRefused):
                 await transport.send_data(Payload.of(bytes(MIB)), timeout=5, on_sent=print)
             await transport.send(b"download:00000010", timeout=5)
@@ -152,6 +158,89 @@ async def test_the_gate_counts_data_sent_in_one_go() -> None:
             assert await final(transport) == b"OKAY"
             await transport.aclose()
     assert sim.sessions[0].bytes_received == 16
+
+
+@asynccontextmanager
+async def udp_device(
+    fail_at: int | None = None,
+) -> AsyncIterator[tuple[int, list[udp_wire.Packet]]]:
+    """A UDP fastboot device in the real wire format that records every fastboot packet
+    and, if ``fail_at`` is given, acknowledges the data packet it records at that index
+    with a FAIL (a device that ends the data phase early: its buffer is full, say)."""
+    seen: list[udp_wire.Packet] = []
+    async with await anyio.create_udp_socket(local_host="127.0.0.1") as sock:
+
+        async def serve() -> None:
+            waiting = b""  # the device's message, handed out on the next empty packet
+            data = 0
+            async for datagram, (host, port, *_) in sock:
+                packet = udp_wire.decode_packet(datagram)
+                answer = b""
+                if packet.id == udp_wire.ID_QUERY:
+                    reply = udp_wire.encode_packet(packet.id, 0, udp_wire.encode_u16(packet.seq))
+                    await sock.sendto(reply, host, port)
+                    continue
+                if packet.id == udp_wire.ID_INIT:
+                    size = udp_wire.encode_init(1, 1400)
+                    reply = udp_wire.encode_packet(packet.id, packet.seq, size)
+                    await sock.sendto(reply, host, port)
+                    continue
+                seen.append(packet)
+                if packet.data.startswith(b"download:"):
+                    data, waiting = int(packet.data[9:], 16), b"DATA" + packet.data[9:]
+                elif not packet.data:
+                    answer, waiting = waiting, b""
+                elif data:
+                    data -= len(packet.data)
+                    if fail_at is not None and len(seen) - 1 == fail_at:
+                        answer, data = b"FAILbuffer full", 0
+                    elif data == 0:
+                        waiting = b"OKAY"
+                reply = udp_wire.encode_packet(packet.id, packet.seq, answer)
+                await sock.sendto(reply, host, port)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(serve)
+            yield int(sock.extra(anyio.abc.SocketAttribute.local_port)), seen
+            group.cancel_scope.cancel()
+
+
+async def test_udp_sends_the_data_phase_as_one_message(image_file: Path) -> None:
+    """As AOSP does: every data packet but the last carries the continuation flag, and
+    each is a full packet of the payload (fastboot.md §8.4)."""
+    expected = image_file.read_bytes()
+    with anyio.fail_after(60):
+        async with udp_device() as (port, seen):
+            transport = await open_udp("127.0.0.1", port, retry_interval=0.05)
+            await transport.send(b"download:%08x" % len(expected), timeout=5)
+            assert await transport.receive(64, timeout=5) == b"DATA%08x" % len(expected)
+            with image_file.open("rb") as file:
+                await transport.send_data(Payload.of(file), timeout=5, on_sent=lambda n: None)
+            assert await transport.receive(64, timeout=5) == b"OKAY"
+            await transport.aclose()
+    data = [packet for packet in seen[1:] if packet.data]
+    assert b"".join(packet.data for packet in data) == expected
+    assert [packet.continued for packet in data] == [True] * (len(data) - 1) + [False]
+    assert {len(packet.data) for packet in data[:-1]} == {1400 - udp_wire.HEADER_SIZE}
+
+
+async def test_udp_data_stops_when_the_device_ends_the_phase() -> None:
+    """A FAIL in a data packet's acknowledgement ends the phase: not one more byte goes
+    out (it would reach the device as a command), the FAIL is the download's answer, and
+    the gate refuses data from then on."""
+    with anyio.fail_after(30):
+        async with udp_device(fail_at=4) as (port, seen):
+            transport = await open_udp("127.0.0.1", port, retry_interval=0.05)
+            await transport.send(b"download:%08x" % (4 * MIB), timeout=5)
+            assert await transport.receive(64, timeout=5) == b"DATA%08x" % (4 * MIB)
+            sent: list[int] = []
+            await transport.send_data(Payload.of(bytes(4 * MIB)), timeout=5, on_sent=sent.append)
+            assert await transport.receive(64, timeout=5) == b"FAILbuffer full"
+            with pytest.raises(FastbootRefused):
+                await transport.send_data(Payload.of(bytes(16)), timeout=5, on_sent=print)
+            await transport.aclose()
+    assert [len(packet.data) for packet in seen] == [17, 0, 1396, 1396, 1396]
+    assert sent == []  # not even the first MiB was finished
 
 
 def test_payload_chunks_are_keepable_and_files_are_read_as_they_go(image_file: Path) -> None:

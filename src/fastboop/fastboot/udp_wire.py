@@ -132,6 +132,30 @@ class UdpHostSession:
     def fastboot(self, data: bytes, *, continued: bool = False) -> bytes:
         return encode_packet(ID_FASTBOOT, self.seq, data, continued=continued)
 
+    def fastboot_header(self, *, continued: bool) -> bytes:
+        """The 4-byte header of the next fastboot packet, for data sent beside it.
+
+        A download sends tens of thousands of packets: the adapter writes this header and
+        a slice of the payload in one ``sendmsg``, so the data is never copied into a
+        packet first.
+        """
+        return _HEADER.pack(ID_FASTBOOT, FLAG_CONTINUATION if continued else 0, self.seq)
+
+    def accept_ack(self, datagram: bytes | bytearray | memoryview, size: int) -> bool:
+        """Is ``datagram[:size]`` the empty acknowledgement of the fastboot packet just sent?
+
+        If so the session advances, as :meth:`accept` would. This is every reply of a data
+        phase but the unusual ones, checked without building a :class:`Packet`; anything
+        else (``False``) goes to :meth:`accept`, which knows the rules for the rest.
+        """
+        if size != HEADER_SIZE:
+            return False
+        packet_id, flags, seq = _HEADER.unpack_from(datagram)
+        if packet_id != ID_FASTBOOT or flags or seq != self.seq:
+            return False
+        self.seq = (seq + 1) & 0xFFFF
+        return True
+
     def accept(self, sent: bytes, datagram: bytes) -> Packet | None:
         """Match a datagram against the packet just ``sent``; advance on a real reply."""
         try:

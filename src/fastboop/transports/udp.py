@@ -11,7 +11,10 @@ The socket is a plain non-blocking one waited on with :func:`anyio.wait_readable
 :mod:`fastboop.transports.sockio` does for TCP: a download is one acknowledged datagram
 after another (23,000 of them for 32 MiB at U-Boot's 1400-byte packets), and anyio's
 UDP socket objects cost ~3x the wall time per round trip of a plain ``send`` +
-``recv`` (issue 15).
+``recv`` (issue 15). Download data (:meth:`UdpTransport.send_data`) is one fastboot
+message, as AOSP sends it, put on the wire by a worker thread that waits for each
+acknowledgement in ``poll``; the gate allows each 1 MiB piece once, before its first
+datagram, and each datagram is a header and a slice of the payload in one ``sendmsg``.
 
 Like :mod:`fastboop.transports.tcp`, the transport sets the session up lazily on first
 use (query + init), so the registry factory needs no event loop; :func:`open_udp` does it
@@ -37,8 +40,10 @@ import anyio.to_thread
 from fastboop.fastboot import udp_wire
 from fastboop.fastboot.errors import FastbootProtocolError
 from fastboop.fastboot.gate import UdpWireGate
+from fastboop.fastboot.payload import CHUNK_SIZE, Payload
 from fastboop.transports import sockio
 from fastboop.transports.base import DeviceAddress, TransportError, register_transport
+from fastboop.transports.sockio import SentCallback
 
 RETRY_INTERVAL: Final = 0.5
 RETRY_BUDGET: Final = 60.0
@@ -46,7 +51,7 @@ RETRY_BUDGET: Final = 60.0
 _IO_ERRORS = (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError)
 _DATAGRAM_MAX: Final = 1 << 16
 CANCEL_CHECK: Final = 0.1  # a worker thread notices cancellation at least this often
-THREADED_PACKETS: Final = 16  # a message of this many packets is sent by a worker thread
+CANCEL_EVERY: Final = 64  # ... and while the device answers, every this many packets
 
 
 class UdpTransport:
@@ -97,40 +102,117 @@ class UdpTransport:
         await self._exchange(self._session.init(), self._retry_budget)
 
     async def send(self, packet: bytes, *, timeout: float) -> None:
-        """Send one fastboot message, split into continuation packets as needed.
+        """Send one fastboot message.
 
-        A message of many packets (download data) is sent by a worker thread that waits
-        for each acknowledgement in ``poll``, as AOSP's client does: stop-and-wait costs
-        one round trip per ~1.4 KB, and a trip through the event loop per packet cost
-        ~7x AOSP's CPU (issue 15). Commands (one packet) stay on the event loop.
+        A command is one packet, exchanged on the event loop. Download data (the gate is
+        in a data phase), or anything longer than a packet, goes out as
+        :meth:`send_data` sends it, and the gate refuses it unless it is data the device
+        asked for: a command never needs a continuation packet.
         """
         await self._connected()
-        pieces = list(udp_wire.split_message(packet, self._session.max_data))
-        if any(not data for data, _ in pieces):
+        if not packet:
             raise TransportError("refusing a zero-length write", address=self._address)
-        if len(pieces) >= THREADED_PACKETS:
-            await anyio.to_thread.run_sync(self._send_pieces, pieces, timeout)
+        if self._gate.gate.phase == "data" or len(packet) > self._session.max_data:
+            await self._send_data_piece(memoryview(packet), timeout)
             return
-        for data, continued in pieces:
-            reply = await self._exchange(self._session.fastboot(data, continued=continued), timeout)
-            if reply.data:
-                # Some devices answer a command in its acknowledgement (spec §8.2 example).
-                self._deliver(await self._rest_of_message(reply, timeout))
-
-    def _send_pieces(self, pieces: list[tuple[bytes, bool]], timeout: float) -> None:
-        """:meth:`send`'s packets, in a worker thread (cancelled within CANCEL_CHECK s)."""
-        for data, continued in pieces:
-            reply = self._exchange_blocking(self._session.fastboot(data, continued=continued),
-                                            timeout)  # fmt: skip
-            if reply.data:
-                parts = [reply.data]
-                while reply.continued:
-                    reply = self._exchange_blocking(self._session.fastboot(b""), timeout)
-                    parts.append(reply.data)
-                self._deliver(b"".join(parts))
+        reply = await self._exchange(self._session.fastboot(packet), timeout)
+        if reply.data:
+            # Some devices answer a command in its acknowledgement (spec §8.2 example).
+            self._deliver(await self._rest_of_message(reply, timeout))
 
     async def send_view(self, view: memoryview, *, timeout: float) -> None:
         await self.send(view.tobytes(), timeout=timeout)
+
+    async def send_data(
+        self, payload: Payload, *, timeout: float, on_sent: SentCallback
+    ) -> None:
+        """A whole download data phase as one fastboot message, as AOSP sends it.
+
+        The payload goes in pieces of about 1 MiB (a file is read as it goes), each by a
+        worker thread, every packet full but the last; ``on_sent`` hears of each piece on
+        the event loop. Stops early if the device ends the data phase itself (a FAIL in
+        an acknowledgement): any further byte would reach it as a command.
+        """
+        await self._connected()
+        max_data = self._session.max_data
+        done = 0
+        for piece in payload.chunks(max_data * max(1, CHUNK_SIZE // max_data)):
+            done += len(piece)
+            if not await self._send_data_piece(piece, timeout, ends=done >= payload.size):
+                return
+            on_sent(len(piece))
+
+    async def _send_data_piece(self, data: memoryview, timeout: float, ends: bool = True) -> bool:
+        return await anyio.to_thread.run_sync(self._send_data_blocking, data, timeout, ends)
+
+    def _send_data_blocking(self, data: memoryview, timeout: float, ends: bool = True) -> bool:
+        """Download data as fastboot packets, from a worker thread (cancelled within
+        :data:`CANCEL_CHECK` s); False if the device ended the data phase early.
+
+        The gate allows all of ``data`` before its first byte leaves
+        (:meth:`~fastboop.fastboot.gate.UdpWireGate.data`). Then each packet is a header
+        and a slice of ``data`` in one ``sendmsg``, and each plain acknowledgement is
+        checked in place (:meth:`~fastboop.fastboot.udp_wire.UdpHostSession.accept_ack`):
+        per datagram, no packet object and no copy (issue 15). The last packet carries no
+        continuation flag when ``ends``: the message is over.
+        """
+        sock = self._socket
+        if sock is None:
+            raise TransportError("transport is not connected", address=self._address)
+        view = data.cast("B") if data.format != "B" or data.ndim != 1 else data
+        size = view.nbytes
+        self._gate.data(size)
+        session, interval = self._session, self._retry_interval
+        attempts = self._attempts(timeout)
+        step = session.max_data
+        reply = bytearray(_DATAGRAM_MAX)
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+
+        def exchange(header: bytes, piece: memoryview) -> udp_wire.Packet | None:
+            """Send one packet until it is answered: None for a plain acknowledgement."""
+            for _ in range(attempts):
+                if self._socket is not sock:
+                    raise OSError("transport closed")
+                while True:
+                    try:
+                        sock.sendmsg((header, piece))
+                        break
+                    except BlockingIOError:
+                        select.select([], [sock], [], CANCEL_CHECK)
+                        anyio.from_thread.check_cancelled()
+                until = time.monotonic() + interval
+                while (left := until - time.monotonic()) > 0:
+                    if not poller.poll(min(left, CANCEL_CHECK) * 1000):
+                        anyio.from_thread.check_cancelled()
+                        continue
+                    try:
+                        count = sock.recv_into(reply)
+                    except BlockingIOError:
+                        continue
+                    if session.accept_ack(reply, count):
+                        return None
+                    answer = session.accept(header, bytes(reply[:count]))
+                    if answer is not None:
+                        return answer
+            raise TimeoutError(f"no UDP reply after {attempts} attempts")
+
+        with self._errors():
+            for number, start in enumerate(range(0, size, step)):
+                if number % CANCEL_EVERY == 0:
+                    anyio.from_thread.check_cancelled()
+                end = start + step
+                header = session.fastboot_header(continued=end < size or not ends)
+                answer = exchange(header, view[start:end])
+                if answer is not None and (answer.data or answer.continued):
+                    # The device spoke mid-data (a FAIL): hand its message over and stop.
+                    parts = [answer.data]
+                    while answer.continued:
+                        answer = self._exchange_blocking(session.fastboot(b""), timeout)
+                        parts.append(answer.data)
+                    self._deliver(b"".join(parts))
+                    return False
+        return True
 
     async def receive(self, max_size: int, *, timeout: float) -> bytes:
         """Poll with empty packets until the device hands over one whole message."""
@@ -184,7 +266,7 @@ class UdpTransport:
         if sock is None:
             raise TransportError("transport is not connected", address=self._address)
         self._gate.outgoing(packet)
-        attempts = max(1, math.ceil(max(timeout, self._retry_budget) / self._retry_interval))
+        attempts = self._attempts(timeout)
         poller = select.poll()
         poller.register(sock, select.POLLIN)
         with self._errors():
@@ -211,6 +293,10 @@ class UdpTransport:
                         return reply
         raise TimeoutError(f"no UDP reply after {attempts} attempts")
 
+    def _attempts(self, timeout: float) -> int:
+        """How many times one packet is sent before giving up (§8.3: at least a minute)."""
+        return max(1, math.ceil(max(timeout, self._retry_budget) / self._retry_interval))
+
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
         """Socket and protocol failures as TransportError (and the transport failed)."""
@@ -228,8 +314,8 @@ class UdpTransport:
     async def _exchange(self, packet: bytes, timeout: float) -> udp_wire.Packet:
         """Send ``packet`` until its reply arrives, retransmitting every interval (§8.3).
 
-        One of the two ways onto the socket (with :meth:`_exchange_blocking`): each
-        datagram passes the never-flash gate once.
+        One of the three ways onto the socket (with :meth:`_exchange_blocking` and
+        :meth:`_send_data_blocking`): each datagram passes the never-flash gate once.
         """
         sock = self._socket
         if sock is None:
@@ -238,7 +324,7 @@ class UdpTransport:
         self._exchanges += 1
         if self._exchanges % 64 == 0:  # replies may come at once: let other tasks (and
             await anyio.lowlevel.checkpoint()  # cancellation) in now and then
-        attempts = max(1, math.ceil(max(timeout, self._retry_budget) / self._retry_interval))
+        attempts = self._attempts(timeout)
         with self._errors():
             for _ in range(attempts):
                 while True:  # a full socket buffer (rare for UDP) waits until it drains

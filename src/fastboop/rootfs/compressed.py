@@ -22,11 +22,8 @@ it. (Multi-block xz and seekable zstd are read in place instead: :mod:`.xz`,
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -90,6 +87,8 @@ def content_key(source: BlockSource, *, label: str, progress: ProgressHook | Non
 
 def _reusable(target: Path, meta: Path, key: str, kind: str) -> bool:
     try:
+        import json
+
         info = json.loads(meta.read_text())
         return bool(info.get("sha256") == key and info.get("format") == kind
                     and target.stat().st_size == info.get("size"))  # fmt: skip
@@ -122,6 +121,8 @@ def decompressed(
                             f"{limit}-byte limit", where=label,
                             hint=f"raise {MAX_ENV} if the image is that large")  # fmt: skip
     limit = declared if declared is not None else limit
+    import shutil
+
     free = shutil.disk_usage(cache_dir).free
     if declared is not None and declared + FREE_MARGIN > free:
         raise RootfsError(
@@ -143,6 +144,9 @@ def decompressed(
         if progress is not None and (done - reported >= PROGRESS_EVERY or done == source.size):
             progress(DecompressProgress(label, "decompressing", done, source.size, written))
             reported = done
+
+    import json
+    import tempfile
 
     fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".partial-")
     try:

@@ -25,8 +25,6 @@ from fastboop.rootfs.errors import UnsupportedError
 from fastboop.rootfs.sparse import SPARSE_MAGIC, SparseSource
 from fastboop.rootfs.streams import StreamDecoder, format_of
 from fastboop.rootfs.tar import MAKE_IMAGE_HINT, is_tar, looks_like_root_tree
-from fastboop.rootfs.xz import XzSource, read_xz_index
-from fastboop.rootfs.zstdseek import ZstdSeekSource, read_seek_table
 
 PEEK = 64 << 10  # decoded bytes looked at before a stream is decompressed whole
 
@@ -69,7 +67,9 @@ def peel(
     """The layer ``source`` is, opened; ``None`` when it is none of these."""
     head = source.read(0, min(source.size, 6))
     kind = format_of(head)
-    if kind == "xz":
+    if kind == "xz":  # (the random-access readers import their libraries when met)
+        from fastboop.rootfs.xz import XzSource, read_xz_index
+
         index = read_xz_index(source)
         if index.random_access:
             return Peeled("xz", XzSource(source, index),
@@ -81,6 +81,8 @@ def peel(
                       f"xz: {blocks}, decompressed once into the cache (xz -T0 or "
                       "--block-size makes images that are read in place)")  # fmt: skip
     if kind == "zstd":
+        from fastboop.rootfs.zstdseek import ZstdSeekSource, read_seek_table
+
         table = read_seek_table(source)
         if table is not None and table.random_access:
             return Peeled("zstd", ZstdSeekSource(source, table),

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 
@@ -184,6 +183,8 @@ def _inflated(raw: BlockSource, member: ZipMember, cache_dir: Path, label: str) 
     if not target.exists():
         inflater = zlib.decompressobj(wbits=-15)
         crc, produced = 0, 0
+        import tempfile
+
         fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".partial-")
         try:
             with os.fdopen(fd, "wb") as out:

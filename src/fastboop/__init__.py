@@ -25,6 +25,7 @@ TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~10 ms
 if TYPE_CHECKING:
     from typing import Any
 
+    from fastboop.console import ConsoleLog
     from fastboop.events import AnyEvent, SessionConfig
     from fastboop.journal import read_journal
     from fastboop.machines.session import SessionSnapshot
@@ -59,6 +60,7 @@ _LAZY: dict[str, str] = {
     "BootOptions": "fastboop.runtime.options",
     "read_journal": "fastboop.journal",
     "SimulatedPhone": "fastboop.sim.phone",
+    "ConsoleLog": "fastboop.console",  # the serial console's ConsoleOutput bytes as lines
     "AnyEvent": "fastboop.events",  # the type of every event on_event/iteration gives
     "SessionSnapshot": "fastboop.machines.session",  # the type of a session's result
     **dict.fromkeys(_FACADE, "fastboop.runtime.facade"),
@@ -69,6 +71,7 @@ __all__ = [
     "Backend",
     "BootOptions",
     "BuiltImage",
+    "ConsoleLog",
     "DeviceGone",
     "DeviceSeen",
     "EffectContext",

@@ -184,7 +184,7 @@ async def boot_events(request: Request) -> Response:
     run = _boot(request)
     if run is None:
         return _json({"error": {"message": "no such boot"}}, 404)
-    return _events(run.feed.stream(run.clock))
+    return _events(run.feed.stream(run.clock, run.console_frame))
 
 
 async def cancel_boot(request: Request) -> Response:

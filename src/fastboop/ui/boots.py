@@ -25,6 +25,7 @@ import anyio.to_thread
 import msgspec
 
 import fastboop
+from fastboop import events as ev
 from fastboop.errors import FastboopError
 from fastboop.journal.location import default_journal_path
 from fastboop.logs import get_logger
@@ -128,6 +129,10 @@ class BootRun:
         self._session_t0: float | None = None  # when the session (and its clock) started
         self._cancel_reason: str | None = None
         self.finished = anyio.Event()
+        # The phone's serial console (--serial-console): a bounded ring of its lines. Its
+        # frames stay out of the feed's history; a page that (re)connects gets the ring.
+        self.console: fastboop.ConsoleLog | None = (fastboop.ConsoleLog()
+                                                    if request.serial_console else None)
 
     def summary(self) -> dict[str, Any]:
         return {"id": self.id, "artifact": self.request.artifact, "state": self.state,
@@ -144,6 +149,20 @@ class BootRun:
         if self._session_t0 is None or self.finished.is_set():
             return None
         return frame("clock", {"now_ms": (time.monotonic() - self._session_t0) * 1000})
+
+    def console_frame(self) -> bytes | None:
+        """The whole console ring, for a page that connects: it replaces the pane."""
+        if self.console is None:
+            return None
+        return frame("console", {"lines": self.console.retained(),
+                                 "partial": self.console.partial, "reset": True})
+
+    def _console_output(self, data: bytes) -> None:
+        if self.console is None:
+            self.console = fastboop.ConsoleLog()
+        lines = self.console.feed(data)
+        self.feed.publish("console", {"lines": lines, "partial": self.console.partial},
+                          keep=False)
 
     def _note(self, text: str) -> None:
         self.feed.publish("note", {"text": text})
@@ -198,6 +217,9 @@ class BootRun:
                     session.cancel(self._cancel_reason)
                 async for step in session.steps():
                     self.state = step.state
+                    if isinstance(step.event, ev.ConsoleOutput):
+                        self._console_output(step.event.data)
+                        continue
                     self.feed.publish("step", {
                         "t_ms": step.t_ns / 1e6, "state": step.state,
                         "event": step.event, "effects": step.effects})  # fmt: skip

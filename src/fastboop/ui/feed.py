@@ -37,11 +37,14 @@ class Feed:
         self.closed = False
         self._listeners: set[MemoryObjectSendStream[bytes]] = set()
 
-    def publish(self, name: str, document: Any) -> None:
+    def publish(self, name: str, document: Any, *, keep: bool = True) -> None:
+        """Send a message to every page; ``keep=False`` leaves it out of the history (a
+        stream whose state a ``tail`` frame gives a late page instead, such as the
+        serial console's bounded ring)."""
         data = frame(name, document)
-        if self.latest_only:
+        if keep and self.latest_only:
             self.history = [data]
-        else:
+        elif keep:
             self.history.append(data)
         for listener in list(self._listeners):
             listener.send_nowait(data)
@@ -53,16 +56,22 @@ class Feed:
             listener.close()
         self._listeners.clear()
 
-    async def stream(self, greeting: Callable[[], bytes | None] | None = None
+    async def stream(self, greeting: Callable[[], bytes | None] | None = None,
+                     tail: Callable[[], bytes | None] | None = None,
                      ) -> AsyncIterator[bytes]:  # fmt: skip
         """The history, then live frames until :meth:`close`; a comment line now and then
         keeps proxies from timing the connection out and notices a page that left.
-        ``greeting`` makes a frame for this connection alone (the clock, say) first."""
+        ``greeting`` makes a frame for this connection alone (the clock, say) first;
+        ``tail`` one after the history (the state of what is not kept in it). Both are
+        made as the connection joins, so no live frame is missed or seen twice."""
         send, receive = anyio.create_memory_object_stream[bytes](math.inf)
         backlog = list(self.history)
         first = greeting() if greeting is not None else None
         if first is not None:
             backlog.insert(0, first)
+        last = tail() if tail is not None else None
+        if last is not None:
+            backlog.append(last)
         if self.closed:
             send.close()
         else:

@@ -90,7 +90,11 @@ fb.boot = {
     const source = this.source = new EventSource(`/api/boots/${id}/events`);
     const on = (name, handler) => source.addEventListener(name, (m) => handler(JSON.parse(m.data)));
     on("clock", (d) => { this.clock = {sessionMs: d.now_ms, at: performance.now()}; });
-    on("started", (d) => this.log(0, `boot of ${d.request.artifact}`, "note"));
+    on("started", (d) => {
+      this.log(0, `boot of ${d.request.artifact}`, "note");
+      if (d.request.serial_console) fb.$("#console-panel").hidden = false;
+    });
+    on("console", (d) => this.console(d));
     on("note", (d) => this.log(this.lastMs, d.text, "note"));
     on("progress", (d) => this.unpacking(d));
     on("step", (d) => this.step(d));
@@ -116,6 +120,8 @@ fb.boot = {
     this.clock = null;
     this.ended = false;
     fb.$("#session-log").replaceChildren();
+    fb.$("#console").replaceChildren(fb.el("div", {class: "muted", text: "waiting for the phone's serial console…"}));
+    fb.$("#console-panel").hidden = true;
     fb.$("#session-result").hidden = true;
     fb.$("#upload-progress").value = 0;
     fb.$("#upload-figures").textContent = "not started";
@@ -237,6 +243,21 @@ fb.boot = {
     const list = fb.$("#session-log");
     list.append(fb.el("li", {class: `k-${kind}`}, fb.el("span", {class: "t", text: fb.ms(tMs)}), ` ${text}`));
     if (list.children.length > 500) list.firstElementChild.remove();
+  },
+
+  /* Serial console lines: a `reset` frame is the server's whole ring (on every (re)connect),
+     the others only what arrived since. Follows the newest line unless scrolled up. */
+  console(d) {
+    const pane = fb.$("#console");
+    fb.$("#console-panel").hidden = false;
+    const following = pane.scrollTop + pane.clientHeight >= pane.scrollHeight - 8;
+    if (d.reset || pane.querySelector(".muted")) pane.replaceChildren();
+    const partial = pane.querySelector(".partial");
+    if (partial) partial.remove();
+    for (const line of d.lines) pane.append(fb.el("div", {text: line || "\u00a0"}));
+    if (d.partial) pane.append(fb.el("div", {class: "partial", text: d.partial}));
+    while (pane.children.length > 2000) pane.firstElementChild.remove();
+    if (following) pane.scrollTop = pane.scrollHeight;
   },
 
   end(d) {

@@ -207,10 +207,10 @@ class ConsoleOutput(Event, frozen=True, tag="console_output"):
     """Bytes the phone wrote to its USB serial console (CDC-ACM, ``--serial-console``):
     stage0 forwards the kernel log there, a getty takes over after switch_root.
 
-    Raw bytes, as they arrived, batched. The journal keeps the first
-    ``CONSOLE_JOURNAL_LIMIT`` bytes of a session's console; past that it records only how
-    many bytes came (``omitted``), so a phone left logging for days cannot fill the disk,
-    while live watchers still get every byte.
+    Raw bytes, as they arrived, batched. The journal keeps the first 1 MiB of a session's
+    console (``fastboop.runtime.session.CONSOLE_JOURNAL_LIMIT``); past that it records only
+    how many bytes came (``omitted``), so a phone left logging for days cannot fill the
+    disk, while live watchers still get every byte.
     """
 
     OBSERVATION: ClassVar[bool] = True

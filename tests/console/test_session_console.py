@@ -77,3 +77,35 @@ async def test_console_output_while_serving_is_journaled_up_to_its_limit(
     assert sum(len(k.data) + k.omitted for k in kept) == total  # and how much came after
     report = replay_journal(recorded)
     assert report.ok, report.summary()
+
+
+class BrokenPort:
+    """A console port with a bug in it: its first read raises."""
+
+    name = "broken"
+
+    async def read(self) -> bytes:
+        raise ValueError("a bug in a console port")
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_a_failing_console_never_stops_serving(tmp_path: Path) -> None:
+    path, _ = make_image(tmp_path, 16)
+    bus = SimGadgetUsbBackend(gadgets=[gadget_device(SimGadget(), console=True)])
+    backend = serve_only_backend(gadget_source(bus), smoo_config=FAST)
+
+    async def console(link: GadgetLink, gadget: DeviceAddress) -> ConsolePort:
+        return BrokenPort()
+
+    backend.console = console
+    session = Session(ev.SessionConfig(rootfs=str(path), serve_gadget=WANTED), backend)
+    stats = 0
+    with anyio.fail_after(HANG_GUARD):
+        async with session:
+            async for event in session:
+                stats += isinstance(event, ev.ServeStats)
+                if stats == 3:  # heartbeats keep coming after the console broke
+                    session.cancel("still serving")
+    assert session.result.state == "done", session.result.outcome

@@ -313,6 +313,9 @@ class StandardBackend:
         log.info("reading the serial console", port=port.name)
         try:
             await pump_console(port, lambda data: ctx.emit(ev.ConsoleOutput(data=data)))
+        except Exception as error:  # the console is a convenience: never stop serving for it
+            log.error("serial console reader failed", port=port.name,
+                      error=f"{type(error).__name__}: {error}")
         finally:
             with anyio.CancelScope(shield=True):
                 await port.aclose()

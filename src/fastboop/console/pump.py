@@ -33,8 +33,9 @@ async def pump_console(port: ConsolePort, deliver: Callable[[bytes], None]) -> N
             try:
                 while True:
                     await send.send(await port.read())
-            except TransportError as error:
-                log.info("serial console ended", port=port.name, reason=str(error))
+            except (TransportError, OSError, anyio.ClosedResourceError) as error:
+                log.info("serial console ended", port=port.name,
+                         reason=str(error) or type(error).__name__)
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(read)

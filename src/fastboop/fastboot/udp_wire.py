@@ -61,6 +61,13 @@ def encode_packet(packet_id: int, seq: int, data: bytes = b"", *, continued: boo
     return _HEADER.pack(packet_id, flags, seq & 0xFFFF) + data
 
 
+def decode_header(datagram: bytes | bytearray | memoryview) -> tuple[int, int, int]:
+    """``(id, flags, seq)`` of a datagram of at least :data:`HEADER_SIZE` bytes, without
+    decoding (or copying) its data: the per-datagram check of a data phase."""
+    packet_id, flags, seq = _HEADER.unpack_from(datagram)
+    return packet_id, flags, seq
+
+
 def decode_packet(datagram: bytes) -> Packet:
     """Parse one datagram; short ones and unknown ids are protocol errors."""
     if len(datagram) < HEADER_SIZE:

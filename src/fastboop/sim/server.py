@@ -14,6 +14,7 @@ from collections import OrderedDict, deque
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import TaskStatus
 
 from fastboop.fastboot import tcp_wire
@@ -29,6 +30,7 @@ KEEP_BOOTS: Final = 3
 KEEP_SESSIONS: Final = 16
 MAX_UDP_PEERS: Final = 16
 DATA_PIECE: Final = 1 << 20
+UDP_DATAGRAM_MAX: Final = 1 << 16
 
 if TYPE_CHECKING:
     from fastboop.sim.usbip_phone import UsbipPhone
@@ -151,34 +153,58 @@ class SimService:
         """Answer fastboot UDP packets until cancelled; one session per host address.
 
         At most :data:`MAX_UDP_PEERS` sessions live at once; a new peer evicts the one
-        heard from least recently, and its data with it.
+        heard from least recently, and its data with it. A plain non-blocking socket,
+        drained with ``recvfrom_into`` a reused buffer whenever it is readable: a
+        download is one datagram per round trip, and anyio's UDP socket objects cost
+        more per datagram than the rest of the simulator (issue 15).
         """
         sessions: OrderedDict[tuple[str, int], UdpDeviceSession] = OrderedDict()
-        async with await anyio.create_udp_socket(local_host=host, local_port=port) as sock:
-            bound = int(sock.extra(anyio.abc.SocketAttribute.local_port))
+        sock = _bind_udp(host, port)
+        try:
+            bound = int(sock.getsockname()[1])
             _log.info("listening", transport="udp", host=host, port=bound, model=self.model.name)
             self.endpoints.append(f"udp:{host}:{bound}")
             task_status.started(bound)
-            async for datagram, (peer_host, peer_port, *_) in sock:
-                key = (peer_host, peer_port)
-                session = sessions.get(key)
-                if session is None:
-                    name = f"udp:{peer_host}:{peer_port}"
-                    session = UdpDeviceSession(
-                        lambda name=name: self.new_bootloader(name),  # type: ignore[misc]
-                        max_packet_size=max_packet_size,
-                    )
-                    sessions[key] = session
-                    if len(sessions) > MAX_UDP_PEERS:
-                        _, evicted = sessions.popitem(last=False)
-                        evicted.release()
-                else:
-                    sessions.move_to_end(key)
-                reply = session.handle(datagram)
-                if reply is not None:
-                    if reply.delay:
-                        await anyio.sleep(reply.delay)
-                    await sock.sendto(reply.datagram, peer_host, peer_port)
+            buffer = memoryview(bytearray(UDP_DATAGRAM_MAX))
+            handled = 0
+            while True:
+                await anyio.wait_readable(sock)
+                while True:
+                    try:
+                        count, address = sock.recvfrom_into(buffer)
+                    except (BlockingIOError, ConnectionRefusedError):
+                        break
+                    key = (str(address[0]), int(address[1]))
+                    session = sessions.get(key)
+                    if session is None:
+                        session = self._udp_session(sessions, key, max_packet_size)
+                    else:
+                        sessions.move_to_end(key)
+                    reply = session.handle(buffer[:count])
+                    if reply is not None:
+                        if reply.delay:
+                            await anyio.sleep(reply.delay)
+                        await _send_datagram(sock, reply.datagram, address)
+                    handled += 1
+                    if handled % 64 == 0:  # a peer that never pauses must not starve the rest
+                        await anyio.lowlevel.checkpoint()
+        finally:
+            sockio.close(sock)
+
+    def _udp_session(
+        self,
+        sessions: OrderedDict[tuple[str, int], UdpDeviceSession],
+        key: tuple[str, int],
+        max_packet_size: int,
+    ) -> UdpDeviceSession:
+        name = f"udp:{key[0]}:{key[1]}"
+        session = UdpDeviceSession(lambda: self.new_bootloader(name),
+                                   max_packet_size=max_packet_size)  # fmt: skip
+        sessions[key] = session
+        if len(sessions) > MAX_UDP_PEERS:
+            _, evicted = sessions.popitem(last=False)
+            evicted.release()
+        return session
 
 
 class _TcpSession:
@@ -237,6 +263,30 @@ class _TcpSession:
             else:
                 return False
         return True
+
+
+def _bind_udp(host: str, port: int) -> socket.socket:
+    """A non-blocking UDP socket bound to ``host:port`` (port 0: any free port)."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.bind(address)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def _send_datagram(sock: socket.socket, datagram: bytes, address: Any) -> None:
+    while True:
+        try:
+            sock.sendto(datagram, address)
+            return
+        except BlockingIOError:
+            await anyio.wait_writable(sock)
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -113,9 +113,9 @@ def _free_port(kind: int) -> int:
 
 
 @contextlib.contextmanager
-def simulator(work: Path) -> Iterator[tuple[int, int]]:
+def simulator(work: Path) -> Iterator[tuple[int, int, int]]:
     """``fastboop sim`` in its own process on free TCP and UDP ports (its own CPU share,
-    like a phone's): yields the ports, stops it afterwards."""
+    like a phone's): yields the ports and its pid, stops it afterwards."""
     import socket
 
     tcp, udp = _free_port(socket.SOCK_STREAM), _free_port(socket.SOCK_DGRAM)
@@ -132,7 +132,7 @@ def simulator(work: Path) -> Iterator[tuple[int, int]]:
             if time.monotonic() > deadline or server.poll() is not None:
                 raise RuntimeError(f"fastboop sim did not start:\n{(work / 'sim.log').read_text()}")
             time.sleep(0.1)
-        yield tcp, udp
+        yield tcp, udp, server.pid
     finally:
         server.terminate()
         server.wait()
@@ -155,7 +155,7 @@ _AOSP_STEP = r"OKAY \[\s*([\d.]+)s\]"
       goals={"wall": 1.0, "step": 0.9}, needs=("fastboot",))  # fmt: skip
 def download_tcp(work: Path) -> Iterator[Sides]:
     image = _image(work, 256)
-    with simulator(work) as (tcp, _):
+    with simulator(work) as (tcp, _, _):
         device = f"tcp:127.0.0.1:{tcp}"
         yield Sides(
             ours=Command([*FASTBOOP, "stage", str(image), "-s", device], step=_OURS_STEP),
@@ -167,7 +167,7 @@ def download_tcp(work: Path) -> Iterator[Sides]:
       goals={"wall": 1.0, "step": 0.9}, needs=("fastboot",))  # fmt: skip
 def download_udp(work: Path) -> Iterator[Sides]:
     image = _image(work, 32)
-    with simulator(work) as (_, udp):
+    with simulator(work) as (_, udp, _):
         device = f"udp:127.0.0.1:{udp}"
         yield Sides(
             ours=Command([*FASTBOOP, "stage", str(image), "-s", device], step=_OURS_STEP),

@@ -3,7 +3,9 @@
 gadget after the boot), with the demo's Debian rootfs.
 
 Start from the boot form, watch the upload's progress bar move and the serving figures
-appear, cancel, and follow the journal link into the timeline, where replay agrees.
+appear, the phone's serial console in its pane (the simulated stage0 adds the CDC-ACM port
+when the image asks for it; fastboop reads it over USB/IP), still there after a reload,
+cancel, and follow the journal link into the timeline, where replay agrees.
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ def test_boot_watch_cancel_and_open_the_journal(
         .get_attribute("value") == "7c1e2d9f"  # the phone's serial, as -s names it
     browser.find_element("css selector", "#artifact").send_keys(str(rootfs))
     Select(browser.find_element("css selector", "#profile")).select_by_value("oneplus-fajita")
+    serial = browser.find_element("css selector", "input[name=serial_console]")
+    browser.execute_script("arguments[0].checked = true", serial)  # under "more options"
     # Sample the bar as the page draws it: it must pass through values between 0 and 1.
     js(browser, """window.seen = []; window.figures = new Set(); window.countdowns = new Set();
         setInterval(() => { const bar = document.querySelector('#upload-progress');
@@ -78,6 +82,9 @@ def test_boot_watch_cancel_and_open_the_journal(
     until(lambda: "served" in text_of(browser, "#serve-stats"), "serving figures", timeout=120)
     until(lambda: js(browser, "return document.querySelector('#throughput-chart polyline')"
                      ".getAttribute('points').split(' ').length >= 3"), "the throughput chart")
+    until(lambda: "stage0: exec /sbin/init" in text_of(browser, "#console"), "the console")
+    assert "Linux version 0.0.0-fastboop-sim (simulated phone oneplus-fajita)" in \
+        text_of(browser, "#console")
     screenshot(browser, shots, "ui-boot-serving")
     seen = js(browser, "return window.seen")
     moving = sorted({v for v in seen if 0 < v < 1})
@@ -95,6 +102,11 @@ def test_boot_watch_cancel_and_open_the_journal(
         assert "visited" in (classes or ""), name
     assert "current" in (browser.find_element("css selector", "#state-serving")
                          .get_attribute("class") or "")  # fmt: skip
+    lines = [e.text for e in browser.find_elements("css selector", "#console > div")]
+    browser.refresh()  # a reconnect: the same console, from the server's ring, once
+    ready(browser)
+    until(lambda: "exec /sbin/init" in text_of(browser, "#console"), "the console again")
+    assert [e.text for e in browser.find_elements("css selector", "#console > div")] == lines
 
     browser.find_element("css selector", "#boot-cancel").click()
     # Stopped while serving is the normal end of a boot: the machine's "done".

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from fastboop import events as ev
 from fastboop.cli.exit_codes import ExitCode
 from fastboop.demo.rootfs import demo_rootfs
 from fastboop.journal import read_journal
@@ -88,7 +89,44 @@ def test_boot_over_usbip_all_the_way(sim: Sim, rootfs: Path, tmp_path: Path) -> 
     assert f"smoo gadget connected: usbip {sim.usbip}/2-1" in output
     log = sim.log.read_text()
     assert "command=boot" in log and "transport=usbip" in log
+    assert "console:" not in output  # no --serial-console: no ACM port, nothing read
     assert replay_journal(read_journal(journal)).ok
+
+
+def test_boot_over_usbip_reads_the_serial_console(sim: Sim, rootfs: Path,
+                                                  tmp_path: Path) -> None:
+    """``--console-log``: the simulated stage0 (booted with ``smoo.acm``) adds the ACM port
+    and writes kmsg-style records to it; fastboop reads them with bulk-IN URBs on the
+    gadget's USB/IP connection while serving, shows, saves and journals them."""
+    journal, saved = tmp_path / "boot.fbj", tmp_path / "phone.log"
+    process = subprocess.Popen(
+        [*CLI, "boot", str(rootfs), "--device-profile", "oneplus-fajita", "--usbip",
+         sim.usbip, "--journal", str(journal), "--console-log", str(saved)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120  # a hang guard
+        while b"exec /sbin/init" not in (saved.read_bytes() if saved.exists() else b""):
+            assert process.poll() is None and time.monotonic() < deadline, \
+                process.communicate(timeout=10)
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    output = out + err
+    assert process.returncode == ExitCode.INTERRUPTED, output
+    console = saved.read_bytes()
+    assert console.startswith(b"[    0.000000] Linux version 0.0.0-fastboop-sim "
+                              b"(simulated phone oneplus-fajita)\r\n"), console
+    assert "console: [    1.250000] stage0: exec /sbin/init" in output, output
+    recorded = read_journal(journal)
+    journaled = b"".join(r.body.data for r in recorded.records
+                         if isinstance(r.body, ev.ConsoleOutput))  # fmt: skip
+    assert journaled == console
+    assert replay_journal(recorded).ok
 
 
 def test_fastboot_over_tcp_gadget_over_usbip(sim: Sim, rootfs: Path, tmp_path: Path) -> None:

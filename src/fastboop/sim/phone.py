@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
 import anyio
@@ -32,6 +32,7 @@ from fastboop.sim.gadget import SimGadget
 from fastboop.sim.model import BootloaderModel, load_model
 from fastboop.sim.transport import SimTransport
 from fastboop.smoo.link import GadgetLink
+from fastboop.stage0.cpio import parse_archive
 from fastboop.transports.base import DeviceAddress, Transport, TransportError
 
 log = get_logger("fastboop.sim.phone")
@@ -174,6 +175,27 @@ def boot_image_problem(image: bytes) -> str | None:
     if not parsed.kernel or not parsed.ramdisk:
         return "boot image has no kernel or no ramdisk"
     return None
+
+
+def stage0_settings(image: bytes) -> dict[str, str]:
+    """The ``/etc/stage0`` settings in a boot image's ramdisk, as stage0 would read them
+    (empty if the ramdisk cannot be read): the simulated phone adds the serial port when
+    ``smoo.acm`` is set, as stage0 does (stage0.md §9)."""
+    prefix = "etc/stage0/"
+    try:
+        entries = parse_archive(parse_boot_image(image).ramdisk)
+    except FastboopError:
+        return {}
+    return {entry.name[len(prefix):]: entry.data.decode(errors="replace").strip()
+            for entry in entries
+            if entry.name.startswith(prefix) and not entry.is_dir}  # fmt: skip
+
+
+def kmsg_records(lines: Sequence[str], *, first: float = 0.0) -> bytes:
+    """``lines`` as stage0's kmsg forwarder writes them to the serial port,
+    ``[seconds] text\r\n``, a quarter of a second apart from ``first``."""
+    return b"".join(f"[{first + n * 0.25:12.6f}] {text}\r\n".encode()
+                    for n, text in enumerate(lines))  # fmt: skip
 
 
 async def play_stage0(gadget: SimGadget, report: PhoneReport,

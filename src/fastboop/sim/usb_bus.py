@@ -26,7 +26,8 @@ from fastboop.sim.bootloader import Send, Silence, SimulatedBootloader
 from fastboop.sim.model import BootloaderModel
 from fastboop.transports.usb_descriptors import Descriptor, string_descriptor
 
-InterfaceKind = Literal["fastboot", "smoo-mimic", "smoo", "cdc-data", "fastboot-in-only"]
+InterfaceKind = Literal["fastboot", "smoo-mimic", "smoo", "cdc-acm", "cdc-data",
+                        "fastboot-in-only"]
 
 _BULK, _INTERRUPT = 0x02, 0x03
 
@@ -41,7 +42,8 @@ INTERFACE_KINDS: dict[str, tuple[tuple[int, int, int], list[tuple[int, int]]]] =
         (0xFF, 0x53, 0x4D),
         [(0x83, _INTERRUPT), (0x03, _INTERRUPT), (0x84, _BULK), (0x04, _BULK)],
     ),
-    "cdc-data": ((0x0A, 0x00, 0x00), [(0x85, _BULK), (0x05, _BULK)]),
+    "cdc-acm": ((0x02, 0x02, 0x01), [(0x86, _INTERRUPT)]),  # stage0's ACM: notifications
+    "cdc-data": ((0x0A, 0x00, 0x00), [(0x85, _BULK), (0x05, _BULK)]),  # ... and its data
     "fastboot-in-only": ((0xFF, 0x42, 0x03), [(0x86, _BULK)]),
 }
 

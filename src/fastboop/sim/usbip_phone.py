@@ -25,7 +25,13 @@ from fastboop.sim.bootloader import SimulatedBootloader
 from fastboop.sim.gadget import SimGadget
 from fastboop.sim.model import BootloaderModel
 from fastboop.sim.pace import Pacer
-from fastboop.sim.phone import PhoneReport, boot_image_problem, play_stage0
+from fastboop.sim.phone import (
+    PhoneReport,
+    boot_image_problem,
+    kmsg_records,
+    play_stage0,
+    stage0_settings,
+)
 from fastboop.sim.usbip_devices import FastbootUsbDevice, GadgetUsbDevice
 from fastboop.sim.usbip_server import UsbipBoard
 
@@ -96,10 +102,22 @@ class UsbipPhone:
             self._fastboot.unplug()
             self._fastboot = None
         self.gadget = SimGadget()
-        self.board.plug(GadgetUsbDevice(self.gadget, vid=self.model.vid, pid=self.model.pid,
-                                        serial=self.model.serial or None,
-                                        busid=GADGET_BUSID))  # fmt: skip
+        image = self.report.booted_image or b""
+        console = stage0_settings(image).get("smoo.acm") == "1"  # boot --serial-console
+        device = GadgetUsbDevice(self.gadget, vid=self.model.vid, pid=self.model.pid,
+                                 serial=self.model.serial or None, busid=GADGET_BUSID,
+                                 console=console)  # fmt: skip
+        self.board.plug(device)
+        if console:  # no kernel runs here: the simulated phone says so on its console
+            device.write_console(kmsg_records([
+                f"Linux version 0.0.0-fastboop-sim (simulated phone {self.model.name})",
+                "stage0: binding gadget to UDC (simulated)",
+                "stage0: waiting for the host (smoo.host_timeout)"]))  # fmt: skip
         await play_stage0(self.gadget, self.report, self._on_rootfs)
+        if console:
+            device.write_console(kmsg_records([
+                f"stage0: rootfs read over smoo: {self.report.rootfs_size} bytes (simulated)",
+                "stage0: exec /sbin/init"], first=1.0))  # fmt: skip
 
 
 __all__ = ["FASTBOOT_BUSID", "GADGET_BUSID", "UsbipPhone"]

@@ -24,6 +24,7 @@ from fastboop.cli.exit_codes import ExitCode
 from fastboop.demo.rootfs import demo_rootfs
 from fastboop.journal import read_journal
 from fastboop.replay import replay_journal
+from fastboop.stage0.cpio import CpioEntry, build_archive
 from tests.support.simulators import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -158,7 +159,8 @@ def test_bad_usbip_server_is_a_usage_error(rootfs: Path) -> None:
 def test_serve_over_usbip_after_aosp_fastboot_booted_the_phone(sim: Sim, tmp_path: Path) -> None:
     kernel, ramdisk, image = tmp_path / "k", tmp_path / "r", tmp_path / "boot.img"
     kernel.write_bytes(b"\x7fELF" + bytes(4096))
-    ramdisk.write_bytes(b"070701" + bytes(200))
+    # stage0's settings as a --serial-console build writes them: the gadget gets its ACM port
+    ramdisk.write_bytes(build_archive([CpioEntry("etc/stage0/smoo.acm", 0o100644, b"1\n")]))
     subprocess.run(["mkbootimg", "--kernel", str(kernel), "--ramdisk", str(ramdisk),
                     "-o", str(image)], check=True)  # fmt: skip
     booted = subprocess.run(["fastboot", "-s", f"tcp:{sim.tcp}", "boot", str(image)],
@@ -169,13 +171,19 @@ def test_serve_over_usbip_after_aosp_fastboot_booted_the_phone(sim: Sim, tmp_pat
     sim.wait_for("busid=2-1")
     served = tmp_path / "served.img"
     served.write_bytes(bytes(range(256)) * 4096)  # 1 MiB, whole 4 KiB blocks
+    console = tmp_path / "phone.log"
     process = subprocess.Popen(
         [*CLI, "serve", str(served), "--usbip", sim.usbip, "--vid", "0x18d1",
-         "--pid", "0xd00d", "--journal", str(tmp_path / "serve.fbj")],
+         "--pid", "0xd00d", "--journal", str(tmp_path / "serve.fbj"), "--console-log",
+         str(console)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         sim.wait_for("simulated phone read its rootfs over smoo bytes=1048576")
+        deadline = time.monotonic() + 60  # a hang guard
+        while b"exec /sbin/init" not in (console.read_bytes() if console.exists() else b""):
+            assert time.monotonic() < deadline, "no console"
+            time.sleep(0.2)
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=60)
     finally:
@@ -183,6 +191,8 @@ def test_serve_over_usbip_after_aosp_fastboot_booted_the_phone(sim: Sim, tmp_pat
             process.kill()
             process.wait()
     assert f"smoo gadget connected: usbip {sim.usbip}/2-1" in err
+    assert "console: [    0.000000] Linux version 0.0.0-fastboop-sim" in err
+    assert console.read_bytes().startswith(b"[    0.000000] Linux version 0.0.0-fastboop-sim")
     assert replay_journal(read_journal(tmp_path / "serve.fbj")).ok
 
 

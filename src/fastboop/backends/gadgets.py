@@ -24,7 +24,7 @@ import anyio
 from fastboop.artifact.open import ArtifactOptions
 from fastboop.backends.exports import ServedImage, export_block_size, open_served_source
 from fastboop.backends.ports import BuiltPayload, DeviceChanged, GadgetSource
-from fastboop.backends.standard import ExportOpener, StandardBackend
+from fastboop.backends.standard import ConsoleOpener, ExportOpener, StandardBackend
 from fastboop.blocks import CopyOnWriteSource, FileSource
 from fastboop.devpro.pool import ProfilePool
 from fastboop.devpro.schema import DeviceProfile
@@ -205,6 +205,7 @@ def serve_only_backend(
     smoo_config: HostConfig | None = None,
     export_opener: ExportOpener | None = None,
     artifact_options: ArtifactOptions = ArtifactOptions(),  # noqa: B008 - frozen
+    console: ConsoleOpener | None = None,
 ) -> StandardBackend:
     """A :class:`StandardBackend` for ``SessionConfig(serve_gadget=...)`` sessions."""
     return StandardBackend(
@@ -215,6 +216,7 @@ def serve_only_backend(
         smoo_config=smoo_config,
         export_opener=export_opener,
         artifact_options=artifact_options,
+        console=console,
     )
 
 

@@ -20,7 +20,7 @@ import argparse
 import sys
 from functools import partial
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from fastboop.cli.artifact_options import add_artifact_options
 from fastboop.cli.fastboot_limits import add_fastboot_limit_flags, fastboot_limits_from
@@ -31,7 +31,14 @@ from fastboop.cli.options import (
     device_arguments,
 )
 from fastboop.cli.output import add_json_flag, help_text
-from fastboop.cli.running import add_journal_flags, display_for, finish_session, journal_path_from
+from fastboop.cli.running import (
+    ConsoleLogFile,
+    add_console_log_flag,
+    add_journal_flags,
+    display_for,
+    finish_session,
+    journal_path_from,
+)
 from fastboop.errors import FastboopError, UsageError
 
 EXAMPLES = """\
@@ -91,12 +98,7 @@ def register(sub: Any) -> None:
     )  # fmt: skip
     parser.add_argument("--metrics-addr", default="127.0.0.1", metavar="ADDR",
                         help="address for --metrics-port (default: 127.0.0.1)")
-    parser.add_argument(
-        "--console-log", type=Path, metavar="FILE",
-        help="append the phone's serial console (its kernel log, then its getty), byte for "
-        "byte, to FILE while serving; implies --serial-console, whose lines the boot screen "
-        "shows as 'console: ...'",
-    )  # fmt: skip
+    add_console_log_flag(parser, implies="--serial-console")
     add_fastboot_limit_flags(parser)
     add_journal_flags(parser)
     add_json_flag(parser)
@@ -161,25 +163,9 @@ def build_only(args: argparse.Namespace, options: Any) -> int:
     return 0
 
 
-def open_console_log(path: Path | None, display: Any) -> BinaryIO | None:
-    """``--console-log``: opened (for appending) before any phone is touched, so a path
-    that cannot be written is said at once."""
-    if path is None:
-        return None
-    try:
-        handle = path.open("ab")
-    except OSError as error:
-        display.close()
-        raise UsageError(f"cannot write the console log: {error.strerror}", where=str(path),
-                         hint="choose a file in a directory you can write") from None
-    display.note(f"serial console: appending to {path}")
-    return handle
-
-
 def boot(args: argparse.Namespace, options: Any) -> int:
     import anyio
 
-    from fastboop import events as ev
     from fastboop.channel.profiles import session_pool
     from fastboop.cli.usbip import closing_bus, usbip_bus
     from fastboop.devpro.probe import usb_filter
@@ -209,7 +195,7 @@ def boot(args: argparse.Namespace, options: Any) -> int:
     display.note(checked.describe())
     for note in checked.notes:
         display.note(f"note: {note}")
-    console_log = open_console_log(args.console_log, display)
+    console_log = ConsoleLogFile(args.console_log, display) if args.console_log else None
     bus = usbip_bus(args, filters)
     try:
         session = prepare_session(
@@ -230,14 +216,7 @@ def boot(args: argparse.Namespace, options: Any) -> int:
         if console_log is not None:
             console_log.close()
         raise
-    shown = display.show
-    if console_log is not None:
-        def shown(event: Any) -> None:
-            if isinstance(event, ev.ConsoleOutput):
-                console_log.write(event.data)
-                console_log.flush()  # a crash or Ctrl-C keeps what the phone said
-            display.show(event)
-
+    shown = display.show if console_log is None else console_log.watching(display.show)
     on_event = shown
     stop_metrics = None
     if args.metrics_port is not None:

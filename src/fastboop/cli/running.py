@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import msgspec
 
+from fastboop import events as ev
 from fastboop.cli.exit_codes import ExitCode
 from fastboop.cli.narration import result_line
 from fastboop.cli.screen import Display, choose_display
+from fastboop.errors import UsageError
 from fastboop.journal.location import default_journal_path
 from fastboop.machines.session import SessionSnapshot
 from fastboop.runtime.interactive import Interruption
@@ -28,6 +31,47 @@ def add_journal_flags(parser: Any) -> None:
     group.add_argument(
         "--no-journal", action="store_true", help="do not write a journal for this session"
     )
+
+
+def add_console_log_flag(parser: Any, *, implies: str) -> None:
+    parser.add_argument(
+        "--console-log", type=Path, metavar="FILE",
+        help="append the phone's serial console (its kernel log, then its getty), byte for "
+        f"byte, to FILE while serving; implies {implies}, whose lines the boot screen "
+        "shows as 'console: ...'",
+    )  # fmt: skip
+
+
+class ConsoleLogFile:
+    """``--console-log``: the phone's serial console appended to a file as it arrives.
+
+    Opened before any device is awaited, so a path that cannot be written is said at once;
+    flushed per chunk, so Ctrl-C or a crash keeps what the phone said.
+    """
+
+    def __init__(self, path: Path, display: Display):
+        try:
+            self._file: BinaryIO = path.open("ab")
+        except OSError as error:
+            display.close()
+            raise UsageError(f"cannot write the console log: {error.strerror}",
+                             where=str(path),
+                             hint="choose a file in a directory you can write") from None
+        display.note(f"serial console: appending to {path}")
+
+    def watching(self, show: Callable[[ev.AnyEvent], None]) -> Callable[[ev.AnyEvent], None]:
+        """``show`` that also saves each ``ConsoleOutput``'s bytes."""
+
+        def on_event(event: ev.AnyEvent) -> None:
+            if isinstance(event, ev.ConsoleOutput):
+                self._file.write(event.data)
+                self._file.flush()
+            show(event)
+
+        return on_event
+
+    def close(self) -> None:
+        self._file.close()
 
 
 def journal_path_from(args: Any, command: str) -> Path | None:

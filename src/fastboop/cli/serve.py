@@ -27,8 +27,16 @@ from fastboop.backends.exports import export_block_size, open_served_source
 from fastboop.backends.gadgets import OverlayExports, UsbGadgetSource, serve_only_backend
 from fastboop.cli.artifact_options import add_artifact_options, artifact_options
 from fastboop.cli.output import add_json_flag, help_text
-from fastboop.cli.running import add_journal_flags, display_for, finish_session, journal_path_from
+from fastboop.cli.running import (
+    ConsoleLogFile,
+    add_console_log_flag,
+    add_journal_flags,
+    display_for,
+    finish_session,
+    journal_path_from,
+)
 from fastboop.cli.usbip import add_usbip_option, closing_bus, usbip_bus
+from fastboop.console.ports import open_gadget_console
 from fastboop.errors import FastboopError, UsageError
 from fastboop.journal.inputs import file_digest
 from fastboop.machines.session import SessionSnapshot
@@ -74,6 +82,11 @@ def register(sub: Any) -> None:
                         "(needs the 'metrics' extra: pip install 'fastboop[metrics]')")
     parser.add_argument("--metrics-addr", default="127.0.0.1", metavar="ADDR",
                         help="address for --metrics-port (default: 127.0.0.1)")
+    parser.add_argument("--serial-console", action="store_true",
+                        help="read the gadget's USB serial console (CDC-ACM: the phone was "
+                        "booted with one, e.g. an image from boot --serial-console --output) "
+                        "and show it as 'console: ...' lines")  # fmt: skip
+    add_console_log_flag(parser, implies="--serial-console")
     add_artifact_options(parser, kernel_version_help="the kernel the phone was booted with "
                          "(as given to boot --output or stage0): refuse to serve a root "
                          "without its /lib/modules/KVER")  # fmt: skip
@@ -209,7 +222,9 @@ async def serve(
     session = Session(
         config,
         serve_only_backend(UsbGadgetSource(backend=backend), export_opener=overlay,
-                           artifact_options=options),
+                           artifact_options=options,
+                           console=open_gadget_console if getattr(args, "serial_console", False)
+                           else None),
         journal=journal_path_from(args, "serve"),
         inputs={"rootfs": file_digest(rootfs)},
     )
@@ -254,9 +269,14 @@ def run(args: argparse.Namespace) -> int:
     mode = f"read-write (writes go to {args.writable})" if args.writable else "read-only"
     display.note(f"serving {args.rootfs} {mode}")
 
+    if args.console_log is not None:
+        args.serial_console = True  # a console to save is a console to read
+    console_log = ConsoleLogFile(args.console_log, display) if args.console_log else None
+    shown = display.show if console_log is None else console_log.watching(display.show)
+
     def on_event(event: ev.AnyEvent) -> None:
         metrics.observe(event)
-        display.show(event)
+        shown(event)
 
     try:
         session, stopped = anyio.run(partial(closing_bus, bus, serve, args, on_event=on_event,
@@ -264,6 +284,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if stop_metrics is not None:
             stop_metrics()
+        if console_log is not None:
+            console_log.close()
         display.close()
     return finish_session(args, session.result, journal=session.journal_path, stopped=stopped,
                           json_result=summarize(session, args))

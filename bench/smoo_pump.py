@@ -1,6 +1,7 @@
 """Benchmark the smoo host pump against the simulated gadget (no USB: pure software cost).
 
     .venv/bin/python bench/smoo_pump.py [--backend asyncio|trio|both] [--seconds 2] [--runs 3]
+                                        [--journal]
 
 Targets (docs/benchmarks.md): >= 20,000 IOPS for 4 KiB random reads with the gadget's
 default 16 requests in flight, >= 1 GB/s for 1 MiB sequential reads, on one core.
@@ -19,6 +20,13 @@ reported separately, as **host CPU per I/O**:
 3. host CPU per I/O = (1) x host share of step time in (2). Event-loop time between steps
    is thereby shared in proportion; instrumentation never inflates the reported number.
 
+``--journal`` records the data plane as a session with a journal does (every transfer,
+through :class:`~fastboop.smoo.traffic.TrafficRecorder`, into a real
+:class:`~fastboop.journal.JournalWriter`), and adds the journal's growth per MiB served
+to each line: on disk, and its records' msgpack size before compression (the bound: the
+bench image is 64 MiB, so its reads repeat and zstd finds repeated digests that a real
+boot's reads would not have). Compare with a run without it for the cost.
+
 Each run prints one line; with ``--runs`` > 1 the medians follow. Numbers go in
 docs/benchmarks-smoo.md.
 """
@@ -29,6 +37,7 @@ import argparse
 import asyncio
 import asyncio.events
 import logging
+import os
 import random
 import statistics
 import tempfile
@@ -40,13 +49,16 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import msgspec
 import sniffio
 import structlog
 
 from fastboop.blocks import FileSource
+from fastboop.journal import JournalWriter, make_header
 from fastboop.sim.gadget import SimGadget
 from fastboop.smoo.export import Export
 from fastboop.smoo.host import HostConfig, SmooHost
+from fastboop.smoo.traffic import SmooTraffic
 
 BS = 4096
 BIG = 1 << 20
@@ -61,6 +73,16 @@ class Phase:
     nbytes: int
     seconds: float
     cpu: float  # thread CPU seconds
+    journal: int = 0  # bytes the journal grew by (--journal)
+    encoded: int = 0  # its records' msgpack size, before compression
+
+    @property
+    def journal_per_mib(self) -> float:
+        return self.journal / (self.nbytes / (1 << 20))
+
+    @property
+    def encoded_per_mib(self) -> float:
+        return self.encoded / (self.nbytes / (1 << 20))
 
     @property
     def iops(self) -> float:
@@ -189,17 +211,42 @@ class RunResult:
     big_share: float
 
 
-async def run(image: Path, seconds: float) -> RunResult:
+async def run(image: Path, seconds: float, journal: Path | None = None) -> RunResult:
     export = Export.of(FileSource(image), block_size=BS)
     eid = export.spec.export_id
     blocks = export.spec.block_count
     gadget = SimGadget(capacity=IN_FLIGHT)
     host = SmooHost([export], config=HostConfig())
+    writer = None
+    grown = {"small": 0, "big": 0, "": 0}  # journal bytes written while each phase ran
+    charged = ["small"]
+    kept: list[tuple[str, SmooTraffic]] = []  # sized after the timed runs
+    if journal is not None:
+        writer = JournalWriter(journal, make_header())
+        t0 = time.monotonic_ns()
+        append = writer.append
+
+        def record(traffic: SmooTraffic) -> None:
+            # A batch goes out when full (or on a heartbeat): it is charged to the phase
+            # running then, so each phase's share is exact up to one batch.
+            before = os.lseek(writer._fd, 0, os.SEEK_CUR)
+            append(traffic, time.monotonic_ns() - t0)
+            grown[charged[0]] += os.lseek(writer._fd, 0, os.SEEK_CUR) - before
+            kept.append((charged[0], traffic))
+
+        host.on_traffic = record
+
     async with anyio.create_task_group() as tg:
         tg.start_soon(host.serve_forever, gadget.connect)
         await gadget.wait_for_export(eid)
         small = await random_4k(gadget, eid, blocks, seconds)
+        charged[0] = "big"
         big = await sequential_1m(gadget, eid, blocks, seconds)
+        charged[0] = ""  # the instrumented runs below are not charged
+        small.journal, big.journal = grown["small"], grown["big"]
+        encode = msgspec.msgpack.encode
+        for name, traffic in kept:
+            (small if name == "small" else big).encoded += len(encode(traffic))
         clocks = StepClock(), StepClock()
         for clock, phase in zip(clocks, (random_4k, sequential_1m), strict=True):
             clock.wrap_sim(gadget)
@@ -209,6 +256,8 @@ async def run(image: Path, seconds: float) -> RunResult:
                 delattr(gadget, attr)
         assert gadget.violations == []
         tg.cancel_scope.cancel()
+    if writer is not None:
+        writer.close()
     return RunResult(small, big, clocks[0].host_share(), clocks[1].host_share())
 
 
@@ -228,6 +277,11 @@ def describe(backend: str, rs: list[RunResult]) -> str:
         f" | 1 MiB sequential: {med(r.big.mbps for r in rs):6,.0f} MB/s"
         f" (one core {BIG / big_cpu:6,.0f}), CPU/IO {big_cpu:4.0f} µs,"
         f" host {med(r.big_share * r.big.cpu_per_io_us for r in rs):4.0f} µs"
+        + (f" | journal per MiB served: 4 KiB {med(r.small.journal_per_mib for r in rs):,.0f} B"
+           f" ({med(r.small.encoded_per_mib for r in rs):,.0f} B encoded),"
+           f" 1 MiB {med(r.big.journal_per_mib for r in rs):,.0f} B"
+           f" ({med(r.big.encoded_per_mib for r in rs):,.0f} B encoded)"
+           if rs[0].small.journal else "")
     )
 
 
@@ -236,6 +290,8 @@ def main() -> None:
     parser.add_argument("--backend", default="both", choices=["asyncio", "trio", "both"])
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--journal", action="store_true",
+                        help="journal the data plane, as a session with a journal does")
     args = parser.parse_args()
     # One "gadget connected" line per run would break up the table.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
@@ -246,7 +302,8 @@ def main() -> None:
         results: dict[str, list[RunResult]] = {b: [] for b in backends}
         for _ in range(args.runs):
             for backend in backends:
-                result = anyio.run(run, image, args.seconds, backend=backend)
+                journal = Path(tmp) / "bench.fbj" if args.journal else None
+                result = anyio.run(run, image, args.seconds, journal, backend=backend)
                 results[backend].append(result)
                 print(describe(backend, [result]), flush=True)
     if args.runs > 1:

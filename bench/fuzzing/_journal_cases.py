@@ -27,9 +27,24 @@ import zstandard
 
 from fastboop import effects as fx
 from fastboop import events as ev
+from fastboop.blocks import BytesSource
 from fastboop.journal.records import MAGIC, Outcome, Record, Wire
 from fastboop.journal.writer import make_header
 from fastboop.machines import SessionMachine
+from fastboop.smoo import protocol as p
+from fastboop.smoo.export import Export
+from fastboop.smoo.traffic import (
+    ControlIn,
+    ControlOut,
+    LinkEnded,
+    ReadData,
+    RequestIn,
+    ResponseOut,
+    SmooTraffic,
+    TransferFailed,
+    WriteData,
+    payload_digest,
+)
 from fastboop.transports.base import DeviceAddress
 
 _U32 = struct.Struct("<I")
@@ -141,6 +156,71 @@ def session_records() -> tuple[Record, ...]:
             bodies.extend(machine.step(item))  # type: ignore[arg-type]
     bodies.append(Outcome(snapshot=machine.snapshot()))
     return tuple(Record(i, i * 1_000_000, body) for i, body in enumerate(bodies))
+
+
+SMOO_ROOTFS = bytes(range(256)) * 256  # 64 KiB: what the smoo seed's gadget reads
+
+
+def smoo_export() -> Export:
+    """The export the smoo seed serves (re-serving a case reads it)."""
+    return Export.of(BytesSource(SMOO_ROOTFS, identity="fuzz:rootfs"), block_size=4096)
+
+
+def smoo_packets() -> list[Any]:
+    """One link session as the host records it: handshake, READs answered out of order
+    (one past the end: EINVAL), a WRITE drained and refused (read-only), a FLUSH, a
+    heartbeat, reads in flight when the link ends."""
+    spec = smoo_export().spec
+    eid, bs = spec.export_id, spec.block_size
+    setup = lambda t, r, n: struct.pack("<BBHHH", t, r, 0, 0, n)  # noqa: E731
+    requests = [p.Request(p.Op.READ, i, eid, i * 2, 2) for i in range(4)]
+    beyond = p.Request(p.Op.READ, 4, eid, spec.block_count, 1)
+    write = p.Request(p.Op.WRITE, 5, eid, 0, 1)
+    flush = p.Request(p.Op.FLUSH, 6, eid, 0, 0)
+    cut = p.Request(p.Op.READ, 7, eid, 0, 1)
+
+    def data(request: p.Request) -> ReadData:
+        start = request.lba * bs
+        payload = SMOO_ROOTFS[start : start + request.num_blocks * bs]
+        return ReadData(len(payload), payload_digest(payload))
+
+    packets: list[Any] = [
+        ControlIn(setup(0xC1, 1, 8), b"SMOO\x00\x00\x01\x00"),
+        ControlOut(setup(0x41, 2, 32), p.encode_config_exports([spec]), 32),
+        ControlIn(setup(0xA1, 3, 16), bytes([0, 0, 1, 0, 1, 0, 0, 0]) + b"\x5e" * 8),
+    ]
+    for request in requests:
+        packets.append(RequestIn(request.encode()))
+    for request in (requests[2], requests[0], requests[3], requests[1]):
+        packets.append(ResponseOut(request.respond(0).encode()))
+    for request in (requests[2], requests[0], requests[3], requests[1]):
+        packets.append(data(request))
+    packets += [
+        RequestIn(beyond.encode()), ResponseOut(beyond.respond(p.EINVAL).encode()),
+        RequestIn(write.encode()), WriteData(bs, payload_digest(bytes(bs))),
+        ResponseOut(write.respond(p.EOPNOTSUPP).encode()),
+        RequestIn(flush.encode()), ResponseOut(flush.respond(0).encode()),
+        TransferFailed("control_in", "timeout", setup(0xA1, 3, 16)),
+        RequestIn(cut.encode()),
+        LinkEnded(outcome="transport_lost", error="device gone", pending=[(eid, 7)]),
+    ]  # fmt: skip
+    return packets
+
+
+@functools.cache
+def smoo_session_records() -> tuple[Record, ...]:
+    """The session above with its serving phase's data plane, in two batches."""
+    records = list(session_records())
+    at = next(i for i, r in enumerate(records) if isinstance(r.body, ev.ServeEnded))
+    packets = smoo_packets()
+    batches = [SmooTraffic(link=0, packets=packets[:9]), SmooTraffic(link=0, packets=packets[9:])]
+    bodies = [r.body for r in records[:at]] + batches + [r.body for r in records[at:]]
+    return tuple(Record(i, i * 1_000_000, body) for i, body in enumerate(bodies))
+
+
+@functools.cache
+def smoo_session_journal() -> bytes:
+    return journal_bytes(payloads_of(smoo_session_records()))
 
 
 def plain_records() -> list[Any]:
@@ -265,4 +345,4 @@ def bad_frame_checksum(index: int, delta: int = 1) -> bytes:
 
 def every_body_type() -> list[type]:
     """The body types a journal may hold (for generating records of any kind)."""
-    return [*ev.EVENT_TYPES, *fx.EFFECT_TYPES, Wire, Outcome]
+    return [*ev.EVENT_TYPES, *fx.EFFECT_TYPES, Wire, SmooTraffic, Outcome]

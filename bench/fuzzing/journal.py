@@ -17,7 +17,14 @@ cases mix, by weight, the classes of damage in ``_journal_cases.py``:
   nested value, another type's tag, or records reordered, dropped or duplicated, all
   with valid checksums so the typed decoding and the machine see them;
 * ``header``: a header field set the same way, checksum valid;
-* ``truncate``, ``concat`` (two journals, or trailing junk), ``bomb``, ``checksum``.
+* ``truncate``, ``concat`` (two journals, or trailing junk), ``bomb``, ``checksum``;
+* ``smoo``: the smoo data plane's records (``smoo_traffic``) damaged the same way, packet
+  by packet: a field set to a boundary number or a wrong type, another packet's tag,
+  packets reordered, dropped or duplicated (a lost Response, a Response before its
+  Request, a payload out of order), with valid checksums.
+
+Each case also goes through the serving replay: the invariants' check and, when it
+passes, re-serving the data plane from the seed's rootfs with the real pump.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import functools
 import io
 import random
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +51,8 @@ from fastboop.journal.records import JournalHeader
 from fastboop.journal.schema import UPCASTERS
 from fastboop.replay import iter_timeline, replay_journal
 from fastboop.replay.detect import is_detect_journal, replay_detect_journal
+from fastboop.replay.smoo import reserve_smoo, scan_smoo
+from fastboop.replay.smoo_check import SmooDivergence
 from fastboop.replay.transcript import reexecute_transcript
 
 NAME = "journal"
@@ -58,8 +68,10 @@ _CLASSES = (
     ("concat", 8),
     ("bomb", 4),
     ("checksum", 8),
+    ("smoo", 20),
 )
 _NAMES = [name for name, _ in _CLASSES]
+STALL = 1.0  # seconds a re-served case may go without a Response before it is judged
 _WEIGHTS = [weight for _, weight in _CLASSES]
 
 
@@ -91,6 +103,7 @@ def _seeds() -> tuple[bytes, ...]:
         seeds.append(_crash_cut(Path(tmp) / "cut.fbj"))
     seeds.append(_detect_journal())
     seeds.append(_upcast_journal())
+    seeds.append(cases.smoo_session_journal())
     return tuple(seeds)
 
 
@@ -152,6 +165,8 @@ def generate(rng: random.Random) -> bytes:
         return mutate(rng, seed, start=rng.choice((0, cases.header_size(seed))))
     if kind == "record":
         return _damaged_records(rng)
+    if kind == "smoo":
+        return _damaged_traffic(rng)
     if kind == "header":
         return _damaged_header(rng)
     if kind == "truncate":
@@ -216,6 +231,41 @@ def _damaged_records(rng: random.Random) -> bytes:
     return cases.journal_bytes(payloads, end=rng.random() < 0.8)
 
 
+def _damaged_traffic(rng: random.Random) -> bytes:
+    """The smoo seed with its data-plane packets damaged (see the module docstring)."""
+    records = [msgspec.to_builtins(r, builtin_types=(bytes,)) for r in
+               cases.smoo_session_records()]  # fmt: skip
+    batches = [r[2]["packets"] for r in records if r[2].get("type") == "smoo_traffic"]
+    for _ in range(rng.choice((1, 1, 2, 3))):
+        packets = rng.choice(batches)
+        if not packets:
+            continue
+        index = rng.randrange(len(packets))
+        action = rng.randrange(7)
+        if action == 0 and isinstance(packets[index], list) and packets[index]:
+            field = rng.randrange(len(packets[index]))
+            packets[index][field] = _value(rng)
+        elif action == 1 and isinstance(packets[index], list) and packets[index]:
+            packets[index][0] = rng.choice((0, 1, 2, 3, 4, 5, 6, 7, 8, 9, -1, "1"))
+        elif action == 2:  # a byte of a Request/Response/control packet flipped
+            packet = packets[index]
+            if isinstance(packet, list) and len(packet) > 1 and isinstance(packet[-1], bytes):
+                data = bytearray(packet[-1])
+                if data:
+                    data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+                packet[-1] = bytes(data)
+        elif action == 3:
+            other = rng.randrange(len(packets))
+            packets[index], packets[other] = packets[other], packets[index]
+        elif action == 4:
+            del packets[index]
+        elif action == 5:
+            packets.insert(rng.randrange(len(packets) + 1), packets[index])
+        else:
+            packets.insert(index, packets.pop(rng.randrange(len(packets))))
+    return cases.journal_bytes(msgspec.msgpack.encode(r) for r in records)
+
+
 def _damaged_header(rng: random.Random) -> bytes:
     fields = cases.header_fields(format_version=rng.choice((1, 2, 2, 2)))
     if rng.random() < 0.25:  # a detect journal: its inputs are read as options
@@ -249,6 +299,16 @@ def run(data: bytes) -> str:
         msgspec.json.encode({"seq": record.seq, "t_ms": record.t_ns / 1e6, "record": record.body})
         assert text
     journal_to_pcap(JournalReader.from_bytes(data), io.BytesIO())
+    if report.ok and not is_detect_journal(JournalReader.from_bytes(data)):
+        scan = scan_smoo(JournalReader.from_bytes(data))
+        if scan.divergence is not None:
+            return "nondeterminism"
+        if scan.links and not scan.writes_succeeded:
+            try:
+                anyio.run(partial(reserve_smoo, JournalReader.from_bytes(data),
+                                  cases.smoo_export(), stall=STALL))  # fmt: skip
+            except SmooDivergence:
+                return "nondeterminism"
     return report.verdict.value
 
 

@@ -1,7 +1,7 @@
 """Record a session, then replay and inspect its journal from code.
 
 Every session can write a journal: each event and effect in order, with the raw fastboot
-bytes. ``fastboop.replay_file(path)`` re-drives a fresh state machine from it — no
+and smoo bytes. ``fastboop.replay_file(path)`` re-drives a fresh state machine from it — no
 phone, no clock — and reports the first divergence, if any; ``fastboop.read_journal``
 gives the records themselves, for a timeline or a bug report.
 Run: python docs/examples/replay_programmatically.py ROOTFS

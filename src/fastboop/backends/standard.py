@@ -2,8 +2,9 @@
 
 Each handler turns one effect into I/O and reports back only through events; every
 expected failure (transport, timeout, device FAIL, bad image) becomes a failure *event*
-so the machine decides what happens next. Raw fastboot and smoo exchanges go to the
-journal through a wire tap.
+so the machine decides what happens next. Raw fastboot exchanges go to the journal
+through a wire tap, and the smoo host journals its data plane (every transfer, in
+completion order) through the context's ``record_traffic``.
 """
 
 from __future__ import annotations
@@ -264,6 +265,7 @@ class StandardBackend:
             )
 
         self._on_stats = stats
+        host.on_traffic = ctx.record_traffic  # this Serve's journal (None: no journal)
         for attempt in range(1, HANDSHAKE_ATTEMPTS + 1):
             try:
                 ended = await self._serve_link(host, link, effect.gadget, ctx)

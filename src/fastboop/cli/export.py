@@ -50,6 +50,13 @@ def add_replay_options(parser: Any) -> None:
         "the download data",
     )
     parser.add_argument(
+        "--rootfs",
+        metavar="PATH",
+        help="the rootfs the session served (journals keep only digests of its data): the "
+        "recorded smoo Requests are served again from it and every Response and payload "
+        "compared; default: the recorded rootfs, if it is still here unchanged",
+    )
+    parser.add_argument(
         "-o", "--output", type=Path, metavar="PCAP", help="export-pcap: where to write"
     )
 
@@ -76,7 +83,8 @@ def run_extensions(args: argparse.Namespace) -> int | None:
     from fastboop.runtime.facade import replay_recording
 
     image = None if detect else _read_image(args.image)
-    report = anyio.run(partial(replay_recording, path, transcript=args.transcript, image=image))
+    report = anyio.run(partial(replay_recording, path, transcript=args.transcript, image=image,
+                               rootfs=args.rootfs))
     return _finish(report, as_json=args.json)
 
 
@@ -141,6 +149,12 @@ def export_pcap(path: Path, args: argparse.Namespace) -> int:
         print(
             f"  {summary.without_data} large packet(s) were journaled by digest only and "
             "carry no data (pass --image to fill in the download)",
+            file=sys.stderr,
+        )
+    if summary.smoo_payloads:
+        print(
+            f"  {summary.smoo_payloads} smoo payload(s) are journaled by digest: exported "
+            "with their lengths, without data",
             file=sys.stderr,
         )
     for channel, count in sorted(summary.skipped_channels.items()):

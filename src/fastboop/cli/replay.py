@@ -2,16 +2,21 @@
 
 Replay needs no phone, no USB and no clock: it feeds the journal's events to a fresh
 machine and checks that it asks for exactly the recorded effects and ends in the recorded
-state. Exit status: 0 when identical, 1 on divergence or a damaged journal.
+state. Then it checks the recorded smoo data plane (one Response per Request, bulk
+transfers in order and of the right sizes) and serves it again from the rootfs
+(--rootfs, or the recorded one if it is still here), comparing every Response and
+payload. Exit status: 0 when identical, 1 on divergence or a damaged journal.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import anyio
 import msgspec
 
 from fastboop.cli.export import EXAMPLES as EXPORT_EXAMPLES
@@ -20,6 +25,9 @@ from fastboop.cli.output import add_json_flag, help_text, print_json
 from fastboop.errors import UsageError
 from fastboop.journal import JournalReader, open_journal
 from fastboop.replay import iter_timeline, replay_journal, state_at
+from fastboop.replay.serving import replay_serving
+from fastboop.replay.smoo_check import describe_packet
+from fastboop.smoo.traffic import SmooTraffic
 
 EXAMPLES = """\
 examples:
@@ -66,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _replay(journal: JournalReader, args: argparse.Namespace) -> int:
+    """The machine check, then the smoo data plane's (:mod:`fastboop.replay.serving`)."""
     if args.until is not None:
         report, snapshot = state_at(journal, args.until)
         if args.json:
@@ -78,6 +87,7 @@ def _replay(journal: JournalReader, args: argparse.Namespace) -> int:
                 _print_divergence(report)
         return 0 if report.ok else 1
     report = replay_journal(journal)
+    report = anyio.run(partial(replay_serving, journal.path, report, rootfs=args.rootfs))
     if args.json:
         print_json(report)
     elif report.ok:
@@ -127,4 +137,7 @@ def _show_text(journal: JournalReader) -> None:
         print(f"  input {name}: {digest}")
     for record, kind, text in iter_timeline(journal):
         print(f"{record.t_ns / 1e6:10.3f} ms  {kind:<7} {text}")
+        if isinstance(record.body, SmooTraffic):  # the data plane, packet by packet
+            for index, packet in enumerate(record.body.packets):
+                print(f"{'':22}[{index}] {describe_packet(packet)}")
     print(f"end: {journal.describe_end()}")

@@ -15,10 +15,15 @@ maps a journal onto transfers:
   completion time; the submit time is that of the record just before it (the host
   issues a transfer as soon as the previous step — a packet, a probe decision — is done);
 * packets journaled by digest only (download data) keep their true ``urb_len`` but carry
-  no data, unless the caller can supply the bytes (``payload``), e.g. from the boot image.
+  no data, unless the caller can supply the bytes (``payload``), e.g. from the boot image;
+* the smoo data plane (``smoo_traffic`` records) on the gadget's own device (address 6):
+  Requests on interrupt IN 0x81, Responses on interrupt OUT 0x01, WRITE/READ payloads on
+  bulk 0x82/0x02 (lengths only: they are journaled by digest), IDENT/CONFIG_EXPORTS/STATUS
+  as control transfers with their setup packets, a stalled or timed-out one with its
+  error status.
 
-Other channels are not exported (their endpoint and transfer type are not recorded) and
-are counted in :class:`PcapSummary`.
+Other ``Wire`` channels are not exported (their endpoint and transfer type are not
+recorded) and are counted in :class:`PcapSummary`.
 """
 
 from __future__ import annotations
@@ -33,6 +38,16 @@ import msgspec
 from fastboop.errors import FastboopError
 from fastboop.journal.reader import RecordSource
 from fastboop.journal.records import Wire
+from fastboop.smoo.traffic import (
+    ControlIn,
+    ControlOut,
+    ReadData,
+    RequestIn,
+    ResponseOut,
+    SmooTraffic,
+    TransferFailed,
+    WriteData,
+)
 
 __all__ = [
     "LINKTYPE_USB_LINUX_MMAPPED",
@@ -59,6 +74,17 @@ TRANSFER_TYPES: Final = {"isochronous": 0, "interrupt": 1, "control": 2, "bulk":
 FASTBOOT_OUT: Final = 0x01
 FASTBOOT_IN: Final = 0x81
 FASTBOOT_IN_BUFFER: Final = 4096  # the client's response read size (fastboot protocol)
+# The smoo gadget is stage0 re-enumerated: a device of its own, at the next address.
+# Its endpoints as the smoo dissector assumes them (smoo.md §2.2, replay.md §6.6).
+FASTBOOT_DEVICE: Final = 0
+SMOO_DEVICE: Final = 1
+SMOO_INTERRUPT_IN: Final = 0x81
+SMOO_INTERRUPT_OUT: Final = 0x01
+SMOO_BULK_IN: Final = 0x82
+SMOO_BULK_OUT: Final = 0x02
+SMOO_MESSAGE: Final = 28
+EPIPE: Final = 32  # a stalled control request
+ETIMEDOUT: Final = 110
 
 _U32_MAX: Final = 0xFFFFFFFF
 _FILE_HEADER = struct.Struct("<IHHiIII")
@@ -290,6 +316,7 @@ class PcapSummary(msgspec.Struct, kw_only=True):
     transfers: int = 0
     records: int = 0
     without_data: int = 0  # journaled by digest and not supplied
+    smoo_payloads: int = 0  # smoo bulk payloads: journaled by digest, exported as lengths
     skipped_channels: dict[str, int] = {}
 
 
@@ -318,13 +345,14 @@ def image_payloads(image: bytes) -> Payload:
     return payload
 
 
-def _fastboot_transfers(
+def _transfers(
     journal: RecordSource, payload: Payload | None, summary: PcapSummary
-) -> Iterator[UsbTransfer]:
+) -> Iterator[tuple[UsbTransfer, int]]:
+    """Every recorded transfer, with the USB device address it belongs to."""
     base_ns = round(journal.header.created_unix * 1e9)
     previous: int | None = None
     for record in journal:
-        wire = record.body
+        body = record.body
         if base_ns + record.t_ns > _LAST_PCAP_NS:
             raise PcapExportError(
                 f"record #{record.seq} is {record.t_ns} ns into the session, past the last "
@@ -332,30 +360,78 @@ def _fastboot_transfers(
                 where=journal.path,
             )
         before, previous = previous, base_ns + record.t_ns
-        if not isinstance(wire, Wire):
-            continue
-        if wire.channel != "fastboot":
-            summary.skipped_channels[wire.channel] = (
-                summary.skipped_channels.get(wire.channel, 0) + 1
-            )
-            continue
         complete = base_ns + record.t_ns
         submit = complete if before is None else min(before, complete)
-        data = wire.data
+        if isinstance(body, SmooTraffic):
+            for transfer in _smoo_transfers(body, submit, complete, summary):
+                yield transfer, SMOO_DEVICE
+            continue
+        if not isinstance(body, Wire):
+            continue
+        if body.channel != "fastboot":
+            summary.skipped_channels[body.channel] = (
+                summary.skipped_channels.get(body.channel, 0) + 1
+            )
+            continue
+        data = body.data
         if data is None and payload is not None:
-            data = payload(wire)
+            data = payload(body)
         if data is None:
             summary.without_data += 1
-        is_in = wire.direction == "in"
+        is_in = body.direction == "in"
         yield UsbTransfer(
             kind="bulk",
             endpoint=FASTBOOT_IN if is_in else FASTBOOT_OUT,
-            length=wire.size,
+            length=body.size,
             data=data,
             submit_ns=submit,
             complete_ns=complete,
-            buffer=max(FASTBOOT_IN_BUFFER, wire.size) if is_in else None,
-        )
+            buffer=max(FASTBOOT_IN_BUFFER, body.size) if is_in else None,
+        ), FASTBOOT_DEVICE
+
+
+def _smoo_transfers(
+    traffic: SmooTraffic, start: int, end: int, summary: PcapSummary
+) -> Iterator[UsbTransfer]:
+    """A batch's transfers on the gadget's endpoints (smoo.md §2.2), in recorded order.
+
+    A batch is journaled when it is flushed, so only its span is known: its packets'
+    times are spread evenly over it, each submitted when the one before completed.
+    """
+    count = len(traffic.packets)
+    previous = start
+    for index, packet in enumerate(traffic.packets):
+        complete = start + (end - start) * (index + 1) // count
+        submit, previous = previous, complete
+        if isinstance(packet, RequestIn | ResponseOut):
+            is_in = isinstance(packet, RequestIn)
+            yield UsbTransfer(kind="interrupt", endpoint=SMOO_INTERRUPT_IN if is_in else
+                              SMOO_INTERRUPT_OUT, length=len(packet.data), data=packet.data,
+                              buffer=SMOO_MESSAGE if is_in else None, interval=1,
+                              submit_ns=submit, complete_ns=complete)  # fmt: skip
+        elif isinstance(packet, WriteData | ReadData):
+            summary.smoo_payloads += 1
+            is_in = isinstance(packet, WriteData)
+            yield UsbTransfer(kind="bulk", endpoint=SMOO_BULK_IN if is_in else SMOO_BULK_OUT,
+                              length=packet.size, data=None, submit_ns=submit,
+                              complete_ns=complete)  # fmt: skip
+        elif isinstance(packet, ControlIn):
+            yield UsbTransfer(kind="control", endpoint=0x80, length=len(packet.data),
+                              data=packet.data, setup=packet.setup,
+                              buffer=int.from_bytes(packet.setup[6:8], "little"),
+                              submit_ns=submit, complete_ns=complete)  # fmt: skip
+        elif isinstance(packet, ControlOut):
+            yield UsbTransfer(kind="control", endpoint=0x00, length=len(packet.data),
+                              data=packet.data, setup=packet.setup, submit_ns=submit,
+                              complete_ns=complete)  # fmt: skip
+        elif isinstance(packet, TransferFailed) and packet.transfer.startswith("control"):
+            status = -EPIPE if packet.error == "stall" else -ETIMEDOUT
+            is_in = packet.transfer == "control_in"
+            setup = packet.setup or bytes(8)
+            yield UsbTransfer(kind="control", endpoint=0x80 if is_in else 0x00, length=0,
+                              data=None, setup=setup, status=status,
+                              buffer=int.from_bytes(setup[6:8], "little") if is_in else None,
+                              submit_ns=submit, complete_ns=complete)  # fmt: skip
 
 
 def journal_to_pcap(
@@ -367,14 +443,17 @@ def journal_to_pcap(
     bus: int = 1,
     device: int = 5,
 ) -> PcapSummary:
-    """Write ``journal``'s fastboot packets to ``stream`` as a usbmon pcap, in one pass.
+    """Write ``journal``'s fastboot and smoo transfers to ``stream`` as a usbmon pcap, in
+    one pass.
 
     Raises :class:`PcapExportError` when a record's time does not fit a pcap timestamp.
     """
     summary = PcapSummary()
     stream.write(file_header(snaplen))
-    for urb_id, transfer in enumerate(_fastboot_transfers(journal, payload, summary), start=1):
-        for record in transfer_records(transfer, urb_id, bus=bus, device=device):
+    transfers = _transfers(journal, payload, summary)
+    for urb_id, (transfer, address) in enumerate(transfers, start=1):
+        address = device if address == FASTBOOT_DEVICE else device + 1
+        for record in transfer_records(transfer, urb_id, bus=bus, device=address):
             stream.write(encode_record(record, snaplen))
             summary.records += 1
         summary.transfers += 1

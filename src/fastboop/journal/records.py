@@ -1,7 +1,8 @@
 """What a journal holds: the header and the records that follow it.
 
-A record is ``(seq, t_ns, body)``. ``body`` is an event, an effect, a raw wire exchange or
-the session's outcome — one tagged union, so a journal decodes in a single typed pass.
+A record is ``(seq, t_ns, body)``. ``body`` is an event, an effect, a raw fastboot wire
+exchange, a batch of smoo data-plane transfers (:class:`~fastboop.smoo.traffic.SmooTraffic`)
+or the session's outcome — one tagged union, so a journal decodes in a single typed pass.
 ``t_ns`` is the monotonic time since the session started. It is recorded for humans and for
 pcap export, and never read by the machine.
 
@@ -21,6 +22,7 @@ import msgspec
 from fastboop.effects import AnyEffect
 from fastboop.events import AnyEvent
 from fastboop.machines.session import SessionSnapshot
+from fastboop.smoo.traffic import SmooTraffic
 
 # v1: header without a checksum (fastboop before the hardening of issue 10).
 # v2: the header is followed by a CRC-32 of its length field and bytes.
@@ -112,7 +114,11 @@ class Fault(msgspec.Struct, frozen=True, kw_only=True, tag="fault"):
     message: str
 
 
-Body = AnyEvent | AnyEffect | Wire | Outcome | Fault
+Body = AnyEvent | AnyEffect | Wire | SmooTraffic | Outcome | Fault
+
+# Record types other than events and effects that carry a schema VERSION (and so take
+# part in upcasting, like events and effects do).
+VERSIONED_RECORD_TYPES: Final = (SmooTraffic,)
 
 
 class Record(msgspec.Struct, frozen=True, array_like=True):

@@ -14,7 +14,8 @@ Adding a versioned type or changing one (for the engineer doing it):
 
 1. new event/effect type: give it ``VERSION = 1`` and add it to ``EVENT_TYPES`` /
    ``EFFECT_TYPES`` and the ``AnyEvent`` / ``AnyEffect`` unions. Nothing else: old
-   journals simply never contain it;
+   journals simply never contain it. Other record types with a version (the smoo
+   data plane's ``smoo_traffic``) are listed in ``VERSIONED_RECORD_TYPES``;
 2. a new field with a default: no version bump, old records decode with the default;
 3. anything else (rename, new required field, changed meaning): bump ``VERSION`` and
    register an upcaster for the old version, taking and returning the record's mapping
@@ -35,9 +36,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fastboop.effects import EFFECT_TYPES, Effect
+from fastboop.effects import EFFECT_TYPES
 from fastboop.errors import FastboopError
-from fastboop.events import EVENT_TYPES, Event
+from fastboop.events import EVENT_TYPES
+from fastboop.journal.records import VERSIONED_RECORD_TYPES
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -55,7 +57,7 @@ class UpcastError(Exception):
 
 def current_schemas() -> dict[str, int]:
     versions: dict[str, int] = {}
-    types: list[type[Event] | type[Effect]] = [*EVENT_TYPES, *EFFECT_TYPES]
+    types: list[Any] = [*EVENT_TYPES, *EFFECT_TYPES, *VERSIONED_RECORD_TYPES]
     for cls in types:
         tag = cls.__struct_config__.tag
         assert isinstance(tag, str)

@@ -25,6 +25,7 @@ from fastboop.events import Event
 from fastboop.journal.reader import RecordSource
 from fastboop.journal.records import Fault, Outcome, Record
 from fastboop.machines.session import InvalidEvent, SessionMachine, SessionSnapshot
+from fastboop.smoo.traffic import SmooTraffic, summarize_traffic
 
 CONTEXT_RECORDS = 5
 
@@ -43,6 +44,7 @@ class ReplayReport(msgspec.Struct, kw_only=True):
     effects: int
     final_state: str
     seq: int | None = None  # first divergent record
+    packet: int | None = None  # in a smoo_traffic record: which of its packets diverged
     expected: str | None = None
     actual: str | None = None
     context: list[str] = []
@@ -68,6 +70,8 @@ def describe(record: Record | None) -> str:
         return "(nothing)"
     body = record.body
     tag = type(body).__struct_config__.tag
+    if isinstance(body, SmooTraffic):
+        return f"#{record.seq} {tag}({summarize_traffic(body)})"
     fields = msgspec.structs.asdict(body)
     if isinstance(body, Outcome):
         fields = {"state": body.snapshot.state, "outcome": body.snapshot.outcome}
@@ -252,6 +256,8 @@ def iter_timeline(journal: RecordSource) -> Iterator[tuple[Record, str, str]]:
             kind = "event"
         elif isinstance(body, Effect):
             kind = "effect"
+        elif isinstance(body, SmooTraffic):
+            kind = "smoo"
         else:
             kind = type(body).__struct_config__.tag  # type: ignore[assignment]
         yield record, str(kind), describe(record)

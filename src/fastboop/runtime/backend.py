@@ -12,22 +12,36 @@ phone both implement this protocol; so can an embedding application.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from fastboop import effects as fx
 from fastboop.events import AnyEvent
 from fastboop.transports.base import Direction
 
+if TYPE_CHECKING:
+    from fastboop.smoo.traffic import SmooTraffic
+
 Emit = Callable[[AnyEvent], None]
 RecordWire = Callable[[str, Direction, bytes | memoryview], None]
+RecordTraffic = Callable[["SmooTraffic"], None]
 
 
 class EffectContext:
-    """Handed to every effect handler: how to report back, and where raw bytes go."""
+    """Handed to every effect handler: how to report back, and where raw bytes go.
 
-    def __init__(self, emit: Emit, record_wire: RecordWire):
+    ``record_traffic`` journals the smoo data plane (``None``: the session keeps no
+    journal, so serving need not collect its packets at all).
+    """
+
+    def __init__(
+        self,
+        emit: Emit,
+        record_wire: RecordWire,
+        record_traffic: RecordTraffic | None = None,
+    ):
         self.emit = emit
         self.record_wire = record_wire
+        self.record_traffic = record_traffic
 
     def wire_tap(self, channel: str) -> Callable[[Direction, bytes | memoryview], None]:
         """A :class:`~fastboop.transports.base.WireTap` that journals one channel."""

@@ -444,15 +444,18 @@ def replay_file(journal: PathArg) -> Any:
 
 async def replay_recording(journal: PathArg, *, transcript: bool = False,
                            image: bytes | None = None,
-                           profiles: ProfilePool | None = None) -> Any:  # fmt: skip
+                           profiles: ProfilePool | None = None,
+                           rootfs: str | None = None) -> Any:  # fmt: skip
     """What ``fastboop replay FILE [--transcript]`` reports, from async code: a
     :class:`~fastboop.replay.ReplayReport`.
 
     A session journal is re-driven through a fresh machine (:func:`replay_file`, in a
-    worker thread); with ``transcript`` its fastboot effects are then re-run byte for byte
-    against the recorded packets (``image``: the uploaded boot image, which journals keep
-    only by digest). A ``detect`` journal has no machine: its probes are re-run against
-    the recorded getvar answers.
+    worker thread), then its smoo data plane is checked and served again from the rootfs
+    (``rootfs``, else the one recorded if it is still here; see
+    :mod:`fastboop.replay.serving`); with ``transcript`` its fastboot effects are then
+    re-run byte for byte against the recorded packets (``image``: the uploaded boot
+    image, which journals keep only by digest). A ``detect`` journal has no machine: its
+    probes are re-run against the recorded getvar answers.
     """
     import anyio.to_thread
 
@@ -467,7 +470,10 @@ async def replay_recording(journal: PathArg, *, transcript: bool = False,
     if detect:
         with open_journal(path) as reader:  # one device at a time: memory stays flat
             return await replay_detect_journal(reader, pool)
+    from fastboop.replay.serving import replay_serving
+
     report = await anyio.to_thread.run_sync(replay_file, path)
+    report = await replay_serving(path, report, rootfs=rootfs)
     if not transcript or not report.ok:
         return report
     machine = (f"machine: {report.events} events, {report.effects} effects, "

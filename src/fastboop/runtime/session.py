@@ -377,7 +377,8 @@ class Session:
             if generation not in self._cancelled:
                 self._send.send_nowait((generation, event))
 
-        ctx = EffectContext(emit, self._record_wire)
+        ctx = EffectContext(emit, self._record_wire,
+                            self._record if self._writer is not None else None)
 
         async def runner() -> None:
             try:

@@ -7,7 +7,9 @@ the transport layer; this module only needs a :class:`~fastboop.smoo.link.Gadget
 
 Progress leaves through two callbacks, so the runtime decides what becomes an event:
 ``on_event`` gets :mod:`fastboop.smoo.events` values, ``on_stats`` gets a
-:class:`~fastboop.smoo.stats.StatsSnapshot` once per heartbeat tick.
+:class:`~fastboop.smoo.stats.StatsSnapshot` once per heartbeat tick, and ``on_traffic``
+(when given) every transfer of every link session, in batches
+(:mod:`fastboop.smoo.traffic`): that is what the session journal records.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from fastboop.smoo.handshake import (
 from fastboop.smoo.link import GadgetLink
 from fastboop.smoo.pump import Pump
 from fastboop.smoo.stats import IopsEwma, PumpStats, StatsSnapshot
+from fastboop.smoo.traffic import RecordingLink, SmooTraffic, TrafficRecorder
 from fastboop.transports.base import TransportError
 
 log = get_logger("fastboop.smoo")
@@ -73,6 +76,7 @@ class SmooHost:
         config: HostConfig | None = None,
         on_event: Callable[[SmooEvent], None] = _ignore_event,
         on_stats: Callable[[StatsSnapshot], None] = _ignore_stats,
+        on_traffic: Callable[[SmooTraffic], None] | None = None,
         clock: Callable[[], float] = anyio.current_time,
     ):
         ids = [export.spec.export_id for export in exports]
@@ -85,6 +89,8 @@ class SmooHost:
         self._config = config or HostConfig()
         self._emit = on_event
         self._on_stats = on_stats
+        self.on_traffic = on_traffic  # settable: the runtime points it at each Serve's journal
+        self._links = 0  # link sessions served so far: numbers their journaled traffic
         self._clock = clock
         self.stats = PumpStats()
         self._ewma = IopsEwma()
@@ -113,9 +119,25 @@ class SmooHost:
 
     async def serve_link(self, link: GadgetLink) -> ev.SessionEnded:
         """Handshake, then pump and heartbeat until the session ends. Does not close ``link``."""
-        cfg = self._config
+        recorder: TrafficRecorder | None = None
+        if self.on_traffic is not None:
+            recorder = TrafficRecorder(self.on_traffic, self._links)
+            self._links += 1
         try:
-            info = await handshake(link, self._specs, control_timeout=cfg.control_timeout,
+            ended = await self._serve(link, recorder)
+        except BaseException:
+            if recorder is not None:
+                recorder.end(Outcome.SHUTDOWN.value)
+            raise
+        if recorder is not None:
+            recorder.end(ended.outcome.value, ended.error)
+        return ended
+
+    async def _serve(self, data: GadgetLink, recorder: TrafficRecorder | None) -> ev.SessionEnded:
+        cfg = self._config
+        control = data if recorder is None else RecordingLink(data, recorder)
+        try:
+            info = await handshake(control, self._specs, control_timeout=cfg.control_timeout,
                                    status_attempts=cfg.status_attempts)
         except (SmooSetupError, p.SmooProtocolError, TransportError, TimeoutError) as error:
             self._emit(ev.SetupFailed(error=_describe(error),
@@ -128,14 +150,15 @@ class SmooHost:
                                 export_count=info.status.export_count,
                                 version=(info.ident.major, info.ident.minor)))
         ended: list[tuple[Outcome, str | None]] = []
+        pump = Pump(data, self._exports, self.stats, recorder=recorder)
         try:
             async with anyio.create_task_group() as tg:
                 async def run_pump() -> None:
-                    ended.append(await Pump(link, self._exports, self.stats).run())
+                    ended.append(await pump.run())
                     tg.cancel_scope.cancel()
 
                 async def run_heartbeat() -> None:
-                    ended.append(await self._heartbeat(link, info))
+                    ended.append(await self._heartbeat(control, info))
                     tg.cancel_scope.cancel()
 
                 tg.start_soon(run_pump)

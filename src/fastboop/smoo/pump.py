@@ -43,6 +43,7 @@ from fastboop.smoo.export import Export
 from fastboop.smoo.fifo import Fifo
 from fastboop.smoo.link import GadgetLink
 from fastboop.smoo.stats import PumpStats
+from fastboop.smoo.traffic import TrafficRecorder
 from fastboop.transports.base import TransportError
 
 _U32 = 0xFFFFFFFF
@@ -92,8 +93,16 @@ Reply = tuple[bytes, bytes | None]  # (Response on the wire, READ payload)
 class Pump:
     """Serves Requests from ``exports`` over ``link`` until the link or session fails."""
 
-    def __init__(self, link: GadgetLink, exports: Mapping[int, Export], stats: PumpStats):
+    def __init__(
+        self,
+        link: GadgetLink,
+        exports: Mapping[int, Export],
+        stats: PumpStats,
+        *,
+        recorder: TrafficRecorder | None = None,
+    ):
         self._link = link
+        self._recorder = recorder  # journals every transfer as it completes
         self._routes = {eid: _Route(export) for eid, export in exports.items()}
         self._stats = stats
         self._end: _PumpEnd | None = None
@@ -138,10 +147,13 @@ class Pump:
     async def _read_requests(self, tg: anyio.abc.TaskGroup) -> None:
         link = self._link
         stats = self._stats
+        recorder = self._recorder
         while True:
             data = await link.interrupt_in(p.MESSAGE_LENGTH)
             if not data:
                 continue
+            if recorder is not None:
+                recorder.request(data)
             stats.received(len(data))
             if len(data) != p.MESSAGE_LENGTH:
                 continue  # a short read is dropped and reading continues (§4.2)
@@ -174,9 +186,12 @@ class Pump:
     async def _bulk_in_worker(self) -> None:
         link = self._link
         slots = self._bulk_in
+        recorder = self._recorder
         while True:
             slot = await slots.get()
             data = await link.bulk_in(slot.length)
+            if recorder is not None:
+                recorder.write_data(data)
             self._stats.received(len(data))
             if len(data) != slot.length:
                 raise TransportError(
@@ -190,11 +205,14 @@ class Pump:
         stats = self._stats
         replies = self._replies
         bulk_out = self._bulk_out
+        recorder = self._recorder
         while True:
             if not replies:
                 await replies.wait()
             wire, payload = replies.popleft()
             await link.interrupt_out(wire)
+            if recorder is not None:
+                recorder.response(wire, payload_follows=bool(payload))
             stats.sent(len(wire))
             stats.response_sent()
             if payload:
@@ -204,11 +222,14 @@ class Pump:
         link = self._link
         payloads = self._bulk_out
         stats = self._stats
+        recorder = self._recorder
         while True:
             if not payloads:
                 await payloads.wait()
             payload = payloads.popleft()
             await link.bulk_out(payload)
+            if recorder is not None:
+                recorder.read_data(payload)
             stats.sent(len(payload))
 
     # --- per-request handling (§10.3) ----------------------------------------------------

@@ -7,7 +7,8 @@ so ``..`` or a slash cannot get in), a journal given on the command line
 last three get random ids. Nothing else on disk can be reached through this module.
 
 **What.** A window of records (``seq``, time, kind, the state the machine is in after it,
-a one-line description, the record itself, and a wire packet's bytes in hex), plus an
+a one-line description, the record itself, a wire packet's bytes in hex, and a smoo
+batch's packets one line each), plus an
 overview of the whole journal for the time axis: the stretch of time spent in each
 state and the control events on it. Replay and pcap export are the library's own
 (:func:`fastboop.replay_recording`, :func:`fastboop.journal.pcap.journal_to_pcap`), so the
@@ -32,6 +33,8 @@ from fastboop.events import Event
 from fastboop.journal import Record, Wire, open_journal
 from fastboop.journal.location import JOURNAL_SUFFIX
 from fastboop.replay import describe, iter_states
+from fastboop.replay.smoo_check import describe_packet
+from fastboop.smoo.traffic import SmooTraffic
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.fbj$")
 UPLOAD_LIMIT = 512 << 20  # bytes; a journal of a day-long serve is far smaller
@@ -133,6 +136,8 @@ def _kind(body: Any) -> str:
         return "observation" if body.OBSERVATION else "event"
     if isinstance(body, Effect):
         return "effect"
+    if isinstance(body, SmooTraffic):
+        return "smoo"
     tag = type(body).__struct_config__.tag
     return str(tag)
 
@@ -152,6 +157,9 @@ def record_row(record: Record, state: str) -> dict[str, Any]:
         row["wire"] = {"channel": body.channel, "direction": body.direction, "size": body.size,
                        "hex": body.data.hex() if body.data is not None else None,
                        "sha256": body.sha256}  # fmt: skip
+    elif isinstance(body, SmooTraffic):  # the data plane's batch, one line per packet
+        row["smoo"] = {"link": body.link,
+                       "packets": [describe_packet(packet) for packet in body.packets]}
     else:
         row["body"] = msgspec.to_builtins(body)
     return row
@@ -212,7 +220,7 @@ def axis(path: Path) -> dict[str, Any]:
 
 
 def pcap_bytes(path: Path) -> tuple[bytes, Any]:
-    """The journal's fastboot packets as a usbmon capture, and the export's summary."""
+    """The journal's fastboot and smoo transfers as a usbmon capture, and the summary."""
     from fastboop.journal.pcap import journal_to_pcap
 
     stream = io.BytesIO()

@@ -75,6 +75,11 @@ fb.timeline = {
       node = fb.el("details", {class: "record k-wire", id: `rec-${row.seq}`, "data-seq": row.seq},
         fb.el("summary", {}, ...head, ` ${wire.channel} ${arrow} ${wire.size} bytes`),
         fb.el("pre", {class: "hex", text: dump}));
+    } else if (row.smoo) {
+      /* A batch of the smoo data plane: the summary, and every packet when opened. */
+      node = fb.el("details", {class: "record k-smoo", id: `rec-${row.seq}`, "data-seq": row.seq},
+        fb.el("summary", {}, ...head, ` ${row.text}`),
+        fb.el("pre", {class: "hex", text: row.smoo.packets.map((line, i) => `[${i}] ${line}`).join("\n")}));
     } else {
       node = fb.el("div", {class: `record k-${row.kind}`, id: `rec-${row.seq}`, "data-seq": row.seq},
         ...head, fb.el("span", {class: "text", text: ` ${row.text}`}));

@@ -1,0 +1,96 @@
+"""The serving half of ``fastboop replay``: the smoo data plane after the machine check.
+
+:func:`replay_serving` runs both passes of :mod:`fastboop.replay.smoo` over a journal and
+folds the result into the machine replay's :class:`~fastboop.replay.ReplayReport`: a
+divergence becomes a ``nondeterminism`` verdict at the smoo record's sequence number
+(``packet`` says which packet of the batch), and an ok verdict says in its note what was
+checked and re-served.
+
+Which rootfs is re-served: the one given (``--rootfs``), else the one the session's
+``Serve`` effect names, if it is a local file whose digest is the journal header's
+``rootfs`` input. Without one the invariants are still checked, and the note says the
+data was not re-served.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+from fastboop.errors import FastboopError
+from fastboop.journal.inputs import file_digest
+from fastboop.journal.reader import open_journal
+from fastboop.replay.redrive import ReplayReport, Verdict
+from fastboop.replay.smoo import SmooScan, reserve_smoo, scan_smoo
+from fastboop.replay.smoo_check import SmooDivergence
+
+__all__ = ["replay_serving"]
+
+
+def _diverged(report: ReplayReport, found: tuple[int | None, int | None, str, str],
+              context: list[str]) -> ReplayReport:  # fmt: skip
+    seq, index, expected, actual = found
+    return msgspec.structs.replace(
+        report, verdict=Verdict.NONDETERMINISM, seq=seq, packet=index,
+        expected=f"smoo packet {index} of record #{seq}: {expected}", actual=actual,
+        context=context, note=report.note,
+    )  # fmt: skip
+
+
+def _recorded_rootfs(path: Path, scan: SmooScan) -> tuple[str | None, str | None]:
+    """(rootfs to re-serve, why not) from the journal itself."""
+    if scan.rootfs is None:
+        return None, "no Serve effect names the rootfs"
+    candidate = Path(scan.rootfs)
+    if not candidate.is_file():
+        return None, f"{scan.rootfs} is not here (pass --rootfs)"
+    with open_journal(path) as reader:
+        recorded = reader.header.inputs.get("rootfs")
+    if recorded is not None and recorded != file_digest(candidate):
+        return None, f"{scan.rootfs} is no longer the file that was served (pass --rootfs)"
+    return str(candidate), None
+
+
+async def replay_serving(path: Path | str, report: ReplayReport, *,
+                         rootfs: str | None = None) -> ReplayReport:  # fmt: skip
+    """Check (and, with the rootfs, re-serve) ``path``'s smoo data plane; see the module."""
+    path = Path(path)
+    if not report.ok:
+        return report
+    with open_journal(path) as reader:
+        scan = scan_smoo(reader)
+    if scan.divergence is not None:
+        return _diverged(report, scan.divergence, scan.context)
+    if scan.links == 0:
+        return report
+    summary = (f"smoo: {scan.links} link session(s), {scan.requests} Requests, "
+               f"{scan.responses} Responses checked")  # fmt: skip
+    why_not = None
+    if rootfs is None:
+        rootfs, why_not = _recorded_rootfs(path, scan)
+    if scan.writes_succeeded:
+        why_not = "the session wrote to its export, whose WRITE payloads are kept by digest"
+    elif rootfs is not None:
+        from fastboop.artifact.open import ArtifactOptions
+        from fastboop.backends.exports import open_export
+
+        export, source = open_export(rootfs, ArtifactOptions())
+        try:
+            with open_journal(path) as reader:
+                _, sent = await reserve_smoo(reader, export)
+        except SmooDivergence as found:
+            context: list[str] = getattr(found, "context", [])
+            return _diverged(report, (found.seq, found.index, found.expected, found.actual),
+                             context)  # fmt: skip
+        except FastboopError as error:
+            why_not = f"re-serving {rootfs} failed: {error}"
+        else:
+            summary += f"; re-served {sent} Responses from {rootfs}, identical"
+        finally:
+            if source is not None:
+                source.close()
+    if why_not is not None:
+        summary += f"; data not re-served: {why_not}"
+    note = f"{report.note}; {summary}" if report.note else summary
+    return msgspec.structs.replace(report, note=note)

@@ -1,0 +1,150 @@
+"""``fastboop replay`` re-serves the recorded smoo data plane and checks its invariants."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from functools import partial
+from pathlib import Path
+
+import anyio
+import pytest
+
+from fastboop.cli.main import main
+from fastboop.journal import read_journal
+from fastboop.replay import Verdict
+from fastboop.runtime.facade import replay_recording
+from fastboop.smoo import protocol as p
+from fastboop.smoo.traffic import Packet, ReadData, RequestIn, ResponseOut
+from tests.smoo_journal.conftest import Served, edited, traffic
+
+
+def replay(path: Path, rootfs: Path | None = None) -> object:
+    return anyio.run(partial(replay_recording, path, rootfs=str(rootfs) if rootfs else None))
+
+
+def test_a_recorded_session_replays_ok_and_is_served_again(served: Served) -> None:
+    report = replay(served.journal)
+    assert report.verdict is Verdict.OK, report  # type: ignore[attr-defined]
+    requests = sum(isinstance(pk, RequestIn) for _, _, pk in traffic(read_journal(served.journal)))
+    assert f"{requests} Requests, {requests} Responses checked" in report.note  # type: ignore[attr-defined]
+    assert f"re-served {requests} Responses from {served.rootfs}, identical" in (
+        report.note)  # type: ignore[attr-defined]  # fmt: skip
+
+
+def test_the_cli_replays_the_data_plane_from_the_given_rootfs(
+    served: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    moved = tmp_path / "elsewhere.img"
+    shutil.copyfile(served.rootfs, moved)
+    assert main(["replay", str(served.journal), "--rootfs", str(moved), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["verdict"] == "ok" and f"from {moved}, identical" in report["note"]
+
+
+def test_without_the_rootfs_the_invariants_are_still_checked(
+    served: Served, tmp_path: Path
+) -> None:
+    journal = read_journal(served.journal)
+    copy = edited(journal, -1, [], tmp_path / "copy.fbj")  # an unedited copy
+    shutil.move(served.rootfs, tmp_path / "gone.img")
+    try:
+        report = replay(copy)
+    finally:
+        shutil.move(tmp_path / "gone.img", served.rootfs)
+    assert report.verdict is Verdict.OK  # type: ignore[attr-defined]
+    assert "data not re-served" in report.note  # type: ignore[attr-defined]
+
+
+def _packets_of(served: Served, seq: int) -> list[Packet]:
+    return [pk for s, _, pk in traffic(read_journal(served.journal)) if s == seq]
+
+
+def test_a_changed_payload_digest_is_nondeterminism_at_its_record(
+    served: Served, tmp_path: Path
+) -> None:
+    journal = read_journal(served.journal)
+    seq, index, payload = next(t for t in traffic(journal)[10:] if isinstance(t[2], ReadData))
+    assert isinstance(payload, ReadData)
+    packets = _packets_of(served, seq)
+    packets[index] = ReadData(payload.size, bytes(16))
+    report = replay(edited(journal, seq, packets, tmp_path / "t.fbj"))
+    assert report.verdict is Verdict.NONDETERMINISM  # type: ignore[attr-defined]
+    assert (report.seq, report.packet) == (seq, index)  # type: ignore[attr-defined]
+    assert "the re-run sent 65536 bytes with xxh3" in report.actual  # type: ignore[attr-defined]
+
+
+def _response_key(packet: Packet) -> tuple[int, int] | None:
+    if isinstance(packet, ResponseOut | RequestIn) and len(packet.data) == 28:
+        decode = p.decode_response if isinstance(packet, ResponseOut) else p.decode_request
+        return decode(packet.data).key
+    return None
+
+
+def test_swapped_responses_are_nondeterminism_at_the_misplaced_payload(
+    served: Served, tmp_path: Path
+) -> None:
+    """Two READ Responses swapped, their payloads not: bulk-OUT order no longer equals
+    Response order, so a payload is now the other request's data."""
+    journal = read_journal(served.journal)
+    packets = traffic(journal)
+    for i, (seq, _, packet) in enumerate(packets):
+        if not isinstance(packet, ResponseOut):
+            continue
+        later = next((j for j in range(i + 1, len(packets))
+                      if isinstance(packets[j][2], ResponseOut)), None)  # fmt: skip
+        if later is None or packets[later][0] != seq:
+            continue
+        other_key = _response_key(packets[later][2])
+        arrived = [_response_key(pk) for _, _, pk in packets[:i] if isinstance(pk, RequestIn)]
+        if other_key in arrived:  # both in flight here: the swap stays well formed
+            first, second = packets[i][1], packets[later][1]
+            break
+    else:
+        pytest.fail("no two Responses in flight together")
+    batch = _packets_of(served, seq)
+    batch[first], batch[second] = batch[second], batch[first]
+    payloads = [index for index, pk in enumerate(batch) if isinstance(pk, ReadData)
+                and index > first]  # fmt: skip
+    report = replay(edited(journal, seq, batch, tmp_path / "t.fbj"))
+    assert report.verdict is Verdict.NONDETERMINISM  # type: ignore[attr-defined]
+    assert report.seq == seq and report.packet in payloads[:2]  # type: ignore[attr-defined]
+
+
+def test_a_response_before_its_request_is_nondeterminism_at_the_response(
+    served: Served, tmp_path: Path
+) -> None:
+    journal = read_journal(served.journal)
+    packets = traffic(journal)
+    seq, index, response = next(t for t in packets[10:] if isinstance(t[2], ResponseOut))
+    batch = _packets_of(served, seq)
+    asked = next(i for i, pk in enumerate(batch)
+                 if isinstance(pk, RequestIn) and _response_key(pk) == _response_key(response))
+    batch.insert(asked, batch.pop(index))
+    report = replay(edited(journal, seq, batch, tmp_path / "t.fbj"), rootfs=None)
+    assert report.verdict is Verdict.NONDETERMINISM  # type: ignore[attr-defined]
+    assert (report.seq, report.packet) == (seq, asked)  # type: ignore[attr-defined]
+    assert "whose Request is not in flight" in report.actual  # type: ignore[attr-defined]
+
+
+def test_a_missing_response_is_nondeterminism_at_its_request(
+    served: Served, tmp_path: Path
+) -> None:
+    journal = read_journal(served.journal)
+    packets = traffic(journal)
+    seq, index, response = next(t for t in packets[10:] if isinstance(t[2], ResponseOut))
+    batch = _packets_of(served, seq)
+    payload = next(i for i in range(index + 1, len(batch)) if isinstance(batch[i], ReadData))
+    owed_before = sum(1 for pk in batch[:index] if isinstance(pk, ResponseOut)) - sum(
+        1 for pk in batch[:index] if isinstance(pk, ReadData))
+    if owed_before:  # its payload is not the next one out: drop the payload that is its
+        payload = [i for i in range(index + 1, len(batch))
+                   if isinstance(batch[i], ReadData)][owed_before]  # fmt: skip
+    asked = next(i for i, pk in enumerate(batch)
+                 if isinstance(pk, RequestIn) and _response_key(pk) == _response_key(response))
+    del batch[payload]
+    del batch[index]
+    report = replay(edited(journal, seq, batch, tmp_path / "t.fbj"))
+    assert report.verdict is Verdict.NONDETERMINISM  # type: ignore[attr-defined]
+    assert (report.seq, report.packet) == (seq, asked)  # type: ignore[attr-defined]  # type: ignore[attr-defined]
+    assert "none was recorded" in report.actual  # type: ignore[attr-defined]

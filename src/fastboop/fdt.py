@@ -26,6 +26,8 @@ FDT_PROP = 3
 FDT_NOP = 4
 FDT_END = 9
 MAX_DEPTH = 64
+_U32 = struct.Struct(">I")
+_PROP = struct.Struct(">II")  # a property's length and name offset
 
 
 class FdtError(FastboopError):
@@ -169,11 +171,10 @@ def parse_fdt(data: bytes) -> DeviceTree:
         pos += 16
     structs = data[off_struct : off_struct + size_struct]
     strings = data[off_strings : off_strings + size_strings]
-
-    def u32(pos: int) -> int:
-        if pos + 4 > len(structs):
-            raise FdtError("truncated FDT structure block")
-        return int.from_bytes(structs[pos : pos + 4], "big")
+    end_of_structs = len(structs)
+    # Property names repeat (``compatible``, ``reg``... thousands of times in a phone's
+    # tree): each distinct name offset is decoded once.
+    names: dict[int, str] = {}
 
     def cstr(buf: bytes, pos: int) -> tuple[str, int]:
         end = buf.find(b"\0", pos)
@@ -185,10 +186,26 @@ def parse_fdt(data: bytes) -> DeviceTree:
     root: Node | None = None
     current: Node | None = None
     depth = 0
+    unpack_u32 = _U32.unpack_from
+    unpack_prop = _PROP.unpack_from
     while True:
-        token = u32(pos)
+        if pos + 4 > end_of_structs:
+            raise FdtError("truncated FDT structure block")
+        (token,) = unpack_u32(structs, pos)
         pos += 4
-        if token == FDT_BEGIN_NODE:
+        if token == FDT_PROP:
+            if pos + 8 > end_of_structs:
+                raise FdtError("truncated FDT structure block")
+            length, nameoff = unpack_prop(structs, pos)
+            pos += 8
+            if current is None or pos + length > end_of_structs:
+                raise FdtError("FDT property outside a node or past the block")
+            name = names.get(nameoff)
+            if name is None:
+                name = names[nameoff] = cstr(strings, nameoff)[0]
+            current.props[name] = structs[pos : pos + length]
+            pos = (pos + length + 3) & ~3
+        elif token == FDT_BEGIN_NODE:
             name, end = cstr(structs, pos)
             pos = (end + 3) & ~3
             if current is None:
@@ -207,14 +224,6 @@ def parse_fdt(data: bytes) -> DeviceTree:
                 raise FdtError("unbalanced FDT_END_NODE")
             current = current.parent
             depth -= 1
-        elif token == FDT_PROP:
-            length, nameoff = u32(pos), u32(pos + 4)
-            pos += 8
-            if current is None or pos + length > len(structs):
-                raise FdtError("FDT property outside a node or past the block")
-            name, _ = cstr(strings, nameoff)
-            current.props[name] = structs[pos : pos + length]
-            pos = (pos + length + 3) & ~3
         elif token == FDT_NOP:
             continue
         elif token == FDT_END:

@@ -8,7 +8,6 @@ collects entries in memory and renders bytes; it never touches files.
 
 from __future__ import annotations
 
-import gzip
 import stat as statmod
 from collections.abc import Iterable
 from typing import Literal
@@ -66,6 +65,12 @@ def _pad4(length: int) -> bytes:
 
 def encode_entry(entry: CpioEntry) -> bytes:
     """Render one entry: header, NUL-terminated name, padding, data, padding."""
+    return b"".join(entry_pieces(entry))
+
+
+def entry_pieces(entry: CpioEntry) -> tuple[bytes, bytes, bytes, bytes, bytes]:
+    """:func:`encode_entry`'s pieces, for an archive to join once: a module's bytes are
+    then copied into the archive, not into an entry first."""
     name = entry.name.encode("utf-8", "surrogateescape") + b"\0"
     if len(entry.data) > MAX_FILESIZE:
         raise CpioError(f"file too large for cpio newc ({len(entry.data)} bytes)", where=entry.name)
@@ -81,9 +86,7 @@ def encode_entry(entry: CpioEntry) -> bytes:
         rmin=entry.rdevminor,
         namesize=len(name),
     )
-    return b"".join(
-        (head, name, _pad4(HEADER_SIZE + len(name)), entry.data, _pad4(len(entry.data)))
-    )
+    return (head, name, _pad4(HEADER_SIZE + len(name)), entry.data, _pad4(len(entry.data)))
 
 
 def trailer() -> bytes:
@@ -143,7 +146,7 @@ class CpioWriter:
         return dirs + others
 
     def to_bytes(self) -> bytes:
-        return b"".join([*(encode_entry(e) for e in self.entries()), trailer()])
+        return b"".join([*(p for e in self.entries() for p in entry_pieces(e)), trailer()])
 
 
 def build_archive(entries: Iterable[CpioEntry]) -> bytes:
@@ -271,6 +274,8 @@ def compress(data: bytes, method: Compression) -> bytes:
     if method == "none":
         return data
     if method == "gzip":
+        import gzip
+
         return gzip.compress(data, compresslevel=9, mtime=0)
     if method == "zstd":
         import zstandard

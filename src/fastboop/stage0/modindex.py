@@ -17,9 +17,9 @@ the softdep ``crc32`` is ``crc32_generic`` (an alias) and not the built-in ``lib
 from __future__ import annotations
 
 import bisect
-import difflib
 import fnmatch
 import functools
+import re
 from collections import OrderedDict
 from collections.abc import Iterable
 
@@ -199,8 +199,10 @@ class AliasTable:
         file order."""
         proper = {replaced: proper for proper, (_, replaced) in self._fixed.items()}
         head = normalize_alias(prefix)
-        return [(proper.get(p, p), m) for p, m in zip(self.patterns, self.modules, strict=True)
-                if p.startswith(head)]  # fmt: skip
+        # One C-level scan of the text (whose lines are exactly ``alias <pattern>
+        # <module>``), not a Python loop over all 25,000 patterns.
+        lines = re.findall(f"\nalias ({re.escape(head)}[^ \n]*) ([^\n]*)", self._text)
+        return [(proper.get(p, p), m) for p, m in lines]
 
 
 def _literal_prefix(pattern: str) -> str:
@@ -419,4 +421,6 @@ class ModuleIndex:
 
     def nearest(self, name: str, count: int = 3) -> list[str]:
         names = sorted({module_name(path) for path, _ in self._dep.values()})
+        import difflib
+
         return difflib.get_close_matches(name, names, n=count, cutoff=0.6)

@@ -123,7 +123,8 @@ async def test_without_a_driver_pyusb_claims_the_port_until_unplugged(tmp_path: 
     assert isinstance(port, PyusbConsolePort)
     assert port.name == "usb:1-2 interface 1 ep 0x85"
     assert 1 in emulated.claims
-    emulated.write_console(b"[    0.000000] Linux version 6.1\r\n" + b"x" * 5000)
+    assert emulated.serial_port is not None
+    emulated.serial_port.write(b"[    0.000000] Linux version 6.1\r\n" + b"x" * 5000)
     with anyio.fail_after(HANG_GUARD):
         got = await port.read()
         while len(got) < 34 + 5000:

@@ -51,8 +51,9 @@ async def test_console_output_while_serving_is_journaled_up_to_its_limit(
     journal = tmp_path / "serve.fbj"
     session = Session(ev.SessionConfig(rootfs=str(path), serve_gadget=WANTED), backend,
                       journal=journal)  # fmt: skip
+    assert emulated.serial_port is not None
     for line in LINES:
-        emulated.write_console(line)  # the forwarder writes kmsg before the host reads
+        emulated.serial_port.write(line)  # the forwarder writes kmsg before the host reads
     total = sum(map(len, LINES))
     shown = ConsoleLog()
     chunks: list[ev.ConsoleOutput] = []

@@ -55,6 +55,29 @@ async def test_open_session_with_str_paths_serves_the_simulated_phone(
 
 
 @pytest.mark.anyio
+async def test_the_serial_console_arrives_as_events_while_serving(rootfs: Path) -> None:
+    """``BootOptions(serial_console=True)``: the simulated stage0 finds ``smoo.acm`` in the
+    image it was booted with and adds its serial port; the session reads it as
+    ``ConsoleOutput`` events, which ``fastboop.ConsoleLog`` turns into lines."""
+    log = fastboop.ConsoleLog()
+    with anyio.fail_after(HANG_GUARD):
+        async with (
+            SimulatedPhone(PROFILE) as phone,
+            fastboop.open_session(rootfs, device_profile=PROFILE, devices=phone, gadgets=phone,
+                                  options=fastboop.BootOptions(serial_console=True)) as session,
+        ):  # fmt: skip
+            async for event in session:
+                if isinstance(event, ev.ConsoleOutput):
+                    log.feed(event.data)
+                    if log.lines()[-1:] == ["[    1.250000] stage0: exec /sbin/init"]:
+                        session.cancel("the phone is up")
+    assert session.result.state == "done"
+    assert log.lines()[0] == ("[    0.000000] Linux version 0.0.0-fastboop-sim "
+                              "(simulated phone oneplus-fajita)")
+    assert session.result.console_bytes == log.total
+
+
+@pytest.mark.anyio
 async def test_an_outer_cancel_scope_ends_the_machine_cancelled_and_journaled(
     tmp_path: Path, rootfs: Path
 ) -> None:

@@ -21,6 +21,8 @@ from collections import deque
 import anyio
 import msgspec
 
+from fastboop.console.ports import ConsolePort, ConsoleUnavailable
+from fastboop.sim.console import SimConsolePort, SimSerialPort
 from fastboop.smoo import protocol as p
 from fastboop.smoo.fifo import Fifo
 from fastboop.smoo.link import LinkStall
@@ -72,10 +74,19 @@ class SimLink:
         self.int_in: Fifo[bytes] = Fifo()
         self.bulk_in_queue: Fifo[bytes] = Fifo()
         self.bulk_out_expected: deque[tuple[_Io, int]] = deque()
+        self.serial: SimSerialPort | None = None  # stage0's ACM port, if the phone has one
 
     @property
     def interface_number(self) -> int:
         return self._interface
+
+    async def open_console(self) -> ConsolePort:
+        """The phone's serial console (:func:`~fastboop.console.ports.open_gadget_console`
+        asks the link for it): only when stage0 was booted with ``smoo.acm``."""
+        if self.serial is None:
+            raise ConsoleUnavailable("the simulated gadget has no serial port",
+                                     hint="boot with --serial-console to add one")
+        return SimConsolePort(self.serial, "the simulated phone's serial port")
 
     def _check(self) -> None:
         if not self.alive:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 import anyio
@@ -28,6 +28,7 @@ from fastboop.bootimg.parser import parse_boot_image
 from fastboop.errors import FastboopError
 from fastboop.logs import get_logger
 from fastboop.sim.bootloader import SimulatedBootloader
+from fastboop.sim.console import SimSerialPort, boot_records, init_records
 from fastboop.sim.gadget import SimGadget
 from fastboop.sim.model import BootloaderModel, load_model
 from fastboop.sim.transport import SimTransport
@@ -88,6 +89,7 @@ class SimulatedPhone:
         )
         self.report = PhoneReport()
         self.gadget: SimGadget | None = None
+        self.serial_port: SimSerialPort | None = None  # with smoo.acm, as stage0 adds it
         self._reenumerate_delay = reenumerate_delay
         self._on_rootfs = on_rootfs
         self._in_fastboot = True
@@ -141,7 +143,9 @@ class SimulatedPhone:
             raise TransportError("the booted device is not this phone", address=booted)
         await self._gadget_ready.wait()
         assert self.gadget is not None
-        return self.gadget_address, await self.gadget.connect()
+        link = await self.gadget.connect()
+        link.serial = self.serial_port
+        return self.gadget_address, link
 
     # --- the phone's side -------------------------------------------------------------------
 
@@ -161,8 +165,13 @@ class SimulatedPhone:
         for watcher in self._watchers:
             watcher.send_nowait((self.address, False))
         self.gadget = SimGadget()
+        if stage0_settings(self.report.booted_image or b"").get("smoo.acm") == "1":
+            self.serial_port = SimSerialPort()
+            self.serial_port.write(boot_records(self.model.name))
         self._gadget_ready.set()
         await play_stage0(self.gadget, self.report, self._on_rootfs)
+        if self.serial_port is not None:
+            self.serial_port.write(init_records(self.report.rootfs_size))
 
 
 def boot_image_problem(image: bytes) -> str | None:
@@ -189,13 +198,6 @@ def stage0_settings(image: bytes) -> dict[str, str]:
     return {entry.name[len(prefix):]: entry.data.decode(errors="replace").strip()
             for entry in entries
             if entry.name.startswith(prefix) and not entry.is_dir}  # fmt: skip
-
-
-def kmsg_records(lines: Sequence[str], *, first: float = 0.0) -> bytes:
-    """``lines`` as stage0's kmsg forwarder writes them to the serial port,
-    ``[seconds] text\r\n``, a quarter of a second apart from ``first``."""
-    return b"".join(f"[{first + n * 0.25:12.6f}] {text}\r\n".encode()
-                    for n, text in enumerate(lines))  # fmt: skip
 
 
 async def play_stage0(gadget: SimGadget, report: PhoneReport,

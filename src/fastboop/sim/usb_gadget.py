@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import math
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -31,6 +30,7 @@ import anyio
 import anyio.from_thread
 import usb.core
 
+from fastboop.sim.console import SimSerialPort
 from fastboop.sim.gadget import SimGadget, SimLink
 from fastboop.sim.usb_bus import (
     EmulatedDevice,
@@ -97,26 +97,12 @@ class EmulatedGadget:
         self.handles_opened = 0
         self._strings = {1: "smoo", 2: "smoo gadget", 3: serial}
         # With ``console``, a CDC-ACM data interface follows smoo's (stage0 with smoo.acm):
-        # what :meth:`write_console` queues comes out of its bulk-IN endpoint.
-        self.console = console
-        self._console_send, self._console_receive = \
-            anyio.create_memory_object_stream[bytes](math.inf)
+        # what the phone writes to ``serial_port`` comes out of its bulk-IN endpoint.
+        self.serial_port = SimSerialPort() if console else None
 
     @property
     def interface_count(self) -> int:
-        return self.smoo_interface + 1 + self.console
-
-    def write_console(self, data: bytes) -> None:
-        """The phone writes ``data`` to its serial port (``/dev/ttyGS0``)."""
-        self._console_send.send_nowait(data)
-
-    async def read_console(self, size: int) -> bytes:
-        """One bulk-IN transfer of the serial port: what is queued, at most ``size``."""
-        data = await self._console_receive.receive()
-        if len(data) > size:
-            self._console_send.send_nowait(data[size:])  # the rest comes next time
-            data = data[:size]
-        return data
+        return self.smoo_interface + 1 + (self.serial_port is not None)
 
     @property
     def smoo_interface(self) -> int:
@@ -130,7 +116,7 @@ class EmulatedGadget:
         return _CDC_DATA
 
     def is_console(self, number: int) -> bool:
-        return self.console and number == self.smoo_interface + 1
+        return self.serial_port is not None and number == self.smoo_interface + 1
 
     def string(self, index: int) -> str | None:
         return self._strings.get(index)
@@ -330,9 +316,12 @@ class SimGadgetUsbBackend(SimUsbBackend):
 
     @staticmethod
     def _console(dev: EmulatedGadget, size: int, timeout_ms: int) -> bytes:
+        port = dev.serial_port
+        assert port is not None
+
         async def run() -> bytes:
             with anyio.fail_after(timeout_ms / 1000 if timeout_ms > 0 else None):
-                return await dev.read_console(size)
+                return await port.read(size)
 
         if dev.unplugged:
             raise _gone()

@@ -24,6 +24,7 @@ from typing import Any
 import anyio
 
 from fastboop.sim.bootloader import Send, Silence, SimulatedBootloader
+from fastboop.sim.console import SimSerialPort
 from fastboop.sim.gadget import SimGadget, SimLink
 from fastboop.sim.pace import Pacer
 from fastboop.sim.usb_bus import (
@@ -189,9 +190,9 @@ class FastbootUsbDevice:
 
 class GadgetUsbDevice:
     """stage0's smoo gadget (mimic-fastboot mode) on the USB/IP bus; with ``console``,
-    stage0's CDC-ACM port after it (``smoo.acm``): what :meth:`write_console` queues comes
-    out of its bulk-IN endpoint, what the host sends is taken and dropped, and the
-    notification endpoint never has anything to say."""
+    stage0's CDC-ACM port after it (``smoo.acm``): what the phone writes to
+    :attr:`serial_port` comes out of its bulk-IN endpoint, what the host sends is taken
+    and dropped, and the notification endpoint never has anything to say."""
 
     def __init__(self, gadget: SimGadget, *, vid: int, pid: int, serial: str | None,
                  busid: str = "2-1", bus: int = 2, address: int = 6, console: bool = False):
@@ -202,14 +203,8 @@ class GadgetUsbDevice:
             strings={1: "smoo", 2: "smoo gadget", 3: serial},
             interfaces=[INTERFACE_KINDS[kind] for kind in kinds],
         )  # fmt: skip
-        self.console = console
-        self._console: Fifo[bytes] = Fifo()
-        self._console_rest = b""
+        self.serial_port = SimSerialPort() if console else None
         self._link: SimLink | None = None
-
-    def write_console(self, data: bytes) -> None:
-        """The phone writes ``data`` to its serial port (``/dev/ttyGS0``)."""
-        self._console.put(data)
 
     @property
     def exported(self) -> ExportedDevice:
@@ -252,8 +247,8 @@ class GadgetUsbDevice:
 
     async def _endpoint(self, link: SimLink, command: CmdSubmit) -> UrbOutcome:
         address = command.ep | (0x80 if command.direction == w.DIR_IN else 0)
-        if self.console and address in _CONSOLE_ENDPOINTS:
-            return await self._console_urb(address, command)
+        if self.serial_port is not None and address in _CONSOLE_ENDPOINTS:
+            return await self._console_urb(self.serial_port, address, command)
         kinds: dict[int, Any] = dict(INTERFACE_KINDS["smoo-mimic"][1])
         kind = kinds.get(address)
         if kind is None or self.chapter9.configuration != 1:
@@ -269,17 +264,15 @@ class GadgetUsbDevice:
         await link.bulk_out(command.data)
         return UrbOutcome()
 
-    async def _console_urb(self, address: int, command: CmdSubmit) -> UrbOutcome:
+    async def _console_urb(self, port: SimSerialPort, address: int,
+                           command: CmdSubmit) -> UrbOutcome:
         if self.chapter9.configuration != 1:
             return STALL
         if address == 0x05:  # the host typed something: the phone's getty would read it
             return UrbOutcome(taken=len(command.data))
         if address == 0x86:  # no modem-line changes, ever: pending until unlinked
             await anyio.sleep_forever()
-        data = self._console_rest or await self._console.get()
-        length = command.transfer_buffer_length
-        self._console_rest = data[length:]  # what does not fit is the next transfer's
-        return UrbOutcome(data=data[:length])
+        return UrbOutcome(data=await port.read(command.transfer_buffer_length))
 
 
 _CONSOLE_ENDPOINTS = frozenset({0x86, 0x85, 0x05})

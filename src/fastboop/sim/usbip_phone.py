@@ -22,16 +22,11 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from fastboop.logs import get_logger
 from fastboop.sim.bootloader import SimulatedBootloader
+from fastboop.sim.console import boot_records, init_records
 from fastboop.sim.gadget import SimGadget
 from fastboop.sim.model import BootloaderModel
 from fastboop.sim.pace import Pacer
-from fastboop.sim.phone import (
-    PhoneReport,
-    boot_image_problem,
-    kmsg_records,
-    play_stage0,
-    stage0_settings,
-)
+from fastboop.sim.phone import PhoneReport, boot_image_problem, play_stage0, stage0_settings
 from fastboop.sim.usbip_devices import FastbootUsbDevice, GadgetUsbDevice
 from fastboop.sim.usbip_server import UsbipBoard
 
@@ -108,16 +103,11 @@ class UsbipPhone:
                                  serial=self.model.serial or None, busid=GADGET_BUSID,
                                  console=console)  # fmt: skip
         self.board.plug(device)
-        if console:  # no kernel runs here: the simulated phone says so on its console
-            device.write_console(kmsg_records([
-                f"Linux version 0.0.0-fastboop-sim (simulated phone {self.model.name})",
-                "stage0: binding gadget to UDC (simulated)",
-                "stage0: waiting for the host (smoo.host_timeout)"]))  # fmt: skip
+        if device.serial_port is not None:
+            device.serial_port.write(boot_records(self.model.name))
         await play_stage0(self.gadget, self.report, self._on_rootfs)
-        if console:
-            device.write_console(kmsg_records([
-                f"stage0: rootfs read over smoo: {self.report.rootfs_size} bytes (simulated)",
-                "stage0: exec /sbin/init"], first=1.0))  # fmt: skip
+        if device.serial_port is not None:
+            device.serial_port.write(init_records(self.report.rootfs_size))
 
 
 __all__ = ["FASTBOOT_BUSID", "GADGET_BUSID", "UsbipPhone"]

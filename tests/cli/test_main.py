@@ -83,3 +83,37 @@ def _documented_codes(text: str) -> list[int]:
 def test_exit_codes_are_documented_exactly(document: str) -> None:
     assert _documented_codes((REPO / document).read_text()) == [int(c) for c in ExitCode]
     assert set(MEANINGS) == set(ExitCode)
+
+
+def test_signal_exit_codes_are_128_plus_the_signal() -> None:
+    import signal
+
+    assert ExitCode.INTERRUPTED == 128 + signal.SIGINT
+    assert ExitCode.OUTPUT_CLOSED == 128 + signal.SIGPIPE
+    assert ExitCode.TERMINATED == 128 + signal.SIGTERM
+
+
+#: Libraries ``rootfs cat`` of a plain EROFS image never needs: container decoders, the
+#: decompression cache's helpers, stdlib logging (nothing is logged). (``lzma`` and ``bz2``
+#: come with ``shutil``, which argparse imports.)
+NOT_ON_THE_READ_PATH = ("zstandard", "xxhash", "gzip", "difflib", "tempfile", "json",
+                        "logging", "hashlib", "signal", "structlog", "asyncio")  # fmt: skip
+
+
+def test_rootfs_cat_imports_only_what_it_uses(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    (tree / "boot").mkdir(parents=True)
+    (tree / "boot" / "file").write_bytes(b"fastboop " * 5000)
+    image = tmp_path / "image.erofs"
+    subprocess.run(["mkfs.erofs", "--quiet", "-zlz4hc", str(image), str(tree)], check=True)
+    probe = (
+        "import sys\n"
+        "from fastboop.cli.main import main\n"
+        f"code = main(['rootfs', 'cat', {str(image)!r}, '/boot/file'])\n"
+        f"heavy = [m for m in {NOT_ON_THE_READ_PATH!r} if m in sys.modules]\n"
+        "print(code, heavy, file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True)  # fmt: skip
+    assert done.stdout == "fastboop " * 5000
+    assert done.stderr.strip().splitlines()[-1] == "0 []"

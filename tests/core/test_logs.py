@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import structlog
 
+from fastboop import logs
 from fastboop.logs import configure_logging, get_logger
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "fastboop"
@@ -42,3 +43,8 @@ def test_no_library_module_asks_structlog_for_a_logger_directly() -> None:
         if path.name != "logs.py" and "structlog.get_logger(" in path.read_text()
     ]  # fmt: skip
     assert offenders == []
+
+
+def test_level_numbers_are_loggings() -> None:
+    assert (logs.DEBUG, logs.INFO, logs.WARNING, logs.ERROR) == (
+        logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR)  # fmt: skip

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -25,6 +24,8 @@ class BytesSource:
     @property
     def identity(self) -> str:
         if self._identity is None:  # hashed on first use: most sources never need it
+            import hashlib
+
             self._identity = "bytes:" + hashlib.sha256(self._data).hexdigest()[:32]
         return self._identity
 

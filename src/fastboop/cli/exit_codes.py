@@ -8,7 +8,6 @@ those copies agree with it).
 from __future__ import annotations
 
 import enum
-import signal
 import textwrap
 
 
@@ -17,9 +16,11 @@ class ExitCode(enum.IntEnum):
     FAILED = 1
     USAGE = 2
     INTERNAL = 70
-    INTERRUPTED = 128 + signal.SIGINT  # 130
-    OUTPUT_CLOSED = 128 + signal.SIGPIPE  # 141
-    TERMINATED = 128 + signal.SIGTERM  # 143
+    # 128 + the signal's number, as shells report a death by signal (Linux numbers;
+    # written out because importing ``signal`` costs every command at start-up).
+    INTERRUPTED = 130  # 128 + SIGINT
+    OUTPUT_CLOSED = 141  # 128 + SIGPIPE
+    TERMINATED = 143  # 128 + SIGTERM
 
 
 MEANINGS: dict[ExitCode, str] = {

@@ -21,7 +21,6 @@ it. (Multi-block xz and seekable zstd are read in place instead: :mod:`.xz`,
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -74,6 +73,8 @@ def _chunks(source: BlockSource) -> Iterator[bytes]:
 
 def content_key(source: BlockSource, *, label: str, progress: ProgressHook | None = None) -> str:
     """SHA-256 (hex) of all of ``source``: the decompression cache's key."""
+    import hashlib
+
     digest = hashlib.sha256()
     done = reported = 0
     for chunk in _chunks(source):
@@ -130,6 +131,8 @@ def decompressed(
             where=str(cache_dir),
             hint="free some space, or set XDG_CACHE_HOME to a larger file system",
         )
+    import hashlib
+
     digest = hashlib.sha256()
 
     def hashed() -> Iterator[bytes]:

@@ -27,6 +27,7 @@ import contextlib
 import math
 import select
 import socket
+import struct
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -151,10 +152,13 @@ class UdpTransport:
 
         The gate allows all of ``data`` before its first byte leaves
         (:meth:`~fastboop.fastboot.gate.UdpWireGate.data`). Then each packet is a header
-        and a slice of ``data`` in one ``sendmsg``, and each plain acknowledgement is
-        checked in place (:meth:`~fastboop.fastboot.udp_wire.UdpHostSession.accept_ack`):
-        per datagram, no packet object and no copy (issue 15). The last packet carries no
-        continuation flag when ``ends``: the message is over.
+        and a slice of ``data`` in one ``sendmsg``, its acknowledgement is awaited in a
+        blocking ``recv_into`` (the kernel's receive timeout wakes it for cancellation
+        checks and retransmission: two system calls per datagram, where ``poll`` first
+        made three), and a plain acknowledgement is checked in place
+        (:meth:`~fastboop.fastboot.udp_wire.UdpHostSession.accept_ack`): per datagram,
+        no packet object and no copy (issue 15). The last packet carries no continuation
+        flag when ``ends``: the message is over.
         """
         sock = self._socket
         if sock is None:
@@ -164,10 +168,10 @@ class UdpTransport:
         self._gate.data(size)
         session, interval = self._session, self._retry_interval
         attempts = self._attempts(timeout)
+        wait = min(interval, CANCEL_CHECK)
+        waits = max(1, round(interval / wait))  # receive timeouts before a retransmission
         step = session.max_data
         reply = bytearray(_DATAGRAM_MAX)
-        poller = select.poll()
-        poller.register(sock, select.POLLIN)
 
         def exchange(header: bytes, piece: memoryview) -> udp_wire.Packet | None:
             """Send one packet until it is answered: None for a plain acknowledgement."""
@@ -178,41 +182,48 @@ class UdpTransport:
                     try:
                         sock.sendmsg((header, piece))
                         break
-                    except BlockingIOError:
-                        select.select([], [sock], [], CANCEL_CHECK)
+                    except BlockingIOError:  # the send timeout: the buffer stayed full
                         anyio.from_thread.check_cancelled()
-                until = time.monotonic() + interval
-                while (left := until - time.monotonic()) > 0:
-                    if not poller.poll(min(left, CANCEL_CHECK) * 1000):
-                        anyio.from_thread.check_cancelled()
-                        continue
+                timeouts, stale_until = 0, 0.0
+                while timeouts < waits:
                     try:
                         count = sock.recv_into(reply)
-                    except BlockingIOError:
+                    except BlockingIOError:  # the receive timeout: nothing came
+                        timeouts += 1
+                        anyio.from_thread.check_cancelled()
                         continue
                     if session.accept_ack(reply, count):
                         return None
                     answer = session.accept(header, bytes(reply[:count]))
                     if answer is not None:
                         return answer
+                    # A stale reply (to a retransmission) must not hold the timer back.
+                    stale_until = stale_until or time.monotonic() + interval
+                    if time.monotonic() > stale_until:
+                        break
             raise TimeoutError(f"no UDP reply after {attempts} attempts")
 
         with self._errors():
-            for number, start in enumerate(range(0, size, step)):
-                if number % CANCEL_EVERY == 0:
-                    anyio.from_thread.check_cancelled()
-                end = start + step
-                header = session.fastboot_header(continued=end < size or not ends)
-                answer = exchange(header, view[start:end])
-                if answer is not None and (answer.data or answer.continued):
-                    # The device spoke mid-data (a FAIL): hand its message over and stop.
-                    parts = [answer.data]
-                    while answer.continued:
-                        answer = self._exchange_blocking(session.fastboot(b""), timeout)
-                        parts.append(answer.data)
-                    self._deliver(b"".join(parts))
-                    return False
-        return True
+            answer = None
+            with _blocking(sock, wait):
+                for number, start in enumerate(range(0, size, step)):
+                    if number % CANCEL_EVERY == 0:
+                        anyio.from_thread.check_cancelled()
+                    end = start + step
+                    header = session.fastboot_header(continued=end < size or not ends)
+                    answer = exchange(header, view[start:end])
+                    if answer is not None and (answer.data or answer.continued):
+                        break
+                else:
+                    return True
+            # The device spoke mid-data (a FAIL): hand its message over and stop.
+            assert answer is not None
+            parts = [answer.data]
+            while answer.continued:
+                answer = self._exchange_blocking(session.fastboot(b""), timeout)
+                parts.append(answer.data)
+            self._deliver(b"".join(parts))
+            return False
 
     async def receive(self, max_size: int, *, timeout: float) -> bytes:
         """Poll with empty packets until the device hands over one whole message."""
@@ -358,6 +369,22 @@ def _waiting_reply(
         reply = session.accept(sent, datagram)
         if reply is not None:
             return reply
+
+
+@contextlib.contextmanager
+def _blocking(sock: socket.socket, wait: float) -> Iterator[None]:
+    """``sock`` in blocking mode, each wait ending after ``wait`` seconds at most
+    (``SO_RCVTIMEO``/``SO_SNDTIMEO``: a timed-out call raises ``BlockingIOError``), then
+    non-blocking again for the event loop. For a worker thread that owns the socket."""
+    timeval = struct.pack("ll", int(wait), int(wait % 1 * 1_000_000))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+    sock.setblocking(True)
+    try:
+        yield
+    finally:
+        if sock.fileno() >= 0:  # aclose() may have closed it meanwhile
+            sock.setblocking(False)
 
 
 async def _connect(host: str, port: int) -> socket.socket:

@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import msgspec
@@ -58,7 +58,9 @@ from fastboop.journal import JournalWriter, make_header
 from fastboop.sim.gadget import SimGadget
 from fastboop.smoo.export import Export
 from fastboop.smoo.host import HostConfig, SmooHost
-from fastboop.smoo.traffic import SmooTraffic
+
+if TYPE_CHECKING:  # the --journal run only: the "before" runs point at an older src/
+    from fastboop.smoo.traffic import SmooTraffic
 
 BS = 4096
 BIG = 1 << 20

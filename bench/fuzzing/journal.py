@@ -303,10 +303,11 @@ def run(data: bytes) -> str:
         scan = scan_smoo(JournalReader.from_bytes(data))
         if scan.divergence is not None:
             return "nondeterminism"
-        if scan.links and not scan.writes_succeeded:
+        if scan.links:
             try:
                 anyio.run(partial(reserve_smoo, JournalReader.from_bytes(data),
-                                  cases.smoo_export(), stall=STALL))  # fmt: skip
+                                  cases.smoo_export(), stall=STALL,
+                                  writable=bool(scan.writes_succeeded)))  # fmt: skip
             except SmooDivergence:
                 return "nondeterminism"
     return report.verdict.value

@@ -105,5 +105,5 @@ def test_the_smoo_seed_replays_ok_and_is_served_again() -> None:
     data = cases.smoo_session_journal()
     assert replay_journal(JournalReader.from_bytes(data)).ok
     assert scan_smoo(JournalReader.from_bytes(data)).divergence is None
-    links, sent = anyio.run(reserve_smoo, JournalReader.from_bytes(data), cases.smoo_export())
-    assert (links, sent) == (1, 8)  # the Request cut off by the link's end is served too
+    done = anyio.run(reserve_smoo, JournalReader.from_bytes(data), cases.smoo_export())
+    assert (done.links, done.sent) == (1, 8)  # the Request cut off by the link's end too

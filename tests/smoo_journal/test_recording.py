@@ -70,11 +70,11 @@ def test_the_recorder_batches_and_lists_what_was_in_flight() -> None:
     two = p.Request(p.Op.READ, 2, 0x12345678, 8, 1)
     recorder.request(one.encode())
     recorder.request(two.encode())
-    recorder.response(one.respond(0).encode(), payload_follows=True)
+    recorder.response(one.respond(0).encode(), True)
     assert batches == []  # three packets: still collecting
     recorder.read_data(b"x" * 512)
     assert len(batches) == 1 and batches[0].link == 3 and len(batches[0].packets) == 4
-    recorder.response(two.respond(0).encode(), payload_follows=True)  # its payload never went
+    recorder.response(two.respond(0).encode(), True)  # its payload never went
     recorder.request(one.encode())  # the id is reused after its Response (smoo.md §4.4)
     recorder.end("transport_lost", "device gone")
     assert batches[-1].packets[-1] == LinkEnded(

@@ -69,16 +69,14 @@ async def replay_serving(path: Path | str, report: ReplayReport, *,
     why_not = None
     if rootfs is None:
         rootfs, why_not = _recorded_rootfs(path, scan)
-    if scan.writes_succeeded:
-        why_not = "the session wrote to its export, whose WRITE payloads are kept by digest"
-    elif rootfs is not None:
+    if rootfs is not None:
         from fastboop.artifact.open import ArtifactOptions
         from fastboop.backends.exports import open_export
 
         export, source = open_export(rootfs, ArtifactOptions())
         try:
             with open_journal(path) as reader:
-                _, sent = await reserve_smoo(reader, export)
+                done = await reserve_smoo(reader, export, writable=bool(scan.writes_succeeded))
         except SmooDivergence as found:
             context: list[str] = getattr(found, "context", [])
             return _diverged(report, (found.seq, found.index, found.expected, found.actual),
@@ -86,7 +84,10 @@ async def replay_serving(path: Path | str, report: ReplayReport, *,
         except FastboopError as error:
             why_not = f"re-serving {rootfs} failed: {error}"
         else:
-            summary += f"; re-served {sent} Responses from {rootfs}, identical"
+            summary += f"; re-served {done.sent} Responses from {rootfs}, identical"
+            if done.blind:
+                summary += (f" ({done.blind} READ payload(s) of blocks the session wrote "
+                            "compared by status only: WRITE data is kept by digest)")  # fmt: skip
         finally:
             if source is not None:
                 source.close()

@@ -16,9 +16,11 @@ Two passes over the journal, each one streaming pass in flat memory:
    digest; their global interleaving is free, as smoo.md §4.4 allows.
 
 Re-serving needs the rootfs the session served (journals keep its bytes by digest
-only). WRITE payloads are journaled by digest too, so a session that wrote to its export
-(``fastboop serve`` with an overlay) is checked but not re-served; fastboop's boot
-sessions never write.
+only). WRITE payloads are journaled by digest too, so when the session wrote to its
+export (``fastboop serve`` with an overlay) the re-run accepts the writes without their
+bytes (:class:`~fastboop.replay.smoo_overlay.BlindOverlay`): every Response is still
+compared, and every READ payload but those of written bytes. fastboop's boot sessions
+never write.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from fastboop.replay.smoo_check import (
     describe_packet,
     link_segments,
 )
+from fastboop.replay.smoo_overlay import BlindOverlay
 from fastboop.smoo import protocol as p
 from fastboop.smoo.export import Export
 from fastboop.smoo.handshake import SmooSetupError, handshake
@@ -60,7 +63,7 @@ from fastboop.smoo.traffic import (
 )
 from fastboop.transports.base import TransportError
 
-__all__ = ["SmooScan", "reserve_smoo", "scan_smoo"]
+__all__ = ["Reserved", "SmooScan", "reserve_smoo", "scan_smoo"]
 
 STALL_SECONDS = 10.0  # the re-run sent nothing for this long although it owed Responses
 CONTEXT_PACKETS = 5
@@ -116,7 +119,10 @@ def scan_smoo(records: Iterable[object]) -> SmooScan:
 class _Comparer:
     """Pairs the re-run's Responses and payloads with the recorded ones, per key."""
 
-    def __init__(self) -> None:
+    def __init__(self, overlay: BlindOverlay | None = None) -> None:
+        self.overlay = overlay
+        self.block_sizes: dict[int, int] = {}
+        self.blind = 0  # READ payloads not judged: they cover written bytes
         self.recorded: dict[Key, deque[Occurrence]] = {}  # not yet re-sent
         self.replayed: dict[Key, deque[Occurrence]] = {}  # re-sent before it was read
         self.owed: deque[Occurrence] = deque()  # the re-run's READ Responses owed a payload
@@ -131,6 +137,7 @@ class _Comparer:
             return
         merged = early.popleft()  # the re-run's occurrence takes the recorded side over
         merged.recorded, merged.size = occurrence.recorded, occurrence.size
+        merged.payload = occurrence.payload
         if checker.owed and checker.owed[-1] is occurrence:
             checker.owed[-1] = merged
         _compare(merged)
@@ -150,6 +157,12 @@ class _Comparer:
         response = p.decode_response(data)
         if response.op is p.Op.READ and response.status == 0 and response.num_blocks:
             self.owed.append(occurrence)
+            block_size = self.block_sizes.get(response.export_id, 0)
+            if self.overlay is not None and self.overlay.written(
+                response.lba * block_size, response.num_blocks * block_size
+            ):
+                occurrence.blind = True
+                self.blind += 1
 
     def replayed_payload(self, data: bytes) -> None:
         occurrence = self.owed.popleft()  # the pump sends payloads in Response order
@@ -176,6 +189,8 @@ def _compare(occurrence: Occurrence) -> None:
         raise SmooDivergence(seq, index, describe_packet(packet),
                              f"the re-run sent {describe_packet(ResponseOut(replayed))}")
     payload, digest = occurrence.payload, occurrence.replay_digest
+    if occurrence.blind:
+        return
     if payload is not None and digest is not None and payload[2].digest != digest:  # type: ignore[union-attr]
         raise SmooDivergence(payload[0], payload[1], describe_packet(payload[2]),
                              f"the re-run sent {payload[2].size} bytes "  # type: ignore[union-attr]
@@ -185,11 +200,13 @@ def _compare(occurrence: Occurrence) -> None:
 class _ReplayLink:
     """The gadget's side of one recorded link session (see the module docstring)."""
 
-    def __init__(self, packets: Iterator[Located], *, stall: float = STALL_SECONDS):
+    def __init__(self, packets: Iterator[Located], *, stall: float = STALL_SECONDS,
+                 overlay: BlindOverlay | None = None):  # fmt: skip
         self._packets = packets
         self._stall = stall
         self.checker = SegmentChecker()
-        self.compare = _Comparer()
+        self.compare = _Comparer(overlay)
+        self.compare.block_sizes = self.checker.block_sizes
         self.recent: deque[Located] = deque(maxlen=CONTEXT_PACKETS)
         self.divergence: SmooDivergence | None = None
         self._controls: deque[Located] = deque()
@@ -381,23 +398,38 @@ def _raise_recorded(packet: TransferFailed) -> None:
     raise TransportError(packet.error)
 
 
-async def reserve_smoo(records: Iterable[object], export: Export, *,
-                       stall: float = STALL_SECONDS) -> tuple[int, int]:  # fmt: skip
+class Reserved(msgspec.Struct, kw_only=True):
+    """What re-serving did: link sessions, Responses re-sent, payloads not judged."""
+
+    links: int = 0
+    sent: int = 0
+    blind: int = 0  # READ payloads of written bytes (a writable session's)
+
+
+async def reserve_smoo(
+    records: Iterable[object], export: Export, *, stall: float = STALL_SECONDS,
+    writable: bool = False,
+) -> Reserved:  # fmt: skip
     """Pass 2: serve every recorded link session again from ``export``'s source.
 
-    Returns (link sessions, Responses re-sent); raises :class:`SmooDivergence`
-    (``.context`` holds the packets before it) at the first difference.
+    ``writable``: the session wrote to its export (:class:`BlindOverlay`). Raises
+    :class:`SmooDivergence` (``.context`` holds the packets before it) at the first
+    difference.
     """
-    links = sent = 0
+    overlay = BlindOverlay(export.source) if writable else None
+    if overlay is not None:
+        export = Export(spec=export.spec, source=overlay, writable=True)
+    done = Reserved()
     for _, packets in link_segments(records):
-        links += 1
-        link = _ReplayLink(packets, stall=stall)
+        done.links += 1
+        link = _ReplayLink(packets, stall=stall, overlay=overlay)
         try:
-            sent += await _reserve_link(link, export)
+            done.sent += await _reserve_link(link, export)
         except SmooDivergence as found:
             found.context = _context(link.recent)  # type: ignore[attr-defined]
             raise
-    return links, sent
+        done.blind += link.compare.blind
+    return done
 
 
 async def _reserve_link(link: _ReplayLink, export: Export) -> int:

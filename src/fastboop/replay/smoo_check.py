@@ -144,7 +144,7 @@ def _packets(records: Iterable[object]) -> Iterator[tuple[int, Located]]:
 class Occurrence:
     """One Response occurrence of a key: as recorded, and as the re-run served it."""
 
-    __slots__ = ("payload", "recorded", "replay_digest", "replayed", "size")
+    __slots__ = ("blind", "payload", "recorded", "replay_digest", "replayed", "size")
 
     def __init__(self, recorded: Located | None = None) -> None:
         self.recorded = recorded  # the recorded Response
@@ -152,6 +152,7 @@ class Occurrence:
         self.size = 0  # a successful READ with data: the payload that must follow
         self.payload: Located | None = None  # the recorded READ payload
         self.replay_digest: bytes | None = None  # the re-run's payload
+        self.blind = False  # it read bytes a replayed WRITE wrote: its data is unknown
 
 
 class SegmentChecker:
@@ -278,7 +279,8 @@ class SegmentChecker:
             specs = p.decode_config_exports(packet.data)
         except p.SmooProtocolError:
             return  # the gadget judges it; its answers are what gets checked
-        self.block_sizes = {spec.export_id: spec.block_size for spec in specs}
+        self.block_sizes.clear()  # in place: the re-serving replay shares this mapping
+        self.block_sizes.update((spec.export_id, spec.block_size) for spec in specs)
 
     def _end(self, located: Located, packet: LinkEnded) -> None:
         self.ended = packet

@@ -212,7 +212,7 @@ class Pump:
             wire, payload = replies.popleft()
             await link.interrupt_out(wire)
             if recorder is not None:
-                recorder.response(wire, payload_follows=bool(payload))
+                recorder.response(wire, bool(payload))  # as bulk OUT is queued below
             stats.sent(len(wire))
             stats.response_sent()
             if payload:

@@ -78,40 +78,40 @@ def payload_digest(data: bytes | memoryview) -> bytes:
     return _xxh3_128(data)
 
 
-class RequestIn(msgspec.Struct, frozen=True, array_like=True, tag=1):
+class RequestIn(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=1):
     """A Request read from interrupt IN (28 bytes unless the gadget sent a short one)."""
 
     data: Message
 
 
-class ResponseOut(msgspec.Struct, frozen=True, array_like=True, tag=2):
+class ResponseOut(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=2):
     """A Response written to interrupt OUT."""
 
     data: Message
 
 
-class WriteData(msgspec.Struct, frozen=True, array_like=True, tag=3):
+class WriteData(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=3):
     """A WRITE payload read from bulk IN."""
 
     size: U32
     digest: Digest
 
 
-class ReadData(msgspec.Struct, frozen=True, array_like=True, tag=4):
+class ReadData(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=4):
     """A READ payload written to bulk OUT."""
 
     size: U32
     digest: Digest
 
 
-class ControlIn(msgspec.Struct, frozen=True, array_like=True, tag=5):
+class ControlIn(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=5):
     """An ep0 IN request (IDENT, STATUS) and the gadget's reply."""
 
     setup: Setup
     data: ControlData
 
 
-class ControlOut(msgspec.Struct, frozen=True, array_like=True, tag=6):
+class ControlOut(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=6):
     """An ep0 OUT request (CONFIG_EXPORTS), its data stage and how much the gadget took."""
 
     setup: Setup
@@ -119,7 +119,7 @@ class ControlOut(msgspec.Struct, frozen=True, array_like=True, tag=6):
     accepted: U32
 
 
-class TransferFailed(msgspec.Struct, frozen=True, array_like=True, tag=7):
+class TransferFailed(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=7):
     """A transfer that raised: ``error`` is ``timeout``, ``stall`` or the error's text."""
 
     transfer: Transfer
@@ -127,7 +127,7 @@ class TransferFailed(msgspec.Struct, frozen=True, array_like=True, tag=7):
     setup: Setup | None = None
 
 
-class LinkEnded(msgspec.Struct, frozen=True, array_like=True, tag=8):
+class LinkEnded(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=8):
     """The link session ended: how, and which Requests were still unanswered.
 
     ``pending`` lists the ``(export_id, request_id)`` of every Request in flight at the
@@ -148,7 +148,7 @@ Packet = (
 )  # fmt: skip
 
 
-class SmooTraffic(msgspec.Struct, frozen=True, kw_only=True, tag="smoo_traffic"):
+class SmooTraffic(msgspec.Struct, frozen=True, kw_only=True, gc=False, tag="smoo_traffic"):
     """One batch of a link session's smoo transfers, in completion order."""
 
     VERSION: ClassVar[int] = 1
@@ -201,24 +201,28 @@ class TrafficRecorder:
         self._owed = 0
         self.ended = False
 
+    # The hot path (three calls per block I/O): no keyword arguments, few lookups.
+
     def request(self, data: bytes) -> None:
         packets = self._packets
-        packets.append(RequestIn(data[:1024]))  # longer than an interrupt packet can be
         if len(data) == 28:
+            packets.append(RequestIn(data))
             key = data[4:12]
-            self._in_flight[key] = self._in_flight.get(key, 0) + 1
+            in_flight = self._in_flight
+            in_flight[key] = in_flight.get(key, 0) + 1
+        else:  # dropped by the pump; never longer than an interrupt packet in the journal
+            packets.append(RequestIn(data[:1024]))
         if len(packets) >= self._batch:
             self.flush()
 
-    def response(self, data: bytes, *, payload_follows: bool) -> None:
+    def response(self, data: bytes, payload_follows: bool) -> None:
         packets = self._packets
-        packets.append(ResponseOut(data[:1024]))
+        packets.append(ResponseOut(data))  # the pump's own 28 bytes
         key = data[4:12]
-        left = self._in_flight.get(key, 0) - 1
+        in_flight = self._in_flight
+        left = in_flight.pop(key, 0) - 1
         if left > 0:
-            self._in_flight[key] = left
-        else:
-            self._in_flight.pop(key, None)
+            in_flight[key] = left
         if payload_follows:
             self._owed += 1
         if len(packets) >= self._batch:

@@ -10,6 +10,7 @@ cache to the socket (``sendfile``), in one data phase, as AOSP sends it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -76,8 +77,10 @@ def run(args: argparse.Namespace) -> int:
 async def _stage(
     image: Any, selector: Any, timeout: float, progress: bool
 ) -> tuple[int, str, float]:
-    """Open the device and download; the time is the download's, as AOSP reports it."""
-    from fastboop.fastboot import FastbootClient
+    """Open the device and download; the time is the download's, as AOSP reports it:
+    from ``download:`` to its OKAY. ``max-download-size`` is read before, as AOSP reads
+    it before its "Sending" line, and the client's check then uses the cached value."""
+    from fastboop.fastboot import FastbootClient, FastbootDeviceFailure
 
     transport = await _open(selector)
     where = f"{transport.address.transport}:{transport.address.location}"
@@ -85,6 +88,8 @@ async def _stage(
     try:
         client = FastbootClient(transport, timeout=timeout)
         size = _size(image)
+        with contextlib.suppress(FastbootDeviceFailure):  # download() warns then
+            await client.getvar("max-download-size")
         started = time.perf_counter()
         await client.download(image, on_progress=bar)
         elapsed = time.perf_counter() - started

@@ -124,6 +124,14 @@ def test_boot_watch_cancel_and_open_the_journal(
     assert verdict[0].get_attribute("data-verdict") == "ok"
     assert "final state done" in verdict[0].text
     screenshot(browser, shots, "ui-journal")
+    # The phone's serial console is in the journal too, as lines to read.
+    console = browser.find_element("css selector", "#records details.k-console")
+    summary = console.find_element("css selector", "summary")
+    assert "serial console:" in summary.text
+    js(browser, "arguments[0].scrollIntoView({block: 'center'})", summary)  # not under a header
+    summary.click()
+    assert console.find_element("css selector", "pre").text.startswith(
+        "[    0.000000] Linux version 0.0.0-fastboop-sim (simulated phone oneplus-fajita)")
 
     # The artifact is offered again as a recent one.
     browser.get(ui.base() + "/boot")

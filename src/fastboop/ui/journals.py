@@ -27,9 +27,10 @@ from typing import Any
 
 import msgspec
 
+from fastboop.console.log import clean_line
 from fastboop.effects import Effect
 from fastboop.errors import FastboopError
-from fastboop.events import Event
+from fastboop.events import ConsoleOutput, Event
 from fastboop.journal import Record, Wire, open_journal
 from fastboop.journal.location import JOURNAL_SUFFIX
 from fastboop.replay import describe, iter_states
@@ -160,6 +161,13 @@ def record_row(record: Record, state: str) -> dict[str, Any]:
     elif isinstance(body, SmooTraffic):  # the data plane's batch, one line per packet
         row["smoo"] = {"link": body.link,
                        "packets": [describe_packet(packet) for packet in body.packets]}
+    elif isinstance(body, ConsoleOutput):  # the phone's kernel log, as text to read
+        lines = body.data.split(b"\n")
+        if lines and not lines[-1]:
+            lines.pop()
+        row["console"] = [clean_line(line) for line in lines]
+        row["text"] = (f"serial console: {len(body.data)} bytes"
+                       + (f", {body.omitted} more not journaled" if body.omitted else ""))
     else:
         row["body"] = msgspec.to_builtins(body)
     return row

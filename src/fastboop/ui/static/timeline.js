@@ -80,6 +80,11 @@ fb.timeline = {
       node = fb.el("details", {class: "record k-smoo", id: `rec-${row.seq}`, "data-seq": row.seq},
         fb.el("summary", {}, ...head, ` ${row.text}`),
         fb.el("pre", {class: "hex", text: row.smoo.packets.map((line, i) => `[${i}] ${line}`).join("\n")}));
+    } else if (row.console) {
+      /* What the phone wrote to its serial console: the lines, when opened. */
+      node = fb.el("details", {class: "record k-console", id: `rec-${row.seq}`, "data-seq": row.seq},
+        fb.el("summary", {}, ...head, ` ${row.text}`),
+        fb.el("pre", {class: "console", text: row.console.join("\n")}));
     } else {
       node = fb.el("div", {class: `record k-${row.kind}`, id: `rec-${row.seq}`, "data-seq": row.seq},
         ...head, fb.el("span", {class: "text", text: ` ${row.text}`}));

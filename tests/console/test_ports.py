@@ -115,6 +115,34 @@ async def test_with_cdc_acm_bound_the_sysfs_tty_is_read(tmp_path: Path) -> None:
         os.close(master)
 
 
+async def test_a_driver_still_making_its_tty_is_waited_for(tmp_path: Path) -> None:
+    """cdc_acm bound the interface but sysfs has no tty yet: look again, never claim it."""
+    bus = SimGadgetUsbBackend(gadgets=[gadget_device(SimGadget(), console=True,
+                                                     kernel_driver=True)])  # fmt: skip
+    device = await find_device(bus)
+    master, name = pty_pair()
+    (tmp_path / "dev").mkdir()
+    (tmp_path / "dev" / "ttyACM2").symlink_to(name)
+
+    async def driver_registers_its_tty() -> None:
+        await anyio.sleep(0.3)
+        (tmp_path / "bus" / "usb" / "devices" / "1-2:1.1" / "tty" / "ttyACM2").mkdir(
+            parents=True)
+
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(driver_registers_its_tty)
+            port = await open_usb_console(device, GADGET, sysfs=str(tmp_path),
+                                          dev=str(tmp_path / "dev"))  # fmt: skip
+        assert isinstance(port, TtyConsolePort)
+        await port.aclose()
+    finally:
+        os.close(master)
+    # A driver that never makes one: said, not claimed out from under it.
+    with pytest.raises(ConsoleUnavailable, match="made no tty"):
+        await open_usb_console(device, GADGET, sysfs=str(tmp_path / "empty"))
+
+
 async def test_without_a_driver_pyusb_claims_the_port_until_unplugged(tmp_path: Path) -> None:
     emulated = gadget_device(SimGadget(), console=True)
     bus = SimGadgetUsbBackend(gadgets=[emulated])

@@ -226,12 +226,26 @@ async def open_usb_console(device: Any, address: DeviceAddress, *,
                                 f"usbip {imported.location} ep 0x{port.bulk_in:02x}")
     from fastboop.transports.usb_scan import usb_location
 
-    name = find_tty(usb_location(device), port, sysfs=sysfs)
-    if name is not None:
-        return await open_tty(os.path.join(dev, name))
-    claimed = PyusbConsolePort(device, port, address)
-    await anyio.to_thread.run_sync(claimed.claim)
-    return claimed
+    location = usb_location(device)
+    for _ in range(TTY_OPEN_ATTEMPTS):
+        name = find_tty(location, port, sysfs=sysfs)
+        if name is not None:
+            return await open_tty(os.path.join(dev, name))
+        if not await anyio.to_thread.run_sync(_driver_bound, device, port):
+            claimed = PyusbConsolePort(device, port, address)
+            await anyio.to_thread.run_sync(claimed.claim)
+            return claimed
+        await anyio.sleep(TTY_OPEN_DELAY)  # a driver took it and is making its tty
+    raise ConsoleUnavailable("a kernel driver holds the serial port but made no tty for it",
+                             where=where, hint="unbind that driver, or load cdc_acm")
+
+
+def _driver_bound(device: Any, port: AcmPort) -> bool:
+    """Blocking: whether a kernel driver has the port's data interface."""
+    try:
+        return bool(device.is_kernel_driver_active(port.data))
+    except (usb.core.USBError, NotImplementedError):
+        return False  # cannot tell (not Linux): try to claim it
 
 
 async def open_gadget_console(link: Any, address: DeviceAddress) -> ConsolePort:

@@ -4,18 +4,33 @@ from __future__ import annotations
 
 import json
 import shutil
+import struct
 from functools import partial
 from pathlib import Path
 
 import anyio
 import pytest
 
+from fastboop.blocks import BytesSource
 from fastboop.cli.main import main
 from fastboop.journal import read_journal
+from fastboop.journal.records import Record
 from fastboop.replay import Verdict
+from fastboop.replay.smoo import reserve_smoo, scan_smoo
 from fastboop.runtime.facade import replay_recording
 from fastboop.smoo import protocol as p
-from fastboop.smoo.traffic import Packet, ReadData, RequestIn, ResponseOut
+from fastboop.smoo.export import Export
+from fastboop.smoo.traffic import (
+    ControlIn,
+    ControlOut,
+    LinkEnded,
+    Packet,
+    ReadData,
+    RequestIn,
+    ResponseOut,
+    SmooTraffic,
+    TransferFailed,
+)
 from tests.smoo_journal.conftest import Served, edited, traffic
 
 
@@ -148,3 +163,36 @@ def test_a_missing_response_is_nondeterminism_at_its_request(
     assert report.verdict is Verdict.NONDETERMINISM  # type: ignore[attr-defined]
     assert (report.seq, report.packet) == (seq, asked)  # type: ignore[attr-defined]  # type: ignore[attr-defined]
     assert "none was recorded" in report.actual  # type: ignore[attr-defined]
+
+
+def test_a_journal_cut_mid_serve_replays_what_it_holds(served: Served, tmp_path: Path) -> None:
+    """A crash while serving (kill -9): the last batch is lost, the rest is judged."""
+    data = served.journal.read_bytes()
+    journal = read_journal(served.journal)
+    size = len(data)
+    for cut in (size - 200, size * 3 // 4):
+        path = tmp_path / f"cut-{cut}.fbj"
+        path.write_bytes(data[:cut])
+        report = replay(path)
+        assert report.verdict is Verdict.OK, report  # type: ignore[attr-defined]
+        assert "truncated" in report.note  # type: ignore[attr-defined]
+    assert traffic(journal)  # (the uncut journal has its data plane)
+
+
+def test_a_handshake_that_gave_up_replays_with_any_retry_budget(served: Served) -> None:
+    """A host configured for 3 STATUS attempts recorded 3 failures and gave up; replay
+    (which would try 5) ends where the recording ended, without a divergence."""
+    spec = p.ExportSpec(0x1234, 4096, 4096 * 16)
+    status = struct.pack("<BBHHH", 0xA1, 3, 0, 0, 16)
+    packets: list[Packet] = [
+        ControlIn(struct.pack("<BBHHH", 0xC1, 1, 0, 0, 8), b"SMOO\x00\x00\x01\x00"),
+        ControlOut(struct.pack("<BBHHH", 0x41, 2, 0, 0, 32), p.encode_config_exports([spec]),
+                   32),
+        *[TransferFailed("control_in", "timeout", status)] * 3,
+        LinkEnded(outcome="failed", error="STATUS failed 3 times"),
+    ]  # fmt: skip
+    records = [Record(0, 0, SmooTraffic(link=0, packets=packets))]
+    export = Export(spec=spec, source=BytesSource(bytes(4096 * 16)))
+    assert scan_smoo(records).divergence is None
+    done = anyio.run(reserve_smoo, records, export)
+    assert (done.links, done.sent) == (1, 0)

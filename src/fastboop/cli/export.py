@@ -30,6 +30,7 @@ from fastboop.replay import ReplayReport
 from fastboop.replay.detect import is_detect_journal
 
 EXAMPLES = """\
+  fastboop replay session.fbj --rootfs rootfs.ero   # serve its smoo Requests again from it
   fastboop replay session.fbj --transcript --image boot.img   # re-run the fastboot bytes
   fastboop replay export-pcap session.fbj -o session.pcap     # open it in Wireshark
 """

@@ -218,6 +218,7 @@ class _ReplayLink:
         self.ended: LinkEnded | None = None
         self.exhausted = False
         self.serving = False  # the handshake is over: control packets are the heartbeat's
+        self._failed_last = False  # the last control transfer the handshake took failed
         self.exports: list[p.ExportSpec] | None = None
         self.interface_number = 0
         while not self.exhausted and not self._controls_through_config():
@@ -274,11 +275,20 @@ class _ReplayLink:
     def _next_control(self, asked: str) -> Located:
         while not self._controls:
             if self.exhausted or self.ended is not None or self._requests:
-                seq, index = (self.recent[-1][:2]) if self.recent else (None, None)
+                last = self.recent[-1] if self.recent else None
+                if last is not None and isinstance(last[2], LinkEnded) and (
+                    self._failed_last
+                ):
+                    # The recorded host gave up retrying STATUS here (its HostConfig is not
+                    # journaled; this one may retry more often): the same ending.
+                    raise TransportError("the recorded handshake gave up here")
+                seq, index = last[:2] if last is not None else (None, None)
                 raise self._fail(SmooDivergence(seq, index, "(no further control transfer "
                                                 "in this link session)", asked))  # fmt: skip
             self._guarded_pull()
-        return self._controls.popleft()
+        located = self._controls.popleft()
+        self._failed_last = isinstance(located[2], TransferFailed)
+        return located
 
     async def control_in(self, request_type: int, request: int, value: int, index: int,
                          length: int, *, timeout: float) -> bytes:  # fmt: skip

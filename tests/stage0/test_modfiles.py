@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import lzma
+import re
 import subprocess
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from fastboop.stage0.build import build_stage0
 from fastboop.stage0.errors import ModuleError
 from fastboop.stage0.modfiles import (
     MAX_MODULE_BYTES,
+    config_enabled,
     decompress_module,
     kernel_support,
     plain_path,
@@ -167,3 +169,17 @@ def test_xz_modules_stay_compressed_when_the_kernel_decompresses(
     assert not any("plain .ko" in n for n in result.notes)
     out = extract(result.initramfs, tmp_path / "x")
     assert "ext4.ko.xz:" in (out / "lib/modules" / kver / "modules.dep").read_text()
+
+
+_CONFIG_PIECES = ["CONFIG_MODULE_DECOMPRESS", "CONFIG_MODULE_COMPRESS_XZ", "=y", "=m", "=", "y",
+                  " ", "\t", "\r", "\n", "#", "x", "\x0b", "\x85"]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_CONFIG_PIECES), max_size=12).map("".join))
+def test_config_enabled_reads_a_line_as_the_kconfig_regex_does(text: str) -> None:
+    """``OPTION=y`` alone on its line (trailing blanks allowed), as
+    ``^(CONFIG_MODULE_\\w+)=y\\s*$`` with MULTILINE finds it, without scanning by regex."""
+    oracle = set(re.findall(r"^(CONFIG_MODULE_\w+)=y\s*$", text, re.MULTILINE))
+    for option in ("CONFIG_MODULE_DECOMPRESS", "CONFIG_MODULE_COMPRESS_XZ"):
+        assert config_enabled(text, option) == (option in oracle)

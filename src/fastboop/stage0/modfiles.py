@@ -53,13 +53,28 @@ def kernel_support(config_text: str | None, source: str | None = None) -> Kernel
     """Parse a kernel ``.config``: ``None`` (no config found) means it decompresses nothing."""
     if config_text is None:
         return KernelModuleSupport(frozenset(), None)
-    enabled = set(re.findall(r"^(CONFIG_MODULE_\w+)=y\s*$", config_text, re.MULTILINE))
     loads: set[str] = set()
-    if "CONFIG_MODULE_DECOMPRESS" in enabled:
+    if config_enabled(config_text, "CONFIG_MODULE_DECOMPRESS"):
         for suffix, alg in COMPRESSED_SUFFIXES.items():
-            if f"CONFIG_MODULE_COMPRESS_{alg}" in enabled:
+            if config_enabled(config_text, f"CONFIG_MODULE_COMPRESS_{alg}"):
                 loads.add(suffix)
     return KernelModuleSupport(frozenset(loads), source)
+
+
+def config_enabled(config_text: str, option: str) -> bool:
+    """Whether a line of a kernel ``.config`` is ``OPTION=y`` (trailing blanks allowed).
+
+    Found with ``str.find`` for the option's own line: a ``^...$`` regex over the whole
+    ~250 KB config cost ~5 ms, as the regex engine tries ``^`` at every position."""
+    needle = f"\n{option}=y"
+    text = "\n" + config_text
+    pos = text.find(needle)
+    while pos >= 0:
+        end = text.find("\n", pos + len(needle))
+        if not text[pos + len(needle) : None if end < 0 else end].strip():
+            return True
+        pos = text.find(needle, pos + len(needle))
+    return False
 
 
 def compressed_suffix(relpath: str) -> str | None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import bisect
 import fnmatch
 import functools
-import re
 from collections import OrderedDict
 from collections.abc import Iterable
 
@@ -199,10 +198,8 @@ class AliasTable:
         file order."""
         proper = {replaced: proper for proper, (_, replaced) in self._fixed.items()}
         head = normalize_alias(prefix)
-        # One C-level scan of the text (whose lines are exactly ``alias <pattern>
-        # <module>``), not a Python loop over all 25,000 patterns.
-        lines = re.findall(f"\nalias ({re.escape(head)}[^ \n]*) ([^\n]*)", self._text)
-        return [(proper.get(p, p), m) for p, m in lines]
+        return [(proper.get(p, p), m) for p, m in zip(self.patterns, self.modules, strict=True)
+                if p.startswith(head)]  # fmt: skip
 
 
 def _literal_prefix(pattern: str) -> str:

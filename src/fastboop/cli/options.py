@@ -108,7 +108,9 @@ def add_image_options(parser: Any) -> None:
     stage0 = parser.add_argument_group("stage0 on the phone")
     stage0.add_argument("--serial", "--serial-console", dest="serial_console",
                         action="store_true",
-                        help="add a USB serial console (CDC-ACM) to the gadget")
+                        help="add a USB serial console (CDC-ACM) to the gadget; while "
+                        "serving, the phone's kernel log from it is shown as 'console: ...' "
+                        "lines (see --console-log)")
     _add_switch(stage0, "impersonate-fastboot", default=True,
                 help="the gadget presents fastboot's USB identity, so the udev rules that "
                 "let you use fastboot apply to it too (default true)")

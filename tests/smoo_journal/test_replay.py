@@ -196,3 +196,26 @@ def test_a_handshake_that_gave_up_replays_with_any_retry_budget(served: Served) 
     assert scan_smoo(records).divergence is None
     done = anyio.run(reserve_smoo, records, export)
     assert (done.links, done.sent) == (1, 0)
+
+
+def test_a_rootfs_of_another_size_is_not_re_served(served: Served, tmp_path: Path) -> None:
+    """Which volume of an artifact was served depends on options the journal does not
+    keep: a rootfs that opens as another export is said so, not judged a divergence."""
+    other = tmp_path / "other.img"
+    other.write_bytes(served.data + bytes(4096))
+    report = replay(served.journal, rootfs=other)
+    assert report.verdict is Verdict.OK  # type: ignore[attr-defined]
+    assert f"data not re-served: {other} opens as {len(served.data) + 4096} bytes" in (
+        report.note)  # type: ignore[attr-defined]  # fmt: skip
+
+
+def test_a_rootfs_with_other_bytes_diverges_at_the_first_payload(
+    served: Served, tmp_path: Path
+) -> None:
+    other = tmp_path / "other.img"
+    other.write_bytes(served.data[:-1] + bytes([served.data[-1] ^ 1]))  # the last byte
+    report = replay(served.journal, rootfs=other)
+    assert report.verdict is Verdict.NONDETERMINISM  # type: ignore[attr-defined]
+    last = [t for t in traffic(read_journal(served.journal)) if isinstance(t[2], ReadData)]
+    assert (report.seq, report.packet) in [t[:2] for t in last]  # type: ignore[attr-defined]
+    assert "READ payload (bulk OUT)" in report.expected  # type: ignore[attr-defined]

@@ -70,28 +70,47 @@ async def replay_serving(path: Path | str, report: ReplayReport, *,
     if rootfs is None:
         rootfs, why_not = _recorded_rootfs(path, scan)
     if rootfs is not None:
-        from fastboop.artifact.open import ArtifactOptions
-        from fastboop.backends.exports import open_export
-
-        export, source = open_export(rootfs, ArtifactOptions())
         try:
-            with open_journal(path) as reader:
-                done = await reserve_smoo(reader, export, writable=bool(scan.writes_succeeded))
+            summary += await _reserve(path, scan, rootfs)
         except SmooDivergence as found:
             context: list[str] = getattr(found, "context", [])
             return _diverged(report, (found.seq, found.index, found.expected, found.actual),
                              context)  # fmt: skip
-        except FastboopError as error:
-            why_not = f"re-serving {rootfs} failed: {error}"
-        else:
-            summary += f"; re-served {done.sent} Responses from {rootfs}, identical"
-            if done.blind:
-                summary += (f" ({done.blind} READ payload(s) of blocks the session wrote "
-                            "compared by status only: WRITE data is kept by digest)")  # fmt: skip
-        finally:
-            if source is not None:
-                source.close()
+        except _NotReserved as reason:
+            why_not = str(reason)
     if why_not is not None:
         summary += f"; data not re-served: {why_not}"
     note = f"{report.note}; {summary}" if report.note else summary
     return msgspec.structs.replace(report, note=note)
+
+
+class _NotReserved(Exception):
+    """Why the data plane could not be served again (said in the note, not a verdict)."""
+
+
+async def _reserve(path: Path, scan: SmooScan, rootfs: str) -> str:
+    """Serve the journal's link sessions again from ``rootfs``; the note's words."""
+    from fastboop.artifact.open import ArtifactOptions
+    from fastboop.backends.exports import open_export
+
+    export, source = open_export(rootfs, ArtifactOptions())  # a bad --rootfs: its error
+    try:
+        served = [(spec[1], spec[2]) for spec in scan.exports]
+        opened = (export.spec.block_size, export.spec.size_bytes)
+        if served and opened not in served:  # the options that chose the volume are not
+            block_size, size = served[0]  # journaled: say so rather than diverge
+            raise _NotReserved(
+                f"{rootfs} opens as {opened[1]} bytes in {opened[0]}-byte blocks, the session "
+                f"served {size} in {block_size}-byte blocks (another volume, or other "
+                "--partition options?)")  # fmt: skip
+        with open_journal(path) as reader:
+            done = await reserve_smoo(reader, export, writable=bool(scan.writes_succeeded))
+    except FastboopError as error:
+        raise _NotReserved(f"re-serving {rootfs} failed: {error}") from None
+    finally:
+        source.close()
+    text = f"; re-served {done.sent} Responses from {rootfs}, identical"
+    if done.blind:
+        text += (f" ({done.blind} READ payload(s) of blocks the session wrote compared by "
+                 "status only: WRITE data is kept by digest)")  # fmt: skip
+    return text

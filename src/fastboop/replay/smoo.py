@@ -78,6 +78,7 @@ class SmooScan(msgspec.Struct, kw_only=True):
     responses: int = 0
     writes_succeeded: int = 0
     rootfs: str | None = None  # the last Serve effect's rootfs
+    exports: list[tuple[int, int, int]] = []  # (id, block size, bytes) first announced
     divergence: tuple[int | None, int | None, str, str] | None = None
     context: list[str] = []
 
@@ -110,6 +111,8 @@ def scan_smoo(records: Iterable[object]) -> SmooScan:
             scan.context = _context(recent)
             return scan
         finally:
+            if not scan.exports:
+                scan.exports = [(e.export_id, e.block_size, e.size_bytes) for e in checker.exports]
             scan.requests += checker.requests
             scan.responses += checker.responses
             scan.writes_succeeded += checker.writes_succeeded
@@ -340,9 +343,10 @@ class _ReplayLink:
         return packet.data
 
     async def _wait_answered(self, count: int, request: Located | None) -> None:
-        """Until the re-run has sent ``count`` Responses (it answers what it was given)."""
+        """Until the re-run has sent ``count`` Responses (it answers what it was given),
+        and at the end (``request`` None) the READ payloads that follow them, too."""
         with anyio.move_on_after(self._stall):
-            while self.compare.sent < count:
+            while self.compare.sent < count or (request is None and self.compare.owed):
                 await self._progress.wait()
             return
         seq, index = request[:2] if request is not None else (None, None)
@@ -384,6 +388,8 @@ class _ReplayLink:
             self.compare.replayed_payload(bytes(data))
         except SmooDivergence as found:
             raise self._fail(found) from None
+        self._progress.set()
+        self._progress = anyio.Event()
         await anyio.lowlevel.checkpoint()
 
     async def aclose(self) -> None:
@@ -398,6 +404,11 @@ class _ReplayLink:
             seq, index, packet = left.recorded
             raise SmooDivergence(seq, index, describe_packet(packet),
                                  "the re-run never sent this Response")
+        for occurrence in self.compare.owed:  # answered, but its payload never went out
+            if occurrence.payload is not None and not occurrence.blind:
+                seq, index, packet = occurrence.payload
+                raise SmooDivergence(seq, index, describe_packet(packet),
+                                     "the re-run never sent this payload")
 
 
 def _raise_recorded(packet: TransferFailed) -> None:

@@ -160,6 +160,7 @@ class SegmentChecker:
 
     def __init__(self) -> None:
         self.block_sizes: dict[int, int] = {}
+        self.exports: list[p.ExportSpec] = []  # as the last CONFIG_EXPORTS announced them
         self.in_flight: dict[Key, deque[Located]] = {}
         self.writes: deque[tuple[Located, int]] = deque()  # WRITE Requests owed a payload
         self.owed: deque[Occurrence] = deque()  # READ Responses owed a payload
@@ -279,6 +280,7 @@ class SegmentChecker:
             specs = p.decode_config_exports(packet.data)
         except p.SmooProtocolError:
             return  # the gadget judges it; its answers are what gets checked
+        self.exports = specs
         self.block_sizes.clear()  # in place: the re-serving replay shares this mapping
         self.block_sizes.update((spec.export_id, spec.block_size) for spec in specs)
 

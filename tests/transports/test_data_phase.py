@@ -302,3 +302,50 @@ async def test_closing_the_transport_mid_send_is_a_transport_error() -> None:
         sockio.close(connection)
     sockio.close(listener)
     assert len(failures) == 1
+
+
+@pytest.mark.parametrize("source", ["bytes", "file"])
+async def test_a_slow_tcp_link_that_moves_is_not_timed_out(source: str, tmp_path: Path) -> None:
+    """Bulk data goes from a worker thread in blocking calls; the per-transfer timeout
+    bounds a stretch without progress, not the whole: a device that drains the data
+    far slower than that still gets all of it, and progress is heard as it goes."""
+    size = 12 * MIB
+    data = os.urandom(size)
+    received = bytearray()
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setblocking(False)
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as group:
+
+            async def device() -> None:  # DATA, then 256 KiB every 50 ms: ~5 MB/s
+                await anyio.wait_readable(listener)
+                connection, _ = listener.accept()
+                connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
+                connection.setblocking(False)
+                reader = sockio.Reader(connection)
+                await reader.exactly(4)
+                await sockio.send_all(connection, [tcp_wire.HANDSHAKE])
+                await reader.exactly(tcp_wire.parse_frame_header(await reader.exactly(8)))
+                await sockio.send_all(connection, [tcp_wire.frame(b"DATA%08x" % size)])
+                tcp_wire.parse_frame_header(await reader.exactly(8))
+                while len(received) < size:
+                    received.extend(await reader.exactly(min(256 << 10, size - len(received))))
+                    await anyio.sleep(0.05)
+                sockio.close(connection)
+
+            group.start_soon(device)
+            transport = await open_tcp("127.0.0.1", listener.getsockname()[1])
+            await transport.send(b"download:%08x" % size, timeout=5)
+            assert await transport.receive(64, timeout=5) == b"DATA%08x" % size
+            heard: list[int] = []
+            path = tmp_path / "image"
+            path.write_bytes(data)
+            with path.open("rb") as file:
+                payload = Payload.of(data if source == "bytes" else file)
+                await transport.send_data(payload, timeout=0.5, on_sent=heard.append)
+            await transport.aclose()
+    sockio.close(listener)
+    assert bytes(received) == data
+    assert sum(heard) == size and len(heard) > 2

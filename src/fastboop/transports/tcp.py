@@ -125,8 +125,10 @@ class TcpTransport:
     ) -> None:
         """A whole download data phase as one framed message, as AOSP sends it.
 
-        Memory goes out in ``sendmsg`` calls as large as the socket takes, a file with
-        ``sendfile``; ``timeout`` bounds each stretch without progress, not the whole.
+        Memory goes out in blocking ``send`` calls straight from the buffer, a file with
+        ``sendfile``, both from a worker thread (:func:`~fastboop.transports.sockio.send_view`,
+        :func:`~fastboop.transports.sockio.send_file`); ``timeout`` bounds each stretch
+        without progress, not the whole.
         """
         sock = await self._connected()
         self._gate.data(payload.size)
@@ -137,11 +139,11 @@ class TcpTransport:
                 scope.deadline = anyio.current_time() + timeout
                 on_sent(count)
 
+            await sockio.send_all(sock, [header])
             if payload.view is not None:
-                await sockio.send_all(sock, [header, payload.view], _after(len(header), sent))
+                await sockio.send_view(sock, payload.view, sent)
             else:
                 assert payload.fd is not None
-                await sockio.send_all(sock, [header])
                 await sockio.send_file(sock, payload.fd, payload.offset, payload.size, sent)
 
     async def _write(self, message: memoryview, timeout: float) -> None:
@@ -208,20 +210,6 @@ class TcpTransport:
         reason = str(error) or type(error).__name__
         self._failed = f"connection lost: {reason}"
         return TransportError(self._failed, address=self._address)
-
-
-def _after(skip: int, callback: SentCallback) -> SentCallback:
-    """Report sent bytes to ``callback`` once the first ``skip`` (a header) are out."""
-    left = skip
-
-    def sent(count: int) -> None:
-        nonlocal left
-        counted = max(0, count - left)
-        left = max(0, left - count)
-        if counted:
-            callback(counted)
-
-    return sent
 
 
 async def open_tcp(

@@ -27,7 +27,6 @@ import contextlib
 import math
 import select
 import socket
-import struct
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -205,7 +204,7 @@ class UdpTransport:
 
         with self._errors():
             answer = None
-            with _blocking(sock, wait):
+            with sockio.blocking(sock, wait):
                 for number, start in enumerate(range(0, size, step)):
                     if number % CANCEL_EVERY == 0:
                         anyio.from_thread.check_cancelled()
@@ -369,22 +368,6 @@ def _waiting_reply(
         reply = session.accept(sent, datagram)
         if reply is not None:
             return reply
-
-
-@contextlib.contextmanager
-def _blocking(sock: socket.socket, wait: float) -> Iterator[None]:
-    """``sock`` in blocking mode, each wait ending after ``wait`` seconds at most
-    (``SO_RCVTIMEO``/``SO_SNDTIMEO``: a timed-out call raises ``BlockingIOError``), then
-    non-blocking again for the event loop. For a worker thread that owns the socket."""
-    timeval = struct.pack("ll", int(wait), int(wait % 1 * 1_000_000))
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
-    sock.setblocking(True)
-    try:
-        yield
-    finally:
-        if sock.fileno() >= 0:  # aclose() may have closed it meanwhile
-            sock.setblocking(False)
 
 
 async def _connect(host: str, port: int) -> socket.socket:

@@ -117,3 +117,28 @@ def test_rootfs_cat_imports_only_what_it_uses(tmp_path: Path) -> None:
                           check=True)  # fmt: skip
     assert done.stdout == "fastboop " * 5000
     assert done.stderr.strip().splitlines()[-1] == "0 []"
+
+
+@pytest.mark.parametrize("as_program", [True, False])
+def test_start_up_objects_are_frozen_only_when_main_is_the_program(
+    tmp_path: Path, as_program: bool
+) -> None:
+    """``fastboop`` itself exempts start-up's objects from collection (gc.freeze); a
+    library caller of ``main([...])`` keeps its garbage collectable."""
+    (tmp_path / "tree").mkdir()
+    (tmp_path / "tree" / "file").write_text("x\n")
+    image = tmp_path / "image.erofs"
+    subprocess.run(["mkfs.erofs", "--quiet", str(image), str(tmp_path / "tree")], check=True)
+    argv = ["rootfs", "cat", str(image), "/file"]
+    call = "main()" if as_program else f"main({argv!r})"
+    probe = (
+        "import gc, sys\n"
+        "from fastboop.cli.main import main\n"
+        f"sys.argv = ['fastboop', *{argv!r}]\n"
+        f"code = {call}\n"
+        "print(code, gc.get_freeze_count() > 0, file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True)  # fmt: skip
+    assert done.stdout == "x\n"
+    assert done.stderr.strip().splitlines()[-1] == f"0 {as_program}"

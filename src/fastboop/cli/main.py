@@ -169,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if argv is None:  # the program itself, not a caller: see _freeze_start_up
+        _freeze_start_up()
     from fastboop.logs import configure_logging, log_error
 
     configure_logging(args.verbose, json=args.log_json)
@@ -197,6 +199,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return ExitCode.OUTPUT_CLOSED
     return code
+
+
+def _freeze_start_up() -> None:
+    """Exempt what start-up made (modules, classes, the parser) from garbage collection.
+
+    None of it is garbage until the process ends, yet every full collection walks all
+    of it, and so does the one at exit: ~30 M instructions of a short command such as
+    ``fastboop stage0`` or ``rootfs cat`` (~5 %). ``gc.freeze`` moves those objects to
+    the permanent generation, as pre-fork servers do; what the command makes afterwards
+    is collected as before. Only when ``main`` runs as the program (``argv`` from the
+    command line): a test calling ``main([...])`` many times keeps its garbage collectable.
+    """
+    import gc
+
+    gc.freeze()
 
 
 def _json_error(error: FastboopError) -> None:

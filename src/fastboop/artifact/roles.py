@@ -30,7 +30,7 @@ caller opens on demand, and each is opened at most once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, cast
 
 import msgspec
@@ -52,7 +52,8 @@ from fastboop.artifact.volumes import (
     select_volume,
 )
 from fastboop.errors import FastboopError, UsageError
-from fastboop.rootfs.fs import Filesystem, Node, Stat
+from fastboop.rootfs.forwarding import ForwardingFilesystem
+from fastboop.rootfs.fs import Filesystem
 
 #: Filesystem labels distributions give their root and boot filesystems (compared
 #: case-insensitively): postmarketOS, Raspberry Pi OS/Debian raspi, Ubuntu, Armbian,
@@ -175,7 +176,7 @@ def find_root_tree(fs: Filesystem, kind: str | None) -> RootTree | None:
     return None
 
 
-class _Lazy(Filesystem):
+class _Lazy(ForwardingFilesystem):
     """A subvolume opened only when first looked at (most candidates never are)."""
 
     def __init__(self, btrfs: Subvolumes, path: str) -> None:
@@ -188,30 +189,6 @@ class _Lazy(Filesystem):
         if self._fs is None:
             self._fs = self._btrfs.open_subvolume(self._path)
         return self._fs
-
-    def root_node(self) -> Node:
-        return self.inner.root_node()
-
-    def node_stat(self, node: Node) -> Stat:
-        return self.inner.node_stat(node)
-
-    def node_children(self, node: Node) -> dict[str, Node]:
-        return self.inner.node_children(node)
-
-    def node_lookup(self, node: Node, name: str) -> Node | None:
-        return self.inner.node_lookup(node, name)
-
-    def node_read(self, node: Node) -> bytes:
-        return self.inner.node_read(node)
-
-    def node_read_head(self, node: Node, length: int) -> bytes:
-        return self.inner.node_read_head(node, length)
-
-    def node_stream(self, node: Node) -> Iterator[bytes]:
-        return self.inner.node_stream(node)
-
-    def node_readlink(self, node: Node) -> str:
-        return self.inner.node_readlink(node)
 
 
 def _read_fstab(fs: Filesystem) -> list[FstabEntry]:

@@ -11,7 +11,6 @@ decides when to retransmit.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
 from typing import Final
 
 import msgspec
@@ -94,20 +93,6 @@ def decode_init(data: bytes) -> tuple[int, int]:
     if version < 1 or size < MIN_PACKET_SIZE:
         raise FastbootProtocolError(f"UDP init announces version {version}, max size {size}")
     return version, size
-
-
-def split_message(message: bytes, max_data: int) -> Iterator[tuple[bytes, bool]]:
-    """Cut a message into ``(data, continued)`` pieces of at most ``max_data`` bytes.
-
-    An empty message is one empty piece, which on the host side is a poll.
-    """
-    if not message:
-        yield b"", False
-        return
-    view = memoryview(message)
-    for start in range(0, len(message), max_data):
-        end = start + max_data
-        yield bytes(view[start:end]), end < len(message)
 
 
 class UdpHostSession:

@@ -13,8 +13,9 @@ after another (23,000 of them for 32 MiB at U-Boot's 1400-byte packets), and any
 UDP socket objects cost ~3x the wall time per round trip of a plain ``send`` +
 ``recv`` (issue 15). Download data (:meth:`UdpTransport.send_data`) is one fastboot
 message, as AOSP sends it, put on the wire by a worker thread that waits for each
-acknowledgement in ``poll``; the gate allows each 1 MiB piece once, before its first
-datagram, and each datagram is a header and a slice of the payload in one ``sendmsg``.
+acknowledgement in a blocking ``recv_into``; the gate allows each ~1 MiB piece once,
+before its first datagram, and each datagram is a header and a slice of the payload in
+one ``sendmsg``.
 
 Like :mod:`fastboop.transports.tcp`, the transport sets the session up lazily on first
 use (query + init), so the registry factory needs no event loop; :func:`open_udp` does it
@@ -325,7 +326,8 @@ class UdpTransport:
         """Send ``packet`` until its reply arrives, retransmitting every interval (§8.3).
 
         One of the three ways onto the socket (with :meth:`_exchange_blocking` and
-        :meth:`_send_data_blocking`): each datagram passes the never-flash gate once.
+        :meth:`_send_data_blocking`): nothing leaves without passing the never-flash gate,
+        here and there datagram by datagram, download data piece by piece.
         """
         sock = self._socket
         if sock is None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import textwrap
 
+import pytest
 from hypothesis import strategies as st
 
+from fastboop.devpro.errors import ProfileError
 from fastboop.devpro.loader import parse_profile
 from fastboop.devpro.probe import GetvarResult
 from fastboop.devpro.schema import (
@@ -67,6 +69,19 @@ def make_profile(
 
 def load(text: str, file: str = "t.yaml") -> DeviceProfile:
     return parse_profile(text, file=file).profile
+
+
+def error_of(text: str, file: str = "t.yaml") -> ProfileError:
+    """The ProfileError loading ``text`` raises (the test fails if it loads)."""
+    with pytest.raises(ProfileError) as caught:
+        parse_profile(text, file=file)
+    return caught.value
+
+
+def replace(old: str, new: str, text: str = EXAMPLE) -> str:
+    """``text`` (the spec's example profile) with the first ``old`` made ``new``."""
+    assert old in text, old
+    return text.replace(old, new, 1)
 
 
 class FakeDevice:

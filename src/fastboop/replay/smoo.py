@@ -208,6 +208,7 @@ class _ReplayLink:
         self._packets = packets
         self._stall = stall
         self.checker = SegmentChecker()
+        self._overlay = overlay
         self.compare = _Comparer(overlay)
         self.compare.block_sizes = self.checker.block_sizes
         self.recent: deque[Located] = deque(maxlen=CONTEXT_PACKETS)
@@ -340,7 +341,23 @@ class _ReplayLink:
         assert isinstance(packet, RequestIn)
         if len(packet.data) == p.MESSAGE_LENGTH:
             self._delivered += 1
+            if self._overlay is not None:
+                self._mark_write(packet.data)
         return packet.data
+
+    def _mark_write(self, data: bytes) -> None:
+        """A WRITE's blocks count as written from its arrival (see BlindOverlay.mark)."""
+        assert self._overlay is not None
+        try:
+            request = p.decode_request(data)
+        except p.SmooProtocolError:
+            return
+        block_size = self.checker.block_sizes.get(request.export_id)
+        if request.op is p.Op.WRITE and block_size is not None:
+            start = request.lba * block_size
+            end = min(start + request.num_blocks * block_size, self._overlay.size)
+            if start < end:
+                self._overlay.mark(start, end - start)
 
     async def _wait_answered(self, count: int, request: Located | None) -> None:
         """Until the re-run has sent ``count`` Responses (it answers what it was given),

@@ -42,9 +42,14 @@ class BlindOverlay:
 
     def write(self, offset: int, data: bytes) -> None:
         check_range(self, offset, len(data))
-        if not data:
+        self.mark(offset, len(data))
+
+    def mark(self, offset: int, length: int) -> None:
+        """Count ``[offset, offset + length)`` as written (from when its WRITE arrives: a
+        read recorded after it may be served before the re-run applies it)."""
+        if length <= 0:
             return
-        start, end = offset, offset + len(data)
+        start, end = offset, offset + length
         first = bisect.bisect_left(self._ends, start)  # the first range ending at/after start
         last = bisect.bisect_right(self._starts, end)  # past the last starting at/before end
         if first < last:

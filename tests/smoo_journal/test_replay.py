@@ -126,15 +126,32 @@ def test_swapped_responses_are_nondeterminism_at_the_misplaced_payload(
     assert report.seq == seq and report.packet in payloads[:2]  # type: ignore[attr-defined]
 
 
+def _read_chains(packets: list[tuple[int, int, Packet]]) -> list[tuple[int, int, int]]:
+    """For each READ answered with a payload, all in one record and past the handshake:
+    (its Request's, its Response's and its payload's positions in ``packets``)."""
+    asked: dict[tuple[int, int] | None, int] = {}
+    owed: list[tuple[int, int]] = []
+    chains = []
+    for position, (_, _, packet) in enumerate(packets):
+        if isinstance(packet, RequestIn):
+            asked[_response_key(packet)] = position
+        elif isinstance(packet, ResponseOut):
+            owed.append((asked.pop(_response_key(packet)), position))
+        elif isinstance(packet, ReadData):
+            request, response = owed.pop(0)
+            if packets[request][0] == packets[response][0] == packets[position][0]:
+                chains.append((request, response, position))
+    return chains[2:]
+
+
 def test_a_response_before_its_request_is_nondeterminism_at_the_response(
     served: Served, tmp_path: Path
 ) -> None:
     journal = read_journal(served.journal)
     packets = traffic(journal)
-    seq, index, response = next(t for t in packets[10:] if isinstance(t[2], ResponseOut))
+    request, response, _ = _read_chains(packets)[0]
+    seq, asked, index = packets[request][0], packets[request][1], packets[response][1]
     batch = _packets_of(served, seq)
-    asked = next(i for i, pk in enumerate(batch)
-                 if isinstance(pk, RequestIn) and _response_key(pk) == _response_key(response))
     batch.insert(asked, batch.pop(index))
     report = replay(edited(journal, seq, batch, tmp_path / "t.fbj"), rootfs=None)
     assert report.verdict is Verdict.NONDETERMINISM  # type: ignore[attr-defined]
@@ -145,23 +162,17 @@ def test_a_response_before_its_request_is_nondeterminism_at_the_response(
 def test_a_missing_response_is_nondeterminism_at_its_request(
     served: Served, tmp_path: Path
 ) -> None:
+    """A Response (and its payload) taken out: the Request was never answered."""
     journal = read_journal(served.journal)
     packets = traffic(journal)
-    seq, index, response = next(t for t in packets[10:] if isinstance(t[2], ResponseOut))
+    request, response, payload = _read_chains(packets)[0]
+    seq, asked = packets[request][:2]
     batch = _packets_of(served, seq)
-    payload = next(i for i in range(index + 1, len(batch)) if isinstance(batch[i], ReadData))
-    owed_before = sum(1 for pk in batch[:index] if isinstance(pk, ResponseOut)) - sum(
-        1 for pk in batch[:index] if isinstance(pk, ReadData))
-    if owed_before:  # its payload is not the next one out: drop the payload that is its
-        payload = [i for i in range(index + 1, len(batch))
-                   if isinstance(batch[i], ReadData)][owed_before]  # fmt: skip
-    asked = next(i for i, pk in enumerate(batch)
-                 if isinstance(pk, RequestIn) and _response_key(pk) == _response_key(response))
-    del batch[payload]
-    del batch[index]
+    del batch[packets[payload][1]]  # the payload comes after its Response: delete it first
+    del batch[packets[response][1]]
     report = replay(edited(journal, seq, batch, tmp_path / "t.fbj"))
     assert report.verdict is Verdict.NONDETERMINISM  # type: ignore[attr-defined]
-    assert (report.seq, report.packet) == (seq, asked)  # type: ignore[attr-defined]  # type: ignore[attr-defined]
+    assert (report.seq, report.packet) == (seq, asked)  # type: ignore[attr-defined]
     assert "none was recorded" in report.actual  # type: ignore[attr-defined]
 
 

@@ -31,10 +31,7 @@ import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
-from functools import partial
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +44,7 @@ from tests.artifact.imaging import Part  # noqa: E402
 from tests.rootfs.kernel_trees import full_depmod_tree  # noqa: E402
 from tests.support.cache import build_once  # noqa: E402
 from tests.support.debian import debian_kernel  # noqa: E402
-from tests.support.http_range import RangeHandler  # noqa: E402
+from tests.support.http_range import CountingServer, counting_range_server  # noqa: E402
 
 from fastboop.backends.payload import Stage0PayloadBuilder  # noqa: E402
 from fastboop.backends.standard import StandardBackend  # noqa: E402
@@ -125,45 +122,23 @@ def build_images() -> dict[str, Path]:
     return {kind: out / name for kind, name in names.items()}
 
 
-class Counting:
-    def __init__(self) -> None:
-        self.bytes = 0
-        self.requests = 0
-        self.lock = threading.Lock()
-
-
-def serve(directory: Path, counting: Counting) -> ThreadingHTTPServer:
-    class Handler(RangeHandler):
-        def send_head(self):  # type: ignore[no-untyped-def]
-            body = super().send_head()
-            if body is not None:
-                with counting.lock:
-                    counting.bytes += len(body.data)
-                    counting.requests += 1
-            return body
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(directory)))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    return httpd
-
-
 class MarkingBuilder(Stage0PayloadBuilder):
     """The real builder; notes how much was fetched when the payload was done."""
 
-    def __init__(self, counting: Counting) -> None:
+    def __init__(self, server: CountingServer) -> None:
         super().__init__()
-        self.counting = counting
+        self.server = server
         self.at_build: tuple[int, int] | None = None
 
     def build(self, *args: Any, **kwargs: Any) -> Any:
         payload = super().build(*args, **kwargs)
-        self.at_build = (self.counting.bytes, self.counting.requests)
+        self.at_build = (self.server.bytes_sent, self.server.bodies_sent)
         return payload
 
 
-async def one_session(url: str, counting: Counting) -> dict[str, Any]:
+async def one_session(url: str, server: CountingServer) -> dict[str, Any]:
     pool = load_pool(include_local=False)
-    builder = MarkingBuilder(counting)
+    builder = MarkingBuilder(server)
     config = SessionConfig(rootfs=url, device_profile="oneplus-fajita", transports=("sim",),
                            wait_for_device_s=30, gadget_timeout_s=60, max_attempts=1)  # fmt: skip
     start = time.monotonic()
@@ -175,7 +150,7 @@ async def one_session(url: str, counting: Counting) -> dict[str, Any]:
     assert session.result.state == "done", session.result.outcome
     assert builder.at_build is not None
     return {"seconds": time.monotonic() - start, "build": builder.at_build,
-            "total": (counting.bytes, counting.requests),
+            "total": (server.bytes_sent, server.bodies_sent),
             "root_read": phone.report.rootfs_size}  # fmt: skip
 
 
@@ -195,14 +170,10 @@ def measure(image: Path, runs: int, what: str = f"xz, {BLOCK_SIZE >> 20} MiB blo
     print(f"artifact: {image.name}, {size / 1e6:.1f} MB ({what})")
     results = []
     for run in range(runs):
-        counting = Counting()
-        httpd = serve(image.parent, counting)
-        with tempfile.TemporaryDirectory() as cache:
+        with (counting_range_server(image.parent) as (base, server),
+              tempfile.TemporaryDirectory() as cache):  # fmt: skip
             os.environ["XDG_CACHE_HOME"] = cache  # cold: empty HTTP and decompression caches
-            url = f"http://127.0.0.1:{httpd.server_address[1]}/{image.name}"
-            result = anyio.run(one_session, url, counting, backend="trio")
-        httpd.shutdown()
-        httpd.server_close()
+            result = anyio.run(one_session, f"{base}/{image.name}", server, backend="trio")
         build, total = result["build"], result["total"]
         print(f"run {run + 1}: {result['seconds']:.1f} s; build fetched {build[0] / 1e6:.1f} MB "
               f"({100 * build[0] / size:.1f} %, {build[1]} requests); whole session "

@@ -13,31 +13,20 @@ are in docs/benchmarks-rootfs.md (bench/live_iso.py).
 
 from __future__ import annotations
 
-import hashlib
 import random
-import threading
 from collections.abc import Iterator
-from functools import partial
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from fastboop.backends.exports import open_export
-from fastboop.backends.payload import Stage0PayloadBuilder
-from fastboop.backends.standard import StandardBackend
 from fastboop.blocks import FileSource
-from fastboop.devpro.sources import load_pool
-from fastboop.events import SessionConfig
 from fastboop.rootfs.iso9660 import IsoFilesystem
-from fastboop.runtime import Session
-from fastboop.sim.phone import SimulatedPhone
 from tests.artifact import imaging
 from tests.livemedia.isos import CACHE, _key, _link, _put, _squashfs, _vmlinuz, system_tree
 from tests.livemedia.isos import _dtbs_into as dtbs_into
 from tests.support.cache import build_once, keep_only
-from tests.support.http_range import RangeHandler
-from tests.support.sessions import run_until_phone_is_up
+from tests.support.http_range import CountingServer, counting_range_server
+from tests.support.sessions import boot_reads_root
 
 pytestmark = pytest.mark.anyio
 
@@ -63,57 +52,23 @@ def remote_iso() -> Path:
     return build_once(CACHE / _key() / "live-remote-1", make) / "ubuntu-remote.iso"
 
 
-class Counter:
-    def __init__(self) -> None:
-        self.sent = 0
-        self.lock = threading.Lock()
-
-
 @pytest.fixture
-def counted_server() -> Iterator[tuple[str, Counter, Path]]:
+def counted_server() -> Iterator[tuple[str, CountingServer, Path]]:
     iso = remote_iso()
-    counter = Counter()
-
-    class Counting(RangeHandler):
-        def send_head(self):  # type: ignore[no-untyped-def]
-            body = super().send_head()
-            if body is not None:
-                with counter.lock:
-                    counter.sent += len(body.data)
-            return body
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Counting, directory=str(iso.parent)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/{iso.name}", counter, iso
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+    with counting_range_server(iso.parent) as (base, server):
+        yield f"{base}/{iso.name}", server, iso
 
 
 @pytest.mark.parametrize("anyio_backend", ["trio"])
 async def test_live_iso_over_http_boots_fetching_a_fraction(
-    counted_server: tuple[str, Counter, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    counted_server: tuple[str, CountingServer, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    url, counter, local = counted_server
+    url, server, local = counted_server
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # cold caches
-    config = SessionConfig(rootfs=url, device_profile="oneplus-fajita", transports=("sim",),
-                           wait_for_device_s=30, gadget_timeout_s=30, max_attempts=1)  # fmt: skip
-    async with SimulatedPhone("oneplus-fajita") as phone:
-        backend = StandardBackend(devices=phone, gadgets=phone, profiles=load_pool(),
-                                  builder=Stage0PayloadBuilder())  # fmt: skip
-        session = Session(config, backend, journal=None)
-        await run_until_phone_is_up(phone, session)
-    assert session.result.state == "done", session.result.outcome
     # The phone read exactly the root layer's bytes (its slice of the ISO)...
-    export, source = open_export(str(local))
-    try:
-        root = source.read(0, export.spec.size_bytes)
-    finally:
-        source.close()
-    assert phone.report.rootfs_sha256 == hashlib.sha256(root).hexdigest()
+    root = await boot_reads_root(url, local)
     iso = IsoFilesystem(FileSource(local))
     ((_, root_bytes),) = iso.file_extents("/casper/minimal.squashfs")
     assert root[:root_bytes] == local.read_bytes()[iso.file_extents(
@@ -122,10 +77,11 @@ async def test_live_iso_over_http_boots_fetching_a_fraction(
     # initrd, the EFI image or the upper layer.
     kernel = iso.stat("/casper/vmlinuz").size
     size = local.stat().st_size
-    print(f"fetched {counter.sent} of {size} bytes ({100 * counter.sent / size:.0f} %)")
+    sent = server.bytes_sent
+    print(f"fetched {sent} of {size} bytes ({100 * sent / size:.0f} %)")
     # The HTTP block cache fetches whole 64 KiB blocks, each once (concurrent reads of a
     # block wait for the thread fetching it): the two files, rounded to blocks, and the
     # ISO's and the layer's metadata: 0.3 MiB over them. Never the initrd, the EFI image
     # or the upper layer (48 MiB).
-    assert kernel + root_bytes <= counter.sent < kernel + root_bytes + (1 << 20)
-    assert counter.sent < 0.6 * size
+    assert kernel + root_bytes <= sent < kernel + root_bytes + (1 << 20)
+    assert sent < 0.6 * size

@@ -14,6 +14,7 @@ import threading
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 class RangeHandler(http.server.SimpleHTTPRequestHandler):
@@ -50,7 +51,7 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
             self.send_response(200)
             self.send_header("Content-Length", str(size))
             self.end_headers()
-            return _Body(path.read_bytes())
+            return self._body(path.read_bytes())
         start, end = int(match.group(1)), min(int(match.group(2)), size - 1)
         with path.open("rb") as file:
             file.seek(start)
@@ -60,6 +61,11 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.send_header("ETag", f'"{size}"')
         self.end_headers()
+        return self._body(data)
+
+    def _body(self, data: bytes) -> _Body:
+        if isinstance(self.server, CountingServer):
+            self.server.count_body(len(data))
         return _Body(data)
 
 
@@ -80,11 +86,23 @@ class _Body:
         pass
 
 
-
 class CountingServer(http.server.ThreadingHTTPServer):
-    """Counts accepted connections, so tests can see whether clients keep them alive."""
+    """Counts accepted connections, so tests can see whether clients keep them alive, and
+    the response bodies sent and their bytes, so they can see how much of an artifact a
+    boot fetched."""
 
     connections = 0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.bodies_sent = 0
+        self.bytes_sent = 0
+        self._lock = threading.Lock()  # handlers run in threads of their own
+
+    def count_body(self, size: int) -> None:
+        with self._lock:
+            self.bodies_sent += 1
+            self.bytes_sent += size
 
     def process_request(self, request, client_address):  # type: ignore[no-untyped-def]
         self.connections += 1
@@ -100,7 +118,7 @@ def range_server(directory: Path) -> Iterator[str]:
 
 @contextlib.contextmanager
 def counting_range_server(directory: Path) -> Iterator[tuple[str, CountingServer]]:
-    """:func:`range_server` that also yields the server (for its ``connections``)."""
+    """:func:`range_server` that also yields the server (for its counts)."""
     handler = functools.partial(RangeHandler, directory=str(directory))
     httpd = CountingServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)

@@ -12,12 +12,16 @@ the timeline when the boot ends, or at any time while it runs.
 
 from __future__ import annotations
 
+import collections.abc
+import dataclasses
 import json
+import os
 import secrets
 import time
+import typing
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.from_thread
@@ -36,8 +40,42 @@ log = get_logger("fastboop.ui")
 RECENT_LIMIT = 10
 
 
-class BootRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """What the page's boot form sends: ``fastboop boot``'s arguments, by the same names."""
+def _form_type(hint: Any) -> Any:
+    """A :class:`~fastboop.BootOptions` field's type as JSON carries it: files are path
+    strings, sequences are lists of strings; everything else is already plain."""
+    if typing.get_origin(hint) is collections.abc.Sequence:
+        return list[str]
+    args = typing.get_args(hint)
+    if any(typing.get_origin(arg) is os.PathLike or arg is os.PathLike for arg in args):
+        return str | None if type(None) in args else str
+    return hint
+
+
+#: BootOptions' fields that are no form value: ``clock`` is a function.
+_NOT_IN_THE_FORM = frozenset({"clock"})
+_OPTION_FIELDS = tuple(f for f in dataclasses.fields(fastboop.BootOptions)
+                       if f.name not in _NOT_IN_THE_FORM)  # fmt: skip
+#: The option fields taking None for "not given", which the form's empty text means too.
+_UNSET_IF_EMPTY = frozenset(f.name for f in _OPTION_FIELDS if f.default is None)
+
+if TYPE_CHECKING:  # a struct made at run time; mypy sees the session fields only
+    _BootOptionsForm = msgspec.Struct
+else:
+    _hints = typing.get_type_hints(fastboop.BootOptions)
+    _BootOptionsForm = msgspec.defstruct(
+        "BootOptionsForm",
+        [(f.name, _form_type(_hints[f.name]), f.default) for f in _OPTION_FIELDS],
+        kw_only=True,
+    )
+
+
+class BootRequest(_BootOptionsForm, kw_only=True, forbid_unknown_fields=True):
+    """What the page's boot form sends: ``fastboop boot``'s arguments, by the same names.
+
+    The boot-image choices are :class:`fastboop.BootOptions`' own fields, derived from it
+    (files as path strings, sequences as lists), so an option is declared in one place;
+    the fields here are the session's.
+    """
 
     artifact: str
     device_profile: str | None = None
@@ -46,26 +84,6 @@ class BootRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     gadget_timeout: float = 60.0
     serve_duration: float = 0.0
     journal: bool = True
-    dtb: str | None = None
-    dtbo: list[str] = []
-    augment: str | None = None
-    stage0: str | None = None
-    ostree: str | None = None
-    abl_exorcist: str | None = None
-    require_modules: list[str] = []
-    partition: str | None = None
-    boot_partition: str | None = None
-    kernel_version: str | None = None
-    boot_profile: str | None = None
-    cmdline_append: str = ""
-    serial_console: bool = False
-    impersonate_fastboot: bool = True
-    system_time: bool = True
-    systemd_firstboot: bool = True
-    smoo_queue_count: int | None = None
-    smoo_queue_depth: int | None = None
-    smoo_max_io: int = 1 << 20
-    smoo_host_timeout: int | None = None
 
     def options(self) -> fastboop.BootOptions:
         from fastboop.errors import UsageError
@@ -74,18 +92,15 @@ class BootRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             if getattr(self, name) < 0:
                 raise UsageError(f"{name.replace('_', ' ')} takes a number of seconds, "
                                  "0 for no limit")  # fmt: skip
-        return fastboop.BootOptions(
-            dtb=self.dtb or None, dtbo=tuple(self.dtbo), augment=self.augment or None,
-            stage0=self.stage0 or None, ostree=self.ostree or None,
-            abl_exorcist=self.abl_exorcist or None, require_modules=tuple(self.require_modules),
-            partition=self.partition or None, boot_partition=self.boot_partition or None,
-            kernel_version=self.kernel_version or None, boot_profile=self.boot_profile or None,
-            cmdline_append=self.cmdline_append, serial_console=self.serial_console,
-            impersonate_fastboot=self.impersonate_fastboot, system_time=self.system_time,
-            systemd_firstboot=self.systemd_firstboot, smoo_queue_count=self.smoo_queue_count,
-            smoo_queue_depth=self.smoo_queue_depth, smoo_max_io=self.smoo_max_io,
-            smoo_host_timeout=self.smoo_host_timeout,
-        )  # fmt: skip
+        values: dict[str, Any] = {}
+        for option in _OPTION_FIELDS:
+            value = getattr(self, option.name)
+            if isinstance(value, list):
+                value = tuple(value)
+            elif value == "" and option.name in _UNSET_IF_EMPTY:
+                value = None
+            values[option.name] = value
+        return fastboop.BootOptions(**values)
 
 
 class DeviceChoice(msgspec.Struct, frozen=True, kw_only=True):
@@ -117,6 +132,7 @@ class BootRun:
                  on_journal: Callable[[Path], str]) -> None:  # fmt: skip
         self.id = secrets.token_hex(6)
         self.request = request
+        self.options = request.options()  # start_boot checked them: this does not raise
         self.devices = devices
         self.feed = Feed()
         self.started = time.monotonic()
@@ -132,7 +148,7 @@ class BootRun:
         # The phone's serial console (--serial-console): a bounded ring of its lines. Its
         # frames stay out of the feed's history; a page that (re)connects gets the ring.
         self.console: fastboop.ConsoleLog | None = (fastboop.ConsoleLog()
-                                                    if request.serial_console else None)
+                                                    if self.options.serial_console else None)
 
     def summary(self) -> dict[str, Any]:
         return {"id": self.id, "artifact": self.request.artifact, "state": self.state,
@@ -187,7 +203,7 @@ class BootRun:
         request = self.request
         return fastboop.prepare_session(
             request.artifact, device_profile=request.device_profile or None,
-            options=request.options(), journal=self.journal_path, wait=request.wait,
+            options=self.options, journal=self.journal_path, wait=request.wait,
             gadget_timeout=request.gadget_timeout, serve_duration=request.serve_duration,
             progress=unpacking, **self.devices.arguments(request.device),
         )  # fmt: skip

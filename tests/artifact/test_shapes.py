@@ -24,10 +24,8 @@ from fastboop.cli.serve import _check_image
 from tests.artifact import shapes
 from tests.bootimg.aosp_tools import unpack_bootimg
 from tests.support.debian import REPO_ROOT
+from tests.support.fajita_stage0 import GADGET_MODULES, cpio_list, debian_file, run_stage0
 
-#: The gadget path on fajita (stage0.md §4.10 worked example) and the always-there ones.
-GADGET = ("dwc3", "dwc3-qcom", "phy-qcom-qusb2", "phy-qcom-qmp-usb", "libcomposite",
-          "usb_f_fs", "configfs", "nbd", "overlay")  # fmt: skip
 SHAPES = ["pmos-mbr-fat", "pmos-gpt-ext2", "pmos-mbr-ext2", "pmos-mbr-ext2-xz", "fedora",
           "mobian", "arch"]  # fmt: skip
 
@@ -38,22 +36,11 @@ def _cache(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(REPO_ROOT / ".cache" / "xdg"))
 
 
-def cpio_list(archive: Path) -> list[str]:
-    out = subprocess.run(["cpio", "-t", "--quiet"], stdin=archive.open("rb"), check=True,
-                         capture_output=True, text=True).stdout  # fmt: skip
-    return out.splitlines()
-
-
 def cpio_extract(archive: bytes, dest: Path) -> Path:
     dest.mkdir()
     subprocess.run(["cpio", "-i", "-d", "--quiet", "--no-absolute-filenames"],
                    input=archive, cwd=dest, check=True)  # fmt: skip
     return dest
-
-
-def debian(rel: str) -> bytes:
-    root, _ = shapes.debian_kernel("arm64")
-    return (root / rel).read_bytes()
 
 
 @pytest.mark.parametrize("name", SHAPES)
@@ -62,12 +49,7 @@ def test_stage0_from_each_shape(
 ) -> None:
     shape = shapes.build(name)
     expect, kver = shape.expect, shape.kver
-    initrd, kernel, dtb = tmp_path / "initrd.cpio", tmp_path / "kernel", tmp_path / "dtb"
-    argv = ["stage0", str(shape.path), "--device-profile", "oneplus-fajita", "--json",
-            "--no-system-time", "-o", str(initrd), "--kernel-out", str(kernel),
-            "--dtb-out", str(dtb)]  # fmt: skip
-    assert cli_main.main(argv) == 0
-    summary = json.loads(capsys.readouterr().out)
+    summary, initrd, kernel, dtb = run_stage0(shape.path, tmp_path, capsys)
 
     # Roles: which volume, and why (the why is asserted per rule in test_roles.py).
     root = summary["roles"]["root"]
@@ -79,8 +61,8 @@ def test_stage0_from_each_shape(
     assert files["kernel"]["path"] == expect.kernel
     assert files["kernel"]["volume"] == expect.kernel_volume
     assert summary["kver"] == kver and summary["dtb"] == expect.dtb
-    assert kernel.read_bytes() == debian(f"boot/vmlinuz-{kver}")
-    assert dtb.read_bytes() == debian(f"usr/lib/linux-image-{kver}/{shapes.DT}.dtb")
+    assert kernel.read_bytes() == debian_file(f"boot/vmlinuz-{kver}")
+    assert dtb.read_bytes() == debian_file(f"usr/lib/linux-image-{kver}/{shapes.DT}.dtb")
     assert summary["settings"]["stage0.rootfs"] == expect.rootfs
     assert summary["settings"].get("stage0.subvol") == expect.subvol
 
@@ -90,7 +72,7 @@ def test_stage0_from_each_shape(
                and ".ko" in p.rsplit("/", 1)[-1]]  # fmt: skip
     assert modules and all(p.endswith(".ko") for p in modules), modules
     names = {p.rsplit("/", 1)[-1].removesuffix(".ko") for p in modules}
-    assert set(GADGET) | {expect.rootfs} <= names
+    assert set(GADGET_MODULES) | {expect.rootfs} <= names
     loaded = [m["name"] for m in summary["modules"]]
     assert expect.rootfs in loaded
     reasons = {m["name"]: m["reason"] for m in summary["modules"]}
@@ -115,8 +97,8 @@ def test_boot_output_from_each_shape(
     fields, unpacked = unpack_bootimg(out.read_bytes(), tmp_path)
     assert fields["boot image header version"] == "2"
     kernel = (unpacked / "kernel").read_bytes()
-    assert unwrap_kernel(kernel)[1] == debian(f"boot/vmlinuz-{shape.kver}")
-    assert (unpacked / "dtb").read_bytes() == debian(
+    assert unwrap_kernel(kernel)[1] == debian_file(f"boot/vmlinuz-{shape.kver}")
+    assert (unpacked / "dtb").read_bytes() == debian_file(
         f"usr/lib/linux-image-{shape.kver}/{shapes.DT}.dtb"
     )
     ramdisk = cpio_extract((unpacked / "ramdisk").read_bytes(), tmp_path / "ramdisk")

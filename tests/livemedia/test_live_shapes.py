@@ -10,8 +10,6 @@ slice of the ISO, byte for byte.
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -19,14 +17,11 @@ import pytest
 from fastboop.artifact.open import ArtifactOptions, open_artifact
 from fastboop.backends.exports import open_export
 from fastboop.blocks import FileSource
-from fastboop.cli import main as cli_main
 from fastboop.rootfs.iso9660 import IsoFilesystem
 from tests.livemedia import isos
-from tests.rootfs.kernel_trees import debian_kernel
 from tests.support.debian import REPO_ROOT
+from tests.support.fajita_stage0 import GADGET_MODULES, cpio_list, debian_file, run_stage0
 
-GADGET = ("dwc3", "dwc3-qcom", "phy-qcom-qusb2", "phy-qcom-qmp-usb", "libcomposite",
-          "usb_f_fs", "configfs", "nbd", "overlay")  # fmt: skip
 LIVE = ["fedora-squashfs", "fedora-erofs", "fedora-nested", "debian", "ubuntu"]
 
 
@@ -35,29 +30,13 @@ def _cache(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(REPO_ROOT / ".cache" / "xdg"))
 
 
-def cpio_list(archive: Path) -> list[str]:
-    out = subprocess.run(["cpio", "-t", "--quiet"], stdin=archive.open("rb"), check=True,
-                         capture_output=True, text=True).stdout  # fmt: skip
-    return out.splitlines()
-
-
-def debian(rel: str) -> bytes:
-    root, _ = debian_kernel("arm64")
-    return (root / rel).read_bytes()
-
-
 @pytest.mark.parametrize("name", LIVE)
 def test_stage0_from_each_live_iso(
     name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     live = isos.build(name)
     expect, kver = live.expect, live.kver
-    initrd, kernel, dtb = tmp_path / "initrd.cpio", tmp_path / "kernel", tmp_path / "dtb"
-    argv = ["stage0", str(live.path), "--device-profile", "oneplus-fajita", "--json",
-            "--no-system-time", "-o", str(initrd), "--kernel-out", str(kernel),
-            "--dtb-out", str(dtb)]  # fmt: skip
-    assert cli_main.main(argv) == 0
-    summary = json.loads(capsys.readouterr().out)
+    summary, initrd, kernel, dtb = run_stage0(live.path, tmp_path, capsys)
 
     assert summary["roles"]["root"]["volume"] == expect.root
     assert summary["roles"]["boot"]["volume"] == expect.kernel_volume
@@ -67,8 +46,8 @@ def test_stage0_from_each_live_iso(
     assert files["kernel"]["path"] == expect.kernel
     assert files["kernel"]["volume"] == expect.kernel_volume
     assert summary["kver"] == kver and summary["dtb"] == expect.dtb
-    assert kernel.read_bytes() == debian(f"boot/vmlinuz-{kver}")
-    assert dtb.read_bytes() == debian(f"usr/lib/linux-image-{kver}/{isos.DT}.dtb")
+    assert kernel.read_bytes() == debian_file(f"boot/vmlinuz-{kver}")
+    assert dtb.read_bytes() == debian_file(f"usr/lib/linux-image-{kver}/{isos.DT}.dtb")
     settings = summary["settings"]
     assert settings["stage0.rootfs"] == expect.rootfs
     loop = (settings["stage0.loop"], settings["stage0.loop_rootfs"]) \
@@ -78,7 +57,7 @@ def test_stage0_from_each_live_iso(
     names = {p.rsplit("/", 1)[-1].removesuffix(".ko") for p in cpio_list(initrd)
              if p.startswith(f"lib/modules/{kver}/kernel/")}  # fmt: skip
     fs_modules = {expect.rootfs} | ({"loop", "ext4"} if expect.loop else set())
-    assert set(GADGET) | fs_modules <= names
+    assert set(GADGET_MODULES) | fs_modules <= names
     loaded = [m["name"] for m in summary["modules"]]
     assert fs_modules <= set(loaded)
     if expect.loop:  # the loop device comes after the filesystem holding the image

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import random
-import threading
-import time
 from pathlib import Path
 
 import anyio
@@ -16,6 +14,7 @@ from fastboop.blocks import BlockSource, CopyOnWriteSource, FileSource
 from fastboop.sim.gadget import SimGadget
 from fastboop.smoo import protocol as p
 from fastboop.smoo.export import Export
+from tests.support.jitter import JitterSource
 
 from .helpers import HANG_GUARD, make_image, serving
 
@@ -25,39 +24,9 @@ BS = 512
 BLOCKS = 128
 
 
-class JitterSource:
-    """Completes reads after random delays, so handlers finish in a different order than
-    their Requests arrived and the writer must keep payloads behind their Responses.
-    Not direct, so the pump reads it in worker threads, as it reads an HTTP source."""
-
-    direct = False
-
-    def __init__(self, inner: BlockSource, seed: int):
-        self._inner = inner
-        self._rng = random.Random(seed)
-        self._lock = threading.Lock()
-        self.completion_order: list[int] = []
-
-    @property
-    def size(self) -> int:
-        return self._inner.size
-
-    @property
-    def identity(self) -> str:
-        return self._inner.identity
-
-    def read(self, offset: int, length: int) -> bytes:
-        with self._lock:
-            delay = self._rng.random() * 0.005
-        time.sleep(delay)
-        with self._lock:
-            self.completion_order.append(offset)
-        return self._inner.read(offset, length)
-
-
 async def test_out_of_order_completion_keeps_payloads_in_response_order(tmp_path: Path) -> None:
     path, image = make_image(tmp_path, BLOCKS * BS)
-    source = JitterSource(FileSource(path), seed=3)
+    source = JitterSource(FileSource(path), seed=3, max_delay=0.005)
     export = Export.of(source, block_size=BS)
     eid = export.spec.export_id
     gadget = SimGadget()
@@ -120,7 +89,8 @@ async def test_writable_overlay_matches_a_model(
     path, image = make_image(tmp_path, BLOCKS * BS)
     base: BlockSource = FileSource(path)
     if not direct:
-        base = JitterSource(base, seed=len(ops))  # the overlay is then not direct either
+        # the overlay is then not direct either
+        base = JitterSource(base, seed=len(ops), max_delay=0.005)
     source = CopyOnWriteSource(base, tmp_path / "overlay", BS)
     assert source.direct is direct
     export = Export.of(source, block_size=BS, writable=True)

@@ -7,8 +7,6 @@ link controller and bridge, talking to the real SmooHost pump.
 from __future__ import annotations
 
 import random
-import threading
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,6 +18,7 @@ from fastboop.blocks import CopyOnWriteSource, FileSource
 from fastboop.smoo import events as ev
 from fastboop.smoo.export import Export
 from fastboop.smoo.host import HostConfig, SmooHost
+from tests.support.jitter import JitterSource
 
 from .c_gadget import Harness, NbdClient
 from .conftest import make
@@ -41,38 +40,11 @@ def harness_binary(stage0_build: Path) -> Path:
     return stage0_build / "host" / "gadget_harness"
 
 
-class JitterSource:
-    """Answers after random delays, so the host completes Requests out of order and the
-    gadget must match Responses by (export_id, request_id). Not direct: the pump reads
-    it in worker threads."""
-
-    direct = False
-
-    def __init__(self, inner: FileSource):
-        self._inner = inner
-        self._rng = random.Random(11)
-        self._lock = threading.Lock()
-
-    @property
-    def size(self) -> int:
-        return self._inner.size
-
-    @property
-    def identity(self) -> str:
-        return self._inner.identity
-
-    def read(self, offset: int, length: int) -> bytes:
-        with self._lock:
-            delay = self._rng.random() * 0.003
-        time.sleep(delay)
-        return self._inner.read(offset, length)
-
-
 def make_image(tmp_path: Path) -> tuple[Export, bytes]:
     image = random.Random(7).randbytes(BLOCKS * BS)
     path = tmp_path / "rootfs.img"
     path.write_bytes(image)
-    return Export.of(JitterSource(FileSource(path)), block_size=BS), image
+    return Export.of(JitterSource(FileSource(path), seed=11, max_delay=0.003), block_size=BS), image
 
 
 @asynccontextmanager

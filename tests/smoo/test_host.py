@@ -14,6 +14,7 @@ from fastboop.smoo import events as ev
 from fastboop.smoo import protocol as p
 from fastboop.smoo.export import Export
 from fastboop.smoo.host import SmooHost
+from tests.support.block_sources import WrappedSource
 
 from .helpers import FAST, HANG_GUARD, file_export, make_image, serving
 
@@ -179,23 +180,13 @@ def test_duplicate_export_ids_are_refused(tmp_path: Path) -> None:
         SmooHost([export, export])
 
 
-class FlakySource:
+class FlakySource(WrappedSource):
     """Fails reads of block 3 in several ways a real source might; read in a worker
     thread by the pump, as an HTTP source is."""
 
-    direct = False
-
     def __init__(self, inner: FileSource, error: Exception):
-        self._inner = inner
+        super().__init__(inner)
         self._error = error
-
-    @property
-    def size(self) -> int:
-        return self._inner.size
-
-    @property
-    def identity(self) -> str:
-        return self._inner.identity
 
     def read(self, offset: int, length: int) -> bytes:
         if offset == 3 * BS:

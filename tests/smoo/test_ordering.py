@@ -14,7 +14,7 @@ from fastboop.blocks import BlockSource, CopyOnWriteSource, FileSource
 from fastboop.sim.gadget import SimGadget
 from fastboop.smoo import protocol as p
 from fastboop.smoo.export import Export
-from tests.support.jitter import JitterSource
+from tests.support.block_sources import JitterSource
 
 from .helpers import HANG_GUARD, make_image, serving
 

@@ -26,6 +26,7 @@ from fastboop.smoo.events import Outcome
 from fastboop.smoo.export import Export
 from fastboop.smoo.pump import Pump
 from fastboop.smoo.stats import PumpStats
+from tests.support.block_sources import WrappedSource
 
 from .scripted import ScriptedLink, check_served
 
@@ -34,21 +35,13 @@ BLOCKS = 64
 U32, U64 = (1 << 32) - 1, (1 << 64) - 1
 
 
-class Misbehaving:
+class Misbehaving(WrappedSource):
     """A source that sometimes returns short data, or raises typed or untyped errors."""
 
     def __init__(self, inner: BlockSource, seed: int, *, direct: bool) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._rng = random.Random(seed)
         self.direct = direct
-
-    @property
-    def size(self) -> int:
-        return self._inner.size
-
-    @property
-    def identity(self) -> str:
-        return self._inner.identity
 
     def read(self, offset: int, length: int) -> bytes:
         data = self._inner.read(offset, length)

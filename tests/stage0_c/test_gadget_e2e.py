@@ -18,7 +18,7 @@ from fastboop.blocks import CopyOnWriteSource, FileSource
 from fastboop.smoo import events as ev
 from fastboop.smoo.export import Export
 from fastboop.smoo.host import HostConfig, SmooHost
-from tests.support.jitter import JitterSource
+from tests.support.block_sources import JitterSource
 
 from .c_gadget import Harness, NbdClient
 from .conftest import make

@@ -9,12 +9,13 @@ from functools import partial
 from pathlib import Path
 
 import anyio
+import msgspec
 import pytest
 
 from fastboop.blocks import BytesSource
 from fastboop.cli.main import main
-from fastboop.journal import read_journal
-from fastboop.journal.records import Record
+from fastboop.journal import JournalWriter, read_journal
+from fastboop.journal.records import Outcome, Record
 from fastboop.replay import Verdict
 from fastboop.replay.smoo import reserve_smoo, scan_smoo
 from fastboop.runtime.facade import replay_recording
@@ -230,3 +231,33 @@ def test_a_rootfs_with_other_bytes_diverges_at_the_first_payload(
     last = [t for t in traffic(read_journal(served.journal)) if isinstance(t[2], ReadData)]
     assert (report.seq, report.packet) in [t[:2] for t in last]  # type: ignore[attr-defined]
     assert "READ payload (bulk OUT)" in report.expected  # type: ignore[attr-defined]
+
+
+def test_the_earliest_divergence_wins_machine_or_data_plane(
+    served: Served, tmp_path: Path
+) -> None:
+    """A broken data plane before a machine divergence is the one reported."""
+    journal = read_journal(served.journal)
+    packets = traffic(journal)
+    request, response, _ = _read_chains(packets)[0]
+    seq, asked, index = packets[request][0], packets[request][1], packets[response][1]
+    batch = _packets_of(served, seq)
+    batch.insert(asked, batch.pop(index))  # a Response before its Request, at ``seq``
+    edited(journal, seq, batch, tmp_path / "step.fbj")
+    tampered = read_journal(tmp_path / "step.fbj")
+    last = tampered.records[-1]
+    assert isinstance(last.body, Outcome)
+    outcome = Outcome(snapshot=msgspec.structs.replace(last.body.snapshot, outcome="else"))
+    tampered.records[-1] = Record(last.seq, last.t_ns, outcome)  # the machine, at the end
+    path = tmp_path / "both.fbj"
+    with JournalWriter(path, tampered.header) as writer:
+        for record in tampered.records:
+            writer.append(record.body, record.t_ns)
+    report = replay(path)
+    assert report.verdict is Verdict.NONDETERMINISM  # type: ignore[attr-defined]
+    assert (report.seq, report.packet) == (seq, asked)  # type: ignore[attr-defined]
+    only_machine = tmp_path / "machine.fbj"
+    with JournalWriter(only_machine, journal.header) as writer:
+        for record in [*journal.records[:-1], Record(last.seq, last.t_ns, outcome)]:
+            writer.append(record.body, record.t_ns)
+    assert replay(only_machine).seq == last.seq  # type: ignore[attr-defined]

@@ -4,7 +4,8 @@
 folds the result into the machine replay's :class:`~fastboop.replay.ReplayReport`: a
 divergence becomes a ``nondeterminism`` verdict at the smoo record's sequence number
 (``packet`` says which packet of the batch), and an ok verdict says in its note what was
-checked and re-served.
+checked and re-served. When the machine diverged, the data plane's invariants are still
+checked, and a break recorded before the machine's divergence is the one reported.
 
 Which rootfs is re-served: the one given (``--rootfs``), else the one the session's
 ``Serve`` effect names, if it is a local file whose digest is the journal header's
@@ -57,7 +58,7 @@ async def replay_serving(path: Path | str, report: ReplayReport, *,
     """Check (and, with the rootfs, re-serve) ``path``'s smoo data plane; see the module."""
     path = Path(path)
     if not report.ok:
-        return report
+        return await _earlier_in_the_data_plane(path, report)
     with open_journal(path) as reader:
         scan = scan_smoo(reader)
     if scan.divergence is not None:
@@ -82,6 +83,19 @@ async def replay_serving(path: Path | str, report: ReplayReport, *,
         summary += f"; data not re-served: {why_not}"
     note = f"{report.note}; {summary}" if report.note else summary
     return msgspec.structs.replace(report, note=note)
+
+
+async def _earlier_in_the_data_plane(path: Path, report: ReplayReport) -> ReplayReport:
+    """The machine diverged: the data plane's invariants may have broken first, and the
+    first divergence is the one to report (re-serving is not worth it any more)."""
+    if report.verdict is not Verdict.NONDETERMINISM or report.seq is None:
+        return report
+    with open_journal(path) as reader:
+        scan = scan_smoo(reader)
+    found = scan.divergence
+    if found is None or found[0] is None or found[0] >= report.seq:
+        return report
+    return _diverged(report, found, scan.context)
 
 
 class _NotReserved(Exception):

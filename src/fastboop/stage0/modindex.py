@@ -3,9 +3,10 @@
 ``modules.dep`` (about 3,700 lines on Debian's arm64 kernel) and ``modules.alias``
 (about 25,000) are text; parsing every line in Python costs far more than a closure of
 twenty modules needs. So :class:`ModuleIndex` keeps the texts and builds each table on
-first use with C-level string operations (one ``split`` of the whole file, one sort),
-and :meth:`ModuleIndex.parse` hands back the same index for the same texts within a
-process, so a tree is indexed once however many closures are taken from it.
+first use with C-level string operations (the alias table only for the lines a lookup
+can match: see :class:`AliasTable`), and :meth:`ModuleIndex.parse` hands back the same
+index for the same texts within a process, so a tree is indexed once however many
+closures are taken from it.
 
 Name lookup follows ``kmod_module_new_from_lookup`` (kmod 30): the name is normalised
 (``-`` → ``_`` outside ``[...]``), then tried as a module in ``modules.dep``, then as an
@@ -19,6 +20,7 @@ from __future__ import annotations
 import bisect
 import fnmatch
 import functools
+import re
 from collections import OrderedDict
 from collections.abc import Iterable
 
@@ -124,15 +126,22 @@ def parse_softdeps(text: str) -> dict[str, tuple[str, ...]]:
 
 
 class AliasTable:
-    """``modules.alias``, normalised, with a sorted view of its patterns for lookups.
+    """``modules.alias``, normalised, indexed lazily by the first character of a pattern.
+
+    A stage0 build asks it one or two things (the ``of:`` aliases for DT discovery, and
+    a softdep such as ``crc32c``), so nothing is built for the whole table: splitting
+    and sorting Debian's 25,653 arm64 aliases was three quarters of a stage0 build's
+    own work. The text is kept whole, normalised by one C-level replace; a lookup reads
+    only the lines that can match.
 
     A name can only match a pattern whose literal prefix (the part before the first
-    ``*``, ``?`` or ``[``) is a prefix of the name. In the sorted list of patterns, the
-    ones that start with a given prefix and a given wildcard are one contiguous range,
-    so a lookup costs a few bisections per character of the name instead of 25,000
-    ``fnmatch`` calls; the modules of the patterns that match are then found in the
-    text itself, which also gives them in file order. Building it is one replace, one
-    split and one sort, all in C (about 5 ms for Debian's 25,000 arm64 aliases).
+    ``*``, ``?`` or ``[``) is a prefix of the name: one that starts with the name's
+    first character or with a wildcard. Those patterns are found by one regex scan of
+    the text and sorted, once per first character; among them, the ones that start with a
+    given prefix and a given wildcard are one contiguous range, so a lookup costs a few
+    bisections per character of the name instead of ``fnmatch`` calls on every
+    candidate. The modules of the patterns that match are then found in the text
+    itself, which also gives them in file order.
 
     Patterns are normalised as kmod does (``-`` → ``_`` outside ``[...]``). A whole-text
     replace also rewrites ranges such as ``[0-2]``; the few patterns where that matters
@@ -140,9 +149,7 @@ class AliasTable:
     """
 
     def __init__(self, text: str) -> None:
-        self._text, words = _normalised_aliases(text)
-        self.patterns: list[str] = words[1::3]
-        self.modules: list[str] = words[2::3]
+        self._text = _normalised_aliases(text)
         # proper normalised form -> (its literal prefix, the form in the text)
         self._fixed: dict[str, tuple[str, str]] = {}
         if "[" in text:
@@ -152,27 +159,45 @@ class AliasTable:
                 if proper != replaced:
                     self._fixed[proper] = (_literal_prefix(proper), replaced)
         self._replaced = frozenset(replaced for _, replaced in self._fixed.values())
+        self._keys_by_first: dict[str, list[str]] = {}
 
-    @functools.cached_property
-    def _keys(self) -> list[str]:
-        return sorted(self.patterns)
+    def _lines_from(self, first: str, rest: str = "") -> list[tuple[str, str]]:
+        """``(pattern, module)`` of the lines whose pattern starts with one of the
+        characters ``first`` and then ``rest``, in file order (as the text spells them:
+        normalised by the whole replace). One regex scan of the text, in C."""
+        head = f"[{re.escape(first)}]" if len(first) > 1 else re.escape(first)
+        scan = re.compile(rf"\nalias ({head}{re.escape(rest)}[^ \n]*) ([^ \n]+)(?=\n)")
+        return scan.findall(self._text)
+
+    def _keys(self, first: str) -> list[str]:
+        """The sorted patterns that a name starting with ``first`` may match."""
+        keys = self._keys_by_first.get(first)
+        if keys is None:
+            wildcards = "".join(wildcard for wildcard, _ in _WILDCARDS)
+            heads = first + wildcards if first not in wildcards else wildcards
+            keys = sorted({p for p, _ in self._lines_from(heads)})
+            self._keys_by_first[first] = keys
+        return keys
 
     def _modules_of(self, in_text: str) -> list[tuple[int, str]]:
         """(position, module) of every line with pattern ``in_text``."""
+        text = self._text
         needle = f"\nalias {in_text} "
         out = []
-        pos = self._text.find(needle)
+        pos = text.find(needle)
         while pos >= 0:
             start = pos + len(needle)
-            end = self._text.find("\n", start)
-            out.append((pos, self._text[start : end if end >= 0 else len(self._text)]))
-            pos = self._text.find(needle, start)
+            end = text.find("\n", start)
+            module = text[start:end]
+            if " " not in module:
+                out.append((pos, module))
+            pos = text.find(needle, end)
         return out
 
     def lookup(self, name: str) -> list[str]:
         """Modules whose pattern matches ``name`` (fnmatch), in file order, each once."""
-        keys = self._keys
         query = normalize_alias(name)
+        keys = self._keys(query[:1])
         hits: set[str] = set()
         i = bisect.bisect_left(keys, query)
         if i < len(keys) and keys[i] == query:
@@ -198,8 +223,7 @@ class AliasTable:
         file order."""
         proper = {replaced: proper for proper, (_, replaced) in self._fixed.items()}
         head = normalize_alias(prefix)
-        return [(proper.get(p, p), m) for p, m in zip(self.patterns, self.modules, strict=True)
-                if p.startswith(head)]  # fmt: skip
+        return [(proper.get(p, p), m) for p, m in self._lines_from(head[:1], head[1:])]
 
 
 def _literal_prefix(pattern: str) -> str:
@@ -231,30 +255,31 @@ def glob_match(name: str, pattern: str) -> bool:
     return True
 
 
-def _normalised_aliases(text: str) -> tuple[str, list[str]]:
-    """(``"\\n"`` + normalised alias lines, their words): ``text`` itself, normalised,
-    when it is what depmod writes (comment lines, then only ``alias <pattern> <module>``
-    lines with single spaces), else those lines rebuilt from it."""
-    body = text
-    while body.startswith("#"):
-        body = body[body.find("\n") + 1 :] if "\n" in body else ""
-    if body and not body.endswith("\n"):
-        body += "\n"
-    normal = "\n" + body.replace("-", "_")
-    words = normal.split()
-    lines = len(words) // 3
+_ODD_SPACE = "\t\r\v\f\x1c\x1d\x1e\x1f"  # ASCII whitespace to str.split, besides " \n"
+
+
+def _normalised_aliases(text: str) -> str:
+    """``"\\n"`` + the lines of ``text``, normalised, ending in ``"\\n"``, the words of
+    every line separated by single spaces: ``text`` itself when that already holds (what
+    depmod writes; checked by a few scans in C, no split), else its alias lines rebuilt.
+
+    Lookups find lines by ``"\\nalias <pattern>"`` and split them on single spaces, so
+    in either form they see exactly the ``alias <pattern> <module>`` lines that
+    :func:`_lines` and ``split()`` would give; comments and other lines never match."""
+    normal = "\n" + text.replace("-", "_")
+    if not normal.endswith("\n"):
+        normal += "\n"
+    # No run of spaces, no space at either end of a line, no empty line: one search
+    # (each two-character search of the whole text costs about a millisecond).
     if (
-        len(words) % 3 == 0
-        and set(words[0::3]) <= {"alias"}
-        and normal.count("\n") == lines + 1
-        and normal.count(" ") == 2 * lines
-        and not any(odd in body for odd in "\t\r\v\f")
-    ):  # then every line is exactly "alias <pattern> <module>"
-        return normal, words
+        text.isascii()
+        and not any(odd in normal for odd in _ODD_SPACE)
+        and "  " not in normal.replace("\n", " ")
+    ):
+        return normal
     rebuilt = "".join(f"{' '.join(w)}\n" for line in _lines(text)
                       if len(w := line.split()) == 3 and w[0] == "alias")  # fmt: skip
-    normal = "\n" + rebuilt.replace("-", "_")
-    return normal, normal.split()
+    return "\n" + rebuilt.replace("-", "_")
 
 
 def _bracket_patterns(text: str) -> list[str]:

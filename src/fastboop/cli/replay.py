@@ -22,7 +22,9 @@ import msgspec
 from fastboop.cli.export import EXAMPLES as EXPORT_EXAMPLES
 from fastboop.cli.export import add_replay_options, run_extensions
 from fastboop.cli.output import add_json_flag, help_text, print_json
+from fastboop.console import ConsoleLog
 from fastboop.errors import UsageError
+from fastboop.events import ConsoleOutput
 from fastboop.journal import JournalReader, open_journal
 from fastboop.replay import iter_timeline, replay_journal, state_at
 from fastboop.replay.serving import replay_serving
@@ -117,12 +119,20 @@ def _show(path: Path, *, as_json: bool) -> int:
 
 
 def _show_json(journal: JournalReader) -> None:
-    """One JSON document, ``{"header", "records", "end"}``, written as the records stream."""
+    """One JSON document, ``{"header", "records", "end"}``, written as the records stream.
+
+    A console record keeps its raw bytes (base64, as msgspec writes bytes) and adds
+    ``console``: the lines it completed and the line still open after it, as the phone
+    printed them (line assembly across records is :class:`ConsoleLog`'s, as on screen).
+    """
     encode = msgspec.json.encode
     write = sys.stdout.write
+    console = ConsoleLog()
     write('{"header":' + encode(journal.header).decode() + ',"records":[')
     for index, (r, kind, _) in enumerate(iter_timeline(journal)):
-        row = {"seq": r.seq, "t_ms": r.t_ns / 1e6, "kind": kind, "record": r.body}
+        row: dict[str, Any] = {"seq": r.seq, "t_ms": r.t_ns / 1e6, "kind": kind, "record": r.body}
+        if isinstance(r.body, ConsoleOutput):
+            row["console"] = {"lines": console.feed(r.body.data), "partial": console.partial}
         write(("," if index else "") + encode(row).decode())
     write('],"end":' + encode(journal.describe_end()).decode() + "}\n")
 
@@ -135,9 +145,15 @@ def _show_text(journal: JournalReader) -> None:
     )
     for name, digest in sorted(header.inputs.items()):
         print(f"  input {name}: {digest}")
+    console = ConsoleLog()  # lines span records: a USB packet ends wherever it ends
     for record, kind, text in iter_timeline(journal):
         print(f"{record.t_ns / 1e6:10.3f} ms  {kind:<7} {text}")
         if isinstance(record.body, SmooTraffic):  # the data plane, packet by packet
             for index, packet in enumerate(record.body.packets):
                 print(f"{'':22}[{index}] {describe_packet(packet)}")
+        elif isinstance(record.body, ConsoleOutput):  # the lines the phone printed
+            for line in console.feed(record.body.data):
+                print(f"{'':22}| {line}")
+            if record.body.data and console.partial:  # a prompt, or the next record's line
+                print(f"{'':22}| {console.partial}  (line continues)")
     print(f"end: {journal.describe_end()}")

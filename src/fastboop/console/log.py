@@ -14,6 +14,7 @@ this is what the boot screen and the web UI show.
 
 from __future__ import annotations
 
+import codecs
 import re
 from collections import deque
 from typing import Final
@@ -29,13 +30,14 @@ _ESCAPES = re.compile(
 _CONTROLS = re.compile(rb"[\x00-\x08\x0b-\x1f\x7f]")  # every C0 control but tab
 
 
-def clean_line(raw: bytes) -> str:
-    """One raw line (without its ``\\n``) as display text."""
+def clean_line(raw: bytes, *, final: bool = True) -> str:
+    """One raw line (without its ``\\n``) as display text. Not ``final`` (a line still
+    being written), a UTF-8 character cut at its end is left for the bytes still to come."""
     raw = raw.rstrip(b"\r")
     if b"\r" in raw:
         raw = raw[raw.rindex(b"\r") + 1:]  # a carriage return: the rest overwrote the line
     raw = _CONTROLS.sub(b"", _ESCAPES.sub(b"", raw))
-    return raw.decode("utf-8", errors="replace")
+    return codecs.getincrementaldecoder("utf-8")("replace").decode(raw, final=final)
 
 
 class ConsoleLog:
@@ -76,7 +78,7 @@ class ConsoleLog:
     @property
     def partial(self) -> str:
         """The line being written (a prompt waiting for input, say), cleaned."""
-        return clean_line(self._partial)
+        return clean_line(self._partial, final=False)
 
     def retained(self) -> list[str]:
         """The complete lines in the ring, oldest first."""

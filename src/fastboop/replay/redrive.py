@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 
 from fastboop.effects import Effect
-from fastboop.events import Event
+from fastboop.events import ConsoleOutput, Event
 from fastboop.journal.reader import RecordSource
 from fastboop.journal.records import Fault, Outcome, Record
 from fastboop.machines.session import InvalidEvent, SessionMachine, SessionSnapshot
@@ -72,11 +72,19 @@ def describe(record: Record | None) -> str:
     tag = type(body).__struct_config__.tag
     if isinstance(body, SmooTraffic):
         return f"#{record.seq} {tag}({summarize_traffic(body)})"
+    if isinstance(body, ConsoleOutput):  # its lines are shown by the viewer (ConsoleLog)
+        return f"#{record.seq} {tag}({describe_console(body)})"
     fields = msgspec.structs.asdict(body)
     if isinstance(body, Outcome):
         fields = {"state": body.snapshot.state, "outcome": body.snapshot.outcome}
     shown = ", ".join(f"{k}={v!r}" for k, v in fields.items())
     return f"#{record.seq} {tag}({shown})"
+
+
+def describe_console(body: ConsoleOutput) -> str:
+    """A console record's size: its bytes are text, shown as lines by the viewers."""
+    omitted = f", {body.omitted} more not journaled" if body.omitted else ""
+    return f"{len(body.data)} bytes{omitted}"
 
 
 def _snapshot_diff(expected: SessionSnapshot, actual: SessionSnapshot) -> tuple[str, str]:

@@ -27,13 +27,14 @@ from typing import Any
 
 import msgspec
 
-from fastboop.console.log import clean_line
+from fastboop.console.log import ConsoleLog
 from fastboop.effects import Effect
 from fastboop.errors import FastboopError
 from fastboop.events import ConsoleOutput, Event
 from fastboop.journal import Record, Wire, open_journal
 from fastboop.journal.location import JOURNAL_SUFFIX
 from fastboop.replay import describe, iter_states
+from fastboop.replay.redrive import describe_console
 from fastboop.replay.smoo_check import describe_packet
 from fastboop.smoo.traffic import SmooTraffic
 
@@ -143,7 +144,10 @@ def _kind(body: Any) -> str:
     return str(tag)
 
 
-def record_row(record: Record, state: str) -> dict[str, Any]:
+def record_row(record: Record, state: str, console: ConsoleLog | None = None) -> dict[str, Any]:
+    """One timeline row. ``console`` carries the serial console's unfinished line from the
+    records before (a record ends wherever a USB packet did); a console record's
+    ``console`` lists the lines it completed and then the one still open, if any."""
     body = record.body
     tag = type(body).__struct_config__.tag
     row: dict[str, Any] = {
@@ -162,12 +166,10 @@ def record_row(record: Record, state: str) -> dict[str, Any]:
         row["smoo"] = {"link": body.link,
                        "packets": [describe_packet(packet) for packet in body.packets]}
     elif isinstance(body, ConsoleOutput):  # the phone's kernel log, as text to read
-        lines = body.data.split(b"\n")
-        if lines and not lines[-1]:
-            lines.pop()
-        row["console"] = [clean_line(line) for line in lines]
-        row["text"] = (f"serial console: {len(body.data)} bytes"
-                       + (f", {body.omitted} more not journaled" if body.omitted else ""))
+        log = ConsoleLog() if console is None else console
+        lines = log.feed(body.data)
+        row["console"] = [*lines, log.partial] if log.partial else lines
+        row["text"] = f"serial console: {describe_console(body)}"
     else:
         row["body"] = msgspec.to_builtins(body)
     return row
@@ -181,13 +183,16 @@ def timeline(path: Path, *, start: int = 0, limit: int = WINDOW,
         header = reader.header
         rows: list[dict[str, Any]] = []
         more = False
+        console = ConsoleLog()
         for record, state in iter_states(reader):
             if record.seq < start:
+                if isinstance(record.body, ConsoleOutput):  # a line may span the window
+                    console.feed(record.body.data)
                 continue
             if len(rows) >= limit:
                 more = True
                 break
-            rows.append(record_row(record, state))
+            rows.append(record_row(record, state, console))
         end = None if more else reader.describe_end()
     document: dict[str, Any] = {
         "header": msgspec.to_builtins(header),

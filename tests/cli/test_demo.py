@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -115,3 +116,32 @@ def test_bad_journal_path_is_one_clear_line(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1].startswith("fastboop: error: ")
     assert "Traceback" not in done.stderr
+
+
+def test_demo_serial_console_shows_saves_and_journals_the_phones_lines(tmp_path: Path) -> None:
+    """``--serial-console``: the boot image asks stage0 for its ACM port (smoo.acm), the
+    simulated stage0 adds it and prints its few lines; the demo shows them as they come,
+    ``--console-log`` saves the raw bytes, and ``replay show`` prints them as lines."""
+    journal, saved = tmp_path / "demo.fbj", tmp_path / "phone.log"
+    done = subprocess.run(
+        fastboop("demo", "--console-log", str(saved), "--journal", str(journal)),
+        env=demo_env(), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    shown = [line for line in done.stderr.splitlines() if line.startswith("console: ")]
+    assert [re.sub(r"smoo: \d+ bytes", "smoo: N bytes", line) for line in shown] == [
+        "console: [    0.000000] Linux version 0.0.0-fastboop-sim (simulated phone "
+        "oneplus-fajita)",
+        "console: [    0.250000] stage0: binding gadget to UDC (simulated)",
+        "console: [    0.500000] stage0: waiting for the host (smoo.host_timeout)",
+        "console: [    1.000000] stage0: rootfs read over smoo: N bytes (simulated)",
+        "console: [    1.250000] stage0: exec /sbin/init",  # the demo waits for the last one
+    ]
+    assert saved.read_bytes() == "".join(
+        line.removeprefix("console: ") + "\r\n" for line in shown).encode()
+    assert "replay ok: " in done.stdout
+    listed = subprocess.run(fastboop("replay", "show", str(journal)), capture_output=True,
+                            text=True, timeout=120, check=True).stdout  # fmt: skip
+    assert [line.strip()[2:] for line in listed.splitlines()
+            if line.strip().startswith("| ")] == [line[9:] for line in shown]  # fmt: skip
+

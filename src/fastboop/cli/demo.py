@@ -6,7 +6,9 @@ $XDG_CACHE_HOME/fastboop (mkfs.erofs packs it when installed, fastboop's own wri
 otherwise). Then, against a simulated OnePlus 6T: detect, probe with the device
 profile's getvar checks, build the stage0 initramfs and boot image, `fastboot download`
 + `boot`, serve the rootfs over smoo until the phone has read all of it, write the
-journal, and replay it offline.
+journal, and replay it offline. With --serial-console the boot image asks stage0 for its
+USB serial port and the demo shows what the phone prints there ('console: ...' lines),
+as `fastboop boot --serial-console` does on a real phone.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from fastboop.cli.exit_codes import ExitCode
 from fastboop.cli.narration import binary_size
 from fastboop.cli.output import add_json_flag, help_text
 from fastboop.cli.running import (
+    ConsoleLogFile,
+    add_console_log_flag,
     add_journal_flags,
     display_for,
     exit_code_for_signal,
@@ -77,6 +81,12 @@ def register(sub: Any) -> None:
         help="how long the simulated phone takes from `fastboot boot` to stage0's gadget "
         "(default 0.05; real phones take 5-15)",
     )  # fmt: skip
+    parser.add_argument(
+        "--serial-console", action="store_true",
+        help="give the phone's stage0 its USB serial console (smoo.acm) and show what it "
+        "prints as 'console: ...' lines; the journal keeps them (`replay show`)",
+    )  # fmt: skip
+    add_console_log_flag(parser, implies="--serial-console")
     add_journal_flags(parser)
     add_json_flag(parser)
     parser.set_defaults(handler=run)
@@ -94,7 +104,10 @@ def _rate(text: str) -> float:
 def run(args: argparse.Namespace) -> int:
     if args.boot_delay < 0:
         raise UsageError("--boot-delay takes a number of seconds, 0 or more")
+    serial_console = args.serial_console or args.console_log is not None
     display = display_for(args)
+    console_log = ConsoleLogFile(args.console_log, display) if args.console_log else None
+    shown = display.show if console_log is None else console_log.watching(display.show)
     try:
         if args.debian_mirror:
             os.environ["FASTBOOP_DEBIAN_MIRROR"] = args.debian_mirror
@@ -109,14 +122,17 @@ def run(args: argparse.Namespace) -> int:
                 journal=journal,
                 model=args.model,
                 scenario=args.scenario,
-                on_event=display.show,
+                on_event=shown,
                 handle_signals=True,
                 link_speed=args.link_speed,
                 boot_delay=args.boot_delay,
+                serial_console=serial_console,
             ),
             backend="trio",
         )
     finally:
+        if console_log is not None:
+            console_log.close()
         display.close()
     return finish_demo(args, result, journal)
 

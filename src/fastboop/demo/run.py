@@ -22,20 +22,25 @@ import msgspec
 from fastboop.backends.payload import Stage0PayloadBuilder
 from fastboop.backends.ports import DeviceSource, GadgetSource
 from fastboop.backends.standard import StandardBackend
+from fastboop.console import ConsoleLog
+from fastboop.console.ports import open_gadget_console
 from fastboop.demo.link import PacedDevices, PacedGadgets
 from fastboop.devpro.sources import load_pool
 from fastboop.errors import FastboopError, UsageError
-from fastboop.events import AnyEvent, SessionConfig
+from fastboop.events import AnyEvent, ConsoleOutput, SessionConfig
 from fastboop.journal import read_journal
 from fastboop.journal.inputs import session_inputs
 from fastboop.replay import ReplayReport, replay_journal
 from fastboop.runtime import Session
 from fastboop.runtime.interactive import Interruption, run_session
+from fastboop.sim.console import EXEC_INIT
 from fastboop.sim.model import BootloaderModel, CommandBehaviour, load_model
 from fastboop.sim.pace import Pacer
 from fastboop.sim.phone import SimulatedPhone
+from fastboop.stage0.settings import CmdlineOptions
 
 DEMO_MODEL = "oneplus-fajita"
+CONSOLE_GRACE_S = 10.0  # how long the demo waits for it once the rootfs is read
 
 
 class Scenario(msgspec.Struct, frozen=True, kw_only=True):
@@ -88,6 +93,7 @@ class DemoResult(msgspec.Struct, kw_only=True, tag="result", tag_field="type"):
     rootfs_verified: bool
     journal: str | None
     replay: ReplayReport | None
+    console_bytes: int = 0  # what the phone wrote to its serial console (--serial-console)
     interruption: Interruption | None = None
     exit_code: int | None = None  # the command's, when the CLI prints this as its result
 
@@ -109,9 +115,13 @@ async def run_demo(
     handle_signals: bool = False,
     link_speed: float | None = None,
     boot_delay: float = 0.05,
+    serial_console: bool = False,
 ) -> DemoResult:
     """Run the demo session; ``link_speed`` (bytes/s) and ``boot_delay`` (seconds from
-    ``fastboot boot`` to stage0's gadget) make the simulated phone as slow as a real one."""
+    ``fastboot boot`` to stage0's gadget) make the simulated phone as slow as a real one.
+    With ``serial_console`` the boot image asks stage0 for its CDC-ACM port (``smoo.acm``)
+    and the session reads it as ``ConsoleOutput`` events, as ``boot --serial-console``
+    does; the demo then ends once the console has shown stage0 exec'ing init."""
     plan = SCENARIOS.get(scenario)
     if plan is None:
         raise UsageError(f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)}")
@@ -135,20 +145,32 @@ async def run_demo(
         if link_speed is not None:
             pacer = Pacer(link_speed)
             devices, gadgets = PacedDevices(phone, pacer), PacedGadgets(phone, pacer)
+        builder = Stage0PayloadBuilder(options=CmdlineOptions(serial=serial_console))
         backend = StandardBackend(
-            devices=devices, gadgets=gadgets, profiles=pool, builder=Stage0PayloadBuilder()
-        )
+            devices=devices, gadgets=gadgets, profiles=pool, builder=builder,
+            console=open_gadget_console if serial_console else None,
+        )  # fmt: skip
         session = Session(config, backend, journal=journal, inputs=session_inputs(rootfs, digests))
+        shown = on_event or (lambda event: None)
+        console = ConsoleLog()
+        console_up = anyio.Event()
+        stop = phone.stop_when_up("demo complete: the phone read its whole rootfs over smoo")
+
+        def watch(event: AnyEvent) -> None:
+            if isinstance(event, ConsoleOutput) and any(
+                    line.endswith(EXEC_INIT) for line in console.feed(event.data)):
+                console_up.set()
+            shown(event)
+
+        async def alongside(session: Session) -> None:
+            if serial_console:  # let the console show init too, unless it never comes
+                with anyio.move_on_after(CONSOLE_GRACE_S):
+                    await console_up.wait()
+            await stop(session)
 
         with anyio.fail_after(timeout + boot_delay):
-            stopped = await run_session(
-                session,
-                on_event=on_event or (lambda event: None),
-                alongside=phone.stop_when_up(
-                    "demo complete: the phone read its whole rootfs over smoo"
-                ),
-                handle_signals=handle_signals,
-            )
+            stopped = await run_session(session, on_event=watch, alongside=alongside,
+                                        handle_signals=handle_signals)  # fmt: skip
     result = session.result
     expected = hashlib.sha256(rootfs.read_bytes()).hexdigest()
     report = replay_journal(read_journal(journal)) if journal is not None else None
@@ -165,5 +187,6 @@ async def run_demo(
         rootfs_verified=phone.report.rootfs_sha256 == expected,
         journal=str(journal) if journal else None,
         replay=report,
+        console_bytes=result.console_bytes,
         interruption=stopped,
     )

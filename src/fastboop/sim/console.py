@@ -76,10 +76,14 @@ def boot_records(model: str) -> bytes:
                          "stage0: waiting for the host (smoo.host_timeout)"])  # fmt: skip
 
 
+EXEC_INIT = "stage0: exec /sbin/init"  # the simulated stage0's last console line
+
+
 def init_records(rootfs_size: int) -> bytes:
     """... and once it has read its rootfs over smoo."""
     return kmsg_records([f"stage0: rootfs read over smoo: {rootfs_size} bytes (simulated)",
-                         "stage0: exec /sbin/init"], first=1.0)  # fmt: skip
+                         EXEC_INIT], first=1.0)  # fmt: skip
 
 
-__all__ = ["SimConsolePort", "SimSerialPort", "boot_records", "init_records", "kmsg_records"]
+__all__ = ["EXEC_INIT", "SimConsolePort", "SimSerialPort", "boot_records", "init_records",
+           "kmsg_records"]

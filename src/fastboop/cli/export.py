@@ -158,6 +158,9 @@ def export_pcap(path: Path, args: argparse.Namespace) -> int:
             "with their lengths, without data",
             file=sys.stderr,
         )
+    if summary.console:
+        print(f"  {summary.console} serial console batch(es): bulk IN 0x83 of the gadget",
+              file=sys.stderr)  # fmt: skip
     for channel, count in sorted(summary.skipped_channels.items()):
         print(f"  {count} packet(s) on channel {channel!r} not exported", file=sys.stderr)
     if not journal.complete:

@@ -16,6 +16,12 @@ from typing import Any, Final
 
 import msgspec
 
+READ_SIZE: Final = 4096  # a multiple of every bulk max-packet size; one read, many lines
+# Where the console arrives on stage0's gadget as a UDC that numbers endpoints in bind
+# order gives it (usbip-vudc, dummy_hcd): smoo's FunctionFS binds 0x81/0x01/0x82/0x02
+# first, then f_acm its bulk IN, bulk OUT and notification. Real UDCs may differ; the
+# session reads the address from the descriptors (find_acm_port), the pcap export uses this.
+GADGET_BULK_IN: Final = 0x83
 CDC_COMMUNICATIONS: Final = 0x02
 CDC_ACM_SUBCLASS: Final = 0x02
 CDC_DATA: Final = 0x0A
@@ -79,4 +85,4 @@ def find_tty(location: str, port: AcmPort, *, sysfs: str | os.PathLike[str] = "/
     return None
 
 
-__all__ = ["AcmPort", "find_acm_port", "find_tty"]
+__all__ = ["GADGET_BULK_IN", "READ_SIZE", "AcmPort", "find_acm_port", "find_tty"]

@@ -34,7 +34,7 @@ import anyio.to_thread
 import usb.core
 import usb.util
 
-from fastboop.console.acm import AcmPort, find_acm_port, find_tty
+from fastboop.console.acm import READ_SIZE, AcmPort, find_acm_port, find_tty
 from fastboop.errors import FastboopError
 from fastboop.logs import get_logger
 from fastboop.transports import usbip_wire as w
@@ -43,7 +43,6 @@ from fastboop.transports.usbip_net import UsbipConnection
 
 log = get_logger("fastboop.console")
 
-READ_SIZE: Final = 4096  # a multiple of every bulk max-packet size; one read, many lines
 SLICE: Final = 0.5  # pyusb reads wait this long, then re-post (bounds a cancellation)
 TTY_OPEN_ATTEMPTS: Final = 20  # udev may create the node a moment after the driver binds
 TTY_OPEN_DELAY: Final = 0.1

@@ -20,7 +20,11 @@ maps a journal onto transfers:
   Requests on interrupt IN 0x81, Responses on interrupt OUT 0x01, WRITE/READ payloads on
   bulk 0x82/0x02 (lengths only: they are journaled by digest), IDENT/CONFIG_EXPORTS/STATUS
   as control transfers with their setup packets, a stalled or timed-out one with its
-  error status.
+  error status;
+* the serial console (``console_output`` events) on the same device, as bulk IN on the
+  ACM data endpoint (``fastboop.console.acm.GADGET_BULK_IN``, 0x83): one transfer per
+  journaled batch, carrying its bytes; past the journal's console budget only the count
+  of bytes is known, so those carry their true length (``urb_len``) without the data.
 
 Other ``Wire`` channels are not exported (their endpoint and transfer type are not
 recorded) and are counted in :class:`PcapSummary`.
@@ -35,7 +39,9 @@ from typing import BinaryIO, Final, Literal
 
 import msgspec
 
+from fastboop.console.acm import GADGET_BULK_IN, READ_SIZE
 from fastboop.errors import FastboopError
+from fastboop.events import ConsoleOutput
 from fastboop.journal.reader import RecordSource
 from fastboop.journal.records import Wire
 from fastboop.smoo.traffic import (
@@ -317,6 +323,7 @@ class PcapSummary(msgspec.Struct, kw_only=True):
     records: int = 0
     without_data: int = 0  # journaled by digest and not supplied
     smoo_payloads: int = 0  # smoo bulk payloads: journaled by digest, exported as lengths
+    console: int = 0  # serial console batches (bulk IN on the gadget's ACM endpoint)
     skipped_channels: dict[str, int] = {}
 
 
@@ -365,6 +372,15 @@ def _transfers(
         if isinstance(body, SmooTraffic):
             for transfer in _smoo_transfers(body, submit, complete, summary):
                 yield transfer, SMOO_DEVICE
+            continue
+        if isinstance(body, ConsoleOutput):
+            # Bytes past the journal's budget count in urb_len but are not in the capture,
+            # as a snaplen cut shows them. (A damaged count still fits the u32 field.)
+            length = min(max(len(body.data) + body.omitted, 0), _U32_MAX)
+            summary.console += 1
+            yield UsbTransfer(kind="bulk", endpoint=GADGET_BULK_IN, length=length,
+                              data=body.data or None, buffer=max(READ_SIZE, length),
+                              submit_ns=submit, complete_ns=complete), SMOO_DEVICE  # fmt: skip
             continue
         if not isinstance(body, Wire):
             continue
@@ -443,8 +459,8 @@ def journal_to_pcap(
     bus: int = 1,
     device: int = 5,
 ) -> PcapSummary:
-    """Write ``journal``'s fastboot and smoo transfers to ``stream`` as a usbmon pcap, in
-    one pass.
+    """Write ``journal``'s fastboot, smoo and serial console transfers to ``stream`` as a
+    usbmon pcap, in one pass.
 
     Raises :class:`PcapExportError` when a record's time does not fit a pcap timestamp.
     """

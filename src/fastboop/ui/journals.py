@@ -233,7 +233,8 @@ def axis(path: Path) -> dict[str, Any]:
 
 
 def pcap_bytes(path: Path) -> tuple[bytes, Any]:
-    """The journal's fastboot and smoo transfers as a usbmon capture, and the summary."""
+    """The journal's fastboot, smoo and serial console transfers as a usbmon capture, and
+    the summary."""
     from fastboop.journal.pcap import journal_to_pcap
 
     stream = io.BytesIO()

@@ -221,9 +221,13 @@ class AliasTable:
     def with_prefix(self, prefix: str) -> list[tuple[str, str]]:
         """Normalised ``(pattern, module)`` of the patterns starting with ``prefix``, in
         file order."""
-        proper = {replaced: proper for proper, (_, replaced) in self._fixed.items()}
         head = normalize_alias(prefix)
-        return [(proper.get(p, p), m) for p, m in self._lines_from(head[:1], head[1:])]
+        lines = self._lines_from(head[:1], head[1:])
+        proper = {replaced: proper for proper, (_, replaced) in self._fixed.items()
+                  if replaced.startswith(head)}  # fmt: skip
+        if not proper:  # nearly always (Debian arm64's of: has none): no pass in Python
+            return lines
+        return [(proper.get(p, p), m) for p, m in lines]
 
 
 def _literal_prefix(pattern: str) -> str:

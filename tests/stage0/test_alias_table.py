@@ -15,6 +15,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fastboop.stage0.dtmodules import OfPatterns
 from fastboop.stage0.modindex import AliasTable, normalize, normalize_alias
 
 
@@ -100,3 +101,37 @@ def test_debian_arm64_aliases(arm64_tree: tuple[Path, str]) -> None:
     assert table.lookup("crc32c") == ["crc32c_generic"]
     of = table.with_prefix("of:")
     assert of == oracle_prefix(text, "of:") and len(of) > 1000
+
+
+def oracle_candidates(
+    patterns: list[tuple[str, str]], compatible: str
+) -> list[tuple[str, str, bool]]:
+    """Every ``of:`` pattern in file order: sure when it spells out ``compatible``
+    (``of:N*T*C<c>`` or ``of:N*T*C<c>C*``, no wildcard in ``<c>``), else a candidate
+    only when it is not of that shape at all."""
+    out = []
+    for pattern, module in patterns:
+        compat = pattern[len("of:N*T*C") :] if pattern.startswith("of:N*T*C") else "*"
+        compat = compat[:-2] if compat.endswith("C*") else compat
+        simple = bool(compat) and not any(c in compat for c in "*?[")
+        if not simple:
+            out.append((pattern, module, False))
+        elif compat == compatible:
+            out.append((pattern, module, True))
+    return out
+
+
+of_pattern = st.one_of(
+    st.builds(lambda c, tail: f"of:N*T*C{c}{tail}", st.text("ab,C*?[", max_size=4),
+              st.sampled_from(["", "C*", "C*C*", "C"])),
+    st.text("of:NTC*ab", max_size=10),
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(of_pattern, st.sampled_from(["m1", "m2"])), max_size=12),
+       st.text("ab,C*", max_size=3))  # fmt: skip
+def test_of_candidates_equal_a_scan_of_every_pattern(
+    patterns: list[tuple[str, str]], compatible: str
+) -> None:
+    assert OfPatterns(patterns).candidates(compatible) == oracle_candidates(patterns, compatible)

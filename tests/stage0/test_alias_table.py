@@ -1,7 +1,7 @@
 """The lazy ``modules.alias`` index against a plain oracle: every line, fnmatch.
 
 :class:`AliasTable` reads only the lines a lookup can match (by first character, found
-by a regex scan of the text). These tests check that this gives what a scan of every
+by ``find`` in the text). These tests check that this gives what a scan of every
 alias line gives, in file order, for depmod's own text and for odd spellings of it
 (tabs, runs of spaces, comments, CRLF, short and long lines), and on Debian's whole
 arm64 ``modules.alias``.

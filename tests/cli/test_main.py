@@ -142,3 +142,31 @@ def test_start_up_objects_are_frozen_only_when_main_is_the_program(
                           check=True)  # fmt: skip
     assert done.stdout == "x\n"
     assert done.stderr.strip().splitlines()[-1] == f"0 {as_program}"
+
+
+def test_parsing_a_command_line_imports_no_shutil() -> None:
+    """argparse's stock formatter imports ``shutil`` (with ``bz2``, ``lzma``) for the
+    terminal width on every ``add_argument``; fastboop's parsers find it without."""
+    probe = (
+        "import sys\n"
+        "from fastboop.cli.main import build_parser\n"
+        "args = build_parser().parse_args(['stage0', 'rootfs.ero', '-o', 'initrd'])\n"
+        "print(args.command, [m for m in ('shutil', 'bz2', 'lzma') if m in sys.modules])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True)  # fmt: skip
+    assert done.stdout.strip() == "stage0 []"
+
+
+@pytest.mark.parametrize("columns", [None, "57", "0", "wide"])
+def test_help_width_is_shutils(columns: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from fastboop.cli.main import HelpFormatter, terminal_columns
+
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    assert terminal_columns() == shutil.get_terminal_size().columns
+    assert HelpFormatter("fastboop")._width == shutil.get_terminal_size().columns - 2

@@ -24,6 +24,7 @@ from typing import Any
 
 from fastboop.cli.artifact_options import add_artifact_options
 from fastboop.cli.fastboot_limits import add_fastboot_limit_flags, fastboot_limits_from
+from fastboop.cli.main import HelpFormatter
 from fastboop.cli.options import (
     add_device_options,
     add_image_options,
@@ -59,7 +60,7 @@ def register(sub: Any) -> None:
         "boot",
         description=help_text(__doc__),
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument(
         "rootfs",

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from fastboop.cli.main import HelpFormatter
 from fastboop.cli.output import help_text
 from fastboop.errors import FastboopError, UsageError
 
@@ -34,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "  cat pmos.fbp pmos-oneplus-fajita.img.xz > pmos.channel   # a channel\n"
             "  fastboop stage0 pmos.channel --device-profile oneplus-fajita --json"
         ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     actions = parser.add_subparsers(dest="bootprofile_action", metavar="ACTION", required=True)
     create = actions.add_parser(

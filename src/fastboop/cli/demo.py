@@ -24,6 +24,7 @@ import anyio
 import msgspec
 
 from fastboop.cli.exit_codes import ExitCode
+from fastboop.cli.main import HelpFormatter
 from fastboop.cli.narration import binary_size
 from fastboop.cli.output import add_json_flag, help_text
 from fastboop.cli.running import (
@@ -47,7 +48,7 @@ def register(sub: Any) -> None:
     parser = sub.add_parser(
         "demo",
         description=help_text(__doc__),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument(
         "--model",

@@ -21,6 +21,7 @@ import msgspec
 from fastboop.backends.ports import DeviceSource
 from fastboop.backends.selection import device_source
 from fastboop.cli.fastboot_limits import add_fastboot_limit_flags, fastboot_limits_from
+from fastboop.cli.main import HelpFormatter
 from fastboop.cli.options import add_device_options, device_arguments
 from fastboop.cli.output import add_json_flag, print_json
 from fastboop.cli.running import add_journal_flags, journal_path_from
@@ -52,7 +53,7 @@ def register(sub: Any) -> None:
         "detect",
         description=__doc__,
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument(
         "--wait",

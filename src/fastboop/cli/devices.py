@@ -15,6 +15,7 @@ from typing import Any
 import anyio
 import msgspec
 
+from fastboop.cli.main import HelpFormatter
 from fastboop.cli.options import add_device_options, device_arguments
 from fastboop.cli.output import add_json_flag, help_text, print_json
 from fastboop.detection.report import DeviceReport
@@ -47,7 +48,7 @@ def register(sub: Any) -> None:
         "devices",
         description=help_text(__doc__),
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("-l", dest="long", action="store_true",
                         help="also show where each device is and the profile it matches")

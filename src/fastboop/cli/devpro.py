@@ -14,6 +14,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from fastboop.cli.main import HelpFormatter
 from fastboop.devpro.document import profile_to_document, profile_to_yaml
 from fastboop.devpro.errors import ProfileError
 from fastboop.devpro.pool import PoolEntry, ProfilePool
@@ -43,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "  fastboop devpro show oneplus-fajita\n"
             "  fastboop devpro validate ~/.config/fastboop/devpro/*.yaml"
         ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     actions = parser.add_subparsers(dest="devpro_action", metavar="ACTION", required=True)
 

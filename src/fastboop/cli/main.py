@@ -69,6 +69,40 @@ else:
     _SubParsers = argparse._SubParsersAction
 
 
+def terminal_columns() -> int:
+    """``shutil.get_terminal_size().columns``: ``$COLUMNS``, else the terminal on stdout,
+    else 80. (Importing ``shutil`` brings ``bz2``, ``lzma`` and ``fnmatch``.)"""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns > 0:
+        return columns
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):  # no stdout (None), closed, not a terminal
+        return 80
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's formatter for every fastboop parser: descriptions and epilogs as
+    written, the width found without ``shutil``.
+
+    argparse makes a formatter on every ``add_argument`` (to check the metavar), and the
+    stock one imports ``shutil`` for the width each time a command line is parsed: ~7 M
+    instructions of a ``fastboop stage0`` that never prints help."""
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        super().__init__(prog, indent_increment, max_help_position,
+                         terminal_columns() - 2 if width is None else width)  # fmt: skip
+
+
 class _LazyCommands(_SubParsers):
     """Sub-commands whose parsers are built only when chosen.
 
@@ -153,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Try `fastboop demo` to run a whole session against a simulated phone.\n"
         "`fastboop COMMAND --help` explains each command, with examples.\n\n"
         + exit_codes_help(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"fastboop {__version__}")
     add_common_flags(parser)

@@ -21,6 +21,7 @@ import msgspec
 
 from fastboop.cli.export import EXAMPLES as EXPORT_EXAMPLES
 from fastboop.cli.export import add_replay_options, run_extensions
+from fastboop.cli.main import HelpFormatter
 from fastboop.cli.output import add_json_flag, help_text, print_json
 from fastboop.console import ConsoleLog
 from fastboop.errors import UsageError
@@ -46,7 +47,7 @@ def register(sub: Any) -> None:
         usage="fastboop replay [options] [show | export-pcap] FILE",
         description=help_text(__doc__),
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument(
         "target",

@@ -12,6 +12,7 @@ from typing import Any
 
 from fastboop.artifact.open import ArtifactOptions, open_artifact
 from fastboop.cli.artifact_options import add_artifact_options, artifact_options
+from fastboop.cli.main import HelpFormatter
 from fastboop.cli.output import help_text, write_pieces
 from fastboop.errors import FastboopError
 from fastboop.rootfs.fs import Filesystem, Stat
@@ -29,7 +30,7 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "rootfs",
         description=help_text(__doc__),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     sub = parser.add_subparsers(dest="rootfs_command", metavar="ACTION", required=True)
 

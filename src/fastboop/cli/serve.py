@@ -26,6 +26,7 @@ from fastboop.artifact.open import ArtifactOptions, open_artifact
 from fastboop.backends.exports import export_block_size, open_served_source
 from fastboop.backends.gadgets import OverlayExports, UsbGadgetSource, serve_only_backend
 from fastboop.cli.artifact_options import add_artifact_options, artifact_options
+from fastboop.cli.main import HelpFormatter
 from fastboop.cli.output import add_json_flag, help_text
 from fastboop.cli.running import (
     ConsoleLogFile,
@@ -63,7 +64,7 @@ def register(sub: Any) -> None:
     parser = sub.add_parser(
         "serve",
         description=help_text(__doc__),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("rootfs", type=Path, metavar="ROOTFS",
                         help="the image to serve (a whole number of 4096-byte blocks)")

@@ -28,6 +28,7 @@ from typing import Any, BinaryIO
 import anyio
 from anyio.abc import TaskStatus
 
+from fastboop.cli.main import HelpFormatter
 from fastboop.errors import FastboopError, UsageError
 from fastboop.logs import configure_logging, get_logger
 from fastboop.sim.model import BootloaderModel, available_models, load_model
@@ -66,7 +67,7 @@ def register(subparsers: Any) -> None:
             "  fastboop sim vm-arm64 --usbip 127.0.0.1:3240 --console vm.log   # a real boot\n"
             "  fastboop boot debian-arm64.ero --usbip 127.0.0.1:3240"
         ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("model", nargs="?", metavar="MODEL", help="model name or YAML path")
     parser.add_argument(

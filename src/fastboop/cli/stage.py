@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from fastboop.cli.main import HelpFormatter
 from fastboop.cli.output import add_json_flag, help_text
 from fastboop.errors import UsageError
 
@@ -38,7 +39,7 @@ def register(sub: Any) -> None:
         "stage",
         description=help_text(__doc__),
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("file", type=Path, help="the file to load into the device's RAM")
     parser.add_argument("-s", dest="select", metavar="SERIAL", help=SELECT_HELP)

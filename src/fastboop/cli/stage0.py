@@ -19,6 +19,7 @@ import msgspec
 
 from fastboop.artifact.open import Artifact, open_artifact
 from fastboop.cli.artifact_options import add_artifact_options, artifact_options
+from fastboop.cli.main import HelpFormatter
 from fastboop.cli.output import help_text
 from fastboop.errors import UsageError
 from fastboop.stage0.build import Stage0Result, build_stage0
@@ -30,7 +31,7 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "stage0",
         description=help_text(__doc__),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
         epilog="Example: fastboop stage0 debian.erofs --dtb-name qcom/sdm845-oneplus-fajita "
         "--stage0 ./stage0-aarch64 -o initrd.cpio --explain-modules",
     )

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from fastboop.cli.main import HelpFormatter
 from fastboop.cli.output import help_text
 from fastboop.cli.usbip import HELP as USBIP_HELP
 from fastboop.errors import UsageError
@@ -41,7 +42,7 @@ def register(sub: Any) -> None:
         "ui",
         description=help_text(__doc__),
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("journal", nargs="?", metavar="FILE.fbj",
                         help="open this journal's timeline straight away")

@@ -7,7 +7,7 @@ made by Debian's ``mkbootimg``. Every test is bounded by ``fail_after``.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -169,49 +169,68 @@ async def test_tcp_bad_handshake_is_a_transport_error() -> None:
             group.cancel_scope.cancel()
 
 
+@asynccontextmanager
+async def udp_relay(
+    server_port: int,
+    *,
+    up: Callable[[int], bool] = lambda n: True,
+    down: Callable[[int], bool] = lambda n: True,
+) -> AsyncIterator[int]:
+    """Real UDP sockets between a client and the simulator that forward the n-th datagram
+    of each direction (counted from 1) only when ``up(n)`` / ``down(n)`` say so: a lossy
+    or muted link without touching either end. Yields the port the client talks to."""
+    relay = await anyio.create_udp_socket(local_host="127.0.0.1")
+    upstream = await anyio.create_connected_udp_socket("127.0.0.1", server_port)
+    client_address: list[tuple[str, int]] = []
+
+    async def pump_up() -> None:
+        count = 0
+        async for datagram, (host, port, *_) in relay:
+            client_address[:] = [(host, port)]
+            count += 1
+            if up(count):
+                await upstream.send(datagram)
+
+    async def pump_down() -> None:
+        count = 0
+        async for datagram in upstream:
+            count += 1
+            if down(count):
+                await relay.sendto(datagram, *client_address[0])
+
+    async with relay, upstream, anyio.create_task_group() as group:
+        group.start_soon(pump_up)
+        group.start_soon(pump_down)
+        yield relay.extra(anyio.abc.SocketAttribute.local_port)
+        group.cancel_scope.cancel()
+
+
 async def test_udp_survives_packet_loss_both_ways() -> None:
     """A relay drops every third datagram each way; retransmission must hide that."""
     model = load_model("google-sargo")
     image = bytes(range(256)) * 200  # 51 200 bytes: dozens of packets
     dropped = {"up": 0, "down": 0}
+
+    def every_third_dropped(direction: str) -> Callable[[int], bool]:
+        def forward(n: int) -> bool:
+            if n % 3 == 0:
+                dropped[direction] += 1
+                return False
+            return True
+        return forward
+
     with anyio.fail_after(LIMIT):
-        async with serving(model, "udp") as (service, server_port):
-            relay = await anyio.create_udp_socket(local_host="127.0.0.1")
-            upstream = await anyio.create_connected_udp_socket("127.0.0.1", server_port)
-            relay_port = relay.extra(anyio.abc.SocketAttribute.local_port)
-            client_address: list[tuple[str, int]] = []
-
-            async def up() -> None:
-                count = 0
-                async for datagram, (host, port, *_) in relay:
-                    client_address[:] = [(host, port)]
-                    count += 1
-                    if count % 3 == 0:
-                        dropped["up"] += 1
-                        continue
-                    await upstream.send(datagram)
-
-            async def down() -> None:
-                count = 0
-                async for datagram in upstream:
-                    count += 1
-                    if count % 3 == 0:
-                        dropped["down"] += 1
-                        continue
-                    await relay.sendto(datagram, *client_address[0])
-
-            async with anyio.create_task_group() as group:
-                group.start_soon(up)
-                group.start_soon(down)
-                transport = await open_udp("127.0.0.1", relay_port, retry_interval=0.02)
-                client = FastbootClient(transport)
-                assert await client.getvar("product") == "sargo"
-                await client.download(image)
-                await client.boot()
-                await transport.aclose()
-                group.cancel_scope.cancel()
-            await relay.aclose()
-            await upstream.aclose()
+        async with (
+            serving(model, "udp") as (service, server_port),
+            udp_relay(server_port, up=every_third_dropped("up"),
+                      down=every_third_dropped("down")) as relay_port,
+        ):
+            transport = await open_udp("127.0.0.1", relay_port, retry_interval=0.02)
+            client = FastbootClient(transport)
+            assert await client.getvar("product") == "sargo"
+            await client.download(image)
+            await client.boot()
+            await transport.aclose()
     assert service.booted_images == [image]
     assert service.commands == ["getvar:product", "getvar:max-download-size",
                                 f"download:{len(image):08x}", "boot"]  # none ran twice
@@ -224,37 +243,18 @@ async def test_a_udp_download_to_a_device_gone_mute_can_be_cancelled() -> None:
     the one-minute retry budget."""
     model = load_model("google-sargo")
     with anyio.fail_after(LIMIT):
-        async with serving(model, "udp") as (_, server_port):
-            relay = await anyio.create_udp_socket(local_host="127.0.0.1")
-            upstream = await anyio.create_connected_udp_socket("127.0.0.1", server_port)
-            relay_port = relay.extra(anyio.abc.SocketAttribute.local_port)
-            client_address: list[tuple[str, int]] = []
-
-            async def up() -> None:
-                count = 0
-                async for datagram, (host, port, *_) in relay:
-                    client_address[:] = [(host, port)]
-                    count += 1
-                    if count < 200:  # then the device says nothing more
-                        await upstream.send(datagram)
-
-            async def down() -> None:
-                async for datagram in upstream:
-                    await relay.sendto(datagram, *client_address[0])
-
-            async with anyio.create_task_group() as group:
-                group.start_soon(up)
-                group.start_soon(down)
-                transport = await open_udp("127.0.0.1", relay_port, retry_interval=0.05,
-                                           retry_budget=60)  # fmt: skip
-                client = FastbootClient(transport)
-                with anyio.move_on_after(2) as attempt:
-                    await client.download(bytes(1 << 20))
-                assert attempt.cancelled_caught
-                await transport.aclose()
-                group.cancel_scope.cancel()
-            await relay.aclose()
-            await upstream.aclose()
+        async with (
+            serving(model, "udp") as (_, server_port),
+            # after 199 datagrams from the client, the device hears nothing more
+            udp_relay(server_port, up=lambda n: n < 200) as relay_port,
+        ):
+            transport = await open_udp("127.0.0.1", relay_port, retry_interval=0.05,
+                                       retry_budget=60)  # fmt: skip
+            client = FastbootClient(transport)
+            with anyio.move_on_after(2) as attempt:
+                await client.download(bytes(1 << 20))
+            assert attempt.cancelled_caught
+            await transport.aclose()
 
 
 async def test_simulator_refuses_what_aosp_fastboot_would_change(boot_img: Path) -> None:

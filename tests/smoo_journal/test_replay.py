@@ -14,7 +14,7 @@ import pytest
 
 from fastboop.blocks import BytesSource
 from fastboop.cli.main import main
-from fastboop.journal import JournalWriter, read_journal
+from fastboop.journal import Journal, JournalWriter, read_journal
 from fastboop.journal.records import Outcome, Record
 from fastboop.replay import Verdict
 from fastboop.replay.smoo import reserve_smoo, scan_smoo
@@ -145,16 +145,25 @@ def _read_chains(packets: list[tuple[int, int, Packet]]) -> list[tuple[int, int,
     return chains[2:]
 
 
-def test_a_response_before_its_request_is_nondeterminism_at_the_response(
-    served: Served, tmp_path: Path
-) -> None:
-    journal = read_journal(served.journal)
+def _response_moved_before_its_request(
+    served: Served, journal: Journal, path: Path
+) -> tuple[Path, int, int]:
+    """Write ``journal`` with its first READ's Response moved to where its Request was, in
+    the same record; return the new journal's path, that record's seq and the packet."""
     packets = traffic(journal)
     request, response, _ = _read_chains(packets)[0]
     seq, asked, index = packets[request][0], packets[request][1], packets[response][1]
     batch = _packets_of(served, seq)
     batch.insert(asked, batch.pop(index))
-    report = replay(edited(journal, seq, batch, tmp_path / "t.fbj"), rootfs=None)
+    return edited(journal, seq, batch, path), seq, asked
+
+
+def test_a_response_before_its_request_is_nondeterminism_at_the_response(
+    served: Served, tmp_path: Path
+) -> None:
+    journal = read_journal(served.journal)
+    path, seq, asked = _response_moved_before_its_request(served, journal, tmp_path / "t.fbj")
+    report = replay(path, rootfs=None)
     assert report.verdict is Verdict.NONDETERMINISM  # type: ignore[attr-defined]
     assert (report.seq, report.packet) == (seq, asked)  # type: ignore[attr-defined]
     assert "whose Request is not in flight" in report.actual  # type: ignore[attr-defined]
@@ -238,13 +247,8 @@ def test_the_earliest_divergence_wins_machine_or_data_plane(
 ) -> None:
     """A broken data plane before a machine divergence is the one reported."""
     journal = read_journal(served.journal)
-    packets = traffic(journal)
-    request, response, _ = _read_chains(packets)[0]
-    seq, asked, index = packets[request][0], packets[request][1], packets[response][1]
-    batch = _packets_of(served, seq)
-    batch.insert(asked, batch.pop(index))  # a Response before its Request, at ``seq``
-    edited(journal, seq, batch, tmp_path / "step.fbj")
-    tampered = read_journal(tmp_path / "step.fbj")
+    step, seq, asked = _response_moved_before_its_request(served, journal, tmp_path / "step.fbj")
+    tampered = read_journal(step)
     last = tampered.records[-1]
     assert isinstance(last.body, Outcome)
     outcome = Outcome(snapshot=msgspec.structs.replace(last.body.snapshot, outcome="else"))

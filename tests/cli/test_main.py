@@ -11,6 +11,7 @@ import pytest
 
 from fastboop.cli.exit_codes import MEANINGS, ExitCode
 from fastboop.cli.main import COMMANDS, build_parser, main
+from tests.support.imports import fastboop_imports, python_imports
 
 REPO = Path(__file__).resolve().parents[2]
 HEAVY = ("fastboop.runtime", "fastboop.events", "structlog", "asyncio", "trio", "msgspec",
@@ -19,21 +20,10 @@ HEAVY = ("fastboop.runtime", "fastboop.events", "structlog", "asyncio", "trio", 
 
 @pytest.mark.parametrize("argv", [["--version"], ["--help"]])
 def test_version_and_help_import_no_command_and_no_runtime(argv: list[str]) -> None:
-    probe = (
-        "import sys\n"
-        "from fastboop.cli.main import main\n"
-        "try:\n"
-        f"    main({argv!r})\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\n"
-        "heavy += [m for m in sys.modules if m.startswith('fastboop.cli.') and m not in "
-        "('fastboop.cli.main', 'fastboop.cli.exit_codes')]\n"
-        "print(heavy)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          check=True)  # fmt: skip
-    assert done.stdout.strip().splitlines()[-1] == "[]"
+    probe = fastboop_imports(argv)
+    assert probe.exit_code == 0
+    entry = ("fastboop.cli", "fastboop.cli.main", "fastboop.cli.exit_codes")
+    probe.assert_none_of([*HEAVY, "fastboop.cli"], allowed=entry)  # no command module
 
 
 def test_help_lists_every_command_and_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
@@ -106,17 +96,10 @@ def test_rootfs_cat_imports_only_what_it_uses(tmp_path: Path) -> None:
     (tree / "boot" / "file").write_bytes(b"fastboop " * 5000)
     image = tmp_path / "image.erofs"
     subprocess.run(["mkfs.erofs", "--quiet", "-zlz4hc", str(image), str(tree)], check=True)
-    probe = (
-        "import sys\n"
-        "from fastboop.cli.main import main\n"
-        f"code = main(['rootfs', 'cat', {str(image)!r}, '/boot/file'])\n"
-        f"heavy = [m for m in {NOT_ON_THE_READ_PATH!r} if m in sys.modules]\n"
-        "print(code, heavy, file=sys.stderr)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          check=True)  # fmt: skip
-    assert done.stdout == "fastboop " * 5000
-    assert done.stderr.strip().splitlines()[-1] == "0 []"
+    probe = fastboop_imports(["rootfs", "cat", str(image), "/boot/file"])
+    assert probe.stdout == "fastboop " * 5000
+    assert probe.exit_code == 0
+    probe.assert_none_of(NOT_ON_THE_READ_PATH)
 
 
 @pytest.mark.parametrize("as_program", [True, False])
@@ -147,15 +130,12 @@ def test_start_up_objects_are_frozen_only_when_main_is_the_program(
 def test_parsing_a_command_line_imports_no_shutil() -> None:
     """argparse's stock formatter imports ``shutil`` (with ``bz2``, ``lzma``) for the
     terminal width on every ``add_argument``; fastboop's parsers find it without."""
-    probe = (
-        "import sys\n"
+    probe = python_imports(
         "from fastboop.cli.main import build_parser\n"
-        "args = build_parser().parse_args(['stage0', 'rootfs.ero', '-o', 'initrd'])\n"
-        "print(args.command, [m for m in ('shutil', 'bz2', 'lzma') if m in sys.modules])\n"
+        "print(build_parser().parse_args(['stage0', 'rootfs.ero', '-o', 'initrd']).command)\n"
     )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          check=True)  # fmt: skip
-    assert done.stdout.strip() == "stage0 []"
+    assert probe.stdout.strip() == "stage0"
+    probe.assert_none_of(("shutil", "bz2", "lzma"))
 
 
 @pytest.mark.parametrize("columns", [None, "57", "0", "wide"])

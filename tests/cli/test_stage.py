@@ -20,6 +20,7 @@ import pytest
 
 from fastboop.sim import load_model
 from fastboop.sim.server import SimService
+from tests.support.imports import fastboop_imports_async
 
 pytestmark = pytest.mark.anyio
 
@@ -90,16 +91,8 @@ async def test_a_network_stage_loads_no_usb_and_no_structlog(tmp_path: Path) -> 
     nothing it does not use is imported."""
     image = tmp_path / "boot.img"
     image.write_bytes(bytes(4096))
-    probe = (
-        "import sys\n"
-        "from fastboop.cli.main import main\n"
-        f"code = main(['stage', {str(image)!r}, '-s', sys.argv[1]])\n"
-        "heavy = [m for m in ('structlog', 'usb', 'fastboop.backends', 'yaml', 'trio')"
-        " if m in sys.modules]\n"
-        "print(code, heavy)\n"
-    )
     async with simulator("tcp") as (_, device):
         with anyio.fail_after(60):
-            done = await anyio.run_process([sys.executable, "-c", probe, device], check=False)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.decode().strip().splitlines()[-1] == "0 []"
+            probe = await fastboop_imports_async(["stage", str(image), "-s", device])
+    assert probe.exit_code == 0, probe.stderr
+    probe.assert_none_of(("structlog", "usb", "fastboop.backends", "yaml", "trio"))

@@ -3,14 +3,13 @@ package's files, and ``importlib.resources`` only when neither is a plain file."
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from fastboop.stage0 import binaries
 from fastboop.stage0.binaries import DeviceBinaryNotFound, device_binary
+from tests.support.imports import python_imports
 
 
 def test_the_source_build_wins_over_the_installed_copy(
@@ -32,12 +31,8 @@ def test_the_source_build_wins_over_the_installed_copy(
 def test_finding_the_pid1_imports_no_importlib_resources() -> None:
     """``importlib.resources`` brings ``tempfile`` and ``random`` (~30 M instructions,
     a fifth of a whole ``fastboop stage0``) and a file-system install does not need it."""
-    probe = (
-        "import sys\n"
+    probe = python_imports(
         "from fastboop.stage0.binaries import find_pid1\n"
         "assert find_pid1('arm64').startswith(b'\\x7fELF')\n"
-        "print(sorted(m for m in ('importlib.resources', 'tempfile') if m in sys.modules))\n"
     )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          check=True)  # fmt: skip
-    assert done.stdout.strip() == "[]"
+    probe.assert_none_of(("importlib.resources", "tempfile"))

@@ -41,7 +41,7 @@ sys.path[:0] = [str(REPO), str(REPO / "bench")]
 from large_rootfs_image import large_image  # noqa: E402
 from tests.support.debian import debian_kernel  # noqa: E402
 
-from fastboop.blocks import BlockSource, FileSource  # noqa: E402
+from fastboop.blocks import BlockSource, FileSource, ForwardingSource  # noqa: E402
 from fastboop.bootimg.kernel import prepare_kernel  # noqa: E402
 from fastboop.rootfs.detect import open_filesystem  # noqa: E402
 from fastboop.rootfs.fs import Filesystem, Node  # noqa: E402
@@ -61,26 +61,14 @@ httpd.serve_forever()
 """
 
 
-class CountingSource:
+class CountingSource(ForwardingSource):
     """A block source that counts what its reader asks for, read by read."""
 
     def __init__(self, inner: BlockSource) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.calls = 0
         self.bytes = 0
         self.ranges: list[tuple[int, int]] = []
-
-    @property
-    def size(self) -> int:
-        return self.inner.size
-
-    @property
-    def identity(self) -> str:
-        return self.inner.identity
-
-    @property
-    def direct(self) -> bool:
-        return self.inner.direct
 
     def read(self, offset: int, length: int) -> bytes:
         self.calls += 1

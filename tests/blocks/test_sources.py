@@ -16,6 +16,7 @@ from fastboop.blocks import (
     BytesSource,
     CopyOnWriteSource,
     FileSource,
+    ForwardingSource,
     OutOfRangeError,
     SliceSource,
     SourceErrorKind,
@@ -115,24 +116,10 @@ def test_copy_on_write_merges_runs_and_keeps_the_base(tmp_path: Path) -> None:
     assert path.read_bytes() == image
 
 
-class Remote:
+class Remote(ForwardingSource):
     """A source that is not direct (as HTTP is), to check that wrappers pass that on."""
 
     direct = False
-
-    def __init__(self, inner: BlockSource):
-        self.inner = inner
-
-    @property
-    def size(self) -> int:
-        return self.inner.size
-
-    @property
-    def identity(self) -> str:
-        return "remote:" + self.inner.identity
-
-    def read(self, offset: int, length: int) -> bytes:
-        return self.inner.read(offset, length)
 
 
 def test_directness_follows_the_base(tmp_path: Path) -> None:
@@ -206,3 +193,15 @@ def test_dropped_sources_release_their_descriptors(tmp_path: Path) -> None:
         with pytest.raises(BlockSourceError):
             FileSource(tmp_path / "missing")
     assert open_descriptors() == before
+
+
+def test_a_forwarding_source_is_its_inner_sources_bytes_and_stays_read_only() -> None:
+    inner = SliceSource(BytesSource(bytes(range(256)) * 4), 512, 256, name="p2")
+    forwarding = ForwardingSource(inner)
+    assert (forwarding.size, forwarding.identity, forwarding.direct) == (256, inner.identity, True)
+    assert forwarding.read(10, 3) == bytes([10, 11, 12])
+    assert not Remote(inner).direct  # a subclass may say it is not
+    assert isinstance(forwarding, BlockSource)
+    assert not isinstance(forwarding, WritableBlockSource)  # the pump must answer EOPNOTSUPP
+    with pytest.raises(OutOfRangeError):
+        forwarding.read(250, 10)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fastboop.blocks import BytesSource, FileSource
+from fastboop.blocks import BytesSource, FileSource, ForwardingSource
 from fastboop.bootprofile.content import ContentMismatchError, VerifyingSource, sha512_of
 from fastboop.bootprofile.pipeline import PipelineOpener
 from fastboop.bootprofile.schema import (
@@ -141,10 +141,10 @@ def test_tar_member_and_channel_tail(disks: dict[str, Path], tmp_path: Path) -> 
         PipelineOpener(cache_dir=tmp_path).filesystem(Filesystem("ext4", missing), "rootfs")
 
 
-class Counting:
+class Counting(ForwardingSource):
     def __init__(self, inner: BytesSource) -> None:
-        self.inner, self.read_bytes = inner, 0
-        self.size, self.identity, self.direct = inner.size, inner.identity, True
+        super().__init__(inner)
+        self.read_bytes = 0
 
     def read(self, offset: int, length: int) -> bytes:
         self.read_bytes += length

@@ -191,7 +191,7 @@ class FlakySource(WrappedSource):
     def read(self, offset: int, length: int) -> bytes:
         if offset == 3 * BS:
             raise self._error
-        data = self._inner.read(offset, length)
+        data = self.inner.read(offset, length)
         return data[:-1] if offset == 4 * BS else data  # a short read breaks the contract
 
 

@@ -44,7 +44,7 @@ class Misbehaving(WrappedSource):
         self.direct = direct
 
     def read(self, offset: int, length: int) -> bytes:
-        data = self._inner.read(offset, length)
+        data = self.inner.read(offset, length)
         roll = self._rng.random()
         if roll < 0.1:
             return data[: self._rng.randrange(len(data))]  # short: a broken source

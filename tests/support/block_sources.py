@@ -7,29 +7,15 @@ import random
 import threading
 import time
 
-from fastboop.blocks import BlockSource
+from fastboop.blocks import BlockSource, ForwardingSource
 
 
-class WrappedSource:
+class WrappedSource(ForwardingSource):
     """``inner``'s size and identity; reads pass through unless a subclass changes them.
     Not direct unless a subclass or instance says so: the pump then reads it in worker
     threads, as it reads an HTTP source."""
 
     direct = False
-
-    def __init__(self, inner: BlockSource) -> None:
-        self._inner = inner
-
-    @property
-    def size(self) -> int:
-        return self._inner.size
-
-    @property
-    def identity(self) -> str:
-        return self._inner.identity
-
-    def read(self, offset: int, length: int) -> bytes:
-        return self._inner.read(offset, length)
 
 
 class JitterSource(WrappedSource):
@@ -51,4 +37,4 @@ class JitterSource(WrappedSource):
         time.sleep(delay)
         with self._lock:
             self.completion_order.append(offset)
-        return self._inner.read(offset, length)
+        return self.inner.read(offset, length)

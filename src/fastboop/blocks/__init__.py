@@ -2,11 +2,13 @@
 
 :mod:`.source` defines the protocol (``size``, ``read``, ``identity``, ``direct``), its
 errors and the range check; :mod:`.sources` the basic sources (bytes, file, slice) and
-:mod:`.overlay` the copy-on-write overlay. Container layers (sparse, partitions, xz,
+:mod:`.overlay` the copy-on-write overlay; :mod:`.forwarding` the base of wrappers that keep
+their inner source's size and identity. Container layers (sparse, partitions, xz,
 zstd, tar, HTTP) are block sources over block sources and live with the rootfs layers in
 :mod:`fastboop.rootfs`; the smoo pump serves any block source (:mod:`fastboop.smoo.pump`).
 """
 
+from fastboop.blocks.forwarding import ForwardingSource
 from fastboop.blocks.overlay import CopyOnWriteSource
 from fastboop.blocks.source import (
     BlockSource,
@@ -24,6 +26,7 @@ __all__ = [
     "BytesSource",
     "CopyOnWriteSource",
     "FileSource",
+    "ForwardingSource",
     "OutOfRangeError",
     "SliceSource",
     "SourceErrorKind",

@@ -5,15 +5,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from fastboop.blocks.forwarding import ForwardingSource
 from fastboop.blocks.source import BlockSource, BlockSourceError, SourceErrorKind, check_range
 
 
-class CopyOnWriteSource:
+class CopyOnWriteSource(ForwardingSource):
     """Keeps written blocks in a separate overlay file; the base is never modified.
 
     So a phone can write to "its" rootfs while the image on the PC stays pristine. Written
     blocks are tracked in memory; the overlay file is sparse and only valid for the life
-    of this object. It is :attr:`direct` when its base is (the overlay is a local file).
+    of this object. It keeps its base's size and identity (the gadget sees the same
+    geometry and data, so the export id stays) and is :attr:`direct` when its base is (the
+    overlay is a local file).
     """
 
     def __init__(self, base: BlockSource, overlay_path: str | os.PathLike[str], block_size: int):
@@ -24,26 +27,13 @@ class CopyOnWriteSource:
                 kind=SourceErrorKind.INVALID_INPUT,
                 where=base.identity,
             )
-        self._base = base
+        super().__init__(base)
         self._block_size = block_size
         self._overlay_path = Path(overlay_path)
         flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
         self._fd = os.open(self._overlay_path, flags, 0o600)
         os.ftruncate(self._fd, base.size)
         self._written: set[int] = set()
-
-    @property
-    def size(self) -> int:
-        return self._base.size
-
-    @property
-    def identity(self) -> str:
-        # The gadget sees the same geometry and data as the base, so keep its export id.
-        return self._base.identity
-
-    @property
-    def direct(self) -> bool:
-        return self._base.direct
 
     @property
     def written_blocks(self) -> frozenset[int]:
@@ -70,13 +60,13 @@ class CopyOnWriteSource:
     def read(self, offset: int, length: int) -> bytes:
         check_range(self, offset, length)
         if not self._written:
-            return self._base.read(offset, length)
+            return self.inner.read(offset, length)
         out = bytearray()
         for start, end, overlaid in self._runs(offset, length):
             if overlaid:
                 out += os.pread(self._fd, end - start, start)
             else:
-                out += self._base.read(start, end - start)
+                out += self.inner.read(start, end - start)
         return bytes(out)
 
     def write(self, offset: int, data: bytes) -> None:

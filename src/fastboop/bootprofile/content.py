@@ -22,7 +22,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from fastboop.blocks import BlockSource, FileSource
+from fastboop.blocks import BlockSource, FileSource, ForwardingSource
 from fastboop.blocks.source import BlockSourceError, SourceErrorKind, check_range
 from fastboop.bootprofile.schema import Content
 
@@ -58,7 +58,7 @@ def _marker(cache_dir: Path, source: FileSource, content: Content) -> Path:
     return cache_dir / "verified" / hashlib.sha256(key.encode()).hexdigest()
 
 
-class VerifyingSource:
+class VerifyingSource(ForwardingSource):
     """``inner`` checked against ``content`` as it is read (see the module docstring)."""
 
     def __init__(
@@ -74,7 +74,7 @@ class VerifyingSource:
                 layer, f"{inner.size} bytes, but the profile's content says "
                 f"{content.size_bytes}", hint="the artifact is not the one the boot profile "
                 "was made for: get the matching one or re-create the profile")  # fmt: skip
-        self.inner = inner
+        super().__init__(inner)
         self.content = content
         self.layer = layer
         self._hash = hashlib.sha512()
@@ -85,18 +85,6 @@ class VerifyingSource:
             self._marker = _marker(cache_dir, inner, content)
             self.verified = self._marker.exists()
         self.verified = self.verified or (inner.identity, content.digest) in _VERIFIED
-
-    @property
-    def size(self) -> int:
-        return self.inner.size
-
-    @property
-    def identity(self) -> str:
-        return self.inner.identity
-
-    @property
-    def direct(self) -> bool:
-        return self.inner.direct
 
     @property
     def hashed(self) -> int:

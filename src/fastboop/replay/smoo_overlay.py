@@ -12,33 +12,18 @@ from __future__ import annotations
 
 import bisect
 
-from fastboop.blocks import BlockSource, check_range
+from fastboop.blocks import BlockSource, ForwardingSource, check_range
 
 __all__ = ["BlindOverlay"]
 
 
-class BlindOverlay:
+class BlindOverlay(ForwardingSource):
     """A writable view of ``base`` that remembers written ranges, not their bytes."""
 
     def __init__(self, base: BlockSource):
-        self._base = base
+        super().__init__(base)
         self._starts: list[int] = []  # sorted, disjoint, merged [start, end) ranges
         self._ends: list[int] = []
-
-    @property
-    def size(self) -> int:
-        return self._base.size
-
-    @property
-    def identity(self) -> str:
-        return self._base.identity
-
-    @property
-    def direct(self) -> bool:
-        return self._base.direct
-
-    def read(self, offset: int, length: int) -> bytes:
-        return self._base.read(offset, length)
 
     def write(self, offset: int, data: bytes) -> None:
         check_range(self, offset, len(data))

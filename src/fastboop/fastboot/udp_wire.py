@@ -11,9 +11,7 @@ decides when to retransmit.
 from __future__ import annotations
 
 import struct
-from typing import Final
-
-import msgspec
+from typing import Final, NamedTuple
 
 from fastboop.fastboot.errors import FastbootProtocolError
 
@@ -34,8 +32,13 @@ _U16 = struct.Struct(">H")
 _TWO_U16 = struct.Struct(">HH")
 
 
-class Packet(msgspec.Struct, frozen=True):
-    """One UDP fastboot packet."""
+class Packet(NamedTuple):
+    """One UDP fastboot packet.
+
+    A plain tuple, not a ``msgspec.Struct``: nothing serialises it (the journal records
+    raw datagrams), and a one-shot ``fastboop stage udp:…`` must not pay ~20 ms to import
+    msgspec for it.
+    """
 
     id: int
     flags: int

@@ -2,18 +2,30 @@
 
 Transports only: the simulated phones and gadgets they can talk to live in
 :mod:`fastboop.sim`.
+
+The names below are imported on first use (PEP 562): importing a submodule — a blocking
+link for a one-shot ``fastboop stage`` — does not bring :mod:`fastboop.transports.base`,
+and with it anyio and msgspec, along.
 """
 
-from fastboop.transports.base import (
-    DeviceAddress,
-    TappedTransport,
-    Transport,
-    TransportError,
-    WireTap,
-    register_transport,
-    registered_transports,
-    transport_factory,
-)
+from __future__ import annotations
+
+import importlib
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: the package stays cheap to import
+if TYPE_CHECKING:
+    from typing import Any
+
+    from fastboop.transports.base import (
+        DeviceAddress,
+        TappedTransport,
+        Transport,
+        WireTap,
+        register_transport,
+        registered_transports,
+        transport_factory,
+    )
+    from fastboop.transports.errors import TransportError
 
 __all__ = [
     "DeviceAddress",
@@ -25,3 +37,12 @@ __all__ = [
     "registered_transports",
     "transport_factory",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = "errors" if name == "TransportError" else "base"
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 import anyio
 import msgspec
 
+from fastboop.transports.errors import TransportError as TransportError  # re-exported
+
 if TYPE_CHECKING:
     from fastboop.fastboot.payload import Payload
 
@@ -83,18 +85,6 @@ def transport_factory(name: str) -> TransportFactory:
 
 def registered_transports() -> list[str]:
     return sorted(_REGISTRY)
-
-
-class TransportError(Exception):
-    """The link to the device failed: I/O error, disconnect, short write, busy.
-
-    Carries the device address so messages say *which* device misbehaved.
-    """
-
-    def __init__(self, message: str, *, address: DeviceAddress | None = None):
-        self.address = address
-        where = f"{address.transport}:{address.location}: " if address else ""
-        super().__init__(f"{where}{message}")
 
 
 class TappedTransport:

@@ -10,21 +10,18 @@ buffer the bytes are meant for. The waits are :func:`anyio.wait_readable` and
 are the caller's cancel scopes.
 
 Bulk data (:func:`send_file`, :func:`send_view`) goes from a worker thread that puts the
-socket in blocking mode (:func:`blocking`): the kernel then waits for room in the send
-buffer itself, as AOSP's blocking ``writev`` does, instead of a trip through the event
-loop each time the buffer fills (70 of them per 256 MiB on loopback, each a wait for a
-CPU on a busy machine).
+socket in blocking mode (:mod:`fastboop.transports.sockblock`): the kernel then waits for
+room in the send buffer itself, as AOSP's blocking ``writev`` does, instead of a trip
+through the event loop each time the buffer fills (70 of them per 256 MiB on loopback,
+each a wait for a CPU on a busy machine).
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import socket
-import struct
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 import anyio
@@ -32,11 +29,9 @@ import anyio.from_thread
 import anyio.lowlevel
 import anyio.to_thread
 
-SentCallback = Callable[[int], None]
+from fastboop.transports.sockblock import BULK_CALL, SentCallback, send_bulk
 
 RECEIVE_BUFFER: Final = 1 << 16
-BULK_CALL: Final = 1 << 20  # bulk data per blocking system call (a check in between)
-CANCEL_CHECK: Final = 0.1  # a blocked worker thread notices cancellation this often
 
 
 async def connect(host: str, port: int) -> socket.socket:
@@ -64,23 +59,6 @@ async def connect(host: str, port: int) -> socket.socket:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
     raise failure or OSError(errno.EHOSTUNREACH, f"no address for {host}")
-
-
-@contextlib.contextmanager
-def blocking(sock: socket.socket, wait: float) -> Iterator[None]:
-    """``sock`` in blocking mode for a worker thread that owns it for a while, each call
-    giving up after ``wait`` seconds (``SO_RCVTIMEO``/``SO_SNDTIMEO``: a call that timed
-    out with nothing done raises ``BlockingIOError``, where the thread checks for
-    cancellation); non-blocking again afterwards, for the event loop."""
-    timeval = struct.pack("ll", int(wait), int(wait % 1 * 1_000_000))
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
-    sock.setblocking(True)
-    try:
-        yield
-    finally:
-        if sock.fileno() >= 0:  # it may have been closed meanwhile
-            sock.setblocking(False)
 
 
 def close(sock: socket.socket) -> None:
@@ -145,24 +123,14 @@ async def send_view(
 def _send_blocking(
     sock: socket.socket, size: int, send: Callable[[int], int], on_sent: SentCallback | None
 ) -> None:
-    """``size`` bytes through ``send(bytes done so far) -> bytes sent`` (each call at most
-    :data:`BULK_CALL` bytes), in a worker thread, the socket blocking. At most every
-    :data:`CANCEL_CHECK` s the thread reports progress to the event loop (``on_sent``:
-    a slow link that still moves is not timed out) and checks for cancellation."""
-    done = reported = 0
-    checked = time.monotonic()
-    with blocking(sock, CANCEL_CHECK):
-        while done < size:
-            with contextlib.suppress(BlockingIOError):  # the send timeout, nothing sent
-                done += send(done)
-            if done < size and (now := time.monotonic()) - checked >= CANCEL_CHECK:
-                checked = now
-                if on_sent is not None and done > reported:
-                    anyio.from_thread.run_sync(on_sent, done - reported)
-                    reported = done
-                anyio.from_thread.check_cancelled()
-    if on_sent is not None and done > reported:
-        anyio.from_thread.run_sync(on_sent, done - reported)
+    """:func:`~fastboop.transports.sockblock.send_bulk` in a worker thread: progress goes
+    to the event loop, and the task's cancellation stops it."""
+
+    def report(count: int) -> None:
+        if on_sent is not None:
+            anyio.from_thread.run_sync(on_sent, count)
+
+    send_bulk(sock, size, send, on_progress=report, check=anyio.from_thread.check_cancelled)
 
 
 async def receive_into(sock: socket.socket, view: memoryview) -> int:

@@ -29,7 +29,7 @@ from fastboop.fastboot.gate import WireGate
 from fastboop.fastboot.payload import Payload
 from fastboop.transports import sockio
 from fastboop.transports.base import DeviceAddress, TransportError, register_transport
-from fastboop.transports.sockio import SentCallback
+from fastboop.transports.sockblock import SentCallback
 
 CONNECT_TIMEOUT: Final = 10.0
 

@@ -3,47 +3,43 @@
 The public surface is deliberately three methods: :meth:`FastbootClient.getvar`,
 :meth:`FastbootClient.download` and :meth:`FastbootClient.boot`. There is no generic
 "send a command" entry point, so no caller — and no bug — can flash, erase or change slots
-(fastboot.md §1.1). The wire rules live in :mod:`fastboop.fastboot.protocol`; this module
-only moves packets and maps transport failures onto the typed error kinds.
+(fastboot.md §1.1). The wire rules live in :mod:`fastboop.fastboot.protocol` and the
+conversation's (cache, limits, timeouts, error kinds) in
+:mod:`fastboop.fastboot.conversation`; this module only performs the conversation's
+actions on a :class:`~fastboop.transports.base.Transport` under asyncio or trio.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Callable, Iterator
-from typing import BinaryIO, Final, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import BinaryIO, Protocol, TypeVar, runtime_checkable
 
 import anyio
 
-from fastboop.fastboot import protocol
-from fastboop.fastboot.errors import (
-    FastbootBadArgument,
-    FastbootDeadlineExceeded,
-    FastbootDeviceFailure,
-    FastbootProtocolError,
-    FastbootTimeout,
-    FastbootTooChatty,
-    FastbootTransportError,
+from fastboop.fastboot.conversation import (
+    DEFAULT_TIMEOUT,
+    Action,
+    FastbootConversation,
+    InfoCallback,
+    ProgressCallback,
+    Receive,
+    Send,
+    SendData,
+    Steps,
 )
 from fastboop.fastboot.limits import CommandLimits
 from fastboop.fastboot.payload import CHUNK_SIZE, Buffer, Payload
-from fastboop.fastboot.protocol import Response
-from fastboop.logs import get_logger
 from fastboop.transports.base import Transport, TransportError
 
-DEFAULT_TIMEOUT: Final = 30.0
-"""Per-transfer timeout in seconds (§5); INFO/TEXT restart it."""
+__all__ = [
+    "CHUNK_SIZE", "DEFAULT_TIMEOUT", "Clock", "DataSender", "FastbootClient", "InfoCallback",
+    "ProgressCallback", "TimeSource", "ViewSender",
+]  # fmt: skip
 
-
-_SLACK: Final = 1e-3
-"""Clock rounding: a cancel scope may fire a hair before the deadline it was given."""
-
-ProgressCallback = Callable[[int, int], None]
-InfoCallback = Callable[[Response], None]
 Clock = Callable[[], float]
-
-_log = get_logger("fastboop.fastboot")
+SentCallback = Callable[[int], None]
+T = TypeVar("T")
 
 
 @runtime_checkable
@@ -56,9 +52,6 @@ class ViewSender(Protocol):
     """
 
     async def send_view(self, view: memoryview, *, timeout: float) -> None: ...
-
-
-SentCallback = Callable[[int], None]
 
 
 @runtime_checkable
@@ -87,17 +80,6 @@ class TimeSource(Protocol):
     def clock(self) -> float: ...
 
 
-class _Budget:
-    """One command's allowance: time spent waiting for the device, and INFO/TEXT lines."""
-
-    __slots__ = ("command", "deadline_at", "lines")
-
-    def __init__(self, command: str, deadline_at: float):
-        self.command = command
-        self.deadline_at = deadline_at
-        self.lines = 0
-
-
 class FastbootClient:
     """Speaks fastboot over one open :class:`~fastboop.transports.base.Transport`.
 
@@ -111,9 +93,7 @@ class FastbootClient:
     are cached.
     """
 
-    __slots__ = (
-        "_cache", "_chunk_size", "_clock", "_limits", "_on_info", "_timeout", "_transport",
-    )  # fmt: skip
+    __slots__ = ("_clock", "_conversation", "_transport")
 
     def __init__(
         self,
@@ -125,32 +105,24 @@ class FastbootClient:
         limits: CommandLimits | None = None,
         clock: Clock | None = None,
     ):
-        if chunk_size <= 0:
-            raise ValueError("chunk_size must be positive")
+        limits = limits or CommandLimits()
+        address = transport.address
+        self._conversation = FastbootConversation(
+            f"{address.transport}:{address.location}", timeout=timeout,
+            deadline=limits.deadline, max_info_lines=limits.max_info_lines,
+            on_info=on_info, chunk_size=chunk_size,
+        )  # fmt: skip
         self._transport = transport
-        self._timeout = timeout
-        self._on_info = on_info
-        self._chunk_size = chunk_size
-        self._limits = limits or CommandLimits()
         if clock is None:
             clock = transport.clock if isinstance(transport, TimeSource) else anyio.current_time
         self._clock = clock
-        self._cache: dict[str, str] = {}
 
     async def getvar(self, name: str) -> str:
         """Read one variable. Raises :class:`FastbootDeviceFailure` when the device FAILs.
 
         The value is the OKAY payload without trailing NULs; whitespace is kept (§4.1).
         """
-        cached = self._cache.get(name)
-        if cached is not None:
-            return cached
-        command = protocol.encode_getvar(name)
-        budget = self._budget(command)
-        await self._send_command(command)
-        value = protocol.expect_okay(await self._final_response(budget), command.decode())
-        self._cache[name] = value
-        return value
+        return await self._run(self._conversation.getvar(name))
 
     async def download(
         self,
@@ -164,164 +136,59 @@ class FastbootClient:
         being read into memory first. Checks ``max-download-size`` first so an oversized
         image fails with both sizes named instead of an opaque device FAIL (§6).
         """
-        payload = Payload.of(data)
-        total = payload.size
-        command = protocol.encode_download(total)
-        await self._check_max_download_size(total)
-        budget = self._budget(command)
-        await self._send_command(command)
-        accepted = protocol.parse_data_size(
-            protocol.expect_data(await self._final_response(budget), command.decode()).raw
-        )
-        if accepted is None:
-            _log.warning("unparseable DATA size, sending anyway", requested=total)
-        elif accepted != total:
-            raise FastbootProtocolError(
-                f"device accepted {accepted} bytes, requested {total}", where="download"
-            )
-        sending_since = self._clock()
-        await self._send_data(payload, on_progress)
-        budget.deadline_at += self._clock() - sending_since  # the host's time, not the device's
-        protocol.expect_okay(await self._final_response(budget), "download")
+        await self._run(self._conversation.download(Payload.of(data), on_progress))
 
     async def boot(self) -> None:
         """Boot the image just downloaded. On OKAY the device leaves fastboot mode."""
-        command = protocol.encode_boot()
-        budget = self._budget(command)
-        await self._send_command(command)
-        protocol.expect_okay(await self._final_response(budget), "boot")
-
-    def _budget(self, command: bytes) -> _Budget:
-        deadline = self._limits.deadline
-        start = self._clock() if deadline else 0.0
-        return _Budget(command.decode(), start + deadline if deadline else math.inf)
-
-    async def _check_max_download_size(self, size: int) -> None:
-        try:
-            raw = await self.getvar("max-download-size")
-        except FastbootDeviceFailure as failure:
-            _log.warning("max-download-size not available", device_message=failure.device_message)
-            return
-        limit = protocol.parse_max_download_size(raw)
-        _log.debug("max-download-size", raw=raw, parsed=limit)
-        if limit is None:
-            _log.warning("unparseable max-download-size, letting the device decide", raw=raw)
-        elif size > limit:
-            raise FastbootBadArgument(
-                f"boot image is {size} bytes but the device's max-download-size is {limit}",
-                hint="use a smaller kernel/initramfs or a device profile with size limits",
-            )
-
-    async def _send_data(self, payload: Payload, on_progress: ProgressCallback | None) -> None:
-        """The data phase: in one go where the transport can, else in 1 MiB transfers."""
-        total = payload.size
-        step = self._chunk_size
-        sent = 0
-        mark = step  # progress is reported at every chunk_size boundary and at the end,
-        # however the transport happened to cut its writes: the same events every time
-
-        def progressed(count: int) -> None:
-            nonlocal sent, mark
-            sent += count
-            if on_progress is None:
-                return
-            while mark <= sent and mark < total:
-                on_progress(mark, total)
-                mark += step
-            if sent == total:
-                on_progress(total, total)
-
-        transport = self._transport
-        if isinstance(transport, DataSender):
-            with self._sending():
-                await transport.send_data(payload, timeout=self._timeout, on_sent=progressed)
-            return
-        views = isinstance(transport, ViewSender)
-        for chunk in payload.chunks(self._chunk_size):
-            with self._sending():
-                if views:
-                    assert isinstance(transport, ViewSender)
-                    await transport.send_view(chunk, timeout=self._timeout)
-                else:
-                    await transport.send(chunk.tobytes(), timeout=self._timeout)
-            progressed(len(chunk))
-
-    async def _send_command(self, command: bytes) -> None:
-        protocol.check_command(command)
-        await self._send(command)
+        await self._run(self._conversation.boot())
 
     async def _send(self, packet: bytes) -> None:
-        with self._sending():
-            await self._transport.send(packet, timeout=self._timeout)
+        await self._run(self._conversation.send(packet))
 
-    @contextlib.contextmanager
-    def _sending(self) -> Iterator[None]:
-        """Map a send's link failures onto the fastboot error kinds (§4.4)."""
+    async def _run(self, steps: Steps[T]) -> T:
+        """Perform the conversation's actions until it returns; link failures go back in."""
+        result: object = None
+        error: BaseException | None = None
         try:
-            yield
-        except TransportError as error:
-            raise FastbootTransportError(str(error)) from error
-        except TimeoutError:
-            raise FastbootTimeout(
-                f"sending to the device took longer than {self._timeout:g} s",
-                where=self._where(),
-            ) from None
+            while True:
+                try:
+                    action = steps.send(result) if error is None else steps.throw(error)
+                except StopIteration as stop:
+                    return stop.value  # type: ignore[no-any-return]
+                result = error = None
+                try:
+                    result = await self._perform(action)
+                except (TransportError, TimeoutError) as failure:
+                    error = failure
+        finally:
+            steps.close()
 
-    async def _final_response(self, budget: _Budget) -> Response:
-        """Read until a final status, showing INFO/TEXT and restarting the timer (§3.3).
+    async def _perform(self, action: Action) -> object:
+        transport = self._transport
+        if isinstance(action, Receive):
+            limit = action.limit
+            with anyio.fail_after(limit if limit < math.inf else None):
+                return await transport.receive(action.max_size, timeout=action.timeout)
+        if isinstance(action, Send):
+            await transport.send(action.packet, timeout=action.timeout)
+            return None
+        if isinstance(action, SendData):
+            await _send_data(transport, action)
+            return None
+        return self._clock()
 
-        Unlike §3.3, which lets INFO/TEXT go on forever, the command's budget bounds both
-        the lines and the total wait (issue 10 §4).
-        """
-        max_lines = self._limits.max_info_lines
-        while True:
-            remaining = budget.deadline_at - self._clock()
-            if remaining <= 0:
-                raise self._deadline_exceeded(budget)
-            try:
-                with anyio.fail_after(remaining if remaining < math.inf else None):
-                    packet = await self._transport.receive(
-                        protocol.RESPONSE_BUFFER_SIZE, timeout=min(self._timeout, remaining)
-                    )
-            except TransportError as error:
-                raise FastbootTransportError(str(error)) from error
-            except TimeoutError:
-                # The deadline, if it was the nearer limit for this read or it has passed
-                # (by the transport's clock too: a replay makes a recorded deadline pass).
-                if remaining <= self._timeout or self._clock() >= budget.deadline_at - _SLACK:
-                    raise self._deadline_exceeded(budget) from None
-                raise FastbootTimeout(
-                    f"no response from the device within {self._timeout:g} s",
-                    where=self._where(),
-                ) from None
-            response = protocol.parse_response(packet)
-            if not response.is_intermediate:
-                return response
-            budget.lines += 1
-            if max_lines and budget.lines > max_lines:
-                raise FastbootTooChatty(
-                    f"{budget.command}: the bootloader sent more than {max_lines} INFO/TEXT "
-                    "lines without finishing the command",
-                    command=budget.command,
-                    allowed=max_lines,
-                    info_lines=max_lines,
-                    where=self._where(),
-                )
-            _log.info("bootloader", status=response.status, text=response.text)
-            if self._on_info is not None:
-                self._on_info(response)
 
-    def _deadline_exceeded(self, budget: _Budget) -> FastbootDeadlineExceeded:
-        deadline = self._limits.deadline
-        return FastbootDeadlineExceeded(
-            f"{budget.command}: no final answer within the {deadline:g} s deadline "
-            f"({budget.lines} INFO/TEXT lines)",
-            command=budget.command,
-            allowed=deadline,
-            info_lines=budget.lines,
-            where=self._where(),
-        )
-
-    def _where(self) -> str:
-        address = self._transport.address
-        return f"{address.transport}:{address.location}"
+async def _send_data(transport: Transport, action: SendData) -> None:
+    """The data phase: in one go where the transport can, else in 1 MiB transfers."""
+    payload, timeout = action.payload, action.timeout
+    if isinstance(transport, DataSender):
+        await transport.send_data(payload, timeout=timeout, on_sent=action.on_sent)
+        return
+    views = isinstance(transport, ViewSender)
+    for chunk in payload.chunks(action.chunk_size):
+        if views:
+            assert isinstance(transport, ViewSender)
+            await transport.send_view(chunk, timeout=timeout)
+        else:
+            await transport.send(chunk.tobytes(), timeout=timeout)
+        action.on_sent(len(chunk))

@@ -15,11 +15,14 @@ Two kinds of event exist, and the distinction is explicit rather than inferred:
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import msgspec
 
 from fastboop.transports.base import DeviceAddress
+
+if TYPE_CHECKING:  # the artifact stack is heavy; events only copy three of its options
+    from fastboop.artifact.open import ArtifactOptions
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
@@ -27,6 +30,27 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
 
     VERSION: ClassVar[int] = 1
     OBSERVATION: ClassVar[bool] = False
+
+
+class RootfsVolumes(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Which volumes of the rootfs artifact the user named (``--partition``,
+    ``--boot-partition``, ``--boot-profile``; ``None``: fastboop's guess).
+
+    They pick the bytes the phone is served: two partitions of one disk image may have the
+    same size, so the export's geometry cannot tell them apart. The machine ignores them;
+    they travel in :class:`SessionConfig` so a replay re-serves the very volume the session
+    served. Journals written before they were recorded read as all guesses.
+    """
+
+    partition: str | None = None
+    boot_partition: str | None = None
+    boot_profile: str | None = None
+
+    @classmethod
+    def chosen_in(cls, options: ArtifactOptions) -> RootfsVolumes:
+        """The volume choices of the options the session's export is opened with."""
+        return cls(partition=options.partition, boot_partition=options.boot_partition,
+                   boot_profile=options.boot_profile)  # fmt: skip
 
 
 class SessionConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -56,6 +80,7 @@ class SessionConfig(msgspec.Struct, frozen=True, kw_only=True):
     # these existed read with the defaults, which no recorded session came near.
     fastboot_deadline_s: float = 120.0
     fastboot_max_info_lines: int = 1000
+    volumes: RootfsVolumes = RootfsVolumes()
 
 
 class ProfileMismatch(msgspec.Struct, frozen=True, kw_only=True):

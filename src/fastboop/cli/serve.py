@@ -215,6 +215,7 @@ async def serve(
     overlay = OverlayExports(args.writable, options=options) if args.writable else None
     config = ev.SessionConfig(
         rootfs=str(rootfs),
+        volumes=ev.RootfsVolumes.chosen_in(options),
         serve_gadget=DeviceAddress(transport="usb", location="", vid=args.vid, pid=args.pid,
                                    serial=args.serial),
         gadget_timeout_s=args.wait,

@@ -107,16 +107,22 @@ async def _reserve(path: Path, scan: SmooScan, rootfs: str) -> str:
     from fastboop.artifact.open import ArtifactOptions
     from fastboop.backends.exports import open_export
 
-    export, source = open_export(rootfs, ArtifactOptions())  # a bad --rootfs: its error
+    # The volume the session served, as its backend opened it: the user's choices from
+    # the journal, and the device profile a channel's boot profile is picked by.
+    volumes = scan.volumes
+    options = ArtifactOptions(partition=volumes.partition, boot_partition=volumes.boot_partition,
+                              boot_profile=volumes.boot_profile,
+                              device_profile=scan.device_profile)  # fmt: skip
+    export, source = open_export(rootfs, options)  # a bad --rootfs: its error
     try:
         served = [(spec[1], spec[2]) for spec in scan.exports]
         opened = (export.spec.block_size, export.spec.size_bytes)
-        if served and opened not in served:  # the options that chose the volume are not
-            block_size, size = served[0]  # journaled: say so rather than diverge
+        if served and opened not in served:  # another image: say so rather than diverge
+            block_size, size = served[0]
             raise _NotReserved(
                 f"{rootfs} opens as {opened[1]} bytes in {opened[0]}-byte blocks, the session "
-                f"served {size} in {block_size}-byte blocks (another volume, or other "
-                "--partition options?)")  # fmt: skip
+                f"served {size} in {block_size}-byte blocks (another image, or a journal "
+                "from before fastboop recorded the --partition choice?)")  # fmt: skip
         with open_journal(path) as reader:
             done = await reserve_smoo(reader, export, writable=bool(scan.writes_succeeded))
     except FastboopError as error:

@@ -33,6 +33,7 @@ import anyio
 import msgspec
 
 from fastboop import effects as fx
+from fastboop import events as ev
 from fastboop.replay.smoo_check import (
     MAX_IN_FLIGHT,
     Key,
@@ -78,6 +79,8 @@ class SmooScan(msgspec.Struct, kw_only=True):
     responses: int = 0
     writes_succeeded: int = 0
     rootfs: str | None = None  # the last Serve effect's rootfs
+    volumes: ev.RootfsVolumes = ev.RootfsVolumes()  # which of its volumes the user named
+    device_profile: str | None = None  # the last BuildPayload's (a channel's boot profile)
     exports: list[tuple[int, int, int]] = []  # (id, block size, bytes) first announced
     divergence: tuple[int | None, int | None, str, str] | None = None
     context: list[str] = []
@@ -97,6 +100,10 @@ def scan_smoo(records: Iterable[object]) -> SmooScan:
             body = getattr(record, "body", None)
             if isinstance(body, fx.Serve):
                 scan.rootfs = body.rootfs
+            elif isinstance(body, fx.BuildPayload):
+                scan.device_profile = body.profile
+            elif isinstance(body, ev.SessionStarted):
+                scan.volumes = body.config.volumes
             yield record
 
     for _, packets in link_segments(watched(records)):

@@ -131,8 +131,10 @@ def prepare_session(
         else:
             named = ("tcp",) * bool(tcp) + ("udp",) * bool(udp) + ("usbip",) * bool(usb_buses)
             transports = (*named, "usb") if usb or not named else named
+    artifact_options = chosen.artifact_options()  # the journal names what the export opens
     config = ev.SessionConfig(
         rootfs=spec,
+        volumes=ev.RootfsVolumes.chosen_in(artifact_options),
         device_profile=device_profile,
         transports=tuple(transports),
         wait_for_device_s=wait,
@@ -146,7 +148,7 @@ def prepare_session(
         gadgets=gadgets,
         profiles=pool,
         builder=chosen_builder,
-        artifact_options=chosen.artifact_options(),
+        artifact_options=artifact_options,
         limits=fastboot_limits(config),
         export_opener=export_opener,
         # stage0 adds the CDC-ACM port only when asked (smoo.acm): read it only then

@@ -15,7 +15,7 @@ Two kinds of event exist, and the distinction is explicit rather than inferred:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
 import msgspec
 
@@ -241,6 +241,10 @@ class ConsoleOutput(Event, frozen=True, tag="console_output"):
     OBSERVATION: ClassVar[bool] = True
     data: bytes
     omitted: int = 0
+    #: The bulk-IN endpoint the bytes came from (0x81-0x8F), as the gadget's descriptors
+    #: name it; ``None`` when no USB endpoint was read (the in-process simulated phone) or
+    #: the journal predates it: the pcap export then assumes stage0's usual 0x83.
+    endpoint: Annotated[int, msgspec.Meta(ge=0x81, le=0x8F)] | None = None
 
 
 class ServeEnded(Event, frozen=True, tag="serve_ended"):

@@ -22,6 +22,7 @@ from fastboop.console.ports import (
     ConsoleUnavailable,
     PyusbConsolePort,
     TtyConsolePort,
+    console_endpoint,
     open_gadget_console,
     open_tty,
     open_usb_console,
@@ -107,6 +108,7 @@ async def test_with_cdc_acm_bound_the_sysfs_tty_is_read(tmp_path: Path) -> None:
     try:
         assert isinstance(port, TtyConsolePort)
         assert port.name == str(tmp_path / "dev" / "ttyACM5")
+        assert console_endpoint(port) == 0x85  # what the driver reads, from the descriptors
         os.write(master, b"login: ")
         with anyio.fail_after(HANG_GUARD):
             assert await port.read() == b"login: "
@@ -150,6 +152,7 @@ async def test_without_a_driver_pyusb_claims_the_port_until_unplugged(tmp_path: 
     port = await open_usb_console(device, GADGET, sysfs=str(tmp_path))
     assert isinstance(port, PyusbConsolePort)
     assert port.name == "usb:1-2 interface 1 ep 0x85"
+    assert console_endpoint(port) == 0x85
     assert 1 in emulated.claims
     assert emulated.serial_port is not None
     emulated.serial_port.write(b"[    0.000000] Linux version 6.1\r\n" + b"x" * 5000)

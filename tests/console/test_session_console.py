@@ -8,6 +8,7 @@ to the serial port; the session reads it beside smoo on the same device.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import anyio
@@ -17,7 +18,8 @@ from fastboop import events as ev
 from fastboop.backends.gadgets import serve_only_backend
 from fastboop.console import ConsoleLog
 from fastboop.console.ports import ConsolePort, open_usb_console
-from fastboop.journal import read_journal
+from fastboop.journal import open_journal, read_journal
+from fastboop.journal.pcap import journal_to_pcap
 from fastboop.replay import replay_journal
 from fastboop.runtime import Session
 from fastboop.runtime import session as runtime_session
@@ -76,6 +78,13 @@ async def test_console_output_while_serving_is_journaled_up_to_its_limit(
     assert len(kept) == len(chunks)
     assert b"".join(k.data for k in kept) == b"".join(LINES)[:1000]  # the first 1000 bytes
     assert sum(len(k.data) + k.omitted for k in kept) == total  # and how much came after
+    # The endpoint read is the gadget's own (the emulated UDC puts ACM at 0x85, not the
+    # 0x83 of usbip-vudc), journaled past the byte budget too, and the pcap puts it there.
+    assert {c.endpoint for c in chunks} == {k.endpoint for k in kept} == {0x85}
+    buffer = io.BytesIO()
+    with open_journal(journal) as reader:
+        summary = journal_to_pcap(reader, buffer)
+    assert (summary.console_endpoints, summary.console_assumed) == ([0x85], 0)
     report = replay_journal(recorded)
     assert report.ok, report.summary()
 

@@ -72,3 +72,39 @@ def test_a_damaged_omitted_count_still_exports(tmp_path: Path, omitted: int) -> 
     assert summary.console == 1
     _, records = read_pcap(buffer.getvalue())
     assert records[-1].urb_len == (0 if omitted < 0 else 0xFFFFFFFF)
+
+
+def test_the_endpoint_the_session_journaled_is_the_one_exported(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A UDC that numbers endpoints otherwise puts the console elsewhere (the emulated
+    gadget at 0x85): the event names it, and only an unnamed batch is put on 0x83."""
+    path = tmp_path / "named.fbj"
+    with JournalWriter(path, make_header()) as writer:
+        writer.append(ConsoleOutput(data=b"on 0x85\r\n", endpoint=0x85), 1_000_000)
+        writer.append(ConsoleOutput(data=b"unnamed\r\n"), 2_000_000)  # an older journal's
+    buffer = io.BytesIO()
+    with open_journal(path) as journal:
+        summary = journal_to_pcap(journal, buffer)
+    assert (summary.console, summary.console_endpoints, summary.console_assumed) == (
+        2, [0x85, 0x83], 1)  # fmt: skip
+    _, records = read_pcap(buffer.getvalue())
+    assert [(r.endpoint, r.data) for r in records if r.data] == [
+        (0x85, b"on 0x85\r\n"), (0x83, b"unnamed\r\n")]  # fmt: skip
+    out = tmp_path / "named.pcap"
+    assert main(["replay", "export-pcap", str(path), "-o", str(out)]) == 0
+    assert ("2 serial console batch(es): bulk IN 0x85, 0x83 of the gadget (1 on 0x83 assumed: "
+            "the journal does not name their endpoint)") in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("endpoint", [0x05, 0x80, 0x90, 300])
+def test_an_endpoint_no_console_can_have_is_damage(tmp_path: Path, endpoint: int) -> None:
+    """Untrusted: an OUT endpoint, endpoint 0 or a number past 15 is no bulk-IN console."""
+    path = tmp_path / "damaged.fbj"
+    with JournalWriter(path, make_header()) as writer:
+        writer.append(ConsoleOutput(data=b"kept\r\n", endpoint=0x81), 0)
+        writer.append(ConsoleOutput(data=b"x", endpoint=endpoint), 1)
+    with open_journal(path) as journal:
+        summary = journal_to_pcap(journal, io.BytesIO())
+        end = journal.describe_end()
+    assert summary.console == 1 and summary.console_endpoints == [0x81]
+    assert "record 1 is undecodable" in end and "endpoint" in end

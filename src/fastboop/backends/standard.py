@@ -21,7 +21,7 @@ from fastboop.artifact.open import ArtifactOptions
 from fastboop.backends.exports import ServedImage, open_export
 from fastboop.backends.ports import DeviceSource, GadgetSource, PayloadBuilder
 from fastboop.blocks import FileSource
-from fastboop.console.ports import ConsolePort, ConsoleUnavailable
+from fastboop.console.ports import ConsolePort, ConsoleUnavailable, console_endpoint
 from fastboop.console.pump import pump_console
 from fastboop.detection.probe import identify_with, limit_hit, probe_finished
 from fastboop.devpro.pool import ProfilePool
@@ -312,9 +312,11 @@ class StandardBackend:
         except (ConsoleUnavailable, TransportError, TimeoutError) as error:
             log.warning("serial console not available", error=str(error))
             return
+        endpoint = console_endpoint(port)  # journaled: the pcap export puts the bytes there
         log.info("reading the serial console", port=port.name)
         try:
-            await pump_console(port, lambda data: ctx.emit(ev.ConsoleOutput(data=data)))
+            await pump_console(port, lambda data: ctx.emit(ev.ConsoleOutput(data=data,
+                                                                            endpoint=endpoint)))
         except Exception as error:  # the console is a convenience: never stop serving for it
             log.error("serial console reader failed", port=port.name,
                       error=f"{type(error).__name__}: {error}")

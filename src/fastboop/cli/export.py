@@ -23,6 +23,7 @@ import anyio
 import msgspec
 
 from fastboop.cli.output import print_json
+from fastboop.console.acm import GADGET_BULK_IN
 from fastboop.errors import FastboopError, UsageError
 from fastboop.journal import open_journal
 from fastboop.journal.pcap import image_payloads, journal_to_pcap
@@ -159,8 +160,11 @@ def export_pcap(path: Path, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     if summary.console:
-        print(f"  {summary.console} serial console batch(es): bulk IN 0x83 of the gadget",
-              file=sys.stderr)  # fmt: skip
+        where = ", ".join(f"0x{endpoint:02x}" for endpoint in summary.console_endpoints)
+        assumed = (f" ({summary.console_assumed} on 0x{GADGET_BULK_IN:02x} assumed: the "
+                   "journal does not name their endpoint)" if summary.console_assumed else "")
+        print(f"  {summary.console} serial console batch(es): bulk IN {where} of the "
+              f"gadget{assumed}", file=sys.stderr)  # fmt: skip
     for channel, count in sorted(summary.skipped_channels.items()):
         print(f"  {count} packet(s) on channel {channel!r} not exported", file=sys.stderr)
     if not journal.complete:

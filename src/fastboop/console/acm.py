@@ -20,7 +20,8 @@ READ_SIZE: Final = 4096  # a multiple of every bulk max-packet size; one read, m
 # Where the console arrives on stage0's gadget as a UDC that numbers endpoints in bind
 # order gives it (usbip-vudc, dummy_hcd): smoo's FunctionFS binds 0x81/0x01/0x82/0x02
 # first, then f_acm its bulk IN, bulk OUT and notification. Real UDCs may differ; the
-# session reads the address from the descriptors (find_acm_port), the pcap export uses this.
+# session reads the address from the descriptors (find_acm_port) and journals it; the pcap
+# export assumes this one only for a journal that does not name it.
 GADGET_BULK_IN: Final = 0x83
 CDC_COMMUNICATIONS: Final = 0x02
 CDC_ACM_SUBCLASS: Final = 0x02

@@ -69,6 +69,14 @@ class ConsolePort(Protocol):
         ...
 
 
+def console_endpoint(port: ConsolePort) -> int | None:
+    """The USB bulk-IN endpoint ``port`` reads (from the gadget's descriptors), for the
+    journal; ``None`` for a port that reads no USB endpoint (the in-process simulated
+    phone's). Optional, so a port needs only the three members above."""
+    endpoint = getattr(port, "endpoint", None)
+    return endpoint if isinstance(endpoint, int) else None
+
+
 class UsbipConsolePort:
     """Bulk-IN URBs to the ACM data endpoint on a USB/IP device's connection."""
 
@@ -80,6 +88,10 @@ class UsbipConsolePort:
     @property
     def name(self) -> str:
         return self._name
+
+    @property
+    def endpoint(self) -> int:
+        return self._endpoint
 
     async def read(self) -> bytes:
         while True:
@@ -109,6 +121,10 @@ class PyusbConsolePort:
     def name(self) -> str:
         return (f"{self._address.transport}:{self._address.location} interface "
                 f"{self._port.data} ep 0x{self._port.bulk_in:02x}")
+
+    @property
+    def endpoint(self) -> int:
+        return self._port.bulk_in
 
     def claim(self) -> None:
         """Blocking: claim the data interface (the configuration is the smoo link's)."""
@@ -147,11 +163,15 @@ class PyusbConsolePort:
 
 
 class TtyConsolePort:
-    """A serial device node, read in raw mode without blocking the event loop."""
+    """A serial device node, read in raw mode without blocking the event loop.
 
-    def __init__(self, path: str):
+    ``endpoint``: the USB bulk-IN endpoint the kernel driver reads for this node, when
+    the caller found it in the device's descriptors (for the journal)."""
+
+    def __init__(self, path: str, *, endpoint: int | None = None):
         self._path = path
         self._fd: int | None = None
+        self.endpoint = endpoint
 
     @property
     def name(self) -> str:
@@ -193,9 +213,9 @@ class TtyConsolePort:
             os.close(fd)
 
 
-async def open_tty(path: str) -> TtyConsolePort:
+async def open_tty(path: str, *, endpoint: int | None = None) -> TtyConsolePort:
     """Open ``path``, retrying briefly while udev has not created it yet."""
-    port = TtyConsolePort(path)
+    port = TtyConsolePort(path, endpoint=endpoint)
     for attempt in range(TTY_OPEN_ATTEMPTS):
         try:
             port.open()
@@ -229,7 +249,7 @@ async def open_usb_console(device: Any, address: DeviceAddress, *,
     for _ in range(TTY_OPEN_ATTEMPTS):
         name = find_tty(location, port, sysfs=sysfs)
         if name is not None:
-            return await open_tty(os.path.join(dev, name))
+            return await open_tty(os.path.join(dev, name), endpoint=port.bulk_in)
         if not await anyio.to_thread.run_sync(_driver_bound, device, port):
             claimed = PyusbConsolePort(device, port, address)
             await anyio.to_thread.run_sync(claimed.claim)
@@ -272,6 +292,7 @@ __all__ = [
     "PyusbConsolePort",
     "TtyConsolePort",
     "UsbipConsolePort",
+    "console_endpoint",
     "open_gadget_console",
     "open_tty",
     "open_usb_console",

@@ -22,7 +22,9 @@ maps a journal onto transfers:
   as control transfers with their setup packets, a stalled or timed-out one with its
   error status;
 * the serial console (``console_output`` events) on the same device, as bulk IN on the
-  ACM data endpoint (``fastboop.console.acm.GADGET_BULK_IN``, 0x83): one transfer per
+  ACM data endpoint the event names (the one the session read, from the gadget's
+  descriptors), else on ``fastboop.console.acm.GADGET_BULK_IN`` (0x83, where stage0's
+  gadget has it on a UDC that numbers endpoints in bind order): one transfer per
   journaled batch, carrying its bytes; past the journal's console budget only the count
   of bytes is known, so those carry their true length (``urb_len``) without the data.
 
@@ -324,6 +326,8 @@ class PcapSummary(msgspec.Struct, kw_only=True):
     without_data: int = 0  # journaled by digest and not supplied
     smoo_payloads: int = 0  # smoo bulk payloads: journaled by digest, exported as lengths
     console: int = 0  # serial console batches (bulk IN on the gadget's ACM endpoint)
+    console_endpoints: list[int] = []  # the endpoints they went on, in order of first use
+    console_assumed: int = 0  # batches whose journal did not name it: GADGET_BULK_IN
     skipped_channels: dict[str, int] = {}
 
 
@@ -378,7 +382,13 @@ def _transfers(
             # as a snaplen cut shows them. (A damaged count still fits the u32 field.)
             length = min(max(len(body.data) + body.omitted, 0), _U32_MAX)
             summary.console += 1
-            yield UsbTransfer(kind="bulk", endpoint=GADGET_BULK_IN, length=length,
+            endpoint = body.endpoint
+            if endpoint is None:
+                endpoint = GADGET_BULK_IN
+                summary.console_assumed += 1
+            if endpoint not in summary.console_endpoints:
+                summary.console_endpoints.append(endpoint)
+            yield UsbTransfer(kind="bulk", endpoint=endpoint, length=length,
                               data=body.data or None, buffer=max(READ_SIZE, length),
                               submit_ns=submit, complete_ns=complete), SMOO_DEVICE  # fmt: skip
             continue

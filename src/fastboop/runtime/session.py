@@ -288,7 +288,9 @@ class Session:
         self._console_room -= len(keep)
         if len(keep) == len(event.data):
             return event
-        return ev.ConsoleOutput(data=keep, omitted=event.omitted + len(event.data) - len(keep))
+        return msgspec.structs.replace(
+            event, data=keep, omitted=event.omitted + len(event.data) - len(keep)
+        )
 
     async def _apply(self, event: ev.AnyEvent) -> None:
         t_ns = self._now()

@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import re
 
-import msgspec
+from fastboop.values import Value
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~3 ms
+if TYPE_CHECKING:
+    from typing import Final
 
 #: ``/dev/disk/by-<x>/<value>`` → the ``<TAG>=<value>`` form.
 _BY_DIRS = {"by-uuid": "UUID", "by-label": "LABEL", "by-partuuid": "PARTUUID",
@@ -22,22 +26,38 @@ TAGS = ("UUID", "LABEL", "PARTUUID", "PARTLABEL")
 MAX_FSTAB_BYTES = 1 << 20
 
 
-class VolumeRef(msgspec.Struct, frozen=True):
+class VolumeRef(Value):
     """How fstab names a volume: ``tag`` is one of :data:`TAGS`, or ``DEVICE`` for a path."""
 
-    tag: str
-    value: str
+    __slots__ = ("tag", "value")
+    tag: Final[str]
+    value: Final[str]
+
+    def __init__(self, tag: str, value: str) -> None:
+        self.tag = tag
+        self.value = value
 
     def __str__(self) -> str:
         return self.value if self.tag == "DEVICE" else f"{self.tag}={self.value}"
 
 
-class FstabEntry(msgspec.Struct, frozen=True):
-    source: VolumeRef
-    mountpoint: str
-    fstype: str
-    options: tuple[str, ...]
-    line: int  # 1-based, for messages
+class FstabEntry(Value):
+    """One fstab line (plain values, :mod:`fastboop.values`: nothing serialises them)."""
+
+    __slots__ = ("fstype", "line", "mountpoint", "options", "source")
+    source: Final[VolumeRef]
+    mountpoint: Final[str]
+    fstype: Final[str]
+    options: Final[tuple[str, ...]]
+    line: Final[int]  # 1-based, for messages
+
+    def __init__(self, source: VolumeRef, mountpoint: str, fstype: str,
+                 options: tuple[str, ...], line: int) -> None:  # fmt: skip
+        self.source = source
+        self.mountpoint = mountpoint
+        self.fstype = fstype
+        self.options = options
+        self.line = line
 
     def option(self, name: str) -> str | None:
         """The value of ``name=value`` (the last one wins, as in mount(8)), or None."""

@@ -17,39 +17,58 @@ come from different volumes.
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
 
-import msgspec
-
-from fastboop.artifact.coalesce import CoalescedFilesystem, Mount
-from fastboop.artifact.roles import Role, Roles, Subvolumes, choose_roles
+from fastboop.artifact.roles import Role, Roles, choose_roles
 from fastboop.artifact.volumes import VolumeInfo
-from fastboop.blocks import BlockSource
 from fastboop.channel.magic import has_records
 from fastboop.errors import UsageError
-from fastboop.rootfs.compressed import ProgressHook
 from fastboop.rootfs.detect import open_filesystem
 from fastboop.rootfs.errors import UnsupportedError
-from fastboop.rootfs.fs import Filesystem
 from fastboop.rootfs.open import default_cache_dir, open_source, volumes_of
+from fastboop.values import Value
 
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~3 ms
 if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any, Final
+
     from fastboop.artifact.live import LiveRoot
+    from fastboop.artifact.roles import Subvolumes
+    from fastboop.blocks import BlockSource
     from fastboop.bootprofile.artifact import ProfileUse
+    from fastboop.rootfs.compressed import ProgressHook
+    from fastboop.rootfs.fs import Filesystem
 
 
-class ArtifactOptions(msgspec.Struct, frozen=True, kw_only=True):
+class ArtifactOptions(Value):
     """The user's overrides of the guesses (``--partition``, ``--boot-partition``,
-    ``--kernel-version``); the same on every command that takes an artifact."""
+    ``--kernel-version``); the same on every command that takes an artifact. A plain
+    value (:mod:`fastboop.values`): never journaled or encoded, and every command that
+    opens an artifact makes one."""
 
-    partition: str | None = None  # the root volume
-    boot_partition: str | None = None
-    kernel_version: str | None = None
+    __slots__ = (
+        "boot_partition",
+        "boot_profile",
+        "device_profile",
+        "kernel_version",
+        "partition",
+    )
+    partition: Final[str | None]  # the root volume
+    boot_partition: Final[str | None]
+    kernel_version: Final[str | None]
     #: Channels (a boot profile record first, the artifact after): ``--boot-profile`` and
     #: the device profile a boot profile's ``stage0.devices`` must name.
-    boot_profile: str | None = None
-    device_profile: str | None = None
+    boot_profile: Final[str | None]
+    device_profile: Final[str | None]
+
+    def __init__(self, *, partition: str | None = None, boot_partition: str | None = None,
+                 kernel_version: str | None = None, boot_profile: str | None = None,
+                 device_profile: str | None = None) -> None:  # fmt: skip
+        self.partition = partition
+        self.boot_partition = boot_partition
+        self.kernel_version = kernel_version
+        self.boot_profile = boot_profile
+        self.device_profile = device_profile
 
 
 class Artifact:
@@ -110,6 +129,8 @@ class Artifact:
 
     def origin(self, path: str) -> str:
         """The volume a path of :attr:`fs` comes from, by name."""
+        from fastboop.artifact.coalesce import CoalescedFilesystem
+
         if isinstance(self.fs, CoalescedFilesystem):
             return self.fs.origin(path).origin
         return self.root.name
@@ -151,7 +172,7 @@ def open_artifact(
     ``progress`` hears how a whole-stream decompression (``.xz`` without an index...)
     gets on, for a progress bar."""
     text = os.fspath(spec)
-    if not text.startswith(("http://", "https://")) and Path(text).is_dir():
+    if not text.startswith(("http://", "https://")) and os.path.isdir(text):
         from fastboop.rootfs.dirfs import DirectoryFilesystem
 
         info = VolumeInfo(index=0, kind="dir")
@@ -218,18 +239,21 @@ def open_artifact(
     else:
         roles = choose_roles(volumes, open_fs, arch=arch, root=options.partition,
                              boot=options.boot_partition)  # fmt: skip
-    mounts = []
+    mounts: list[tuple[str, Filesystem, str]] = []  # (mount point, tree, volume name)
     for role in roles.mounted():
         volume = volumes[role.volume]
         fs = open_fs(volume)
         name = volume.name
         if role.subvol:
-            fs = cast(Subvolumes, fs).open_subvolume(role.subvol)
+            subvolumes: Subvolumes = fs  # type: ignore[assignment] # a btrfs: roles checked
+            fs = subvolumes.open_subvolume(role.subvol)
             name += f", subvolume {role.subvol!r}"
-        mounts.append(Mount(role.mountpoint, fs, name))
-    tree: Filesystem = mounts[0].fs
-    if len(mounts) > 1:
-        tree = CoalescedFilesystem(mounts, label=text)
+        mounts.append((role.mountpoint, fs, name))
+    tree = mounts[0][1]
+    if len(mounts) > 1:  # a root with /boot or the ESP on other volumes: one merged tree
+        from fastboop.artifact.coalesce import CoalescedFilesystem, Mount
+
+        tree = CoalescedFilesystem([Mount(*mount) for mount in mounts], label=text)
     artifact = Artifact(text, volumes=volumes, sources=sources, roles=roles, fs=tree,
                         layers=tuple(layers))  # fmt: skip
     if live_root is not None:

@@ -31,9 +31,7 @@ caller opens on demand, and each is opened at most once.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, cast
-
-import msgspec
+from typing import Any, Final, Protocol, cast
 
 from fastboop.artifact.fstab import (
     FstabEntry,
@@ -54,6 +52,7 @@ from fastboop.artifact.volumes import (
 from fastboop.errors import FastboopError, UsageError
 from fastboop.rootfs.forwarding import ForwardingFilesystem
 from fastboop.rootfs.fs import Filesystem
+from fastboop.values import Value
 
 #: Filesystem labels distributions give their root and boot filesystems (compared
 #: case-insensitively): postmarketOS, Raspberry Pi OS/Debian raspi, Ubuntu, Armbian,
@@ -72,21 +71,39 @@ ROOT_SUBVOLUMES = ("root", "@", "@root", "rootfs")
 KERNEL_PREFIXES = ("vmlinuz", "Image", "zImage", "vmlinux")
 
 
-class Role(msgspec.Struct, frozen=True):
-    """One volume in one role: mounted at ``mountpoint`` (``subvol`` inside btrfs)."""
+class Role(Value):
+    """One volume in one role: mounted at ``mountpoint`` (``subvol`` inside btrfs).
+    Plain values (:mod:`fastboop.values`): ``--json`` is ``Artifact.as_json``."""
 
-    volume: int  # VolumeInfo.index
-    why: str
-    mountpoint: str = "/"
-    subvol: str | None = None
+    __slots__ = ("mountpoint", "subvol", "volume", "why")
+    volume: Final[int]  # VolumeInfo.index
+    why: Final[str]
+    mountpoint: Final[str]
+    subvol: Final[str | None]
+
+    def __init__(self, volume: int, why: str, mountpoint: str = "/",
+                 subvol: str | None = None) -> None:  # fmt: skip
+        self.volume = volume
+        self.why = why
+        self.mountpoint = mountpoint
+        self.subvol = subvol
 
 
-class Roles(msgspec.Struct, frozen=True):
-    root: Role
-    boot: Role | None = None
-    esp: Role | None = None
-    fstab: str | None = None  # "/etc/fstab" of the root tree, when there was one
-    notes: tuple[str, ...] = ()
+class Roles(Value):
+    __slots__ = ("boot", "esp", "fstab", "notes", "root")
+    root: Final[Role]
+    boot: Final[Role | None]
+    esp: Final[Role | None]
+    fstab: Final[str | None]  # "/etc/fstab" of the root tree, when there was one
+    notes: Final[tuple[str, ...]]
+
+    def __init__(self, root: Role, boot: Role | None = None, esp: Role | None = None,
+                 fstab: str | None = None, notes: tuple[str, ...] = ()) -> None:  # fmt: skip
+        self.root = root
+        self.boot = boot
+        self.esp = esp
+        self.fstab = fstab
+        self.notes = notes
 
     def mounted(self) -> list[Role]:
         """Root first, then the others by mount point depth (``/boot`` before ``/boot/efi``)."""
@@ -133,10 +150,16 @@ class Subvolumes(Protocol):
     def open_subvolume(self, subvolume: str | int) -> Filesystem: ...
 
 
-class RootTree(msgspec.Struct, frozen=True):
-    subvol: str | None  # None: what a mount without subvol= shows (the default subvolume)
-    fstab: list[FstabEntry]
-    why: str
+class RootTree(Value):
+    __slots__ = ("fstab", "subvol", "why")
+    subvol: Final[str | None]  # None: what a mount without subvol= shows (default subvolume)
+    fstab: Final[list[FstabEntry]]
+    why: Final[str]
+
+    def __init__(self, subvol: str | None, fstab: list[FstabEntry], why: str) -> None:
+        self.subvol = subvol
+        self.fstab = fstab
+        self.why = why
 
 
 def find_root_tree(fs: Filesystem, kind: str | None) -> RootTree | None:

@@ -13,12 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import msgspec
-
 from fastboop.artifact.fstab import VolumeRef, parse_source
 from fastboop.rootfs.errors import NotFoundError
 from fastboop.rootfs.fsid import FsIdentity
-from fastboop.rootfs.partitions import Partition
+from fastboop.values import Value
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~3 ms
+if TYPE_CHECKING:
+    from typing import Final
+
+    from fastboop.rootfs.partitions import Partition
 
 #: GPT partition types that carry a role (UAPI Discoverable Partitions Specification).
 ESP_TYPE = "c12a7328-f81f-11d2-ba4b-00a0c93ec93b"
@@ -32,15 +36,32 @@ ROOT_TYPES = {
 MBR_ESP_TYPE = "ef"
 
 
-class VolumeInfo(msgspec.Struct, frozen=True, kw_only=True):
-    index: int  # position in the artifact's deterministic volume order
-    kind: str | None  # "erofs" | "ext4" | "vfat" | "btrfs" | None (not a filesystem we read)
-    identity: FsIdentity = FsIdentity()
-    partition: Partition | None = None
-    member: str | None = None  # tar member path
-    layers: tuple[str, ...] = ()  # containers peeled to reach it, outermost first
-    size: int = 0
-    notes: tuple[str, ...] = ()  # what its container layers said (e.g. backup GPT used)
+class VolumeInfo(Value):
+    """One volume (a plain value, :mod:`fastboop.values`: ``--json`` is :meth:`as_json`)."""
+
+    __slots__ = ("identity", "index", "kind", "layers", "member", "notes", "partition", "size")
+    index: Final[int]  # position in the artifact's deterministic volume order
+    kind: Final[str | None]  # "erofs" | "ext4" | "vfat" | "btrfs" | None (not one we read)
+    identity: Final[FsIdentity]
+    partition: Final[Partition | None]
+    member: Final[str | None]  # tar member path
+    layers: Final[tuple[str, ...]]  # containers peeled to reach it, outermost first
+    size: Final[int]
+    notes: Final[tuple[str, ...]]  # what its container layers said (e.g. backup GPT used)
+
+    def __init__(self, *, index: int, kind: str | None,
+                 identity: FsIdentity = FsIdentity(),  # noqa: B008 - frozen
+                 partition: Partition | None = None, member: str | None = None,
+                 layers: tuple[str, ...] = (), size: int = 0,
+                 notes: tuple[str, ...] = ()) -> None:  # fmt: skip
+        self.index = index
+        self.kind = kind
+        self.identity = identity
+        self.partition = partition
+        self.member = member
+        self.layers = layers
+        self.size = size
+        self.notes = notes
 
     @property
     def name(self) -> str:

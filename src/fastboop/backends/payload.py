@@ -122,7 +122,7 @@ class Stage0PayloadBuilder:
     ) -> BuiltPayload:
         params = boot_image_params(profile)
         # A channel's boot profiles are chosen by their stage0.devices: this device's.
-        chosen = msgspec.structs.replace(self.artifact_options, device_profile=profile.id)
+        chosen = self.artifact_options.replace(device_profile=profile.id)
         artifact = open_artifact(rootfs, chosen)
         clock_usec = int(self.clock() * 1_000_000)
         host = HostFacts(

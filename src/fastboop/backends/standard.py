@@ -13,7 +13,6 @@ import hashlib
 from collections.abc import Awaitable, Callable
 
 import anyio
-import msgspec
 
 from fastboop import effects as fx
 from fastboop import events as ev
@@ -166,8 +165,7 @@ class StandardBackend:
             device = handle.transport.address
         # The export must open the same artifact the payload was built from: a channel's
         # boot profile is chosen by the device profile, so remember which one.
-        self.artifact_options = msgspec.structs.replace(self.artifact_options,
-                                                        device_profile=profile.id)
+        self.artifact_options = self.artifact_options.replace(device_profile=profile.id)
         try:
             built = await anyio.to_thread.run_sync(
                 self.builder.build, profile, effect.rootfs, device

@@ -16,9 +16,12 @@ import enum
 import stat as statmod
 from collections.abc import Hashable, Iterator
 
-import msgspec
-
 from fastboop.rootfs.errors import CorruptImageError, NotFoundError, RootfsError
+from fastboop.values import Value
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~3 ms
+if TYPE_CHECKING:
+    from typing import Final
 
 MAX_SYMLINK_HOPS = 40
 MAX_PATH_COMPONENTS = 4096
@@ -55,17 +58,30 @@ _FROM_IFMT = {
 }
 
 
-class Stat(msgspec.Struct, frozen=True):
-    """What ``stat`` reports, independent of the on-disk format."""
+class Stat(Value):
+    """What ``stat`` reports, independent of the on-disk format. (A plain value, not a
+    ``msgspec.Struct``: listings build their own JSON, see :mod:`fastboop.values`.)"""
 
-    type: FileType
-    mode: int  # full st_mode: type bits + permissions
-    size: int
-    uid: int = 0
-    gid: int = 0
-    nlink: int = 1
-    ino: int = 0
-    rdev: int = 0
+    __slots__ = ("gid", "ino", "mode", "nlink", "rdev", "size", "type", "uid")
+    type: Final[FileType]
+    mode: Final[int]  # full st_mode: type bits + permissions
+    size: Final[int]
+    uid: Final[int]
+    gid: Final[int]
+    nlink: Final[int]
+    ino: Final[int]
+    rdev: Final[int]
+
+    def __init__(self, type: FileType, mode: int, size: int, uid: int = 0, gid: int = 0,
+                 nlink: int = 1, ino: int = 0, rdev: int = 0) -> None:  # fmt: skip
+        self.type = type
+        self.mode = mode
+        self.size = size
+        self.uid = uid
+        self.gid = gid
+        self.nlink = nlink
+        self.ino = ino
+        self.rdev = rdev
 
     @property
     def permissions(self) -> int:

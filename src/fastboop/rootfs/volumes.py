@@ -15,39 +15,59 @@ The order is deterministic: disk order, tar member order, nested tables depth fi
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import msgspec
-
 from fastboop.blocks import BlockSource, SliceSource
-from fastboop.rootfs.compressed import ProgressHook
 from fastboop.rootfs.detect import detect_kind
 from fastboop.rootfs.errors import CorruptImageError, UnsupportedError
 from fastboop.rootfs.fsid import FsIdentity, read_identity
-from fastboop.rootfs.layers import peel
-from fastboop.rootfs.partitions import Partition, read_partition_table
-from fastboop.rootfs.sparse import SPARSE_MAGIC
-from fastboop.rootfs.streams import format_of
-from fastboop.rootfs.tar import MAKE_IMAGE_HINT, RECORD, is_tar, looks_like_root_tree, read_members
-from fastboop.rootfs.zip import is_zip
-from fastboop.rootfs.zip import open_member as open_zip_member
-from fastboop.rootfs.zip import read_members as read_zip_members
+from fastboop.values import Value
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~3 ms
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Final
+
+    from fastboop.rootfs.compressed import ProgressHook
+    from fastboop.rootfs.partitions import Partition
 
 MAX_DEPTH = 8  # container layers above one volume
 MAX_VOLUMES = 256
 
 
-class Volume(msgspec.Struct, frozen=True):
-    """One filesystem-bearing leaf of an artifact's container stack."""
+class Volume(Value):
+    """One filesystem-bearing leaf of an artifact's container stack (a plain value:
+    :mod:`fastboop.values`)."""
 
-    source: BlockSource  # exactly the filesystem's bytes
-    address: tuple[str, ...]  # partition numbers and tar member names, outer to inner
-    layers: tuple[str, ...]  # e.g. ("xz", "android-sparse", "gpt partition 2 'userdata'")
-    kind: str | None  # "erofs" | "ext4" | "vfat" | "btrfs" | None: nothing fastboop reads
-    identity: FsIdentity = FsIdentity()  # LABEL= and UUID= from the superblock, as blkid
-    partitions: tuple[Partition, ...] = ()  # outer to inner; the last is this volume's own
-    member: str | None = None  # the tar member it came from, if any
-    notes: tuple[str, ...] = ()  # how the layers above it are read, repairs (backup GPT)...
+    __slots__ = (
+        "address",
+        "identity",
+        "kind",
+        "layers",
+        "member",
+        "notes",
+        "partitions",
+        "source",
+    )
+    source: Final[BlockSource]  # exactly the filesystem's bytes
+    address: Final[tuple[str, ...]]  # partition numbers and tar member names, outer to inner
+    layers: Final[tuple[str, ...]]  # e.g. ("xz", "android-sparse", "gpt partition 2 'userdata'")
+    kind: Final[str | None]  # "erofs" | "ext4" | "vfat" | "btrfs" | None: nothing fastboop reads
+    identity: Final[FsIdentity]  # LABEL= and UUID= from the superblock, as blkid
+    partitions: Final[tuple[Partition, ...]]  # outer to inner; the last is this volume's own
+    member: Final[str | None]  # the tar member it came from, if any
+    notes: Final[tuple[str, ...]]  # how the layers above it are read, repairs (backup GPT)...
+
+    def __init__(self, source: BlockSource, address: tuple[str, ...], layers: tuple[str, ...],
+                 kind: str | None, identity: FsIdentity = FsIdentity(),  # noqa: B008 - frozen
+                 partitions: tuple[Partition, ...] = (), member: str | None = None,
+                 notes: tuple[str, ...] = ()) -> None:  # fmt: skip
+        self.source = source
+        self.address = address
+        self.layers = layers
+        self.kind = kind
+        self.identity = identity
+        self.partitions = partitions
+        self.member = member
+        self.notes = notes
 
     @property
     def partition(self) -> Partition | None:
@@ -75,14 +95,19 @@ class _Walk:
                                     where=self.label)  # fmt: skip
         kind = detect_kind(source)
         if kind is not None:
-            self._add(msgspec.structs.replace(
-                at, source=source, kind=kind, identity=read_identity(source, kind)))
+            self._add(at.replace(source=source, kind=kind, identity=read_identity(source, kind)))
             return
+        # Not a filesystem: the container readers, imported only for images that need them.
+        from fastboop.rootfs.layers import peel
+        from fastboop.rootfs.partitions import read_partition_table
+        from fastboop.rootfs.tar import RECORD, is_tar
+        from fastboop.rootfs.zip import is_zip
+
         layer = peel(source, label=self.label, cache_dir=self.cache_dir, progress=self.progress)
         if layer is not None:
             notes = (*at.notes, layer.note) if layer.note else at.notes
-            self.visit(layer.source, msgspec.structs.replace(
-                at, layers=(*at.layers, layer.name), notes=notes), depth + 1)  # fmt: skip
+            self.visit(layer.source, at.replace(layers=(*at.layers, layer.name), notes=notes),
+                       depth + 1)  # fmt: skip
             return
         table = read_partition_table(source)
         if table is not None:
@@ -92,8 +117,8 @@ class _Walk:
                 name += f" {part.name!r}" if part.name else ""
                 self.visit(
                     SliceSource(source, part.start, part.size, name=f"p{part.number}"),
-                    msgspec.structs.replace(
-                        at, address=(*at.address, str(part.number)),
+                    at.replace(
+                        address=(*at.address, str(part.number)),
                         layers=(*at.layers, name),
                         partitions=(*at.partitions, part), notes=notes,
                     ),
@@ -107,18 +132,20 @@ class _Walk:
         if is_zip(source):
             self._zip(source, at, depth)
             return
-        self._add(msgspec.structs.replace(at, source=source))  # nothing we read: say so
+        self._add(at.replace(source=source))  # nothing we read: say so
 
     def _tar(self, source: BlockSource, head: bytes, at: Volume, depth: int) -> None:
+        from fastboop.rootfs.tar import MAKE_IMAGE_HINT, looks_like_root_tree, read_members
+
         if looks_like_root_tree(head):
             raise UnsupportedError("a tarball of a root file tree, not a disk or filesystem "
                                    "image", where=self.label, hint=MAKE_IMAGE_HINT)  # fmt: skip
         for member in read_members(source):
-            inner = msgspec.structs.replace(
-                at, address=(*at.address, member.name),
+            inner = at.replace(
+                address=(*at.address, member.name),
                 layers=(*at.layers, f"tar member {member.name}"), member=member.name)  # fmt: skip
             if member.sparse:
-                self._add(msgspec.structs.replace(inner, source=source, notes=(
+                self._add(inner.replace(source=source, notes=(
                     *inner.notes, f"{member.name} is stored sparse (tar --sparse): extract "
                     "it, or re-create the tarball without --sparse")))  # fmt: skip
                 continue
@@ -132,11 +159,14 @@ class _Walk:
     def _zip(self, source: BlockSource, at: Volume, depth: int) -> None:
         """zip members, like tar members: stored ones read in place, deflated ones
         inflated once into the cache (:mod:`.zip`)."""
+        from fastboop.rootfs.zip import open_member as open_zip_member
+        from fastboop.rootfs.zip import read_members as read_zip_members
+
         for member in read_zip_members(source, where=self.label):
             if member.is_dir:
                 continue
-            inner = msgspec.structs.replace(
-                at, address=(*at.address, member.name),
+            inner = at.replace(
+                address=(*at.address, member.name),
                 layers=(*at.layers, f"zip member {member.name}"), member=member.name)  # fmt: skip
             found = len(self.volumes)
             opened = open_zip_member(source, member, cache_dir=self.cache_dir / "zip",
@@ -175,6 +205,12 @@ def is_container(source: BlockSource) -> bool:
     tar or zip archive, live media whose root is a file inside its ISO 9660 filesystem) rather
     than being one filesystem, or bytes that are neither. A table that does not hold
     together counts as none: the bytes are then taken as they are."""
+    from fastboop.rootfs.partitions import read_partition_table
+    from fastboop.rootfs.sparse import SPARSE_MAGIC
+    from fastboop.rootfs.streams import format_of
+    from fastboop.rootfs.tar import RECORD, is_tar
+    from fastboop.rootfs.zip import is_zip
+
     kind = detect_kind(source)
     if kind is not None:
         return kind == "iso9660"

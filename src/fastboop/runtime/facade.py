@@ -183,8 +183,7 @@ def check_artifact_for(spec: str, options: BootOptions, pool: ProfilePool,
     devicetree_name = (params.devicetree_name if params and not params.devicetree_provided
                        else None)  # fmt: skip
     machine_modules = params.machine_modules if params else ()
-    artifact_options = msgspec.structs.replace(options.artifact_options(),
-                                               device_profile=device_profile)
+    artifact_options = options.artifact_options().replace(device_profile=device_profile)
     try:
         return check_artifact(spec, artifact_options, devicetree_name=devicetree_name,
                               extra_modules=(*machine_modules, *options.require_modules),

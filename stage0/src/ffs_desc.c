@@ -32,8 +32,11 @@ static void interface(struct writer *w, bool mimic) {
     put8(w, 1); /* iInterface: "smoo" */
 }
 
+/* wMaxPacketSize: bulk is 512 at high speed and must be 1024 at SuperSpeed (USB 3.2
+ * §9.6.6). A UDC that checks it refuses anything else at SuperSpeed: dummy_hcd's
+ * dummy_enable() fails the endpoint, and SET_CONFIGURATION then stalls. */
 static void endpoint(struct writer *w, enum speed speed, unsigned address, bool interrupt) {
-    unsigned max = speed == FULL ? 64 : interrupt ? 1024 : 512;
+    unsigned max = speed == FULL ? 64 : interrupt || speed == SUPER ? 1024 : 512;
     put8(w, USB_DT_ENDPOINT_SIZE);
     put8(w, USB_DT_ENDPOINT);
     put8(w, address);

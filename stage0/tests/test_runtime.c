@@ -207,6 +207,11 @@ static void test_ffs_blobs(void) {
     CHECK(buf[24 + 9 + 2] == 0x81 && buf[24 + 9 + 3] == 3);
     /* high-speed interrupt endpoint: 1024 bytes, bInterval 1 */
     CHECK(buf[24 + 37 + 9 + 4] == 0x00 && buf[24 + 37 + 9 + 5] == 0x04 && buf[24 + 37 + 9 + 6] == 1);
+    /* bulk OUT (fourth endpoint): 512 at high speed, 1024 at SuperSpeed */
+    CHECK(buf[24 + 37 + 9 + 21 + 2] == 0x04 && buf[24 + 37 + 9 + 21 + 4] == 0x00 &&
+          buf[24 + 37 + 9 + 21 + 5] == 0x02);
+    CHECK(buf[24 + 74 + 9 + 39 + 2] == 0x04 && buf[24 + 74 + 9 + 39 + 4] == 0x00 &&
+          buf[24 + 74 + 9 + 39 + 5] == 0x04);
     len = ffs_build_descriptors(buf, sizeof buf, false);
     CHECK(buf[24 + 6] == 0x53 && buf[24 + 7] == 0x4D);
     CHECK(ffs_build_descriptors(buf, 100, false) == -1);

@@ -116,7 +116,8 @@ def one_run(index: int, rootfs: VmRootfs, args: argparse.Namespace) -> Run:
     run = Run(outdir)
     model = MODELS[args.arch]
     cmdline = f"vmbench.rounds={args.rounds} vmbench.chunk={args.chunk} {args.cmdline_append}"
-    sim = Sim(model, outdir, once=True, extra=["--disk", str(rootfs.image)])
+    sim = Sim(model, outdir, once=True, extra=["--disk", str(rootfs.image), "--udc", args.udc,
+                                               "--cpus", str(args.cpus)])
     boot: Boot | None = None
     try:
         started = time.monotonic()
@@ -210,6 +211,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="reads of each copy per boot")
     parser.add_argument("--size", type=int, default=64, help="the blob, MiB (default 64)")
     parser.add_argument("--chunk", type=int, default=1024, help="read(2) size, KiB")
+    parser.add_argument("--udc", choices=("usbip_vudc", "dummy_hcd"), default="usbip_vudc",
+                        help="the virtual phone's USB controller (fastboop sim --udc)")
+    parser.add_argument("--cpus", type=int, default=1,
+                        help="the VM's vCPUs (both reads run in the same VM)")
     parser.add_argument("--cmdline-append", default="",
                         help="more kernel cmdline, e.g. stage0's smoo.queue_depth=32")
     args = parser.parse_args()

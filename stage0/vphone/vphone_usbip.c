@@ -1,18 +1,30 @@
 /* vphone-usbip: the virtual phone's USB cable (docs/virtual-phone.md).
  *
- * Inside the VM of `fastboop sim vm-*`, stage0's gadget binds to usbip-vudc, a virtual USB
- * device controller whose "cable" is a TCP socket. This helper is that socket's userspace
- * half, like `usbipd --device`, in one small static binary: it brings the VM's network
- * card up with qemu user networking's address, listens for USB/IP clients, answers
- * OP_REQ_DEVLIST from the vudc's sysfs, and on OP_REQ_IMPORT hands the connection to the
+ * Inside the VM of `fastboop sim vm-*`, stage0's gadget binds to a virtual USB device
+ * controller whose "cable" is a TCP socket. The phone has one of two (the simulator writes
+ * which to /vphone/udc):
+ *
+ *  - usbip_vudc (the default): usbip-vudc, a UDC the kernel exports over USB/IP itself
+ *    (`usbipd --device`). It moves at most one high-speed frame per jiffy.
+ *  - dummy_hcd (vphone_host.c): dummy_hcd's UDC, loaded at SuperSpeed; its host side, in
+ *    the same kernel, enumerates the gadget, and usbip-host exports that USB device, as
+ *    `usbip bind` + `usbipd` do for a device plugged into a PC.
+ *
+ * This helper is the socket's userspace half in one small static binary: it brings the
+ * VM's network card up with qemu user networking's address, listens for USB/IP clients,
+ * answers OP_REQ_DEVLIST from sysfs, and on OP_REQ_IMPORT hands the connection to the
  * kernel (usbip_sockfd) and replies. From then on the kernel speaks USB/IP itself; when
- * the client goes away the vudc becomes available again and the next import attaches it.
+ * the client goes away the device becomes available again and the next import attaches it.
  *
  * It is not part of stage0. The virtual phone adds it to the initramfs it receives (as
  * /vphone/init, with rdinit=/vphone/init) the way `fastboop stage0 --augment` adds files.
  * As PID 1 it forks itself into the background and execs /init, so stage0 runs as PID 1,
  * unchanged; the exporter waits for stage0 to mount /proc, /sys and /dev and to load the
- * modules (usbip_vudc, virtio_net), and keeps running after stage0's switch_root.
+ * modules (the profile's: usbip_vudc, dummy_hcd, usbip_host, virtio_net; the simulator
+ * puts the controller the phone does not have on the cmdline's module_blacklist), and
+ * keeps running after stage0's switch_root. dummy_hcd alone is loaded here, before
+ * stage0, because it needs a module parameter (is_super_speed=1) and stage0, like any
+ * phone's init, loads modules without any.
  *
  * Wire format: Linux Documentation/usb/usbip_protocol.rst (big-endian); the same layout
  * as fastboop/transports/usbip_wire.py.
@@ -25,8 +37,10 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +51,8 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "vphone.h"
 
 #define USBIP_PORT 3240
 #define USBIP_VERSION 0x0111
@@ -56,10 +72,11 @@
 #define GUEST_ADDR "10.0.2.15"
 #define GUEST_MASK "255.255.255.0"
 
+#define UDC_CHOICE "/vphone/udc" /* written by the simulator: usbip_vudc or dummy_hcd */
+
 static int kmsg = -1;
 
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...) {
+void say(const char *fmt, ...) {
     char line[384];
     int n = snprintf(line, sizeof line, "<6>vphone-usbip: ");
     va_list ap;
@@ -73,7 +90,7 @@ static void say(const char *fmt, ...) {
         (void)!write(STDERR_FILENO, line + 3, (size_t)n - 3);
 }
 
-static void pause_ms(long ms) {
+void pause_ms(long ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
 }
@@ -87,13 +104,21 @@ static int wait_for(const char *path, int seconds) {
     return -1;
 }
 
-static int read_file(const char *path, void *buf, size_t cap) {
+int read_file(const char *path, void *buf, size_t cap) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return -errno;
     ssize_t got = read(fd, buf, cap);
     int err = errno;
     close(fd);
     return got < 0 ? -err : (int)got;
+}
+
+int read_line(const char *path, char *out, size_t cap) {
+    int n = read_file(path, out, cap - 1);
+    if (n < 0) return n;
+    out[n] = 0;
+    out[strcspn(out, "\n")] = 0;
+    return 0;
 }
 
 /* ---- network: bring the first non-loopback interface up with qemu's guest address ---- */
@@ -158,14 +183,6 @@ struct __attribute__((packed)) op_header {
     uint32_t status;
 };
 
-struct __attribute__((packed)) usb_device {
-    char path[256], busid[32];
-    uint32_t busnum, devnum, speed;
-    uint16_t vid, pid, bcd_device;
-    uint8_t device_class, device_subclass, device_protocol;
-    uint8_t configuration_value, num_configurations, num_interfaces;
-};
-
 static int send_all(int fd, const void *data, size_t len) {
     const char *p = data;
     while (len) {
@@ -203,10 +220,12 @@ static uint32_t speed_code(void) {
 
 /* The exported device as the kernel's own `usbip --device` describes a vudc: from the
  * gadget's device descriptor (readable once a gadget is bound), no interfaces listed. */
-static int describe(struct usb_device *dev) {
+static int vudc_find(struct exported *out) {
     uint8_t desc[18];
     if (read_file(VUDC_DIR "/dev_desc", desc, sizeof desc) != (int)sizeof desc) return -1;
-    memset(dev, 0, sizeof *dev);
+    memset(out, 0, sizeof *out);
+    snprintf(out->dir, sizeof out->dir, "%s", VUDC_DIR);
+    struct usb_device *dev = &out->dev;
     snprintf(dev->path, sizeof dev->path, "%s", VUDC_PATH);
     snprintf(dev->busid, sizeof dev->busid, "%s", VUDC);
     dev->speed = htonl(speed_code());
@@ -225,12 +244,15 @@ static int reply_header(int fd, uint16_t code, uint32_t status) {
     return send_all(fd, &h, sizeof h);
 }
 
+/* The phone's controller: how to find (and describe) the device it exports right now. */
+static int (*find_device)(struct exported *out) = vudc_find;
+
 static void devlist(int fd) {
-    struct usb_device dev;
-    uint32_t count = describe(&dev) == 0 ? 1 : 0;
+    struct exported found;
+    uint32_t count = find_device(&found) == 0 ? 1 : 0;
     uint32_t wire = htonl(count);
     if (reply_header(fd, OP_REP_DEVLIST, ST_OK) || send_all(fd, &wire, sizeof wire)) return;
-    if (count) send_all(fd, &dev, sizeof dev);
+    if (count) send_all(fd, &found.dev, sizeof found.dev);
 }
 
 /* Returns 1 when the kernel took the connection (the caller must not touch it again). */
@@ -238,16 +260,16 @@ static int import(int fd, const char *peer) {
     char busid[33] = "";
     if (recv_all(fd, busid, 32)) return 0;
     busid[32] = 0;
-    struct usb_device dev;
-    if (strcmp(busid, VUDC) || describe(&dev)) {
+    struct exported found;
+    if (find_device(&found) || strcmp(busid, found.dev.busid)) {
         say("import of '%s' from %s refused: no such device (is a gadget bound?)", busid, peer);
         reply_header(fd, OP_REP_IMPORT, ST_NODEV);
         return 0;
     }
-    char status[16] = "";
-    if (read_file(VUDC_DIR "/usbip_status", status, sizeof status - 1) <= 0 ||
-        atoi(status) != SDEV_ST_AVAILABLE) {
-        say("import from %s refused: %s is in use (status %s)", peer, VUDC, status);
+    char path[256], status[16] = "";
+    snprintf(path, sizeof path, "%s/usbip_status", found.dir);
+    if (read_line(path, status, sizeof status) || atoi(status) != SDEV_ST_AVAILABLE) {
+        say("import from %s refused: %s is in use (status %s)", peer, busid, status);
         reply_header(fd, OP_REP_IMPORT, ST_NA);
         return 0;
     }
@@ -257,7 +279,8 @@ static int import(int fd, const char *peer) {
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none);
     char text[16];
     int len = snprintf(text, sizeof text, "%d\n", fd);
-    int sysfs = open(VUDC_DIR "/usbip_sockfd", O_WRONLY | O_CLOEXEC);
+    snprintf(path, sizeof path, "%s/usbip_sockfd", found.dir);
+    int sysfs = open(path, O_WRONLY | O_CLOEXEC);
     if (sysfs < 0 || write(sysfs, text, (size_t)len) != len) {
         say("handing the connection from %s to the kernel failed: %s", peer, strerror(errno));
         if (sysfs >= 0) close(sysfs);
@@ -266,14 +289,22 @@ static int import(int fd, const char *peer) {
     }
     close(sysfs);
     /* As usbipd does: the kernel holds the socket now; the reply still comes from here. */
-    if (reply_header(fd, OP_REP_IMPORT, ST_OK) || send_all(fd, &dev, sizeof dev))
+    if (reply_header(fd, OP_REP_IMPORT, ST_OK) || send_all(fd, &found.dev, sizeof found.dev))
         say("import reply to %s failed: %s", peer, strerror(errno));
-    say("%s imported by %s", VUDC, peer);
+    say("%s imported by %s", busid, peer);
     return 1;
 }
 
-static void serve(int listener) {
+static void serve(int listener, int (*watch)(struct exported *)) {
     for (;;) {
+        /* Between clients, `watch` (if any) runs every 100 ms: usbip-host must take the
+         * gadget as soon as it enumerates, before a host asks for it. */
+        struct pollfd ready = {.fd = listener, .events = POLLIN};
+        if (watch != NULL && poll(&ready, 1, 100) == 0) {
+            struct exported ignored;
+            watch(&ignored);
+            continue;
+        }
         struct sockaddr_in from;
         socklen_t fromlen = sizeof from;
         int fd = accept4(listener, (struct sockaddr *)&from, &fromlen, SOCK_CLOEXEC);
@@ -301,15 +332,18 @@ static void serve(int listener) {
     }
 }
 
-static int exporter(void) {
+static int exporter(bool host) {
     signal(SIGPIPE, SIG_IGN);
     /* stage0 mounts /proc, /sys and /dev and loads the modules; wait for it. */
     if (wait_for("/sys/class/net", 60) || wait_for("/dev/kmsg", 60)) {
         say("stage0 never mounted /sys and /dev");
         return 1;
     }
+    if (host) host_report_load();
     if (network_up()) return 1;
-    if (wait_for(VUDC_DIR, 60)) {
+    if (host) {
+        if (host_wait_ready()) return 1;
+    } else if (wait_for(VUDC_DIR, 60)) {
         say("no %s after 60 s (is usbip_vudc in the device profile's modules?)", VUDC);
         return 1;
     }
@@ -322,17 +356,27 @@ static int exporter(void) {
         say("cannot listen on port %d: %s", USBIP_PORT, strerror(errno));
         return 1;
     }
-    say("exporting %s over USB/IP on port %d", VUDC, USBIP_PORT);
-    serve(listener);
+    say("exporting %s over USB/IP on port %d", host ? "the gadget on dummy_hcd" : VUDC,
+        USBIP_PORT);
+    serve(listener, host ? host_find : NULL);
     return 0;
 }
 
+/* Which controller the simulator gave this phone: true for dummy_hcd + usbip-host. */
+static bool host_controller(void) {
+    char choice[32] = "";
+    return read_line(UDC_CHOICE, choice, sizeof choice) == 0 && !strcmp(choice, "dummy_hcd");
+}
+
 int main(void) {
-    if (getpid() != 1) return exporter(); /* run by hand, for debugging */
+    bool host = host_controller();
+    if (host) find_device = host_find;
+    if (getpid() != 1) return exporter(host); /* run by hand, for debugging */
+    if (host) host_load_controller();
     pid_t child = fork();
     if (child == 0) {
         setsid();
-        _exit(exporter());
+        _exit(exporter(host));
     }
     char *argv[] = {"/init", NULL};
     execv("/init", argv);

@@ -79,10 +79,10 @@ def test_virtual_phone_profiles(pool: ProfilePool, profile_id: str) -> None:
     assert [(s.getvar, s.operator.value, s.value) for s in profile.probe] == [
         ("product", "equals", VIRTUAL[profile_id])]
     assert profile.devicetree_provided
-    assert profile.machine_modules == ("usbip_vudc", "virtio_net", "virtio_pci")
+    modules = ("usbip_vudc", "dummy_hcd", "usbip_host", "virtio_net", "virtio_pci")
+    assert profile.machine_modules == modules
     params = boot_image_params(profile)
-    assert (params.devicetree_provided, params.machine_modules) == (
-        True, ("usbip_vudc", "virtio_net", "virtio_pci"))
+    assert (params.devicetree_provided, params.machine_modules) == (True, modules)
     assert params.kernel_compression == "none" and not params.append_dtb
 
 

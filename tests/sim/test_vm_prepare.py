@@ -40,6 +40,7 @@ def test_the_helper_is_layered_first_and_stage0_stays_init() -> None:
     entries = {e.name: e for e in parse_archive(augment_ramdisk(ramdisk(), helper))}
     assert entries["vphone/init"].data == helper
     assert stat.S_IMODE(entries["vphone/init"].mode) == 0o755
+    assert entries["vphone/udc"].data == b"usbip_vudc\n"  # which controller vphone-usbip runs
     assert entries["init"].data == b"\x7fELF stage0"  # stage0 untouched
     assert entries["etc/stage0/stage0.rootfs"].data == b"erofs\n"
 
@@ -49,12 +50,25 @@ def test_prepare_boot_writes_what_qemu_boots(tmp_path: Path, arm64_kernel: bytes
     image = build_boot_image(layout, arm64_kernel, ramdisk=ramdisk(),
                              cmdline=b"console=ttyAMA0 quiet")  # fmt: skip
     boot = prepare_boot(image, "arm64", tmp_path)
-    assert boot.cmdline == "console=ttyAMA0 quiet rdinit=/vphone/init printk.devkmsg=on"
+    assert boot.cmdline == ("console=ttyAMA0 quiet rdinit=/vphone/init printk.devkmsg=on "
+                            "module_blacklist=dummy_hcd")  # fmt: skip
     assert boot.kernel.read_bytes()[56:60] == b"ARM\x64"  # the bare arm64 Image
     entries = {e.name: e for e in parse_archive(boot.initrd.read_bytes())}
     assert entries["vphone/init"].data == device_binary(HELPER, "arm64")
+    assert entries["vphone/udc"].data == b"usbip_vudc\n"
     with pytest.raises(VmBootError, match="kernel is for arm64; this virtual phone is x86_64"):
         prepare_boot(image, "x86_64", tmp_path)
+
+
+def test_the_dummy_hcd_phone_keeps_usbip_vudc_out(tmp_path: Path, arm64_kernel: bytes) -> None:
+    """``--udc dummy_hcd``: vphone-usbip is told so, and the kernel refuses usbip_vudc, so
+    the only UDC stage0 can bind to is dummy_hcd's."""
+    layout = BootImageLayout(header_version=2, page_size=4096, kernel_encoding="image")
+    image = build_boot_image(layout, arm64_kernel, ramdisk=ramdisk(), cmdline=b"quiet")
+    boot = prepare_boot(image, "arm64", tmp_path, "dummy_hcd")
+    assert boot.cmdline.split()[-1] == "module_blacklist=usbip_vudc"
+    entries = {e.name: e for e in parse_archive(boot.initrd.read_bytes())}
+    assert entries["vphone/udc"].data == b"dummy_hcd\n"
 
 
 def test_qemu_command_line(tmp_path: Path) -> None:

@@ -181,3 +181,34 @@ def test_usbip_connection_killed_mid_serve(tmp_path: Path, arm64_rootfs: VmRootf
     report = check_journal(boot.journal, tmp_path)
     links = re.search(r"smoo: (\d+) link session", str(report["note"]))
     assert links is not None and int(links.group(1)) >= 2, report
+
+
+def test_dummy_hcd_phone_serves_and_survives_a_cable_pull(tmp_path: Path,
+                                                          amd64_rootfs: VmRootfs) -> None:
+    """``--udc dummy_hcd``: stage0's gadget binds to dummy_hcd's UDC at SuperSpeed, the
+    VM's own host side enumerates it, usbip-host exports it; the host serves through it,
+    and when the cable is pulled mid-read usbip-host resets the device, the host
+    reconnects and the reads complete."""
+    rootfs = amd64_rootfs
+    with virtual_phone("vm-x86_64", tmp_path, once=True, extra=["--udc", "dummy_hcd"]) as sim:
+        boot = Boot(rootfs.image, tmp_path, "--usbip", sim.usbip, "--device-profile",
+                    "vm-x86_64")  # fmt: skip
+        sim.wait_console("VMTEST-ROOTFS-INIT reading payload")
+        sim.signal(signal.SIGUSR1)
+        status = sim.wait_exit()
+        code, output = boot.interrupt()
+    console = sim.console.read_text(errors="replace")
+    check_booted_to_init(console, rootfs.marker, rootfs.blob_bytes, rootfs.blob_sum)
+    assert status == 0, sim.report()
+    assert "vphone-usbip: dummy_hcd loaded at SuperSpeed" in console
+    assert "new SuperSpeed USB device" in console and "binding gadget to UDC dummy_udc" in console
+    assert "Module usbip_vudc is blacklisted" in console  # the other controller kept out
+    found = re.search(rf"smoo gadget connected: usbip {re.escape(sim.usbip)}/(\d+-[\d.]+) "
+                      r"\[18d1:4ee0\]", output)  # fmt: skip
+    assert found is not None, output  # a USB bus id on dummy_hcd's bus, not usbip-vudc.0
+    assert f"{found.group(1)} bound to usbip-host" in console
+    assert "usbip connections dropped" in sim.log.read_text()
+    assert console.index("VMTEST-ROOTFS-INIT pid=1") > console.index(
+        "VMTEST-ROOTFS-INIT reading payload")
+    assert "smoo gadget reconnected" in output, output
+    assert code == ExitCode.INTERRUPTED, output

@@ -36,7 +36,7 @@ from fastboop.sim.pace import Pacer, parse_rate
 from fastboop.sim.server import SimService
 from fastboop.sim.usbip_phone import UsbipPhone
 from fastboop.sim.usbip_server import UsbipBoard, UsbipService
-from fastboop.sim.vm import VirtualPhone
+from fastboop.sim.vm import DEFAULT_UDC, UDCS, VirtualPhone
 from fastboop.transports import usbip_wire
 from fastboop.transports.tcp import parse_location
 from fastboop.transports.usbip_net import server_name
@@ -112,6 +112,17 @@ def register(subparsers: Any) -> None:
         "then vdb, ...), e.g. the rootfs image itself, to compare the served root with a "
         "local disk (bench/vm_serving.py)",
     )
+    parser.add_argument(
+        "--udc", choices=sorted(UDCS), default=DEFAULT_UDC,
+        help="virtual phones: the virtual USB device controller stage0's gadget binds to: "
+        "usbip_vudc (default; one high-speed frame per kernel tick) or dummy_hcd "
+        "(SuperSpeed, exported by the VM's usbip-host; faster)",
+    )
+    parser.add_argument(
+        "--cpus", type=int, default=1, metavar="N",
+        help="virtual phones: the VM's vCPUs (default 1: under TCG on a busy machine a "
+        "second one can be starved, stalling the guest)",
+    )
     parser.add_argument("--list", action="store_true", help="list the built-in models and exit")
     parser.add_argument("--json", action="store_true", help="with --list: print JSON")
     parser.set_defaults(handler=handle)
@@ -131,6 +142,12 @@ def handle(args: argparse.Namespace) -> int:
                          hint="its stage0 gadget comes out of the VM over USB/IP, e.g. "
                          f"fastboop sim {model.name} --usbip 127.0.0.1:3240")
     _check_disks(model, args.disk)
+    for option, value, default in (("--udc", args.udc, DEFAULT_UDC), ("--cpus", args.cpus, 1)):
+        if value != default and model.vm is None:
+            raise UsageError(f"{option} needs a virtual phone; {model.name} has no VM",
+                             hint="see `fastboop sim --list` for the vm-* models")
+    if args.cpus < 1:
+        raise UsageError(f"--cpus {args.cpus}: a VM needs at least one vCPU")
     if not tcp and not udp and not usbip:
         tcp = [("127.0.0.1", DEFAULT_PORT)]
     # The simulator's job is to show what it receives: log commands unless told otherwise.
@@ -139,7 +156,8 @@ def handle(args: argparse.Namespace) -> int:
     try:
         status: int = anyio.run(partial(
             run_sim, model, tcp, udp, args.save_boot, usbip=usbip, console=console,
-            once=args.once, link_speed=args.link_speed, disks=args.disk,
+            once=args.once, link_speed=args.link_speed, disks=args.disk, udc=args.udc,
+            cpus=args.cpus,
         ))  # fmt: skip
     except KeyboardInterrupt:
         return 0
@@ -224,6 +242,8 @@ async def run_sim(
     once: bool = False,
     link_speed: float | None = None,
     disks: Sequence[Path] = (),
+    udc: str = DEFAULT_UDC,
+    cpus: int = 1,
     task_status: TaskStatus[SimService] = anyio.TASK_STATUS_IGNORED,
 ) -> int:
     """Serve ``model`` on every endpoint until cancelled (or SIGINT/SIGTERM); returns the
@@ -241,7 +261,8 @@ async def run_sim(
     pacer = Pacer(link_speed) if link_speed is not None else None
     if model.vm is not None:
         phone = VirtualPhone(model, board, console=console or _ConsoleWriter(None),
-                             once=once, on_boot=saver, pacer=pacer, disks=disks)  # fmt: skip
+                             once=once, on_boot=saver, pacer=pacer, disks=disks,
+                             udc=udc, cpus=cpus)  # fmt: skip
     elif usbip:
         phone = UsbipPhone(model, board, on_boot=saver, pacer=pacer)
     service = SimService(model, on_boot=phone.booted if phone is not None else saver)

@@ -12,13 +12,17 @@ distro developer can boot their image on with the command they would use for a r
    ``qemu-system-x86_64``. A DTB in the image is not given to the VM: a phone's tree does
    not describe qemu's ``virt`` machine, which brings its own (the ``vm-*`` profiles say
    so, and their builds carry none). The bootloader leaves the bus, as a phone's does.
-3. **stage0.** The machine's "USB cable" is ``usbip-vudc``, a virtual UDC in the guest
-   kernel, exported over USB/IP through qemu's user networking: ``vphone-usbip``, a small
-   static program added to the initramfs (as ``/vphone/init``, with the same
-   first-writer-wins layering as ``fastboop stage0 --augment``; stage0 itself is
-   untouched), hands each USB/IP connection to the kernel. The simulator's USB/IP server
-   relays to it, so stage0's gadget appears on the one address the user gave, under bus
-   id ``usbip-vudc.0``.
+3. **stage0.** The machine's "USB cable" is a virtual UDC in the guest kernel, exported
+   over USB/IP through qemu's user networking (:data:`UDCS`): ``usbip-vudc`` (the
+   default), or ``dummy_hcd``'s UDC at SuperSpeed, whose host side in the same kernel
+   enumerates the gadget for ``usbip-host`` to export. ``vphone-usbip``, a small static
+   program added to the initramfs (as ``/vphone/init``, with the same first-writer-wins
+   layering as ``fastboop stage0 --augment``, beside ``/vphone/udc`` naming the
+   controller; stage0 itself is untouched), hands each USB/IP connection to the kernel.
+   The profiles' modules include both controllers; the other one is kept out with the
+   kernel's own ``module_blacklist=``. The simulator's USB/IP server relays to it, so
+   stage0's gadget appears on the one address the user gave, under bus id
+   ``usbip-vudc.0`` (or the USB bus id dummy_hcd's host gave it, e.g. ``2-1``).
 4. **After.** qemu's exit status and the reason (power-off, restart, panic) are logged.
    A restart — stage0's failure path reboots to the bootloader — brings the phone back to
    fastboot mode, a second arrival on the bus; so does a power-off, unless ``once`` asked
@@ -60,6 +64,11 @@ log = get_logger("fastboop.sim.vm")
 FASTBOOT_BUSID: Final = "1-1"
 HELPER: Final = "vphone-usbip"
 HELPER_PATH: Final = "vphone/init"
+UDC_PATH: Final = "vphone/udc"
+# The virtual UDCs a virtual phone can have, by module name: the one stage0's gadget binds
+# to and the other, which the kernel is told not to load (stage0 binds the first UDC).
+UDCS: Final = {"usbip_vudc": "dummy_hcd", "dummy_hcd": "usbip_vudc"}
+DEFAULT_UDC: Final = "usbip_vudc"
 FIRMWARE_CMDLINE: Final = f"rdinit=/{HELPER_PATH} printk.devkmsg=on"
 REENUMERATE_DELAY: Final = 0.3
 
@@ -70,18 +79,21 @@ class VmBootError(FastboopError):
     """The received image cannot boot on this virtual phone."""
 
 
-def augment_ramdisk(ramdisk: bytes, helper: bytes) -> bytes:
-    """The received initramfs plus ``/vphone/init``, layered like ``--augment``: the added
-    entries first (first writer wins), then every entry of the received archive."""
+def augment_ramdisk(ramdisk: bytes, helper: bytes, udc: str = DEFAULT_UDC) -> bytes:
+    """The received initramfs plus ``/vphone/init`` and ``/vphone/udc``, layered like
+    ``--augment``: the added entries first (first writer wins), then every entry of the
+    received archive."""
     writer = CpioWriter()
     writer.add_file(HELPER_PATH, helper, 0o755)
+    writer.add_file(UDC_PATH, f"{udc}\n".encode(), 0o644)
     for entry in parse_archive(ramdisk):
         writer.add(entry)
     return writer.to_bytes()
 
 
-def prepare_boot(image: bytes, arch: str, workdir: Path) -> VmBoot:
-    """Write the kernel, initramfs and cmdline the VM boots from ``image``'s sections."""
+def prepare_boot(image: bytes, arch: str, workdir: Path, udc: str = DEFAULT_UDC) -> VmBoot:
+    """Write the kernel, initramfs and cmdline the VM boots from ``image``'s sections, for
+    a phone whose USB controller is ``udc`` (a key of :data:`UDCS`)."""
     parsed = parse_boot_image(image)
     info, raw = unwrap_kernel(parsed.kernel)
     if info.arch is not None and info.arch != arch:
@@ -101,9 +113,9 @@ def prepare_boot(image: bytes, arch: str, workdir: Path) -> VmBoot:
         log.info("x86 kernel", booted="uncompressed vmlinux (PVH entry)" if elf else "bzImage")
     cmdline = parsed.full_cmdline.split(b"\0", 1)[0].decode("utf-8", "replace").strip()
     boot = VmBoot(kernel=workdir / "kernel", initrd=workdir / "initrd.cpio",
-                  cmdline=f"{cmdline} {FIRMWARE_CMDLINE}".strip())  # fmt: skip
+                  cmdline=f"{cmdline} {FIRMWARE_CMDLINE} module_blacklist={UDCS[udc]}".strip())
     boot.kernel.write_bytes(kernel)
-    boot.initrd.write_bytes(augment_ramdisk(parsed.ramdisk, device_binary(HELPER, arch)))
+    boot.initrd.write_bytes(augment_ramdisk(parsed.ramdisk, device_binary(HELPER, arch), udc))
     return boot
 
 
@@ -113,9 +125,12 @@ class VirtualPhone:
     def __init__(self, model: BootloaderModel, board: UsbipBoard, *, console: Console,
                  once: bool = False, memory_mib: int = 1024, cpus: int = 1,
                  on_boot: Callable[[bytes], None] | None = None, pacer: Pacer | None = None,
-                 disks: Sequence[Path] = ()):
+                 disks: Sequence[Path] = (), udc: str = DEFAULT_UDC):
         if model.vm not in MACHINES:
             raise VmBootError(f"model {model.name} is not a virtual phone (no vm: arm64/x86_64)")
+        if udc not in UDCS:
+            raise VmBootError(f"no virtual USB controller {udc!r}",
+                              hint=f"one of: {', '.join(UDCS)}")
         self.model = model
         self.machine = MACHINES[model.vm]
         self.board = board
@@ -129,6 +144,7 @@ class VirtualPhone:
         self._on_boot = on_boot
         self._pacer = pacer
         self._disks = tuple(disks)
+        self._udc = udc
         self._fastboot: FastbootUsbDevice | None = None
         self._booting = False
         self._tg: TaskGroup | None = None
@@ -190,7 +206,8 @@ class VirtualPhone:
         run_dir = self._workdir / f"boot-{len(self.runs) + 1}"
         run_dir.mkdir()
         try:
-            boot = await anyio.to_thread.run_sync(prepare_boot, image, self.machine.arch, run_dir)
+            boot = await anyio.to_thread.run_sync(prepare_boot, image, self.machine.arch,
+                                                  run_dir, self._udc)  # fmt: skip
         except FastboopError as error:
             self.report.boot_error = str(error)
             log.warning("virtual phone cannot boot this image; it hangs", error=str(error))
@@ -213,4 +230,5 @@ class VirtualPhone:
         self.enter_fastboot()
 
 
-__all__ = ["VirtualPhone", "VmBootError", "augment_ramdisk", "prepare_boot"]
+__all__ = ["DEFAULT_UDC", "UDCS", "VirtualPhone", "VmBootError", "augment_ramdisk",
+           "prepare_boot"]

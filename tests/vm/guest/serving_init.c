@@ -17,11 +17,16 @@
  *     VMBENCH init pid=<pid> boottime_us=<t>
  * `vmbench.rounds=N` on the kernel cmdline (default 3) sets the rounds; `vmbench.chunk=N`
  * the read size in KiB (default 1024); `vmbench.read_ahead_kb=N` overrides the served
- * device's readahead (a profiling knob; both devices' settings are printed). Then it powers the VM off. Never a speed check:
- * the host only reports the numbers (docs/benchmarks.md).
+ * device's readahead (a profiling knob; both devices' settings are printed);
+ * `vmbench.profile=1` samples where the guest's CPU goes during each read (profile_* below)
+ * and prints the hottest functions:
+ *     VMBENCH hot round=<r> path=<p> share=<percent> samples=<n> symbol=<kernel function>
+ * Then it powers the VM off. Never a speed check: the host only reports the numbers
+ * (docs/benchmarks.md).
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <linux/perf_event.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -29,6 +34,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
@@ -195,6 +202,109 @@ static void latency(const char *device, int count) {
         count, took[count / 2], took[count - 1]);
 }
 
+/* ---- vmbench.profile=1: where the guest's CPU goes during one read ----
+ * A cpu-clock sampling event on CPU 0 (the VM has one vCPU unless --cpus says otherwise),
+ * every task and the kernel, one sample per 250 us of CPU; the samples' instruction
+ * pointers are mapped to functions through /proc/kallsyms. Interrupts-off sections are
+ * charged to where interrupts come back on, as with any timer-based profile. */
+enum { PROFILE_PAGES = 512, PROFILE_TOP = 16 };
+static int profile_fd = -1;
+static struct perf_event_mmap_page *profile_ring;
+
+static void profile_start(void) {
+    struct perf_event_attr attr;
+    memset(&attr, 0, sizeof attr);
+    attr.size = sizeof attr;
+    attr.type = PERF_TYPE_SOFTWARE;
+    attr.config = PERF_COUNT_SW_CPU_CLOCK;
+    attr.sample_period = 250000; /* ns */
+    attr.sample_type = PERF_SAMPLE_IP;
+    attr.disabled = 1;
+    attr.exclude_hv = 1;
+    profile_fd = (int)syscall(SYS_perf_event_open, &attr, -1, 0, -1, 0);
+    if (profile_fd < 0) fail("perf_event_open");
+    size_t length = (size_t)(PROFILE_PAGES + 1) * (size_t)sysconf(_SC_PAGESIZE);
+    profile_ring = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_SHARED, profile_fd, 0);
+    if (profile_ring == MAP_FAILED) fail("perf mmap");
+    ioctl(profile_fd, PERF_EVENT_IOC_ENABLE, 0);
+}
+
+struct symbol {
+    uint64_t address;
+    char *name;
+};
+
+static int by_address(const void *a, const void *b) {
+    uint64_t x = ((const struct symbol *)a)->address, y = ((const struct symbol *)b)->address;
+    return x < y ? -1 : x > y;
+}
+
+/* The kernel's (and its modules') functions, sorted by address; NULL when hidden. */
+static struct symbol *kernel_symbols(size_t *count) {
+    FILE *f = fopen("/proc/kallsyms", "re");
+    if (f == NULL) return NULL;
+    struct symbol *table = NULL;
+    size_t n = 0, cap = 0;
+    char line[512], name[256], type;
+    unsigned long long address;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "%llx %c %255s", &address, &type, name) == 3 && address &&
+            (type == 't' || type == 'T')) {
+            if (n == cap && !(table = realloc(table, (cap = cap ? 2 * cap : 65536) * sizeof *table)))
+                fail("memory");
+            table[n++] = (struct symbol){address, strdup(name)};
+        }
+    fclose(f);
+    qsort(table, n, sizeof *table, by_address);
+    *count = n;
+    return table;
+}
+
+static void profile_report(long round, const char *path) {
+    ioctl(profile_fd, PERF_EVENT_IOC_DISABLE, 0);
+    uint64_t head = profile_ring->data_head, tail = profile_ring->data_tail;
+    __sync_synchronize();
+    const uint8_t *data = (const uint8_t *)profile_ring + profile_ring->data_offset;
+    uint64_t size = profile_ring->data_size;
+    static size_t nsymbols;
+    static struct symbol *symbols;
+    if (symbols == NULL) symbols = kernel_symbols(&nsymbols);
+    uint32_t *counts = calloc(nsymbols + 1, sizeof *counts); /* the last: not the kernel */
+    if (counts == NULL) fail("memory");
+    uint64_t samples = 0;
+    while (tail < head) {
+        struct perf_event_header h;
+        uint64_t ip = 0;
+        for (size_t i = 0; i < sizeof h; i++) ((uint8_t *)&h)[i] = data[(tail + i) % size];
+        for (size_t i = 0; i < sizeof ip; i++) ((uint8_t *)&ip)[i] = data[(tail + sizeof h + i) % size];
+        if (h.size == 0) break;
+        tail += h.size;
+        if (h.type != PERF_RECORD_SAMPLE) continue;
+        samples++;
+        size_t lo = 0, hi = nsymbols; /* the last symbol at or below ip */
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (symbols[mid].address <= ip) lo = mid + 1;
+            else hi = mid;
+        }
+        counts[lo && ip >= symbols[0].address ? lo - 1 : nsymbols]++;
+    }
+    profile_ring->data_tail = tail;
+    say("VMBENCH profile round=%ld path=%s samples=%" PRIu64 " symbols=%zu\n", round, path,
+        samples, nsymbols);
+    for (int k = 0; k < PROFILE_TOP && samples; k++) {
+        size_t best = 0;
+        for (size_t i = 1; i <= nsymbols; i++)
+            if (counts[i] > counts[best]) best = i;
+        if (counts[best] == 0) break;
+        say("VMBENCH hot round=%ld path=%s share=%.1f samples=%u symbol=%s\n", round, path,
+            100.0 * counts[best] / (double)samples, counts[best],
+            best == nsymbols ? "[user]" : symbols[best].name);
+        counts[best] = 0;
+    }
+    free(counts);
+}
+
 static uint64_t checksum(const uint8_t *data, size_t size) {
     const uint64_t *words = (const uint64_t *)data;
     uint64_t sum = 0;
@@ -208,6 +318,7 @@ int main(void) {
     say("VMBENCH init pid=%d boottime_us=%" PRId64 "\n", (int)getpid(), now_us(CLOCK_BOOTTIME));
 
     long rounds = cmdline_number("vmbench.rounds", 3);
+    int profile = cmdline_number("vmbench.profile", 0) != 0;
     size_t chunk = (size_t)cmdline_number("vmbench.chunk", 1024) << 10;
     struct stat st;
     if (stat("/data/blob", &st) != 0) fail("/data/blob");
@@ -226,9 +337,11 @@ int main(void) {
             drop_caches();
             int64_t us;
             uint64_t before[CPU_FIELDS], after[CPU_FIELDS];
+            if (profile) profile_start();
             cpu_times(before);
             size_t got = timed_read(paths[which], copy[which], size, chunk, &us);
             cpu_times(after);
+            if (profile) profile_report(r, names[which]);
             say("VMBENCH read round=%ld path=%s bytes=%zu us=%" PRId64 "\n", r, names[which],
                 got, us);
             say("VMBENCH cpu round=%ld path=%s user=%" PRIu64 " system=%" PRIu64 " idle=%" PRIu64

@@ -113,16 +113,17 @@ def _free_port(kind: int) -> int:
 
 
 @contextlib.contextmanager
-def simulator(work: Path) -> Iterator[tuple[int, int, int]]:
+def simulator(work: Path, *options: str) -> Iterator[tuple[int, int, int]]:
     """``fastboop sim`` in its own process on free TCP and UDP ports (its own CPU share,
-    like a phone's): yields the ports and its pid, stops it afterwards."""
+    like a phone's; ``options`` go on its command line): yields the ports and its pid,
+    stops it afterwards."""
     import socket
 
     tcp, udp = _free_port(socket.SOCK_STREAM), _free_port(socket.SOCK_DGRAM)
     log = (work / "sim.log").open("wb")
     server = subprocess.Popen(
         [*FASTBOOP, "sim", "oneplus-fajita", "--tcp", f"127.0.0.1:{tcp}",
-         "--udp", f"127.0.0.1:{udp}"], stdout=log, stderr=subprocess.STDOUT,
+         "--udp", f"127.0.0.1:{udp}", *options], stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 30

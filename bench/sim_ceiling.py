@@ -14,6 +14,11 @@ client at hand) load an image into it ``-n`` times over TCP and UDP, and reports
   CPU to itself. A ceiling far above the step's rate means the client and the machine
   set the pace, not the simulator.
 
+Over UDP the simulator polls for the next packet after each reply (``fastboop sim
+--busy-poll``, on by default, as in peers.py), and CPU spent polling is no work done:
+UDP is measured twice, polling off (its CPU per datagram and ceiling are the work) and
+on (the step a client sees).
+
 Medians and ranges are printed; nothing is asserted. Results: docs/benchmarks-fastboot.md.
 """
 
@@ -60,7 +65,7 @@ def stage(kind: str, port: int, image: Path) -> tuple[float, float]:
     return float(found.group(1)), cpu
 
 
-def measure(kind: str, mib: int, runs: int, work: Path) -> list[str]:
+def measure(kind: str, mib: int, runs: int, work: Path, *options: str) -> list[str]:
     image = work / f"image-{mib}m"
     with image.open("wb") as out:
         for _ in range(mib):
@@ -68,7 +73,7 @@ def measure(kind: str, mib: int, runs: int, work: Path) -> list[str]:
     datagrams = -(-(mib << 20) // (UDP_PACKET - 4))
     rows: dict[str, list[float]] = {"step": [], "rate": [], "client": [], "sim": [],
                                     "ceiling": []}  # fmt: skip
-    with simulator(work) as (tcp, udp, server):
+    with simulator(work, *options) as (tcp, udp, server):
         port = tcp if kind == "tcp" else udp
         stage(kind, port, image)  # warm-up: page cache, the simulator's first session
         for _ in range(runs):
@@ -89,7 +94,8 @@ def measure(kind: str, mib: int, runs: int, work: Path) -> list[str]:
                 f"[{min(values):.{digits}f}-{max(values):.{digits}f}]")  # fmt: skip
 
     lines = [
-        f"## {kind.upper()}: {mib} MiB staged by AOSP fastboot into `fastboop sim` (n = {runs})",
+        f"## {kind.upper()}: {mib} MiB staged by AOSP fastboot into `fastboop sim"
+        f"{''.join(' ' + option for option in options)}` (n = {runs})",
         f"  step (AOSP's OKAY)         {cell('step')} s = {cell('rate', digits=1)} MiB/s",
         f"  AOSP fastboot CPU          {cell('client')} s",
         f"  simulator CPU              {cell('sim')} s = "
@@ -111,10 +117,12 @@ def main() -> None:
     if shutil.which("fastboot") is None:
         sys.exit("AOSP fastboot is not installed (apt install fastboot)")
     print(f"# bench/sim_ceiling.py; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    for kind, mib in (("tcp", args.tcp_mib), ("udp", args.udp_mib)):
+    runs = (("tcp", args.tcp_mib, ()), ("udp", args.udp_mib, ("--busy-poll", "0")),
+            ("udp", args.udp_mib, ()))  # fmt: skip
+    for kind, mib, options in runs:
         with tempfile.TemporaryDirectory(prefix="sim-ceiling-") as scratch:
             print()
-            for line in measure(kind, mib, max(1, args.n), Path(scratch)):
+            for line in measure(kind, mib, max(1, args.n), Path(scratch), *options):
                 print(line, flush=True)
     print(f"\nload average at the end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 

@@ -38,6 +38,8 @@ from fastboop.sim.usbip_phone import UsbipPhone
 from fastboop.sim.usbip_server import UsbipBoard, UsbipService
 from fastboop.sim.vm import DEFAULT_UDC, UDCS, VirtualPhone
 from fastboop.transports import usbip_wire
+from fastboop.transports.busypoll import WINDOW as BUSY_POLL_WINDOW
+from fastboop.transports.busypoll import BusyPoll
 from fastboop.transports.tcp import parse_location
 from fastboop.transports.usbip_net import server_name
 
@@ -123,9 +125,25 @@ def register(subparsers: Any) -> None:
         help="virtual phones: the VM's vCPUs (default 1: under TCG on a busy machine a "
         "second one can be starved, stalling the guest)",
     )
+    parser.add_argument(
+        "--busy-poll", metavar="MICROSECONDS", type=_microseconds, default=BUSY_POLL_WINDOW,
+        help="UDP: after each reply, poll for the next packet this long before sleeping, as "
+        "a bootloader polls its NIC (backs off while the client is slower; default "
+        f"{BUSY_POLL_WINDOW * 1e6:.0f}, 0: never)",
+    )
     parser.add_argument("--list", action="store_true", help="list the built-in models and exit")
     parser.add_argument("--json", action="store_true", help="with --list: print JSON")
     parser.set_defaults(handler=handle)
+
+
+def _microseconds(value: str) -> float:
+    try:
+        micros = float(value)
+    except ValueError:
+        micros = -1.0
+    if not 0 <= micros <= 1e6:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of microseconds, 0-1000000")
+    return micros / 1e6
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -157,7 +175,7 @@ def handle(args: argparse.Namespace) -> int:
         status: int = anyio.run(partial(
             run_sim, model, tcp, udp, args.save_boot, usbip=usbip, console=console,
             once=args.once, link_speed=args.link_speed, disks=args.disk, udc=args.udc,
-            cpus=args.cpus,
+            cpus=args.cpus, busy_poll=args.busy_poll,
         ))  # fmt: skip
     except KeyboardInterrupt:
         return 0
@@ -244,6 +262,7 @@ async def run_sim(
     disks: Sequence[Path] = (),
     udc: str = DEFAULT_UDC,
     cpus: int = 1,
+    busy_poll: float = BUSY_POLL_WINDOW,
     task_status: TaskStatus[SimService] = anyio.TASK_STATUS_IGNORED,
 ) -> int:
     """Serve ``model`` on every endpoint until cancelled (or SIGINT/SIGTERM); returns the
@@ -272,7 +291,8 @@ async def run_sim(
         for host, port in tcp:
             await group.start(service.serve_tcp, host, port)
         for host, port in udp:
-            await group.start(service.serve_udp, host, port)
+            serve_udp = partial(service.serve_udp, busy_poll=BusyPoll(busy_poll))
+            await group.start(serve_udp, host, port)
         if service.usbip is not None and phone is not None:
             await group.start(phone.run)
             for host, port in usbip:

@@ -10,6 +10,7 @@ The protocol work is done by the sans-I/O cores; this module only owns sockets a
 from __future__ import annotations
 
 import socket
+import time
 from collections import OrderedDict, deque
 from typing import TYPE_CHECKING, Any, Final
 
@@ -24,6 +25,7 @@ from fastboop.sim.bootloader import BootCallback, Output, Send, Silence, Simulat
 from fastboop.sim.model import BootloaderModel
 from fastboop.sim.udp_device import DEFAULT_MAX_PACKET_SIZE, UdpDeviceSession
 from fastboop.transports import sockio
+from fastboop.transports.busypoll import BusyPoll
 
 MAX_COMMAND_FRAME: Final = 4096
 KEEP_BOOTS: Final = 3
@@ -148,6 +150,7 @@ class SimService:
         port: int = tcp_wire.DEFAULT_PORT,
         *,
         max_packet_size: int = DEFAULT_MAX_PACKET_SIZE,
+        busy_poll: BusyPoll | None = None,
         task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
         """Answer fastboot UDP packets until cancelled; one session per host address.
@@ -157,6 +160,14 @@ class SimService:
         drained with ``recvfrom_into`` a reused buffer whenever it is readable: a
         download is one datagram per round trip, and anyio's UDP socket objects cost
         more per datagram than the rest of the simulator (issue 15).
+
+        With ``busy_poll`` (``fastboop sim`` passes one: it is a process of its own, like
+        a phone), each reply is followed by polling the socket for a short window before
+        the event loop's wait, as a bootloader polls its NIC, backing off while the
+        client is slower (:class:`~fastboop.transports.busypoll.BusyPoll`): a download's
+        next packet then needs no wake-up, which on a VM costs more than handling it.
+        Other tasks wait one window at most. Without it (the default: in a process
+        shared with the client there is no wake-up to save), the loop never spins.
         """
         sessions: OrderedDict[tuple[str, int], UdpDeviceSession] = OrderedDict()
         sock = _bind_udp(host, port)
@@ -167,13 +178,23 @@ class SimService:
             task_status.started(bound)
             buffer = memoryview(bytearray(UDP_DATAGRAM_MAX))
             handled = 0
+            poll, until = busy_poll or BusyPoll(window=0.0), 0.0
             while True:
                 await anyio.wait_readable(sock)
                 while True:
                     try:
                         count, address = sock.recvfrom_into(buffer)
-                    except (BlockingIOError, ConnectionRefusedError):
+                    except BlockingIOError:
+                        if until:
+                            if time.perf_counter() < until:
+                                continue  # the client's next packet is likely on its way
+                            poll.miss()
+                            until = 0.0
                         break
+                    except ConnectionRefusedError:
+                        break
+                    if until:
+                        poll.hit()
                     key = (str(address[0]), int(address[1]))
                     session = sessions.get(key)
                     if session is None:
@@ -185,6 +206,7 @@ class SimService:
                         if reply.delay:
                             await anyio.sleep(reply.delay)
                         await _send_datagram(sock, reply.datagram, address)
+                    until = poll.deadline(time.perf_counter())
                     handled += 1
                     if handled % 64 == 0:  # a peer that never pauses must not starve the rest
                         await anyio.lowlevel.checkpoint()

@@ -86,13 +86,20 @@ async def test_bad_input_is_a_usage_error(
     assert done.returncode == 2 and message in done.stderr, done.stderr
 
 
-async def test_a_network_stage_loads_no_usb_and_no_structlog(tmp_path: Path) -> None:
-    """Start-up matters for a command this small (bench/peers.py times it against AOSP's):
-    nothing it does not use is imported."""
+@pytest.mark.parametrize("protocol", ["tcp", "udp"])
+async def test_a_network_stage_runs_without_an_event_loop(protocol: str, tmp_path: Path) -> None:
+    """Start-up matters for a command this small (bench/peers.py times it against AOSP's
+    ``fastboot stage``): a network stage drives the blocking fastboot client, so it
+    imports no event loop (asyncio, anyio, trio), no msgspec, and nothing else it does
+    not use."""
     image = tmp_path / "boot.img"
-    image.write_bytes(bytes(4096))
-    async with simulator("tcp") as (_, device):
+    image.write_bytes(os.urandom(4096))
+    async with simulator(protocol) as (service, device):
         with anyio.fail_after(60):
             probe = await fastboop_imports_async(["stage", str(image), "-s", device])
+        [session] = service.sessions
     assert probe.exit_code == 0, probe.stderr
-    probe.assert_none_of(("structlog", "usb", "fastboop.backends", "yaml", "trio"))
+    assert session.commands == ["getvar:max-download-size", "download:00001000"]
+    assert session.bytes_received == 4096
+    probe.assert_none_of(("asyncio", "anyio", "trio", "msgspec", "structlog", "usb",
+                          "fastboop.backends", "yaml"))  # fmt: skip

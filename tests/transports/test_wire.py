@@ -13,7 +13,7 @@ from fastboop.fastboot.errors import FastbootProtocolError
 from fastboop.sim import SimulatedBootloader, load_model
 from fastboop.sim.bootloader import Send
 from fastboop.sim.udp_device import UdpDeviceSession
-from fastboop.transports.tcp import parse_location
+from fastboop.transports.tcp_link import parse_location
 
 # --- TCP §7 ----------------------------------------------------------------------------------
 

@@ -43,7 +43,9 @@ from fastboop.transports.base import TappedTransport
 from fastboop.transports.memory import ScriptedTransport
 from fastboop.transports.replay import ReplayTransport, WireTranscript
 from fastboop.transports.tcp import TcpTransport, open_tcp
+from fastboop.transports.tcp_link import TcpLink, open_tcp_link
 from fastboop.transports.udp import UdpTransport, open_udp
+from fastboop.transports.udp_link import UdpLink, open_udp_link
 from fastboop.transports.usb import UsbTransport, find_fastboot_devices
 
 pytestmark = pytest.mark.anyio
@@ -78,10 +80,12 @@ def _discover() -> list[type]:
 
 
 def _is_transport(cls: type) -> bool:
+    """A transport, or a blocking link (``close`` where a transport has ``aclose``)."""
     if getattr(cls, "_is_protocol", False):
         return False  # the Transport protocol itself
-    shaped = all(callable(getattr(cls, name, None)) for name in ("send", "receive", "aclose"))
-    return shaped and hasattr(cls, "address")
+    shaped = all(callable(getattr(cls, name, None)) for name in ("send", "receive"))
+    closes = any(callable(getattr(cls, name, None)) for name in ("aclose", "close"))
+    return shaped and closes and hasattr(cls, "address")
 
 
 TRANSPORTS = _discover()
@@ -94,7 +98,9 @@ Rig = Callable[[], Any]
 
 
 @asynccontextmanager
-async def tcp_rig() -> AsyncIterator[tuple[Any, Observed]]:
+async def tcp_device() -> AsyncIterator[tuple[int, Callable[[], Any]]]:
+    """A TCP device that records every byte after the handshake: yields its port, and
+    ``seen()``, which waits for the sentinel frame and returns what came before it."""
     received = bytearray()
     sentinel_seen = anyio.Event()
     frame = tcp_wire.frame(SENTINEL)
@@ -108,36 +114,53 @@ async def tcp_rig() -> AsyncIterator[tuple[Any, Observed]]:
             if received.endswith(frame):
                 sentinel_seen.set()
 
+    async def seen() -> object:
+        # TCP keeps order: once the sentinel is in, anything sent before it is too.
+        with anyio.fail_after(10):
+            await sentinel_seen.wait()
+        return bytes(received[: -len(frame)])
+
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
     async with listener, anyio.create_task_group() as group:
         group.start_soon(listener.serve, device)
-        port = int(listener.extra(SocketAttribute.local_port))
-        transport = await open_tcp("127.0.0.1", port)
-
-        async def observed() -> object:
-            # TCP keeps order: once the sentinel is in, anything sent before it is too.
-            await transport.send(SENTINEL, timeout=10)
-            with anyio.fail_after(10):
-                await sentinel_seen.wait()
-            return bytes(received[: -len(frame)])
-
-        yield transport, observed
-        await transport.aclose()
+        yield int(listener.extra(SocketAttribute.local_port)), seen
         group.cancel_scope.cancel()
 
 
 @asynccontextmanager
-async def udp_rig() -> AsyncIterator[tuple[Any, Observed]]:
+async def tcp_rig() -> AsyncIterator[tuple[Any, Observed]]:
+    async with tcp_device() as (port, seen):
+        transport = await open_tcp("127.0.0.1", port)
+
+        async def observed() -> object:
+            await transport.send(SENTINEL, timeout=10)
+            return await seen()
+
+        yield transport, observed
+        await transport.aclose()
+
+
+@asynccontextmanager
+async def tcp_link_rig() -> AsyncIterator[tuple[Any, Observed]]:
+    """The blocking link of a one-shot ``stage``: connected and sent to from a thread,
+    while this event loop plays the device (a refused write never blocks)."""
+    async with tcp_device() as (port, seen):
+        link = await anyio.to_thread.run_sync(open_tcp_link, "127.0.0.1", port)
+
+        async def observed() -> object:
+            await anyio.to_thread.run_sync(lambda: link.send(SENTINEL, timeout=10))
+            return await seen()
+
+        yield link, observed
+        link.close()
+
+
+@asynccontextmanager
+async def udp_device() -> AsyncIterator[tuple[int, list[bytes]]]:
+    """A simulated UDP device: yields its port and every fastboot datagram it got."""
     datagrams: list[bytes] = []
-    bootloaders: list[SimulatedBootloader] = []
-
-    def new_bootloader() -> SimulatedBootloader:
-        bootloaders.append(SimulatedBootloader(FAJITA))
-        return bootloaders[-1]
-
-    session = UdpDeviceSession(new_bootloader)
+    session = UdpDeviceSession(lambda: SimulatedBootloader(FAJITA))
     async with await anyio.create_udp_socket(local_host="127.0.0.1") as sock:
-        port = int(sock.extra(SocketAttribute.local_port))
 
         async def device() -> None:
             async for datagram, (host, peer_port, *_) in sock:
@@ -150,17 +173,43 @@ async def udp_rig() -> AsyncIterator[tuple[Any, Observed]]:
 
         async with anyio.create_task_group() as group:
             group.start_soon(device)
-            transport = await open_udp("127.0.0.1", port, retry_interval=0.05, retry_budget=5)
-
-            async def observed() -> object:
-                # Loopback keeps order, and the sentinel's acknowledgement means it arrived.
-                await transport.send(SENTINEL, timeout=5)
-                assert datagrams and datagrams[-1].endswith(SENTINEL)
-                return datagrams[:-1]
-
-            yield transport, observed
-            await transport.aclose()
+            yield int(sock.extra(SocketAttribute.local_port)), datagrams
             group.cancel_scope.cancel()
+
+
+def _before_sentinel(datagrams: list[bytes]) -> object:
+    # Loopback keeps order, and the sentinel's acknowledgement means it arrived.
+    assert datagrams and datagrams[-1].endswith(SENTINEL)
+    return datagrams[:-1]
+
+
+@asynccontextmanager
+async def udp_rig() -> AsyncIterator[tuple[Any, Observed]]:
+    async with udp_device() as (port, datagrams):
+        transport = await open_udp("127.0.0.1", port, retry_interval=0.05, retry_budget=5)
+
+        async def observed() -> object:
+            await transport.send(SENTINEL, timeout=5)
+            return _before_sentinel(datagrams)
+
+        yield transport, observed
+        await transport.aclose()
+
+
+@asynccontextmanager
+async def udp_link_rig() -> AsyncIterator[tuple[Any, Observed]]:
+    """The blocking link of a one-shot ``stage``, as :func:`tcp_link_rig`."""
+    async with udp_device() as (port, datagrams):
+        link = await anyio.to_thread.run_sync(
+            lambda: open_udp_link("127.0.0.1", port, retry_interval=0.05, retry_budget=5)
+        )
+
+        async def observed() -> object:
+            await anyio.to_thread.run_sync(lambda: link.send(SENTINEL, timeout=5))
+            return _before_sentinel(datagrams)
+
+        yield link, observed
+        link.close()
 
 
 def _bootloader_observer(bootloader: SimulatedBootloader) -> Observed:
@@ -233,7 +282,9 @@ async def scripted_rig() -> AsyncIterator[tuple[Any, Observed]]:
 
 RIGS: dict[type, Rig] = {
     TcpTransport: tcp_rig,
+    TcpLink: tcp_link_rig,
     UdpTransport: udp_rig,
+    UdpLink: udp_link_rig,
     UsbTransport: usb_rig,
     SimTransport: sim_rig,
     TappedTransport: tapped_rig,
@@ -242,7 +293,9 @@ RIGS: dict[type, Rig] = {
 }
 NOTHING: dict[type, object] = {
     TcpTransport: b"",
+    TcpLink: b"",
     UdpTransport: [],
+    UdpLink: [],
     UsbTransport: ([], 0),
     SimTransport: ([], 0),
     TappedTransport: ([], 0, []),
@@ -253,6 +306,7 @@ NOTHING: dict[type, object] = {
 
 def test_every_transport_has_a_rig() -> None:
     assert {TcpTransport, UdpTransport, UsbTransport, ReplayTransport} <= set(TRANSPORTS)
+    assert {TcpLink, UdpLink} <= set(TRANSPORTS)  # the one-shot stage's blocking links
     missing = [t.__qualname__ for t in TRANSPORTS if t not in RIGS]
     assert not missing, f"new fastboot transport(s) {missing}: add a wire rig to this test"
 

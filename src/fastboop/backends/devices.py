@@ -17,7 +17,8 @@ import anyio
 from fastboop.backends.ports import DeviceChanged, DeviceSource
 from fastboop.logs import get_logger
 from fastboop.transports.base import DeviceAddress, Transport, TransportError
-from fastboop.transports.tcp import open_tcp, parse_location
+from fastboop.transports.tcp import open_tcp
+from fastboop.transports.tcp_link import parse_location
 from fastboop.transports.udp import open_udp
 from fastboop.transports.usb import (
     Arrived,

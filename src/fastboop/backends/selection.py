@@ -35,7 +35,7 @@ from fastboop.backends.devices import (
 from fastboop.backends.ports import DeviceChanged, DeviceSource
 from fastboop.errors import UsageError
 from fastboop.transports.base import DeviceAddress, Transport, TransportError
-from fastboop.transports.tcp import parse_location
+from fastboop.transports.tcp_link import parse_location
 
 ENVIRONMENT_VARIABLE = "ANDROID_SERIAL"
 NETWORK_KINDS = ("tcp", "udp")

@@ -40,7 +40,7 @@ from fastboop.sim.vm import DEFAULT_UDC, UDCS, VirtualPhone
 from fastboop.transports import usbip_wire
 from fastboop.transports.busypoll import WINDOW as BUSY_POLL_WINDOW
 from fastboop.transports.busypoll import BusyPoll
-from fastboop.transports.tcp import parse_location
+from fastboop.transports.tcp_link import parse_location
 from fastboop.transports.usbip_net import server_name
 
 DEFAULT_PORT = 5554

@@ -1,17 +1,44 @@
-"""fastboot: a sans-I/O protocol core and an async client that can only getvar, download, boot."""
+"""fastboot: a sans-I/O protocol core and clients that can only getvar, download, boot.
 
-from fastboop.fastboot.client import FastbootClient
-from fastboop.fastboot.errors import (
-    FastbootBadArgument,
-    FastbootDeviceFailure,
-    FastbootError,
-    FastbootProtocolError,
-    FastbootTimeout,
-    FastbootTransportError,
-)
-from fastboop.fastboot.gate import FastbootRefused, UdpWireGate, WireGate
-from fastboop.fastboot.protocol import Response, is_missing
+The names below are imported on first use (PEP 562): a one-shot ``fastboop stage`` over
+the network uses :mod:`fastboop.fastboot.blocking` and the wire modules without the
+async client, and so without anyio and asyncio.
+"""
 
+from __future__ import annotations
+
+import importlib
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: the package stays cheap to import
+if TYPE_CHECKING:
+    from typing import Any
+
+    from fastboop.fastboot.client import FastbootClient
+    from fastboop.fastboot.errors import (
+        FastbootBadArgument,
+        FastbootDeviceFailure,
+        FastbootError,
+        FastbootProtocolError,
+        FastbootTimeout,
+        FastbootTransportError,
+    )
+    from fastboop.fastboot.gate import FastbootRefused, UdpWireGate, WireGate
+    from fastboop.fastboot.protocol import Response, is_missing
+
+_LAZY = {
+    "FastbootBadArgument": "errors",
+    "FastbootClient": "client",
+    "FastbootDeviceFailure": "errors",
+    "FastbootError": "errors",
+    "FastbootProtocolError": "errors",
+    "FastbootRefused": "gate",
+    "FastbootTimeout": "errors",
+    "FastbootTransportError": "errors",
+    "Response": "protocol",
+    "UdpWireGate": "gate",
+    "WireGate": "gate",
+    "is_missing": "protocol",
+}
 __all__ = [
     "FastbootBadArgument",
     "FastbootClient",
@@ -26,3 +53,12 @@ __all__ = [
     "WireGate",
     "is_missing",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value

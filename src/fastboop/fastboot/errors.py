@@ -11,7 +11,10 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 from fastboop.errors import FastboopError
-from fastboop.fastboot.limits import LimitName
+
+TYPE_CHECKING = False  # limits.py imports msgspec, which a one-shot `stage` does without
+if TYPE_CHECKING:
+    from fastboop.fastboot.limits import LimitName
 
 ErrorKind = Literal["bad_argument", "transport", "timeout", "protocol", "device_fail"]
 

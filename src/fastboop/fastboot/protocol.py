@@ -14,9 +14,7 @@ function again at the wire (:mod:`fastboop.fastboot.gate`), so no caller can get
 from __future__ import annotations
 
 import re
-from typing import Final, Literal, get_args
-
-import msgspec
+from typing import Final, Literal, NamedTuple, get_args
 
 from fastboop.fastboot.errors import (
     FastbootBadArgument,
@@ -75,10 +73,13 @@ _PREFIXED_HEX = re.compile(r"0[xX][0-9a-fA-F]+")
 _WHITESPACE_AND_NUL = " \t\r\n\v\f\x00"
 
 
-class Response(msgspec.Struct, frozen=True):
+class Response(NamedTuple):
     """One device response packet: a 4-byte status and the payload exactly as received.
 
-    ``raw`` keeps the bytes for the journal; ``text`` is what callers compare and show.
+    ``raw`` keeps the bytes for the journal (which records the packet itself, not this
+    object); ``text`` is what callers compare and show. A plain immutable tuple rather
+    than a ``msgspec.Struct``: nothing serialises a Response, and a one-shot ``fastboop
+    stage`` over the network must not pay ~20 ms of start-up to import msgspec for it.
     """
 
     status: Status

@@ -8,7 +8,7 @@ a one-shot ``fastboop stage`` over the network uses them without an event loop.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 
 class Located(Protocol):
@@ -20,6 +20,14 @@ class Located(Protocol):
 
     @property
     def location(self) -> str: ...
+
+
+class LinkAddress(NamedTuple):
+    """A network device's address for a link used without the async transports
+    (``udp`` and ``127.0.0.1:5554``): a :class:`Located` without msgspec."""
+
+    transport: str
+    location: str
 
 
 class TransportError(Exception):

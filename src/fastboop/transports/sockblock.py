@@ -13,6 +13,7 @@ event loop; a one-shot ``fastboop stage`` just reports progress. Hence the ``che
 from __future__ import annotations
 
 import contextlib
+import math
 import socket
 import struct
 import time
@@ -56,23 +57,29 @@ def send_bulk(
     send: Callable[[int], int],
     *,
     on_progress: Callable[[int], None] | None = None,
+    stall_timeout: float = math.inf,
     check: Check = no_check,
 ) -> None:
     """``size`` bytes through ``send(bytes done so far) -> bytes sent`` (each call at most
     :data:`BULK_CALL` bytes), the socket blocking. At most every :data:`CANCEL_CHECK` s
-    the caller hears of the progress (``on_progress``: a slow link that still moves is
-    not timed out) and runs its ``check``; the rest of the progress comes at the end."""
+    the caller hears of the progress (``on_progress``) and runs its ``check``; the rest
+    of the progress comes at the end. ``stall_timeout`` bounds a stretch without
+    progress (``TimeoutError``), not the whole: a slow link that still moves goes on."""
     done = reported = 0
-    checked = time.monotonic()
+    checked = moved = time.monotonic()
     with blocking(sock, CANCEL_CHECK):
         while done < size:
             with contextlib.suppress(BlockingIOError):  # the send timeout, nothing sent
                 done += send(done)
             if done < size and (now := time.monotonic()) - checked >= CANCEL_CHECK:
                 checked = now
-                if on_progress is not None and done > reported:
-                    on_progress(done - reported)
+                if done > reported:
+                    moved = now
+                    if on_progress is not None:
+                        on_progress(done - reported)
                     reported = done
+                elif now - moved > stall_timeout:
+                    raise TimeoutError(f"no progress sending data for {stall_timeout:g} s")
                 check()
     if on_progress is not None and done > reported:
         on_progress(done - reported)

@@ -4,16 +4,14 @@ anyio's socket streams are built for messages: asyncio's transport copies what i
 cannot send at once into its own buffer, and reads arrive in 64 KiB pieces. A fastboot
 download is one message of hundreds of MiB, so the fastboot TCP transport and the
 simulator's TCP server use plain non-blocking sockets instead: ``sendmsg`` (``writev``)
-straight from the caller's buffer, ``sendfile`` from the page cache, ``recv_into`` the
+straight from the caller's buffer, ``recv_into`` the
 buffer the bytes are meant for. The waits are :func:`anyio.wait_readable` and
 :func:`anyio.wait_writable`, so this works under asyncio and trio alike, and deadlines
 are the caller's cancel scopes.
 
-Bulk data (:func:`send_file`, :func:`send_view`) goes from a worker thread that puts the
-socket in blocking mode (:mod:`fastboop.transports.sockblock`): the kernel then waits for
-room in the send buffer itself, as AOSP's blocking ``writev`` does, instead of a trip
-through the event loop each time the buffer fills (70 of them per 256 MiB on loopback,
-each a wait for a CPU on a busy machine).
+Bulk data does not come through here: the fastboot links send it from a worker thread
+on a blocking socket (:mod:`fastboop.transports.sockblock`), where the kernel waits for
+room in the send buffer itself, as AOSP's blocking ``writev`` does.
 """
 
 from __future__ import annotations
@@ -21,15 +19,13 @@ from __future__ import annotations
 import errno
 import os
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Final
 
 import anyio
-import anyio.from_thread
 import anyio.lowlevel
-import anyio.to_thread
 
-from fastboop.transports.sockblock import BULK_CALL, SentCallback, send_bulk
+from fastboop.transports.sockblock import SentCallback
 
 RECEIVE_BUFFER: Final = 1 << 16
 
@@ -90,47 +86,6 @@ async def send_all(
             else:
                 pending[0] = head[sent:]
                 sent = 0
-
-
-async def send_file(
-    sock: socket.socket, fd: int, offset: int, size: int, on_sent: SentCallback | None = None
-) -> None:
-    """Send ``size`` bytes of ``fd`` from ``offset`` with ``sendfile``: no copy in Python,
-    the kernel waiting for buffer room (see the module docstring)."""
-
-    def send(done: int) -> int:
-        sent = os.sendfile(sock.fileno(), fd, offset + done, min(size - done, BULK_CALL))
-        if sent == 0:
-            raise OSError(errno.EIO, f"the file ended {size - done} bytes early")
-        return sent
-
-    await anyio.to_thread.run_sync(_send_blocking, sock, size, send, on_sent)
-
-
-async def send_view(
-    sock: socket.socket, view: memoryview, on_sent: SentCallback | None = None
-) -> None:
-    """Send all of ``view`` (bulk data in memory) with blocking ``send`` calls straight
-    from the buffer (see the module docstring)."""
-    view = view.cast("B")
-
-    def send(done: int) -> int:
-        return sock.send(view[done : done + BULK_CALL])
-
-    await anyio.to_thread.run_sync(_send_blocking, sock, len(view), send, on_sent)
-
-
-def _send_blocking(
-    sock: socket.socket, size: int, send: Callable[[int], int], on_sent: SentCallback | None
-) -> None:
-    """:func:`~fastboop.transports.sockblock.send_bulk` in a worker thread: progress goes
-    to the event loop, and the task's cancellation stops it."""
-
-    def report(count: int) -> None:
-        if on_sent is not None:
-            anyio.from_thread.run_sync(on_sent, count)
-
-    send_bulk(sock, size, send, on_progress=report, check=anyio.from_thread.check_cancelled)
 
 
 async def receive_into(sock: socket.socket, view: memoryview) -> int:

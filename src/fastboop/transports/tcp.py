@@ -16,44 +16,25 @@ eagerly and is what code with a loop at hand should call.
 from __future__ import annotations
 
 import contextlib
+import math
 import socket
 from collections.abc import Iterator
-from typing import Final
 
 import anyio
+import anyio.from_thread
 import anyio.lowlevel
+import anyio.to_thread
 
 from fastboop.fastboot import tcp_wire
 from fastboop.fastboot.errors import FastbootProtocolError
-from fastboop.fastboot.gate import WireGate
 from fastboop.fastboot.payload import Payload
 from fastboop.transports import sockio
 from fastboop.transports.base import DeviceAddress, TransportError, register_transport
 from fastboop.transports.sockblock import SentCallback
-
-CONNECT_TIMEOUT: Final = 10.0
+from fastboop.transports.tcp_link import CONNECT_TIMEOUT, TcpLink
 
 # ClosedResourceError: aclose() woke a task still waiting on the socket (anyio.notify_closing).
 _IO_ERRORS = (OSError, EOFError, anyio.ClosedResourceError, anyio.BrokenResourceError)
-
-
-def parse_location(
-    location: str, default_port: int, *, listening: bool = False
-) -> tuple[str, int]:
-    """``HOST``, ``HOST:PORT`` or ``[V6]:PORT`` -> ``(host, port)``.
-
-    Port 0 ("any free port") only makes sense for a server, hence ``listening``.
-    """
-    host, sep, port = location.rpartition(":")
-    if not sep or (host.count(":") and not host.endswith("]")):
-        return location.strip("[]"), default_port
-    try:
-        number = int(port)
-    except ValueError:
-        raise ValueError(f"bad port in {location!r}") from None
-    if not (0 if listening else 1) <= number < 65536:
-        raise ValueError(f"port {number} out of range in {location!r}")
-    return host.strip("[]"), number
 
 
 class TcpTransport:
@@ -70,22 +51,22 @@ class TcpTransport:
         self._port = port
         self._connect_timeout = connect_timeout
         self._address = DeviceAddress(transport="tcp", location=f"{host}:{port}")
-        self._sock: socket.socket | None = None
+        self._link = TcpLink(self._address)
         self._reader: sockio.Reader | None = None
-        self._leftover = 0  # bytes of the current message not yet handed out
-        self._unread_status = False  # the gate has not seen the current message's start
         self._closed = False
-        self._failed: str | None = None
-        self._gate = WireGate()
-        self.version = tcp_wire.VERSION
 
     @property
     def address(self) -> DeviceAddress:
         return self._address
 
+    @property
+    def version(self) -> int:
+        """The protocol version both sides use (the lower of the two handshakes)."""
+        return self._link.version
+
     async def connect(self) -> None:
         """Connect and handshake; idempotent."""
-        if self._sock is not None:
+        if self._link.sock is not None:
             return
         if self._closed:
             raise TransportError("transport is closed", address=self._address)
@@ -110,8 +91,8 @@ class TcpTransport:
                                  address=self._address) from error
         except FastbootProtocolError as error:
             raise TransportError(str(error), address=self._address) from error
-        self.version = min(tcp_wire.VERSION, peer)
-        self._sock, self._reader = sock, reader
+        self._link.version = min(tcp_wire.VERSION, peer)
+        self._link.sock, self._reader = sock, reader
 
     async def send(self, packet: bytes, *, timeout: float) -> None:
         await self._write(memoryview(packet), timeout)
@@ -123,93 +104,75 @@ class TcpTransport:
     async def send_data(
         self, payload: Payload, *, timeout: float, on_sent: SentCallback
     ) -> None:
-        """A whole download data phase as one framed message, as AOSP sends it.
+        """A whole download data phase as one framed message, as AOSP sends it:
+        :meth:`TcpLink.send_data <fastboop.transports.tcp_link.TcpLink.send_data>` from a
+        worker thread (memory straight from the buffer, a file with ``sendfile``), its
+        progress reported on the event loop; ``timeout`` bounds each stretch without
+        progress, not the whole."""
+        await self._connected()
+        link = self._link
 
-        Memory goes out in blocking ``send`` calls straight from the buffer, a file with
-        ``sendfile``, both from a worker thread (:func:`~fastboop.transports.sockio.send_view`,
-        :func:`~fastboop.transports.sockio.send_file`); ``timeout`` bounds each stretch
-        without progress, not the whole.
-        """
-        sock = await self._connected()
-        self._gate.data(payload.size)
-        header = tcp_wire.frame_header(payload.size)
-        with self._io(timeout) as scope:
+        def report(count: int) -> None:
+            anyio.from_thread.run_sync(on_sent, count)
 
-            def sent(count: int) -> None:
-                scope.deadline = anyio.current_time() + timeout
-                on_sent(count)
+        def send() -> None:
+            link.send_data(payload, timeout=timeout, on_sent=report,
+                           check=anyio.from_thread.check_cancelled)  # fmt: skip
 
-            await sockio.send_all(sock, [header])
-            if payload.view is not None:
-                await sockio.send_view(sock, payload.view, sent)
-            else:
-                assert payload.fd is not None
-                await sockio.send_file(sock, payload.fd, payload.offset, payload.size, sent)
+        with self._io(math.inf):
+            await anyio.to_thread.run_sync(send)
 
     async def _write(self, message: memoryview, timeout: float) -> None:
         """One message, past the never-flash gate, framed and sent in one ``sendmsg``."""
         sock = await self._connected()
-        self._gate.outgoing(message)
+        header = self._link.frame(message)
         with self._io(timeout):
-            await sockio.send_all(sock, [tcp_wire.frame_header(len(message)), message])
+            await sockio.send_all(sock, [header, message])
 
     async def receive(self, max_size: int, *, timeout: float) -> bytes:
         """Read one framed message, or the next ``max_size`` bytes of a longer one."""
         await self._connected()
-        reader = self._reader
+        reader, link = self._reader, self._link
         assert reader is not None
         with self._io(timeout):
-            if self._leftover == 0:
-                self._leftover = tcp_wire.parse_frame_header(
-                    await reader.exactly(tcp_wire.HEADER_SIZE)
-                )
-                if self._leftover == 0:
+            size = link.reading(max_size)
+            if size is None:
+                if not link.header(await reader.exactly(tcp_wire.HEADER_SIZE)):
                     return b""
-                self._unread_status = True
-            size = min(self._leftover, max_size)
-            data = await reader.exactly(size)
-        if self._unread_status:
-            self._unread_status = False
-            self._gate.incoming(data)  # a message's start: the part with the status
-        self._leftover -= size
-        return data
+                size = link.reading(max_size)
+                assert size is not None
+            return link.took(await reader.exactly(size))
 
     async def aclose(self) -> None:
         self._closed = True
-        self._failed = self._failed or "transport is closed"
-        sock, self._sock = self._sock, None
-        if sock is not None:
-            sockio.close(sock)
+        sock = self._link.sock
+        if sock is not None and sock.fileno() >= 0:
+            anyio.notify_closing(sock)  # wake a task still waiting on it
+        self._link.close()
         await anyio.lowlevel.checkpoint()
 
     async def _connected(self) -> socket.socket:
-        if self._failed is not None:
-            raise TransportError(self._failed, address=self._address)
-        if self._sock is None:
+        if self._link.failed is not None:
+            raise TransportError(self._link.failed, address=self._address)
+        if self._link.sock is None:
             await self.connect()
-        assert self._sock is not None
-        return self._sock
+        assert self._link.sock is not None
+        return self._link.sock
 
     @contextlib.contextmanager
-    def _io(self, timeout: float) -> Iterator[anyio.CancelScope]:
+    def _io(self, timeout: float) -> Iterator[None]:
         """A deadline of ``timeout`` seconds; link failures become a lasting TransportError.
 
         A timeout is the caller's deadline, not a broken link (though TimeoutError is an
         OSError), so it passes through as TimeoutError.
         """
         try:
-            with anyio.fail_after(timeout) as scope:
-                yield scope
+            with anyio.fail_after(timeout if timeout < math.inf else None):
+                yield
         except TimeoutError:
             raise
         except _IO_ERRORS as error:
-            raise self._broken(error) from error
-
-    def _broken(self, error: BaseException) -> TransportError:
-        # The link is unusable from here on; the socket itself is closed by aclose().
-        reason = str(error) or type(error).__name__
-        self._failed = f"connection lost: {reason}"
-        return TransportError(self._failed, address=self._address)
+            raise self._link.broken(error) from error
 
 
 async def open_tcp(

@@ -192,13 +192,13 @@ class UdpTransport:
                             await anyio.wait_writable(sock)
                     # On loopback the reply is usually there already: only a wait needs
                     # the retransmission timer (a cancel scope costs more than the trip).
-                    reply = link.waiting_reply(sock, packet)
+                    reply = link.waiting_reply(packet)
                     if reply is not None:
                         return reply
                     with anyio.move_on_after(link.retry_interval):
                         while reply is None:
                             await anyio.wait_readable(sock)
-                            reply = link.waiting_reply(sock, packet)
+                            reply = link.waiting_reply(packet)
                         return reply
             except (anyio.BrokenResourceError, anyio.ClosedResourceError) as error:
                 raise OSError(f"transport closed ({type(error).__name__})") from error

@@ -31,13 +31,13 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 from fastboop.fastboot import udp_wire
 from fastboop.fastboot.errors import FastbootProtocolError
 from fastboop.fastboot.gate import UdpWireGate
 from fastboop.fastboot.payload import CHUNK_SIZE, Payload
-from fastboop.transports.errors import Located, TransportError
+from fastboop.transports.errors import LinkAddress, Located, TransportError
 from fastboop.transports.sockblock import CANCEL_CHECK, Check, blocking, no_check
 
 RETRY_INTERVAL: Final = 0.5
@@ -48,11 +48,8 @@ CANCEL_EVERY: Final = 64  # while the device answers, the data phase checks ever
 IO_ERRORS: tuple[type[BaseException], ...] = (OSError,)
 
 
-class LinkAddress(NamedTuple):
-    """A network device's address, for messages (``udp:127.0.0.1:5554``)."""
-
-    transport: str
-    location: str
+class _GiveUp(Exception):
+    """A wait reached its caller's limit (raised by a check, so no retry catches it)."""
 
 
 class UdpLink:
@@ -62,6 +59,11 @@ class UdpLink:
     data phase makes it blocking for its duration. ``failed`` holds the reason once the
     link is unusable (an I/O or protocol failure, or :meth:`close`).
     """
+
+    __slots__ = (
+        "address", "failed", "gate", "inbox", "retry_budget", "retry_interval", "session",
+        "sock",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -102,18 +104,30 @@ class UdpLink:
             # Some devices answer a command in its acknowledgement (spec §8.2 example).
             self.deliver(self.rest_of_message(reply, timeout, check))
 
-    def receive(self, max_size: int, *, timeout: float, check: Check = no_check) -> bytes:
-        """Poll with empty packets until the device hands over one whole message."""
+    def receive(
+        self, max_size: int, *, timeout: float, limit: float = math.inf, check: Check = no_check
+    ) -> bytes:
+        """Poll with empty packets until the device hands over one whole message: for
+        the longer of ``timeout`` and the retry budget (§8.3), but no longer than
+        ``limit`` (a command's deadline)."""
         self._usable()
-        give_up = time.monotonic() + max(timeout, self.retry_budget)
-        while not self.inbox:
-            reply = self.exchange(self.session.fastboot(b""), timeout, check)
-            if reply.data or reply.continued:
-                self.deliver(self.rest_of_message(reply, timeout, check))
-            elif time.monotonic() > give_up:
-                raise TimeoutError(f"no message from the device in {timeout:g} s")
-            else:
-                time.sleep(self.retry_interval / 10)  # nothing ready yet
+        give_up = time.monotonic() + min(max(timeout, self.retry_budget), limit)
+
+        def checked() -> None:
+            check()
+            if time.monotonic() > give_up:
+                raise _GiveUp
+
+        try:
+            while not self.inbox:
+                reply = self.exchange(self.session.fastboot(b""), timeout, checked)
+                if reply.data or reply.continued:
+                    self.deliver(self.rest_of_message(reply, timeout, checked))
+                else:
+                    checked()
+                    time.sleep(self.retry_interval / 10)  # nothing ready yet
+        except _GiveUp:
+            raise TimeoutError(f"no message from the device within {timeout:g} s") from None
         return self.take(max_size)
 
     def send_data(
@@ -169,9 +183,12 @@ class UdpLink:
         """How many times one packet is sent before giving up (§8.3: at least a minute)."""
         return max(1, math.ceil(max(timeout, self.retry_budget) / self.retry_interval))
 
-    def waiting_reply(self, sock: socket.socket, sent: bytes) -> udp_wire.Packet | None:
+    def waiting_reply(self, sent: bytes) -> udp_wire.Packet | None:
         """The reply to ``sent`` among the datagrams waiting now, if it is there (reads
         only, never waits)."""
+        sock = self.sock
+        if sock is None:
+            raise OSError("transport closed")
         while True:
             try:
                 datagram = sock.recv(DATAGRAM_MAX, socket.MSG_DONTWAIT)
@@ -241,7 +258,7 @@ class UdpLink:
                     if not poller.poll(min(left, CANCEL_CHECK) * 1000):
                         check()
                         continue
-                    reply = self.waiting_reply(sock, packet)
+                    reply = self.waiting_reply(packet)
                     if reply is not None:
                         return reply
         raise TimeoutError(f"no UDP reply after {attempts} attempts")

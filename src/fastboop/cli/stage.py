@@ -14,11 +14,16 @@ import contextlib
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from fastboop.cli.main import HelpFormatter
 from fastboop.cli.output import add_json_flag, help_text
 from fastboop.errors import UsageError
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: a network stage never imports typing
+if TYPE_CHECKING:
+    from typing import Any
+
+    from fastboop.fastboot.blocking import Link
 
 EXAMPLES = """\
 examples:
@@ -87,7 +92,7 @@ def _stage_network(
     is ~5 ms: issue 15). The same fastboot rules as every other path
     (:class:`~fastboop.fastboot.blocking.BlockingFastbootClient` drives the one
     :class:`~fastboop.fastboot.conversation.FastbootConversation`)."""
-    from fastboop.fastboot.blocking import BlockingFastbootClient, Link
+    from fastboop.fastboot.blocking import BlockingFastbootClient
     from fastboop.fastboot.errors import FastbootDeviceFailure
 
     kind, host, port = selector

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
-from typing import BinaryIO, Protocol, TypeVar
 
 from fastboop.fastboot.conversation import (
     DEFAULT_TIMEOUT,
@@ -30,37 +28,43 @@ from fastboop.fastboot.conversation import (
     Receive,
     Send,
     SendData,
-    Steps,
 )
 from fastboop.fastboot.payload import Buffer, Payload
-from fastboop.transports.errors import Located, TransportError
+from fastboop.transports.errors import TransportError
 
 DEFAULT_DEADLINE = 120.0  # CommandLimits' defaults, without importing msgspec for them
 DEFAULT_MAX_INFO_LINES = 1000
 
-T = TypeVar("T")
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: a one-shot `stage` never imports typing
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import BinaryIO, Protocol, TypeVar
 
+    from fastboop.fastboot.conversation import Steps
+    from fastboop.transports.errors import Located
 
-class Link(Protocol):
-    """A blocking connection to one fastboot device that carries whole messages.
+    T = TypeVar("T")
 
-    ``receive`` gives up after ``timeout`` seconds with ``TimeoutError``, and, for a link
-    whose own waits run longer than that (UDP's retry budget), after ``limit``; link
-    failures are :class:`~fastboop.transports.errors.TransportError`.
-    """
+    class Link(Protocol):
+        """A blocking connection to one fastboot device that carries whole messages.
 
-    @property
-    def address(self) -> Located: ...
+        ``receive`` gives up after ``timeout`` seconds with ``TimeoutError``, and, for a link
+        whose own waits run longer than that (UDP's retry budget), after ``limit``; link
+        failures are :class:`~fastboop.transports.errors.TransportError`.
+        """
 
-    def send(self, message: bytes, *, timeout: float) -> None: ...
+        @property
+        def address(self) -> Located: ...
 
-    def receive(self, max_size: int, *, timeout: float, limit: float = math.inf) -> bytes: ...
+        def send(self, message: bytes, *, timeout: float) -> None: ...
 
-    def send_data(
-        self, payload: Payload, *, timeout: float, on_sent: Callable[[int], None]
-    ) -> None: ...
+        def receive(self, max_size: int, *, timeout: float, limit: float = math.inf) -> bytes: ...
 
-    def close(self) -> None: ...
+        def send_data(
+            self, payload: Payload, *, timeout: float, on_sent: Callable[[int], None]
+        ) -> None: ...
+
+        def close(self) -> None: ...
 
 
 class BlockingFastbootClient:

@@ -13,24 +13,25 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import BinaryIO, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, BinaryIO, Protocol, TypeVar, runtime_checkable
 
 import anyio
 
 from fastboop.fastboot.conversation import (
     DEFAULT_TIMEOUT,
-    Action,
     FastbootConversation,
     InfoCallback,
     ProgressCallback,
     Receive,
     Send,
     SendData,
-    Steps,
 )
 from fastboop.fastboot.limits import CommandLimits
 from fastboop.fastboot.payload import CHUNK_SIZE, Buffer, Payload
 from fastboop.transports.base import Transport, TransportError
+
+if TYPE_CHECKING:
+    from fastboop.fastboot.conversation import Action, Steps
 
 __all__ = [
     "CHUNK_SIZE", "DEFAULT_TIMEOUT", "Clock", "DataSender", "FastbootClient", "InfoCallback",

@@ -26,8 +26,7 @@ the link's gate checks it again at the wire.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Generator
-from typing import Final, NamedTuple, TypeVar
+from collections.abc import Callable
 
 from fastboop.fastboot import protocol
 from fastboop.fastboot.errors import (
@@ -44,6 +43,13 @@ from fastboop.fastboot.protocol import Response
 from fastboop.logs import get_logger
 from fastboop.transports.errors import TransportError
 
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: a one-shot `stage` never imports typing
+if TYPE_CHECKING:
+    from collections.abc import Generator
+    from typing import Final, TypeVar
+
+    T = TypeVar("T")
+
 DEFAULT_TIMEOUT: Final = 30.0
 """Per-transfer timeout in seconds (§5); INFO/TEXT restart it."""
 
@@ -56,33 +62,44 @@ InfoCallback = Callable[[Response], None]
 _log = get_logger("fastboop.fastboot")
 
 
-class Send(NamedTuple):
+class Send:
     """Send one command (or, from a test's private call, any packet) within ``timeout``."""
 
-    packet: bytes
-    timeout: float
+    __slots__ = ("packet", "timeout")
+
+    def __init__(self, packet: bytes, timeout: float):
+        self.packet = packet
+        self.timeout = timeout
 
 
-class Receive(NamedTuple):
+class Receive:
     """Read one response of at most ``max_size`` bytes. ``timeout`` is this read's wait
     (the per-transfer timeout, or less if the command's deadline is nearer); ``limit`` is
     the time left before the deadline, for a link whose own waits run longer (UDP keeps
     retrying for its retry budget): a driver stops the read after ``limit`` seconds."""
 
-    max_size: int
-    timeout: float
-    limit: float
+    __slots__ = ("limit", "max_size", "timeout")
+
+    def __init__(self, max_size: int, timeout: float, limit: float):
+        self.max_size = max_size
+        self.timeout = timeout
+        self.limit = limit
 
 
-class SendData(NamedTuple):
+class SendData:
     """A download's whole data phase: in one go where the link can, else in
     ``chunk_size`` transfers, each within ``timeout``; ``on_sent`` hears of every byte
     that went out, for progress."""
 
-    payload: Payload
-    chunk_size: int
-    timeout: float
-    on_sent: Callable[[int], None]
+    __slots__ = ("chunk_size", "on_sent", "payload", "timeout")
+
+    def __init__(
+        self, payload: Payload, chunk_size: int, timeout: float, on_sent: Callable[[int], None]
+    ):
+        self.payload = payload
+        self.chunk_size = chunk_size
+        self.timeout = timeout
+        self.on_sent = on_sent
 
 
 class Now:
@@ -93,10 +110,10 @@ class Now:
 
 NOW: Final = Now()
 
-Action = Send | Receive | SendData | Now
-T = TypeVar("T")
-Steps = Generator[Action, object, T]
-"""A command in progress: yields actions, is sent their results, returns its value."""
+if TYPE_CHECKING:
+    Action = Send | Receive | SendData | Now
+    Steps = Generator[Action, object, T]
+    """A command in progress: yields actions, is sent their results, returns its value."""
 
 
 class _Budget:

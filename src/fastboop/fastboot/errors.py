@@ -8,15 +8,15 @@ prints them as one line.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
-
 from fastboop.errors import FastboopError
 
-TYPE_CHECKING = False  # limits.py imports msgspec, which a one-shot `stage` does without
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: a one-shot `stage` never imports typing
 if TYPE_CHECKING:
-    from fastboop.fastboot.limits import LimitName
+    from typing import ClassVar, Literal
 
-ErrorKind = Literal["bad_argument", "transport", "timeout", "protocol", "device_fail"]
+    from fastboop.fastboot.limits import LimitName  # limits.py imports msgspec
+
+    ErrorKind = Literal["bad_argument", "transport", "timeout", "protocol", "device_fail"]
 
 
 class FastbootError(FastboopError):

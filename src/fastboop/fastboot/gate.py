@@ -20,12 +20,14 @@ and a new transport (the USB/IP one, a vendor's) only has to call two methods.
 
 from __future__ import annotations
 
-from typing import Final, Literal
-
 from fastboop.fastboot import protocol, udp_wire
 from fastboop.fastboot.errors import FastbootBadArgument, FastbootProtocolError
 
-Phase = Literal["command", "data"]
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: a one-shot `stage` never imports typing
+if TYPE_CHECKING:
+    from typing import Final, Literal
+
+    Phase = Literal["command", "data"]
 
 _FINAL_STATUSES: Final = (b"OKAY", b"FAIL", b"DATA")
 _DOWNLOAD_PREFIX: Final = b"download:"

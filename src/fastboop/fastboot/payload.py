@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from typing import BinaryIO
 
 from fastboop.fastboot.errors import FastbootBadArgument
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: a one-shot `stage` never imports typing
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 Buffer = bytes | bytearray | memoryview
 

@@ -14,7 +14,7 @@ function again at the wire (:mod:`fastboop.fastboot.gate`), so no caller can get
 from __future__ import annotations
 
 import re
-from typing import Final, Literal, NamedTuple, get_args
+from collections import namedtuple
 
 from fastboop.fastboot.errors import (
     FastbootBadArgument,
@@ -22,7 +22,17 @@ from fastboop.fastboot.errors import (
     FastbootProtocolError,
 )
 
-Status = Literal["OKAY", "FAIL", "DATA", "INFO", "TEXT"]
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: a one-shot `stage` never imports typing
+if TYPE_CHECKING:
+    from typing import Final, Literal, NamedTuple
+
+    Status = Literal["OKAY", "FAIL", "DATA", "INFO", "TEXT"]
+
+    class _Fields(NamedTuple):
+        status: Status
+        raw: bytes
+else:
+    _Fields = namedtuple("_Fields", "status raw")  # typed above, for mypy
 
 COMMAND_LIMIT: Final = 64
 """AOSP ``FB_COMMAND_SZ``; longer commands are refused before they are sent (§3.1)."""
@@ -33,7 +43,7 @@ RESPONSE_BUFFER_SIZE: Final = 4096
 MAX_DOWNLOAD_SIZE: Final = 0xFFFFFFFF
 """``download:%08x`` cannot express more than this."""
 
-_STATUSES: Final[frozenset[str]] = frozenset(get_args(Status))
+_STATUSES: Final[frozenset[str]] = frozenset(("OKAY", "FAIL", "DATA", "INFO", "TEXT"))
 
 # Commands the spec defines (§1.2) and that fastboop must never send. Matched on the part
 # before the first ':' so that `flash:boot`, `oem unlock` and `reboot-bootloader` are named.
@@ -73,17 +83,18 @@ _PREFIXED_HEX = re.compile(r"0[xX][0-9a-fA-F]+")
 _WHITESPACE_AND_NUL = " \t\r\n\v\f\x00"
 
 
-class Response(NamedTuple):
+class Response(_Fields):
     """One device response packet: a 4-byte status and the payload exactly as received.
 
     ``raw`` keeps the bytes for the journal (which records the packet itself, not this
     object); ``text`` is what callers compare and show. A plain immutable tuple rather
     than a ``msgspec.Struct``: nothing serialises a Response, and a one-shot ``fastboop
-    stage`` over the network must not pay ~20 ms of start-up to import msgspec for it.
+    stage`` over the network must not pay ~20 ms of start-up to import msgspec for it
+    (nor ~10 ms for ``typing``: the fields are a ``collections.namedtuple``, typed for
+    mypy only).
     """
 
-    status: Status
-    raw: bytes
+    __slots__ = ()
 
     @property
     def text(self) -> str:

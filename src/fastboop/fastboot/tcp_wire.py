@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import re
 import struct
-from typing import Final
 
 from fastboop.fastboot.errors import FastbootProtocolError
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: a one-shot `stage` never imports typing
+if TYPE_CHECKING:
+    from typing import Final
 
 DEFAULT_PORT: Final = 5554
 VERSION: Final = 1

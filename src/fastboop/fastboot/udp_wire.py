@@ -11,9 +11,21 @@ decides when to retransmit.
 from __future__ import annotations
 
 import struct
-from typing import Final, NamedTuple
+from collections import namedtuple
 
 from fastboop.fastboot.errors import FastbootProtocolError
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: a one-shot `stage` never imports typing
+if TYPE_CHECKING:
+    from typing import Final, NamedTuple
+
+    class _Fields(NamedTuple):
+        id: int
+        flags: int
+        seq: int
+        data: bytes = b""
+else:
+    _Fields = namedtuple("_Fields", "id flags seq data", defaults=(b"",))  # typed above, for mypy
 
 DEFAULT_PORT: Final = 5554
 VERSION: Final = 1
@@ -32,18 +44,15 @@ _U16 = struct.Struct(">H")
 _TWO_U16 = struct.Struct(">HH")
 
 
-class Packet(NamedTuple):
+class Packet(_Fields):
     """One UDP fastboot packet.
 
     A plain tuple, not a ``msgspec.Struct``: nothing serialises it (the journal records
     raw datagrams), and a one-shot ``fastboop stage udp:…`` must not pay ~20 ms to import
-    msgspec for it.
+    msgspec for it (nor ``typing``: a ``collections.namedtuple``, typed for mypy only).
     """
 
-    id: int
-    flags: int
-    seq: int
-    data: bytes = b""
+    __slots__ = ()
 
     @property
     def continued(self) -> bool:

@@ -8,26 +8,34 @@ a one-shot ``fastboop stage`` over the network uses them without an event loop.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Protocol
+from collections import namedtuple
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: a one-shot `stage` never imports typing
+if TYPE_CHECKING:
+    from typing import NamedTuple, Protocol
+
+    class Located(Protocol):
+        """What an error needs of a device's address: a
+        :class:`~fastboop.transports.base.DeviceAddress`, or a :class:`LinkAddress`."""
+
+        @property
+        def transport(self) -> str: ...
+
+        @property
+        def location(self) -> str: ...
+
+    class _Fields(NamedTuple):
+        transport: str
+        location: str
+else:
+    _Fields = namedtuple("_Fields", "transport location")  # typed above, for mypy
 
 
-class Located(Protocol):
-    """What an error needs of a device's address: a
-    :class:`~fastboop.transports.base.DeviceAddress`, or a link's lighter one."""
-
-    @property
-    def transport(self) -> str: ...
-
-    @property
-    def location(self) -> str: ...
-
-
-class LinkAddress(NamedTuple):
+class LinkAddress(_Fields):
     """A network device's address for a link used without the async transports
     (``udp`` and ``127.0.0.1:5554``): a :class:`Located` without msgspec."""
 
-    transport: str
-    location: str
+    __slots__ = ()
 
 
 class TransportError(Exception):

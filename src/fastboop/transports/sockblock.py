@@ -18,7 +18,10 @@ import socket
 import struct
 import time
 from collections.abc import Callable, Iterator
-from typing import Final
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: a one-shot `stage` never imports typing
+if TYPE_CHECKING:
+    from typing import Final
 
 SentCallback = Callable[[int], None]
 """Hears how many more bytes went out (download progress)."""

@@ -26,14 +26,19 @@ import math
 import os
 import socket
 from collections.abc import Iterator
-from typing import Final
 
 from fastboop.fastboot import tcp_wire
 from fastboop.fastboot.errors import FastbootProtocolError
 from fastboop.fastboot.gate import WireGate
 from fastboop.fastboot.payload import Payload
-from fastboop.transports.errors import LinkAddress, Located, TransportError
+from fastboop.transports.errors import LinkAddress, TransportError
 from fastboop.transports.sockblock import BULK_CALL, Check, SentCallback, no_check, send_bulk
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: a one-shot `stage` never imports typing
+if TYPE_CHECKING:
+    from typing import Final
+
+    from fastboop.transports.errors import Located
 
 CONNECT_TIMEOUT: Final = 10.0
 

@@ -31,14 +31,19 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Final
 
 from fastboop.fastboot import udp_wire
 from fastboop.fastboot.errors import FastbootProtocolError
 from fastboop.fastboot.gate import UdpWireGate
 from fastboop.fastboot.payload import CHUNK_SIZE, Payload
-from fastboop.transports.errors import LinkAddress, Located, TransportError
+from fastboop.transports.errors import LinkAddress, TransportError
 from fastboop.transports.sockblock import CANCEL_CHECK, Check, blocking, no_check
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: a one-shot `stage` never imports typing
+if TYPE_CHECKING:
+    from typing import Any, Final
+
+    from fastboop.transports.errors import Located
 
 RETRY_INTERVAL: Final = 0.5
 RETRY_BUDGET: Final = 60.0

@@ -13,7 +13,6 @@ function again at the wire (:mod:`fastboop.fastboot.gate`), so no caller can get
 
 from __future__ import annotations
 
-import re
 from collections import namedtuple
 
 from fastboop.fastboot.errors import (
@@ -75,11 +74,12 @@ MUTATING_COMMANDS: Final[frozenset[str]] = frozenset(
     }
 )
 
-_GETVAR_NAME = re.compile(rb"[\x21-\x7e][\x20-\x7e]*")
-_DOWNLOAD = re.compile(rb"download:[0-9a-f]{8}")
-_HEX = re.compile(r"[0-9a-fA-F]+")
-_DECIMAL = re.compile(r"[0-9]+")
-_PREFIXED_HEX = re.compile(r"0[xX][0-9a-fA-F]+")
+# Character classes checked with str/bytes methods, not regular expressions: compiling
+# a pattern costs a few million instructions at import, which a one-shot `stage` pays.
+_PRINTABLE: Final = bytes(range(0x20, 0x7F))
+_LOWER_HEX_BYTES: Final = b"0123456789abcdef"
+_HEX_DIGITS: Final = "0123456789abcdefABCDEF"
+_DIGITS: Final = "0123456789"
 _WHITESPACE_AND_NUL = " \t\r\n\v\f\x00"
 
 
@@ -107,8 +107,27 @@ class Response(_Fields):
         return self.status in ("INFO", "TEXT")
 
 
+def _is_getvar_name(name: bytes) -> bool:
+    """Printable ASCII, not empty, not starting with a space (§1.3)."""
+    return name[:1] > b" " and not name.translate(None, _PRINTABLE)
+
+
+def _is_download(command: bytes) -> bool:
+    """``download:`` and exactly 8 lowercase hex digits."""
+    return (
+        len(command) == 17
+        and command.startswith(b"download:")
+        and not command[9:].translate(None, _LOWER_HEX_BYTES)
+    )
+
+
+def _all_of(text: str, allowed: str) -> bool:
+    """``text`` is not empty and every character of it is in ``allowed``."""
+    return bool(text) and not text.strip(allowed)
+
+
 def _command_name(command: bytes) -> str:
-    head = re.split(rb"[: ]", command, maxsplit=1)[0]
+    head = command.split(b":", 1)[0].split(b" ", 1)[0]
     return head.decode("ascii", errors="replace").lower()
 
 
@@ -122,9 +141,9 @@ def check_command(command: bytes) -> None:
             f"fastboot command is {len(command)} bytes, the limit is {COMMAND_LIMIT}",
             where=command[:32].decode("ascii", errors="replace") + "...",
         )
-    if command == b"boot" or _DOWNLOAD.fullmatch(command):
+    if command == b"boot" or _is_download(command):
         return
-    if command.startswith(b"getvar:") and _GETVAR_NAME.fullmatch(command[7:]):
+    if command.startswith(b"getvar:") and _is_getvar_name(command[7:]):
         return
     name = _command_name(command)
     shown = command.decode("ascii", errors="replace")
@@ -145,7 +164,7 @@ def encode_getvar(name: str) -> bytes:
         encoded = name.encode("ascii")
     except UnicodeEncodeError:
         raise FastbootBadArgument(f"getvar name {name!r} is not ASCII") from None
-    if not _GETVAR_NAME.fullmatch(encoded):
+    if not _is_getvar_name(encoded):
         raise FastbootBadArgument(f"getvar name {name!r} is empty or has control characters")
     command = b"getvar:" + encoded
     check_command(command)
@@ -206,7 +225,7 @@ def parse_data_size(payload: bytes) -> int | None:
     parse — the caller warns and goes on — and raises when it parses above 4 GiB - 1.
     """
     text = payload.decode("ascii", errors="replace").strip("\x00").rstrip().replace(" ", "0")
-    if not text or not _HEX.fullmatch(text):
+    if not _all_of(text, _HEX_DIGITS):
         return None
     value = int(text, 16)
     if value > MAX_DOWNLOAD_SIZE:
@@ -221,9 +240,9 @@ def parse_max_download_size(value: str) -> int | None:
     and lets the device decide.
     """
     text = value.strip(_WHITESPACE_AND_NUL)
-    if _PREFIXED_HEX.fullmatch(text):
+    if text[:2] in ("0x", "0X") and _all_of(text[2:], _HEX_DIGITS):
         return int(text[2:], 16)
-    if _DECIMAL.fullmatch(text):
+    if _all_of(text, _DIGITS):
         return int(text, 10)
     return None
 

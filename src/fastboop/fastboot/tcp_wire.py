@@ -7,7 +7,6 @@ simulator's TCP server use these helpers, so the two sides cannot drift apart.
 
 from __future__ import annotations
 
-import re
 import struct
 
 from fastboop.fastboot.errors import FastbootProtocolError
@@ -22,7 +21,7 @@ HANDSHAKE: Final = b"FB%02d" % VERSION
 HANDSHAKE_SIZE: Final = 4
 HEADER_SIZE: Final = 8
 
-_HANDSHAKE = re.compile(rb"FB([0-9]{2})")
+_DIGITS: Final = b"0123456789"  # a str/bytes check, not a regex: see protocol.py
 _HEADER = struct.Struct(">Q")
 
 
@@ -31,10 +30,10 @@ def parse_handshake(data: bytes) -> int:
 
     Anything but ``FB`` and two decimal digits, or version 0, means "disconnect".
     """
-    match = _HANDSHAKE.fullmatch(data)
-    if not match:
+    digits = data[2:]
+    if not (len(data) == 4 and data.startswith(b"FB") and not digits.translate(None, _DIGITS)):
         raise FastbootProtocolError(f"bad fastboot TCP handshake {data!r}, expected b'FBnn'")
-    version = int(match.group(1))
+    version = int(digits)
     if version < 1:
         raise FastbootProtocolError(f"fastboot TCP handshake announces version {version}")
     return version

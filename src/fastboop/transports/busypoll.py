@@ -24,7 +24,9 @@ the simulator's UDP server (:mod:`fastboop.sim.server`) and the UDP transport.
 
 from __future__ import annotations
 
-from typing import Final
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: a one-shot `stage` never imports typing
+if TYPE_CHECKING:
+    from typing import Final
 
 WINDOW: Final = 200e-6  # seconds: several loopback round trips, a fraction of a LAN's
 MAX_REST: Final = 1024  # waits that block without spinning, at most, after misses

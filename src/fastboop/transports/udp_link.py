@@ -19,7 +19,10 @@ The blocking waits: :meth:`UdpLink.exchange` polls (commands, session set-up, re
 device message); the data phase sends each packet as a header and a payload slice in one
 ``sendmsg`` and waits for its acknowledgement in a blocking ``recv_into`` whose kernel
 timeout wakes it for the ``check`` and for retransmission (two system calls per datagram,
-issue 15).
+issue 15). Before that wait it polls for the acknowledgement for a short window
+(:attr:`UdpLink.busy_poll`, :mod:`fastboop.transports.busypoll`): on loopback the reply
+comes within microseconds, and a sleeping thread woken from another CPU costs more than
+the round trip's work; the poller backs off when replies come later than the window.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from fastboop.fastboot import udp_wire
 from fastboop.fastboot.errors import FastbootProtocolError
 from fastboop.fastboot.gate import UdpWireGate
 from fastboop.fastboot.payload import CHUNK_SIZE, Payload
+from fastboop.transports.busypoll import BusyPoll
 from fastboop.transports.errors import LinkAddress, TransportError
 from fastboop.transports.sockblock import CANCEL_CHECK, Check, blocking, no_check
 
@@ -66,8 +70,8 @@ class UdpLink:
     """
 
     __slots__ = (
-        "address", "failed", "gate", "inbox", "retry_budget", "retry_interval", "session",
-        "sock",
+        "address", "busy_poll", "failed", "gate", "inbox", "retry_budget", "retry_interval",
+        "session", "sock",
     )  # fmt: skip
 
     def __init__(
@@ -86,6 +90,7 @@ class UdpLink:
         self.sock: socket.socket | None = None
         self.inbox: deque[bytes] = deque()  # whole device messages not yet handed out
         self.failed: str | None = None
+        self.busy_poll = BusyPoll()  # the data phase's spin before each blocking wait
 
     # --- the session, blocking ------------------------------------------------------
 
@@ -278,7 +283,8 @@ class UdpLink:
         (:meth:`~fastboop.fastboot.gate.UdpWireGate.data`). Then each packet is a header
         and a slice of ``data`` in one ``sendmsg``, its acknowledgement is awaited in a
         blocking ``recv_into`` (the kernel's receive timeout wakes it for ``check`` and
-        retransmission: two system calls per datagram, where ``poll`` first made three),
+        retransmission: two system calls per datagram, where ``poll`` first made three;
+        a short spin with ``MSG_DONTWAIT`` first, while replies keep coming within it),
         and a plain acknowledgement is checked in place
         (:meth:`~fastboop.fastboot.udp_wire.UdpHostSession.accept_ack`): per datagram, no
         packet object and no copy (issue 15). The last packet carries no continuation
@@ -294,6 +300,7 @@ class UdpLink:
         waits = max(1, round(interval / wait))  # receive timeouts before a retransmission
         step = session.max_data
         reply = bytearray(DATAGRAM_MAX)
+        poll, clock = self.busy_poll, time.perf_counter
 
         def exchange(header: bytes, piece: memoryview) -> udp_wire.Packet | None:
             """Send one packet until it is answered: None for a plain acknowledgement."""
@@ -307,11 +314,21 @@ class UdpLink:
                     except BlockingIOError:  # the send timeout: the buffer stayed full
                         check()
                 timeouts, stale_until = 0, 0.0
+                spin_until = poll.deadline(clock())
                 while timeouts < waits:
                     try:
-                        count = sock.recv_into(reply)
-                    except BlockingIOError:  # the receive timeout: nothing came
-                        timeouts += 1
+                        if spin_until:
+                            count = sock.recv_into(reply, 0, socket.MSG_DONTWAIT)
+                            poll.hit()
+                        else:
+                            count = sock.recv_into(reply)
+                    except BlockingIOError:
+                        if spin_until:  # nothing yet: spin on, or sleep from now on
+                            if clock() >= spin_until:
+                                poll.miss()
+                                spin_until = 0.0
+                            continue
+                        timeouts += 1  # the receive timeout: nothing came
                         check()
                         continue
                     if session.accept_ack(reply, count):

@@ -10,6 +10,9 @@ pseudo-random ``/data/blob`` of ``--size`` MiB) is served over the whole real pa
 ``fastboop boot`` (smoo over USB/IP) → the simulator's USB/IP relay → qemu's user network
 → the guest's ``usbip-vudc`` → stage0's gadget (FunctionFS) → stage0's NBD bridge →
 ``/dev/nbd0`` → EROFS. The same image file is also the VM's read-only virtio-blk disk.
+``--udc dummy_hcd`` gives the phone the other virtual USB controller (``fastboop sim
+--udc``: dummy_hcd at SuperSpeed, exported by the guest's usbip-host); ``--udc`` twice
+alternates the runs between the two and summarises each on its own, an A/B in one command.
 The rootfs's init (``tests/vm/guest/serving_init.c``) reads the blob from both, page cache
 dropped before each read, alternating the order, and prints the times; the ratio is
 served rate / virtio rate, per round.
@@ -43,6 +46,7 @@ from tests.vm.rootfs_image import VmRootfs, build_rootfs  # noqa: E402
 from tests.vm.vphone import Boot, Sim  # noqa: E402
 
 MODELS = {"amd64": "vm-x86_64", "arm64": "vm-arm64"}
+UDCS = ("usbip_vudc", "dummy_hcd")
 READ = re.compile(r"VMBENCH read round=(\d+) path=(\w+) bytes=(\d+) us=(\d+)")
 CHECK = re.compile(r"VMBENCH check round=(\d+) same=(\d) sum=([0-9a-f]{16})")
 LATENCY = re.compile(r"VMBENCH latency device=/dev/(\w+) reads=\d+ median_us=(\d+) max_us=(\d+)")
@@ -98,6 +102,7 @@ def children(pid: int) -> list[int]:
 @dataclass
 class Run:
     outdir: Path
+    udc: str  # the virtual phone's USB controller (fastboop sim --udc)
     reads: dict[str, list[float]] = field(default_factory=dict)  # path -> MiB/s per round
     boot_to_init: float = 0.0
     host_part: float = 0.0  # boot started -> simulator starts qemu
@@ -111,12 +116,12 @@ class Run:
         return [s / v for s, v in zip(self.reads["served"], self.reads["virtio"], strict=True)]
 
 
-def one_run(index: int, rootfs: VmRootfs, args: argparse.Namespace) -> Run:
+def one_run(index: int, rootfs: VmRootfs, args: argparse.Namespace, udc: str) -> Run:
     outdir = Path(tempfile.mkdtemp(prefix=f"vm-serving-{index}-"))
-    run = Run(outdir)
+    run = Run(outdir, udc)
     model = MODELS[args.arch]
     cmdline = f"vmbench.rounds={args.rounds} vmbench.chunk={args.chunk} {args.cmdline_append}"
-    sim = Sim(model, outdir, once=True, extra=["--disk", str(rootfs.image), "--udc", args.udc,
+    sim = Sim(model, outdir, once=True, extra=["--disk", str(rootfs.image), "--udc", udc,
                                                "--cpus", str(args.cpus)])
     boot: Boot | None = None
     try:
@@ -211,8 +216,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="reads of each copy per boot")
     parser.add_argument("--size", type=int, default=64, help="the blob, MiB (default 64)")
     parser.add_argument("--chunk", type=int, default=1024, help="read(2) size, KiB")
-    parser.add_argument("--udc", choices=("usbip_vudc", "dummy_hcd"), default="usbip_vudc",
-                        help="the virtual phone's USB controller (fastboop sim --udc)")
+    parser.add_argument("--udc", choices=UDCS, action="append",
+                        help="the virtual phone's USB controller (fastboop sim --udc; default "
+                        "usbip_vudc); given twice, the runs alternate between the two and "
+                        "each is summarised on its own")  # fmt: skip
     parser.add_argument("--cpus", type=int, default=1,
                         help="the VM's vCPUs (both reads run in the same VM)")
     parser.add_argument("--cmdline-append", default="",
@@ -223,18 +230,29 @@ def main() -> None:
           f"load {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}", flush=True)
     print("# " + " ".join(["bench/vm_serving.py", *sys.argv[1:]]), flush=True)
     rootfs = build_rootfs(args.arch, blob_bytes=args.size << 20, init_program="serving_init")
+    udcs = list(dict.fromkeys(args.udc or ["usbip_vudc"]))
     runs = []
     for index in range(1, args.runs + 1):
-        run = one_run(index, rootfs, args)
+        run = one_run(index, rootfs, args, udcs[(index - 1) % len(udcs)])
         runs.append(run)
         rates = " ".join(f"{s:.1f}/{v:.1f}" for s, v in
                          zip(run.reads["served"], run.reads["virtio"], strict=True))  # fmt: skip
         cpu = ", ".join(f"{k} {v:.1f} s" for k, v in run.cpu.items())
         latency = ", ".join(f"{k} {v:.2f} ms" for k, v in run.latency_ms.items())
-        print(f"run {index}: served/virtio MiB/s {rates} | boot->init {run.boot_to_init:.1f} s"
-              f" (host {run.host_part:.1f} s, guest {run.guest_part:.1f} s) | CPU during "
+        print(f"run {index} ({run.udc}): served/virtio MiB/s {rates} | boot->init "
+              f"{run.boot_to_init:.1f} s (host {run.host_part:.1f} s, guest "
+              f"{run.guest_part:.1f} s) | CPU during "
               f"{run.read_seconds:.1f} s of reads: {cpu} | 4 KiB read round trip {latency} | "
               f"{run.outdir}", flush=True)  # fmt: skip
+    for udc in udcs:
+        summarise([run for run in runs if run.udc == udc], udc if len(udcs) > 1 else "")
+    load = os.getloadavg()
+    print(f"# load after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+
+
+def summarise(runs: list[Run], label: str) -> None:
+    if label:
+        print(f"## {label}")
     served = [r for run in runs for r in run.reads["served"]]
     virtio = [r for run in runs for r in run.reads["virtio"]]
     ratios = [r for run in runs for r in run.ratios]
@@ -247,8 +265,6 @@ def main() -> None:
     for device in ("nbd0", "vda"):
         print(f"4 KiB direct read, {device}:    "
               f"{spread([r.latency_ms[device] for r in runs], ' ms')} (medians of 32 per run)")
-    load = os.getloadavg()
-    print(f"# load after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 
 
 if __name__ == "__main__":

@@ -117,8 +117,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--udc", choices=sorted(UDCS), default=DEFAULT_UDC,
         help="virtual phones: the virtual USB device controller stage0's gadget binds to: "
-        "usbip_vudc (default; one high-speed frame per kernel tick) or dummy_hcd "
-        "(SuperSpeed, exported by the VM's usbip-host; faster)",
+        "usbip_vudc (default; moves data once per kernel tick) or dummy_hcd (SuperSpeed, "
+        "exported by the VM's usbip-host; half the round trip, but its 125 us timer costs "
+        "the guest CPU)",
     )
     parser.add_argument(
         "--cpus", type=int, default=1, metavar="N",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -84,6 +85,21 @@ async def test_bad_input_is_a_usage_error(
     image.write_bytes(b"x")
     done = await stage(*(a.replace("{image}", str(image)) for a in args))
     assert done.returncode == 2 and message in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("protocol", ["tcp", "udp"])
+async def test_no_device_at_the_address_is_one_line_not_a_traceback(
+    protocol: str, tmp_path: Path
+) -> None:
+    image = tmp_path / "x.img"
+    image.write_bytes(b"x")
+    with socket.socket(type=socket.SOCK_STREAM if protocol == "tcp" else socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))  # a port nothing listens on (held, so nobody takes it)
+        done = await stage(str(image), "-s", f"{protocol}:127.0.0.1:{s.getsockname()[1]}")
+    assert done.returncode == 1, done.stderr
+    [line] = done.stderr.decode().strip().splitlines()
+    # TCP: refused; UDP: the bound socket swallows the query until the retries give up.
+    assert ("refused" in line or "no fastboot answer" in line) and "fastboot mode" in line, line
 
 
 @pytest.mark.parametrize("protocol", ["tcp", "udp"])

@@ -38,6 +38,12 @@ SELECT_HELP = (
 )
 
 
+NO_DEVICE_HINT = (
+    "is the device in fastboot mode and reachable at that address? `fastboop sim` runs a "
+    "simulated one"
+)
+
+
 def register(sub: Any) -> None:
     parser = sub.add_parser(
         "stage",
@@ -93,19 +99,23 @@ def _stage_network(
     (:class:`~fastboop.fastboot.blocking.BlockingFastbootClient` drives the one
     :class:`~fastboop.fastboot.conversation.FastbootConversation`)."""
     from fastboop.fastboot.blocking import BlockingFastbootClient
-    from fastboop.fastboot.errors import FastbootDeviceFailure
+    from fastboop.fastboot.errors import FastbootDeviceFailure, FastbootTransportError
+    from fastboop.transports.errors import TransportError
 
     kind, host, port = selector
     size = _size(image)
     link: Link
-    if kind == "tcp":
-        from fastboop.transports.tcp_link import open_tcp_link
+    try:
+        if kind == "tcp":
+            from fastboop.transports.tcp_link import open_tcp_link
 
-        link = open_tcp_link(host, port)
-    else:
-        from fastboop.transports.udp_link import open_udp_link
+            link = open_tcp_link(host, port)
+        else:
+            from fastboop.transports.udp_link import open_udp_link
 
-        link = open_udp_link(host, port, retry_budget=5.0)
+            link = open_udp_link(host, port, retry_budget=5.0)
+    except TransportError as error:  # a wrong address or no device there: one line
+        raise FastbootTransportError(str(error), hint=NO_DEVICE_HINT) from None
     where = f"{link.address.transport}:{link.address.location}"
     bar = _Bar(where) if progress and sys.stderr.isatty() else None
     try:

@@ -377,6 +377,10 @@ def open_udp_link(
         raise TransportError(f"cannot open UDP socket: {error}", address=address) from error
     try:
         link.start()
+    except TimeoutError:
+        link.close()
+        raise TransportError(f"no fastboot answer within {retry_budget:g} s",
+                             address=address) from None  # fmt: skip
     except BaseException:
         link.close()
         raise

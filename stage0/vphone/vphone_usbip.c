@@ -268,7 +268,16 @@ static int import(int fd, const char *peer) {
     }
     char path[256], status[16] = "";
     snprintf(path, sizeof path, "%s/usbip_status", found.dir);
-    if (read_line(path, status, sizeof status) || atoi(status) != SDEV_ST_AVAILABLE) {
+    /* The kernel marks the device available again a moment after the previous client's
+     * connection ends (its event handler tears that connection down first): a client
+     * that comes straight back waits for it, up to 1 s, instead of being refused. */
+    bool available = false;
+    for (int i = 0; i < 20; i++) {
+        available = read_line(path, status, sizeof status) == 0 && atoi(status) == SDEV_ST_AVAILABLE;
+        if (available) break;
+        pause_ms(50);
+    }
+    if (!available) {
         say("import from %s refused: %s is in use (status %s)", peer, busid, status);
         reply_header(fd, OP_REP_IMPORT, ST_NA);
         return 0;

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,9 @@ import pytest
 
 from fastboop.fastboot import FastbootDeviceFailure
 from fastboop.fastboot.blocking import BlockingFastbootClient
-from fastboop.fastboot.errors import FastbootTimeout
+from fastboop.fastboot.errors import FastbootDeadlineExceeded, FastbootTimeout, FastbootTooChatty
 from fastboop.fastboot.gate import FastbootRefused
-from fastboop.sim import load_model
+from fastboop.sim import CommandBehaviour, load_model
 from fastboop.sim.server import SimService
 from fastboop.transports.tcp_link import open_tcp_link
 from fastboop.transports.udp_link import open_udp_link
@@ -34,7 +35,9 @@ MIB = 1 << 20
 
 
 @asynccontextmanager
-async def link_to(protocol: str, **changes: Any) -> AsyncIterator[tuple[SimService, Any]]:
+async def link_to(
+    protocol: str, retry_budget: float = 5, **changes: Any
+) -> AsyncIterator[tuple[SimService, Any]]:
     service = SimService(msgspec.structs.replace(FAJITA, **changes))
     async with anyio.create_task_group() as group:
         serve = service.serve_tcp if protocol == "tcp" else service.serve_udp
@@ -42,9 +45,8 @@ async def link_to(protocol: str, **changes: Any) -> AsyncIterator[tuple[SimServi
         if protocol == "tcp":
             link = await anyio.to_thread.run_sync(open_tcp_link, "127.0.0.1", port)
         else:
-            link = await anyio.to_thread.run_sync(
-                lambda: open_udp_link("127.0.0.1", port, retry_interval=0.05, retry_budget=5)
-            )
+            udp = partial(open_udp_link, retry_interval=0.05, retry_budget=retry_budget)
+            link = await anyio.to_thread.run_sync(udp, "127.0.0.1", port)
         try:
             yield service, link
         finally:
@@ -133,3 +135,22 @@ async def test_a_silent_device_is_a_typed_timeout() -> None:
             link.close()
     for connection in [*held, listener]:
         connection.close()
+
+
+@pytest.mark.parametrize("protocol", ["tcp", "udp"])
+async def test_the_command_limits_hold_over_each_link(protocol: str) -> None:
+    """The same limits as the async client's (test_limits.py), now through the blocking
+    links' own waits: a UDP receive that would keep polling for its retry budget stops
+    at the command's deadline."""
+    chatty = {"getvar:product": CommandBehaviour(chatter=2000)}
+    with anyio.fail_after(30):
+        async with link_to(protocol, behaviour=chatty) as (_, link):
+            client = BlockingFastbootClient(link, max_info_lines=50)
+            with pytest.raises(FastbootTooChatty):
+                await anyio.to_thread.run_sync(client.getvar, "product")
+    silent = {"getvar:product": CommandBehaviour(silent=True)}
+    with anyio.fail_after(30):
+        async with link_to(protocol, retry_budget=60, behaviour=silent) as (_, link):
+            client = BlockingFastbootClient(link, timeout=60, deadline=0.3)
+            with pytest.raises(FastbootDeadlineExceeded):  # at 0.3 s, not after 60 s of
+                await anyio.to_thread.run_sync(client.getvar, "product")  # UDP retries

@@ -1,16 +1,20 @@
-"""fastboot over TCP (``tcp:HOST[:PORT]``, default port 5554): the thin I/O adapter.
+"""fastboot over TCP (``tcp:HOST[:PORT]``, default port 5554): the async transport.
 
-The framing rules are in :mod:`fastboop.fastboot.tcp_wire`; this module connects, does the
-``FB01`` handshake, and turns each :meth:`send` into one framed message and each
-:meth:`receive` into one framed message read. A download's data goes as *one* message
-(:meth:`TcpTransport.send_data`), in writes as large as the socket takes, from memory or
-with ``sendfile`` from a file (:mod:`fastboop.transports.sockio`). Every write passes the
-never-flash gate (:class:`~fastboop.fastboot.gate.WireGate`) first. Connection failures
-become :class:`~fastboop.transports.base.TransportError`, deadlines ``TimeoutError``.
+The framing rules are in :mod:`fastboop.fastboot.tcp_wire`, the connection's framing
+state, never-flash gate (:class:`~fastboop.fastboot.gate.WireGate`) and blocking data
+phase in :class:`~fastboop.transports.tcp_link.TcpLink`. This module connects and does
+the ``FB01`` handshake on the event loop, and turns each :meth:`TcpTransport.send` into
+one framed message and each :meth:`TcpTransport.receive` into one framed message read,
+with non-blocking sockets (:mod:`fastboop.transports.sockio`) and the link's framing
+methods. A download's data goes as *one* message (:meth:`TcpTransport.send_data`): the
+link's blocking ``send``/``sendfile`` writes, from a worker thread. Every write passes
+the link's gate first. Connection failures become
+:class:`~fastboop.transports.base.TransportError`, deadlines ``TimeoutError``.
 
 The transport connects lazily on first use, so the registry factory
 (``transport_factory("tcp")(host, port)``) needs no event loop; :func:`open_tcp` connects
-eagerly and is what code with a loop at hand should call.
+eagerly and is what code with a loop at hand should call. A one-shot process with no
+event loop uses the link directly (:func:`~fastboop.transports.tcp_link.open_tcp_link`).
 """
 
 from __future__ import annotations

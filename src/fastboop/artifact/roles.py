@@ -31,7 +31,6 @@ caller opens on demand, and each is opened at most once.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Final, Protocol, cast
 
 from fastboop.artifact.fstab import (
     FstabEntry,
@@ -53,6 +52,18 @@ from fastboop.errors import FastboopError, UsageError
 from fastboop.rootfs.forwarding import ForwardingFilesystem
 from fastboop.rootfs.fs import Filesystem
 from fastboop.values import Value
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~3 ms
+if TYPE_CHECKING:
+    from typing import Any, Final, Protocol
+
+    class Subvolumes(Protocol):
+        """What a btrfs filesystem offers to find the subvolume that holds the system."""
+
+        def subvolumes(self) -> Sequence[Any]:  # items with .path, relative to the top
+            ...
+
+        def open_subvolume(self, subvolume: str | int) -> Filesystem: ...
 
 #: Filesystem labels distributions give their root and boot filesystems (compared
 #: case-insensitively): postmarketOS, Raspberry Pi OS/Debian raspi, Ubuntu, Armbian,
@@ -141,15 +152,6 @@ def _label_rule(volume: VolumeInfo, labels: Sequence[str]) -> bool:
     return bool(label) and label in (name.casefold() for name in labels)
 
 
-class Subvolumes(Protocol):
-    """What a btrfs filesystem offers to find the subvolume that holds the system."""
-
-    def subvolumes(self) -> Sequence[Any]:  # items with .path, relative to the top level
-        ...
-
-    def open_subvolume(self, subvolume: str | int) -> Filesystem: ...
-
-
 class RootTree(Value):
     __slots__ = ("fstab", "subvol", "why")
     subvol: Final[str | None]  # None: what a mount without subvol= shows (default subvolume)
@@ -169,7 +171,9 @@ def find_root_tree(fs: Filesystem, kind: str | None) -> RootTree | None:
     as the booted system would mount it.
     """
     candidates: list[tuple[str | None, Filesystem]] = [(None, fs)]
-    btrfs = cast(Subvolumes, fs) if kind == "btrfs" and hasattr(fs, "open_subvolume") else None
+    btrfs: Subvolumes | None = None
+    if kind == "btrfs" and hasattr(fs, "open_subvolume"):
+        btrfs = fs  # type: ignore[assignment] # the btrfs reader: it has both methods
     if btrfs is not None:
         paths = [str(s.path) for s in btrfs.subvolumes()]
         ordered = [p for p in ROOT_SUBVOLUMES if p in paths]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from fastboop.blocks.forwarding import ForwardingSource
 from fastboop.blocks.source import BlockSource, BlockSourceError, SourceErrorKind, check_range
@@ -29,7 +28,7 @@ class CopyOnWriteSource(ForwardingSource):
             )
         super().__init__(base)
         self._block_size = block_size
-        self._overlay_path = Path(overlay_path)
+        self._overlay_path = os.fspath(overlay_path)
         flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
         self._fd = os.open(self._overlay_path, flags, 0o600)
         os.ftruncate(self._fd, base.size)
@@ -71,7 +70,7 @@ class CopyOnWriteSource(ForwardingSource):
 
     def write(self, offset: int, data: bytes) -> None:
         bs = self._block_size
-        where = str(self._overlay_path)
+        where = self._overlay_path
         check_range(self, offset, len(data))
         if offset % bs or len(data) % bs:
             raise BlockSourceError(

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from fastboop.blocks.source import BlockSource, BlockSourceError, OutOfRangeError, check_range
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~3 ms
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 class BytesSource:
@@ -45,13 +48,21 @@ class FileSource:
 
     def __init__(self, path: str | os.PathLike[str]):
         self._fd = -1  # __del__ runs even when the open below fails
-        self.path = Path(path).resolve()
+        #: The absolute path, symlinks resolved (``Path.resolve()``'s, without importing
+        #: pathlib: ~3 ms of a ``rootfs cat``); :attr:`path` is it as a ``Path``.
+        self.where = os.path.realpath(path)
         try:
-            self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            self._fd = os.open(self.where, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as error:
-            raise BlockSourceError(f"cannot open: {error.strerror}", where=str(self.path)) from None
+            raise BlockSourceError(f"cannot open: {error.strerror}", where=self.where) from None
         # lseek, not fstat: a block device's st_size is 0.
         self._size = os.lseek(self._fd, 0, os.SEEK_END)
+
+    @property
+    def path(self) -> Path:
+        from pathlib import Path
+
+        return Path(self.where)
 
     @property
     def size(self) -> int:
@@ -59,13 +70,13 @@ class FileSource:
 
     @property
     def identity(self) -> str:
-        return f"file:{self.path}"
+        return f"file:{self.where}"
 
     def read(self, offset: int, length: int) -> bytes:
         if offset < 0 or length < 0 or offset + length > self._size:  # check_range, inlined
             raise OutOfRangeError(
                 f"{length} bytes at offset {offset} are outside the {self._size}-byte file",
-                where=str(self.path),
+                where=self.where,
             )
         try:
             data = os.pread(self._fd, length, offset)
@@ -77,13 +88,13 @@ class FileSource:
                 length -= len(data)
                 data = os.pread(self._fd, length, offset)
                 if not data:
-                    raise BlockSourceError("the file shrank while reading", where=str(self.path))
+                    raise BlockSourceError("the file shrank while reading", where=self.where)
                 chunks.append(data)
             return b"".join(chunks)
         except OSError as error:
             raise BlockSourceError(
                 f"read of {length} bytes at {offset} failed: {error.strerror}",
-                where=str(self.path),
+                where=self.where,
             ) from None
 
     def close(self) -> None:

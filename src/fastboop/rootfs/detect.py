@@ -8,7 +8,6 @@ says what *is* supported, instead of a generic "bad magic".
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from fastboop.blocks import BlockSource, FileSource
 from fastboop.rootfs.errors import UnsupportedError
@@ -103,6 +102,8 @@ def open_filesystem(source: BlockSource, *, label: str = "rootfs") -> Filesystem
 
 def open_path(path: str | os.PathLike[str]) -> Filesystem:
     """Open a local image file or directory."""
+    from pathlib import Path
+
     p = Path(path)
     if p.is_dir():
         from fastboop.rootfs.dirfs import DirectoryFilesystem

@@ -9,18 +9,21 @@ decided by :mod:`fastboop.artifact`; :func:`open_rootfs` is the short way to its
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from fastboop.blocks import BlockSource, FileSource
 from fastboop.rootfs.volumes import Volume, enumerate_volumes
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~3 ms
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from fastboop.rootfs.compressed import ProgressHook
     from fastboop.rootfs.fs import Filesystem
 
 
 def default_cache_dir() -> Path:
+    from pathlib import Path  # not at import: opening a bare image needs no cache
+
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "fastboop" / "rootfs"
 
@@ -40,9 +43,10 @@ def volumes_of(
     cache_dir: Path | None = None,
     progress: ProgressHook | None = None,
 ) -> list[Volume]:
-    """:func:`~fastboop.rootfs.volumes.enumerate_volumes` with the default cache."""
+    """:func:`~fastboop.rootfs.volumes.enumerate_volumes` with the cache under
+    ``cache_dir`` (default :func:`default_cache_dir`)."""
     return enumerate_volumes(source, label=label, progress=progress,
-                             cache_dir=(cache_dir or default_cache_dir()) / "decompressed")
+                             cache_dir=None if cache_dir is None else cache_dir / "decompressed")
 
 
 def open_rootfs(

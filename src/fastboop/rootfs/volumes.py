@@ -83,11 +83,21 @@ class Volume(Value):
 
 
 class _Walk:
-    def __init__(self, label: str, cache_dir: Path, progress: ProgressHook | None):
+    def __init__(self, label: str, cache_dir: Path | None, progress: ProgressHook | None):
         self.label = label
-        self.cache_dir = cache_dir
+        self._cache_dir = cache_dir
         self.progress = progress
         self.volumes: list[Volume] = []
+
+    @property
+    def cache_dir(self) -> Path:
+        """Where decompressed layers are kept: the default is found only when a layer
+        needs one (a bare filesystem image never imports pathlib for it)."""
+        if self._cache_dir is None:
+            from fastboop.rootfs.open import default_cache_dir
+
+            self._cache_dir = default_cache_dir() / "decompressed"
+        return self._cache_dir
 
     def visit(self, source: BlockSource, at: Volume, depth: int = 0) -> None:
         if depth > MAX_DEPTH:
@@ -186,10 +196,13 @@ def enumerate_volumes(
     source: BlockSource,
     *,
     label: str,
-    cache_dir: Path,
+    cache_dir: Path | None = None,
     progress: ProgressHook | None = None,
 ) -> list[Volume]:
     """Every volume of the artifact in ``source`` (see the module docstring).
+
+    ``cache_dir`` keeps what compressed layers decompress to (default: the user's cache,
+    ``~/.cache/fastboop/rootfs/decompressed``).
 
     A partition without a filesystem fastboop reads is listed with ``kind=None``, so a
     caller can say what it skipped; so is an image that is nothing fastboop reads at all.

@@ -18,11 +18,18 @@ class LZ4FormatError(ValueError):
     """The input is not a valid LZ4 block for the requested output."""
 
 
+#: The C decoder, for a hot loop that checks the length itself (one Python call less
+#: per pcluster than :func:`decompress_exact`: ~2 ms of a 33 MB kernel's 4,000):
+#: ``c_decompress(src, n)`` returns *at most* ``n`` bytes, or raises :data:`CError`.
+c_decompress = lz4.block.decompress
+CError = lz4.block.LZ4BlockError
+
+
 def decompress_exact(src: bytes, length: int) -> bytes | None:
     """Decode with the C library; ``None`` if the stream does not yield exactly ``length``."""
     try:
-        data: bytes = lz4.block.decompress(src, uncompressed_size=length)
-    except lz4.block.LZ4BlockError:
+        data: bytes = c_decompress(src, length)
+    except CError:
         return None
     return data if len(data) == length else None
 

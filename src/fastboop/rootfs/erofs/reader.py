@@ -281,7 +281,7 @@ class ErofsFilesystem(Filesystem):
         through :meth:`_decompress`, which checks and explains."""
         bs = self.block_size
         padded = self.sb.zero_padding
-        decompress = lz4block.decompress_exact
+        decompress, invalid = lz4block.c_decompress, lz4block.CError
         for run in _contiguous_runs(extents):
             first = run[0]
             if first.inline_at >= 0:
@@ -293,8 +293,9 @@ class ErofsFilesystem(Filesystem):
             pos = 0
             for extent in run:
                 stored = extent.inline_size if extent.inline_at >= 0 else extent.pblocks * bs
-                raw = blob[pos : pos + stored]
-                pos += stored
+                end = pos + stored
+                raw = blob[pos:end]
+                pos = end
                 length = extent.length
                 if not extent.compressed:
                     if length > len(raw):
@@ -302,8 +303,11 @@ class ErofsFilesystem(Filesystem):
                     yield raw[:length]
                     continue
                 if padded and length <= len(raw) * LZ4_MAX_RATIO:
-                    data = decompress(raw.lstrip(b"\0"), length)
-                    if data is not None:
+                    try:
+                        data = decompress(raw.lstrip(b"\0"), length)
+                    except invalid:
+                        data = b""
+                    if len(data) == length:  # else _decompress says what is wrong
                         yield data
                         continue
                 yield self._decompress(raw, extent, inode)
@@ -314,14 +318,14 @@ class ErofsFilesystem(Filesystem):
         if inode.layout.compressed and inode.size:
             self._check_size(inode)
             extents = self._extents(inode, None)
-            done = 0
-            for piece in self._decoded(inode, extents):
-                done += len(piece)
-                yield piece
-            if done != inode.size:
+            # Each piece is exactly its extent's length (_decoded), so the extents add up
+            # to what is streamed: checked before the first byte, not counted per piece.
+            total = sum(extent.length for extent in extents)
+            if total != inode.size:
                 raise CorruptImageError(
-                    f"erofs: file data of {done} bytes where the inode says {inode.size}"
+                    f"erofs: file data of {total} bytes where the inode says {inode.size}"
                 )
+            yield from self._decoded(inode, extents)
         elif (
             inode.layout is DataLayout.FLAT_PLAIN
             and STREAM_CHUNK < inode.size <= self.source.size

@@ -8,7 +8,6 @@ those copies agree with it).
 from __future__ import annotations
 
 import enum
-import textwrap
 
 
 class ExitCode(enum.IntEnum):
@@ -42,6 +41,8 @@ MEANINGS: dict[ExitCode, str] = {
 
 def exit_codes_help() -> str:
     """The table as ``--help`` prints it."""
+    import textwrap  # only for help: not every command's start-up
+
     lines = ["exit codes:"]
     for code in ExitCode:
         text = f"  {int(code):<4} {MEANINGS[code]}"

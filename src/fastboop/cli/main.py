@@ -17,7 +17,6 @@ import argparse
 import importlib
 import os
 import sys
-import textwrap
 
 from fastboop._version import __version__
 from fastboop.cli.exit_codes import ExitCode, exit_codes_help
@@ -197,14 +196,25 @@ def _add_common_flags_everywhere(parser: argparse.ArgumentParser) -> None:
                 _add_common_flags_everywhere(child)
 
 
+class _TopLevel(Parser):
+    """The ``fastboop`` parser: its description and epilog (the exit codes) are wrapped
+    when help is printed, not by every command (``textwrap``: ~0.5 ms)."""
+
+    def format_help(self) -> str:
+        if self.description is None:
+            import textwrap
+
+            self.description = textwrap.fill(DESCRIPTION, 79)
+            self.epilog = (
+                "Try `fastboop demo` to run a whole session against a simulated phone.\n"
+                "`fastboop COMMAND --help` explains each command, with examples.\n\n"
+                + exit_codes_help()
+            )
+        return super().format_help()
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(
-        prog="fastboop",
-        description=textwrap.fill(DESCRIPTION, 79),
-        epilog="Try `fastboop demo` to run a whole session against a simulated phone.\n"
-        "`fastboop COMMAND --help` explains each command, with examples.\n\n"
-        + exit_codes_help(),
-    )
+    parser = _TopLevel(prog="fastboop")
     parser.add_argument("--version", action="version", version=f"fastboop {__version__}")
     add_common_flags(parser)
     commands = parser.add_subparsers(

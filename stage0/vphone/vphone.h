@@ -33,5 +33,6 @@ void host_load_controller(void);  /* PID 1, before stage0: dummy_hcd at SuperSpe
 void host_report_load(void);      /* the exporter logs what that did, once /dev/kmsg exists */
 int host_wait_ready(void);        /* 0 once usbip-host is loaded (stage0 loads it) */
 int host_find(struct exported *out); /* 0: the gadget, bound to usbip-host, described */
+int host_watch(void);                /* 0: the gadget is there and bound to usbip-host */
 
 #endif

@@ -175,6 +175,11 @@ static uint32_t speed_code(const char *busid) {
     return 0;
 }
 
+int host_watch(void) {
+    char busid[32];
+    return gadget_busid(busid, sizeof busid) || bind_stub(busid) ? -1 : 0;
+}
+
 int host_find(struct exported *out) {
     char busid[32];
     if (gadget_busid(busid, sizeof busid) || bind_stub(busid)) return -1;

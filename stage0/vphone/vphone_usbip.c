@@ -304,14 +304,15 @@ static int import(int fd, const char *peer) {
     return 1;
 }
 
-static void serve(int listener, int (*watch)(struct exported *)) {
+static void serve(int listener, int (*watch)(void)) {
+    int every_ms = 100;
     for (;;) {
-        /* Between clients, `watch` (if any) runs every 100 ms: usbip-host must take the
-         * gadget as soon as it enumerates, before a host asks for it. */
+        /* Between clients, `watch` (if any) runs every 100 ms until it has the gadget:
+         * usbip-host must take it as soon as it enumerates, before a host asks for it.
+         * Then once a second (the guest's CPU is the served path's bottleneck). */
         struct pollfd ready = {.fd = listener, .events = POLLIN};
-        if (watch != NULL && poll(&ready, 1, 100) == 0) {
-            struct exported ignored;
-            watch(&ignored);
+        if (watch != NULL && poll(&ready, 1, every_ms) == 0) {
+            every_ms = watch() == 0 ? 1000 : 100;
             continue;
         }
         struct sockaddr_in from;
@@ -367,7 +368,7 @@ static int exporter(bool host) {
     }
     say("exporting %s over USB/IP on port %d", host ? "the gadget on dummy_hcd" : VUDC,
         USBIP_PORT);
-    serve(listener, host ? host_find : NULL);
+    serve(listener, host ? host_watch : NULL);
     return 0;
 }
 

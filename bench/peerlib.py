@@ -68,8 +68,19 @@ class Command:
 
 
 @dataclass
+class Report:
+    """A side too slow to run n times (a VM boot): it makes its own n measurements in one
+    run and prints their summary. Its lines matching ``quote`` are quoted, and the median
+    that ``median`` (one group) finds is judged against the pair's ``at_least`` goal."""
+
+    argv: list[str]
+    quote: str
+    median: str
+
+
+@dataclass
 class Sides:
-    ours: Command
+    ours: Command | Report
     peer: Command | None = None  # None: an absolute goal, no peer to run
     check: Callable[[], str] | None = None  # after the runs: a line saying what matched
     versus: dict[str, str] = field(default_factory=dict)  # ours' metric -> the peer's to divide by
@@ -84,6 +95,7 @@ class Pair:
     limits: dict[str, float] = field(default_factory=dict)  # fastboop's median <= (rate >=)
     needs: tuple[str, ...] = ()  # executables that must exist (else the pair is skipped)
     same_work: bool = False  # both sides do the same work: goals judged by a sign test
+    at_least: float | None = None  # a Report's median must be at least this
 
 
 PAIRS: dict[str, Pair] = {}
@@ -97,12 +109,14 @@ def pair(
     limits: dict[str, float] | None = None,
     needs: tuple[str, ...] = (),
     same_work: bool = False,
+    at_least: float | None = None,
 ) -> Callable[[Callable[[Path], Iterator[Sides]]], Callable[[Path], Iterator[Sides]]]:
     """Register a pair; the function is a generator used as a context manager."""
 
     def register(function: Callable[[Path], Iterator[Sides]]) -> Callable[[Path], Iterator[Sides]]:
         setup = contextlib.contextmanager(function)
-        PAIRS[name] = Pair(name, what, setup, goals or {}, limits or {}, needs, same_work)
+        PAIRS[name] = Pair(name, what, setup, goals or {}, limits or {}, needs, same_work,
+                           at_least)  # fmt: skip
         return function
 
     return register
@@ -184,9 +198,29 @@ def _same_work_verdict(ratios: list[float], bound: float | None) -> str:
     )
 
 
+def measure_report(chosen: Pair, report: Report, runs: int) -> list[str]:
+    """One run of a self-summarising side (n measurements inside it), quoted and judged."""
+    argv = [arg.replace("{n}", str(runs)) for arg in report.argv]
+    process = subprocess.run(argv, capture_output=True, text=True, env=child_env())
+    output = process.stdout + process.stderr
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({process.returncode}):\n{output}")
+    lines = [f"## {chosen.name}: {chosen.what} (n = {runs} in one run)",
+             f"  $ {' '.join(argv)}"]  # fmt: skip
+    lines += [f"  {line}" for line in output.splitlines() if re.search(report.quote, line)]
+    found = re.search(report.median, output)
+    if found is None:
+        raise RuntimeError(f"no median ({report.median!r}) in:\n{output}")
+    verdict = _verdict(float(found.group(1)), chosen.at_least, at_least=True)
+    lines.append(f"  median {float(found.group(1)):g}: {verdict}")
+    return lines
+
+
 def measure(chosen: Pair, runs: int, work: Path) -> list[str]:
-    lines = [f"## {chosen.name}: {chosen.what} (n = {runs}, alternating)"]
     with chosen.setup(work) as sides:
+        if isinstance(sides.ours, Report):
+            return measure_report(chosen, sides.ours, runs)
+        lines = [f"## {chosen.name}: {chosen.what} (n = {runs}, alternating)"]
         commands = [sides.ours] if sides.peer is None else [sides.ours, sides.peer]
         for command in commands:  # warm-up: page cache, bytecode caches
             run(command, work)

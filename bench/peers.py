@@ -46,6 +46,7 @@ from peerlib import (  # noqa: E402
     PAIRS,
     PYTHON,
     Command,
+    Report,
     Sides,
     header,
     measure,
@@ -356,6 +357,21 @@ def replay(work: Path) -> Iterator[Sides]:
     subprocess.run([PYTHON, "-c", _JOURNAL, str(BENCH), str(journal), str(REPLAY_EVENTS)],
                    check=True)  # fmt: skip
     yield Sides(ours=Command([*FASTBOOP, "replay", str(journal)], count=REPLAY_EVENTS))
+
+
+# --- the real path: one VM, the served copy against virtio-blk ---------------------------
+
+
+@pair("vm-serving", "one 64 MiB file read in one x86_64 virtual phone through fastboop's path "
+      "(smoo, stage0, NBD) and from a virtio-blk disk (bench/vm_serving.py; its n reads of "
+      "each in one boot), and `fastboop boot` -> the rootfs's init",
+      at_least=0.5, needs=("qemu-system-x86_64",))  # fmt: skip
+def vm_serving(work: Path) -> Iterator[Sides]:
+    yield Sides(ours=Report(
+        [PYTHON, str(BENCH / "vm_serving.py"), "--runs", "1", "--rounds", "{n}"],
+        quote=r"^(served|virtio-blk|ratio|fastboop boot|4 KiB)",
+        median=r"ratio served / virtio:\s+median ([\d.]+)",
+    ))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -8,7 +8,10 @@ fail: a v4 slower in every run is NOT met.
 
 from __future__ import annotations
 
-from bench.peerlib import _same_work_verdict, _verdict
+import contextlib
+import sys
+
+from bench.peerlib import Pair, Report, _same_work_verdict, _verdict, measure_report
 
 
 def test_a_plain_goal_bounds_the_median_ratio() -> None:
@@ -29,3 +32,21 @@ def test_same_work_slower_in_every_run_is_not_met() -> None:
 
 def test_same_work_below_the_bound_is_met_whatever_the_runs() -> None:
     assert _same_work_verdict([0.99, 0.98, 1.2, 0.97, 0.99], 1.0).startswith("<= 1: met")
+
+
+def test_a_self_summarising_side_is_quoted_and_its_median_judged() -> None:
+    """A VM pair reports n reads from one boot: the quoted lines and the at-least goal."""
+    script = (
+        "print('run 1: noise'); print('ratio served / virtio:      median 0.42 (min 0.3)');"
+        "print('served (smoo): median 12 MiB/s')"
+    )
+    chosen = Pair("vm", "a VM", lambda work: contextlib.nullcontext(), at_least=0.5)
+    report = Report([sys.executable, "-c", script], quote=r"^(served|ratio)",
+                    median=r"ratio served / virtio:\s+median ([\d.]+)")  # fmt: skip
+    lines = measure_report(chosen, report, 5)
+    assert lines[0] == "## vm: a VM (n = 5 in one run)"
+    assert lines[2:] == [
+        "  ratio served / virtio:      median 0.42 (min 0.3)",
+        "  served (smoo): median 12 MiB/s",
+        "  median 0.42: >= 0.5: NOT met",
+    ]

@@ -13,7 +13,10 @@ It stays read-only: a wrapper becomes a :class:`~fastboop.blocks.source.Writable
 
 from __future__ import annotations
 
-from fastboop.blocks.source import BlockSource
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~2 ms
+if TYPE_CHECKING:
+    from fastboop.blocks.protocols import BlockSource
+
 
 
 class ForwardingSource:

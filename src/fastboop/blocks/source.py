@@ -18,15 +18,24 @@ The contract is deliberately small and synchronous:
   A wrapper is direct only when its inner source is and it adds no heavy work.
 
 Failures are :class:`BlockSourceError` (``kind`` picks the errno the pump reports);
-:func:`check_range` is the one range check every source uses.
+:func:`check_range` is the one range check every source uses. The protocol classes
+themselves (:class:`BlockSource`, :class:`WritableBlockSource`) are written in
+:mod:`.protocols` and loaded on first use: ``typing.Protocol`` costs ~2 ms of start-up,
+and a command that only reads an image (``rootfs cat``) never checks a source's type.
 """
 
 from __future__ import annotations
 
 import enum
-from typing import Protocol, runtime_checkable
 
 from fastboop.errors import FastboopError
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~2 ms
+if TYPE_CHECKING:
+    from fastboop.blocks.protocols import BlockSource, WritableBlockSource
+
+__all__ = ["BlockSource", "BlockSourceError", "OutOfRangeError", "SourceErrorKind",
+           "WritableBlockSource", "check_range"]  # fmt: skip
 
 
 class SourceErrorKind(enum.Enum):
@@ -70,38 +79,6 @@ class OutOfRangeError(BlockSourceError):
         super().__init__(message, kind=SourceErrorKind.OUT_OF_RANGE, where=where)
 
 
-@runtime_checkable
-class BlockSource(Protocol):
-    """Read-only random access to ``size`` bytes (see the module docstring)."""
-
-    @property
-    def size(self) -> int: ...
-
-    @property
-    def identity(self) -> str:
-        """Canonical name of these bytes; the smoo export id is derived from it."""
-        ...
-
-    @property
-    def direct(self) -> bool:
-        """True when :meth:`read` never waits on anything but memory or the page cache."""
-        ...
-
-    def read(self, offset: int, length: int) -> bytes:
-        """Exactly ``length`` bytes at ``offset``; raise :class:`BlockSourceError` otherwise."""
-        ...
-
-
-@runtime_checkable
-class WritableBlockSource(BlockSource, Protocol):
-    """A source the phone may write to (the smoo pump answers WRITE with EOPNOTSUPP
-    unless the export's source is one, smoo.md §10.1). ``direct`` covers these too."""
-
-    def write(self, offset: int, data: bytes) -> None: ...
-
-    def flush(self) -> None: ...
-
-
 def check_range(source: BlockSource, offset: int, length: int) -> None:
     """Raise :class:`OutOfRangeError` unless ``[offset, offset+length)`` lies in ``source``."""
     if offset < 0 or length < 0 or offset + length > source.size:
@@ -109,3 +86,12 @@ def check_range(source: BlockSource, offset: int, length: int) -> None:
             f"{length} bytes at offset {offset} are outside the {source.size}-byte source",
             where=source.identity,
         )
+
+
+def __getattr__(name: str) -> object:
+    """:class:`BlockSource` and :class:`WritableBlockSource`, from :mod:`.protocols`."""
+    if name in ("BlockSource", "WritableBlockSource"):
+        from fastboop.blocks import protocols
+
+        return getattr(protocols, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 
-from fastboop.blocks.source import BlockSource, BlockSourceError, OutOfRangeError, check_range
+from fastboop.blocks.source import BlockSourceError, OutOfRangeError, check_range
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~3 ms
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from fastboop.blocks.protocols import BlockSource
 
 
 class BytesSource:

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import struct
 
-from fastboop.blocks import BlockSource
 from fastboop.rootfs.errors import RootfsError
 from fastboop.values import Value
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~3 ms
 if TYPE_CHECKING:
     from typing import Final
+
+    from fastboop.blocks.protocols import BlockSource
 
 FAT_NO_LABEL = "NO NAME"
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 
-from fastboop.blocks import BlockSource, FileSource
+from fastboop.blocks import FileSource
 from fastboop.rootfs.volumes import Volume, enumerate_volumes
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~3 ms
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from fastboop.blocks.protocols import BlockSource
     from fastboop.rootfs.compressed import ProgressHook
     from fastboop.rootfs.fs import Filesystem
 

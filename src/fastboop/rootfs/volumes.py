@@ -15,7 +15,7 @@ The order is deterministic: disk order, tar member order, nested tables depth fi
 
 from __future__ import annotations
 
-from fastboop.blocks import BlockSource, SliceSource
+from fastboop.blocks import SliceSource
 from fastboop.rootfs.detect import detect_kind
 from fastboop.rootfs.errors import CorruptImageError, UnsupportedError
 from fastboop.rootfs.fsid import FsIdentity, read_identity
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Final
 
+    from fastboop.blocks.protocols import BlockSource
     from fastboop.rootfs.compressed import ProgressHook
     from fastboop.rootfs.partitions import Partition
 

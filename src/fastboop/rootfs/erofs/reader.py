@@ -11,9 +11,7 @@ import io
 import stat as statmod
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from typing import TypeVar
 
-from fastboop.blocks import BlockSource
 from fastboop.rootfs import lz4block
 from fastboop.rootfs.erofs import zmap
 from fastboop.rootfs.erofs.ondisk import (
@@ -33,6 +31,15 @@ from fastboop.rootfs.erofs.ondisk import (
 from fastboop.rootfs.errors import CorruptImageError, TooLargeError, UnsupportedError
 from fastboop.rootfs.fs import Filesystem, FileType, Node, Stat
 
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~2 ms
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    from fastboop.blocks.protocols import BlockSource
+
+    K = TypeVar("K")
+    V = TypeVar("V")
+
 DEFAULT_MAX_FILE_SIZE = 1 << 30
 CHUNK_FORMAT_BLKBITS_MASK = 0x1F
 CHUNK_FORMAT_INDEXES = 0x20
@@ -46,10 +53,6 @@ RUN_BLOCKS = 1024  # at most this many blocks (4 MiB at 4 KiB) per coalesced dat
 #: 4 MiB ones are fresh memory every time, ~1,000 page faults each (rootfs cat: -10 ms).
 DIRECT_RUN_BYTES = 128 << 10
 STREAM_CHUNK = 4 << 20  # bytes per piece when streaming a file stored as it is
-
-K = TypeVar("K")
-V = TypeVar("V")
-
 
 def _cached(cache: OrderedDict[K, V], key: K, make: Callable[[], V]) -> V:
     try:

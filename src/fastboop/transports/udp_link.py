@@ -10,10 +10,9 @@ driven two ways:
 
 * directly, by a one-shot ``fastboop stage udp:…`` (:func:`open_udp_link`), which needs
   no asyncio or anyio at all;
-* by :class:`~fastboop.transports.udp.UdpTransport`, which does its commands on the event
-  loop with the link's session, gate and inbox, and runs the link's blocking data phase
-  (:meth:`UdpLink.send_data_piece`) in a worker thread, passing a ``check`` that raises
-  when the task is cancelled.
+* by :class:`~fastboop.transports.udp.UdpTransport`, which runs each of these calls in a
+  worker thread, passing a ``check`` that raises when the task is cancelled (every wait
+  here runs it at least every :data:`~fastboop.transports.sockblock.CANCEL_CHECK` s).
 
 The blocking waits: :meth:`UdpLink.exchange` polls (commands, session set-up, reading a
 device message); the data phase sends each packet as a header and a payload slice in one

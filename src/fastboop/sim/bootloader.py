@@ -13,7 +13,6 @@ Unlike a real bootloader it refuses every command except ``getvar``, ``download`
 
 from __future__ import annotations
 
-import contextlib
 import mmap
 import re
 from collections.abc import Callable
@@ -23,6 +22,7 @@ import msgspec
 
 from fastboop.fastboot.protocol import encode_response
 from fastboop.sim.model import BootloaderModel, CommandBehaviour
+from fastboop.sim.ram import DownloadRam
 
 State = Literal["command", "data", "booted", "unplugged"]
 
@@ -70,8 +70,10 @@ class SimulatedBootloader:
         on_boot: BootCallback | None = None,
         on_command: CommandCallback | None = None,
         keep_images: bool = True,
+        ram: DownloadRam | None = None,
     ):
         self.model = model
+        self._ram = ram or DownloadRam()
         self._keep_images = keep_images
         self._on_command = on_command
         self.state: State = "command"
@@ -83,6 +85,7 @@ class SimulatedBootloader:
         self._expected = 0
         self._chunks: list[bytes | memoryview] = []
         self._fill: mmap.mmap | None = None  # see data_buffer
+        self._region: mmap.mmap | None = None  # the download RAM this download's data is in
         self._fill_start = 0
         self._received = 0
         self._image: bytes | None = None
@@ -105,8 +108,7 @@ class SimulatedBootloader:
 
     def release(self) -> None:
         """Forget any downloaded data: the connection ended, nothing can boot it now."""
-        self._chunks = []
-        self._fill = None
+        self._drop_data()
         self._image = None
         self._received = self._expected = 0
         if self.state == "data":
@@ -117,8 +119,16 @@ class SimulatedBootloader:
         """The image currently held in RAM (after a complete download)."""
         if self._image is None and self._chunks and self._received == self._expected:
             self._image = b"".join(self._chunks)
-            self._chunks = []
+            self._drop_data()
         return self._image
+
+    def _drop_data(self) -> None:
+        """The download's pieces are no longer needed: its RAM is free for the next."""
+        self._chunks = []
+        self._fill = None
+        region, self._region = self._region, None
+        if region is not None:
+            self._ram.give(region)
 
     def _command(self, packet: bytes) -> list[Output]:
         command = packet.decode("utf-8", errors="replace")
@@ -176,8 +186,7 @@ class SimulatedBootloader:
         if behaviour.fail is None and not behaviour.silent:
             self.state = "data"
             self._expected = size
-            self._chunks = []
-            self._fill = None
+            self._drop_data()
             self._received = 0
             self._image = None
         return outputs
@@ -194,7 +203,7 @@ class SimulatedBootloader:
                 return self._unplug()
             self.bytes_received += len(packet)
             self.state = "command"
-            self._chunks = []
+            self._drop_data()
             return [Send(encode_response("FAIL", b"more data than announced"))]
         self._chunks.append(packet)
         return self._count(len(packet))
@@ -209,11 +218,12 @@ class SimulatedBootloader:
 
         A socket adapter receives straight into it (``recv_into``), then reports with
         :meth:`data_filled`: the image is assembled where it lies, with no copy per piece.
+        The view is the adapter's until then only: the RAM is reused by later downloads.
         """
         if self._fill is None:
-            self._fill = _zeroed(self.data_room)
+            self._fill = self._region = self._ram.take(self.data_room)
             self._fill_start = self._received
-            self._chunks.append(memoryview(self._fill))
+            self._chunks.append(memoryview(self._fill)[: self.data_room])
         start = self._received - self._fill_start
         return memoryview(self._fill)[start : start + min(size, self.data_room)]
 
@@ -257,24 +267,6 @@ class SimulatedBootloader:
             if self._on_boot is not None:
                 self._on_boot(image)
         return outputs
-
-
-def _zeroed(size: int) -> mmap.mmap:
-    """``size`` writable bytes, zero, whose pages are made only as they are written.
-
-    ``bytearray(size)`` would zero all of it first: for a 256 MiB download that pass cost
-    more than receiving the data. Huge pages, where the kernel offers them, cut the page
-    faults of the writes 512-fold. The mapping is *private* anonymous memory: ``mmap``'s
-    default, a shared one, is shmem, where each 4 KiB page is faulted through the page
-    cache and huge pages are usually off (``shmem_enabled``); that made most of the
-    simulator's CPU time per MiB received (issue 15).
-    """
-    region = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    advice = getattr(mmap, "MADV_HUGEPAGE", None)
-    if advice is not None:
-        with contextlib.suppress(OSError):
-            region.madvise(advice)
-    return region
 
 
 def _log_append(log: list[str], entry: str) -> None:

@@ -23,6 +23,7 @@ from fastboop.fastboot.errors import FastbootProtocolError
 from fastboop.logs import get_logger
 from fastboop.sim.bootloader import BootCallback, Output, Send, Silence, SimulatedBootloader
 from fastboop.sim.model import BootloaderModel
+from fastboop.sim.ram import DownloadRam
 from fastboop.sim.udp_device import DEFAULT_MAX_PACKET_SIZE, UdpDeviceSession
 from fastboop.transports import sockio
 from fastboop.transports.busypoll import BusyPoll
@@ -64,6 +65,7 @@ class SimService:
         self._boots: deque[bytes] = deque(maxlen=keep_boots)
         self.endpoints: list[str] = []  # "tcp:HOST:PORT" / "udp:HOST:PORT" once listening
         self._on_boot = on_boot
+        self.ram = DownloadRam()  # one phone, one download buffer, shared by its sessions
         # Set by `fastboop sim --usbip` (cli/sim.py run_sim): the USB/IP service and the
         # phone that turns into stage0's gadget there after a boot.
         self.usbip: UsbipService | None = None
@@ -83,6 +85,7 @@ class SimService:
             on_boot=booted,
             on_command=lambda c: log.info("command", command=c),
             keep_images=False,  # the service keeps the last few itself
+            ram=self.ram,
         )
         self._sessions.append(bootloader)
         return bootloader

@@ -56,6 +56,7 @@ class TcpTransport:
         self._connect_timeout = connect_timeout
         self._address = DeviceAddress(transport="tcp", location=f"{host}:{port}")
         self._link = TcpLink(self._address)
+        self._sock: socket.socket | None = None  # the link's, as the event loop's type
         self._reader: sockio.Reader | None = None
         self._closed = False
 
@@ -96,7 +97,8 @@ class TcpTransport:
         except FastbootProtocolError as error:
             raise TransportError(str(error), address=self._address) from error
         self._link.version = min(tcp_wire.VERSION, peer)
-        self._link.sock, self._reader = sock, reader
+        self._link.sock = self._sock = sock
+        self._reader = reader
 
     async def send(self, packet: bytes, *, timeout: float) -> None:
         await self._write(memoryview(packet), timeout)
@@ -149,7 +151,7 @@ class TcpTransport:
 
     async def aclose(self) -> None:
         self._closed = True
-        sock = self._link.sock
+        sock, self._sock = self._sock, None
         if sock is not None and sock.fileno() >= 0:
             anyio.notify_closing(sock)  # wake a task still waiting on it
         self._link.close()
@@ -160,8 +162,8 @@ class TcpTransport:
             raise TransportError(self._link.failed, address=self._address)
         if self._link.sock is None:
             await self.connect()
-        assert self._link.sock is not None
-        return self._link.sock
+        assert self._sock is not None
+        return self._sock
 
     @contextlib.contextmanager
     def _io(self, timeout: float) -> Iterator[None]:

@@ -20,11 +20,13 @@ itself (:func:`~fastboop.transports.sockblock.send_bulk`).
 
 from __future__ import annotations
 
+# The C module under `socket`, with the same calls and constants: `socket` itself wraps
+# every constant in an IntEnum at import, ~14 M instructions a one-shot `stage` never uses.
+import _socket as socket
 import contextlib
 import errno
 import math
 import os
-import socket
 from collections.abc import Iterator
 
 from fastboop.fastboot import tcp_wire
@@ -222,6 +224,22 @@ def _exactly(sock: socket.socket, size: int) -> bytes:
     return bytes(data)
 
 
+def _connect(host: str, port: int, timeout: float) -> socket.socket:
+    """``socket.create_connection``: the first address ``host`` resolves to that accepts."""
+    failure: OSError | None = None
+    for family, kind, proto, _, address in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(address)
+        except OSError as error:
+            failure = error
+            sock.close()
+            continue
+        return sock
+    raise failure or OSError(f"no address for {host}")
+
+
 def open_tcp_link(
     host: str, port: int = tcp_wire.DEFAULT_PORT, *, connect_timeout: float = CONNECT_TIMEOUT
 ) -> TcpLink:
@@ -230,7 +248,7 @@ def open_tcp_link(
     address = LinkAddress("tcp", f"{host}:{port}")
     link = TcpLink(address)
     try:
-        sock = socket.create_connection((host, port), timeout=connect_timeout)
+        sock = _connect(host, port, connect_timeout)
     except TimeoutError:
         raise TransportError(f"no fastboot answer within {connect_timeout:g} s",
                              address=address) from None  # fmt: skip

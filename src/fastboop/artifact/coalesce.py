@@ -88,6 +88,11 @@ class CoalescedFilesystem(Filesystem):
         index, inner = node.layers[0]
         return self.mounts[index].fs.node_stream(inner)
 
+    def node_stream_parts(self, node: Node, parts: int) -> list[tuple[int, Iterator[bytes]]]:
+        assert isinstance(node, _CNode)
+        index, inner = node.layers[0]
+        return self.mounts[index].fs.node_stream_parts(inner, parts)
+
     def node_readlink(self, node: Node) -> str:
         assert isinstance(node, _CNode)
         index, inner = node.layers[0]

@@ -12,7 +12,7 @@ import stat as statmod
 from fastboop.artifact.open import ArtifactOptions, open_artifact
 from fastboop.cli.artifact_options import add_artifact_options, artifact_options
 from fastboop.cli.main import HelpFormatter
-from fastboop.cli.output import help_text, write_pieces
+from fastboop.cli.output import help_text, write_file
 from fastboop.errors import FastboopError
 from fastboop.rootfs.fs import Filesystem, Stat
 
@@ -94,7 +94,7 @@ def _mode(entry: dict[str, Any]) -> int:
 
 
 def run_cat(args: argparse.Namespace) -> int:
-    write_pieces(_open(args).stream_file(args.path))
+    write_file(_open(args), args.path)
     return 0
 
 

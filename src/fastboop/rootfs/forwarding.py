@@ -43,5 +43,8 @@ class ForwardingFilesystem(Filesystem):
     def node_stream(self, node: Node) -> Iterator[bytes]:
         return self.inner.node_stream(node)
 
+    def node_stream_parts(self, node: Node, parts: int) -> list[tuple[int, Iterator[bytes]]]:
+        return self.inner.node_stream_parts(node, parts)
+
     def node_readlink(self, node: Node) -> str:
         return self.inner.node_readlink(node)

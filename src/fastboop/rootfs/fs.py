@@ -144,6 +144,14 @@ class Filesystem(abc.ABC):
         all of it; the default yields the whole file at once."""
         yield self.node_read(node)
 
+    def node_stream_parts(self, node: Node, parts: int) -> list[tuple[int, Iterator[bytes]]]:
+        """A regular file as up to ``parts`` consecutive ranges, ``(offset, pieces)``
+        each, that can be produced independently (one per core, in separate processes):
+        :meth:`node_stream`'s pieces, cut where the reader can start decoding again.
+        Readers that decode a file in independent extents override this (EROFS); the
+        default is the whole stream as one part."""
+        return [(0, self.node_stream(node))]
+
     def node_readlink(self, node: Node) -> str:
         return self.node_read(node).decode("utf-8", "surrogateescape")
 
@@ -242,9 +250,21 @@ class Filesystem(abc.ABC):
         node = self._regular(path)
         return self._streamed(path, node)
 
-    def _streamed(self, path: str, node: Node) -> Iterator[bytes]:
+    def stream_file_parts(self, path: str, parts: int) -> list[tuple[int, Iterator[bytes]]]:
+        """:meth:`stream_file` as up to ``parts`` independent consecutive ranges
+        (:meth:`node_stream_parts`); errors name the file, as there."""
+        node = self._regular(path)
         try:
-            yield from self.node_stream(node)
+            cut = self.node_stream_parts(node, parts)
+        except RootfsError as error:
+            raise self._named(error, path) from None
+        return [(offset, self._streamed(path, node, pieces)) for offset, pieces in cut]
+
+    def _streamed(
+        self, path: str, node: Node, pieces: Iterator[bytes] | None = None
+    ) -> Iterator[bytes]:
+        try:
+            yield from self.node_stream(node) if pieces is None else pieces
         except RootfsError as error:
             raise self._named(error, path) from None
 

@@ -53,6 +53,9 @@ RUN_BLOCKS = 1024  # at most this many blocks (4 MiB at 4 KiB) per coalesced dat
 #: 4 MiB ones are fresh memory every time, ~1,000 page faults each (rootfs cat: -10 ms).
 DIRECT_RUN_BYTES = 128 << 10
 STREAM_CHUNK = 4 << 20  # bytes per piece when streaming a file stored as it is
+#: A compressed file smaller than this streams as one part: a second process costs ~1 ms
+#: (fork, and the pages both then write to copied).
+PARALLEL_MIN = 8 << 20
 
 def _cached(cache: OrderedDict[K, V], key: K, make: Callable[[], V]) -> V:
     try:
@@ -323,16 +326,7 @@ class ErofsFilesystem(Filesystem):
         """:meth:`read_inode_data` in consecutive pieces: a compressed file extent by
         extent, a plain one ``STREAM_CHUNK`` bytes at a time."""
         if inode.layout.compressed and inode.size:
-            self._check_size(inode)
-            extents = self._extents(inode, None)
-            # Each piece is exactly its extent's length (_decoded), so the extents add up
-            # to what is streamed: checked before the first byte, not counted per piece.
-            total = sum(extent.length for extent in extents)
-            if total != inode.size:
-                raise CorruptImageError(
-                    f"erofs: file data of {total} bytes where the inode says {inode.size}"
-                )
-            yield from self._decoded(inode, extents)
+            yield from self._decoded(inode, self._whole_extents(inode))
         elif (
             inode.layout is DataLayout.FLAT_PLAIN
             and STREAM_CHUNK < inode.size <= self.source.size
@@ -343,6 +337,41 @@ class ErofsFilesystem(Filesystem):
                 yield self._read(start + offset, min(STREAM_CHUNK, inode.size - offset))
         else:
             yield self.read_inode_data(inode)
+
+    def _whole_extents(self, inode: Inode) -> list[zmap.Extent]:
+        """Every extent of a compressed file, checked to add up to its size: each piece
+        :meth:`_decoded` yields is exactly its extent's length, so this is the check that
+        the file streams whole, made before the first byte instead of per piece."""
+        self._check_size(inode)
+        extents = self._extents(inode, None)
+        total = sum(extent.length for extent in extents)
+        if total != inode.size:
+            raise CorruptImageError(
+                f"erofs: file data of {total} bytes where the inode says {inode.size}"
+            )
+        return extents
+
+    def stream_inode_parts(self, inode: Inode, parts: int) -> list[tuple[int, Iterator[bytes]]]:
+        """:meth:`stream_inode_data` cut into up to ``parts`` runs of whole extents of
+        about equal size (each extent decodes on its own), ``(offset, pieces)`` each. A
+        file under :data:`PARALLEL_MIN` bytes, or not compressed, is one part; so is any
+        file of a source that is not :attr:`~fastboop.blocks.source.BlockSource.direct`
+        (an HTTP connection or a decoder's cache cannot be shared by two processes)."""
+        if (parts < 2 or not inode.layout.compressed or inode.size < PARALLEL_MIN
+                or not self.source.direct):  # fmt: skip
+            return [(0, self.stream_inode_data(inode))]
+        extents = self._whole_extents(inode)
+        cut: list[tuple[int, Iterator[bytes]]] = []
+        first = 0
+        for part in range(1, parts + 1):
+            end = inode.size * part // parts  # the first extent past this share starts a part
+            last = first
+            while last < len(extents) and extents[last].logical < end:
+                last += 1
+            if last > first:
+                cut.append((extents[first].logical, self._decoded(inode, extents[first:last])))
+            first = last
+        return cut
 
     def _decompress(self, raw: bytes, extent: zmap.Extent, inode: Inode) -> bytes:
         if extent.length > len(raw) * LZ4_MAX_RATIO:
@@ -423,3 +452,7 @@ class ErofsFilesystem(Filesystem):
     def node_stream(self, node: Node) -> Iterator[bytes]:
         assert isinstance(node, int)
         return self.stream_inode_data(self.inode(node))
+
+    def node_stream_parts(self, node: Node, parts: int) -> list[tuple[int, Iterator[bytes]]]:
+        assert isinstance(node, int)
+        return self.stream_inode_parts(self.inode(node), parts)

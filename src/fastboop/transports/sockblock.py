@@ -1,13 +1,14 @@
-"""Blocking socket calls for bulk data and waits, with no event loop in sight.
+"""Socket calls for bulk data and waits that block the thread, with no event loop in sight.
 
 The fastboot links (:mod:`fastboop.transports.tcp_link`,
-:mod:`fastboop.transports.udp_link`) run their data phases here: the socket in blocking
-mode, so the kernel itself waits for room in the send buffer (as AOSP's blocking
-``writev`` does) or for a reply, with ``SO_SNDTIMEO``/``SO_RCVTIMEO`` waking the caller
-every so often. Who calls decides what "every so often" is for: the async transports,
-which run these in a worker thread, check for cancellation and report progress to the
-event loop; a one-shot ``fastboop stage`` just reports progress. Hence the ``check`` and
-``on_progress`` hooks instead of any anyio call in this module.
+:mod:`fastboop.transports.udp_link`) run their data phases here. Bulk data goes out
+on a non-blocking socket, and when the send buffer is full the thread polls a short
+while, then sleeps in ``poll`` until there is room (:func:`send_bulk`); replies are
+waited for on a blocking socket with ``SO_RCVTIMEO`` (:func:`blocking`). Either way the
+caller wakes every so often. Who calls decides what "every so often" is for: the async
+transports, which run these in a worker thread, check for cancellation and report
+progress to the event loop; a one-shot ``fastboop stage`` just reports progress. Hence
+the ``check`` and ``on_progress`` hooks instead of any anyio call in this module.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import _socket as socket
 import contextlib
 import math
+import select  # poll(): waiting for room on a non-blocking socket (a C module, ~0.2 ms)
 import struct
 import time
 from collections.abc import Callable, Iterator
@@ -25,13 +27,15 @@ TYPE_CHECKING = False  # not typing.TYPE_CHECKING: a one-shot `stage` never impo
 if TYPE_CHECKING:
     from typing import Final
 
+    from fastboop.transports.busypoll import BusyPoll
+
 SentCallback = Callable[[int], None]
 """Hears how many more bytes went out (download progress)."""
 
 Check = Callable[[], None]
 """Called between blocking calls; raises to stop (a worker thread's cancellation)."""
 
-BULK_CALL: Final = 1 << 20  # bulk data per blocking system call (a check in between)
+BULK_CALL: Final = 1 << 20  # bulk data per system call at most (a check in between)
 CANCEL_CHECK: Final = 0.1  # a blocked caller runs its check this often
 
 
@@ -64,27 +68,60 @@ def send_bulk(
     on_progress: Callable[[int], None] | None = None,
     stall_timeout: float = math.inf,
     check: Check = no_check,
+    busy_poll: BusyPoll | None = None,
 ) -> None:
     """``size`` bytes through ``send(bytes done so far) -> bytes sent`` (each call at most
-    :data:`BULK_CALL` bytes), the socket blocking. At most every :data:`CANCEL_CHECK` s
-    the caller hears of the progress (``on_progress``) and runs its ``check``; the rest
-    of the progress comes at the end. ``stall_timeout`` bounds a stretch without
-    progress (``TimeoutError``), not the whole: a slow link that still moves goes on."""
+    :data:`BULK_CALL` bytes), the socket non-blocking: each ``send`` takes what the send
+    buffer has room for; when it is full, ``busy_poll`` (if any) decides how long to keep
+    trying before the thread sleeps in ``poll`` until there is room, as a blocking send
+    would (see :func:`_room`). At most every :data:`CANCEL_CHECK` s the caller hears of
+    the progress (``on_progress``) and runs its ``check``; the rest of the progress comes
+    at the end. ``stall_timeout`` bounds a stretch without progress (``TimeoutError``),
+    not the whole: a slow link that still moves goes on."""
     done = reported = 0
     checked = moved = time.monotonic()
-    with blocking(sock, CANCEL_CHECK):
-        while done < size:
-            with contextlib.suppress(BlockingIOError):  # the send timeout, nothing sent
-                done += send(done)
-            if done < size and (now := time.monotonic()) - checked >= CANCEL_CHECK:
-                checked = now
-                if done > reported:
-                    moved = now
-                    if on_progress is not None:
-                        on_progress(done - reported)
-                    reported = done
-                elif now - moved > stall_timeout:
-                    raise TimeoutError(f"no progress sending data for {stall_timeout:g} s")
-                check()
+    waiter = select.poll()
+    waiter.register(sock, select.POLLOUT)
+    sock.setblocking(False)
+    while done < size:
+        try:
+            done += send(done)
+        except BlockingIOError:
+            done += _room(send, done, waiter, busy_poll)
+        if done < size and (now := time.monotonic()) - checked >= CANCEL_CHECK:
+            checked = now
+            if done > reported:
+                moved = now
+                if on_progress is not None:
+                    on_progress(done - reported)
+                reported = done
+            elif now - moved > stall_timeout:
+                raise TimeoutError(f"no progress sending data for {stall_timeout:g} s")
+            check()
     if on_progress is not None and done > reported:
         on_progress(done - reported)
+
+
+def _room(send: Callable[[int], int], done: int, waiter: select.poll,
+          busy_poll: BusyPoll | None) -> int:  # fmt: skip
+    """The send buffer is full: bytes sent once it had room again, or 0 after waiting
+    :data:`CANCEL_CHECK` s for room in vain.
+
+    A thread that sleeps until there is room is woken by the peer's acknowledgement,
+    which on a VM is a wake-up across CPUs that costs more than the send (issue 15).
+    Retrying for a short window first catches the room the peer's next read makes,
+    with :class:`~fastboop.transports.busypoll.BusyPoll` backing off while it does not.
+    """
+    if busy_poll is not None and (until := busy_poll.deadline(time.perf_counter())):
+        while True:
+            try:
+                sent = send(done)
+            except BlockingIOError:
+                if time.perf_counter() < until:
+                    continue
+                busy_poll.miss()
+                break
+            busy_poll.hit()
+            return sent
+    waiter.poll(CANCEL_CHECK * 1000)
+    return 0

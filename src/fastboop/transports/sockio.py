@@ -10,8 +10,8 @@ buffer the bytes are meant for. The waits are :func:`anyio.wait_readable` and
 are the caller's cancel scopes.
 
 Bulk data does not come through here: the fastboot links send it from a worker thread
-on a blocking socket (:mod:`fastboop.transports.sockblock`), where the kernel waits for
-room in the send buffer itself, as AOSP's blocking ``writev`` does.
+(:mod:`fastboop.transports.sockblock`), which waits for room in the send buffer itself,
+polling a short while before it sleeps, as AOSP's blocking ``writev`` sleeps in the kernel.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ the ``FB01`` handshake on the event loop, and turns each :meth:`TcpTransport.sen
 one framed message and each :meth:`TcpTransport.receive` into one framed message read,
 with non-blocking sockets (:mod:`fastboop.transports.sockio`) and the link's framing
 methods. A download's data goes as *one* message (:meth:`TcpTransport.send_data`): the
-link's blocking ``send``/``sendfile`` writes, from a worker thread. Every write passes
+link's ``send``/``sendfile`` writes, in a worker thread it blocks. Every write passes
 the link's gate first. Connection failures become
 :class:`~fastboop.transports.base.TransportError`, deadlines ``TimeoutError``.
 

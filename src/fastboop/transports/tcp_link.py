@@ -14,8 +14,10 @@ current incoming message stands, and whether the link failed. It is driven two w
 
 A download's data is *one* framed message, as AOSP sends it, in writes as large as the
 socket takes: from memory straight from the buffer, from a file with ``sendfile`` (page
-cache to socket, never through Python), the socket blocking so the kernel waits for room
-itself (:func:`~fastboop.transports.sockblock.send_bulk`).
+cache to socket, never through Python). When the send buffer is full the link polls for
+room a short while (its :attr:`TcpLink.busy_poll`) before it sleeps until there is room
+(:func:`~fastboop.transports.sockblock.send_bulk`): the device's next read makes room
+within microseconds, and a wake-up costs more than that on a VM.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from fastboop.fastboot import tcp_wire
 from fastboop.fastboot.errors import FastbootProtocolError
 from fastboop.fastboot.gate import WireGate
 from fastboop.fastboot.payload import Payload
+from fastboop.transports.busypoll import BusyPoll
 from fastboop.transports.errors import LinkAddress, TransportError
 from fastboop.transports.sockblock import BULK_CALL, Check, SentCallback, no_check, send_bulk
 
@@ -69,10 +72,12 @@ def parse_location(
 class TcpLink:
     """One fastboot-over-TCP connection; see the module docstring."""
 
-    __slots__ = ("_leftover", "_unread_status", "address", "failed", "gate", "sock", "version")
+    __slots__ = ("_leftover", "_unread_status", "address", "busy_poll", "failed", "gate", "sock",
+                 "version")  # fmt: skip
 
-    def __init__(self, address: Located):
+    def __init__(self, address: Located, busy_poll: BusyPoll | None = None):
         self.address = address
+        self.busy_poll = busy_poll or BusyPoll()  # learns across this link's data phases
         self.sock: socket.socket | None = None
         self.gate = WireGate()
         self.version = tcp_wire.VERSION
@@ -156,8 +161,9 @@ class TcpLink:
     ) -> None:
         """A whole download data phase as one framed message, as AOSP sends it.
 
-        Memory goes out in blocking ``send`` calls straight from the buffer, a file with
-        ``sendfile``; ``timeout`` bounds each stretch without progress, not the whole.
+        Memory goes out in ``send`` calls straight from the buffer, a file with
+        ``sendfile``, each as much as the send buffer takes; ``timeout`` bounds each
+        stretch without progress, not the whole.
         ``on_sent`` hears of the progress (at most every 0.1 s, and at the end),
         ``check`` runs as often (a worker thread's cancellation).
         """
@@ -179,7 +185,8 @@ class TcpLink:
         with self.errors():
             send_bulk(sock, len(header), lambda done: sock.send(header[done:]),
                       stall_timeout=timeout, check=check)  # fmt: skip
-            send_bulk(sock, size, send, on_progress=on_sent, stall_timeout=timeout, check=check)
+            send_bulk(sock, size, send, on_progress=on_sent, stall_timeout=timeout, check=check,
+                      busy_poll=self.busy_poll)  # fmt: skip
 
     def close(self) -> None:
         self.failed = self.failed or "transport is closed"

@@ -50,7 +50,9 @@ def exercise(data: bytes) -> None:
         fs = ErofsFilesystem(BytesSource(data), max_file_size=1 << 20)
         for path, stat in fs.walk("/"):
             if stat.is_file:
-                assert _streamed(fs, path) == _whole(fs, path)
+                whole = _whole(fs, path)
+                assert _streamed(fs, path) == whole
+                assert _in_parts(fs, path, 3) == whole
             elif stat.is_symlink:
                 fs.readlink(path)
                 fs.exists(path)
@@ -72,6 +74,18 @@ def _streamed(fs: ErofsFilesystem, path: str) -> bytes | None:
         return b"".join(fs.stream_file(path))
     except RootfsError:
         return None
+
+
+def _in_parts(fs: ErofsFilesystem, path: str, parts: int) -> bytes | None:
+    """``stream_inode_parts`` joined (even for a tiny file): the same bytes, or a typed
+    error, with offsets that follow each other."""
+    try:
+        cut = fs.stream_inode_parts(fs.inode(fs.resolve(path)), parts, min_size=0)
+        pieces = [b"".join(stream) for _, stream in cut]
+    except RootfsError:
+        return None
+    assert [offset for offset, _ in cut] == [sum(map(len, pieces[:i])) for i in range(len(cut))]
+    return b"".join(pieces)
 
 
 def test_unmutated_images_read_cleanly(tiny: bytes) -> None:

@@ -274,14 +274,16 @@ class ErofsFilesystem(Filesystem):
         return out.value()
 
     def _extents(self, inode: Inode, limit: int | None) -> list[zmap.Extent]:
+        return zmap.file_extents(self._cluster_index(inode), limit)  # may refuse: early
+
+    def _cluster_index(self, inode: Inode) -> zmap.ClusterIndex:
         hoff = zmap.map_header_offset(inode)
         header = zmap.parse_map_header(
             self._read(hoff, min(zmap.MAP_HEADER_SIZE, self.source.size - hoff)), inode, self.sb
         )
         istart, ilen = zmap.index_region(inode, header)
         index = self._read(istart, min(ilen, max(self.source.size - istart, 0)))
-        cindex = zmap.ClusterIndex(inode, header, self.sb, index)
-        return zmap.file_extents(cindex, limit)  # may refuse: before allocating
+        return zmap.ClusterIndex(inode, header, self.sb, index)
 
     def _decoded(self, inode: Inode, extents: list[zmap.Extent]) -> Iterator[bytes]:
         """Each extent's bytes in order, exactly ``extent.length`` of them: one read per
@@ -351,27 +353,31 @@ class ErofsFilesystem(Filesystem):
             )
         return extents
 
-    def stream_inode_parts(self, inode: Inode, parts: int) -> list[tuple[int, Iterator[bytes]]]:
+    def stream_inode_parts(
+        self, inode: Inode, parts: int, *, min_size: int = PARALLEL_MIN
+    ) -> list[tuple[int, Iterator[bytes]]]:
         """:meth:`stream_inode_data` cut into up to ``parts`` runs of whole extents of
         about equal size (each extent decodes on its own), ``(offset, pieces)`` each. A
-        file under :data:`PARALLEL_MIN` bytes, or not compressed, is one part; so is any
+        file under ``min_size`` bytes, or not compressed, is one part; so is any
         file of a source that is not :attr:`~fastboop.blocks.source.BlockSource.direct`
         (an HTTP connection or a decoder's cache cannot be shared by two processes)."""
-        if (parts < 2 or not inode.layout.compressed or inode.size < PARALLEL_MIN
+        if (parts < 2 or not inode.layout.compressed or inode.size < min_size
                 or not self.source.direct):  # fmt: skip
             return [(0, self.stream_inode_data(inode))]
-        extents = self._whole_extents(inode)
-        cut: list[tuple[int, Iterator[bytes]]] = []
-        first = 0
-        for part in range(1, parts + 1):
-            end = inode.size * part // parts  # the first extent past this share starts a part
-            last = first
-            while last < len(extents) and extents[last].logical < end:
-                last += 1
-            if last > first:
-                cut.append((extents[first].logical, self._decoded(inode, extents[first:last])))
-            first = last
-        return cut
+        self._check_size(inode)
+        cindex = self._cluster_index(inode)
+        starts = zmap.part_starts(cindex, parts)
+        stops = [lcn for lcn, _offset in starts[1:]] + [cindex.totalidx]
+        return [(offset, self._decoded_range(inode, cindex, lcn, stop))
+                for (lcn, offset), stop in zip(starts, stops, strict=True)]  # fmt: skip
+
+    def _decoded_range(
+        self, inode: Inode, cindex: zmap.ClusterIndex, start: int, stop: int
+    ) -> Iterator[bytes]:
+        """One part's bytes: its extents are found here, when it is first read, so each
+        process decodes the cluster index of its own part only (~4 ms of 8 for a 33 MB
+        kernel in two)."""
+        yield from self._decoded(inode, zmap.range_extents(cindex, start, stop))
 
     def _decompress(self, raw: bytes, extent: zmap.Extent, inode: Inode) -> bytes:
         if extent.length > len(raw) * LZ4_MAX_RATIO:

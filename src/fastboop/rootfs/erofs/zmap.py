@@ -209,17 +209,17 @@ class ClusterIndex:
         base = pos - pos % packsize
         return self.checked(self._pack(base, vcnt, packsize)[(pos - base) >> shift])
 
-    def lclusters(self, count: int | None = None) -> list[Lcluster]:
-        """Every lcluster of the file in order (the first ``count`` only, if given):
-        compact packs are decoded whole and sliced, which is what makes a whole-file walk
-        cheap. Entries that :meth:`load` would refuse (HEAD2, a bad big-pcluster delta)
-        are left in; callers check ``type == 3`` / ``pblk == _BAD_DELTA`` on the ones
-        they use, via :func:`checked`."""
+    def lclusters(self, count: int | None = None, start: int = 0) -> list[Lcluster]:
+        """Every lcluster of the file in order (those before ``count`` only, if given,
+        from ``start``): compact packs are decoded whole and sliced, which is what makes
+        a whole-file walk cheap. Entries that :meth:`load` would refuse (HEAD2, a bad
+        big-pcluster delta) are left in; callers check ``type == 3`` / ``pblk ==
+        _BAD_DELTA`` on the ones they use, via :func:`checked`."""
         total = self.totalidx if count is None else min(count, self.totalidx)
         if self.inode.layout is DataLayout.COMPRESSED_FULL:
-            return [self._load_legacy(lcn) for lcn in range(total)]
+            return [self._load_legacy(lcn) for lcn in range(start, total)]
         out: list[Lcluster] = []
-        lcn = 0
+        lcn = start
         while lcn < total:
             pos, shift = self._compact_pos(lcn)
             vcnt = 2 if shift == 2 else 16
@@ -347,16 +347,16 @@ class ClusterIndex:
         return entries
 
 
-def _heads(cindex: ClusterIndex, scanned: int) -> list[tuple[int, Lcluster, int]]:
-    """(logical offset, lcluster, pblocks) of every extent head among the first
-    ``scanned`` lclusters (one more is decoded: a big pcluster's block count)."""
+def _heads(cindex: ClusterIndex, scanned: int, start: int = 0) -> list[tuple[int, Lcluster, int]]:
+    """(logical offset, lcluster, pblocks) of every extent head among the lclusters from
+    ``start`` to ``scanned`` (one more is decoded: a big pcluster's block count)."""
     inode = cindex.inode
     lcs = 1 << cindex.lclusterbits
     tail_lcn = (inode.size - 1) // lcs
     heads: list[tuple[int, Lcluster, int]] = []
-    entries = cindex.lclusters(scanned + 1)
+    entries = cindex.lclusters(scanned + 1, start)
     big = cindex.big_pcluster
-    for lcn, m in enumerate(entries[:scanned]):
+    for lcn, m in enumerate(entries[: max(scanned - start, 0)], start):
         if m[0] == TYPE_NONHEAD:
             continue
         m = cindex.checked(m)
@@ -370,7 +370,7 @@ def _heads(cindex: ClusterIndex, scanned: int) -> list[tuple[int, Lcluster, int]
             and lcn + 1 < cindex.totalidx
             and not (cindex.header.tail_inline and lcn == tail_lcn)
         ):
-            nxt = cindex.checked(entries[lcn + 1])
+            nxt = cindex.checked(entries[lcn + 1 - start])
             if nxt[0] == TYPE_NONHEAD:
                 if not nxt[4]:
                     raise CorruptImageError(f"erofs: missing CBLKCNT at nid {inode.nid}")
@@ -417,3 +417,65 @@ def file_extents(cindex: ClusterIndex, limit: int | None = None) -> list[Extent]
             inline_size=cindex.header.idata_size,
         )
     return extents if limit is None else [e for e in extents if e.logical < limit]
+
+
+def part_starts(cindex: ClusterIndex, parts: int) -> list[tuple[int, int]]:
+    """Where to cut the file into up to ``parts`` runs of whole extents, each decoded on
+    its own (by its own process): ``(lcluster, logical offset)`` of each run's first
+    extent head. The cuts are at equal lcluster counts, moved forward to the next head;
+    only the few packs around them are decoded here (the rest by :func:`range_extents`,
+    in the process that decodes that run)."""
+    total = cindex.totalidx
+    starts = [(0, 0)]
+    for part in range(1, parts):
+        head = _first_head(cindex, max(total * part // parts, starts[-1][0] + 1))
+        if head is None:
+            break
+        starts.append(head)
+    return starts
+
+
+def _first_head(cindex: ClusterIndex, lcn: int) -> tuple[int, int] | None:
+    """(lcluster, logical offset) of the first extent head at or after ``lcn``."""
+    lcs = 1 << cindex.lclusterbits
+    window = 64
+    while lcn < cindex.totalidx:
+        for at, m in enumerate(cindex.lclusters(lcn + window, lcn), lcn):
+            if m[0] != TYPE_NONHEAD:
+                logical = at * lcs + m[1]
+                return (at, logical) if logical < cindex.inode.size else None
+        lcn += window
+        window *= 2
+    return None
+
+
+def range_extents(cindex: ClusterIndex, start: int, stop: int) -> list[Extent]:
+    """The extents whose heads lie in lclusters ``[start, stop)``, each whole: the last
+    ends where the first head at or after ``stop`` begins (or at the end of the file),
+    so consecutive ranges cover the file exactly. ``start`` must be a head's lcluster
+    (:func:`part_starts`); the range from 0 must begin at offset 0."""
+    inode = cindex.inode
+    lcs = 1 << cindex.lclusterbits
+    total = cindex.totalidx
+    scanned = min(total, stop + 64)
+    while True:
+        heads = _heads(cindex, scanned, start)
+        if scanned >= total or (heads and heads[-1][0] >= stop * lcs):
+            break
+        scanned = min(total, scanned * 2)
+    if not heads or (start == 0 and heads[0][0] != 0):
+        raise CorruptImageError(
+            f"erofs: compressed file does not start with an extent, nid {inode.nid}"
+        )
+    ends = [h[0] for h in heads[1:]] + [inode.size]
+    extents = [Extent(logical, end - logical, m[3], pblocks, m[0] == TYPE_HEAD)
+               for (logical, m, pblocks), end in zip(heads, ends, strict=True)
+               if logical < stop * lcs]  # fmt: skip
+    if any(e.length <= 0 for e in extents):
+        raise CorruptImageError(f"erofs: overlapping extents at nid {inode.nid}")
+    if extents and extents[-1].logical + extents[-1].length == inode.size \
+            and cindex.header.tail_inline:  # fmt: skip
+        tail_lcn = (inode.size - 1) // lcs
+        extents[-1] = extents[-1].replace(inline_at=cindex.next_pack_offset(tail_lcn),
+                                          inline_size=cindex.header.idata_size)  # fmt: skip
+    return extents

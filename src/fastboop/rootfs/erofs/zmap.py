@@ -10,8 +10,9 @@ extent's compressed data spans several blocks, whose count ("CBLKCNT") is stored
 first NONHEAD entry after the head.
 
 This module ports the kernel's decoding (``fs/erofs/zmap.c``) to a whole-file walk:
-:func:`file_extents` returns every extent of a file in order. It is sans-I/O: it works
-on the index bytes the caller read.
+:func:`file_extents` returns every extent of a file in order; :func:`part_starts` and
+:func:`range_extents` cut that walk into runs that are decoded on their own (``rootfs
+cat`` gives each core one). It is sans-I/O: it works on the index bytes the caller read.
 """
 
 from __future__ import annotations

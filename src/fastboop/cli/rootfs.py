@@ -44,7 +44,13 @@ def register(subparsers: Any) -> None:
     ls.add_argument("--json", action="store_true", help="print JSON")
     ls.set_defaults(handler=run_ls)
 
-    cat = sub.add_parser("cat", help="write a file's bytes to stdout")
+    cat = sub.add_parser(
+        "cat", help="write a file's bytes to stdout",
+        description="Write a file's bytes to stdout, e.g.\n"
+        "  fastboop rootfs cat IMAGE /boot/vmlinuz > vmlinuz\n"
+        "When stdout is a file, a large compressed file is decoded on every core at\n"
+        "once; into a pipe it streams in order.",
+    )  # fmt: skip
     _add_common(cat)
     cat.add_argument("path", metavar="PATH")
     cat.set_defaults(handler=run_cat)

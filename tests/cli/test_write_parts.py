@@ -156,3 +156,31 @@ def test_rootfs_cat_into_a_closed_pipe_ends_quietly(image: Path) -> None:
     stderr = cat.stderr.read().decode()
     assert cat.wait(60) == 141  # ExitCode.OUTPUT_CLOSED
     assert "Traceback" not in stderr
+
+
+def test_a_full_disk_in_a_part_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    real = os.pwritev
+
+    def full_past_200(fd: int, buffers: list[bytes | memoryview], at: int) -> int:
+        if at >= 200:
+            raise OSError(28, "No space left on device")
+        return real(fd, buffers, at)
+
+    monkeypatch.setattr(output.os, "pwritev", full_past_200)  # the children inherit it
+    parts = [(0, iter([b"a" * 200])), (200, iter([b"b" * 100])), (300, iter([b"c" * 100]))]
+    with (tmp_path / "out").open("wb") as sink, pytest.raises(FastboopError) as raised:
+        output.write_parts(sink.fileno(), parts)
+    assert raised.value.render() == "stdout: cannot write the output: No space left on device"
+    assert (tmp_path / "out").read_bytes() == b"a" * 200
+
+
+def test_rootfs_cat_into_a_full_disk_is_one_line(image: Path) -> None:
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run([*CAT, str(image), "/kernel"], stdout=full,
+                              stderr=subprocess.PIPE, text=True)  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "fastboop: error: stdout: cannot write the output: No space left on device"
+    ]

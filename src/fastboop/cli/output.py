@@ -71,10 +71,23 @@ def write_all(fd: int, pieces: Iterable[bytes]) -> None:
     _writev(fd, batch)
 
 
+def _written(error: OSError) -> BaseException:
+    """A failed write as the one line it deserves (``No space left on device``), except a
+    closed pipe: ``main`` ends quietly on that one (exit 141)."""
+    if isinstance(error, BrokenPipeError):
+        return error
+    from fastboop.errors import FastboopError
+
+    return FastboopError(f"cannot write the output: {error.strerror or error}", where="stdout")
+
+
 def _writev(fd: int, batch: list[bytes]) -> None:
     pending: list[bytes | memoryview] = list(batch)
     while pending:
-        written = os.writev(fd, pending)
+        try:
+            written = os.writev(fd, pending)
+        except OSError as error:
+            raise _written(error) from None
         done = 0
         while done < len(pending) and written >= len(pending[done]):
             written -= len(pending[done])
@@ -156,21 +169,24 @@ def _write_at(fd: int, at: int, pieces: Iterator[bytes]) -> tuple[int, BaseExcep
     batch: list[bytes] = []
     size = 0
     failure: BaseException | None = None
+    writing = False  # a failure while writing: nothing more is written
     try:
         for piece in pieces:
             batch.append(piece)
             size += len(piece)
             if len(batch) >= WRITEV_PIECES or size >= WRITEV_BYTES:
+                writing = True
                 _pwritev(fd, batch, at + done)
+                writing = False
                 done += size
                 batch, size = [], 0
     except BaseException as error:  # returned: the caller decides, in file order
         failure = error
-    if batch and not isinstance(failure, OSError):
+    if batch and not writing:
         try:
             _pwritev(fd, batch, at + done)
             done += size
-        except OSError as error:
+        except BaseException as error:
             failure = failure or error
     return done, failure
 
@@ -178,7 +194,10 @@ def _write_at(fd: int, at: int, pieces: Iterator[bytes]) -> tuple[int, BaseExcep
 def _pwritev(fd: int, batch: list[bytes], at: int) -> None:
     pending: list[bytes | memoryview] = list(batch)
     while pending:
-        written = os.pwritev(fd, pending, at)
+        try:
+            written = os.pwritev(fd, pending, at)
+        except OSError as error:
+            raise _written(error) from None
         at += written
         done = 0
         while done < len(pending) and written >= len(pending[done]):

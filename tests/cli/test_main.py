@@ -118,7 +118,7 @@ def test_start_up_objects_are_frozen_only_when_main_is_the_program(
     (tmp_path / "tree" / "file").write_text("x\n")
     image = tmp_path / "image.erofs"
     subprocess.run(["mkfs.erofs", "--quiet", str(image), str(tmp_path / "tree")], check=True)
-    argv = ["rootfs", "cat", str(image), "/file"]
+    argv = ["rootfs", "ls", str(image), "/"]  # (cat, as the program, ends in os._exit)
     call = "main()" if as_program else f"main({argv!r})"
     probe = (
         "import gc, sys\n"
@@ -129,8 +129,32 @@ def test_start_up_objects_are_frozen_only_when_main_is_the_program(
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           check=True)  # fmt: skip
-    assert done.stdout == "x\n"
+    assert done.stdout == "file\n"
     assert done.stderr.strip().splitlines()[-1] == f"0 {as_program}"
+
+
+@pytest.mark.parametrize("action", ["cat", "ls"])
+def test_rootfs_cat_as_the_program_skips_the_interpreters_teardown(
+    tmp_path: Path, action: str
+) -> None:
+    """`rootfs cat` ends with os._exit once its output is out (atexit handlers do not
+    run); other commands, and callers of main([...]), return as usual."""
+    (tmp_path / "tree").mkdir()
+    (tmp_path / "tree" / "file").write_bytes(b"fastboop " * 9000)
+    image = tmp_path / "image.erofs"
+    subprocess.run(["mkfs.erofs", "--quiet", "-zlz4hc", str(image), str(tmp_path / "tree")],
+                   check=True)  # fmt: skip
+    argv = ["rootfs", action, str(image), "/file" if action == "cat" else "/"]
+    probe = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('teardown', file=sys.stderr))\n"
+        "from fastboop.cli.main import main\n"
+        f"sys.argv = ['fastboop', *{argv!r}]\n"
+        "sys.exit(main())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, check=True)
+    assert done.stdout == (b"fastboop " * 9000 if action == "cat" else b"file\n")
+    assert (b"teardown" in done.stderr) == (action == "ls")
 
 
 def test_parsing_a_command_line_imports_no_shutil() -> None:

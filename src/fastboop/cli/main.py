@@ -258,7 +258,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (`fastboop replay show … | head`): not an error of ours.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return ExitCode.OUTPUT_CLOSED
+    if argv is None and getattr(args, "exit_at_once", False):
+        _exit_at_once(code)
     return code
+
+
+def _exit_at_once(code: int) -> None:
+    """End the process now, without the interpreter's teardown, for a command whose
+    parser says it holds nothing that needs one (``exit_at_once``: ``rootfs cat``, which
+    has written its file with ``os.write`` and keeps no threads, journal or children).
+    The teardown frees every object one by one: ~3.5 ms of a ~60 ms ``rootfs cat``. Only
+    when ``main`` is the program; stdout and stderr are flushed first, and if that fails
+    the normal exit reports it."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return
+    os._exit(code)
 
 
 def _freeze_start_up() -> None:

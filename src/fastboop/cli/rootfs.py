@@ -53,7 +53,7 @@ def register(subparsers: Any) -> None:
     )  # fmt: skip
     _add_common(cat)
     cat.add_argument("path", metavar="PATH")
-    cat.set_defaults(handler=run_cat)
+    cat.set_defaults(handler=run_cat, exit_at_once=True)  # see cli.main._exit_at_once
 
     inspect = sub.add_parser("inspect", help="format, layers, kernels and modules found")
     _add_common(inspect, kernel_version=True)  # inspect reports the kernel it would pick

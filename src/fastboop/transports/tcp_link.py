@@ -149,7 +149,9 @@ class TcpLink:
                     return b""
                 size = self.reading(max_size)
                 assert size is not None
-            return self.took(_exactly(sock, size))
+            data = self.took(_exactly(sock, size))
+            quick_ack(sock)
+            return data
 
     def send_data(
         self,
@@ -216,6 +218,22 @@ class TcpLink:
         if self.sock is None:
             raise TransportError("transport is not connected", address=self.address)
         return self.sock
+
+
+_TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux
+
+
+def quick_ack(sock: socket.socket) -> None:
+    """Acknowledge what was just read at once, not when the delayed-ACK timer fires.
+
+    A device whose TCP stack runs Nagle's algorithm and that sends a response as two
+    small writes (an INFO line, then DATA or OKAY) holds the second until the first is
+    acknowledged; a host that delays its ACK then waits ~40 ms for each such pair.
+    ``fastboop sim`` does that after every ``download:``, and AOSP's fastboot waits it
+    out. Linux leaves quick-ACK mode again on its own, so this is set after every read.
+    """
+    if _TCP_QUICKACK is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
 
 
 def _exactly(sock: socket.socket, size: int) -> bytes:

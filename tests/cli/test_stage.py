@@ -88,6 +88,30 @@ async def test_bad_input_is_a_usage_error(
 
 
 @pytest.mark.parametrize("protocol", ["tcp", "udp"])
+async def test_a_network_stage_as_the_program_skips_the_interpreters_teardown(
+    protocol: str, tmp_path: Path
+) -> None:
+    """Once the file is staged and the result printed, nothing needs a teardown: the
+    program ends with os._exit (atexit handlers do not run), its output complete."""
+    image = tmp_path / "boot.img"
+    image.write_bytes(os.urandom(3000))
+    async with simulator(protocol) as (service, device):
+        probe = (
+            "import atexit, sys\n"
+            "atexit.register(lambda: print('teardown', file=sys.stderr))\n"
+            "from fastboop.cli.main import main\n"
+            f"sys.argv = ['fastboop', 'stage', {str(image)!r}, '-s', {device!r}, '--json']\n"
+            "sys.exit(main())\n"
+        )
+        with anyio.fail_after(60):
+            done = await anyio.run_process([sys.executable, "-c", probe], check=False)
+        [session] = service.sessions
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["bytes"] == 3000 and session.bytes_received == 3000
+    assert b"teardown" not in done.stderr
+
+
+@pytest.mark.parametrize("protocol", ["tcp", "udp"])
 async def test_no_device_at_the_address_is_one_line_not_a_traceback(
     protocol: str, tmp_path: Path
 ) -> None:

@@ -75,6 +75,9 @@ def run(args: argparse.Namespace) -> int:
         progress = not args.quiet
         if isinstance(selector, tuple):  # tcp:/udp: no event loop (see _stage_network)
             size, where, elapsed = _stage_network(image, selector, args.timeout, progress)
+            # Nothing left that needs the interpreter's teardown (link and file closed, no
+            # threads): the program may end with os._exit (cli.main._exit_at_once).
+            args.exit_at_once = True
         else:
             import anyio
 

@@ -131,8 +131,7 @@ class SimService:
                         connection, remote = listener.accept()
                     except (BlockingIOError, ConnectionAbortedError):
                         continue
-                    connection.setblocking(False)
-                    group.start_soon(self._tcp_connection, connection, remote)
+                    group.start_soon(self._tcp_connection, _answering(connection), remote)
         finally:
             sockio.close(listener)
 
@@ -312,6 +311,19 @@ async def _send_datagram(sock: socket.socket, datagram: bytes, address: Any) -> 
             return
         except BlockingIOError:
             await anyio.wait_writable(sock)
+
+
+def _answering(connection: socket.socket) -> socket.socket:
+    """An accepted fastboot connection, set up to answer as a bootloader does: at once.
+
+    Non-blocking for the event loop, and TCP_NODELAY: a bootloader's TCP stack sends each
+    response when it is made (U-Boot's has no Nagle). Without it, Nagle held the
+    ``DATA`` that follows ``INFO`` until the client ACKed the INFO, and the client's
+    delayed ACK made that ~40 ms inside every download step, for AOSP's client and ours.
+    """
+    connection.setblocking(False)
+    connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return connection
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 _log = get_logger("fastboop.sim")
 
+
 class SimService:
     """One simulated phone reachable over TCP and/or UDP; see the module docstring.
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from fastboop.blocks import BytesSource
-from fastboop.cli import output
+from fastboop.cli import filewrite
 from fastboop.errors import FastboopError
 from fastboop.rootfs.erofs import ErofsFilesystem, reader
 from fastboop.rootfs.errors import CorruptImageError
@@ -88,7 +88,7 @@ def test_write_parts_writes_in_place_after_what_the_file_held(image: Path, tmp_p
     with target.open("wb") as sink:
         sink.write(b"before|")
         sink.flush()
-        output.write_parts(sink.fileno(), fs.stream_file_parts("/kernel", 3))
+        filewrite.write_parts(sink.fileno(), fs.stream_file_parts("/kernel", 3))
         sink.write(b"|after")  # the position is after the file, as a plain copy leaves it
     assert target.read_bytes() == b"before|" + DATA + b"|after"
 
@@ -104,7 +104,7 @@ def test_a_childs_error_is_raised_here_with_its_message_and_code(tmp_path: Path)
     parts = [(0, iter([b"a" * 100, b"b" * 100])), (200, _raising_part(b"c" * 50, bad)),
              (400, iter([b"d" * 100]))]  # fmt: skip
     with (tmp_path / "out").open("wb") as sink, pytest.raises(FastboopError) as raised:
-        output.write_parts(sink.fileno(), parts)
+        filewrite.write_parts(sink.fileno(), parts)
     assert raised.value.render() == bad.render()
     assert raised.value.exit_code == bad.exit_code
     # cut after the good bytes before the failure: the third part is not kept
@@ -116,7 +116,7 @@ def test_the_first_failure_in_file_order_wins(tmp_path: Path) -> None:
     parts = [(0, _raising_part(b"a" * 10, first)),
              (100, _raising_part(b"b" * 10, OSError(28, "No space left on device")))]  # fmt: skip
     with (tmp_path / "out").open("wb") as sink, pytest.raises(FastboopError, match="first"):
-        output.write_parts(sink.fileno(), parts)
+        filewrite.write_parts(sink.fileno(), parts)
     assert (tmp_path / "out").read_bytes() == b"a" * 10
 
 
@@ -168,10 +168,10 @@ def test_a_full_disk_in_a_part_is_one_line(
             raise OSError(28, "No space left on device")
         return real(fd, buffers, at)
 
-    monkeypatch.setattr(output.os, "pwritev", full_past_200)  # the children inherit it
+    monkeypatch.setattr(filewrite.os, "pwritev", full_past_200)  # the children inherit it
     parts = [(0, iter([b"a" * 200])), (200, iter([b"b" * 100])), (300, iter([b"c" * 100]))]
     with (tmp_path / "out").open("wb") as sink, pytest.raises(FastboopError) as raised:
-        output.write_parts(sink.fileno(), parts)
+        filewrite.write_parts(sink.fileno(), parts)
     assert raised.value.render() == "stdout: cannot write the output: No space left on device"
     assert (tmp_path / "out").read_bytes() == b"a" * 200
 

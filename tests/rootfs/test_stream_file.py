@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from fastboop.blocks import BytesSource
-from fastboop.cli import output
+from fastboop.cli import filewrite
 from fastboop.rootfs.erofs import ErofsFilesystem, reader
 from fastboop.rootfs.errors import CorruptImageError, NotFoundError
 
@@ -118,10 +118,10 @@ def test_write_all_survives_short_writes(
 ) -> None:
     pieces = [os.urandom(n) for n in (0, 1, 5000, 3, 70_000, 8)]
     writev = ShortWrites(limit)
-    monkeypatch.setattr(output.os, "writev", writev)
+    monkeypatch.setattr(filewrite.os, "writev", writev)
     target = tmp_path / "out"
     with target.open("wb") as sink:
-        output.write_all(sink.fileno(), iter(pieces))
+        filewrite.write_all(sink.fileno(), iter(pieces))
     assert target.read_bytes() == b"".join(pieces)
     total = sum(map(len, pieces))
     assert writev.calls == (1 if limit == 10**9 else -(-total // limit))
@@ -129,10 +129,10 @@ def test_write_all_survives_short_writes(
 
 def test_write_all_batches_pieces(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     writev = ShortWrites(10**9)
-    monkeypatch.setattr(output.os, "writev", writev)
-    pieces = [bytes([i % 256]) * 10 for i in range(output.WRITEV_PIECES * 2 + 1)]
+    monkeypatch.setattr(filewrite.os, "writev", writev)
+    pieces = [bytes([i % 256]) * 10 for i in range(filewrite.WRITEV_PIECES * 2 + 1)]
     with (tmp_path / "out").open("wb") as sink:
-        output.write_all(sink.fileno(), iter(pieces))
+        filewrite.write_all(sink.fileno(), iter(pieces))
     assert writev.calls == 3
     assert (tmp_path / "out").read_bytes() == b"".join(pieces)
 

@@ -11,8 +11,9 @@ import stat as statmod
 
 from fastboop.artifact.open import ArtifactOptions, open_artifact
 from fastboop.cli.artifact_options import add_artifact_options, artifact_options
+from fastboop.cli.filewrite import write_file
 from fastboop.cli.main import HelpFormatter
-from fastboop.cli.output import help_text, write_file
+from fastboop.cli.output import help_text
 from fastboop.errors import FastboopError
 from fastboop.rootfs.fs import Filesystem, Stat
 

@@ -43,6 +43,19 @@ def no_check() -> None:
     """The check of a caller that is never cancelled from outside (a one-shot process)."""
 
 
+def drop_sent(pending: list[memoryview], sent: int) -> None:
+    """Drop the first ``sent`` bytes of ``pending`` (a ``sendmsg`` that took that many):
+    whole buffers go, a buffer sent in part is cut to its rest. The one place for it,
+    for the blocking links and :func:`fastboop.transports.sockio.send_all` alike."""
+    while sent:
+        head = pending[0]
+        if sent >= len(head):
+            sent -= len(head)
+            pending.pop(0)
+        else:
+            pending[0], sent = head[sent:], 0
+
+
 @contextlib.contextmanager
 def blocking(sock: socket.socket, wait: float) -> Iterator[None]:
     """``sock`` in blocking mode for a caller that owns it for a while, each call giving

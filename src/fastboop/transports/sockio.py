@@ -25,7 +25,7 @@ from typing import Final
 import anyio
 import anyio.lowlevel
 
-from fastboop.transports.sockblock import SentCallback
+from fastboop.transports.sockblock import SentCallback, drop_sent
 
 RECEIVE_BUFFER: Final = 1 << 16
 
@@ -78,14 +78,7 @@ async def send_all(
             continue
         if on_sent is not None:
             on_sent(sent)
-        while sent:
-            head = pending[0]
-            if sent >= len(head):
-                sent -= len(head)
-                pending.pop(0)
-            else:
-                pending[0] = head[sent:]
-                sent = 0
+        drop_sent(pending, sent)
 
 
 async def receive_into(sock: socket.socket, view: memoryview) -> int:

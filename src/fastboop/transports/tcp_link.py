@@ -37,7 +37,14 @@ from fastboop.fastboot.gate import WireGate
 from fastboop.fastboot.payload import Payload
 from fastboop.transports.busypoll import BusyPoll
 from fastboop.transports.errors import LinkAddress, TransportError
-from fastboop.transports.sockblock import BULK_CALL, Check, SentCallback, no_check, send_bulk
+from fastboop.transports.sockblock import (
+    BULK_CALL,
+    Check,
+    SentCallback,
+    drop_sent,
+    no_check,
+    send_bulk,
+)
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: a one-shot `stage` never imports typing
 if TYPE_CHECKING:
@@ -128,14 +135,7 @@ class TcpLink:
             sock.settimeout(timeout)
             pending = [memoryview(header), memoryview(message).cast("B")]
             while pending:
-                sent = sock.sendmsg(pending)
-                while sent:
-                    head = pending[0]
-                    if sent >= len(head):
-                        sent -= len(head)
-                        pending.pop(0)
-                    else:
-                        pending[0], sent = head[sent:], 0
+                drop_sent(pending, sock.sendmsg(pending))
 
     def receive(self, max_size: int, *, timeout: float, limit: float = math.inf) -> bytes:
         """One framed message, or the next ``max_size`` bytes of a longer one. Each read

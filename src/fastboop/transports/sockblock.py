@@ -23,11 +23,14 @@ import struct
 import time
 from collections.abc import Callable, Iterator
 
+from fastboop.transports.errors import TransportError
+
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: a one-shot `stage` never imports typing
 if TYPE_CHECKING:
     from typing import Final
 
     from fastboop.transports.busypoll import BusyPoll
+    from fastboop.transports.errors import Located
 
 SentCallback = Callable[[int], None]
 """Hears how many more bytes went out (download progress)."""
@@ -41,6 +44,34 @@ CANCEL_CHECK: Final = 0.1  # a blocked caller runs its check this often
 
 def no_check() -> None:
     """The check of a caller that is never cancelled from outside (a one-shot process)."""
+
+
+class LinkSocket:
+    """What a blocking fastboot link (:class:`~fastboop.transports.tcp_link.TcpLink`,
+    :class:`~fastboop.transports.udp_link.UdpLink`) holds of its connection: the
+    device's address, the socket, and once the link is unusable, why (``failed``: an
+    I/O or protocol failure, or :meth:`close`). A failure lasts: every later call
+    raises it again rather than talking on a link in an unknown state."""
+
+    __slots__ = ("address", "failed", "sock")
+
+    def __init__(self, address: Located):
+        self.address = address
+        self.sock: socket.socket | None = None
+        self.failed: str | None = None
+
+    def close(self) -> None:
+        self.failed = self.failed or "transport is closed"
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            sock.close()
+
+    def _usable(self) -> socket.socket:
+        if self.failed is not None:
+            raise TransportError(self.failed, address=self.address)
+        if self.sock is None:
+            raise TransportError("transport is not connected", address=self.address)
+        return self.sock
 
 
 def drop_sent(pending: list[memoryview], sent: int) -> None:

@@ -40,6 +40,7 @@ from fastboop.transports.errors import LinkAddress, TransportError
 from fastboop.transports.sockblock import (
     BULK_CALL,
     Check,
+    LinkSocket,
     SentCallback,
     drop_sent,
     no_check,
@@ -76,19 +77,16 @@ def parse_location(
     return host.strip("[]"), number
 
 
-class TcpLink:
+class TcpLink(LinkSocket):
     """One fastboot-over-TCP connection; see the module docstring."""
 
-    __slots__ = ("_leftover", "_unread_status", "address", "busy_poll", "failed", "gate", "sock",
-                 "version")  # fmt: skip
+    __slots__ = ("_leftover", "_unread_status", "busy_poll", "gate", "version")
 
     def __init__(self, address: Located, busy_poll: BusyPoll | None = None):
-        self.address = address
+        super().__init__(address)
         self.busy_poll = busy_poll or BusyPoll()  # learns across this link's data phases
-        self.sock: socket.socket | None = None
         self.gate = WireGate()
         self.version = tcp_wire.VERSION
-        self.failed: str | None = None
         self._leftover = 0  # bytes of the current incoming message not yet handed out
         self._unread_status = False  # the gate has not seen the current message's start
 
@@ -190,12 +188,6 @@ class TcpLink:
             send_bulk(sock, size, send, on_progress=on_sent, stall_timeout=timeout, check=check,
                       busy_poll=self.busy_poll)  # fmt: skip
 
-    def close(self) -> None:
-        self.failed = self.failed or "transport is closed"
-        sock, self.sock = self.sock, None
-        if sock is not None:
-            sock.close()
-
     @contextlib.contextmanager
     def errors(self) -> Iterator[None]:
         """Link failures become a lasting TransportError. A timeout is the caller's
@@ -211,13 +203,6 @@ class TcpLink:
         """The link is unusable from here on; the socket itself is closed by close()."""
         self.failed = f"connection lost: {str(error) or type(error).__name__}"
         return TransportError(self.failed, address=self.address)
-
-    def _usable(self) -> socket.socket:
-        if self.failed is not None:
-            raise TransportError(self.failed, address=self.address)
-        if self.sock is None:
-            raise TransportError("transport is not connected", address=self.address)
-        return self.sock
 
 
 _TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux

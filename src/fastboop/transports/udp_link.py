@@ -42,7 +42,7 @@ from fastboop.fastboot.gate import UdpWireGate
 from fastboop.fastboot.payload import CHUNK_SIZE, Payload
 from fastboop.transports.busypoll import BusyPoll
 from fastboop.transports.errors import LinkAddress, TransportError
-from fastboop.transports.sockblock import CANCEL_CHECK, Check, blocking, no_check
+from fastboop.transports.sockblock import CANCEL_CHECK, Check, LinkSocket, blocking, no_check
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: a one-shot `stage` never imports typing
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ class _GiveUp(Exception):
     """A wait reached its caller's limit (raised by a check, so no retry catches it)."""
 
 
-class UdpLink:
+class UdpLink(LinkSocket):
     """One fastboot-over-UDP session on one socket; see the module docstring.
 
     The socket stays non-blocking between calls (an event loop may wait on it); the
@@ -70,10 +70,7 @@ class UdpLink:
     link is unusable (an I/O or protocol failure, or :meth:`close`).
     """
 
-    __slots__ = (
-        "address", "busy_poll", "failed", "gate", "inbox", "retry_budget", "retry_interval",
-        "session", "sock",
-    )  # fmt: skip
+    __slots__ = ("busy_poll", "gate", "inbox", "retry_budget", "retry_interval", "session")
 
     def __init__(
         self,
@@ -83,14 +80,12 @@ class UdpLink:
         retry_interval: float = RETRY_INTERVAL,
         retry_budget: float = RETRY_BUDGET,
     ):
-        self.address = address
+        super().__init__(address)
         self.session = udp_wire.UdpHostSession(max_packet_size=max_packet_size)
         self.gate = UdpWireGate()
         self.retry_interval = retry_interval
         self.retry_budget = retry_budget
-        self.sock: socket.socket | None = None
         self.inbox: deque[bytes] = deque()  # whole device messages not yet handed out
-        self.failed: str | None = None
         self.busy_poll = BusyPoll()  # the data phase's spin before each blocking wait
 
     # --- the session, blocking ------------------------------------------------------
@@ -168,12 +163,6 @@ class UdpLink:
         max_data = self.session.max_data
         return max_data * max(1, CHUNK_SIZE // max_data)
 
-    def close(self) -> None:
-        self.failed = self.failed or "transport is closed"
-        sock, self.sock = self.sock, None
-        if sock is not None:
-            sock.close()
-
     # --- the pieces an event loop driver shares -------------------------------------
 
     def take(self, max_size: int) -> bytes:
@@ -222,13 +211,6 @@ class UdpLink:
         except IO_ERRORS as error:
             self.failed = f"UDP I/O failed: {error or type(error).__name__}"
             raise TransportError(self.failed, address=self.address) from error
-
-    def _usable(self) -> socket.socket:
-        if self.failed is not None:
-            raise TransportError(self.failed, address=self.address)
-        if self.sock is None:
-            raise TransportError("transport is not connected", address=self.address)
-        return self.sock
 
     # --- the blocking waits ---------------------------------------------------------
 

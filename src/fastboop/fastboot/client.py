@@ -32,6 +32,7 @@ from fastboop.transports.base import Transport, TransportError
 
 if TYPE_CHECKING:
     from fastboop.fastboot.conversation import Action, Steps
+    from fastboop.transports.sockblock import SentCallback
 
 __all__ = [
     "CHUNK_SIZE", "DEFAULT_TIMEOUT", "Clock", "DataSender", "FastbootClient", "InfoCallback",
@@ -39,7 +40,6 @@ __all__ = [
 ]  # fmt: skip
 
 Clock = Callable[[], float]
-SentCallback = Callable[[int], None]
 T = TypeVar("T")
 
 

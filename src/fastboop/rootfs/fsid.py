@@ -93,8 +93,9 @@ _READERS = {"ext4": _ext4, "erofs": _erofs, "vfat": _vfat, "btrfs": _btrfs}
 
 
 def read_identity(source: BlockSource, kind: str | None) -> FsIdentity:
-    """Label and UUID of the filesystem of ``kind`` (as :func:`detect_kind` says) in
-    ``source``; empty when there is none or the superblock does not hold together."""
+    """Label and UUID of the filesystem of ``kind`` (as
+    :func:`~fastboop.rootfs.detect.detect_kind` says) in ``source``; empty when there is
+    none or the superblock does not hold together."""
     reader = _READERS.get(kind or "")
     if reader is None:
         return FsIdentity()

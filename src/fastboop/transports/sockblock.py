@@ -9,6 +9,10 @@ caller wakes every so often. Who calls decides what "every so often" is for: the
 transports, which run these in a worker thread, check for cancellation and report
 progress to the event loop; a one-shot ``fastboop stage`` just reports progress. Hence
 the ``check`` and ``on_progress`` hooks instead of any anyio call in this module.
+
+What both links share lives here too, for the same reason (nothing heavy to import):
+:class:`LinkSocket`, the socket and its lasting failure, and :func:`drop_sent`, a
+``sendmsg``'s bookkeeping (also :mod:`fastboop.transports.sockio`'s).
 """
 
 from __future__ import annotations

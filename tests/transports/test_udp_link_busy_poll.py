@@ -107,7 +107,9 @@ def test_a_reply_later_than_the_window_is_still_taken_and_the_spin_backs_off() -
         download(device, poll)
     assert device.bootloader.booted_images == [IMAGE]
     assert len(device.data_seqs) == PACKETS  # no retransmission: a late reply is a reply
-    assert poll.hits == 0
+    # A client thread stalled for over 3 ms between its send and its spin (a loaded
+    # machine) finds the reply already there: a hit, as in the prompt-reply test above.
+    assert poll.hits <= 2
     assert 3 <= poll.misses <= 12  # 1 + 2 + 4 + ... waits without a spin between misses
 
 

@@ -7,7 +7,6 @@ Read back by tshark, as the other pcap tests do.
 from __future__ import annotations
 
 import io
-import subprocess
 from pathlib import Path
 
 import msgspec
@@ -18,6 +17,7 @@ from fastboop.events import ConsoleOutput
 from fastboop.journal import JournalWriter, make_header, open_journal
 from fastboop.journal.pcap import journal_to_pcap, read_pcap
 from fastboop.smoo.traffic import RequestIn, SmooTraffic
+from tests.support.tshark import tshark_fields
 
 CONSOLE = [b"[    0.000000] Linux version 6.1.0\r\n", b"[    0.250000] stage0: " + b"x" * 5000]
 REQUEST = bytes(range(28))
@@ -39,13 +39,9 @@ def test_console_batches_are_bulk_in_on_the_gadgets_acm_endpoint(
     assert main(["replay", "export-pcap", str(write_journal(tmp_path / "j.fbj")),
                  "-o", str(out)]) == 0  # fmt: skip
     assert "3 serial console batch(es): bulk IN 0x83 of the gadget" in capsys.readouterr().err
-    rows = subprocess.run(
-        ["tshark", "-r", str(out), "-T", "fields", "-e", "usb.device_address",
-         "-e", "usb.urb_type", "-e", "usb.transfer_type", "-e", "usb.endpoint_address",
-         "-e", "usb.urb_len", "-e", "usb.data_len", "-e", "usb.capdata"],
-        capture_output=True, text=True, check=True,
-    ).stdout.splitlines()  # fmt: skip
-    fields = [row.split("\t") for row in rows]
+    fields = tshark_fields(out, "usb.device_address", "usb.urb_type", "usb.transfer_type",
+                           "usb.endpoint_address", "usb.urb_len", "usb.data_len",
+                           "usb.capdata")  # fmt: skip
     # smoo's Request and the console, on one device (the gadget, address 6).
     assert {f[0] for f in fields} == {"6"}
     assert ["6", "'C'", "0x01", "0x81", "28", "28", REQUEST.hex()] in fields

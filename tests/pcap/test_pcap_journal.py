@@ -22,6 +22,7 @@ from fastboop.journal.pcap import (
     read_pcap,
 )
 from fastboop.transports.base import DeviceAddress
+from tests.support.tshark import tshark_fields
 
 from .test_pcap_vectors import GETVAR_COMPLETE, GETVAR_SUBMIT
 
@@ -122,26 +123,8 @@ async def test_cli_export_read_back_by_tshark(
     ).stdout
     assert "Number of packets:   14" in info
     assert "USB packets with Linux header and padding" in info  # link type 220
-    fields = subprocess.run(
-        [
-            "tshark",
-            "-r",
-            str(out),
-            "-T",
-            "fields",
-            "-e",
-            "usb.urb_type",
-            "-e",
-            "usb.endpoint_address",
-            "-e",
-            "usb.urb_len",
-            "-e",
-            "usb.capdata",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
-    assert fields[0].split("\t") == ["'S'", "0x01", "14", b"getvar:product".hex()]
-    assert fields[3].split("\t") == ["'C'", "0x81", "10", b"OKAYsdm845".hex()]
-    assert fields[8].split("\t")[:3] == ["'S'", "0x01", str(CHUNK)]
+    fields = tshark_fields(out, "usb.urb_type", "usb.endpoint_address", "usb.urb_len",
+                           "usb.capdata")  # fmt: skip
+    assert fields[0] == ["'S'", "0x01", "14", b"getvar:product".hex()]
+    assert fields[3] == ["'C'", "0x81", "10", b"OKAYsdm845".hex()]
+    assert fields[8][:3] == ["'S'", "0x01", str(CHUNK)]

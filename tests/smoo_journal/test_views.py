@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from fastboop.journal import open_journal, read_journal
 from fastboop.smoo.traffic import ReadData, RequestIn, SmooTraffic
 from fastboop.ui.journals import record_row
 from tests.smoo_journal.conftest import Served, traffic
+from tests.support.tshark import tshark_fields
 
 
 def test_replay_show_lists_every_packet(served: Served, capsys: pytest.CaptureFixture[str]) -> None:
@@ -27,13 +27,9 @@ def test_replay_show_lists_every_packet(served: Served, capsys: pytest.CaptureFi
 def test_the_pcap_carries_the_gadgets_transfers(served: Served, tmp_path: Path) -> None:
     out = tmp_path / "s.pcap"
     assert main(["replay", "export-pcap", str(served.journal), "-o", str(out)]) == 0
-    rows = subprocess.run(
-        ["tshark", "-r", str(out), "-Y", "usb.device_address == 6", "-T", "fields",
-         "-e", "usb.urb_type", "-e", "usb.transfer_type", "-e", "usb.endpoint_address",
-         "-e", "usb.urb_len", "-e", "usb.capdata", "-e", "usb.control.Response"],
-        capture_output=True, text=True, check=True,
-    ).stdout.splitlines()  # fmt: skip
-    fields = [row.split("\t") for row in rows]
+    fields = tshark_fields(out, "usb.urb_type", "usb.transfer_type", "usb.endpoint_address",
+                           "usb.urb_len", "usb.capdata", "usb.control.Response",
+                           display_filter="usb.device_address == 6")  # fmt: skip
     packets = [packet for _, _, packet in traffic(read_journal(served.journal))]
     requests = [p.data.hex() for p in packets if isinstance(p, RequestIn)]
     # Requests complete on interrupt IN 0x81 carrying their 28 bytes, in recorded order.

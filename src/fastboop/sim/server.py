@@ -27,6 +27,7 @@ from fastboop.sim.ram import DownloadRam
 from fastboop.sim.udp_device import DEFAULT_MAX_PACKET_SIZE, UdpDeviceSession
 from fastboop.transports import sockio
 from fastboop.transports.busypoll import BusyPoll
+from fastboop.transports.sockblock import open_nonblocking
 
 MAX_COMMAND_FRAME: Final = 4096
 KEEP_BOOTS: Final = 3
@@ -292,17 +293,8 @@ class _TcpSession:
 
 def _bind_udp(host: str, port: int) -> socket.socket:
     """A non-blocking UDP socket bound to ``host:port`` (port 0: any free port)."""
-    family, kind, proto, _, address = socket.getaddrinfo(
-        host, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE
-    )[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.bind(address)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)
+    return open_nonblocking(socket.socket, host, infos, lambda sock, address: sock.bind(address))
 
 
 async def _send_datagram(sock: socket.socket, datagram: bytes, address: Any) -> None:
@@ -329,16 +321,11 @@ def _answering(connection: socket.socket) -> socket.socket:
 
 def _listen(host: str, port: int) -> socket.socket:
     """A non-blocking listening socket on ``host:port`` (port 0: any free port)."""
-    family, kind, proto, _, address = socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )[0]
-    listener = socket.socket(family, kind, proto)
-    try:
+
+    def listen(listener: socket.socket, address: Any) -> None:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(address)
         listener.listen(64)
-        listener.setblocking(False)
-    except BaseException:
-        listener.close()
-        raise
-    return listener
+
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    return open_nonblocking(socket.socket, host, infos, listen)

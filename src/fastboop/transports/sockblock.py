@@ -11,8 +11,10 @@ progress to the event loop; a one-shot ``fastboop stage`` just reports progress.
 the ``check`` and ``on_progress`` hooks instead of any anyio call in this module.
 
 What both links share lives here too, for the same reason (nothing heavy to import):
-:class:`LinkSocket`, the socket and its lasting failure, and :func:`drop_sent`, a
-``sendmsg``'s bookkeeping (also :mod:`fastboop.transports.sockio`'s).
+:class:`LinkSocket`, the socket and its lasting failure, :func:`drop_sent`, a
+``sendmsg``'s bookkeeping (also :mod:`fastboop.transports.sockio`'s), and
+:func:`open_nonblocking`, a socket on the first address a name resolves to (also the
+simulator's, :mod:`fastboop.sim.server`).
 """
 
 from __future__ import annotations
@@ -25,16 +27,18 @@ import math
 import select  # poll(): waiting for room on a non-blocking socket (a C module, ~0.2 ms)
 import struct
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from fastboop.transports.errors import TransportError
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: a one-shot `stage` never imports typing
 if TYPE_CHECKING:
-    from typing import Final
+    from typing import Any, Final, TypeVar
 
     from fastboop.transports.busypoll import BusyPoll
     from fastboop.transports.errors import Located
+
+    AnySocket = TypeVar("AnySocket", bound=socket.socket)
 
 SentCallback = Callable[[int], None]
 """Hears how many more bytes went out (download progress)."""
@@ -76,6 +80,34 @@ class LinkSocket:
         if self.sock is None:
             raise TransportError("transport is not connected", address=self.address)
         return self.sock
+
+
+def open_nonblocking(
+    factory: Callable[[int, int, int], AnySocket],
+    host: str,
+    infos: Sequence[tuple[Any, ...]],
+    setup: Callable[[AnySocket, Any], object],
+) -> AnySocket:
+    """A non-blocking socket made by ``factory`` for the first of ``infos`` (what
+    ``getaddrinfo`` said of ``host``), then ``setup(sock, address)``: connect it, or bind
+    (and listen). A failed setup closes the socket, so no descriptor leaks.
+
+    The factory, because the callers want different types of the same socket: the
+    blocking links the C ``_socket.socket`` (importing ``socket`` costs a one-shot
+    ``stage`` ~14 M instructions), the simulator ``socket.socket``, which the event
+    loop's helpers (:mod:`fastboop.transports.sockio`) are typed for.
+    """
+    if not infos:
+        raise OSError(f"no address for {host}")
+    family, kind, proto, _, address = infos[0]
+    sock = factory(family, kind, proto)
+    try:
+        sock.setblocking(False)
+        setup(sock, address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def drop_sent(pending: list[memoryview], sent: int) -> None:

@@ -42,7 +42,14 @@ from fastboop.fastboot.gate import UdpWireGate
 from fastboop.fastboot.payload import CHUNK_SIZE, Payload
 from fastboop.transports.busypoll import BusyPoll
 from fastboop.transports.errors import LinkAddress, TransportError
-from fastboop.transports.sockblock import CANCEL_CHECK, Check, LinkSocket, blocking, no_check
+from fastboop.transports.sockblock import (
+    CANCEL_CHECK,
+    Check,
+    LinkSocket,
+    blocking,
+    no_check,
+    open_nonblocking,
+)
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: a one-shot `stage` never imports typing
 if TYPE_CHECKING:
@@ -377,14 +384,4 @@ def connect_udp(
     (``infos``: what ``getaddrinfo`` said, if the caller resolved it already)."""
     if infos is None:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
-    if not infos:
-        raise OSError(f"no address for {host}")
-    family, kind, proto, _, address = infos[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setblocking(False)
-        sock.connect(address)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+    return open_nonblocking(socket.socket, host, infos, lambda sock, address: sock.connect(address))

@@ -146,6 +146,27 @@ async def test_registry_factories_connect_lazily(name: str, cls: type) -> None:
             await transport.aclose()
 
 
+@pytest.mark.parametrize("cls", [TcpTransport, UdpTransport])
+async def test_a_closed_transport_is_never_connected_again(
+    cls: type[TcpTransport | UdpTransport],
+) -> None:
+    """Connecting on first use must not revive a closed transport: its link's lasting
+    failure ("transport is closed") is the one check, used or not before it closed."""
+    with anyio.fail_after(LIMIT):
+        protocol = "tcp" if cls is TcpTransport else "udp"
+        async with serving(load_model("google-sargo"), protocol) as (service, port):
+            used = cls("127.0.0.1", port)
+            assert await FastbootClient(used).getvar("product") == "sargo"
+            unused = cls("127.0.0.1", port)
+            for transport in (used, unused):
+                await transport.aclose()
+                with pytest.raises(TransportError, match="transport is closed"):
+                    await transport.send(b"getvar:product", timeout=1)
+                with pytest.raises(TransportError, match="transport is closed"):
+                    await transport.connect()
+            assert len(service.sessions) == 1
+
+
 async def test_tcp_connection_refused_is_a_transport_error() -> None:
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
     port = listener.extra(anyio.abc.SocketAttribute.local_port)

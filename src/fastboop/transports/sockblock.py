@@ -74,9 +74,16 @@ class LinkSocket:
         if sock is not None:
             sock.close()
 
-    def _usable(self) -> socket.socket:
+    def raise_if_failed(self) -> None:
+        """Raise the lasting failure, if there is one: the one check of it, for the
+        link's own calls and for the async transports that drive the link (a closed
+        link counts as failed, so a transport that connects on first use never
+        reconnects a link it closed)."""
         if self.failed is not None:
             raise TransportError(self.failed, address=self.address)
+
+    def _usable(self) -> socket.socket:
+        self.raise_if_failed()
         if self.sock is None:
             raise TransportError("transport is not connected", address=self.address)
         return self.sock

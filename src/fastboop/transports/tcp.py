@@ -58,7 +58,6 @@ class TcpTransport:
         self._link = TcpLink(self._address)
         self._sock: socket.socket | None = None  # the link's, as the event loop's type
         self._reader: sockio.Reader | None = None
-        self._closed = False
 
     @property
     def address(self) -> DeviceAddress:
@@ -73,8 +72,7 @@ class TcpTransport:
         """Connect and handshake; idempotent."""
         if self._link.sock is not None:
             return
-        if self._closed:
-            raise TransportError("transport is closed", address=self._address)
+        self._link.raise_if_failed()  # closed: never connected again
         try:
             with anyio.fail_after(self._connect_timeout):
                 sock = await sockio.connect(self._host, self._port)
@@ -153,7 +151,6 @@ class TcpTransport:
             return data
 
     async def aclose(self) -> None:
-        self._closed = True
         sock, self._sock = self._sock, None
         if sock is not None and sock.fileno() >= 0:
             anyio.notify_closing(sock)  # wake a task still waiting on it
@@ -161,8 +158,7 @@ class TcpTransport:
         await anyio.lowlevel.checkpoint()
 
     async def _connected(self) -> socket.socket:
-        if self._link.failed is not None:
-            raise TransportError(self._link.failed, address=self._address)
+        self._link.raise_if_failed()
         if self._link.sock is None:
             await self.connect()
         assert self._sock is not None

@@ -75,8 +75,7 @@ class UdpTransport:
         link = self._link
         if link.sock is not None:
             return
-        if link.failed is not None:
-            raise TransportError(link.failed, address=self._address)
+        link.raise_if_failed()  # closed: never connected again
         try:
             infos = await anyio.getaddrinfo(self._host, self._port, type=socket.SOCK_DGRAM)
             link.sock = connect_udp(self._host, self._port, infos)
@@ -119,8 +118,7 @@ class UdpTransport:
         await anyio.lowlevel.checkpoint()
 
     async def _connected(self) -> None:
-        if self._link.failed is not None:
-            raise TransportError(self._link.failed, address=self._address)
+        self._link.raise_if_failed()
         if self._link.sock is None:
             await self.connect()
 

@@ -50,7 +50,7 @@ from fastboop.transports.smoo_usb import (
     open_gadget_link,
 )
 from fastboop.transports.usb_contexts import backend_for_scan
-from fastboop.transports.usb_scan import bus_location
+from fastboop.transports.usb_scan import bus_location, read_serial_string
 
 GADGET_TRIPLES = (MIMIC_FASTBOOT_TRIPLE, SMOO_TRIPLE)
 
@@ -109,18 +109,6 @@ def match_gadget_interface(device: Any) -> GadgetInterface | None:
     return None
 
 
-def _read_serial(device: Any) -> str | None:
-    index = device.iSerialNumber
-    if not index:
-        return None
-    try:
-        text = usb.util.get_string(device, index)
-    except (usb.core.USBError, ValueError, NotImplementedError):
-        return None
-    serial = (text or "").strip()
-    return serial or None
-
-
 def find_gadget_candidates(want: GadgetFilter, *, backend: Any = None) -> list[GadgetCandidate]:
     """Blocking: every device matching ``want`` by descriptors and serial, best first.
 
@@ -143,7 +131,7 @@ def find_gadget_candidates(want: GadgetFilter, *, backend: Any = None) -> list[G
             interface = match_gadget_interface(device)
             if interface is None:
                 continue
-            serial = _read_serial(device)
+            serial = read_serial_string(device)
         except usb.core.USBError:
             continue  # it vanished mid-scan
         finally:

@@ -52,6 +52,7 @@ from fastboop.transports.usb_scan import (
     UsbEvent,
     find_fastboot_devices,
     match_fastboot_interface,
+    read_serial_string,
     scan_usb,
     usb_location,
 )
@@ -304,23 +305,6 @@ def _millis(timeout: float) -> int:
     return max(1, int(timeout * 1000))
 
 
-def read_serial_string(device: Any) -> str | None:
-    """Blocking: the device's serial number string, or ``None``.
-
-    No interface is claimed (a string descriptor is a control request on endpoint 0), so
-    ``-s SERIAL`` can tell phones apart without taking any of them, as AOSP fastboot does.
-    """
-    index = device.iSerialNumber
-    if not index:
-        return None
-    try:
-        text = usb.util.get_string(device, index)
-    except (usb.core.USBError, ValueError, NotImplementedError):
-        return None
-    serial = (text or "").strip()
-    return serial or None
-
-
 async def open_usb(
     candidate: UsbCandidate,
     *,
@@ -365,6 +349,7 @@ __all__ = [
     "match_fastboot_interface",
     "open_usb",
     "open_usb_location",
+    "read_serial_string",
     "scan_usb",
     "usb_location",
     "watch_usb",

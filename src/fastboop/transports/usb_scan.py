@@ -1,10 +1,13 @@
 """Which devices on a USB bus have a fastboot interface: descriptors in, candidates out.
 
-Nothing here opens a device. :func:`match_fastboot_interface` decides from descriptors
+Nothing here claims a device. :func:`match_fastboot_interface` decides from descriptors
 alone whether a device has a fastboot interface (class FF/42/03, first bulk IN + first
 bulk OUT) and rejects the same triple when it also has interrupt endpoints, because that
 is a smoo gadget in mimic mode, not a bootloader (fastboot.md §2.1).
 :func:`find_fastboot_devices` applies it to every device a pyusb backend enumerates.
+:func:`read_serial_string` is the one read that opens a device (a string descriptor on
+endpoint 0): the fastboot transport and the smoo gadget finder
+(:mod:`fastboop.transports.smoo_usb_find`) both tell phones apart by it.
 
 This is the bottom of the USB stack: :mod:`fastboop.transports.usb_hotplug` (libusb
 hotplug) and :mod:`fastboop.transports.usb` (watching, opening, talking) both build on it,
@@ -126,6 +129,23 @@ def bus_location(device: Any) -> tuple[str, str]:
         transport, location = locate(device.bus, device.address)
         return str(transport), str(location)
     return "usb", usb_location(device)
+
+
+def read_serial_string(device: Any) -> str | None:
+    """Blocking: the device's serial number string, or ``None``.
+
+    No interface is claimed (a string descriptor is a control request on endpoint 0), so
+    ``-s SERIAL`` can tell phones apart without taking any of them, as AOSP fastboot does.
+    """
+    index = device.iSerialNumber
+    if not index:
+        return None
+    try:
+        text = usb.util.get_string(device, index)
+    except (usb.core.USBError, ValueError, NotImplementedError):
+        return None
+    serial = (text or "").strip()
+    return serial or None
 
 
 def find_fastboot_devices(

@@ -135,15 +135,19 @@ def fdt_total_size(data: bytes) -> int:
     return total
 
 
-def find_appended_dtb(data: bytes) -> int | None:
-    """Offset of a DTB that ends exactly at the end of ``data`` (an appended DTB), if any."""
-    pos = data.rfind(FDT_MAGIC_BYTES)
+def find_appended_dtb(data: bytes, start: int = 0) -> int | None:
+    """Offset of a DTB that ends exactly at the end of ``data`` (an appended DTB), if any.
+
+    Only offsets from ``start`` on are searched: a caller that knows where the bytes
+    before the DTB end (an EFI-stub kernel's PE sections) spares a scan of all of them.
+    """
+    pos = data.rfind(FDT_MAGIC_BYTES, start)
     while pos >= 0:
         if len(data) - pos >= HEADER_SIZE and (
             int.from_bytes(data[pos + 4 : pos + 8], "big") == len(data) - pos
         ):
             return pos
-        pos = data.rfind(FDT_MAGIC_BYTES, 0, pos)
+        pos = data.rfind(FDT_MAGIC_BYTES, start, pos)
     return None
 
 

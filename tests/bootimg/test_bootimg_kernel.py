@@ -189,6 +189,24 @@ def test_appended_dtb_input_is_replaced_not_doubled(
     assert again.endswith(other) and not again[: -len(other)].endswith(sdm845_dtb)
 
 
+def test_dtb_appended_to_a_plain_image_is_found(arm64_image: bytes, sdm845_dtb: bytes) -> None:
+    plain = b"\0\0" + arm64_image[2:]  # no MZ: not an EFI stub, so the whole Image is searched
+    info, raw = unwrap_kernel(plain + sdm845_dtb)
+    assert (info.efi_stub, info.appended_dtb_size, raw) == (False, len(sdm845_dtb), plain)
+
+
+def test_dtb_lookalike_inside_the_pe_sections_is_kernel_not_an_appended_dtb(
+    arm64_image: bytes,
+) -> None:
+    # A DTB magic in the EFI stub's .data whose "totalsize" reaches the end of the file:
+    # it lies inside the PE sections, so it is the kernel's, and nothing is cut off.
+    at = len(arm64_image) - 0x4000
+    fake = bytearray(arm64_image)
+    fake[at : at + 8] = b"\xd0\x0d\xfe\xed" + struct.pack(">I", len(fake) - at)
+    info, raw = unwrap_kernel(bytes(fake))
+    assert (info.efi_stub, info.appended_dtb_size, raw) == (True, 0, bytes(fake))
+
+
 def test_dtb_encoding_needs_a_valid_dtb(arm64_image: bytes) -> None:
     with pytest.raises(UnsupportedEncodingError, match="appends a DTB, but none was given"):
         prepare_kernel(arm64_image, "image+dtb", None, "arm64")

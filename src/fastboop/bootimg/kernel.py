@@ -34,7 +34,8 @@ ARM_ZIMAGE_MAGIC = struct.pack("<I", 0x016F2818)
 #: How many wrappers (zboot around gzip around ...) :func:`unwrap_kernel` will peel.
 MAX_LAYERS = 4
 
-_VERSION = re.compile(rb"Linux version [^\0\n]{1,400}")
+_BANNER = b"Linux version "
+_VERSION = re.compile(re.escape(_BANNER) + rb"[^\0\n]{1,400}")
 
 
 class KernelInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -254,17 +255,13 @@ def unwrap_kernel(data: bytes) -> tuple[KernelInfo, bytes]:
             appended = 0
     fmt, arch = classify_raw(current)
     if not layers and fmt == "image":
-        start = find_appended_dtb(current)
+        start = find_appended_dtb(current, _pe_end(current))
         if start is not None and start >= 64:
             appended = len(current) - start
             current = current[:start]
     layers.append(fmt)
 
-    if fmt == "bzimage":
-        version = _bzimage_version(current)
-    else:
-        match = _VERSION.search(current)
-        version = match.group().decode("ascii", "replace").strip() if match else None
+    version = _bzimage_version(current) if fmt == "bzimage" else _linux_version(current)
     image_size = None
     if fmt == "image" and arch == "arm64":
         image_size = struct.unpack_from("<Q", current, 16)[0]
@@ -281,6 +278,34 @@ def unwrap_kernel(data: bytes) -> tuple[KernelInfo, bytes]:
         ),
         current,
     )
+
+
+def _pe_end(image: bytes) -> int:
+    """Where an EFI-stub Image's PE sections end (0 for a plain Image or a bad PE header).
+
+    A DTB appended to the Image lies after them (at most an Authenticode signature sits
+    in between), so :func:`~fastboop.fdt.find_appended_dtb` need only search that tail:
+    the whole 33 MB of Debian's Image took 16 ms to scan, a sixth of ``bootimg build``.
+    """
+    if image[:2] != b"MZ":
+        return 0
+    try:
+        sections = parse_pe(image).sections
+    except KernelFormatError:
+        return 0
+    return max((s.offset + s.size for s in sections), default=0)
+
+
+def _linux_version(image: bytes) -> str | None:
+    """The ``Linux version ...`` banner. ``bytes.find`` locates the literal start about
+    twice as fast as a regex search would scan for it; the regex then only checks there."""
+    pos = image.find(_BANNER)
+    while pos >= 0:
+        match = _VERSION.match(image, pos)
+        if match:
+            return match.group().decode("ascii", "replace").strip()
+        pos = image.find(_BANNER, pos + 1)
+    return None
 
 
 def detect_kernel(data: bytes) -> KernelInfo:

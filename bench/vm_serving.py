@@ -11,8 +11,10 @@ pseudo-random ``/data/blob`` of ``--size`` MiB) is served over the whole real pa
 → the guest's ``usbip-vudc`` → stage0's gadget (FunctionFS) → stage0's NBD bridge →
 ``/dev/nbd0`` → EROFS. The same image file is also the VM's read-only virtio-blk disk.
 ``--udc dummy_hcd`` gives the phone the other virtual USB controller (``fastboop sim
---udc``: dummy_hcd at SuperSpeed, exported by the guest's usbip-host); ``--udc`` twice
-alternates the runs between the two and summarises each on its own, an A/B in one command.
+--udc``: dummy_hcd at SuperSpeed, exported by the guest's usbip-host), ``--cpu-model`` the
+VM another qemu ``-cpu`` (``fastboop sim --cpu-model``). Either given more than once makes
+the runs alternate between the choices (every combination, in turn) and summarises each on
+its own: an A/B in one command, on the same machine load.
 The rootfs's init (``tests/vm/guest/serving_init.c``) reads the blob from both, page cache
 dropped before each read, alternating the order, and prints the times; the ratio is
 served rate / virtio rate, per round.
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import itertools
 import os
 import re
 import statistics
@@ -99,10 +102,24 @@ def children(pid: int) -> list[int]:
     return found
 
 
+@dataclass(frozen=True)
+class Variant:
+    """One configuration of the virtual phone a run uses: ``fastboop sim`` options."""
+
+    udc: str  # the USB controller (fastboop sim --udc)
+    cpu_model: str | None  # qemu's -cpu (fastboop sim --cpu-model; None: the default)
+
+    def sim_options(self) -> list[str]:
+        return ["--udc", self.udc, *(["--cpu-model", self.cpu_model] if self.cpu_model else [])]
+
+    def label(self) -> str:
+        return f"{self.udc}, cpu {self.cpu_model or 'default'}"
+
+
 @dataclass
 class Run:
     outdir: Path
-    udc: str  # the virtual phone's USB controller (fastboop sim --udc)
+    variant: Variant
     reads: dict[str, list[float]] = field(default_factory=dict)  # path -> MiB/s per round
     boot_to_init: float = 0.0
     host_part: float = 0.0  # boot started -> simulator starts qemu
@@ -116,13 +133,13 @@ class Run:
         return [s / v for s, v in zip(self.reads["served"], self.reads["virtio"], strict=True)]
 
 
-def one_run(index: int, rootfs: VmRootfs, args: argparse.Namespace, udc: str) -> Run:
+def one_run(index: int, rootfs: VmRootfs, args: argparse.Namespace, variant: Variant) -> Run:
     outdir = Path(tempfile.mkdtemp(prefix=f"vm-serving-{index}-"))
-    run = Run(outdir, udc)
+    run = Run(outdir, variant)
     model = MODELS[args.arch]
     cmdline = f"vmbench.rounds={args.rounds} vmbench.chunk={args.chunk} {args.cmdline_append}"
-    sim = Sim(model, outdir, once=True, extra=["--disk", str(rootfs.image), "--udc", udc,
-                                               "--cpus", str(args.cpus)])
+    sim = Sim(model, outdir, once=True, extra=["--disk", str(rootfs.image), "--cpus",
+                                               str(args.cpus), *variant.sim_options()])
     boot: Boot | None = None
     try:
         started = time.monotonic()
@@ -220,6 +237,9 @@ def main() -> None:
                         help="the virtual phone's USB controller (fastboop sim --udc; default "
                         "usbip_vudc); given twice, the runs alternate between the two and "
                         "each is summarised on its own")  # fmt: skip
+    parser.add_argument("--cpu-model", action="append", metavar="MODEL",
+                        help="the VM's qemu -cpu (fastboop sim --cpu-model; default: the "
+                        "simulator's); repeatable, alternating like --udc")  # fmt: skip
     parser.add_argument("--cpus", type=int, default=1,
                         help="the VM's vCPUs (both reads run in the same VM)")
     parser.add_argument("--cmdline-append", default="",
@@ -230,22 +250,24 @@ def main() -> None:
           f"load {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}", flush=True)
     print("# " + " ".join(["bench/vm_serving.py", *sys.argv[1:]]), flush=True)
     rootfs = build_rootfs(args.arch, blob_bytes=args.size << 20, init_program="serving_init")
-    udcs = list(dict.fromkeys(args.udc or ["usbip_vudc"]))
+    variants = [Variant(udc, cpu) for udc, cpu in itertools.product(
+        dict.fromkeys(args.udc or ["usbip_vudc"]), dict.fromkeys(args.cpu_model or [None]))]
     runs = []
     for index in range(1, args.runs + 1):
-        run = one_run(index, rootfs, args, udcs[(index - 1) % len(udcs)])
+        run = one_run(index, rootfs, args, variants[(index - 1) % len(variants)])
         runs.append(run)
         rates = " ".join(f"{s:.1f}/{v:.1f}" for s, v in
                          zip(run.reads["served"], run.reads["virtio"], strict=True))  # fmt: skip
         cpu = ", ".join(f"{k} {v:.1f} s" for k, v in run.cpu.items())
         latency = ", ".join(f"{k} {v:.2f} ms" for k, v in run.latency_ms.items())
-        print(f"run {index} ({run.udc}): served/virtio MiB/s {rates} | boot->init "
+        print(f"run {index} ({run.variant.label()}): served/virtio MiB/s {rates} | boot->init "
               f"{run.boot_to_init:.1f} s (host {run.host_part:.1f} s, guest "
               f"{run.guest_part:.1f} s) | CPU during "
               f"{run.read_seconds:.1f} s of reads: {cpu} | 4 KiB read round trip {latency} | "
               f"{run.outdir}", flush=True)  # fmt: skip
-    for udc in udcs:
-        summarise([run for run in runs if run.udc == udc], udc if len(udcs) > 1 else "")
+    for variant in variants:
+        summarise([run for run in runs if run.variant == variant],
+                  variant.label() if len(variants) > 1 else "")
     load = os.getloadavg()
     print(f"# load after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 

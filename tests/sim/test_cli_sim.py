@@ -68,13 +68,15 @@ def test_disk_errors_come_before_any_boot(tmp_path: Path) -> None:
         sim_cli.handle(parse("vm-arm64", "--usbip", "127.0.0.1:0", "--disk", str(tmp_path)))
 
 
-def test_udc_and_cpus_need_a_virtual_phone() -> None:
+def test_udc_cpus_and_cpu_model_need_a_virtual_phone() -> None:
     with pytest.raises(UsageError, match="--udc needs a virtual phone; google-sargo"):
         sim_cli.handle(parse("google-sargo", "--usbip", "127.0.0.1:0", "--udc", "dummy_hcd"))
     with pytest.raises(SystemExit):  # argparse: not one of the controllers
         parse("vm-arm64", "--usbip", "127.0.0.1:0", "--udc", "dwc3")
     with pytest.raises(UsageError, match="--cpus needs a virtual phone; google-sargo"):
         sim_cli.handle(parse("google-sargo", "--usbip", "127.0.0.1:0", "--cpus", "2"))
+    with pytest.raises(UsageError, match="--cpu-model needs a virtual phone; google-sargo"):
+        sim_cli.handle(parse("google-sargo", "--usbip", "127.0.0.1:0", "--cpu-model", "max"))
     with pytest.raises(UsageError, match="--cpus 0: a VM needs at least one vCPU"):
         sim_cli.handle(parse("vm-arm64", "--usbip", "127.0.0.1:0", "--cpus", "0"))
 

@@ -81,6 +81,20 @@ def test_qemu_command_line(tmp_path: Path) -> None:
     assert argv[argv.index("-append") + 1] == "console=ttyAMA0"
 
 
+def test_x86_phone_copies_without_byte_wise_rep_and_the_cpu_can_be_chosen(tmp_path: Path) -> None:
+    """The x86 phone hides ERMS/FSRM, so its kernel copies with `rep movsq`, not the
+    `rep movsb` TCG runs a byte at a time; ``cpu`` (``fastboop sim --cpu-model``) replaces
+    the machine's -cpu value, and only that."""
+    boot = VmBoot(kernel=tmp_path / "k", initrd=tmp_path / "i", cmdline="console=ttyS0")
+    argv = qemu_argv(MACHINES["x86_64"], boot, usbip_port=4321, qmp=tmp_path / "q.sock")
+    assert argv[argv.index("-cpu") + 1] == "max,-erms,-fsrm"
+    chosen = qemu_argv(MACHINES["x86_64"], boot, usbip_port=4321, qmp=tmp_path / "q.sock",
+                       cpu="qemu64")  # fmt: skip
+    assert chosen[chosen.index("-cpu") + 1] == "qemu64" and chosen.count("-cpu") == 1
+    chosen[chosen.index("-cpu") + 1] = "max,-erms,-fsrm"
+    assert chosen == argv
+
+
 def test_disks_are_read_only_virtio_drives_qemu_accepts(tmp_path: Path) -> None:
     """``--disk``: qemu itself (started paused, asked over QMP) shows the file attached as a
     read-only virtio disk, a comma in its name included."""

@@ -127,6 +127,11 @@ def register(subparsers: Any) -> None:
         "second one can be starved, stalling the guest)",
     )
     parser.add_argument(
+        "--cpu-model", metavar="MODEL",
+        help="virtual phones: qemu's -cpu value for the VM (default: the machine's, "
+        "docs/virtual-phone.md)",
+    )
+    parser.add_argument(
         "--busy-poll", metavar="MICROSECONDS", type=_microseconds, default=BUSY_POLL_WINDOW,
         help="UDP: after each reply, poll for the next packet this long before sleeping, as "
         "a bootloader polls its NIC (backs off while the client is slower; default "
@@ -161,7 +166,8 @@ def handle(args: argparse.Namespace) -> int:
                          hint="its stage0 gadget comes out of the VM over USB/IP, e.g. "
                          f"fastboop sim {model.name} --usbip 127.0.0.1:3240")
     _check_disks(model, args.disk)
-    for option, value, default in (("--udc", args.udc, DEFAULT_UDC), ("--cpus", args.cpus, 1)):
+    for option, value, default in (("--udc", args.udc, DEFAULT_UDC), ("--cpus", args.cpus, 1),
+                                   ("--cpu-model", args.cpu_model, None)):
         if value != default and model.vm is None:
             raise UsageError(f"{option} needs a virtual phone; {model.name} has no VM",
                              hint="see `fastboop sim --list` for the vm-* models")
@@ -176,7 +182,7 @@ def handle(args: argparse.Namespace) -> int:
         status: int = anyio.run(partial(
             run_sim, model, tcp, udp, args.save_boot, usbip=usbip, console=console,
             once=args.once, link_speed=args.link_speed, disks=args.disk, udc=args.udc,
-            cpus=args.cpus, busy_poll=args.busy_poll,
+            cpus=args.cpus, cpu_model=args.cpu_model, busy_poll=args.busy_poll,
         ))  # fmt: skip
     except KeyboardInterrupt:
         return 0
@@ -263,6 +269,7 @@ async def run_sim(
     disks: Sequence[Path] = (),
     udc: str = DEFAULT_UDC,
     cpus: int = 1,
+    cpu_model: str | None = None,
     busy_poll: float = BUSY_POLL_WINDOW,
     task_status: TaskStatus[SimService] = anyio.TASK_STATUS_IGNORED,
 ) -> int:
@@ -282,7 +289,7 @@ async def run_sim(
     if model.vm is not None:
         phone = VirtualPhone(model, board, console=console or _ConsoleWriter(None),
                              once=once, on_boot=saver, pacer=pacer, disks=disks,
-                             udc=udc, cpus=cpus)  # fmt: skip
+                             udc=udc, cpus=cpus, cpu_model=cpu_model)  # fmt: skip
     elif usbip:
         phone = UsbipPhone(model, board, on_boot=saver, pacer=pacer)
     service = SimService(model, on_boot=phone.booted if phone is not None else saver)

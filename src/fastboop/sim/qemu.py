@@ -41,17 +41,22 @@ class QemuMachine(msgspec.Struct, frozen=True, kw_only=True):
     arch: str  # as the kernel detector names it: arm64, x86_64
     binary: str
     args: tuple[str, ...]
+    cpu: str  # qemu's -cpu value unless the caller gives another
     console: str  # the guest's serial console device
 
 
 MACHINES: Final = {
     # -cpu max is every feature TCG emulates; pauth-impdef swaps the architected pointer
     # authentication hash (costly to emulate) for an implementation-defined one, which the
-    # kernel cannot tell apart.
-    "arm64": QemuMachine(arch="arm64", binary="qemu-system-aarch64",
-                         args=("-M", "virt", "-cpu", "max,pauth-impdef=on"), console="ttyAMA0"),
-    "x86_64": QemuMachine(arch="x86_64", binary="qemu-system-x86_64",
-                          args=("-M", "pc", "-cpu", "max"), console="ttyS0"),
+    # kernel cannot tell apart. x86 without ERMS/FSRM: with them the guest kernel copies
+    # and clears pages with `rep movsb`/`rep stosb`, which TCG runs one byte per
+    # iteration; without, with `rep movsq`/`rep stosq`, 8 bytes per iteration. A phone
+    # copies at memory speed, so this is emulation overhead, not fastboop's: the served
+    # 64 MiB read went 14.5 -> 23.6 MiB/s (docs/benchmarks.md, session 6).
+    "arm64": QemuMachine(arch="arm64", binary="qemu-system-aarch64", args=("-M", "virt"),
+                         cpu="max,pauth-impdef=on", console="ttyAMA0"),
+    "x86_64": QemuMachine(arch="x86_64", binary="qemu-system-x86_64", args=("-M", "pc"),
+                          cpu="max,-erms,-fsrm", console="ttyS0"),
 }  # fmt: skip
 
 
@@ -87,21 +92,25 @@ def free_port() -> int:
 
 
 def qemu_argv(machine: QemuMachine, boot: VmBoot, *, usbip_port: int, qmp: Path,
-              memory_mib: int = 1024, cpus: int = 1, disks: Sequence[Path] = ()) -> list[str]:
+              memory_mib: int = 1024, cpus: int = 1, disks: Sequence[Path] = (),
+              cpu: str | None = None) -> list[str]:
     """The qemu command line. One vCPU by default: under TCG on a busy host a second vCPU
     can be starved of host time for seconds, and the guest's calls across CPUs then stall
     (RCU stall warnings, a power-off that never completes). stage0 needs no more.
 
     ``disks`` become read-only virtio-blk disks (``/dev/vda``, ``vdb``, … in that order):
     a reference copy of an image for a benchmark to read the local way, next to the
-    served one. Read-only, so that nothing the guest does can change a file of the host's."""
+    served one. Read-only, so that nothing the guest does can change a file of the host's.
+
+    ``cpu`` replaces the machine's ``-cpu`` value (:attr:`QemuMachine.cpu`)."""
     forward = f"hostfwd=tcp:127.0.0.1:{usbip_port}-10.0.2.15:{GUEST_USBIP_PORT}"
     drives: list[str] = []
     for index, disk in enumerate(disks):
         drives += ["-drive", f"file={_drive_path(disk)},if=none,id=disk{index},format=raw,"
                    "readonly=on", "-device", f"virtio-blk-pci,drive=disk{index}"]  # fmt: skip
     return [
-        machine.binary, *machine.args, "-accel", "tcg", "-smp", str(cpus), "-m", str(memory_mib),
+        machine.binary, *machine.args, "-cpu", cpu or machine.cpu, "-accel", "tcg",
+        "-smp", str(cpus), "-m", str(memory_mib),
         "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot",
         "-kernel", str(boot.kernel), "-initrd", str(boot.initrd), "-append", boot.cmdline,
         "-netdev", f"user,id=net0,restrict=on,{forward}",

@@ -125,7 +125,8 @@ class VirtualPhone:
     def __init__(self, model: BootloaderModel, board: UsbipBoard, *, console: Console,
                  once: bool = False, memory_mib: int = 1024, cpus: int = 1,
                  on_boot: Callable[[bytes], None] | None = None, pacer: Pacer | None = None,
-                 disks: Sequence[Path] = (), udc: str = DEFAULT_UDC):
+                 disks: Sequence[Path] = (), udc: str = DEFAULT_UDC,
+                 cpu_model: str | None = None):
         if model.vm not in MACHINES:
             raise VmBootError(f"model {model.name} is not a virtual phone (no vm: arm64/x86_64)")
         if udc not in UDCS:
@@ -145,6 +146,7 @@ class VirtualPhone:
         self._pacer = pacer
         self._disks = tuple(disks)
         self._udc = udc
+        self._cpu_model = cpu_model
         self._fastboot: FastbootUsbDevice | None = None
         self._booting = False
         self._tg: TaskGroup | None = None
@@ -215,7 +217,8 @@ class VirtualPhone:
         port = free_port()
         self.board.upstream = [("127.0.0.1", port)]
         argv = qemu_argv(self.machine, boot, usbip_port=port, qmp=run_dir / "qmp.sock",
-                         memory_mib=self._memory, cpus=self._cpus, disks=self._disks)  # fmt: skip
+                         memory_mib=self._memory, cpus=self._cpus, disks=self._disks,
+                         cpu=self._cpu_model)  # fmt: skip
         try:
             result = await run_qemu(argv, qmp=run_dir / "qmp.sock", console=self._console)
         finally:

@@ -12,7 +12,13 @@ import pytest
 from fastboop.blocks import FileSource
 from fastboop.rootfs.detect import open_path
 from fastboop.rootfs.erofs import ErofsFilesystem
-from fastboop.stage0.discover import find_dtb, find_kernel, module_dirs, natural_key
+from fastboop.stage0.discover import (
+    find_dtb,
+    find_kernel,
+    module_dirs,
+    modules_for_external_kernel,
+    natural_key,
+)
 from fastboop.stage0.errors import MissingFileError
 from tests.rootfs.kernel_trees import debian_kernel
 
@@ -85,6 +91,12 @@ def test_fedora_layout_with_rescue_and_dtb_symlink(
     assert pinned.kernel_path == "/lib/modules/6.5.6-300.fc39.aarch64/vmlinuz"
     with pytest.raises(MissingFileError, match=r"no modules directory for kernel version 9\.9"):
         find_kernel(fs, kernel_version="9.9")
+    # A boot profile's own kernel pairs with the rootfs's modules by the same rules.
+    override = modules_for_external_kernel(fs, label="profile kernel",
+                                           kernel_version="6.5.6-300.fc39.aarch64")  # fmt: skip
+    assert override.kernel_path == "profile kernel" and override.kver == "6.5.6-300.fc39.aarch64"
+    with pytest.raises(MissingFileError, match=r"available: 6\.11\.4-301\.fc41\.aarch64, "):
+        modules_for_external_kernel(fs, label="profile kernel", kernel_version="9.9")
 
 
 def test_arch_alpine_pmos_layouts(tmp_path: Path, real: tuple[Path, Path, str]) -> None:

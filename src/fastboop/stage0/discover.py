@@ -80,6 +80,23 @@ def module_dirs(fs: Filesystem) -> list[ModulesDir]:
     return out
 
 
+def _pinned_module_dirs(fs: Filesystem, kernel_version: str | None) -> list[ModulesDir]:
+    """The modules directories, or only ``kernel_version``'s (``--kernel-version``): a
+    pinned version the image lacks is the user's error, named with what it has."""
+    dirs = module_dirs(fs)
+    if kernel_version is None:
+        return dirs
+    pinned = [d for d in dirs if d.kver == kernel_version]
+    if not pinned:
+        available = ", ".join(d.kver for d in dirs) or "none"
+        raise MissingFileError(
+            f"no modules directory for kernel version {kernel_version}",
+            where=fs.label,
+            hint=f"available: {available}",
+        )
+    return pinned
+
+
 class KernelChoice(msgspec.Struct, frozen=True):
     """The kernel image found, the modules directory that goes with it, and why."""
 
@@ -148,17 +165,7 @@ def find_kernel(
     bootloader would boot wins over the copy a package keeps beside its modules. The
     other kernels found are listed in :attr:`KernelChoice.others`.
     """
-    dirs = module_dirs(fs)
-    if kernel_version is not None:
-        pinned = [d for d in dirs if d.kver == kernel_version]
-        if not pinned:
-            available = ", ".join(d.kver for d in dirs) or "none"
-            raise MissingFileError(
-                f"no modules directory for kernel version {kernel_version}",
-                where=fs.label,
-                hint=f"available: {available}",
-            )
-        dirs = pinned
+    dirs = _pinned_module_dirs(fs, kernel_version)
     candidates = _kernel_candidates(fs, dirs)
     if boot_first:
         candidates.sort(key=lambda c: not c[0].startswith("/boot/"))  # stable
@@ -189,17 +196,7 @@ def modules_for_external_kernel(
 ) -> KernelChoice:
     """The modules directory to pair with a kernel that does not come from the rootfs
     (a boot profile's ``kernel`` override): §4.9 rules 2-3, or the pinned version."""
-    dirs = module_dirs(fs)
-    if kernel_version is not None:
-        pinned = [d for d in dirs if d.kver == kernel_version]
-        if not pinned:
-            available = ", ".join(d.kver for d in dirs) or "none"
-            raise MissingFileError(
-                f"no modules directory for kernel version {kernel_version}",
-                where=fs.label,
-                hint=f"available: {available}",
-            )
-        dirs = pinned
+    dirs = _pinned_module_dirs(fs, kernel_version)
     return _with_modules(label, None, "kernel override", dirs)
 
 

@@ -18,7 +18,7 @@ import msgspec
 
 from fastboop.fastboot import udp_wire
 from fastboop.fastboot.errors import FastbootProtocolError
-from fastboop.sim.bootloader import Send, Silence, SimulatedBootloader
+from fastboop.sim.bootloader import Output, Send, Silence, SimulatedBootloader
 
 DEFAULT_MAX_PACKET_SIZE = 1400  # fits an Ethernet MTU, as U-Boot's does
 
@@ -103,13 +103,8 @@ class UdpDeviceSession:
         benchmark measures). The same outcome as :meth:`_host_data`."""
         count = len(datagram) - udp_wire.HEADER_SIZE
         bootloader.data_buffer(count)[:] = memoryview(datagram)[udp_wire.HEADER_SIZE :]
-        outputs = bootloader.data_filled(count)
-        for output in outputs:
-            if isinstance(output, Send | Silence):
-                self._outgoing.append(output)
-            else:
-                self._unplugged = True
-                return None
+        if not self._queue(bootloader.data_filled(count)):
+            return None
         reply = self._ack(seq)
         self._last = (seq, reply.datagram)
         self.expected_seq = (seq + 1) & 0xFFFF
@@ -146,13 +141,20 @@ class UdpDeviceSession:
                 return self._ack(packet.seq)
             message, self._incoming = b"".join(self._incoming), []
             outputs = bootloader.receive(message)
+        if not self._queue(outputs):
+            return None
+        return self._ack(packet.seq)
+
+    def _queue(self, outputs: list[Output]) -> bool:
+        """Queue the bootloader's replies for the host's polls; False once the phone
+        "unplugged" (it then never answers again, as a pulled cable would)."""
         for output in outputs:
             if isinstance(output, Send | Silence):
                 self._outgoing.append(output)
             else:
                 self._unplugged = True
-                return None
-        return self._ack(packet.seq)
+                return False
+        return True
 
     def _poll(self, seq: int) -> Reply | None:
         delay = 0.0

@@ -306,9 +306,3 @@ AnyEvent = (
     | ServeEnded
     | ServeFailed
 )
-
-
-def event_tag(event_type: type[Event]) -> str:
-    tag = event_type.__struct_config__.tag
-    assert isinstance(tag, str)
-    return tag

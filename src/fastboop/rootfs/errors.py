@@ -29,9 +29,5 @@ class NotFoundError(RootfsError):
     """A path does not exist in the filesystem (or a component is not a directory)."""
 
 
-class NotADirectoryError_(RootfsError):
-    """A directory operation was applied to something else."""
-
-
 class TooLargeError(RootfsError):
     """A file is bigger than the reader's configured safety limit."""

@@ -37,7 +37,6 @@ MAX_INDEX = 64 << 20  # bytes of index read per stream (about ten million blocks
 # whole, into memory): such files go to the decompression cache. xz -T0 at -6 writes
 # 24 MiB blocks, at -9 192 MiB.
 MAX_RANDOM_BLOCK = 256 << 20
-_CHECK_SIZES = (0, 4, 4, 4, 8, 8, 8, 16, 16, 16, 32, 32, 32, 64, 64, 64)
 
 
 class XzBlock(msgspec.Struct, frozen=True):

@@ -81,11 +81,6 @@ class BtrfsFilesystem(Filesystem):
         return self.volume.sb
 
     @property
-    def fs_label(self) -> str:
-        """The filesystem label (``LABEL=`` in fstab); ``label`` names the image."""
-        return self.volume.sb.label
-
-    @property
     def uuid(self) -> str:
         return self.volume.sb.uuid
 

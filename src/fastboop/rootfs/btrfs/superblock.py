@@ -65,7 +65,6 @@ _UNSUPPORTED_NAMES = {
 }
 
 _FIXED = struct.Struct("<QQ8sQQQQQQQQQIIIIIQQQQHBBB")
-_DEV_ITEM = struct.Struct("<QQQIIIQQQIBB16s16s")
 
 
 class Superblock(msgspec.Struct, frozen=True):
@@ -92,11 +91,6 @@ class Superblock(msgspec.Struct, frozen=True):
     def uuid(self) -> str:
         """The filesystem UUID as ``blkid`` prints it (what ``UUID=`` in fstab names)."""
         return str(uuid.UUID(bytes=self.fsid))
-
-    @property
-    def checksum_name(self) -> str:
-        return NAMES.get(self.csum_type, str(self.csum_type))
-
 
 def _power_of_two(value: int) -> bool:
     return value > 0 and value & (value - 1) == 0

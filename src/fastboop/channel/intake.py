@@ -47,6 +47,9 @@ class Channel(msgspec.Struct, frozen=True):
 
 
 def read_head(source: BlockSource, *, where: str) -> ChannelHead:
+    """The channel's records at the start of ``source``. Reads 64 KiB first and grows
+    the read only as far as the records ask (up to the scan limit): a channel is often
+    a large artifact behind HTTP, and its head is small."""
     size = min(source.size, FIRST_READ)
     while True:
         data = source.read(0, size)
@@ -60,6 +63,8 @@ def read_head(source: BlockSource, *, where: str) -> ChannelHead:
 
 
 def open_channel(source: BlockSource, *, spec: str) -> Channel:
+    """``source`` as a channel: its records, and the artifact after them as a slice of
+    the same source (no copy), or None when the channel carries records only."""
     head = read_head(source, where=spec)
     tail = None
     if head.consumed < source.size:

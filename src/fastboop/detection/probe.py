@@ -194,6 +194,9 @@ def probe_finished(outcome: ProbeOutcome) -> ev.ProbeFinished:
 
 
 def report_from_outcome(device: DeviceAddress, outcome: ProbeOutcome) -> DeviceReport:
+    """The user-facing report of one probe: which profiles matched, and for each that
+    did not, the step, getvar and values that ruled it out, so ``detect`` can say why
+    a phone was not recognised instead of only that it was not."""
     matches = []
     misses = []
     for attempt in outcome.attempts:

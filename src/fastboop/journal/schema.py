@@ -56,6 +56,8 @@ class UpcastError(Exception):
 
 
 def current_schemas() -> dict[str, int]:
+    """Each record tag's current version, as a journal header stores it: a reader
+    compares them with its own to upcast old records or refuse newer ones."""
     versions: dict[str, int] = {}
     types: list[Any] = [*EVENT_TYPES, *EFFECT_TYPES, *VERSIONED_RECORD_TYPES]
     for cls in types:

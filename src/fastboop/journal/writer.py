@@ -38,6 +38,9 @@ class JournalWriteError(FastboopError):
 
 
 def make_header(inputs: dict[str, str] | None = None) -> JournalHeader:
+    """A new journal's header: which fastboop and which state machine (version and
+    definition hash) wrote it, for the replay report to name, each record type's schema
+    version, for a later reader to upcast or refuse, and the session's ``inputs``."""
     return JournalHeader(
         format_version=FORMAT_VERSION,
         fastboop_version=__version__,

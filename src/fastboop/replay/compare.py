@@ -69,6 +69,8 @@ def transcript_difference(transcript: WireTranscript, *, before: int | None) -> 
 
 
 def earliest(*differences: Difference | None) -> Difference | None:
+    """The first of several checks' differences by journal position (one without a
+    position last): replay reports the first divergence, not the first check's."""
     found = [d for d in differences if d is not None]
     if not found:
         return None

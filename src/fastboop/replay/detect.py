@@ -36,6 +36,8 @@ _PROBE_EVENTS = (ev.GetvarAnswered, ev.FastbootLimitHit, ev.ProbeFinished, ev.Pr
 
 
 def is_detect_journal(journal: RecordSource) -> bool:
+    """Whether ``journal`` recorded ``fastboop detect`` (no session machine to
+    re-drive): replay then re-runs the probes against the recorded wire instead."""
     return journal.header.inputs.get("session") == DETECT_SESSION
 
 

@@ -66,6 +66,8 @@ class ReplayReport(msgspec.Struct, kw_only=True):
 
 
 def describe(record: Record | None) -> str:
+    """One line naming a journal record for a divergence report: its sequence number,
+    tag and fields (traffic and console output summarised, not dumped)."""
     if record is None:
         return "(nothing)"
     body = record.body

@@ -76,6 +76,10 @@ def register_transport(name: str, factory: TransportFactory) -> None:
 
 
 def transport_factory(name: str) -> TransportFactory:
+    """The factory registered under ``name`` (``"usb"``, ``"tcp"``, ...; a transport's
+    module registers it when imported), so code that holds a transport's name, such as
+    a device address, opens it without knowing its class, a third party's too
+    (:func:`register_transport`). ``LookupError`` lists the names that are known."""
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -84,6 +88,7 @@ def transport_factory(name: str) -> TransportFactory:
 
 
 def registered_transports() -> list[str]:
+    """Every registered transport name, sorted: what :func:`transport_factory` accepts."""
     return sorted(_REGISTRY)
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from fastboop.cli.exit_codes import MEANINGS, ExitCode
-from fastboop.cli.main import COMMANDS, build_parser, main
+from fastboop.cli.main import main
+from fastboop.cli.parser import COMMANDS, build_parser
 from tests.support.imports import fastboop_imports, python_imports
 
 REPO = Path(__file__).resolve().parents[2]
@@ -22,7 +23,7 @@ HEAVY = ("fastboop.runtime", "fastboop.events", "structlog", "asyncio", "trio", 
 def test_version_and_help_import_no_command_and_no_runtime(argv: list[str]) -> None:
     probe = fastboop_imports(argv)
     assert probe.exit_code == 0
-    entry = ("fastboop.cli", "fastboop.cli.main", "fastboop.cli.exit_codes")
+    entry = ("fastboop.cli", "fastboop.cli.main", "fastboop.cli.parser", "fastboop.cli.exit_codes")
     probe.assert_none_of([*HEAVY, "fastboop.cli"], allowed=entry)  # no command module
 
 
@@ -84,10 +85,12 @@ def test_signal_exit_codes_are_128_plus_the_signal() -> None:
 
 
 #: Libraries ``rootfs cat`` of a plain EROFS image never needs: container decoders, the
-#: decompression cache's helpers, stdlib logging (nothing is logged). (``lzma`` and ``bz2``
-#: come with ``shutil``, which argparse imports.)
+#: decompression cache's helpers, stdlib logging (nothing is logged), and argparse with
+#: what it brings (its command line is plain words: cli.main.plain_arguments). (``lzma``
+#: and ``bz2`` come with ``shutil``, which argparse's formatter imports.)
 NOT_ON_THE_READ_PATH = ("zstandard", "xxhash", "gzip", "difflib", "tempfile", "json",
                         "logging", "hashlib", "signal", "structlog", "asyncio",
+                        "argparse", "re", "gettext", "locale", "fastboop.cli.parser",
                         # the models on the path are plain values (fastboop.values)
                         "msgspec", "uuid", "shutil", "pathlib", "typing",
                         # containers a bare filesystem image never needs
@@ -161,7 +164,7 @@ def test_parsing_a_command_line_imports_no_shutil() -> None:
     """argparse's stock formatter imports ``shutil`` (with ``bz2``, ``lzma``) for the
     terminal width on every ``add_argument``; fastboop's parsers find it without."""
     probe = python_imports(
-        "from fastboop.cli.main import build_parser\n"
+        "from fastboop.cli.parser import build_parser\n"
         "print(build_parser().parse_args(['stage0', 'rootfs.ero', '-o', 'initrd']).command)\n"
     )
     assert probe.stdout.strip() == "stage0"
@@ -172,7 +175,7 @@ def test_parsing_a_command_line_imports_no_shutil() -> None:
 def test_help_width_is_shutils(columns: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil
 
-    from fastboop.cli.main import HelpFormatter, terminal_columns
+    from fastboop.cli.parser import HelpFormatter, terminal_columns
 
     if columns is None:
         monkeypatch.delenv("COLUMNS", raising=False)

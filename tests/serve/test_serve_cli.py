@@ -12,7 +12,8 @@ import msgspec
 import pytest
 
 from fastboop import events as ev
-from fastboop.cli.main import build_parser, main
+from fastboop.cli.main import main
+from fastboop.cli.parser import build_parser
 from fastboop.cli.screen import PlainDisplay
 from fastboop.cli.serve import ServeMetrics, serve, summarize
 from fastboop.journal import read_journal

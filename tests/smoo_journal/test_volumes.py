@@ -17,7 +17,7 @@ import pytest
 from fastboop import events as ev
 from fastboop.artifact.open import ArtifactOptions
 from fastboop.backends.exports import open_export
-from fastboop.cli.main import build_parser
+from fastboop.cli.parser import build_parser
 from fastboop.cli.serve import serve
 from fastboop.devpro.pool import ProfilePool
 from fastboop.journal import read_journal

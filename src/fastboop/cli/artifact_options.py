@@ -8,12 +8,11 @@ showed is what ``fastboop boot`` will do.
 
 from __future__ import annotations
 
-import argparse
-
 from fastboop.artifact.open import ArtifactOptions
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~3 ms
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
 VOLUME_FORMS = ("a partition number or GPT name, a filesystem label, UUID=…, LABEL=…, "

@@ -24,7 +24,6 @@ from typing import Any
 
 from fastboop.cli.artifact_options import add_artifact_options
 from fastboop.cli.fastboot_limits import add_fastboot_limit_flags, fastboot_limits_from
-from fastboop.cli.main import HelpFormatter
 from fastboop.cli.options import (
     add_device_options,
     add_image_options,
@@ -32,6 +31,7 @@ from fastboop.cli.options import (
     device_arguments,
 )
 from fastboop.cli.output import add_json_flag, help_text
+from fastboop.cli.parser import HelpFormatter
 from fastboop.cli.running import (
     ConsoleLogFile,
     add_console_log_flag,

@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fastboop.cli.main import HelpFormatter
 from fastboop.cli.output import help_text
+from fastboop.cli.parser import HelpFormatter
 from fastboop.errors import FastboopError, UsageError
 
 

@@ -24,9 +24,9 @@ import anyio
 import msgspec
 
 from fastboop.cli.exit_codes import ExitCode
-from fastboop.cli.main import HelpFormatter
 from fastboop.cli.narration import binary_size
 from fastboop.cli.output import add_json_flag, help_text
+from fastboop.cli.parser import HelpFormatter
 from fastboop.cli.running import (
     ConsoleLogFile,
     add_console_log_flag,

@@ -21,9 +21,9 @@ import msgspec
 from fastboop.backends.ports import DeviceSource
 from fastboop.backends.selection import device_source
 from fastboop.cli.fastboot_limits import add_fastboot_limit_flags, fastboot_limits_from
-from fastboop.cli.main import HelpFormatter
 from fastboop.cli.options import add_device_options, device_arguments
 from fastboop.cli.output import add_json_flag, print_json
+from fastboop.cli.parser import HelpFormatter
 from fastboop.cli.running import add_journal_flags, journal_path_from
 from fastboop.cli.usbip import closing_bus, usbip_bus
 from fastboop.detection import DetectRecorder, DetectResult, DeviceReport, detect_devices

@@ -15,9 +15,9 @@ from typing import Any
 import anyio
 import msgspec
 
-from fastboop.cli.main import HelpFormatter
 from fastboop.cli.options import add_device_options, device_arguments
 from fastboop.cli.output import add_json_flag, help_text, print_json
+from fastboop.cli.parser import HelpFormatter
 from fastboop.detection.report import DeviceReport
 from fastboop.transports.base import DeviceAddress
 

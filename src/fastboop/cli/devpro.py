@@ -14,7 +14,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from fastboop.cli.main import HelpFormatter
+from fastboop.cli.parser import HelpFormatter
 from fastboop.devpro.document import profile_to_document, profile_to_yaml
 from fastboop.devpro.errors import ProfileError
 from fastboop.devpro.pool import PoolEntry, ProfilePool

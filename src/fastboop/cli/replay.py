@@ -21,8 +21,8 @@ import msgspec
 
 from fastboop.cli.export import EXAMPLES as EXPORT_EXAMPLES
 from fastboop.cli.export import add_replay_options, run_extensions
-from fastboop.cli.main import HelpFormatter
 from fastboop.cli.output import add_json_flag, help_text, print_json
+from fastboop.cli.parser import HelpFormatter
 from fastboop.console import ConsoleLog
 from fastboop.errors import UsageError
 from fastboop.events import ConsoleOutput

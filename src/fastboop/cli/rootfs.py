@@ -6,19 +6,19 @@ debug images: it goes through exactly the readers and container layers the boot 
 
 from __future__ import annotations
 
-import argparse
 import stat as statmod
 
 from fastboop.artifact.open import ArtifactOptions, open_artifact
 from fastboop.cli.artifact_options import add_artifact_options, artifact_options
 from fastboop.cli.filewrite import write_file
-from fastboop.cli.main import HelpFormatter
 from fastboop.cli.output import help_text
 from fastboop.errors import FastboopError
 from fastboop.rootfs.fs import Filesystem, Stat
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~3 ms
 if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
     from typing import Any
 
 
@@ -31,6 +31,8 @@ def _add_common(parser: argparse.ArgumentParser, *, kernel_version: bool = False
 
 
 def register(subparsers: Any) -> None:
+    from fastboop.cli.parser import HelpFormatter
+
     parser = subparsers.add_parser(
         "rootfs",
         description=help_text(__doc__),
@@ -55,11 +57,23 @@ def register(subparsers: Any) -> None:
     _add_common(cat)
     cat.add_argument("path", metavar="PATH")
     cat.set_defaults(handler=run_cat, exit_at_once=True)  # see cli.main._exit_at_once
+    # (plain_arguments below gives what this parser gives: tests/cli/test_plain_arguments.py)
 
     inspect = sub.add_parser("inspect", help="format, layers, kernels and modules found")
     _add_common(inspect, kernel_version=True)  # inspect reports the kernel it would pick
     inspect.add_argument("--json", action="store_true", help="print JSON")
     inspect.set_defaults(handler=run_inspect)
+
+
+def plain_arguments(words: Sequence[str]) -> dict[str, Any] | None:
+    """``rootfs cat IMAGE PATH`` as the ``cat`` parser above parses it, without argparse
+    (see :func:`fastboop.cli.main.plain_arguments`: the caller has checked that no word
+    is an option); None for any other action or number of words."""
+    if len(words) != 3 or words[0] != "cat":
+        return None
+    return {"rootfs_command": "cat", "rootfs": words[1], "path": words[2], "partition": None,
+            "boot_partition": None, "boot_profile": None, "handler": run_cat,
+            "exit_at_once": True}  # fmt: skip
 
 
 def _open(args: argparse.Namespace) -> Filesystem:

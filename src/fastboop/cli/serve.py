@@ -26,8 +26,8 @@ from fastboop.artifact.open import ArtifactOptions, open_artifact
 from fastboop.backends.exports import export_block_size, open_served_source
 from fastboop.backends.gadgets import OverlayExports, UsbGadgetSource, serve_only_backend
 from fastboop.cli.artifact_options import add_artifact_options, artifact_options
-from fastboop.cli.main import HelpFormatter
 from fastboop.cli.output import add_json_flag, help_text
+from fastboop.cli.parser import HelpFormatter
 from fastboop.cli.running import (
     ConsoleLogFile,
     add_console_log_flag,

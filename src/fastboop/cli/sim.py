@@ -28,7 +28,7 @@ from typing import Any, BinaryIO
 import anyio
 from anyio.abc import TaskStatus
 
-from fastboop.cli.main import HelpFormatter
+from fastboop.cli.parser import HelpFormatter
 from fastboop.errors import FastboopError, UsageError
 from fastboop.logs import configure_logging, get_logger
 from fastboop.sim.model import BootloaderModel, available_models, load_model

@@ -14,8 +14,8 @@ import contextlib
 import sys
 import time
 
-from fastboop.cli.main import HelpFormatter
 from fastboop.cli.output import add_json_flag, help_text
+from fastboop.cli.parser import HelpFormatter
 from fastboop.errors import UsageError
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: a network stage never imports typing

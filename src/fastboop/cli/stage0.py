@@ -19,8 +19,8 @@ import msgspec
 
 from fastboop.artifact.open import Artifact, open_artifact
 from fastboop.cli.artifact_options import add_artifact_options, artifact_options
-from fastboop.cli.main import HelpFormatter
 from fastboop.cli.output import help_text
+from fastboop.cli.parser import HelpFormatter
 from fastboop.errors import UsageError
 from fastboop.stage0.build import Stage0Result, build_stage0
 from fastboop.stage0.cpio import compress

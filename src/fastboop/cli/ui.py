@@ -20,8 +20,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fastboop.cli.main import HelpFormatter
 from fastboop.cli.output import help_text
+from fastboop.cli.parser import HelpFormatter
 from fastboop.cli.usbip import HELP as USBIP_HELP
 from fastboop.errors import UsageError
 

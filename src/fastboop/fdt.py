@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from typing import Optional
-
-import msgspec
 
 from fastboop.errors import FastboopError
+from fastboop.values import Value
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~3 ms
+if TYPE_CHECKING:
+    from typing import Final, Optional
 
 FDT_MAGIC = 0xD00DFEED
 FDT_MAGIC_BYTES = FDT_MAGIC.to_bytes(4, "big")
@@ -279,12 +281,19 @@ def serialize_fdt(tree: DeviceTree) -> bytes:
     return header + rsv + bytes(structure) + bytes(strings)
 
 
-class DeviceTreeInfo(msgspec.Struct, frozen=True):
-    """What ``bootimg inspect`` shows about a DTB."""
+class DeviceTreeInfo(Value):
+    """What ``bootimg inspect`` shows about a DTB (a plain value: the JSON is built by
+    :mod:`fastboop.bootimg.describe`)."""
 
-    size: int
-    model: str | None
-    compatible: tuple[str, ...]
+    __slots__ = ("compatible", "model", "size")
+    size: Final[int]
+    model: Final[str | None]
+    compatible: Final[tuple[str, ...]]
+
+    def __init__(self, size: int, model: str | None, compatible: tuple[str, ...]) -> None:
+        self.size = size
+        self.model = model
+        self.compatible = compatible
 
 
 def describe_fdt(data: bytes) -> DeviceTreeInfo:

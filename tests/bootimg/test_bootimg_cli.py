@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from aosp_tools import mkbootimg
+from tests.support.imports import fastboop_imports
 
 from fastboop.bootimg import (
     BootImageLayout,
@@ -189,3 +190,26 @@ def test_layout_flags_override_a_profile_layout() -> None:
     assert layout.page_size == 2048 and layout.header_version == 2
     assert layout.kernel_encoding == "image.gz"
     assert layout.limits == BootImageLimits(max_kernel_bytes=100, max_total_bytes=5000)
+
+
+#: What ``bootimg build`` of a raw kernel never needs. It is timed against AOSP
+#: mkbootimg (bench/peers.py), whose whole run costs less than importing msgspec: the
+#: models on the path are plain values (fastboop.values); the readers, the codecs and
+#: the JSON encoder load only for ``inspect``, a compressed kernel or ``--json``.
+NOT_ON_THE_BUILD_PATH = ("msgspec", "typing", "pathlib", "json", "uuid", "zstandard", "lz4",
+                         "lzma", "fastboop.bootimg.parser", "fastboop.bootimg.vendor_boot",
+                         "fastboop.devpro", "fastboop.runtime", "asyncio")  # fmt: skip
+
+
+def test_build_imports_only_what_it_uses(
+    tmp_path: Path, kernel_path: Path, sdm845_dtb_path: Path, arm64_image: bytes
+) -> None:
+    (tmp_path / "initrd").write_bytes(b"070701" + bytes(200))
+    out_path = tmp_path / "boot.img"
+    probe = fastboop_imports(["bootimg", "build", "--kernel", str(kernel_path), "--dtb",
+                              str(sdm845_dtb_path), "--initrd", str(tmp_path / "initrd"),
+                              "--header-version", "2", "--page-size", "4096",
+                              "--kernel-encoding", "image", "-o", str(out_path)])  # fmt: skip
+    assert probe.exit_code == 0, probe.stderr
+    assert parse_boot_image(out_path.read_bytes()).kernel == arm64_image
+    probe.assert_none_of(NOT_ON_THE_BUILD_PATH)

@@ -9,16 +9,19 @@ unwraps its kernel once, instead of again to describe what it wrote (issue 15).
 
 from __future__ import annotations
 
-from typing import Any
-
-from fastboop.bootimg.builder import BootImagePlan
 from fastboop.bootimg.errors import BootImageError
 from fastboop.bootimg.header import HEADER_SIZES
 from fastboop.bootimg.kernel import KernelInfo, unwrap_kernel
 from fastboop.bootimg.layout import OsVersion
-from fastboop.bootimg.parser import BootImage
-from fastboop.bootimg.vendor_boot import VendorBootImage
 from fastboop.fdt import FdtError, describe_fdt
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: ``bootimg build`` imports this module,
+if TYPE_CHECKING:  # and neither it nor the readers it never calls may load msgspec/typing
+    from typing import Any
+
+    from fastboop.bootimg.builder import BootImagePlan
+    from fastboop.bootimg.parser import BootImage
+    from fastboop.bootimg.vendor_boot import VendorBootImage
 
 ADDRESSES = ("kernel", "ramdisk", "second", "tags", "dtb")
 

@@ -11,7 +11,7 @@ import hashlib
 import struct
 from collections.abc import Sequence
 
-import msgspec
+from fastboop.values import Value
 
 BOOT_MAGIC = b"ANDROID!"
 VENDOR_BOOT_MAGIC = b"VNDRBOOT"
@@ -44,35 +44,85 @@ assert _V3.size == HEADER_SIZES[3]
 assert _V3.size + _V4_TAIL.size == HEADER_SIZES[4]
 
 
-class BootHeader(msgspec.Struct, kw_only=True):
+class BootHeader(Value):
     """Every field of a boot header, as stored; fields a version lacks stay 0.
 
     ``name``, ``cmdline`` and ``extra_cmdline`` are the fixed-size fields cut at their
     first NUL, as C reads them; for v3/v4 the whole command line is in ``cmdline``.
     ``header_version`` is the raw u32 at offset 40, which legacy Qualcomm images use as a
-    QCDT size (§13).
+    QCDT size (§13). (A plain value, filled in field by field by :func:`unpack_header`.)
     """
 
+    __slots__ = ("cmdline", "dtb_addr", "dtb_size", "extra_cmdline", "header_size",
+                 "header_version", "id", "kernel_addr", "kernel_size", "name", "os_version",
+                 "page_size", "ramdisk_addr", "ramdisk_size", "recovery_dtbo_offset",
+                 "recovery_dtbo_size", "second_addr", "second_size", "signature_size",
+                 "tags_addr")  # fmt: skip
     header_version: int
-    kernel_size: int = 0
-    kernel_addr: int = 0
-    ramdisk_size: int = 0
-    ramdisk_addr: int = 0
-    second_size: int = 0
-    second_addr: int = 0
-    tags_addr: int = 0
-    page_size: int = 0
-    os_version: int = 0
-    name: bytes = b""
-    cmdline: bytes = b""
-    id: bytes = b""
-    extra_cmdline: bytes = b""
-    recovery_dtbo_size: int = 0
-    recovery_dtbo_offset: int = 0
-    header_size: int = 0
-    dtb_size: int = 0
-    dtb_addr: int = 0
-    signature_size: int = 0
+    kernel_size: int
+    kernel_addr: int
+    ramdisk_size: int
+    ramdisk_addr: int
+    second_size: int
+    second_addr: int
+    tags_addr: int
+    page_size: int
+    os_version: int
+    name: bytes
+    cmdline: bytes
+    id: bytes
+    extra_cmdline: bytes
+    recovery_dtbo_size: int
+    recovery_dtbo_offset: int
+    header_size: int
+    dtb_size: int
+    dtb_addr: int
+    signature_size: int
+
+    def __init__(
+        self,
+        *,
+        header_version: int,
+        kernel_size: int = 0,
+        kernel_addr: int = 0,
+        ramdisk_size: int = 0,
+        ramdisk_addr: int = 0,
+        second_size: int = 0,
+        second_addr: int = 0,
+        tags_addr: int = 0,
+        page_size: int = 0,
+        os_version: int = 0,
+        name: bytes = b"",
+        cmdline: bytes = b"",
+        id: bytes = b"",
+        extra_cmdline: bytes = b"",
+        recovery_dtbo_size: int = 0,
+        recovery_dtbo_offset: int = 0,
+        header_size: int = 0,
+        dtb_size: int = 0,
+        dtb_addr: int = 0,
+        signature_size: int = 0,
+    ) -> None:
+        self.header_version = header_version
+        self.kernel_size = kernel_size
+        self.kernel_addr = kernel_addr
+        self.ramdisk_size = ramdisk_size
+        self.ramdisk_addr = ramdisk_addr
+        self.second_size = second_size
+        self.second_addr = second_addr
+        self.tags_addr = tags_addr
+        self.page_size = page_size
+        self.os_version = os_version
+        self.name = name
+        self.cmdline = cmdline
+        self.id = id
+        self.extra_cmdline = extra_cmdline
+        self.recovery_dtbo_size = recovery_dtbo_size
+        self.recovery_dtbo_offset = recovery_dtbo_offset
+        self.header_size = header_size
+        self.dtb_size = dtb_size
+        self.dtb_addr = dtb_addr
+        self.signature_size = signature_size
 
 
 def layout_version(raw_version: int) -> int:

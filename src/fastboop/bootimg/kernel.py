@@ -12,9 +12,6 @@ from __future__ import annotations
 import re
 import struct
 import warnings
-from collections.abc import Callable
-
-import msgspec
 
 from fastboop.bootimg import compression as comp
 from fastboop.bootimg.errors import (
@@ -27,6 +24,12 @@ from fastboop.bootimg.errors import (
 from fastboop.bootimg.layout import KernelEncoding
 from fastboop.bootimg.pe import is_zboot, parse_pe, parse_zboot
 from fastboop.fdt import FdtError, fdt_total_size, find_appended_dtb
+from fastboop.values import Value
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~3 ms
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Final
 
 ARM64_MAGIC = b"ARM\x64"
 RISCV_MAGIC = b"RSC\x05"
@@ -38,7 +41,7 @@ _BANNER = b"Linux version "
 _VERSION = re.compile(re.escape(_BANNER) + rb"[^\0\n]{1,400}")
 
 
-class KernelInfo(msgspec.Struct, frozen=True, kw_only=True):
+class KernelInfo(Value):
     """What a kernel file is, from the outside in.
 
     ``layers`` lists the wrappers peeled, outermost first, ending with the payload's own
@@ -46,16 +49,40 @@ class KernelInfo(msgspec.Struct, frozen=True, kw_only=True):
     ``("zboot:gzip", "image")``. ``arch`` is None when nothing in the file says.
     ``appended_dtb_size`` counts DTB bytes found after the kernel (an ``Image.gz-dtb``);
     ``trailing_size`` counts every byte after the outermost compressed stream.
+    (A plain value: nothing serialises it, see :mod:`fastboop.bootimg.layout`.)
     """
 
-    layers: tuple[str, ...]
-    arch: str | None
-    efi_stub: bool
-    version: str | None
-    image_size: int | None
-    raw_size: int
-    appended_dtb_size: int
-    trailing_size: int
+    __slots__ = ("appended_dtb_size", "arch", "efi_stub", "image_size", "layers", "raw_size",
+                 "trailing_size", "version")  # fmt: skip
+    layers: Final[tuple[str, ...]]
+    arch: Final[str | None]
+    efi_stub: Final[bool]
+    version: Final[str | None]
+    image_size: Final[int | None]
+    raw_size: Final[int]
+    appended_dtb_size: Final[int]
+    trailing_size: Final[int]
+
+    def __init__(
+        self,
+        *,
+        layers: tuple[str, ...],
+        arch: str | None,
+        efi_stub: bool,
+        version: str | None,
+        image_size: int | None,
+        raw_size: int,
+        appended_dtb_size: int,
+        trailing_size: int,
+    ) -> None:
+        self.layers = layers
+        self.arch = arch
+        self.efi_stub = efi_stub
+        self.version = version
+        self.image_size = image_size
+        self.raw_size = raw_size
+        self.appended_dtb_size = appended_dtb_size
+        self.trailing_size = trailing_size
 
     @property
     def format(self) -> str:
@@ -367,8 +394,8 @@ def prepare_kernel_parts(
             raise UnsupportedEncodingError(
                 f"encoding {encoding} does not apply to x86_64 kernels", hint="use image"
             )
-        return (raw,), msgspec.structs.replace(info, layers=info.layers[-1:],
-                                               appended_dtb_size=0, trailing_size=0)  # fmt: skip
+        return (raw,), info.replace(layers=info.layers[-1:], appended_dtb_size=0,
+                                    trailing_size=0)  # fmt: skip
     if info.arch is None:
         warnings.warn(
             f"kernel has no {arch} Image magic; passing it on as a raw Image",
@@ -387,8 +414,7 @@ def prepare_kernel_parts(
     encoded = bytes(kernel) if already else _compress(raw, wanted.compression)
     compressed = wanted.compression != "none"
     layers = (_LAYER_OF[wanted.compression], info.layers[-1]) if compressed else info.layers[-1:]
-    section = msgspec.structs.replace(
-        info,
+    section = info.replace(
         layers=info.layers if already else layers,
         appended_dtb_size=len(appended),
         trailing_size=len(appended) if compressed else 0,

@@ -4,16 +4,25 @@
 device profile (devpro.md §2) without depending on the profile loader: the loader maps a
 profile onto it, and the CLI builds one from flags. Defaults are the project's (bootimg.md
 §5), not mkbootimg's: ``base`` is 0, not 0x10000000.
+
+These are plain values (:class:`~fastboop.values.Value`), not msgspec structs:
+nothing serialises them, and ``bootimg build`` is timed against mkbootimg, whose whole
+run costs less than importing msgspec (issue 15).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Literal
-
-import msgspec
 
 from fastboop.bootimg.errors import InvalidLayoutError, UnsupportedEncodingError
+from fastboop.values import Value
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~3 ms
+if TYPE_CHECKING:
+    from typing import Final, Literal
+
+    Compression = Literal["none", "gzip", "lz4", "zstd"]
+    Arch = Literal["arm64", "x86_64"]
 
 #: Header versions :func:`fastboop.bootimg.build_boot_image` can write.
 BUILDABLE_HEADER_VERSIONS = (0, 1, 2, 3, 4)
@@ -30,23 +39,36 @@ DEFAULT_SECOND_OFFSET = 0x00F00000
 DEFAULT_TAGS_OFFSET = 0x00000100
 DEFAULT_DTB_OFFSET = 0x01F00000
 
-Compression = Literal["none", "gzip", "lz4", "zstd"]
-Arch = Literal["arm64", "x86_64"]
 
-
-class BootImageLimits(msgspec.Struct, frozen=True, kw_only=True):
+class BootImageLimits(Value):
     """Optional size caps; 0 means "no limit" (devpro.md §2)."""
 
-    max_kernel_bytes: int = 0
-    max_initrd_bytes: int = 0
-    max_total_bytes: int = 0
+    __slots__ = ("max_initrd_bytes", "max_kernel_bytes", "max_total_bytes")
+    max_kernel_bytes: Final[int]
+    max_initrd_bytes: Final[int]
+    max_total_bytes: Final[int]
+
+    def __init__(
+        self, *, max_kernel_bytes: int = 0, max_initrd_bytes: int = 0, max_total_bytes: int = 0
+    ) -> None:
+        self.max_kernel_bytes = max_kernel_bytes
+        self.max_initrd_bytes = max_initrd_bytes
+        self.max_total_bytes = max_total_bytes
 
 
-class KernelEncoding(msgspec.Struct, frozen=True):
+_NO_LIMITS = BootImageLimits()
+
+
+class KernelEncoding(Value):
     """A parsed ``kernel.encoding`` such as ``image.gz+dtb`` (bootimg.md §9.1)."""
 
-    compression: Compression
-    append_dtb: bool
+    __slots__ = ("append_dtb", "compression")
+    compression: Final[Compression]
+    append_dtb: Final[bool]
+
+    def __init__(self, compression: Compression, append_dtb: bool) -> None:
+        self.compression = compression
+        self.append_dtb = append_dtb
 
     @classmethod
     def parse(cls, text: str) -> KernelEncoding:
@@ -75,7 +97,7 @@ _ENCODING_NAMES: dict[str, Compression] = {
 ENCODINGS = tuple(name + suffix for name in _ENCODING_NAMES for suffix in ("", "+dtb"))
 
 
-class BootImageLayout(msgspec.Struct, frozen=True, kw_only=True):
+class BootImageLayout(Value):
     """How to lay out a boot image for one device.
 
     ``header_version`` picks the header format. ``page_size`` aligns every section (v3 and
@@ -84,17 +106,47 @@ class BootImageLayout(msgspec.Struct, frozen=True, kw_only=True):
     rides appended to it; ``arch`` is the CPU the device runs, checked against the kernel.
     """
 
-    header_version: int
-    page_size: int
-    base: int = 0
-    kernel_offset: int = DEFAULT_KERNEL_OFFSET
-    ramdisk_offset: int = DEFAULT_RAMDISK_OFFSET
-    second_offset: int = DEFAULT_SECOND_OFFSET
-    tags_offset: int = DEFAULT_TAGS_OFFSET
-    dtb_offset: int = DEFAULT_DTB_OFFSET
-    limits: BootImageLimits = BootImageLimits()
-    kernel_encoding: str = "image"
-    arch: Arch = "arm64"
+    __slots__ = ("arch", "base", "dtb_offset", "header_version", "kernel_encoding",
+                 "kernel_offset", "limits", "page_size", "ramdisk_offset", "second_offset",
+                 "tags_offset")  # fmt: skip
+    header_version: Final[int]
+    page_size: Final[int]
+    base: Final[int]
+    kernel_offset: Final[int]
+    ramdisk_offset: Final[int]
+    second_offset: Final[int]
+    tags_offset: Final[int]
+    dtb_offset: Final[int]
+    limits: Final[BootImageLimits]
+    kernel_encoding: Final[str]
+    arch: Final[Arch]
+
+    def __init__(
+        self,
+        *,
+        header_version: int,
+        page_size: int,
+        base: int = 0,
+        kernel_offset: int = DEFAULT_KERNEL_OFFSET,
+        ramdisk_offset: int = DEFAULT_RAMDISK_OFFSET,
+        second_offset: int = DEFAULT_SECOND_OFFSET,
+        tags_offset: int = DEFAULT_TAGS_OFFSET,
+        dtb_offset: int = DEFAULT_DTB_OFFSET,
+        limits: BootImageLimits | None = None,
+        kernel_encoding: str = "image",
+        arch: Arch = "arm64",
+    ) -> None:
+        self.header_version = header_version
+        self.page_size = page_size
+        self.base = base
+        self.kernel_offset = kernel_offset
+        self.ramdisk_offset = ramdisk_offset
+        self.second_offset = second_offset
+        self.tags_offset = tags_offset
+        self.dtb_offset = dtb_offset
+        self.limits = _NO_LIMITS if limits is None else limits
+        self.kernel_encoding = kernel_encoding
+        self.arch = arch
 
     @property
     def encoding(self) -> KernelEncoding:
@@ -117,17 +169,27 @@ def check_page_size(page_size: int) -> None:
         )
 
 
-class OsVersion(msgspec.Struct, frozen=True):
+class OsVersion(Value):
     """Android OS version A.B.C and security patch level Y-M, packed into one u32 (§8).
 
     ``year`` and ``month`` are 0 when no patch level is set.
     """
 
-    major: int = 0
-    minor: int = 0
-    patch: int = 0
-    year: int = 0
-    month: int = 0
+    __slots__ = ("major", "minor", "month", "patch", "year")
+    major: Final[int]
+    minor: Final[int]
+    patch: Final[int]
+    year: Final[int]
+    month: Final[int]
+
+    def __init__(
+        self, major: int = 0, minor: int = 0, patch: int = 0, year: int = 0, month: int = 0
+    ) -> None:
+        self.major = major
+        self.minor = minor
+        self.patch = patch
+        self.year = year
+        self.month = month
 
     @classmethod
     def parse(cls, version: str = "", patch_level: str = "") -> OsVersion:

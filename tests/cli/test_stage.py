@@ -22,6 +22,7 @@ import pytest
 from fastboop.sim import load_model
 from fastboop.sim.server import SimService
 from tests.support.imports import fastboop_imports_async
+from tests.support.simulators import served
 
 pytestmark = pytest.mark.anyio
 
@@ -31,12 +32,8 @@ FASTBOOP = [sys.executable, "-m", "fastboop.cli.main"]
 @asynccontextmanager
 async def simulator(protocol: str, **changes: object) -> AsyncIterator[tuple[SimService, str]]:
     model = msgspec.structs.replace(load_model("oneplus-fajita"), **changes)
-    service = SimService(model)
-    async with anyio.create_task_group() as group:
-        serve = service.serve_tcp if protocol == "tcp" else service.serve_udp
-        port = await group.start(serve, "127.0.0.1", 0)
+    async with served(model, protocol) as (service, port):
         yield service, f"{protocol}:127.0.0.1:{port}"
-        group.cancel_scope.cancel()
 
 
 async def stage(*args: str) -> subprocess.CompletedProcess[bytes]:

@@ -2,31 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-
-import anyio
 import pytest
 
 from fastboop.devpro.pool import ProfilePool
 from fastboop.devpro.sources import load_pool
-from fastboop.sim.model import BootloaderModel, load_model
-from fastboop.sim.server import SimService
-
-Served = Callable[..., "AsyncIterator[tuple[SimService, int]]"]
-
-
-@asynccontextmanager
-async def served(
-    model: str | BootloaderModel, kind: str = "tcp"
-) -> AsyncIterator[tuple[SimService, int]]:
-    """A :class:`SimService` listening on a free 127.0.0.1 port; yields it and the port."""
-    service = SimService(load_model(model) if isinstance(model, str) else model)
-    async with anyio.create_task_group() as tg:
-        serve = service.serve_tcp if kind == "tcp" else service.serve_udp
-        port = await tg.start(serve, "127.0.0.1", 0)
-        yield service, port
-        tg.cancel_scope.cancel()
 
 
 @pytest.fixture(scope="session")

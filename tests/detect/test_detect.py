@@ -17,8 +17,7 @@ from fastboop.devpro.pool import ProfilePool
 from fastboop.journal import Wire, read_journal
 from fastboop.sim.model import load_model
 from fastboop.sim.usb_bus import EmulatedDevice, SimUsbBackend
-
-from .conftest import served
+from tests.support.simulators import served
 
 pytestmark = pytest.mark.anyio
 

@@ -16,8 +16,7 @@ import pytest
 from fastboop.cli.main import main
 from fastboop.journal import read_journal
 from fastboop.sim.model import load_model
-
-from .conftest import served
+from tests.support.simulators import served
 
 pytestmark = pytest.mark.anyio
 

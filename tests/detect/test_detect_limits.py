@@ -20,8 +20,7 @@ from fastboop.fastboot.limits import CommandLimits
 from fastboop.journal import read_journal
 from fastboop.replay.detect import replay_detect_journal
 from fastboop.sim.model import CommandBehaviour, load_model
-
-from .conftest import served
+from tests.support.simulators import served
 
 pytestmark = pytest.mark.anyio
 

@@ -19,8 +19,7 @@ from fastboop.replay import Verdict
 from fastboop.replay.detect import is_detect_journal, replay_detect_journal
 from fastboop.sim.model import CommandBehaviour, load_model
 from fastboop.sim.usb_bus import EmulatedDevice, SimUsbBackend
-
-from .conftest import served
+from tests.support.simulators import served
 
 pytestmark = pytest.mark.anyio
 

@@ -27,6 +27,7 @@ from fastboop.sim import CommandBehaviour, load_model
 from fastboop.sim.server import SimService
 from fastboop.transports.tcp_link import open_tcp_link
 from fastboop.transports.udp_link import open_udp_link
+from tests.support.simulators import served
 
 pytestmark = pytest.mark.anyio
 
@@ -38,10 +39,7 @@ MIB = 1 << 20
 async def link_to(
     protocol: str, retry_budget: float = 5, **changes: Any
 ) -> AsyncIterator[tuple[SimService, Any]]:
-    service = SimService(msgspec.structs.replace(FAJITA, **changes))
-    async with anyio.create_task_group() as group:
-        serve = service.serve_tcp if protocol == "tcp" else service.serve_udp
-        port = await group.start(serve, "127.0.0.1", 0)
+    async with served(msgspec.structs.replace(FAJITA, **changes), protocol) as (service, port):
         if protocol == "tcp":
             link = await anyio.to_thread.run_sync(open_tcp_link, "127.0.0.1", port)
         else:
@@ -51,7 +49,6 @@ async def link_to(
             yield service, link
         finally:
             link.close()
-            group.cancel_scope.cancel()
 
 
 def test_public_surface_is_exactly_getvar_download_boot() -> None:

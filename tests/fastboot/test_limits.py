@@ -29,12 +29,10 @@ from fastboop.fastboot.errors import (
 )
 from fastboop.fastboot.limits import CommandLimits
 from fastboop.sim import BootloaderModel, CommandBehaviour, SimulatedBootloader, load_model
-from fastboop.sim.server import SimService
 from fastboop.sim.transport import SimTransport
 from fastboop.transports.base import Transport
 from fastboop.transports.memory import ExpectWrite, Reply, ScriptedTransport
-from fastboop.transports.tcp import open_tcp
-from fastboop.transports.udp import open_udp
+from tests.support.simulators import connect, served
 
 pytestmark = pytest.mark.anyio
 
@@ -168,19 +166,12 @@ def test_a_command_succeeds_exactly_when_its_lines_fit_the_cap(lines: int, cap: 
 
 @asynccontextmanager
 async def serving(model: BootloaderModel, protocol: str) -> AsyncIterator[Transport]:
-    service = SimService(model)
-    async with anyio.create_task_group() as group:
-        serve = service.serve_tcp if protocol == "tcp" else service.serve_udp
-        port = await group.start(serve, "127.0.0.1", 0)
-        if protocol == "tcp":
-            transport: Transport = await open_tcp("127.0.0.1", port)
-        else:
-            transport = await open_udp("127.0.0.1", port, retry_interval=0.05, retry_budget=5)
+    async with served(model, protocol) as (_, port):
+        transport = await connect(protocol, port, retry_budget=5)
         try:
             yield transport
         finally:
             await transport.aclose()
-            group.cancel_scope.cancel()
 
 
 @pytest.mark.parametrize("protocol", ["tcp", "udp"])

@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import os
 import tracemalloc
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import anyio
 import pytest
 
 from fastboop.fastboot import FastbootClient
 from fastboop.sim import load_model
-from fastboop.sim.server import KEEP_BOOTS, MAX_UDP_PEERS, SimService
-from fastboop.transports.base import Transport
-from fastboop.transports.tcp import open_tcp
-from fastboop.transports.udp import open_udp
+from fastboop.sim.server import KEEP_BOOTS, MAX_UDP_PEERS
+from tests.support.simulators import connect, served
 
 pytestmark = pytest.mark.anyio
 
@@ -41,22 +39,6 @@ def traced() -> Iterator[list[int]]:
         tracemalloc.stop()
 
 
-@asynccontextmanager
-async def service_on(protocol: str) -> AsyncIterator[tuple[SimService, int]]:
-    service = SimService(FAJITA)
-    async with anyio.create_task_group() as group:
-        serve = service.serve_tcp if protocol == "tcp" else service.serve_udp
-        port = await group.start(serve, "127.0.0.1", 0)
-        yield service, port
-        group.cancel_scope.cancel()
-
-
-async def connect(protocol: str, port: int) -> Transport:
-    if protocol == "tcp":
-        return await open_tcp("127.0.0.1", port)
-    return await open_udp("127.0.0.1", port, retry_interval=0.05, retry_budget=10)
-
-
 @pytest.mark.parametrize(
     ("protocol", "uploads", "size"),
     [("tcp", 40, 1 << 20), ("udp", MAX_UDP_PEERS + 8, 256 << 10)],
@@ -65,11 +47,11 @@ async def test_many_uploads_keep_only_the_last_few_boots(
     protocol: str, uploads: int, size: int
 ) -> None:
     images: list[bytes] = []
-    async with service_on(protocol) as (service, port):
+    async with served(FAJITA, protocol) as (service, port):
         with traced() as growth:
             for n in range(uploads):
                 image = os.urandom(size)
-                transport = await connect(protocol, port)
+                transport = await connect(protocol, port, retry_budget=10)
                 try:
                     client = FastbootClient(transport, timeout=10)
                     await client.download(image)

@@ -8,31 +8,18 @@ so it runs while the event loop spins) talks to ``serve_udp`` with a
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from functools import partial
 
 import anyio
 import anyio.to_thread
 import pytest
 
-from fastboop.sim import load_model
-from fastboop.sim.server import SimService
 from fastboop.transports.busypoll import BusyPoll
 from fastboop.transports.udp_link import UdpLink, open_udp_link
+from tests.support.simulators import served
 
 pytestmark = pytest.mark.anyio
 
 LIMIT = 60  # seconds; a bound for a loaded machine, never asserted on
-
-
-@asynccontextmanager
-async def serving(poll: BusyPoll) -> AsyncIterator[tuple[SimService, int]]:
-    service = SimService(load_model("google-sargo"))
-    async with anyio.create_task_group() as group:
-        port = await group.start(partial(service.serve_udp, busy_poll=poll), "127.0.0.1", 0)
-        yield service, port
-        group.cancel_scope.cancel()
 
 
 def getvar(link: UdpLink, name: str) -> bytes:
@@ -55,7 +42,7 @@ async def test_a_client_slower_than_the_window_is_answered_after_the_spin_ends()
         return answers
 
     with anyio.fail_after(LIMIT):
-        async with serving(poll) as (service, port):
+        async with served("google-sargo", "udp", busy_poll=poll) as (service, port):
             answers = await anyio.to_thread.run_sync(slow_client, port)
     assert answers == [b"OKAYsargo"] * 4
     assert poll.misses >= 1
@@ -79,7 +66,7 @@ async def test_a_download_streamed_within_the_window_is_caught_by_the_spin() -> 
         link.close()
 
     with anyio.fail_after(LIMIT):
-        async with serving(poll) as (service, port):
+        async with served("google-sargo", "udp", busy_poll=poll) as (service, port):
             await anyio.to_thread.run_sync(fast_client, port)
     assert service.booted_images == [image]
     assert poll.hits > len(image) // 1400 // 2

@@ -1,7 +1,11 @@
-"""`fastboop sim` processes over fastboot TCP (or UDP), for tests of the command line.
+"""Simulated phones over fastboot TCP (or UDP) on 127.0.0.1, for tests.
 
-Each simulator is a real process speaking the real wire format; ``--save-boot`` keeps every
-image it was asked to boot, so a test can check what a command uploaded, and to whom.
+:func:`served` runs a :class:`~fastboop.sim.server.SimService` in the test's own event
+loop (the one way tests serve it in-process), and :func:`connect` opens our async
+client's transport to it. :func:`simulators` starts ``fastboop sim`` processes instead,
+for tests of the command line: each is a real process speaking the real wire format;
+``--save-boot`` keeps every image it was asked to boot, so a test can check what a
+command uploaded, and to whom.
 """
 
 from __future__ import annotations
@@ -10,9 +14,43 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from functools import partial
 from pathlib import Path
+from typing import Any
+
+import anyio
+
+from fastboop.sim.model import BootloaderModel, load_model
+from fastboop.sim.server import SimService
+from fastboop.transports.tcp import TcpTransport, open_tcp
+from fastboop.transports.udp import RETRY_BUDGET, UdpTransport, open_udp
+
+
+@asynccontextmanager
+async def served(
+    model: str | BootloaderModel, protocol: str = "tcp", **serve_options: Any
+) -> AsyncIterator[tuple[SimService, int]]:
+    """A :class:`SimService` for ``model`` (a name or a model) listening on a free
+    127.0.0.1 port over ``protocol``; yields it and the port, and stops it on exit.
+    ``serve_options`` go to ``serve_tcp``/``serve_udp`` (e.g. ``busy_poll``)."""
+    service = SimService(load_model(model) if isinstance(model, str) else model)
+    serve = service.serve_tcp if protocol == "tcp" else service.serve_udp
+    async with anyio.create_task_group() as group:
+        port = await group.start(partial(serve, **serve_options), "127.0.0.1", 0)
+        yield service, port
+        group.cancel_scope.cancel()
+
+
+async def connect(
+    protocol: str, port: int, *, retry_budget: float = RETRY_BUDGET
+) -> TcpTransport | UdpTransport:
+    """Our async transport to a simulator on 127.0.0.1:``port``. UDP retransmits every
+    50 ms, not every 0.5 s, so a test's short ``retry_budget`` still holds several tries."""
+    if protocol == "tcp":
+        return await open_tcp("127.0.0.1", port)
+    return await open_udp("127.0.0.1", port, retry_interval=0.05, retry_budget=retry_budget)
 
 
 def free_port() -> int:

@@ -22,11 +22,11 @@ from fastboop.fastboot import FastbootClient, tcp_wire, udp_wire
 from fastboop.fastboot.gate import FastbootRefused
 from fastboop.fastboot.payload import Payload
 from fastboop.sim import SimulatedBootloader, load_model
-from fastboop.sim.server import SimService
 from fastboop.sim.transport import SimTransport
 from fastboop.transports import sockio
-from fastboop.transports.tcp import TcpTransport, open_tcp
-from fastboop.transports.udp import UdpTransport, open_udp
+from fastboop.transports.tcp import open_tcp
+from fastboop.transports.udp import open_udp
+from tests.support.simulators import connect, served
 
 pytestmark = pytest.mark.anyio
 
@@ -41,16 +41,6 @@ def image_file(tmp_path: Path) -> Path:
     return path
 
 
-@asynccontextmanager
-async def service(protocol: str) -> AsyncIterator[tuple[SimService, int]]:
-    sim = SimService(FAJITA)
-    async with anyio.create_task_group() as group:
-        serve = sim.serve_tcp if protocol == "tcp" else sim.serve_udp
-        port = await group.start(serve, "127.0.0.1", 0)
-        yield sim, port
-        group.cancel_scope.cancel()
-
-
 @pytest.mark.parametrize("protocol", ["tcp", "udp"])
 @pytest.mark.parametrize("source", ["bytes", "bytearray", "file"])
 async def test_download_and_boot_deliver_the_exact_bytes(
@@ -59,11 +49,8 @@ async def test_download_and_boot_deliver_the_exact_bytes(
     expected = image_file.read_bytes()
     marks: list[tuple[int, int]] = []
     with anyio.fail_after(60):
-        async with service(protocol) as (sim, port):
-            if protocol == "tcp":
-                transport = await open_tcp("127.0.0.1", port)
-            else:
-                transport = await open_udp("127.0.0.1", port, retry_interval=0.05)
+        async with served(FAJITA, protocol) as (sim, port):
+            transport = await connect(protocol, port)
             client = FastbootClient(transport)
             with image_file.open("rb") as file:
                 data = {"bytes": expected, "bytearray": bytearray(expected), "file": file}
@@ -142,12 +129,8 @@ async def final(transport: object) -> bytes:
 async def test_the_gate_counts_data_sent_in_one_go(protocol: str) -> None:
     """send_data outside an accepted data phase, or past it, reaches no socket."""
     with anyio.fail_after(30):
-        async with service(protocol) as (sim, port):
-            transport: TcpTransport | UdpTransport
-            if protocol == "tcp":
-                transport = await open_tcp("127.0.0.1", port)
-            else:
-                transport = await open_udp("127.0.0.1", port, retry_interval=0.05)
+        async with served(FAJITA, protocol) as (sim, port):
+            transport = await connect(protocol, port)
             with pytest.raises(FastbootRefused):
                 await transport.send_data(Payload.of(bytes(MIB)), timeout=5, on_sent=print)
             await transport.send(b"download:00000010", timeout=5)

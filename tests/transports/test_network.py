@@ -21,31 +21,15 @@ from fastboop.fastboot import (
     FastbootTimeout,
     FastbootTransportError,
 )
-from fastboop.sim import BootloaderModel, CommandBehaviour, load_model
-from fastboop.sim.server import SimService
-from fastboop.transports.base import Transport, TransportError, transport_factory
+from fastboop.sim import CommandBehaviour, load_model
+from fastboop.transports.base import TransportError, transport_factory
 from fastboop.transports.tcp import TcpTransport, open_tcp
 from fastboop.transports.udp import UdpTransport, open_udp
+from tests.support.simulators import connect, served
 
 pytestmark = pytest.mark.anyio
 
 LIMIT = 30  # seconds; generous bound for a loaded 2-core machine, never asserted on
-
-
-@asynccontextmanager
-async def serving(model: BootloaderModel, protocol: str) -> AsyncIterator[tuple[SimService, int]]:
-    service = SimService(model)
-    async with anyio.create_task_group() as group:
-        serve = service.serve_tcp if protocol == "tcp" else service.serve_udp
-        port = await group.start(serve, "127.0.0.1", 0)
-        yield service, port
-        group.cancel_scope.cancel()
-
-
-async def connect(protocol: str, port: int, *, retry_budget: float = 60.0) -> Transport:
-    if protocol == "tcp":
-        return await open_tcp("127.0.0.1", port)
-    return await open_udp("127.0.0.1", port, retry_interval=0.05, retry_budget=retry_budget)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +51,7 @@ async def aosp_fastboot(target: str, *args: str) -> subprocess.CompletedProcess[
 async def test_aosp_fastboot_getvar_product(protocol: str, model_name: str) -> None:
     model = load_model(model_name)
     with anyio.fail_after(LIMIT):
-        async with serving(model, protocol) as (service, port):
+        async with served(model, protocol) as (service, port):
             result = await aosp_fastboot(f"{protocol}:127.0.0.1:{port}", "getvar", "product")
     assert result.returncode == 0, result.stderr
     assert f"product: {model.getvar['product']}" in result.stderr.decode()
@@ -78,7 +62,7 @@ async def test_aosp_fastboot_getvar_product(protocol: str, model_name: str) -> N
 async def test_aosp_fastboot_boot_delivers_exact_bytes(protocol: str, boot_img: Path) -> None:
     model = load_model("arrow-db410c")  # INFO chatter on boot, which AOSP prints
     with anyio.fail_after(LIMIT):
-        async with serving(model, protocol) as (service, port):
+        async with served(model, protocol) as (service, port):
             result = await aosp_fastboot(f"{protocol}:127.0.0.1:{port}", "boot", str(boot_img))
     assert result.returncode == 0, result.stderr
     assert "(bootloader) booting from RAM" in result.stderr.decode()
@@ -93,7 +77,7 @@ async def test_our_client_probe_download_boot(protocol: str) -> None:
     image = b"ANDROID!" + bytes(range(256)) * 5000  # > 1 MiB: two chunks, many UDP packets
     infos: list[str] = []
     with anyio.fail_after(LIMIT):
-        async with serving(model, protocol) as (service, port):
+        async with served(model, protocol) as (service, port):
             transport = await connect(protocol, port)
             client = FastbootClient(transport, on_info=lambda r: infos.append(r.text))
             assert await client.getvar("product") == "sdm845"
@@ -111,7 +95,7 @@ async def test_our_client_probe_download_boot(protocol: str) -> None:
 async def test_unplug_mid_transfer(protocol: str) -> None:
     model = msgspec.structs.replace(load_model("google-sargo"), unplug_after_bytes=5000)
     with anyio.fail_after(LIMIT):
-        async with serving(model, protocol) as (service, port):
+        async with served(model, protocol) as (service, port):
             transport = await connect(protocol, port, retry_budget=0.5)
             client = FastbootClient(transport, timeout=0.5)
             with pytest.raises((FastbootTransportError, FastbootTimeout)):
@@ -127,7 +111,7 @@ async def test_silent_bootloader_times_out(protocol: str) -> None:
         load_model("google-sargo"), behaviour={"getvar:product": CommandBehaviour(silent=True)}
     )
     with anyio.fail_after(LIMIT):
-        async with serving(model, protocol) as (_, port):
+        async with served(model, protocol) as (_, port):
             transport = await connect(protocol, port, retry_budget=0.3)
             with pytest.raises(FastbootTimeout):
                 await FastbootClient(transport, timeout=0.3).getvar("product")
@@ -137,7 +121,7 @@ async def test_silent_bootloader_times_out(protocol: str) -> None:
 @pytest.mark.parametrize(("name", "cls"), [("tcp", TcpTransport), ("udp", UdpTransport)])
 async def test_registry_factories_connect_lazily(name: str, cls: type) -> None:
     with anyio.fail_after(LIMIT):
-        async with serving(load_model("google-sargo"), name) as (_, port):
+        async with served(load_model("google-sargo"), name) as (_, port):
             transport = transport_factory(name)("127.0.0.1", port)
             assert isinstance(transport, cls)
             assert transport.address.location == f"127.0.0.1:{port}"
@@ -154,7 +138,7 @@ async def test_a_closed_transport_is_never_connected_again(
     failure ("transport is closed") is the one check, used or not before it closed."""
     with anyio.fail_after(LIMIT):
         protocol = "tcp" if cls is TcpTransport else "udp"
-        async with serving(load_model("google-sargo"), protocol) as (service, port):
+        async with served(load_model("google-sargo"), protocol) as (service, port):
             used = cls("127.0.0.1", port)
             assert await FastbootClient(used).getvar("product") == "sargo"
             unused = cls("127.0.0.1", port)
@@ -242,7 +226,7 @@ async def test_udp_survives_packet_loss_both_ways() -> None:
 
     with anyio.fail_after(LIMIT):
         async with (
-            serving(model, "udp") as (service, server_port),
+            served(model, "udp") as (service, server_port),
             udp_relay(server_port, up=every_third_dropped("up"),
                       down=every_third_dropped("down")) as relay_port,
         ):
@@ -265,7 +249,7 @@ async def test_a_udp_download_to_a_device_gone_mute_can_be_cancelled() -> None:
     model = load_model("google-sargo")
     with anyio.fail_after(LIMIT):
         async with (
-            serving(model, "udp") as (_, server_port),
+            served(model, "udp") as (_, server_port),
             # after 199 datagrams from the client, the device hears nothing more
             udp_relay(server_port, up=lambda n: n < 200) as relay_port,
         ):
@@ -287,7 +271,7 @@ async def test_simulator_refuses_what_aosp_fastboot_would_change(boot_img: Path)
         ["set_active", "b"],
     ]
     with anyio.fail_after(LIMIT):
-        async with serving(load_model("google-sargo"), "tcp") as (service, port):
+        async with served(load_model("google-sargo"), "tcp") as (service, port):
             for args in attempts:
                 result = await aosp_fastboot(f"tcp:127.0.0.1:{port}", *args)
                 assert result.returncode != 0
@@ -300,7 +284,7 @@ async def test_simulator_refuses_what_aosp_fastboot_would_change(boot_img: Path)
 async def test_aosp_getvar_all_lists_the_model() -> None:
     model = load_model("samsung-gt510")
     with anyio.fail_after(LIMIT):
-        async with serving(model, "udp") as (_, port):
+        async with served(model, "udp") as (_, port):
             result = await aosp_fastboot(f"udp:127.0.0.1:{port}", "getvar", "all")
     assert result.returncode == 0, result.stderr
     listing = result.stderr.decode()

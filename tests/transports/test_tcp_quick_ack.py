@@ -10,8 +10,6 @@ followed by the quick ACK, and that the helper really sets the socket option.
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
@@ -19,11 +17,10 @@ import pytest
 
 from fastboop.fastboot.blocking import BlockingFastbootClient
 from fastboop.fastboot.client import FastbootClient
-from fastboop.sim import load_model
-from fastboop.sim.server import SimService
 from fastboop.transports import tcp, tcp_link
 from fastboop.transports.tcp import open_tcp
 from fastboop.transports.tcp_link import open_tcp_link, quick_ack
+from tests.support.simulators import served
 
 pytestmark = pytest.mark.anyio
 
@@ -35,14 +32,6 @@ def test_quick_ack_sets_the_option_on_a_live_connection() -> None:
         with client, server:
             quick_ack(client)
             assert client.getsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK) == 1
-
-
-@asynccontextmanager
-async def sim_port() -> AsyncIterator[int]:
-    service = SimService(load_model("oneplus-fajita"))
-    async with anyio.create_task_group() as group:
-        yield await group.start(service.serve_tcp, "127.0.0.1", 0)
-        group.cancel_scope.cancel()
 
 
 def spy(monkeypatch: pytest.MonkeyPatch, module: Any) -> list[object]:
@@ -61,7 +50,7 @@ async def test_every_read_of_the_blocking_link_acks_at_once(
 ) -> None:
     calls = spy(monkeypatch, tcp_link)
     with anyio.fail_after(30):
-        async with sim_port() as port:
+        async with served("oneplus-fajita") as (_, port):
             link = await anyio.to_thread.run_sync(open_tcp_link, "127.0.0.1", port)
             client = BlockingFastbootClient(link, timeout=5)
             await anyio.to_thread.run_sync(lambda: client.download(bytes(1024)))
@@ -75,7 +64,7 @@ async def test_every_read_of_the_async_transport_acks_at_once(
 ) -> None:
     calls = spy(monkeypatch, tcp)
     with anyio.fail_after(30):
-        async with sim_port() as port:
+        async with served("oneplus-fajita") as (_, port):
             transport = await open_tcp("127.0.0.1", port)
             await FastbootClient(transport, timeout=5).download(bytes(1024))
             await transport.aclose()

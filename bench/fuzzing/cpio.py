@@ -23,9 +23,10 @@ from pathlib import Path
 
 import zstandard
 from bench.fuzzing._mutate import boundary_int, mutate
+from tests.stage0.test_cpio_hostile import entry_offsets
 
 from fastboop.errors import FastboopError
-from fastboop.stage0.cpio import HEADER_SIZE, CpioEntry, CpioWriter, compress, parse_archive
+from fastboop.stage0.cpio import CpioEntry, CpioWriter, compress, parse_archive
 
 NAME = "cpio"
 DESCRIPTION = "newc cpio archives (plain, gzip, zstd, xz, lz4): headers, names, data, trailer"
@@ -94,17 +95,6 @@ def _seeds() -> tuple[bytes, ...]:
     return (*(_archive(rng) for _ in range(4)), _gnu_cpio())
 
 
-def _headers(archive: bytes) -> list[int]:
-    out, pos = [], 0
-    while archive[pos : pos + 6] == b"070701":
-        out.append(pos)
-        namesize = int(archive[pos + 94 : pos + 102], 16)
-        size = int(archive[pos + 54 : pos + 62], 16)
-        start = pos + HEADER_SIZE + namesize
-        pos = start + (-start % 4) + size + (-size % 4)
-    return out
-
-
 def generate(rng: random.Random) -> bytes:
     seed = rng.choice(_seeds())
     kind = rng.choices([n for n, _ in _CLASSES], [w for _, w in _CLASSES])[0]
@@ -112,7 +102,7 @@ def generate(rng: random.Random) -> bytes:
         return mutate(rng, seed)
     if kind == "field":
         out = bytearray(seed)
-        at = rng.choice(_headers(seed)) + 6 + 8 * rng.randrange(13)
+        at = rng.choice(entry_offsets(seed)) + 6 + 8 * rng.randrange(13)
         token = rng.choice(_TOKENS) if rng.random() < 0.5 else b"%08x" % (
             boundary_int(rng) % (1 << 32))  # fmt: skip
         out[at : at + 8] = token

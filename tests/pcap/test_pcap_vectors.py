@@ -29,6 +29,16 @@ def test_file_header_matches_the_spec() -> None:
     )
 
 
+GETVAR = UsbTransfer(  # replay.md §6's example; its records are GETVAR_SUBMIT, GETVAR_COMPLETE
+    kind="bulk",
+    endpoint=0x01,
+    length=14,
+    data=b"getvar:product",
+    submit_ns=T0,
+    complete_ns=T0 + 120_000,
+)
+
+
 GETVAR_SUBMIT = (
     hexbytes("""
     00 f1 53 65 00 00 00 00 4e 00 00 00 4e 00 00 00
@@ -57,15 +67,7 @@ IDENT_SUBMIT_USBMON = hexbytes("""
 
 
 def test_bulk_out_getvar_product() -> None:
-    transfer = UsbTransfer(
-        kind="bulk",
-        endpoint=0x01,
-        length=14,
-        data=b"getvar:product",
-        submit_ns=T0,
-        complete_ns=T0 + 120_000,
-    )
-    submit, complete = transfer_records(transfer, 1, bus=1, device=5)
+    submit, complete = transfer_records(GETVAR, 1, bus=1, device=5)
     assert encode_record(submit) == GETVAR_SUBMIT
     assert encode_record(complete) == GETVAR_COMPLETE
 
@@ -126,15 +128,7 @@ def test_snaplen_cuts_data_but_keeps_the_true_length() -> None:
 
 
 def test_round_trip_through_the_reader() -> None:
-    transfer = UsbTransfer(
-        kind="bulk",
-        endpoint=0x01,
-        length=14,
-        data=b"getvar:product",
-        submit_ns=T0,
-        complete_ns=T0 + 120_000,
-    )
-    records = transfer_records(transfer, 1)
+    records = transfer_records(GETVAR, 1)
     data = file_header() + b"".join(encode_record(r) for r in records)
     _, parsed = read_pcap(data)
     assert [p.event for p in parsed] == ["S", "C"]

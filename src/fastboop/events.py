@@ -96,14 +96,23 @@ class ProfileMismatch(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class SessionStarted(Event, frozen=True, tag="session_started"):
+    """The first event of every session: ``config`` is what the machine decides by
+    besides events, so a replay starts from the same place."""
+
     config: SessionConfig
 
 
 class CancelRequested(Event, frozen=True, tag="cancel_requested"):
+    """Someone asked the session to stop (Ctrl-C, the UI, an embedding app):
+    every active state takes it and winds down cleanly."""
+
     reason: str = "cancelled by user"
 
 
 class TimerFired(Event, frozen=True, tag="timer_fired"):
+    """A timer the machine started ran out; ``timer_id`` tells a stale firing, of a
+    timer since cancelled or restarted under the same ``name``, apart."""
+
     name: str
     timer_id: int
 
@@ -112,14 +121,22 @@ class TimerFired(Event, frozen=True, tag="timer_fired"):
 
 
 class DeviceArrived(Event, frozen=True, tag="device_arrived"):
+    """A device in fastboot mode appeared on a watched bus or address."""
+
     device: DeviceAddress
 
 
 class DeviceLeft(Event, frozen=True, tag="device_left"):
+    """A device seen before is gone from the bus (unplugged, or rebooted)."""
+
     device: DeviceAddress
 
 
 class GetvarAnswered(Event, frozen=True, tag="getvar_answered"):
+    """One probe getvar's answer: ``value`` on OKAY, ``failure`` (the device's
+    message) on FAIL. An observation: journaled for replay and ``detect``, never a
+    transition."""
+
     OBSERVATION: ClassVar[bool] = True
     name: str
     value: str | None = None
@@ -155,6 +172,8 @@ class BuildFinished(Event, frozen=True, tag="build_finished"):
 
 
 class BuildFailed(Event, frozen=True, tag="build_failed"):
+    """The boot image could not be built; ``message`` says what was wrong and where."""
+
     message: str
 
 
@@ -162,6 +181,8 @@ class BuildFailed(Event, frozen=True, tag="build_failed"):
 
 
 class TransferProgress(Event, frozen=True, tag="transfer_progress"):
+    """Bytes of the upload sent so far, of ``total`` (an observation, for progress bars)."""
+
     OBSERVATION: ClassVar[bool] = True
     sent: int
     total: int
@@ -190,19 +211,28 @@ class FastbootLimitHit(Event, frozen=True, tag="fastboot_limit_hit"):
 
 
 class UploadAccepted(Event, frozen=True, tag="upload_accepted"):
+    """The bootloader took the whole ``download`` of ``size`` bytes."""
+
     size: int
 
 
 class UploadFailed(Event, frozen=True, tag="upload_failed"):
+    """The ``download`` did not complete; ``kind`` lets the machine tell a retryable
+    timeout from a refusal."""
+
     kind: str  # fastboot error kind: bad_argument, transport, timeout, protocol, device_fail
     message: str
 
 
 class BootAccepted(Event, frozen=True, tag="boot_accepted"):
+    """The bootloader answered OKAY to ``boot``: the kernel is starting from RAM."""
+
     pass
 
 
 class BootFailed(Event, frozen=True, tag="boot_failed"):
+    """The bootloader refused ``boot`` or the command failed; ``kind`` as in UploadFailed."""
+
     kind: str
     message: str
 
@@ -211,15 +241,23 @@ class BootFailed(Event, frozen=True, tag="boot_failed"):
 
 
 class GadgetFound(Event, frozen=True, tag="gadget_found"):
+    """The booted phone's smoo gadget is on the bus and claimed: serving starts."""
+
     device: DeviceAddress
     session_id: int = 0
 
 
 class GadgetLost(Event, frozen=True, tag="gadget_lost"):
+    """The gadget went away while serving without shutting down (a cable, a reset):
+    the machine waits for it to come back."""
+
     reason: str
 
 
 class ServeStats(Event, frozen=True, tag="serve_stats"):
+    """The smoo host's counters so far for this serve (I/Os, bytes the phone read and
+    wrote, requests in flight): an observation, for progress lines and the UI."""
+
     OBSERVATION: ClassVar[bool] = True
     ios: int
     bytes_read: int
@@ -248,10 +286,16 @@ class ConsoleOutput(Event, frozen=True, tag="console_output"):
 
 
 class ServeEnded(Event, frozen=True, tag="serve_ended"):
+    """Serving is over as it should be (the phone shut the gadget down, or the serve
+    time ran out)."""
+
     reason: str
 
 
 class ServeFailed(Event, frozen=True, tag="serve_failed"):
+    """Serving could not go on (the rootfs could not be opened, the smoo session
+    failed): the session fails with ``message``."""
+
     message: str
 
 

@@ -19,6 +19,10 @@ from fastboop.transports.base import DeviceAddress
 
 
 class Effect(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    """Base of every effect: work the machine asks the runtime to do, as data, so the
+    machine stays pure and a replay can compare what it asks for. ``VERSION`` is the
+    schema version of the concrete type."""
+
     VERSION: ClassVar[int] = 1
 
 
@@ -92,6 +96,8 @@ class StartTimer(Effect, frozen=True, tag="start_timer"):
 
 
 class CancelTimer(Effect, frozen=True, tag="cancel_timer"):
+    """Disarm the timer ``name``; a firing already on its way is then stale (its id)."""
+
     name: str
     timer_id: int
 

@@ -49,6 +49,10 @@ ShortText = Annotated[str, msgspec.Meta(max_length=200)]
 
 
 class JournalHeader(msgspec.Struct, frozen=True, kw_only=True):
+    """The first frame of every journal: who wrote it (fastboop and machine versions,
+    the machine's definition hash), each record type's schema version for upcasting, and
+    digests of the inputs, so a replay can say what it is replaying."""
+
     format_version: Annotated[int, msgspec.Meta(ge=1, lt=_U32_LIMIT)]
     fastboop_version: ShortText
     machine_version: Version
@@ -122,6 +126,9 @@ VERSIONED_RECORD_TYPES: Final = (SmooTraffic,)
 
 
 class Record(msgspec.Struct, frozen=True, array_like=True):
+    """One journal entry: its sequence number, when (ns since the session's start), and
+    the event, effect, wire packet or other body. ``array_like``: a frame stays small."""
+
     seq: Annotated[int, msgspec.Meta(ge=0)]
     t_ns: Annotated[int, msgspec.Meta(ge=0, le=_I64_MAX)]  # a monotonic_ns difference
     body: Body

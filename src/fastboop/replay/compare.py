@@ -21,6 +21,8 @@ __all__ = ["Difference", "earliest", "event_difference", "transcript_difference"
 
 
 class Difference(msgspec.Struct, frozen=True):
+    """The first place a re-run departs from the recording: where, and both sides as text."""
+
     seq: int | None  # None: past the end of what was recorded
     expected: str
     actual: str

@@ -31,6 +31,8 @@ CONTEXT_RECORDS = 5
 
 
 class Verdict(StrEnum):
+    """How a replay ended; anything but OK names what to look at first."""
+
     OK = "ok"
     INVALID_HISTORY = "invalid_history"  # the journal itself is unreadable or inconsistent
     NONDETERMINISM = "nondeterminism"  # the machine now does something else
@@ -38,6 +40,9 @@ class Verdict(StrEnum):
 
 
 class ReplayReport(msgspec.Struct, kw_only=True):
+    """What a replay found: the verdict, and at the first divergence the record, what was
+    recorded and what the re-run did, with the records around it as context."""
+
     verdict: Verdict
     journal: str
     events: int

@@ -20,6 +20,10 @@ class Outcome(enum.Enum):
 
 
 class Connected(msgspec.Struct, frozen=True, tag=True, kw_only=True):
+    """The handshake is done (IDENT, CONFIG_EXPORTS, STATUS): serving starts.
+    ``session_id`` is fixed for the life of the gadget process (smoo.md §8.2), so every
+    heartbeat checks STATUS against it."""
+
     session_id: int
     export_count: int
     version: tuple[int, int]
@@ -40,25 +44,38 @@ class HeartbeatStatus(msgspec.Struct, frozen=True, tag=True, kw_only=True):
 
 
 class HeartbeatMiss(msgspec.Struct, frozen=True, tag=True, kw_only=True):
+    """A heartbeat STATUS failed; ``missed`` in a row so far, of the ``budget`` that
+    ends the session as TRANSPORT_LOST (smoo.md §7.1): one miss is not a lost link."""
+
     error: str
     missed: int
     budget: int
 
 
 class HeartbeatRecovered(msgspec.Struct, frozen=True, tag=True, kw_only=True):
+    """A heartbeat answered again after ``missed`` misses; the count starts over."""
+
     missed: int
 
 
 class HeartbeatBudgetExhausted(msgspec.Struct, frozen=True, tag=True, kw_only=True):
+    """``budget`` heartbeats in a row failed: the session ends as TRANSPORT_LOST."""
+
     budget: int
 
 
 class SessionChanged(msgspec.Struct, frozen=True, tag=True, kw_only=True):
+    """STATUS names another session id than the handshake did: the gadget restarted
+    behind the link, so the host reconnects rather than serve a session it never set up."""
+
     previous: int
     current: int
 
 
 class SessionEnded(msgspec.Struct, frozen=True, tag=True, kw_only=True):
+    """One session is over; ``outcome`` decides how soon the host reconnects, ``error``
+    says why when it was not a clean shutdown."""
+
     outcome: Outcome
     error: str | None = None
 

@@ -1,9 +1,11 @@
 """A transcript-driven in-memory transport (the python-adb ``StubUsb`` pattern).
 
 The transport holds one ordered script of expected writes and canned reads. Each write
-must equal the next ``ExpectWrite``; each read returns the next ``Reply``. This is how the
-fastboot.md §10 transcripts run as tests, and how a journal's recorded bytes can be served
-back during replay. Anything off-script raises :class:`ScriptMismatch`, a transport error,
+must equal the next ``ExpectWrite``; each read returns the next ``Reply``; ``Stall`` and
+``Unplug`` inject the faults a real link has. This is how the fastboot.md §10 transcripts
+and the client's failure paths run as tests. (A journal's recorded bytes are served back
+by :mod:`fastboop.transports.replay`, which checks them against the journal's records
+instead.) Anything off-script raises :class:`ScriptMismatch`, a transport error,
 so the client under test sees a real failure rather than a silent pass. Like every
 fastboot transport it refuses mutating commands at the wire (the never-flash gate).
 """

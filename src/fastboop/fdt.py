@@ -17,6 +17,7 @@ from fastboop.values import Value
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~3 ms
 if TYPE_CHECKING:
+    from mmap import mmap
     from typing import Final, Optional
 
 FDT_MAGIC = 0xD00DFEED
@@ -137,7 +138,7 @@ def fdt_total_size(data: bytes) -> int:
     return total
 
 
-def find_appended_dtb(data: bytes, start: int = 0) -> int | None:
+def find_appended_dtb(data: bytes | mmap, start: int = 0) -> int | None:
     """Offset of a DTB that ends exactly at the end of ``data`` (an appended DTB), if any.
 
     Only offsets from ``start`` on are searched: a caller that knows where the bytes

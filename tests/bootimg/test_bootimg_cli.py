@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -66,6 +68,54 @@ def test_build_v2_with_real_kernel_and_dtb(
     assert image.dtb == sdm845_dtb_path.read_bytes() and image.dtb_addr == 0x01F00000
     assert image.full_cmdline == CMDLINE.encode()
     assert unwrap_kernel(image.kernel)[1] == arm64_image
+
+
+def test_kernel_and_ramdisk_from_pipes_build_the_same_image_as_from_files(
+    tmp_path: Path, kernel_path: Path, arm64_image: bytes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Files are mapped, not read; what cannot be mapped (``--kernel <(zcat ...)``, a
+    FIFO) is read as before, into the same image."""
+    ramdisk = b"070701" + os.urandom(5000)
+    (tmp_path / "initrd").write_bytes(ramdisk)
+    layout = ["--header-version", "2", "--page-size", "2048", "--kernel-encoding", "image"]
+    code, _, err = run(["build", "--kernel", str(kernel_path), "--initrd",
+                        str(tmp_path / "initrd"), *layout, "-o", str(tmp_path / "file.img")],
+                       capsys)  # fmt: skip
+    assert (code, err) == (0, "")
+    pipes = {"kernel": arm64_image, "initrd": ramdisk}
+    for name in pipes:
+        os.mkfifo(tmp_path / f"{name}.fifo")
+
+    def feed(name: str) -> None:
+        (tmp_path / f"{name}.fifo").write_bytes(pipes[name])
+
+    feeders = [threading.Thread(target=feed, args=(name,)) for name in pipes]
+    for feeder in feeders:
+        feeder.start()
+    code, _, err = run(["build", "--kernel", str(tmp_path / "kernel.fifo"), "--initrd",
+                        str(tmp_path / "initrd.fifo"), *layout, "-o",
+                        str(tmp_path / "pipe.img")], capsys)  # fmt: skip
+    for feeder in feeders:
+        feeder.join()
+    assert (code, err) == (0, "")
+    built = (tmp_path / "pipe.img").read_bytes()
+    assert built == (tmp_path / "file.img").read_bytes()
+    image = parse_boot_image(built)
+    assert (image.kernel, image.ramdisk) == (arm64_image, ramdisk)
+
+
+def test_output_over_an_input_is_refused(
+    tmp_path: Path, kernel_path: Path, arm64_image: bytes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "initrd").write_bytes(b"070701" + bytes(200))
+    layout = ["--header-version", "2", "--page-size", "4096", "--kernel-encoding", "image"]
+    for what, path in (("kernel", kernel_path), ("initrd", tmp_path / "initrd")):
+        code, out, err = run(["build", "--kernel", str(kernel_path), "--initrd",
+                              str(tmp_path / "initrd"), *layout, "-o", str(path)],
+                             capsys)  # fmt: skip
+        assert code == 2 and out == ""
+        assert f"the output {path} is the {what} file" in err, err
+    assert kernel_path.read_bytes() == arm64_image  # untouched
 
 
 OVERLAY_DTS = """/dts-v1/;

@@ -42,7 +42,8 @@ TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~3 ms
 if TYPE_CHECKING:
     from typing import BinaryIO
 
-Buffer = bytes | bytearray | memoryview
+    from fastboop.bootimg.header import Buffer
+    from fastboop.bootimg.kernel import Blob
 
 U32_MAX = 0xFFFFFFFF
 U64_MAX = 0xFFFFFFFFFFFFFFFF
@@ -319,13 +320,13 @@ def assemble_boot_image(
 
 def plan_assembled_boot_image(
     layout: BootImageLayout,
-    kernel: bytes,
+    kernel: Blob,
     *,
-    ramdisk: bytes = b"",
+    ramdisk: Buffer = b"",
     dtb: bytes | None = None,
     cmdline: str | bytes = "",
     os_version: OsVersion | None = None,
-    unwrapped: tuple[KernelInfo, bytes] | None = None,
+    unwrapped: tuple[KernelInfo, Blob] | None = None,
 ) -> tuple[BootImagePlan, KernelInfo]:
     """:func:`assemble_boot_image` as a plan, with what the kernel section is.
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Sequence
+from mmap import mmap
 
 from fastboop.values import Value
 
@@ -229,7 +230,8 @@ def unpack_header(data: bytes) -> BootHeader:
     return h
 
 
-Buffer = bytes | bytearray | memoryview
+#: A section's bytes; ``bootimg build`` hands in its inputs as read-only file maps.
+Buffer = bytes | bytearray | memoryview | mmap
 
 
 def compute_id(
@@ -249,7 +251,7 @@ def compute_id(
     turn, as if joined.
     """
     sha = hashlib.sha1()
-    kernel_parts = [kernel] if isinstance(kernel, bytes | bytearray | memoryview) else kernel
+    kernel_parts = [kernel] if isinstance(kernel, Buffer) else kernel
     sections: list[Sequence[Buffer]] = [kernel_parts, [ramdisk], [second]]
     if version >= 1:
         sections.append([recovery_dtbo])

@@ -29,7 +29,13 @@ from fastboop.values import Value
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~3 ms
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from mmap import mmap
     from typing import Final
+
+    #: A kernel file's bytes, or a read-only map of the file: ``bootimg build`` maps its
+    #: inputs, and a raw Image is then checked, hashed and written without ever being
+    #: copied into fresh memory (wrapped kernels are copied out to bytes to be peeled).
+    Blob = bytes | mmap
 
 ARM64_MAGIC = b"ARM\x64"
 RISCV_MAGIC = b"RSC\x05"
@@ -89,7 +95,7 @@ class KernelInfo(Value):
         return self.layers[0]
 
 
-def classify_raw(data: bytes) -> tuple[str, str | None]:
+def classify_raw(data: Blob) -> tuple[str, str | None]:
     """(format, arch) of an uncompressed kernel, from its header alone (no decompression).
 
     Cheap enough to call on every build: an x86 ``bzimage`` is recognised by its boot
@@ -107,7 +113,7 @@ def classify_raw(data: bytes) -> tuple[str, str | None]:
     return "unknown", None
 
 
-def _bzimage_version(data: bytes) -> str | None:
+def _bzimage_version(data: Blob) -> str | None:
     (pointer,) = struct.unpack_from("<H", data, 0x20E)
     start = pointer + 0x200
     if not pointer or start >= len(data):
@@ -115,10 +121,11 @@ def _bzimage_version(data: bytes) -> str | None:
     return data[start : data.find(b"\0", start, start + 400)].decode("ascii", "replace") or None
 
 
-def _peel(data: bytes) -> tuple[str, bytes, bytes] | None:
-    """One wrapper off ``data``: (layer name, inner bytes, trailing bytes) or None if raw."""
-    if len(data) >= 64 and data[0x38:0x3C] in (ARM64_MAGIC, RISCV_MAGIC):
+def _peel(source: Blob) -> tuple[str, bytes, bytes] | None:
+    """One wrapper off ``source``: (layer name, inner bytes, trailing bytes) or None if raw."""
+    if len(source) >= 64 and source[0x38:0x3C] in (ARM64_MAGIC, RISCV_MAGIC):
         return None  # raw or EFI-stub Image: the PE header is part of the Image
+    data = bytes(source)  # no copy of bytes; a mapped file is read once, to be unwrapped
     if data[:3] == comp.GZIP_MAGIC:
         inner, used = comp.gzip_decompress(data)
         return "gzip", inner, data[used:]
@@ -252,17 +259,19 @@ def _is_kernel(data: bytes) -> bool:
     return data[:2] == b"MZ" or data[0x38:0x3C] == ARM64_MAGIC
 
 
-def unwrap_kernel(data: bytes) -> tuple[KernelInfo, bytes]:
+def unwrap_kernel(data: Blob) -> tuple[KernelInfo, Blob]:
     """Peel every wrapper off ``data``; return what it is and the bare kernel bytes.
 
     A DTB appended after the kernel (after the compressed stream, or after a raw Image)
-    is reported in :attr:`KernelInfo.appended_dtb_size` and left out of the result.
+    is reported in :attr:`KernelInfo.appended_dtb_size` and left out of the result. A
+    raw Image comes back as it was given (a mapped file stays mapped) unless a DTB had
+    to be cut off it.
     """
-    if not data:
+    if not len(data):
         raise KernelFormatError("kernel file is empty")
     layers: list[str] = []
     trailing = b""
-    current = bytes(data)
+    current: Blob = bytes(data) if isinstance(data, bytearray | memoryview) else data
     for _ in range(MAX_LAYERS + 1):
         peeled = _peel(current)
         if peeled is None:
@@ -307,7 +316,7 @@ def unwrap_kernel(data: bytes) -> tuple[KernelInfo, bytes]:
     )
 
 
-def _pe_end(image: bytes) -> int:
+def _pe_end(image: Blob) -> int:
     """Where an EFI-stub Image's PE sections end (0 for a plain Image or a bad PE header).
 
     A DTB appended to the Image lies after them (at most an Authenticode signature sits
@@ -323,7 +332,7 @@ def _pe_end(image: bytes) -> int:
     return max((s.offset + s.size for s in sections), default=0)
 
 
-def _linux_version(image: bytes) -> str | None:
+def _linux_version(image: Blob) -> str | None:
     """The ``Linux version ...`` banner. ``bytes.find`` locates the literal start about
     twice as fast as a regex search would scan for it; the regex then only checks there."""
     pos = image.find(_BANNER)
@@ -335,18 +344,18 @@ def _linux_version(image: bytes) -> str | None:
     return None
 
 
-def detect_kernel(data: bytes) -> KernelInfo:
+def detect_kernel(data: Blob) -> KernelInfo:
     """Describe a kernel file (decompressing it if needed to find arch and version)."""
     return unwrap_kernel(data)[0]
 
 
-def _compress(raw: bytes, compression: str) -> bytes:
+def _compress(raw: Blob, compression: str) -> Blob:
     if compression == "gzip":
-        return comp.gzip_compress(raw)
+        return comp.gzip_compress(bytes(raw))
     if compression == "lz4":
-        return comp.lz4_legacy_compress(raw)
+        return comp.lz4_legacy_compress(bytes(raw))
     if compression == "zstd":
-        return comp.zstd_compress(raw)
+        return comp.zstd_compress(bytes(raw))
     return raw
 
 
@@ -359,20 +368,20 @@ def prepare_kernel(kernel: bytes, encoding: str, dtb: bytes | None, arch: str) -
     byte for byte. x86_64 kernels (bzImage) are passed through unchanged with ``image``.
     """
     parts, _ = prepare_kernel_parts(kernel, encoding, dtb, arch)
-    return parts[0] if len(parts) == 1 else b"".join(parts)
+    return bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
 
 
 _LAYER_OF = {"gzip": "gzip", "lz4": "lz4", "zstd": "zstd"}
 
 
 def prepare_kernel_parts(
-    kernel: bytes,
+    kernel: Blob,
     encoding: str,
     dtb: bytes | None,
     arch: str,
     *,
-    unwrapped: tuple[KernelInfo, bytes] | None = None,
-) -> tuple[tuple[bytes, ...], KernelInfo]:
+    unwrapped: tuple[KernelInfo, Blob] | None = None,
+) -> tuple[tuple[Blob, ...], KernelInfo]:
     """:func:`prepare_kernel` unjoined, with what the result is.
 
     The parts are the encoded kernel and, for ``+dtb``, the DTB: a boot image writer lays

@@ -15,6 +15,7 @@ from fastboop.values import Value
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~3 ms
 if TYPE_CHECKING:
+    from mmap import mmap
     from typing import Final
 
 PE_MACHINES = {
@@ -87,7 +88,7 @@ def parse_zboot(data: bytes) -> ZbootHeader:
     return ZbootHeader(offset, size, name)
 
 
-def parse_pe(data: bytes) -> PeImage:
+def parse_pe(data: bytes | mmap) -> PeImage:
     """Read the COFF header and section table; every section must lie inside the file."""
     if len(data) < 0x40 or data[:2] != b"MZ":
         raise KernelFormatError("not a PE file (no MZ header)")

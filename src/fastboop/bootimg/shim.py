@@ -38,6 +38,7 @@ def wrap_with_abl_exorcist(shim: bytes, kernel: bytes) -> bytes:
     if not shim:
         raise ShimError("abl-exorcist shim file is empty")
     info, raw = unwrap_kernel(kernel)
+    raw = bytes(raw)  # no copy: given bytes, unwrap_kernel hands back bytes
     if info.arch != "arm64" or info.layers[-1] != "image":
         raise ShimError("extracted kernel is not a raw arm64 Image")
     shim_size = _image_size(shim, "abl-exorcist shim")

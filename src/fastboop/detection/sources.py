@@ -44,6 +44,9 @@ def device_key(address: DeviceAddress) -> tuple[str, str]:
 
 
 class PollSource(Protocol):
+    """A device source as ``detect`` asks it: a snapshot of what is present now, not
+    the session's endless watch (see the module docstring)."""
+
     async def poll(self, skip: Collection[tuple[str, str]] = ()) -> list[Found]:
         """Devices present now, except those whose :func:`device_key` is in ``skip``."""
         ...
@@ -100,6 +103,8 @@ class NetworkPoll:
 
 
 class CombinedPoll:
+    """Several sources (the USB bus and network addresses, say) polled in turn."""
+
     def __init__(self, sources: Sequence[PollSource]):
         self.sources = list(sources)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import struct
 
-from fastboop.rootfs.crc32c import crc32c
+from fastboop.rootfs.crc32c import crc32c_short
 from fastboop.rootfs.errors import CorruptImageError, UnsupportedError
 from fastboop.values import Value
 
@@ -122,7 +122,7 @@ def verify_superblock_checksum(span: bytes) -> None:
     """CRC-32C (seed ``~0``, no final inversion) over :func:`checked_superblock_span`
     bytes with the checksum field zeroed, as the kernel's ``erofs_superblock_csum_verify``."""
     stored = int.from_bytes(span[4:8], "little")
-    computed = crc32c(0xFFFFFFFF, span[:4] + b"\0\0\0\0" + span[8:])
+    computed = crc32c_short(0xFFFFFFFF, span[:4] + b"\0\0\0\0" + span[8:])
     if stored != computed:
         raise CorruptImageError(
             f"erofs: superblock checksum {stored:#010x} does not match its bytes "

@@ -66,8 +66,6 @@ def test_bootimg_build_unwraps_and_hashes_once(
     and the build together) and the sections hashed once (the id)."""
     import hashlib
 
-    import fastboop.bootimg.header as header_module
-
     unwraps: list[int] = []
     hashes: list[int] = []
     real_unwrap, real_sha1 = kernel_module.unwrap_kernel, hashlib.sha1
@@ -84,7 +82,7 @@ def test_bootimg_build_unwraps_and_hashes_once(
 
     monkeypatch.setattr(bootimg_cli, "unwrap_kernel", counting_unwrap)
     monkeypatch.setattr(kernel_module, "unwrap_kernel", counting_unwrap)
-    monkeypatch.setattr(header_module.hashlib, "sha1", counting_sha1)
+    monkeypatch.setattr(hashlib, "sha1", counting_sha1)
     kernel = tmp_path / "Image"
     kernel.write_bytes(arm64_image())
     out = tmp_path / "boot.img"

@@ -7,7 +7,6 @@ builder's job, and checking that the sections really exist is the parser's.
 
 from __future__ import annotations
 
-import hashlib
 import struct
 from collections.abc import Sequence
 from mmap import mmap
@@ -250,6 +249,8 @@ def compute_id(
     ``kernel`` may be given in parts (a kernel and the DTB appended to it): hashed in
     turn, as if joined.
     """
+    import hashlib  # here: a v3/v4 build has no id, and OpenSSL takes ~3 ms to load
+
     sha = hashlib.sha1()
     kernel_parts = [kernel] if isinstance(kernel, Buffer) else kernel
     sections: list[Sequence[Buffer]] = [kernel_parts, [ramdisk], [second]]

@@ -296,14 +296,19 @@ class ClusterIndex:
         cached = self._packs.get(base)
         if cached is not None:
             return cached
-        bits = int.from_bytes(self._bytes(base, packsize - 4), "little")
-        blkaddr = self._u32(base + packsize - 4)
+        raw = self._bytes(base, packsize)
+        bits = int.from_bytes(raw[:-4], "little")
+        blkaddr = int.from_bytes(raw[-4:], "little")
         encodebits = (packsize - 4) * 8 // vcnt
         lbits = self.lclusterbits
         lomask = (1 << lbits) - 1
-        los = [(bits >> (encodebits * i)) & lomask for i in range(vcnt)]
-        types = [(bits >> (encodebits * i + lbits)) & 3 for i in range(vcnt)]
-        big = self.big_pcluster
+        fieldmask = (lomask << 2) | 3  # lo, then the 2-bit type above it
+        fields = [(bits >> at) & fieldmask for at in range(0, encodebits * vcnt, encodebits)]
+        if not self.big_pcluster:
+            small = self._packs[base] = _small_pack(fields, lbits, blkaddr)
+            return small
+        los = [field & lomask for field in fields]
+        types = [field >> lbits for field in fields]
         walk = [0] * vcnt
         for c in range(1, vcnt):
             e = c - 1
@@ -311,10 +316,6 @@ class ClusterIndex:
             if types[e] != TYPE_NONHEAD:
                 prior = walk[e] if e > 0 else 0
                 walk[c] = _BAD_DELTA if prior == _BAD_DELTA else prior + 1
-            elif not big:
-                k = e - lo
-                prior = walk[k] if k > 0 else 0
-                walk[c] = prior + 1 if k >= 0 else 0
             elif lo & D0_CBLKCNT:
                 prior = walk[e - 1] if e > 1 else 0
                 walk[c] = _BAD_DELTA if prior == _BAD_DELTA else prior + (lo & ~D0_CBLKCNT)
@@ -324,12 +325,11 @@ class ClusterIndex:
                 k = e - (lo - 2)
                 walk[c] = walk[k] if k > 0 else 0
         lcs = 1 << lbits
-        first = 0 if big else 1
         entries: list[Lcluster] = []
         for i in range(vcnt):
             lo, ctype = los[i], types[i]
             if ctype == TYPE_NONHEAD:
-                if lo & D0_CBLKCNT and big:
+                if lo & D0_CBLKCNT:
                     entries.append((TYPE_NONHEAD, lcs, 1, 0, lo & ~D0_CBLKCNT))
                 elif i + 1 != vcnt:
                     entries.append((TYPE_NONHEAD, lcs, lo, 0, 0))
@@ -337,15 +337,47 @@ class ClusterIndex:
                     plo, ptype = los[i - 1], types[i - 1]
                     if ptype != TYPE_NONHEAD:
                         plo = 0
-                    elif plo & D0_CBLKCNT and big:
+                    elif plo & D0_CBLKCNT:
                         plo = 1
                     entries.append((TYPE_NONHEAD, lcs, plo + 1, 0, 0))
             else:
                 nblk = walk[i]
-                pblk = _BAD_DELTA if nblk == _BAD_DELTA else blkaddr + first + nblk
+                pblk = _BAD_DELTA if nblk == _BAD_DELTA else blkaddr + nblk
                 entries.append((ctype, lo, 0, pblk, 0))
         self._packs[base] = entries
         return entries
+
+
+def _small_pack(fields: list[int], lbits: int, blkaddr: int) -> list[Lcluster]:
+    """:meth:`ClusterIndex._pack` without big pclusters, in one pass: a HEAD's address
+    is ``blkaddr + 1`` plus the kernel's walk back from it, which without big pclusters
+    is ``walk[c] = walk[c - 1] + 1`` after a head, ``walk[k] + 1`` after a NONHEAD whose
+    delta points back to entry ``k``, and 0 when it points before the pack (any delta,
+    corrupt ones too, gives the kernel's number)."""
+    lcs = 1 << lbits
+    lomask = lcs - 1
+    heads_from = blkaddr + 1
+    last = len(fields) - 1
+    walk = [0] * len(fields)
+    entries: list[Lcluster] = []
+    append = entries.append
+    nblk = 0
+    for i, field in enumerate(fields):
+        walk[i] = nblk
+        lo = field & lomask
+        if field >> lbits != TYPE_NONHEAD:
+            append((field >> lbits, lo, 0, heads_from + nblk, 0))
+            nblk += 1
+            continue
+        if i != last:
+            append((TYPE_NONHEAD, lcs, lo, 0, 0))
+        else:  # the last entry of a pack stores delta[1]: delta[0] from the one before
+            before = fields[i - 1]
+            append((TYPE_NONHEAD, lcs, (before & lomask if before >> lbits == TYPE_NONHEAD
+                                        else 0) + 1, 0, 0))  # fmt: skip
+        back = i - lo
+        nblk = walk[back] + 1 if back >= 0 else 0
+    return entries
 
 
 def _heads(cindex: ClusterIndex, scanned: int, start: int = 0) -> list[tuple[int, Lcluster, int]]:

@@ -28,6 +28,7 @@ from fastboop.bootimg.header import (
     BootHeader,
     compute_id,
     pack_header,
+    pieces,
 )
 from fastboop.bootimg.kernel import KernelInfo, prepare_kernel_parts
 from fastboop.bootimg.layout import (
@@ -261,7 +262,8 @@ class BootImagePlan:
         yield packed
         yield bytes(pad_to(len(packed), self.page_size) - len(packed))
         for _, parts in self.sections:
-            yield from parts
+            for part in parts:
+                yield from pieces(part)  # a mapped input in slices, released as written
             length = sum(len(part) for part in parts)
             yield bytes(pad_to(length, self.page_size) - length)
 

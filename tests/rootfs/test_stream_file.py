@@ -57,6 +57,23 @@ def test_the_parts_join_to_the_file(image: Path, name: str, parts: int) -> None:
         assert len(cut) == parts  # 2 MB in hundreds of extents: every cut found a head
 
 
+@pytest.mark.parametrize("options", [["-zlz4hc"], ["-zlz4hc", "-C65536"]])
+def test_the_parts_share_the_work_not_the_length(tmp_path: Path, options: list[str]) -> None:
+    """A file whose first half does not compress and whose second half does: the first
+    half reads and decodes far more compressed blocks, so the two parts meet before
+    the middle (zmap.part_starts weighs bytes read and bytes written)."""
+    data = os.urandom(1 << 20) + b"Linux version 6.1 " * ((1 << 20) // 18)
+    (tmp_path / "tree").mkdir()
+    (tmp_path / "tree" / "file").write_bytes(data)
+    image = tmp_path / "z.erofs"
+    subprocess.run(["mkfs.erofs", "--quiet", *options, str(image), str(tmp_path / "tree")],
+                   check=True)  # fmt: skip
+    fs = ErofsFilesystem(BytesSource(image.read_bytes()))
+    cut = fs.stream_inode_parts(fs.inode(fs.resolve("/file")), 2, min_size=0)
+    assert [offset for offset, _ in cut][1] < len(data) * 0.4
+    assert b"".join(b"".join(stream) for _, stream in cut) == data
+
+
 def test_a_compressed_file_streams_in_extents(tmp_path: Path) -> None:
     (tmp_path / "tree").mkdir()
     (tmp_path / "tree" / "big").write_bytes(FILES["big"])

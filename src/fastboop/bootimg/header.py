@@ -249,7 +249,8 @@ def pieces(part: Buffer) -> Iterator[Buffer]:
     Writing a 37 MB image straight from the page cache would otherwise leave every page
     of it mapped, counted in the process's resident set as if it had been read into
     memory (a v3 build: 46.7 -> 24.4 MiB peak). The file stays in the page cache; a
-    dropped page that is touched again is simply mapped again.
+    dropped page that is touched again is simply mapped again. (Read-only maps only, as
+    the CLI makes them: on a private, written-to map the drop would lose the writes.)
     """
     if not isinstance(part, mmap):
         yield part

@@ -159,7 +159,8 @@ def _read(path: str, what: str) -> bytes:
 
 
 def _map(path: str, what: str) -> Blob:
-    """A regular file as a read-only map, anything else (a pipe) as its bytes.
+    """A regular file as a read-only map, anything else (a pipe; a file system that
+    cannot map) as its bytes.
 
     The build only looks at a raw kernel's header, its tail and its banner, hashes it
     and writes it out, so a map lets all of that run on the page cache's own pages:
@@ -170,7 +171,10 @@ def _map(path: str, what: str) -> Blob:
         with open(path, "rb") as file:
             info = os.fstat(file.fileno())
             if stat.S_ISREG(info.st_mode) and info.st_size:
-                return mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+                try:
+                    return mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+                except OSError:
+                    pass  # read it instead, below
             return file.read()
     except OSError as error:
         raise FastboopError(f"cannot read {what}: {error.strerror}", where=path) from None

@@ -17,8 +17,6 @@ a program touches them.
 
 from __future__ import annotations
 
-import importlib
-
 from fastboop._version import __version__
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~10 ms
@@ -99,6 +97,8 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'fastboop' has no attribute {name!r}")
+    import importlib  # here: every command imports this package, few need the facade
+
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value  # later lookups skip this function
     return value

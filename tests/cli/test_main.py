@@ -92,6 +92,7 @@ NOT_ON_THE_READ_PATH = ("zstandard", "xxhash", "gzip", "difflib", "tempfile", "j
                         "logging", "hashlib", "signal", "structlog", "asyncio",
                         "argparse", "re", "gettext", "locale", "fastboop.cli.parser",
                         "google_crc32c",  # one superblock CRC: crc32c_short
+                        "importlib", "warnings",  # plain imports, not import_module
                         # the models on the path are plain values (fastboop.values)
                         "msgspec", "uuid", "shutil", "pathlib", "typing",
                         # containers a bare filesystem image never needs

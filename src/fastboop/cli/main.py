@@ -17,7 +17,6 @@ see :func:`plain_arguments`.
 from __future__ import annotations
 
 import gc
-import importlib
 import os
 import sys
 
@@ -62,7 +61,8 @@ def plain_arguments(argv: Sequence[str]) -> Arguments | None:
     module = _plain_command(argv)
     if module is None:
         return None
-    values = importlib.import_module(module).plain_arguments(argv[1:])
+    __import__(module)  # (importlib's import_module would import importlib and warnings)
+    values = sys.modules[module].plain_arguments(argv[1:])
     if values is None:
         return None
     return Arguments(command=argv[0], verbose=0, quiet=False, log_json=False, **values)

@@ -14,8 +14,6 @@ layers, partition tables, HTTP) that ``open_rootfs`` needs.
 
 from __future__ import annotations
 
-import importlib
-
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs milliseconds
 if TYPE_CHECKING:
     from fastboop.blocks import BlockSource, BytesSource, FileSource, SliceSource
@@ -48,6 +46,8 @@ def __getattr__(name: str) -> object:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib  # here: the readers import this package, few use these names
+
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value

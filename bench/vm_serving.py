@@ -12,7 +12,8 @@ pseudo-random ``/data/blob`` of ``--size`` MiB) is served over the whole real pa
 ``/dev/nbd0`` → EROFS. The same image file is also the VM's read-only virtio-blk disk.
 ``--udc dummy_hcd`` gives the phone the other virtual USB controller (``fastboop sim
 --udc``: dummy_hcd at SuperSpeed, exported by the guest's usbip-host), ``--cpu-model`` the
-VM another qemu ``-cpu`` (``fastboop sim --cpu-model``). Either given more than once makes
+VM another qemu ``-cpu`` (``fastboop sim --cpu-model``), ``--net`` another network link
+(``fastboop sim --net``: passt or qemu's slirp). Any of them given more than once makes
 the runs alternate between the choices (every combination, in turn) and summarises each on
 its own: an A/B in one command, on the same machine load.
 The rootfs's init (``tests/vm/guest/serving_init.c``) reads the blob from both, page cache
@@ -108,12 +109,14 @@ class Variant:
 
     udc: str  # the USB controller (fastboop sim --udc)
     cpu_model: str | None  # qemu's -cpu (fastboop sim --cpu-model; None: the default)
+    net: str  # the network link (fastboop sim --net)
 
     def sim_options(self) -> list[str]:
-        return ["--udc", self.udc, *(["--cpu-model", self.cpu_model] if self.cpu_model else [])]
+        return ["--udc", self.udc, "--net", self.net,
+                *(["--cpu-model", self.cpu_model] if self.cpu_model else [])]  # fmt: skip
 
     def label(self) -> str:
-        return f"{self.udc}, cpu {self.cpu_model or 'default'}"
+        return f"{self.udc}, cpu {self.cpu_model or 'default'}, net {self.net}"
 
 
 @dataclass
@@ -240,6 +243,9 @@ def main() -> None:
     parser.add_argument("--cpu-model", action="append", metavar="MODEL",
                         help="the VM's qemu -cpu (fastboop sim --cpu-model; default: the "
                         "simulator's); repeatable, alternating like --udc")  # fmt: skip
+    parser.add_argument("--net", action="append", choices=("slirp", "passt"),
+                        help="the VM's network link (fastboop sim --net; default slirp); "
+                        "repeatable, alternating like --udc")  # fmt: skip
     parser.add_argument("--cpus", type=int, default=1,
                         help="the VM's vCPUs (both reads run in the same VM)")
     parser.add_argument("--cmdline-append", default="",
@@ -250,8 +256,9 @@ def main() -> None:
           f"load {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}", flush=True)
     print("# " + " ".join(["bench/vm_serving.py", *sys.argv[1:]]), flush=True)
     rootfs = build_rootfs(args.arch, blob_bytes=args.size << 20, init_program="serving_init")
-    variants = [Variant(udc, cpu) for udc, cpu in itertools.product(
-        dict.fromkeys(args.udc or ["usbip_vudc"]), dict.fromkeys(args.cpu_model or [None]))]
+    variants = [Variant(udc, cpu, net) for udc, cpu, net in itertools.product(
+        dict.fromkeys(args.udc or ["usbip_vudc"]), dict.fromkeys(args.cpu_model or [None]),
+        dict.fromkeys(args.net or ["slirp"]))]  # fmt: skip
     runs = []
     for index in range(1, args.runs + 1):
         run = one_run(index, rootfs, args, variants[(index - 1) % len(variants)])

@@ -11,7 +11,7 @@
  *    `usbip bind` + `usbipd` do for a device plugged into a PC.
  *
  * This helper is the socket's userspace half in one small static binary: it brings the
- * VM's network card up with qemu user networking's address, listens for USB/IP clients,
+ * VM's network card up with the link's address (and MTU), listens for USB/IP clients,
  * answers OP_REQ_DEVLIST from sysfs, and on OP_REQ_IMPORT hands the connection to the
  * kernel (usbip_sockfd) and replies. From then on the kernel speaks USB/IP itself; when
  * the client goes away the device becomes available again and the next import attaches it.
@@ -68,9 +68,14 @@
 #define VUDC "usbip-vudc.0"
 #define VUDC_DIR "/sys/bus/platform/devices/" VUDC
 #define VUDC_PATH "/sys/devices/platform/" VUDC
-/* qemu user networking: the guest is 10.0.2.15/24, the host's forwards arrive from 10.0.2.2 */
+/* The VM's network (qemu's user networking, or passt told the same addresses): the guest
+ * is 10.0.2.15/24, the host's forwards arrive from 10.0.2.2. */
 #define GUEST_ADDR "10.0.2.15"
 #define GUEST_MASK "255.255.255.0"
+#define GATEWAY_ADDR "10.0.2.2"
+/* Written by the simulator when the link carries larger frames than Ethernet's 1500
+ * (passt: 65520): fewer, larger TCP segments for the served data. Absent: the default. */
+#define MTU_CHOICE "/vphone/mtu"
 
 #define UDC_CHOICE "/vphone/udc" /* written by the simulator: usbip_vudc or dummy_hcd */
 
@@ -142,6 +147,27 @@ static int set_up(int sock, const char *ifname) {
     return ioctl(sock, SIOCSIFFLAGS, &ifr);
 }
 
+static int set_mtu(int sock, const char *ifname, int mtu) {
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", ifname);
+    ifr.ifr_mtu = mtu;
+    return ioctl(sock, SIOCSIFMTU, &ifr);
+}
+
+/* One empty datagram to the gateway's discard port, so that the link hears from the guest
+ * (its ARP request, then the datagram) as soon as the card is up. passt learns the
+ * guest's MAC address from its first frame, and until then cannot deliver a connection
+ * forwarded to it; qemu's slirp answers ARP and drops the datagram. */
+static void greet_gateway(void) {
+    int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (sock < 0) return;
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(9)};
+    inet_pton(AF_INET, GATEWAY_ADDR, &to.sin_addr);
+    (void)!sendto(sock, "", 0, 0, (struct sockaddr *)&to, sizeof to);
+    close(sock);
+}
+
 static int find_nic(char *out, size_t cap) {
     DIR *d = opendir("/sys/class/net");
     if (!d) return -1;
@@ -169,11 +195,22 @@ static int network_up(void) {
     int rc = set_up(sock, "lo");
     rc |= set_addr(sock, nic, SIOCSIFADDR, GUEST_ADDR);
     rc |= set_addr(sock, nic, SIOCSIFNETMASK, GUEST_MASK);
+    char text[16] = "";
+    int mtu = read_line(MTU_CHOICE, text, sizeof text) == 0 ? atoi(text) : 0;
+    if (mtu > 0 && set_mtu(sock, nic, mtu)) {
+        say("setting %s's MTU to %d failed: %s; keeping the default", nic, mtu, strerror(errno));
+        mtu = 0;
+    }
     rc |= set_up(sock, nic);
     close(sock);
-    if (rc) say("configuring %s failed: %s", nic, strerror(errno));
+    if (rc) {
+        say("configuring %s failed: %s", nic, strerror(errno));
+        return rc;
+    }
+    greet_gateway();
+    if (mtu > 0) say("%s up as %s, MTU %d", nic, GUEST_ADDR, mtu);
     else say("%s up as %s", nic, GUEST_ADDR);
-    return rc;
+    return 0;
 }
 
 /* ---- USB/IP ---- */

@@ -68,7 +68,7 @@ def test_disk_errors_come_before_any_boot(tmp_path: Path) -> None:
         sim_cli.handle(parse("vm-arm64", "--usbip", "127.0.0.1:0", "--disk", str(tmp_path)))
 
 
-def test_udc_cpus_and_cpu_model_need_a_virtual_phone() -> None:
+def test_vm_options_need_a_virtual_phone() -> None:
     with pytest.raises(UsageError, match="--udc needs a virtual phone; google-sargo"):
         sim_cli.handle(parse("google-sargo", "--usbip", "127.0.0.1:0", "--udc", "dummy_hcd"))
     with pytest.raises(SystemExit):  # argparse: not one of the controllers
@@ -77,6 +77,8 @@ def test_udc_cpus_and_cpu_model_need_a_virtual_phone() -> None:
         sim_cli.handle(parse("google-sargo", "--usbip", "127.0.0.1:0", "--cpus", "2"))
     with pytest.raises(UsageError, match="--cpu-model needs a virtual phone; google-sargo"):
         sim_cli.handle(parse("google-sargo", "--usbip", "127.0.0.1:0", "--cpu-model", "max"))
+    with pytest.raises(UsageError, match="--net needs a virtual phone; google-sargo"):
+        sim_cli.handle(parse("google-sargo", "--usbip", "127.0.0.1:0", "--net", "passt"))
     with pytest.raises(UsageError, match="--cpus 0: a VM needs at least one vCPU"):
         sim_cli.handle(parse("vm-arm64", "--usbip", "127.0.0.1:0", "--cpus", "0"))
 
@@ -162,3 +164,14 @@ def test_cli_serves_until_interrupted(tmp_path: Path) -> None:
     assert "command=getvar:partition-type:op2" in output
     assert "command=boot" in output
     assert (saved / "oneplus-enchilada-1.img").read_bytes() == image.read_bytes()
+
+
+def test_net_passt_without_passt_is_one_line_before_any_boot(tmp_path: Path) -> None:
+    """``--net passt`` asks for passt: missing, the simulator says so and how to get it,
+    before it listens."""
+    result = subprocess.run([sys.executable, "-m", "fastboop.cli.main", "sim", "vm-x86_64",
+                             "--usbip", "127.0.0.1:0", "--net", "passt"], capture_output=True,
+                            text=True, env={"PATH": str(tmp_path)}, timeout=60)  # fmt: skip
+    assert result.returncode != 0
+    assert result.stderr.startswith("fastboop: error: passt is not installed"), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "apt-get install passt" in result.stderr

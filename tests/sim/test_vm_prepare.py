@@ -17,6 +17,7 @@ from fastboop.bootimg.builder import build_boot_image
 from fastboop.bootimg.layout import BootImageLayout
 from fastboop.sim.qemu import MACHINES, VmBoot, free_port, qemu_argv
 from fastboop.sim.vm import HELPER, VmBootError, augment_ramdisk, prepare_boot
+from fastboop.sim.vmnet import slirp_link
 from fastboop.stage0.binaries import device_binary
 from fastboop.stage0.cpio import CpioWriter, parse_archive
 from tests.support.debian import debian_kernel
@@ -41,6 +42,7 @@ def test_the_helper_is_layered_first_and_stage0_stays_init() -> None:
     assert entries["vphone/init"].data == helper
     assert stat.S_IMODE(entries["vphone/init"].mode) == 0o755
     assert entries["vphone/udc"].data == b"usbip_vudc\n"  # which controller vphone-usbip runs
+    assert "vphone/mtu" not in entries  # Ethernet's MTU: the card's default
     assert entries["init"].data == b"\x7fELF stage0"  # stage0 untouched
     assert entries["etc/stage0/stage0.rootfs"].data == b"erofs\n"
 
@@ -60,6 +62,16 @@ def test_prepare_boot_writes_what_qemu_boots(tmp_path: Path, arm64_kernel: bytes
         prepare_boot(image, "x86_64", tmp_path)
 
 
+def test_a_link_with_large_frames_tells_the_guest_its_mtu(tmp_path: Path,
+                                                          arm64_kernel: bytes) -> None:
+    """On passt's link vphone-usbip sets the card's MTU from ``/vphone/mtu``."""
+    layout = BootImageLayout(header_version=2, page_size=4096, kernel_encoding="image")
+    image = build_boot_image(layout, arm64_kernel, ramdisk=ramdisk(), cmdline=b"quiet")
+    boot = prepare_boot(image, "arm64", tmp_path, "usbip_vudc", 65520)
+    entries = {e.name: e for e in parse_archive(boot.initrd.read_bytes())}
+    assert entries["vphone/mtu"].data == b"65520\n"
+
+
 def test_the_dummy_hcd_phone_keeps_usbip_vudc_out(tmp_path: Path, arm64_kernel: bytes) -> None:
     """``--udc dummy_hcd``: vphone-usbip is told so, and the kernel refuses usbip_vudc, so
     the only UDC stage0 can bind to is dummy_hcd's."""
@@ -73,7 +85,7 @@ def test_the_dummy_hcd_phone_keeps_usbip_vudc_out(tmp_path: Path, arm64_kernel: 
 
 def test_qemu_command_line(tmp_path: Path) -> None:
     boot = VmBoot(kernel=tmp_path / "k", initrd=tmp_path / "i", cmdline="console=ttyAMA0")
-    argv = qemu_argv(MACHINES["arm64"], boot, usbip_port=4321, qmp=tmp_path / "q.sock")
+    argv = qemu_argv(MACHINES["arm64"], boot, net=slirp_link(4321), qmp=tmp_path / "q.sock")
     assert argv[:5] == ["qemu-system-aarch64", "-M", "virt", "-cpu", "max,pauth-impdef=on"]
     assert "hostfwd=tcp:127.0.0.1:4321-10.0.2.15:3240" in " ".join(argv)
     assert "restrict=on" in " ".join(argv) and "-no-reboot" in argv
@@ -86,9 +98,9 @@ def test_x86_phone_copies_without_byte_wise_rep_and_the_cpu_can_be_chosen(tmp_pa
     `rep movsb` TCG runs a byte at a time; ``cpu`` (``fastboop sim --cpu-model``) replaces
     the machine's -cpu value, and only that."""
     boot = VmBoot(kernel=tmp_path / "k", initrd=tmp_path / "i", cmdline="console=ttyS0")
-    argv = qemu_argv(MACHINES["x86_64"], boot, usbip_port=4321, qmp=tmp_path / "q.sock")
+    argv = qemu_argv(MACHINES["x86_64"], boot, net=slirp_link(4321), qmp=tmp_path / "q.sock")
     assert argv[argv.index("-cpu") + 1] == "max,-erms,-fsrm"
-    chosen = qemu_argv(MACHINES["x86_64"], boot, usbip_port=4321, qmp=tmp_path / "q.sock",
+    chosen = qemu_argv(MACHINES["x86_64"], boot, net=slirp_link(4321), qmp=tmp_path / "q.sock",
                        cpu="qemu64")  # fmt: skip
     assert chosen[chosen.index("-cpu") + 1] == "qemu64" and chosen.count("-cpu") == 1
     chosen[chosen.index("-cpu") + 1] = "max,-erms,-fsrm"
@@ -103,7 +115,8 @@ def test_disks_are_read_only_virtio_drives_qemu_accepts(tmp_path: Path) -> None:
     disk.write_bytes(b"\0" * (1 << 20))
     boot = VmBoot(kernel=root / "boot" / f"vmlinuz-{version}", initrd=disk, cmdline="quiet")
     qmp = tmp_path / "q.sock"
-    argv = qemu_argv(MACHINES["x86_64"], boot, usbip_port=free_port(), qmp=qmp, disks=[disk])
+    argv = qemu_argv(MACHINES["x86_64"], boot, net=slirp_link(free_port()), qmp=qmp,
+                     disks=[disk])  # fmt: skip
     assert argv.count("-drive") == 1 and "virtio-blk-pci,drive=disk0" in argv
     argv[argv.index("-qmp") + 1] = f"unix:{qmp},server=on,wait=on"  # answer before running
     qemu = subprocess.Popen([*argv, "-S"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -135,6 +135,25 @@ def test_x86_64_from_the_image_to_init(tmp_path: Path, amd64_rootfs: VmRootfs) -
     check_journal(boot.journal, tmp_path)
 
 
+def test_x86_64_over_passt_with_large_frames(tmp_path: Path, amd64_rootfs: VmRootfs) -> None:
+    """``--net passt``: the simulator runs passt beside qemu, the guest's card takes
+    passt's 65,520-byte MTU, and the served root reaches the init intact over it."""
+    rootfs = amd64_rootfs
+    with virtual_phone("vm-x86_64", tmp_path, once=True, extra=["--net", "passt"]) as sim:
+        boot = Boot(rootfs.image, tmp_path, "--usbip", sim.usbip, "--device-profile",
+                    "vm-x86_64")  # fmt: skip
+        status = sim.wait_exit()
+        code, output = boot.interrupt()
+    console = sim.console.read_text(errors="replace")
+    check_booted_to_init(console, rootfs.marker, rootfs.blob_bytes, rootfs.blob_sum)
+    assert "vphone-usbip: eth0 up as 10.0.2.15, MTU 65520" in console, console[-6000:]
+    log = sim.log.read_text()
+    assert "starting passt" in log and "-netdev stream,id=net0" in log, log
+    assert "passt ended before the VM did" not in log, log
+    assert status == 0, sim.report()
+    assert code == ExitCode.INTERRUPTED, output
+
+
 def test_fastboot_over_tcp_and_the_gadget_over_usbip(tmp_path: Path,
                                                      arm64_rootfs: VmRootfs) -> None:
     rootfs = arm64_rootfs

@@ -37,6 +37,7 @@ from fastboop.sim.server import SimService
 from fastboop.sim.usbip_phone import UsbipPhone
 from fastboop.sim.usbip_server import UsbipBoard, UsbipService
 from fastboop.sim.vm import DEFAULT_UDC, UDCS, VirtualPhone
+from fastboop.sim.vmnet import DEFAULT_NET, NETS, passt_binary
 from fastboop.transports import usbip_wire
 from fastboop.transports.busypoll import WINDOW as BUSY_POLL_WINDOW
 from fastboop.transports.busypoll import BusyPoll
@@ -132,6 +133,12 @@ def register(subparsers: Any) -> None:
         "docs/virtual-phone.md)",
     )
     parser.add_argument(
+        "--net", choices=NETS, default=DEFAULT_NET,
+        help="virtual phones: the VM's network link, which the served rootfs crosses: slirp "
+        "(default; qemu's own user network, 1,500-byte frames) or passt (65,520-byte "
+        "frames; needs the passt program)",
+    )
+    parser.add_argument(
         "--busy-poll", metavar="MICROSECONDS", type=_microseconds, default=BUSY_POLL_WINDOW,
         help="UDP: after each reply, poll for the next packet this long before sleeping, as "
         "a bootloader polls its NIC (backs off while the client is slower; default "
@@ -167,12 +174,15 @@ def handle(args: argparse.Namespace) -> int:
                          f"fastboop sim {model.name} --usbip 127.0.0.1:3240")
     _check_disks(model, args.disk)
     for option, value, default in (("--udc", args.udc, DEFAULT_UDC), ("--cpus", args.cpus, 1),
-                                   ("--cpu-model", args.cpu_model, None)):
+                                   ("--cpu-model", args.cpu_model, None),
+                                   ("--net", args.net, DEFAULT_NET)):
         if value != default and model.vm is None:
             raise UsageError(f"{option} needs a virtual phone; {model.name} has no VM",
                              hint="see `fastboop sim --list` for the vm-* models")
     if args.cpus < 1:
         raise UsageError(f"--cpus {args.cpus}: a VM needs at least one vCPU")
+    if args.net == "passt":
+        passt_binary()  # missing: said now, not after the boot
     if not tcp and not udp and not usbip:
         tcp = [("127.0.0.1", DEFAULT_PORT)]
     # The simulator's job is to show what it receives: log commands unless told otherwise.
@@ -182,7 +192,7 @@ def handle(args: argparse.Namespace) -> int:
         status: int = anyio.run(partial(
             run_sim, model, tcp, udp, args.save_boot, usbip=usbip, console=console,
             once=args.once, link_speed=args.link_speed, disks=args.disk, udc=args.udc,
-            cpus=args.cpus, cpu_model=args.cpu_model, busy_poll=args.busy_poll,
+            cpus=args.cpus, cpu_model=args.cpu_model, net=args.net, busy_poll=args.busy_poll,
         ))  # fmt: skip
     except KeyboardInterrupt:
         return 0
@@ -270,6 +280,7 @@ async def run_sim(
     udc: str = DEFAULT_UDC,
     cpus: int = 1,
     cpu_model: str | None = None,
+    net: str = DEFAULT_NET,
     busy_poll: float = BUSY_POLL_WINDOW,
     task_status: TaskStatus[SimService] = anyio.TASK_STATUS_IGNORED,
 ) -> int:
@@ -289,7 +300,7 @@ async def run_sim(
     if model.vm is not None:
         phone = VirtualPhone(model, board, console=console or _ConsoleWriter(None),
                              once=once, on_boot=saver, pacer=pacer, disks=disks,
-                             udc=udc, cpus=cpus, cpu_model=cpu_model)  # fmt: skip
+                             udc=udc, cpus=cpus, cpu_model=cpu_model, net=net)  # fmt: skip
     elif usbip:
         phone = UsbipPhone(model, board, on_boot=saver, pacer=pacer)
     service = SimService(model, on_boot=phone.booted if phone is not None else saver)

@@ -7,10 +7,9 @@ because a phone that restarts goes back to its bootloader while one that powers 
 off (:class:`~fastboop.sim.vm.VirtualPhone` decides what follows). The serial console is
 copied, as it comes, to wherever the caller wants it.
 
-Networking is qemu's user mode (slirp) and nothing else: the guest is 10.0.2.15, cannot
-reach the host's network (``restrict=on``), and one host port on 127.0.0.1 is forwarded
-to the guest's USB/IP port 3240, where ``vphone-usbip`` hands connections to the VM's
-``usbip-vudc``.
+The VM has one network card, on the link :mod:`fastboop.sim.vmnet` sets up (passt or
+qemu's own user network): the guest is 10.0.2.15, and one host port on 127.0.0.1 reaches
+its USB/IP port 3240, where ``vphone-usbip`` hands connections to the VM's kernel.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ import socket
 import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import anyio
 import anyio.abc
@@ -28,9 +27,11 @@ import msgspec
 
 from fastboop.logs import get_logger
 
+if TYPE_CHECKING:
+    from fastboop.sim.vmnet import NetLink
+
 log = get_logger("fastboop.sim.vm")
 
-GUEST_USBIP_PORT: Final = 3240
 QMP_CONNECT_TIMEOUT: Final = 30.0
 STOP_GRACE: Final = 5.0
 
@@ -91,7 +92,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def qemu_argv(machine: QemuMachine, boot: VmBoot, *, usbip_port: int, qmp: Path,
+def qemu_argv(machine: QemuMachine, boot: VmBoot, *, net: NetLink, qmp: Path,
               memory_mib: int = 1024, cpus: int = 1, disks: Sequence[Path] = (),
               cpu: str | None = None) -> list[str]:
     """The qemu command line. One vCPU by default: under TCG on a busy host a second vCPU
@@ -102,8 +103,8 @@ def qemu_argv(machine: QemuMachine, boot: VmBoot, *, usbip_port: int, qmp: Path,
     a reference copy of an image for a benchmark to read the local way, next to the
     served one. Read-only, so that nothing the guest does can change a file of the host's.
 
-    ``cpu`` replaces the machine's ``-cpu`` value (:attr:`QemuMachine.cpu`)."""
-    forward = f"hostfwd=tcp:127.0.0.1:{usbip_port}-10.0.2.15:{GUEST_USBIP_PORT}"
+    ``cpu`` replaces the machine's ``-cpu`` value (:attr:`QemuMachine.cpu`); ``net`` is the
+    network card's link (:mod:`fastboop.sim.vmnet`)."""
     drives: list[str] = []
     for index, disk in enumerate(disks):
         drives += ["-drive", f"file={_drive_path(disk)},if=none,id=disk{index},format=raw,"
@@ -113,7 +114,7 @@ def qemu_argv(machine: QemuMachine, boot: VmBoot, *, usbip_port: int, qmp: Path,
         "-smp", str(cpus), "-m", str(memory_mib),
         "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot",
         "-kernel", str(boot.kernel), "-initrd", str(boot.initrd), "-append", boot.cmdline,
-        "-netdev", f"user,id=net0,restrict=on,{forward}",
+        "-netdev", net.netdev,
         "-device", "virtio-net-pci,netdev=net0",
         "-qmp", f"unix:{qmp},server=on,wait=off",
         *drives,
@@ -125,16 +126,19 @@ def _drive_path(path: Path) -> str:
     return str(path.resolve()).replace(",", ",,")
 
 
-async def run_qemu(argv: list[str], *, qmp: Path,
-                   console: Callable[[bytes], None]) -> VmExit:
-    """Run qemu until it exits; cancelling stops it (SIGTERM, then SIGKILL)."""
+async def run_qemu(argv: list[str], *, qmp: Path, console: Callable[[bytes], None],
+                   on_started: Callable[[], None] | None = None) -> VmExit:
+    """Run qemu until it exits; cancelling stops it (SIGTERM, then SIGKILL).
+
+    ``on_started`` is called once qemu answers on its QMP socket: its devices, network
+    link included, are set up and its main loop runs."""
     log.info("starting vm", command=" ".join(argv))
     reason: list[str] = []
     process = await anyio.open_process(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                        stderr=subprocess.STDOUT)  # fmt: skip
     try:
         async with anyio.create_task_group() as tg:
-            tg.start_soon(_watch_qmp, qmp, reason)
+            tg.start_soon(_watch_qmp, qmp, reason, on_started)
             await _copy_console(process, console)  # to the end: the last lines matter most
             status = await process.wait()
             with anyio.move_on_after(1.0):  # the SHUTDOWN event may still be on its way
@@ -143,7 +147,7 @@ async def run_qemu(argv: list[str], *, qmp: Path,
             tg.cancel_scope.cancel()
     except BaseException:
         with anyio.CancelScope(shield=True):
-            await _stop(process)
+            await stop_process(process)
         raise
     finally:
         with anyio.CancelScope(shield=True):
@@ -157,7 +161,8 @@ async def _copy_console(process: anyio.abc.Process, console: Callable[[bytes], N
         console(chunk)
 
 
-async def _stop(process: anyio.abc.Process) -> None:
+async def stop_process(process: anyio.abc.Process) -> None:
+    """SIGTERM, then SIGKILL if it is still there after :data:`STOP_GRACE` seconds."""
     if process.returncode is not None:
         return
     process.terminate()
@@ -168,7 +173,8 @@ async def _stop(process: anyio.abc.Process) -> None:
     await process.wait()
 
 
-async def _watch_qmp(path: Path, reason: list[str]) -> None:
+async def _watch_qmp(path: Path, reason: list[str],
+                     on_started: Callable[[], None] | None) -> None:
     """Read QMP events until qemu goes; keep the reason of its SHUTDOWN event."""
     stream = None
     with anyio.move_on_after(QMP_CONNECT_TIMEOUT):
@@ -179,12 +185,17 @@ async def _watch_qmp(path: Path, reason: list[str]) -> None:
                 await anyio.sleep(0.05)
     if stream is None:
         log.warning("no QMP socket from qemu; the stop reason will be unknown", path=str(path))
+        if on_started is not None:
+            on_started()
         return
     async with stream:
         await stream.send(b'{"execute": "qmp_capabilities"}\n')
         buffered = b""
         try:
             async for chunk in stream:
+                if on_started is not None:  # the greeting: qemu's main loop is running
+                    on_started()
+                    on_started = None
                 buffered += chunk
                 *lines, buffered = buffered.split(b"\n")
                 for line in lines:
@@ -204,4 +215,5 @@ def _note_shutdown(line: bytes, reason: list[str]) -> None:
         reason.append(_REASONS.get(raw, raw))
 
 
-__all__ = ["MACHINES", "QemuMachine", "VmBoot", "VmExit", "free_port", "qemu_argv", "run_qemu"]
+__all__ = ["MACHINES", "QemuMachine", "VmBoot", "VmExit", "free_port", "qemu_argv", "run_qemu",
+           "stop_process"]

@@ -35,6 +35,7 @@ from anyio.abc import TaskStatus
 from fastboop.logs import get_logger
 from fastboop.transports import usbip_wire as w
 from fastboop.transports.base import TransportError
+from fastboop.transports.tcp_link import quick_ack
 from fastboop.transports.usbip import (
     DevlistRequested,
     ImportRequested,
@@ -292,9 +293,12 @@ async def _relay(client: anyio.abc.SocketStream, upstream: tuple[str, int], busi
     async with remote, anyio.create_task_group() as tg:
 
         async def pump(source: anyio.abc.SocketStream, sink: anyio.abc.SocketStream) -> None:
+            raw = source.extra(anyio.abc.SocketAttribute.raw_socket)
             try:
                 while True:
-                    await sink.send(await source.receive(RECEIVE_CHUNK))
+                    data = await source.receive(RECEIVE_CHUNK)
+                    quick_ack(raw)
+                    await sink.send(data)
             except _STREAM_ERRORS:
                 pass
             tg.cancel_scope.cancel()

@@ -34,6 +34,7 @@ the console unthrottled, as a developer debugging a boot wants.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -56,6 +57,7 @@ from fastboop.sim.pvh import pvh_kernel
 from fastboop.sim.qemu import MACHINES, VmBoot, VmExit, free_port, qemu_argv, run_qemu
 from fastboop.sim.usbip_devices import FastbootUsbDevice
 from fastboop.sim.usbip_server import UsbipBoard
+from fastboop.sim.vmnet import DEFAULT_NET, NETS, open_link
 from fastboop.stage0.binaries import device_binary
 from fastboop.stage0.cpio import CpioWriter, parse_archive
 
@@ -65,6 +67,7 @@ FASTBOOT_BUSID: Final = "1-1"
 HELPER: Final = "vphone-usbip"
 HELPER_PATH: Final = "vphone/init"
 UDC_PATH: Final = "vphone/udc"
+MTU_PATH: Final = "vphone/mtu"
 # The virtual UDCs a virtual phone can have, by module name: the one stage0's gadget binds
 # to and the other, which the kernel is told not to load (stage0 binds the first UDC).
 UDCS: Final = {"usbip_vudc": "dummy_hcd", "dummy_hcd": "usbip_vudc"}
@@ -79,21 +82,26 @@ class VmBootError(FastboopError):
     """The received image cannot boot on this virtual phone."""
 
 
-def augment_ramdisk(ramdisk: bytes, helper: bytes, udc: str = DEFAULT_UDC) -> bytes:
-    """The received initramfs plus ``/vphone/init`` and ``/vphone/udc``, layered like
-    ``--augment``: the added entries first (first writer wins), then every entry of the
-    received archive."""
+def augment_ramdisk(ramdisk: bytes, helper: bytes, udc: str = DEFAULT_UDC,
+                    mtu: int | None = None) -> bytes:
+    """The received initramfs plus ``/vphone/init``, ``/vphone/udc`` and, for a link with
+    larger frames than Ethernet's, ``/vphone/mtu``, layered like ``--augment``: the added
+    entries first (first writer wins), then every entry of the received archive."""
     writer = CpioWriter()
     writer.add_file(HELPER_PATH, helper, 0o755)
     writer.add_file(UDC_PATH, f"{udc}\n".encode(), 0o644)
+    if mtu is not None:
+        writer.add_file(MTU_PATH, f"{mtu}\n".encode(), 0o644)
     for entry in parse_archive(ramdisk):
         writer.add(entry)
     return writer.to_bytes()
 
 
-def prepare_boot(image: bytes, arch: str, workdir: Path, udc: str = DEFAULT_UDC) -> VmBoot:
+def prepare_boot(image: bytes, arch: str, workdir: Path, udc: str = DEFAULT_UDC,
+                 mtu: int | None = None) -> VmBoot:
     """Write the kernel, initramfs and cmdline the VM boots from ``image``'s sections, for
-    a phone whose USB controller is ``udc`` (a key of :data:`UDCS`)."""
+    a phone whose USB controller is ``udc`` (a key of :data:`UDCS`) and whose network
+    link carries ``mtu``-byte frames (``None``: Ethernet's 1500)."""
     parsed = parse_boot_image(image)
     info, raw = unwrap_kernel(parsed.kernel)
     if info.arch is not None and info.arch != arch:
@@ -115,7 +123,8 @@ def prepare_boot(image: bytes, arch: str, workdir: Path, udc: str = DEFAULT_UDC)
     boot = VmBoot(kernel=workdir / "kernel", initrd=workdir / "initrd.cpio",
                   cmdline=f"{cmdline} {FIRMWARE_CMDLINE} module_blacklist={UDCS[udc]}".strip())
     boot.kernel.write_bytes(kernel)
-    boot.initrd.write_bytes(augment_ramdisk(parsed.ramdisk, device_binary(HELPER, arch), udc))
+    boot.initrd.write_bytes(augment_ramdisk(parsed.ramdisk, device_binary(HELPER, arch), udc,
+                                            mtu))  # fmt: skip
     return boot
 
 
@@ -126,12 +135,14 @@ class VirtualPhone:
                  once: bool = False, memory_mib: int = 1024, cpus: int = 1,
                  on_boot: Callable[[bytes], None] | None = None, pacer: Pacer | None = None,
                  disks: Sequence[Path] = (), udc: str = DEFAULT_UDC,
-                 cpu_model: str | None = None):
+                 cpu_model: str | None = None, net: str = DEFAULT_NET):
         if model.vm not in MACHINES:
             raise VmBootError(f"model {model.name} is not a virtual phone (no vm: arm64/x86_64)")
         if udc not in UDCS:
             raise VmBootError(f"no virtual USB controller {udc!r}",
                               hint=f"one of: {', '.join(UDCS)}")
+        if net not in NETS:
+            raise VmBootError(f"no network link {net!r}", hint=f"one of: {', '.join(NETS)}")
         self.model = model
         self.machine = MACHINES[model.vm]
         self.board = board
@@ -147,6 +158,7 @@ class VirtualPhone:
         self._disks = tuple(disks)
         self._udc = udc
         self._cpu_model = cpu_model
+        self._net = net
         self._fastboot: FastbootUsbDevice | None = None
         self._booting = False
         self._tg: TaskGroup | None = None
@@ -207,20 +219,25 @@ class VirtualPhone:
             self._fastboot = None
         run_dir = self._workdir / f"boot-{len(self.runs) + 1}"
         run_dir.mkdir()
+        port = free_port()
         try:
-            boot = await anyio.to_thread.run_sync(prepare_boot, image, self.machine.arch,
-                                                  run_dir, self._udc)  # fmt: skip
+            async with contextlib.AsyncExitStack() as stack:
+                link = await open_link(stack, self._net, run_dir, port)
+                boot = await anyio.to_thread.run_sync(prepare_boot, image, self.machine.arch,
+                                                      run_dir, self._udc, link.mtu)  # fmt: skip
+                argv = qemu_argv(self.machine, boot, net=link, qmp=run_dir / "qmp.sock",
+                                 memory_mib=self._memory, cpus=self._cpus, disks=self._disks,
+                                 cpu=self._cpu_model)  # fmt: skip
+                # The relay reaches the guest only once qemu runs: Debian 12's passt
+                # crashes on a forwarded connection that arrives before qemu is attached.
+                upstream = [("127.0.0.1", port)]
+                result = await run_qemu(argv, qmp=run_dir / "qmp.sock", console=self._console,
+                                        on_started=lambda: setattr(self.board, "upstream",
+                                                                   upstream))  # fmt: skip
         except FastboopError as error:
             self.report.boot_error = str(error)
             log.warning("virtual phone cannot boot this image; it hangs", error=str(error))
             return
-        port = free_port()
-        self.board.upstream = [("127.0.0.1", port)]
-        argv = qemu_argv(self.machine, boot, usbip_port=port, qmp=run_dir / "qmp.sock",
-                         memory_mib=self._memory, cpus=self._cpus, disks=self._disks,
-                         cpu=self._cpu_model)  # fmt: skip
-        try:
-            result = await run_qemu(argv, qmp=run_dir / "qmp.sock", console=self._console)
         finally:
             self.board.upstream = []
             self._booting = False

@@ -93,6 +93,7 @@ NOT_ON_THE_READ_PATH = ("zstandard", "xxhash", "gzip", "difflib", "tempfile", "j
                         "argparse", "re", "gettext", "locale", "fastboop.cli.parser",
                         "google_crc32c",  # one superblock CRC: crc32c_short
                         "importlib", "warnings",  # plain imports, not import_module
+                        "enum", "functools", "collections",  # values.Constant, TYPE_CHECKING
                         # the models on the path are plain values (fastboop.values)
                         "msgspec", "uuid", "shutil", "pathlib", "typing",
                         # containers a bare filesystem image never needs

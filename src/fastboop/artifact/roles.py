@@ -30,8 +30,6 @@ caller opens on demand, and each is opened at most once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-
 from fastboop.artifact.fstab import (
     FstabEntry,
     entry_for,
@@ -55,6 +53,7 @@ from fastboop.values import Value
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~3 ms
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
     from typing import Any, Final, Protocol
 
     class Subvolumes(Protocol):
@@ -122,7 +121,8 @@ class Roles(Value):
         return [self.root, *sorted(others, key=lambda r: r.mountpoint.count("/"))]
 
 
-OpenFs = Callable[[VolumeInfo], Filesystem]
+if TYPE_CHECKING:
+    OpenFs = Callable[[VolumeInfo], Filesystem]
 
 
 class _Opener:

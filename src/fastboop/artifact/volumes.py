@@ -11,8 +11,6 @@ tar member's path.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from fastboop.artifact.fstab import VolumeRef, parse_source
 from fastboop.rootfs.errors import NotFoundError
 from fastboop.rootfs.fsid import FsIdentity
@@ -20,6 +18,7 @@ from fastboop.values import Value
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~3 ms
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Final
 
     from fastboop.rootfs.partitions import Partition

@@ -26,26 +26,39 @@ and a command that only reads an image (``rootfs cat``) never checks a source's 
 
 from __future__ import annotations
 
-import enum
-
 from fastboop.errors import FastboopError
+from fastboop.values import Constant
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~2 ms
 if TYPE_CHECKING:
+    from typing import ClassVar
+
     from fastboop.blocks.protocols import BlockSource, WritableBlockSource
 
 __all__ = ["BlockSource", "BlockSourceError", "OutOfRangeError", "SourceErrorKind",
            "WritableBlockSource", "check_range"]  # fmt: skip
 
 
-class SourceErrorKind(enum.Enum):
-    """How a block source failed, in the terms the smoo status mapping needs."""
+class SourceErrorKind(Constant):
+    """How a block source failed, in the terms the smoo status mapping needs. (A
+    :class:`~fastboop.values.Constant`, not an ``enum.Enum``: see there why.)"""
 
-    INVALID_INPUT = "invalid input"
-    OUT_OF_RANGE = "out of range"
-    UNSUPPORTED = "unsupported"
-    IO = "io"
-    OTHER = "other"
+    __slots__ = ()
+    INVALID_INPUT: ClassVar[SourceErrorKind]
+    OUT_OF_RANGE: ClassVar[SourceErrorKind]
+    UNSUPPORTED: ClassVar[SourceErrorKind]
+    IO: ClassVar[SourceErrorKind]
+    OTHER: ClassVar[SourceErrorKind]
+
+    def __init__(self, name: str, value: str) -> None:
+        super().__init__(name, value)
+
+
+SourceErrorKind.INVALID_INPUT = SourceErrorKind("INVALID_INPUT", "invalid input")
+SourceErrorKind.OUT_OF_RANGE = SourceErrorKind("OUT_OF_RANGE", "out of range")
+SourceErrorKind.UNSUPPORTED = SourceErrorKind("UNSUPPORTED", "unsupported")
+SourceErrorKind.IO = SourceErrorKind("IO", "io")
+SourceErrorKind.OTHER = SourceErrorKind("OTHER", "other")
 
 
 class BlockSourceError(FastboopError):

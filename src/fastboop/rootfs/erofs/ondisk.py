@@ -8,7 +8,6 @@ are plain (:mod:`fastboop.values`), not ``msgspec.Struct``: nothing serialises t
 
 from __future__ import annotations
 
-import enum
 import struct
 
 from fastboop.rootfs.crc32c import crc32c_short
@@ -17,7 +16,7 @@ from fastboop.values import Value
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~3 ms
 if TYPE_CHECKING:
-    from typing import Final
+    from typing import ClassVar, Final
 
 EROFS_MAGIC = 0xE0F5E1E2
 SUPERBLOCK_OFFSET = 1024
@@ -47,16 +46,53 @@ _FEATURE_NAMES = {
 }
 
 
-class DataLayout(enum.IntEnum):
-    FLAT_PLAIN = 0
-    COMPRESSED_FULL = 1  # "legacy" 8-byte cluster indexes
-    FLAT_INLINE = 2
-    COMPRESSED_COMPACT = 3
-    CHUNK_BASED = 4
+class DataLayout(int):
+    """An inode's data layout (``i_format`` bits 1-3): an ``int`` with a name, made once
+    per layout below, rather than an ``enum.IntEnum`` (importing ``enum`` costs ~4 ms:
+    :class:`fastboop.values.Constant`). :meth:`of` is ``DataLayout(value)``."""
+
+    name: str
+    FLAT_PLAIN: ClassVar[DataLayout]
+    COMPRESSED_FULL: ClassVar[DataLayout]  # "legacy" 8-byte cluster indexes
+    FLAT_INLINE: ClassVar[DataLayout]
+    COMPRESSED_COMPACT: ClassVar[DataLayout]
+    CHUNK_BASED: ClassVar[DataLayout]
+
+    @staticmethod
+    def of(value: int) -> DataLayout:
+        """The layout numbered ``value``; ValueError for a number EROFS does not define."""
+        try:
+            return _LAYOUTS[value]
+        except KeyError:
+            raise ValueError(f"{value} is not a valid DataLayout") from None
 
     @property
     def compressed(self) -> bool:
-        return self in (DataLayout.COMPRESSED_FULL, DataLayout.COMPRESSED_COMPACT)
+        return self is DataLayout.COMPRESSED_FULL or self is DataLayout.COMPRESSED_COMPACT
+
+    def __repr__(self) -> str:
+        return f"<DataLayout.{self.name}: {int(self)}>"
+
+    __str__ = int.__repr__  # as IntEnum's: the number
+
+    def __reduce__(self) -> tuple[object, tuple[object, str]]:
+        return getattr, (DataLayout, self.name)
+
+
+def _layout(name: str, value: int) -> DataLayout:
+    layout = int.__new__(DataLayout, value)
+    layout.name = name
+    return layout
+
+
+DataLayout.FLAT_PLAIN = _layout("FLAT_PLAIN", 0)
+DataLayout.COMPRESSED_FULL = _layout("COMPRESSED_FULL", 1)
+DataLayout.FLAT_INLINE = _layout("FLAT_INLINE", 2)
+DataLayout.COMPRESSED_COMPACT = _layout("COMPRESSED_COMPACT", 3)
+DataLayout.CHUNK_BASED = _layout("CHUNK_BASED", 4)
+_LAYOUTS = {int(layout): layout for layout in (
+    DataLayout.FLAT_PLAIN, DataLayout.COMPRESSED_FULL, DataLayout.FLAT_INLINE,
+    DataLayout.COMPRESSED_COMPACT, DataLayout.CHUNK_BASED)}  # fmt: skip
 
 
 class Superblock(Value):
@@ -242,7 +278,7 @@ def parse_inode(raw: bytes, *, nid: int, location: int) -> Inode:
     i_format = int.from_bytes(raw[:2], "little")
     extended = bool(i_format & 1)
     try:
-        layout = DataLayout((i_format >> 1) & 7)
+        layout = DataLayout.of((i_format >> 1) & 7)
     except ValueError:
         raise CorruptImageError(
             f"erofs: unknown data layout {(i_format >> 1) & 7} at nid {nid}"

@@ -11,12 +11,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from fastboop.bootimg.builder import build_boot_image
 from fastboop.bootimg.layout import BootImageLayout
+from fastboop.sim import vm as vm_module
 from fastboop.sim.qemu import MACHINES, VmBoot, free_port, qemu_argv
-from fastboop.sim.vm import HELPER, VmBootError, augment_ramdisk, prepare_boot
+from fastboop.sim.usbip_server import UsbipBoard
+from fastboop.sim.vm import HELPER, GuestGate, VmBootError, augment_ramdisk, prepare_boot
 from fastboop.sim.vmnet import slirp_link
 from fastboop.stage0.binaries import device_binary
 from fastboop.stage0.cpio import CpioWriter, parse_archive
@@ -145,3 +148,35 @@ def _qmp_query_block(path: Path) -> list[dict[str, Any]]:
                 pass  # events
         result: list[dict[str, Any]] = reply["return"]
         return result
+
+
+def test_the_relay_reaches_into_the_vm_once_the_guest_listens(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The USB/IP relay gets the VM's address when vphone-usbip's "exporting" line comes
+    by on the console (split across reads or not), or, if the console never shows it,
+    a while after qemu started."""
+    board = UsbipBoard()
+    seen: list[bytes] = []
+    gate = GuestGate(board, [("127.0.0.1", 4321)], seen.append)
+    gate.console(b"[    2.40] vphone-usbip: eth0 up as 10.0.2.15\n[    2.41] vphone-usbip: exp")
+    assert board.upstream == []
+    gate.console(b"orting usbip-vudc.0 over USB/IP on port 3240\n")
+    assert board.upstream == [("127.0.0.1", 4321)]
+    assert b"".join(seen).count(b"exporting usbip-vudc.0") == 1  # the console is untouched
+
+    monkeypatch.setattr(vm_module, "GUEST_GATE_FALLBACK", 0.01)
+    quiet = UsbipBoard()
+    late = GuestGate(quiet, [("127.0.0.1", 4322)], seen.append)
+
+    async def qemu_runs() -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(late.open_late)
+            await anyio.sleep(0.05)
+            assert quiet.upstream == []  # qemu has not answered on QMP yet
+            late.started.set()
+            await anyio.sleep(0.1)
+            tg.cancel_scope.cancel()
+
+    anyio.run(qemu_runs)
+    assert quiet.upstream == [("127.0.0.1", 4322)]

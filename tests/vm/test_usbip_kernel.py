@@ -161,6 +161,7 @@ def test_usbip_against_the_kernel_then_stage0_reboots_to_the_bootloader(
                     "vm-arm64", "--smoo-host-timeout", str(HOST_TIMEOUT),
                     "--gadget-timeout", "1")  # fmt: skip
         sim.wait_console(f"stage0: waiting up to {HOST_TIMEOUT} s for the host")
+        sim.wait_console("vphone-usbip: exporting")  # the sim relays into the VM from here
         # Linux's own USB/IP client reads vphone-usbip's device list (relayed by the sim)
         listing = usbip_list(sim.usbip)
         assert re.search(r"^\s*usbip-vudc\.0: .*\(18d1:4ee0\)$", listing, re.M), listing

@@ -74,6 +74,8 @@ UDCS: Final = {"usbip_vudc": "dummy_hcd", "dummy_hcd": "usbip_vudc"}
 DEFAULT_UDC: Final = "usbip_vudc"
 FIRMWARE_CMDLINE: Final = f"rdinit=/{HELPER_PATH} printk.devkmsg=on"
 REENUMERATE_DELAY: Final = 0.3
+GUEST_READY: Final = b"vphone-usbip: exporting "  # its console line once it listens
+GUEST_GATE_FALLBACK: Final = 20.0  # seconds after qemu starts, if that line never shows
 
 Console = Callable[[bytes], None]
 
@@ -126,6 +128,43 @@ def prepare_boot(image: bytes, arch: str, workdir: Path, udc: str = DEFAULT_UDC,
     boot.initrd.write_bytes(augment_ramdisk(parsed.ramdisk, device_binary(HELPER, arch), udc,
                                             mtu))  # fmt: skip
     return boot
+
+
+class GuestGate:
+    """When the simulator's USB/IP relay starts reaching into the VM: once the guest's
+    ``vphone-usbip`` says on the console that it listens.
+
+    Each USB/IP listing the host asks for probes the guest, and a probe sent while the
+    guest's card is still down waits out qemu's user network (up to the relay's 2 s
+    timeout) before the host hears "no device": a boot lost those 2 s in about half the
+    runs. Before qemu is attached a probe is worse still: Debian 12's passt crashes on it.
+    A guest console that hides the helper's line (``quiet``) opens the gate after
+    :data:`GUEST_GATE_FALLBACK` seconds of qemu running instead."""
+
+    def __init__(self, board: UsbipBoard, upstream: list[tuple[str, int]], console: Console):
+        self.started = anyio.Event()  # qemu answers on QMP
+        self._board, self._upstream, self._console = board, upstream, console
+        self._tail = b""
+        self._open = False
+
+    def console(self, chunk: bytes) -> None:
+        if not self._open:  # before the line goes on: whoever reads it finds the relay open
+            text = self._tail + chunk
+            if GUEST_READY in text:
+                self._open_now()
+            self._tail = text[-len(GUEST_READY):]
+        self._console(chunk)
+
+    async def open_late(self) -> None:
+        await self.started.wait()
+        await anyio.sleep(GUEST_GATE_FALLBACK)
+        if not self._open:
+            log.info("no word from vphone-usbip on the console; relaying to the VM anyway")
+            self._open_now()
+
+    def _open_now(self) -> None:
+        self._open = True
+        self._board.upstream = self._upstream
 
 
 class VirtualPhone:
@@ -228,12 +267,12 @@ class VirtualPhone:
                 argv = qemu_argv(self.machine, boot, net=link, qmp=run_dir / "qmp.sock",
                                  memory_mib=self._memory, cpus=self._cpus, disks=self._disks,
                                  cpu=self._cpu_model)  # fmt: skip
-                # The relay reaches the guest only once qemu runs: Debian 12's passt
-                # crashes on a forwarded connection that arrives before qemu is attached.
-                upstream = [("127.0.0.1", port)]
-                result = await run_qemu(argv, qmp=run_dir / "qmp.sock", console=self._console,
-                                        on_started=lambda: setattr(self.board, "upstream",
-                                                                   upstream))  # fmt: skip
+                gate = GuestGate(self.board, [("127.0.0.1", port)], self._console)
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(gate.open_late)
+                    result = await run_qemu(argv, qmp=run_dir / "qmp.sock", console=gate.console,
+                                            on_started=gate.started.set)  # fmt: skip
+                    tg.cancel_scope.cancel()
         except FastboopError as error:
             self.report.boot_error = str(error)
             log.warning("virtual phone cannot boot this image; it hangs", error=str(error))

@@ -243,8 +243,8 @@ def main() -> None:
     parser.add_argument("--cpu-model", action="append", metavar="MODEL",
                         help="the VM's qemu -cpu (fastboop sim --cpu-model; default: the "
                         "simulator's); repeatable, alternating like --udc")  # fmt: skip
-    parser.add_argument("--net", action="append", choices=("slirp", "passt"),
-                        help="the VM's network link (fastboop sim --net; default slirp); "
+    parser.add_argument("--net", action="append", choices=("auto", "slirp", "passt"),
+                        help="the VM's network link (fastboop sim --net; default auto); "
                         "repeatable, alternating like --udc")  # fmt: skip
     parser.add_argument("--cpus", type=int, default=1,
                         help="the VM's vCPUs (both reads run in the same VM)")
@@ -258,7 +258,7 @@ def main() -> None:
     rootfs = build_rootfs(args.arch, blob_bytes=args.size << 20, init_program="serving_init")
     variants = [Variant(udc, cpu, net) for udc, cpu, net in itertools.product(
         dict.fromkeys(args.udc or ["usbip_vudc"]), dict.fromkeys(args.cpu_model or [None]),
-        dict.fromkeys(args.net or ["slirp"]))]  # fmt: skip
+        dict.fromkeys(args.net or ["auto"]))]  # fmt: skip
     runs = []
     for index in range(1, args.runs + 1):
         run = one_run(index, rootfs, args, variants[(index - 1) % len(variants)])

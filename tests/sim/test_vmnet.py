@@ -45,7 +45,7 @@ def test_passt_listens_for_qemu_forwards_the_port_and_stops(tmp_path: Path) -> N
         client.connect(str(tmp_path / "passt.sock"))
 
 
-def test_without_passt_slirp_needs_nothing_and_passt_is_an_error(
+def test_without_passt_slirp_needs_nothing_passt_is_an_error_and_auto_falls_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # no passt on it
@@ -61,6 +61,12 @@ def test_without_passt_slirp_needs_nothing_and_passt_is_an_error(
     with pytest.raises(PasstError, match=r"^passt is not installed") as caught:
         anyio.run(main, "passt")
     assert caught.value.hint is not None and "apt-get install passt" in caught.value.hint
+
+    async def auto() -> NetLink:  # --net auto on a phone whose faster link is passt
+        async with AsyncExitStack() as stack:
+            return await open_link(stack, "passt", tmp_path, 4321, fallback=True)
+
+    assert anyio.run(auto) == link
 
 
 def test_a_passt_that_cannot_start_is_said_in_one_line(tmp_path: Path,

@@ -87,6 +87,8 @@ def test_arm64_from_the_image_to_init(tmp_path: Path, arm64_rootfs: VmRootfs) ->
     assert (f"smoo gadget connected: usbip {sim.usbip}/usbip-vudc.0 [18d1:4ee0] "
             "serial fastboopvm64") in output, output  # fmt: skip
     assert "Machine model: linux,dummy-virt" in console  # qemu's own tree, not a phone's
+    # --net auto: the arm64 phone's faster link is passt (scripts/setup installs it)
+    assert "vphone-usbip: eth0 up as 10.0.2.15, MTU 65520" in console, console[-6000:]
     assert code == ExitCode.INTERRUPTED, output
     check_journal(boot.journal, tmp_path)
     check_saved_boot(saved / "vm-arm64-1.img", tmp_path)

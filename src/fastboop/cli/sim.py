@@ -135,8 +135,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--net", choices=NETS, default=DEFAULT_NET,
         help="virtual phones: the VM's network link, which the served rootfs crosses: slirp "
-        "(default; qemu's own user network, 1,500-byte frames) or passt (65,520-byte "
-        "frames; needs the passt program)",
+        "(qemu's own user network, 1,500-byte frames), passt (65,520-byte frames; needs "
+        "the passt program) or auto (default: the faster one for the phone, passt on "
+        "vm-arm64 when installed, slirp on vm-x86_64)",
     )
     parser.add_argument(
         "--busy-poll", metavar="MICROSECONDS", type=_microseconds, default=BUSY_POLL_WINDOW,

@@ -4,16 +4,20 @@ Everything the phone serves crosses it (smoo over USB/IP over TCP). Two backends
 giving the guest the same addresses (10.0.2.15/24, the host's forwarded connections
 arriving from 10.0.2.2):
 
-* **slirp** (the default): qemu's built-in user network, ``-netdev user,restrict=on``,
-  forwarding one 127.0.0.1 port to the guest's port 3240. Its MTU is fixed at 1,500, so
-  the served data reaches the guest as ~46,000 TCP segments per 64 MiB.
-* **passt** (``--net passt``; Debian package ``passt``): a user-mode network stack made
-  for qemu, run as a child process of the simulator in the foreground, whose UNIX socket
-  (in the boot's scratch directory) qemu's ``-netdev stream`` connects to. It carries
-  frames of up to :data:`PASST_MTU` (65,520) bytes; ``vphone-usbip`` sets the guest's MTU
-  from ``/vphone/mtu``. It halves the guest's CPU per served byte, but the served
-  throughput and the boot are no better than slirp's under TCG, and the host spends more
-  CPU on it (docs/benchmarks.md, session 6): hence not the default.
+* **slirp**: qemu's built-in user network, ``-netdev user,restrict=on``, forwarding one
+  127.0.0.1 port to the guest's port 3240. Its MTU is fixed at 1,500, so the served data
+  reaches the guest as ~46,000 TCP segments per 64 MiB.
+* **passt** (Debian package ``passt``): a user-mode network stack made for qemu, run as a
+  child process of the simulator in the foreground, whose UNIX socket (in the boot's
+  scratch directory) qemu's ``-netdev stream`` connects to. It carries frames of up to
+  :data:`PASST_MTU` (65,520) bytes; ``vphone-usbip`` sets the guest's MTU from
+  ``/vphone/mtu``. It halves the guest's CPU per served byte.
+
+``auto`` (the default) takes the machine's faster link (``QemuMachine.net``, from A/B
+runs, docs/benchmarks.md session 6): passt on arm64, where the guest's copies are cheap
+and per-packet work dominates (served 21.0 -> 27.6 MiB/s), slirp on x86_64, where passt
+served no faster and cost the host twice the CPU; and slirp, with a warning, when passt is
+missing or does not start.
 
 The guest cannot reach other machines over either: slirp is restricted; passt gets no DNS,
 UDP or ICMP, and the sockets it opens for the guest's own connections are bound to
@@ -45,8 +49,8 @@ from fastboop.sim.qemu import stop_process
 
 log = get_logger("fastboop.sim.vm")
 
-NETS: Final = ("slirp", "passt")
-DEFAULT_NET: Final = "slirp"
+NETS: Final = ("auto", "slirp", "passt")
+DEFAULT_NET: Final = "auto"  # the machine's faster link (QemuMachine.net), passt if it can
 GUEST_ADDR: Final = "10.0.2.15"
 GATEWAY: Final = "10.0.2.2"
 GUEST_USBIP_PORT: Final = 3240
@@ -128,11 +132,19 @@ async def passt_link(workdir: Path, usbip_port: int) -> AsyncIterator[NetLink]:
             await process.aclose()
 
 
-async def open_link(stack: AsyncExitStack, net: str, workdir: Path, usbip_port: int) -> NetLink:
-    """The link ``net`` (one of :data:`NETS`) for one power-on, kept open by ``stack``;
-    :class:`PasstError` when passt is missing or does not start."""
+async def open_link(stack: AsyncExitStack, net: str, workdir: Path, usbip_port: int, *,
+                    fallback: bool = False) -> NetLink:
+    """The link ``net`` (``slirp`` or ``passt``) for one power-on, kept open by ``stack``.
+    A passt that is missing or does not start is a :class:`PasstError`, or, with
+    ``fallback`` (``--net auto``), a warning and slirp."""
     if net == "passt":
-        return await stack.enter_async_context(passt_link(workdir, usbip_port))
+        try:
+            return await stack.enter_async_context(passt_link(workdir, usbip_port))
+        except PasstError as error:
+            if not fallback:
+                raise
+            log.warning("no passt, so qemu's own user network (MTU 1500, slower)",
+                        error=str(error), hint=error.hint)  # fmt: skip
     return slirp_link(usbip_port)
 
 

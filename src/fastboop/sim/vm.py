@@ -13,12 +13,13 @@ distro developer can boot their image on with the command they would use for a r
    not describe qemu's ``virt`` machine, which brings its own (the ``vm-*`` profiles say
    so, and their builds carry none). The bootloader leaves the bus, as a phone's does.
 3. **stage0.** The machine's "USB cable" is a virtual UDC in the guest kernel, exported
-   over USB/IP through qemu's user networking (:data:`UDCS`): ``usbip-vudc`` (the
-   default), or ``dummy_hcd``'s UDC at SuperSpeed, whose host side in the same kernel
-   enumerates the gadget for ``usbip-host`` to export. ``vphone-usbip``, a small static
-   program added to the initramfs (as ``/vphone/init``, with the same first-writer-wins
-   layering as ``fastboop stage0 --augment``, beside ``/vphone/udc`` naming the
-   controller; stage0 itself is untouched), hands each USB/IP connection to the kernel.
+   over USB/IP through the VM's network link (:mod:`fastboop.sim.vmnet`). The UDC
+   (:data:`UDCS`) is ``usbip-vudc`` (the default), or ``dummy_hcd``'s UDC at SuperSpeed,
+   whose host side in the same kernel enumerates the gadget for ``usbip-host`` to export.
+   ``vphone-usbip``, a small static program added to the initramfs (as ``/vphone/init``,
+   with the same first-writer-wins layering as ``fastboop stage0 --augment``, beside
+   ``/vphone/udc`` naming the controller; stage0 itself is untouched), hands each USB/IP
+   connection to the kernel.
    The profiles' modules include both controllers; the other one is kept out with the
    kernel's own ``module_blacklist=``. The simulator's USB/IP server relays to it, so
    stage0's gadget appears on the one address the user gave, under bus id
@@ -135,7 +136,7 @@ class GuestGate:
     ``vphone-usbip`` says on the console that it listens.
 
     Each USB/IP listing the host asks for probes the guest, and a probe sent while the
-    guest's card is still down waits out qemu's user network (up to the relay's 2 s
+    guest's card is still down waits out the network link (up to the relay's 2 s
     timeout) before the host hears "no device": a boot lost those 2 s in about half the
     runs. Before qemu is attached a probe is worse still: Debian 12's passt crashes on it.
     A guest console that hides the helper's line (``quiet``) opens the gate after

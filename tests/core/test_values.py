@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from fastboop.artifact.open import ArtifactOptions
 from fastboop.artifact.roles import Role, Roles
-from fastboop.rootfs.erofs.zmap import Extent
+from fastboop.rootfs.erofs.zextents import Extent
 from fastboop.rootfs.fs import FileType, Stat
 from fastboop.values import Value
 

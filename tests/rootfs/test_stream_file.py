@@ -46,7 +46,7 @@ def test_the_pieces_join_to_the_file(image: Path, name: str) -> None:
 @pytest.mark.parametrize("parts", [2, 3, 5])
 @pytest.mark.parametrize("name", sorted(FILES))
 def test_the_parts_join_to_the_file(image: Path, name: str, parts: int) -> None:
-    """Each part finds its own extents (zmap.range_extents) from where part_starts cut:
+    """Each part finds its own extents (zextents.range_extents) from where part_starts cut:
     together they are the file, in every layout (legacy, big pclusters, inline tail)."""
     fs = ErofsFilesystem(BytesSource(image.read_bytes()))
     cut = fs.stream_inode_parts(fs.inode(fs.resolve(f"/{name}")), parts, min_size=0)
@@ -61,7 +61,7 @@ def test_the_parts_join_to_the_file(image: Path, name: str, parts: int) -> None:
 def test_the_parts_share_the_work_not_the_length(tmp_path: Path, options: list[str]) -> None:
     """A file whose first half does not compress and whose second half does: the first
     half reads and decodes far more compressed blocks, so the two parts meet before
-    the middle (zmap.part_starts weighs bytes read and bytes written)."""
+    the middle (zextents.part_starts weighs bytes read and bytes written)."""
     data = os.urandom(1 << 20) + b"Linux version 6.1 " * ((1 << 20) // 18)
     (tmp_path / "tree").mkdir()
     (tmp_path / "tree" / "file").write_bytes(data)

@@ -11,7 +11,7 @@ import io
 import stat as statmod
 
 from fastboop.rootfs import lz4block
-from fastboop.rootfs.erofs import zmap
+from fastboop.rootfs.erofs import zextents, zmap
 from fastboop.rootfs.erofs.ondisk import (
     INODE_SLOT,
     NULL_ADDR,
@@ -70,7 +70,9 @@ def _cached(cache: dict[K, V], key: K, make: Callable[[], V]) -> V:
     return value
 
 
-def _contiguous_runs(extents: list[zmap.Extent], max_blocks: int) -> list[list[zmap.Extent]]:
+def _contiguous_runs(
+    extents: list[zextents.Extent], max_blocks: int
+) -> list[list[zextents.Extent]]:
     """Group extents whose pclusters lie back to back on disk, up to ``max_blocks`` each.
 
     mkfs.erofs stores a file's pclusters in order, so with its default 4 KiB pclusters a
@@ -78,7 +80,7 @@ def _contiguous_runs(extents: list[zmap.Extent], max_blocks: int) -> list[list[z
     each locally, a trip through the block cache (or a request) each over HTTP. One read
     per run fetches exactly the same bytes. An inline tail is always a run of its own.
     """
-    runs: list[list[zmap.Extent]] = []
+    runs: list[list[zextents.Extent]] = []
     end = -1  # block just past the current run
     size = 0  # blocks in the current run
     for extent in extents:
@@ -274,8 +276,8 @@ class ErofsFilesystem(Filesystem):
             out.write(piece)
         return out.value()
 
-    def _extents(self, inode: Inode, limit: int | None) -> list[zmap.Extent]:
-        return zmap.file_extents(self._cluster_index(inode), limit)  # may refuse: early
+    def _extents(self, inode: Inode, limit: int | None) -> list[zextents.Extent]:
+        return zextents.file_extents(self._cluster_index(inode), limit)  # may refuse: early
 
     def _cluster_index(self, inode: Inode) -> zmap.ClusterIndex:
         hoff = zmap.map_header_offset(inode)
@@ -286,7 +288,7 @@ class ErofsFilesystem(Filesystem):
         index = self._read(istart, min(ilen, max(self.source.size - istart, 0)))
         return zmap.ClusterIndex(inode, header, self.sb, index)
 
-    def _decoded(self, inode: Inode, extents: list[zmap.Extent]) -> Iterator[bytes]:
+    def _decoded(self, inode: Inode, extents: list[zextents.Extent]) -> Iterator[bytes]:
         """Each extent's bytes in order, exactly ``extent.length`` of them: one read per
         run of back-to-back pclusters, then one C call per pcluster on the common path
         (0padding, a stream that decodes to exactly the extent); anything else goes
@@ -341,7 +343,7 @@ class ErofsFilesystem(Filesystem):
         else:
             yield self.read_inode_data(inode)
 
-    def _whole_extents(self, inode: Inode) -> list[zmap.Extent]:
+    def _whole_extents(self, inode: Inode) -> list[zextents.Extent]:
         """Every extent of a compressed file, checked to add up to its size: each piece
         :meth:`_decoded` yields is exactly its extent's length, so this is the check that
         the file streams whole, made before the first byte instead of per piece."""
@@ -367,7 +369,7 @@ class ErofsFilesystem(Filesystem):
             return [(0, self.stream_inode_data(inode))]
         self._check_size(inode)
         cindex = self._cluster_index(inode)
-        starts = zmap.part_starts(cindex, parts)
+        starts = zextents.part_starts(cindex, parts)
         stops = [lcn for lcn, _offset in starts[1:]] + [cindex.totalidx]
         return [(offset, self._decoded_range(inode, cindex, lcn, stop))
                 for (lcn, offset), stop in zip(starts, stops, strict=True)]  # fmt: skip
@@ -378,9 +380,9 @@ class ErofsFilesystem(Filesystem):
         """One part's bytes: its extents are found here, when it is first read, so each
         process decodes the cluster index of its own part only (~4 ms of 8 for a 33 MB
         kernel in two)."""
-        yield from self._decoded(inode, zmap.range_extents(cindex, start, stop))
+        yield from self._decoded(inode, zextents.range_extents(cindex, start, stop))
 
-    def _decompress(self, raw: bytes, extent: zmap.Extent, inode: Inode) -> bytes:
+    def _decompress(self, raw: bytes, extent: zextents.Extent, inode: Inode) -> bytes:
         if extent.length > len(raw) * LZ4_MAX_RATIO:
             raise CorruptImageError(
                 f"erofs: {len(raw)} compressed bytes cannot hold the {extent.length} of the "

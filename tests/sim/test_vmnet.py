@@ -62,11 +62,7 @@ def test_without_passt_slirp_needs_nothing_passt_is_an_error_and_auto_falls_back
         anyio.run(main, "passt")
     assert caught.value.hint is not None and "apt-get install passt" in caught.value.hint
 
-    async def auto() -> NetLink:  # --net auto on a phone whose faster link is passt
-        async with AsyncExitStack() as stack:
-            return await open_link(stack, "passt", tmp_path, 4321, fallback=True)
-
-    assert anyio.run(auto) == link
+    assert anyio.run(main, "auto") == link  # the default: passt if it can, else slirp
 
 
 def test_a_passt_that_cannot_start_is_said_in_one_line(tmp_path: Path,
@@ -84,3 +80,9 @@ def test_a_passt_that_cannot_start_is_said_in_one_line(tmp_path: Path,
 
     with pytest.raises(PasstError, match=r"passt exited with status 1: passt: cannot open"):
         anyio.run(main)
+
+    async def auto() -> NetLink:
+        async with AsyncExitStack() as stack:
+            return await open_link(stack, "auto", tmp_path, 4321)
+
+    assert anyio.run(auto).backend == "slirp"

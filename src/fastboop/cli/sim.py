@@ -136,8 +136,8 @@ def register(subparsers: Any) -> None:
         "--net", choices=NETS, default=DEFAULT_NET,
         help="virtual phones: the VM's network link, which the served rootfs crosses: slirp "
         "(qemu's own user network, 1,500-byte frames), passt (65,520-byte frames; needs "
-        "the passt program) or auto (default: the faster one for the phone, passt on "
-        "vm-arm64 when installed, slirp on vm-x86_64)",
+        "the passt program) or auto (default: passt, or slirp with a warning when passt "
+        "is missing or fails)",
     )
     parser.add_argument(
         "--busy-poll", metavar="MICROSECONDS", type=_microseconds, default=BUSY_POLL_WINDOW,

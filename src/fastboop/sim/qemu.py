@@ -44,7 +44,6 @@ class QemuMachine(msgspec.Struct, frozen=True, kw_only=True):
     args: tuple[str, ...]
     cpu: str  # qemu's -cpu value unless the caller gives another
     console: str  # the guest's serial console device
-    net: str  # the network link `--net auto` picks (fastboop.sim.vmnet; A/B measured)
 
 
 MACHINES: Final = {
@@ -56,9 +55,9 @@ MACHINES: Final = {
     # copies at memory speed, so this is emulation overhead, not fastboop's: the served
     # 64 MiB read went 14.5 -> 23.6 MiB/s (docs/benchmarks.md, session 6).
     "arm64": QemuMachine(arch="arm64", binary="qemu-system-aarch64", args=("-M", "virt"),
-                         cpu="max,pauth-impdef=on", console="ttyAMA0", net="passt"),
+                         cpu="max,pauth-impdef=on", console="ttyAMA0"),
     "x86_64": QemuMachine(arch="x86_64", binary="qemu-system-x86_64", args=("-M", "pc"),
-                          cpu="max,-erms,-fsrm", console="ttyS0", net="slirp"),
+                          cpu="max,-erms,-fsrm", console="ttyS0"),
 }  # fmt: skip
 
 

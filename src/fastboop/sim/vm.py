@@ -262,8 +262,7 @@ class VirtualPhone:
         port = free_port()
         try:
             async with contextlib.AsyncExitStack() as stack:
-                net = self.machine.net if self._net == "auto" else self._net
-                link = await open_link(stack, net, run_dir, port, fallback=self._net == "auto")
+                link = await open_link(stack, self._net, run_dir, port)
                 boot = await anyio.to_thread.run_sync(prepare_boot, image, self.machine.arch,
                                                       run_dir, self._udc, link.mtu)  # fmt: skip
                 argv = qemu_argv(self.machine, boot, net=link, qmp=run_dir / "qmp.sock",

@@ -13,11 +13,10 @@ arriving from 10.0.2.2):
   :data:`PASST_MTU` (65,520) bytes; ``vphone-usbip`` sets the guest's MTU from
   ``/vphone/mtu``. It halves the guest's CPU per served byte.
 
-``auto`` (the default) takes the machine's faster link (``QemuMachine.net``, from A/B
-runs, docs/benchmarks.md session 6): passt on arm64, where the guest's copies are cheap
-and per-packet work dominates (served 21.0 -> 27.6 MiB/s), slirp on x86_64, where passt
-served no faster and cost the host twice the CPU; and slirp, with a warning, when passt is
-missing or does not start.
+``auto`` (the default) is passt, or slirp with a warning when passt is missing or does
+not start. A/B runs (docs/benchmarks.md, session 6) found passt faster on both phones:
+arm64 served 21.0 -> 27.6 MiB/s, x86_64 28.4-29.9 -> 32.2-33.0, at no more host CPU and
+with the same time to the init.
 
 The guest cannot reach other machines over either: slirp is restricted; passt gets no DNS,
 UDP or ICMP, and the sockets it opens for the guest's own connections are bound to
@@ -50,7 +49,7 @@ from fastboop.sim.qemu import stop_process
 log = get_logger("fastboop.sim.vm")
 
 NETS: Final = ("auto", "slirp", "passt")
-DEFAULT_NET: Final = "auto"  # the machine's faster link (QemuMachine.net), passt if it can
+DEFAULT_NET: Final = "auto"  # passt if it can, else slirp
 GUEST_ADDR: Final = "10.0.2.15"
 GATEWAY: Final = "10.0.2.2"
 GUEST_USBIP_PORT: Final = 3240
@@ -132,16 +131,15 @@ async def passt_link(workdir: Path, usbip_port: int) -> AsyncIterator[NetLink]:
             await process.aclose()
 
 
-async def open_link(stack: AsyncExitStack, net: str, workdir: Path, usbip_port: int, *,
-                    fallback: bool = False) -> NetLink:
-    """The link ``net`` (``slirp`` or ``passt``) for one power-on, kept open by ``stack``.
-    A passt that is missing or does not start is a :class:`PasstError`, or, with
-    ``fallback`` (``--net auto``), a warning and slirp."""
-    if net == "passt":
+async def open_link(stack: AsyncExitStack, net: str, workdir: Path, usbip_port: int) -> NetLink:
+    """The link ``net`` (one of :data:`NETS`) for one power-on, kept open by ``stack``.
+    ``auto`` is passt, or slirp with a warning when passt is missing or does not start;
+    ``passt`` raises :class:`PasstError` then."""
+    if net in ("auto", "passt"):
         try:
             return await stack.enter_async_context(passt_link(workdir, usbip_port))
         except PasstError as error:
-            if not fallback:
+            if net == "passt":
                 raise
             log.warning("no passt, so qemu's own user network (MTU 1500, slower)",
                         error=str(error), hint=error.hint)  # fmt: skip

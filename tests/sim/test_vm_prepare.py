@@ -17,9 +17,17 @@ import pytest
 from fastboop.bootimg.builder import build_boot_image
 from fastboop.bootimg.layout import BootImageLayout
 from fastboop.sim import vm as vm_module
+from fastboop.sim.model import load_model
 from fastboop.sim.qemu import MACHINES, VmBoot, free_port, qemu_argv
 from fastboop.sim.usbip_server import UsbipBoard
-from fastboop.sim.vm import HELPER, GuestGate, VmBootError, augment_ramdisk, prepare_boot
+from fastboop.sim.vm import (
+    HELPER,
+    GuestGate,
+    VirtualPhone,
+    VmBootError,
+    augment_ramdisk,
+    prepare_boot,
+)
 from fastboop.sim.vmnet import slirp_link
 from fastboop.stage0.binaries import device_binary
 from fastboop.stage0.cpio import CpioWriter, parse_archive
@@ -180,3 +188,19 @@ def test_the_relay_reaches_into_the_vm_once_the_guest_listens(
 
     anyio.run(qemu_runs)
     assert quiet.upstream == [("127.0.0.1", 4322)]
+
+
+def test_auto_takes_passt_only_with_a_helper_that_can_use_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A vphone-usbip built before passt support (a stale stage0/build) would leave passt
+    unable to reach the guest: ``--net auto`` then takes slirp; the one built here, and
+    an explicit ``--net``, are taken as they are."""
+    def phone(net: str) -> VirtualPhone:
+        return VirtualPhone(load_model("vm-x86_64"), UsbipBoard(), console=lambda _: None,
+                            net=net)  # fmt: skip
+
+    assert phone("auto")._link_choice() == "auto"  # this checkout's helper
+    monkeypatch.setattr(vm_module, "device_binary", lambda name, arch: b"\x7fELF old helper")
+    assert phone("auto")._link_choice() == "slirp"
+    assert phone("passt")._link_choice() == "passt"

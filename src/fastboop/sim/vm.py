@@ -252,6 +252,22 @@ class VirtualPhone:
         assert self._tg is not None, "run the phone before booting it"
         self._tg.start_soon(self._power_on, image)
 
+    def _link_choice(self) -> str:
+        """``auto`` takes passt only with a ``vphone-usbip`` that can use it: one built
+        before passt support (a stale ``stage0/build``) neither sets the guest's MTU nor
+        greets the gateway, and passt would never reach the guest."""
+        if self._net != "auto":
+            return self._net
+        try:
+            helper = device_binary(HELPER, self.machine.arch)
+        except FastboopError:
+            return "auto"  # prepare_boot says what is missing
+        if MTU_PATH.encode() not in helper:
+            log.warning("this vphone-usbip predates passt support; qemu's user network "
+                        "instead", hint="rebuild it: make -C stage0 (scripts/setup does)")
+            return "slirp"
+        return "auto"
+
     async def _power_on(self, image: bytes) -> None:
         await anyio.sleep(REENUMERATE_DELAY)  # the bootloader's OKAY goes out first
         if self._fastboot is not None:
@@ -262,7 +278,7 @@ class VirtualPhone:
         port = free_port()
         try:
             async with contextlib.AsyncExitStack() as stack:
-                link = await open_link(stack, self._net, run_dir, port)
+                link = await open_link(stack, self._link_choice(), run_dir, port)
                 boot = await anyio.to_thread.run_sync(prepare_boot, image, self.machine.arch,
                                                       run_dir, self._udc, link.mtu)  # fmt: skip
                 argv = qemu_argv(self.machine, boot, net=link, qmp=run_dir / "qmp.sock",

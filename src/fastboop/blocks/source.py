@@ -50,9 +50,6 @@ class SourceErrorKind(Constant):
     IO: ClassVar[SourceErrorKind]
     OTHER: ClassVar[SourceErrorKind]
 
-    def __init__(self, name: str, value: str) -> None:
-        super().__init__(name, value)
-
 
 SourceErrorKind.INVALID_INPUT = SourceErrorKind("INVALID_INPUT", "invalid input")
 SourceErrorKind.OUT_OF_RANGE = SourceErrorKind("OUT_OF_RANGE", "out of range")

@@ -43,9 +43,6 @@ class FileType(Constant):
     FIFO: ClassVar[FileType]
     SOCKET: ClassVar[FileType]
 
-    def __init__(self, name: str, value: str) -> None:
-        super().__init__(name, value)
-
     @classmethod
     def from_mode(cls, mode: int) -> FileType:
         fmt = statmod.S_IFMT(mode)

@@ -47,8 +47,6 @@ from fastboop.smoo.export import Export
 from fastboop.stage0.discover import modules_for_external_kernel
 from fastboop.transports.base import DeviceAddress
 
-PLAIN_STATS_EVERY = 5.0  # seconds between stats lines when stderr is not a terminal
-
 
 def _usb_id(text: str) -> int:
     try:

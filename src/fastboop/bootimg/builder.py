@@ -32,6 +32,7 @@ from fastboop.bootimg.header import (
     id_sections,
     pack_header,
     pieces,
+    sections_id,
 )
 from fastboop.bootimg.kernel import KernelInfo, prepare_kernel_parts
 from fastboop.bootimg.layout import (
@@ -275,12 +276,7 @@ class BootImagePlan:
     @property
     def header(self) -> BootHeader:
         if self._id_version is not None:
-            sha = id_hash()
-            for _, parts in self._id_order():
-                for part in parts:
-                    sha.update(part)
-                sha.update(id_length(sum(len(part) for part in parts)))
-            self._header.id = id_digest(sha)
+            self._header.id = sections_id(self._id_version, dict(self.sections))
             self._id_version = None
         return self._header
 

@@ -8,7 +8,7 @@ builder's job, and checking that the sections really exist is the parser's.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from mmap import MADV_DONTNEED, mmap
 
 from fastboop.values import Value
@@ -281,11 +281,20 @@ def compute_id(
         "kernel": [kernel] if isinstance(kernel, Buffer) else kernel,
         "ramdisk": [ramdisk], "second": [second], "recovery_dtbo": [recovery_dtbo], "dtb": [dtb],
     }  # fmt: skip
+    return sections_id(version, given)
+
+
+def sections_id(version: int, sections: Mapping[str, Sequence[Buffer]]) -> bytes:
+    """The id over ``sections`` (a name of :func:`id_sections` -> its parts, hashed in
+    turn as if joined; a name not given counts as absent): :func:`compute_id`'s hash, for
+    a caller that holds its sections by name (:class:`~fastboop.bootimg.builder.
+    BootImagePlan`)."""
     sha = id_hash()
     for name in id_sections(version):
-        for part in given[name]:
+        parts = sections.get(name, ())
+        for part in parts:
             sha.update(part)
-        sha.update(id_length(sum(len(part) for part in given[name])))
+        sha.update(id_length(sum(len(part) for part in parts)))
     return id_digest(sha)
 
 

@@ -18,11 +18,10 @@ a program touches them.
 from __future__ import annotations
 
 from fastboop._version import __version__
+from fastboop.lazy import lazy_exports
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~10 ms
 if TYPE_CHECKING:
-    from typing import Any
-
     from fastboop.console import ConsoleLog
     from fastboop.events import AnyEvent, SessionConfig
     from fastboop.journal import read_journal
@@ -48,7 +47,7 @@ if TYPE_CHECKING:
 _FACADE = ("BuiltImage", "DeviceGone", "DeviceSeen", "boot", "build_boot_image",
            "list_devices", "open_session", "prepare_session", "replay_file", "replay_recording",
            "session_profiles", "watch_devices")
-_LAZY: dict[str, str] = {
+__getattr__, __dir__ = lazy_exports(globals(), {
     "Backend": "fastboop.runtime",
     "EffectContext": "fastboop.runtime",
     "Session": "fastboop.runtime",
@@ -62,7 +61,7 @@ _LAZY: dict[str, str] = {
     "AnyEvent": "fastboop.events",  # the type of every event on_event/iteration gives
     "SessionSnapshot": "fastboop.machines.session",  # the type of a session's result
     **dict.fromkeys(_FACADE, "fastboop.runtime.facade"),
-}
+})
 
 __all__ = [
     "AnyEvent",
@@ -92,17 +91,3 @@ __all__ = [
     "watch_devices",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'fastboop' has no attribute {name!r}")
-    import importlib  # here: every command imports this package, few need the facade
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))

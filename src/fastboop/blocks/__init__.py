@@ -17,6 +17,7 @@ from fastboop.blocks.source import (
     check_range,
 )
 from fastboop.blocks.sources import BytesSource, FileSource, SliceSource
+from fastboop.lazy import lazy_exports
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~2 ms
 if TYPE_CHECKING:
@@ -36,11 +37,7 @@ __all__ = [
     "check_range",
 ]
 
-
-def __getattr__(name: str) -> object:
-    """The protocol classes, loaded on first use (:mod:`.protocols`)."""
-    if name in ("BlockSource", "WritableBlockSource"):
-        from fastboop.blocks import protocols
-
-        return getattr(protocols, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# The protocol classes, loaded on first use: typing.Protocol costs ~2 ms (:mod:`.protocols`).
+__getattr__, __dir__ = lazy_exports(globals(), dict.fromkeys(
+    ("BlockSource", "WritableBlockSource"), "fastboop.blocks.protocols"
+))

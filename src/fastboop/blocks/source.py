@@ -27,6 +27,7 @@ and a command that only reads an image (``rootfs cat``) never checks a source's 
 from __future__ import annotations
 
 from fastboop.errors import FastboopError
+from fastboop.lazy import lazy_exports
 from fastboop.values import Constant
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~2 ms
@@ -98,10 +99,7 @@ def check_range(source: BlockSource, offset: int, length: int) -> None:
         )
 
 
-def __getattr__(name: str) -> object:
-    """:class:`BlockSource` and :class:`WritableBlockSource`, from :mod:`.protocols`."""
-    if name in ("BlockSource", "WritableBlockSource"):
-        from fastboop.blocks import protocols
-
-        return getattr(protocols, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# :class:`BlockSource` and :class:`WritableBlockSource`, from :mod:`.protocols`.
+__getattr__, __dir__ = lazy_exports(globals(), dict.fromkeys(
+    ("BlockSource", "WritableBlockSource"), "fastboop.blocks.protocols"
+))

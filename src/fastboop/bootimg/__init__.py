@@ -17,7 +17,7 @@ parsers and the vendor_boot reader.
 
 from __future__ import annotations
 
-import importlib
+from fastboop.lazy import lazy_exports
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs milliseconds
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from fastboop.bootimg.vendor_boot import VendorBootImage, VendorRamdisk, parse_vendor_boot_image
     from fastboop.fdt import DeviceTree, DeviceTreeInfo, FdtError, describe_fdt, parse_fdt
 
-_LAZY = {
+__getattr__, __dir__ = lazy_exports(globals(), {
     "AddressOverflowError": "fastboop.bootimg.errors",
     "BootImage": "fastboop.bootimg.parser",
     "BootImageError": "fastboop.bootimg.errors",
@@ -85,16 +85,7 @@ _LAZY = {
     "parse_vendor_boot_image": "fastboop.bootimg.vendor_boot",
     "prepare_kernel": "fastboop.bootimg.kernel",
     "unwrap_kernel": "fastboop.bootimg.kernel",
-}
-
-
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+})
 
 
 __all__ = [

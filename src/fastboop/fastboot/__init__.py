@@ -7,12 +7,10 @@ async client, and so without anyio and asyncio.
 
 from __future__ import annotations
 
-import importlib
+from fastboop.lazy import lazy_exports
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: the package stays cheap to import
 if TYPE_CHECKING:
-    from typing import Any
-
     from fastboop.fastboot.client import FastbootClient
     from fastboop.fastboot.errors import (
         FastbootBadArgument,
@@ -25,20 +23,20 @@ if TYPE_CHECKING:
     from fastboop.fastboot.gate import FastbootRefused, UdpWireGate, WireGate
     from fastboop.fastboot.protocol import Response, is_missing
 
-_LAZY = {
-    "FastbootBadArgument": "errors",
-    "FastbootClient": "client",
-    "FastbootDeviceFailure": "errors",
-    "FastbootError": "errors",
-    "FastbootProtocolError": "errors",
-    "FastbootRefused": "gate",
-    "FastbootTimeout": "errors",
-    "FastbootTransportError": "errors",
-    "Response": "protocol",
-    "UdpWireGate": "gate",
-    "WireGate": "gate",
-    "is_missing": "protocol",
-}
+__getattr__, __dir__ = lazy_exports(globals(), {
+    "FastbootBadArgument": ".errors",
+    "FastbootClient": ".client",
+    "FastbootDeviceFailure": ".errors",
+    "FastbootError": ".errors",
+    "FastbootProtocolError": ".errors",
+    "FastbootRefused": ".gate",
+    "FastbootTimeout": ".errors",
+    "FastbootTransportError": ".errors",
+    "Response": ".protocol",
+    "UdpWireGate": ".gate",
+    "WireGate": ".gate",
+    "is_missing": ".protocol",
+})
 __all__ = [
     "FastbootBadArgument",
     "FastbootClient",
@@ -54,11 +52,3 @@ __all__ = [
     "is_missing",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # later lookups skip this function
-    return value

@@ -14,6 +14,8 @@ layers, partition tables, HTTP) that ``open_rootfs`` needs.
 
 from __future__ import annotations
 
+from fastboop.lazy import lazy_exports
+
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs milliseconds
 if TYPE_CHECKING:
     from fastboop.blocks import BlockSource, BytesSource, FileSource, SliceSource
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
     from fastboop.rootfs.fs import Filesystem, FileType, Stat
     from fastboop.rootfs.open import open_rootfs
 
-_LAZY = {
+__getattr__, __dir__ = lazy_exports(globals(), {
     "BlockSource": "fastboop.blocks",
     "BytesSource": "fastboop.blocks",
     "FileSource": "fastboop.blocks",
@@ -39,18 +41,7 @@ _LAZY = {
     "FileType": "fastboop.rootfs.fs",
     "Stat": "fastboop.rootfs.fs",
     "open_rootfs": "fastboop.rootfs.open",
-}
-
-
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib  # here: the readers import this package, few use these names
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+})
 
 __all__ = [
     "BlockSource",

@@ -10,12 +10,10 @@ and with it anyio and msgspec, along.
 
 from __future__ import annotations
 
-import importlib
+from fastboop.lazy import lazy_exports
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: the package stays cheap to import
 if TYPE_CHECKING:
-    from typing import Any
-
     from fastboop.transports.base import (
         DeviceAddress,
         TappedTransport,
@@ -38,11 +36,7 @@ __all__ = [
     "transport_factory",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name not in __all__:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module = "errors" if name == "TransportError" else "base"
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(globals(), {
+    **dict.fromkeys(__all__, ".base"),
+    "TransportError": ".errors",
+})

@@ -369,7 +369,7 @@ def replay(work: Path) -> Iterator[Sides]:
 def vm_serving(work: Path) -> Iterator[Sides]:
     yield Sides(ours=Report(
         [PYTHON, str(BENCH / "vm_serving.py"), "--runs", "1", "--rounds", "{n}"],
-        quote=r"^(served|virtio-blk|ratio|fastboop boot|4 KiB)",
+        quote=r"^(served|virtio-blk|NBD alone|ratio|ceiling|fastboop boot|4 KiB)",
         median=r"ratio served / virtio:\s+median ([\d.]+)",
     ))  # fmt: skip
 

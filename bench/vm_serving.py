@@ -9,16 +9,20 @@ rootfs (:func:`tests.vm.rootfs_image.build_rootfs`: Debian's kernel and modules 
 pseudo-random ``/data/blob`` of ``--size`` MiB) is served over the whole real path: host
 ``fastboop boot`` (smoo over USB/IP) → the simulator's USB/IP relay → qemu's user network
 → the guest's ``usbip-vudc`` → stage0's gadget (FunctionFS) → stage0's NBD bridge →
-``/dev/nbd0`` → EROFS. The same image file is also the VM's read-only virtio-blk disk.
+``/dev/nbd0`` → EROFS. The same image file is also the VM's read-only virtio-blk disk,
+and the guest serves it once more to itself, over ``/dev/nbd1`` from a minimal in-guest NBD
+server holding the blob in memory: the NBD leg alone, with no USB link. Its rate is the
+ceiling of any NBD-based path in that guest, which says how much of the gap to virtio-blk
+the link costs and how much NBD itself does.
 ``--udc dummy_hcd`` gives the phone the other virtual USB controller (``fastboop sim
 --udc``: dummy_hcd at SuperSpeed, exported by the guest's usbip-host), ``--cpu-model`` the
 VM another qemu ``-cpu`` (``fastboop sim --cpu-model``), ``--net`` another network link
 (``fastboop sim --net``: passt or qemu's slirp). Any of them given more than once makes
 the runs alternate between the choices (every combination, in turn) and summarises each on
 its own: an A/B in one command, on the same machine load.
-The rootfs's init (``tests/vm/guest/serving_init.c``) reads the blob from both, page cache
-dropped before each read, alternating the order, and prints the times; the ratio is
-served rate / virtio rate, per round.
+The rootfs's init (``tests/vm/guest/serving_init.c``) reads the blob from all three, page
+cache dropped before each read, rotating the order, and prints the times; the ratio is
+served rate / virtio rate, per round (and NBD alone / virtio rate, the ceiling).
 
 The run also times what a user waits for: from starting ``fastboop boot`` to the rootfs's
 init, as the host sees its first console line, split into the host's part (probe, build,
@@ -55,6 +59,9 @@ READ = re.compile(r"VMBENCH read round=(\d+) path=(\w+) bytes=(\d+) us=(\d+)")
 CHECK = re.compile(r"VMBENCH check round=(\d+) same=(\d) sum=([0-9a-f]{16})")
 LATENCY = re.compile(r"VMBENCH latency device=/dev/(\w+) reads=\d+ median_us=(\d+) max_us=(\d+)")
 INIT = re.compile(r"VMBENCH init pid=\d+ boottime_us=(\d+)")
+#: the guest's reads of the blob: path (as the guest prints it) -> what it reads through
+PATHS = {"served": "served (smoo, stage0, NBD)", "virtio": "virtio-blk",
+         "local": "NBD alone (in-guest server)"}  # fmt: skip
 LIMIT = 900.0  # seconds: a hang guard for one whole run, not a speed limit
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 
@@ -131,9 +138,9 @@ class Run:
     read_seconds: float = 0.0
     latency_ms: dict[str, float] = field(default_factory=dict)  # device -> median 4 KiB read
 
-    @property
-    def ratios(self) -> list[float]:
-        return [s / v for s, v in zip(self.reads["served"], self.reads["virtio"], strict=True)]
+    def ratios(self, path: str = "served") -> list[float]:
+        """``path``'s rate over virtio-blk's, per round (the same round's reads)."""
+        return [s / v for s, v in zip(self.reads[path], self.reads["virtio"], strict=True)]
 
 
 def one_run(index: int, rootfs: VmRootfs, args: argparse.Namespace, variant: Variant) -> Run:
@@ -205,12 +212,12 @@ def check_console(console: str, rootfs: VmRootfs, rounds: int) -> str | None:
         return console[console.index("VMBENCH error"):].splitlines()[0]
     checks = CHECK.findall(console)
     reads = READ.findall(console)
-    if len(checks) != rounds or len(reads) != 2 * rounds:
+    if len(checks) != rounds or len(reads) != len(PATHS) * rounds:
         return f"{len(reads)} reads and {len(checks)} checks for {rounds} rounds"
     if any(int(size) != rootfs.blob_bytes for _, _, size, _ in reads):
         return "a read did not return the whole blob"
     if any(same != "1" or total != rootfs.blob_sum for _, same, total in checks):
-        return "the served and the virtio copy differ, or differ from the blob"
+        return "the served, virtio and NBD-alone copies differ, or differ from the blob"
     return None
 
 
@@ -263,11 +270,12 @@ def main() -> None:
     for index in range(1, args.runs + 1):
         run = one_run(index, rootfs, args, variants[(index - 1) % len(variants)])
         runs.append(run)
-        rates = " ".join(f"{s:.1f}/{v:.1f}" for s, v in
-                         zip(run.reads["served"], run.reads["virtio"], strict=True))  # fmt: skip
+        rates = " ".join("/".join(f"{rate:.1f}" for rate in reads)
+                         for reads in zip(*(run.reads[p] for p in PATHS), strict=True))
         cpu = ", ".join(f"{k} {v:.1f} s" for k, v in run.cpu.items())
         latency = ", ".join(f"{k} {v:.2f} ms" for k, v in run.latency_ms.items())
-        print(f"run {index} ({run.variant.label()}): served/virtio MiB/s {rates} | boot->init "
+        print(f"run {index} ({run.variant.label()}): {'/'.join(PATHS)} MiB/s {rates} | "
+              f"boot->init "
               f"{run.boot_to_init:.1f} s (host {run.host_part:.1f} s, guest "
               f"{run.guest_part:.1f} s) | CPU during "
               f"{run.read_seconds:.1f} s of reads: {cpu} | 4 KiB read round trip {latency} | "
@@ -282,12 +290,11 @@ def main() -> None:
 def summarise(runs: list[Run], label: str) -> None:
     if label:
         print(f"## {label}")
-    served = [r for run in runs for r in run.reads["served"]]
-    virtio = [r for run in runs for r in run.reads["virtio"]]
-    ratios = [r for run in runs for r in run.ratios]
-    print(f"served (smoo, stage0, NBD): {spread(served, ' MiB/s')}")
-    print(f"virtio-blk:                 {spread(virtio, ' MiB/s')}")
-    print(f"ratio served / virtio:      {spread(ratios)}")
+    for path, title in PATHS.items():
+        print(f"{title + ':':<28}{spread([r for run in runs for r in run.reads[path]], ' MiB/s')}")
+    print(f"ratio served / virtio:      {spread([r for run in runs for r in run.ratios()])}")
+    print(f"ceiling NBD alone / virtio: "
+          f"{spread([r for run in runs for r in run.ratios('local')])}")
     print(f"fastboop boot -> init:      {spread([r.boot_to_init for r in runs], ' s', 1)}"
           f"; host part {spread([r.host_part for r in runs], ' s', 1)}"
           f"; guest boot clock {spread([r.guest_part for r in runs], ' s', 1)}")  # fmt: skip

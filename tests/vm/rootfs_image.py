@@ -72,6 +72,9 @@ def build_rootfs(arch: str = "amd64", *, blob_bytes: int = BLOB_BYTES,
         try:
             staging = work / "tree"
             shutil.copytree(kroot, staging, copy_function=_link_or_copy, ignore=_skip_stamp)
+            if (staging / "usr" / "lib").is_dir() and not (staging / "lib").exists():
+                # a merged-/usr package (Debian 13 on): its rootfs has /lib -> usr/lib
+                (staging / "lib").symlink_to("usr/lib")
             # The package leaves the index to its postinst; a real rootfs has it.
             subprocess.run(["depmod", "-b", str(staging), kver], check=True)
             (staging / "sbin").mkdir(exist_ok=True)

@@ -2,12 +2,15 @@
  *
  * The rootfs was served over smoo and mounted by stage0 (EROFS on /dev/nbd0). The same
  * image is also the VM's virtio-blk disk (`fastboop sim --disk`); this init mounts it
- * read-only at /mnt/reference and reads /data/blob from both mounts, whole, into memory,
- * page cache dropped before each read, alternating which goes first (round r reads the
- * served copy first when r is even). Each read is printed as
- *     VMBENCH read round=<r> path=<served|virtio> bytes=<n> us=<t>
+ * read-only at /mnt/reference. A third mount, /mnt/local, is the NBD leg alone: the same
+ * image on /dev/nbd1, served by a minimal NBD server in this guest (nbd_local_* below) from
+ * its memory, with nbd0's queue settings. No server design over NBD reads faster in this
+ * guest, so its rate bounds what the served path can reach whatever the USB link costs.
+ * /data/blob is read from each mount, whole, into memory, page cache dropped before each
+ * read, the order rotating per round, after one untimed read of each. Each read is printed as
+ *     VMBENCH read round=<r> path=<served|virtio|local> bytes=<n> us=<t>
  * timed on the monotonic clock from open to EOF with nothing else in the loop (no
- * checksum), so the two times compare the two block paths and nothing more. The copies
+ * checksum), so the times compare the block paths and nothing more. The copies
  * are then compared with each other and checksummed (the sum rootfs_init.c prints):
  *     VMBENCH check round=<r> same=<0|1> sum=<16 hex digits>
  * Last, the round trip of a 4 KiB direct read on each device (median and slowest of 32):
@@ -25,10 +28,14 @@
  * (docs/benchmarks.md).
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <endian.h>
 #include <errno.h>
-#include <linux/perf_event.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/nbd.h>
+#include <linux/perf_event.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -38,8 +45,10 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -87,16 +96,25 @@ static long cmdline_number(const char *key, long fallback) {
     return fallback;
 }
 
-/* virtio_blk is a module in Debian's kernels; load it from the served root's tree. */
+/* virtio_blk is a module in Debian's kernels; load it from the served root's tree (xz-
+ * compressed from Debian 13 on: the kernel decompresses it, MODULE_INIT_COMPRESSED_FILE). */
 static void load_virtio_blk(void) {
+    static const char *const suffixes[] = {".ko", ".ko.xz", ".ko.zst"};
     struct utsname u;
     char path[256];
     uname(&u);
-    snprintf(path, sizeof path, "/lib/modules/%s/kernel/drivers/block/virtio_blk.ko", u.release);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return; /* built in, or not there: the wait for /dev/vda tells */
-    if (syscall(SYS_finit_module, fd, "", 0) != 0 && errno != EEXIST) fail("load virtio_blk");
-    close(fd);
+    for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {
+        snprintf(path, sizeof path, "/lib/modules/%s/kernel/drivers/block/virtio_blk%s",
+                 u.release, suffixes[i]);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) continue;
+        if (syscall(SYS_finit_module, fd, "", i ? 4 /* MODULE_INIT_COMPRESSED_FILE */ : 0) != 0 &&
+            errno != EEXIST)
+            fail("load virtio_blk");
+        close(fd);
+        return;
+    }
+    /* built in, or not there: the wait for /dev/vda tells */
 }
 
 static void mount_reference(void) {
@@ -305,6 +323,101 @@ static void profile_report(long round, const char *path) {
     free(counts);
 }
 
+/* ---- the NBD leg alone: /dev/nbd1 served from this guest's memory ----
+ * The server is the least work any NBD server can do per request: read the 28-byte
+ * request, then one writev of the 16-byte reply and the data straight from memory (the
+ * one copy, into the socket). Its memory holds the image's 1 MiB pieces as they are first
+ * asked for (O_DIRECT from /dev/vda: qemu's DMA, no guest copy); a warm-up read before the
+ * rounds loads the blob's pieces, so the timed reads never wait for vda. Everything else
+ * on this path is the kernel's and the same as for /dev/nbd0: nbd's receive into the
+ * page cache, EROFS, the reader's copy out. */
+enum { PIECE = 1 << 20 };
+
+static int read_whole(int fd, void *into, size_t size) {
+    for (size_t got = 0; got < size;) {
+        ssize_t n = read(fd, (uint8_t *)into + got, size - got);
+        if (n <= 0) return -1;
+        got += (size_t)n;
+    }
+    return 0;
+}
+
+static void nbd_local_serve(int sock, int image, size_t size) {
+    uint8_t *memory = mmap(NULL, size + PIECE, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    uint8_t *loaded = calloc(size / PIECE + 1, 1);
+    if (memory == MAP_FAILED || loaded == NULL) fail("nbd1 server memory");
+    for (;;) {
+        struct nbd_request request;
+        if (read_whole(sock, &request, sizeof request) != 0) _exit(0); /* the kernel let go */
+        uint32_t type = ntohl(request.type), length = ntohl(request.len);
+        uint64_t from = be64toh(request.from);
+        struct nbd_reply reply = {.magic = htonl(NBD_REPLY_MAGIC), .error = 0};
+        memcpy(reply.handle, request.handle, sizeof reply.handle);
+        if (type == NBD_CMD_DISC) _exit(0);
+        if (type != NBD_CMD_READ || from > size || length > size - from) {
+            reply.error = htonl(EINVAL);
+            length = 0;
+        }
+        for (size_t piece = from / PIECE; length && piece <= (from + length - 1) / PIECE; piece++)
+            if (!loaded[piece]) {
+                if (pread(image, memory + piece * PIECE, PIECE, (off_t)(piece * PIECE)) < 0)
+                    fail("nbd1 server: read /dev/vda");
+                loaded[piece] = 1;
+            }
+        struct iovec parts[2] = {{&reply, sizeof reply}, {memory + from, length}};
+        if (writev(sock, parts, length ? 2 : 1) != (ssize_t)(sizeof reply + length))
+            fail("nbd1 server: reply");
+    }
+}
+
+static void *nbd_local_do_it(void *device) {
+    ioctl(*(int *)device, NBD_DO_IT); /* blocks while the device is connected */
+    return NULL;
+}
+
+/* The queue setting `name` of nbd0, copied to nbd1. */
+static void copy_queue_setting(const char *name) {
+    char path[128], value[32];
+    snprintf(path, sizeof path, "/sys/block/nbd0/queue/%s", name);
+    int fd = open(path, O_RDONLY);
+    ssize_t n = fd >= 0 ? read(fd, value, sizeof value - 1) : -1;
+    if (fd >= 0) close(fd);
+    snprintf(path, sizeof path, "/sys/block/nbd1/queue/%s", name);
+    fd = n > 0 ? open(path, O_WRONLY) : -1;
+    if (fd < 0 || write(fd, value, (size_t)n) != n) fail(path);
+    close(fd);
+}
+
+static void nbd_local_start(void) {
+    static int device;
+    int pair[2], image = open("/dev/vda", O_RDONLY | O_DIRECT | O_CLOEXEC);
+    off_t size = image >= 0 ? lseek(image, 0, SEEK_END) : -1;
+    if (size <= 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair)) fail("/dev/vda");
+    pid_t server = fork();
+    if (server < 0) fail("fork");
+    if (server == 0) {
+        close(pair[1]);
+        nbd_local_serve(pair[0], image, (size_t)size);
+    }
+    close(pair[0]);
+    close(image);
+    device = open("/dev/nbd1", O_RDWR | O_CLOEXEC);
+    pthread_t thread;
+    if (device < 0 || ioctl(device, NBD_SET_BLKSIZE, 4096UL) < 0 ||
+        ioctl(device, NBD_SET_SIZE_BLOCKS, (unsigned long)size / 4096) < 0 ||
+        ioctl(device, NBD_SET_FLAGS, (unsigned long)(NBD_FLAG_HAS_FLAGS | NBD_FLAG_READ_ONLY)) < 0 ||
+        ioctl(device, NBD_SET_SOCK, (unsigned long)pair[1]) < 0 ||
+        pthread_create(&thread, NULL, nbd_local_do_it, &device))
+        fail("/dev/nbd1 setup");
+    copy_queue_setting("max_sectors_kb");
+    copy_queue_setting("read_ahead_kb");
+    mkdir("/mnt/local", 0755);
+    for (int i = 0; mount("/dev/nbd1", "/mnt/local", "erofs", MS_RDONLY, NULL) != 0; i++)
+        if (i == 100) fail("mount /dev/nbd1"); /* NBD_DO_IT not running yet: wait */
+        else usleep(100000);
+}
+
 static uint64_t checksum(const uint8_t *data, size_t size) {
     const uint64_t *words = (const uint64_t *)data;
     uint64_t sum = 0;
@@ -327,13 +440,24 @@ int main(void) {
     mount_reference();
     queue_settings("nbd0", cmdline_number("vmbench.read_ahead_kb", 0));
     queue_settings("vda", 0);
-    uint8_t *copy[2] = {malloc(size), malloc(size)};
-    if (!copy[0] || !copy[1] || !chunk) fail("memory");
-    static const char *const names[2] = {"served", "virtio"};
-    static const char *const paths[2] = {"/data/blob", "/mnt/reference/data/blob"};
+    nbd_local_start();
+    uint8_t *copy[3] = {malloc(size), malloc(size), malloc(size)};
+    if (!copy[0] || !copy[1] || !copy[2] || !chunk) fail("memory");
+    static const char *const names[3] = {"served", "virtio", "local"};
+    static const char *const paths[3] = {"/data/blob", "/mnt/reference/data/blob",
+                                         "/mnt/local/data/blob"};
+    /* One untimed read of each first: a page this VM touches for the first time costs qemu
+     * a host page fault, which would be charged to whichever read of round 0 touched it
+     * first; and the nbd1 server loads the blob into its memory. */
+    for (int which = 0; which < 3; which++) {
+        int64_t warm;
+        memset(copy[which], 0, size);
+        drop_caches();
+        timed_read(paths[which], copy[which], size, chunk, &warm);
+    }
     for (long r = 0; r < rounds; r++) {
-        for (int k = 0; k < 2; k++) {
-            int which = (int)((k + r) % 2);
+        for (int k = 0; k < 3; k++) {
+            int which = (int)((k + r) % 3);
             drop_caches();
             int64_t us;
             uint64_t before[CPU_FIELDS], after[CPU_FIELDS];
@@ -351,7 +475,8 @@ int main(void) {
                 after[6] - before[6]);
         }
         say("VMBENCH check round=%ld same=%d sum=%016" PRIx64 "\n", r,
-            memcmp(copy[0], copy[1], size) == 0, checksum(copy[0], size));
+            !memcmp(copy[0], copy[1], size) && !memcmp(copy[0], copy[2], size),
+            checksum(copy[0], size));
     }
     latency("/dev/nbd0", 32);
     latency("/dev/vda", 32);

@@ -15,19 +15,17 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from fastboop import events as ev
-from fastboop.cli.exit_codes import ExitCode
 from fastboop.journal import read_journal
 from fastboop.replay import replay_journal
 from fastboop.smoo.traffic import SmooTraffic
 from tests.vm.rootfs_image import VmRootfs, build_rootfs
-from tests.vm.vphone import CLI, Boot, check_booted_to_init, virtual_phone
+from tests.vm.vphone import CLI, boot_to_init
 
 pytestmark = pytest.mark.vm
 
@@ -68,18 +66,12 @@ def check_journal(journal: Path, tmp_path: Path) -> dict[str, object]:
 
 
 def test_arm64_from_the_image_to_init(tmp_path: Path, arm64_rootfs: VmRootfs) -> None:
-    rootfs = arm64_rootfs
     saved = tmp_path / "boots"
     console_log = tmp_path / "phone-console.log"
-    with virtual_phone("vm-arm64", tmp_path, once=True,
-                       extra=["--save-boot", str(saved)]) as sim:  # fmt: skip
-        boot = Boot(rootfs.image, tmp_path, "--usbip", sim.usbip,  # profile detected
-                    "--console-log", str(console_log))  # and the serial console read
-        status = sim.wait_exit()  # --once: the simulator ends with the VM, with its status
-        code, output = boot.interrupt()
-    console = sim.console.read_text(errors="replace")
-    check_booted_to_init(console, rootfs.marker, rootfs.blob_bytes, rootfs.blob_sum)
-    assert status == 0, sim.report()
+    run = boot_to_init("vm-arm64", arm64_rootfs, tmp_path,  # profile detected
+                       "--console-log", str(console_log),  # and the serial console read
+                       extra=["--save-boot", str(saved)])  # fmt: skip
+    sim, output, console = run.sim, run.output, run.console
     assert "reason=poweroff status=0" in sim.log.read_text()
     assert f"found usbip device {sim.usbip}/1-1 [18d1:4ee0]" in output
     assert "identified as vm-arm64" in output
@@ -89,10 +81,9 @@ def test_arm64_from_the_image_to_init(tmp_path: Path, arm64_rootfs: VmRootfs) ->
     assert "Machine model: linux,dummy-virt" in console  # qemu's own tree, not a phone's
     # --net auto: passt (scripts/setup installs it)
     assert "vphone-usbip: eth0 up as 10.0.2.15, MTU 65520" in console, console[-6000:]
-    assert code == ExitCode.INTERRUPTED, output
-    check_journal(boot.journal, tmp_path)
+    check_journal(run.boot.journal, tmp_path)
     check_saved_boot(saved / "vm-arm64-1.img", tmp_path)
-    check_serial_console(console_log, output, boot.journal)
+    check_serial_console(console_log, output, run.boot.journal)
 
 
 def check_serial_console(console_log: Path, output: str, journal: Path) -> None:
@@ -123,87 +114,55 @@ def check_saved_boot(image: Path, tmp_path: Path) -> None:
 
 
 def test_x86_64_from_the_image_to_init(tmp_path: Path, amd64_rootfs: VmRootfs) -> None:
-    rootfs = amd64_rootfs
-    with virtual_phone("vm-x86_64", tmp_path, once=True) as sim:
-        boot = Boot(rootfs.image, tmp_path, "--usbip", sim.usbip, "--device-profile",
-                    "vm-x86_64")  # fmt: skip
-        status = sim.wait_exit()
-        code, output = boot.interrupt()
-    console = sim.console.read_text(errors="replace")
-    check_booted_to_init(console, rootfs.marker, rootfs.blob_bytes, rootfs.blob_sum)
+    run = boot_to_init("vm-x86_64", amd64_rootfs, tmp_path, "--device-profile", "vm-x86_64")
+    console = run.console
     # --net auto: passt beside qemu, the guest's card at passt's 65,520-byte MTU
     assert "vphone-usbip: eth0 up as 10.0.2.15, MTU 65520" in console, console[-6000:]
-    log = sim.log.read_text()
+    log = run.sim.log.read_text()
     assert "starting passt" in log and "-netdev stream,id=net0" in log, log
     assert "passt ended before the VM did" not in log, log
-    assert status == 0, sim.report()
-    assert f"smoo gadget connected: usbip {sim.usbip}/usbip-vudc.0" in output, output
-    assert code == ExitCode.INTERRUPTED, output
-    check_journal(boot.journal, tmp_path)
+    assert f"smoo gadget connected: usbip {run.sim.usbip}/usbip-vudc.0" in run.output, run.output
+    check_journal(run.boot.journal, tmp_path)
 
 
 def test_x86_64_over_slirp(tmp_path: Path, amd64_rootfs: VmRootfs) -> None:
     """``--net slirp``: qemu's own user network, the fallback when passt is missing; the
     guest's card keeps Ethernet's MTU, and the served root reaches the init intact."""
-    rootfs = amd64_rootfs
-    with virtual_phone("vm-x86_64", tmp_path, once=True, extra=["--net", "slirp"]) as sim:
-        boot = Boot(rootfs.image, tmp_path, "--usbip", sim.usbip, "--device-profile",
-                    "vm-x86_64")  # fmt: skip
-        status = sim.wait_exit()
-        code, output = boot.interrupt()
-    console = sim.console.read_text(errors="replace")
-    check_booted_to_init(console, rootfs.marker, rootfs.blob_bytes, rootfs.blob_sum)
+    run = boot_to_init("vm-x86_64", amd64_rootfs, tmp_path, "--device-profile", "vm-x86_64",
+                       extra=["--net", "slirp"])  # fmt: skip
+    console = run.console
     assert "vphone-usbip: eth0 up as 10.0.2.15\n" in console.replace("\r", ""), console[-6000:]
-    log = sim.log.read_text()
+    log = run.sim.log.read_text()
     assert "starting passt" not in log and "-netdev user,id=net0,restrict=on" in log, log
-    assert status == 0, sim.report()
-    assert code == ExitCode.INTERRUPTED, output
 
 
 def test_fastboot_over_tcp_and_the_gadget_over_usbip(tmp_path: Path,
                                                      arm64_rootfs: VmRootfs) -> None:
-    rootfs = arm64_rootfs
-    with virtual_phone("vm-arm64", tmp_path, tcp=True, once=True) as sim:
-        assert sim.tcp is not None
-        boot = Boot(rootfs.image, tmp_path, "--tcp", sim.tcp, "--usbip", sim.usbip,
-                    "--device-profile", "vm-arm64")  # fmt: skip
-        status = sim.wait_exit()
-        code, output = boot.interrupt()
-    check_booted_to_init(sim.console.read_text(errors="replace"), rootfs.marker,
-                         rootfs.blob_bytes, rootfs.blob_sum)  # fmt: skip
-    assert status == 0, sim.report()
-    assert f"found tcp device {sim.tcp}" in output
+    run = boot_to_init("vm-arm64", arm64_rootfs, tmp_path, "--device-profile", "vm-arm64",
+                       tcp=True)  # fmt: skip
+    output = run.output
+    assert f"found tcp device {run.sim.tcp}" in output
     # Over TCP there is no USB identity to copy: the gadget takes the profile's fastboot ids.
-    assert f"smoo gadget connected: usbip {sim.usbip}/usbip-vudc.0 [18d1:4ee0]" in output
-    assert code == ExitCode.INTERRUPTED, output
-    check_journal(boot.journal, tmp_path)
+    assert f"smoo gadget connected: usbip {run.sim.usbip}/usbip-vudc.0 [18d1:4ee0]" in output
+    check_journal(run.boot.journal, tmp_path)
 
 
 def test_usbip_connection_killed_mid_serve(tmp_path: Path, arm64_rootfs: VmRootfs) -> None:
     """The cable pulled while the guest reads: the host reconnects, the reads complete."""
-    rootfs = arm64_rootfs
-    with virtual_phone("vm-arm64", tmp_path, once=True) as sim:
-        boot = Boot(rootfs.image, tmp_path, "--usbip", sim.usbip, "--device-profile",
-                    "vm-arm64")  # fmt: skip
-        sim.wait_console("VMTEST-ROOTFS-INIT reading payload")
-        sim.signal(signal.SIGUSR1)  # every USB/IP connection dropped at once
-        status = sim.wait_exit()
-        code, output = boot.interrupt()
-    console = sim.console.read_text(errors="replace")
-    check_booted_to_init(console, rootfs.marker, rootfs.blob_bytes, rootfs.blob_sum)
-    assert status == 0, sim.report()
-    assert "usbip connections dropped" in sim.log.read_text()
+    run = boot_to_init("vm-arm64", arm64_rootfs, tmp_path, "--device-profile", "vm-arm64",
+                       pull_cable_mid_read=True)  # fmt: skip
+    console, output = run.console, run.output
+    assert "usbip connections dropped" in run.sim.log.read_text()
     # the drop landed while the payload was being read, before the init had its checksum
     read_at = console.index("VMTEST-ROOTFS-INIT reading payload")
     assert console.index("VMTEST-ROOTFS-INIT pid=1") > read_at
     assert "smoo gadget reconnected" in output, output
-    bodies = [r.body for r in read_journal(boot.journal).records]
+    bodies = [r.body for r in read_journal(run.boot.journal).records]
     assert sum(isinstance(b, ev.GadgetFound) for b in bodies) == 2
     assert sum(isinstance(b, ev.GadgetLost) for b in bodies) >= 1
-    assert code == ExitCode.INTERRUPTED, output
     # Two link sessions in the journal, the first cut off with reads in flight that the
     # gadget asked again after the reconnect: replayed ok, and served again.
-    report = check_journal(boot.journal, tmp_path)
+    report = check_journal(run.boot.journal, tmp_path)
     links = re.search(r"smoo: (\d+) link session", str(report["note"]))
     assert links is not None and int(links.group(1)) >= 2, report
 
@@ -214,17 +173,9 @@ def test_dummy_hcd_phone_serves_and_survives_a_cable_pull(tmp_path: Path,
     VM's own host side enumerates it, usbip-host exports it; the host serves through it,
     and when the cable is pulled mid-read usbip-host resets the device, the host
     reconnects and the reads complete."""
-    rootfs = amd64_rootfs
-    with virtual_phone("vm-x86_64", tmp_path, once=True, extra=["--udc", "dummy_hcd"]) as sim:
-        boot = Boot(rootfs.image, tmp_path, "--usbip", sim.usbip, "--device-profile",
-                    "vm-x86_64")  # fmt: skip
-        sim.wait_console("VMTEST-ROOTFS-INIT reading payload")
-        sim.signal(signal.SIGUSR1)
-        status = sim.wait_exit()
-        code, output = boot.interrupt()
-    console = sim.console.read_text(errors="replace")
-    check_booted_to_init(console, rootfs.marker, rootfs.blob_bytes, rootfs.blob_sum)
-    assert status == 0, sim.report()
+    run = boot_to_init("vm-x86_64", amd64_rootfs, tmp_path, "--device-profile", "vm-x86_64",
+                       pull_cable_mid_read=True, extra=["--udc", "dummy_hcd"])  # fmt: skip
+    sim, console, output = run.sim, run.console, run.output
     assert "vphone-usbip: dummy_hcd loaded at SuperSpeed" in console
     assert "new SuperSpeed USB device" in console and "binding gadget to UDC dummy_udc" in console
     assert "Module usbip_vudc is blacklisted" in console  # the other controller kept out
@@ -236,4 +187,3 @@ def test_dummy_hcd_phone_serves_and_survives_a_cable_pull(tmp_path: Path,
     assert console.index("VMTEST-ROOTFS-INIT pid=1") > console.index(
         "VMTEST-ROOTFS-INIT reading payload")
     assert "smoo gadget reconnected" in output, output
-    assert code == ExitCode.INTERRUPTED, output

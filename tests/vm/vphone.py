@@ -13,10 +13,13 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+from fastboop.cli.exit_codes import ExitCode
 from tests.support.debian import REPO_ROOT
 from tests.support.simulators import free_port
+from tests.vm.rootfs_image import VmRootfs
 
 CLI = [sys.executable, "-m", "fastboop.cli.main"]
 HANG_GUARD = 300.0  # seconds; a cold TCG boot plus the read of the served rootfs
@@ -134,3 +137,41 @@ def check_booted_to_init(console: str, marker: str, blob_bytes: int, blob_sum: s
     assert expected in console, console[-6000:]
     assert "bad chunk" not in console, console[-6000:]
     assert "reboot: Power down" in console, console[-6000:]
+
+
+@dataclass(frozen=True)
+class PhoneBoot:
+    """What one :func:`boot_to_init` left behind, for the test's own checks."""
+
+    sim: Sim
+    boot: Boot
+    #: the boot command's output, up to its Ctrl-C
+    output: str
+    #: the guest's serial console
+    console: str
+
+
+def boot_to_init(model: str, rootfs: VmRootfs, outdir: Path, *boot_args: str, tcp: bool = False,
+                 pull_cable_mid_read: bool = False, extra: Sequence[str] = ()) -> PhoneBoot:
+    """The virtual phone's whole run: ``fastboop sim MODEL --once EXTRA`` and ``fastboop
+    boot ROOTFS --usbip ... BOOT_ARGS`` against it, until the rootfs's init powers the VM
+    off and the simulator ends; then Ctrl-C stops the serving boot, as a user does.
+
+    ``tcp`` serves fastboot over TCP too and points the boot there (the gadget stays on
+    USB/IP); ``pull_cable_mid_read`` drops every USB/IP connection (SIGUSR1) while the
+    init reads its payload. Checks what every such run must show: the init ran from the
+    served root and read the payload intact, the simulator ended with the VM's status 0,
+    the boot ended with the Ctrl-C exit code."""
+    with virtual_phone(model, outdir, once=True, tcp=tcp, extra=extra) as sim:
+        fastboot = ["--tcp", sim.tcp] if sim.tcp else []
+        boot = Boot(rootfs.image, outdir, *fastboot, "--usbip", sim.usbip, *boot_args)
+        if pull_cable_mid_read:
+            sim.wait_console("VMTEST-ROOTFS-INIT reading payload")
+            sim.signal(signal.SIGUSR1)  # every USB/IP connection dropped at once
+        status = sim.wait_exit()  # --once: the simulator ends with the VM, with its status
+        code, output = boot.interrupt()
+    console = sim.console.read_text(errors="replace")
+    check_booted_to_init(console, rootfs.marker, rootfs.blob_bytes, rootfs.blob_sum)
+    assert status == 0, sim.report()
+    assert code == ExitCode.INTERRUPTED, output
+    return PhoneBoot(sim=sim, boot=boot, output=output, console=console)

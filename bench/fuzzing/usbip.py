@@ -34,15 +34,9 @@ from fastboop.sim.usb_bus import (
     interface_descriptor,
 )
 from fastboop.transports import usb_descriptors as d
-from fastboop.transports import usbip_wire as w
-from fastboop.transports.usbip import (
-    DeviceList,
-    Imported,
-    UrbCompleted,
-    UrbUnlinked,
-    UsbipClient,
-    UsbipServer,
-)
+from fastboop.usbip import wire as w
+from fastboop.usbip.client import DeviceList, Imported, UrbCompleted, UrbUnlinked, UsbipClient
+from fastboop.usbip.server import UsbipServer
 
 NAME = "usbip"
 DESCRIPTION = "USB/IP messages both ways (devlist, import, submit, unlink) and USB descriptors"

@@ -13,17 +13,10 @@ import itertools
 import hypothesis.strategies as st
 from hypothesis import given, settings
 
-from fastboop.transports import usbip_wire as w
-from fastboop.transports.usbip import (
-    DeviceList,
-    Imported,
-    Submitted,
-    UnlinkRequested,
-    UrbCompleted,
-    UsbipClient,
-    UsbipServer,
-)
-from fastboop.transports.usbip_wire import ExportedDevice, InterfaceInfo, UsbipProtocolError
+from fastboop.usbip import wire as w
+from fastboop.usbip.client import DeviceList, Imported, UrbCompleted, UsbipClient
+from fastboop.usbip.server import Submitted, UnlinkRequested, UsbipServer
+from fastboop.usbip.wire import ExportedDevice, InterfaceInfo, UsbipProtocolError
 
 u8, u16, u32 = st.integers(0, 0xFF), st.integers(0, 0xFFFF), st.integers(0, 0xFFFFFFFF)
 names = st.text(st.characters(min_codepoint=1, max_codepoint=0x7F), max_size=31)

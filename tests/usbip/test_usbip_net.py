@@ -14,11 +14,11 @@ import anyio.abc
 import pytest
 
 from fastboop.transports import usbip_net
-from fastboop.transports import usbip_wire as w
 from fastboop.transports.base import TransportError
-from fastboop.transports.usbip import ImportRequested, Submitted, UnlinkRequested, UsbipServer
 from fastboop.transports.usbip_net import ImportRefusedError, import_device, list_devices
-from fastboop.transports.usbip_wire import ExportedDevice
+from fastboop.usbip import wire as w
+from fastboop.usbip.server import ImportRequested, Submitted, UnlinkRequested, UsbipServer
+from fastboop.usbip.wire import ExportedDevice
 
 pytestmark = pytest.mark.anyio
 

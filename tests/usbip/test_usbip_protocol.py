@@ -5,21 +5,24 @@ from __future__ import annotations
 
 import pytest
 
-from fastboop.transports import usbip_wire as w
-from fastboop.transports.usbip import (
+from fastboop.usbip import wire as w
+from fastboop.usbip.client import (
     DeviceList,
-    DevlistRequested,
     Imported,
     ImportRefused,
-    ImportRequested,
-    Submitted,
-    UnlinkRequested,
     UrbCompleted,
     UrbUnlinked,
     UsbipClient,
+)
+from fastboop.usbip.server import (
+    DevlistRequested,
+    ImportRequested,
+    Submitted,
+    UnlinkRequested,
     UsbipServer,
 )
-from fastboop.transports.usbip_wire import ExportedDevice, InterfaceInfo, UsbipProtocolError
+from fastboop.usbip.wire import ExportedDevice, InterfaceInfo, UsbipProtocolError
+from tests.support.imports import python_imports
 
 PHONE = ExportedDevice(
     path="/sys/devices/pci0000:00/0000:00:14.0/usb1/1-2", busid="1-2", busnum=1, devnum=5,
@@ -211,3 +214,11 @@ def _imported() -> tuple[UsbipClient, UsbipServer]:
     server.receive_data(client.request_import("1-2"))
     client.receive_data(server.reply_import(IMPORTED))
     return client, server
+
+
+def test_the_core_does_no_io() -> None:
+    """fastboop.usbip is a protocol core (bytes in, values out): sockets, event loops,
+    pyusb, transports and simulators stay outside it."""
+    probe = python_imports("import fastboop.usbip.client, fastboop.usbip.server\n")
+    probe.assert_none_of(("socket", "selectors", "anyio", "asyncio", "trio", "usb",
+                          "fastboop.transports", "fastboop.sim"))  # fmt: skip

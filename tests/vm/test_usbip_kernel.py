@@ -25,15 +25,9 @@ import pytest
 
 from fastboop.smoo import protocol as smoo
 from fastboop.transports import usb_descriptors as d
-from fastboop.transports import usbip_wire as w
-from fastboop.transports.usbip import (
-    DeviceList,
-    Imported,
-    UrbCompleted,
-    UrbUnlinked,
-    UsbipClient,
-)
 from fastboop.transports.usbip_net import parse_server
+from fastboop.usbip import wire as w
+from fastboop.usbip.client import DeviceList, Imported, UrbCompleted, UrbUnlinked, UsbipClient
 from tests.support.usbip_tool import usbip_list
 from tests.vm.rootfs_image import VmRootfs, build_rootfs
 from tests.vm.vphone import CLI, Boot, virtual_phone

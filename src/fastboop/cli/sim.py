@@ -38,11 +38,11 @@ from fastboop.sim.usbip_phone import UsbipPhone
 from fastboop.sim.usbip_server import UsbipBoard, UsbipService
 from fastboop.sim.vm import DEFAULT_UDC, UDCS, VirtualPhone
 from fastboop.sim.vmnet import DEFAULT_NET, NETS, passt_binary
-from fastboop.transports import usbip_wire
 from fastboop.transports.busypoll import WINDOW as BUSY_POLL_WINDOW
 from fastboop.transports.busypoll import BusyPoll
 from fastboop.transports.tcp_link import parse_location
 from fastboop.transports.usbip_net import server_name
+from fastboop.usbip import wire as usbip_wire
 
 DEFAULT_PORT = 5554
 

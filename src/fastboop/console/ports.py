@@ -37,9 +37,9 @@ import usb.util
 from fastboop.console.acm import READ_SIZE, AcmPort, find_acm_port, find_tty
 from fastboop.errors import FastboopError
 from fastboop.logs import get_logger
-from fastboop.transports import usbip_wire as w
 from fastboop.transports.base import DeviceAddress, TransportError
 from fastboop.transports.usbip_net import UsbipConnection
+from fastboop.usbip import wire as w
 
 log = get_logger("fastboop.console")
 

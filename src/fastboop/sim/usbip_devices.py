@@ -38,9 +38,9 @@ from fastboop.sim.usbip_server import GONE, STALL, UrbOutcome
 from fastboop.smoo.fifo import Fifo
 from fastboop.smoo.link import LinkStall
 from fastboop.transports import usb_descriptors as d
-from fastboop.transports import usbip_wire as w
 from fastboop.transports.base import TransportError
-from fastboop.transports.usbip_wire import CmdSubmit, ExportedDevice
+from fastboop.usbip import wire as w
+from fastboop.usbip.wire import CmdSubmit, ExportedDevice
 
 _HIGH_SPEED = 3  # kernel enum usb_device_speed
 

@@ -9,7 +9,7 @@ would at one ``usbipd``:
 * ``OP_REQ_DEVLIST`` lists the simulated devices and, behind them, whatever each upstream
   server lists right now;
 * ``OP_REQ_IMPORT`` of a simulated device serves its URBs here (through the sans-I/O
-  :class:`~fastboop.transports.usbip.UsbipServer`); of an upstream device it opens a
+  :class:`~fastboop.usbip.server.UsbipServer`); of an upstream device it opens a
   connection upstream, forwards the request and from then on copies bytes both ways
   untouched, so the client talks to the upstream kernel's implementation itself.
 
@@ -33,18 +33,18 @@ import msgspec
 from anyio.abc import TaskStatus
 
 from fastboop.logs import get_logger
-from fastboop.transports import usbip_wire as w
 from fastboop.transports.base import TransportError
 from fastboop.transports.tcp_link import quick_ack
-from fastboop.transports.usbip import (
+from fastboop.transports.usbip_net import list_devices, server_name
+from fastboop.usbip import wire as w
+from fastboop.usbip.server import (
     DevlistRequested,
     ImportRequested,
     Submitted,
     UnlinkRequested,
     UsbipServer,
 )
-from fastboop.transports.usbip_net import list_devices, server_name
-from fastboop.transports.usbip_wire import CmdSubmit, ExportedDevice, UsbipProtocolError
+from fastboop.usbip.wire import CmdSubmit, ExportedDevice, UsbipProtocolError
 
 log = get_logger("fastboop.sim.usbip")
 

@@ -45,10 +45,8 @@ import usb.core
 
 from fastboop.logs import get_logger
 from fastboop.transports import usb_descriptors as d
-from fastboop.transports import usbip_wire as w
 from fastboop.transports.base import TransportError
 from fastboop.transports.usb_descriptors import Configuration, Descriptor, DescriptorError
-from fastboop.transports.usbip import UrbCompleted
 from fastboop.transports.usbip_net import (
     CONNECT_TIMEOUT,
     UsbipConnection,
@@ -56,7 +54,9 @@ from fastboop.transports.usbip_net import (
     list_devices,
     server_name,
 )
-from fastboop.transports.usbip_wire import ExportedDevice
+from fastboop.usbip import wire as w
+from fastboop.usbip.client import UrbCompleted
+from fastboop.usbip.wire import ExportedDevice
 
 log = get_logger("fastboop.usbip")
 

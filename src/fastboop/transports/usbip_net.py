@@ -1,4 +1,4 @@
-"""USB/IP over TCP with anyio: the thin I/O layer around :mod:`fastboop.transports.usbip`.
+"""USB/IP over TCP with anyio: the thin I/O layer around :mod:`fastboop.usbip.client`.
 
 :func:`list_devices` asks a server what it exports (one short connection, as ``usbip
 list -r`` does). :func:`import_device` attaches one device and returns a
@@ -29,7 +29,7 @@ import anyio.abc
 
 from fastboop.logs import get_logger
 from fastboop.transports.base import DeviceAddress, TransportError
-from fastboop.transports.usbip import (
+from fastboop.usbip.client import (
     DeviceList,
     Imported,
     ImportRefused,
@@ -37,7 +37,7 @@ from fastboop.transports.usbip import (
     UrbUnlinked,
     UsbipClient,
 )
-from fastboop.transports.usbip_wire import DEFAULT_PORT, ExportedDevice, UsbipProtocolError
+from fastboop.usbip.wire import DEFAULT_PORT, ExportedDevice, UsbipProtocolError
 
 log = get_logger("fastboop.usbip")
 

@@ -9,10 +9,10 @@ successful import the *URB* phase follows: 48-byte headers for ``USBIP_CMD_SUBMI
 a submit and IN data after its reply. Every integer is big-endian.
 
 This module only turns values into bytes and complete byte strings back into values;
-the state machines in :mod:`fastboop.transports.usbip` decide what comes next and how
-many bytes a message has. Every decoder checks lengths and enumerations and raises
-:class:`UsbipProtocolError` (never ``struct.error`` or ``IndexError``): the bytes come
-from the network.
+the state machines in :mod:`fastboop.usbip.client` and :mod:`fastboop.usbip.server`
+decide what comes next and how many bytes a message has. Every decoder checks lengths
+and enumerations and raises :class:`UsbipProtocolError` (never ``struct.error`` or
+``IndexError``): the bytes come from the network.
 """
 
 from __future__ import annotations
@@ -185,6 +185,11 @@ def _cstring(raw: bytes) -> str:
 
 def op_header(code: int, status: int = 0) -> bytes:
     return _OP_HEADER.pack(VERSION, code, status)
+
+
+def op_code(header: bytes) -> int:
+    """The command code of an 8-byte operation header (checked by :func:`parse_op_header`)."""
+    return int(_OP_HEADER.unpack_from(header)[1])
 
 
 def parse_op_header(data: bytes, expected: int) -> int:

@@ -97,3 +97,15 @@ def test_any_configuration_bytes_parse_or_raise_descriptor_error(
 def test_any_device_bytes_parse_or_raise_descriptor_error(raw: bytes) -> None:
     with contextlib.suppress(DescriptorError):
         assert d.parse_device(raw).bDescriptorType == 1
+
+
+def test_the_setup_packet_matches_the_standard_layout() -> None:
+    # GET_DESCRIPTOR(DEVICE), 18 bytes: the first request a host sends (USB 2.0 §9.4.3)
+    packed = d.pack_setup(0x80, 0x06, 0x0100, 0, 18)
+    assert packed == bytes.fromhex("8006000100001200")
+    assert d.parse_setup(packed) == (0x80, 0x06, 0x0100, 0, 18)
+
+
+@given(st.binary(min_size=8, max_size=8))
+def test_every_setup_packet_parses_and_packs_back(raw: bytes) -> None:
+    assert d.pack_setup(*d.parse_setup(raw)) == raw

@@ -56,6 +56,7 @@ from fastboop.smoo.traffic import (
     TransferFailed,
     WriteData,
 )
+from fastboop.transports.usb_descriptors import parse_setup
 
 __all__ = [
     "LINKTYPE_USB_LINUX_MMAPPED",
@@ -444,7 +445,7 @@ def _smoo_transfers(
         elif isinstance(packet, ControlIn):
             yield UsbTransfer(kind="control", endpoint=0x80, length=len(packet.data),
                               data=packet.data, setup=packet.setup,
-                              buffer=int.from_bytes(packet.setup[6:8], "little"),
+                              buffer=parse_setup(packet.setup)[4],
                               submit_ns=submit, complete_ns=complete)  # fmt: skip
         elif isinstance(packet, ControlOut):
             yield UsbTransfer(kind="control", endpoint=0x00, length=len(packet.data),
@@ -456,7 +457,7 @@ def _smoo_transfers(
             setup = packet.setup or bytes(8)
             yield UsbTransfer(kind="control", endpoint=0x80 if is_in else 0x00, length=0,
                               data=None, setup=setup, status=status,
-                              buffer=int.from_bytes(setup[6:8], "little") if is_in else None,
+                              buffer=parse_setup(setup)[4] if is_in else None,
                               submit_ns=submit, complete_ns=complete)  # fmt: skip
 
 

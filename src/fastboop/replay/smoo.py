@@ -63,12 +63,12 @@ from fastboop.smoo.traffic import (
     payload_digest,
 )
 from fastboop.transports.base import TransportError
+from fastboop.transports.usb_descriptors import pack_setup, parse_setup
 
 __all__ = ["Reserved", "SmooScan", "reserve_smoo", "scan_smoo"]
 
 STALL_SECONDS = 10.0  # the re-run sent nothing for this long although it owed Responses
 CONTEXT_PACKETS = 5
-_SETUP = struct.Struct("<BBHHH")
 
 
 class SmooScan(msgspec.Struct, kw_only=True):
@@ -238,7 +238,7 @@ class _ReplayLink:
     def _controls_through_config(self) -> bool:
         for _, _, packet in self._controls:
             if isinstance(packet, ControlIn | ControlOut | TransferFailed) and packet.setup:
-                self.interface_number = _SETUP.unpack(packet.setup)[3]
+                self.interface_number = parse_setup(packet.setup)[3]
             if isinstance(packet, ControlOut):
                 try:
                     self.exports = p.decode_config_exports(packet.data)
@@ -303,7 +303,7 @@ class _ReplayLink:
 
     async def control_in(self, request_type: int, request: int, value: int, index: int,
                          length: int, *, timeout: float) -> bytes:  # fmt: skip
-        setup = _SETUP.pack(request_type, request, value, index, length)
+        setup = pack_setup(request_type, request, value, index, length)
         located = self._next_control(f"control IN {setup.hex(' ')}")
         packet = located[2]
         if getattr(packet, "setup", None) != setup or isinstance(packet, ControlOut):
@@ -317,7 +317,7 @@ class _ReplayLink:
 
     async def control_out(self, request_type: int, request: int, value: int, index: int,
                           data: bytes, *, timeout: float) -> int:  # fmt: skip
-        setup = _SETUP.pack(request_type, request, value, index, len(data))
+        setup = pack_setup(request_type, request, value, index, len(data))
         located = self._next_control(f"control OUT {setup.hex(' ')}")
         packet = located[2]
         ok = isinstance(packet, ControlOut) and (packet.setup, packet.data) == (setup, data)

@@ -24,7 +24,6 @@ Response and payload with what the real pump serves now.
 
 from __future__ import annotations
 
-import struct
 from collections import deque
 from collections.abc import Iterable, Iterator
 
@@ -41,6 +40,7 @@ from fastboop.smoo.traffic import (
     TransferFailed,
     WriteData,
 )
+from fastboop.transports.usb_descriptors import parse_setup
 
 __all__ = [
     "Located",
@@ -57,7 +57,6 @@ Key = tuple[int, int]  # (export_id, request_id)
 # a hostile one from growing the checker's memory.
 MAX_IN_FLIGHT = 4096
 Located = tuple[int, int, Packet]  # (record seq, index in the record, packet)
-_SETUP = struct.Struct("<BBHHH")
 
 
 class SmooDivergence(Exception):
@@ -273,7 +272,7 @@ class SegmentChecker:
                                  describe_packet(packet))  # fmt: skip
 
     def _control_out(self, packet: ControlOut) -> None:
-        request_type, request, *_ = _SETUP.unpack(packet.setup)
+        request_type, request, *_ = parse_setup(packet.setup)
         if (request_type, request) != (p.REQUEST_TYPE_CONFIG_EXPORTS, p.B_REQUEST_CONFIG_EXPORTS):
             return
         try:

@@ -80,9 +80,7 @@ class _Chapter9:
 
     def standard(self, setup: bytes) -> UrbOutcome | None:
         """The outcome of a standard request, or ``None`` for class/vendor ones."""
-        request_type, request = setup[0], setup[1]
-        value = int.from_bytes(setup[2:4], "little")
-        length = int.from_bytes(setup[6:8], "little")
+        request_type, request, value, _, length = d.parse_setup(setup)
         if request_type & 0x60:
             return None
         if request == 0x06 and request_type == 0x80:  # GET_DESCRIPTOR
@@ -233,10 +231,7 @@ class GadgetUsbDevice:
             return GONE
 
     async def _control(self, link: SimLink, command: CmdSubmit) -> UrbOutcome:
-        setup = command.setup
-        request_type, request = setup[0], setup[1]
-        value = int.from_bytes(setup[2:4], "little")
-        index = int.from_bytes(setup[4:6], "little")
+        request_type, request, value, index, _ = d.parse_setup(command.setup)
         if request_type & 0x80:
             reply = await link.control_in(request_type, request, value, index,
                                           command.transfer_buffer_length, timeout=5.0)

@@ -16,6 +16,7 @@ import msgspec
 
 from fastboop.blocks.source import SourceErrorKind
 from fastboop.errors import FastboopError
+from fastboop.transports.usb_descriptors import pack_setup
 
 # --- constants (smoo.md §14) -------------------------------------------------------------
 
@@ -57,7 +58,6 @@ _CONFIG_HEADER = struct.Struct("<HHI")
 _CONFIG_ENTRY = struct.Struct("<IIQ8x")
 _REQUEST = struct.Struct("<B3xIIQII")
 _RESPONSE = struct.Struct("<BB2xIIQII")
-_SETUP = struct.Struct("<BBHHH")
 
 
 class SmooProtocolError(FastboopError):
@@ -86,7 +86,7 @@ class SetupPacket(msgspec.Struct, frozen=True, kw_only=True):
     length: int
 
     def encode(self) -> bytes:
-        return _SETUP.pack(self.request_type, self.request, self.value, self.index, self.length)
+        return pack_setup(self.request_type, self.request, self.value, self.index, self.length)
 
 
 def ident_setup(interface: int) -> SetupPacket:

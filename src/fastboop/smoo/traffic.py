@@ -34,6 +34,7 @@ import msgspec
 import xxhash
 
 from fastboop.smoo.link import GadgetLink, LinkStall
+from fastboop.transports.usb_descriptors import pack_setup
 
 __all__ = [
     "BATCH_PACKETS",
@@ -268,10 +269,6 @@ class TrafficRecorder:
         self.flush()
 
 
-def _setup(request_type: int, request: int, value: int, index: int, length: int) -> bytes:
-    return struct.pack("<BBHHH", request_type, request, value, index, length)
-
-
 def _failure(error: BaseException) -> str:
     if isinstance(error, LinkStall):
         return "stall"
@@ -299,7 +296,7 @@ class RecordingLink:
         self, request_type: int, request: int, value: int, index: int, length: int, *,
         timeout: float,
     ) -> bytes:
-        setup = _setup(request_type, request, value, index, length)
+        setup = pack_setup(request_type, request, value, index, length)
         try:
             reply = await self._link.control_in(request_type, request, value, index, length,
                                                 timeout=timeout)  # fmt: skip
@@ -313,7 +310,7 @@ class RecordingLink:
         self, request_type: int, request: int, value: int, index: int, data: bytes, *,
         timeout: float,
     ) -> int:
-        setup = _setup(request_type, request, value, index, len(data))
+        setup = pack_setup(request_type, request, value, index, len(data))
         try:
             sent = await self._link.control_out(request_type, request, value, index, data,
                                                 timeout=timeout)  # fmt: skip

@@ -1,10 +1,15 @@
-"""Standard USB descriptors (USB 2.0 §9.6) as bytes and as pyusb's attribute bags.
+"""Standard USB descriptors (USB 2.0 §9.6) as bytes and as pyusb's attribute bags, and
+the setup packet every control transfer starts with (§9.3).
 
 pyusb backends hand pyusb *attribute bags*: objects whose attributes are the descriptor's
 fields (``bLength``, ``idVendor``, ...). A backend that has raw descriptors (a USB/IP
 device answers ``GET_DESCRIPTOR`` with bytes) parses them here; a backend that makes
 devices up (the simulators) builds bags and packs them into the bytes a real device would
 send. One layout, so the two sides cannot drift apart.
+
+The setup packet has one home here too: the host sides that send one (the USB/IP bus,
+smoo's recorder and its replay) pack it with :func:`pack_setup`, and the simulated devices
+that answer one, and the journal's readers, unpack it with :func:`parse_setup`.
 
 Descriptors from a device are untrusted: every parser checks lengths and raises
 :class:`DescriptorError`. Descriptors that are not device, configuration, interface or
@@ -29,6 +34,7 @@ _DEVICE = struct.Struct("<BBHBBBBHHHBBBB")
 _CONFIGURATION = struct.Struct("<BBHBBBBB")
 _INTERFACE = struct.Struct("<BBBBBBBBB")
 _ENDPOINT = struct.Struct("<BBBBHB")
+_SETUP = struct.Struct("<BBHHH")
 
 DEVICE_FIELDS: Final = ("bLength", "bDescriptorType", "bcdUSB", "bDeviceClass",
                         "bDeviceSubClass", "bDeviceProtocol", "bMaxPacketSize0", "idVendor",
@@ -178,6 +184,19 @@ def string_descriptor(index: int, text: str | None) -> bytes | None:
     return bytes([2 + len(encoded), STRING]) + encoded
 
 
+def pack_setup(request_type: int, request: int, value: int, index: int, length: int) -> bytes:
+    """The 8-byte setup packet: ``bmRequestType``, ``bRequest``, ``wValue``, ``wIndex``,
+    ``wLength`` (little-endian)."""
+    return _SETUP.pack(request_type, request, value, index, length)
+
+
+def parse_setup(setup: bytes) -> tuple[int, int, int, int, int]:
+    """``(request_type, request, value, index, length)`` of an 8-byte setup packet (every
+    caller holds exactly 8: the USB/IP codec and the journal's types check that)."""
+    request_type, request, value, index, length = _SETUP.unpack(setup)
+    return request_type, request, value, index, length
+
+
 __all__ = [
     "Configuration",
     "Descriptor",
@@ -185,8 +204,10 @@ __all__ = [
     "configuration_length",
     "pack_configuration",
     "pack_device",
+    "pack_setup",
     "parse_configuration",
     "parse_configuration_head",
     "parse_device",
+    "parse_setup",
     "string_descriptor",
 ]

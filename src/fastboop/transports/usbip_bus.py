@@ -376,13 +376,13 @@ class UsbipBus(usb.backend.IBackend):  # type: ignore[misc]  # pyusb ships no ty
 
     def _control_in(self, handle: _Handle, request_type: int, request: int, value: int,
                     index: int, length: int, timeout: int) -> bytes:
-        setup = _setup(request_type, request, value, index, length)
+        setup = d.pack_setup(request_type, request, value, index, length)
         return self._urb(handle, timeout, ep=0, direction=w.DIR_IN, length=length,
                          setup=setup).data  # fmt: skip
 
     def _control_out(self, handle: _Handle, request_type: int, request: int, value: int,
                      index: int, payload: bytes, timeout: int) -> int:
-        setup = _setup(request_type, request, value, index, len(payload))
+        setup = d.pack_setup(request_type, request, value, index, len(payload))
         return self._urb(handle, timeout, ep=0, direction=w.DIR_OUT, data=payload,
                          setup=setup).actual_length  # fmt: skip
 
@@ -418,12 +418,6 @@ class UsbipBus(usb.backend.IBackend):  # type: ignore[misc]  # pyusb ships no ty
     def _fill(buff: Any, data: bytes) -> int:
         memoryview(buff).cast("B")[: len(data)] = data
         return len(data)
-
-
-def _setup(request_type: int, request: int, value: int, index: int, length: int) -> bytes:
-    return bytes([request_type, request]) + b"".join(
-        v.to_bytes(2, "little") for v in (value, index, length)
-    )
 
 
 __all__ = ["RemoteDevice", "UsbipBus", "read_descriptors"]

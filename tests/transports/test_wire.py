@@ -51,10 +51,17 @@ def test_parse_location(location: str, expected: tuple[str, int]) -> None:
     assert parse_location(location, 5554) == expected
 
 
-@pytest.mark.parametrize("location", ["host:0", "host:70000", "host:http"])
-def test_parse_location_rejects_bad_ports(location: str) -> None:
+@pytest.mark.parametrize("location", ["host:0", "host:70000", "host:http", "host:", "host:+1",
+                                      "", ":5554", "[::1]x", "[::1]:"])
+def test_parse_location_rejects_what_is_no_address(location: str) -> None:
     with pytest.raises(ValueError):
         parse_location(location, 5554)
+
+
+def test_a_listener_may_take_any_port_on_every_interface() -> None:
+    assert parse_location(":0", 5554, listening=True) == ("", 0)
+    assert parse_location("127.0.0.1:0", 5554, listening=True) == ("127.0.0.1", 0)
+    assert parse_location("", 5554, listening=True) == ("", 5554)
 
 
 @settings(deadline=None)

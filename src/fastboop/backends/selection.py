@@ -77,8 +77,6 @@ def network_location(kind: str, text: str) -> str:
         host, port = parse_location(text, DEFAULT_PORT)
     except ValueError as error:
         raise UsageError(f"--{kind} {text}: {error}", hint="use HOST or HOST:PORT") from None
-    if not host:
-        raise UsageError(f"--{kind} {text}: no host", hint="use HOST or HOST:PORT")
     return f"{host}:{port}"
 
 

@@ -185,8 +185,6 @@ def _selection(flag: str | None) -> Any:
             host, port = parse_location(rest, 5554)
         except ValueError as error:
             raise UsageError(f"-s {text}: {error}", hint="use tcp:HOST[:PORT]") from None
-        if not host:
-            raise UsageError(f"-s {text}: no host", hint="use tcp:HOST[:PORT]")
         return (kind, host, port)
     from fastboop.backends.selection import selector_from
 

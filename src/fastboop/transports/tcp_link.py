@@ -61,20 +61,36 @@ IO_ERRORS: Final = (OSError, EOFError)
 def parse_location(
     location: str, default_port: int, *, listening: bool = False
 ) -> tuple[str, int]:
-    """``HOST``, ``HOST:PORT`` or ``[V6]:PORT`` -> ``(host, port)``.
+    """``HOST``, ``HOST:PORT``, ``[V6]`` or ``[V6]:PORT`` (a bare IPv6 address too) ->
+    ``(host, port)``: the one reader of the addresses users type for fastboot over
+    TCP/UDP, USB/IP servers and the simulator's listeners.
 
-    Port 0 ("any free port") only makes sense for a server, hence ``listening``.
+    Port 0 ("any free port") and an empty host ("every interface") only make sense for
+    a server, hence ``listening``. Anything else that is not an address is a
+    ``ValueError`` saying what is wrong; the caller names the option.
     """
-    host, sep, port = location.rpartition(":")
-    if not sep or (host.count(":") and not host.endswith("]")):
-        return location.strip("[]"), default_port
-    try:
-        number = int(port)
-    except ValueError:
-        raise ValueError(f"bad port in {location!r}") from None
+    host, port = location, default_port
+    if location.startswith("["):
+        host, _, rest = location[1:].partition("]")
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"bad address {location!r}: text after ']' must be :PORT")
+            port = _port(rest[1:], location, listening)
+    elif location.count(":") == 1:
+        host, port_text = location.split(":")
+        port = _port(port_text, location, listening)
+    if not host and not listening:
+        raise ValueError(f"no host in {location!r}")
+    return host, port
+
+
+def _port(text: str, location: str, listening: bool) -> int:
+    if not text.isdigit():
+        raise ValueError(f"bad port in {location!r}")
+    number = int(text)
     if not (0 if listening else 1) <= number < 65536:
         raise ValueError(f"port {number} out of range in {location!r}")
-    return host.strip("[]"), number
+    return number
 
 
 class TcpLink(LinkSocket):

@@ -29,6 +29,7 @@ import anyio.abc
 
 from fastboop.logs import get_logger
 from fastboop.transports.base import DeviceAddress, TransportError
+from fastboop.transports.tcp_link import parse_location
 from fastboop.usbip.client import (
     DeviceList,
     Imported,
@@ -57,25 +58,7 @@ _STREAM_ERRORS = (
 
 def parse_server(text: str) -> tuple[str, int]:
     """``HOST[:PORT]`` (``[v6]:PORT`` too), port 3240 by default, as ``--usbip`` takes it."""
-    host, port = text, DEFAULT_PORT
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        if rest:
-            if not rest.startswith(":"):
-                raise ValueError(f"bad USB/IP server {text!r}")
-            port = _port(rest[1:], text)
-    elif text.count(":") == 1:
-        host, port_text = text.split(":")
-        port = _port(port_text, text)
-    if not host:
-        raise ValueError(f"bad USB/IP server {text!r}: no host")
-    return host, port
-
-
-def _port(text: str, whole: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise ValueError(f"bad port in USB/IP server {whole!r}")
-    return int(text)
+    return parse_location(text, DEFAULT_PORT)
 
 
 def server_name(host: str, port: int) -> str:

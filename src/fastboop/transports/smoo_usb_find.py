@@ -50,7 +50,7 @@ from fastboop.transports.smoo_usb import (
     open_gadget_link,
 )
 from fastboop.transports.usb_contexts import backend_for_scan
-from fastboop.transports.usb_scan import bus_location, read_serial_string
+from fastboop.transports.usb_scan import alt_settings, bus_location, read_serial_string
 
 GADGET_TRIPLES = (MIMIC_FASTBOOT_TRIPLE, SMOO_TRIPLE)
 
@@ -84,28 +84,22 @@ class GadgetCandidate(msgspec.Struct, frozen=True):
 
 def match_gadget_interface(device: Any) -> GadgetInterface | None:
     """The first alt setting with a smoo triple and all four endpoint kinds, or ``None``."""
-    for configuration in device:
-        for setting in configuration:
-            triple = (
-                setting.bInterfaceClass,
-                setting.bInterfaceSubClass,
-                setting.bInterfaceProtocol,
-            )
-            if triple not in GADGET_TRIPLES:
-                continue
-            endpoints = pick_endpoints(
-                EndpointInfo(address=ep.bEndpointAddress, attributes=ep.bmAttributes)
-                for ep in setting
-            )
-            if endpoints is None:
-                continue  # e.g. a fastboot bootloader: bulk only
-            return GadgetInterface(
-                configuration=configuration.bConfigurationValue,
-                interface=setting.bInterfaceNumber,
-                alternate=setting.bAlternateSetting,
-                triple=triple,
-                endpoints=endpoints,
-            )
+    for configuration, setting, triple in alt_settings(device):
+        if triple not in GADGET_TRIPLES:
+            continue
+        endpoints = pick_endpoints(
+            EndpointInfo(address=ep.bEndpointAddress, attributes=ep.bmAttributes)
+            for ep in setting
+        )
+        if endpoints is None:
+            continue  # e.g. a fastboot bootloader: bulk only
+        return GadgetInterface(
+            configuration=configuration.bConfigurationValue,
+            interface=setting.bInterfaceNumber,
+            alternate=setting.bAlternateSetting,
+            triple=triple,
+            endpoints=endpoints,
+        )
     return None
 
 

@@ -16,7 +16,7 @@ and it imports neither.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Final
 
 import anyio
@@ -64,30 +64,34 @@ class Departed(msgspec.Struct, frozen=True):
 UsbEvent = Arrived | Departed
 
 
+def alt_settings(device: Any) -> Iterator[tuple[Any, Any, tuple[int, int, int]]]:
+    """Every ``(configuration, alt setting, class triple)`` of a pyusb device, in
+    descriptor order: what the fastboot and the smoo gadget matchers both walk."""
+    for configuration in device:
+        for setting in configuration:
+            triple = (setting.bInterfaceClass, setting.bInterfaceSubClass,
+                      setting.bInterfaceProtocol)  # fmt: skip
+            yield configuration, setting, triple
+
+
 def match_fastboot_interface(device: Any) -> InterfaceMatch | None:
     """The first alt setting with the fastboot triple and bulk IN + OUT, or ``None``.
 
     Pure descriptor inspection: nothing is opened. Non-bulk endpoints other than
     interrupt ones are ignored; any interrupt endpoint disqualifies the interface.
     """
-    for configuration in device:
-        for setting in configuration:
-            triple = (
-                setting.bInterfaceClass,
-                setting.bInterfaceSubClass,
-                setting.bInterfaceProtocol,
+    for configuration, setting, triple in alt_settings(device):
+        if triple != FASTBOOT_TRIPLE:
+            continue
+        found = _bulk_pair(setting)
+        if found is not None:
+            return InterfaceMatch(
+                configuration=configuration.bConfigurationValue,
+                interface=setting.bInterfaceNumber,
+                alternate=setting.bAlternateSetting,
+                endpoint_in=found[0],
+                endpoint_out=found[1],
             )
-            if triple != FASTBOOT_TRIPLE:
-                continue
-            found = _bulk_pair(setting)
-            if found is not None:
-                return InterfaceMatch(
-                    configuration=configuration.bConfigurationValue,
-                    interface=setting.bInterfaceNumber,
-                    alternate=setting.bAlternateSetting,
-                    endpoint_in=found[0],
-                    endpoint_out=found[1],
-                )
     return None
 
 
@@ -196,6 +200,7 @@ __all__ = [
     "InterfaceMatch",
     "UsbCandidate",
     "UsbEvent",
+    "alt_settings",
     "bus_location",
     "find_fastboot_devices",
     "match_fastboot_interface",

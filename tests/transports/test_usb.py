@@ -12,6 +12,7 @@ import msgspec
 import pytest
 import usb.core
 
+from fastboop.errors import FastboopError
 from fastboop.fastboot import (
     FastbootClient,
     FastbootTimeout,
@@ -20,6 +21,7 @@ from fastboop.fastboot import (
 from fastboop.sim import CommandBehaviour, load_model
 from fastboop.sim.usb_bus import EmulatedDevice, SimUsbBackend
 from fastboop.transports.base import Transport, TransportError
+from fastboop.transports.smoo_usb_find import GadgetFilter, find_gadget_candidates
 from fastboop.transports.usb import (
     Arrived,
     Departed,
@@ -65,6 +67,17 @@ def test_fastboot_interface_after_other_interfaces() -> None:
     match = match_fastboot_interface(only_device(SimUsbBackend([device])))
     assert match is not None
     assert (match.interface, match.endpoint_in, match.endpoint_out) == (2, 0x81, 0x01)
+
+
+def test_without_libusb_both_scans_say_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_backend(**_: object) -> None:
+        raise usb.core.NoBackendError("No backend available")
+
+    monkeypatch.setattr(usb.core, "find", no_backend)
+    for scan in (find_fastboot_devices, lambda: find_gadget_candidates(GadgetFilter())):
+        with pytest.raises(FastboopError, match="no USB backend found") as raised:
+            scan()
+        assert raised.value.hint == "install libusb-1.0 (Debian: libusb-1.0-0)"
 
 
 def test_enumeration_filters_by_vid_pid_and_reports_location() -> None:

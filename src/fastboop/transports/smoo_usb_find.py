@@ -30,7 +30,6 @@ import msgspec
 import usb.core
 import usb.util
 
-from fastboop.errors import FastboopError
 from fastboop.smoo import protocol as p
 from fastboop.smoo.discovery import (
     MIMIC_FASTBOOT_TRIPLE,
@@ -49,8 +48,12 @@ from fastboop.transports.smoo_usb import (
     UsbLinkTimeouts,
     open_gadget_link,
 )
-from fastboop.transports.usb_contexts import backend_for_scan
-from fastboop.transports.usb_scan import alt_settings, bus_location, read_serial_string
+from fastboop.transports.usb_scan import (
+    alt_settings,
+    bus_devices,
+    bus_location,
+    read_serial_string,
+)
 
 GADGET_TRIPLES = (MIMIC_FASTBOOT_TRIPLE, SMOO_TRIPLE)
 
@@ -109,14 +112,8 @@ def find_gadget_candidates(want: GadgetFilter, *, backend: Any = None) -> list[G
     Without ``backend``, enumerates on :func:`~fastboop.transports.usb_contexts.backend_for_scan`'s
     choice, so a gadget that appeared after the last scan is found even without udevd.
     """
-    try:
-        devices = list(usb.core.find(find_all=True, backend=backend_for_scan(backend)))
-    except usb.core.NoBackendError:
-        raise FastboopError(
-            "no USB backend found", hint="install libusb-1.0 (Debian: libusb-1.0-0)"
-        ) from None
     found: list[GadgetCandidate] = []
-    for device in devices:
+    for device in bus_devices(backend):
         if want.vid is not None and device.idVendor != want.vid:
             continue
         if want.pid is not None and device.idProduct != want.pid:

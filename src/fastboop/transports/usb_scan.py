@@ -64,6 +64,18 @@ class Departed(msgspec.Struct, frozen=True):
 UsbEvent = Arrived | Departed
 
 
+def bus_devices(backend: Any = None) -> list[Any]:
+    """Every device on the bus, as pyusb sees it on
+    :func:`~fastboop.transports.usb_contexts.backend_for_scan`'s choice of ``backend``;
+    a :class:`~fastboop.errors.FastboopError` that says what to install without libusb."""
+    try:
+        return list(usb.core.find(find_all=True, backend=backend_for_scan(backend)))
+    except usb.core.NoBackendError:
+        raise FastboopError(
+            "no USB backend found", hint="install libusb-1.0 (Debian: libusb-1.0-0)"
+        ) from None
+
+
 def alt_settings(device: Any) -> Iterator[tuple[Any, Any, tuple[int, int, int]]]:
     """Every ``(configuration, alt setting, class triple)`` of a pyusb device, in
     descriptor order: what the fastboot and the smoo gadget matchers both walk."""
@@ -162,14 +174,8 @@ def find_fastboot_devices(
     choice: a fresh libusb context where the shared one would not see devices come and go.
     """
     wanted = set(filters)
-    try:
-        devices = list(usb.core.find(find_all=True, backend=backend_for_scan(backend)))
-    except usb.core.NoBackendError:
-        raise FastboopError(
-            "no USB backend found", hint="install libusb-1.0 (Debian: libusb-1.0-0)"
-        ) from None
     candidates = []
-    for device in devices:
+    for device in bus_devices(backend):
         if wanted and (device.idVendor, device.idProduct) not in wanted:
             continue
         try:
@@ -201,6 +207,7 @@ __all__ = [
     "UsbCandidate",
     "UsbEvent",
     "alt_settings",
+    "bus_devices",
     "bus_location",
     "find_fastboot_devices",
     "match_fastboot_interface",

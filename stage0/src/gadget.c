@@ -27,6 +27,7 @@
 
 #include "bridge.h"
 #include "ffs_desc.h"
+#include "io_trace.h"
 #include "log.h"
 #include "nbd_dev.h"
 #include "smoo_proto.h"
@@ -160,6 +161,7 @@ static void flush_replies(void) {
             (reply.data_len && io_exact(G.sock, reply.data, reply.data_len, false)))
             log_err("NBD reply for handle %llu not written", (unsigned long long)reply.handle);
         pthread_mutex_unlock(&G.sock_write);
+        io_trace_nbd_out(reply.handle, reply.error);
         bridge_free_reply(&reply);
     }
 }
@@ -170,10 +172,12 @@ static void *nbd_reader(void *arg) {
         uint8_t header[NBD_WIRE_REQUEST_LEN];
         struct nbd_wire_request rq;
         if (io_exact(G.sock, header, sizeof header, true)) break;
+        int64_t in_us = io_trace_enabled ? io_trace_now_us() : 0;
         if (nbd_decode_request(header, sizeof header, &rq)) {
             log_err("NBD request with a bad magic; stopping the bridge");
             break;
         }
+        io_trace_nbd_in(rq.handle, rq.from, rq.len, in_us);
         uint8_t *payload = NULL;
         if ((rq.type & 0xffff) == NBDW_WRITE && rq.len) {
             payload = malloc(rq.len);
@@ -256,6 +260,7 @@ static void *submitter(void *arg) {
         pthread_mutex_lock(&G.lock);
         while (!(G.have_export && bridge_next_submission(&G.bridge, &sub)))
             pthread_cond_wait(&G.wake, &G.lock);
+        io_trace_step(sub.request.request_id, IO_TRACE_PICKED);
         unsigned gen = fault_gen();
         G.sub_in_write = true;
         G.sub_write_gen = gen;
@@ -268,6 +273,7 @@ static void *submitter(void *arg) {
         uint8_t msg[SMOO_MSG_LEN];
         smoo_encode_request(msg, &sub.request);
         int rc = io_exact_gen(G.ep_req, msg, sizeof msg, false, gen);
+        if (!rc) io_trace_step(sub.request.request_id, IO_TRACE_REQUEST);
         if (!rc && sub.payload_len)
             rc = payload ? io_exact_gen(G.ep_bulk_in, payload, sub.payload_len, false, gen)
                          : -ENOMEM;
@@ -297,6 +303,7 @@ static void *responder(void *arg) {
         struct smoo_response r;
         if (n != SMOO_MSG_LEN || smoo_decode_response(buf, (size_t)n, &r))
             continue; /* e.g. fastboot probes from host daemons in mimic mode (§9) */
+        io_trace_step(r.request_id, IO_TRACE_RESPONSE);
         uint8_t *dst = NULL;
         uint32_t len = 0;
         unsigned slot = 0;
@@ -326,6 +333,7 @@ static void *responder(void *arg) {
         G.resp_bulk_gen = gen;
         pthread_cond_broadcast(&G.wake); /* a freed slot may let a waiting part go out */
         pthread_mutex_unlock(&G.lock);
+        if (res == BRIDGE_RESP_DONE) io_trace_part_done(r.request_id, 0);
         if (drain) {
             /* One read of the whole payload: a transfer's boundaries are kept (the socket
              * harness sends one message per transfer). At most max_io_bytes, checked above. */
@@ -347,11 +355,14 @@ static void *responder(void *arg) {
             G.resp_in_bulk = false;
             if (rc == -ECANCELED) log_info("READ payload abandoned (pump faulted); it will replay");
             else if (rc) link_fault("bulk OUT read failed", true);
-            else if (!G.have_export || !bridge_bulk_deliver(&G.bridge, slot, data, len))
+            bool used =
+                rc == 0 && G.have_export && bridge_bulk_deliver(&G.bridge, slot, data, len);
+            if (rc == 0 && !used)
                 log_debug("bulk OUT payload for a request no longer waiting; dropped");
             free(data);
             pthread_cond_broadcast(&G.wake);
             pthread_mutex_unlock(&G.lock);
+            if (used) io_trace_part_done(slot, len);
         }
         flush_replies();
     }

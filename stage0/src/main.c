@@ -16,6 +16,7 @@
 #include "config.h"
 #include "fail_back.h"
 #include "gadget.h"
+#include "io_trace.h"
 #include "kmsg_forward.h"
 #include "log.h"
 #include "modules.h"
@@ -89,6 +90,7 @@ static void load_config(struct stage0_config *cfg) {
     fail_back_set(cfg->on_failure);
     if (!strcmp(cfg->log_filter, "debug") || !strcmp(cfg->log_filter, "trace"))
         log_set_max_level(LOG_DEBUG_LEVEL);
+    io_trace_enabled = !strcmp(cfg->log_filter, "trace");
 }
 
 static int pid1(void) {

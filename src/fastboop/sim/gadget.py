@@ -30,6 +30,9 @@ from fastboop.transports.base import DeviceAddress, TransportError
 from fastboop.transports.oneshot import OneShot
 
 SIM_ADDRESS = DeviceAddress(transport="smoo-sim", location="sim", vid=0xDEAD, pid=0xBEEF)
+#: how long a bulk-OUT payload waits for the Response that tells the gadget to read it; a
+#: gadget NAKs bulk OUT until then, and a host whose payload no Response announces is wrong
+BULK_OUT_PATIENCE = 1.0
 
 
 class IoResult(msgspec.Struct, frozen=True):
@@ -74,6 +77,7 @@ class SimLink:
         self.int_in: Fifo[bytes] = Fifo()
         self.bulk_in_queue: Fifo[bytes] = Fifo()
         self.bulk_out_expected: deque[tuple[_Io, int]] = deque()
+        self.bulk_out_announced: anyio.Event | None = None  # a payload waits for its Response
         self.serial: SimSerialPort | None = None  # stage0's ACM port, if the phone has one
 
     @property
@@ -96,6 +100,14 @@ class SimLink:
         self.alive = False
         self.int_in.close()
         self.bulk_in_queue.close()
+        self.announce_bulk_out()
+
+    def announce_bulk_out(self) -> None:
+        """A Response announced a payload (or the link died): wake a waiting payload."""
+        waiter = self.bulk_out_announced
+        if waiter is not None:
+            self.bulk_out_announced = None
+            waiter.set()
 
     def forget_wire_state(self) -> None:
         """Drop queued messages, as a gadget forgets in-flight wire state at a boundary."""
@@ -148,6 +160,14 @@ class SimLink:
 
     async def bulk_out(self, data: bytes) -> None:
         self._check()
+        if not self.bulk_out_expected:
+            # A host may send a payload beside its Response (smoo/pump.py); the gadget reads
+            # bulk OUT only once the Response is in, and until then the bus NAKs it.
+            with anyio.move_on_after(BULK_OUT_PATIENCE):
+                while not self.bulk_out_expected and self.alive:
+                    waiter = self.bulk_out_announced = anyio.Event()
+                    await waiter.wait()
+            self._check()
         self._gadget._fault_point(self, "bulk_out")
         self._gadget._on_bulk_out(self, data)
 
@@ -284,6 +304,7 @@ class SimGadget:
             length = blocks * self.exports[request.export_id].block_size
             if length:
                 link.bulk_out_expected.append((io, length))
+                link.announce_bulk_out()
                 return
         self._complete(io, IoResult(0))
 

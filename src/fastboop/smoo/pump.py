@@ -11,7 +11,10 @@ Tasks, each with one job, connected by in-order FIFOs (:class:`~fastboop.smoo.fi
   are not direct), concurrent, doing the source I/O: inline for a direct source, in a
   worker thread otherwise (HTTP, decompression), so the event loop never waits on it;
 * **writer** - Responses on interrupt OUT one at a time, queueing each READ payload for
-  bulk OUT right after its Response, so bulk-OUT order equals Response order;
+  bulk OUT as its Response goes out, so bulk-OUT order equals Response order. The payload
+  does not wait for its Response's transfer to end: on a link whose every transfer waits
+  for a controller's tick (the virtual phone's vUDC: 4 ms) that wait was one tick and one
+  round trip per READ, and the gadget reads bulk OUT only after the Response anyway;
 * **bulk-IN / bulk-OUT workers** - drain their FIFOs strictly in order.
 
 Why reads are inline: at 4 KiB, a task, a memory stream and their checkpoints per Request
@@ -109,6 +112,8 @@ class Pump:
         self._bulk_in: Fifo[_BulkInSlot] = Fifo()
         self._replies: Fifo[Reply] = Fifo()
         self._bulk_out: Fifo[bytes] = Fifo()
+        self._announced = 0  # READ Responses with a payload that are on the wire
+        self._announce_waiter: anyio.Event | None = None
 
     async def run(self) -> tuple[Outcome, str]:
         """Return how the session ended; cancel the caller's scope to shut down."""
@@ -210,25 +215,38 @@ class Pump:
             if not replies:
                 await replies.wait()
             wire, payload = replies.popleft()
+            if payload:
+                bulk_out.put(payload)  # goes out beside its Response, not after it
             await link.interrupt_out(wire)
             if recorder is not None:
-                recorder.response(wire, bool(payload))  # as bulk OUT is queued below
+                recorder.response(wire, bool(payload))
             stats.sent(len(wire))
             stats.response_sent()
             if payload:
-                bulk_out.put(payload)
+                self._announced += 1
+                waiter = self._announce_waiter
+                if waiter is not None:
+                    self._announce_waiter = None
+                    waiter.set()
 
     async def _bulk_out_worker(self) -> None:
         link = self._link
         payloads = self._bulk_out
         stats = self._stats
         recorder = self._recorder
+        sent = 0  # payloads on the wire; self._announced counts their Responses
         while True:
             if not payloads:
                 await payloads.wait()
             payload = payloads.popleft()
             await link.bulk_out(payload)
+            sent += 1
             if recorder is not None:
+                # The journal keeps each payload after its Response (replay checks that),
+                # even when the payload's transfer ended first.
+                while self._announced < sent:
+                    waiter = self._announce_waiter = anyio.Event()
+                    await waiter.wait()
                 recorder.read_data(payload)
             stats.sent(len(payload))
 

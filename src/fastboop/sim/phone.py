@@ -54,6 +54,13 @@ class PhoneReport:
         self.rootfs_size = 0
         self.rootfs_read = anyio.Event()
 
+    def record_boot(self, image: bytes) -> str | None:
+        """Note that a host booted ``image``; why this phone cannot boot it (``None``: it
+        can), as every simulated phone judges it (:func:`boot_image_problem`)."""
+        self.booted_image = image
+        self.boot_error = boot_image_problem(image)
+        return self.boot_error
+
 
 class Cancellable(Protocol):
     """What :meth:`SimulatedPhone.stop_when_up` needs of a session."""
@@ -150,11 +157,9 @@ class SimulatedPhone:
     # --- the phone's side -------------------------------------------------------------------
 
     def _booted(self, image: bytes) -> None:
-        self.report.booted_image = image
-        self.report.boot_error = boot_image_problem(image)
-        if self.report.boot_error is not None:
-            log.warning("simulated phone cannot boot this image; it hangs",
-                        error=self.report.boot_error)
+        problem = self.report.record_boot(image)
+        if problem is not None:
+            log.warning("simulated phone cannot boot this image; it hangs", error=problem)
             return
         assert self._tg is not None, "use SimulatedPhone as an async context manager"
         self._tg.start_soon(self._run_stage0)

@@ -26,7 +26,7 @@ from fastboop.sim.console import boot_records, init_records
 from fastboop.sim.gadget import SimGadget
 from fastboop.sim.model import BootloaderModel
 from fastboop.sim.pace import Pacer
-from fastboop.sim.phone import PhoneReport, boot_image_problem, play_stage0, stage0_settings
+from fastboop.sim.phone import PhoneReport, play_stage0, stage0_settings
 from fastboop.sim.usbip_devices import FastbootUsbDevice, GadgetUsbDevice
 from fastboop.sim.usbip_server import UsbipBoard
 
@@ -80,11 +80,9 @@ class UsbipPhone:
 
     def booted(self, image: bytes) -> None:
         """A host booted ``image`` (over any transport); see the module docstring."""
-        self.report.booted_image = image
         if self._on_boot is not None:
             self._on_boot(image)
-        problem = boot_image_problem(image)
-        self.report.boot_error = problem
+        problem = self.report.record_boot(image)
         if problem is not None:
             log.warning("simulated phone cannot boot this image; it hangs", error=problem)
             return

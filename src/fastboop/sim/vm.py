@@ -53,7 +53,7 @@ from fastboop.logs import get_logger
 from fastboop.sim.bootloader import SimulatedBootloader
 from fastboop.sim.model import BootloaderModel
 from fastboop.sim.pace import Pacer
-from fastboop.sim.phone import PhoneReport, boot_image_problem
+from fastboop.sim.phone import PhoneReport
 from fastboop.sim.pvh import pvh_kernel
 from fastboop.sim.qemu import MACHINES, VmBoot, VmExit, free_port, qemu_argv, run_qemu
 from fastboop.sim.usbip_devices import FastbootUsbDevice
@@ -239,11 +239,9 @@ class VirtualPhone:
 
     def booted(self, image: bytes) -> None:
         """A host booted ``image`` (over USB/IP, TCP or UDP)."""
-        self.report.booted_image = image
         if self._on_boot is not None:
             self._on_boot(image)
-        problem = boot_image_problem(image)
-        self.report.boot_error = problem
+        problem = self.report.record_boot(image)
         if problem is not None or self._booting:
             log.warning("virtual phone cannot boot this image; it hangs",
                         error=problem or "already booting")

@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -63,21 +64,42 @@ def sim(tmp_path: Path) -> Iterator[Sim]:
         process.wait(timeout=10)
 
 
-def boot_until_served(sim: Sim, rootfs: Path, journal: Path, *extra: str) -> tuple[int, str]:
-    process = subprocess.Popen(
-        [*CLI, "boot", str(rootfs), "--device-profile", "oneplus-fajita",
-         "--journal", str(journal), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+@contextmanager
+def command(*args: str) -> Iterator[subprocess.Popen[str]]:
+    """``fastboop ARGS`` with its output piped; killed if the test leaves it running."""
+    process = subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)  # fmt: skip
     try:
-        sim.wait_for("simulated phone read its rootfs over smoo")
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=60)
+        yield process
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-    return process.returncode, out + err
+
+
+def interrupt(process: subprocess.Popen[str]) -> str:
+    """Ctrl-C, as a user stops a serving command; what it printed (stdout, then stderr)."""
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    return out + err
+
+
+def wait_for_init(console: Path, process: subprocess.Popen[str], limit: float) -> None:
+    """Until the phone's serial console, as the command saves it, shows stage0 starting the
+    init (a hang guard of ``limit`` seconds; the command must keep running meanwhile)."""
+    deadline = time.monotonic() + limit
+    while b"exec /sbin/init" not in (console.read_bytes() if console.exists() else b""):
+        assert process.poll() is None and time.monotonic() < deadline, \
+            process.communicate(timeout=10)
+        time.sleep(0.2)
+
+
+def boot_until_served(sim: Sim, rootfs: Path, journal: Path, *extra: str) -> tuple[int, str]:
+    with command("boot", str(rootfs), "--device-profile", "oneplus-fajita",
+                 "--journal", str(journal), *extra) as process:  # fmt: skip
+        sim.wait_for("simulated phone read its rootfs over smoo")
+        output = interrupt(process)
+    return process.returncode, output
 
 
 def test_boot_over_usbip_all_the_way(sim: Sim, rootfs: Path, tmp_path: Path) -> None:
@@ -100,24 +122,10 @@ def test_boot_over_usbip_reads_the_serial_console(sim: Sim, rootfs: Path,
     and writes kmsg-style records to it; fastboop reads them with bulk-IN URBs on the
     gadget's USB/IP connection while serving, shows, saves and journals them."""
     journal, saved = tmp_path / "boot.fbj", tmp_path / "phone.log"
-    process = subprocess.Popen(
-        [*CLI, "boot", str(rootfs), "--device-profile", "oneplus-fajita", "--usbip",
-         sim.usbip, "--journal", str(journal), "--console-log", str(saved)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 120  # a hang guard
-        while b"exec /sbin/init" not in (saved.read_bytes() if saved.exists() else b""):
-            assert process.poll() is None and time.monotonic() < deadline, \
-                process.communicate(timeout=10)
-            time.sleep(0.2)
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    output = out + err
+    with command("boot", str(rootfs), "--device-profile", "oneplus-fajita", "--usbip",
+                 sim.usbip, "--journal", str(journal), "--console-log", str(saved)) as process:
+        wait_for_init(saved, process, limit=120)
+        output = interrupt(process)
     assert process.returncode == ExitCode.INTERRUPTED, output
     console = saved.read_bytes()
     assert console.startswith(b"[    0.000000] Linux version 0.0.0-fastboop-sim "
@@ -172,26 +180,14 @@ def test_serve_over_usbip_after_aosp_fastboot_booted_the_phone(sim: Sim, tmp_pat
     served = tmp_path / "served.img"
     served.write_bytes(bytes(range(256)) * 4096)  # 1 MiB, whole 4 KiB blocks
     console = tmp_path / "phone.log"
-    process = subprocess.Popen(
-        [*CLI, "serve", str(served), "--usbip", sim.usbip, "--vid", "0x18d1",
-         "--pid", "0xd00d", "--journal", str(tmp_path / "serve.fbj"), "--console-log",
-         str(console)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
+    with command("serve", str(served), "--usbip", sim.usbip, "--vid", "0x18d1", "--pid",
+                 "0xd00d", "--journal", str(tmp_path / "serve.fbj"), "--console-log",
+                 str(console)) as process:  # fmt: skip
         sim.wait_for("simulated phone read its rootfs over smoo bytes=1048576")
-        deadline = time.monotonic() + 60  # a hang guard
-        while b"exec /sbin/init" not in (console.read_bytes() if console.exists() else b""):
-            assert time.monotonic() < deadline, "no console"
-            time.sleep(0.2)
-        process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert f"smoo gadget connected: usbip {sim.usbip}/2-1" in err
-    assert "console: [    0.000000] Linux version 0.0.0-fastboop-sim" in err
+        wait_for_init(console, process, limit=60)
+        output = interrupt(process)
+    assert f"smoo gadget connected: usbip {sim.usbip}/2-1" in output
+    assert "console: [    0.000000] Linux version 0.0.0-fastboop-sim" in output
     assert console.read_bytes().startswith(b"[    0.000000] Linux version 0.0.0-fastboop-sim")
     assert replay_journal(read_journal(tmp_path / "serve.fbj")).ok
 
@@ -208,14 +204,10 @@ def test_devices_over_usbip(sim: Sim) -> None:
 
 def test_boot_metrics_port_exports_the_serving_counters(sim: Sim, rootfs: Path) -> None:
     """``boot --metrics-port 0``: Prometheus text over HTTP, following the live session."""
-    process = subprocess.Popen(
-        [*CLI, "boot", str(rootfs), "--device-profile", "oneplus-fajita", "--usbip",
-         sim.usbip, "--metrics-port", "0", "--no-journal", "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert process.stdout is not None
     url, values = None, {}
-    try:
+    with command("boot", str(rootfs), "--device-profile", "oneplus-fajita", "--usbip",
+                 sim.usbip, "--metrics-port", "0", "--no-journal", "--json") as process:
+        assert process.stdout is not None
         for text in process.stdout:
             line = json.loads(text)
             if line["type"] == "note" and line["text"].startswith("metrics: "):
@@ -227,12 +219,7 @@ def test_boot_metrics_port_exports_the_serving_counters(sim: Sim, rootfs: Path) 
             values = {row.split()[0]: float(row.split()[1])
                       for row in response.read().decode().splitlines()
                       if row and not row.startswith("#")}  # fmt: skip
-        process.send_signal(signal.SIGINT)
-        process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        interrupt(process)
     assert process.returncode == ExitCode.INTERRUPTED
     assert values["fastboop_smoo_host_connected"] == 1.0
     assert values["fastboop_smoo_host_bytes_read_total"] >= line["bytes_read"]

@@ -9,7 +9,7 @@ A case is one role's incoming byte stream, fed in pieces of random size:
 * ``server``: a client's ``OP_REQ_IMPORT`` and then ``CMD_SUBMIT``/``CMD_UNLINK`` to the
   server side (the simulators' USB/IP server);
 * ``descriptors``: the device and configuration descriptors a device answers
-  ``GET_DESCRIPTOR`` with (``transports.usb_descriptors``).
+  ``GET_DESCRIPTOR`` with (``fastboop.usb_descriptors``).
 
 Seeds are well-formed messages; the damage is byte flips, boundary integers in the fixed
 fields (lengths, counts, seqnums, statuses), truncation, duplication and junk. A parse
@@ -25,6 +25,7 @@ import struct
 
 from bench.fuzzing._mutate import boundary_int, mutate
 
+from fastboop import usb_descriptors as d
 from fastboop.errors import FastboopError
 from fastboop.sim.usb_bus import (
     INTERFACE_KINDS,
@@ -33,7 +34,6 @@ from fastboop.sim.usb_bus import (
     endpoint_descriptor,
     interface_descriptor,
 )
-from fastboop.transports import usb_descriptors as d
 from fastboop.usbip import wire as w
 from fastboop.usbip.client import DeviceList, Imported, UrbCompleted, UrbUnlinked, UsbipClient
 from fastboop.usbip.server import UsbipServer

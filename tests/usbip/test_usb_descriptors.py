@@ -8,14 +8,14 @@ import contextlib
 import hypothesis.strategies as st
 from hypothesis import given, settings
 
+from fastboop import usb_descriptors as d
 from fastboop.sim.usb_bus import (
     INTERFACE_KINDS,
     configuration_descriptor,
     endpoint_descriptor,
     interface_descriptor,
 )
-from fastboop.transports import usb_descriptors as d
-from fastboop.transports.usb_descriptors import DescriptorError
+from fastboop.usb_descriptors import DescriptorError
 
 
 def packed_configuration(kinds: list[str]) -> bytes:

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from fastboop import usb_descriptors as d
 from fastboop.smoo import protocol as smoo
-from fastboop.transports import usb_descriptors as d
 from fastboop.transports.usbip_net import parse_server
 from fastboop.usbip import wire as w
 from fastboop.usbip.client import DeviceList, Imported, UrbCompleted, UrbUnlinked, UsbipClient

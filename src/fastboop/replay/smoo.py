@@ -63,7 +63,7 @@ from fastboop.smoo.traffic import (
     payload_digest,
 )
 from fastboop.transports.base import TransportError
-from fastboop.transports.usb_descriptors import pack_setup, parse_setup
+from fastboop.usb_descriptors import pack_setup, parse_setup
 
 __all__ = ["Reserved", "SmooScan", "reserve_smoo", "scan_smoo"]
 

@@ -40,7 +40,7 @@ from fastboop.smoo.traffic import (
     TransferFailed,
     WriteData,
 )
-from fastboop.transports.usb_descriptors import parse_setup
+from fastboop.usb_descriptors import parse_setup
 
 __all__ = [
     "Located",

@@ -24,7 +24,7 @@ import usb.core
 
 from fastboop.sim.bootloader import Send, Silence, SimulatedBootloader
 from fastboop.sim.model import BootloaderModel
-from fastboop.transports.usb_descriptors import Descriptor, string_descriptor
+from fastboop.usb_descriptors import Descriptor, string_descriptor
 
 InterfaceKind = Literal["fastboot", "smoo-mimic", "smoo", "cdc-acm", "cdc-data",
                         "fastboot-in-only"]

@@ -42,7 +42,7 @@ from fastboop.sim.usb_bus import (
 )
 from fastboop.smoo.link import LinkStall
 from fastboop.transports.base import TransportError
-from fastboop.transports.usb_descriptors import Descriptor, string_descriptor
+from fastboop.usb_descriptors import Descriptor, string_descriptor
 
 T = TypeVar("T")
 

@@ -3,7 +3,7 @@ stage0 smoo gadget, byte for byte what a host sees on the wire.
 
 Both answer the standard requests of chapter 9 themselves (:class:`_Chapter9`: device,
 configuration and string descriptors built with :mod:`fastboop.sim.usb_bus`'s builders
-and packed by :mod:`fastboop.transports.usb_descriptors`, configuration and interface
+and packed by :mod:`fastboop.usb_descriptors`, configuration and interface
 selection) and hand everything else to what they simulate:
 
 * :class:`FastbootUsbDevice`: bulk OUT feeds a
@@ -23,6 +23,7 @@ from typing import Any
 
 import anyio
 
+from fastboop import usb_descriptors as d
 from fastboop.sim.bootloader import Send, Silence, SimulatedBootloader
 from fastboop.sim.console import SimSerialPort
 from fastboop.sim.gadget import SimGadget, SimLink
@@ -37,7 +38,6 @@ from fastboop.sim.usb_bus import (
 from fastboop.sim.usbip_server import GONE, STALL, UrbOutcome
 from fastboop.smoo.fifo import Fifo
 from fastboop.smoo.link import LinkStall
-from fastboop.transports import usb_descriptors as d
 from fastboop.transports.base import TransportError
 from fastboop.usbip import wire as w
 from fastboop.usbip.wire import CmdSubmit, ExportedDevice

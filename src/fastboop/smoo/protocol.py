@@ -16,7 +16,7 @@ import msgspec
 
 from fastboop.blocks.source import SourceErrorKind
 from fastboop.errors import FastboopError
-from fastboop.transports.usb_descriptors import pack_setup
+from fastboop.usb_descriptors import pack_setup
 
 # --- constants (smoo.md §14) -------------------------------------------------------------
 

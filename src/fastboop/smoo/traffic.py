@@ -34,7 +34,7 @@ import msgspec
 import xxhash
 
 from fastboop.smoo.link import GadgetLink, LinkStall
-from fastboop.transports.usb_descriptors import pack_setup
+from fastboop.usb_descriptors import pack_setup
 
 __all__ = [
     "BATCH_PACKETS",

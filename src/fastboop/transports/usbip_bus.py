@@ -43,10 +43,9 @@ import anyio.from_thread
 import usb.backend
 import usb.core
 
+from fastboop import usb_descriptors as d
 from fastboop.logs import get_logger
-from fastboop.transports import usb_descriptors as d
 from fastboop.transports.base import TransportError
-from fastboop.transports.usb_descriptors import Configuration, Descriptor, DescriptorError
 from fastboop.transports.usbip_net import (
     CONNECT_TIMEOUT,
     UsbipConnection,
@@ -54,6 +53,7 @@ from fastboop.transports.usbip_net import (
     list_devices,
     server_name,
 )
+from fastboop.usb_descriptors import Configuration, Descriptor, DescriptorError
 from fastboop.usbip import wire as w
 from fastboop.usbip.client import UrbCompleted
 from fastboop.usbip.wire import ExportedDevice

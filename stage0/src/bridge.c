@@ -15,6 +15,8 @@ struct bridge_op {
     unsigned parts_total, parts_done;
     unsigned err_part; /* index of the first failing part, in part order */
     uint32_t err;
+    unsigned leases; /* payload reads into data still under way (bridge_bulk_lease) */
+    bool orphaned;   /* replied to while leased: freed by the last bridge_bulk_release */
     struct bridge_op *next;
 };
 
@@ -26,7 +28,6 @@ struct bridge_part {
     uint32_t num_blocks;
     uint32_t offset; /* into op->data */
     bool short_io;   /* an OK Response carried fewer blocks than asked: EIO once drained */
-    uint32_t bulk_len; /* bytes announced for bulk OUT while AWAIT_BULK */
     enum part_state state;
     unsigned slot;
     struct bridge_part *next;
@@ -196,7 +197,7 @@ enum bridge_response_result bridge_on_response(struct bridge *b, const struct sm
     if (part->smoo_op == SMOO_READ && blocks > 0) {
         part->state = PART_AWAIT_BULK;
         *bulk_dst = part->op->data + part->offset;
-        *bulk_len = part->bulk_len = blocks * b->export.block_size;
+        *bulk_len = blocks * b->export.block_size;
         *slot = r->request_id;
         return BRIDGE_RESP_NEED_BULK;
     }
@@ -212,12 +213,29 @@ void bridge_bulk_done(struct bridge *b, unsigned slot) {
     assign_slots(b);
 }
 
-bool bridge_bulk_deliver(struct bridge *b, unsigned slot, const uint8_t *data, uint32_t len) {
-    struct bridge_part *part = slot < b->capacity ? b->slots[slot] : NULL;
-    if (!part || part->state != PART_AWAIT_BULK) return false; /* replayed or failed meanwhile */
-    if (len != part->bulk_len) return false;
-    memcpy(part->op->data + part->offset, data, len);
-    bridge_bulk_done(b, slot);
+void bridge_bulk_lease(struct bridge *b, unsigned slot, struct bridge_lease *out) {
+    struct bridge_part *part = b->slots[slot]; /* just returned NEED_BULK: AWAIT_BULK */
+    part->op->leases++;
+    *out = (struct bridge_lease){.op = part->op, .slot = slot, .offset = part->offset};
+}
+
+static void free_op(struct bridge_op *op) {
+    free(op->data);
+    free(op);
+}
+
+bool bridge_bulk_release(struct bridge *b, const struct bridge_lease *lease, bool received) {
+    struct bridge_op *op = lease->op;
+    op->leases--;
+    if (op->orphaned) { /* failed and replied to meanwhile; the bridge forgot it */
+        if (op->leases == 0) free_op(op);
+        return false;
+    }
+    struct bridge_part *part = lease->slot < b->capacity ? b->slots[lease->slot] : NULL;
+    if (!received || !part || part->op != op || part->offset != lease->offset ||
+        part->state != PART_AWAIT_BULK)
+        return false; /* replayed or failed meanwhile: the bytes are not its answer */
+    bridge_bulk_done(b, lease->slot);
     return true;
 }
 
@@ -269,8 +287,8 @@ bool bridge_pop_reply(struct bridge *b, struct bridge_reply *out) {
 
 void bridge_free_reply(struct bridge_reply *reply) {
     if (!reply->op) return;
-    free(reply->op->data);
-    free(reply->op);
+    if (reply->op->leases) reply->op->orphaned = true; /* a payload read still writes there */
+    else free_op(reply->op);
     reply->op = NULL;
 }
 

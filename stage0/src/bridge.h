@@ -68,9 +68,21 @@ enum bridge_response_result bridge_on_response(struct bridge *b, const struct sm
                                                uint8_t **bulk_dst, uint32_t *bulk_len,
                                                unsigned *slot);
 void bridge_bulk_done(struct bridge *b, unsigned slot);
-/* Thread-safe variant for callers that read bulk OUT without holding their lock: copy the
- * bytes in only if the part still awaits them (not replayed or failed meanwhile). */
-bool bridge_bulk_deliver(struct bridge *b, unsigned slot, const uint8_t *data, uint32_t len);
+/* For callers that read bulk OUT without holding their lock, straight into *bulk_dst (the
+ * NBD reply's own buffer, so the payload is not copied again). The caller takes a lease
+ * right after BRIDGE_RESP_NEED_BULK (in the same lock hold) and gives it back once the
+ * read ended, either way. Meanwhile the part may be failed, replayed or replied to (link
+ * loss, export removal, shutdown): the buffer stays allocated until the lease is given
+ * back, so a read still under way never lands in freed memory, and the bytes count only
+ * if the part still awaits exactly them. */
+struct bridge_lease {
+    struct bridge_op *op;
+    unsigned slot;
+    uint32_t offset;
+};
+void bridge_bulk_lease(struct bridge *b, unsigned slot, struct bridge_lease *out);
+/* received: the whole payload is in the buffer. Returns true if that completed the part. */
+bool bridge_bulk_release(struct bridge *b, const struct bridge_lease *lease, bool received);
 /* Link lost: every submitted part goes back to PARKED, keeping its slot and request_id. */
 void bridge_link_lost(struct bridge *b);
 /* Complete everything not yet replied to with err (ENODEV on export removal, ESHUTDOWN). */
@@ -78,6 +90,8 @@ void bridge_fail_all(struct bridge *b, uint32_t err);
 /* Graceful shutdown, first step: fail what has not reached the wire; in-flight may drain. */
 void bridge_fail_parked(struct bridge *b, uint32_t err);
 bool bridge_pop_reply(struct bridge *b, struct bridge_reply *out);
+/* Under the caller's lock when leases are in use: an op whose payload is still being read
+ * is freed when its lease is given back instead. */
 void bridge_free_reply(struct bridge_reply *reply);
 unsigned bridge_inflight(const struct bridge *b);
 unsigned bridge_parked(const struct bridge *b);

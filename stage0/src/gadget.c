@@ -3,8 +3,10 @@
  * Threads, each with one job (the translation logic itself lives in bridge.c, sans I/O):
  *   ep0       control requests and FunctionFS events; drives the link controller
  *   submit    Requests on interrupt IN (ep1), then WRITE payloads on bulk IN (ep3), in order
- *   respond   Responses from interrupt OUT (ep2), READ payloads from bulk OUT (ep4)
- *   nbd-read  NBD requests from the socketpair into the bridge
+ *   respond   Responses from interrupt OUT (ep2), READ payloads from bulk OUT (ep4),
+ *             straight into the NBD reply's buffer (a bridge lease keeps it allocated)
+ *   reply     NBD replies to the socketpair, so the responder is back on ep2 at once
+ *   nbd-read  NBD requests from the socketpair into the bridge (these two: gadget_nbd.c)
  *   nbd-doit  blocks in NBD_DO_IT for as long as /dev/nbd0 is connected
  *   liveness  every 500 ms: no host activity for 3 s sends the link Offline
  * One mutex guards the bridge and the link state; I/O happens outside it. */
@@ -27,39 +29,18 @@
 
 #include "bridge.h"
 #include "ffs_desc.h"
+#include "gadget_state.h"
 #include "io_trace.h"
 #include "log.h"
 #include "nbd_dev.h"
 #include "smoo_proto.h"
 
-enum link_state { LINK_OFFLINE, LINK_READY, LINK_ONLINE };
 static const char *const link_names[] = {"Offline", "Ready", "Online"};
 
-static struct {
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    pthread_mutex_t sock_write;
-    const struct stage0_config *cfg;
-    int ep0, ep_req, ep_resp, ep_bulk_in, ep_bulk_out;
-    uint64_t session_id;
-    enum link_state link;
-    int64_t last_activity_ms, reopen_not_before_ms, backoff_ms;
-    bool have_export;
-    struct bridge bridge;
-    const struct block_backend *backend;
-    int sock;
-    pthread_t reader;
-    /* Pump abort (smoo.md §7.2 "fault the I/O pump"): every fault or session boundary
-     * bumps fault_gen and kicks the pump threads with SIGUSR1, so a transfer blocked on a
-     * host that is gone (e.g. a half-received READ payload) is dequeued, not waited on. */
-    pthread_t submit_tid, respond_tid;
-    bool pump_started;
-    unsigned fault_gen;
-    bool resp_in_bulk, sub_in_write;
-    unsigned resp_bulk_gen, sub_write_gen;
-} G = {
+struct gadget_state G = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .wake = PTHREAD_COND_INITIALIZER,
+    .replies_ready = PTHREAD_COND_INITIALIZER,
     .sock_write = PTHREAD_MUTEX_INITIALIZER,
     .sock = -1,
     .backoff_ms = 1000,
@@ -78,20 +59,6 @@ static int io_exact_gen(int fd, void *buf, size_t len, bool reading, unsigned ge
     size_t done = 0;
     while (done < len) {
         if (fault_gen() != gen) return -ECANCELED;
-        ssize_t n = reading ? read(fd, (char *)buf + done, len - done)
-                            : write(fd, (const char *)buf + done, len - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return n == 0 ? -EPIPE : -errno;
-        done += (size_t)n;
-    }
-    return 0;
-}
-
-/* Exact-length I/O that a pump fault does not cancel (the NBD socket): a kick that lands
- * in flush_replies on the responder thread only restarts the write. */
-static int io_exact(int fd, void *buf, size_t len, bool reading) {
-    size_t done = 0;
-    while (done < len) {
         ssize_t n = reading ? read(fd, (char *)buf + done, len - done)
                             : write(fd, (const char *)buf + done, len - done);
         if (n < 0 && errno == EINTR) continue;
@@ -145,90 +112,6 @@ static void session_boundary(void) {
     if (G.link == LINK_ONLINE) set_link(LINK_READY, "session boundary");
 }
 
-/* --- NBD side ------------------------------------------------------------------------ */
-
-static void flush_replies(void) {
-    for (;;) {
-        struct bridge_reply reply;
-        pthread_mutex_lock(&G.lock);
-        bool have = G.have_export && bridge_pop_reply(&G.bridge, &reply);
-        pthread_mutex_unlock(&G.lock);
-        if (!have) return;
-        uint8_t header[NBD_WIRE_REPLY_LEN];
-        nbd_encode_reply(header, reply.error, reply.handle);
-        pthread_mutex_lock(&G.sock_write);
-        if (io_exact(G.sock, header, sizeof header, false) ||
-            (reply.data_len && io_exact(G.sock, reply.data, reply.data_len, false)))
-            log_err("NBD reply for handle %llu not written", (unsigned long long)reply.handle);
-        pthread_mutex_unlock(&G.sock_write);
-        io_trace_nbd_out(reply.handle, reply.error);
-        bridge_free_reply(&reply);
-    }
-}
-
-static void *nbd_reader(void *arg) {
-    (void)arg;
-    for (;;) {
-        uint8_t header[NBD_WIRE_REQUEST_LEN];
-        struct nbd_wire_request rq;
-        if (io_exact(G.sock, header, sizeof header, true)) break;
-        int64_t in_us = io_trace_enabled ? io_trace_now_us() : 0;
-        if (nbd_decode_request(header, sizeof header, &rq)) {
-            log_err("NBD request with a bad magic; stopping the bridge");
-            break;
-        }
-        io_trace_nbd_in(rq.handle, rq.from, rq.len, in_us);
-        uint8_t *payload = NULL;
-        if ((rq.type & 0xffff) == NBDW_WRITE && rq.len) {
-            payload = malloc(rq.len);
-            if (!payload || io_exact(G.sock, payload, rq.len, true)) { free(payload); break; }
-        }
-        pthread_mutex_lock(&G.lock);
-        int rc = bridge_accept(&G.bridge, rq.type, rq.handle, rq.from, rq.len, payload);
-        if (rc == -EPROTO) bridge_fail_all(&G.bridge, SMOO_ESHUTDOWN); /* NBD_CMD_DISC */
-        pthread_cond_broadcast(&G.wake);
-        pthread_mutex_unlock(&G.lock);
-        free(payload);
-        flush_replies();
-        if (rc == -EPROTO) break;
-    }
-    log_info("NBD reader stopped");
-    return NULL;
-}
-
-static int start_export(const struct smoo_export *e) {
-    long page = sysconf(_SC_PAGESIZE);
-    if (e->block_size > (uint64_t)page || e->size_bytes == 0) {
-        log_err("export %08x: block size %u / size %llu not usable by NBD", e->export_id,
-                e->block_size, (unsigned long long)e->size_bytes);
-        return -EINVAL;
-    }
-    unsigned capacity = (unsigned)G.cfg->queue_count * G.cfg->queue_depth;
-    if (bridge_init(&G.bridge, e, G.cfg->max_io_bytes, capacity)) return -EINVAL;
-    int rc = G.backend->attach(e, G.cfg->max_io_bytes, &G.sock);
-    if (rc) return rc;
-    G.have_export = true;
-    pthread_create(&G.reader, NULL, nbd_reader, NULL);
-    log_info("export %08x served as /dev/nbd0 (%u-byte blocks, %llu bytes)", e->export_id,
-             e->block_size, (unsigned long long)e->size_bytes);
-    return 0;
-}
-
-/* Export removed or changed: ENODEV for everything, then disconnect (§11.9). */
-static void stop_export_locked(void) {
-    bridge_fail_all(&G.bridge, SMOO_ENODEV);
-    pthread_mutex_unlock(&G.lock);
-    flush_replies();
-    G.backend->detach();
-    shutdown(G.sock, SHUT_RDWR);
-    pthread_join(G.reader, NULL);
-    close(G.sock);
-    G.sock = -1;
-    pthread_mutex_lock(&G.lock);
-    G.have_export = false;
-    bridge_destroy(&G.bridge);
-}
-
 static void apply_config(const uint8_t *data, size_t len) {
     struct smoo_export exports[SMOO_MAX_EXPORTS];
     unsigned count = 0;
@@ -244,9 +127,9 @@ static void apply_config(const uint8_t *data, size_t len) {
         exports[0].block_size == cur->block_size && exports[0].size_bytes == cur->size_bytes) {
         log_info("export %08x unchanged; parked I/O will replay", cur->export_id);
     } else {
-        if (G.have_export) stop_export_locked();
+        if (G.have_export) gadget_stop_export_locked();
         if (count > 1) log_warn("%u exports offered; only the first is served", count);
-        if (count > 0) start_export(&exports[0]);
+        if (count > 0) gadget_start_export(&exports[0]);
     }
     pthread_mutex_unlock(&G.lock);
 }
@@ -307,10 +190,12 @@ static void *responder(void *arg) {
         uint8_t *dst = NULL;
         uint32_t len = 0;
         unsigned slot = 0;
+        struct bridge_lease lease;
         pthread_mutex_lock(&G.lock);
         enum bridge_response_result res =
             G.have_export ? bridge_on_response(&G.bridge, &r, &dst, &len, &slot)
                           : BRIDGE_RESP_DROPPED;
+        if (res == BRIDGE_RESP_NEED_BULK) bridge_bulk_lease(&G.bridge, slot, &lease);
         /* A dropped OK READ Response is still followed by its payload on bulk OUT
          * (smoo.md §4.3): drain exactly that many bytes, or every later READ would take
          * the previous one's data. Duplicates are normal after a recovery (§7.2). */
@@ -323,7 +208,10 @@ static void *responder(void *arg) {
             log_info("Response for unknown request %08x/%u (lba %llu) dropped; draining %llu "
                      "payload bytes", r.export_id, r.request_id, (unsigned long long)r.lba,
                      (unsigned long long)drain);
-        } else link_activity("request completed");
+        } else {
+            link_activity("request completed");
+            if (res == BRIDGE_RESP_DONE) gadget_wake_replier();
+        }
         if (drain > G.cfg->max_io_bytes) { /* no host sends that much: a broken peer */
             link_fault("dropped Response announces an oversized payload", true);
             drain = 0;
@@ -348,23 +236,20 @@ static void *responder(void *arg) {
             pthread_mutex_unlock(&G.lock);
         }
         if (res == BRIDGE_RESP_NEED_BULK) {
-            /* Read into our own buffer: the op may be failed or replayed while we wait. */
-            uint8_t *data = malloc(len);
-            int rc = data ? io_exact_gen(G.ep_bulk_out, data, len, true, gen) : -ENOMEM;
+            /* Straight into the reply's buffer: the lease keeps it allocated even if the
+             * op is failed or replayed meanwhile, and then the bytes are not used. */
+            int rc = io_exact_gen(G.ep_bulk_out, dst, len, true, gen);
             pthread_mutex_lock(&G.lock);
             G.resp_in_bulk = false;
+            bool used = bridge_bulk_release(&G.bridge, &lease, rc == 0);
             if (rc == -ECANCELED) log_info("READ payload abandoned (pump faulted); it will replay");
             else if (rc) link_fault("bulk OUT read failed", true);
-            bool used =
-                rc == 0 && G.have_export && bridge_bulk_deliver(&G.bridge, slot, data, len);
-            if (rc == 0 && !used)
-                log_debug("bulk OUT payload for a request no longer waiting; dropped");
-            free(data);
+            else if (!used) log_debug("bulk OUT payload for a request no longer waiting; dropped");
+            if (used) gadget_wake_replier();
             pthread_cond_broadcast(&G.wake);
             pthread_mutex_unlock(&G.lock);
             if (used) io_trace_part_done(slot, len);
         }
-        flush_replies();
     }
     return NULL;
 }
@@ -398,7 +283,7 @@ static void *shutdown_watcher(void *arg) {
     pthread_mutex_lock(&G.lock);
     if (G.have_export) bridge_fail_parked(&G.bridge, SMOO_ESHUTDOWN);
     pthread_mutex_unlock(&G.lock);
-    flush_replies();
+    gadget_flush_replies();
     struct timespec tick = {0, 100 * 1000 * 1000};
     for (int i = 0; i < 50; i++) {
         pthread_mutex_lock(&G.lock);
@@ -410,7 +295,7 @@ static void *shutdown_watcher(void *arg) {
     if (G.have_export) {
         bridge_fail_all(&G.bridge, SMOO_ESHUTDOWN);
         pthread_mutex_unlock(&G.lock);
-        flush_replies();
+        gadget_flush_replies();
         G.backend->detach();
     } else {
         pthread_mutex_unlock(&G.lock);
@@ -489,6 +374,7 @@ void gadget_serve(const struct stage0_config *cfg, const struct gadget_endpoints
     pthread_create(&G.respond_tid, NULL, responder, NULL);
     G.pump_started = true;
     pthread_mutex_unlock(&G.lock);
+    pthread_create(&t, NULL, gadget_replier, NULL);
     pthread_create(&t, NULL, liveness, NULL);
     pthread_create(&t, NULL, shutdown_watcher, &signals);
     for (;;) {

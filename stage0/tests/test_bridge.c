@@ -193,7 +193,7 @@ static void test_fail_parked_keeps_inflight(void) {
     bridge_free_reply(&reply);
 }
 
-static void test_bulk_deliver_after_link_loss_is_ignored(void) {
+static void test_bulk_lease_after_link_loss_is_ignored(void) {
     struct bridge *b = make(1 << 20, 4);
     bridge_set_online(b, true);
     CHECK(bridge_accept(b, NBDW_READ, 1, 0, 2 * 4096, NULL) == 0);
@@ -202,21 +202,64 @@ static void test_bulk_deliver_after_link_loss_is_ignored(void) {
     uint8_t *dst;
     uint32_t len;
     unsigned slot;
+    struct bridge_lease lease;
     struct smoo_response r = answer(&s.request, 0, 2);
     CHECK(bridge_on_response(b, &r, &dst, &len, &slot) == BRIDGE_RESP_NEED_BULK);
-    static uint8_t data[2 * 4096];
-    memset(data, 0x5A, sizeof data);
-    CHECK(!bridge_bulk_deliver(b, slot, data, 4096)); /* wrong length: refused */
+    bridge_bulk_lease(b, slot, &lease);
     bridge_link_lost(b); /* the link drops while the payload is being read */
-    CHECK(!bridge_bulk_deliver(b, slot, data, len));
+    memset(dst, 0x11, len);
+    CHECK(!bridge_bulk_release(b, &lease, true)); /* replayed: not its answer */
     struct bridge_reply reply;
     CHECK(!bridge_pop_reply(b, &reply));
     bridge_set_online(b, true);
     CHECK(bridge_next_submission(b, &s) && s.request.request_id == slot); /* replayed */
     CHECK(bridge_on_response(b, &r, &dst, &len, &slot) == BRIDGE_RESP_NEED_BULK);
-    CHECK(bridge_bulk_deliver(b, slot, data, len));
-    CHECK(bridge_pop_reply(b, &reply) && reply.error == 0 && reply.data[100] == 0x5A);
+    bridge_bulk_lease(b, slot, &lease);
+    CHECK(!bridge_bulk_release(b, &lease, false)); /* the read failed: still awaits bulk */
+    CHECK(!bridge_pop_reply(b, &reply));
+    bridge_bulk_lease(b, slot, &lease);
+    memset(dst, 0x5A, len);
+    CHECK(bridge_bulk_release(b, &lease, true));
+    CHECK(bridge_pop_reply(b, &reply) && reply.error == 0 && reply.data_len == len &&
+          reply.data[100] == 0x5A && reply.data[len - 1] == 0x5A);
     bridge_free_reply(&reply);
+}
+
+/* The op is failed and replied to while its payload is still being read into it: the buffer
+ * must outlive the read (ASan reports a write after free), then be freed (LSan: no leak). */
+static void test_bulk_lease_outlives_fail_all(void) {
+    struct bridge *b = make(1 << 20, 4);
+    bridge_set_online(b, true);
+    CHECK(bridge_accept(b, NBDW_READ, 7, 0, 4096, NULL) == 0);
+    struct bridge_submission s;
+    CHECK(bridge_next_submission(b, &s));
+    uint8_t *dst;
+    uint32_t len;
+    unsigned slot;
+    struct bridge_lease lease;
+    struct smoo_response r = answer(&s.request, 0, 1);
+    CHECK(bridge_on_response(b, &r, &dst, &len, &slot) == BRIDGE_RESP_NEED_BULK);
+    bridge_bulk_lease(b, slot, &lease);
+    bridge_fail_all(b, SMOO_ENODEV); /* the export is removed meanwhile */
+    struct bridge_reply reply;
+    CHECK(bridge_pop_reply(b, &reply) && reply.handle == 7 && reply.error == SMOO_ENODEV &&
+          reply.data == NULL);
+    bridge_free_reply(&reply);
+    memset(dst, 0x33, len); /* the read lands after the reply */
+    CHECK(!bridge_bulk_release(b, &lease, true));
+    CHECK(bridge_inflight(b) == 0);
+
+    /* The same across the teardown of the whole bridge (an export that changed). */
+    CHECK(bridge_accept(b, NBDW_READ, 8, 0, 4096, NULL) == 0);
+    CHECK(bridge_next_submission(b, &s));
+    r = answer(&s.request, 0, 1);
+    CHECK(bridge_on_response(b, &r, &dst, &len, &slot) == BRIDGE_RESP_NEED_BULK);
+    bridge_bulk_lease(b, slot, &lease);
+    bridge_destroy(b);
+    struct smoo_export e = {EID, 4096, 1 << 24};
+    CHECK(bridge_init(b, &e, 1 << 20, 4) == 0);
+    memset(dst, 0x44, len);
+    CHECK(!bridge_bulk_release(b, &lease, true));
 }
 
 int main(void) {
@@ -228,7 +271,8 @@ int main(void) {
     test_capacity_parking_and_replay_keep_ids();
     test_fail_all();
     test_fail_parked_keeps_inflight();
-    test_bulk_deliver_after_link_loss_is_ignored();
+    test_bulk_lease_after_link_loss_is_ignored();
+    test_bulk_lease_outlives_fail_all();
     bridge_destroy(&b);
     return check_report("test_bridge");
 }

@@ -13,9 +13,13 @@
  * NBD client on the NBD socket. Bulk OUT is a byte stream (SOCK_STREAM), as a USB bulk
  * pipe is to a gadget reading fixed lengths, so a drain of the wrong length shifts the
  * data of the next READ and is caught. Reads wait at most HANG_GUARD_MS (a hang guard:
- * a drain that eats the real payload leaves the gadget waiting forever). */
+ * a drain that eats the real payload leaves the gadget waiting forever).
+ *
+ * The gadget runs with smoo.log=trace, its log on a pipe: the last READ must come out as
+ * one `trace part` and one `trace nbd` line with its own numbers (src/io_trace.c). */
 #include "../src/config.h"
 #include "../src/gadget.h"
+#include "../src/io_trace.h"
 #include "../src/smoo_proto.h"
 #include "check.h"
 
@@ -25,7 +29,9 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -36,6 +42,7 @@
 
 enum { EP0, REQ, RESP, BULK_IN, BULK_OUT, NBD, NSOCK };
 static int ours[NSOCK], theirs[NSOCK];
+static int log_pipe[2]; /* the gadget's stderr: its log lines */
 static bool hung;
 
 /* --- the gadget child ---------------------------------------------------------------- */
@@ -57,12 +64,18 @@ static pid_t start_gadget(void) {
         ours[i] = pair[0];
         theirs[i] = pair[1];
     }
+    if (pipe(log_pipe)) return -1;
     pid_t pid = fork();
     if (pid != 0) {
         for (int i = 0; i < NSOCK; i++) close(theirs[i]);
+        close(log_pipe[1]);
         return pid;
     }
     for (int i = 0; i < NSOCK; i++) close(ours[i]);
+    dup2(log_pipe[1], STDERR_FILENO);
+    close(log_pipe[0]);
+    close(log_pipe[1]);
+    io_trace_enabled = true;
     static struct stage0_config cfg;
     config_defaults(&cfg); /* max_io 1 MiB, capacity 1 x 16 */
     struct gadget_endpoints eps = {theirs[EP0], theirs[REQ], theirs[RESP], theirs[BULK_IN],
@@ -213,6 +226,43 @@ static void test_stream_stays_in_step(void) {
     expect_reply(3, 0x33);
 }
 
+/* The gadget's log so far; read_more waits for more of it (hang guard). */
+static char logged[1 << 16];
+static size_t logged_len;
+static bool read_more(void) {
+    if (logged_len + 1 >= sizeof logged || !wait_readable(log_pipe[0])) return false;
+    ssize_t n = read(log_pipe[0], logged + logged_len, sizeof logged - 1 - logged_len);
+    if (n <= 0) return false;
+    logged_len += (size_t)n;
+    logged[logged_len] = 0;
+    return true;
+}
+
+/* The nth (1-based) line starting with `prefix`, or NULL. */
+static const char *nth_line(const char *prefix, unsigned nth) {
+    const char *at = logged;
+    for (unsigned i = 0; (at = strstr(at, prefix)); at++)
+        if (++i == nth) return at;
+    return NULL;
+}
+
+/* The third READ (handle 3, 4 KiB at 8 KiB: test_stream_stays_in_step) as the trace tells
+ * it. Parts complete in order here, so its part line is the third. */
+static void test_trace_lines(void) {
+    while (!(strstr(logged, "trace nbd handle=3 from=8192 len=4096 error=0 in=") &&
+             nth_line("trace part slot=", 3)) && read_more()) {
+    }
+    CHECK(strstr(logged, "trace nbd handle=3 from=8192 len=4096 error=0 in=") != NULL);
+    const char *part = nth_line("trace part slot=", 3);
+    unsigned slot, bytes;
+    long long picked, request, response, done;
+    CHECK(part && sscanf(part, "trace part slot=%u bytes=%u picked=%lld request=%lld "
+                         "response=%lld done=%lld", &slot, &bytes, &picked, &request,
+                         &response, &done) == 6);
+    CHECK(bytes == BS && picked > 0 && picked <= request && request <= response &&
+          response <= done);
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     pid_t gadget = start_gadget();
@@ -222,8 +272,10 @@ int main(void) {
     if (!hung) test_drops_and_drains_a_stale_read_payload();
     if (!hung) test_drains_nothing_for_payloadless_responses();
     if (!hung) test_stream_stays_in_step();
+    if (!hung) test_trace_lines();
     CHECK(!hung);
     kill(gadget, SIGKILL); /* no graceful shutdown: nothing left to test there */
     waitpid(gadget, NULL, 0);
+    fputs(logged, stderr); /* what the gadget said, as before its log went to the pipe */
     return check_report("test_gadget_drain");
 }

@@ -22,14 +22,18 @@ Timeouts, and why they differ per transfer (smoo.md §4.4, §7.1):
 
 Every other USB failure becomes :class:`~fastboop.transports.base.TransportError`; an
 unplugged device says "device disconnected".
+
+On a USB/IP bus (:class:`~fastboop.transports.usbip_bus.UsbipBus`) the four data
+transfers skip pyusb and its worker threads: the same URBs go out from the event loop,
+with the same errors (:class:`~fastboop.transports.usbip_bus.LoopTransfers`).
 """
 
 from __future__ import annotations
 
 import errno
 import time
-from collections.abc import Callable
-from typing import Any, Final, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -42,6 +46,9 @@ from fastboop.smoo.discovery import SmooEndpoints
 from fastboop.smoo.link import LinkStall
 from fastboop.transports.base import DeviceAddress, TransportError
 from fastboop.transports.usb import UsbAccessDenied
+
+if TYPE_CHECKING:
+    from fastboop.transports.usbip_bus import LoopTransfers
 
 log = get_logger("fastboop.smoo.usb")
 
@@ -118,6 +125,7 @@ class UsbGadgetLink:
         self._limiter = anyio.CapacityLimiter(8)  # 4 data endpoints, ep0, and spare
         self._claimed = False
         self._failed: str | None = None
+        self._loop: LoopTransfers | None = None  # USB/IP: data transfers without threads
 
     @property
     def address(self) -> DeviceAddress:
@@ -209,6 +217,14 @@ class UsbGadgetLink:
 
     async def interrupt_in(self, length: int) -> bytes:
         poll = _millis(self._timeouts.poll)
+        if self._loop is not None:
+            loop = self._loop
+            while True:
+                try:
+                    return await self._direct(
+                        lambda: loop.read(self._ep.interrupt_in, length, poll), "interrupt IN")
+                except usb.core.USBTimeoutError:
+                    continue  # an empty slice: nothing moved (see the module docstring)
 
         def run() -> bytes | None:
             try:
@@ -227,6 +243,14 @@ class UsbGadgetLink:
 
     async def bulk_in(self, length: int) -> bytes:
         limit = _millis(self._timeouts.data)
+        loop = self._loop
+        if loop is not None:
+            data = await self._direct(lambda: loop.read(self._ep.bulk_in, length, limit),
+                                      "bulk IN")  # fmt: skip
+            if len(data) != length:
+                raise self._fail(f"bulk IN moved {len(data)} of {length} bytes; "
+                                 "the link must be re-established")
+            return data
 
         def run() -> bytes:
             data = bytes(self._device.read(self._ep.bulk_in, length, limit))
@@ -242,6 +266,13 @@ class UsbGadgetLink:
 
     async def _write(self, endpoint: int, data: bytes, what: str) -> None:
         limit = _millis(self._timeouts.data)
+        loop = self._loop
+        if loop is not None:
+            sent = await self._direct(lambda: loop.write(endpoint, data, limit), what)
+            if sent != len(data):
+                raise self._fail(f"{what} moved {sent} of {len(data)} bytes; "
+                                 "the link must be re-established")
+            return
 
         def run() -> None:
             sent = self._device.write(endpoint, data, limit)
@@ -268,6 +299,19 @@ class UsbGadgetLink:
             usb.util.dispose_resources(self._device)
 
     # --- plumbing --------------------------------------------------------------------------
+
+    async def _direct(self, transfer: Callable[[], Awaitable[T]], what: str) -> T:
+        """A data transfer on the loop, failing as :meth:`_call` does (an interrupt-IN
+        slice's ``USBTimeoutError`` is the caller's to take)."""
+        self._check()
+        try:
+            return await transfer()
+        except usb.core.USBTimeoutError:
+            if what == "interrupt IN":
+                raise
+            raise self._fail(f"{what} timed out; the link must be re-established") from None
+        except usb.core.USBError as error:
+            raise self._error(error, f"{what} failed") from None
 
     async def _run(
         self, function: Callable[[], T], *, control: bool = False, what: str = "transfer"
@@ -326,6 +370,11 @@ async def open_gadget_link(
         await anyio.to_thread.run_sync(
             lambda: link.claim(attempts=attempts, retry_delay=retry_delay)
         )
+        backend = getattr(getattr(device, "_ctx", None), "backend", None)
+        if type(backend).__name__ == "UsbipBus":  # only then import the USB/IP bus
+            from fastboop.transports.usbip_bus import loop_transfers
+
+            link._loop = loop_transfers(device)
     except BaseException:
         with anyio.CancelScope(shield=True):
             await link.aclose()

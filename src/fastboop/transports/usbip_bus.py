@@ -396,23 +396,7 @@ class UsbipBus(usb.backend.IBackend):  # type: ignore[misc]  # pyusb ships no ty
                          interval=handle.device.interval(ep)).data  # fmt: skip
 
     def _urb(self, handle: _Handle, timeout_ms: int, **urb: Any) -> UrbCompleted:
-        if handle.closed or not handle.device.alive:
-            raise _gone()
-        seconds = timeout_ms / 1000 if timeout_ms > 0 else None  # 0: no limit, as libusb
-        connection = handle.device.connection
-
-        async def run() -> UrbCompleted:
-            return await connection.transfer(timeout=seconds, **urb)
-
-        try:
-            done = self._run(run)
-        except TimeoutError:
-            raise usb.core.USBTimeoutError("Operation timed out", -7, errno.ETIMEDOUT) from None
-        except TransportError:
-            raise _gone() from None
-        if done.status != 0:
-            raise _usb_error(done.status)
-        return done
+        return self._run(lambda: urb_on_loop(handle, timeout_ms, **urb))
 
     @staticmethod
     def _fill(buff: Any, data: bytes) -> int:
@@ -420,4 +404,61 @@ class UsbipBus(usb.backend.IBackend):  # type: ignore[misc]  # pyusb ships no ty
         return len(data)
 
 
-__all__ = ["RemoteDevice", "UsbipBus", "read_descriptors"]
+async def urb_on_loop(handle: _Handle, timeout_ms: int, **urb: Any) -> UrbCompleted:
+    """One URB on an opened device, from the event loop, failing as libusb would."""
+    if handle.closed or not handle.device.alive:
+        raise _gone()
+    seconds = timeout_ms / 1000 if timeout_ms > 0 else None  # 0: no limit, as libusb
+    try:
+        done = await handle.device.connection.transfer(timeout=seconds, **urb)
+    except TimeoutError:
+        raise usb.core.USBTimeoutError("Operation timed out", -7, errno.ETIMEDOUT) from None
+    except TransportError:
+        raise _gone() from None
+    if done.status != 0:
+        raise _usb_error(done.status)
+    return done
+
+
+class LoopTransfers:
+    """An opened USB/IP device's data transfers, made from the event loop itself.
+
+    pyusb is blocking, so its calls run in worker threads, and on this bus each one then
+    hops back onto the event loop where the connection lives: two thread hops per URB.
+    On the virtual phone those hops were most of the host's ~2 ms per Request, half a
+    tick of its controller (docs/benchmarks.md, session 7). This gives the same URBs, with
+    the same errors as the pyusb calls raise, without either hop. Only for callers on the
+    loop the bus runs on (as :class:`UsbipBus` requires of every caller anyway).
+    """
+
+    def __init__(self, handle: _Handle):
+        self._handle = handle
+
+    async def write(self, endpoint: int, data: bytes, timeout_ms: int) -> int:
+        device = self._handle.device
+        done = await urb_on_loop(self._handle, timeout_ms, ep=endpoint & 0x0F,
+                                 direction=w.DIR_OUT, data=data,
+                                 interval=device.interval(endpoint))  # fmt: skip
+        return done.actual_length
+
+    async def read(self, endpoint: int, length: int, timeout_ms: int) -> bytes:
+        device = self._handle.device
+        done = await urb_on_loop(self._handle, timeout_ms, ep=endpoint & 0x0F,
+                                 direction=w.DIR_IN, length=length,
+                                 interval=device.interval(endpoint))  # fmt: skip
+        return done.data
+
+
+def loop_transfers(device: Any) -> LoopTransfers | None:
+    """For an opened pyusb device on a :class:`UsbipBus`: its transfers from the loop.
+
+    ``None`` for any other backend (libusb, the simulators): those keep pyusb's calls.
+    """
+    resources = getattr(device, "_ctx", None)  # pyusb's per-device resource manager
+    handle = getattr(resources, "handle", None)
+    if not isinstance(getattr(resources, "backend", None), UsbipBus):
+        return None
+    return LoopTransfers(handle) if isinstance(handle, _Handle) else None
+
+
+__all__ = ["LoopTransfers", "RemoteDevice", "UsbipBus", "loop_transfers", "read_descriptors"]

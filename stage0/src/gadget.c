@@ -54,11 +54,10 @@ static int64_t now_ms(void) {
 
 static unsigned fault_gen(void) { return __atomic_load_n(&G.fault_gen, __ATOMIC_SEQ_CST); }
 
-/* Exact-length endpoint I/O. Returns -ECANCELED once the pump was faulted after ``gen``. */
-static int io_exact_gen(int fd, void *buf, size_t len, bool reading, unsigned gen) {
+int gadget_io_exact(int fd, void *buf, size_t len, bool reading, const unsigned *gen) {
     size_t done = 0;
     while (done < len) {
-        if (fault_gen() != gen) return -ECANCELED;
+        if (gen && fault_gen() != *gen) return -ECANCELED;
         ssize_t n = reading ? read(fd, (char *)buf + done, len - done)
                             : write(fd, (const char *)buf + done, len - done);
         if (n < 0 && errno == EINTR) continue;
@@ -155,10 +154,10 @@ static void *submitter(void *arg) {
         pthread_mutex_unlock(&G.lock);
         uint8_t msg[SMOO_MSG_LEN];
         smoo_encode_request(msg, &sub.request);
-        int rc = io_exact_gen(G.ep_req, msg, sizeof msg, false, gen);
+        int rc = gadget_io_exact(G.ep_req, msg, sizeof msg, false, &gen);
         if (!rc) io_trace_step(sub.request.request_id, IO_TRACE_REQUEST);
         if (!rc && sub.payload_len)
-            rc = payload ? io_exact_gen(G.ep_bulk_in, payload, sub.payload_len, false, gen)
+            rc = payload ? gadget_io_exact(G.ep_bulk_in, payload, sub.payload_len, false, &gen)
                          : -ENOMEM;
         free(payload);
         pthread_mutex_lock(&G.lock);
@@ -226,7 +225,7 @@ static void *responder(void *arg) {
             /* One read of the whole payload: a transfer's boundaries are kept (the socket
              * harness sends one message per transfer). At most max_io_bytes, checked above. */
             uint8_t *scratch = malloc((size_t)drain);
-            int rc = scratch ? io_exact_gen(G.ep_bulk_out, scratch, (size_t)drain, true, gen)
+            int rc = scratch ? gadget_io_exact(G.ep_bulk_out, scratch, (size_t)drain, true, &gen)
                              : -ENOMEM;
             free(scratch);
             pthread_mutex_lock(&G.lock);
@@ -238,7 +237,7 @@ static void *responder(void *arg) {
         if (res == BRIDGE_RESP_NEED_BULK) {
             /* Straight into the reply's buffer: the lease keeps it allocated even if the
              * op is failed or replayed meanwhile, and then the bytes are not used. */
-            int rc = io_exact_gen(G.ep_bulk_out, dst, len, true, gen);
+            int rc = gadget_io_exact(G.ep_bulk_out, dst, len, true, &gen);
             pthread_mutex_lock(&G.lock);
             G.resp_in_bulk = false;
             bool used = bridge_bulk_release(&G.bridge, &lease, rc == 0);

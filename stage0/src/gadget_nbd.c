@@ -13,19 +13,6 @@
 #include "io_trace.h"
 #include "log.h"
 
-/* A SIGUSR1 kick (a pump fault) that lands here only restarts the read or write. */
-int gadget_io_exact(int fd, void *buf, size_t len, bool reading) {
-    size_t done = 0;
-    while (done < len) {
-        ssize_t n = reading ? read(fd, (char *)buf + done, len - done)
-                            : write(fd, (const char *)buf + done, len - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return n == 0 ? -EPIPE : -errno;
-        done += (size_t)n;
-    }
-    return 0;
-}
-
 void gadget_flush_replies(void) {
     for (;;) {
         struct bridge_reply reply;
@@ -40,8 +27,8 @@ void gadget_flush_replies(void) {
         /* Several threads write replies; one popped before its export stopped must not
          * reach the next export's socket (often the same fd number). */
         if (gen == __atomic_load_n(&G.export_gen, __ATOMIC_SEQ_CST) &&
-            (gadget_io_exact(G.sock, header, sizeof header, false) ||
-             (reply.data_len && gadget_io_exact(G.sock, reply.data, reply.data_len, false))))
+            (gadget_io_exact(G.sock, header, sizeof header, false, NULL) ||
+             (reply.data_len && gadget_io_exact(G.sock, reply.data, reply.data_len, false, NULL))))
             log_err("NBD reply for handle %llu not written", (unsigned long long)reply.handle);
         pthread_mutex_unlock(&G.sock_write);
         io_trace_nbd_out(reply.handle, reply.error);
@@ -75,7 +62,7 @@ static void *nbd_reader(void *arg) {
     for (;;) {
         uint8_t header[NBD_WIRE_REQUEST_LEN];
         struct nbd_wire_request rq;
-        if (gadget_io_exact(G.sock, header, sizeof header, true)) break;
+        if (gadget_io_exact(G.sock, header, sizeof header, true, NULL)) break;
         int64_t in_us = io_trace_enabled ? io_trace_now_us() : 0;
         if (nbd_decode_request(header, sizeof header, &rq)) {
             log_err("NBD request with a bad magic; stopping the bridge");
@@ -85,7 +72,7 @@ static void *nbd_reader(void *arg) {
         uint8_t *payload = NULL;
         if ((rq.type & 0xffff) == NBDW_WRITE && rq.len) {
             payload = malloc(rq.len);
-            if (!payload || gadget_io_exact(G.sock, payload, rq.len, true)) {
+            if (!payload || gadget_io_exact(G.sock, payload, rq.len, true, NULL)) {
                 free(payload);
                 break;
             }

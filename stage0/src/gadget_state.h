@@ -44,9 +44,13 @@ struct gadget_state {
 
 extern struct gadget_state G;
 
+/* gadget.c */
+/* Exact-length I/O. With `gen` (endpoint I/O), -ECANCELED once the pump was faulted after
+ * *gen; without (the NBD socket, which a pump fault does not end), a SIGUSR1 kick only
+ * restarts the read or write. */
+int gadget_io_exact(int fd, void *buf, size_t len, bool reading, const unsigned *gen);
+
 /* gadget_nbd.c */
-/* Exact-length I/O on the NBD socket, which a pump fault does not cancel. */
-int gadget_io_exact(int fd, void *buf, size_t len, bool reading);
 /* Write every reply the bridge has ready (any thread; replies may go out in any order). */
 void gadget_flush_replies(void);
 /* The responder completed something: the reply thread writes it. Callers hold G.lock. */

@@ -31,6 +31,7 @@ with the same errors (:class:`~fastboop.transports.usbip_bus.LoopTransfers`).
 from __future__ import annotations
 
 import errno
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -217,14 +218,7 @@ class UsbGadgetLink:
 
     async def interrupt_in(self, length: int) -> bytes:
         poll = _millis(self._timeouts.poll)
-        if self._loop is not None:
-            loop = self._loop
-            while True:
-                try:
-                    return await self._direct(
-                        lambda: loop.read(self._ep.interrupt_in, length, poll), "interrupt IN")
-                except usb.core.USBTimeoutError:
-                    continue  # an empty slice: nothing moved (see the module docstring)
+        loop = self._loop
 
         def run() -> bytes | None:
             try:
@@ -233,8 +227,16 @@ class UsbGadgetLink:
                 return None  # one packet or nothing: an empty slice moved no data
             return bytes(data)
 
+        async def run_on_loop() -> bytes | None:
+            assert loop is not None
+            try:
+                return await loop.read(self._ep.interrupt_in, length, poll)
+            except usb.core.USBTimeoutError:
+                return None  # the same empty slice
+
         while True:
-            data = await self._run(run)
+            data = await (self._direct(run_on_loop, "interrupt IN") if loop is not None
+                          else self._run(run))  # fmt: skip
             if data is not None:
                 return data
 
@@ -247,19 +249,12 @@ class UsbGadgetLink:
         if loop is not None:
             data = await self._direct(lambda: loop.read(self._ep.bulk_in, length, limit),
                                       "bulk IN")  # fmt: skip
-            if len(data) != length:
-                raise self._fail(f"bulk IN moved {len(data)} of {length} bytes; "
-                                 "the link must be re-established")
-            return data
-
-        def run() -> bytes:
-            data = bytes(self._device.read(self._ep.bulk_in, length, limit))
-            if len(data) != length:
-                raise self._fail(f"bulk IN moved {len(data)} of {length} bytes; "
-                                 "the link must be re-established")
-            return data
-
-        return await self._run(run, what="bulk IN")
+        else:
+            endpoint = self._ep.bulk_in
+            data = await self._run(lambda: bytes(self._device.read(endpoint, length, limit)),
+                                   what="bulk IN")  # fmt: skip
+        self._require_whole("bulk IN", len(data), length)
+        return data
 
     async def bulk_out(self, data: bytes) -> None:
         await self._write(self._ep.bulk_out, data, "bulk OUT")
@@ -269,18 +264,10 @@ class UsbGadgetLink:
         loop = self._loop
         if loop is not None:
             sent = await self._direct(lambda: loop.write(endpoint, data, limit), what)
-            if sent != len(data):
-                raise self._fail(f"{what} moved {sent} of {len(data)} bytes; "
-                                 "the link must be re-established")
-            return
-
-        def run() -> None:
-            sent = self._device.write(endpoint, data, limit)
-            if sent != len(data):
-                raise self._fail(f"{what} moved {sent} of {len(data)} bytes; "
-                                 "the link must be re-established")
-
-        await self._run(run, what=what)
+        else:
+            sent = await self._run(lambda: int(self._device.write(endpoint, data, limit)),
+                                   what=what)  # fmt: skip
+        self._require_whole(what, sent, len(data))
 
     async def aclose(self) -> None:
         if self._failed == "link is closed":
@@ -300,15 +287,19 @@ class UsbGadgetLink:
 
     # --- plumbing --------------------------------------------------------------------------
 
+    def _require_whole(self, what: str, moved: int, wanted: int) -> None:
+        """A data transfer moves all its bytes or breaks the link: part of a payload may
+        have moved, and re-issuing the rest would desynchronise the stream."""
+        if moved != wanted:
+            raise self._fail(f"{what} moved {moved} of {wanted} bytes; "
+                             "the link must be re-established")
+
     async def _direct(self, transfer: Callable[[], Awaitable[T]], what: str) -> T:
-        """A data transfer on the loop, failing as :meth:`_call` does (an interrupt-IN
-        slice's ``USBTimeoutError`` is the caller's to take)."""
+        """A data transfer on the loop, failing as :meth:`_call` does."""
         self._check()
         try:
             return await transfer()
         except usb.core.USBTimeoutError:
-            if what == "interrupt IN":
-                raise
             raise self._fail(f"{what} timed out; the link must be re-established") from None
         except usb.core.USBError as error:
             raise self._error(error, f"{what} failed") from None
@@ -370,11 +361,10 @@ async def open_gadget_link(
         await anyio.to_thread.run_sync(
             lambda: link.claim(attempts=attempts, retry_delay=retry_delay)
         )
-        backend = getattr(getattr(device, "_ctx", None), "backend", None)
-        if type(backend).__name__ == "UsbipBus":  # only then import the USB/IP bus
-            from fastboop.transports.usbip_bus import loop_transfers
-
-            link._loop = loop_transfers(device)
+        # A device on a USB/IP bus means that bus's module is loaded; never import it here.
+        usbip_bus = sys.modules.get("fastboop.transports.usbip_bus")
+        if usbip_bus is not None:
+            link._loop = usbip_bus.loop_transfers(device)
     except BaseException:
         with anyio.CancelScope(shield=True):
             await link.aclose()

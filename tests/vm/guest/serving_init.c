@@ -128,24 +128,36 @@ static void mount_reference(void) {
 
 /* Print (and with `vmbench.read_ahead_kb=N`, first set) a block device's queue settings:
  * the served and the local device are compared as the kernel and stage0 set them up. */
+/* One of a block device's queue settings, as text without its newline ("?" if unreadable). */
+static const char *queue_get(const char *device, const char *name, char *value, size_t cap) {
+    char path[128];
+    snprintf(path, sizeof path, "/sys/block/%s/queue/%s", device, name);
+    int fd = open(path, O_RDONLY);
+    ssize_t n = fd >= 0 ? read(fd, value, cap - 1) : -1;
+    if (fd >= 0) close(fd);
+    if (n <= 0) return "?";
+    value[n] = 0;
+    value[strcspn(value, "\n")] = 0;
+    return value;
+}
+
+static void queue_set(const char *device, const char *name, const char *value) {
+    char path[128];
+    snprintf(path, sizeof path, "/sys/block/%s/queue/%s", device, name);
+    int fd = open(path, O_WRONLY);
+    if (fd < 0 || dprintf(fd, "%s", value) < 0) fail(path);
+    close(fd);
+}
+
 static void queue_settings(const char *device, long read_ahead_kb) {
-    char path[128], value[2][32] = {"?", "?"};
-    static const char *const names[2] = {"read_ahead_kb", "max_sectors_kb"};
+    char value[2][32];
     if (read_ahead_kb > 0) {
-        snprintf(path, sizeof path, "/sys/block/%s/queue/read_ahead_kb", device);
-        int fd = open(path, O_WRONLY);
-        if (fd < 0 || dprintf(fd, "%ld", read_ahead_kb) < 0) fail(path);
-        close(fd);
+        snprintf(value[0], sizeof value[0], "%ld", read_ahead_kb);
+        queue_set(device, "read_ahead_kb", value[0]);
     }
-    for (int i = 0; i < 2; i++) {
-        snprintf(path, sizeof path, "/sys/block/%s/queue/%s", device, names[i]);
-        int fd = open(path, O_RDONLY);
-        ssize_t n = fd >= 0 ? read(fd, value[i], sizeof value[i] - 1) : -1;
-        if (fd >= 0) close(fd);
-        value[i][n > 0 ? strcspn(value[i], "\n") : 1] = 0;
-    }
-    say("VMBENCH queue device=%s read_ahead_kb=%s max_sectors_kb=%s\n", device, value[0],
-        value[1]);
+    say("VMBENCH queue device=%s read_ahead_kb=%s max_sectors_kb=%s\n", device,
+        queue_get(device, "read_ahead_kb", value[0], sizeof value[0]),
+        queue_get(device, "max_sectors_kb", value[1], sizeof value[1]));
 }
 
 static void drop_caches(void) {
@@ -378,15 +390,10 @@ static void *nbd_local_do_it(void *device) {
 
 /* The queue setting `name` of nbd0, copied to nbd1. */
 static void copy_queue_setting(const char *name) {
-    char path[128], value[32];
-    snprintf(path, sizeof path, "/sys/block/nbd0/queue/%s", name);
-    int fd = open(path, O_RDONLY);
-    ssize_t n = fd >= 0 ? read(fd, value, sizeof value - 1) : -1;
-    if (fd >= 0) close(fd);
-    snprintf(path, sizeof path, "/sys/block/nbd1/queue/%s", name);
-    fd = n > 0 ? open(path, O_WRONLY) : -1;
-    if (fd < 0 || write(fd, value, (size_t)n) != n) fail(path);
-    close(fd);
+    char value[32];
+    const char *text = queue_get("nbd0", name, value, sizeof value);
+    if (text[0] == '?') fail(name);
+    queue_set("nbd1", name, text);
 }
 
 static void nbd_local_start(void) {

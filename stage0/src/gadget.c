@@ -154,8 +154,10 @@ static void *submitter(void *arg) {
         pthread_mutex_unlock(&G.lock);
         uint8_t msg[SMOO_MSG_LEN];
         smoo_encode_request(msg, &sub.request);
+        /* Stamped before the write: once written, the Response can be read (and stamped
+         * by the other thread) before this thread runs again. */
+        io_trace_step(sub.request.request_id, IO_TRACE_REQUEST);
         int rc = gadget_io_exact(G.ep_req, msg, sizeof msg, false, &gen);
-        if (!rc) io_trace_step(sub.request.request_id, IO_TRACE_REQUEST);
         if (!rc && sub.payload_len)
             rc = payload ? gadget_io_exact(G.ep_bulk_in, payload, sub.payload_len, false, &gen)
                          : -ENOMEM;
@@ -185,7 +187,6 @@ static void *responder(void *arg) {
         struct smoo_response r;
         if (n != SMOO_MSG_LEN || smoo_decode_response(buf, (size_t)n, &r))
             continue; /* e.g. fastboot probes from host daemons in mimic mode (§9) */
-        io_trace_step(r.request_id, IO_TRACE_RESPONSE);
         uint8_t *dst = NULL;
         uint32_t len = 0;
         unsigned slot = 0;
@@ -195,6 +196,9 @@ static void *responder(void *arg) {
             G.have_export ? bridge_on_response(&G.bridge, &r, &dst, &len, &slot)
                           : BRIDGE_RESP_DROPPED;
         if (res == BRIDGE_RESP_NEED_BULK) bridge_bulk_lease(&G.bridge, slot, &lease);
+        /* Only a Response the bridge took: a dropped one may carry a reused slot's id. */
+        if (res == BRIDGE_RESP_NEED_BULK || res == BRIDGE_RESP_DONE)
+            io_trace_step(r.request_id, IO_TRACE_RESPONSE);
         /* A dropped OK READ Response is still followed by its payload on bulk OUT
          * (smoo.md §4.3): drain exactly that many bytes, or every later READ would take
          * the previous one's data. Duplicates are normal after a recovery (§7.2). */

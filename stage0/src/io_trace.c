@@ -37,15 +37,19 @@ void io_trace_nbd_in(uint64_t handle, uint64_t from, uint32_t len, int64_t at_us
 }
 
 void io_trace_step(unsigned slot, enum io_trace_step step) {
-    if (io_trace_enabled && slot < BRIDGE_MAX_SLOTS) part_at[slot][step] = io_trace_now_us();
+    /* Relaxed atomics: the submitter and the responder stamp one slot from two threads. */
+    if (io_trace_enabled && slot < BRIDGE_MAX_SLOTS)
+        __atomic_store_n(&part_at[slot][step], io_trace_now_us(), __ATOMIC_RELAXED);
 }
 
 void io_trace_part_done(unsigned slot, uint32_t payload_len) {
     if (!io_trace_enabled || slot >= BRIDGE_MAX_SLOTS) return;
-    const int64_t *at = part_at[slot];
+    long long at[IO_TRACE_STEPS];
+    for (unsigned step = 0; step < IO_TRACE_STEPS; step++)
+        at[step] = __atomic_load_n(&part_at[slot][step], __ATOMIC_RELAXED);
     log_info("trace part slot=%u bytes=%u picked=%lld request=%lld response=%lld done=%lld",
-             slot, payload_len, (long long)at[IO_TRACE_PICKED], (long long)at[IO_TRACE_REQUEST],
-             (long long)at[IO_TRACE_RESPONSE], (long long)io_trace_now_us());
+             slot, payload_len, at[IO_TRACE_PICKED], at[IO_TRACE_REQUEST],
+             at[IO_TRACE_RESPONSE], (long long)io_trace_now_us());
 }
 
 void io_trace_nbd_out(uint64_t handle, uint32_t error) {

@@ -13,8 +13,8 @@
 
 enum io_trace_step {
     IO_TRACE_PICKED,   /* the submitter took the part for the wire */
-    IO_TRACE_REQUEST,  /* its Request is written on interrupt IN */
-    IO_TRACE_RESPONSE, /* its Response is read from interrupt OUT */
+    IO_TRACE_REQUEST,  /* its Request goes to interrupt IN (the write starts) */
+    IO_TRACE_RESPONSE, /* its Response is read from interrupt OUT and taken by the bridge */
     IO_TRACE_STEPS,
 };
 

@@ -241,10 +241,14 @@ class BootFailed(Event, frozen=True, tag="boot_failed"):
 
 
 class GadgetFound(Event, frozen=True, tag="gadget_found"):
-    """The booted phone's smoo gadget is on the bus and claimed: serving starts."""
+    """The booted phone's smoo gadget is on the bus and claimed: serving starts.
+
+    The gadget's smoo session id is not known yet: it arrives with the handshake, in the
+    smoo host's ``Connected`` event. Journals written when this carried an always-zero
+    ``session_id`` still read (unknown fields are ignored).
+    """
 
     device: DeviceAddress
-    session_id: int = 0
 
 
 class GadgetLost(Event, frozen=True, tag="gadget_lost"):

@@ -134,6 +134,21 @@ def test_upcaster_rewrites_old_records(tmp_path: Path) -> None:
     assert journal.records[0].body == ev.BootloaderMessage(text="erasing nothing")
 
 
+def test_dropped_field_of_an_older_journal_is_ignored(tmp_path: Path) -> None:
+    """``gadget_found`` once carried a ``session_id`` that was always 0; journals written
+    then still read, at the same schema version (a dropped field needs no upcaster)."""
+    path = tmp_path / "older.fbj"
+    device = ev.DeviceAddress(transport="usb", location="1-2", vid=0x1D6B, pid=0x0104)
+    with JournalWriter(path, make_header()) as writer:
+
+        class OldGadgetFound(msgspec.Struct, tag="gadget_found", tag_field="type"):
+            device: ev.DeviceAddress
+            session_id: int = 0
+
+        writer.append(OldGadgetFound(device=device), 0)  # type: ignore[arg-type]
+    assert read_journal(path).records[0].body == ev.GadgetFound(device=device)
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.data())
 def test_fuzzed_journals_only_raise_typed_errors(

@@ -10,6 +10,8 @@ from fastboop.smoo import protocol as p
 from fastboop.smoo.fifo import Fifo
 from fastboop.transports.oneshot import OneShot
 
+from .helpers import HANG_GUARD
+
 pytestmark = pytest.mark.anyio
 
 
@@ -21,7 +23,7 @@ async def test_fifo_keeps_order_and_wakes_its_consumer() -> None:
         for _ in range(5):
             got.append(await fifo.get())
 
-    with anyio.fail_after(5):
+    with anyio.fail_after(HANG_GUARD):
         async with anyio.create_task_group() as tg:
             tg.start_soon(consume)
             await anyio.sleep(0.01)  # the consumer is parked on an empty FIFO
@@ -36,7 +38,7 @@ async def test_fifo_keeps_order_and_wakes_its_consumer() -> None:
 async def test_closing_a_fifo_fails_its_consumer_and_producers() -> None:
     fifo: Fifo[bytes] = Fifo()
     fifo.put(b"dropped")
-    with anyio.fail_after(5):
+    with anyio.fail_after(HANG_GUARD):
         async with anyio.create_task_group() as tg:
             async def consume() -> None:
                 assert await fifo.get() == b"dropped"
@@ -56,12 +58,12 @@ async def test_sim_slot_waiters_queue_and_survive_cancellation() -> None:
     """No host: I/Os park in their slots; a cancelled waiter must not leak or steal one."""
     gadget = SimGadget(capacity=2)
     gadget.exports = {7: p.ExportSpec(7, 512, 512 * 8)}
-    with anyio.fail_after(5):
+    with anyio.fail_after(HANG_GUARD):
         async with anyio.create_task_group() as tg:
             for lba in range(2):
                 tg.start_soon(gadget.read, 7, lba, 1)
-            await anyio.sleep(0.01)
-            assert gadget.inflight == 2
+            while gadget.inflight < 2:  # both readers hold a slot (however slow the start)
+                await anyio.sleep(0.001)
             with anyio.move_on_after(0.01):
                 await gadget.read(7, 2, 1)  # waits for a slot, then gives up
             tg.cancel_scope.cancel()
@@ -74,7 +76,7 @@ async def test_oneshot_wakes_its_waiter_and_survives_cancellation() -> None:
     early = OneShot()
     early.set()
     early.set()  # idempotent
-    with anyio.fail_after(5):
+    with anyio.fail_after(HANG_GUARD):
         await early.wait()  # already set: returns (after a checkpoint)
 
         late = OneShot()

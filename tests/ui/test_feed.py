@@ -12,6 +12,8 @@ from fastboop.ui.feed import Feed, frame
 
 pytestmark = pytest.mark.anyio
 
+HANG_GUARD = 30  # seconds; a hang guard, not a speed assertion
+
 
 async def test_a_late_page_gets_history_then_the_tail_then_live_frames() -> None:
     feed = Feed()
@@ -26,17 +28,20 @@ async def test_a_late_page_gets_history_then_the_tail_then_live_frames() -> None
         return frame("console", {"lines": ring.retained(), "reset": True})
 
     got: list[bytes] = []
+    joined = anyio.Event()
 
     async def page() -> None:
         async for data in feed.stream(tail=tail):
             got.append(data)
+            joined.set()  # its first frame: the page is a listener now
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(page)
-        await anyio.sleep(0.05)
-        feed.publish("console", {"lines": ["kernel line 10"]}, keep=False)
-        feed.publish("end", {})
-        feed.close()
+    with anyio.fail_after(HANG_GUARD):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(page)
+            await joined.wait()
+            feed.publish("console", {"lines": ["kernel line 10"]}, keep=False)
+            feed.publish("end", {})
+            feed.close()
     assert got == [
         frame("step", {"n": 1}),
         frame("console", {"lines": ["kernel line 7", "kernel line 8", "kernel line 9"],

@@ -18,6 +18,7 @@ from fastboop.replay.smoo import reserve_smoo, scan_smoo
 from fastboop.replay.smoo_check import SmooDivergence
 from fastboop.sim.gadget import SimGadget
 from fastboop.sim.usb_gadget import SimGadgetUsbBackend
+from fastboop.smoo import events as ev
 from fastboop.smoo.export import Export
 from fastboop.smoo.host import SmooHost
 from fastboop.smoo.traffic import ControlIn, RequestIn, SmooTraffic
@@ -43,7 +44,13 @@ async def test_a_pyusb_served_session_is_journaled_and_replays(tmp_path: Path) -
     bus = SimGadgetUsbBackend(gadgets=[gadget_device(gadget)])
     journal = tmp_path / "serve.fbj"
     writer = JournalWriter(journal, make_header())
-    host = SmooHost([export], config=FAST,
+    beat = anyio.Event()
+
+    def on_event(event: ev.SmooEvent) -> None:
+        if isinstance(event, ev.HeartbeatStatus):
+            beat.set()
+
+    host = SmooHost([export], config=FAST, on_event=on_event,
                     on_traffic=lambda traffic: writer.append(traffic, 0))  # fmt: skip
     rng = random.Random(5)
     with anyio.fail_after(HANG_GUARD):
@@ -53,12 +60,13 @@ async def test_a_pyusb_served_session_is_journaled_and_replays(tmp_path: Path) -
             await gadget.wait_for_export(eid)
 
             async def reader() -> None:
-                for _ in range(6):
+                for n in range(6):
+                    if n == 3:  # a heartbeat between the reads, however fast they go
+                        await beat.wait()
                     lba = rng.randrange(64)
                     count = rng.randint(1, min(8, 64 - lba))
                     result = await gadget.read(eid, lba, count)
                     assert result.data == image[lba * BS : (lba + count) * BS]
-                    await anyio.sleep(0.01)  # long enough for heartbeats in between
 
             async with anyio.create_task_group() as readers:
                 for _ in range(6):

@@ -11,6 +11,8 @@ import pytest
 from fastboop.rootfs.blockcache import BlockCache
 from fastboop.rootfs.errors import CorruptImageError
 
+HANG_GUARD = 30  # seconds; a hang guard, not a speed assertion
+
 
 def test_concurrent_readers_of_one_block_decode_it_once() -> None:
     calls: list[int] = []
@@ -33,22 +35,28 @@ def test_concurrent_readers_of_one_block_decode_it_once() -> None:
 
 def test_a_failed_decode_is_not_cached_and_waiters_try_again() -> None:
     attempts: list[int] = []
-    gate = threading.Event()
+    decoding, gate, asking = threading.Event(), threading.Event(), threading.Event()
 
     def decode(number: int) -> bytes:
         attempts.append(number)
         if len(attempts) == 1:
-            gate.wait(1)
+            decoding.set()
+            gate.wait(HANG_GUARD)
             raise CorruptImageError("xz: bad block check")
         return b"x" * 10
+
+    def second_reader() -> bytes:
+        asking.set()
+        return cache.read(0, 10)
 
     cache = BlockCache([(0, 10)], decode)
     with ThreadPoolExecutor(2) as pool:
         first = pool.submit(cache.read, 0, 10)
-        time.sleep(0.05)
-        second = pool.submit(cache.read, 0, 10)
-        time.sleep(0.05)
-        gate.set()
+        assert decoding.wait(HANG_GUARD)  # the first reader holds the block's decode ...
+        second = pool.submit(second_reader)
+        assert asking.wait(HANG_GUARD)
+        time.sleep(0.05)  # ... and the second most likely waits for it (if it comes late,
+        gate.set()  # it finds no decode under way and decodes itself: the same outcome)
         with pytest.raises(CorruptImageError):
             first.result()
         assert second.result() == b"x" * 10

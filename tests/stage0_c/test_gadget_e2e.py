@@ -121,7 +121,9 @@ async def test_io_parks_while_no_host_and_replays_after_reconnect(
                     parked.set()
 
                 tg.start_soon(reads_while_unplugged)
-                await anyio.sleep(0.5)
+                while harness.nbd.outstanding < 10:  # every read is on its way...
+                    await anyio.sleep(0.01)
+                await anyio.sleep(0.5)  # ...and, given time to fail, none does: they park
                 assert not parked.is_set() and harness.nbd.outstanding == 10
                 harness.link.flush_endpoints()
                 async with host_session(host, harness):

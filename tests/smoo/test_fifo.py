@@ -38,15 +38,17 @@ async def test_fifo_keeps_order_and_wakes_its_consumer() -> None:
 async def test_closing_a_fifo_fails_its_consumer_and_producers() -> None:
     fifo: Fifo[bytes] = Fifo()
     fifo.put(b"dropped")
+    took_one = anyio.Event()
     with anyio.fail_after(HANG_GUARD):
         async with anyio.create_task_group() as tg:
             async def consume() -> None:
                 assert await fifo.get() == b"dropped"
+                took_one.set()  # no checkpoint until the next get parks on the empty FIFO
                 with pytest.raises(anyio.ClosedResourceError):
                     await fifo.get()
 
             tg.start_soon(consume)
-            await anyio.sleep(0.01)
+            await took_one.wait()
             fifo.close()
     with pytest.raises(anyio.ClosedResourceError):
         fifo.put(b"late")
